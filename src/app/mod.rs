@@ -1,0 +1,211 @@
+//! The egui shell: one tab per model family behind the small [`Tab`] trait, shared audio and
+//! file dialogs, persisted state. `logic` does the work, `ui` only draws.
+
+mod files;
+
+pub use files::{FileRequest, PathField};
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::audio::engine::Playback;
+
+/// What every tab may use: audio, notices for the status bar, where the default models live.
+pub struct Shared {
+    pub audio: Playback,
+    pub notices: Vec<Notice>,
+    pub models_dir: PathBuf,
+    /// threads a training job may use; the rest stay with the UI and audio
+    pub train_threads: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct Notice {
+    pub text: String,
+    pub error: bool,
+    pub at: Instant,
+}
+
+impl Shared {
+    pub fn info(&mut self, text: impl Into<String>) {
+        self.notices.push(Notice { text: text.into(), error: false, at: Instant::now() });
+    }
+    pub fn error(&mut self, text: impl Into<String>) {
+        let text = text.into();
+        eprintln!("error: {text}");
+        self.notices.push(Notice { text, error: true, at: Instant::now() });
+    }
+}
+
+/// One model family's panel.
+pub trait Tab {
+    fn title(&self) -> &'static str;
+    /// Work that is not drawing: drain background results, apply the commands of the last frame.
+    fn logic(&mut self, ctx: &egui::Context, shared: &mut Shared);
+    /// Draw; widgets only record commands.
+    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared);
+    /// Something runs in the background: keep frames coming.
+    fn busy(&self) -> bool {
+        false
+    }
+    fn persist(&self) -> serde_json::Value;
+    fn restore(&mut self, state: serde_json::Value);
+}
+
+#[derive(Clone, Debug)]
+pub struct AppOptions {
+    pub models_dir: PathBuf,
+    /// open the sound card (off in tests: they render audio offline)
+    pub open_audio: bool,
+    pub train_threads: usize,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        Self { models_dir: find_models_dir(), open_audio: true, train_threads: (cores - 1).max(1) }
+    }
+}
+
+/// `models/` beside the working directory, beside the executable, or in the source tree.
+pub fn find_models_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("LATENT_LAB_MODELS") {
+        return PathBuf::from(dir);
+    }
+    let mut candidates = vec![PathBuf::from("models")];
+    if let Ok(exe) = std::env::current_exe() {
+        for up in exe.ancestors().skip(1).take(4) {
+            candidates.push(up.join("models"));
+        }
+    }
+    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("models"));
+    candidates.into_iter().find(|p| p.is_dir()).unwrap_or_else(|| PathBuf::from("models"))
+}
+
+pub struct App {
+    pub tabs: Vec<Box<dyn Tab>>,
+    pub active: usize,
+    pub shared: Shared,
+    frame_times: std::collections::VecDeque<f32>,
+    last_frame: Option<Instant>,
+}
+
+const STORAGE_ACTIVE: &str = "active_tab";
+
+impl App {
+    pub fn new(cc: &eframe::CreationContext<'_>, options: AppOptions) -> Self {
+        let mut app = Self::headless(options);
+        if let Some(storage) = cc.storage {
+            app.restore_from(|key| storage.get_string(key));
+        }
+        app
+    }
+
+    /// The app without a window (tests build it this way too, through `new`).
+    pub fn headless(options: AppOptions) -> Self {
+        let audio = if options.open_audio { Playback::open() } else { Playback::offline("audio disabled") };
+        let mut shared = Shared { audio, notices: Vec::new(), models_dir: options.models_dir, train_threads: options.train_threads };
+        let tabs: Vec<Box<dyn Tab>> = vec![Box::new(crate::sps_music::view::PitchTab::new(&mut shared))];
+        Self { tabs, active: 0, shared, frame_times: Default::default(), last_frame: None }
+    }
+
+    fn restore_from(&mut self, get: impl Fn(&str) -> Option<String>) {
+        if let Some(a) = get(STORAGE_ACTIVE).and_then(|s| s.parse::<usize>().ok()) {
+            self.active = a.min(self.tabs.len() - 1);
+        }
+        for tab in &mut self.tabs {
+            if let Some(v) = get(tab.title()).and_then(|s| serde_json::from_str(&s).ok()) {
+                tab.restore(v);
+            }
+        }
+    }
+
+    /// 95th percentile of the recent frame-to-frame times, in ms.
+    pub fn frame_time_p95(&self) -> Option<f32> {
+        if self.frame_times.len() < 10 {
+            return None;
+        }
+        let mut v: Vec<f32> = self.frame_times.iter().copied().collect();
+        v.sort_by(f32::total_cmp);
+        Some(v[(v.len() * 95 / 100).min(v.len() - 1)])
+    }
+
+    fn status_bar(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            let audio = self.shared.audio.status_line();
+            let color = if self.shared.audio.is_live() { ui.visuals().weak_text_color() } else { ui.visuals().warn_fg_color };
+            ui.colored_label(color, audio);
+            ui.separator();
+            self.shared.notices.retain(|n| n.at.elapsed() < Duration::from_secs(if n.error { 30 } else { 8 }));
+            if let Some(n) = self.shared.notices.last() {
+                let color = if n.error { ui.visuals().error_fg_color } else { ui.visuals().text_color() };
+                ui.colored_label(color, &n.text);
+            }
+        });
+    }
+}
+
+impl eframe::App for App {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        let now = Instant::now();
+        if let Some(last) = self.last_frame {
+            self.frame_times.push_back(now.duration_since(last).as_secs_f32() * 1e3);
+            if self.frame_times.len() > 240 {
+                self.frame_times.pop_front();
+            }
+        }
+        self.last_frame = Some(now);
+        for tab in &mut self.tabs {
+            tab.logic(ctx, &mut self.shared);
+        }
+        if self.tabs.iter().any(|t| t.busy()) {
+            ctx.request_repaint_after(Duration::from_millis(30));
+        }
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        egui::Panel::top("tabs").show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.heading("latent-lab");
+                ui.separator();
+                for (i, tab) in self.tabs.iter().enumerate() {
+                    if ui.selectable_label(self.active == i, tab.title()).clicked() {
+                        self.active = i;
+                    }
+                }
+            });
+        });
+        egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
+        egui::CentralPanel::default().show(ui, |ui| {
+            if let Some(tab) = self.tabs.get_mut(self.active) {
+                tab.ui(ui, &mut self.shared);
+            }
+        });
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        storage.set_string(STORAGE_ACTIVE, self.active.to_string());
+        for tab in &self.tabs {
+            storage.set_string(tab.title(), tab.persist().to_string());
+        }
+    }
+}
+
+/// Open the window. Without a display, say so and name the headless subcommands.
+pub fn run_window() -> Result<(), crate::cli::CliError> {
+    if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
+        return Err(crate::cli::CliError::Failed(anyhow::anyhow!(
+            "no display (DISPLAY and WAYLAND_DISPLAY are unset); headless subcommands: train, eval, export, import, bench, encode, decode (see --help)"
+        )));
+    }
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("latent-lab")
+            .with_inner_size([1280.0, 820.0])
+            .with_min_inner_size([900.0, 600.0]),
+        persist_window: true,
+        ..Default::default()
+    };
+    eframe::run_native("latent-lab", options, Box::new(|cc| Ok(Box::new(App::new(cc, AppOptions::default())))))
+        .map_err(|e| crate::cli::CliError::Failed(anyhow::anyhow!("cannot open the window: {e}")))
+}

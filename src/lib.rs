@@ -1,0 +1,10 @@
+//! latent-lab: look inside the latent spaces of models that learn interpretable factors from symmetry.
+
+pub mod app;
+pub mod audio;
+pub mod cli;
+pub mod figures;
+pub mod metrics;
+pub mod nn;
+pub mod sps_music;
+pub mod worker;

@@ -1,0 +1,118 @@
+//! The `latent-lab` binary: with no subcommand it opens the window; subcommands work headless.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use latent_lab::cli::{self, CliError};
+
+#[derive(Parser)]
+#[command(name = "latent-lab", version, about = "Look inside the latent spaces of models that learn interpretable factors from symmetry")]
+struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a model and save it as a checkpoint
+    Train {
+        family: String,
+        #[arg(long, default_value = "fast")]
+        preset: String,
+        /// data source: a generator name (soundfont) or soundfont:PATH.sf2, wav-dir:DIR
+        #[arg(long)]
+        data: Option<String>,
+        #[arg(long)]
+        steps: Option<u64>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// training threads (default: every core)
+        #[arg(long)]
+        threads: Option<usize>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Metrics of a checkpoint (the family comes from its metadata)
+    Eval {
+        file: PathBuf,
+        #[arg(long)]
+        data: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a figure, audio or image of a checkpoint
+    Export {
+        file: PathBuf,
+        /// sps-music: embedding (.png .svg), traversal (.png .svg .wav), scale (.wav)
+        #[arg(long)]
+        figure: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Convert a PyTorch checkpoint of the papers' official code
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        family: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Measure speed: train-step, decode, latency
+    Bench {
+        family: String,
+        #[arg(long, default_value = "decode")]
+        what: String,
+        #[arg(long, default_value = "fast")]
+        preset: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Inputs (the model's own layout, .npy) to latent means (.npy)
+    Encode {
+        file: PathBuf,
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Latents (.npy) to outputs: raw array (.npy), image (.png) or audio (.wav)
+    Decode {
+        file: PathBuf,
+        #[arg(long)]
+        latents: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let result = match args.command {
+        None => latent_lab::app::run_window(),
+        Some(Command::Train { family, preset, data, steps, seed, threads, out }) => {
+            cli::train(&family, &preset, data.as_deref(), steps, seed, threads, &out)
+        }
+        Some(Command::Eval { file, data, json }) => cli::eval(&file, data.as_deref(), json),
+        Some(Command::Export { file, figure, out }) => cli::export(&file, &figure, &out),
+        Some(Command::Import { file, family, out }) => cli::import(&file, &family, &out),
+        Some(Command::Bench { family, what, preset, json }) => cli::bench(&family, &what, &preset, json),
+        Some(Command::Encode { file, input, out }) => cli::encode(&file, &input, &out),
+        Some(Command::Decode { file, latents, out }) => cli::decode(&file, &latents, &out),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::BadInput(e)) => {
+            eprintln!("error: {}", one_line(&e));
+            ExitCode::from(2)
+        }
+        Err(CliError::Failed(e)) => {
+            eprintln!("error: {}", one_line(&e));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn one_line(e: &anyhow::Error) -> String {
+    format!("{e:#}").replace('\n', " ")
+}

@@ -1,0 +1,237 @@
+//! Layers and helpers shared by the models: PyTorch-named layers, losses, and the checkpoint format.
+
+pub mod checkpoint;
+
+use candle_core::{D, DType, Device, Module, Result, Tensor};
+use candle_nn::{Init, Linear, VarBuilder, VarMap};
+
+/// A dense layer with PyTorch's default initialisation (uniform in +-1/sqrt(fan_in) for weight and bias).
+pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
+    let bound = 1.0 / (in_dim as f64).sqrt();
+    let init = Init::Uniform { lo: -bound, up: bound };
+    let weight = vb.get_with_hints((out_dim, in_dim), "weight", init)?;
+    let bias = vb.get_with_hints(out_dim, "bias", init)?;
+    Ok(Linear::new(weight, Some(bias)))
+}
+
+/// A 2-D convolution stored as PyTorch stores it (out, in, kh, kw), applied to inputs whose
+/// width equals the kernel width, so it is a 1-D convolution along the height with the
+/// width folded into the channels. This is how the SPS music encoder sees a 513x5 note.
+pub struct HeightConv {
+    weight: Tensor,
+    bias: Tensor,
+    stride: usize,
+    pad: usize,
+}
+
+impl HeightConv {
+    pub fn new(
+        c_in: usize,
+        c_out: usize,
+        (kh, kw): (usize, usize),
+        stride: usize,
+        pad: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let bound = 1.0 / ((c_in * kh * kw) as f64).sqrt();
+        let init = Init::Uniform { lo: -bound, up: bound };
+        let weight = vb.get_with_hints((c_out, c_in, kh, kw), "weight", init)?;
+        let bias = vb.get_with_hints(c_out, "bias", init)?;
+        Ok(Self { weight, bias, stride, pad })
+    }
+
+    /// x: (N, C_in*W, H) -> (N, C_out, H_out)
+    pub fn forward_1d(&self, x: &Tensor) -> Result<Tensor> {
+        // Derived from the variable on every call so that training updates are seen.
+        // (out, in, kh, kw) -> (out, in*kw, kh): channel index = in*kw + w, matching the input fold.
+        let (c_out, c_in, kh, kw) = self.weight.dims4()?;
+        let weight_1d = self
+            .weight
+            .permute((0, 1, 3, 2))?
+            .reshape((c_out, c_in * kw, kh))?;
+        let y = x.conv1d(&weight_1d, self.pad, self.stride, 1, 1)?;
+        y.broadcast_add(&self.bias.reshape((1, (), 1))?)
+    }
+}
+
+/// A transposed 2-D convolution stored as PyTorch stores it (in, out, kh, kw), applied to
+/// inputs of width 1 along the height: the width of the kernel becomes the output width.
+/// Implemented as one matrix product and an overlap-add so it is differentiable and fast
+/// on the CPU (candle has no backward pass for its 1-D transposed convolution).
+pub struct HeightConvTranspose {
+    /// (in, out, kh, kw), as PyTorch stores it
+    weight: Tensor,
+    bias: Tensor,
+    c_out: usize,
+    kw: usize,
+    kh: usize,
+    stride: usize,
+    pad: usize,
+}
+
+impl HeightConvTranspose {
+    pub fn new(
+        c_in: usize,
+        c_out: usize,
+        (kh, kw): (usize, usize),
+        stride: usize,
+        pad: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        // PyTorch computes fan_in from weight.size(1) * kh * kw for transposed convs.
+        let bound = 1.0 / ((c_out * kh * kw) as f64).sqrt();
+        let init = Init::Uniform { lo: -bound, up: bound };
+        let weight = vb.get_with_hints((c_in, c_out, kh, kw), "weight", init)?;
+        let bias = vb.get_with_hints(c_out, "bias", init)?;
+        Ok(Self { weight, bias, c_out, kw, kh, stride, pad })
+    }
+
+    /// x: (N, C_in, L) -> (N, C_out*kw, L_out) with L_out = (L-1)*stride - 2*pad + kh; the
+    /// channel index is out*kw + w.
+    pub fn forward_1d(&self, x: &Tensor) -> Result<Tensor> {
+        let (n, c_in, l) = x.dims3()?;
+        let s = self.stride;
+        let kh_padded = self.kh.div_ceil(s) * s;
+        let m = kh_padded / s;
+        let cw = self.c_out * self.kw;
+        // (in, out, kh, kw) -> (in, out, kw, kh) -> kh padded to a multiple of the stride
+        let w = self.weight.permute((0, 1, 3, 2))?;
+        let w = if kh_padded > self.kh { w.pad_with_zeros(3, 0, kh_padded - self.kh)? } else { w };
+        let weight_mat = w.reshape((c_in, cw * kh_padded))?;
+        // (N*L, C_in) x (C_in, cw*kh_padded)
+        let cols = x
+            .transpose(1, 2)?
+            .reshape((n * l, c_in))?
+            .matmul(&weight_mat)?
+            .reshape((n, l, cw, m, s))?;
+        // Overlap-add: output block b (of `s` samples) gets tap group q from input position b - q.
+        let mut out: Option<Tensor> = None;
+        for q in 0..m {
+            let part = cols.narrow(3, q, 1)?.squeeze(3)?; // (n, l, cw, s)
+            let part = part.pad_with_zeros(1, q, m - 1 - q)?; // (n, l+m-1, cw, s)
+            out = Some(match out {
+                None => part,
+                Some(acc) => (acc + part)?,
+            });
+        }
+        let out = out.expect("m >= 1 because kh >= 1"); // m = ceil(kh/s) >= 1
+        // (n, l+m-1, cw, s) -> (n, cw, (l+m-1)*s)
+        let full_len = (l + m - 1) * s;
+        let out = out.permute((0, 2, 1, 3))?.reshape((n, cw, full_len))?;
+        let l_out = (l - 1) * s + self.kh - 2 * self.pad;
+        let out = out.narrow(2, self.pad, l_out)?;
+        let bias = self
+            .bias
+            .reshape((self.c_out, 1))?
+            .repeat((1, self.kw))?
+            .reshape((1, cw, 1))?;
+        out.broadcast_add(&bias)
+    }
+}
+
+/// PyTorch's nn.RNN, one layer, tanh, batch first, stepped one time step at a time.
+pub struct Rnn {
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor,
+    b_hh: Tensor,
+    pub hidden: usize,
+}
+
+impl Rnn {
+    pub fn new(input: usize, hidden: usize, vb: VarBuilder) -> Result<Self> {
+        let bound = 1.0 / (hidden as f64).sqrt();
+        let init = Init::Uniform { lo: -bound, up: bound };
+        let w_ih = vb.get_with_hints((hidden, input), "weight_ih_l0", init)?;
+        let w_hh = vb.get_with_hints((hidden, hidden), "weight_hh_l0", init)?;
+        let b_ih = vb.get_with_hints(hidden, "bias_ih_l0", init)?;
+        let b_hh = vb.get_with_hints(hidden, "bias_hh_l0", init)?;
+        Ok(Self { w_ih, w_hh, b_ih, b_hh, hidden })
+    }
+
+    pub fn zero_state(&self, batch: usize, device: &Device) -> Result<Tensor> {
+        Tensor::zeros((batch, self.hidden), DType::F32, device)
+    }
+
+    /// x: (B, input), h: (B, hidden) -> new h
+    pub fn step(&self, x: &Tensor, h: &Tensor) -> Result<Tensor> {
+        let b = (&self.b_ih + &self.b_hh)?;
+        (x.matmul(&self.w_ih.t()?)? + h.matmul(&self.w_hh.t()?)?)?
+            .broadcast_add(&b)?
+            .tanh()
+    }
+}
+
+/// A stack of linear layers with ReLU between them (none after the last), named as the
+/// indices of a PyTorch nn.Sequential that interleaves ReLUs: 0, 2, 4, ...
+pub struct Mlp {
+    layers: Vec<Linear>,
+}
+
+impl Mlp {
+    pub fn new(sizes: &[usize], vb: VarBuilder) -> Result<Self> {
+        let layers = sizes
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| linear(w[0], w[1], vb.pp(2 * i)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { layers })
+    }
+}
+
+impl Module for Mlp {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut h = x.clone();
+        for (i, layer) in self.layers.iter().enumerate() {
+            h = layer.forward(&h)?;
+            if i + 1 < self.layers.len() {
+                h = h.relu()?;
+            }
+        }
+        Ok(h)
+    }
+}
+
+/// Binary cross-entropy summed over all elements, from logits (stable for any logit).
+pub fn bce_with_logits_sum(logits: &Tensor, target: &Tensor) -> Result<Tensor> {
+    let softplus = (logits.relu()? + (logits.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
+    (softplus - (target * logits)?)?.sum_all()
+}
+
+/// Squared error summed over all elements.
+pub fn mse_sum(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    (a - b)?.sqr()?.sum_all()
+}
+
+/// KL divergence of N(mu, exp(logvar)) from N(0, 1), summed.
+pub fn kl_sum(mu: &Tensor, logvar: &Tensor) -> Result<Tensor> {
+    ((logvar.exp()? + mu.sqr()? - logvar)? - 1.0)?.sum_all()? * 0.5
+}
+
+/// Per-dimension KL, averaged over the batch: (N, D) -> (D)
+pub fn kl_per_dim(mu: &Tensor, logvar: &Tensor) -> Result<Tensor> {
+    (((logvar.exp()? + mu.sqr()? - logvar)? - 1.0)? * 0.5)?.mean(0)
+}
+
+/// Softmax over the last dimension.
+pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
+    candle_nn::ops::softmax(x, D::Minus1)
+}
+
+/// A fresh variable map on the CPU, with its builder.
+pub fn new_varmap() -> (VarMap, VarBuilder<'static>) {
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    (varmap, vb)
+}
+
+/// Copies of every variable, detached from the autograd graph, sorted by name.
+pub fn varmap_tensors(varmap: &VarMap) -> Result<Vec<(String, Tensor)>> {
+    let data = varmap.data().lock().map_err(|_| candle_core::Error::Msg("variable map poisoned".into()))?;
+    let mut out = data
+        .iter()
+        .map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?)))
+        .collect::<Result<Vec<_>>>()?;
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}

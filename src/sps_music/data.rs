@@ -1,0 +1,461 @@
+//! SPS notes: major scales rendered from a SoundFont (or from a folder of WAV recordings),
+//! cut into 513x5 log-magnitude frames per note, as in the SPS paper's data recipe.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+
+use crate::audio::dsp::{self, N_BINS, SAMPLE_RATE, Stft};
+use crate::audio::wav;
+
+/// samples of a sounding note (4 hops), the last FADE of them faded out linearly
+pub const NOTE_SAMPLES: usize = 2048;
+pub const FADE: usize = 512;
+/// a note plus one hop of silence
+pub const NOTE_TOTAL: usize = 2560;
+pub const FRAMES_PER_NOTE: usize = 5;
+pub const NOTE_FEATURES: usize = N_BINS * FRAMES_PER_NOTE;
+pub const SEQ_LEN: usize = 15;
+/// semitones above the start of a sequence: a major scale up and down
+pub const SCALE: [i32; SEQ_LEN] = [0, 2, 4, 5, 7, 9, 11, 12, 11, 9, 7, 5, 4, 2, 0];
+pub const START_PITCHES: std::ops::RangeInclusive<i32> = 48..=72;
+pub const DEFAULT_SOUNDFONT: &str = "/usr/share/sounds/sf2/FluidR3_GM.sf2";
+
+/// General MIDI programs used for training, and ones never seen in training.
+pub const TRAIN_PROGRAMS: [(i32, &str); 8] = [
+    (0, "Acoustic Grand Piano"),
+    (6, "Harpsichord"),
+    (19, "Church Organ"),
+    (24, "Nylon Guitar"),
+    (40, "Violin"),
+    (56, "Trumpet"),
+    (71, "Clarinet"),
+    (73, "Flute"),
+];
+pub const UNSEEN_PROGRAMS: [(i32, &str); 4] =
+    [(4, "Electric Piano"), (21, "Accordion"), (65, "Alto Sax"), (68, "Oboe")];
+
+/// held-out sequences of the training instruments start on these pitches
+pub fn is_held_out_start(start: i32) -> bool {
+    start % 4 == 2
+}
+
+/// Where notes come from.
+pub trait NoteSource: Send {
+    fn describe(&self) -> String;
+    /// the instruments to train on, and ones held out entirely
+    fn instruments(&self) -> (Vec<String>, Vec<String>);
+    /// raw samples of one note (NOTE_SAMPLES long) of instrument `index` into the
+    /// concatenation of training and unseen instruments, at MIDI `pitch`
+    fn render_note(&mut self, index: usize, pitch: i32) -> anyhow::Result<Vec<f32>>;
+}
+
+/// Notes rendered with rustysynth from a General MIDI SoundFont.
+pub struct SoundFontSource {
+    path: PathBuf,
+    synth: rustysynth::Synthesizer,
+    programs: Vec<(i32, String)>,
+    n_train: usize,
+}
+
+impl SoundFontSource {
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        let sf = load_soundfont(path)?;
+        let mut settings = rustysynth::SynthesizerSettings::new(SAMPLE_RATE as i32);
+        settings.enable_reverb_and_chorus = false;
+        let synth = rustysynth::Synthesizer::new(&sf, &settings)
+            .map_err(|e| anyhow::anyhow!("{}: cannot start a synthesizer: {e}", path.display()))?;
+        let programs: Vec<(i32, String)> = TRAIN_PROGRAMS
+            .iter()
+            .chain(UNSEEN_PROGRAMS.iter())
+            .map(|(p, n)| (*p, n.to_string()))
+            .collect();
+        Ok(Self { path: path.to_owned(), synth, programs, n_train: TRAIN_PROGRAMS.len() })
+    }
+}
+
+/// Parse a SoundFont, turning any failure (including a panic inside the parser on hostile
+/// bytes) into an error that names the file.
+pub fn load_soundfont(path: &Path) -> anyhow::Result<Arc<rustysynth::SoundFont>> {
+    let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+    let parsed = std::panic::catch_unwind(|| rustysynth::SoundFont::new(&mut bytes.as_slice()));
+    match parsed {
+        Ok(Ok(sf)) if !sf.get_presets().is_empty() => Ok(Arc::new(sf)),
+        Ok(Ok(_)) => bail!("{}: the SoundFont has no presets", path.display()),
+        Ok(Err(e)) => bail!("{}: not a valid SoundFont ({e})", path.display()),
+        Err(_) => bail!("{}: not a valid SoundFont (corrupt data)", path.display()),
+    }
+}
+
+impl NoteSource for SoundFontSource {
+    fn describe(&self) -> String {
+        format!("soundfont:{}", self.path.display())
+    }
+
+    fn instruments(&self) -> (Vec<String>, Vec<String>) {
+        let names: Vec<String> = self.programs.iter().map(|p| p.1.clone()).collect();
+        (names[..self.n_train].to_vec(), names[self.n_train..].to_vec())
+    }
+
+    fn render_note(&mut self, index: usize, pitch: i32) -> anyhow::Result<Vec<f32>> {
+        let program = self.programs.get(index).context("no such instrument")?.0;
+        self.synth.reset();
+        self.synth.process_midi_message(0, 0xC0, program, 0);
+        self.synth.note_on(0, pitch, 100);
+        let mut left = vec![0f32; NOTE_SAMPLES];
+        let mut right = vec![0f32; NOTE_SAMPLES];
+        self.synth.render(&mut left, &mut right);
+        self.synth.note_off_all(true);
+        Ok(left.iter().zip(&right).map(|(l, r)| 0.5 * (l + r)).collect())
+    }
+}
+
+/// Notes cut from the user's own monophonic recordings: one instrument per sub-folder (or the
+/// folder itself), each note labelled by its file name (`C4.wav`, `A#3_soft.wav`, `60.wav`) or,
+/// failing that, cut at onsets and labelled by YIN. A note that a scale needs but that was
+/// not recorded is made from the nearest recorded one by resampling, as a sampler would.
+pub struct WavFolderSource {
+    dir: PathBuf,
+    /// per instrument: (name, notes as (MIDI pitch, samples))
+    bank: Vec<(String, Vec<(f32, Vec<f32>)>)>,
+    n_train: usize,
+}
+
+impl WavFolderSource {
+    pub fn open(dir: &Path) -> anyhow::Result<Self> {
+        let entries = std::fs::read_dir(dir).with_context(|| format!("{}", dir.display()))?;
+        let mut groups: Vec<(String, Vec<PathBuf>)> = Vec::new();
+        let mut top = Vec::new();
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for p in paths {
+            if p.is_dir() {
+                let mut files: Vec<PathBuf> = std::fs::read_dir(&p)
+                    .with_context(|| format!("{}", p.display()))?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|f| is_wav(f))
+                    .collect();
+                files.sort();
+                if !files.is_empty() {
+                    let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                    groups.push((name, files));
+                }
+            } else if is_wav(&p) {
+                top.push(p);
+            }
+        }
+        if !top.is_empty() {
+            let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or("recordings".into());
+            groups.insert(0, (name, top));
+        }
+        if groups.is_empty() {
+            bail!("{}: no .wav files in this folder or its sub-folders", dir.display());
+        }
+        let mut bank = Vec::new();
+        for (name, files) in groups {
+            let mut notes = Vec::new();
+            for f in files {
+                let (samples, rate) = wav::read_mono(&f)?;
+                let samples = if rate == SAMPLE_RATE { samples } else { dsp::resample_linear(&samples, rate, SAMPLE_RATE) };
+                let stem = f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                match pitch_from_name(&stem) {
+                    Some(pitch) => {
+                        if let Some(note) = cut_note(&samples, 0) {
+                            notes.push((pitch as f32, note));
+                        }
+                    }
+                    None => notes.extend(segment_and_label(&samples)),
+                }
+            }
+            if !notes.is_empty() {
+                notes.sort_by(|a, b| a.0.total_cmp(&b.0));
+                bank.push((name, notes));
+            }
+        }
+        if bank.is_empty() {
+            bail!("{}: found WAV files but no pitched notes in them", dir.display());
+        }
+        // With several instruments, the last is held out; with one, nothing is.
+        let n_train = if bank.len() > 1 { bank.len() - 1 } else { 1 };
+        Ok(Self { dir: dir.to_owned(), bank, n_train })
+    }
+
+    pub fn note_count(&self) -> usize {
+        self.bank.iter().map(|b| b.1.len()).sum()
+    }
+}
+
+fn is_wav(p: &Path) -> bool {
+    p.is_file() && p.extension().is_some_and(|e| e.eq_ignore_ascii_case("wav"))
+}
+
+impl NoteSource for WavFolderSource {
+    fn describe(&self) -> String {
+        format!("wav-dir:{}", self.dir.display())
+    }
+
+    fn instruments(&self) -> (Vec<String>, Vec<String>) {
+        let names: Vec<String> = self.bank.iter().map(|b| b.0.clone()).collect();
+        (names[..self.n_train].to_vec(), names[self.n_train..].to_vec())
+    }
+
+    fn render_note(&mut self, index: usize, pitch: i32) -> anyhow::Result<Vec<f32>> {
+        let notes = &self.bank.get(index).context("no such instrument")?.1;
+        let (p0, samples) = notes
+            .iter()
+            .min_by(|a, b| (a.0 - pitch as f32).abs().total_cmp(&(b.0 - pitch as f32).abs()))
+            .context("instrument without notes")?;
+        let ratio = 2f32.powf((pitch as f32 - p0) / 12.0);
+        let mut out = vec![0f32; NOTE_SAMPLES];
+        for (i, o) in out.iter_mut().enumerate() {
+            let pos = i as f32 * ratio;
+            let j = pos as usize;
+            let frac = pos - j as f32;
+            if j + 1 < samples.len() {
+                *o = samples[j] * (1.0 - frac) + samples[j + 1] * frac;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `C4`, `c#4`, `Db3`, `A-1`, or a MIDI number, as the first token of a file name.
+pub fn pitch_from_name(stem: &str) -> Option<i32> {
+    let token: String = stem.split(['_', ' ', '-', '.']).next().unwrap_or("").to_string();
+    if let Ok(n) = token.parse::<i32>() {
+        return (0..128).contains(&n).then_some(n);
+    }
+    // allow a negative octave written with '-' only when it is the whole stem: `A-1`
+    let token = if stem.len() <= 4 && stem.contains('-') { stem.to_string() } else { token };
+    let mut chars = token.chars().peekable();
+    let base = match chars.next()?.to_ascii_uppercase() {
+        'C' => 0,
+        'D' => 2,
+        'E' => 4,
+        'F' => 5,
+        'G' => 7,
+        'A' => 9,
+        'B' => 11,
+        _ => return None,
+    };
+    let mut pc = base;
+    match chars.peek() {
+        Some('#') | Some('s') => {
+            pc += 1;
+            chars.next();
+        }
+        Some('b') => {
+            pc -= 1;
+            chars.next();
+        }
+        _ => {}
+    }
+    let octave: i32 = chars.collect::<String>().parse().ok()?;
+    let midi = (octave + 1) * 12 + pc;
+    (0..128).contains(&midi).then_some(midi)
+}
+
+/// The first NOTE_SAMPLES samples from `start`, or None when the recording is too quiet.
+fn cut_note(samples: &[f32], start: usize) -> Option<Vec<f32>> {
+    let end = (start + NOTE_SAMPLES).min(samples.len());
+    let mut note = samples.get(start..end)?.to_vec();
+    note.resize(NOTE_SAMPLES, 0.0);
+    let peak = note.iter().fold(0f32, |m, s| m.max(s.abs()));
+    (peak > 1e-3).then_some(note)
+}
+
+/// Cut a recording of several notes at energy onsets and label each by YIN, rounded to the
+/// nearest semitone; notes without a confident pitch are skipped.
+pub fn segment_and_label(samples: &[f32]) -> Vec<(f32, Vec<f32>)> {
+    const HOP: usize = 256;
+    let energy: Vec<f32> = samples
+        .chunks(HOP)
+        .map(|c| (c.iter().map(|s| s * s).sum::<f32>() / c.len().max(1) as f32).sqrt())
+        .collect();
+    let peak = energy.iter().copied().fold(0f32, f32::max);
+    if peak <= 1e-4 {
+        return Vec::new();
+    }
+    let on = peak * 0.1;
+    let mut notes = Vec::new();
+    let mut i = 0;
+    while i < energy.len() {
+        // an onset: energy crosses the threshold after a quiet hop, or jumps by 2x
+        let rising = energy[i] > on && (i == 0 || energy[i - 1] <= on || energy[i] > 2.0 * energy[i - 1]);
+        if rising {
+            let start = i * HOP;
+            if let Some(note) = cut_note(samples, start) {
+                let steady = &note[256..NOTE_SAMPLES - FADE];
+                if let Some(f) = dsp::yin(steady, SAMPLE_RATE as f32, 40.0, 2000.0, 0.15) {
+                    notes.push((dsp::hz_to_midi(f).round(), note));
+                }
+            }
+            i += NOTE_SAMPLES / HOP;
+        } else {
+            i += 1;
+        }
+    }
+    notes
+}
+
+/// One 15-note scale: its instrument, first pitch, the pitch of every note, and the
+/// features (SEQ_LEN notes of 513 bins x 5 frames, bin-major within a note).
+#[derive(Clone)]
+pub struct Sequence {
+    pub instrument: usize,
+    pub start_pitch: i32,
+    pub pitches: [i32; SEQ_LEN],
+    pub features: Vec<f32>,
+}
+
+impl Sequence {
+    pub fn note(&self, i: usize) -> &[f32] {
+        &self.features[i * NOTE_FEATURES..(i + 1) * NOTE_FEATURES]
+    }
+}
+
+/// Render the audio of a scale: notes of NOTE_SAMPLES with a linear fade-out, each followed
+/// by one hop of silence; the whole scale is normalised to a peak of 0.5.
+pub fn render_scale(source: &mut dyn NoteSource, instrument: usize, start: i32) -> anyhow::Result<Vec<f32>> {
+    let mut audio = Vec::with_capacity(SEQ_LEN * NOTE_TOTAL);
+    for step in SCALE {
+        let mut note = source.render_note(instrument, start + step)?;
+        note.resize(NOTE_SAMPLES, 0.0);
+        for (k, s) in note[NOTE_SAMPLES - FADE..].iter_mut().enumerate() {
+            *s *= 1.0 - (k as f32 + 1.0) / FADE as f32;
+        }
+        audio.extend_from_slice(&note);
+        audio.extend(std::iter::repeat_n(0.0, NOTE_TOTAL - NOTE_SAMPLES));
+    }
+    let peak = audio.iter().fold(0f32, |m, s| m.max(s.abs()));
+    if peak > 0.0 {
+        audio.iter_mut().for_each(|s| *s *= 0.5 / peak);
+    }
+    Ok(audio)
+}
+
+/// Features of a rendered scale: frames 5n..5n+5 of the whole scale's STFT belong to note n.
+pub fn scale_features(stft: &mut Stft, audio: &[f32]) -> Vec<f32> {
+    let (frames, mags) = stft.magnitude(audio);
+    let mut features = vec![0f32; SEQ_LEN * NOTE_FEATURES];
+    for n in 0..SEQ_LEN {
+        for f in 0..FRAMES_PER_NOTE {
+            let t = n * FRAMES_PER_NOTE + f;
+            if t >= frames {
+                continue;
+            }
+            for b in 0..N_BINS {
+                features[n * NOTE_FEATURES + b * FRAMES_PER_NOTE + f] =
+                    dsp::magnitude_to_feature(mags[t * N_BINS + b]);
+            }
+        }
+    }
+    features
+}
+
+/// Training and held-out scales.
+pub struct Dataset {
+    pub source: String,
+    pub instruments: Vec<String>,
+    pub n_train_instruments: usize,
+    pub train: Vec<Sequence>,
+    /// held-out start pitches of the training instruments
+    pub test_seen: Vec<Sequence>,
+    /// every start pitch of instruments never seen in training
+    pub test_unseen: Vec<Sequence>,
+}
+
+impl Dataset {
+    pub fn render(source: &mut dyn NoteSource, progress: &dyn Fn(String)) -> anyhow::Result<Self> {
+        let (train_names, unseen_names) = source.instruments();
+        let n_train = train_names.len();
+        let instruments: Vec<String> = train_names.into_iter().chain(unseen_names).collect();
+        let mut stft = Stft::new();
+        let (mut train, mut test_seen, mut test_unseen) = (Vec::new(), Vec::new(), Vec::new());
+        for (index, name) in instruments.iter().enumerate() {
+            progress(format!("rendering {name} ({}/{})", index + 1, instruments.len()));
+            for start in START_PITCHES {
+                let audio = render_scale(source, index, start)?;
+                let mut pitches = [0; SEQ_LEN];
+                for (p, s) in pitches.iter_mut().zip(SCALE) {
+                    *p = start + s;
+                }
+                let seq = Sequence { instrument: index, start_pitch: start, pitches, features: scale_features(&mut stft, &audio) };
+                if index >= n_train {
+                    test_unseen.push(seq);
+                } else if is_held_out_start(start) {
+                    test_seen.push(seq);
+                } else {
+                    train.push(seq);
+                }
+            }
+        }
+        Ok(Self { source: source.describe(), instruments, n_train_instruments: n_train, train, test_seen, test_unseen })
+    }
+
+    /// Indices of a shuffled epoch over the training scales.
+    pub fn epoch(&self, rng: &mut rand::rngs::StdRng) -> Vec<usize> {
+        let mut idx: Vec<usize> = (0..self.train.len()).collect();
+        idx.shuffle(rng);
+        idx
+    }
+}
+
+/// Open a `--data` spec of this family: `soundfont`, `soundfont:PATH.sf2` or `wav-dir:DIR`.
+pub fn open_source(spec: &str) -> anyhow::Result<Box<dyn NoteSource>> {
+    if spec == "soundfont" || spec.is_empty() {
+        let path = Path::new(DEFAULT_SOUNDFONT);
+        if !path.exists() {
+            bail!("{DEFAULT_SOUNDFONT}: the default SoundFont is not installed (apt-get install fluid-soundfont-gm, or pass --data soundfont:PATH.sf2)");
+        }
+        return Ok(Box::new(SoundFontSource::open(path)?));
+    }
+    if let Some(p) = spec.strip_prefix("soundfont:") {
+        return Ok(Box::new(SoundFontSource::open(Path::new(p))?));
+    }
+    if let Some(p) = spec.strip_prefix("wav-dir:") {
+        return Ok(Box::new(WavFolderSource::open(Path::new(p))?));
+    }
+    bail!("{spec}: unknown data source for sps-music (use soundfont, soundfont:PATH.sf2 or wav-dir:DIR)")
+}
+
+pub fn seeded_rng(seed: u64) -> rand::rngs::StdRng {
+    rand::rngs::StdRng::seed_from_u64(seed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn note_names_parse() {
+        assert_eq!(pitch_from_name("C4"), Some(60));
+        assert_eq!(pitch_from_name("A4_loud"), Some(69));
+        assert_eq!(pitch_from_name("c#4"), Some(61));
+        assert_eq!(pitch_from_name("Db4"), Some(61));
+        assert_eq!(pitch_from_name("72"), Some(72));
+        assert_eq!(pitch_from_name("take3"), None);
+        assert_eq!(pitch_from_name("A-1"), Some(9));
+    }
+}
+
+impl Dataset {
+    /// Random spectra in the shape of real data, for benchmarks that time the model, not the data.
+    pub fn synthetic(train: usize, seed: u64) -> Self {
+        use rand::Rng;
+        let mut rng = seeded_rng(seed);
+        let seq = |rng: &mut rand::rngs::StdRng, start: i32| {
+            let mut pitches = [0; SEQ_LEN];
+            for (p, s) in pitches.iter_mut().zip(SCALE) {
+                *p = start + s;
+            }
+            Sequence { instrument: 0, start_pitch: start, pitches, features: (0..SEQ_LEN * NOTE_FEATURES).map(|_| rng.random::<f32>()).collect() }
+        };
+        let train = (0..train).map(|i| seq(&mut rng, 48 + i as i32 % 25)).collect();
+        let test_seen = (0..2).map(|i| seq(&mut rng, 50 + i)).collect();
+        Self { source: "synthetic".into(), instruments: vec!["noise".into()], n_train_instruments: 1, train, test_seen, test_unseen: Vec::new() }
+    }
+}

@@ -1,0 +1,154 @@
+//! SPS music: a pitch latent learned from the translation symmetry of musical scales.
+
+pub mod data;
+pub mod eval;
+pub mod model;
+pub mod train;
+
+
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use candle_nn::VarMap;
+
+use crate::audio::dsp::{self, N_BINS, Stft};
+use crate::nn::checkpoint::{self, CheckpointError, Metadata};
+use crate::nn::new_varmap;
+use crate::worker::Snapshot;
+use data::{FRAMES_PER_NOTE, NOTE_FEATURES};
+use eval::Calibration;
+use model::SpsMusic;
+use train::TrainConfig;
+
+pub const FAMILY: &str = "sps-music";
+
+/// A trained model ready for the window and the command line.
+pub struct Lab {
+    pub meta: Metadata,
+    pub cfg: TrainConfig,
+    pub model: SpsMusic,
+    pub calibration: Calibration,
+    varmap: VarMap,
+}
+
+/// The metadata `config` of this family: the training configuration and the calibration.
+pub fn config_json(cfg: &TrainConfig, cal: &Calibration) -> serde_json::Value {
+    serde_json::json!({ "train": cfg, "calibration": cal })
+}
+
+impl Lab {
+    fn build(meta: Metadata, tensors: &std::collections::HashMap<String, Tensor>, path: &Path) -> Result<Self, CheckpointError> {
+        let bad = |k: &str| CheckpointError::Metadata { path: path.to_owned(), key: k.into() };
+        let cfg: TrainConfig = serde_json::from_value(meta.config.get("train").cloned().unwrap_or_default())
+            .map_err(|_| bad("config.train"))?;
+        let calibration: Calibration =
+            serde_json::from_value(meta.config.get("calibration").cloned().unwrap_or_default()).unwrap_or_default();
+        let (varmap, vb) = new_varmap();
+        let model = SpsMusic::new(&cfg.model, vb).map_err(|e| CheckpointError::other(path, e))?;
+        checkpoint::fill_varmap(&varmap, tensors, path)?;
+        Ok(Self { meta, cfg, model, calibration, varmap })
+    }
+
+    pub fn load(path: &Path) -> Result<Self, CheckpointError> {
+        let loaded = checkpoint::load(path)?;
+        loaded.expect_family(FAMILY)?;
+        Self::build(loaded.meta, &loaded.tensors, path)
+    }
+
+    pub fn from_snapshot(s: &Snapshot) -> anyhow::Result<Self> {
+        let tensors = s.tensors.iter().cloned().collect();
+        Ok(Self::build(s.meta.clone(), &tensors, Path::new("(training)"))?)
+    }
+
+    /// Read a state_dict saved by the official PyTorch code (paper sizes).
+    pub fn import_pytorch(path: &Path) -> Result<Self, CheckpointError> {
+        let tensors = checkpoint::read_pytorch_state_dict(path)?;
+        let mut cfg = TrainConfig::preset("paper").map_err(|e| CheckpointError::other(path, e))?;
+        cfg.steps = 0;
+        let meta = Metadata {
+            family: FAMILY.into(),
+            preset: "paper".into(),
+            config: config_json(&cfg, &Calibration::default()),
+            data: format!("imported:{}", path.display()),
+            version: env!("CARGO_PKG_VERSION").into(),
+            ..Default::default()
+        };
+        Self::build(meta, &tensors, path)
+    }
+
+    pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
+        let tensors = crate::nn::varmap_tensors(&self.varmap).map_err(|e| CheckpointError::other(path, e))?;
+        let mut meta = self.meta.clone();
+        meta.config = config_json(&self.cfg, &self.calibration);
+        checkpoint::save(path, &tensors, &meta)
+    }
+
+    pub fn latent_dims(&self) -> usize {
+        self.cfg.model.latent
+    }
+
+    /// The pitch latent's usable range: where held-out notes landed, or +-3 when unknown.
+    pub fn latent_range(&self) -> (f32, f32) {
+        let (lo, hi) = self.calibration.latent_range;
+        if lo.is_finite() && hi.is_finite() && hi > lo { (lo, hi) } else { (-3.0, 3.0) }
+    }
+
+    /// MIDI pitch that a pitch latent stands for, through the fitted line (None if uncalibrated)
+    pub fn pitch_of_latent(&self, latent: f32) -> Option<f32> {
+        let c = &self.calibration;
+        (c.slope != 0.0).then(|| (c.slope * latent as f64 + c.intercept) as f32)
+    }
+
+    pub fn latent_of_pitch(&self, pitch: f32) -> Option<f32> {
+        let c = &self.calibration;
+        (c.slope != 0.0).then(|| ((pitch as f64 - c.intercept) / c.slope) as f32)
+    }
+
+    /// Decode one latent to a 513x5 spectrum (features in [0, 1], bin-major).
+    pub fn decode_spectrum(&self, z: &[f32]) -> candle_core::Result<Vec<f32>> {
+        decode_spectrum(&self.model, z)
+    }
+
+    /// Encode notes (N x 513 x 5 features) to latent means.
+    pub fn encode(&self, notes: &[f32]) -> candle_core::Result<Vec<Vec<f32>>> {
+        let n = notes.len() / NOTE_FEATURES;
+        let chunks: Vec<&[f32]> = notes.chunks_exact(NOTE_FEATURES).take(n).collect();
+        model::encode_all(&self.model, &chunks)
+    }
+
+    /// Resynthesise a sequence of latents as notes (Griffin-Lim), each note NOTE_TOTAL samples.
+    pub fn render_notes(&self, latents: &[Vec<f32>], iters: usize) -> candle_core::Result<Vec<f32>> {
+        let mut stft = Stft::new();
+        let mut out = Vec::new();
+        for z in latents {
+            let note = resynthesize(&self.model, z, &mut stft, iters)?;
+            out.extend_from_slice(&note);
+            out.extend(std::iter::repeat_n(0.0, data::NOTE_TOTAL - note.len().min(data::NOTE_TOTAL)));
+        }
+        Ok(out)
+    }
+}
+
+pub fn decode_spectrum(model: &SpsMusic, z: &[f32]) -> candle_core::Result<Vec<f32>> {
+    let zt = Tensor::from_slice(z, (1, z.len()), &Device::Cpu)?;
+    model.decode(&zt)?.flatten_all()?.to_vec1::<f32>()
+}
+
+/// Decode a latent and resynthesise the note with Griffin-Lim (NOTE_SAMPLES samples).
+pub fn resynthesize(model: &SpsMusic, z: &[f32], stft: &mut Stft, iters: usize) -> candle_core::Result<Vec<f32>> {
+    let spec = decode_spectrum(model, z)?;
+    let mags = spectrum_to_frames(&spec);
+    Ok(dsp::griffin_lim(stft, FRAMES_PER_NOTE, &mags, data::NOTE_SAMPLES, iters, 7))
+}
+
+/// Bin-major 513x5 features -> frame-major magnitudes (5 x 513) for the STFT tools.
+pub fn spectrum_to_frames(spec: &[f32]) -> Vec<f32> {
+    let mut mags = vec![0f32; FRAMES_PER_NOTE * N_BINS];
+    for b in 0..N_BINS {
+        for f in 0..FRAMES_PER_NOTE {
+            mags[f * N_BINS + b] = dsp::feature_to_magnitude(spec[b * FRAMES_PER_NOTE + f]);
+        }
+    }
+    mags
+}
+pub mod view;

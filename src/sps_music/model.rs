@@ -1,0 +1,159 @@
+//! The SPS music model of Liu et al. (NeurIPS 2023), with the official code's parameter names:
+//! a conv encoder of one note's 513x5 spectrum, a 3-D latent (1 pitch dim + 2 timbre dims),
+//! an MLP + transposed-conv decoder, and a 1-layer tanh RNN prior on the pitch dim.
+
+use candle_core::{D, Module, Result, Tensor};
+use candle_nn::VarBuilder;
+use serde::{Deserialize, Serialize};
+
+use super::data::{FRAMES_PER_NOTE, NOTE_FEATURES};
+use crate::audio::dsp::N_BINS;
+use crate::nn::{HeightConv, HeightConvTranspose, Mlp, Rnn, linear};
+
+/// Model sizes. `paper` is the official configuration; smaller ones train faster on a CPU.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// encoder channels (the decoder mirrors them)
+    pub channels: [usize; 4],
+    /// hidden sizes of the decoder MLP fc3 before its last layer
+    pub mlp: [usize; 4],
+    pub rnn_hidden: usize,
+    /// 1 pitch dim followed by the timbre dims
+    pub latent: usize,
+}
+
+impl ModelConfig {
+    pub fn paper() -> Self {
+        Self { channels: [64, 64, 128, 128], mlp: [16, 64, 256, 1024], rnn_hidden: 256, latent: 3 }
+    }
+    /// height of the encoder's last feature map (513 -> 256 -> 64 -> 32 -> 16)
+    pub const LAST_H: usize = 16;
+    pub fn flat(&self) -> usize {
+        self.channels[3] * Self::LAST_H
+    }
+}
+
+pub struct SpsMusic {
+    pub cfg: ModelConfig,
+    enc: [HeightConv; 4],
+    fc11: candle_nn::Linear,
+    fc12: candle_nn::Linear,
+    pub rnn: Rnn,
+    fc2: candle_nn::Linear,
+    fc3: Mlp,
+    dec: [HeightConvTranspose; 4],
+}
+
+impl SpsMusic {
+    pub fn new(cfg: &ModelConfig, vb: VarBuilder) -> Result<Self> {
+        let c = cfg.channels;
+        let e = vb.pp("encoder");
+        let enc = [
+            HeightConv::new(1, c[0], (5, FRAMES_PER_NOTE), 2, 1, e.pp(0))?,
+            HeightConv::new(c[0], c[1], (8, 1), 4, 2, e.pp(2))?,
+            HeightConv::new(c[1], c[2], (4, 1), 2, 1, e.pp(4))?,
+            HeightConv::new(c[2], c[3], (4, 1), 2, 1, e.pp(6))?,
+        ];
+        let d = vb.pp("decoder");
+        let dec = [
+            HeightConvTranspose::new(c[3], c[2], (4, 1), 2, 1, d.pp(0))?,
+            HeightConvTranspose::new(c[2], c[1], (4, 1), 2, 1, d.pp(2))?,
+            HeightConvTranspose::new(c[1], c[0], (8, 1), 4, 2, d.pp(4))?,
+            HeightConvTranspose::new(c[0], 1, (5, FRAMES_PER_NOTE), 2, 1, d.pp(6))?,
+        ];
+        let m = cfg.mlp;
+        Ok(Self {
+            cfg: cfg.clone(),
+            enc,
+            fc11: linear(cfg.flat(), cfg.latent, vb.pp("fc11"))?,
+            fc12: linear(cfg.flat(), cfg.latent, vb.pp("fc12"))?,
+            rnn: Rnn::new(1, cfg.rnn_hidden, vb.pp("rnn"))?,
+            fc2: linear(cfg.rnn_hidden, 1, vb.pp("fc2"))?,
+            fc3: Mlp::new(&[cfg.latent, m[0], m[1], m[2], m[3], cfg.flat()], vb.pp("fc3"))?,
+            dec,
+        })
+    }
+
+    /// x: (N, 1, 513, 5) spectra -> (mu, logvar), each (N, latent)
+    pub fn encode(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let n = x.dim(0)?;
+        // fold the 5 frames into channels: (N, 5, 513)
+        let h = x.reshape((n, N_BINS, FRAMES_PER_NOTE))?.transpose(1, 2)?.contiguous()?;
+        let mut h = h;
+        for conv in &self.enc {
+            h = conv.forward_1d(&h)?.relu()?;
+        }
+        let flat = h.reshape((n, self.cfg.flat()))?;
+        Ok((self.fc11.forward(&flat)?, self.fc12.forward(&flat)?))
+    }
+
+    /// z: (N, latent) -> decoder logits (N, 1, 513, 5); the spectrum is their sigmoid
+    pub fn decode_logits(&self, z: &Tensor) -> Result<Tensor> {
+        let n = z.dim(0)?;
+        let mut h = self.fc3.forward(z)?.reshape((n, self.cfg.channels[3], ModelConfig::LAST_H))?;
+        for (i, conv) in self.dec.iter().enumerate() {
+            h = conv.forward_1d(&h)?;
+            if i + 1 < self.dec.len() {
+                h = h.relu()?;
+            }
+        }
+        // (N, 5, 513) with channel = frame -> (N, 1, 513, 5)
+        h.transpose(1, 2)?.contiguous()?.reshape((n, 1, N_BINS, FRAMES_PER_NOTE))
+    }
+
+    pub fn decode(&self, z: &Tensor) -> Result<Tensor> {
+        candle_nn::ops::sigmoid(&self.decode_logits(z)?)
+    }
+
+    /// One prior step on the pitch dim: x (B, 1), h (B, hidden) -> (prediction (B, 1), h')
+    pub fn prior_step(&self, x: &Tensor, h: &Tensor) -> Result<(Tensor, Tensor)> {
+        let h = self.rnn.step(x, h)?;
+        Ok((self.fc2.forward(&h)?, h))
+    }
+
+    /// Run the prior along a sequence of pitch latents z (B, S, 1). At steps in `own` the RNN
+    /// is fed its own previous prediction (scheduled sampling), elsewhere `symm(z_t)`.
+    /// Returns the predictions of steps 1..S, (B, S-1, 1), in the symmetry's frame.
+    pub fn predict_with_symmetry(
+        &self,
+        z: &Tensor,
+        own: &[bool],
+        symm: &dyn Fn(&Tensor) -> Result<Tensor>,
+    ) -> Result<Tensor> {
+        let (b, s, _) = z.dims3()?;
+        let mut h = self.rnn.zero_state(b, z.device())?;
+        let mut outs: Vec<Tensor> = Vec::with_capacity(s);
+        for t in 0..s - 1 {
+            let input = match outs.last() {
+                Some(prev) if own.get(t).copied().unwrap_or(false) => prev.clone(),
+                _ => symm(&z.narrow(1, t, 1)?.squeeze(1)?)?,
+            };
+            let (pred, h2) = self.prior_step(&input, &h)?;
+            h = h2;
+            outs.push(pred);
+        }
+        Tensor::stack(&outs, 1)
+    }
+
+    /// Encode notes given as flat features (N * NOTE_FEATURES, bin-major) -> mu (N, latent)
+    pub fn encode_features(&self, features: &[f32], n: usize) -> Result<Tensor> {
+        let x = Tensor::from_slice(&features[..n * NOTE_FEATURES], (n, 1, N_BINS, FRAMES_PER_NOTE), &candle_core::Device::Cpu)?;
+        Ok(self.encode(&x)?.0)
+    }
+}
+
+/// The latent means of many notes, in batches so memory stays bounded.
+pub fn encode_all(model: &SpsMusic, notes: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
+    let mut out = Vec::with_capacity(notes.len());
+    for chunk in notes.chunks(256) {
+        let flat: Vec<f32> = chunk.iter().flat_map(|n| n.iter().copied()).collect();
+        let mu = model.encode_features(&flat, chunk.len())?;
+        out.extend(mu.to_vec2::<f32>()?);
+    }
+    Ok(out)
+}
+
+/// The argmax over dim 1 of a (N, K) tensor, as indices.
+pub fn argmax_rows(t: &Tensor) -> Result<Vec<u32>> {
+    t.argmax(D::Minus1)?.to_vec1::<u32>()
+}

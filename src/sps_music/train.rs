@@ -1,0 +1,293 @@
+//! Training of the SPS music model: presets, the official loss, and the worker's Trainer.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+use rand::Rng;
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+
+use super::data::{Dataset, NOTE_FEATURES, SEQ_LEN, seeded_rng};
+use super::eval;
+use super::model::{ModelConfig, SpsMusic};
+use super::{FAMILY, Lab};
+use crate::audio::dsp::N_BINS;
+use crate::nn::checkpoint::Metadata;
+use crate::nn::{bce_with_logits_sum, kl_sum, mse_sum, new_varmap, varmap_tensors};
+use crate::worker::{Snapshot, StepStats, Trainer};
+
+/// Everything that defines a training run besides the data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub preset: String,
+    pub model: ModelConfig,
+    /// sequences per batch
+    pub batch: usize,
+    /// symmetry copies per sequence (K); 0 turns the symmetry off
+    pub k: usize,
+    /// translations of the pitch latent are drawn from U(-t_range, t_range)
+    pub t_range: f32,
+    pub lr: f64,
+    pub kl_weight: f64,
+    pub prior_weight: f64,
+    pub symmetry_weight: f64,
+    /// train the RNN prior (off for the plain beta-VAE)
+    pub prior: bool,
+    /// decode every note of a sequence with the timbre of one note (official `repeat_one_dim`)
+    pub share_timbre: bool,
+    /// notes given to the prior before it predicts
+    pub base_len: usize,
+    /// scheduled sampling, official form: P(teacher forcing) = a / (a + exp((step + b) / a))
+    pub sample_alpha: f64,
+    pub sample_beta: f64,
+    pub steps: u64,
+}
+
+pub const PRESETS: [&str; 4] = ["fast", "paper", "no-symmetry", "beta-vae"];
+
+impl TrainConfig {
+    pub fn preset(name: &str) -> anyhow::Result<Self> {
+        let fast = Self {
+            preset: "fast".into(),
+            model: ModelConfig { channels: [32, 32, 64, 64], mlp: [16, 64, 256, 512], rnn_hidden: 64, latent: 3 },
+            batch: 16,
+            k: 4,
+            t_range: 4.0,
+            lr: 1e-3,
+            kl_weight: 0.01,
+            prior_weight: 2.0,
+            symmetry_weight: 4.0,
+            prior: true,
+            share_timbre: true,
+            base_len: 3,
+            sample_alpha: 400.0,
+            sample_beta: 0.0,
+            steps: 3000,
+        };
+        Ok(match name {
+            "fast" | "default" => fast,
+            "paper" => Self {
+                preset: "paper".into(),
+                model: ModelConfig::paper(),
+                batch: 32,
+                k: 4,
+                sample_alpha: 2000.0,
+                steps: 30000,
+                ..fast
+            },
+            "no-symmetry" => Self { preset: "no-symmetry".into(), k: 0, ..fast },
+            "beta-vae" => Self {
+                preset: "beta-vae".into(),
+                k: 0,
+                prior: false,
+                share_timbre: false,
+                kl_weight: 4.0,
+                ..fast
+            },
+            other => anyhow::bail!("unknown preset `{other}` for sps-music (one of: {})", PRESETS.join(", ")),
+        })
+    }
+
+    /// probability that the prior is fed the encoder's latent rather than its own prediction
+    pub fn teacher_forcing(&self, step: u64) -> f64 {
+        let a = self.sample_alpha;
+        a / (a + ((step as f64 + self.sample_beta) / a).exp())
+    }
+}
+
+pub struct SpsTrainer {
+    pub cfg: TrainConfig,
+    varmap: VarMap,
+    model: SpsMusic,
+    opt: AdamW,
+    data: Dataset,
+    rng: StdRng,
+    order: Vec<usize>,
+    cursor: usize,
+    step: u64,
+    seed: u64,
+    metrics: BTreeMap<String, f64>,
+    pub calibration: eval::Calibration,
+}
+
+impl SpsTrainer {
+    pub fn new(cfg: TrainConfig, data: Dataset, seed: u64) -> anyhow::Result<Self> {
+        anyhow::ensure!(!data.train.is_empty(), "{}: no training scales", data.source);
+        Device::Cpu.set_seed(seed)?;
+        let (varmap, vb) = new_varmap();
+        let model = SpsMusic::new(&cfg.model, vb)?;
+        let params = ParamsAdamW { lr: cfg.lr, weight_decay: 0.0, ..Default::default() };
+        let opt = AdamW::new(varmap.all_vars(), params)?;
+        let mut rng = seeded_rng(seed);
+        let order = data.epoch(&mut rng);
+        Ok(Self { cfg, varmap, model, opt, data, rng, order, cursor: 0, step: 0, seed, metrics: BTreeMap::new(), calibration: Default::default() })
+    }
+
+    fn next_batch(&mut self) -> Vec<usize> {
+        let mut idx = Vec::with_capacity(self.cfg.batch);
+        while idx.len() < self.cfg.batch {
+            if self.cursor >= self.order.len() {
+                self.order = self.data.epoch(&mut self.rng);
+                self.cursor = 0;
+            }
+            idx.push(self.order[self.cursor]);
+            self.cursor += 1;
+        }
+        idx
+    }
+
+    fn scheduled(&mut self, len: usize) -> Vec<bool> {
+        let p = self.cfg.teacher_forcing(self.step);
+        (0..len).map(|t| t >= self.cfg.base_len && self.rng.random::<f64>() > p).collect()
+    }
+
+    /// The official loss on one batch; returns the total (divided by the batch) and its parts.
+    fn loss(&mut self) -> anyhow::Result<(Tensor, Vec<(&'static str, f64)>)> {
+        let cfg = self.cfg.clone();
+        let (b, s, l) = (cfg.batch, SEQ_LEN, cfg.model.latent);
+        let batch = self.next_batch();
+        let mut flat = Vec::with_capacity(b * s * NOTE_FEATURES);
+        for &i in &batch {
+            flat.extend_from_slice(&self.data.train[i].features);
+        }
+        let x = Tensor::from_vec(flat, (b * s, 1, N_BINS, 5), &Device::Cpu)?;
+        let (mu, logvar) = self.model.encode(&x)?;
+        // official reparameterisation, factor 0.5 outside the exp as in the paper's code
+        let eps = mu.randn_like(0.0, 1.0)?;
+        let z = (&mu + (eps * logvar.exp()?)? * 0.5)?.reshape((b, s, l))?;
+        let z_pitch = z.narrow(2, 0, 1)?;
+        let z_timbre = z.narrow(2, 1, l - 1)?;
+        let z_timbre = if cfg.share_timbre {
+            let r = self.rng.random_range(0..s.min(10));
+            z_timbre.narrow(1, r, 1)?.repeat((1, s, 1))?
+        } else {
+            z_timbre
+        };
+        let x_seq = x.reshape((b, s, 1, N_BINS, 5))?;
+        let x_next = x_seq.narrow(1, 1, s - 1)?.reshape((b * (s - 1), 1, N_BINS, 5))?;
+        let timbre_next = z_timbre.narrow(1, 0, s - 1)?;
+
+        let mut decode_inputs = vec![Tensor::cat(&[&z_pitch, &z_timbre], 2)?.reshape((b * s, l))?];
+        let mut parts: Vec<(&'static str, f64)> = Vec::new();
+        let mut total = kl_sum(&mu, &logvar)?.affine(cfg.kl_weight, 0.0)?;
+        parts.push(("kl", total.to_scalar::<f32>()? as f64));
+
+        if cfg.prior {
+            let own = self.scheduled(s);
+            let z0 = self.model.predict_with_symmetry(&z_pitch, &own, &|z| Ok(z.clone()))?;
+            let prior_mse = (mse_sum(&z0, &z_pitch.narrow(1, 1, s - 1)?)? * cfg.prior_weight)?;
+            parts.push(("prior_mse", prior_mse.to_scalar::<f32>()? as f64));
+            total = (total + prior_mse)?;
+            decode_inputs.push(Tensor::cat(&[&z0, &timbre_next], 2)?.reshape((b * (s - 1), l))?);
+        }
+        if cfg.k > 0 {
+            let k = cfg.k;
+            let t: Vec<f32> = (0..b * k).map(|_| self.rng.random_range(-cfg.t_range..cfg.t_range)).collect();
+            let t = Tensor::from_vec(t, (b * k, 1), &Device::Cpu)?;
+            let z_rep = z_pitch.repeat((k, 1, 1))?;
+            let own = self.scheduled(s);
+            let shifted = self.model.predict_with_symmetry(&z_rep, &own, &|z| z.broadcast_add(&t))?;
+            let back = shifted.broadcast_sub(&t.unsqueeze(1)?)?;
+            let symm_mse = (mse_sum(&back, &z_rep.narrow(1, 1, s - 1)?)? * (cfg.symmetry_weight / k as f64))?;
+            parts.push(("symmetry_mse", symm_mse.to_scalar::<f32>()? as f64));
+            total = (total + symm_mse)?;
+            decode_inputs.push(Tensor::cat(&[&back, &timbre_next.repeat((k, 1, 1))?], 2)?.reshape((b * k * (s - 1), l))?);
+        }
+        // One decoder pass for every latent the loss needs.
+        let logits = self.model.decode_logits(&Tensor::cat(&decode_inputs, 0)?)?;
+        let recon = bce_with_logits_sum(&logits.narrow(0, 0, b * s)?, &x)?;
+        parts.insert(0, ("recon_bce", recon.to_scalar::<f32>()? as f64));
+        total = (total + recon)?;
+        let mut offset = b * s;
+        if cfg.prior {
+            let bce = bce_with_logits_sum(&logits.narrow(0, offset, b * (s - 1))?, &x_next)?;
+            parts.push(("prior_bce", bce.to_scalar::<f32>()? as f64));
+            total = (total + bce)?;
+            offset += b * (s - 1);
+        }
+        if cfg.k > 0 {
+            let mut bce_sum = Tensor::zeros((), DType::F32, &Device::Cpu)?;
+            for copy in 0..cfg.k {
+                let part = logits.narrow(0, offset + copy * b * (s - 1), b * (s - 1))?;
+                bce_sum = (bce_sum + bce_with_logits_sum(&part, &x_next)?)?;
+            }
+            let bce = (bce_sum / cfg.k as f64)?;
+            parts.push(("symmetry_bce", bce.to_scalar::<f32>()? as f64));
+            total = (total + bce)?;
+        }
+        let total = (total / b as f64)?;
+        let mut losses = vec![("total", total.to_scalar::<f32>()? as f64)];
+        losses.extend(parts.into_iter().map(|(n, v)| (n, v / b as f64)));
+        Ok((total, losses))
+    }
+
+    pub fn metadata(&self) -> Metadata {
+        Metadata {
+            family: FAMILY.into(),
+            preset: self.cfg.preset.clone(),
+            config: super::config_json(&self.cfg, &self.calibration),
+            data: self.data.source.clone(),
+            steps: self.step,
+            seed: self.seed,
+            metrics: self.metrics.clone(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+
+    pub fn lab(&self) -> anyhow::Result<Lab> {
+        Lab::from_snapshot(&self.snapshot()?)
+    }
+}
+
+impl Trainer for SpsTrainer {
+    fn total_steps(&self) -> u64 {
+        self.cfg.steps
+    }
+    fn steps_done(&self) -> u64 {
+        self.step
+    }
+
+    fn step(&mut self) -> anyhow::Result<StepStats> {
+        let (total, losses) = self.loss()?;
+        self.opt.backward_step(&total)?;
+        self.step += 1;
+        Ok(StepStats { step: self.step, losses })
+    }
+
+    fn evaluate(&mut self) -> anyhow::Result<Vec<(String, f64)>> {
+        let m = eval::embedding_metrics(&self.model, &self.data)?;
+        let values = vec![("r2_embedding".to_string(), m.r2_seen), ("r2_embedding_unseen".to_string(), m.r2_unseen)];
+        self.calibration = m;
+        for (k, v) in &values {
+            self.metrics.insert(k.clone(), *v);
+        }
+        Ok(values)
+    }
+
+    /// Every metric of DESIGN.md, synthesis included, recorded in the checkpoint's metadata.
+    fn final_metrics(&mut self) -> anyhow::Result<Vec<(String, f64)>> {
+        let mut values = self.evaluate()?;
+        let (r2, detected) = eval::synthesis_r2(&self.model, &self.calibration, 16)?;
+        for (k, v) in [("r2_synthesis", r2), ("synthesis_detected", detected)] {
+            self.metrics.insert(k.into(), v);
+            values.push((k.into(), v));
+        }
+        Ok(values)
+    }
+
+    fn snapshot(&self) -> anyhow::Result<Snapshot> {
+        Ok(Snapshot { meta: self.metadata(), tensors: varmap_tensors(&self.varmap)? })
+    }
+
+    fn restore(&mut self, snapshot: &Snapshot) -> anyhow::Result<()> {
+        let tensors = snapshot.tensors.iter().cloned().collect();
+        crate::nn::checkpoint::fill_varmap(&self.varmap, &tensors, std::path::Path::new("(snapshot)"))
+            .context("restoring weights")?;
+        // The optimiser's moments may hold the NaNs that made us come back: start them afresh.
+        let params = ParamsAdamW { lr: self.cfg.lr, weight_decay: 0.0, ..Default::default() };
+        self.opt = AdamW::new(self.varmap.all_vars(), params)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,641 @@
+//! The "Pitch" tab: drag the pitch latent and hear the note follow, see the decoded spectrum
+//! and the learned pitch axis, train in the background, open/save/import/export.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, channel};
+use std::time::Duration;
+
+use egui_plot::{Legend, Line, Plot, PlotPoints, Points, VLine};
+use serde::{Deserialize, Serialize};
+
+use super::data::{self, FRAMES_PER_NOTE};
+use super::train::{PRESETS, SpsTrainer, TrainConfig};
+use super::{FAMILY, Lab};
+use crate::app::{FileRequest, PathField, Shared, Tab};
+use crate::audio::dsp::{self, N_BINS, Partial, SAMPLE_RATE};
+use crate::audio::engine::{MAX_PARTIALS, VoiceParams};
+use crate::worker::{self, Event, JobHandle, JobOptions};
+
+/// What the tab remembers across restarts.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PitchState {
+    pub checkpoint: String,
+    pub pitch_latent: f32,
+    pub timbre: Vec<f32>,
+    pub instrument: usize,
+    pub preset: String,
+    pub steps: u64,
+    pub data: String,
+    pub export_wav: String,
+    pub export_plot: String,
+    pub import_pt: String,
+    pub volume: f32,
+}
+
+impl Default for PitchState {
+    fn default() -> Self {
+        Self {
+            checkpoint: String::new(),
+            pitch_latent: 0.0,
+            timbre: Vec::new(),
+            instrument: 0,
+            preset: "fast".into(),
+            steps: 3000,
+            data: "soundfont".into(),
+            export_wav: "pitch_sweep.wav".into(),
+            export_plot: "pitch_latent.png".into(),
+            import_pt: String::new(),
+            volume: 0.5,
+        }
+    }
+}
+
+/// Side effects the widgets ask for; applied in one place after drawing.
+enum Command {
+    Open(PathBuf),
+    Save(PathBuf),
+    Import(PathBuf),
+    Train,
+    Stop,
+    PlayScale,
+    ExportSweep(PathBuf),
+    ExportPlot(PathBuf),
+    SetLive(bool),
+}
+
+/// A live training run and what it has reported.
+struct Training {
+    job: JobHandle,
+    status: String,
+    losses: Vec<[f64; 2]>,
+    metrics: Vec<(u64, f64, f64)>,
+    last_step: u64,
+    total: u64,
+}
+
+pub struct PitchTab {
+    pub state: PitchState,
+    pub lab: Option<Arc<Lab>>,
+    checkpoint: PathField,
+    data_field: PathField,
+    wav_field: PathField,
+    plot_field: PathField,
+    import_field: PathField,
+    training: Option<Training>,
+    finished_training: Option<Training>,
+    commands: Vec<Command>,
+    /// decoded spectrum of the current latent (513 x 5, bin-major) and the latent it is of
+    spectrum: Option<(Vec<f32>, Vec<f32>)>,
+    pub live: bool,
+    voice_dirty: bool,
+    background: Vec<Receiver<Result<BackgroundDone, String>>>,
+}
+
+enum BackgroundDone {
+    Clip(Vec<f32>),
+    Wrote(PathBuf),
+}
+
+impl PitchTab {
+    pub fn new(shared: &mut Shared) -> Self {
+        let default_path = shared.models_dir.join("sps_music.safetensors");
+        let mut tab = Self {
+            state: PitchState { checkpoint: default_path.display().to_string(), ..Default::default() },
+            lab: None,
+            checkpoint: PathField::new(default_path.display().to_string()),
+            data_field: PathField::new("soundfont"),
+            wav_field: PathField::new("pitch_sweep.wav"),
+            plot_field: PathField::new("pitch_latent.png"),
+            import_field: PathField::default(),
+            training: None,
+            finished_training: None,
+            commands: Vec::new(),
+            spectrum: None,
+            live: false,
+            voice_dirty: true,
+            background: Vec::new(),
+        };
+        tab.open(&default_path, shared);
+        tab
+    }
+
+    fn open(&mut self, path: &std::path::Path, shared: &mut Shared) {
+        match Lab::load(path) {
+            Ok(lab) => {
+                shared.info(format!("opened {}", path.display()));
+                self.set_lab(Arc::new(lab), true);
+                self.state.checkpoint = path.display().to_string();
+            }
+            Err(e) => shared.error(e.to_string()),
+        }
+    }
+
+    fn set_lab(&mut self, lab: Arc<Lab>, reset_latent: bool) {
+        let dims = lab.latent_dims();
+        if reset_latent || self.state.timbre.len() != dims - 1 {
+            let (lo, hi) = lab.latent_range();
+            self.state.pitch_latent = self.state.pitch_latent.clamp(lo, hi);
+            if reset_latent {
+                self.state.pitch_latent = lab.latent_of_pitch(60.0).unwrap_or(0.5 * (lo + hi)).clamp(lo, hi);
+            }
+            self.state.instrument = self.state.instrument.min(lab.calibration.instruments.len().saturating_sub(1));
+            self.state.timbre = lab
+                .calibration
+                .instruments
+                .get(self.state.instrument)
+                .map(|i| i.timbre.clone())
+                .unwrap_or_else(|| vec![0.0; dims - 1]);
+        }
+        self.lab = Some(lab);
+        self.spectrum = None;
+        self.voice_dirty = true;
+    }
+
+    /// The current latent: pitch first, then timbre.
+    pub fn latent(&self) -> Vec<f32> {
+        let mut z = vec![self.state.pitch_latent];
+        z.extend_from_slice(&self.state.timbre);
+        z
+    }
+
+    fn refresh_spectrum(&mut self, shared: &mut Shared) {
+        let Some(lab) = &self.lab else { return };
+        let z = self.latent();
+        if self.spectrum.as_ref().is_some_and(|(zs, _)| *zs == z) {
+            return;
+        }
+        match lab.decode_spectrum(&z) {
+            Ok(spec) => {
+                self.spectrum = Some((z, spec));
+                self.voice_dirty = true;
+            }
+            Err(e) => shared.error(format!("decoding failed: {e}")),
+        }
+    }
+
+    /// The decoded note's sustained part as sinusoids for the live voice.
+    pub fn voice_params(spectrum: &[f32], gain: f32) -> VoiceParams {
+        let mut mags = vec![0f32; N_BINS];
+        // frames 1..=3 are the sustained part of a note (frame 0 is the onset, 4 the fade)
+        for (b, m) in mags.iter_mut().enumerate() {
+            let sum: f32 = (1..4).map(|f| dsp::feature_to_magnitude(spectrum[b * FRAMES_PER_NOTE + f])).sum();
+            *m = sum / 3.0;
+        }
+        let mut peaks: Vec<Partial> = Vec::with_capacity(MAX_PARTIALS);
+        dsp::spectral_peaks(&mags, MAX_PARTIALS, 0.01, &mut peaks);
+        let mut params = VoiceParams { partials: [Default::default(); MAX_PARTIALS], count: 0, gain };
+        let total: f32 = peaks.iter().map(|p| p.amp).sum::<f32>().max(1e-6);
+        for (slot, p) in params.partials.iter_mut().zip(&peaks) {
+            slot.freq_hz = p.freq_hz;
+            // loudness normalised so that every latent plays at a comfortable level
+            slot.amp = p.amp / total;
+        }
+        params.count = peaks.len().min(MAX_PARTIALS);
+        params
+    }
+
+    fn update_voice(&mut self, shared: &mut Shared) {
+        if !self.voice_dirty {
+            return;
+        }
+        self.voice_dirty = false;
+        let controller = shared.audio.controller();
+        match (&self.spectrum, self.live) {
+            (Some((_, spec)), true) => controller.set_voice(&Self::voice_params(spec, self.state.volume)),
+            _ => controller.silence(),
+        }
+    }
+
+    fn start_training(&mut self, shared: &mut Shared) {
+        let mut cfg = match TrainConfig::preset(&self.state.preset) {
+            Ok(c) => c,
+            Err(e) => return shared.error(format!("{e:#}")),
+        };
+        cfg.steps = self.state.steps.max(1);
+        let spec = self.data_field.text.trim().to_string();
+        self.state.data = spec.clone();
+        let total = cfg.steps;
+        let options = JobOptions { threads: shared.train_threads, eval_every: 100, snapshot_every: Duration::from_millis(1500) };
+        let job = worker::spawn(
+            move |status| {
+                status(format!("opening {spec}"));
+                let mut source = data::open_source(&spec)?;
+                let data = data::Dataset::render(source.as_mut(), status)?;
+                Ok(Box::new(SpsTrainer::new(cfg, data, 0)?))
+            },
+            options,
+        );
+        self.training = Some(Training { job, status: "starting".into(), losses: Vec::new(), metrics: Vec::new(), last_step: 0, total });
+        shared.info(format!("training {} ({} steps) on {} thread(s)", self.state.preset, total, shared.train_threads));
+    }
+
+    fn drain_training(&mut self, shared: &mut Shared) {
+        let Some(t) = &mut self.training else { return };
+        let mut new_lab = None;
+        let mut ended = false;
+        for event in t.job.drain(Duration::from_millis(6)) {
+            match event {
+                Event::Status(s) => t.status = s,
+                Event::Step(s) => {
+                    t.last_step = s.step;
+                    if s.step % 5 == 0 || t.losses.len() < 50 {
+                        t.losses.push([s.step as f64, s.total()]);
+                    }
+                }
+                Event::Metrics { step, values } => {
+                    let get = |k: &str| values.iter().find(|(n, _)| n == k).map(|v| v.1).unwrap_or(f64::NAN);
+                    t.metrics.push((step, get("r2_embedding"), get("r2_embedding_unseen")));
+                }
+                Event::Snapshot(s) => match Lab::from_snapshot(&s) {
+                    Ok(lab) => new_lab = Some(Arc::new(lab)),
+                    Err(e) => shared.error(format!("training snapshot: {e:#}")),
+                },
+                Event::Finished { steps, cancelled, elapsed } => {
+                    shared.info(format!("training {} after {steps} steps ({:.0} s)", if cancelled { "stopped" } else { "finished" }, elapsed.as_secs_f64()));
+                    t.status = format!("{} at step {steps}", if cancelled { "stopped" } else { "finished" });
+                    ended = true;
+                }
+                Event::Failed(e) => {
+                    shared.error(e.clone());
+                    t.status = format!("failed: {e}");
+                    ended = true;
+                }
+            }
+        }
+        if let Some(lab) = new_lab {
+            let first = self.lab.as_ref().is_none_or(|l| l.meta.data != lab.meta.data || l.meta.steps > lab.meta.steps);
+            self.set_lab(lab, first);
+        }
+        if ended {
+            self.finished_training = self.training.take();
+        }
+    }
+
+    fn run_in_background(&mut self, work: impl FnOnce() -> Result<BackgroundDone, String> + Send + 'static) {
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(work());
+        });
+        self.background.push(rx);
+    }
+
+    fn apply(&mut self, command: Command, shared: &mut Shared) {
+        match command {
+            Command::Open(p) => self.open(&p, shared),
+            Command::Save(p) => {
+                let Some(lab) = self.lab.clone() else { return shared.error("no model to save") };
+                self.run_in_background(move || lab.save(&p).map(|_| BackgroundDone::Wrote(p)).map_err(|e| e.to_string()));
+            }
+            Command::Import(p) => match Lab::import_pytorch(&p) {
+                Ok(lab) => {
+                    shared.info(format!("imported {} (official PyTorch weights)", p.display()));
+                    self.set_lab(Arc::new(lab), true);
+                }
+                Err(e) => shared.error(e.to_string()),
+            },
+            Command::Train => {
+                if self.training.is_none() {
+                    self.start_training(shared);
+                }
+            }
+            Command::Stop => {
+                if let Some(t) = &self.training {
+                    t.job.cancel();
+                }
+            }
+            Command::PlayScale => {
+                let Some(lab) = self.lab.clone() else { return };
+                let timbre = self.state.timbre.clone();
+                let base = lab.pitch_of_latent(self.state.pitch_latent).unwrap_or(60.0).round();
+                let rate = shared.audio.controller().sample_rate();
+                self.run_in_background(move || {
+                    let latents: Vec<Vec<f32>> = data::SCALE
+                        .iter()
+                        .map(|s| {
+                            let mut z = vec![lab.latent_of_pitch(base + *s as f32).unwrap_or(0.0)];
+                            z.extend_from_slice(&timbre);
+                            z
+                        })
+                        .collect();
+                    let audio = lab.render_notes(&latents, 32).map_err(|e| e.to_string())?;
+                    Ok(BackgroundDone::Clip(dsp::resample_linear(&audio, SAMPLE_RATE, rate)))
+                });
+            }
+            Command::ExportSweep(p) => {
+                let Some(lab) = self.lab.clone() else { return };
+                let instrument = self.state.instrument;
+                self.run_in_background(move || {
+                    let audio = lab.render_notes(&crate::cli::pitch_sweep(&lab, 25, instrument), 64).map_err(|e| e.to_string())?;
+                    crate::audio::wav::write_mono(&p, &audio, SAMPLE_RATE).map_err(|e| e.to_string())?;
+                    Ok(BackgroundDone::Wrote(p))
+                });
+            }
+            Command::ExportPlot(p) => {
+                let Some(lab) = self.lab.clone() else { return };
+                self.run_in_background(move || {
+                    crate::figures::save(&crate::cli::embedding_figure(&lab), &p).map_err(|e| format!("{e:#}"))?;
+                    Ok(BackgroundDone::Wrote(p))
+                });
+            }
+            Command::SetLive(on) => {
+                self.live = on;
+                self.voice_dirty = true;
+            }
+        }
+    }
+
+    fn drain_background(&mut self, shared: &mut Shared) {
+        let mut keep = Vec::new();
+        for rx in self.background.drain(..) {
+            match rx.try_recv() {
+                Ok(Ok(BackgroundDone::Clip(samples))) => {
+                    shared.audio.controller().play_clip(&samples);
+                }
+                Ok(Ok(BackgroundDone::Wrote(p))) => shared.info(format!("wrote {}", p.display())),
+                Ok(Err(e)) => shared.error(e),
+                Err(std::sync::mpsc::TryRecvError::Empty) => keep.push(rx),
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => shared.error("a background task ended without a result"),
+            }
+        }
+        self.background = keep;
+    }
+
+    fn controls_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(lab) = self.lab.clone() else {
+            ui.label("No model loaded: open a checkpoint or train one below.");
+            return;
+        };
+        let (lo, hi) = lab.latent_range();
+        let margin = 0.15 * (hi - lo);
+        ui.horizontal(|ui| {
+            let mut live = self.live;
+            let label = if live { "⏹ Stop note" } else { "▶ Play note" };
+            if ui.toggle_value(&mut live, label).changed() {
+                self.commands.push(Command::SetLive(live));
+            }
+            if ui.button("Play scale").clicked() {
+                self.commands.push(Command::PlayScale);
+            }
+            ui.add(egui::Slider::new(&mut self.state.volume, 0.0..=1.0).text("volume"));
+        });
+        let slider = ui.add(
+            egui::Slider::new(&mut self.state.pitch_latent, (lo - margin)..=(hi + margin))
+                .text("pitch latent")
+                .min_decimals(3),
+        );
+        if slider.changed() {
+            self.voice_dirty = true;
+        }
+        if let Some(p) = lab.pitch_of_latent(self.state.pitch_latent) {
+            ui.label(format!("≈ {} ({:.1} Hz) on the fitted line", note_name(p), dsp::midi_to_hz(p)));
+        }
+        let instruments = &lab.calibration.instruments;
+        if !instruments.is_empty() {
+            let current = instruments.get(self.state.instrument).map(|i| i.name.clone()).unwrap_or_default();
+            egui::ComboBox::from_label("timbre of")
+                .selected_text(current)
+                .show_ui(ui, |ui| {
+                    for (i, inst) in instruments.iter().enumerate() {
+                        let label = if inst.unseen { format!("{} (unseen)", inst.name) } else { inst.name.clone() };
+                        if ui.selectable_value(&mut self.state.instrument, i, label).clicked() {
+                            self.state.timbre = inst.timbre.clone();
+                            self.voice_dirty = true;
+                        }
+                    }
+                });
+        }
+        for (d, t) in self.state.timbre.iter_mut().enumerate() {
+            if ui.add(egui::Slider::new(t, -4.0..=4.0).text(format!("timbre latent {}", d + 1))).changed() {
+                self.voice_dirty = true;
+            }
+        }
+    }
+
+    fn spectrum_ui(&self, ui: &mut egui::Ui) {
+        let Some((_, spec)) = &self.spectrum else { return };
+        let hz = |b: usize| b as f64 * SAMPLE_RATE as f64 / dsp::N_FFT as f64;
+        let line: PlotPoints = (0..N_BINS)
+            .map(|b| {
+                let sustained = (1..4).map(|f| spec[b * FRAMES_PER_NOTE + f]).sum::<f32>() / 3.0;
+                [hz(b), sustained as f64]
+            })
+            .collect();
+        Plot::new("decoded_spectrum")
+            .height(170.0)
+            .x_axis_label("frequency (Hz)")
+            .y_axis_label("log magnitude")
+            .include_y(0.0)
+            .include_y(1.0)
+            .allow_scroll(false)
+            .show(ui, |plot| plot.line(Line::new("decoded spectrum (sustained frames)", line)));
+    }
+
+    fn embedding_ui(&self, ui: &mut egui::Ui) {
+        let Some(lab) = &self.lab else { return };
+        let cal = &lab.calibration;
+        if cal.points.is_empty() {
+            ui.label("This model has no calibration yet (train it or run `latent-lab eval`).");
+            return;
+        }
+        ui.label(format!(
+            "pitch ≈ {:.2} · z₁ + {:.1}   R² held-out notes {:.4}, unseen instruments {:.4}",
+            cal.slope, cal.intercept, cal.r2_seen, cal.r2_unseen
+        ));
+        let (lo, hi) = lab.latent_range();
+        Plot::new("pitch_embedding")
+            .height(260.0)
+            .legend(Legend::default())
+            .x_axis_label("pitch latent z₁")
+            .y_axis_label("pitch (MIDI)")
+            .show(ui, |plot| {
+                for (i, inst) in cal.instruments.iter().enumerate() {
+                    let pts: PlotPoints = cal.points.iter().filter(|p| p.2 as usize == i).map(|p| [p.1 as f64, p.0 as f64]).collect();
+                    let name = if inst.unseen { format!("{} (unseen)", inst.name) } else { inst.name.clone() };
+                    plot.points(Points::new(name, pts).radius(2.0));
+                }
+                let fit: PlotPoints = [lo, hi].iter().map(|&x| [x as f64, cal.slope * x as f64 + cal.intercept]).collect();
+                plot.line(Line::new("fitted line", fit).width(2.0));
+                plot.vline(VLine::new("current latent", self.state.pitch_latent as f64));
+            });
+    }
+
+    fn training_ui(&mut self, ui: &mut egui::Ui, shared: &Shared) {
+        ui.horizontal(|ui| {
+            egui::ComboBox::from_label("preset").selected_text(self.state.preset.clone()).show_ui(ui, |ui| {
+                for p in PRESETS {
+                    ui.selectable_value(&mut self.state.preset, p.to_string(), p);
+                }
+            });
+            ui.add(egui::DragValue::new(&mut self.state.steps).range(1..=1_000_000).prefix("steps "));
+        });
+        ui.horizontal(|ui| {
+            ui.label("data");
+            self.data_field.ui(ui, "soundfont, soundfont:PATH.sf2, wav-dir:DIR", FileRequest::Open, &[("SoundFont", &["sf2"])]);
+        });
+        ui.horizontal(|ui| {
+            let running = self.training.is_some();
+            if ui.add_enabled(!running, egui::Button::new("Train")).clicked() {
+                self.commands.push(Command::Train);
+            }
+            if ui.add_enabled(running, egui::Button::new("Stop")).clicked() {
+                self.commands.push(Command::Stop);
+            }
+            ui.label(format!("{} thread(s)", shared.train_threads));
+        });
+        let Some(t) = self.training.as_ref().or(self.finished_training.as_ref()) else { return };
+        ui.add(egui::ProgressBar::new(t.last_step as f32 / t.total.max(1) as f32).text(format!("step {}/{} · {}", t.last_step, t.total, t.status)));
+        if let Some((step, r2, r2u)) = t.metrics.last() {
+            ui.label(format!("step {step}: R² held-out {r2:.4}, unseen instruments {r2u:.4}"));
+        }
+        let losses: PlotPoints = t.losses.iter().map(|l| [l[0], l[1].max(1e-9).log10()]).collect();
+        let r2: PlotPoints = t.metrics.iter().map(|m| [m.0 as f64, m.1]).collect();
+        Plot::new("training_curves")
+            .height(150.0)
+            .legend(Legend::default())
+            .x_axis_label("step")
+            .show(ui, |plot| {
+                plot.line(Line::new("log10 loss / sequence", losses));
+                plot.line(Line::new("R² held-out", r2));
+            });
+    }
+
+    fn files_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.label("checkpoint");
+            if self.checkpoint.ui(ui, "model.safetensors", FileRequest::Open, &[("checkpoint", &["safetensors"])]) {
+                if let Some(p) = self.checkpoint.path() {
+                    self.commands.push(Command::Open(p));
+                }
+            }
+            if ui.button("Open").clicked() {
+                if let Some(p) = self.checkpoint.path() {
+                    self.commands.push(Command::Open(p));
+                }
+            }
+            if ui.add_enabled(self.lab.is_some(), egui::Button::new("Save")).clicked() {
+                if let Some(p) = self.checkpoint.path() {
+                    self.commands.push(Command::Save(p));
+                }
+            }
+        });
+        ui.horizontal(|ui| {
+            ui.label("official .pt");
+            self.import_field.ui(ui, "sps_music.pt", FileRequest::Open, &[("PyTorch", &["pt", "pth"])]);
+            if ui.button("Import").clicked() {
+                if let Some(p) = self.import_field.path() {
+                    self.commands.push(Command::Import(p));
+                }
+            }
+        });
+        ui.horizontal(|ui| {
+            ui.label("sweep");
+            self.wav_field.ui(ui, "sweep.wav", FileRequest::Save, &[("WAV", &["wav"])]);
+            if ui.add_enabled(self.lab.is_some(), egui::Button::new("Export WAV")).clicked() {
+                if let Some(p) = self.wav_field.path() {
+                    self.commands.push(Command::ExportSweep(p));
+                }
+            }
+        });
+        ui.horizontal(|ui| {
+            ui.label("plot");
+            self.plot_field.ui(ui, "plot.png or .svg", FileRequest::Save, &[("figure", &["png", "svg"])]);
+            if ui.add_enabled(self.lab.is_some(), egui::Button::new("Export plot")).clicked() {
+                if let Some(p) = self.plot_field.path() {
+                    self.commands.push(Command::ExportPlot(p));
+                }
+            }
+        });
+    }
+}
+
+/// `C4`, `F#5`, ... for a (fractional) MIDI pitch, with the cents when off the semitone.
+pub fn note_name(midi: f32) -> String {
+    const NAMES: [&str; 12] = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"];
+    let r = midi.round();
+    let cents = ((midi - r) * 100.0).round() as i32;
+    let idx = (r as i32).rem_euclid(12) as usize;
+    let octave = (r as i32).div_euclid(12) - 1;
+    if cents == 0 { format!("{}{}", NAMES[idx], octave) } else { format!("{}{} {:+} ct", NAMES[idx], octave, cents) }
+}
+
+impl Tab for PitchTab {
+    fn title(&self) -> &'static str {
+        "Pitch"
+    }
+
+    fn logic(&mut self, _ctx: &egui::Context, shared: &mut Shared) {
+        self.drain_training(shared);
+        self.drain_background(shared);
+        for command in std::mem::take(&mut self.commands) {
+            self.apply(command, shared);
+        }
+        self.refresh_spectrum(shared);
+        self.update_voice(shared);
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            ui.columns(2, |cols| {
+                let (left, right) = cols.split_at_mut(1);
+                let left = &mut left[0];
+                let right = &mut right[0];
+                left.heading("Pitch latent");
+                if let Some(lab) = &self.lab {
+                    left.label(format!("{} · preset {} · {} steps", FAMILY, lab.meta.preset, lab.meta.steps));
+                }
+                self.controls_ui(left);
+                left.separator();
+                self.spectrum_ui(left);
+                left.separator();
+                left.heading("Train");
+                self.training_ui(left, shared);
+                right.heading("Learned pitch axis");
+                self.embedding_ui(right);
+                right.separator();
+                right.heading("Files");
+                self.files_ui(right);
+            });
+        });
+        // Apply what the widgets asked for now, so the next frame shows the result.
+        for command in std::mem::take(&mut self.commands) {
+            self.apply(command, shared);
+        }
+        self.refresh_spectrum(shared);
+        self.update_voice(shared);
+    }
+
+    fn busy(&self) -> bool {
+        self.training.is_some() || !self.background.is_empty()
+    }
+
+    fn persist(&self) -> serde_json::Value {
+        let mut s = self.state.clone();
+        s.checkpoint = self.checkpoint.text.clone();
+        s.data = self.data_field.text.clone();
+        s.export_wav = self.wav_field.text.clone();
+        s.export_plot = self.plot_field.text.clone();
+        s.import_pt = self.import_field.text.clone();
+        serde_json::to_value(s).unwrap_or_default()
+    }
+
+    fn restore(&mut self, state: serde_json::Value) {
+        let Ok(s) = serde_json::from_value::<PitchState>(state) else { return };
+        self.data_field.text = s.data.clone();
+        self.wav_field.text = s.export_wav.clone();
+        self.plot_field.text = s.export_plot.clone();
+        self.import_field.text = s.import_pt.clone();
+        let dims_ok = self.lab.as_ref().is_some_and(|l| l.latent_dims() == s.timbre.len() + 1);
+        let (pitch, timbre, instrument) = (s.pitch_latent, s.timbre.clone(), s.instrument);
+        self.state = PitchState { checkpoint: self.state.checkpoint.clone(), ..s };
+        if dims_ok {
+            self.state.pitch_latent = pitch;
+            self.state.timbre = timbre;
+            self.state.instrument = instrument;
+        } else if let Some(lab) = self.lab.clone() {
+            self.set_lab(lab, true);
+        }
+        self.spectrum = None;
+    }
+}

@@ -1,0 +1,235 @@
+//! The background job runner: every family's training runs here, off the UI thread, on its
+//! own thread pool, reporting progress through a channel and stopping when asked.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
+use std::time::{Duration, Instant};
+
+use candle_core::Tensor;
+
+use crate::nn::checkpoint::Metadata;
+
+/// The weights and description of a model at one moment, enough to save it or to rebuild it
+/// for inference. Cheap to pass between threads.
+#[derive(Clone)]
+pub struct Snapshot {
+    pub meta: Metadata,
+    pub tensors: Vec<(String, Tensor)>,
+}
+
+/// Losses of one training step, by name, in the order the family lists them.
+#[derive(Clone, Debug, Default)]
+pub struct StepStats {
+    pub step: u64,
+    pub losses: Vec<(&'static str, f64)>,
+}
+
+impl StepStats {
+    pub fn total(&self) -> f64 {
+        self.losses.first().map(|l| l.1).unwrap_or(f64::NAN)
+    }
+}
+
+/// One family's training loop, driven a step at a time by the worker.
+pub trait Trainer: Send {
+    fn total_steps(&self) -> u64;
+    fn steps_done(&self) -> u64;
+    /// One optimisation step. The first loss is the total that is checked for NaN/inf.
+    fn step(&mut self) -> anyhow::Result<StepStats>;
+    /// Quality metrics on held-out data, cheap enough to run every few hundred steps.
+    fn evaluate(&mut self) -> anyhow::Result<Vec<(String, f64)>>;
+    /// Every metric, however slow, run once when training ends (defaults to `evaluate`).
+    fn final_metrics(&mut self) -> anyhow::Result<Vec<(String, f64)>> {
+        self.evaluate()
+    }
+    fn snapshot(&self) -> anyhow::Result<Snapshot>;
+    /// Go back to earlier weights (used when a step produced NaN or inf).
+    fn restore(&mut self, snapshot: &Snapshot) -> anyhow::Result<()>;
+}
+
+/// What a running job tells whoever watches it.
+#[derive(Clone)]
+pub enum Event {
+    Status(String),
+    Step(StepStats),
+    Metrics { step: u64, values: Vec<(String, f64)> },
+    /// the latest weights, sent every `snapshot_every` and at the end
+    Snapshot(Arc<Snapshot>),
+    Finished { steps: u64, cancelled: bool, elapsed: Duration },
+    Failed(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct JobOptions {
+    /// threads for the job's own pool (the UI and audio keep the rest)
+    pub threads: usize,
+    pub eval_every: u64,
+    pub snapshot_every: Duration,
+}
+
+impl Default for JobOptions {
+    fn default() -> Self {
+        Self { threads: 1, eval_every: 250, snapshot_every: Duration::from_millis(1500) }
+    }
+}
+
+/// A running (or finished) job.
+pub struct JobHandle {
+    pub events: Receiver<Event>,
+    cancel: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    pub started: Instant,
+}
+
+impl JobHandle {
+    /// Ask the job to stop after its current step; it still sends its final snapshot.
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// Events that have arrived, without waiting, for at most `budget` of wall time.
+    pub fn drain(&self, budget: Duration) -> Vec<Event> {
+        let start = Instant::now();
+        let mut out = Vec::new();
+        while start.elapsed() < budget {
+            match self.events.try_recv() {
+                Ok(e) => out.push(e),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        out
+    }
+
+    /// Block until the job ends, handing every event to `on_event`.
+    pub fn wait(mut self, mut on_event: impl FnMut(&Event)) {
+        for e in self.events.iter() {
+            on_event(&e);
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for JobHandle {
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}
+
+/// Start a job. `make` builds the trainer (data generation included) on the worker thread,
+/// inside the job's pool, so even the set-up never blocks the caller.
+pub fn spawn<F>(make: F, options: JobOptions) -> JobHandle
+where
+    F: FnOnce(&dyn Fn(String)) -> anyhow::Result<Box<dyn Trainer>> + Send + 'static,
+{
+    let (tx, rx) = channel();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let cancel_job = cancel.clone();
+    let thread = std::thread::Builder::new()
+        .name("latent-lab-train".into())
+        .spawn(move || {
+            let pool = match rayon::ThreadPoolBuilder::new()
+                .num_threads(options.threads.max(1))
+                .thread_name(|i| format!("latent-lab-train-{i}"))
+                .build()
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    let _ = tx.send(Event::Failed(format!("cannot start training threads: {e}")));
+                    return;
+                }
+            };
+            pool.install(|| run(make, &options, &cancel_job, &tx));
+        })
+        .ok();
+    JobHandle { events: rx, cancel, thread, started: Instant::now() }
+}
+
+fn run<F>(make: F, options: &JobOptions, cancel: &AtomicBool, tx: &Sender<Event>)
+where
+    F: FnOnce(&dyn Fn(String)) -> anyhow::Result<Box<dyn Trainer>>,
+{
+    let start = Instant::now();
+    let status = |s: String| {
+        let _ = tx.send(Event::Status(s));
+    };
+    let mut trainer = match make(&status) {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = tx.send(Event::Failed(format!("{e:#}")));
+            return;
+        }
+    };
+    let send_snapshot = |trainer: &dyn Trainer| -> Option<Arc<Snapshot>> {
+        match trainer.snapshot() {
+            Ok(s) => {
+                let s = Arc::new(s);
+                let _ = tx.send(Event::Snapshot(s.clone()));
+                Some(s)
+            }
+            Err(e) => {
+                let _ = tx.send(Event::Failed(format!("cannot copy the weights: {e:#}")));
+                None
+            }
+        }
+    };
+    let Some(mut last_good) = send_snapshot(trainer.as_ref()) else { return };
+    let mut last_snapshot = Instant::now();
+    status("training".into());
+    while trainer.steps_done() < trainer.total_steps() {
+        if cancel.load(Ordering::Relaxed) {
+            break;
+        }
+        let stats = match trainer.step() {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = tx.send(Event::Failed(format!("step {}: {e:#}", trainer.steps_done())));
+                let _ = trainer.restore(&last_good);
+                let _ = tx.send(Event::Snapshot(last_good));
+                return;
+            }
+        };
+        if stats.losses.iter().any(|(_, v)| !v.is_finite()) {
+            let _ = trainer.restore(&last_good);
+            let _ = tx.send(Event::Snapshot(last_good.clone()));
+            let _ = tx.send(Event::Failed(format!(
+                "training diverged at step {} (a loss became NaN or infinite); kept the weights of step {}",
+                stats.step, last_good.meta.steps
+            )));
+            return;
+        }
+        let step = stats.step;
+        let _ = tx.send(Event::Step(stats));
+        if options.eval_every > 0 && step % options.eval_every == 0 {
+            match trainer.evaluate() {
+                Ok(values) => {
+                    let _ = tx.send(Event::Metrics { step, values });
+                }
+                Err(e) => status(format!("evaluation failed: {e:#}")),
+            }
+        }
+        if last_snapshot.elapsed() >= options.snapshot_every {
+            match send_snapshot(trainer.as_ref()) {
+                Some(s) => last_good = s,
+                None => return,
+            }
+            last_snapshot = Instant::now();
+        }
+    }
+    let cancelled = trainer.steps_done() < trainer.total_steps();
+    status("final evaluation".into());
+    match trainer.final_metrics() {
+        Ok(values) => {
+            let _ = tx.send(Event::Metrics { step: trainer.steps_done(), values });
+        }
+        Err(e) => status(format!("final evaluation failed: {e:#}")),
+    }
+    send_snapshot(trainer.as_ref());
+    let _ = tx.send(Event::Finished { steps: trainer.steps_done(), cancelled, elapsed: start.elapsed() });
+}
