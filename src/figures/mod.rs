@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -66,9 +67,11 @@ pub enum Figure {
     Lines { title: String, x_label: String, y_label: String, series: Vec<Series>, log_y: bool },
     /// grid of RGB tiles (each tile w*h*3 u8, row-major), `cols` per row, optional caption per tile and per row/column header
     ///
-    /// Every tile is drawn in the same fixed cell, upscaled with nearest neighbour (a 32x32 tile
-    /// becomes 96x96 px). Tiles of a very uneven shape (a 5x513 spectrogram, say) are stretched
-    /// along their short side to at most 2:1, and long sides above 256 px are box-filtered down.
+    /// Every tile is drawn in the same fixed cell, upscaled by a whole factor with nearest
+    /// neighbour (a 32x32 tile in a 10x10 grid becomes 96x96 px; fewer tiles are drawn larger, up
+    /// to about 800x700 px of tiles in all). Tiles of a very uneven shape (a 5x513 spectrogram,
+    /// say) are stretched along their short side to at most 2:1, and tiles too large for the
+    /// 1600x1200 px budget (but at least 256 px per cell) are box-filtered down.
     ///
     /// `captions` may hold, with `n` tiles in `r` rows of `cols`:
     /// * nothing: no captions;
@@ -435,8 +438,11 @@ fn linear_tick_format(keys: &[f64]) -> impl Fn(&f64) -> String + use<> {
         })
         .unwrap_or(10);
     move |v: &f64| {
-        let v = if v.abs() < step * 1e-6 { 0.0 } else { *v };
-        fmt(v, decimals)
+        if v.abs() < step * 1e-6 {
+            if scientific { "0".to_string() } else { fmt(0.0, decimals) }
+        } else {
+            fmt(*v, decimals)
+        }
     }
 }
 
@@ -537,7 +543,68 @@ fn clip_fit_line(a: f64, b: f64, (x0, x1): (f64, f64), (y0, y1): (f64, f64)) -> 
         lo = lo.max(xa.min(xb));
         hi = hi.min(xa.max(xb));
     }
-    (lo < hi).then(|| [(lo, a * lo + b), (hi, a * hi + b)])
+    (lo < hi).then_some([(lo, a * lo + b), (hi, a * hi + b)])
+}
+
+/// A linear f64 axis with ticks chosen here rather than by plotters.
+struct TickAxis {
+    inner: RangedCoordf64,
+    bold: Vec<f64>,
+    light: Vec<f64>,
+}
+
+impl TickAxis {
+    fn new(lo: f64, hi: f64, bold: Vec<f64>, light: Vec<f64>) -> Self {
+        let keep = |v: &f64| *v >= lo.min(hi) && *v <= lo.max(hi);
+        Self {
+            inner: (lo..hi).into(),
+            bold: bold.into_iter().filter(keep).collect(),
+            light: light.into_iter().filter(keep).collect(),
+        }
+    }
+}
+
+impl Ranged for TickAxis {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.inner.map(value, limit)
+    }
+    fn key_points<H: KeyPointHint>(&self, hint: H) -> Vec<f64> {
+        if hint.weight().allow_light_points() { self.light.clone() } else { self.bold.clone() }
+    }
+    fn range(&self) -> std::ops::Range<f64> {
+        self.inner.range()
+    }
+}
+
+/// Tick positions for a log axis, in log10 units over [a, b]: decades when there are enough of
+/// them, else 1-2-5 multiples, else every multiple, else plain linear ticks. Returns (labelled, minor).
+fn log_ticks(a: f64, b: f64) -> (Vec<f64>, Vec<f64>) {
+    let within = |v: f64| v >= a - 1e-9 && v <= b + 1e-9;
+    let (k0, k1) = (a.floor() as i32, b.ceil() as i32);
+    let multiples = |ms: &[f64]| -> Vec<f64> {
+        (k0..=k1).flat_map(|k| ms.iter().map(move |m| (m * 10f64.powi(k)).log10())).filter(|v| within(*v)).collect()
+    };
+    let all: Vec<f64> = multiples(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
+    let decades: Vec<f64> = (k0..=k1).map(f64::from).filter(|v| within(*v)).collect();
+    if decades.len() >= 3 {
+        let every = decades.len().div_ceil(8);
+        let bold: Vec<f64> = decades.iter().copied().step_by(every).collect();
+        let minor = if decades.len() <= 6 { all } else { decades };
+        return (bold, minor);
+    }
+    let one_two_five = multiples(&[1.0, 2.0, 5.0]);
+    if one_two_five.len() >= 3 {
+        return (one_two_five, all);
+    }
+    if all.len() >= 3 {
+        return (all, Vec::new());
+    }
+    let (lo, hi) = (10f64.powf(a), 10f64.powf(b));
+    let linear: Vec<f64> =
+        RangedCoordf64::from(lo..hi).key_points(6).into_iter().filter(|v| *v > 0.0).map(f64::log10).collect();
+    (linear, Vec::new())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -558,7 +625,11 @@ where
     let kind = if scatter { "scatter" } else { "line" };
     ensure!(!series.is_empty(), "{kind} figure \"{title}\" has no series");
     let usable = |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite() && (!log_y || y > 0.0);
-    let all = || series.iter().flat_map(|s| s.points.iter().copied()).filter(usable);
+    // On a log axis everything is drawn in log10(y) on a linear axis with hand-picked ticks.
+    let ty = |(x, y): (f64, f64)| if log_y { (x, y.log10()) } else { (x, y) };
+    let data: Vec<Vec<Option<(f64, f64)>>> =
+        series.iter().map(|s| s.points.iter().map(|p| usable(p).then(|| ty(*p))).collect()).collect();
+    let all = || data.iter().flatten().flatten().copied();
     ensure!(
         all().next().is_some(),
         "{kind} figure \"{title}\" has no {} points to draw",
@@ -567,32 +638,19 @@ where
     let xr = finite_range(all().map(|p| p.0)).unwrap_or((0.0, 1.0));
     let yr = finite_range(all().map(|p| p.1)).unwrap_or((0.0, 1.0));
     let (x0, x1) = if scatter { padded(xr, 0.05) } else { padded(xr, 0.0) };
-    let (y0, y1) = if log_y {
-        let (lo, hi) = (yr.0.log10(), yr.1.log10());
-        let (mut lo, mut hi) = ((lo - 0.02).floor(), (hi + 0.02).ceil());
-        if hi <= lo {
-            lo -= 1.0;
-            hi += 1.0;
-        }
-        (10f64.powf(lo), 10f64.powf(hi))
-    } else {
-        padded(yr, 0.06)
-    };
+    let (y0, y1) = if log_y && yr.1 - yr.0 < 1e-9 { (yr.0 - 0.5, yr.1 + 0.5) } else { padded(yr, 0.06) };
 
     // Points in [0,1]^2 to find an empty corner for the legend.
-    let norm = |(x, y): (f64, f64)| {
-        let ny = if log_y { (y.log10() - y0.log10()) / (y1.log10() - y0.log10()) } else { (y - y0) / (y1 - y0) };
-        ((x - x0) / (x1 - x0), ny)
-    };
+    let norm = |(x, y): (f64, f64)| ((x - x0) / (x1 - x0), (y - y0) / (y1 - y0));
     let mut occupied: Vec<(f64, f64)> = Vec::new();
-    for s in series {
-        let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(usable).collect();
+    for pts in &data {
+        let pts: Vec<(f64, f64)> = pts.iter().flatten().copied().collect();
         occupied.extend(pts.iter().map(|&p| norm(p)));
         if !scatter {
             for w in pts.windows(2) {
+                let (a, b) = (norm(w[0]), norm(w[1]));
                 for k in 1..8 {
                     let t = f64::from(k) / 8.0;
-                    let (a, b) = (norm(w[0]), norm(w[1]));
                     occupied.push((a.0 + (b.0 - a.0) * t, a.1 + (b.1 - a.1) * t));
                 }
             }
@@ -607,131 +665,105 @@ where
     }
     let corner = legend_corner(&occupied);
 
-    // Tick labels, and room for them.
-    let n_ticks = 8;
-    let x_keys = RangedCoordf64::from(x0..x1).key_points(n_ticks);
+    // Ticks, their labels, and room for them.
+    let x_keys = RangedCoordf64::from(x0..x1).key_points(8);
     let x_fmt = linear_tick_format(&x_keys);
-    let y_fmt: Box<dyn Fn(&f64) -> String> = if log_y {
-        Box::new(|v: &f64| fmt_number(*v))
-    } else {
-        Box::new(linear_tick_format(&RangedCoordf64::from(y0..y1).key_points(n_ticks)))
-    };
-    let y_samples: Vec<f64> = if log_y {
-        let (a, b) = (y0.log10().round() as i32, y1.log10().round() as i32);
-        (a..=b).flat_map(|e| [10f64.powi(e), 5.0 * 10f64.powi(e)]).collect()
-    } else {
-        RangedCoordf64::from(y0..y1).key_points(n_ticks)
-    };
-    let widest_y = y_samples.iter().map(|v| text_size(&y_fmt(v), TICK_SIZE)).max().unwrap_or(40);
-    let y_area = widest_y + AXIS_DESC_SIZE as u32 + 36;
-    let x_area = (TICK_SIZE + AXIS_DESC_SIZE) as u32 + 36;
+    let (y_keys, y_minor) = if log_y { log_ticks(y0, y1) } else { (RangedCoordf64::from(y0..y1).key_points(8), Vec::new()) };
+    let y_fmt: Box<dyn Fn(&f64) -> String> =
+        if log_y { Box::new(|v: &f64| fmt_number(10f64.powf(*v))) } else { Box::new(linear_tick_format(&y_keys)) };
+    let widest_y = y_keys.iter().map(|v| text_size(&y_fmt(v), TICK_SIZE)).max().unwrap_or(40);
+    let y_area = widest_y + AXIS_DESC_SIZE as u32 + 30;
+    let x_area = (TICK_SIZE + AXIS_DESC_SIZE) as u32 + 28;
     let widest_x = x_keys.iter().map(|v| text_size(&x_fmt(v), TICK_SIZE)).max().unwrap_or(40);
     let right_margin = (widest_x / 2 + 12).max(30);
-
-    let has_legend = series.iter().any(|s| !s.name.is_empty()) || fit.is_some();
     let title = fit_text(title, TITLE_SIZE, WIDTH - 40);
 
-    macro_rules! chart_body {
-        ($y_spec:expr) => {{
-            let mut chart = ChartBuilder::on(root)
-                .caption(&title, style(TITLE_SIZE, TEXT, HPos::Center, VPos::Top))
-                .margin(16)
-                .margin_top(20)
-                .margin_right(right_margin)
-                .x_label_area_size(x_area)
-                .y_label_area_size(y_area)
-                .build_cartesian_2d(x0..x1, $y_spec)?;
-            chart
-                .configure_mesh()
-                .x_labels(n_ticks)
-                .y_labels(if log_y { 12 } else { n_ticks })
-                .x_desc(x_label)
-                .y_desc(y_label)
-                .axis_desc_style(font(AXIS_DESC_SIZE).color(&TEXT))
-                .label_style(font(TICK_SIZE).color(&TEXT))
-                .x_label_formatter(&x_fmt)
-                .y_label_formatter(&y_fmt)
-                .bold_line_style(GRID.stroke_width(1))
-                .light_line_style(TRANSPARENT)
-                .axis_style(BLACK.stroke_width(2))
-                .set_all_tick_mark_size(6)
-                .draw()?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(&title, style(TITLE_SIZE, TEXT, HPos::Center, VPos::Top))
+        .margin(16)
+        .margin_top(20)
+        .margin_right(right_margin)
+        .x_label_area_size(x_area)
+        .y_label_area_size(y_area)
+        .build_cartesian_2d(
+            TickAxis::new(x0, x1, x_keys.clone(), Vec::new()),
+            TickAxis::new(y0, y1, y_keys.clone(), y_minor),
+        )?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .axis_desc_style(font(AXIS_DESC_SIZE).color(&TEXT))
+        .label_style(font(TICK_SIZE).color(&TEXT))
+        .x_label_formatter(&x_fmt)
+        .y_label_formatter(&y_fmt)
+        .bold_line_style(GRID.stroke_width(1))
+        .light_line_style(RGBColor(242, 242, 242).stroke_width(1))
+        .axis_style(BLACK.stroke_width(2))
+        .set_all_tick_mark_size(6)
+        .draw()?;
 
-            let total: usize = series.iter().map(|s| s.points.len()).sum();
-            for s in series {
-                let color = rgb(s.color);
-                let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(usable).collect();
-                let legend_line = move |(x, y): (i32, i32)| PathElement::new(vec![(x, y), (x + 28, y)], color.stroke_width(4));
-                let legend_dot = move |(x, y): (i32, i32)| Circle::new((x + 14, y), 7, color.filled());
-                if scatter {
-                    let (r, c) = if total > 2000 { (3, color.mix(0.6).filled()) } else { (5, color.filled()) };
-                    let drawn = chart.draw_series(pts.iter().map(|&p| Circle::new(p, r, c)))?;
-                    if !s.name.is_empty() {
-                        drawn.label(s.name.as_str()).legend(legend_dot);
-                    }
-                } else {
-                    // Break the line at unusable points.
-                    let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
-                    for p in &s.points {
-                        if usable(p) {
-                            if let Some(run) = runs.last_mut() {
-                                run.push(*p);
-                            }
-                        } else if runs.last().is_some_and(|r| !r.is_empty()) {
-                            runs.push(Vec::new());
-                        }
-                    }
-                    runs.retain(|r| !r.is_empty());
-                    let mut labelled = s.name.is_empty();
-                    for run in runs {
-                        let drawn = chart.draw_series(LineSeries::new(run, color.stroke_width(3)))?;
-                        if !labelled {
-                            drawn.label(s.name.as_str()).legend(legend_line);
-                            labelled = true;
-                        }
-                    }
-                    if pts.len() <= 40 {
-                        chart.draw_series(pts.iter().map(|&p| Circle::new(p, 5, color.filled())))?;
-                    }
+    let total: usize = data.iter().map(|s| s.iter().flatten().count()).sum();
+    for (s, pts) in series.iter().zip(&data) {
+        let color = rgb(s.color);
+        let legend_line = move |(x, y): (i32, i32)| PathElement::new(vec![(x, y), (x + 28, y)], color.stroke_width(4));
+        let legend_dot = move |(x, y): (i32, i32)| Circle::new((x + 14, y), 7, color.filled());
+        if scatter {
+            let (r, c) = if total > 2000 { (3, color.mix(0.6).filled()) } else { (5, color.filled()) };
+            let drawn = chart.draw_series(pts.iter().flatten().map(|&p| Circle::new(p, r, c)))?;
+            if !s.name.is_empty() {
+                drawn.label(s.name.as_str()).legend(legend_dot);
+            }
+        } else {
+            // Unusable points break the line.
+            let runs: Vec<Vec<(f64, f64)>> = pts
+                .split(Option::is_none)
+                .map(|run| run.iter().flatten().copied().collect::<Vec<_>>())
+                .filter(|run| !run.is_empty())
+                .collect();
+            let mut labelled = s.name.is_empty();
+            for run in runs {
+                let drawn = chart.draw_series(LineSeries::new(run, color.stroke_width(3)))?;
+                if !labelled {
+                    drawn.label(s.name.as_str()).legend(legend_line);
+                    labelled = true;
                 }
             }
-            if let Some((a, b, r2)) = fit {
-                let sign = if b < 0.0 { "−" } else { "+" };
-                let label = format!("fit: y = {}x {sign} {},  R² = {}", fmt_sig3(a), fmt_sig3(b.abs()), fmt_r2(r2));
-                let fit_style = RGBColor(30, 30, 30).stroke_width(3);
-                let legend = move |(x, y): (i32, i32)| {
-                    EmptyElement::at((x, y))
-                        + PathElement::new(vec![(0, 0), (11, 0)], fit_style)
-                        + PathElement::new(vec![(17, 0), (28, 0)], fit_style)
-                };
-                match fit_line {
-                    Some(line) => {
-                        chart.draw_series(DashedLineSeries::new(line, 14, 8, fit_style))?.label(label).legend(legend);
-                    }
-                    None => {
-                        // Line entirely outside the data range: still report the fit.
-                        chart.draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())?.label(label).legend(legend);
-                    }
-                }
+            let n = pts.iter().flatten().count();
+            if n <= 40 {
+                chart.draw_series(pts.iter().flatten().map(|&p| Circle::new(p, 5, color.filled())))?;
             }
-            if has_legend {
-                chart
-                    .configure_series_labels()
-                    .position(corner)
-                    .margin(16)
-                    .legend_area_size(40)
-                    .label_font(font(LEGEND_SIZE).color(&TEXT))
-                    .background_style(WHITE.mix(0.9))
-                    .border_style(RGBColor(150, 150, 150))
-                    .draw()?;
-            }
-        }};
+        }
     }
-
-    if log_y {
-        chart_body!((y0..y1).log_scale());
-    } else {
-        chart_body!(y0..y1);
+    if let Some((a, b, r2)) = fit {
+        let sign = if b < 0.0 { "−" } else { "+" };
+        let label = format!("fit: y = {}x {sign} {},  R² = {}", fmt_sig3(a), fmt_sig3(b.abs()), fmt_r2(r2));
+        let fit_style = RGBColor(30, 30, 30).stroke_width(3);
+        let legend = move |(x, y): (i32, i32)| {
+            EmptyElement::at((x, y))
+                + PathElement::new(vec![(0, 0), (11, 0)], fit_style)
+                + PathElement::new(vec![(17, 0), (28, 0)], fit_style)
+        };
+        match fit_line {
+            Some(line) => {
+                chart.draw_series(DashedLineSeries::new(line, 14, 8, fit_style))?.label(label).legend(legend);
+            }
+            None => {
+                // The line misses the plotted range: still report the fit in the legend.
+                chart.draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())?.label(label).legend(legend);
+            }
+        }
+    }
+    if series.iter().any(|s| !s.name.is_empty()) || fit.is_some() {
+        chart
+            .configure_series_labels()
+            .position(corner)
+            .margin(16)
+            .legend_area_size(40)
+            .label_font(font(LEGEND_SIZE).color(&TEXT))
+            .background_style(WHITE.mix(0.9))
+            .border_style(RGBColor(150, 150, 150))
+            .draw()?;
     }
     Ok(())
 }
@@ -749,30 +781,42 @@ const GRID_TITLE_SIZE: f64 = 36.0;
 const GRID_CAPTION_SIZE: f64 = 20.0;
 const GRID_HEADER_SIZE: f64 = 22.0;
 
-/// Display size of one tile: integer upscale until the long side reaches 96 px, long sides above
-/// 256 px shrunk to 256, and the short side stretched to at least half the long side (rounded up
-/// to a whole multiple of the source pixels when that side is upscaled).
-fn tile_cell(w: usize, h: usize) -> (u32, u32) {
-    const MIN_LONG: f64 = 96.0;
-    const MAX_LONG: f64 = 256.0;
+/// Display size of one tile in a grid of `cols` x `rows` cells.
+///
+/// The grid aims at about 800x700 px of tiles (never less than 96 px on a tile's long side) and
+/// at most 1600x1200 px (never less than 256 px per cell): tiles are upscaled by the largest
+/// whole factor that reaches the aim within the limit, or shrunk to the limit. Then the short
+/// side is stretched to at least half the long side, to a whole multiple of its source pixels
+/// when that side is upscaled, so a 5x513 spectrogram gets a readable width.
+fn tile_cell(w: usize, h: usize, cols: usize, rows: usize) -> (u32, u32) {
     let (wf, hf) = (w as f64, h as f64);
-    let long = wf.max(hf);
-    let s = if long > MAX_LONG { MAX_LONG / long } else { (MIN_LONG / long).ceil().max(1.0) };
+    let (cols, rows) = (cols.max(1) as f64, rows.max(1) as f64);
+    let max_w = (1600.0 / cols).floor().max(256.0);
+    let max_h = (1200.0 / rows).floor().max(256.0);
+    let aim_long = (800.0 / cols).min(700.0 / rows).max(96.0);
+    let fits = |s: f64| wf * s <= max_w && hf * s <= max_h;
+    let mut s = (aim_long / wf.max(hf)).ceil().max(1.0);
+    while s > 1.0 && !fits(s) {
+        s -= 1.0;
+    }
+    if !fits(s) {
+        s = (max_w / wf).min(max_h / hf);
+    }
     let (mut dw, mut dh) = ((wf * s).round().max(1.0), (hf * s).round().max(1.0));
-    let stretch = |short: f64, long: f64, src: f64| {
-        let target = (long / 2.0).ceil();
+    let stretch = |short: f64, long: f64, src: f64, cap: f64| {
+        let target = (long / 2.0).ceil().min(cap);
         if short >= target {
             short
-        } else if target >= src {
+        } else if target >= src && (target / src).ceil() * src <= cap {
             (target / src).ceil() * src
         } else {
             target
         }
     };
     if dw < dh / 2.0 {
-        dw = stretch(dw, dh, wf);
+        dw = stretch(dw, dh, wf, max_w);
     } else if dh < dw / 2.0 {
-        dh = stretch(dh, dw, hf);
+        dh = stretch(dh, dw, hf, max_h);
     }
     (dw as u32, dh as u32)
 }
@@ -815,7 +859,7 @@ fn grid_layout(figure: &Figure) -> Result<GridLayout> {
             cols + rows
         ),
     };
-    let (cw, ch) = tile_cell(tw, th);
+    let (cw, ch) = tile_cell(tw, th, shown_cols, rows);
     let caption_h = if tile_caps.iter().any(|c| !c.is_empty()) { GRID_CAPTION_SIZE as u32 + 10 } else { 0 };
     let header_h = if col_caps.iter().any(|c| !c.is_empty()) { GRID_HEADER_SIZE as u32 + 14 } else { 0 };
     let row_header_w = row_caps.iter().map(|c| text_size(c, GRID_HEADER_SIZE)).max().map_or(0, |w| w.min(260) + 14);
@@ -929,8 +973,8 @@ fn cell_format(values: &[Vec<f64>]) -> impl Fn(f64) -> String + use<> {
             String::new()
         } else if integers {
             format!("{v:.0}")
-        } else if max_abs >= 1e4 || max_abs < 1e-2 {
-            format!("{v:.1e}")
+        } else if !(1e-2..1e4).contains(&max_abs) {
+            if v == 0.0 { "0".to_string() } else { format!("{v:.1e}") }
         } else if max_abs < 10.0 {
             format!("{v:.2}")
         } else if max_abs < 100.0 {
@@ -976,7 +1020,7 @@ where
     let (lo, hi) = finite_range(values.iter().flatten().copied()).unwrap_or((0.0, 1.0));
 
     let (w, h) = (WIDTH as i32, HEIGHT as i32);
-    let label_size = |n: usize| if n <= 20 { 24.0 } else if n <= 40 { 18.0 } else { 14.0 };
+    let label_size = |n: usize| if n <= 20 { 24.0 } else { 18.0 };
     let (row_size, col_size) = (label_size(nr), label_size(nc));
 
     // Title.
@@ -989,14 +1033,14 @@ where
 
     // Colour bar: ticks at nice values within the range.
     let ticks: Vec<f64> = if hi > lo {
-        let mut k = RangedCoordf64::from(lo..hi).key_points(6);
+        let mut k = RangedCoordf64::from(lo..hi).key_points(10);
         k.retain(|v| *v >= lo && *v <= hi);
         k
     } else {
         vec![lo]
     };
     let tick_fmt = linear_tick_format(&ticks);
-    let tick_labels: Vec<String> = ticks.iter().map(|v| tick_fmt(v)).collect();
+    let tick_labels: Vec<String> = ticks.iter().map(&tick_fmt).collect();
     let bar_w = 28;
     let bar_label_w = tick_labels.iter().map(|s| text_size(s, 22.0)).max().unwrap_or(30) as i32;
     let bar_block = 30 + bar_w + 10 + bar_label_w;
@@ -1048,7 +1092,7 @@ where
             rgb: resample(&src, nc, nr, gw as usize, gh as usize),
         });
     }
-    root.draw(&Rectangle::new([(gx, gy), (gx + gw, gy + gh)], RGBColor(60, 60, 60).stroke_width(1)))?;
+    root.draw(&Rectangle::new([(gx - 1, gy - 1), (gx + gw, gy + gh)], RGBColor(60, 60, 60).stroke_width(1)))?;
 
     // Values in the cells.
     if nr <= 20 && nc <= 20 {
@@ -1073,7 +1117,21 @@ where
     }
 
     // Row labels, thinned out so they never overlap.
-    let step = |cell: f64, size: f64| ((size * 1.15) / cell).ceil().max(1.0) as usize;
+    let step = |cell: f64, size: f64| {
+        let need = ((size * 1.6) / cell).ceil().max(1.0) as usize;
+        if need <= 1 {
+            return 1;
+        }
+        let mut unit = 1;
+        loop {
+            for m in [1, 2, 5] {
+                if m * unit >= need {
+                    return m * unit;
+                }
+            }
+            unit *= 10;
+        }
+    };
     let row_step = step(cell_h, row_size);
     for (r, s) in rows.iter().enumerate().filter(|(i, _)| i % row_step == 0) {
         let s = fit_text(s, row_size, HM_LABEL_MAX_W);
@@ -1097,12 +1155,16 @@ where
     // Colour bar.
     let bx = gx + gw + 30;
     let bar_h = gh.max(1);
+    let mut bar = Vec::with_capacity((bar_w * bar_h * 3) as usize);
     for i in 0..bar_h {
         let t = 1.0 - f64::from(i) / f64::from((bar_h - 1).max(1));
-        let [r, g, b] = viridis(t as f32);
-        root.draw(&Rectangle::new([(bx, gy + i), (bx + bar_w, gy + i + 1)], RGBColor(r, g, b).filled()))?;
+        let px = viridis(t as f32);
+        for _ in 0..bar_w {
+            bar.extend_from_slice(&px);
+        }
     }
-    root.draw(&Rectangle::new([(bx, gy), (bx + bar_w, gy + bar_h)], RGBColor(60, 60, 60).stroke_width(1)))?;
+    rasters.push(Raster { x: bx, y: gy, w: bar_w as u32, h: bar_h as u32, rgb: bar });
+    root.draw(&Rectangle::new([(bx - 1, gy - 1), (bx + bar_w, gy + bar_h)], RGBColor(60, 60, 60).stroke_width(1)))?;
     for (v, label) in ticks.iter().zip(&tick_labels) {
         let t = if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
         let y = gy + ((1.0 - t) * f64::from(bar_h - 1)).round() as i32;
@@ -1237,7 +1299,7 @@ mod tests {
         let text = fs::read_to_string(&svg).unwrap();
         assert!(text.contains("<svg"));
         assert!(text.contains(title), "{stem}: SVG lacks the title");
-        no_tmp_left(&out);
+        assert!(!tmp_path(&png).exists() && !tmp_path(&svg).exists(), "{stem}: .tmp left behind");
         let _ = fs::remove_dir_all(&dir);
     }
 
@@ -1290,14 +1352,16 @@ mod tests {
         save(&fig, &p).unwrap();
         let img = decode(&p);
         let layout = grid_layout(&fig).unwrap();
-        assert_eq!(layout.cell, (96, 96));
+        // 12 tiles in 4 columns: drawn 7x (224 px); a 10x10 grid draws them 3x (96 px).
+        assert_eq!(layout.cell, (224, 224));
+        let k = 7;
         let (x, y) = layout.origins[5];
         let Figure::ImageGrid { tiles, .. } = &fig else { unreachable!() };
         for ty in 0..32 {
             for tx in 0..32 {
                 let src = &tiles[5][(ty * 32 + tx) * 3..][..3];
-                for (dx, dy) in [(0, 0), (2, 2), (1, 2)] {
-                    let px = img.get_pixel((x + tx as i32 * 3 + dx) as u32, (y + ty as i32 * 3 + dy) as u32);
+                for (dx, dy) in [(0, 0), (k - 1, k - 1), (3, k - 1), (k - 1, 0)] {
+                    let px = img.get_pixel((x + tx as i32 * k + dx) as u32, (y + ty as i32 * k + dy) as u32);
                     assert_eq!(&px.0[..], src, "tile pixel ({tx},{ty})");
                 }
             }
@@ -1326,14 +1390,37 @@ mod tests {
             captions,
         };
         let layout = grid_layout(&fig).unwrap();
-        assert_eq!(layout.cell, (130, 256));
+        assert_eq!(layout.cell, (260, 513));
         assert_eq!(layout.col_headers.len(), 3);
         assert_eq!(layout.row_headers.len(), 2);
         check_pair(&fig, "grid-spectrogram", &[], "Spectrogram traversals");
-        assert_eq!(tile_cell(513, 5), (256, 130));
-        assert_eq!(tile_cell(28, 28), (112, 112));
-        assert_eq!(tile_cell(64, 64), (128, 128));
-        assert_eq!(tile_cell(1024, 1024), (256, 256));
+        assert_eq!(tile_cell(513, 5, 3, 2), (513, 260));
+        assert_eq!(tile_cell(28, 28, 10, 10), (112, 112));
+        assert_eq!(tile_cell(32, 32, 10, 10), (96, 96));
+        assert_eq!(tile_cell(64, 64, 10, 10), (128, 128));
+        assert_eq!(tile_cell(1024, 1024, 10, 10), (256, 256));
+        assert_eq!(tile_cell(1024, 1024, 1, 1), (1024, 1024));
+        assert_eq!(tile_cell(4000, 3000, 1, 1), (1600, 1200));
+        // One wide spectrogram strip (25 notes x 5 frames, 257 bins): drawn big, 4 px per frame.
+        assert_eq!(tile_cell(125, 257, 1, 1), (500, 771));
+    }
+
+    #[test]
+    fn image_grid_single_strip() {
+        // A traversal strip as the CLI makes it: 25 notes x 5 frames wide, 257 bins tall.
+        let (w, h) = (125, 257);
+        let strip: Vec<u8> =
+            (0..w * h).flat_map(|p| viridis((((p % w) / 5) as f32 / 24.0 + (p / w) as f32 / 256.0) / 2.0)).collect();
+        let fig = Figure::ImageGrid {
+            title: "Decoded spectra along the pitch latent (0-8 kHz, 25 steps)".into(),
+            tile_w: w,
+            tile_h: h,
+            cols: 1,
+            tiles: vec![strip],
+            captions: Vec::new(),
+        };
+        assert_eq!(grid_layout(&fig).unwrap().cell, (500, 771));
+        check_pair(&fig, "grid-strip", &[], "Decoded spectra");
     }
 
     #[test]
@@ -1359,14 +1446,12 @@ mod tests {
         let low = viridis(0.0);
         let high = viridis(1.0);
         check_pair(&fig, "heatmap", &[(low[0], low[1], low[2]), (high[0], high[1], high[2])], "Mutual information");
-        let text = fs::read_to_string({
-            let dir = scratch_dir("heatmap-values");
-            let p = dir.join("h.svg");
-            save(&fig, &p).unwrap();
-            p
-        })
-        .unwrap();
-        assert!(text.contains(">\n1.00\n<") || text.contains("1.00"), "cell values are printed");
+        let dir = scratch_dir("heatmap-values");
+        let p = dir.join("h.svg");
+        save(&fig, &p).unwrap();
+        let text = fs::read_to_string(&p).unwrap();
+        assert!(text.contains("\n1.00\n") && text.contains("\n0.33\n"), "cell values are printed");
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -1377,6 +1462,51 @@ mod tests {
         values[3][4] = f64::NAN;
         let fig = Figure::Heatmap { title: "Large matrix".into(), rows: Vec::new(), cols: Vec::new(), values };
         check_pair(&fig, "heatmap-large", &[], "Large matrix");
+    }
+
+    #[test]
+    fn heatmap_long_labels() {
+        let cols: Vec<String> = (0..16).map(|j| format!("latent dimension {j}")).collect();
+        let rows: Vec<String> =
+            ["object hue", "floor hue", "wall hue", "scale", "shape", "orientation"].iter().map(|s| s.to_string()).collect();
+        let values: Vec<Vec<f64>> =
+            (0..6).map(|i| (0..16).map(|j| if j == i * 2 { 0.9 - 0.1 * i as f64 } else { 0.02 * ((i + j) % 5) as f64 }).collect()).collect();
+        let fig = Figure::Heatmap { title: "MIG: factor × latent mutual information (nats)".into(), rows, cols, values };
+        check_pair(&fig, "heatmap-long-labels", &[], "MIG: factor");
+    }
+
+    #[test]
+    fn degenerate_inputs_still_render() {
+        let dir = scratch_dir("degenerate");
+        let one = |log_y| Figure::Lines {
+            title: "one point".into(),
+            x_label: "x".into(),
+            y_label: "y".into(),
+            series: vec![Series::new("only", vec![(3.0, 5.0)], BLUE_S), Series::new("empty", Vec::new(), ORANGE_S)],
+            log_y,
+        };
+        let flat = Figure::Scatter {
+            title: "constant".into(),
+            x_label: "x".into(),
+            y_label: "y".into(),
+            series: vec![Series::new("same", vec![(1.0, 0.0); 5], BLUE_S)],
+            fit: Some((1e9, -4.0, f64::NAN)),
+        };
+        let tiny = Figure::Heatmap { title: String::new(), rows: vec!["a".into()], cols: vec!["b".into()], values: vec![vec![2.5]] };
+        let single = grid(1, 8, 3, 7, vec![String::new()]);
+        let huge_values = Figure::Heatmap {
+            title: "big numbers".into(),
+            rows: Vec::new(),
+            cols: Vec::new(),
+            values: vec![vec![1e7, -2e6], vec![f64::INFINITY, 3.0]],
+        };
+        for (i, fig) in [one(false), one(true), flat, tiny, single, huge_values].iter().enumerate() {
+            for ext in ["png", "svg"] {
+                let p = out_dir(&dir).join(format!("degenerate-{i}.{ext}"));
+                save(fig, &p).unwrap_or_else(|e| panic!("figure {i}: {e:#}"));
+            }
+        }
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -52,8 +52,8 @@ impl TrainConfig {
         let fast = Self {
             preset: "fast".into(),
             model: ModelConfig { channels: [32, 32, 64, 64], mlp: [16, 64, 256, 512], rnn_hidden: 64, latent: 3 },
-            batch: 16,
-            k: 4,
+            batch: 8,
+            k: 2,
             t_range: 4.0,
             lr: 1e-3,
             kl_weight: 0.01,
@@ -115,7 +115,8 @@ pub struct SpsTrainer {
 impl SpsTrainer {
     pub fn new(cfg: TrainConfig, data: Dataset, seed: u64) -> anyhow::Result<Self> {
         anyhow::ensure!(!data.train.is_empty(), "{}: no training scales", data.source);
-        Device::Cpu.set_seed(seed)?;
+        // The seed fixes data order, translations and scheduled sampling; candle's CPU
+        // generator (weight init, reparameterisation noise) cannot be seeded.
         let (varmap, vb) = new_varmap();
         let model = SpsMusic::new(&cfg.model, vb)?;
         let params = ParamsAdamW { lr: cfg.lr, weight_decay: 0.0, ..Default::default() };
@@ -269,6 +270,12 @@ impl Trainer for SpsTrainer {
     /// Every metric of DESIGN.md, synthesis included, recorded in the checkpoint's metadata.
     fn final_metrics(&mut self) -> anyhow::Result<Vec<(String, f64)>> {
         let mut values = self.evaluate()?;
+        if self.calibration.slope < 0.0 {
+            // The symmetry fixes the pitch axis only up to its sign: turn it so that a larger
+            // latent is a higher note, which is what a slider should do.
+            flip_pitch_axis(&self.varmap)?;
+            values = self.evaluate()?;
+        }
         let (r2, detected) = eval::synthesis_r2(&self.model, &self.calibration, 16)?;
         for (k, v) in [("r2_synthesis", r2), ("synthesis_detected", detected)] {
             self.metrics.insert(k.into(), v);
@@ -290,4 +297,28 @@ impl Trainer for SpsTrainer {
         self.opt = AdamW::new(self.varmap.all_vars(), params)?;
         Ok(())
     }
+}
+
+/// Replace the pitch latent z1 by -z1 without changing what the model computes: the encoder's
+/// pitch output, the decoder's and the prior's pitch inputs, and the prior's output change sign.
+pub fn flip_pitch_axis(varmap: &VarMap) -> anyhow::Result<()> {
+    let data = varmap.data().lock().map_err(|_| anyhow::anyhow!("variable map poisoned"))?;
+    let get = |name: &str| data.get(name).with_context(|| format!("no variable {name}"));
+    // rows of fc11 (output 0), columns of fc3.0 and rnn.weight_ih_l0 (input 0), all of fc2
+    for (name, axis) in [("fc11.weight", 0usize), ("fc11.bias", 0), ("fc3.0.weight", 1), ("rnn.weight_ih_l0", 1)] {
+        let var = get(name)?;
+        let t = var.as_tensor();
+        let n = t.dim(axis)?;
+        let mut sign = vec![1f32; n];
+        sign[0] = -1.0;
+        let mut shape = vec![1usize; t.rank()];
+        shape[axis] = n;
+        let sign = Tensor::from_vec(sign, shape, &Device::Cpu)?;
+        var.set(&t.broadcast_mul(&sign)?)?;
+    }
+    for name in ["fc2.weight", "fc2.bias"] {
+        let var = get(name)?;
+        var.set(&var.as_tensor().neg()?)?;
+    }
+    Ok(())
 }
