@@ -5,12 +5,40 @@ pub mod checkpoint;
 use candle_core::{D, DType, Device, Module, Result, Tensor};
 use candle_nn::{Init, Linear, VarBuilder, VarMap};
 
+/// How weights start. PyTorch's default draws from U(+-1/sqrt(fan_in)), which shrinks the
+/// signal by about sqrt(6) per layer; through the SPS decoder's nine layers the output then
+/// hardly depends on the latent, and training sits on the mean spectrum for thousands of
+/// steps. He (Kaiming) initialisation, U(+-sqrt(6/fan_in)), keeps the signal's scale.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum WeightInit {
+    #[default]
+    #[serde(rename = "pytorch")]
+    PyTorch,
+    #[serde(rename = "he")]
+    He,
+}
+
+impl WeightInit {
+    /// (weight init, bias init) for a layer of this fan-in; biases always as PyTorch does.
+    pub fn hints(self, fan_in: usize) -> (Init, Init) {
+        let bound = 1.0 / (fan_in as f64).sqrt();
+        let w = match self {
+            WeightInit::PyTorch => bound,
+            WeightInit::He => 6f64.sqrt() * bound,
+        };
+        (Init::Uniform { lo: -w, up: w }, Init::Uniform { lo: -bound, up: bound })
+    }
+}
+
 /// A dense layer with PyTorch's default initialisation (uniform in +-1/sqrt(fan_in) for weight and bias).
 pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
-    let bound = 1.0 / (in_dim as f64).sqrt();
-    let init = Init::Uniform { lo: -bound, up: bound };
-    let weight = vb.get_with_hints((out_dim, in_dim), "weight", init)?;
-    let bias = vb.get_with_hints(out_dim, "bias", init)?;
+    linear_init(in_dim, out_dim, WeightInit::PyTorch, vb)
+}
+
+pub fn linear_init(in_dim: usize, out_dim: usize, init: WeightInit, vb: VarBuilder) -> Result<Linear> {
+    let (w_init, b_init) = init.hints(in_dim);
+    let weight = vb.get_with_hints((out_dim, in_dim), "weight", w_init)?;
+    let bias = vb.get_with_hints(out_dim, "bias", b_init)?;
     Ok(Linear::new(weight, Some(bias)))
 }
 
@@ -31,12 +59,12 @@ impl HeightConv {
         (kh, kw): (usize, usize),
         stride: usize,
         pad: usize,
+        init: WeightInit,
         vb: VarBuilder,
     ) -> Result<Self> {
-        let bound = 1.0 / ((c_in * kh * kw) as f64).sqrt();
-        let init = Init::Uniform { lo: -bound, up: bound };
-        let weight = vb.get_with_hints((c_out, c_in, kh, kw), "weight", init)?;
-        let bias = vb.get_with_hints(c_out, "bias", init)?;
+        let (w_init, b_init) = init.hints(c_in * kh * kw);
+        let weight = vb.get_with_hints((c_out, c_in, kh, kw), "weight", w_init)?;
+        let bias = vb.get_with_hints(c_out, "bias", b_init)?;
         Ok(Self { weight, bias, stride, pad })
     }
 
@@ -76,13 +104,18 @@ impl HeightConvTranspose {
         (kh, kw): (usize, usize),
         stride: usize,
         pad: usize,
+        init: WeightInit,
         vb: VarBuilder,
     ) -> Result<Self> {
-        // PyTorch computes fan_in from weight.size(1) * kh * kw for transposed convs.
-        let bound = 1.0 / ((c_out * kh * kw) as f64).sqrt();
-        let init = Init::Uniform { lo: -bound, up: bound };
-        let weight = vb.get_with_hints((c_in, c_out, kh, kw), "weight", init)?;
-        let bias = vb.get_with_hints(c_out, "bias", init)?;
+        // PyTorch computes fan_in from weight.size(1) * kh * kw for transposed convs; the
+        // signal's true fan-in per output is c_in * kh / stride, which He init uses.
+        let fan_in = match init {
+            WeightInit::PyTorch => c_out * kh * kw,
+            WeightInit::He => (c_in * kh / stride).max(1),
+        };
+        let (w_init, b_init) = init.hints(fan_in);
+        let weight = vb.get_with_hints((c_in, c_out, kh, kw), "weight", w_init)?;
+        let bias = vb.get_with_hints(c_out, "bias", b_init)?;
         Ok(Self { weight, bias, c_out, kw, kh, stride, pad })
     }
 
@@ -169,11 +202,11 @@ pub struct Mlp {
 }
 
 impl Mlp {
-    pub fn new(sizes: &[usize], vb: VarBuilder) -> Result<Self> {
+    pub fn new(sizes: &[usize], init: WeightInit, vb: VarBuilder) -> Result<Self> {
         let layers = sizes
             .windows(2)
             .enumerate()
-            .map(|(i, w)| linear(w[0], w[1], vb.pp(2 * i)))
+            .map(|(i, w)| linear_init(w[0], w[1], init, vb.pp(2 * i)))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self { layers })
     }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::data::{FRAMES_PER_NOTE, NOTE_FEATURES};
 use crate::audio::dsp::N_BINS;
-use crate::nn::{HeightConv, HeightConvTranspose, Mlp, Rnn, linear};
+use crate::nn::{HeightConv, HeightConvTranspose, Mlp, Rnn, WeightInit, linear, linear_init};
 
 /// Model sizes. `paper` is the official configuration; smaller ones train faster on a CPU.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -20,11 +20,14 @@ pub struct ModelConfig {
     pub rnn_hidden: usize,
     /// 1 pitch dim followed by the timbre dims
     pub latent: usize,
+    /// how the weights start (PyTorch's default in the official code)
+    #[serde(default)]
+    pub init: WeightInit,
 }
 
 impl ModelConfig {
     pub fn paper() -> Self {
-        Self { channels: [64, 64, 128, 128], mlp: [16, 64, 256, 1024], rnn_hidden: 256, latent: 3 }
+        Self { channels: [64, 64, 128, 128], mlp: [16, 64, 256, 1024], rnn_hidden: 256, latent: 3, init: WeightInit::PyTorch }
     }
     /// height of the encoder's last feature map (513 -> 256 -> 64 -> 32 -> 16)
     pub const LAST_H: usize = 16;
@@ -47,29 +50,30 @@ pub struct SpsMusic {
 impl SpsMusic {
     pub fn new(cfg: &ModelConfig, vb: VarBuilder) -> Result<Self> {
         let c = cfg.channels;
+        let i = cfg.init;
         let e = vb.pp("encoder");
         let enc = [
-            HeightConv::new(1, c[0], (5, FRAMES_PER_NOTE), 2, 1, e.pp(0))?,
-            HeightConv::new(c[0], c[1], (8, 1), 4, 2, e.pp(2))?,
-            HeightConv::new(c[1], c[2], (4, 1), 2, 1, e.pp(4))?,
-            HeightConv::new(c[2], c[3], (4, 1), 2, 1, e.pp(6))?,
+            HeightConv::new(1, c[0], (5, FRAMES_PER_NOTE), 2, 1, i, e.pp(0))?,
+            HeightConv::new(c[0], c[1], (8, 1), 4, 2, i, e.pp(2))?,
+            HeightConv::new(c[1], c[2], (4, 1), 2, 1, i, e.pp(4))?,
+            HeightConv::new(c[2], c[3], (4, 1), 2, 1, i, e.pp(6))?,
         ];
         let d = vb.pp("decoder");
         let dec = [
-            HeightConvTranspose::new(c[3], c[2], (4, 1), 2, 1, d.pp(0))?,
-            HeightConvTranspose::new(c[2], c[1], (4, 1), 2, 1, d.pp(2))?,
-            HeightConvTranspose::new(c[1], c[0], (8, 1), 4, 2, d.pp(4))?,
-            HeightConvTranspose::new(c[0], 1, (5, FRAMES_PER_NOTE), 2, 1, d.pp(6))?,
+            HeightConvTranspose::new(c[3], c[2], (4, 1), 2, 1, i, d.pp(0))?,
+            HeightConvTranspose::new(c[2], c[1], (4, 1), 2, 1, i, d.pp(2))?,
+            HeightConvTranspose::new(c[1], c[0], (8, 1), 4, 2, i, d.pp(4))?,
+            HeightConvTranspose::new(c[0], 1, (5, FRAMES_PER_NOTE), 2, 1, i, d.pp(6))?,
         ];
         let m = cfg.mlp;
         Ok(Self {
             cfg: cfg.clone(),
             enc,
-            fc11: linear(cfg.flat(), cfg.latent, vb.pp("fc11"))?,
-            fc12: linear(cfg.flat(), cfg.latent, vb.pp("fc12"))?,
+            fc11: linear_init(cfg.flat(), cfg.latent, i, vb.pp("fc11"))?,
+            fc12: linear_init(cfg.flat(), cfg.latent, i, vb.pp("fc12"))?,
             rnn: Rnn::new(1, cfg.rnn_hidden, vb.pp("rnn"))?,
             fc2: linear(cfg.rnn_hidden, 1, vb.pp("fc2"))?,
-            fc3: Mlp::new(&[cfg.latent, m[0], m[1], m[2], m[3], cfg.flat()], vb.pp("fc3"))?,
+            fc3: Mlp::new(&[cfg.latent, m[0], m[1], m[2], m[3], cfg.flat()], i, vb.pp("fc3"))?,
             dec,
         })
     }

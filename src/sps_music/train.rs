@@ -15,7 +15,7 @@ use super::model::{ModelConfig, SpsMusic};
 use super::{FAMILY, Lab};
 use crate::audio::dsp::N_BINS;
 use crate::nn::checkpoint::Metadata;
-use crate::nn::{bce_with_logits_sum, kl_sum, mse_sum, new_varmap, varmap_tensors};
+use crate::nn::{WeightInit, bce_with_logits_sum, kl_sum, mse_sum, new_varmap, varmap_tensors};
 use crate::worker::{Snapshot, StepStats, Trainer};
 
 /// Everything that defines a training run besides the data.
@@ -35,6 +35,9 @@ pub struct TrainConfig {
     pub symmetry_weight: f64,
     /// train the RNN prior (off for the plain beta-VAE)
     pub prior: bool,
+    /// decode a sample of the posterior rather than its mean; the official SPS code decodes
+    /// the mean (its `batch_encode_to_z` returns mu), the beta-VAE samples
+    pub sample_latent: bool,
     /// decode every note of a sequence with the timbre of one note (official `repeat_one_dim`)
     pub share_timbre: bool,
     /// notes given to the prior before it predicts
@@ -42,6 +45,11 @@ pub struct TrainConfig {
     /// scheduled sampling, official form: P(teacher forcing) = a / (a + exp((step + b) / a))
     pub sample_alpha: f64,
     pub sample_beta: f64,
+    /// steps of plain reconstruction before the prior and symmetry terms come in, then steps
+    /// over which their weight ramps from 0 to 1: the decoder first learns to read pitch from
+    /// z1, otherwise the prior's early, meaningless predictions teach it to ignore z1
+    pub warmup_steps: u64,
+    pub ramp_steps: u64,
     pub steps: u64,
 }
 
@@ -51,7 +59,7 @@ impl TrainConfig {
     pub fn preset(name: &str) -> anyhow::Result<Self> {
         let fast = Self {
             preset: "fast".into(),
-            model: ModelConfig { channels: [32, 32, 64, 64], mlp: [16, 64, 256, 512], rnn_hidden: 64, latent: 3 },
+            model: ModelConfig { channels: [32, 32, 64, 64], mlp: [16, 64, 256, 512], rnn_hidden: 64, latent: 3, init: WeightInit::He },
             batch: 8,
             k: 2,
             t_range: 4.0,
@@ -60,11 +68,14 @@ impl TrainConfig {
             prior_weight: 2.0,
             symmetry_weight: 4.0,
             prior: true,
+            sample_latent: false,
             share_timbre: true,
             base_len: 3,
             sample_alpha: 400.0,
             sample_beta: 0.0,
-            steps: 3000,
+            warmup_steps: 0,
+            ramp_steps: 0,
+            steps: 6000,
         };
         Ok(match name {
             "fast" | "default" => fast,
@@ -82,12 +93,24 @@ impl TrainConfig {
                 preset: "beta-vae".into(),
                 k: 0,
                 prior: false,
+                sample_latent: true,
                 share_timbre: false,
                 kl_weight: 4.0,
                 ..fast
             },
             other => anyhow::bail!("unknown preset `{other}` for sps-music (one of: {})", PRESETS.join(", ")),
         })
+    }
+
+    /// weight of the prior and symmetry terms at `step`
+    pub fn sequence_weight(&self, step: u64) -> f64 {
+        if step < self.warmup_steps {
+            0.0
+        } else if self.ramp_steps == 0 {
+            1.0
+        } else {
+            ((step - self.warmup_steps) as f64 / self.ramp_steps as f64).min(1.0)
+        }
     }
 
     /// probability that the prior is fed the encoder's latent rather than its own prediction
@@ -119,6 +142,7 @@ impl SpsTrainer {
         // generator (weight init, reparameterisation noise) cannot be seeded.
         let (varmap, vb) = new_varmap();
         let model = SpsMusic::new(&cfg.model, vb)?;
+        init_output_bias(&varmap, &data)?;
         let params = ParamsAdamW { lr: cfg.lr, weight_decay: 0.0, ..Default::default() };
         let opt = AdamW::new(varmap.all_vars(), params)?;
         let mut rng = seeded_rng(seed);
@@ -155,9 +179,14 @@ impl SpsTrainer {
         }
         let x = Tensor::from_vec(flat, (b * s, 1, N_BINS, 5), &Device::Cpu)?;
         let (mu, logvar) = self.model.encode(&x)?;
-        // official reparameterisation, factor 0.5 outside the exp as in the paper's code
-        let eps = mu.randn_like(0.0, 1.0)?;
-        let z = (&mu + (eps * logvar.exp()?)? * 0.5)?.reshape((b, s, l))?;
+        let z = if cfg.sample_latent {
+            // official reparameterisation, factor 0.5 outside the exp as in the paper's code
+            let eps = mu.randn_like(0.0, 1.0)?;
+            (&mu + (eps * logvar.exp()?)? * 0.5)?
+        } else {
+            mu.clone()
+        };
+        let z = z.reshape((b, s, l))?;
         let z_pitch = z.narrow(2, 0, 1)?;
         let z_timbre = z.narrow(2, 1, l - 1)?;
         let z_timbre = if cfg.share_timbre {
@@ -175,23 +204,25 @@ impl SpsTrainer {
         let mut total = kl_sum(&mu, &logvar)?.affine(cfg.kl_weight, 0.0)?;
         parts.push(("kl", total.to_scalar::<f32>()? as f64));
 
-        if cfg.prior {
+        let w = cfg.sequence_weight(self.step);
+        let prior = cfg.prior && w > 0.0;
+        let k = if w > 0.0 { cfg.k } else { 0 };
+        if prior {
             let own = self.scheduled(s);
             let z0 = self.model.predict_with_symmetry(&z_pitch, &own, &|z| Ok(z.clone()))?;
-            let prior_mse = (mse_sum(&z0, &z_pitch.narrow(1, 1, s - 1)?)? * cfg.prior_weight)?;
+            let prior_mse = (mse_sum(&z0, &z_pitch.narrow(1, 1, s - 1)?)? * (w * cfg.prior_weight))?;
             parts.push(("prior_mse", prior_mse.to_scalar::<f32>()? as f64));
             total = (total + prior_mse)?;
             decode_inputs.push(Tensor::cat(&[&z0, &timbre_next], 2)?.reshape((b * (s - 1), l))?);
         }
-        if cfg.k > 0 {
-            let k = cfg.k;
+        if k > 0 {
             let t: Vec<f32> = (0..b * k).map(|_| self.rng.random_range(-cfg.t_range..cfg.t_range)).collect();
             let t = Tensor::from_vec(t, (b * k, 1), &Device::Cpu)?;
             let z_rep = z_pitch.repeat((k, 1, 1))?;
             let own = self.scheduled(s);
             let shifted = self.model.predict_with_symmetry(&z_rep, &own, &|z| z.broadcast_add(&t))?;
             let back = shifted.broadcast_sub(&t.unsqueeze(1)?)?;
-            let symm_mse = (mse_sum(&back, &z_rep.narrow(1, 1, s - 1)?)? * (cfg.symmetry_weight / k as f64))?;
+            let symm_mse = (mse_sum(&back, &z_rep.narrow(1, 1, s - 1)?)? * (w * cfg.symmetry_weight / k as f64))?;
             parts.push(("symmetry_mse", symm_mse.to_scalar::<f32>()? as f64));
             total = (total + symm_mse)?;
             decode_inputs.push(Tensor::cat(&[&back, &timbre_next.repeat((k, 1, 1))?], 2)?.reshape((b * k * (s - 1), l))?);
@@ -202,19 +233,19 @@ impl SpsTrainer {
         parts.insert(0, ("recon_bce", recon.to_scalar::<f32>()? as f64));
         total = (total + recon)?;
         let mut offset = b * s;
-        if cfg.prior {
-            let bce = bce_with_logits_sum(&logits.narrow(0, offset, b * (s - 1))?, &x_next)?;
+        if prior {
+            let bce = (bce_with_logits_sum(&logits.narrow(0, offset, b * (s - 1))?, &x_next)? * w)?;
             parts.push(("prior_bce", bce.to_scalar::<f32>()? as f64));
             total = (total + bce)?;
             offset += b * (s - 1);
         }
-        if cfg.k > 0 {
+        if k > 0 {
             let mut bce_sum = Tensor::zeros((), DType::F32, &Device::Cpu)?;
-            for copy in 0..cfg.k {
+            for copy in 0..k {
                 let part = logits.narrow(0, offset + copy * b * (s - 1), b * (s - 1))?;
                 bce_sum = (bce_sum + bce_with_logits_sum(&part, &x_next)?)?;
             }
-            let bce = (bce_sum / cfg.k as f64)?;
+            let bce = (bce_sum * (w / k as f64))?;
             parts.push(("symmetry_bce", bce.to_scalar::<f32>()? as f64));
             total = (total + bce)?;
         }
@@ -320,5 +351,21 @@ pub fn flip_pitch_axis(varmap: &VarMap) -> anyhow::Result<()> {
         let var = get(name)?;
         var.set(&var.as_tensor().neg()?)?;
     }
+    Ok(())
+}
+
+/// Start the decoder's output at the data's mean level. With PyTorch's default init the
+/// output starts near 0.5 while the mean spectrum is near 0.2; the first updates then drive
+/// the decoder's ReLUs below zero wholesale and training stalls on the mean spectrum.
+fn init_output_bias(varmap: &VarMap, data: &Dataset) -> anyhow::Result<()> {
+    let (sum, count) = data
+        .train
+        .iter()
+        .fold((0f64, 0usize), |(s, c), seq| (s + seq.features.iter().map(|&v| v as f64).sum::<f64>(), c + seq.features.len()));
+    let mean = (sum / count.max(1) as f64).clamp(1e-3, 1.0 - 1e-3);
+    let logit = (mean / (1.0 - mean)).ln();
+    let data = varmap.data().lock().map_err(|_| anyhow::anyhow!("variable map poisoned"))?;
+    let bias = data.get("decoder.6.bias").context("no decoder.6.bias")?;
+    bias.set(&Tensor::full(logit as f32, bias.dims(), &Device::Cpu)?)?;
     Ok(())
 }

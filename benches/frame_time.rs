@@ -1,0 +1,43 @@
+//! UI frame time while a model trains in the background: the real App, driven headless by
+//! egui_kittest, with training started from its own Train button. Prints p50/p95/max of the
+//! time each frame takes to run (logic + layout + tessellation; no GPU in this harness).
+//!
+//! cargo bench --bench frame_time
+
+use std::time::{Duration, Instant};
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use latent_lab::app::{App, AppOptions};
+
+fn main() {
+    let models = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
+    let options = AppOptions { models_dir: models, open_audio: false, train_threads: 1 };
+    let mut harness: Harness<'static, App> =
+        Harness::builder().with_size([1400.0, 1000.0]).build_eframe(|cc| App::new(cc, options));
+    harness.run_steps(3);
+    harness.get_by_label("▶ Play note").click();
+    harness.get_by_label("Train").click();
+    let mut idle = Vec::new();
+    let mut training = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(40) {
+        let t = Instant::now();
+        harness.step();
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        let steps_done = harness.state().tabs[0].busy();
+        if steps_done { training.push(ms) } else { idle.push(ms) }
+        // a display refreshes every 16.7 ms; frames are not produced faster than that
+        std::thread::sleep(Duration::from_millis(16).saturating_sub(t.elapsed()));
+    }
+    let report = |name: &str, v: &mut Vec<f64>| {
+        if v.is_empty() {
+            return;
+        }
+        v.sort_by(f64::total_cmp);
+        let p = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        println!("{name}: {} frames, p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms", v.len(), p(0.5), p(0.95), v[v.len() - 1]);
+    };
+    report("frames while training (data rendering included)", &mut training);
+    report("frames while idle", &mut idle);
+}
