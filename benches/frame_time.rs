@@ -16,7 +16,7 @@ fn main() {
     let mut harness: Harness<'static, App> =
         Harness::builder().with_size([1400.0, 1000.0]).build_eframe(|cc| App::new(cc, options));
     harness.run_steps(3);
-    harness.get_by_label("▶ Play note").click();
+    harness.get_by_label("Play note").click();
     harness.get_by_label("Train").click();
     let mut idle = Vec::new();
     let mut training = Vec::new();

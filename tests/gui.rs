@@ -44,7 +44,7 @@ fn dragging_the_pitch_slider_up_raises_the_pitch_heard() {
     let mut harness = harness();
     harness.run_steps(2);
     assert!(harness.state().tabs[0].title() == "Pitch");
-    harness.get_by_label("▶ Play note").click();
+    harness.get_by_label("Play note").click();
     harness.run_steps(2);
 
     drag_slider_to(&mut harness, "pitch latent", 0.2);
@@ -60,10 +60,10 @@ fn dragging_the_pitch_slider_up_raises_the_pitch_heard() {
 fn stopping_the_note_silences_it() {
     let mut harness = harness();
     harness.run_steps(2);
-    harness.get_by_label("▶ Play note").click();
+    harness.get_by_label("Play note").click();
     harness.run_steps(2);
     let _ = heard_pitch(&mut harness);
-    harness.get_by_label("⏹ Stop note").click();
+    harness.get_by_label("Stop note").click();
     harness.run_steps(2);
     let audio = &mut harness.state_mut().shared.audio;
     let _ = audio.render_offline(4800);

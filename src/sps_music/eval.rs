@@ -19,6 +19,10 @@ pub struct Calibration {
     pub intercept: f64,
     pub r2_seen: f64,
     pub r2_unseen: f64,
+    /// mean over instruments of the R^2 of each instrument's own line (held-out notes of
+    /// training instruments): linearity before asking that all instruments share one line
+    #[serde(default)]
+    pub r2_within_instrument: f64,
     pub latent_range: (f32, f32),
     pub instruments: Vec<InstrumentTimbre>,
     /// (MIDI pitch, pitch latent, instrument index) of held-out notes
@@ -75,6 +79,15 @@ pub fn embedding_metrics(model: &SpsMusic, data: &Dataset) -> Result<Calibration
             .collect();
         instruments.push(InstrumentTimbre { name: name.clone(), timbre, unseen });
     }
+    let mut within = Vec::new();
+    for index in 0..data.n_train_instruments {
+        let (x, y): (Vec<f64>, Vec<f64>) =
+            lat_seen.iter().zip(&p_seen).zip(&seen_i).filter(|(_, i)| **i as usize == index).map(|((l, p), _)| (*l, *p)).unzip();
+        if x.len() > 2 {
+            within.push(linear_fit(&x, &y).r2);
+        }
+    }
+    let r2_within_instrument = within.iter().sum::<f64>() / within.len().max(1) as f64;
     let mut points: Vec<(f32, f32, u16)> = Vec::new();
     for ((p, m), i) in seen_p.iter().zip(&mu_seen).zip(&seen_i).chain(unseen_p.iter().zip(&mu_unseen).zip(&unseen_i)) {
         points.push((*p, m[0], *i));
@@ -84,6 +97,7 @@ pub fn embedding_metrics(model: &SpsMusic, data: &Dataset) -> Result<Calibration
         intercept: fit.intercept,
         r2_seen: fit.r2,
         r2_unseen: fit_unseen.r2,
+        r2_within_instrument,
         latent_range: (lo as f32, hi as f32),
         instruments,
         points,

@@ -290,7 +290,11 @@ impl Trainer for SpsTrainer {
 
     fn evaluate(&mut self) -> anyhow::Result<Vec<(String, f64)>> {
         let m = eval::embedding_metrics(&self.model, &self.data)?;
-        let values = vec![("r2_embedding".to_string(), m.r2_seen), ("r2_embedding_unseen".to_string(), m.r2_unseen)];
+        let values = vec![
+            ("r2_embedding".to_string(), m.r2_seen),
+            ("r2_embedding_unseen".to_string(), m.r2_unseen),
+            ("r2_within_instrument".to_string(), m.r2_within_instrument),
+        ];
         self.calibration = m;
         for (k, v) in &values {
             self.metrics.insert(k.clone(), *v);

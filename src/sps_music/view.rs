@@ -42,7 +42,7 @@ impl Default for PitchState {
             timbre: Vec::new(),
             instrument: 0,
             preset: "fast".into(),
-            steps: 3000,
+            steps: TrainConfig::preset("fast").map(|c| c.steps).unwrap_or(6000),
             data: "soundfont".into(),
             export_wav: "pitch_sweep.wav".into(),
             export_plot: "pitch_latent.png".into(),
@@ -371,7 +371,7 @@ impl PitchTab {
         let margin = 0.15 * (hi - lo);
         ui.horizontal(|ui| {
             let mut live = self.live;
-            let label = if live { "⏹ Stop note" } else { "▶ Play note" };
+            let label = if live { "Stop note" } else { "Play note" };
             if ui.toggle_value(&mut live, label).changed() {
                 self.commands.push(Command::SetLive(live));
             }
@@ -380,6 +380,7 @@ impl PitchTab {
             }
             ui.add(egui::Slider::new(&mut self.state.volume, 0.0..=1.0).text("volume"));
         });
+        ui.spacing_mut().slider_width = (ui.available_width() - 180.0).clamp(120.0, 420.0);
         let slider = ui.add(
             egui::Slider::new(&mut self.state.pitch_latent, (lo - margin)..=(hi + margin))
                 .text("pitch latent")

@@ -88,6 +88,11 @@ impl JobHandle {
         self.cancel.store(true, Ordering::Relaxed);
     }
 
+    /// The flag `cancel` sets, for stopping the job from elsewhere (a Ctrl-C handler).
+    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
+        self.cancel.clone()
+    }
+
     pub fn is_running(&self) -> bool {
         self.thread.as_ref().is_some_and(|t| !t.is_finished())
     }
