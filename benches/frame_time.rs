@@ -12,9 +12,14 @@ use latent_lab::app::{App, AppOptions};
 
 fn main() {
     let models = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
-    let options = AppOptions { models_dir: models, open_audio: false, train_threads: 1 };
-    let mut harness: Harness<'static, App> =
-        Harness::builder().with_size([1400.0, 1000.0]).build_eframe(|cc| App::new(cc, options));
+    let options = AppOptions {
+        models_dir: models,
+        open_audio: false,
+        train_threads: 1,
+    };
+    let mut harness: Harness<'static, App> = Harness::builder()
+        .with_size([1400.0, 1000.0])
+        .build_eframe(|cc| App::new(cc, options));
     harness.run_steps(3);
     harness.get_by_label("Play note").click();
     harness.get_by_label("Train").click();
@@ -26,7 +31,11 @@ fn main() {
         harness.step();
         let ms = t.elapsed().as_secs_f64() * 1e3;
         let steps_done = harness.state().tabs[0].busy();
-        if steps_done { training.push(ms) } else { idle.push(ms) }
+        if steps_done {
+            training.push(ms)
+        } else {
+            idle.push(ms)
+        }
         // a display refreshes every 16.7 ms; frames are not produced faster than that
         std::thread::sleep(Duration::from_millis(16).saturating_sub(t.elapsed()));
     }
@@ -36,8 +45,17 @@ fn main() {
         }
         v.sort_by(f64::total_cmp);
         let p = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-        println!("{name}: {} frames, p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms", v.len(), p(0.5), p(0.95), v[v.len() - 1]);
+        println!(
+            "{name}: {} frames, p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms",
+            v.len(),
+            p(0.5),
+            p(0.95),
+            v[v.len() - 1]
+        );
     };
-    report("frames while training (data rendering included)", &mut training);
+    report(
+        "frames while training (data rendering included)",
+        &mut training,
+    );
     report("frames while idle", &mut idle);
 }

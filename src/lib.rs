@@ -6,5 +6,6 @@ pub mod cli;
 pub mod figures;
 pub mod metrics;
 pub mod nn;
+pub mod relevance;
 pub mod sps_music;
 pub mod worker;

@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use latent_lab::cli::{self, CliError};
 
 #[derive(Parser)]
-#[command(name = "latent-lab", version, about = "Look inside the latent spaces of models that learn interpretable factors from symmetry")]
+#[command(
+    name = "latent-lab",
+    version,
+    about = "Look inside the latent spaces of models that learn interpretable factors from symmetry"
+)]
 struct Args {
     #[command(subcommand)]
     command: Option<Command>,
@@ -20,16 +24,23 @@ enum Command {
         family: String,
         #[arg(long, default_value = "fast")]
         preset: String,
-        /// data source: a generator name (soundfont) or soundfont:PATH.sf2, wav-dir:DIR
+        /// data source: a generator name (soundfont, circle, sphere, ee-mumu, pp-mumu) or
+        /// soundfont:PATH.sf2, wav-dir:DIR, csv:PATH, lhe:PATH
         #[arg(long)]
         data: Option<String>,
         #[arg(long)]
         steps: Option<u64>,
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// training threads (default: every core)
+        /// training threads (default: every core; vae-relevance: 1)
         #[arg(long)]
         threads: Option<usize>,
+        /// vae-relevance: latent dimensions (default 8)
+        #[arg(long)]
+        latent: Option<usize>,
+        /// vae-relevance: weight of the KL term (default 0.01)
+        #[arg(long)]
+        beta: Option<f64>,
         #[arg(long)]
         out: PathBuf,
     },
@@ -44,7 +55,8 @@ enum Command {
     /// Write a figure, audio or image of a checkpoint
     Export {
         file: PathBuf,
-        /// sps-music: embedding (.png .svg), traversal (.png .svg .wav), scale (.wav)
+        /// sps-music: embedding (.png .svg), traversal (.png .svg .wav), scale (.wav);
+        /// vae-relevance: relevance, kl, curves, scatter (.png .svg)
         #[arg(long)]
         figure: String,
         #[arg(long)]
@@ -90,13 +102,38 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
         None => latent_lab::app::run_window(),
-        Some(Command::Train { family, preset, data, steps, seed, threads, out }) => {
-            cli::train(&family, &preset, data.as_deref(), steps, seed, threads, &out)
+        Some(Command::Train {
+            family,
+            preset,
+            data,
+            steps,
+            seed,
+            threads,
+            latent,
+            beta,
+            out,
+        }) => {
+            let sizes = cli::SizeOverrides { latent, beta };
+            cli::train_with(
+                &family,
+                &preset,
+                data.as_deref(),
+                steps,
+                seed,
+                threads,
+                &sizes,
+                &out,
+            )
         }
         Some(Command::Eval { file, data, json }) => cli::eval(&file, data.as_deref(), json),
         Some(Command::Export { file, figure, out }) => cli::export(&file, &figure, &out),
         Some(Command::Import { file, family, out }) => cli::import(&file, &family, &out),
-        Some(Command::Bench { family, what, preset, json }) => cli::bench(&family, &what, &preset, json),
+        Some(Command::Bench {
+            family,
+            what,
+            preset,
+            json,
+        }) => cli::bench(&family, &what, &preset, json),
         Some(Command::Encode { file, input, out }) => cli::encode(&file, &input, &out),
         Some(Command::Decode { file, latents, out }) => cli::decode(&file, &latents, &out),
     };

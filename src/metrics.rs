@@ -21,10 +21,18 @@ pub fn linear_fit(x: &[f64], y: &[f64]) -> LinearFit {
     let syy: f64 = y.iter().map(|v| (v - my).powi(2)).sum();
     let sxy: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
     if sxx <= 0.0 || syy <= 0.0 {
-        return LinearFit { slope: 0.0, intercept: my, r2: 0.0 };
+        return LinearFit {
+            slope: 0.0,
+            intercept: my,
+            r2: 0.0,
+        };
     }
     let slope = sxy / sxx;
-    LinearFit { slope, intercept: my - slope * mx, r2: (sxy * sxy) / (sxx * syy) }
+    LinearFit {
+        slope,
+        intercept: my - slope * mx,
+        r2: (sxy * sxy) / (sxx * syy),
+    }
 }
 
 #[cfg(test)]
@@ -36,8 +44,16 @@ mod tests {
         let x: Vec<f64> = (0..20).map(|i| i as f64).collect();
         let y: Vec<f64> = x.iter().map(|v| 3.0 * v - 2.0).collect();
         let f = linear_fit(&x, &y);
-        assert!((f.slope - 3.0).abs() < 1e-9 && (f.intercept + 2.0).abs() < 1e-9 && (f.r2 - 1.0).abs() < 1e-12);
-        let noisy: Vec<f64> = y.iter().enumerate().map(|(i, v)| v + if i % 2 == 0 { 5.0 } else { -5.0 }).collect();
+        assert!(
+            (f.slope - 3.0).abs() < 1e-9
+                && (f.intercept + 2.0).abs() < 1e-9
+                && (f.r2 - 1.0).abs() < 1e-12
+        );
+        let noisy: Vec<f64> = y
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v + if i % 2 == 0 { 5.0 } else { -5.0 })
+            .collect();
         assert!(linear_fit(&x, &noisy).r2 < 0.95);
         assert_eq!(linear_fit(&x, &vec![1.0; 20]).r2, 0.0);
     }

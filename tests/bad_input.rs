@@ -8,7 +8,9 @@ fn bin() -> Command {
 }
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// Run, expect exit 2 with a single stderr line that mentions `names`, and `out` untouched.
@@ -17,11 +19,23 @@ fn expect_refusal(args: &[&str], names: &Path, out: &Path) {
     let result = bin().args(args).output().unwrap();
     let stderr = String::from_utf8_lossy(&result.stderr);
     let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(result.status.code(), Some(2), "args {args:?}: stderr {stderr}");
+    assert_eq!(
+        result.status.code(),
+        Some(2),
+        "args {args:?}: stderr {stderr}"
+    );
     assert_eq!(lines.len(), 1, "one error line expected: {stderr}");
     let name = names.file_name().unwrap().to_string_lossy();
-    assert!(lines[0].contains(name.as_ref()), "the error names {name}: {}", lines[0]);
-    assert_eq!(std::fs::read(out).unwrap(), b"precious", "output overwritten after {args:?}");
+    assert!(
+        lines[0].contains(name.as_ref()),
+        "the error names {name}: {}",
+        lines[0]
+    );
+    assert_eq!(
+        std::fs::read(out).unwrap(),
+        b"precious",
+        "output overwritten after {args:?}"
+    );
 }
 
 #[test]
@@ -32,18 +46,46 @@ fn bad_checkpoints_are_refused() {
 
     // truncated: the first half of a real checkpoint
     let good = dir.path().join("good.safetensors");
-    let st = bin().args(["import", &s(&fixture("sps_music_official_seed0.pt")), "--family", "sps-music", "--out", &s(&good)]).output().unwrap();
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let st = bin()
+        .args([
+            "import",
+            &s(&fixture("sps_music_official_seed0.pt")),
+            "--family",
+            "sps-music",
+            "--out",
+            &s(&good),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
     let bytes = std::fs::read(&good).unwrap();
     let truncated = dir.path().join("truncated.safetensors");
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
-    expect_refusal(&["export", &s(&truncated), "--figure", "embedding", "--out", &s(&out)], &truncated, &out);
+    expect_refusal(
+        &[
+            "export",
+            &s(&truncated),
+            "--figure",
+            "embedding",
+            "--out",
+            &s(&out),
+        ],
+        &truncated,
+        &out,
+    );
 
     // wrong family: the same file with another family in its metadata
     let wrong = dir.path().join("wrong_family.safetensors");
     let text = bytes.clone();
     let needle = b"\"sps-music\"";
-    let pos = text.windows(needle.len()).position(|w| w == needle).expect("family in header");
+    let pos = text
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("family in header");
     let mut patched = text.clone();
     patched[pos..pos + needle.len()].copy_from_slice(b"\"sps-video\"");
     std::fs::write(&wrong, &patched).unwrap();
@@ -52,16 +94,41 @@ fn bad_checkpoints_are_refused() {
     // wrong shapes: a fast-preset config over paper-sized tensors
     let shapes = dir.path().join("wrong_shapes.safetensors");
     let needle = b"\\\"rnn_hidden\\\":256";
-    let pos = text.windows(needle.len()).position(|w| w == needle).expect("config in header");
+    let pos = text
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("config in header");
     let mut patched = text.clone();
     patched[pos..pos + needle.len()].copy_from_slice(b"\\\"rnn_hidden\\\":255");
     std::fs::write(&shapes, &patched).unwrap();
-    expect_refusal(&["export", &s(&shapes), "--figure", "traversal", "--out", &s(&out)], &shapes, &out);
+    expect_refusal(
+        &[
+            "export",
+            &s(&shapes),
+            "--figure",
+            "traversal",
+            "--out",
+            &s(&out),
+        ],
+        &shapes,
+        &out,
+    );
 
     // not a checkpoint at all
     let text_file = dir.path().join("notes.safetensors");
     std::fs::write(&text_file, "hello").unwrap();
-    expect_refusal(&["decode", &s(&text_file), "--latents", "z.npy", "--out", &s(&out)], &text_file, &out);
+    expect_refusal(
+        &[
+            "decode",
+            &s(&text_file),
+            "--latents",
+            "z.npy",
+            "--out",
+            &s(&out),
+        ],
+        &text_file,
+        &out,
+    );
 }
 
 #[test]
@@ -71,12 +138,34 @@ fn bad_pytorch_files_are_refused() {
     let s = |p: &Path| p.to_str().unwrap().to_string();
     let text = dir.path().join("text.pt");
     std::fs::write(&text, "not a zip").unwrap();
-    expect_refusal(&["import", &s(&text), "--family", "sps-music", "--out", &s(&out)], &text, &out);
+    expect_refusal(
+        &[
+            "import",
+            &s(&text),
+            "--family",
+            "sps-music",
+            "--out",
+            &s(&out),
+        ],
+        &text,
+        &out,
+    );
     // a real .pt cut short
     let bytes = std::fs::read(fixture("sps_music_official_seed0.pt")).unwrap();
     let cut = dir.path().join("cut.pt");
     std::fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
-    expect_refusal(&["import", &s(&cut), "--family", "sps-music", "--out", &s(&out)], &cut, &out);
+    expect_refusal(
+        &[
+            "import",
+            &s(&cut),
+            "--family",
+            "sps-music",
+            "--out",
+            &s(&out),
+        ],
+        &cut,
+        &out,
+    );
 }
 
 #[test]
@@ -86,15 +175,54 @@ fn bad_training_data_is_refused() {
     let s = |p: &Path| p.to_str().unwrap().to_string();
     let sf2 = dir.path().join("corrupt.sf2");
     std::fs::write(&sf2, b"RIFF\x10\x00\x00\x00sfbkLIST garbage").unwrap();
-    expect_refusal(&["train", "sps-music", "--data", &format!("soundfont:{}", s(&sf2)), "--steps", "1", "--out", &s(&out)], &sf2, &out);
+    expect_refusal(
+        &[
+            "train",
+            "sps-music",
+            "--data",
+            &format!("soundfont:{}", s(&sf2)),
+            "--steps",
+            "1",
+            "--out",
+            &s(&out),
+        ],
+        &sf2,
+        &out,
+    );
 
     let empty = dir.path().join("empty_folder");
     std::fs::create_dir(&empty).unwrap();
-    expect_refusal(&["train", "sps-music", "--data", &format!("wav-dir:{}", s(&empty)), "--steps", "1", "--out", &s(&out)], &empty, &out);
+    expect_refusal(
+        &[
+            "train",
+            "sps-music",
+            "--data",
+            &format!("wav-dir:{}", s(&empty)),
+            "--steps",
+            "1",
+            "--out",
+            &s(&out),
+        ],
+        &empty,
+        &out,
+    );
 
     let notes = dir.path().join("notes");
     std::fs::create_dir(&notes).unwrap();
     let fake = notes.join("C4.wav");
     std::fs::write(&fake, "this is text, not audio").unwrap();
-    expect_refusal(&["train", "sps-music", "--data", &format!("wav-dir:{}", s(&notes)), "--steps", "1", "--out", &s(&out)], &fake, &out);
+    expect_refusal(
+        &[
+            "train",
+            "sps-music",
+            "--data",
+            &format!("wav-dir:{}", s(&notes)),
+            "--steps",
+            "1",
+            "--out",
+            &s(&out),
+        ],
+        &fake,
+        &out,
+    );
 }

@@ -21,7 +21,10 @@ pub struct PathField {
 
 impl PathField {
     pub fn new(text: impl Into<String>) -> Self {
-        Self { text: text.into(), pending: None }
+        Self {
+            text: text.into(),
+            pending: None,
+        }
     }
 
     pub fn path(&self) -> Option<PathBuf> {
@@ -30,7 +33,13 @@ impl PathField {
     }
 
     /// Draw the field and its button; returns true when a dialog just delivered a path.
-    pub fn ui(&mut self, ui: &mut egui::Ui, hint: &str, request: FileRequest, filters: &[(&str, &[&str])]) -> bool {
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        hint: &str,
+        request: FileRequest,
+        filters: &[(&str, &[&str])],
+    ) -> bool {
         let mut delivered = false;
         if let Some(rx) = &self.pending {
             if let Ok(result) = rx.try_recv() {
@@ -40,36 +49,47 @@ impl PathField {
                 }
                 self.pending = None;
             } else {
-                ui.ctx().request_repaint_after(std::time::Duration::from_millis(100));
+                ui.ctx()
+                    .request_repaint_after(std::time::Duration::from_millis(100));
             }
         }
-        ui.add(egui::TextEdit::singleline(&mut self.text).hint_text(hint).desired_width(260.0));
+        ui.add(
+            egui::TextEdit::singleline(&mut self.text)
+                .hint_text(hint)
+                .desired_width(260.0),
+        );
         let browse = ui.add_enabled(self.pending.is_none(), egui::Button::new("Browse…"));
         if browse.clicked() {
             let (tx, rx) = channel();
             let start = self.path().and_then(|p| p.parent().map(|d| d.to_owned()));
-            let filters: Vec<(String, Vec<String>)> =
-                filters.iter().map(|(n, e)| (n.to_string(), e.iter().map(|s| s.to_string()).collect())).collect();
-            let spawned = std::thread::Builder::new().name("file-dialog".into()).spawn(move || {
-                let mut dialog = rfd::FileDialog::new();
-                if let Some(d) = start.filter(|d| d.is_dir()) {
-                    dialog = dialog.set_directory(d);
-                }
-                for (name, exts) in &filters {
-                    dialog = dialog.add_filter(name, exts);
-                }
-                let picked = match request {
-                    FileRequest::Open => dialog.pick_file(),
-                    FileRequest::Save => dialog.save_file(),
-                    FileRequest::Folder => dialog.pick_folder(),
-                };
-                let _ = tx.send(picked);
-            });
+            let filters: Vec<(String, Vec<String>)> = filters
+                .iter()
+                .map(|(n, e)| (n.to_string(), e.iter().map(|s| s.to_string()).collect()))
+                .collect();
+            let spawned = std::thread::Builder::new()
+                .name("file-dialog".into())
+                .spawn(move || {
+                    let mut dialog = rfd::FileDialog::new();
+                    if let Some(d) = start.filter(|d| d.is_dir()) {
+                        dialog = dialog.set_directory(d);
+                    }
+                    for (name, exts) in &filters {
+                        dialog = dialog.add_filter(name, exts);
+                    }
+                    let picked = match request {
+                        FileRequest::Open => dialog.pick_file(),
+                        FileRequest::Save => dialog.save_file(),
+                        FileRequest::Folder => dialog.pick_folder(),
+                    };
+                    let _ = tx.send(picked);
+                });
             if spawned.is_ok() {
                 self.pending = Some(rx);
             }
         }
-        browse.on_hover_text("Opens the desktop's file dialog; when there is none, type the path instead");
+        browse.on_hover_text(
+            "Opens the desktop's file dialog; when there is none, type the path instead",
+        );
         delivered
     }
 }

@@ -28,12 +28,20 @@ pub struct Notice {
 
 impl Shared {
     pub fn info(&mut self, text: impl Into<String>) {
-        self.notices.push(Notice { text: text.into(), error: false, at: Instant::now() });
+        self.notices.push(Notice {
+            text: text.into(),
+            error: false,
+            at: Instant::now(),
+        });
     }
     pub fn error(&mut self, text: impl Into<String>) {
         let text = text.into();
         eprintln!("error: {text}");
-        self.notices.push(Notice { text, error: true, at: Instant::now() });
+        self.notices.push(Notice {
+            text,
+            error: true,
+            at: Instant::now(),
+        });
     }
 }
 
@@ -62,8 +70,14 @@ pub struct AppOptions {
 
 impl Default for AppOptions {
     fn default() -> Self {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        Self { models_dir: find_models_dir(), open_audio: true, train_threads: (cores - 1).max(1) }
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        Self {
+            models_dir: find_models_dir(),
+            open_audio: true,
+            train_threads: (cores - 1).max(1),
+        }
     }
 }
 
@@ -79,7 +93,10 @@ pub fn find_models_dir() -> PathBuf {
         }
     }
     candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("models"));
-    candidates.into_iter().find(|p| p.is_dir()).unwrap_or_else(|| PathBuf::from("models"))
+    candidates
+        .into_iter()
+        .find(|p| p.is_dir())
+        .unwrap_or_else(|| PathBuf::from("models"))
 }
 
 pub struct App {
@@ -103,10 +120,28 @@ impl App {
 
     /// The app without a window (tests build it this way too, through `new`).
     pub fn headless(options: AppOptions) -> Self {
-        let audio = if options.open_audio { Playback::open() } else { Playback::offline("audio disabled") };
-        let mut shared = Shared { audio, notices: Vec::new(), models_dir: options.models_dir, train_threads: options.train_threads };
-        let tabs: Vec<Box<dyn Tab>> = vec![Box::new(crate::sps_music::view::PitchTab::new(&mut shared))];
-        Self { tabs, active: 0, shared, frame_times: Default::default(), last_frame: None }
+        let audio = if options.open_audio {
+            Playback::open()
+        } else {
+            Playback::offline("audio disabled")
+        };
+        let mut shared = Shared {
+            audio,
+            notices: Vec::new(),
+            models_dir: options.models_dir,
+            train_threads: options.train_threads,
+        };
+        let tabs: Vec<Box<dyn Tab>> = vec![
+            Box::new(crate::sps_music::view::PitchTab::new(&mut shared)),
+            Box::new(crate::relevance::view::RelevanceTab::new(&mut shared)),
+        ];
+        Self {
+            tabs,
+            active: 0,
+            shared,
+            frame_times: Default::default(),
+            last_frame: None,
+        }
     }
 
     fn restore_from(&mut self, get: impl Fn(&str) -> Option<String>) {
@@ -133,12 +168,22 @@ impl App {
     fn status_bar(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
             let audio = self.shared.audio.status_line();
-            let color = if self.shared.audio.is_live() { ui.visuals().weak_text_color() } else { ui.visuals().warn_fg_color };
+            let color = if self.shared.audio.is_live() {
+                ui.visuals().weak_text_color()
+            } else {
+                ui.visuals().warn_fg_color
+            };
             ui.colored_label(color, audio);
             ui.separator();
-            self.shared.notices.retain(|n| n.at.elapsed() < Duration::from_secs(if n.error { 30 } else { 8 }));
+            self.shared
+                .notices
+                .retain(|n| n.at.elapsed() < Duration::from_secs(if n.error { 30 } else { 8 }));
             if let Some(n) = self.shared.notices.last() {
-                let color = if n.error { ui.visuals().error_fg_color } else { ui.visuals().text_color() };
+                let color = if n.error {
+                    ui.visuals().error_fg_color
+                } else {
+                    ui.visuals().text_color()
+                };
                 ui.colored_label(color, &n.text);
             }
         });
@@ -149,7 +194,8 @@ impl eframe::App for App {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         let now = Instant::now();
         if let Some(last) = self.last_frame {
-            self.frame_times.push_back(now.duration_since(last).as_secs_f32() * 1e3);
+            self.frame_times
+                .push_back(now.duration_since(last).as_secs_f32() * 1e3);
             if self.frame_times.len() > 240 {
                 self.frame_times.pop_front();
             }
@@ -206,6 +252,10 @@ pub fn run_window() -> Result<(), crate::cli::CliError> {
         persist_window: true,
         ..Default::default()
     };
-    eframe::run_native("latent-lab", options, Box::new(|cc| Ok(Box::new(App::new(cc, AppOptions::default())))))
-        .map_err(|e| crate::cli::CliError::Failed(anyhow::anyhow!("cannot open the window: {e}")))
+    eframe::run_native(
+        "latent-lab",
+        options,
+        Box::new(|cc| Ok(Box::new(App::new(cc, AppOptions::default())))),
+    )
+    .map_err(|e| crate::cli::CliError::Failed(anyhow::anyhow!("cannot open the window: {e}")))
 }

@@ -65,7 +65,10 @@ pub fn bench_json(preset: &str) -> anyhow::Result<serde_json::Value> {
         Err(_) => {
             let cfg = crate::sps_music::train::TrainConfig::preset(preset)?;
             let (_vm, vb) = crate::nn::new_varmap();
-            (format!("untrained {preset}"), crate::sps_music::model::SpsMusic::new(&cfg.model, vb)?)
+            (
+                format!("untrained {preset}"),
+                crate::sps_music::model::SpsMusic::new(&cfg.model, vb)?,
+            )
         }
     };
     let (_engine, mut controller) = Engine::new(48_000);

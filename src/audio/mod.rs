@@ -2,5 +2,5 @@
 
 pub mod dsp;
 pub mod engine;
-pub mod wav;
 pub mod latency;
+pub mod wav;

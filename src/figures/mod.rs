@@ -36,7 +36,11 @@ pub struct Series {
 
 impl Series {
     pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>, color: (u8, u8, u8)) -> Self {
-        Self { name: name.into(), points, color }
+        Self {
+            name: name.into(),
+            points,
+            color,
+        }
     }
 }
 
@@ -64,7 +68,13 @@ pub enum Figure {
         fit: Option<(f64, f64, f64)>,
     },
     /// Line plot; non-finite points (and non-positive y when `log_y`) break the line.
-    Lines { title: String, x_label: String, y_label: String, series: Vec<Series>, log_y: bool },
+    Lines {
+        title: String,
+        x_label: String,
+        y_label: String,
+        series: Vec<Series>,
+        log_y: bool,
+    },
     /// grid of RGB tiles (each tile w*h*3 u8, row-major), `cols` per row, optional caption per tile and per row/column header
     ///
     /// Every tile is drawn in the same fixed cell, upscaled by a whole factor with nearest
@@ -92,7 +102,12 @@ pub enum Figure {
     ///
     /// `rows` / `cols` may be empty, in which case indices are shown. Non-finite values are drawn
     /// grey and left out of the colour scale.
-    Heatmap { title: String, rows: Vec<String>, cols: Vec<String>, values: Vec<Vec<f64>> },
+    Heatmap {
+        title: String,
+        rows: Vec<String>,
+        cols: Vec<String>,
+        values: Vec<Vec<f64>>,
+    },
 }
 
 /// Width and height in pixels of the image [`save`] writes (the SVG's logical size too).
@@ -114,7 +129,8 @@ pub fn save(figure: &Figure, path: &Path) -> Result<()> {
     let format = Format::from_path(path)?;
     ensure_font()?;
     let what = figure_kind(figure);
-    let rendered = render(figure, format).with_context(|| format!("rendering {what} figure for {}", path.display()))?;
+    let rendered = render(figure, format)
+        .with_context(|| format!("rendering {what} figure for {}", path.display()))?;
     let tmp = tmp_path(path);
     let written = match rendered {
         Rendered::Png { width, height, rgb } => image::RgbImage::from_raw(width, height, rgb)
@@ -123,10 +139,13 @@ pub fn save(figure: &Figure, path: &Path) -> Result<()> {
                 img.save_with_format(&tmp, image::ImageFormat::Png)
                     .with_context(|| format!("writing {}", tmp.display()))
             }),
-        Rendered::Svg(text) => fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display())),
+        Rendered::Svg(text) => {
+            fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))
+        }
     };
     let result = written.and_then(|()| {
-        fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+        fs::rename(&tmp, path)
+            .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
     });
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -182,22 +201,35 @@ enum Format {
 
 impl Format {
     fn from_path(path: &Path) -> Result<Self> {
-        let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
         match ext.as_deref() {
             Some("png") => Ok(Self::Png),
             Some("svg") => Ok(Self::Svg),
-            _ => bail!("cannot save a figure to {}: the extension must be .png or .svg", path.display()),
+            _ => bail!(
+                "cannot save a figure to {}: the extension must be .png or .svg",
+                path.display()
+            ),
         }
     }
 }
 
 enum Rendered {
-    Png { width: u32, height: u32, rgb: Vec<u8> },
+    Png {
+        width: u32,
+        height: u32,
+        rgb: Vec<u8>,
+    },
     Svg(String),
 }
 
 fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(".tmp");
     path.with_file_name(name)
 }
@@ -216,10 +248,18 @@ static FONT_OK: AtomicBool = AtomicBool::new(false);
 
 fn ensure_font() -> Result<()> {
     FONT_ONCE.call_once(|| {
-        let ok = plotters::style::register_font(FONT, FontStyle::Normal, epaint_default_fonts::UBUNTU_LIGHT).is_ok();
+        let ok = plotters::style::register_font(
+            FONT,
+            FontStyle::Normal,
+            epaint_default_fonts::UBUNTU_LIGHT,
+        )
+        .is_ok();
         FONT_OK.store(ok, Ordering::SeqCst);
     });
-    ensure!(FONT_OK.load(Ordering::SeqCst), "could not load the bundled Ubuntu-Light font");
+    ensure!(
+        FONT_OK.load(Ordering::SeqCst),
+        "could not load the bundled Ubuntu-Light font"
+    );
     Ok(())
 }
 
@@ -229,7 +269,10 @@ fn font(size: f64) -> FontDesc<'static> {
 
 /// Width and height plotters will give `text` at `size`.
 fn text_size(text: &str, size: f64) -> u32 {
-    font(size).box_size(text).map(|(w, _)| w).unwrap_or((text.chars().count() as f64 * size * 0.55) as u32)
+    font(size)
+        .box_size(text)
+        .map(|(w, _)| w)
+        .unwrap_or((text.chars().count() as f64 * size * 0.55) as u32)
 }
 
 /// `text`, shortened with an ellipsis until it is at most `max_w` px wide at `size`.
@@ -249,7 +292,11 @@ fn fit_text(text: &str, size: f64, max_w: u32) -> String {
 }
 
 fn style(size: f64, color: RGBColor, h: HPos, v: VPos) -> TextStyle<'static> {
-    TextStyle { font: font(size), color: color.to_backend_color(), pos: Pos::new(h, v) }
+    TextStyle {
+        font: font(size),
+        color: color.to_backend_color(),
+        pos: Pos::new(h, v),
+    }
 }
 
 fn rgb(c: (u8, u8, u8)) -> RGBColor {
@@ -274,7 +321,8 @@ fn render(figure: &Figure, format: Format) -> Result<Rendered> {
         Format::Png => {
             let mut buf = vec![255u8; width as usize * height as usize * 3];
             let rasters = {
-                let root = BitMapBackend::with_buffer(&mut buf, (width, height)).into_drawing_area();
+                let root =
+                    BitMapBackend::with_buffer(&mut buf, (width, height)).into_drawing_area();
                 let rasters = draw_figure(&root, figure)?;
                 root.present().map_err(|e| anyhow!("drawing failed: {e}"))?;
                 rasters
@@ -282,7 +330,11 @@ fn render(figure: &Figure, format: Format) -> Result<Rendered> {
             for r in &rasters {
                 blit(&mut buf, width, height, r);
             }
-            Ok(Rendered::Png { width, height, rgb: buf })
+            Ok(Rendered::Png {
+                width,
+                height,
+                rgb: buf,
+            })
         }
         Format::Svg => {
             let mut svg = String::new();
@@ -298,7 +350,9 @@ fn render(figure: &Figure, format: Format) -> Result<Rendered> {
                     group.push_str(&svg_image(r)?);
                 }
                 group.push_str("</g>\n");
-                let at = svg.rfind("</svg>").ok_or_else(|| anyhow!("internal error: SVG has no closing tag"))?;
+                let at = svg
+                    .rfind("</svg>")
+                    .ok_or_else(|| anyhow!("internal error: SVG has no closing tag"))?;
                 svg.insert_str(at, &group);
             }
             Ok(Rendered::Svg(svg))
@@ -313,16 +367,33 @@ where
 {
     root.fill(&WHITE)?;
     match figure {
-        Figure::Scatter { title, x_label, y_label, series, fit } => {
+        Figure::Scatter {
+            title,
+            x_label,
+            y_label,
+            series,
+            fit,
+        } => {
             draw_xy(root, title, x_label, y_label, series, *fit, false, true)?;
             Ok(Vec::new())
         }
-        Figure::Lines { title, x_label, y_label, series, log_y } => {
+        Figure::Lines {
+            title,
+            x_label,
+            y_label,
+            series,
+            log_y,
+        } => {
             draw_xy(root, title, x_label, y_label, series, None, *log_y, false)?;
             Ok(Vec::new())
         }
         Figure::ImageGrid { .. } => draw_grid(root, figure),
-        Figure::Heatmap { title, rows, cols, values } => draw_heatmap(root, title, rows, cols, values),
+        Figure::Heatmap {
+            title,
+            rows,
+            cols,
+            values,
+        } => draw_heatmap(root, title, rows, cols, values),
     }
 }
 
@@ -367,7 +438,11 @@ fn base64(data: &[u8]) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -428,18 +503,41 @@ fn linear_tick_format(keys: &[f64]) -> impl Fn(&f64) -> String + use<> {
     let mut sorted: Vec<f64> = keys.iter().copied().filter(|v| v.is_finite()).collect();
     sorted.sort_by(f64::total_cmp);
     let max_abs = sorted.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let step = sorted.windows(2).map(|w| w[1] - w[0]).filter(|d| *d > 0.0).fold(f64::INFINITY, f64::min);
-    let step = if step.is_finite() { step } else { max_abs.max(1.0) };
+    let step = sorted
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .filter(|d| *d > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    let step = if step.is_finite() {
+        step
+    } else {
+        max_abs.max(1.0)
+    };
     let scientific = max_abs >= 1e5 || (max_abs > 0.0 && max_abs < 1e-3);
-    let fmt = move |v: f64, d: usize| if scientific { format!("{v:.d$e}") } else { format!("{v:.d$}") };
+    let fmt = move |v: f64, d: usize| {
+        if scientific {
+            format!("{v:.d$e}")
+        } else {
+            format!("{v:.d$}")
+        }
+    };
     let decimals = (0..=10)
         .find(|&d| {
-            sorted.iter().all(|&v| fmt(v, d).parse::<f64>().map(|p| (p - v).abs() <= step * 1e-3).unwrap_or(false))
+            sorted.iter().all(|&v| {
+                fmt(v, d)
+                    .parse::<f64>()
+                    .map(|p| (p - v).abs() <= step * 1e-3)
+                    .unwrap_or(false)
+            })
         })
         .unwrap_or(10);
     move |v: &f64| {
         if v.abs() < step * 1e-6 {
-            if scientific { "0".to_string() } else { fmt(0.0, decimals) }
+            if scientific {
+                "0".to_string()
+            } else {
+                fmt(0.0, decimals)
+            }
         } else {
             fmt(*v, decimals)
         }
@@ -455,11 +553,21 @@ fn fmt_number(v: f64) -> String {
         return "0".into();
     }
     let a = v.abs();
-    let close = |s: &str| s.parse::<f64>().map(|p| ((p - v) / v).abs() < 5e-4).unwrap_or(false);
+    let close = |s: &str| {
+        s.parse::<f64>()
+            .map(|p| ((p - v) / v).abs() < 5e-4)
+            .unwrap_or(false)
+    };
     if (1e-3..1e5).contains(&a) {
-        (0..=8).map(|d| format!("{v:.d$}")).find(|s| close(s)).unwrap_or_else(|| format!("{v}"))
+        (0..=8)
+            .map(|d| format!("{v:.d$}"))
+            .find(|s| close(s))
+            .unwrap_or_else(|| format!("{v}"))
     } else {
-        (0..=4).map(|d| format!("{v:.d$e}")).find(|s| close(s)).unwrap_or_else(|| format!("{v:e}"))
+        (0..=4)
+            .map(|d| format!("{v:.d$e}"))
+            .find(|s| close(s))
+            .unwrap_or_else(|| format!("{v:e}"))
     }
 }
 
@@ -474,7 +582,11 @@ fn fmt_sig3(v: f64) -> String {
     } else if (1e-3..1e5).contains(&a) {
         let d = (2 - a.log10().floor() as i32).max(0) as usize;
         let s = format!("{v:.d$}");
-        if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
     } else {
         format!("{v:.2e}")
     }
@@ -484,10 +596,11 @@ fn fmt_sig3(v: f64) -> String {
 // Scatter and line plots
 
 fn finite_range(vals: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
-    vals.filter(|v| v.is_finite()).fold(None, |acc, v| match acc {
-        None => Some((v, v)),
-        Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
-    })
+    vals.filter(|v| v.is_finite())
+        .fold(None, |acc, v| match acc {
+            None => Some((v, v)),
+            Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
+        })
 }
 
 fn padded((lo, hi): (f64, f64), frac: f64) -> (f64, f64) {
@@ -529,7 +642,12 @@ fn legend_corner(points: &[(f64, f64)]) -> SeriesLabelPosition {
 }
 
 /// The part of y = a*x + b with x in [x0, x1] that lies within y in [y0, y1].
-fn clip_fit_line(a: f64, b: f64, (x0, x1): (f64, f64), (y0, y1): (f64, f64)) -> Option<[(f64, f64); 2]> {
+fn clip_fit_line(
+    a: f64,
+    b: f64,
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+) -> Option<[(f64, f64); 2]> {
     if !a.is_finite() || !b.is_finite() {
         return None;
     }
@@ -571,7 +689,11 @@ impl Ranged for TickAxis {
         self.inner.map(value, limit)
     }
     fn key_points<H: KeyPointHint>(&self, hint: H) -> Vec<f64> {
-        if hint.weight().allow_light_points() { self.light.clone() } else { self.bold.clone() }
+        if hint.weight().allow_light_points() {
+            self.light.clone()
+        } else {
+            self.bold.clone()
+        }
     }
     fn range(&self) -> std::ops::Range<f64> {
         self.inner.range()
@@ -584,7 +706,10 @@ fn log_ticks(a: f64, b: f64) -> (Vec<f64>, Vec<f64>) {
     let within = |v: f64| v >= a - 1e-9 && v <= b + 1e-9;
     let (k0, k1) = (a.floor() as i32, b.ceil() as i32);
     let multiples = |ms: &[f64]| -> Vec<f64> {
-        (k0..=k1).flat_map(|k| ms.iter().map(move |m| (m * 10f64.powi(k)).log10())).filter(|v| within(*v)).collect()
+        (k0..=k1)
+            .flat_map(|k| ms.iter().map(move |m| (m * 10f64.powi(k)).log10()))
+            .filter(|v| within(*v))
+            .collect()
     };
     let all: Vec<f64> = multiples(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
     let decades: Vec<f64> = (k0..=k1).map(f64::from).filter(|v| within(*v)).collect();
@@ -602,8 +727,12 @@ fn log_ticks(a: f64, b: f64) -> (Vec<f64>, Vec<f64>) {
         return (all, Vec::new());
     }
     let (lo, hi) = (10f64.powf(a), 10f64.powf(b));
-    let linear: Vec<f64> =
-        RangedCoordf64::from(lo..hi).key_points(6).into_iter().filter(|v| *v > 0.0).map(f64::log10).collect();
+    let linear: Vec<f64> = RangedCoordf64::from(lo..hi)
+        .key_points(6)
+        .into_iter()
+        .filter(|v| *v > 0.0)
+        .map(f64::log10)
+        .collect();
     (linear, Vec::new())
 }
 
@@ -623,22 +752,39 @@ where
     DB::ErrorType: 'static,
 {
     let kind = if scatter { "scatter" } else { "line" };
-    ensure!(!series.is_empty(), "{kind} figure \"{title}\" has no series");
+    ensure!(
+        !series.is_empty(),
+        "{kind} figure \"{title}\" has no series"
+    );
     let usable = |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite() && (!log_y || y > 0.0);
     // On a log axis everything is drawn in log10(y) on a linear axis with hand-picked ticks.
     let ty = |(x, y): (f64, f64)| if log_y { (x, y.log10()) } else { (x, y) };
-    let data: Vec<Vec<Option<(f64, f64)>>> =
-        series.iter().map(|s| s.points.iter().map(|p| usable(p).then(|| ty(*p))).collect()).collect();
+    let data: Vec<Vec<Option<(f64, f64)>>> = series
+        .iter()
+        .map(|s| s.points.iter().map(|p| usable(p).then(|| ty(*p))).collect())
+        .collect();
     let all = || data.iter().flatten().flatten().copied();
     ensure!(
         all().next().is_some(),
         "{kind} figure \"{title}\" has no {} points to draw",
-        if log_y { "finite, positive-y" } else { "finite" }
+        if log_y {
+            "finite, positive-y"
+        } else {
+            "finite"
+        }
     );
     let xr = finite_range(all().map(|p| p.0)).unwrap_or((0.0, 1.0));
     let yr = finite_range(all().map(|p| p.1)).unwrap_or((0.0, 1.0));
-    let (x0, x1) = if scatter { padded(xr, 0.05) } else { padded(xr, 0.0) };
-    let (y0, y1) = if log_y && yr.1 - yr.0 < 1e-9 { (yr.0 - 0.5, yr.1 + 0.5) } else { padded(yr, 0.06) };
+    let (x0, x1) = if scatter {
+        padded(xr, 0.05)
+    } else {
+        padded(xr, 0.0)
+    };
+    let (y0, y1) = if log_y && yr.1 - yr.0 < 1e-9 {
+        (yr.0 - 0.5, yr.1 + 0.5)
+    } else {
+        padded(yr, 0.06)
+    };
 
     // Points in [0,1]^2 to find an empty corner for the legend.
     let norm = |(x, y): (f64, f64)| ((x - x0) / (x1 - x0), (y - y0) / (y1 - y0));
@@ -668,13 +814,28 @@ where
     // Ticks, their labels, and room for them.
     let x_keys = RangedCoordf64::from(x0..x1).key_points(8);
     let x_fmt = linear_tick_format(&x_keys);
-    let (y_keys, y_minor) = if log_y { log_ticks(y0, y1) } else { (RangedCoordf64::from(y0..y1).key_points(8), Vec::new()) };
-    let y_fmt: Box<dyn Fn(&f64) -> String> =
-        if log_y { Box::new(|v: &f64| fmt_number(10f64.powf(*v))) } else { Box::new(linear_tick_format(&y_keys)) };
-    let widest_y = y_keys.iter().map(|v| text_size(&y_fmt(v), TICK_SIZE)).max().unwrap_or(40);
+    let (y_keys, y_minor) = if log_y {
+        log_ticks(y0, y1)
+    } else {
+        (RangedCoordf64::from(y0..y1).key_points(8), Vec::new())
+    };
+    let y_fmt: Box<dyn Fn(&f64) -> String> = if log_y {
+        Box::new(|v: &f64| fmt_number(10f64.powf(*v)))
+    } else {
+        Box::new(linear_tick_format(&y_keys))
+    };
+    let widest_y = y_keys
+        .iter()
+        .map(|v| text_size(&y_fmt(v), TICK_SIZE))
+        .max()
+        .unwrap_or(40);
     let y_area = widest_y + AXIS_DESC_SIZE as u32 + 30;
     let x_area = (TICK_SIZE + AXIS_DESC_SIZE) as u32 + 28;
-    let widest_x = x_keys.iter().map(|v| text_size(&x_fmt(v), TICK_SIZE)).max().unwrap_or(40);
+    let widest_x = x_keys
+        .iter()
+        .map(|v| text_size(&x_fmt(v), TICK_SIZE))
+        .max()
+        .unwrap_or(40);
     let right_margin = (widest_x / 2 + 12).max(30);
     let title = fit_text(title, TITLE_SIZE, WIDTH - 40);
 
@@ -706,10 +867,16 @@ where
     let total: usize = data.iter().map(|s| s.iter().flatten().count()).sum();
     for (s, pts) in series.iter().zip(&data) {
         let color = rgb(s.color);
-        let legend_line = move |(x, y): (i32, i32)| PathElement::new(vec![(x, y), (x + 28, y)], color.stroke_width(4));
+        let legend_line = move |(x, y): (i32, i32)| {
+            PathElement::new(vec![(x, y), (x + 28, y)], color.stroke_width(4))
+        };
         let legend_dot = move |(x, y): (i32, i32)| Circle::new((x + 14, y), 7, color.filled());
         if scatter {
-            let (r, c) = if total > 2000 { (3, color.mix(0.6).filled()) } else { (5, color.filled()) };
+            let (r, c) = if total > 2000 {
+                (3, color.mix(0.6).filled())
+            } else {
+                (5, color.filled())
+            };
             let drawn = chart.draw_series(pts.iter().flatten().map(|&p| Circle::new(p, r, c)))?;
             if !s.name.is_empty() {
                 drawn.label(s.name.as_str()).legend(legend_dot);
@@ -731,13 +898,22 @@ where
             }
             let n = pts.iter().flatten().count();
             if n <= 40 {
-                chart.draw_series(pts.iter().flatten().map(|&p| Circle::new(p, 5, color.filled())))?;
+                chart.draw_series(
+                    pts.iter()
+                        .flatten()
+                        .map(|&p| Circle::new(p, 5, color.filled())),
+                )?;
             }
         }
     }
     if let Some((a, b, r2)) = fit {
         let sign = if b < 0.0 { "−" } else { "+" };
-        let label = format!("fit: y = {}x {sign} {},  R² = {}", fmt_sig3(a), fmt_sig3(b.abs()), fmt_r2(r2));
+        let label = format!(
+            "fit: y = {}x {sign} {},  R² = {}",
+            fmt_sig3(a),
+            fmt_sig3(b.abs()),
+            fmt_r2(r2)
+        );
         let fit_style = RGBColor(30, 30, 30).stroke_width(3);
         let legend = move |(x, y): (i32, i32)| {
             EmptyElement::at((x, y))
@@ -746,11 +922,17 @@ where
         };
         match fit_line {
             Some(line) => {
-                chart.draw_series(DashedLineSeries::new(line, 14, 8, fit_style))?.label(label).legend(legend);
+                chart
+                    .draw_series(DashedLineSeries::new(line, 14, 8, fit_style))?
+                    .label(label)
+                    .legend(legend);
             }
             None => {
                 // The line misses the plotted range: still report the fit in the legend.
-                chart.draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())?.label(label).legend(legend);
+                chart
+                    .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())?
+                    .label(label)
+                    .legend(legend);
             }
         }
     }
@@ -769,7 +951,11 @@ where
 }
 
 fn fmt_r2(r2: f64) -> String {
-    if r2.is_finite() { format!("{r2:.3}") } else { "n/a".into() }
+    if r2.is_finite() {
+        format!("{r2:.3}")
+    } else {
+        "n/a".into()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -834,25 +1020,45 @@ struct GridLayout {
 }
 
 fn grid_layout(figure: &Figure) -> Result<GridLayout> {
-    let Figure::ImageGrid { title, tile_w, tile_h, cols, tiles, captions } = figure else {
+    let Figure::ImageGrid {
+        title,
+        tile_w,
+        tile_h,
+        cols,
+        tiles,
+        captions,
+    } = figure
+    else {
         bail!("internal error: not an image grid");
     };
     let (tw, th, cols) = (*tile_w, *tile_h, *cols);
-    ensure!(tw > 0 && th > 0, "image grid \"{title}\": tile size {tw}x{th} is empty");
+    ensure!(
+        tw > 0 && th > 0,
+        "image grid \"{title}\": tile size {tw}x{th} is empty"
+    );
     ensure!(cols > 0, "image grid \"{title}\": cols must be at least 1");
     ensure!(!tiles.is_empty(), "image grid \"{title}\" has no tiles");
     let expected = tw * th * 3;
     if let Some((i, t)) = tiles.iter().enumerate().find(|(_, t)| t.len() != expected) {
-        bail!("image grid \"{title}\": tile {i} has {} bytes, expected {tw}x{th}x3 = {expected}", t.len());
+        bail!(
+            "image grid \"{title}\": tile {i} has {} bytes, expected {tw}x{th}x3 = {expected}",
+            t.len()
+        );
     }
     let n = tiles.len();
     let rows = n.div_ceil(cols);
     let shown_cols = cols.min(n);
-    let (tile_caps, col_caps, row_caps): (Vec<String>, Vec<String>, Vec<String>) = match captions.len() {
+    let (tile_caps, col_caps, row_caps): (Vec<String>, Vec<String>, Vec<String>) = match captions
+        .len()
+    {
         0 => (Vec::new(), Vec::new(), Vec::new()),
         l if l == n => (captions.clone(), Vec::new(), Vec::new()),
         l if l == cols => (Vec::new(), captions.clone(), Vec::new()),
-        l if l == cols + rows => (Vec::new(), captions[..cols].to_vec(), captions[cols..].to_vec()),
+        l if l == cols + rows => (
+            Vec::new(),
+            captions[..cols].to_vec(),
+            captions[cols..].to_vec(),
+        ),
         l => bail!(
             "image grid \"{title}\": {l} captions; expected 0, {n} (one per tile), {cols} (column headers) \
              or {} (column headers then row headers)",
@@ -860,32 +1066,72 @@ fn grid_layout(figure: &Figure) -> Result<GridLayout> {
         ),
     };
     let (cw, ch) = tile_cell(tw, th, shown_cols, rows);
-    let caption_h = if tile_caps.iter().any(|c| !c.is_empty()) { GRID_CAPTION_SIZE as u32 + 10 } else { 0 };
-    let header_h = if col_caps.iter().any(|c| !c.is_empty()) { GRID_HEADER_SIZE as u32 + 14 } else { 0 };
-    let row_header_w = row_caps.iter().map(|c| text_size(c, GRID_HEADER_SIZE)).max().map_or(0, |w| w.min(260) + 14);
-    let title_h = if title.is_empty() { 0 } else { GRID_TITLE_SIZE as u32 + 20 };
+    let caption_h = if tile_caps.iter().any(|c| !c.is_empty()) {
+        GRID_CAPTION_SIZE as u32 + 10
+    } else {
+        0
+    };
+    let header_h = if col_caps.iter().any(|c| !c.is_empty()) {
+        GRID_HEADER_SIZE as u32 + 14
+    } else {
+        0
+    };
+    let row_header_w = row_caps
+        .iter()
+        .map(|c| text_size(c, GRID_HEADER_SIZE))
+        .max()
+        .map_or(0, |w| w.min(260) + 14);
+    let title_h = if title.is_empty() {
+        0
+    } else {
+        GRID_TITLE_SIZE as u32 + 20
+    };
 
     let content_w = row_header_w + shown_cols as u32 * cw + (shown_cols as u32 - 1) * GRID_GAP;
-    let title_w = if title.is_empty() { 0 } else { text_size(title, GRID_TITLE_SIZE) };
-    let width = (content_w + 2 * GRID_MARGIN).max(title_w.min(1600) + 2 * GRID_MARGIN).max(320);
+    let title_w = if title.is_empty() {
+        0
+    } else {
+        text_size(title, GRID_TITLE_SIZE)
+    };
+    let width = (content_w + 2 * GRID_MARGIN)
+        .max(title_w.min(1600) + 2 * GRID_MARGIN)
+        .max(320);
     let row_pitch = ch + caption_h + GRID_GAP;
-    let height = GRID_MARGIN + title_h + header_h + rows as u32 * row_pitch - GRID_GAP + GRID_MARGIN;
+    let height =
+        GRID_MARGIN + title_h + header_h + rows as u32 * row_pitch - GRID_GAP + GRID_MARGIN;
 
     let left = ((width - content_w) / 2 + row_header_w) as i32;
     let top = (GRID_MARGIN + title_h + header_h) as i32;
     let pitch_x = (cw + GRID_GAP) as i32;
-    let origins: Vec<(i32, i32)> =
-        (0..n).map(|i| (left + (i % cols) as i32 * pitch_x, top + (i / cols) as i32 * row_pitch as i32)).collect();
-    let title = (!title.is_empty())
-        .then(|| (fit_text(title, GRID_TITLE_SIZE, width - 2 * GRID_MARGIN), GRID_MARGIN as i32));
-    let tile_captions = tile_caps.iter().map(|c| fit_text(c, GRID_CAPTION_SIZE, cw + GRID_GAP - 2)).collect();
+    let origins: Vec<(i32, i32)> = (0..n)
+        .map(|i| {
+            (
+                left + (i % cols) as i32 * pitch_x,
+                top + (i / cols) as i32 * row_pitch as i32,
+            )
+        })
+        .collect();
+    let title = (!title.is_empty()).then(|| {
+        (
+            fit_text(title, GRID_TITLE_SIZE, width - 2 * GRID_MARGIN),
+            GRID_MARGIN as i32,
+        )
+    });
+    let tile_captions = tile_caps
+        .iter()
+        .map(|c| fit_text(c, GRID_CAPTION_SIZE, cw + GRID_GAP - 2))
+        .collect();
     let col_headers = col_caps
         .iter()
         .take(shown_cols)
         .enumerate()
         .map(|(c, s)| {
             let x = left + c as i32 * pitch_x + cw as i32 / 2;
-            (fit_text(s, GRID_HEADER_SIZE, cw + GRID_GAP - 2), x, top - header_h as i32 / 2)
+            (
+                fit_text(s, GRID_HEADER_SIZE, cw + GRID_GAP - 2),
+                x,
+                top - header_h as i32 / 2,
+            )
         })
         .collect();
     let row_headers = row_caps
@@ -913,28 +1159,56 @@ where
     DB: DrawingBackend,
     DB::ErrorType: 'static,
 {
-    let Figure::ImageGrid { tile_w, tile_h, tiles, .. } = figure else {
+    let Figure::ImageGrid {
+        tile_w,
+        tile_h,
+        tiles,
+        ..
+    } = figure
+    else {
         bail!("internal error: not an image grid");
     };
     let layout = grid_layout(figure)?;
     let (width, _) = layout.size;
     let (cw, ch) = layout.cell;
     if let Some((t, y)) = &layout.title {
-        root.draw(&Text::new(t.as_str(), (width as i32 / 2, *y), style(GRID_TITLE_SIZE, TEXT, HPos::Center, VPos::Top)))?;
+        root.draw(&Text::new(
+            t.as_str(),
+            (width as i32 / 2, *y),
+            style(GRID_TITLE_SIZE, TEXT, HPos::Center, VPos::Top),
+        ))?;
     }
     for (s, x, y) in &layout.col_headers {
-        root.draw(&Text::new(s.as_str(), (*x, *y), style(GRID_HEADER_SIZE, TEXT, HPos::Center, VPos::Center)))?;
+        root.draw(&Text::new(
+            s.as_str(),
+            (*x, *y),
+            style(GRID_HEADER_SIZE, TEXT, HPos::Center, VPos::Center),
+        ))?;
     }
     for (s, x, y) in &layout.row_headers {
-        root.draw(&Text::new(s.as_str(), (*x, *y), style(GRID_HEADER_SIZE, TEXT, HPos::Right, VPos::Center)))?;
+        root.draw(&Text::new(
+            s.as_str(),
+            (*x, *y),
+            style(GRID_HEADER_SIZE, TEXT, HPos::Right, VPos::Center),
+        ))?;
     }
     let frame = RGBColor(190, 190, 190);
     let mut rasters = Vec::with_capacity(tiles.len());
     for (i, (tile, &(x, y))) in tiles.iter().zip(&layout.origins).enumerate() {
-        root.draw(&Rectangle::new([(x - 1, y - 1), (x + cw as i32, y + ch as i32)], frame.stroke_width(1)))?;
+        root.draw(&Rectangle::new(
+            [(x - 1, y - 1), (x + cw as i32, y + ch as i32)],
+            frame.stroke_width(1),
+        ))?;
         if let Some(c) = layout.tile_captions.get(i).filter(|c| !c.is_empty()) {
-            let pos = (x + cw as i32 / 2, y + ch as i32 + layout.caption_h as i32 / 2 + 2);
-            root.draw(&Text::new(c.as_str(), pos, style(GRID_CAPTION_SIZE, TEXT, HPos::Center, VPos::Center)))?;
+            let pos = (
+                x + cw as i32 / 2,
+                y + ch as i32 + layout.caption_h as i32 / 2 + 2,
+            );
+            root.draw(&Text::new(
+                c.as_str(),
+                pos,
+                style(GRID_CAPTION_SIZE, TEXT, HPos::Center, VPos::Center),
+            ))?;
         }
         rasters.push(Raster {
             x,
@@ -965,7 +1239,12 @@ fn heat_color(v: f64, lo: f64, hi: f64) -> RGBColor {
 
 /// Formatter for the numbers printed in heat-map cells, shared by the whole matrix.
 fn cell_format(values: &[Vec<f64>]) -> impl Fn(f64) -> String + use<> {
-    let finite: Vec<f64> = values.iter().flatten().copied().filter(|v| v.is_finite()).collect();
+    let finite: Vec<f64> = values
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|v| v.is_finite())
+        .collect();
     let max_abs = finite.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     let integers = finite.iter().all(|v| v.fract() == 0.0) && max_abs < 1e6;
     move |v: f64| {
@@ -974,7 +1253,11 @@ fn cell_format(values: &[Vec<f64>]) -> impl Fn(f64) -> String + use<> {
         } else if integers {
             format!("{v:.0}")
         } else if !(1e-2..1e4).contains(&max_abs) {
-            if v == 0.0 { "0".to_string() } else { format!("{v:.1e}") }
+            if v == 0.0 {
+                "0".to_string()
+            } else {
+                format!("{v:.1e}")
+            }
         } else if max_abs < 10.0 {
             format!("{v:.2}")
         } else if max_abs < 100.0 {
@@ -1001,7 +1284,10 @@ where
     let nc = values[0].len();
     ensure!(nc > 0, "heat map \"{title}\" has no columns");
     if let Some((i, r)) = values.iter().enumerate().find(|(_, r)| r.len() != nc) {
-        bail!("heat map \"{title}\": row {i} has {} values, row 0 has {nc}", r.len());
+        bail!(
+            "heat map \"{title}\": row {i} has {} values, row 0 has {nc}",
+            r.len()
+        );
     }
     ensure!(
         row_labels.is_empty() || row_labels.len() == nr,
@@ -1013,10 +1299,16 @@ where
         "heat map \"{title}\": {} column labels for {nc} columns",
         col_labels.len()
     );
-    let rows: Vec<String> =
-        if row_labels.is_empty() { (0..nr).map(|i| i.to_string()).collect() } else { row_labels.to_vec() };
-    let cols: Vec<String> =
-        if col_labels.is_empty() { (0..nc).map(|i| i.to_string()).collect() } else { col_labels.to_vec() };
+    let rows: Vec<String> = if row_labels.is_empty() {
+        (0..nr).map(|i| i.to_string()).collect()
+    } else {
+        row_labels.to_vec()
+    };
+    let cols: Vec<String> = if col_labels.is_empty() {
+        (0..nc).map(|i| i.to_string()).collect()
+    } else {
+        col_labels.to_vec()
+    };
     let (lo, hi) = finite_range(values.iter().flatten().copied()).unwrap_or((0.0, 1.0));
 
     let (w, h) = (WIDTH as i32, HEIGHT as i32);
@@ -1027,7 +1319,11 @@ where
     let mut top = HM_MARGIN;
     if !title.is_empty() {
         let t = fit_text(title, TITLE_SIZE, WIDTH - 2 * HM_MARGIN as u32);
-        root.draw(&Text::new(t, (w / 2, top), style(TITLE_SIZE, TEXT, HPos::Center, VPos::Top)))?;
+        root.draw(&Text::new(
+            t,
+            (w / 2, top),
+            style(TITLE_SIZE, TEXT, HPos::Center, VPos::Top),
+        ))?;
         top += TITLE_SIZE as i32 + 24;
     }
 
@@ -1042,18 +1338,40 @@ where
     let tick_fmt = linear_tick_format(&ticks);
     let tick_labels: Vec<String> = ticks.iter().map(&tick_fmt).collect();
     let bar_w = 28;
-    let bar_label_w = tick_labels.iter().map(|s| text_size(s, 22.0)).max().unwrap_or(30) as i32;
+    let bar_label_w = tick_labels
+        .iter()
+        .map(|s| text_size(s, 22.0))
+        .max()
+        .unwrap_or(30) as i32;
     let bar_block = 30 + bar_w + 10 + bar_label_w;
 
     // Label areas.
-    let row_w = rows.iter().map(|s| text_size(s, row_size)).max().unwrap_or(0).min(HM_LABEL_MAX_W) as i32 + 14;
+    let row_w = rows
+        .iter()
+        .map(|s| text_size(s, row_size))
+        .max()
+        .unwrap_or(0)
+        .min(HM_LABEL_MAX_W) as i32
+        + 14;
     let avail_w = w - 2 * HM_MARGIN - row_w - bar_block;
-    let col_text_w = cols.iter().map(|s| text_size(s, col_size)).max().unwrap_or(0).min(HM_LABEL_MAX_W) as i32;
+    let col_text_w = cols
+        .iter()
+        .map(|s| text_size(s, col_size))
+        .max()
+        .unwrap_or(0)
+        .min(HM_LABEL_MAX_W) as i32;
     let est_cell_w = avail_w as f64 / nc as f64;
     let vertical_cols = f64::from(col_text_w) > est_cell_w * 0.92;
-    let col_h = if vertical_cols { col_text_w + 16 } else { col_size as i32 + 18 };
+    let col_h = if vertical_cols {
+        col_text_w + 16
+    } else {
+        col_size as i32 + 18
+    };
     let avail_h = h - top - HM_MARGIN - col_h;
-    ensure!(avail_w > 20 && avail_h > 20, "heat map \"{title}\": labels leave no room for the cells");
+    ensure!(
+        avail_w > 20 && avail_h > 20,
+        "heat map \"{title}\": labels leave no room for the cells"
+    );
 
     let mut cell_w = avail_w as f64 / nc as f64;
     let mut cell_h = avail_h as f64 / nr as f64;
@@ -1072,7 +1390,10 @@ where
     if nr * nc <= 4096 {
         for (r, row) in values.iter().enumerate() {
             for (c, &v) in row.iter().enumerate() {
-                root.draw(&Rectangle::new([(xe(c), ye(r)), (xe(c + 1), ye(r + 1))], heat_color(v, lo, hi).filled()))?;
+                root.draw(&Rectangle::new(
+                    [(xe(c), ye(r)), (xe(c + 1), ye(r + 1))],
+                    heat_color(v, lo, hi).filled(),
+                ))?;
             }
         }
     } else {
@@ -1092,13 +1413,24 @@ where
             rgb: resample(&src, nc, nr, gw as usize, gh as usize),
         });
     }
-    root.draw(&Rectangle::new([(gx - 1, gy - 1), (gx + gw, gy + gh)], RGBColor(60, 60, 60).stroke_width(1)))?;
+    root.draw(&Rectangle::new(
+        [(gx - 1, gy - 1), (gx + gw, gy + gh)],
+        RGBColor(60, 60, 60).stroke_width(1),
+    ))?;
 
     // Values in the cells.
     if nr <= 20 && nc <= 20 {
         let fmt = cell_format(values);
-        let texts: Vec<Vec<String>> = values.iter().map(|r| r.iter().map(|&v| fmt(v)).collect()).collect();
-        let widest = texts.iter().flatten().max_by_key(|s| s.chars().count()).cloned().unwrap_or_default();
+        let texts: Vec<Vec<String>> = values
+            .iter()
+            .map(|r| r.iter().map(|&v| fmt(v)).collect())
+            .collect();
+        let widest = texts
+            .iter()
+            .flatten()
+            .max_by_key(|s| s.chars().count())
+            .cloned()
+            .unwrap_or_default();
         let mut size = (cell_h * 0.42).min(24.0);
         while size >= 10.0 && f64::from(text_size(&widest, size)) > cell_w * 0.88 {
             size -= 1.0;
@@ -1107,10 +1439,20 @@ where
             for (r, row) in values.iter().enumerate() {
                 for (c, &v) in row.iter().enumerate() {
                     let cell = heat_color(v, lo, hi);
-                    let lum = 0.299 * f64::from(cell.0) + 0.587 * f64::from(cell.1) + 0.114 * f64::from(cell.2);
-                    let color = if lum > 140.0 { RGBColor(0, 0, 0) } else { WHITE };
+                    let lum = 0.299 * f64::from(cell.0)
+                        + 0.587 * f64::from(cell.1)
+                        + 0.114 * f64::from(cell.2);
+                    let color = if lum > 140.0 {
+                        RGBColor(0, 0, 0)
+                    } else {
+                        WHITE
+                    };
                     let pos = ((xe(c) + xe(c + 1)) / 2, (ye(r) + ye(r + 1)) / 2);
-                    root.draw(&Text::new(texts[r][c].as_str(), pos, style(size, color, HPos::Center, VPos::Center)))?;
+                    root.draw(&Text::new(
+                        texts[r][c].as_str(),
+                        pos,
+                        style(size, color, HPos::Center, VPos::Center),
+                    ))?;
                 }
             }
         }
@@ -1136,19 +1478,33 @@ where
     for (r, s) in rows.iter().enumerate().filter(|(i, _)| i % row_step == 0) {
         let s = fit_text(s, row_size, HM_LABEL_MAX_W);
         let y = (ye(r) + ye(r + 1)) / 2;
-        root.draw(&Text::new(s, (gx - 8, y), style(row_size, TEXT, HPos::Right, VPos::Center)))?;
+        root.draw(&Text::new(
+            s,
+            (gx - 8, y),
+            style(row_size, TEXT, HPos::Right, VPos::Center),
+        ))?;
     }
     // Column labels: horizontal when they fit, else vertical (reading upwards).
-    let col_step = if vertical_cols { step(cell_w, col_size) } else { 1 };
+    let col_step = if vertical_cols {
+        step(cell_w, col_size)
+    } else {
+        1
+    };
     for (c, s) in cols.iter().enumerate().filter(|(i, _)| i % col_step == 0) {
         let s = fit_text(s, col_size, HM_LABEL_MAX_W);
         let x = (xe(c) + xe(c + 1)) / 2;
         if vertical_cols {
             let f = font(col_size).transform(FontTransform::Rotate270);
-            let st = TextStyle::from(f).color(&TEXT).pos(Pos::new(HPos::Right, VPos::Center));
+            let st = TextStyle::from(f)
+                .color(&TEXT)
+                .pos(Pos::new(HPos::Right, VPos::Center));
             root.draw(&Text::new(s, (x, gy + gh + 8), st))?;
         } else {
-            root.draw(&Text::new(s, (x, gy + gh + 8), style(col_size, TEXT, HPos::Center, VPos::Top)))?;
+            root.draw(&Text::new(
+                s,
+                (x, gy + gh + 8),
+                style(col_size, TEXT, HPos::Center, VPos::Top),
+            ))?;
         }
     }
 
@@ -1163,13 +1519,29 @@ where
             bar.extend_from_slice(&px);
         }
     }
-    rasters.push(Raster { x: bx, y: gy, w: bar_w as u32, h: bar_h as u32, rgb: bar });
-    root.draw(&Rectangle::new([(bx - 1, gy - 1), (bx + bar_w, gy + bar_h)], RGBColor(60, 60, 60).stroke_width(1)))?;
+    rasters.push(Raster {
+        x: bx,
+        y: gy,
+        w: bar_w as u32,
+        h: bar_h as u32,
+        rgb: bar,
+    });
+    root.draw(&Rectangle::new(
+        [(bx - 1, gy - 1), (bx + bar_w, gy + bar_h)],
+        RGBColor(60, 60, 60).stroke_width(1),
+    ))?;
     for (v, label) in ticks.iter().zip(&tick_labels) {
         let t = if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
         let y = gy + ((1.0 - t) * f64::from(bar_h - 1)).round() as i32;
-        root.draw(&PathElement::new(vec![(bx + bar_w, y), (bx + bar_w + 6, y)], BLACK.stroke_width(1)))?;
-        root.draw(&Text::new(label.as_str(), (bx + bar_w + 10, y), style(22.0, TEXT, HPos::Left, VPos::Center)))?;
+        root.draw(&PathElement::new(
+            vec![(bx + bar_w, y), (bx + bar_w + 6, y)],
+            BLACK.stroke_width(1),
+        ))?;
+        root.draw(&Text::new(
+            label.as_str(),
+            (bx + bar_w + 10, y),
+            style(22.0, TEXT, HPos::Left, VPos::Center),
+        ))?;
     }
     Ok(rasters)
 }
@@ -1224,12 +1596,24 @@ mod tests {
     }
 
     fn lines(log_y: bool) -> Figure {
-        let curve = |k: f64| (0..200).map(|i| (f64::from(i) * 50.0, 2.0 * (-f64::from(i) / k).exp() + 0.01)).collect();
+        let curve = |k: f64| {
+            (0..200)
+                .map(|i| (f64::from(i) * 50.0, 2.0 * (-f64::from(i) / k).exp() + 0.01))
+                .collect()
+        };
         Figure::Lines {
-            title: if log_y { "Training loss (log scale)" } else { "Training loss" }.into(),
+            title: if log_y {
+                "Training loss (log scale)"
+            } else {
+                "Training loss"
+            }
+            .into(),
             x_label: "step".into(),
             y_label: "loss".into(),
-            series: vec![Series::new("reconstruction", curve(30.0), BLUE_S), Series::new("KL", curve(60.0), ORANGE_S)],
+            series: vec![
+                Series::new("reconstruction", curve(30.0), BLUE_S),
+                Series::new("KL", curve(60.0), ORANGE_S),
+            ],
             log_y,
         }
     }
@@ -1262,7 +1646,13 @@ mod tests {
             title: "Mutual information: factors × latents".into(),
             rows: (0..n).map(|i| format!("factor {i}")).collect(),
             cols: (0..m).map(|j| format!("z{j}")).collect(),
-            values: (0..n).map(|i| (0..m).map(|j| ((i * 7 + j * 3) % 10) as f64 / 9.0).collect()).collect(),
+            values: (0..n)
+                .map(|i| {
+                    (0..m)
+                        .map(|j| ((i * 7 + j * 3) % 10) as f64 / 9.0)
+                        .collect()
+                })
+                .collect(),
         }
     }
 
@@ -1299,13 +1689,21 @@ mod tests {
         let text = fs::read_to_string(&svg).unwrap();
         assert!(text.contains("<svg"));
         assert!(text.contains(title), "{stem}: SVG lacks the title");
-        assert!(!tmp_path(&png).exists() && !tmp_path(&svg).exists(), "{stem}: .tmp left behind");
+        assert!(
+            !tmp_path(&png).exists() && !tmp_path(&svg).exists(),
+            "{stem}: .tmp left behind"
+        );
         let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn scatter_png_and_svg() {
-        check_pair(&scatter(), "scatter", &[BLUE_S], "Predicted vs true rotation angle");
+        check_pair(
+            &scatter(),
+            "scatter",
+            &[BLUE_S],
+            "Predicted vs true rotation angle",
+        );
         let fig = scatter();
         let dir = scratch_dir("scatter-size");
         let p = dir.join("s.PNG");
@@ -1322,12 +1720,19 @@ mod tests {
     #[test]
     fn lines_png_and_svg() {
         check_pair(&lines(false), "lines", &[BLUE_S, ORANGE_S], "Training loss");
-        check_pair(&lines(true), "lines-log", &[BLUE_S, ORANGE_S], "Training loss (log scale)");
+        check_pair(
+            &lines(true),
+            "lines-log",
+            &[BLUE_S, ORANGE_S],
+            "Training loss (log scale)",
+        );
     }
 
     #[test]
     fn lines_with_gaps_and_bad_values() {
-        let mut pts: Vec<(f64, f64)> = (0..50).map(|i| (f64::from(i), f64::from(i).sin() + 1.5)).collect();
+        let mut pts: Vec<(f64, f64)> = (0..50)
+            .map(|i| (f64::from(i), f64::from(i).sin() + 1.5))
+            .collect();
         pts[10].1 = f64::NAN;
         pts[20].1 = -1.0; // dropped on a log axis
         pts[30].0 = f64::INFINITY;
@@ -1356,12 +1761,17 @@ mod tests {
         assert_eq!(layout.cell, (224, 224));
         let k = 7;
         let (x, y) = layout.origins[5];
-        let Figure::ImageGrid { tiles, .. } = &fig else { unreachable!() };
+        let Figure::ImageGrid { tiles, .. } = &fig else {
+            unreachable!()
+        };
         for ty in 0..32 {
             for tx in 0..32 {
                 let src = &tiles[5][(ty * 32 + tx) * 3..][..3];
                 for (dx, dy) in [(0, 0), (k - 1, k - 1), (3, k - 1), (k - 1, 0)] {
-                    let px = img.get_pixel((x + tx as i32 * k + dx) as u32, (y + ty as i32 * k + dy) as u32);
+                    let px = img.get_pixel(
+                        (x + tx as i32 * k + dx) as u32,
+                        (y + ty as i32 * k + dy) as u32,
+                    );
                     assert_eq!(&px.0[..], src, "tile pixel ({tx},{ty})");
                 }
             }
@@ -1379,7 +1789,10 @@ mod tests {
                     .collect()
             })
             .collect();
-        let mut captions: Vec<String> = ["pitch −", "original", "pitch +"].iter().map(|s| s.to_string()).collect();
+        let mut captions: Vec<String> = ["pitch −", "original", "pitch +"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         captions.extend(["speaker A".to_string(), "speaker B".to_string()]);
         let fig = Figure::ImageGrid {
             title: "Spectrogram traversals".into(),
@@ -1409,8 +1822,9 @@ mod tests {
     fn image_grid_single_strip() {
         // A traversal strip as the CLI makes it: 25 notes x 5 frames wide, 257 bins tall.
         let (w, h) = (125, 257);
-        let strip: Vec<u8> =
-            (0..w * h).flat_map(|p| viridis((((p % w) / 5) as f32 / 24.0 + (p / w) as f32 / 256.0) / 2.0)).collect();
+        let strip: Vec<u8> = (0..w * h)
+            .flat_map(|p| viridis((((p % w) / 5) as f32 / 24.0 + (p / w) as f32 / 256.0) / 2.0))
+            .collect();
         let fig = Figure::ImageGrid {
             title: "Decoded spectra along the pitch latent (0-8 kHz, 25 steps)".into(),
             tile_w: w,
@@ -1445,33 +1859,76 @@ mod tests {
         let fig = heatmap(6, 10);
         let low = viridis(0.0);
         let high = viridis(1.0);
-        check_pair(&fig, "heatmap", &[(low[0], low[1], low[2]), (high[0], high[1], high[2])], "Mutual information");
+        check_pair(
+            &fig,
+            "heatmap",
+            &[(low[0], low[1], low[2]), (high[0], high[1], high[2])],
+            "Mutual information",
+        );
         let dir = scratch_dir("heatmap-values");
         let p = dir.join("h.svg");
         save(&fig, &p).unwrap();
         let text = fs::read_to_string(&p).unwrap();
-        assert!(text.contains("\n1.00\n") && text.contains("\n0.33\n"), "cell values are printed");
+        assert!(
+            text.contains("\n1.00\n") && text.contains("\n0.33\n"),
+            "cell values are printed"
+        );
         let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn heatmap_large_and_unlabelled() {
-        let values: Vec<Vec<f64>> =
-            (0..120).map(|i| (0..90).map(|j| (f64::from(i) * 0.1).sin() * (f64::from(j) * 0.07).cos()).collect()).collect();
+        let values: Vec<Vec<f64>> = (0..120)
+            .map(|i| {
+                (0..90)
+                    .map(|j| (f64::from(i) * 0.1).sin() * (f64::from(j) * 0.07).cos())
+                    .collect()
+            })
+            .collect();
         let mut values = values;
         values[3][4] = f64::NAN;
-        let fig = Figure::Heatmap { title: "Large matrix".into(), rows: Vec::new(), cols: Vec::new(), values };
+        let fig = Figure::Heatmap {
+            title: "Large matrix".into(),
+            rows: Vec::new(),
+            cols: Vec::new(),
+            values,
+        };
         check_pair(&fig, "heatmap-large", &[], "Large matrix");
     }
 
     #[test]
     fn heatmap_long_labels() {
         let cols: Vec<String> = (0..16).map(|j| format!("latent dimension {j}")).collect();
-        let rows: Vec<String> =
-            ["object hue", "floor hue", "wall hue", "scale", "shape", "orientation"].iter().map(|s| s.to_string()).collect();
-        let values: Vec<Vec<f64>> =
-            (0..6).map(|i| (0..16).map(|j| if j == i * 2 { 0.9 - 0.1 * i as f64 } else { 0.02 * ((i + j) % 5) as f64 }).collect()).collect();
-        let fig = Figure::Heatmap { title: "MIG: factor × latent mutual information (nats)".into(), rows, cols, values };
+        let rows: Vec<String> = [
+            "object hue",
+            "floor hue",
+            "wall hue",
+            "scale",
+            "shape",
+            "orientation",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let values: Vec<Vec<f64>> = (0..6)
+            .map(|i| {
+                (0..16)
+                    .map(|j| {
+                        if j == i * 2 {
+                            0.9 - 0.1 * i as f64
+                        } else {
+                            0.02 * ((i + j) % 5) as f64
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let fig = Figure::Heatmap {
+            title: "MIG: factor × latent mutual information (nats)".into(),
+            rows,
+            cols,
+            values,
+        };
         check_pair(&fig, "heatmap-long-labels", &[], "MIG: factor");
     }
 
@@ -1482,7 +1939,10 @@ mod tests {
             title: "one point".into(),
             x_label: "x".into(),
             y_label: "y".into(),
-            series: vec![Series::new("only", vec![(3.0, 5.0)], BLUE_S), Series::new("empty", Vec::new(), ORANGE_S)],
+            series: vec![
+                Series::new("only", vec![(3.0, 5.0)], BLUE_S),
+                Series::new("empty", Vec::new(), ORANGE_S),
+            ],
             log_y,
         };
         let flat = Figure::Scatter {
@@ -1492,7 +1952,12 @@ mod tests {
             series: vec![Series::new("same", vec![(1.0, 0.0); 5], BLUE_S)],
             fit: Some((1e9, -4.0, f64::NAN)),
         };
-        let tiny = Figure::Heatmap { title: String::new(), rows: vec!["a".into()], cols: vec!["b".into()], values: vec![vec![2.5]] };
+        let tiny = Figure::Heatmap {
+            title: String::new(),
+            rows: vec!["a".into()],
+            cols: vec!["b".into()],
+            values: vec![vec![2.5]],
+        };
         let single = grid(1, 8, 3, 7, vec![String::new()]);
         let huge_values = Figure::Heatmap {
             title: "big numbers".into(),
@@ -1500,7 +1965,10 @@ mod tests {
             cols: Vec::new(),
             values: vec![vec![1e7, -2e6], vec![f64::INFINITY, 3.0]],
         };
-        for (i, fig) in [one(false), one(true), flat, tiny, single, huge_values].iter().enumerate() {
+        for (i, fig) in [one(false), one(true), flat, tiny, single, huge_values]
+            .iter()
+            .enumerate()
+        {
             for ext in ["png", "svg"] {
                 let p = out_dir(&dir).join(format!("degenerate-{i}.{ext}"));
                 save(fig, &p).unwrap_or_else(|e| panic!("figure {i}: {e:#}"));
@@ -1600,8 +2068,20 @@ mod tests {
     #[test]
     fn grid_caption_counts() {
         assert!(grid_layout(&grid(6, 3, 8, 8, vec!["a".into(); 4])).is_err());
-        assert_eq!(grid_layout(&grid(6, 3, 8, 8, vec!["a".into(); 6])).unwrap().tile_captions.len(), 6);
-        assert_eq!(grid_layout(&grid(6, 3, 8, 8, vec!["a".into(); 3])).unwrap().col_headers.len(), 3);
+        assert_eq!(
+            grid_layout(&grid(6, 3, 8, 8, vec!["a".into(); 6]))
+                .unwrap()
+                .tile_captions
+                .len(),
+            6
+        );
+        assert_eq!(
+            grid_layout(&grid(6, 3, 8, 8, vec!["a".into(); 3]))
+                .unwrap()
+                .col_headers
+                .len(),
+            3
+        );
         let l = grid_layout(&grid(6, 3, 8, 8, vec!["a".into(); 5])).unwrap();
         assert_eq!((l.col_headers.len(), l.row_headers.len()), (3, 2));
     }

@@ -29,15 +29,27 @@ pub struct Metadata {
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: not a safetensors checkpoint ({reason})")]
     Format { path: PathBuf, reason: String },
     #[error("{path}: metadata key `{key}` is missing or unreadable")]
     Metadata { path: PathBuf, key: String },
     #[error("{path}: a checkpoint of family `{found}`, expected `{expected}`")]
-    WrongFamily { path: PathBuf, expected: String, found: String },
+    WrongFamily {
+        path: PathBuf,
+        expected: String,
+        found: String,
+    },
     #[error("{path}: tensor `{name}` has shape {found:?}, the model needs {expected:?}")]
-    Shape { path: PathBuf, name: String, expected: Vec<usize>, found: Vec<usize> },
+    Shape {
+        path: PathBuf,
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
     #[error("{path}: tensor `{name}` is missing")]
     Missing { path: PathBuf, name: String },
     #[error("{path}: tensor `{name}` does not belong to this model")]
@@ -48,7 +60,10 @@ pub enum CheckpointError {
 
 impl CheckpointError {
     pub fn other(path: &Path, reason: impl std::fmt::Display) -> Self {
-        Self::Other { path: path.to_owned(), reason: reason.to_string() }
+        Self::Other {
+            path: path.to_owned(),
+            reason: reason.to_string(),
+        }
     }
 }
 
@@ -57,7 +72,11 @@ const MAX_CHECKPOINT_BYTES: u64 = 2 << 30;
 
 /// Write tensors and metadata to `path` atomically: a temporary file beside it is written,
 /// synced, then renamed over the target, so a crash or a full disk leaves the old file intact.
-pub fn save(path: &Path, tensors: &[(String, Tensor)], meta: &Metadata) -> Result<(), CheckpointError> {
+pub fn save(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+    meta: &Metadata,
+) -> Result<(), CheckpointError> {
     let map = metadata_to_map(meta);
     let cpu: Vec<(String, Tensor)> = tensors
         .iter()
@@ -71,7 +90,10 @@ pub fn save(path: &Path, tensors: &[(String, Tensor)], meta: &Metadata) -> Resul
 
 /// Write bytes atomically (temporary file, fsync, rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    let io = |source| CheckpointError::Io { path: path.to_owned(), source };
+    let io = |source| CheckpointError::Io {
+        path: path.to_owned(),
+        source,
+    };
     let file_name = path
         .file_name()
         .ok_or_else(|| CheckpointError::other(path, "not a file path"))?;
@@ -99,7 +121,10 @@ fn metadata_to_map(meta: &Metadata) -> HashMap<String, String> {
     map.insert("data".into(), meta.data.clone());
     map.insert("steps".into(), meta.steps.to_string());
     map.insert("seed".into(), meta.seed.to_string());
-    map.insert("metrics".into(), serde_json::to_string(&meta.metrics).unwrap_or_default());
+    map.insert(
+        "metrics".into(),
+        serde_json::to_string(&meta.metrics).unwrap_or_default(),
+    );
     map.insert("version".into(), meta.version.clone());
     map
 }
@@ -113,10 +138,16 @@ pub struct Loaded {
 
 /// Read a checkpoint. Any file is acceptable input: a wrong, truncated or hostile one gives an error.
 pub fn load(path: &Path) -> Result<Loaded, CheckpointError> {
-    let io = |source| CheckpointError::Io { path: path.to_owned(), source };
+    let io = |source| CheckpointError::Io {
+        path: path.to_owned(),
+        source,
+    };
     let len = std::fs::metadata(path).map_err(io)?.len();
     if len > MAX_CHECKPOINT_BYTES {
-        return Err(CheckpointError::other(path, format!("{len} bytes is too large for a checkpoint")));
+        return Err(CheckpointError::other(
+            path,
+            format!("{len} bytes is too large for a checkpoint"),
+        ));
     }
     let bytes = std::fs::read(path).map_err(io)?;
     load_bytes(&bytes, path)
@@ -124,34 +155,64 @@ pub fn load(path: &Path) -> Result<Loaded, CheckpointError> {
 
 /// The parsing half of [`load`], on bytes already in memory (used by the fuzz target).
 pub fn load_bytes(bytes: &[u8], path: &Path) -> Result<Loaded, CheckpointError> {
-    let format = |reason: String| CheckpointError::Format { path: path.to_owned(), reason };
-    let (_, header) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| format(e.to_string()))?;
+    let format = |reason: String| CheckpointError::Format {
+        path: path.to_owned(),
+        reason,
+    };
+    let (_, header) =
+        safetensors::SafeTensors::read_metadata(bytes).map_err(|e| format(e.to_string()))?;
     let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| format(e.to_string()))?;
     let map = header.metadata().clone().unwrap_or_default();
     let meta = metadata_from_map(&map, path)?;
     let mut tensors = HashMap::new();
     for (name, view) in st.tensors() {
         if view.dtype() != safetensors::Dtype::F32 {
-            return Err(format(format!("tensor `{name}` is {:?}, expected F32", view.dtype())));
+            return Err(format(format!(
+                "tensor `{name}` is {:?}, expected F32",
+                view.dtype()
+            )));
+        }
+        // safetensors accepts an empty shape such as [0, 2^32, 2^32] (its product is 0), but
+        // candle's stride computation multiplies the other dims and overflows (a panic in debug).
+        let dims = view.shape().iter().filter(|&&d| d != 0);
+        if dims.copied().try_fold(1usize, usize::checked_mul).is_none() {
+            return Err(format(format!(
+                "tensor `{name}` has an impossible shape {:?}",
+                view.shape()
+            )));
         }
         let data: Vec<f32> = view
             .data()
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
-        let t = Tensor::from_vec(data, view.shape(), &Device::Cpu).map_err(|e| format(e.to_string()))?;
+        let t = Tensor::from_vec(data, view.shape(), &Device::Cpu)
+            .map_err(|e| format(e.to_string()))?;
         tensors.insert(name, t);
     }
-    Ok(Loaded { path: path.to_owned(), meta, tensors })
+    Ok(Loaded {
+        path: path.to_owned(),
+        meta,
+        tensors,
+    })
 }
 
-fn metadata_from_map(map: &HashMap<String, String>, path: &Path) -> Result<Metadata, CheckpointError> {
+fn metadata_from_map(
+    map: &HashMap<String, String>,
+    path: &Path,
+) -> Result<Metadata, CheckpointError> {
     let key = |k: &str| {
         map.get(k)
             .cloned()
-            .ok_or_else(|| CheckpointError::Metadata { path: path.to_owned(), key: k.into() })
+            .ok_or_else(|| CheckpointError::Metadata {
+                path: path.to_owned(),
+                key: k.into(),
+            })
     };
-    let bad = |k: &str| CheckpointError::Metadata { path: path.to_owned(), key: k.into() };
+    let bad = |k: &str| CheckpointError::Metadata {
+        path: path.to_owned(),
+        key: k.into(),
+    };
     Ok(Metadata {
         family: key("family")?,
         preset: key("preset").unwrap_or_default(),
@@ -200,9 +261,10 @@ pub fn fill_varmap(
     names.sort();
     for name in &names {
         let var = &data[*name];
-        let t = tensors
-            .get(*name)
-            .ok_or_else(|| CheckpointError::Missing { path: path.to_owned(), name: (*name).clone() })?;
+        let t = tensors.get(*name).ok_or_else(|| CheckpointError::Missing {
+            path: path.to_owned(),
+            name: (*name).clone(),
+        })?;
         if t.dims() != var.dims() {
             return Err(CheckpointError::Shape {
                 path: path.to_owned(),
@@ -215,11 +277,18 @@ pub fn fill_varmap(
     let mut extra: Vec<&String> = tensors.keys().filter(|k| !data.contains_key(*k)).collect();
     extra.sort();
     if let Some(name) = extra.first() {
-        return Err(CheckpointError::Unexpected { path: path.to_owned(), name: (*name).clone() });
+        return Err(CheckpointError::Unexpected {
+            path: path.to_owned(),
+            name: (*name).clone(),
+        });
     }
     for name in names {
         data[name]
-            .set(&tensors[name].to_dtype(DType::F32).map_err(|e| CheckpointError::other(path, e))?)
+            .set(
+                &tensors[name]
+                    .to_dtype(DType::F32)
+                    .map_err(|e| CheckpointError::other(path, e))?,
+            )
             .map_err(|e| CheckpointError::other(path, e))?;
     }
     Ok(())
@@ -228,9 +297,13 @@ pub fn fill_varmap(
 /// Read a PyTorch `torch.save(model.state_dict())` archive into named f32 tensors.
 /// Anything else (a whole pickled model, a random zip, a text file) is refused by name.
 pub fn read_pytorch_state_dict(path: &Path) -> Result<HashMap<String, Tensor>, CheckpointError> {
-    let not_state_dict =
-        |reason: String| CheckpointError::other(path, format!("not a PyTorch state_dict ({reason})"));
-    std::fs::metadata(path).map_err(|source| CheckpointError::Io { path: path.to_owned(), source })?;
+    let not_state_dict = |reason: String| {
+        CheckpointError::other(path, format!("not a PyTorch state_dict ({reason})"))
+    };
+    std::fs::metadata(path).map_err(|source| CheckpointError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
     // The pickle reader is third-party code fed with untrusted bytes: contain any panic.
     let read = std::panic::catch_unwind(|| -> candle_core::Result<Vec<(String, Tensor)>> {
         let pth = candle_core::pickle::PthTensors::new(path, None)?;
@@ -290,7 +363,11 @@ mod tests {
         let varmap = VarMap::new();
         let vb = candle_nn::VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
         vb.get((3, 2), "w")?;
-        let err = loaded.fill(&varmap).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = loaded
+            .fill(&varmap)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("`w`") && err.contains("[2, 3]"), "{err}");
         Ok(())
     }
@@ -306,6 +383,15 @@ mod tests {
             let r = load_bytes(&bytes[..cut], &path);
             assert!(r.is_err(), "truncation at {cut} accepted");
         }
+        // An empty tensor with absurd dims (found by the fuzzer) is refused, not a panic.
+        let header = br#"{"__metadata__":{"family":"x","config":"{}"},"e":{"dtype":"F32","shape":[0,4294967296,4294967296],"data_offsets":[0,0]}}"#;
+        let mut hostile = (header.len() as u64).to_le_bytes().to_vec();
+        hostile.extend_from_slice(header);
+        let err = load_bytes(&hostile, &path)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("impossible shape"), "{err}");
         // A save into a directory that does not exist fails and leaves nothing behind.
         let bad = dir.path().join("missing").join("c.safetensors");
         assert!(save(&bad, &[], &meta()).is_err());

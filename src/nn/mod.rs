@@ -26,7 +26,13 @@ impl WeightInit {
             WeightInit::PyTorch => bound,
             WeightInit::He => 6f64.sqrt() * bound,
         };
-        (Init::Uniform { lo: -w, up: w }, Init::Uniform { lo: -bound, up: bound })
+        (
+            Init::Uniform { lo: -w, up: w },
+            Init::Uniform {
+                lo: -bound,
+                up: bound,
+            },
+        )
     }
 }
 
@@ -35,7 +41,12 @@ pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
     linear_init(in_dim, out_dim, WeightInit::PyTorch, vb)
 }
 
-pub fn linear_init(in_dim: usize, out_dim: usize, init: WeightInit, vb: VarBuilder) -> Result<Linear> {
+pub fn linear_init(
+    in_dim: usize,
+    out_dim: usize,
+    init: WeightInit,
+    vb: VarBuilder,
+) -> Result<Linear> {
     let (w_init, b_init) = init.hints(in_dim);
     let weight = vb.get_with_hints((out_dim, in_dim), "weight", w_init)?;
     let bias = vb.get_with_hints(out_dim, "bias", b_init)?;
@@ -65,7 +76,12 @@ impl HeightConv {
         let (w_init, b_init) = init.hints(c_in * kh * kw);
         let weight = vb.get_with_hints((c_out, c_in, kh, kw), "weight", w_init)?;
         let bias = vb.get_with_hints(c_out, "bias", b_init)?;
-        Ok(Self { weight, bias, stride, pad })
+        Ok(Self {
+            weight,
+            bias,
+            stride,
+            pad,
+        })
     }
 
     /// x: (N, C_in*W, H) -> (N, C_out, H_out)
@@ -116,7 +132,15 @@ impl HeightConvTranspose {
         let (w_init, b_init) = init.hints(fan_in);
         let weight = vb.get_with_hints((c_in, c_out, kh, kw), "weight", w_init)?;
         let bias = vb.get_with_hints(c_out, "bias", b_init)?;
-        Ok(Self { weight, bias, c_out, kw, kh, stride, pad })
+        Ok(Self {
+            weight,
+            bias,
+            c_out,
+            kw,
+            kh,
+            stride,
+            pad,
+        })
     }
 
     /// x: (N, C_in, L) -> (N, C_out*kw, L_out) with L_out = (L-1)*stride - 2*pad + kh; the
@@ -129,7 +153,11 @@ impl HeightConvTranspose {
         let cw = self.c_out * self.kw;
         // (in, out, kh, kw) -> (in, out, kw, kh) -> kh padded to a multiple of the stride
         let w = self.weight.permute((0, 1, 3, 2))?;
-        let w = if kh_padded > self.kh { w.pad_with_zeros(3, 0, kh_padded - self.kh)? } else { w };
+        let w = if kh_padded > self.kh {
+            w.pad_with_zeros(3, 0, kh_padded - self.kh)?
+        } else {
+            w
+        };
         let weight_mat = w.reshape((c_in, cw * kh_padded))?;
         // (N*L, C_in) x (C_in, cw*kh_padded)
         let cols = x
@@ -174,12 +202,21 @@ pub struct Rnn {
 impl Rnn {
     pub fn new(input: usize, hidden: usize, vb: VarBuilder) -> Result<Self> {
         let bound = 1.0 / (hidden as f64).sqrt();
-        let init = Init::Uniform { lo: -bound, up: bound };
+        let init = Init::Uniform {
+            lo: -bound,
+            up: bound,
+        };
         let w_ih = vb.get_with_hints((hidden, input), "weight_ih_l0", init)?;
         let w_hh = vb.get_with_hints((hidden, hidden), "weight_hh_l0", init)?;
         let b_ih = vb.get_with_hints(hidden, "bias_ih_l0", init)?;
         let b_hh = vb.get_with_hints(hidden, "bias_hh_l0", init)?;
-        Ok(Self { w_ih, w_hh, b_ih, b_hh, hidden })
+        Ok(Self {
+            w_ih,
+            w_hh,
+            b_ih,
+            b_hh,
+            hidden,
+        })
     }
 
     pub fn zero_state(&self, batch: usize, device: &Device) -> Result<Tensor> {
@@ -260,7 +297,10 @@ pub fn new_varmap() -> (VarMap, VarBuilder<'static>) {
 
 /// Copies of every variable, detached from the autograd graph, sorted by name.
 pub fn varmap_tensors(varmap: &VarMap) -> Result<Vec<(String, Tensor)>> {
-    let data = varmap.data().lock().map_err(|_| candle_core::Error::Msg("variable map poisoned".into()))?;
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| candle_core::Error::Msg("variable map poisoned".into()))?;
     let mut out = data
         .iter()
         .map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?)))

@@ -35,8 +35,12 @@ pub const TRAIN_PROGRAMS: [(i32, &str); 8] = [
     (71, "Clarinet"),
     (73, "Flute"),
 ];
-pub const UNSEEN_PROGRAMS: [(i32, &str); 4] =
-    [(4, "Electric Piano"), (21, "Accordion"), (65, "Alto Sax"), (68, "Oboe")];
+pub const UNSEEN_PROGRAMS: [(i32, &str); 4] = [
+    (4, "Electric Piano"),
+    (21, "Accordion"),
+    (65, "Alto Sax"),
+    (68, "Oboe"),
+];
 
 /// held-out sequences of the training instruments start on these pitches
 pub fn is_held_out_start(start: i32) -> bool {
@@ -73,7 +77,12 @@ impl SoundFontSource {
             .chain(UNSEEN_PROGRAMS.iter())
             .map(|(p, n)| (*p, n.to_string()))
             .collect();
-        Ok(Self { path: path.to_owned(), synth, programs, n_train: TRAIN_PROGRAMS.len() })
+        Ok(Self {
+            path: path.to_owned(),
+            synth,
+            programs,
+            n_train: TRAIN_PROGRAMS.len(),
+        })
     }
 }
 
@@ -97,7 +106,10 @@ impl NoteSource for SoundFontSource {
 
     fn instruments(&self) -> (Vec<String>, Vec<String>) {
         let names: Vec<String> = self.programs.iter().map(|p| p.1.clone()).collect();
-        (names[..self.n_train].to_vec(), names[self.n_train..].to_vec())
+        (
+            names[..self.n_train].to_vec(),
+            names[self.n_train..].to_vec(),
+        )
     }
 
     fn render_note(&mut self, index: usize, pitch: i32) -> anyhow::Result<Vec<f32>> {
@@ -109,7 +121,11 @@ impl NoteSource for SoundFontSource {
         let mut right = vec![0f32; NOTE_SAMPLES];
         self.synth.render(&mut left, &mut right);
         self.synth.note_off_all(true);
-        Ok(left.iter().zip(&right).map(|(l, r)| 0.5 * (l + r)).collect())
+        Ok(left
+            .iter()
+            .zip(&right)
+            .map(|(l, r)| 0.5 * (l + r))
+            .collect())
     }
 }
 
@@ -140,7 +156,10 @@ impl WavFolderSource {
                     .collect();
                 files.sort();
                 if !files.is_empty() {
-                    let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                    let name = p
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
                     groups.push((name, files));
                 }
             } else if is_wav(&p) {
@@ -148,19 +167,32 @@ impl WavFolderSource {
             }
         }
         if !top.is_empty() {
-            let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or("recordings".into());
+            let name = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or("recordings".into());
             groups.insert(0, (name, top));
         }
         if groups.is_empty() {
-            bail!("{}: no .wav files in this folder or its sub-folders", dir.display());
+            bail!(
+                "{}: no .wav files in this folder or its sub-folders",
+                dir.display()
+            );
         }
         let mut bank = Vec::new();
         for (name, files) in groups {
             let mut notes = Vec::new();
             for f in files {
                 let (samples, rate) = wav::read_mono(&f)?;
-                let samples = if rate == SAMPLE_RATE { samples } else { dsp::resample_linear(&samples, rate, SAMPLE_RATE) };
-                let stem = f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                let samples = if rate == SAMPLE_RATE {
+                    samples
+                } else {
+                    dsp::resample_linear(&samples, rate, SAMPLE_RATE)
+                };
+                let stem = f
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 match pitch_from_name(&stem) {
                     Some(pitch) => {
                         if let Some(note) = cut_note(&samples, 0) {
@@ -176,11 +208,18 @@ impl WavFolderSource {
             }
         }
         if bank.is_empty() {
-            bail!("{}: found WAV files but no pitched notes in them", dir.display());
+            bail!(
+                "{}: found WAV files but no pitched notes in them",
+                dir.display()
+            );
         }
         // With several instruments, the last is held out; with one, nothing is.
         let n_train = if bank.len() > 1 { bank.len() - 1 } else { 1 };
-        Ok(Self { dir: dir.to_owned(), bank, n_train })
+        Ok(Self {
+            dir: dir.to_owned(),
+            bank,
+            n_train,
+        })
     }
 
     pub fn note_count(&self) -> usize {
@@ -199,14 +238,21 @@ impl NoteSource for WavFolderSource {
 
     fn instruments(&self) -> (Vec<String>, Vec<String>) {
         let names: Vec<String> = self.bank.iter().map(|b| b.0.clone()).collect();
-        (names[..self.n_train].to_vec(), names[self.n_train..].to_vec())
+        (
+            names[..self.n_train].to_vec(),
+            names[self.n_train..].to_vec(),
+        )
     }
 
     fn render_note(&mut self, index: usize, pitch: i32) -> anyhow::Result<Vec<f32>> {
         let notes = &self.bank.get(index).context("no such instrument")?.1;
         let (p0, samples) = notes
             .iter()
-            .min_by(|a, b| (a.0 - pitch as f32).abs().total_cmp(&(b.0 - pitch as f32).abs()))
+            .min_by(|a, b| {
+                (a.0 - pitch as f32)
+                    .abs()
+                    .total_cmp(&(b.0 - pitch as f32).abs())
+            })
             .context("instrument without notes")?;
         let ratio = 2f32.powf((pitch as f32 - p0) / 12.0);
         let mut out = vec![0f32; NOTE_SAMPLES];
@@ -224,12 +270,20 @@ impl NoteSource for WavFolderSource {
 
 /// `C4`, `c#4`, `Db3`, `A-1`, or a MIDI number, as the first token of a file name.
 pub fn pitch_from_name(stem: &str) -> Option<i32> {
-    let token: String = stem.split(['_', ' ', '-', '.']).next().unwrap_or("").to_string();
+    let token: String = stem
+        .split(['_', ' ', '-', '.'])
+        .next()
+        .unwrap_or("")
+        .to_string();
     if let Ok(n) = token.parse::<i32>() {
         return (0..128).contains(&n).then_some(n);
     }
     // allow a negative octave written with '-' only when it is the whole stem: `A-1`
-    let token = if stem.len() <= 4 && stem.contains('-') { stem.to_string() } else { token };
+    let token = if stem.len() <= 4 && stem.contains('-') {
+        stem.to_string()
+    } else {
+        token
+    };
     let mut chars = token.chars().peekable();
     let base = match chars.next()?.to_ascii_uppercase() {
         'C' => 0,
@@ -284,7 +338,8 @@ pub fn segment_and_label(samples: &[f32]) -> Vec<(f32, Vec<f32>)> {
     let mut i = 0;
     while i < energy.len() {
         // an onset: energy crosses the threshold after a quiet hop, or jumps by 2x
-        let rising = energy[i] > on && (i == 0 || energy[i - 1] <= on || energy[i] > 2.0 * energy[i - 1]);
+        let rising =
+            energy[i] > on && (i == 0 || energy[i - 1] <= on || energy[i] > 2.0 * energy[i - 1]);
         if rising {
             let start = i * HOP;
             if let Some(note) = cut_note(samples, start) {
@@ -319,7 +374,11 @@ impl Sequence {
 
 /// Render the audio of a scale: notes of NOTE_SAMPLES with a linear fade-out, each followed
 /// by one hop of silence; the whole scale is normalised to a peak of 0.5.
-pub fn render_scale(source: &mut dyn NoteSource, instrument: usize, start: i32) -> anyhow::Result<Vec<f32>> {
+pub fn render_scale(
+    source: &mut dyn NoteSource,
+    instrument: usize,
+    start: i32,
+) -> anyhow::Result<Vec<f32>> {
     let mut audio = Vec::with_capacity(SEQ_LEN * NOTE_TOTAL);
     for step in SCALE {
         let mut note = source.render_note(instrument, start + step)?;
@@ -376,14 +435,23 @@ impl Dataset {
         let mut stft = Stft::new();
         let (mut train, mut test_seen, mut test_unseen) = (Vec::new(), Vec::new(), Vec::new());
         for (index, name) in instruments.iter().enumerate() {
-            progress(format!("rendering {name} ({}/{})", index + 1, instruments.len()));
+            progress(format!(
+                "rendering {name} ({}/{})",
+                index + 1,
+                instruments.len()
+            ));
             for start in START_PITCHES {
                 let audio = render_scale(source, index, start)?;
                 let mut pitches = [0; SEQ_LEN];
                 for (p, s) in pitches.iter_mut().zip(SCALE) {
                     *p = start + s;
                 }
-                let seq = Sequence { instrument: index, start_pitch: start, pitches, features: scale_features(&mut stft, &audio) };
+                let seq = Sequence {
+                    instrument: index,
+                    start_pitch: start,
+                    pitches,
+                    features: scale_features(&mut stft, &audio),
+                };
                 if index >= n_train {
                     test_unseen.push(seq);
                 } else if is_held_out_start(start) {
@@ -393,7 +461,14 @@ impl Dataset {
                 }
             }
         }
-        Ok(Self { source: source.describe(), instruments, n_train_instruments: n_train, train, test_seen, test_unseen })
+        Ok(Self {
+            source: source.describe(),
+            instruments,
+            n_train_instruments: n_train,
+            train,
+            test_seen,
+            test_unseen,
+        })
     }
 
     /// Indices of a shuffled epoch over the training scales.
@@ -409,7 +484,9 @@ pub fn open_source(spec: &str) -> anyhow::Result<Box<dyn NoteSource>> {
     if spec == "soundfont" || spec.is_empty() {
         let path = Path::new(DEFAULT_SOUNDFONT);
         if !path.exists() {
-            bail!("{DEFAULT_SOUNDFONT}: the default SoundFont is not installed (apt-get install fluid-soundfont-gm, or pass --data soundfont:PATH.sf2)");
+            bail!(
+                "{DEFAULT_SOUNDFONT}: the default SoundFont is not installed (apt-get install fluid-soundfont-gm, or pass --data soundfont:PATH.sf2)"
+            );
         }
         return Ok(Box::new(SoundFontSource::open(path)?));
     }
@@ -419,7 +496,9 @@ pub fn open_source(spec: &str) -> anyhow::Result<Box<dyn NoteSource>> {
     if let Some(p) = spec.strip_prefix("wav-dir:") {
         return Ok(Box::new(WavFolderSource::open(Path::new(p))?));
     }
-    bail!("{spec}: unknown data source for sps-music (use soundfont, soundfont:PATH.sf2 or wav-dir:DIR)")
+    bail!(
+        "{spec}: unknown data source for sps-music (use soundfont, soundfont:PATH.sf2 or wav-dir:DIR)"
+    )
 }
 
 pub fn seeded_rng(seed: u64) -> rand::rngs::StdRng {
@@ -452,10 +531,26 @@ impl Dataset {
             for (p, s) in pitches.iter_mut().zip(SCALE) {
                 *p = start + s;
             }
-            Sequence { instrument: 0, start_pitch: start, pitches, features: (0..SEQ_LEN * NOTE_FEATURES).map(|_| rng.random::<f32>()).collect() }
+            Sequence {
+                instrument: 0,
+                start_pitch: start,
+                pitches,
+                features: (0..SEQ_LEN * NOTE_FEATURES)
+                    .map(|_| rng.random::<f32>())
+                    .collect(),
+            }
         };
-        let train = (0..train).map(|i| seq(&mut rng, 48 + i as i32 % 25)).collect();
+        let train = (0..train)
+            .map(|i| seq(&mut rng, 48 + i as i32 % 25))
+            .collect();
         let test_seen = (0..2).map(|i| seq(&mut rng, 50 + i)).collect();
-        Self { source: "synthetic".into(), instruments: vec!["noise".into()], n_train_instruments: 1, train, test_seen, test_unseen: Vec::new() }
+        Self {
+            source: "synthetic".into(),
+            instruments: vec!["noise".into()],
+            n_train_instruments: 1,
+            train,
+            test_seen,
+            test_unseen: Vec::new(),
+        }
     }
 }

@@ -4,7 +4,7 @@
 use candle_core::Result;
 use serde::{Deserialize, Serialize};
 
-use super::data::{Dataset, Sequence, SEQ_LEN};
+use super::data::{Dataset, SEQ_LEN, Sequence};
 use super::model::{SpsMusic, encode_all};
 use crate::audio::dsp;
 use crate::metrics::linear_fit;
@@ -64,12 +64,23 @@ pub fn embedding_metrics(model: &SpsMusic, data: &Dataset) -> Result<Calibration
     let fit_unseen = linear_fit(&lat_unseen, &p_unseen);
     let (lo, hi) = lat_seen
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
     let mut instruments = Vec::new();
     for (index, name) in data.instruments.iter().enumerate() {
         let unseen = index >= data.n_train_instruments;
-        let (mus, insts) = if unseen { (&mu_unseen, &unseen_i) } else { (&mu_seen, &seen_i) };
-        let rows: Vec<&Vec<f32>> = mus.iter().zip(insts).filter(|(_, i)| **i as usize == index).map(|(m, _)| m).collect();
+        let (mus, insts) = if unseen {
+            (&mu_unseen, &unseen_i)
+        } else {
+            (&mu_seen, &seen_i)
+        };
+        let rows: Vec<&Vec<f32>> = mus
+            .iter()
+            .zip(insts)
+            .filter(|(_, i)| **i as usize == index)
+            .map(|(m, _)| m)
+            .collect();
         if rows.is_empty() {
             continue;
         }
@@ -77,19 +88,33 @@ pub fn embedding_metrics(model: &SpsMusic, data: &Dataset) -> Result<Calibration
         let timbre: Vec<f32> = (1..dims)
             .map(|d| rows.iter().map(|r| r[d]).sum::<f32>() / rows.len() as f32)
             .collect();
-        instruments.push(InstrumentTimbre { name: name.clone(), timbre, unseen });
+        instruments.push(InstrumentTimbre {
+            name: name.clone(),
+            timbre,
+            unseen,
+        });
     }
     let mut within = Vec::new();
     for index in 0..data.n_train_instruments {
-        let (x, y): (Vec<f64>, Vec<f64>) =
-            lat_seen.iter().zip(&p_seen).zip(&seen_i).filter(|(_, i)| **i as usize == index).map(|((l, p), _)| (*l, *p)).unzip();
+        let (x, y): (Vec<f64>, Vec<f64>) = lat_seen
+            .iter()
+            .zip(&p_seen)
+            .zip(&seen_i)
+            .filter(|(_, i)| **i as usize == index)
+            .map(|((l, p), _)| (*l, *p))
+            .unzip();
         if x.len() > 2 {
             within.push(linear_fit(&x, &y).r2);
         }
     }
     let r2_within_instrument = within.iter().sum::<f64>() / within.len().max(1) as f64;
     let mut points: Vec<(f32, f32, u16)> = Vec::new();
-    for ((p, m), i) in seen_p.iter().zip(&mu_seen).zip(&seen_i).chain(unseen_p.iter().zip(&mu_unseen).zip(&unseen_i)) {
+    for ((p, m), i) in seen_p
+        .iter()
+        .zip(&mu_seen)
+        .zip(&seen_i)
+        .chain(unseen_p.iter().zip(&mu_unseen).zip(&unseen_i))
+    {
         points.push((*p, m[0], *i));
     }
     Ok(Calibration {
@@ -107,7 +132,11 @@ pub fn embedding_metrics(model: &SpsMusic, data: &Dataset) -> Result<Calibration
 /// Sweep the pitch latent over its observed range with each training instrument's timbre,
 /// resynthesise with Griffin-Lim, detect the pitch with YIN, and fit detected semitones
 /// against the latent. Returns (R^2, share of notes where a pitch was detected).
-pub fn synthesis_r2(model: &SpsMusic, cal: &Calibration, points_per_sweep: usize) -> Result<(f64, f64)> {
+pub fn synthesis_r2(
+    model: &SpsMusic,
+    cal: &Calibration,
+    points_per_sweep: usize,
+) -> Result<(f64, f64)> {
     let mut latents = Vec::new();
     let mut detected = Vec::new();
     let mut tried = 0usize;

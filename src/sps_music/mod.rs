@@ -5,7 +5,6 @@ pub mod eval;
 pub mod model;
 pub mod train;
 
-
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
@@ -37,16 +36,31 @@ pub fn config_json(cfg: &TrainConfig, cal: &Calibration) -> serde_json::Value {
 }
 
 impl Lab {
-    fn build(meta: Metadata, tensors: &std::collections::HashMap<String, Tensor>, path: &Path) -> Result<Self, CheckpointError> {
-        let bad = |k: &str| CheckpointError::Metadata { path: path.to_owned(), key: k.into() };
-        let cfg: TrainConfig = serde_json::from_value(meta.config.get("train").cloned().unwrap_or_default())
-            .map_err(|_| bad("config.train"))?;
+    fn build(
+        meta: Metadata,
+        tensors: &std::collections::HashMap<String, Tensor>,
+        path: &Path,
+    ) -> Result<Self, CheckpointError> {
+        let bad = |k: &str| CheckpointError::Metadata {
+            path: path.to_owned(),
+            key: k.into(),
+        };
+        let cfg: TrainConfig =
+            serde_json::from_value(meta.config.get("train").cloned().unwrap_or_default())
+                .map_err(|_| bad("config.train"))?;
         let calibration: Calibration =
-            serde_json::from_value(meta.config.get("calibration").cloned().unwrap_or_default()).unwrap_or_default();
+            serde_json::from_value(meta.config.get("calibration").cloned().unwrap_or_default())
+                .unwrap_or_default();
         let (varmap, vb) = new_varmap();
         let model = SpsMusic::new(&cfg.model, vb).map_err(|e| CheckpointError::other(path, e))?;
         checkpoint::fill_varmap(&varmap, tensors, path)?;
-        Ok(Self { meta, cfg, model, calibration, varmap })
+        Ok(Self {
+            meta,
+            cfg,
+            model,
+            calibration,
+            varmap,
+        })
     }
 
     pub fn load(path: &Path) -> Result<Self, CheckpointError> {
@@ -57,7 +71,11 @@ impl Lab {
 
     pub fn from_snapshot(s: &Snapshot) -> anyhow::Result<Self> {
         let tensors = s.tensors.iter().cloned().collect();
-        Ok(Self::build(s.meta.clone(), &tensors, Path::new("(training)"))?)
+        Ok(Self::build(
+            s.meta.clone(),
+            &tensors,
+            Path::new("(training)"),
+        )?)
     }
 
     /// Read a state_dict saved by the official PyTorch code (paper sizes).
@@ -77,7 +95,8 @@ impl Lab {
     }
 
     pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
-        let tensors = crate::nn::varmap_tensors(&self.varmap).map_err(|e| CheckpointError::other(path, e))?;
+        let tensors =
+            crate::nn::varmap_tensors(&self.varmap).map_err(|e| CheckpointError::other(path, e))?;
         let mut meta = self.meta.clone();
         meta.config = config_json(&self.cfg, &self.calibration);
         checkpoint::save(path, &tensors, &meta)
@@ -90,7 +109,11 @@ impl Lab {
     /// The pitch latent's usable range: where held-out notes landed, or +-3 when unknown.
     pub fn latent_range(&self) -> (f32, f32) {
         let (lo, hi) = self.calibration.latent_range;
-        if lo.is_finite() && hi.is_finite() && hi > lo { (lo, hi) } else { (-3.0, 3.0) }
+        if lo.is_finite() && hi.is_finite() && hi > lo {
+            (lo, hi)
+        } else {
+            (-3.0, 3.0)
+        }
     }
 
     /// MIDI pitch that a pitch latent stands for, through the fitted line (None if uncalibrated)
@@ -117,13 +140,20 @@ impl Lab {
     }
 
     /// Resynthesise a sequence of latents as notes (Griffin-Lim), each note NOTE_TOTAL samples.
-    pub fn render_notes(&self, latents: &[Vec<f32>], iters: usize) -> candle_core::Result<Vec<f32>> {
+    pub fn render_notes(
+        &self,
+        latents: &[Vec<f32>],
+        iters: usize,
+    ) -> candle_core::Result<Vec<f32>> {
         let mut stft = Stft::new();
         let mut out = Vec::new();
         for z in latents {
             let note = resynthesize(&self.model, z, &mut stft, iters)?;
             out.extend_from_slice(&note);
-            out.extend(std::iter::repeat_n(0.0, data::NOTE_TOTAL - note.len().min(data::NOTE_TOTAL)));
+            out.extend(std::iter::repeat_n(
+                0.0,
+                data::NOTE_TOTAL - note.len().min(data::NOTE_TOTAL),
+            ));
         }
         Ok(out)
     }
@@ -135,10 +165,22 @@ pub fn decode_spectrum(model: &SpsMusic, z: &[f32]) -> candle_core::Result<Vec<f
 }
 
 /// Decode a latent and resynthesise the note with Griffin-Lim (NOTE_SAMPLES samples).
-pub fn resynthesize(model: &SpsMusic, z: &[f32], stft: &mut Stft, iters: usize) -> candle_core::Result<Vec<f32>> {
+pub fn resynthesize(
+    model: &SpsMusic,
+    z: &[f32],
+    stft: &mut Stft,
+    iters: usize,
+) -> candle_core::Result<Vec<f32>> {
     let spec = decode_spectrum(model, z)?;
     let mags = spectrum_to_frames(&spec);
-    Ok(dsp::griffin_lim(stft, FRAMES_PER_NOTE, &mags, data::NOTE_SAMPLES, iters, 7))
+    Ok(dsp::griffin_lim(
+        stft,
+        FRAMES_PER_NOTE,
+        &mags,
+        data::NOTE_SAMPLES,
+        iters,
+        7,
+    ))
 }
 
 /// Bin-major 513x5 features -> frame-major magnitudes (5 x 513) for the STFT tools.

@@ -27,7 +27,13 @@ pub struct ModelConfig {
 
 impl ModelConfig {
     pub fn paper() -> Self {
-        Self { channels: [64, 64, 128, 128], mlp: [16, 64, 256, 1024], rnn_hidden: 256, latent: 3, init: WeightInit::PyTorch }
+        Self {
+            channels: [64, 64, 128, 128],
+            mlp: [16, 64, 256, 1024],
+            rnn_hidden: 256,
+            latent: 3,
+            init: WeightInit::PyTorch,
+        }
     }
     /// height of the encoder's last feature map (513 -> 256 -> 64 -> 32 -> 16)
     pub const LAST_H: usize = 16;
@@ -73,7 +79,11 @@ impl SpsMusic {
             fc12: linear_init(cfg.flat(), cfg.latent, i, vb.pp("fc12"))?,
             rnn: Rnn::new(1, cfg.rnn_hidden, vb.pp("rnn"))?,
             fc2: linear(cfg.rnn_hidden, 1, vb.pp("fc2"))?,
-            fc3: Mlp::new(&[cfg.latent, m[0], m[1], m[2], m[3], cfg.flat()], i, vb.pp("fc3"))?,
+            fc3: Mlp::new(
+                &[cfg.latent, m[0], m[1], m[2], m[3], cfg.flat()],
+                i,
+                vb.pp("fc3"),
+            )?,
             dec,
         })
     }
@@ -82,7 +92,10 @@ impl SpsMusic {
     pub fn encode(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
         let n = x.dim(0)?;
         // fold the 5 frames into channels: (N, 5, 513)
-        let h = x.reshape((n, N_BINS, FRAMES_PER_NOTE))?.transpose(1, 2)?.contiguous()?;
+        let h = x
+            .reshape((n, N_BINS, FRAMES_PER_NOTE))?
+            .transpose(1, 2)?
+            .contiguous()?;
         let mut h = h;
         for conv in &self.enc {
             h = conv.forward_1d(&h)?.relu()?;
@@ -94,7 +107,10 @@ impl SpsMusic {
     /// z: (N, latent) -> decoder logits (N, 1, 513, 5); the spectrum is their sigmoid
     pub fn decode_logits(&self, z: &Tensor) -> Result<Tensor> {
         let n = z.dim(0)?;
-        let mut h = self.fc3.forward(z)?.reshape((n, self.cfg.channels[3], ModelConfig::LAST_H))?;
+        let mut h = self
+            .fc3
+            .forward(z)?
+            .reshape((n, self.cfg.channels[3], ModelConfig::LAST_H))?;
         for (i, conv) in self.dec.iter().enumerate() {
             h = conv.forward_1d(&h)?;
             if i + 1 < self.dec.len() {
@@ -102,7 +118,9 @@ impl SpsMusic {
             }
         }
         // (N, 5, 513) with channel = frame -> (N, 1, 513, 5)
-        h.transpose(1, 2)?.contiguous()?.reshape((n, 1, N_BINS, FRAMES_PER_NOTE))
+        h.transpose(1, 2)?
+            .contiguous()?
+            .reshape((n, 1, N_BINS, FRAMES_PER_NOTE))
     }
 
     pub fn decode(&self, z: &Tensor) -> Result<Tensor> {
@@ -141,7 +159,11 @@ impl SpsMusic {
 
     /// Encode notes given as flat features (N * NOTE_FEATURES, bin-major) -> mu (N, latent)
     pub fn encode_features(&self, features: &[f32], n: usize) -> Result<Tensor> {
-        let x = Tensor::from_slice(&features[..n * NOTE_FEATURES], (n, 1, N_BINS, FRAMES_PER_NOTE), &candle_core::Device::Cpu)?;
+        let x = Tensor::from_slice(
+            &features[..n * NOTE_FEATURES],
+            (n, 1, N_BINS, FRAMES_PER_NOTE),
+            &candle_core::Device::Cpu,
+        )?;
         Ok(self.encode(&x)?.0)
     }
 }

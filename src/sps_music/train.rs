@@ -59,7 +59,13 @@ impl TrainConfig {
     pub fn preset(name: &str) -> anyhow::Result<Self> {
         let fast = Self {
             preset: "fast".into(),
-            model: ModelConfig { channels: [32, 32, 64, 64], mlp: [16, 64, 256, 512], rnn_hidden: 64, latent: 3, init: WeightInit::He },
+            model: ModelConfig {
+                channels: [32, 32, 64, 64],
+                mlp: [16, 64, 256, 512],
+                rnn_hidden: 64,
+                latent: 3,
+                init: WeightInit::He,
+            },
             batch: 8,
             k: 2,
             t_range: 4.0,
@@ -88,7 +94,11 @@ impl TrainConfig {
                 steps: 30000,
                 ..fast
             },
-            "no-symmetry" => Self { preset: "no-symmetry".into(), k: 0, ..fast },
+            "no-symmetry" => Self {
+                preset: "no-symmetry".into(),
+                k: 0,
+                ..fast
+            },
             "beta-vae" => Self {
                 preset: "beta-vae".into(),
                 k: 0,
@@ -98,7 +108,10 @@ impl TrainConfig {
                 kl_weight: 4.0,
                 ..fast
             },
-            other => anyhow::bail!("unknown preset `{other}` for sps-music (one of: {})", PRESETS.join(", ")),
+            other => anyhow::bail!(
+                "unknown preset `{other}` for sps-music (one of: {})",
+                PRESETS.join(", ")
+            ),
         })
     }
 
@@ -137,17 +150,38 @@ pub struct SpsTrainer {
 
 impl SpsTrainer {
     pub fn new(cfg: TrainConfig, data: Dataset, seed: u64) -> anyhow::Result<Self> {
-        anyhow::ensure!(!data.train.is_empty(), "{}: no training scales", data.source);
+        anyhow::ensure!(
+            !data.train.is_empty(),
+            "{}: no training scales",
+            data.source
+        );
         // The seed fixes data order, translations and scheduled sampling; candle's CPU
         // generator (weight init, reparameterisation noise) cannot be seeded.
         let (varmap, vb) = new_varmap();
         let model = SpsMusic::new(&cfg.model, vb)?;
         init_output_bias(&varmap, &data)?;
-        let params = ParamsAdamW { lr: cfg.lr, weight_decay: 0.0, ..Default::default() };
+        let params = ParamsAdamW {
+            lr: cfg.lr,
+            weight_decay: 0.0,
+            ..Default::default()
+        };
         let opt = AdamW::new(varmap.all_vars(), params)?;
         let mut rng = seeded_rng(seed);
         let order = data.epoch(&mut rng);
-        Ok(Self { cfg, varmap, model, opt, data, rng, order, cursor: 0, step: 0, seed, metrics: BTreeMap::new(), calibration: Default::default() })
+        Ok(Self {
+            cfg,
+            varmap,
+            model,
+            opt,
+            data,
+            rng,
+            order,
+            cursor: 0,
+            step: 0,
+            seed,
+            metrics: BTreeMap::new(),
+            calibration: Default::default(),
+        })
     }
 
     fn next_batch(&mut self) -> Vec<usize> {
@@ -165,7 +199,9 @@ impl SpsTrainer {
 
     fn scheduled(&mut self, len: usize) -> Vec<bool> {
         let p = self.cfg.teacher_forcing(self.step);
-        (0..len).map(|t| t >= self.cfg.base_len && self.rng.random::<f64>() > p).collect()
+        (0..len)
+            .map(|t| t >= self.cfg.base_len && self.rng.random::<f64>() > p)
+            .collect()
     }
 
     /// The official loss on one batch; returns the total (divided by the batch) and its parts.
@@ -196,7 +232,9 @@ impl SpsTrainer {
             z_timbre
         };
         let x_seq = x.reshape((b, s, 1, N_BINS, 5))?;
-        let x_next = x_seq.narrow(1, 1, s - 1)?.reshape((b * (s - 1), 1, N_BINS, 5))?;
+        let x_next = x_seq
+            .narrow(1, 1, s - 1)?
+            .reshape((b * (s - 1), 1, N_BINS, 5))?;
         let timbre_next = z_timbre.narrow(1, 0, s - 1)?;
 
         let mut decode_inputs = vec![Tensor::cat(&[&z_pitch, &z_timbre], 2)?.reshape((b * s, l))?];
@@ -209,23 +247,34 @@ impl SpsTrainer {
         let k = if w > 0.0 { cfg.k } else { 0 };
         if prior {
             let own = self.scheduled(s);
-            let z0 = self.model.predict_with_symmetry(&z_pitch, &own, &|z| Ok(z.clone()))?;
-            let prior_mse = (mse_sum(&z0, &z_pitch.narrow(1, 1, s - 1)?)? * (w * cfg.prior_weight))?;
+            let z0 = self
+                .model
+                .predict_with_symmetry(&z_pitch, &own, &|z| Ok(z.clone()))?;
+            let prior_mse =
+                (mse_sum(&z0, &z_pitch.narrow(1, 1, s - 1)?)? * (w * cfg.prior_weight))?;
             parts.push(("prior_mse", prior_mse.to_scalar::<f32>()? as f64));
             total = (total + prior_mse)?;
             decode_inputs.push(Tensor::cat(&[&z0, &timbre_next], 2)?.reshape((b * (s - 1), l))?);
         }
         if k > 0 {
-            let t: Vec<f32> = (0..b * k).map(|_| self.rng.random_range(-cfg.t_range..cfg.t_range)).collect();
+            let t: Vec<f32> = (0..b * k)
+                .map(|_| self.rng.random_range(-cfg.t_range..cfg.t_range))
+                .collect();
             let t = Tensor::from_vec(t, (b * k, 1), &Device::Cpu)?;
             let z_rep = z_pitch.repeat((k, 1, 1))?;
             let own = self.scheduled(s);
-            let shifted = self.model.predict_with_symmetry(&z_rep, &own, &|z| z.broadcast_add(&t))?;
+            let shifted = self
+                .model
+                .predict_with_symmetry(&z_rep, &own, &|z| z.broadcast_add(&t))?;
             let back = shifted.broadcast_sub(&t.unsqueeze(1)?)?;
-            let symm_mse = (mse_sum(&back, &z_rep.narrow(1, 1, s - 1)?)? * (w * cfg.symmetry_weight / k as f64))?;
+            let symm_mse = (mse_sum(&back, &z_rep.narrow(1, 1, s - 1)?)?
+                * (w * cfg.symmetry_weight / k as f64))?;
             parts.push(("symmetry_mse", symm_mse.to_scalar::<f32>()? as f64));
             total = (total + symm_mse)?;
-            decode_inputs.push(Tensor::cat(&[&back, &timbre_next.repeat((k, 1, 1))?], 2)?.reshape((b * k * (s - 1), l))?);
+            decode_inputs.push(
+                Tensor::cat(&[&back, &timbre_next.repeat((k, 1, 1))?], 2)?
+                    .reshape((b * k * (s - 1), l))?,
+            );
         }
         // One decoder pass for every latent the loss needs.
         let logits = self.model.decode_logits(&Tensor::cat(&decode_inputs, 0)?)?;
@@ -285,7 +334,10 @@ impl Trainer for SpsTrainer {
         let (total, losses) = self.loss()?;
         self.opt.backward_step(&total)?;
         self.step += 1;
-        Ok(StepStats { step: self.step, losses })
+        Ok(StepStats {
+            step: self.step,
+            losses,
+        })
     }
 
     fn evaluate(&mut self) -> anyhow::Result<Vec<(String, f64)>> {
@@ -320,15 +372,26 @@ impl Trainer for SpsTrainer {
     }
 
     fn snapshot(&self) -> anyhow::Result<Snapshot> {
-        Ok(Snapshot { meta: self.metadata(), tensors: varmap_tensors(&self.varmap)? })
+        Ok(Snapshot {
+            meta: self.metadata(),
+            tensors: varmap_tensors(&self.varmap)?,
+        })
     }
 
     fn restore(&mut self, snapshot: &Snapshot) -> anyhow::Result<()> {
         let tensors = snapshot.tensors.iter().cloned().collect();
-        crate::nn::checkpoint::fill_varmap(&self.varmap, &tensors, std::path::Path::new("(snapshot)"))
-            .context("restoring weights")?;
+        crate::nn::checkpoint::fill_varmap(
+            &self.varmap,
+            &tensors,
+            std::path::Path::new("(snapshot)"),
+        )
+        .context("restoring weights")?;
         // The optimiser's moments may hold the NaNs that made us come back: start them afresh.
-        let params = ParamsAdamW { lr: self.cfg.lr, weight_decay: 0.0, ..Default::default() };
+        let params = ParamsAdamW {
+            lr: self.cfg.lr,
+            weight_decay: 0.0,
+            ..Default::default()
+        };
         self.opt = AdamW::new(self.varmap.all_vars(), params)?;
         Ok(())
     }
@@ -337,10 +400,21 @@ impl Trainer for SpsTrainer {
 /// Replace the pitch latent z1 by -z1 without changing what the model computes: the encoder's
 /// pitch output, the decoder's and the prior's pitch inputs, and the prior's output change sign.
 pub fn flip_pitch_axis(varmap: &VarMap) -> anyhow::Result<()> {
-    let data = varmap.data().lock().map_err(|_| anyhow::anyhow!("variable map poisoned"))?;
-    let get = |name: &str| data.get(name).with_context(|| format!("no variable {name}"));
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| anyhow::anyhow!("variable map poisoned"))?;
+    let get = |name: &str| {
+        data.get(name)
+            .with_context(|| format!("no variable {name}"))
+    };
     // rows of fc11 (output 0), columns of fc3.0 and rnn.weight_ih_l0 (input 0), all of fc2
-    for (name, axis) in [("fc11.weight", 0usize), ("fc11.bias", 0), ("fc3.0.weight", 1), ("rnn.weight_ih_l0", 1)] {
+    for (name, axis) in [
+        ("fc11.weight", 0usize),
+        ("fc11.bias", 0),
+        ("fc3.0.weight", 1),
+        ("rnn.weight_ih_l0", 1),
+    ] {
         let var = get(name)?;
         let t = var.as_tensor();
         let n = t.dim(axis)?;
@@ -362,13 +436,18 @@ pub fn flip_pitch_axis(varmap: &VarMap) -> anyhow::Result<()> {
 /// output starts near 0.5 while the mean spectrum is near 0.2; the first updates then drive
 /// the decoder's ReLUs below zero wholesale and training stalls on the mean spectrum.
 fn init_output_bias(varmap: &VarMap, data: &Dataset) -> anyhow::Result<()> {
-    let (sum, count) = data
-        .train
-        .iter()
-        .fold((0f64, 0usize), |(s, c), seq| (s + seq.features.iter().map(|&v| v as f64).sum::<f64>(), c + seq.features.len()));
+    let (sum, count) = data.train.iter().fold((0f64, 0usize), |(s, c), seq| {
+        (
+            s + seq.features.iter().map(|&v| v as f64).sum::<f64>(),
+            c + seq.features.len(),
+        )
+    });
     let mean = (sum / count.max(1) as f64).clamp(1e-3, 1.0 - 1e-3);
     let logit = (mean / (1.0 - mean)).ln();
-    let data = varmap.data().lock().map_err(|_| anyhow::anyhow!("variable map poisoned"))?;
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| anyhow::anyhow!("variable map poisoned"))?;
     let bias = data.get("decoder.6.bias").context("no decoder.6.bias")?;
     bias.set(&Tensor::full(logit as f32, bias.dims(), &Device::Cpu)?)?;
     Ok(())

@@ -102,7 +102,10 @@ impl PitchTab {
     pub fn new(shared: &mut Shared) -> Self {
         let default_path = shared.models_dir.join("sps_music.safetensors");
         let mut tab = Self {
-            state: PitchState { checkpoint: default_path.display().to_string(), ..Default::default() },
+            state: PitchState {
+                checkpoint: default_path.display().to_string(),
+                ..Default::default()
+            },
             lab: None,
             checkpoint: PathField::new(default_path.display().to_string()),
             data_field: PathField::new("soundfont"),
@@ -138,9 +141,15 @@ impl PitchTab {
             let (lo, hi) = lab.latent_range();
             self.state.pitch_latent = self.state.pitch_latent.clamp(lo, hi);
             if reset_latent {
-                self.state.pitch_latent = lab.latent_of_pitch(60.0).unwrap_or(0.5 * (lo + hi)).clamp(lo, hi);
+                self.state.pitch_latent = lab
+                    .latent_of_pitch(60.0)
+                    .unwrap_or(0.5 * (lo + hi))
+                    .clamp(lo, hi);
             }
-            self.state.instrument = self.state.instrument.min(lab.calibration.instruments.len().saturating_sub(1));
+            self.state.instrument = self
+                .state
+                .instrument
+                .min(lab.calibration.instruments.len().saturating_sub(1));
             self.state.timbre = lab
                 .calibration
                 .instruments
@@ -180,12 +189,18 @@ impl PitchTab {
         let mut mags = vec![0f32; N_BINS];
         // frames 1..=3 are the sustained part of a note (frame 0 is the onset, 4 the fade)
         for (b, m) in mags.iter_mut().enumerate() {
-            let sum: f32 = (1..4).map(|f| dsp::feature_to_magnitude(spectrum[b * FRAMES_PER_NOTE + f])).sum();
+            let sum: f32 = (1..4)
+                .map(|f| dsp::feature_to_magnitude(spectrum[b * FRAMES_PER_NOTE + f]))
+                .sum();
             *m = sum / 3.0;
         }
         let mut peaks: Vec<Partial> = Vec::with_capacity(MAX_PARTIALS);
         dsp::spectral_peaks(&mags, MAX_PARTIALS, 0.01, &mut peaks);
-        let mut params = VoiceParams { partials: [Default::default(); MAX_PARTIALS], count: 0, gain };
+        let mut params = VoiceParams {
+            partials: [Default::default(); MAX_PARTIALS],
+            count: 0,
+            gain,
+        };
         let total: f32 = peaks.iter().map(|p| p.amp).sum::<f32>().max(1e-6);
         for (slot, p) in params.partials.iter_mut().zip(&peaks) {
             slot.freq_hz = p.freq_hz;
@@ -203,7 +218,9 @@ impl PitchTab {
         self.voice_dirty = false;
         let controller = shared.audio.controller();
         match (&self.spectrum, self.live) {
-            (Some((_, spec)), true) => controller.set_voice(&Self::voice_params(spec, self.state.volume)),
+            (Some((_, spec)), true) => {
+                controller.set_voice(&Self::voice_params(spec, self.state.volume))
+            }
             _ => controller.silence(),
         }
     }
@@ -217,7 +234,11 @@ impl PitchTab {
         let spec = self.data_field.text.trim().to_string();
         self.state.data = spec.clone();
         let total = cfg.steps;
-        let options = JobOptions { threads: shared.train_threads, eval_every: 100, snapshot_every: Duration::from_millis(1500) };
+        let options = JobOptions {
+            threads: shared.train_threads,
+            eval_every: 100,
+            snapshot_every: Duration::from_millis(1500),
+        };
         let job = worker::spawn(
             move |status| {
                 status(format!("opening {spec}"));
@@ -227,8 +248,18 @@ impl PitchTab {
             },
             options,
         );
-        self.training = Some(Training { job, status: "starting".into(), losses: Vec::new(), metrics: Vec::new(), last_step: 0, total });
-        shared.info(format!("training {} ({} steps) on {} thread(s)", self.state.preset, total, shared.train_threads));
+        self.training = Some(Training {
+            job,
+            status: "starting".into(),
+            losses: Vec::new(),
+            metrics: Vec::new(),
+            last_step: 0,
+            total,
+        });
+        shared.info(format!(
+            "training {} ({} steps) on {} thread(s)",
+            self.state.preset, total, shared.train_threads
+        ));
     }
 
     fn drain_training(&mut self, shared: &mut Shared) {
@@ -245,16 +276,34 @@ impl PitchTab {
                     }
                 }
                 Event::Metrics { step, values } => {
-                    let get = |k: &str| values.iter().find(|(n, _)| n == k).map(|v| v.1).unwrap_or(f64::NAN);
-                    t.metrics.push((step, get("r2_embedding"), get("r2_embedding_unseen")));
+                    let get = |k: &str| {
+                        values
+                            .iter()
+                            .find(|(n, _)| n == k)
+                            .map(|v| v.1)
+                            .unwrap_or(f64::NAN)
+                    };
+                    t.metrics
+                        .push((step, get("r2_embedding"), get("r2_embedding_unseen")));
                 }
                 Event::Snapshot(s) => match Lab::from_snapshot(&s) {
                     Ok(lab) => new_lab = Some(Arc::new(lab)),
                     Err(e) => shared.error(format!("training snapshot: {e:#}")),
                 },
-                Event::Finished { steps, cancelled, elapsed } => {
-                    shared.info(format!("training {} after {steps} steps ({:.0} s)", if cancelled { "stopped" } else { "finished" }, elapsed.as_secs_f64()));
-                    t.status = format!("{} at step {steps}", if cancelled { "stopped" } else { "finished" });
+                Event::Finished {
+                    steps,
+                    cancelled,
+                    elapsed,
+                } => {
+                    shared.info(format!(
+                        "training {} after {steps} steps ({:.0} s)",
+                        if cancelled { "stopped" } else { "finished" },
+                        elapsed.as_secs_f64()
+                    ));
+                    t.status = format!(
+                        "{} at step {steps}",
+                        if cancelled { "stopped" } else { "finished" }
+                    );
                     ended = true;
                 }
                 Event::Failed(e) => {
@@ -265,7 +314,10 @@ impl PitchTab {
             }
         }
         if let Some(lab) = new_lab {
-            let first = self.lab.as_ref().is_none_or(|l| l.meta.data != lab.meta.data || l.meta.steps > lab.meta.steps);
+            let first = self
+                .lab
+                .as_ref()
+                .is_none_or(|l| l.meta.data != lab.meta.data || l.meta.steps > lab.meta.steps);
             self.set_lab(lab, first);
         }
         if ended {
@@ -273,7 +325,10 @@ impl PitchTab {
         }
     }
 
-    fn run_in_background(&mut self, work: impl FnOnce() -> Result<BackgroundDone, String> + Send + 'static) {
+    fn run_in_background(
+        &mut self,
+        work: impl FnOnce() -> Result<BackgroundDone, String> + Send + 'static,
+    ) {
         let (tx, rx) = channel();
         std::thread::spawn(move || {
             let _ = tx.send(work());
@@ -285,12 +340,21 @@ impl PitchTab {
         match command {
             Command::Open(p) => self.open(&p, shared),
             Command::Save(p) => {
-                let Some(lab) = self.lab.clone() else { return shared.error("no model to save") };
-                self.run_in_background(move || lab.save(&p).map(|_| BackgroundDone::Wrote(p)).map_err(|e| e.to_string()));
+                let Some(lab) = self.lab.clone() else {
+                    return shared.error("no model to save");
+                };
+                self.run_in_background(move || {
+                    lab.save(&p)
+                        .map(|_| BackgroundDone::Wrote(p))
+                        .map_err(|e| e.to_string())
+                });
             }
             Command::Import(p) => match Lab::import_pytorch(&p) {
                 Ok(lab) => {
-                    shared.info(format!("imported {} (official PyTorch weights)", p.display()));
+                    shared.info(format!(
+                        "imported {} (official PyTorch weights)",
+                        p.display()
+                    ));
                     self.set_lab(Arc::new(lab), true);
                 }
                 Err(e) => shared.error(e.to_string()),
@@ -308,7 +372,10 @@ impl PitchTab {
             Command::PlayScale => {
                 let Some(lab) = self.lab.clone() else { return };
                 let timbre = self.state.timbre.clone();
-                let base = lab.pitch_of_latent(self.state.pitch_latent).unwrap_or(60.0).round();
+                let base = lab
+                    .pitch_of_latent(self.state.pitch_latent)
+                    .unwrap_or(60.0)
+                    .round();
                 let rate = shared.audio.controller().sample_rate();
                 self.run_in_background(move || {
                     let latents: Vec<Vec<f32>> = data::SCALE
@@ -320,22 +387,30 @@ impl PitchTab {
                         })
                         .collect();
                     let audio = lab.render_notes(&latents, 32).map_err(|e| e.to_string())?;
-                    Ok(BackgroundDone::Clip(dsp::resample_linear(&audio, SAMPLE_RATE, rate)))
+                    Ok(BackgroundDone::Clip(dsp::resample_linear(
+                        &audio,
+                        SAMPLE_RATE,
+                        rate,
+                    )))
                 });
             }
             Command::ExportSweep(p) => {
                 let Some(lab) = self.lab.clone() else { return };
                 let instrument = self.state.instrument;
                 self.run_in_background(move || {
-                    let audio = lab.render_notes(&crate::cli::pitch_sweep(&lab, 25, instrument), 64).map_err(|e| e.to_string())?;
-                    crate::audio::wav::write_mono(&p, &audio, SAMPLE_RATE).map_err(|e| e.to_string())?;
+                    let audio = lab
+                        .render_notes(&crate::cli::pitch_sweep(&lab, 25, instrument), 64)
+                        .map_err(|e| e.to_string())?;
+                    crate::audio::wav::write_mono(&p, &audio, SAMPLE_RATE)
+                        .map_err(|e| e.to_string())?;
                     Ok(BackgroundDone::Wrote(p))
                 });
             }
             Command::ExportPlot(p) => {
                 let Some(lab) = self.lab.clone() else { return };
                 self.run_in_background(move || {
-                    crate::figures::save(&crate::cli::embedding_figure(&lab), &p).map_err(|e| format!("{e:#}"))?;
+                    crate::figures::save(&crate::cli::embedding_figure(&lab), &p)
+                        .map_err(|e| format!("{e:#}"))?;
                     Ok(BackgroundDone::Wrote(p))
                 });
             }
@@ -356,7 +431,9 @@ impl PitchTab {
                 Ok(Ok(BackgroundDone::Wrote(p))) => shared.info(format!("wrote {}", p.display())),
                 Ok(Err(e)) => shared.error(e),
                 Err(std::sync::mpsc::TryRecvError::Empty) => keep.push(rx),
-                Err(std::sync::mpsc::TryRecvError::Disconnected) => shared.error("a background task ended without a result"),
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    shared.error("a background task ended without a result")
+                }
             }
         }
         self.background = keep;
@@ -390,17 +467,31 @@ impl PitchTab {
             self.voice_dirty = true;
         }
         if let Some(p) = lab.pitch_of_latent(self.state.pitch_latent) {
-            ui.label(format!("≈ {} ({:.1} Hz) on the fitted line", note_name(p), dsp::midi_to_hz(p)));
+            ui.label(format!(
+                "≈ {} ({:.1} Hz) on the fitted line",
+                note_name(p),
+                dsp::midi_to_hz(p)
+            ));
         }
         let instruments = &lab.calibration.instruments;
         if !instruments.is_empty() {
-            let current = instruments.get(self.state.instrument).map(|i| i.name.clone()).unwrap_or_default();
+            let current = instruments
+                .get(self.state.instrument)
+                .map(|i| i.name.clone())
+                .unwrap_or_default();
             egui::ComboBox::from_label("timbre of")
                 .selected_text(current)
                 .show_ui(ui, |ui| {
                     for (i, inst) in instruments.iter().enumerate() {
-                        let label = if inst.unseen { format!("{} (unseen)", inst.name) } else { inst.name.clone() };
-                        if ui.selectable_value(&mut self.state.instrument, i, label).clicked() {
+                        let label = if inst.unseen {
+                            format!("{} (unseen)", inst.name)
+                        } else {
+                            inst.name.clone()
+                        };
+                        if ui
+                            .selectable_value(&mut self.state.instrument, i, label)
+                            .clicked()
+                        {
                             self.state.timbre = inst.timbre.clone();
                             self.voice_dirty = true;
                         }
@@ -408,14 +499,19 @@ impl PitchTab {
                 });
         }
         for (d, t) in self.state.timbre.iter_mut().enumerate() {
-            if ui.add(egui::Slider::new(t, -4.0..=4.0).text(format!("timbre latent {}", d + 1))).changed() {
+            if ui
+                .add(egui::Slider::new(t, -4.0..=4.0).text(format!("timbre latent {}", d + 1)))
+                .changed()
+            {
                 self.voice_dirty = true;
             }
         }
     }
 
     fn spectrum_ui(&self, ui: &mut egui::Ui) {
-        let Some((_, spec)) = &self.spectrum else { return };
+        let Some((_, spec)) = &self.spectrum else {
+            return;
+        };
         let hz = |b: usize| b as f64 * SAMPLE_RATE as f64 / dsp::N_FFT as f64;
         let line: PlotPoints = (0..N_BINS)
             .map(|b| {
@@ -430,7 +526,9 @@ impl PitchTab {
             .include_y(0.0)
             .include_y(1.0)
             .allow_scroll(false)
-            .show(ui, |plot| plot.line(Line::new("decoded spectrum (sustained frames)", line)));
+            .show(ui, |plot| {
+                plot.line(Line::new("decoded spectrum (sustained frames)", line))
+            });
     }
 
     fn embedding_ui(&self, ui: &mut egui::Ui) {
@@ -452,11 +550,23 @@ impl PitchTab {
             .y_axis_label("pitch (MIDI)")
             .show(ui, |plot| {
                 for (i, inst) in cal.instruments.iter().enumerate() {
-                    let pts: PlotPoints = cal.points.iter().filter(|p| p.2 as usize == i).map(|p| [p.1 as f64, p.0 as f64]).collect();
-                    let name = if inst.unseen { format!("{} (unseen)", inst.name) } else { inst.name.clone() };
+                    let pts: PlotPoints = cal
+                        .points
+                        .iter()
+                        .filter(|p| p.2 as usize == i)
+                        .map(|p| [p.1 as f64, p.0 as f64])
+                        .collect();
+                    let name = if inst.unseen {
+                        format!("{} (unseen)", inst.name)
+                    } else {
+                        inst.name.clone()
+                    };
                     plot.points(Points::new(name, pts).radius(2.0));
                 }
-                let fit: PlotPoints = [lo, hi].iter().map(|&x| [x as f64, cal.slope * x as f64 + cal.intercept]).collect();
+                let fit: PlotPoints = [lo, hi]
+                    .iter()
+                    .map(|&x| [x as f64, cal.slope * x as f64 + cal.intercept])
+                    .collect();
                 plot.line(Line::new("fitted line", fit).width(2.0));
                 plot.vline(VLine::new("current latent", self.state.pitch_latent as f64));
             });
@@ -464,20 +574,34 @@ impl PitchTab {
 
     fn training_ui(&mut self, ui: &mut egui::Ui, shared: &Shared) {
         ui.horizontal(|ui| {
-            egui::ComboBox::from_label("preset").selected_text(self.state.preset.clone()).show_ui(ui, |ui| {
-                for p in PRESETS {
-                    ui.selectable_value(&mut self.state.preset, p.to_string(), p);
-                }
-            });
-            ui.add(egui::DragValue::new(&mut self.state.steps).range(1..=1_000_000).prefix("steps "));
+            egui::ComboBox::from_label("preset")
+                .selected_text(self.state.preset.clone())
+                .show_ui(ui, |ui| {
+                    for p in PRESETS {
+                        ui.selectable_value(&mut self.state.preset, p.to_string(), p);
+                    }
+                });
+            ui.add(
+                egui::DragValue::new(&mut self.state.steps)
+                    .range(1..=1_000_000)
+                    .prefix("steps "),
+            );
         });
         ui.horizontal(|ui| {
             ui.label("data");
-            self.data_field.ui(ui, "soundfont, soundfont:PATH.sf2, wav-dir:DIR", FileRequest::Open, &[("SoundFont", &["sf2"])]);
+            self.data_field.ui(
+                ui,
+                "soundfont, soundfont:PATH.sf2, wav-dir:DIR",
+                FileRequest::Open,
+                &[("SoundFont", &["sf2"])],
+            );
         });
         ui.horizontal(|ui| {
             let running = self.training.is_some();
-            if ui.add_enabled(!running, egui::Button::new("Train")).clicked() {
+            if ui
+                .add_enabled(!running, egui::Button::new("Train"))
+                .clicked()
+            {
                 self.commands.push(Command::Train);
             }
             if ui.add_enabled(running, egui::Button::new("Stop")).clicked() {
@@ -485,12 +609,23 @@ impl PitchTab {
             }
             ui.label(format!("{} thread(s)", shared.train_threads));
         });
-        let Some(t) = self.training.as_ref().or(self.finished_training.as_ref()) else { return };
-        ui.add(egui::ProgressBar::new(t.last_step as f32 / t.total.max(1) as f32).text(format!("step {}/{} · {}", t.last_step, t.total, t.status)));
+        let Some(t) = self.training.as_ref().or(self.finished_training.as_ref()) else {
+            return;
+        };
+        ui.add(
+            egui::ProgressBar::new(t.last_step as f32 / t.total.max(1) as f32)
+                .text(format!("step {}/{} · {}", t.last_step, t.total, t.status)),
+        );
         if let Some((step, r2, r2u)) = t.metrics.last() {
-            ui.label(format!("step {step}: R² held-out {r2:.4}, unseen instruments {r2u:.4}"));
+            ui.label(format!(
+                "step {step}: R² held-out {r2:.4}, unseen instruments {r2u:.4}"
+            ));
         }
-        let losses: PlotPoints = t.losses.iter().map(|l| [l[0], l[1].max(1e-9).log10()]).collect();
+        let losses: PlotPoints = t
+            .losses
+            .iter()
+            .map(|l| [l[0], l[1].max(1e-9).log10()])
+            .collect();
         let r2: PlotPoints = t.metrics.iter().map(|m| [m.0 as f64, m.1]).collect();
         Plot::new("training_curves")
             .height(150.0)
@@ -505,7 +640,12 @@ impl PitchTab {
     fn files_ui(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
             ui.label("checkpoint");
-            if self.checkpoint.ui(ui, "model.safetensors", FileRequest::Open, &[("checkpoint", &["safetensors"])]) {
+            if self.checkpoint.ui(
+                ui,
+                "model.safetensors",
+                FileRequest::Open,
+                &[("checkpoint", &["safetensors"])],
+            ) {
                 if let Some(p) = self.checkpoint.path() {
                     self.commands.push(Command::Open(p));
                 }
@@ -515,7 +655,10 @@ impl PitchTab {
                     self.commands.push(Command::Open(p));
                 }
             }
-            if ui.add_enabled(self.lab.is_some(), egui::Button::new("Save")).clicked() {
+            if ui
+                .add_enabled(self.lab.is_some(), egui::Button::new("Save"))
+                .clicked()
+            {
                 if let Some(p) = self.checkpoint.path() {
                     self.commands.push(Command::Save(p));
                 }
@@ -523,7 +666,12 @@ impl PitchTab {
         });
         ui.horizontal(|ui| {
             ui.label("official .pt");
-            self.import_field.ui(ui, "sps_music.pt", FileRequest::Open, &[("PyTorch", &["pt", "pth"])]);
+            self.import_field.ui(
+                ui,
+                "sps_music.pt",
+                FileRequest::Open,
+                &[("PyTorch", &["pt", "pth"])],
+            );
             if ui.button("Import").clicked() {
                 if let Some(p) = self.import_field.path() {
                     self.commands.push(Command::Import(p));
@@ -532,8 +680,12 @@ impl PitchTab {
         });
         ui.horizontal(|ui| {
             ui.label("sweep");
-            self.wav_field.ui(ui, "sweep.wav", FileRequest::Save, &[("WAV", &["wav"])]);
-            if ui.add_enabled(self.lab.is_some(), egui::Button::new("Export WAV")).clicked() {
+            self.wav_field
+                .ui(ui, "sweep.wav", FileRequest::Save, &[("WAV", &["wav"])]);
+            if ui
+                .add_enabled(self.lab.is_some(), egui::Button::new("Export WAV"))
+                .clicked()
+            {
                 if let Some(p) = self.wav_field.path() {
                     self.commands.push(Command::ExportSweep(p));
                 }
@@ -541,8 +693,16 @@ impl PitchTab {
         });
         ui.horizontal(|ui| {
             ui.label("plot");
-            self.plot_field.ui(ui, "plot.png or .svg", FileRequest::Save, &[("figure", &["png", "svg"])]);
-            if ui.add_enabled(self.lab.is_some(), egui::Button::new("Export plot")).clicked() {
+            self.plot_field.ui(
+                ui,
+                "plot.png or .svg",
+                FileRequest::Save,
+                &[("figure", &["png", "svg"])],
+            );
+            if ui
+                .add_enabled(self.lab.is_some(), egui::Button::new("Export plot"))
+                .clicked()
+            {
                 if let Some(p) = self.plot_field.path() {
                     self.commands.push(Command::ExportPlot(p));
                 }
@@ -553,12 +713,18 @@ impl PitchTab {
 
 /// `C4`, `F#5`, ... for a (fractional) MIDI pitch, with the cents when off the semitone.
 pub fn note_name(midi: f32) -> String {
-    const NAMES: [&str; 12] = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"];
+    const NAMES: [&str; 12] = [
+        "C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B",
+    ];
     let r = midi.round();
     let cents = ((midi - r) * 100.0).round() as i32;
     let idx = (r as i32).rem_euclid(12) as usize;
     let octave = (r as i32).div_euclid(12) - 1;
-    if cents == 0 { format!("{}{}", NAMES[idx], octave) } else { format!("{}{} {:+} ct", NAMES[idx], octave, cents) }
+    if cents == 0 {
+        format!("{}{}", NAMES[idx], octave)
+    } else {
+        format!("{}{} {:+} ct", NAMES[idx], octave, cents)
+    }
 }
 
 impl Tab for PitchTab {
@@ -584,7 +750,10 @@ impl Tab for PitchTab {
                 let right = &mut right[0];
                 left.heading("Pitch latent");
                 if let Some(lab) = &self.lab {
-                    left.label(format!("{} · preset {} · {} steps", FAMILY, lab.meta.preset, lab.meta.steps));
+                    left.label(format!(
+                        "{} · preset {} · {} steps",
+                        FAMILY, lab.meta.preset, lab.meta.steps
+                    ));
                 }
                 self.controls_ui(left);
                 left.separator();
@@ -622,14 +791,22 @@ impl Tab for PitchTab {
     }
 
     fn restore(&mut self, state: serde_json::Value) {
-        let Ok(s) = serde_json::from_value::<PitchState>(state) else { return };
+        let Ok(s) = serde_json::from_value::<PitchState>(state) else {
+            return;
+        };
         self.data_field.text = s.data.clone();
         self.wav_field.text = s.export_wav.clone();
         self.plot_field.text = s.export_plot.clone();
         self.import_field.text = s.import_pt.clone();
-        let dims_ok = self.lab.as_ref().is_some_and(|l| l.latent_dims() == s.timbre.len() + 1);
+        let dims_ok = self
+            .lab
+            .as_ref()
+            .is_some_and(|l| l.latent_dims() == s.timbre.len() + 1);
         let (pitch, timbre, instrument) = (s.pitch_latent, s.timbre.clone(), s.instrument);
-        self.state = PitchState { checkpoint: self.state.checkpoint.clone(), ..s };
+        self.state = PitchState {
+            checkpoint: self.state.checkpoint.clone(),
+            ..s
+        };
         if dims_ok {
             self.state.pitch_latent = pitch;
             self.state.timbre = timbre;

@@ -53,10 +53,17 @@ pub trait Trainer: Send {
 pub enum Event {
     Status(String),
     Step(StepStats),
-    Metrics { step: u64, values: Vec<(String, f64)> },
+    Metrics {
+        step: u64,
+        values: Vec<(String, f64)>,
+    },
     /// the latest weights, sent every `snapshot_every` and at the end
     Snapshot(Arc<Snapshot>),
-    Finished { steps: u64, cancelled: bool, elapsed: Duration },
+    Finished {
+        steps: u64,
+        cancelled: bool,
+        elapsed: Duration,
+    },
     Failed(String),
 }
 
@@ -70,7 +77,11 @@ pub struct JobOptions {
 
 impl Default for JobOptions {
     fn default() -> Self {
-        Self { threads: 1, eval_every: 250, snapshot_every: Duration::from_millis(1500) }
+        Self {
+            threads: 1,
+            eval_every: 250,
+            snapshot_every: Duration::from_millis(1500),
+        }
     }
 }
 
@@ -153,7 +164,12 @@ where
             pool.install(|| run(make, &options, &cancel_job, &tx));
         })
         .ok();
-    JobHandle { events: rx, cancel, thread, started: Instant::now() }
+    JobHandle {
+        events: rx,
+        cancel,
+        thread,
+        started: Instant::now(),
+    }
 }
 
 fn run<F>(make: F, options: &JobOptions, cancel: &AtomicBool, tx: &Sender<Event>)
@@ -184,7 +200,9 @@ where
             }
         }
     };
-    let Some(mut last_good) = send_snapshot(trainer.as_ref()) else { return };
+    let Some(mut last_good) = send_snapshot(trainer.as_ref()) else {
+        return;
+    };
     let mut last_snapshot = Instant::now();
     status("training".into());
     while trainer.steps_done() < trainer.total_steps() {
@@ -194,7 +212,10 @@ where
         let stats = match trainer.step() {
             Ok(s) => s,
             Err(e) => {
-                let _ = tx.send(Event::Failed(format!("step {}: {e:#}", trainer.steps_done())));
+                let _ = tx.send(Event::Failed(format!(
+                    "step {}: {e:#}",
+                    trainer.steps_done()
+                )));
                 let _ = trainer.restore(&last_good);
                 let _ = tx.send(Event::Snapshot(last_good));
                 return;
@@ -231,10 +252,17 @@ where
     status("final evaluation".into());
     match trainer.final_metrics() {
         Ok(values) => {
-            let _ = tx.send(Event::Metrics { step: trainer.steps_done(), values });
+            let _ = tx.send(Event::Metrics {
+                step: trainer.steps_done(),
+                values,
+            });
         }
         Err(e) => status(format!("final evaluation failed: {e:#}")),
     }
     send_snapshot(trainer.as_ref());
-    let _ = tx.send(Event::Finished { steps: trainer.steps_done(), cancelled, elapsed: start.elapsed() });
+    let _ = tx.send(Event::Finished {
+        steps: trainer.steps_done(),
+        cancelled,
+        elapsed: start.elapsed(),
+    });
 }

@@ -1,0 +1,1400 @@
+//! The "Relevance" tab: train a beta-VAE on data with a known symmetry and watch the
+//! relevance of each latent dimension settle; then inspect what the relevant latents mean
+//! (scatter coloured by observables, correlation table, traversal of a decoded event).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, TryRecvError, channel};
+use std::time::Duration;
+
+use egui::{Color32, Pos2, Stroke, Vec2};
+use egui_plot::{Bar, BarChart, HLine, Legend, Line, Plot, PlotPoints, Points, VLine};
+use serde::{Deserialize, Serialize};
+
+use super::data::{self, Dataset, GENERATORS};
+use super::eval::{self, RELEVANT, RelevanceReport};
+use super::train::{
+    DEFAULT_BETA, DEFAULT_LATENT, RelevanceTrainer, SweepTrainer, TrainConfig, sweep_results,
+};
+use super::{FAMILY, HistoryPoint, Lab};
+use crate::app::{FileRequest, PathField, Shared, Tab};
+use crate::figures::{self, Figure};
+use crate::worker::{self, Event, JobHandle, JobOptions};
+
+/// Held-out events shown in the scatter and used for correlations.
+const INSPECT_EVENTS: usize = 3000;
+const COLOUR_BINS: usize = 5;
+/// Why the count can exceed the intrinsic dimension (measured: circle 2, sphere 3, ee-mumu 3).
+const CLOSED_MANIFOLD_NOTE: &str = "A Gaussian latent space has no closed loops: a circle is held as a ring in two latents and a \
+     sphere of directions as a shell in three, so expect one relevant dimension more than the intrinsic dimension for each \
+     closed factor (the circle, the sphere, a muon pair's decay direction).";
+const MU_MINUS: Color32 = Color32::from_rgb(213, 94, 0);
+const MU_PLUS: Color32 = Color32::from_rgb(0, 114, 178);
+
+/// What the tab remembers across restarts.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RelevanceState {
+    pub checkpoint: String,
+    pub data: String,
+    pub latent: usize,
+    pub beta: f64,
+    pub steps: u64,
+    pub seed: u64,
+    pub scatter_x: usize,
+    pub scatter_y: usize,
+    pub colour_by: usize,
+    pub traversal_dim: usize,
+    pub traversal_value: f32,
+    /// the held-out event whose latent the traversal starts from
+    pub base_event: usize,
+    pub export: String,
+    /// the betas of a sweep, separated by spaces
+    pub sweep_betas: String,
+}
+
+impl Default for RelevanceState {
+    fn default() -> Self {
+        let preset = TrainConfig::preset("fast").ok();
+        Self {
+            checkpoint: String::new(),
+            data: "ee-mumu".into(),
+            latent: DEFAULT_LATENT,
+            beta: DEFAULT_BETA,
+            steps: preset.map_or(8000, |p| p.steps),
+            seed: 0,
+            scatter_x: 0,
+            scatter_y: 1,
+            colour_by: 0,
+            traversal_dim: 0,
+            traversal_value: 0.0,
+            base_event: 0,
+            export: "relevance.png".into(),
+            sweep_betas: "0.001 0.003 0.01 0.03 0.1 0.3 1 3".into(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FigureKind {
+    Relevance,
+    Kl,
+    Curves,
+    Scatter,
+    Sweep,
+}
+
+/// Side effects the widgets ask for; applied in one place after drawing.
+enum Command {
+    Open(PathBuf),
+    Save(PathBuf),
+    Train,
+    /// several trainings in sequence, one per beta
+    Sweep(Vec<f64>),
+    Stop,
+    Export(FigureKind, PathBuf),
+}
+
+/// A live training run and what it has reported.
+struct Training {
+    job: JobHandle,
+    status: String,
+    last_step: u64,
+    total: u64,
+    report: Option<RelevanceReport>,
+    history: Vec<HistoryPoint>,
+    /// (beta, relevant dims) of the finished trainings of a sweep
+    sweep: Vec<(f64, usize)>,
+    /// the beta being trained now, for a sweep
+    beta_now: Option<f64>,
+    is_sweep: bool,
+}
+
+/// What the held-out events of the current model look like in latent space.
+struct Inspection {
+    /// (data, steps) of the model it was computed for
+    key: (String, u64),
+    latents: Vec<Vec<f32>>,
+    observables: Vec<(String, Vec<f32>)>,
+    /// [latent][observable]
+    correlations: Vec<Vec<f64>>,
+    report: RelevanceReport,
+    /// per-dimension 1st..99th percentile of the posterior means
+    ranges: Vec<(f32, f32)>,
+    /// a few held-out events (raw features) to draw behind a traversal of 2-D data
+    sample: Vec<Vec<f32>>,
+}
+
+/// (data spec, events, seed): what a model's data set is made from.
+type DatasetKey = (String, usize, u64);
+/// (beta, relevant dims) of the finished trainings of a sweep, and the beta being trained now.
+type SweepView = (Vec<(f64, usize)>, Option<f64>);
+type InspectResult = Result<((DatasetKey, Arc<Dataset>), Inspection), String>;
+
+pub struct RelevanceTab {
+    pub state: RelevanceState,
+    pub lab: Option<Arc<Lab>>,
+    checkpoint: PathField,
+    file_field: PathField,
+    export_field: PathField,
+    training: Option<Training>,
+    finished_training: Option<Training>,
+    inspection: Option<Inspection>,
+    inspecting: Option<Receiver<InspectResult>>,
+    inspect_wanted: bool,
+    /// the events of the current model, kept between inspections
+    dataset: Option<(DatasetKey, Arc<Dataset>)>,
+    /// choose the scatter axes and the traversal afresh when the next inspection arrives
+    repick_views: bool,
+    /// the latent and what it decodes to (raw features)
+    decoded: Option<(Vec<f32>, Vec<f32>)>,
+    /// decoded features along the traversal (for 2-D pictures of non-muon data)
+    traversal_path: Vec<Vec<f32>>,
+    commands: Vec<Command>,
+    background: Vec<Receiver<Result<String, String>>>,
+}
+
+impl RelevanceTab {
+    pub fn new(shared: &mut Shared) -> Self {
+        let default_path = shared.models_dir.join("vae_relevance.safetensors");
+        let mut tab = Self {
+            state: RelevanceState {
+                checkpoint: default_path.display().to_string(),
+                ..Default::default()
+            },
+            lab: None,
+            checkpoint: PathField::new(default_path.display().to_string()),
+            file_field: PathField::default(),
+            export_field: PathField::new("relevance.png"),
+            training: None,
+            finished_training: None,
+            inspection: None,
+            inspecting: None,
+            inspect_wanted: false,
+            dataset: None,
+            repick_views: true,
+            decoded: None,
+            traversal_path: Vec::new(),
+            commands: Vec::new(),
+            background: Vec::new(),
+        };
+        if default_path.is_file() {
+            tab.open(&default_path, shared);
+        }
+        tab
+    }
+
+    /// The relevance now on show: live while training, else of the loaded model.
+    pub fn current_report(&self) -> Option<RelevanceReport> {
+        if let Some(r) = self.training.as_ref().and_then(|t| t.report.clone()) {
+            return Some(r);
+        }
+        let lab = self.lab.as_ref()?;
+        match &self.inspection {
+            Some(i) if i.key == lab_key(lab) => Some(i.report.clone()),
+            _ => self
+                .finished_training
+                .as_ref()
+                .and_then(|t| t.report.clone())
+                .or_else(|| lab.saved_report()),
+        }
+    }
+
+    pub fn is_training(&self) -> bool {
+        self.training.is_some()
+    }
+
+    fn open(&mut self, path: &std::path::Path, shared: &mut Shared) {
+        match Lab::load(path) {
+            Ok(lab) => {
+                shared.info(format!("opened {}", path.display()));
+                self.state.checkpoint = path.display().to_string();
+                self.finished_training = None;
+                self.set_lab(Arc::new(lab), true);
+            }
+            Err(e) => shared.error(e.to_string()),
+        }
+    }
+
+    fn set_lab(&mut self, lab: Arc<Lab>, fresh: bool) {
+        let l = lab.latent_dims();
+        if fresh {
+            self.repick_views = true;
+        }
+        self.state.scatter_x = self.state.scatter_x.min(l - 1);
+        self.state.scatter_y = self.state.scatter_y.min(l - 1);
+        self.state.traversal_dim = self.state.traversal_dim.min(l - 1);
+        self.lab = Some(lab);
+        self.decoded = None;
+        self.traversal_path.clear();
+        self.inspect_wanted = true;
+    }
+
+    /// Train once with the tab's settings, or once per beta of `sweep`.
+    fn start_training(&mut self, sweep: Option<Vec<f64>>, shared: &mut Shared) {
+        let mut cfg = match TrainConfig::preset("fast") {
+            Ok(c) => c,
+            Err(e) => return shared.error(format!("{e:#}")),
+        };
+        cfg.steps = self.state.steps.max(1);
+        cfg.model.latent = self.state.latent.clamp(1, 64);
+        cfg.beta = self.state.beta.max(0.0);
+        let spec = self.state.data.trim().to_string();
+        let seed = self.state.seed;
+        let total = cfg.steps * sweep.as_ref().map_or(1, |b| b.len() as u64);
+        let is_sweep = sweep.is_some();
+        let options = JobOptions {
+            threads: 1,
+            eval_every: 100,
+            snapshot_every: Duration::from_millis(1000),
+        };
+        let job = worker::spawn(
+            move |status| {
+                status(format!("preparing {spec}"));
+                let data = Dataset::load(&spec, cfg.events, seed)?;
+                status(format!(
+                    "{}: {} events of {} features",
+                    data.source,
+                    data.len(),
+                    data.dim()
+                ));
+                Ok(match sweep {
+                    Some(betas) => Box::new(SweepTrainer::new(cfg, betas, data, seed)?)
+                        as Box<dyn crate::worker::Trainer>,
+                    None => Box::new(RelevanceTrainer::new(cfg, &data, seed)?),
+                })
+            },
+            options,
+        );
+        self.training = Some(Training {
+            job,
+            status: "starting".into(),
+            last_step: 0,
+            total,
+            report: None,
+            history: Vec::new(),
+            sweep: Vec::new(),
+            beta_now: None,
+            is_sweep,
+        });
+        shared.info(format!(
+            "training on {} (latent {}, β = {}, {total} steps)",
+            self.state.data, self.state.latent, self.state.beta
+        ));
+    }
+
+    fn drain_training(&mut self, shared: &mut Shared) {
+        let Some(t) = &mut self.training else { return };
+        let mut new_lab = None;
+        let mut ended = false;
+        for event in t.job.drain(Duration::from_millis(6)) {
+            match event {
+                Event::Status(s) => t.status = s,
+                Event::Step(s) => t.last_step = s.step,
+                Event::Metrics { step, values } => {
+                    if let Some(r) =
+                        eval::report_from_metrics(values.iter().map(|(k, v)| (k.as_str(), *v)))
+                    {
+                        if t.history.last().is_none_or(|h| h.step != step) {
+                            t.history.push(HistoryPoint {
+                                step,
+                                relevance: r.relevance.clone(),
+                            });
+                        }
+                        t.report = Some(r);
+                    }
+                    if t.is_sweep {
+                        let named = || values.iter().map(|(k, v)| (k.as_str(), *v));
+                        t.sweep = sweep_results(named());
+                        t.beta_now = named().find(|(k, _)| *k == "beta").map(|(_, v)| v);
+                    }
+                }
+                Event::Snapshot(s) => match Lab::from_snapshot(&s) {
+                    Ok(lab) => new_lab = Some(Arc::new(lab)),
+                    Err(e) => shared.error(format!("training snapshot: {e:#}")),
+                },
+                Event::Finished {
+                    steps,
+                    cancelled,
+                    elapsed,
+                } => {
+                    let verb = if cancelled { "stopped" } else { "finished" };
+                    shared.info(format!(
+                        "training {verb} after {steps} steps ({:.1} s)",
+                        elapsed.as_secs_f64()
+                    ));
+                    t.status = format!("{verb} at step {steps} ({:.1} s)", elapsed.as_secs_f64());
+                    ended = true;
+                }
+                Event::Failed(e) => {
+                    shared.error(e.clone());
+                    t.status = format!("failed: {e}");
+                    ended = true;
+                }
+            }
+        }
+        if let Some(lab) = new_lab {
+            let fresh = self
+                .lab
+                .as_ref()
+                .is_none_or(|l| l.meta.data != lab.meta.data || l.meta.steps > lab.meta.steps);
+            self.set_lab(lab, fresh);
+        }
+        if ended {
+            self.finished_training = self.training.take();
+            self.repick_views = true;
+        }
+    }
+
+    /// Encode held-out events off the UI thread whenever the model changed.
+    fn start_inspection(&mut self) {
+        if !self.inspect_wanted || self.inspecting.is_some() {
+            return;
+        }
+        let Some(lab) = self.lab.clone() else { return };
+        self.inspect_wanted = false;
+        let cached = self.dataset.clone();
+        let (tx, rx) = channel();
+        let spawned = std::thread::Builder::new()
+            .name("relevance-inspect".into())
+            .spawn(move || {
+                let _ = tx.send(inspect(&lab, cached));
+            });
+        if spawned.is_ok() {
+            self.inspecting = Some(rx);
+        }
+    }
+
+    fn drain_inspection(&mut self, shared: &mut Shared) {
+        let Some(rx) = &self.inspecting else { return };
+        match rx.try_recv() {
+            Ok(Ok((dataset, inspection))) => {
+                self.dataset = Some(dataset);
+                let n_obs = inspection.observables.len();
+                self.state.colour_by = self.state.colour_by.min(n_obs.saturating_sub(1));
+                let current = self
+                    .lab
+                    .as_ref()
+                    .is_some_and(|lab| lab_key(lab) == inspection.key);
+                self.inspection = Some(inspection);
+                if self.repick_views && current {
+                    self.repick_views = false;
+                    self.pick_default_views();
+                }
+                self.inspecting = None;
+            }
+            Ok(Err(e)) => {
+                shared.error(e);
+                self.inspecting = None;
+            }
+            Err(TryRecvError::Empty) => {}
+            Err(TryRecvError::Disconnected) => {
+                shared.error("inspecting the model ended without a result");
+                self.inspecting = None;
+            }
+        }
+    }
+
+    /// Scatter the two most relevant latents and traverse the most relevant one.
+    fn pick_default_views(&mut self) {
+        let Some(r) = self.current_report() else {
+            return;
+        };
+        let (a, b) = super::top_two(&r.relevance);
+        self.state.scatter_x = a;
+        self.state.scatter_y = b;
+        self.state.traversal_dim = a;
+        self.state.traversal_value = self
+            .base_latent()
+            .and_then(|z| z.get(a).copied())
+            .unwrap_or(0.0);
+        self.decoded = None;
+    }
+
+    /// The latent (posterior mean) of the held-out event the traversal starts from.
+    fn base_latent(&self) -> Option<Vec<f32>> {
+        let insp = self.inspection.as_ref()?;
+        insp.latents
+            .get(
+                self.state
+                    .base_event
+                    .min(insp.latents.len().saturating_sub(1)),
+            )
+            .cloned()
+    }
+
+    /// The latent of the traversal: the base latent with one dimension moved.
+    pub fn traversal_latent(&self) -> Option<Vec<f32>> {
+        let lab = self.lab.as_ref()?;
+        let mut z = match self.base_latent() {
+            Some(z) if z.len() == lab.latent_dims() => z,
+            _ => vec![0.0; lab.latent_dims()],
+        };
+        let d = self.state.traversal_dim.min(z.len() - 1);
+        z[d] = self.state.traversal_value;
+        Some(z)
+    }
+
+    fn traversal_range(&self) -> (f32, f32) {
+        let d = self.state.traversal_dim;
+        let (lo, hi) = self
+            .inspection
+            .as_ref()
+            .and_then(|i| i.ranges.get(d).copied())
+            .unwrap_or((-3.0, 3.0));
+        let margin = 0.1 * (hi - lo).max(0.1);
+        (lo - margin, hi + margin)
+    }
+
+    fn refresh_decoded(&mut self, shared: &mut Shared) {
+        let Some(lab) = self.lab.clone() else { return };
+        let Some(z) = self.traversal_latent() else {
+            return;
+        };
+        if self.decoded.as_ref().is_some_and(|(zs, _)| *zs == z) {
+            return;
+        }
+        match lab.decode(&z) {
+            Ok(x) => self.decoded = Some((z.clone(), x)),
+            Err(e) => return shared.error(format!("decoding failed: {e}")),
+        }
+        // the whole traversal, for data drawn as points in its first two features
+        if !lab.is_muon_pair() && lab.cfg.model.input >= 2 {
+            let (lo, hi) = self.traversal_range();
+            let d = self.state.traversal_dim.min(z.len() - 1);
+            let steps = 60;
+            let mut zs = Vec::with_capacity(steps * z.len());
+            for k in 0..steps {
+                let mut zk = z.clone();
+                zk[d] = lo + (hi - lo) * k as f32 / (steps - 1) as f32;
+                zs.extend(zk);
+            }
+            let input = lab.cfg.model.input;
+            self.traversal_path = lab
+                .decode(&zs)
+                .map(|x| x.chunks(input).map(|c| c.to_vec()).collect())
+                .unwrap_or_default();
+        }
+    }
+
+    fn run_in_background(
+        &mut self,
+        work: impl FnOnce() -> Result<String, String> + Send + 'static,
+    ) {
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(work());
+        });
+        self.background.push(rx);
+    }
+
+    fn drain_background(&mut self, shared: &mut Shared) {
+        let mut keep = Vec::new();
+        for rx in self.background.drain(..) {
+            match rx.try_recv() {
+                Ok(Ok(msg)) => shared.info(msg),
+                Ok(Err(e)) => shared.error(e),
+                Err(TryRecvError::Empty) => keep.push(rx),
+                Err(TryRecvError::Disconnected) => {
+                    shared.error("a background task ended without a result")
+                }
+            }
+        }
+        self.background = keep;
+    }
+
+    fn figure(&self, kind: FigureKind) -> Result<Figure, String> {
+        let lab = self.lab.as_ref().ok_or("no model")?;
+        match kind {
+            FigureKind::Relevance | FigureKind::Kl => {
+                let r = self.current_report().ok_or("no relevance measured yet")?;
+                Ok(if kind == FigureKind::Relevance {
+                    super::relevance_figure(lab, &r)
+                } else {
+                    super::kl_figure(lab, &r)
+                })
+            }
+            FigureKind::Curves => {
+                let history = self.history();
+                if history.is_empty() {
+                    return Err("no training history to plot".into());
+                }
+                let mut with_history = super::curves_figure(lab);
+                if let Figure::Lines { series, .. } = &mut with_history {
+                    for (i, s) in series.iter_mut().enumerate() {
+                        s.points = history
+                            .iter()
+                            .filter_map(|h| h.relevance.get(i).map(|r| (h.step as f64, *r)))
+                            .collect();
+                    }
+                }
+                Ok(with_history)
+            }
+            FigureKind::Sweep => {
+                let (points, _) = self.sweep().ok_or("no β sweep has run")?;
+                if points.is_empty() {
+                    return Err("the β sweep has no finished training yet".into());
+                }
+                Ok(super::sweep_figure(
+                    &points,
+                    lab.intrinsic_dim,
+                    &lab.meta.data,
+                ))
+            }
+            FigureKind::Scatter => {
+                let insp = self
+                    .inspection
+                    .as_ref()
+                    .ok_or("the held-out events are not encoded yet")?;
+                let (name, values) = insp
+                    .observables
+                    .get(self.state.colour_by)
+                    .ok_or("no observable to colour by")?;
+                Ok(super::scatter_figure(
+                    lab,
+                    &insp.latents,
+                    (self.state.scatter_x, self.state.scatter_y),
+                    (name, values),
+                ))
+            }
+        }
+    }
+
+    fn history(&self) -> Vec<HistoryPoint> {
+        match (&self.training, &self.lab) {
+            (Some(t), _) => t.history.clone(),
+            (None, Some(lab)) => lab.history.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn apply(&mut self, command: Command, shared: &mut Shared) {
+        match command {
+            Command::Open(p) => self.open(&p, shared),
+            Command::Save(p) => {
+                let Some(lab) = self.lab.clone() else {
+                    return shared.error("no model to save");
+                };
+                self.run_in_background(move || {
+                    lab.save(&p)
+                        .map(|_| format!("saved {}", p.display()))
+                        .map_err(|e| e.to_string())
+                });
+            }
+            Command::Train => {
+                if self.training.is_none() {
+                    self.start_training(None, shared);
+                }
+            }
+            Command::Sweep(betas) => {
+                if self.training.is_none() {
+                    self.start_training(Some(betas), shared);
+                }
+            }
+            Command::Stop => {
+                if let Some(t) = &self.training {
+                    t.job.cancel();
+                }
+            }
+            Command::Export(kind, p) => match self.figure(kind) {
+                Ok(fig) => self.run_in_background(move || {
+                    figures::save(&fig, &p)
+                        .map(|_| format!("wrote {}", p.display()))
+                        .map_err(|e| format!("{e:#}"))
+                }),
+                Err(e) => shared.error(format!("cannot export: {e}")),
+            },
+        }
+    }
+
+    // ------------------------------------------------------------ drawing
+
+    fn train_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal_wrapped(|ui| {
+            ui.label("data");
+            for g in GENERATORS {
+                if ui
+                    .selectable_label(self.state.data == g.name(), g.name())
+                    .clicked()
+                {
+                    self.state.data = g.name().into();
+                }
+            }
+        });
+        ui.horizontal(|ui| {
+            ui.label("or file");
+            let picked = self.file_field.ui(
+                ui,
+                "events.csv or events.lhe",
+                FileRequest::Open,
+                &[("events", &["csv", "lhe"])],
+            );
+            if (ui.button("Use").clicked() || picked)
+                && let Some(p) = self.file_field.path()
+            {
+                let lhe = p.extension().is_some_and(|e| e.eq_ignore_ascii_case("lhe"));
+                self.state.data = format!("{}:{}", if lhe { "lhe" } else { "csv" }, p.display());
+            }
+        });
+        ui.horizontal(|ui| {
+            ui.label("spec");
+            ui.add(egui::TextEdit::singleline(&mut self.state.data).desired_width(260.0));
+        });
+        ui.horizontal(|ui| {
+            ui.add(
+                egui::DragValue::new(&mut self.state.latent)
+                    .range(1..=64)
+                    .prefix("latent "),
+            );
+            ui.add(
+                egui::Slider::new(&mut self.state.beta, 1e-4..=10.0)
+                    .logarithmic(true)
+                    .text("β"),
+            );
+        });
+        ui.horizontal(|ui| {
+            ui.add(
+                egui::DragValue::new(&mut self.state.steps)
+                    .range(1..=1_000_000)
+                    .prefix("steps "),
+            );
+            ui.add(egui::DragValue::new(&mut self.state.seed).prefix("seed "));
+            let running = self.training.is_some();
+            if ui
+                .add_enabled(!running, egui::Button::new("Train"))
+                .clicked()
+            {
+                self.commands.push(Command::Train);
+            }
+            if ui.add_enabled(running, egui::Button::new("Stop")).clicked() {
+                self.commands.push(Command::Stop);
+            }
+        });
+        ui.horizontal(|ui| {
+            ui.label("β sweep");
+            ui.add(egui::TextEdit::singleline(&mut self.state.sweep_betas).desired_width(200.0));
+            let betas: Option<Vec<f64>> = self
+                .state
+                .sweep_betas
+                .split([' ', ','])
+                .filter(|t| !t.trim().is_empty())
+                .map(|t| {
+                    t.trim()
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|b| b.is_finite() && *b >= 0.0)
+                })
+                .collect::<Option<Vec<f64>>>()
+                .filter(|b| !b.is_empty());
+            let enabled = self.training.is_none() && betas.is_some();
+            let button = ui
+                .add_enabled(enabled, egui::Button::new("Sweep β"))
+                .on_hover_text(
+                    "one training per β, in sequence; plots relevant dimensions against β",
+                )
+                .on_disabled_hover_text("give numbers >= 0 separated by spaces");
+            if button.clicked()
+                && let Some(b) = betas
+            {
+                self.commands.push(Command::Sweep(b));
+            }
+        });
+        if let Some(t) = self.training.as_ref().or(self.finished_training.as_ref()) {
+            ui.add(
+                egui::ProgressBar::new(t.last_step as f32 / t.total.max(1) as f32)
+                    .text(format!("step {}/{} · {}", t.last_step, t.total, t.status)),
+            );
+        }
+    }
+
+    fn relevance_ui(&self, ui: &mut egui::Ui) {
+        let Some(report) = self.current_report() else {
+            ui.label("No relevance yet: train a model or open a checkpoint.");
+            return;
+        };
+        let l = report.relevance.len();
+        let intrinsic = self.lab.as_ref().and_then(|lab| lab.intrinsic_dim);
+        let text = match intrinsic {
+            Some(d) => format!(
+                "relevant dimensions: {} of {l} · intrinsic dimension of the data: {d}",
+                report.relevant_dims
+            ),
+            None => format!(
+                "relevant dimensions: {} of {l} (R ≥ {RELEVANT})",
+                report.relevant_dims
+            ),
+        };
+        let matches = intrinsic.is_some_and(|d| d == report.relevant_dims);
+        ui.label(egui::RichText::new(text).strong().color(if matches {
+            Color32::from_rgb(0, 158, 115)
+        } else {
+            ui.visuals().text_color()
+        }));
+        if intrinsic.is_some() {
+            ui.label(egui::RichText::new(CLOSED_MANIFOLD_NOTE).small().weak());
+        }
+        let values: Vec<String> = report.relevance.iter().map(|r| format!("{r:.3}")).collect();
+        ui.label(format!("relevance per dim: {}", values.join(" ")));
+        let bars: Vec<Bar> = report
+            .relevance
+            .iter()
+            .enumerate()
+            .map(|(i, &r)| {
+                let c = if r >= RELEVANT {
+                    Color32::from_rgb(0, 158, 115)
+                } else {
+                    Color32::GRAY
+                };
+                Bar::new(i as f64, r)
+                    .width(0.7)
+                    .fill(c)
+                    .name(format!("z{i}"))
+            })
+            .collect();
+        let kl_bars: Vec<Bar> = report
+            .kl_per_dim
+            .iter()
+            .enumerate()
+            .map(|(i, &k)| Bar::new(i as f64, k).width(0.7).name(format!("z{i}")))
+            .collect();
+        ui.columns(2, |cols| {
+            Plot::new("relevance_bars")
+                .height(150.0)
+                .include_y(0.0)
+                .include_y(1.05)
+                .x_axis_label("latent dimension")
+                .y_axis_label("relevance")
+                .allow_scroll(false)
+                .allow_drag(false)
+                .show(&mut cols[0], |plot| {
+                    plot.bar_chart(BarChart::new("relevance", bars));
+                    plot.hline(HLine::new("R = 0.5", RELEVANT));
+                });
+            Plot::new("kl_bars")
+                .height(150.0)
+                .include_y(0.0)
+                .x_axis_label("latent dimension")
+                .y_axis_label("KL (nats)")
+                .allow_scroll(false)
+                .allow_drag(false)
+                .show(&mut cols[1], |plot| {
+                    plot.bar_chart(
+                        BarChart::new("KL", kl_bars).color(Color32::from_rgb(230, 159, 0)),
+                    );
+                });
+        });
+        let history = self.history();
+        if !history.is_empty() {
+            Plot::new("relevance_curves")
+                .height(160.0)
+                .legend(Legend::default())
+                .include_y(0.0)
+                .include_y(1.0)
+                .x_axis_label("step")
+                .y_axis_label("relevance")
+                .show(ui, |plot| {
+                    for i in 0..l {
+                        let pts: PlotPoints = history
+                            .iter()
+                            .filter_map(|h| h.relevance.get(i).map(|r| [h.step as f64, *r]))
+                            .collect();
+                        plot.line(Line::new(format!("z{i}"), pts));
+                    }
+                });
+        }
+        self.sweep_ui(ui);
+    }
+
+    /// The sweep of a running or finished sweep, if any: (beta, relevant dims), and the beta now.
+    fn sweep(&self) -> Option<SweepView> {
+        let t = self.training.as_ref().or(self.finished_training.as_ref())?;
+        t.is_sweep.then(|| {
+            (
+                t.sweep.clone(),
+                if self.training.is_some() {
+                    t.beta_now
+                } else {
+                    None
+                },
+            )
+        })
+    }
+
+    fn sweep_ui(&self, ui: &mut egui::Ui) {
+        let Some((points, beta_now)) = self.sweep() else {
+            return;
+        };
+        match beta_now {
+            Some(b) => ui.label(format!("β sweep: training β = {b} ({} done)", points.len())),
+            None => ui.label(format!("β sweep: {} trainings", points.len())),
+        };
+        let intrinsic = self.lab.as_ref().and_then(|lab| lab.intrinsic_dim);
+        let pts: Vec<[f64; 2]> = points
+            .iter()
+            .filter(|(b, _)| *b > 0.0)
+            .map(|(b, d)| [b.log10(), *d as f64])
+            .collect();
+        Plot::new("sweep")
+            .height(150.0)
+            .include_y(0.0)
+            .x_axis_label("log10 β")
+            .y_axis_label("relevant dims")
+            .legend(Legend::default())
+            .show(ui, |plot| {
+                plot.line(Line::new("relevant dims", PlotPoints::from(pts.clone())));
+                plot.points(Points::new("trainings", PlotPoints::from(pts)).radius(4.0));
+                if let Some(d) = intrinsic {
+                    plot.hline(HLine::new("intrinsic dimension", d as f64));
+                }
+            });
+    }
+
+    fn scatter_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(lab) = self.lab.clone() else { return };
+        let Some(insp) = &self.inspection else {
+            ui.label(if self.inspecting.is_some() {
+                "encoding held-out events…"
+            } else {
+                "no held-out events"
+            });
+            return;
+        };
+        let l = lab.latent_dims();
+        let relevance = self
+            .current_report()
+            .map(|r| r.relevance)
+            .unwrap_or_default();
+        let dim_label = |i: usize| match relevance.get(i) {
+            Some(r) => format!("z{i} (R {r:.2})"),
+            None => format!("z{i}"),
+        };
+        ui.horizontal(|ui| {
+            egui::ComboBox::from_label("x")
+                .selected_text(dim_label(self.state.scatter_x))
+                .show_ui(ui, |ui| {
+                    for i in 0..l {
+                        ui.selectable_value(&mut self.state.scatter_x, i, dim_label(i));
+                    }
+                });
+            egui::ComboBox::from_label("y")
+                .selected_text(dim_label(self.state.scatter_y))
+                .show_ui(ui, |ui| {
+                    for i in 0..l {
+                        ui.selectable_value(&mut self.state.scatter_y, i, dim_label(i));
+                    }
+                });
+            let current = insp
+                .observables
+                .get(self.state.colour_by)
+                .map(|o| o.0.clone())
+                .unwrap_or_default();
+            egui::ComboBox::from_label("colour")
+                .selected_text(current)
+                .show_ui(ui, |ui| {
+                    for (k, (name, _)) in insp.observables.iter().enumerate() {
+                        ui.selectable_value(&mut self.state.colour_by, k, name);
+                    }
+                });
+        });
+        let (sx, sy) = (
+            self.state.scatter_x.min(l - 1),
+            self.state.scatter_y.min(l - 1),
+        );
+        let obs = insp.observables.get(self.state.colour_by);
+        let edges = obs
+            .map(|o| super::quantile_edges(&o.1, COLOUR_BINS))
+            .unwrap_or_default();
+        let mut groups: Vec<Vec<[f64; 2]>> = vec![Vec::new(); COLOUR_BINS];
+        for (k, z) in insp.latents.iter().enumerate() {
+            let b = obs.map_or(0, |o| super::bin_of(&edges, o.1[k]));
+            groups[b].push([z[sx] as f64, z[sy] as f64]);
+        }
+        Plot::new("latent_scatter")
+            .height(240.0)
+            .data_aspect(1.0)
+            .legend(Legend::default())
+            .x_axis_label(format!("z{sx}"))
+            .y_axis_label(format!("z{sy}"))
+            .show(ui, |plot| {
+                for (b, pts) in groups.into_iter().enumerate() {
+                    let c = figures::viridis(b as f32 / (COLOUR_BINS - 1) as f32);
+                    let name = match (obs, edges.get(b), edges.get(b + 1)) {
+                        (Some(o), Some(lo), Some(hi)) => format!("{} {lo:.2}…{hi:.2}", o.0),
+                        _ => "events".into(),
+                    };
+                    plot.points(
+                        Points::new(name, PlotPoints::from(pts))
+                            .radius(1.5)
+                            .color(Color32::from_rgb(c[0], c[1], c[2])),
+                    );
+                }
+                // where the traversal is now
+                let t = self.state.traversal_value as f64;
+                if self.state.traversal_dim == sx {
+                    plot.vline(VLine::new("traversal", t));
+                } else if self.state.traversal_dim == sy {
+                    plot.hline(HLine::new("traversal", t));
+                }
+            });
+    }
+
+    fn correlation_ui(&self, ui: &mut egui::Ui) {
+        let Some(insp) = &self.inspection else { return };
+        let relevance = self
+            .current_report()
+            .map(|r| r.relevance)
+            .unwrap_or_default();
+        egui::Grid::new("correlations")
+            .striped(true)
+            .show(ui, |ui| {
+                ui.label("latent");
+                ui.label("R");
+                for (name, _) in &insp.observables {
+                    ui.label(name);
+                }
+                ui.end_row();
+                for (i, row) in insp.correlations.iter().enumerate() {
+                    let r = relevance.get(i).copied().unwrap_or(f64::NAN);
+                    let strong = r >= RELEVANT;
+                    ui.label(
+                        egui::RichText::new(format!("z{i}"))
+                            .strong()
+                            .color(if strong {
+                                ui.visuals().text_color()
+                            } else {
+                                Color32::GRAY
+                            }),
+                    );
+                    ui.label(format!("{r:.2}"));
+                    for &c in row {
+                        let shade = (c.abs().clamp(0.0, 1.0) * 255.0) as u8;
+                        let colour = if c >= 0.0 {
+                            Color32::from_rgb(shade, 90, 90)
+                        } else {
+                            Color32::from_rgb(90, 90, shade)
+                        };
+                        // a collapsed latent's mean barely moves: its correlation is noise, shown grey
+                        ui.label(egui::RichText::new(format!("{c:+.2}")).color(
+                            if strong && c.abs() > 0.3 {
+                                colour
+                            } else {
+                                Color32::GRAY
+                            },
+                        ));
+                    }
+                    ui.end_row();
+                }
+            });
+    }
+
+    fn traversal_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(lab) = self.lab.clone() else { return };
+        let l = lab.latent_dims();
+        let relevance = self
+            .current_report()
+            .map(|r| r.relevance)
+            .unwrap_or_default();
+        let (lo, hi) = self.traversal_range();
+        ui.horizontal(|ui| {
+            let label = |i: usize| match relevance.get(i) {
+                Some(&r) if r >= RELEVANT => format!("z{i} (relevant, R {r:.2})"),
+                Some(r) => format!("z{i} (R {r:.2})"),
+                None => format!("z{i}"),
+            };
+            let before = self.state.traversal_dim;
+            egui::ComboBox::from_label("latent to move")
+                .selected_text(label(self.state.traversal_dim))
+                .show_ui(ui, |ui| {
+                    for i in 0..l {
+                        ui.selectable_value(&mut self.state.traversal_dim, i, label(i));
+                    }
+                });
+            let n = self
+                .inspection
+                .as_ref()
+                .map_or(1, |i| i.latents.len().max(1));
+            let before_event = self.state.base_event;
+            ui.add(
+                egui::DragValue::new(&mut self.state.base_event)
+                    .range(0..=n - 1)
+                    .prefix("from held-out event "),
+            );
+            if before != self.state.traversal_dim || before_event != self.state.base_event {
+                self.state.traversal_value = self
+                    .base_latent()
+                    .and_then(|z| z.get(self.state.traversal_dim).copied())
+                    .unwrap_or(0.0);
+            }
+        });
+        ui.add(
+            egui::Slider::new(&mut self.state.traversal_value, lo..=hi)
+                .text("traversal")
+                .min_decimals(2),
+        );
+        let Some((_, x)) = &self.decoded else { return };
+        if lab.is_muon_pair() {
+            draw_muon_event(ui, x);
+        } else {
+            self.feature_picture_ui(ui, &lab, x);
+        }
+    }
+
+    /// Non-muon data: the decoded features, and the traversal drawn in the first two features.
+    fn feature_picture_ui(&self, ui: &mut egui::Ui, lab: &Lab, x: &[f32]) {
+        let values: Vec<String> = lab
+            .columns
+            .iter()
+            .zip(x)
+            .map(|(c, v)| format!("{c} = {v:.3}"))
+            .collect();
+        ui.label(format!("decoded: {}", values.join(", ")));
+        if x.len() < 2 {
+            return;
+        }
+        let sample: PlotPoints = self
+            .inspection
+            .as_ref()
+            .map_or(Vec::new(), |i| {
+                i.sample
+                    .iter()
+                    .map(|r| [r[0] as f64, r[1] as f64])
+                    .collect()
+            })
+            .into();
+        let path: PlotPoints = self
+            .traversal_path
+            .iter()
+            .map(|r| [r[0] as f64, r[1] as f64])
+            .collect();
+        Plot::new("traversal_features")
+            .height(220.0)
+            .data_aspect(1.0)
+            .legend(Legend::default())
+            .x_axis_label(lab.columns[0].clone())
+            .y_axis_label(lab.columns[1].clone())
+            .show(ui, |plot| {
+                plot.points(
+                    Points::new("held-out events", sample)
+                        .radius(1.0)
+                        .color(Color32::GRAY),
+                );
+                plot.line(Line::new("traversal", path).width(2.0));
+                plot.points(
+                    Points::new("decoded", vec![[x[0] as f64, x[1] as f64]])
+                        .radius(5.0)
+                        .color(MU_MINUS),
+                );
+            });
+    }
+
+    fn files_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.label("checkpoint");
+            if self.checkpoint.ui(
+                ui,
+                "model.safetensors",
+                FileRequest::Open,
+                &[("checkpoint", &["safetensors"])],
+            ) && let Some(p) = self.checkpoint.path()
+            {
+                self.commands.push(Command::Open(p));
+            }
+            if ui.button("Open").clicked()
+                && let Some(p) = self.checkpoint.path()
+            {
+                self.commands.push(Command::Open(p));
+            }
+            if ui
+                .add_enabled(self.lab.is_some(), egui::Button::new("Save"))
+                .clicked()
+                && let Some(p) = self.checkpoint.path()
+            {
+                self.commands.push(Command::Save(p));
+            }
+        });
+        ui.horizontal(|ui| {
+            ui.label("figure");
+            self.export_field.ui(
+                ui,
+                "figure.png or .svg",
+                FileRequest::Save,
+                &[("figure", &["png", "svg"])],
+            );
+        });
+        ui.horizontal(|ui| {
+            let have = self.lab.is_some();
+            for (kind, label) in [
+                (FigureKind::Relevance, "Export relevance"),
+                (FigureKind::Kl, "Export KL"),
+                (FigureKind::Curves, "Export curves"),
+                (FigureKind::Scatter, "Export scatter"),
+                (FigureKind::Sweep, "Export sweep"),
+            ] {
+                if ui.add_enabled(have, egui::Button::new(label)).clicked()
+                    && let Some(p) = self.export_field.path()
+                {
+                    self.commands.push(Command::Export(kind, p));
+                }
+            }
+        });
+    }
+}
+
+fn lab_key(lab: &Lab) -> (String, u64) {
+    (lab.meta.data.clone(), lab.meta.steps)
+}
+
+/// Encode held-out events of the model's data and relate the latents to the observables.
+fn inspect(lab: &Lab, cached: Option<(DatasetKey, Arc<Dataset>)>) -> InspectResult {
+    let key: DatasetKey = (lab.meta.data.clone(), lab.cfg.events, lab.meta.seed);
+    let dataset = match cached {
+        Some((k, d)) if k == key => d,
+        _ => Arc::new(lab.training_data().map_err(|e| e.to_string())?),
+    };
+    lab.check_data(&dataset).map_err(|e| e.to_string())?;
+    let report = lab.relevance_on(&dataset).map_err(|e| format!("{e:#}"))?;
+    let rows: Vec<usize> = dataset
+        .held_out_indices()
+        .into_iter()
+        .take(INSPECT_EVENTS)
+        .collect();
+    let latents = lab
+        .encode(&dataset.gather(&rows))
+        .map_err(|e| e.to_string())?;
+    let observables = eval::observables_of(&dataset.observables, &rows);
+    let refs: Vec<(&str, Vec<f32>)> = observables
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.clone()))
+        .collect();
+    let correlations = eval::correlations(&latents, &refs);
+    let l = lab.latent_dims();
+    let ranges = (0..l)
+        .map(|i| {
+            let mut v: Vec<f32> = latents.iter().map(|z| z[i]).collect();
+            v.sort_by(f32::total_cmp);
+            let q = |p: f64| {
+                v.get(((v.len().saturating_sub(1)) as f64 * p) as usize)
+                    .copied()
+                    .unwrap_or(0.0)
+            };
+            (q(0.01), q(0.99))
+        })
+        .collect();
+    let sample = rows
+        .iter()
+        .take(600)
+        .map(|&i| dataset.row(i).to_vec())
+        .collect();
+    let inspection = Inspection {
+        key: lab_key(lab),
+        latents,
+        observables,
+        correlations,
+        report,
+        ranges,
+        sample,
+    };
+    Ok(((key, dataset), inspection))
+}
+
+/// A decoded muon pair: momenta as arrows in the transverse (px, py) and longitudinal
+/// (pz, pT) planes, with the invariant mass and total momentum they imply.
+fn draw_muon_event(ui: &mut egui::Ui, x: &[f32]) {
+    let ev: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+    let k = data::pair_kinematics(&ev);
+    let (a, b) = (&ev[0..4], &ev[4..8]);
+    let pt = |p: &[f64]| p[1].hypot(p[2]);
+    ui.label(format!(
+        "invariant mass {:.2} GeV · |p(mu-) + p(mu+)| {:.2} GeV · E total {:.1} GeV · rapidity {:.2} · cos θ* {:.2}",
+        k.mass, k.total_momentum, k.total_energy, k.rapidity, k.cos_theta_star
+    ));
+    ui.label(format!(
+        "mu-: E {:.1}, p = ({:.1}, {:.1}, {:.1}) GeV    mu+: E {:.1}, p = ({:.1}, {:.1}, {:.1}) GeV",
+        a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]
+    ));
+    let size = Vec2::new(220.0, 220.0);
+    ui.horizontal(|ui| {
+        let transverse = [(a[1], a[2]), (b[1], b[2])];
+        draw_plane(ui, size, "transverse plane", ("px", "py"), &transverse);
+        // longitudinal: pz along x, signed pT (by the sign of py) along y, so back-to-back pairs stay back to back
+        let signed_pt = |p: &[f64]| if p[2] < 0.0 { -pt(p) } else { pt(p) };
+        let longitudinal = [(a[3], signed_pt(a)), (b[3], signed_pt(b))];
+        draw_plane(ui, size, "longitudinal plane", ("pz", "pT"), &longitudinal);
+    });
+}
+
+fn draw_plane(
+    ui: &mut egui::Ui,
+    size: Vec2,
+    title: &str,
+    axes: (&str, &str),
+    arrows: &[(f64, f64); 2],
+) {
+    let (response, painter) = ui.allocate_painter(size, egui::Sense::hover());
+    let rect = response.rect;
+    let visuals = ui.visuals();
+    painter.rect_filled(rect, 4.0, visuals.extreme_bg_color);
+    let c = rect.center();
+    let axis = Stroke::new(1.0, visuals.weak_text_color());
+    painter.line_segment(
+        [
+            Pos2::new(rect.left() + 6.0, c.y),
+            Pos2::new(rect.right() - 6.0, c.y),
+        ],
+        axis,
+    );
+    painter.line_segment(
+        [
+            Pos2::new(c.x, rect.top() + 6.0),
+            Pos2::new(c.x, rect.bottom() - 6.0),
+        ],
+        axis,
+    );
+    let font = egui::FontId::proportional(11.0);
+    painter.text(
+        rect.left_top() + Vec2::new(6.0, 4.0),
+        egui::Align2::LEFT_TOP,
+        title,
+        font.clone(),
+        visuals.text_color(),
+    );
+    painter.text(
+        Pos2::new(rect.right() - 6.0, c.y - 4.0),
+        egui::Align2::RIGHT_BOTTOM,
+        axes.0,
+        font.clone(),
+        visuals.weak_text_color(),
+    );
+    painter.text(
+        Pos2::new(c.x + 4.0, rect.top() + 18.0),
+        egui::Align2::LEFT_TOP,
+        axes.1,
+        font.clone(),
+        visuals.weak_text_color(),
+    );
+    let longest = arrows.iter().map(|(x, y)| x.hypot(*y)).fold(0.0, f64::max);
+    let scale = if longest > 0.0 && longest.is_finite() {
+        0.45 * size.x as f64 / longest
+    } else {
+        0.0
+    };
+    for ((x, y), (colour, name)) in arrows.iter().zip([(MU_MINUS, "μ−"), (MU_PLUS, "μ+")]) {
+        let v = Vec2::new((x * scale) as f32, -(y * scale) as f32);
+        painter.arrow(c, v, Stroke::new(2.5, colour));
+        painter.text(
+            c + v * 1.05,
+            egui::Align2::CENTER_CENTER,
+            name,
+            font.clone(),
+            colour,
+        );
+    }
+    painter.text(
+        rect.left_bottom() + Vec2::new(6.0, -4.0),
+        egui::Align2::LEFT_BOTTOM,
+        format!("longest {longest:.1} GeV"),
+        font,
+        visuals.weak_text_color(),
+    );
+}
+
+impl Tab for RelevanceTab {
+    fn title(&self) -> &'static str {
+        "Relevance"
+    }
+
+    fn logic(&mut self, _ctx: &egui::Context, shared: &mut Shared) {
+        self.drain_training(shared);
+        self.drain_inspection(shared);
+        self.drain_background(shared);
+        for command in std::mem::take(&mut self.commands) {
+            self.apply(command, shared);
+        }
+        self.start_inspection();
+        self.refresh_decoded(shared);
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            ui.columns(2, |cols| {
+                let (left, right) = cols.split_at_mut(1);
+                let (left, right) = (&mut left[0], &mut right[0]);
+                left.heading("Relevance of latent dimensions");
+                if let Some(lab) = &self.lab {
+                    left.label(format!(
+                        "{FAMILY} · {} · latent {} · β {} · {} steps · seed {}",
+                        lab.meta.data,
+                        lab.latent_dims(),
+                        lab.cfg.beta,
+                        lab.meta.steps,
+                        lab.meta.seed
+                    ));
+                }
+                self.train_ui(left);
+                left.separator();
+                self.relevance_ui(left);
+                left.separator();
+                left.heading("Files");
+                self.files_ui(left);
+                right.heading("Latents against observables");
+                self.scatter_ui(right);
+                self.correlation_ui(right);
+                right.separator();
+                right.heading("Traversal");
+                self.traversal_ui(right);
+            });
+        });
+        for command in std::mem::take(&mut self.commands) {
+            self.apply(command, shared);
+        }
+        self.refresh_decoded(shared);
+    }
+
+    fn busy(&self) -> bool {
+        self.training.is_some() || self.inspecting.is_some() || !self.background.is_empty()
+    }
+
+    fn persist(&self) -> serde_json::Value {
+        let mut s = self.state.clone();
+        s.checkpoint = self.checkpoint.text.clone();
+        s.export = self.export_field.text.clone();
+        serde_json::to_value(s).unwrap_or_default()
+    }
+
+    fn restore(&mut self, state: serde_json::Value) {
+        let Ok(s) = serde_json::from_value::<RelevanceState>(state) else {
+            return;
+        };
+        self.export_field.text = s.export.clone();
+        let l = self
+            .lab
+            .as_ref()
+            .map_or(usize::MAX, |lab| lab.latent_dims());
+        self.state = RelevanceState {
+            checkpoint: self.state.checkpoint.clone(),
+            scatter_x: s.scatter_x.min(l.saturating_sub(1)),
+            scatter_y: s.scatter_y.min(l.saturating_sub(1)),
+            traversal_dim: s.traversal_dim.min(l.saturating_sub(1)),
+            ..s
+        };
+        self.decoded = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn muon_event_kinematics_from_features() {
+        // a Z at rest decaying along x: mass 91.2, no total momentum
+        let e = 45.6f64;
+        let p = (e * e - data::MUON_MASS * data::MUON_MASS).sqrt();
+        let k = data::pair_kinematics(&[e, p, 0.0, 0.0, e, -p, 0.0, 0.0]);
+        assert!(
+            (k.mass - 91.2).abs() < 1e-9
+                && k.total_momentum.abs() < 1e-12
+                && k.cos_theta_star.abs() < 1e-12
+        );
+    }
+}
