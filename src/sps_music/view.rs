@@ -499,8 +499,14 @@ impl PitchTab {
                 });
         }
         for (d, t) in self.state.timbre.iter_mut().enumerate() {
+            // wide enough for every instrument's timbre, with room to explore beyond them
+            let (lo, hi) = instruments
+                .iter()
+                .filter_map(|i| i.timbre.get(d))
+                .fold((-1.0f32, 1.0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+            let pad = 0.25 * (hi - lo);
             if ui
-                .add(egui::Slider::new(t, -4.0..=4.0).text(format!("timbre latent {}", d + 1)))
+                .add(egui::Slider::new(t, (lo - pad)..=(hi + pad)).text(format!("timbre latent {}", d + 1)))
                 .changed()
             {
                 self.voice_dirty = true;
@@ -544,7 +550,7 @@ impl PitchTab {
         ));
         let (lo, hi) = lab.latent_range();
         Plot::new("pitch_embedding")
-            .height(260.0)
+            .height(380.0)
             .legend(Legend::default())
             .x_axis_label("pitch latent z₁")
             .y_axis_label("pitch (MIDI)")
