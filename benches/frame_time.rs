@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
+use egui::accesskit::Role;
 use egui_kittest::kittest::Queryable;
 use latent_lab::app::{App, AppOptions};
 
@@ -22,7 +23,7 @@ fn main() {
         .build_eframe(|cc| App::new(cc, options));
     harness.run_steps(3);
     harness.get_by_label("Play note").click();
-    harness.get_by_label("Train").click();
+    harness.get_by_role_and_label(Role::Button, "Train").click();
     let mut idle = Vec::new();
     let mut training = Vec::new();
     let start = Instant::now();
