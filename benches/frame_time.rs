@@ -6,8 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-use egui_kittest::Harness;
 use egui::accesskit::Role;
+use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use latent_lab::app::{App, AppOptions};
 

@@ -19,7 +19,7 @@ use super::train::{
 use super::{FAMILY, HistoryPoint, Lab};
 use crate::app::{FileRequest, PathField, Shared, Tab};
 use crate::figures::{self, Figure};
-use crate::worker::{self, Event, JobHandle, JobOptions};
+use crate::worker::{self, JobHandle, JobOptions};
 
 /// Held-out events shown in the scatter and used for correlations.
 const INSPECT_EVENTS: usize = 3000;
@@ -285,60 +285,52 @@ impl RelevanceTab {
 
     fn drain_training(&mut self, shared: &mut Shared) {
         let Some(t) = &mut self.training else { return };
-        let mut new_lab = None;
-        let mut ended = false;
-        for event in t.job.drain(Duration::from_millis(6)) {
-            match event {
-                Event::Status(s) => t.status = s,
-                Event::Step(s) => t.last_step = s.step,
-                Event::Metrics { step, values } => {
-                    if let Some(r) =
-                        eval::report_from_metrics(values.iter().map(|(k, v)| (k.as_str(), *v)))
-                    {
-                        if t.history.last().is_none_or(|h| h.step != step) {
-                            t.history.push(HistoryPoint {
-                                step,
-                                relevance: r.relevance.clone(),
-                            });
-                        }
-                        t.report = Some(r);
-                    }
-                    if t.is_sweep {
-                        let named = || values.iter().map(|(k, v)| (k.as_str(), *v));
-                        t.sweep = sweep_results(named());
-                        t.beta_now = named().find(|(k, _)| *k == "beta").map(|(_, v)| v);
-                    }
+        let progress = t.job.poll(Duration::from_millis(6));
+        if let Some(s) = progress.status {
+            t.status = s;
+        }
+        if let Some(s) = progress.steps.last() {
+            t.last_step = s.step;
+        }
+        for (step, values) in progress.metrics {
+            let named = || values.iter().map(|(k, v)| (k.as_str(), *v));
+            if let Some(r) = eval::report_from_metrics(named()) {
+                if t.history.last().is_none_or(|h| h.step != step) {
+                    t.history.push(HistoryPoint {
+                        step,
+                        relevance: r.relevance.clone(),
+                    });
                 }
-                Event::Snapshot(s) => match Lab::from_snapshot(&s) {
-                    Ok(lab) => new_lab = Some(Arc::new(lab)),
-                    Err(e) => shared.error(format!("training snapshot: {e:#}")),
-                },
-                Event::Finished {
-                    steps,
-                    cancelled,
-                    elapsed,
-                } => {
-                    let verb = if cancelled { "stopped" } else { "finished" };
-                    shared.info(format!(
-                        "training {verb} after {steps} steps ({:.1} s)",
-                        elapsed.as_secs_f64()
-                    ));
-                    t.status = format!("{verb} at step {steps} ({:.1} s)", elapsed.as_secs_f64());
-                    ended = true;
-                }
-                Event::Failed(e) => {
-                    shared.error(e.clone());
-                    t.status = format!("failed: {e}");
-                    ended = true;
-                }
+                t.report = Some(r);
+            }
+            if t.is_sweep {
+                t.sweep = sweep_results(named());
+                t.beta_now = named().find(|(k, _)| *k == "beta").map(|(_, v)| v);
             }
         }
-        if let Some(lab) = new_lab {
-            let fresh = self
-                .lab
-                .as_ref()
-                .is_none_or(|l| l.meta.data != lab.meta.data || l.meta.steps > lab.meta.steps);
-            self.set_lab(lab, fresh);
+        let ended = match progress.ended {
+            Some(Ok(summary)) => {
+                shared.info(format!("training {summary}"));
+                t.status = summary;
+                true
+            }
+            Some(Err(e)) => {
+                shared.error(e.clone());
+                t.status = format!("failed: {e}");
+                true
+            }
+            None => false,
+        };
+        if let Some(snapshot) = progress.snapshot {
+            match Lab::from_snapshot(&snapshot) {
+                Ok(lab) => {
+                    let fresh = self.lab.as_ref().is_none_or(|l| {
+                        l.meta.data != lab.meta.data || l.meta.steps > lab.meta.steps
+                    });
+                    self.set_lab(Arc::new(lab), fresh);
+                }
+                Err(e) => shared.error(format!("training snapshot: {e:#}")),
+            }
         }
         if ended {
             self.finished_training = self.training.take();

@@ -15,7 +15,7 @@ use super::{FAMILY, Lab};
 use crate::app::{FileRequest, PathField, Shared, Tab};
 use crate::audio::dsp::{self, N_BINS, Partial, SAMPLE_RATE};
 use crate::audio::engine::{MAX_PARTIALS, VoiceParams};
-use crate::worker::{self, Event, JobHandle, JobOptions};
+use crate::worker::{self, JobHandle, JobOptions};
 
 /// What the tab remembers across restarts.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -264,61 +264,49 @@ impl PitchTab {
 
     fn drain_training(&mut self, shared: &mut Shared) {
         let Some(t) = &mut self.training else { return };
-        let mut new_lab = None;
-        let mut ended = false;
-        for event in t.job.drain(Duration::from_millis(6)) {
-            match event {
-                Event::Status(s) => t.status = s,
-                Event::Step(s) => {
-                    t.last_step = s.step;
-                    if s.step % 5 == 0 || t.losses.len() < 50 {
-                        t.losses.push([s.step as f64, s.total()]);
-                    }
-                }
-                Event::Metrics { step, values } => {
-                    let get = |k: &str| {
-                        values
-                            .iter()
-                            .find(|(n, _)| n == k)
-                            .map(|v| v.1)
-                            .unwrap_or(f64::NAN)
-                    };
-                    t.metrics
-                        .push((step, get("r2_embedding"), get("r2_embedding_unseen")));
-                }
-                Event::Snapshot(s) => match Lab::from_snapshot(&s) {
-                    Ok(lab) => new_lab = Some(Arc::new(lab)),
-                    Err(e) => shared.error(format!("training snapshot: {e:#}")),
-                },
-                Event::Finished {
-                    steps,
-                    cancelled,
-                    elapsed,
-                } => {
-                    shared.info(format!(
-                        "training {} after {steps} steps ({:.0} s)",
-                        if cancelled { "stopped" } else { "finished" },
-                        elapsed.as_secs_f64()
-                    ));
-                    t.status = format!(
-                        "{} at step {steps}",
-                        if cancelled { "stopped" } else { "finished" }
-                    );
-                    ended = true;
-                }
-                Event::Failed(e) => {
-                    shared.error(e.clone());
-                    t.status = format!("failed: {e}");
-                    ended = true;
-                }
+        let progress = t.job.poll(Duration::from_millis(6));
+        if let Some(s) = progress.status {
+            t.status = s;
+        }
+        for s in &progress.steps {
+            t.last_step = s.step;
+            if s.step % 5 == 0 || t.losses.len() < 50 {
+                t.losses.push([s.step as f64, s.total()]);
             }
         }
-        if let Some(lab) = new_lab {
-            let first = self
-                .lab
-                .as_ref()
-                .is_none_or(|l| l.meta.data != lab.meta.data || l.meta.steps > lab.meta.steps);
-            self.set_lab(lab, first);
+        for (step, values) in &progress.metrics {
+            let get = |k: &str| {
+                values
+                    .iter()
+                    .find(|(n, _)| n == k)
+                    .map_or(f64::NAN, |v| v.1)
+            };
+            t.metrics
+                .push((*step, get("r2_embedding"), get("r2_embedding_unseen")));
+        }
+        let ended = match progress.ended {
+            Some(Ok(summary)) => {
+                shared.info(format!("training {summary}"));
+                t.status = summary;
+                true
+            }
+            Some(Err(e)) => {
+                shared.error(e.clone());
+                t.status = format!("failed: {e}");
+                true
+            }
+            None => false,
+        };
+        if let Some(snapshot) = progress.snapshot {
+            match Lab::from_snapshot(&snapshot) {
+                Ok(lab) => {
+                    let first = self.lab.as_ref().is_none_or(|l| {
+                        l.meta.data != lab.meta.data || l.meta.steps > lab.meta.steps
+                    });
+                    self.set_lab(Arc::new(lab), first);
+                }
+                Err(e) => shared.error(format!("training snapshot: {e:#}")),
+            }
         }
         if ended {
             self.finished_training = self.training.take();
@@ -506,7 +494,10 @@ impl PitchTab {
                 .fold((-1.0f32, 1.0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
             let pad = 0.25 * (hi - lo);
             if ui
-                .add(egui::Slider::new(t, (lo - pad)..=(hi + pad)).text(format!("timbre latent {}", d + 1)))
+                .add(
+                    egui::Slider::new(t, (lo - pad)..=(hi + pad))
+                        .text(format!("timbre latent {}", d + 1)),
+                )
                 .changed()
             {
                 self.voice_dirty = true;

@@ -67,6 +67,18 @@ pub enum Event {
     Failed(String),
 }
 
+/// A batch of a job's events, as [`JobHandle::poll`] sorts them.
+#[derive(Default)]
+pub struct Progress {
+    pub status: Option<String>,
+    pub steps: Vec<StepStats>,
+    pub metrics: Vec<(u64, Vec<(String, f64)>)>,
+    /// the newest weights among the events, if any
+    pub snapshot: Option<Arc<Snapshot>>,
+    /// `Ok(summary)` when the job finished or was stopped, `Err(message)` when it failed
+    pub ended: Option<Result<String, String>>,
+}
+
 #[derive(Clone, Debug)]
 pub struct JobOptions {
     /// threads for the job's own pool (the UI and audio keep the rest)
@@ -119,6 +131,34 @@ impl JobHandle {
             }
         }
         out
+    }
+
+    /// What arrived since the last poll, sorted out for a window that shows it: status text,
+    /// steps and metrics in order, only the newest weights, and how the job ended if it did.
+    /// Reads for at most `budget` of wall time so a flood of events never stalls a frame.
+    pub fn poll(&self, budget: Duration) -> Progress {
+        let mut p = Progress::default();
+        for event in self.drain(budget) {
+            match event {
+                Event::Status(s) => p.status = Some(s),
+                Event::Step(s) => p.steps.push(s),
+                Event::Metrics { step, values } => p.metrics.push((step, values)),
+                Event::Snapshot(s) => p.snapshot = Some(s),
+                Event::Finished {
+                    steps,
+                    cancelled,
+                    elapsed,
+                } => {
+                    let verb = if cancelled { "stopped" } else { "finished" };
+                    p.ended = Some(Ok(format!(
+                        "{verb} at step {steps} ({:.1} s)",
+                        elapsed.as_secs_f64()
+                    )));
+                }
+                Event::Failed(e) => p.ended = Some(Err(e)),
+            }
+        }
+        p
     }
 
     /// Block until the job ends, handing every event to `on_event`.
