@@ -251,16 +251,15 @@ fn run_job(job: worker::JobHandle, out: &Path) -> CliResult {
             }
         }
         Event::Snapshot(s) => {
-            if let Some(b) = &bar {
-                if let Some(t) = s
+            if let Some(b) = &bar
+                && let Some(t) = s
                     .meta
                     .config
                     .pointer("/train/steps")
                     .and_then(|v| v.as_u64())
-                {
-                    total_steps = t;
-                    b.set_length(t);
-                }
+            {
+                total_steps = t;
+                b.set_length(t);
             }
             last = Some(s.clone());
         }

@@ -55,6 +55,6 @@ mod tests {
             .map(|(i, v)| v + if i % 2 == 0 { 5.0 } else { -5.0 })
             .collect();
         assert!(linear_fit(&x, &noisy).r2 < 0.95);
-        assert_eq!(linear_fit(&x, &vec![1.0; 20]).r2, 0.0);
+        assert_eq!(linear_fit(&x, &[1.0; 20]).r2, 0.0);
     }
 }

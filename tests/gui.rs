@@ -1,5 +1,6 @@
 //! The real App, driven headless with egui_kittest: what a person does with the mouse, and
 //! what they would hear.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use egui::accesskit::Role;
 use egui_kittest::Harness;

@@ -1,4 +1,5 @@
 //! The official SPS music PyTorch weights, imported, reproduce the official outputs to 1e-4.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use std::path::PathBuf;
 

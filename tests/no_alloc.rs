@@ -1,5 +1,6 @@
 //! Render must not touch the heap: a counting global allocator, armed only on the test's own
 //! thread (so other test threads and the harness don't interfere), checks every render path.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 #![allow(unsafe_code)] // GlobalAlloc is an unsafe trait; the crate denies unsafe elsewhere.
 
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -211,7 +211,9 @@ impl eframe::App for App {
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         // `LATENT_LAB_QUIT_AFTER_FIRST_FRAME=1 time latent-lab` measures start-up to a drawn window.
-        if self.frame_times.is_empty() && std::env::var_os("LATENT_LAB_QUIT_AFTER_FIRST_FRAME").is_some() {
+        if self.frame_times.is_empty()
+            && std::env::var_os("LATENT_LAB_QUIT_AFTER_FIRST_FRAME").is_some()
+        {
             ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
         }
         egui::Panel::top("tabs").show(ui, |ui| {

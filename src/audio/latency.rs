@@ -46,10 +46,10 @@ pub fn glide_response_ms(sample_rate: u32, from: f32, to: f32) -> f32 {
         // walk the new samples looking for the first window that already has the new period
         let mut end = window;
         while end <= signal.len() {
-            if let Some(p) = period_at(&signal, end, window) {
-                if (p / target_period - 1.0).abs() < 0.03 {
-                    return end as f32 * 1e3 / sample_rate as f32;
-                }
+            if let Some(p) = period_at(&signal, end, window)
+                && (p / target_period - 1.0).abs() < 0.03
+            {
+                return end as f32 * 1e3 / sample_rate as f32;
             }
             end += 8;
         }

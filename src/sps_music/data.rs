@@ -133,10 +133,13 @@ impl NoteSource for SoundFontSource {
 /// folder itself), each note labelled by its file name (`C4.wav`, `A#3_soft.wav`, `60.wav`) or,
 /// failing that, cut at onsets and labelled by YIN. A note that a scale needs but that was
 /// not recorded is made from the nearest recorded one by resampling, as a sampler would.
+/// Recorded notes of one instrument: (MIDI pitch, samples), sorted by pitch.
+type RecordedNotes = Vec<(f32, Vec<f32>)>;
+
 pub struct WavFolderSource {
     dir: PathBuf,
-    /// per instrument: (name, notes as (MIDI pitch, samples))
-    bank: Vec<(String, Vec<(f32, Vec<f32>)>)>,
+    /// per instrument: its name and its notes
+    bank: Vec<(String, RecordedNotes)>,
     n_train: usize,
 }
 
@@ -505,22 +508,6 @@ pub fn seeded_rng(seed: u64) -> rand::rngs::StdRng {
     rand::rngs::StdRng::seed_from_u64(seed)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn note_names_parse() {
-        assert_eq!(pitch_from_name("C4"), Some(60));
-        assert_eq!(pitch_from_name("A4_loud"), Some(69));
-        assert_eq!(pitch_from_name("c#4"), Some(61));
-        assert_eq!(pitch_from_name("Db4"), Some(61));
-        assert_eq!(pitch_from_name("72"), Some(72));
-        assert_eq!(pitch_from_name("take3"), None);
-        assert_eq!(pitch_from_name("A-1"), Some(9));
-    }
-}
-
 impl Dataset {
     /// Random spectra in the shape of real data, for benchmarks that time the model, not the data.
     pub fn synthetic(train: usize, seed: u64) -> Self {
@@ -552,5 +539,21 @@ impl Dataset {
             test_seen,
             test_unseen: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn note_names_parse() {
+        assert_eq!(pitch_from_name("C4"), Some(60));
+        assert_eq!(pitch_from_name("A4_loud"), Some(69));
+        assert_eq!(pitch_from_name("c#4"), Some(61));
+        assert_eq!(pitch_from_name("Db4"), Some(61));
+        assert_eq!(pitch_from_name("72"), Some(72));
+        assert_eq!(pitch_from_name("take3"), None);
+        assert_eq!(pitch_from_name("A-1"), Some(9));
     }
 }

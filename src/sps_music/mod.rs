@@ -119,7 +119,7 @@ impl Lab {
     /// MIDI pitch that a pitch latent stands for, through the fitted line (None if uncalibrated)
     pub fn pitch_of_latent(&self, latent: f32) -> Option<f32> {
         let c = &self.calibration;
-        (c.slope != 0.0).then(|| (c.slope * latent as f64 + c.intercept) as f32)
+        (c.slope != 0.0).then_some((c.slope * latent as f64 + c.intercept) as f32)
     }
 
     pub fn latent_of_pitch(&self, pitch: f32) -> Option<f32> {

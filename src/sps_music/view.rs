@@ -642,23 +642,21 @@ impl PitchTab {
                 "model.safetensors",
                 FileRequest::Open,
                 &[("checkpoint", &["safetensors"])],
-            ) {
-                if let Some(p) = self.checkpoint.path() {
-                    self.commands.push(Command::Open(p));
-                }
+            ) && let Some(p) = self.checkpoint.path()
+            {
+                self.commands.push(Command::Open(p));
             }
-            if ui.button("Open").clicked() {
-                if let Some(p) = self.checkpoint.path() {
-                    self.commands.push(Command::Open(p));
-                }
+            if ui.button("Open").clicked()
+                && let Some(p) = self.checkpoint.path()
+            {
+                self.commands.push(Command::Open(p));
             }
             if ui
                 .add_enabled(self.lab.is_some(), egui::Button::new("Save"))
                 .clicked()
+                && let Some(p) = self.checkpoint.path()
             {
-                if let Some(p) = self.checkpoint.path() {
-                    self.commands.push(Command::Save(p));
-                }
+                self.commands.push(Command::Save(p));
             }
         });
         ui.horizontal(|ui| {
@@ -669,10 +667,10 @@ impl PitchTab {
                 FileRequest::Open,
                 &[("PyTorch", &["pt", "pth"])],
             );
-            if ui.button("Import").clicked() {
-                if let Some(p) = self.import_field.path() {
-                    self.commands.push(Command::Import(p));
-                }
+            if ui.button("Import").clicked()
+                && let Some(p) = self.import_field.path()
+            {
+                self.commands.push(Command::Import(p));
             }
         });
         ui.horizontal(|ui| {
@@ -682,10 +680,9 @@ impl PitchTab {
             if ui
                 .add_enabled(self.lab.is_some(), egui::Button::new("Export WAV"))
                 .clicked()
+                && let Some(p) = self.wav_field.path()
             {
-                if let Some(p) = self.wav_field.path() {
-                    self.commands.push(Command::ExportSweep(p));
-                }
+                self.commands.push(Command::ExportSweep(p));
             }
         });
         ui.horizontal(|ui| {
@@ -699,10 +696,9 @@ impl PitchTab {
             if ui
                 .add_enabled(self.lab.is_some(), egui::Button::new("Export plot"))
                 .clicked()
+                && let Some(p) = self.plot_field.path()
             {
-                if let Some(p) = self.plot_field.path() {
-                    self.commands.push(Command::ExportPlot(p));
-                }
+                self.commands.push(Command::ExportPlot(p));
             }
         });
     }
