@@ -635,7 +635,7 @@ pub fn export(file: &Path, figure: &str, out: &Path) -> CliResult {
                 .iter()
                 .map(|s| {
                     let pitch = 60.0 + *s as f32;
-                    let mut z = vec![lab.latent_of_pitch(pitch).unwrap_or(0.0)];
+                    let mut z = vec![lab.latent_of_pitch_clamped(pitch).unwrap_or(0.0)];
                     z.extend(
                         lab.calibration
                             .instruments

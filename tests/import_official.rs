@@ -68,3 +68,16 @@ fn import_then_save_then_load_round_trips() {
     let z = npy("z");
     assert!(max_abs_diff(&back.model.decode(&z).unwrap(), &npy("decoded")) < 1e-4);
 }
+
+#[test]
+fn resynthesised_notes_never_clip() {
+    let lab = Lab::import_pytorch(&fixture("sps_music_official_seed0.pt")).unwrap();
+    let extreme = vec![
+        vec![40.0, -40.0, 40.0],
+        vec![-40.0, 40.0, -40.0],
+        vec![0.0, 0.0, 0.0],
+    ];
+    let audio = lab.render_notes(&extreme, 8).unwrap();
+    let peak = audio.iter().fold(0f32, |m, s| m.max(s.abs()));
+    assert!(peak > 0.0 && peak <= 0.9 + 1e-6, "peak {peak}");
+}

@@ -122,6 +122,15 @@ impl Lab {
         (c.slope != 0.0).then_some((c.slope * latent as f64 + c.intercept) as f32)
     }
 
+    /// The pitch latent for a MIDI pitch, kept within the slider's range (the observed range
+    /// and 15% beyond), where the decoder has seen data.
+    pub fn latent_of_pitch_clamped(&self, pitch: f32) -> Option<f32> {
+        let (lo, hi) = self.latent_range();
+        let margin = 0.15 * (hi - lo);
+        self.latent_of_pitch(pitch)
+            .map(|l| l.clamp(lo - margin, hi + margin))
+    }
+
     pub fn latent_of_pitch(&self, pitch: f32) -> Option<f32> {
         let c = &self.calibration;
         (c.slope != 0.0).then(|| ((pitch as f64 - c.intercept) / c.slope) as f32)
@@ -154,6 +163,11 @@ impl Lab {
                 0.0,
                 data::NOTE_TOTAL - note.len().min(data::NOTE_TOTAL),
             ));
+        }
+        // Griffin-Lim does not bound the level: scale down rather than let the WAV clip.
+        let peak = out.iter().fold(0f32, |m, s| m.max(s.abs()));
+        if peak > 0.9 {
+            out.iter_mut().for_each(|s| *s *= 0.9 / peak);
         }
         Ok(out)
     }

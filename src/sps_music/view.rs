@@ -369,7 +369,8 @@ impl PitchTab {
                     let latents: Vec<Vec<f32>> = data::SCALE
                         .iter()
                         .map(|s| {
-                            let mut z = vec![lab.latent_of_pitch(base + *s as f32).unwrap_or(0.0)];
+                            let mut z =
+                                vec![lab.latent_of_pitch_clamped(base + *s as f32).unwrap_or(0.0)];
                             z.extend_from_slice(&timbre);
                             z
                         })
