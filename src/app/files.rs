@@ -92,4 +92,35 @@ impl PathField {
         );
         delivered
     }
+
+    /// A labelled row: the field, its Browse button, then one button per action (name, enabled).
+    /// Returns the action clicked and the path typed; a path delivered by the dialog of an
+    /// `Open` field counts as the first action.
+    pub fn row(
+        &mut self,
+        ui: &mut egui::Ui,
+        label: &str,
+        hint: &str,
+        request: FileRequest,
+        filters: &[(&str, &[&str])],
+        actions: &[(&str, bool)],
+    ) -> Option<(usize, PathBuf)> {
+        ui.horizontal(|ui| {
+            ui.label(label);
+            let mut chosen = None;
+            if self.ui(ui, hint, request, filters)
+                && request == FileRequest::Open
+                && !actions.is_empty()
+            {
+                chosen = Some(0);
+            }
+            for (i, (name, enabled)) in actions.iter().enumerate() {
+                if ui.add_enabled(*enabled, egui::Button::new(*name)).clicked() {
+                    chosen = Some(i);
+                }
+            }
+            chosen.and_then(|i| self.path().map(|p| (i, p)))
+        })
+        .inner
+    }
 }

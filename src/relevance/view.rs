@@ -1080,30 +1080,20 @@ impl RelevanceTab {
     }
 
     fn files_ui(&mut self, ui: &mut egui::Ui) {
-        ui.horizontal(|ui| {
-            ui.label("checkpoint");
-            if self.checkpoint.ui(
-                ui,
-                "model.safetensors",
-                FileRequest::Open,
-                &[("checkpoint", &["safetensors"])],
-            ) && let Some(p) = self.checkpoint.path()
-            {
-                self.commands.push(Command::Open(p));
-            }
-            if ui.button("Open").clicked()
-                && let Some(p) = self.checkpoint.path()
-            {
-                self.commands.push(Command::Open(p));
-            }
-            if ui
-                .add_enabled(self.lab.is_some(), egui::Button::new("Save"))
-                .clicked()
-                && let Some(p) = self.checkpoint.path()
-            {
-                self.commands.push(Command::Save(p));
-            }
-        });
+        let checkpoint = [("checkpoint", &["safetensors"][..])];
+        let actions = [("Open", true), ("Save", self.lab.is_some())];
+        match self.checkpoint.row(
+            ui,
+            "checkpoint",
+            "model.safetensors",
+            FileRequest::Open,
+            &checkpoint,
+            &actions,
+        ) {
+            Some((0, p)) => self.commands.push(Command::Open(p)),
+            Some((_, p)) => self.commands.push(Command::Save(p)),
+            None => {}
+        }
         ui.horizontal(|ui| {
             ui.label("figure");
             self.export_field.ui(

@@ -636,72 +636,53 @@ impl PitchTab {
     }
 
     fn files_ui(&mut self, ui: &mut egui::Ui) {
-        ui.horizontal(|ui| {
-            ui.label("checkpoint");
-            if self.checkpoint.ui(
-                ui,
-                "model.safetensors",
-                FileRequest::Open,
-                &[("checkpoint", &["safetensors"])],
-            ) && let Some(p) = self.checkpoint.path()
-            {
-                self.commands.push(Command::Open(p));
-            }
-            if ui.button("Open").clicked()
-                && let Some(p) = self.checkpoint.path()
-            {
-                self.commands.push(Command::Open(p));
-            }
-            if ui
-                .add_enabled(self.lab.is_some(), egui::Button::new("Save"))
-                .clicked()
-                && let Some(p) = self.checkpoint.path()
-            {
-                self.commands.push(Command::Save(p));
-            }
-        });
-        ui.horizontal(|ui| {
-            ui.label("official .pt");
-            self.import_field.ui(
-                ui,
-                "sps_music.pt",
-                FileRequest::Open,
-                &[("PyTorch", &["pt", "pth"])],
-            );
-            if ui.button("Import").clicked()
-                && let Some(p) = self.import_field.path()
-            {
-                self.commands.push(Command::Import(p));
-            }
-        });
-        ui.horizontal(|ui| {
-            ui.label("sweep");
-            self.wav_field
-                .ui(ui, "sweep.wav", FileRequest::Save, &[("WAV", &["wav"])]);
-            if ui
-                .add_enabled(self.lab.is_some(), egui::Button::new("Export WAV"))
-                .clicked()
-                && let Some(p) = self.wav_field.path()
-            {
-                self.commands.push(Command::ExportSweep(p));
-            }
-        });
-        ui.horizontal(|ui| {
-            ui.label("plot");
-            self.plot_field.ui(
-                ui,
-                "plot.png or .svg",
-                FileRequest::Save,
-                &[("figure", &["png", "svg"])],
-            );
-            if ui
-                .add_enabled(self.lab.is_some(), egui::Button::new("Export plot"))
-                .clicked()
-                && let Some(p) = self.plot_field.path()
-            {
-                self.commands.push(Command::ExportPlot(p));
-            }
-        });
+        let loaded = self.lab.is_some();
+        let checkpoint = [("checkpoint", &["safetensors"][..])];
+        match self.checkpoint.row(
+            ui,
+            "checkpoint",
+            "model.safetensors",
+            FileRequest::Open,
+            &checkpoint,
+            &[("Open", true), ("Save", loaded)],
+        ) {
+            Some((0, p)) => self.commands.push(Command::Open(p)),
+            Some((_, p)) => self.commands.push(Command::Save(p)),
+            None => {}
+        }
+        let pytorch = [("PyTorch", &["pt", "pth"][..])];
+        if let Some((_, p)) = self.import_field.row(
+            ui,
+            "official .pt",
+            "sps_music.pt",
+            FileRequest::Open,
+            &pytorch,
+            &[("Import", true)],
+        ) {
+            self.commands.push(Command::Import(p));
+        }
+        let wav = [("WAV", &["wav"][..])];
+        if let Some((_, p)) = self.wav_field.row(
+            ui,
+            "sweep",
+            "sweep.wav",
+            FileRequest::Save,
+            &wav,
+            &[("Export WAV", loaded)],
+        ) {
+            self.commands.push(Command::ExportSweep(p));
+        }
+        let figure = [("figure", &["png", "svg"][..])];
+        if let Some((_, p)) = self.plot_field.row(
+            ui,
+            "plot",
+            "plot.png or .svg",
+            FileRequest::Save,
+            &figure,
+            &[("Export plot", loaded)],
+        ) {
+            self.commands.push(Command::ExportPlot(p));
+        }
     }
 }
 
