@@ -34,6 +34,20 @@ impl Shared {
             at: Instant::now(),
         });
     }
+    /// Tell the user how a training job ended; returns the tab's status line for it.
+    pub fn announce_end(&mut self, ended: Option<Result<String, String>>) -> Option<String> {
+        match ended? {
+            Ok(summary) => {
+                self.info(format!("training {summary}"));
+                Some(summary)
+            }
+            Err(e) => {
+                self.error(e.clone());
+                Some(format!("failed: {e}"))
+            }
+        }
+    }
+
     pub fn error(&mut self, text: impl Into<String>) {
         let text = text.into();
         eprintln!("error: {text}");

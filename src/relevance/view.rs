@@ -285,7 +285,7 @@ impl RelevanceTab {
 
     fn drain_training(&mut self, shared: &mut Shared) {
         let Some(t) = &mut self.training else { return };
-        let progress = t.job.poll(Duration::from_millis(6));
+        let mut progress = t.job.poll(Duration::from_millis(6));
         if let Some(s) = progress.status {
             t.status = s;
         }
@@ -308,19 +308,10 @@ impl RelevanceTab {
                 t.beta_now = named().find(|(k, _)| *k == "beta").map(|(_, v)| v);
             }
         }
-        let ended = match progress.ended {
-            Some(Ok(summary)) => {
-                shared.info(format!("training {summary}"));
-                t.status = summary;
-                true
-            }
-            Some(Err(e)) => {
-                shared.error(e.clone());
-                t.status = format!("failed: {e}");
-                true
-            }
-            None => false,
-        };
+        let ended = shared
+            .announce_end(progress.ended.take())
+            .map(|status| t.status = status)
+            .is_some();
         if let Some(snapshot) = progress.snapshot {
             match Lab::from_snapshot(&snapshot) {
                 Ok(lab) => {

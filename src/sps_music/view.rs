@@ -264,7 +264,7 @@ impl PitchTab {
 
     fn drain_training(&mut self, shared: &mut Shared) {
         let Some(t) = &mut self.training else { return };
-        let progress = t.job.poll(Duration::from_millis(6));
+        let mut progress = t.job.poll(Duration::from_millis(6));
         if let Some(s) = progress.status {
             t.status = s;
         }
@@ -284,19 +284,10 @@ impl PitchTab {
             t.metrics
                 .push((*step, get("r2_embedding"), get("r2_embedding_unseen")));
         }
-        let ended = match progress.ended {
-            Some(Ok(summary)) => {
-                shared.info(format!("training {summary}"));
-                t.status = summary;
-                true
-            }
-            Some(Err(e)) => {
-                shared.error(e.clone());
-                t.status = format!("failed: {e}");
-                true
-            }
-            None => false,
-        };
+        let ended = shared
+            .announce_end(progress.ended.take())
+            .map(|status| t.status = status)
+            .is_some();
         if let Some(snapshot) = progress.snapshot {
             match Lab::from_snapshot(&snapshot) {
                 Ok(lab) => {
