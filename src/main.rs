@@ -113,17 +113,16 @@ fn main() -> ExitCode {
             beta,
             out,
         }) => {
-            let sizes = cli::SizeOverrides { latent, beta };
-            cli::train_with(
-                &family,
-                &preset,
-                data.as_deref(),
+            let args = cli::TrainArgs {
+                preset,
+                data,
                 steps,
                 seed,
                 threads,
-                &sizes,
-                &out,
-            )
+                latent,
+                beta,
+            };
+            cli::train(&family, &args, &out)
         }
         Some(Command::Eval { file, data, json }) => cli::eval(&file, data.as_deref(), json),
         Some(Command::Export { file, figure, out }) => cli::export(&file, &figure, &out),

@@ -55,6 +55,17 @@ pub const PALETTE: [(u8, u8, u8); 7] = [
     (120, 120, 120),
 ];
 
+/// The colour of category `i` of `n`: the colour-blind-safe [`PALETTE`] while it lasts, else
+/// spread over viridis so no two categories share a colour.
+pub fn category_color(i: usize, n: usize) -> (u8, u8, u8) {
+    if n <= PALETTE.len() {
+        PALETTE[i % PALETTE.len()]
+    } else {
+        let c = viridis(i as f32 / (n - 1).max(1) as f32);
+        (c[0], c[1], c[2])
+    }
+}
+
 /// A figure to export with [`save`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Figure {

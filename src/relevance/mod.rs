@@ -2,6 +2,7 @@
 //! with a known symmetry; the relevance of each latent dimension (1 - mean posterior
 //! variance) counts the dimensions the data really has.
 
+pub mod cli;
 pub mod data;
 pub mod eval;
 pub mod model;
@@ -295,7 +296,7 @@ pub fn kl_figure(lab: &Lab, report: &RelevanceReport) -> crate::figures::Figure 
 
 /// Relevance of every dimension over the training steps.
 pub fn curves_figure(lab: &Lab) -> crate::figures::Figure {
-    use crate::figures::{Figure, PALETTE, Series};
+    use crate::figures::{Figure, Series, category_color};
     let l = lab.history.first().map_or(0, |h| h.relevance.len());
     let series = (0..l)
         .map(|i| {
@@ -304,14 +305,7 @@ pub fn curves_figure(lab: &Lab) -> crate::figures::Figure {
                 .iter()
                 .filter_map(|h| h.relevance.get(i).map(|r| (h.step as f64, *r)))
                 .collect();
-            // more dims than palette colours: spread them over viridis instead of repeating
-            let color = if l <= PALETTE.len() {
-                PALETTE[i]
-            } else {
-                let c = crate::figures::viridis(i as f32 / (l - 1) as f32);
-                (c[0], c[1], c[2])
-            };
-            Series::new(format!("z{i}"), pts, color)
+            Series::new(format!("z{i}"), pts, category_color(i, l))
         })
         .collect();
     Figure::Lines {

@@ -1,5 +1,6 @@
 //! SPS music: a pitch latent learned from the translation symmetry of musical scales.
 
+pub mod cli;
 pub mod data;
 pub mod eval;
 pub mod model;

@@ -379,7 +379,7 @@ impl PitchTab {
                 let instrument = self.state.instrument;
                 self.run_in_background(move || {
                     let audio = lab
-                        .render_notes(&crate::cli::pitch_sweep(&lab, 25, instrument), 64)
+                        .render_notes(&super::cli::pitch_sweep(&lab, 25, instrument), 64)
                         .map_err(|e| e.to_string())?;
                     crate::audio::wav::write_mono(&p, &audio, SAMPLE_RATE)
                         .map_err(|e| e.to_string())?;
@@ -389,7 +389,7 @@ impl PitchTab {
             Command::ExportPlot(p) => {
                 let Some(lab) = self.lab.clone() else { return };
                 self.run_in_background(move || {
-                    crate::figures::save(&crate::cli::embedding_figure(&lab), &p)
+                    crate::figures::save(&super::cli::embedding_figure(&lab), &p)
                         .map_err(|e| format!("{e:#}"))?;
                     Ok(BackgroundDone::Wrote(p))
                 });

@@ -1,0 +1,253 @@
+//! The relevance family on the command line (see [`crate::cli::Family`]).
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::anyhow;
+use candle_core::{Device, Tensor};
+
+use crate::cli::{self, CliError, CliResult, Family, TrainArgs, bad};
+use crate::figures;
+use crate::worker::{self, JobOptions, Trainer};
+
+use super::{FAMILY, Lab, data, train::TrainConfig};
+
+pub struct RelevanceFamily;
+
+fn load(file: &Path) -> Result<Lab, CliError> {
+    Lab::load(file).map_err(bad)
+}
+
+/// The events a relevance model is evaluated or drawn on: `--data`, or its training data.
+fn events(lab: &Lab, data_spec: Option<&str>) -> Result<data::Dataset, CliError> {
+    let spec = data_spec.unwrap_or(&lab.meta.data);
+    let data = data::Dataset::load(spec, lab.cfg.events, lab.meta.seed).map_err(bad)?;
+    lab.check_data(&data).map_err(bad)?;
+    Ok(data)
+}
+
+impl Family for RelevanceFamily {
+    fn name(&self) -> &'static str {
+        FAMILY
+    }
+
+    fn train(&self, args: &TrainArgs) -> Result<worker::JobHandle, CliError> {
+        let mut cfg = TrainConfig::preset(&args.preset).map_err(bad)?;
+        if let Some(s) = args.steps {
+            cfg.steps = s;
+        }
+        if let Some(l) = args.latent {
+            if !(1..=256).contains(&l) {
+                return Err(bad(anyhow!(
+                    "--latent {l}: give 1 to 256 latent dimensions"
+                )));
+            }
+            cfg.model.latent = l;
+        }
+        if let Some(b) = args.beta {
+            if !(b.is_finite() && b >= 0.0) {
+                return Err(bad(anyhow!("--beta {b}: give a number >= 0")));
+            }
+            cfg.beta = b;
+        }
+        let seed = args.seed;
+        let spec = args.data.as_deref().unwrap_or("ee-mumu");
+        let dataset = data::Dataset::load(spec, cfg.events, seed).map_err(bad)?;
+        // the model is small: one thread beats several that wait on each other
+        let options = JobOptions {
+            threads: args.threads.unwrap_or(1),
+            eval_every: 500,
+            snapshot_every: Duration::from_secs(30),
+        };
+        Ok(worker::spawn(
+            move |status| {
+                status(format!(
+                    "{}: {} events of {} features",
+                    dataset.source,
+                    dataset.len(),
+                    dataset.dim()
+                ));
+                Ok(Box::new(super::train::RelevanceTrainer::new(
+                    cfg, &dataset, seed,
+                )?))
+            },
+            options,
+        ))
+    }
+
+    fn eval(&self, file: &Path, data_spec: Option<&str>) -> Result<serde_json::Value, CliError> {
+        let lab = load(file)?;
+        let data = events(&lab, data_spec)?;
+        let report = lab.relevance_on(&data).map_err(CliError::Failed)?;
+        if report.relevance.iter().any(|r| !r.is_finite()) {
+            return Err(CliError::Failed(anyhow!(
+                "{}: the relevance is not finite (the weights hold NaN or inf)",
+                file.display()
+            )));
+        }
+        let mut metrics = serde_json::json!({
+            "family": FAMILY,
+            "preset": lab.meta.preset,
+            "data": data.source,
+            "latent": lab.latent_dims(),
+            "beta": lab.cfg.beta,
+            "steps": lab.meta.steps,
+            "relevance": report.relevance,
+            "relevant_dims": report.relevant_dims,
+            "kl_per_dim": report.kl_per_dim,
+            "recon": report.recon,
+            "held_out_events": data.held_out_indices().len(),
+        });
+        if let Some(map) = metrics.as_object_mut() {
+            if let Some(d) = data.intrinsic_dim {
+                map.insert("intrinsic_dim".into(), d.into());
+            }
+            // which physical quantity each latent follows: Pearson r per observable, one per latent dim
+            let rows = data.held_out_indices();
+            let latents = lab.encode(&data.gather(&rows))?;
+            let obs = super::eval::observables_of(&data.observables, &rows);
+            let refs: Vec<(&str, Vec<f32>)> =
+                obs.iter().map(|(n, v)| (n.as_str(), v.clone())).collect();
+            let table = super::eval::correlations(&latents, &refs);
+            let by_observable: serde_json::Map<String, serde_json::Value> = obs
+                .iter()
+                .enumerate()
+                .map(|(k, (name, _))| {
+                    (
+                        name.clone(),
+                        table
+                            .iter()
+                            .map(|row| (row[k] * 1000.0).round() / 1000.0)
+                            .collect::<Vec<f64>>()
+                            .into(),
+                    )
+                })
+                .collect();
+            map.insert("correlations".into(), by_observable.into());
+        }
+        Ok(metrics)
+    }
+
+    fn export(&self, file: &Path, figure: &str, out: &Path) -> CliResult {
+        let lab = load(file)?;
+        let ext = cli::extension(out);
+        if !matches!(ext.as_str(), "png" | "svg") {
+            return Err(bad(anyhow!(
+                "{}: cannot export .{ext} (vae-relevance figures are .png or .svg)",
+                out.display()
+            )));
+        }
+        let report = || -> Result<super::eval::RelevanceReport, CliError> {
+            let data = events(&lab, None)?;
+            lab.relevance_on(&data).map_err(CliError::Failed)
+        };
+        let fig = match figure {
+            "relevance" => super::relevance_figure(&lab, &report()?),
+            "kl" => super::kl_figure(&lab, &report()?),
+            "curves" => {
+                if lab.history.is_empty() {
+                    return Err(bad(anyhow!(
+                        "{}: this checkpoint has no training history to plot",
+                        file.display()
+                    )));
+                }
+                super::curves_figure(&lab)
+            }
+            "scatter" => {
+                let data = events(&lab, None)?;
+                let rows = data.held_out_indices();
+                let latents = lab.encode(&data.gather(&rows))?;
+                let report = lab.relevance_on(&data).map_err(CliError::Failed)?;
+                let obs = super::eval::observables_of(&data.observables, &rows);
+                let Some((name, values)) = obs.first() else {
+                    return Err(bad(anyhow!(
+                        "{}: the data has no observable to colour by",
+                        lab.meta.data
+                    )));
+                };
+                super::scatter_figure(
+                    &lab,
+                    &latents,
+                    super::top_two(&report.relevance),
+                    (name, values),
+                )
+            }
+            other => {
+                return Err(bad(anyhow!(
+                    "{}: unknown figure `{other}` (vae-relevance: relevance, kl, curves, scatter)",
+                    out.display()
+                )));
+            }
+        };
+        figures::save(&fig, out).map_err(bad)
+    }
+
+    fn bench(&self, what: &str, preset: &str) -> Result<serde_json::Value, CliError> {
+        let mut cfg = TrainConfig::preset(preset).map_err(bad)?;
+        cfg.events = 5000;
+        let data = data::generate(data::Generator::PpMuMu, cfg.events, 0);
+        let mut trainer = super::train::RelevanceTrainer::new(cfg.clone(), &data, 0)?;
+        Ok(match what {
+            "train-step" => {
+                let times = cli::time_ms(&mut || trainer.step().map(|_| ()), 20, 500)?;
+                serde_json::json!({
+                    "family": FAMILY, "preset": cfg.preset, "what": "train-step",
+                    "ms_per_step_median": cli::percentile(&times, 0.5),
+                    "ms_per_step_min": times.first(), "ms_per_step_max": times.last(),
+                    "batch": cfg.batch, "latent": cfg.model.latent,
+                    "threads": rayon::current_num_threads(),
+                })
+            }
+            "decode" => {
+                let lab = trainer.lab()?;
+                let z = vec![0.3f32; lab.latent_dims()];
+                let times = cli::time_ms(
+                    &mut || lab.decode(&z).map(|_| ()).map_err(Into::into),
+                    50,
+                    2000,
+                )?;
+                serde_json::json!({
+                    "family": FAMILY, "preset": cfg.preset, "what": "decode",
+                    "decode_ms_p50": cli::percentile(&times, 0.5),
+                    "decode_ms_p99": cli::percentile(&times, 0.99),
+                    "samples": times.len(),
+                })
+            }
+            other => {
+                return Err(bad(anyhow!(
+                    "unknown benchmark `{other}` for {FAMILY} (train-step, decode)"
+                )));
+            }
+        })
+    }
+
+    fn encode(&self, file: &Path, input: &Path, out: &Path) -> CliResult {
+        let lab = load(file)?;
+        let (n, x) = cli::read_matrix(
+            input,
+            lab.cfg.model.input,
+            &format!("features ({})", lab.columns.join(", ")),
+        )?;
+        let z: Vec<f32> = lab.encode(&x)?.concat();
+        cli::write_npy(
+            &Tensor::from_vec(z, (n, lab.latent_dims()), &Device::Cpu)?,
+            out,
+        )
+    }
+
+    fn decode(&self, file: &Path, latents: &Path, out: &Path) -> CliResult {
+        let lab = load(file)?;
+        if cli::extension(out) != "npy" {
+            return Err(bad(anyhow!(
+                "{}: vae-relevance decodes to .npy (raw features)",
+                out.display()
+            )));
+        }
+        let (n, z) = cli::read_matrix(latents, lab.latent_dims(), "latents")?;
+        let x = lab.decode(&z)?;
+        cli::write_npy(
+            &Tensor::from_vec(x, (n, lab.cfg.model.input), &Device::Cpu)?,
+            out,
+        )
+    }
+}

@@ -1,0 +1,313 @@
+//! The SPS music family on the command line (see [`crate::cli::Family`]).
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::anyhow;
+
+use crate::audio::{dsp, wav};
+use crate::cli::{self, CliError, CliResult, Family, TrainArgs, bad};
+use crate::figures::{self, Figure, Series};
+use crate::worker::{self, JobOptions, Trainer};
+
+use super::{FAMILY, Lab, data, train::TrainConfig};
+
+pub struct SpsMusicFamily;
+
+fn load(file: &Path) -> Result<Lab, CliError> {
+    Lab::load(file).map_err(bad)
+}
+
+impl Family for SpsMusicFamily {
+    fn name(&self) -> &'static str {
+        FAMILY
+    }
+
+    fn train(&self, args: &TrainArgs) -> Result<worker::JobHandle, CliError> {
+        args.refuse_sizes(FAMILY)?;
+        let mut cfg = TrainConfig::preset(&args.preset).map_err(bad)?;
+        if let Some(s) = args.steps {
+            cfg.steps = s;
+        }
+        let spec = args.data.clone().unwrap_or_else(|| "soundfont".into());
+        let mut source = data::open_source(&spec).map_err(bad)?;
+        let seed = args.seed;
+        let options = JobOptions {
+            threads: args.threads_or_all(),
+            eval_every: 250,
+            snapshot_every: Duration::from_secs(30),
+        };
+        Ok(worker::spawn(
+            move |status| {
+                let data = data::Dataset::render(source.as_mut(), status)?;
+                status(format!(
+                    "{} training scales, {} held-out, {} of unseen instruments",
+                    data.train.len(),
+                    data.test_seen.len(),
+                    data.test_unseen.len()
+                ));
+                Ok(Box::new(super::train::SpsTrainer::new(cfg, data, seed)?))
+            },
+            options,
+        ))
+    }
+
+    fn eval(&self, file: &Path, data_spec: Option<&str>) -> Result<serde_json::Value, CliError> {
+        let lab = load(file)?;
+        let spec = match data_spec {
+            Some(s) => s.to_string(),
+            None if lab.meta.data.starts_with("soundfont:")
+                || lab.meta.data.starts_with("wav-dir:") =>
+            {
+                lab.meta.data.clone()
+            }
+            None => "soundfont".into(),
+        };
+        let mut source = data::open_source(&spec).map_err(bad)?;
+        let quiet = |_: String| {};
+        let dataset = data::Dataset::render(source.as_mut(), &quiet).map_err(bad)?;
+        let cal = super::eval::embedding_metrics(&lab.model, &dataset)?;
+        let (r2_synthesis, detected) = super::eval::synthesis_r2(&lab.model, &cal, 16)?;
+        Ok(serde_json::json!({
+            "family": FAMILY,
+            "preset": lab.meta.preset,
+            "r2_embedding": cal.r2_seen,
+            "r2_embedding_unseen": cal.r2_unseen,
+            "r2_synthesis": r2_synthesis,
+            "r2_within_instrument": cal.r2_within_instrument,
+            "synthesis_detected": detected,
+            "pitch_semitones_per_latent_unit": cal.slope,
+            "held_out_notes": dataset.test_seen.len() * data::SEQ_LEN,
+            "unseen_instrument_notes": dataset.test_unseen.len() * data::SEQ_LEN,
+        }))
+    }
+
+    fn export(&self, file: &Path, figure: &str, out: &Path) -> CliResult {
+        let lab = load(file)?;
+        let ext = cli::extension(out);
+        match (figure, ext.as_str()) {
+            ("embedding", "png" | "svg") => {
+                if lab.calibration.points.is_empty() {
+                    return Err(bad(anyhow!(
+                        "{}: this checkpoint has no embedded notes to plot (run `latent-lab eval` on a trained model)",
+                        file.display()
+                    )));
+                }
+                figures::save(&embedding_figure(&lab), out).map_err(bad)?
+            }
+            ("traversal", "png" | "svg") => {
+                let latents = pitch_sweep(&lab, 25, 0);
+                let (w, h, rgb) = spectra_image(&lab, &latents, 257)?;
+                let fig = Figure::ImageGrid {
+                    title: "Decoded spectra along the pitch latent (0-8 kHz, 25 steps)".into(),
+                    tile_w: w,
+                    tile_h: h,
+                    cols: 1,
+                    tiles: vec![rgb],
+                    captions: vec![],
+                };
+                figures::save(&fig, out).map_err(bad)?
+            }
+            ("traversal", "wav") => {
+                let audio = lab.render_notes(&pitch_sweep(&lab, 25, 0), 64)?;
+                wav::write_mono(out, &audio, dsp::SAMPLE_RATE).map_err(bad)?
+            }
+            ("scale", "wav") => {
+                let timbre = lab
+                    .calibration
+                    .instruments
+                    .first()
+                    .map(|i| i.timbre.clone())
+                    .unwrap_or_else(|| vec![0.0; lab.latent_dims() - 1]);
+                let latents: Vec<Vec<f32>> = data::SCALE
+                    .iter()
+                    .map(|s| {
+                        let pitch = 60.0 + *s as f32;
+                        let mut z = vec![lab.latent_of_pitch_clamped(pitch).unwrap_or(0.0)];
+                        z.extend_from_slice(&timbre);
+                        z
+                    })
+                    .collect();
+                let audio = lab.render_notes(&latents, 64)?;
+                wav::write_mono(out, &audio, dsp::SAMPLE_RATE).map_err(bad)?
+            }
+            _ => {
+                return Err(bad(anyhow!(
+                    "{}: cannot export figure `{figure}` as .{ext} (sps-music: embedding .png/.svg, traversal .png/.svg/.wav, scale .wav)",
+                    out.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn import(&self, file: &Path, out: &Path) -> CliResult {
+        let lab = Lab::import_pytorch(file).map_err(bad)?;
+        lab.save(out).map_err(bad)?;
+        eprintln!("imported {} -> {}", file.display(), out.display());
+        Ok(())
+    }
+
+    fn bench(&self, what: &str, preset: &str) -> Result<serde_json::Value, CliError> {
+        let cfg = TrainConfig::preset(preset).map_err(bad)?;
+        Ok(match what {
+            "decode" => {
+                let (_vm, vb) = crate::nn::new_varmap();
+                let model = super::model::SpsMusic::new(&cfg.model, vb)?;
+                let z = [0.3f32, -0.2, 0.1];
+                let times = cli::time_ms(
+                    &mut || {
+                        super::decode_spectrum(&model, &z)
+                            .map(|_| ())
+                            .map_err(Into::into)
+                    },
+                    50,
+                    1000,
+                )?;
+                serde_json::json!({
+                    "family": FAMILY, "preset": cfg.preset, "what": "decode",
+                    "decode_ms_p50": cli::percentile(&times, 0.5),
+                    "decode_ms_p99": cli::percentile(&times, 0.99),
+                    "samples": times.len(),
+                })
+            }
+            "train-step" => {
+                let threads = rayon::current_num_threads();
+                let data = data::Dataset::synthetic(cfg.batch * 2, 3);
+                let mut trainer = super::train::SpsTrainer::new(cfg.clone(), data, 0)?;
+                let times = cli::time_ms(&mut || trainer.step().map(|_| ()), 2, 8)?;
+                serde_json::json!({
+                    "family": FAMILY, "preset": cfg.preset, "what": "train-step",
+                    "ms_per_step_median": cli::percentile(&times, 0.5),
+                    "ms_per_step_min": times.first(), "ms_per_step_max": times.last(),
+                    "batch": cfg.batch, "k": cfg.k, "sequence_length": data::SEQ_LEN,
+                    "threads": threads,
+                })
+            }
+            "latency" => crate::audio::latency::bench_json(preset)?,
+            other => {
+                return Err(bad(anyhow!(
+                    "unknown benchmark `{other}` for {FAMILY} (train-step, decode, latency)"
+                )));
+            }
+        })
+    }
+
+    fn encode(&self, file: &Path, input: &Path, out: &Path) -> CliResult {
+        let lab = load(file)?;
+        let x = cli::read_npy(input)?;
+        let dims = x.dims().to_vec();
+        let expected = [1, dsp::N_BINS, data::FRAMES_PER_NOTE];
+        if dims.len() != 4 || dims[1..] != expected {
+            return Err(bad(anyhow!(
+                "{}: shape {dims:?}, expected (N, 1, 513, 5)",
+                input.display()
+            )));
+        }
+        let (mu, _) = lab.model.encode(&x)?;
+        cli::write_npy(&mu, out)
+    }
+
+    fn decode(&self, file: &Path, latents: &Path, out: &Path) -> CliResult {
+        let lab = load(file)?;
+        let z = cli::read_npy(latents)?;
+        if z.dims().len() != 2 || z.dim(1)? != lab.latent_dims() {
+            return Err(bad(anyhow!(
+                "{}: shape {:?}, expected (N, {})",
+                latents.display(),
+                z.dims(),
+                lab.latent_dims()
+            )));
+        }
+        let rows = z.to_vec2::<f32>()?;
+        match cli::extension(out).as_str() {
+            "npy" => cli::write_npy(&lab.model.decode(&z)?, out),
+            "wav" => {
+                let audio = lab.render_notes(&rows, 64)?;
+                wav::write_mono(out, &audio, dsp::SAMPLE_RATE).map_err(bad)
+            }
+            "png" => {
+                let (w, h, rgb) = spectra_image(&lab, &rows, dsp::N_BINS)?;
+                cli::write_png(out, w, h, rgb)
+            }
+            other => Err(bad(anyhow!(
+                "{}: cannot decode to .{other} (use .npy, .png or .wav)",
+                out.display()
+            ))),
+        }
+    }
+}
+
+/// The latents of a sweep of the pitch latent over its range, with one instrument's timbre.
+pub fn pitch_sweep(lab: &Lab, points: usize, instrument: usize) -> Vec<Vec<f32>> {
+    let (lo, hi) = lab.latent_range();
+    let timbre = lab
+        .calibration
+        .instruments
+        .get(instrument)
+        .map(|i| i.timbre.clone())
+        .unwrap_or_else(|| vec![0.0; lab.latent_dims() - 1]);
+    (0..points)
+        .map(|k| {
+            let mut z = vec![lo + (hi - lo) * k as f32 / (points - 1).max(1) as f32];
+            z.extend_from_slice(&timbre);
+            z
+        })
+        .collect()
+}
+
+/// Decoded spectra side by side as one RGB image, low frequencies at the bottom.
+pub fn spectra_image(
+    lab: &Lab,
+    latents: &[Vec<f32>],
+    max_bin: usize,
+) -> anyhow::Result<(usize, usize, Vec<u8>)> {
+    let frames = data::FRAMES_PER_NOTE;
+    let w = latents.len() * frames;
+    let h = max_bin.min(dsp::N_BINS);
+    let mut rgb = vec![0u8; w * h * 3];
+    for (n, z) in latents.iter().enumerate() {
+        let spec = lab.decode_spectrum(z)?;
+        for f in 0..frames {
+            for b in 0..h {
+                let c = figures::viridis(spec[b * frames + f]);
+                let (x, y) = (n * frames + f, h - 1 - b);
+                rgb[(y * w + x) * 3..(y * w + x) * 3 + 3].copy_from_slice(&c);
+            }
+        }
+    }
+    Ok((w, h, rgb))
+}
+
+/// The learned pitch latent against true pitch, one colour per instrument, with the fit.
+pub fn embedding_figure(lab: &Lab) -> Figure {
+    let cal = &lab.calibration;
+    let n = cal.instruments.len();
+    let series = cal
+        .instruments
+        .iter()
+        .enumerate()
+        .map(|(i, inst)| Series {
+            name: format!(
+                "{}{}",
+                inst.name,
+                if inst.unseen { " (unseen)" } else { "" }
+            ),
+            points: cal
+                .points
+                .iter()
+                .filter(|p| p.2 as usize == i)
+                .map(|p| (p.1 as f64, p.0 as f64))
+                .collect(),
+            color: figures::category_color(i, n),
+        })
+        .filter(|s| !s.points.is_empty())
+        .collect();
+    Figure::Scatter {
+        title: format!("SPS pitch latent ({} preset)", lab.meta.preset),
+        x_label: "pitch latent z1".into(),
+        y_label: "pitch (MIDI semitones)".into(),
+        series,
+        fit: (cal.slope != 0.0).then_some((cal.slope, cal.intercept, cal.r2_seen)),
+    }
+}
