@@ -33,10 +33,10 @@ fn ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn train_library(g: Generator, steps: u64, beta: f64, seed: u64) -> (Lab, Dataset) {
+fn train_library(g: Generator, steps: u64, latent: usize, seed: u64) -> (Lab, Dataset) {
     let mut cfg = TrainConfig::preset("fast").unwrap();
     cfg.steps = steps;
-    cfg.beta = beta;
+    cfg.model.latent = latent;
     cfg.events = 6000;
     let data = generate(g, cfg.events, seed);
     let mut t = RelevanceTrainer::new(cfg, &data, seed).unwrap();
@@ -48,49 +48,53 @@ fn train_library(g: Generator, steps: u64, beta: f64, seed: u64) -> (Lab, Datase
 }
 
 #[test]
-fn circle_keeps_two_of_eight_latents_and_lets_the_rest_collapse() {
-    // A circle lies in the plane; a Gaussian latent space holds it as a ring in two
-    // coordinates (one coordinate cannot close the loop). The other six go back to the prior.
-    let (lab, data) = train_library(Generator::Circle, 2000, 0.01, 0);
+fn circle_is_cut_open_onto_one_latent_and_the_rest_collapse() {
+    // A circle needs one coordinate, but a Gaussian latent space cannot close the loop: with
+    // every latent open from the start the VAE stores it as a ring in two. Opened one at a
+    // time, the first latent learns the angle alone (the circle cut at one point), and the
+    // next ones stay at the prior because they are not worth their KL.
+    let (lab, data) = train_library(Generator::Circle, 3000, 4, 0);
     let r = lab.relevance_on(&data).unwrap();
     let mut sorted = r.relevance.clone();
     sorted.sort_by(|a, b| b.total_cmp(a));
-    assert_eq!(r.relevant_dims, 2, "relevance {:?}", r.relevance);
+    assert_eq!(r.relevant_dims, 1, "relevance {:?}", r.relevance);
     assert!(
-        sorted[1] > 0.8 && sorted[2] < 0.2,
-        "a clear gap between used and unused dims: {sorted:?}"
+        sorted[0] > 0.9 && sorted[1] < 0.3,
+        "a clear gap between the used dim and the rest: {sorted:?}"
     );
-    // unused dims carry (almost) no information
     for (rel, kl) in r.relevance.iter().zip(&r.kl_per_dim) {
-        if *rel < 0.5 {
-            assert!(*kl < 0.1, "collapsed dim with KL {kl}");
+        if *rel < 0.3 {
+            assert!(*kl < 0.3, "collapsed dim with KL {kl}");
         }
     }
-    // decoding the posterior means lands on the circle
+    // decoding the posterior means lands on the circle, except near the cut
     let rows = data.held_out_indices();
-    let z = lab.encode(&data.gather(&rows[..200])).unwrap();
+    let z = lab.encode(&data.gather(&rows[..400])).unwrap();
     let x = lab.decode(&z.concat()).unwrap();
-    for (k, p) in x.chunks(2).enumerate() {
-        let radius = p[0].hypot(p[1]);
-        assert!(
-            (radius - 1.0).abs() < 0.1,
-            "event {k} decodes to radius {radius}"
-        );
-    }
+    let on_circle = x
+        .chunks(2)
+        .filter(|p| (p[0].hypot(p[1]) - 1.0).abs() < 0.1)
+        .count();
+    assert!(
+        on_circle >= 380,
+        "{on_circle} of 400 decode onto the circle"
+    );
 }
 
 #[test]
-fn ee_mumu_latents_follow_the_decay_angles_and_conserve_momentum() {
-    let (lab, data) = train_library(Generator::EeMuMu, 2500, 0.01, 1);
+fn ee_mumu_latents_hold_the_decay_angles_in_two_dims_and_conserve_momentum() {
+    let (lab, data) = train_library(Generator::EeMuMu, 3000, 4, 1);
+    let r = lab.relevance_on(&data).unwrap();
+    assert_eq!(r.relevant_dims, 2, "relevance {:?}", r.relevance);
     let rows = data.held_out_indices();
     let z = lab.encode(&data.gather(&rows)).unwrap();
-    // The decay direction is held as a shell in three latents whose orientation is arbitrary:
-    // cos θ = z-component of the direction is then a linear function of the latents.
+    // The decay direction is the sphere cut open onto two latents; cos θ is a function of them
+    // (read by nearest neighbours, since the chart need not be linear in cos θ).
     let obs = eval::observables_of(&data.observables, &rows);
     let cos_theta = &obs.iter().find(|o| o.0 == "cos θ").unwrap().1;
-    let r2 = linear_r2(&z, cos_theta);
-    eprintln!("cos θ from the latents: R² {r2:.4}");
-    assert!(r2 > 0.9, "cos θ read linearly from the latents: R² {r2}");
+    let r2 = knn_r2(&z, cos_theta, 10);
+    eprintln!("cos θ from the latents: kNN R² {r2:.4}");
+    assert!(r2 > 0.9, "cos θ read from the latents: R² {r2}");
     // decoded events keep the beam energy and come out back to back
     let x = lab.decode(&z[..100].concat()).unwrap();
     for ev in x.chunks(8) {
@@ -105,57 +109,34 @@ fn ee_mumu_latents_follow_the_decay_angles_and_conserve_momentum() {
     }
 }
 
-/// R² of the least-squares fit of `y` by an affine function of the latents.
-fn linear_r2(latents: &[Vec<f32>], y: &[f32]) -> f64 {
-    let d = latents[0].len() + 1;
-    let row = |z: &Vec<f32>| -> Vec<f64> {
-        std::iter::once(1.0)
-            .chain(z.iter().map(|&v| v as f64))
-            .collect()
-    };
-    // normal equations (A^T A + tiny ridge) w = A^T y, solved by Gaussian elimination
-    let mut m = vec![vec![0f64; d + 1]; d];
-    for (z, &t) in latents.iter().zip(y) {
-        let a = row(z);
-        for i in 0..d {
-            for j in 0..d {
-                m[i][j] += a[i] * a[j];
-            }
-            m[i][d] += a[i] * t as f64;
-        }
-    }
-    for (i, r) in m.iter_mut().enumerate() {
-        r[i] += 1e-9;
-    }
-    for c in 0..d {
-        let p = (c..d)
-            .max_by(|&a, &b| m[a][c].abs().total_cmp(&m[b][c].abs()))
-            .unwrap();
-        m.swap(c, p);
-        let pivot = m[c].clone();
-        for (r, row) in m.iter_mut().enumerate() {
-            if r != c {
-                let f = row[c] / pivot[c];
-                for (v, p) in row.iter_mut().zip(&pivot).skip(c) {
-                    *v -= f * p;
-                }
-            }
-        }
-    }
-    let w: Vec<f64> = (0..d).map(|i| m[i][d] / m[i][i]).collect();
-    let mean = y.iter().map(|&v| v as f64).sum::<f64>() / y.len() as f64;
+/// R² of predicting `y` by the mean over each point's k nearest other points in latent space.
+fn knn_r2(latents: &[Vec<f32>], y: &[f32], k: usize) -> f64 {
+    let n = latents.len().min(1500);
+    let mean = y[..n].iter().map(|&v| v as f64).sum::<f64>() / n as f64;
     let (mut ss_res, mut ss_tot) = (0.0, 0.0);
-    for (z, &t) in latents.iter().zip(y) {
-        let pred: f64 = row(z).iter().zip(&w).map(|(a, b)| a * b).sum();
-        ss_res += (t as f64 - pred).powi(2);
-        ss_tot += (t as f64 - mean).powi(2);
+    for i in 0..n {
+        let mut d: Vec<(f32, usize)> = (0..n)
+            .filter(|&j| j != i)
+            .map(|j| {
+                let d2 = latents[i]
+                    .iter()
+                    .zip(&latents[j])
+                    .map(|(a, b)| (a - b) * (a - b))
+                    .sum::<f32>();
+                (d2, j)
+            })
+            .collect();
+        d.select_nth_unstable_by(k, |a, b| a.0.total_cmp(&b.0));
+        let pred = d[..k].iter().map(|&(_, j)| y[j] as f64).sum::<f64>() / k as f64;
+        ss_res += (y[i] as f64 - pred).powi(2);
+        ss_tot += (y[i] as f64 - mean).powi(2);
     }
     1.0 - ss_res / ss_tot
 }
 
 #[test]
 fn checkpoint_round_trip_keeps_the_encoder_and_refuses_shape_changes() {
-    let (lab, data) = train_library(Generator::Sphere, 50, 0.01, 2);
+    let (lab, data) = train_library(Generator::Sphere, 50, 8, 2);
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("m.safetensors");
     lab.save(&p).unwrap();

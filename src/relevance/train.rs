@@ -30,6 +30,14 @@ pub struct TrainConfig {
     /// features, a direction of the data is worth a latent when the variance it explains
     /// is well above beta
     pub beta: f64,
+    /// latent dimensions are opened to the decoder one at a time, one more every
+    /// `unlock_every` steps; a closed dimension reaches the decoder as 0 and still pays its KL,
+    /// so it sits at the prior until opened, and is used after that only when it is worth its
+    /// KL. The first dimensions learn the data alone, so a closed manifold (a circle, a
+    /// sphere) is cut open onto as few latents as it needs instead of being stored as a ring
+    /// or a shell in one dimension more (0 = every dimension open from the start)
+    #[serde(default)]
+    pub unlock_every: u64,
     pub lr: f64,
     pub batch: usize,
     pub steps: u64,
@@ -39,9 +47,11 @@ pub struct TrainConfig {
     pub eval_events: usize,
 }
 
-pub const PRESETS: [&str; 2] = ["fast", "long"];
+pub const PRESETS: [&str; 3] = ["fast", "long", "all-open"];
 pub const DEFAULT_LATENT: usize = 8;
-pub const DEFAULT_BETA: f64 = 0.01;
+pub const DEFAULT_BETA: f64 = 0.02;
+/// steps between the opening of one latent and the next in the default presets
+pub const UNLOCK_EVERY: u64 = 750;
 
 impl TrainConfig {
     pub fn preset(name: &str) -> anyhow::Result<Self> {
@@ -54,6 +64,7 @@ impl TrainConfig {
                 init: WeightInit::PyTorch,
             },
             beta: DEFAULT_BETA,
+            unlock_every: UNLOCK_EVERY,
             lr: 1e-3,
             batch: 256,
             steps: 10_000,
@@ -65,6 +76,12 @@ impl TrainConfig {
             "long" => Self {
                 preset: "long".into(),
                 steps: 30_000,
+                ..fast
+            },
+            // the ablation: every latent open from the start (closed factors become rings)
+            "all-open" => Self {
+                preset: "all-open".into(),
+                unlock_every: 0,
                 ..fast
             },
             other => anyhow::bail!(
@@ -292,6 +309,13 @@ impl RelevanceTrainer {
             .collect();
         let eps = Tensor::from_vec(eps, (b, l), &Device::Cpu)?;
         let z = (&mu + (eps * (&logvar * 0.5)?.exp()?)?)?;
+        let open = self.open_dims();
+        let z = if open < l {
+            let mask: Vec<f32> = (0..l).map(|i| if i < open { 1.0 } else { 0.0 }).collect();
+            z.broadcast_mul(&Tensor::from_vec(mask, (1, l), &Device::Cpu)?)?
+        } else {
+            z
+        };
         let x_hat = self.model.decode(&z)?;
         let recon = ((x_hat - &x)?.sqr()?.sum_all()? * (0.5 / b as f64))?;
         let kl = (kl_sum(&mu, &logvar)? / b as f64)?;
@@ -302,6 +326,16 @@ impl RelevanceTrainer {
             ("kl", kl.to_scalar::<f32>()? as f64),
         ];
         Ok((total, losses))
+    }
+
+    /// How many latent dimensions the decoder sees at the current step (see
+    /// [`TrainConfig::unlock_every`]).
+    pub fn open_dims(&self) -> usize {
+        let l = self.cfg.model.latent;
+        match self.cfg.unlock_every {
+            0 => l,
+            every => (1 + self.step / every).min(l as u64) as usize,
+        }
     }
 
     fn record(&mut self, report: &RelevanceReport) -> Vec<(String, f64)> {
@@ -366,7 +400,9 @@ impl Trainer for RelevanceTrainer {
 
     fn evaluate(&mut self) -> anyhow::Result<Vec<(String, f64)>> {
         let report = eval::relevance(&self.model, &self.eval_x)?;
-        Ok(self.record(&report))
+        let mut values = self.record(&report);
+        values.push(("open_dims".into(), self.open_dims() as f64));
+        Ok(values)
     }
 
     /// The relevance on every held-out event, recorded in the checkpoint.

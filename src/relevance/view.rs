@@ -24,10 +24,11 @@ use crate::worker::{self, JobHandle, JobOptions};
 /// Held-out events shown in the scatter and used for correlations.
 const INSPECT_EVENTS: usize = 3000;
 const COLOUR_BINS: usize = 5;
-/// Why the count can exceed the intrinsic dimension (measured: circle 2, sphere 3, ee-mumu 3).
-const CLOSED_MANIFOLD_NOTE: &str = "A Gaussian latent space has no closed loops: a circle is held as a ring in two latents and a \
-     sphere of directions as a shell in three, so expect one relevant dimension more than the intrinsic dimension for each \
-     closed factor (the circle, the sphere, a muon pair's decay direction).";
+/// Why latents open one at a time, and what happens when they do not.
+const CLOSED_MANIFOLD_NOTE: &str = "A Gaussian latent space has no closed loops. With every latent open from the start, a \
+     circle is held as a ring in two latents and a sphere of directions as a shell in three: one relevant dimension more \
+     than the intrinsic dimension for each closed factor. Opened one at a time, the first latents learn the data alone and \
+     cut the circle or sphere open onto as few latents as it needs (untick \"one at a time\" to see the ring).";
 const MU_MINUS: Color32 = Color32::from_rgb(213, 94, 0);
 const MU_PLUS: Color32 = Color32::from_rgb(0, 114, 178);
 
@@ -51,6 +52,8 @@ pub struct RelevanceState {
     pub export: String,
     /// the betas of a sweep, separated by spaces
     pub sweep_betas: String,
+    /// open the latents to the decoder one at a time (the preset's schedule) or all at once
+    pub one_at_a_time: bool,
 }
 
 impl Default for RelevanceState {
@@ -71,6 +74,7 @@ impl Default for RelevanceState {
             base_event: 0,
             export: "relevance.png".into(),
             sweep_betas: "0.001 0.003 0.01 0.03 0.1 0.3 1 3".into(),
+            one_at_a_time: true,
         }
     }
 }
@@ -239,6 +243,9 @@ impl RelevanceTab {
         cfg.steps = self.state.steps.max(1);
         cfg.model.latent = self.state.latent.clamp(1, 64);
         cfg.beta = self.state.beta.max(0.0);
+        if !self.state.one_at_a_time {
+            cfg.unlock_every = 0;
+        }
         let spec = self.state.data.trim().to_string();
         let seed = self.state.seed;
         let total = cfg.steps * sweep.as_ref().map_or(1, |b| b.len() as u64);
@@ -634,6 +641,11 @@ impl RelevanceTab {
                     .logarithmic(true)
                     .text("β"),
             );
+            ui.checkbox(&mut self.state.one_at_a_time, "one at a time")
+                .on_hover_text(format!(
+                    "open the latents to the decoder one at a time, one more every {} steps",
+                    super::train::UNLOCK_EVERY
+                ));
         });
         ui.horizontal(|ui| {
             ui.add(
