@@ -1,4 +1,4 @@
-//! Metrics shared by the families: least-squares lines and R^2.
+//! Metrics shared by the families: least-squares lines and R^2, mutual information.
 
 /// y = slope * x + intercept, and the R^2 of that line on the same points.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -56,5 +56,82 @@ mod tests {
             .collect();
         assert!(linear_fit(&x, &noisy).r2 < 0.95);
         assert_eq!(linear_fit(&x, &[1.0; 20]).r2, 0.0);
+    }
+}
+
+/// Mutual information (nats) between two equally long series, by a histogram of `bins` x
+/// `bins` equal-frequency cells (so a monotone reshaping of either series changes nothing),
+/// with the Miller-Madow correction of the small-sample bias. 0 when either does not vary.
+pub fn mutual_information(a: &[f32], b: &[f32], bins: usize) -> f64 {
+    let n = a.len().min(b.len());
+    if n < 2 || bins < 2 {
+        return 0.0;
+    }
+    let ranks = |v: &[f32]| -> Option<Vec<usize>> {
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by(|&i, &j| v[i].total_cmp(&v[j]));
+        if v[order[0]] == v[order[n - 1]] {
+            return None;
+        }
+        let mut bin = vec![0; n];
+        let mut k = 0;
+        while k < n {
+            // ties share a cell
+            let mut end = k;
+            while end + 1 < n && v[order[end + 1]] == v[order[k]] {
+                end += 1;
+            }
+            let cell = (k * bins / n).min(bins - 1);
+            for &i in &order[k..=end] {
+                bin[i] = cell;
+            }
+            k = end + 1;
+        }
+        Some(bin)
+    };
+    let (Some(ba), Some(bb)) = (ranks(&a[..n]), ranks(&b[..n])) else {
+        return 0.0;
+    };
+    let mut joint = vec![0usize; bins * bins];
+    let (mut pa, mut pb) = (vec![0usize; bins], vec![0usize; bins]);
+    for (&i, &j) in ba.iter().zip(&bb) {
+        joint[i * bins + j] += 1;
+        pa[i] += 1;
+        pb[j] += 1;
+    }
+    let entropy = |counts: &[usize]| -> (f64, usize) {
+        let mut h = 0.0;
+        let mut used = 0;
+        for &c in counts.iter().filter(|&&c| c > 0) {
+            let p = c as f64 / n as f64;
+            h -= p * p.ln();
+            used += 1;
+        }
+        // Miller-Madow: the plug-in entropy is low by (cells used - 1) / 2n
+        (h + (used as f64 - 1.0) / (2.0 * n as f64), used)
+    };
+    let (ha, _) = entropy(&pa);
+    let (hb, _) = entropy(&pb);
+    let (hab, _) = entropy(&joint);
+    (ha + hb - hab).max(0.0)
+}
+
+#[cfg(test)]
+mod mi_tests {
+    use super::mutual_information;
+
+    #[test]
+    fn mutual_information_sees_dependence_that_correlation_misses() {
+        let n = 4000;
+        let x: Vec<f32> = (0..n).map(|i| (i as f32 / n as f32) * 2.0 - 1.0).collect();
+        // y = x^2: Pearson r is 0, but y is a function of x
+        let y: Vec<f32> = x.iter().map(|v| v * v).collect();
+        // an unrelated series: a scrambled copy
+        let z: Vec<f32> = (0..n).map(|i| x[(i * 7919) % n]).collect();
+        let dependent = mutual_information(&x, &y, 16);
+        let independent = mutual_information(&x, &z, 16);
+        assert!(dependent > 1.5, "MI(x, x^2) = {dependent}");
+        assert!(independent < 0.05, "MI of unrelated series = {independent}");
+        assert_eq!(mutual_information(&x, &vec![1.0; n], 16), 0.0);
     }
 }

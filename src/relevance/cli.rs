@@ -102,28 +102,37 @@ impl Family for RelevanceFamily {
             if let Some(d) = data.intrinsic_dim {
                 map.insert("intrinsic_dim".into(), d.into());
             }
-            // which physical quantity each latent follows: Pearson r per observable, one per latent dim
+            // which physical quantity each latent follows: Pearson r and mutual information (nats)
             let rows = data.held_out_indices();
             let latents = lab.encode(&data.gather(&rows))?;
             let obs = super::eval::observables_of(&data.observables, &rows);
             let refs: Vec<(&str, Vec<f32>)> =
                 obs.iter().map(|(n, v)| (n.as_str(), v.clone())).collect();
-            let table = super::eval::correlations(&latents, &refs);
-            let by_observable: serde_json::Map<String, serde_json::Value> = obs
-                .iter()
-                .enumerate()
-                .map(|(k, (name, _))| {
-                    (
-                        name.clone(),
-                        table
+            // one array per observable, one entry per latent dim
+            let by_observable = |table: Vec<Vec<f64>>| -> serde_json::Value {
+                obs.iter()
+                    .enumerate()
+                    .map(|(k, (name, _))| {
+                        let column: Vec<f64> = table
                             .iter()
                             .map(|row| (row[k] * 1000.0).round() / 1000.0)
-                            .collect::<Vec<f64>>()
-                            .into(),
-                    )
-                })
-                .collect();
-            map.insert("correlations".into(), by_observable.into());
+                            .collect();
+                        (name.clone(), column.into())
+                    })
+                    .collect::<serde_json::Map<String, serde_json::Value>>()
+                    .into()
+            };
+            map.insert(
+                "correlations".into(),
+                by_observable(super::eval::correlations(&latents, &refs)),
+            );
+            map.insert(
+                "mutual_information".into(),
+                by_observable(super::eval::mutual_information(
+                    &lab.encode_sampled(&data.gather(&rows), 0)?,
+                    &refs,
+                )),
+            );
         }
         Ok(metrics)
     }

@@ -150,6 +150,25 @@ pub fn correlations(latents: &[Vec<f32>], observables: &[(&str, Vec<f32>)]) -> V
         .collect()
 }
 
+/// Histogram cells per axis for [`mutual_information`] (equal-frequency).
+pub const MI_BINS: usize = 16;
+
+/// `[latent][observable]` mutual information in nats (see [`crate::metrics::mutual_information`]),
+/// of posterior draws (see [`super::Lab::encode_sampled`]): it also sees relations that are not
+/// linear, such as an angle read off a cut-open sphere.
+pub fn mutual_information(latents: &[Vec<f32>], observables: &[(&str, Vec<f32>)]) -> Vec<Vec<f64>> {
+    let l = latents.first().map_or(0, |z| z.len());
+    (0..l)
+        .map(|i| {
+            let zi: Vec<f32> = latents.iter().map(|z| z[i]).collect();
+            observables
+                .iter()
+                .map(|(_, v)| crate::metrics::mutual_information(&zi, v, MI_BINS))
+                .collect()
+        })
+        .collect()
+}
+
 /// The observables of some events, in event order.
 pub fn observables_of(observables: &[Observable], rows: &[usize]) -> Vec<(String, Vec<f32>)> {
     observables

@@ -63,6 +63,9 @@ pub struct Lab {
     varmap: VarMap,
 }
 
+/// One latent vector per event.
+pub type Latents = Vec<Vec<f32>>;
+
 impl Lab {
     fn build(
         meta: Metadata,
@@ -209,21 +212,49 @@ impl Lab {
         Ok(eval::relevance(&self.model, &x)?)
     }
 
-    /// Posterior means of raw (unstandardised) events, one Vec per event.
-    pub fn encode(&self, rows: &[f32]) -> candle_core::Result<Vec<Vec<f32>>> {
+    /// Posterior means and log-variances of raw (unstandardised) events, one Vec per event.
+    fn posterior(&self, rows: &[f32]) -> candle_core::Result<(Latents, Latents)> {
         let d = self.cfg.model.input;
         let n = rows.len() / d;
-        let mut out = Vec::with_capacity(n);
+        let (mut means, mut logvars) = (Vec::with_capacity(n), Vec::with_capacity(n));
         for chunk in rows[..n * d].chunks(4096 * d) {
             let x = Tensor::from_vec(
                 self.standardizer.apply(chunk),
                 (chunk.len() / d, d),
                 &Device::Cpu,
             )?;
-            let (mu, _) = self.model.encode(&x)?;
-            out.extend(mu.to_vec2::<f32>()?);
+            let (mu, logvar) = self.model.encode(&x)?;
+            means.extend(mu.to_vec2::<f32>()?);
+            logvars.extend(logvar.to_vec2::<f32>()?);
         }
-        Ok(out)
+        Ok((means, logvars))
+    }
+
+    /// Posterior means of raw (unstandardised) events, one Vec per event.
+    pub fn encode(&self, rows: &[f32]) -> candle_core::Result<Vec<Vec<f32>>> {
+        Ok(self.posterior(rows)?.0)
+    }
+
+    /// One draw from each event's posterior (seeded): what a latent carries about the event,
+    /// noise included. A collapsed latent's mean still wiggles with the input, but its draws
+    /// are prior noise, so statistics such as mutual information belong on draws.
+    pub fn encode_sampled(&self, rows: &[f32], seed: u64) -> candle_core::Result<Vec<Vec<f32>>> {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let (means, logvars) = self.posterior(rows)?;
+        Ok(means
+            .into_iter()
+            .zip(logvars)
+            .map(|(mu, lv)| {
+                mu.iter()
+                    .zip(&lv)
+                    .map(|(m, l)| {
+                        let eps: f32 = rng.sample(rand_distr::StandardNormal);
+                        m + (0.5 * l).exp() * eps
+                    })
+                    .collect()
+            })
+            .collect())
     }
 
     /// Raw features decoded from latents (row-major, N x latent).

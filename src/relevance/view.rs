@@ -54,6 +54,8 @@ pub struct RelevanceState {
     pub sweep_betas: String,
     /// open the latents to the decoder one at a time (the preset's schedule) or all at once
     pub one_at_a_time: bool,
+    /// the latent-observable table shows mutual information instead of Pearson r
+    pub show_mutual_information: bool,
 }
 
 impl Default for RelevanceState {
@@ -75,6 +77,7 @@ impl Default for RelevanceState {
             export: "relevance.png".into(),
             sweep_betas: "0.001 0.003 0.01 0.03 0.1 0.3 1 3".into(),
             one_at_a_time: true,
+            show_mutual_information: false,
         }
     }
 }
@@ -122,6 +125,8 @@ struct Inspection {
     observables: Vec<(String, Vec<f32>)>,
     /// [latent][observable]
     correlations: Vec<Vec<f64>>,
+    /// [latent][observable], nats
+    mutual_information: Vec<Vec<f64>>,
     report: RelevanceReport,
     /// per-dimension 1st..99th percentile of the posterior means
     ranges: Vec<(f32, f32)>,
@@ -933,12 +938,30 @@ impl RelevanceTab {
             });
     }
 
-    fn correlation_ui(&self, ui: &mut egui::Ui) {
+    fn correlation_ui(&mut self, ui: &mut egui::Ui) {
         let Some(insp) = &self.inspection else { return };
         let relevance = self
             .current_report()
             .map(|r| r.relevance)
             .unwrap_or_default();
+        ui.horizontal(|ui| {
+            ui.selectable_value(&mut self.state.show_mutual_information, false, "Pearson r");
+            ui.selectable_value(
+                &mut self.state.show_mutual_information,
+                true,
+                "mutual information",
+            )
+            .on_hover_text(format!(
+                "nats, from {0}x{0} equal-frequency cells; also sees relations that are not linear",
+                eval::MI_BINS
+            ));
+        });
+        let mi = self.state.show_mutual_information;
+        let table = if mi {
+            &insp.mutual_information
+        } else {
+            &insp.correlations
+        };
         egui::Grid::new("correlations")
             .striped(true)
             .show(ui, |ui| {
@@ -948,7 +971,7 @@ impl RelevanceTab {
                     ui.label(name);
                 }
                 ui.end_row();
-                for (i, row) in insp.correlations.iter().enumerate() {
+                for (i, row) in table.iter().enumerate() {
                     let r = relevance.get(i).copied().unwrap_or(f64::NAN);
                     let strong = r >= RELEVANT;
                     ui.label(
@@ -962,20 +985,31 @@ impl RelevanceTab {
                     );
                     ui.label(format!("{r:.2}"));
                     for &c in row {
-                        let shade = (c.abs().clamp(0.0, 1.0) * 255.0) as u8;
-                        let colour = if c >= 0.0 {
+                        // r in [-1, 1]; MI shaded as the r of a Gaussian pair with that MI
+                        let strength = if mi {
+                            (1.0 - (-2.0 * c).exp()).sqrt()
+                        } else {
+                            c.abs()
+                        };
+                        let shade = (strength.clamp(0.0, 1.0) * 255.0) as u8;
+                        let colour = if mi || c >= 0.0 {
                             Color32::from_rgb(shade, 90, 90)
                         } else {
                             Color32::from_rgb(90, 90, shade)
                         };
-                        // a collapsed latent's mean barely moves: its correlation is noise, shown grey
-                        ui.label(egui::RichText::new(format!("{c:+.2}")).color(
-                            if strong && c.abs() > 0.3 {
+                        let text = if mi {
+                            format!("{c:.2}")
+                        } else {
+                            format!("{c:+.2}")
+                        };
+                        // a collapsed latent's mean barely moves: its relation is noise, shown grey
+                        ui.label(
+                            egui::RichText::new(text).color(if strong && strength > 0.3 {
                                 colour
                             } else {
                                 Color32::GRAY
-                            },
-                        ));
+                            }),
+                        );
                     }
                     ui.end_row();
                 }
@@ -1152,6 +1186,10 @@ fn inspect(lab: &Lab, cached: Option<(DatasetKey, Arc<Dataset>)>) -> InspectResu
         .map(|(n, v)| (n.as_str(), v.clone()))
         .collect();
     let correlations = eval::correlations(&latents, &refs);
+    let draws = lab
+        .encode_sampled(&dataset.gather(&rows), 0)
+        .map_err(|e| e.to_string())?;
+    let mutual_information = eval::mutual_information(&draws, &refs);
     let l = lab.latent_dims();
     let ranges = (0..l)
         .map(|i| {
@@ -1175,6 +1213,7 @@ fn inspect(lab: &Lab, cached: Option<(DatasetKey, Arc<Dataset>)>) -> InspectResu
         latents,
         observables,
         correlations,
+        mutual_information,
         report,
         ranges,
         sample,
