@@ -910,7 +910,7 @@ impl RelevanceTab {
             groups[b].push([z[sx] as f64, z[sy] as f64]);
         }
         Plot::new("latent_scatter")
-            .height(240.0)
+            .height(190.0)
             .data_aspect(1.0)
             .legend(Legend::default())
             .x_axis_label(format!("z{sx}"))
@@ -1236,7 +1236,7 @@ fn draw_muon_event(ui: &mut egui::Ui, x: &[f32]) {
         "mu-: E {:.1}, p = ({:.1}, {:.1}, {:.1}) GeV    mu+: E {:.1}, p = ({:.1}, {:.1}, {:.1}) GeV",
         a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]
     ));
-    let size = Vec2::new(220.0, 220.0);
+    let size = Vec2::new(150.0, 150.0);
     ui.horizontal(|ui| {
         let transverse = [(a[1], a[2]), (b[1], b[2])];
         draw_plane(ui, size, "transverse plane", ("px", "py"), &transverse);
