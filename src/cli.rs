@@ -383,6 +383,22 @@ pub fn time_ms(
     Ok(times)
 }
 
+/// The decode benchmark every family reports: `n` timed calls of `decode` after 50 untimed.
+pub fn bench_decode(
+    family: &str,
+    preset: &str,
+    n: usize,
+    decode: &mut dyn FnMut() -> anyhow::Result<()>,
+) -> Result<serde_json::Value, CliError> {
+    let times = time_ms(decode, 50, n)?;
+    Ok(serde_json::json!({
+        "family": family, "preset": preset, "what": "decode",
+        "decode_ms_p50": percentile(&times, 0.5),
+        "decode_ms_p99": percentile(&times, 0.99),
+        "samples": times.len(),
+    }))
+}
+
 /// The p-quantile (0..=1) of sorted values, nearest rank.
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {

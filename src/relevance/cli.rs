@@ -210,17 +210,9 @@ impl Family for RelevanceFamily {
             "decode" => {
                 let lab = trainer.lab()?;
                 let z = vec![0.3f32; lab.latent_dims()];
-                let times = cli::time_ms(
-                    &mut || lab.decode(&z).map(|_| ()).map_err(Into::into),
-                    50,
-                    2000,
-                )?;
-                serde_json::json!({
-                    "family": FAMILY, "preset": cfg.preset, "what": "decode",
-                    "decode_ms_p50": cli::percentile(&times, 0.5),
-                    "decode_ms_p99": cli::percentile(&times, 0.99),
-                    "samples": times.len(),
-                })
+                cli::bench_decode(FAMILY, &cfg.preset, 2000, &mut || {
+                    lab.decode(&z).map(|_| ()).map_err(Into::into)
+                })?
             }
             other => {
                 return Err(bad(anyhow!(

@@ -155,21 +155,11 @@ impl Family for SpsMusicFamily {
                 let (_vm, vb) = crate::nn::new_varmap();
                 let model = super::model::SpsMusic::new(&cfg.model, vb)?;
                 let z = [0.3f32, -0.2, 0.1];
-                let times = cli::time_ms(
-                    &mut || {
-                        super::decode_spectrum(&model, &z)
-                            .map(|_| ())
-                            .map_err(Into::into)
-                    },
-                    50,
-                    1000,
-                )?;
-                serde_json::json!({
-                    "family": FAMILY, "preset": cfg.preset, "what": "decode",
-                    "decode_ms_p50": cli::percentile(&times, 0.5),
-                    "decode_ms_p99": cli::percentile(&times, 0.99),
-                    "samples": times.len(),
-                })
+                cli::bench_decode(FAMILY, &cfg.preset, 1000, &mut || {
+                    super::decode_spectrum(&model, &z)
+                        .map(|_| ())
+                        .map_err(Into::into)
+                })?
             }
             "train-step" => {
                 let threads = rayon::current_num_threads();
