@@ -45,6 +45,8 @@ pub struct TrainArgs {
     pub latent: Option<usize>,
     /// vae-relevance: weight of the KL term
     pub beta: Option<f64>,
+    /// ievae: labelled training images in all (semi-supervised); None: all labelled
+    pub labels: Option<usize>,
 }
 
 impl TrainArgs {
@@ -107,6 +109,8 @@ pub trait Family: Sync {
 pub static FAMILIES: &[&dyn Family] = &[
     &crate::sps_music::cli::SpsMusicFamily,
     &crate::relevance::cli::RelevanceFamily,
+    &crate::ievae::cli::IeVaeFamily,
+    &crate::digits::cli::DigitClassifierFamily,
 ];
 
 pub fn family_names() -> Vec<&'static str> {

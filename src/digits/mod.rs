@@ -8,6 +8,7 @@
 //! sixth held out) or `csv:TRAIN,TEST`.
 
 pub mod classifier;
+pub mod cli;
 pub mod glyphs;
 pub mod io;
 pub mod render;

@@ -228,7 +228,8 @@ fn catmull_rom(points: &[(f32, f32)], steps: usize, out: &mut Vec<(f32, f32)>) {
 }
 
 /// Ink a round-pen segment: coverage falls linearly over one pixel at the pen's edge.
-fn stamp_segment(image: &mut [f32; PIXELS], a: (f32, f32), b: (f32, f32), radius: f32) {
+/// Coordinates are in pixels (0..28, y down); ink only ever grows.
+pub fn stamp_segment(image: &mut [f32; PIXELS], a: (f32, f32), b: (f32, f32), radius: f32) {
     let reach = radius + 1.0;
     let x0 = (a.0.min(b.0) - reach).floor().max(0.0) as usize;
     let x1 = ((a.0.max(b.0) + reach).ceil().max(0.0) as usize).min(SIDE);
@@ -255,10 +256,99 @@ fn stamp_segment(image: &mut [f32; PIXELS], a: (f32, f32), b: (f32, f32), radius
     }
 }
 
+/// A drawing made by hand (anywhere on the canvas, any size) made to look like MNIST: the
+/// ink's bounding box scaled to fit 20x20 pixels, keeping its aspect, then centred by its
+/// centre of mass. `None` when the drawing holds (almost) no ink.
+pub fn centre_drawing(image: &[f32; PIXELS]) -> Option<[f32; PIXELS]> {
+    let total: f32 = image.iter().sum();
+    if total < 1.0 {
+        return None;
+    }
+    let (mut x0, mut x1, mut y0, mut y1) = (SIDE, 0, SIDE, 0);
+    for y in 0..SIDE {
+        for x in 0..SIDE {
+            if image[y * SIDE + x] > 0.1 {
+                x0 = x0.min(x);
+                x1 = x1.max(x);
+                y0 = y0.min(y);
+                y1 = y1.max(y);
+            }
+        }
+    }
+    if x0 > x1 {
+        return None;
+    }
+    let (w, h) = ((x1 - x0 + 1) as f32, (y1 - y0 + 1) as f32);
+    let scale = 20.0 / w.max(h);
+    // resample the box into a canvas, scale s: target pixel (u, v) <- source (x0 + u/s, y0 + v/s)
+    let mut scaled = [0f32; PIXELS];
+    let (tw, th) = ((w * scale).round() as usize, (h * scale).round() as usize);
+    let sample = |sx: f32, sy: f32| -> f32 {
+        let (fx, fy) = (sx.floor(), sy.floor());
+        let (ax, ay) = (sx - fx, sy - fy);
+        let at = |x: f32, y: f32| -> f32 {
+            if x < 0.0 || y < 0.0 || x >= SIDE as f32 || y >= SIDE as f32 {
+                0.0
+            } else {
+                image[y as usize * SIDE + x as usize]
+            }
+        };
+        (1.0 - ay) * ((1.0 - ax) * at(fx, fy) + ax * at(fx + 1.0, fy))
+            + ay * ((1.0 - ax) * at(fx, fy + 1.0) + ax * at(fx + 1.0, fy + 1.0))
+    };
+    for v in 0..th.min(SIDE) {
+        for u in 0..tw.min(SIDE) {
+            let sx = x0 as f32 + (u as f32 + 0.5) / scale - 0.5;
+            let sy = y0 as f32 + (v as f32 + 0.5) / scale - 0.5;
+            scaled[v * SIDE + u] = sample(sx, sy).clamp(0.0, 1.0);
+        }
+    }
+    let mass: f32 = scaled.iter().sum();
+    if mass <= 0.0 {
+        return None;
+    }
+    let (mut cx, mut cy) = (0f32, 0f32);
+    for y in 0..SIDE {
+        for x in 0..SIDE {
+            cx += x as f32 * scaled[y * SIDE + x] / mass;
+            cy += y as f32 * scaled[y * SIDE + x] / mass;
+        }
+    }
+    let (dx, dy) = ((13.5 - cx).round() as isize, (13.5 - cy).round() as isize);
+    let mut out = [0f32; PIXELS];
+    for y in 0..SIDE as isize {
+        for x in 0..SIDE as isize {
+            let (sx, sy) = (x - dx, y - dy);
+            if (0..SIDE as isize).contains(&sx) && (0..SIDE as isize).contains(&sy) {
+                out[y as usize * SIDE + x as usize] = scaled[sy as usize * SIDE + sx as usize];
+            }
+        }
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use rand::SeedableRng;
+
+    #[test]
+    fn drawings_are_centred_and_blank_ones_refused() {
+        assert!(centre_drawing(&[0.0; PIXELS]).is_none());
+        let mut faint = [0.0; PIXELS];
+        faint[100] = 0.5;
+        assert!(centre_drawing(&faint).is_none());
+        // a small stroke in a corner becomes a 20-pixel-tall stroke in the middle
+        let mut corner = [0.0; PIXELS];
+        stamp_segment(&mut corner, (3.0, 2.0), (3.0, 9.0), 0.8);
+        let c = centre_drawing(&corner).unwrap_or([0.0; PIXELS]);
+        let rows: Vec<usize> = (0..SIDE)
+            .filter(|y| (0..SIDE).any(|x| c[y * SIDE + x] > 0.3))
+            .collect();
+        assert!(rows.len() >= 18, "{} rows of ink", rows.len());
+        let mid = (rows[0] + rows[rows.len() - 1]) / 2;
+        assert!((12..=15).contains(&mid), "centred at row {mid}");
+    }
 
     #[test]
     fn same_seed_same_image_and_writers_differ() {
