@@ -344,3 +344,50 @@ fn bad_digit_files_are_refused() {
     eval_csv("label.csv", row("x", "0"), "line 1");
     eval_csv("binary.csv", "\u{0}\u{1}\u{2}".into(), "line 1");
 }
+
+/// Training the IE-VAE on bad digit files stops before training, naming the file; absurd
+/// label counts are refused too.
+#[test]
+fn ievae_refuses_bad_training_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ievae.safetensors");
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let csv = dir.path().join("short_row.csv");
+    std::fs::write(&csv, "3,0,0,0\n").unwrap();
+    expect_refusal(
+        &[
+            "train",
+            "ievae",
+            "--data",
+            &format!("csv:{}", s(&csv)),
+            "--out",
+            &s(&out),
+        ],
+        &csv,
+        &out,
+    );
+    let idx = dir.path().join("labels-as-images-idx3-ubyte");
+    std::fs::write(&idx, [0u8, 0, 8, 1, 0, 0, 0, 1, 4]).unwrap();
+    let labels = dir.path().join("l-idx1-ubyte");
+    std::fs::write(&labels, [0u8, 0, 8, 1, 0, 0, 0, 1, 4]).unwrap();
+    expect_refusal(
+        &[
+            "train",
+            "ievae",
+            "--data",
+            &format!("idx:{},{}", s(&idx), s(&labels)),
+            "--out",
+            &s(&out),
+        ],
+        &idx,
+        &out,
+    );
+    std::fs::write(&out, b"precious").unwrap();
+    let r = bin()
+        .args(["train", "ievae", "--labels", "5", "--out", &s(&out)])
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("--labels 5"));
+    assert_eq!(std::fs::read(&out).unwrap(), b"precious");
+}

@@ -76,6 +76,9 @@ pub trait Tab {
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         None
     }
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        None
+    }
 }
 
 #[derive(Clone, Debug)]

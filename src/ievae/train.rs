@@ -29,6 +29,8 @@ pub struct TrainConfig {
     pub batch: usize,
     /// unlabelled images per step (semi-supervised runs only)
     pub unlabelled_batch: usize,
+    /// labelled images per step in semi-supervised runs (few labels: small batches)
+    pub semi_labelled_batch: usize,
     pub lr: f64,
     /// weight of the classification term -log q(y|x) on labelled images
     pub alpha: f64,
@@ -50,6 +52,7 @@ impl Default for TrainConfig {
             steps: 6000,
             batch: 128,
             unlabelled_batch: 96,
+            semi_labelled_batch: 32,
             lr: 1e-3,
             alpha: 50.0,
             beta: 1.0,
@@ -268,7 +271,12 @@ impl Trainer for IeVaeTrainer {
 
     fn step(&mut self) -> anyhow::Result<StepStats> {
         let classes = self.cfg.model.classes;
-        let b = self.cfg.batch.min(self.labelled.len().max(1) * 4).max(1);
+        let b = if self.cfg.semi_supervised() {
+            self.cfg.semi_labelled_batch
+        } else {
+            self.cfg.batch
+        }
+        .max(1);
         let rows: Vec<usize> = (0..b)
             .map(|_| self.labelled[self.rng.random_range(0..self.labelled.len())])
             .collect();
@@ -375,6 +383,83 @@ impl Trainer for IeVaeTrainer {
             std::path::Path::new("(snapshot)"),
         )?;
         self.opt = Self::optimizer(&self.varmap, self.cfg.lr)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny_data() -> Split {
+        let cfg = TrainConfig::preset("tiny").unwrap_or_default();
+        crate::digits::generated_split(&cfg.recipe)
+    }
+
+    #[test]
+    fn labelled_rows_are_balanced_and_seeded() {
+        let data = tiny_data();
+        let rows = labelled_rows(&data.train, 30, 10, 1);
+        assert_eq!(rows.len(), 30);
+        let mut per = [0; 10];
+        for &r in &rows {
+            per[data.train.labels[r] as usize] += 1;
+        }
+        assert_eq!(per, [3; 10]);
+        assert_eq!(rows, labelled_rows(&data.train, 30, 10, 1));
+        assert_ne!(rows, labelled_rows(&data.train, 30, 10, 2));
+    }
+
+    /// A short supervised run already classifies held-out writers' digits, and the
+    /// snapshot it sends reloads as a working model.
+    #[test]
+    fn tiny_supervised_run_learns_the_classes() -> anyhow::Result<()> {
+        let cfg = TrainConfig::preset("tiny")?;
+        let mut t = IeVaeTrainer::new(cfg, tiny_data(), "digits".into(), 0, None)?;
+        let first = t.step()?.losses;
+        while t.steps_done() < t.total_steps() {
+            t.step()?;
+        }
+        let m = t.evaluate()?;
+        let acc = m.iter().find(|(k, _)| k == "accuracy").map_or(0.0, |v| v.1);
+        assert!(acc > 0.85, "accuracy {acc}");
+        let recon = m
+            .iter()
+            .find(|(k, _)| k == "test_recon")
+            .map_or(f64::MAX, |v| v.1);
+        assert!(
+            recon < first[1].1,
+            "reconstruction {recon} vs first step {}",
+            first[1].1
+        );
+        let lab = super::super::Lab::from_snapshot(&t.snapshot()?)?;
+        let img = t.data.test.image(0).to_vec();
+        let p = lab.class_probabilities(&img)?;
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+        assert_eq!(lab.in_every_class(&lab.pose_of(&img)?)?.len(), 10);
+        Ok(())
+    }
+
+    #[test]
+    fn semi_supervised_steps_marginalise_over_classes() -> anyhow::Result<()> {
+        let cfg = TrainConfig {
+            labels: Some(20),
+            steps: 3,
+            ..TrainConfig::preset("tiny")?
+        };
+        let mut t = IeVaeTrainer::new(cfg, tiny_data(), "digits".into(), 0, None)?;
+        assert_eq!(t.labelled.len(), 20);
+        let s = t.step()?;
+        let u = s
+            .losses
+            .iter()
+            .find(|(k, _)| *k == "unlabelled")
+            .map(|v| v.1);
+        assert!(
+            u.is_some_and(|u| u.is_finite() && u > 0.0),
+            "{:?}",
+            s.losses
+        );
         Ok(())
     }
 }

@@ -632,6 +632,8 @@ impl ClassPoseTab {
         let side = cell * SIDE as f32;
         let (response, painter) =
             ui.allocate_painter(Vec2::splat(side), egui::Sense::click_and_drag());
+        response
+            .widget_info(|| egui::WidgetInfo::labeled(egui::Role::Canvas, true, "drawing canvas"));
         let rect = response.rect;
         painter.rect_filled(rect, 0.0, Color32::WHITE);
         for y in 0..SIDE {
@@ -942,6 +944,10 @@ impl Tab for ClassPoseTab {
     }
 
     fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
         Some(self)
     }
 }
