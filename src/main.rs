@@ -35,10 +35,10 @@ enum Command {
         /// training threads (default: every core; vae-relevance: 1)
         #[arg(long)]
         threads: Option<usize>,
-        /// vae-relevance: latent dimensions (default 8)
+        /// vae-relevance: latent dimensions (default 8); ievae: equivariant dimensions (default 8)
         #[arg(long)]
         latent: Option<usize>,
-        /// vae-relevance: weight of the KL term (default 0.01)
+        /// vae-relevance: weight of the KL term (default 0.01); ievae: weight of z's KL (default 2)
         #[arg(long)]
         beta: Option<f64>,
         /// ievae: labelled training images in all, balanced over classes (semi-supervised);

@@ -120,9 +120,22 @@ impl Family for IeVaeFamily {
     }
 
     fn train(&self, args: &TrainArgs) -> Result<worker::JobHandle, CliError> {
-        args.refuse_sizes(FAMILY)?;
         let mut cfg = TrainConfig::preset(&args.preset).map_err(bad)?;
         cfg.preset = args.preset.clone();
+        if let Some(l) = args.latent {
+            if !(1..=64).contains(&l) {
+                return Err(bad(anyhow!(
+                    "--latent {l}: give 1 to 64 equivariant dimensions"
+                )));
+            }
+            cfg.model.equivariant = l;
+        }
+        if let Some(b) = args.beta {
+            if !(b.is_finite() && b >= 0.0) {
+                return Err(bad(anyhow!("--beta {b}: give a number >= 0")));
+            }
+            cfg.beta = b;
+        }
         if let Some(s) = args.steps {
             cfg.steps = s;
         }

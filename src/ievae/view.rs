@@ -565,6 +565,7 @@ impl ClassPoseTab {
             }
             ui.vertical(|ui| {
                 ui.label("equivariant code z (pose): the class never changes");
+                ui.spacing_mut().slider_width = 220.0;
                 for (d, v) in self.state.pose.iter_mut().enumerate() {
                     let used = self.dim_use.get(d).copied().unwrap_or(0.0);
                     ui.add(
