@@ -52,7 +52,7 @@ impl Default for TrainConfig {
         Self {
             preset: "fast".into(),
             model: ModelConfig::default(),
-            steps: 3000,
+            steps: 1800,
             batch: 128,
             unlabelled_batch: 64,
             semi_labelled_batch: 32,
@@ -68,7 +68,7 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
-    /// `fast`: MLPs of 512-256 trained 3000 steps of 128 images, sized for 2 CPU cores;
+    /// `fast`: MLPs of 512-256 trained 1800 steps of 128 images, sized for 2 CPU cores;
     /// `paper`: wider networks (1024-512) trained ten times longer, for machines with time
     /// to spare (the paper's exact layer sizes are not reproduced here).
     pub fn preset(name: &str) -> anyhow::Result<Self> {
