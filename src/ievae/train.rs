@@ -124,7 +124,8 @@ impl TrainConfig {
             return self.lr;
         }
         let t = (step - hold) as f64 / (self.steps - hold) as f64;
-        self.lr_final + 0.5 * (self.lr - self.lr_final) * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos())
+        self.lr_final
+            + 0.5 * (self.lr - self.lr_final) * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos())
     }
 }
 
