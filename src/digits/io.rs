@@ -417,6 +417,39 @@ mod tests {
         assert!(parse_idx_labels(&idx_labels_bytes(&[3, 12]), &p()).is_err());
     }
 
+    /// A cheap stand-in for the fuzz target in every `cargo test`: mutated and cut IDX files
+    /// give `Ok` or `Err`, never a panic, and an `Ok` keeps the promises.
+    #[test]
+    fn mutated_idx_files_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let images = idx_images_bytes(&IdxImages {
+            count: 2,
+            rows: 3,
+            cols: 4,
+            pixels: (0..24).collect(),
+        });
+        let labels = idx_labels_bytes(&[1, 2, 3]);
+        for k in 0..20_000 {
+            let mut b = if k % 2 == 0 {
+                images.clone()
+            } else {
+                labels.clone()
+            };
+            for _ in 0..rng.random_range(1..4) {
+                let i = rng.random_range(0..b.len());
+                b[i] = rng.random();
+            }
+            b.truncate(rng.random_range(0..=b.len()));
+            if let Ok(x) = parse_idx_images(&b, &p()) {
+                assert_eq!(x.pixels.len(), x.count * x.rows * x.cols);
+            }
+            if let Ok(l) = parse_idx_labels(&b, &p()) {
+                assert!(l.iter().all(|&v| v <= 9));
+            }
+        }
+    }
+
     #[test]
     fn csv_rows_and_faults() {
         let row = |label: &str, v: &str| {

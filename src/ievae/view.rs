@@ -112,6 +112,8 @@ pub struct ClassPoseTab {
     blank_drawing: bool,
     /// the current (class, pose) drawn, and the same pose in every class
     decoded: Option<Vec<f32>>,
+    /// what the independent classifier reads in `decoded`: (class, probability)
+    decoded_reading: Option<(u8, f32)>,
     every_class: Vec<Vec<f32>>,
     decoded_for: Option<(usize, Vec<f32>)>,
     /// the usage (mean KL) of each equivariant dimension on the picker digits
@@ -174,6 +176,7 @@ impl ClassPoseTab {
             analysis: None,
             blank_drawing: false,
             decoded: None,
+            decoded_reading: None,
             every_class: Vec::new(),
             decoded_for: None,
             dim_use: Vec::new(),
@@ -252,6 +255,7 @@ impl ClassPoseTab {
             Ok(mut images) => {
                 self.every_class = images.split_off(1);
                 self.decoded = images.pop();
+                self.decoded_reading = self.decoded.as_deref().and_then(|d| self.judge_reading(d));
                 self.decoded_for = Some(key);
                 self.textures.dirty = true;
             }
@@ -581,9 +585,7 @@ impl ClassPoseTab {
                     if ui.button("Reset pose").clicked() {
                         self.commands.push(Command::ResetPose);
                     }
-                    if let Some(d) = &self.decoded
-                        && let Some((c, p)) = self.judge_reading(d)
-                    {
+                    if let Some((c, p)) = self.decoded_reading {
                         ui.label(format!(
                             "independent classifier reads {c} ({:.0}%)",
                             p * 100.0
