@@ -311,6 +311,69 @@ mod tests {
         );
     }
 
+    /// Generated digits written as MNIST's four IDX files and as CSV read back through
+    /// `idx:DIR` and `csv:TRAIN,TEST` (to within the 8-bit quantisation of the files).
+    #[test]
+    fn idx_folder_and_csv_sources_read_back() -> anyhow::Result<()> {
+        let split = generated_split(&Recipe {
+            train_writers: 3,
+            test_writers: 2,
+            per_digit: 1,
+            seed: 4,
+        });
+        let dir = tempfile::tempdir()?;
+        let bytes = |set: &DigitSet| -> Vec<u8> {
+            set.images
+                .iter()
+                .map(|p| (p * 255.0).round() as u8)
+                .collect()
+        };
+        for (prefix, set) in [("train", &split.train), ("t10k", &split.test)] {
+            let images = io::IdxImages {
+                count: set.len(),
+                rows: SIDE,
+                cols: SIDE,
+                pixels: bytes(set),
+            };
+            std::fs::write(
+                dir.path().join(format!("{prefix}-images-idx3-ubyte")),
+                io::idx_images_bytes(&images),
+            )?;
+            std::fs::write(
+                dir.path().join(format!("{prefix}-labels.idx1-ubyte")),
+                io::idx_labels_bytes(&set.labels),
+            )?;
+            let csv: String = (0..set.len())
+                .map(|i| {
+                    let px: Vec<String> = set
+                        .image(i)
+                        .iter()
+                        .map(|p| format!("{}", (p * 255.0).round()))
+                        .collect();
+                    format!("{},{}\n", set.labels[i], px.join(","))
+                })
+                .collect();
+            std::fs::write(dir.path().join(format!("{prefix}.csv")), csv)?;
+        }
+        let close = |a: &DigitSet, b: &DigitSet| {
+            a.labels == b.labels
+                && a.images
+                    .iter()
+                    .zip(&b.images)
+                    .all(|(x, y)| (x - y).abs() <= 0.5 / 255.0 + 1e-6)
+        };
+        let d = dir.path().display();
+        let from_idx = Source::parse(&format!("idx:{d}"), Recipe::default())?.load()?;
+        assert!(close(&from_idx.train, &split.train) && close(&from_idx.test, &split.test));
+        let from_csv = Source::parse(
+            &format!("csv:{d}/train.csv,{d}/t10k.csv"),
+            Recipe::default(),
+        )?
+        .load()?;
+        assert!(close(&from_csv.train, &split.train) && close(&from_csv.test, &split.test));
+        Ok(())
+    }
+
     #[test]
     fn sources_parse() {
         let r = Recipe::default();
