@@ -204,7 +204,22 @@ impl Family for IeVaeFamily {
             "steps": lab.meta.steps,
             "equivariant_dims": lab.equivariant_dims(),
         });
+        // how much each equivariant dimension is used (mean KL on test digits, nats)
+        let head = split.test.head(2000);
+        let kl = {
+            let x = Tensor::from_slice(&head.images, (head.len(), PIXELS), &Device::Cpu)?;
+            let (mu, logvar) = lab.model.encode(&x)?;
+            crate::nn::kl_per_dim(&mu, &logvar)?.to_vec1::<f32>()?
+        };
         if let Some(map) = out.as_object_mut() {
+            map.insert(
+                "kl_per_dim".into(),
+                serde_json::json!(
+                    kl.iter()
+                        .map(|&v| (v as f64 * 1000.0).round() / 1000.0)
+                        .collect::<Vec<_>>()
+                ),
+            );
             for (k, v) in report.pairs() {
                 let v = if k == "labels" || k == "test_images" {
                     serde_json::json!(v as u64)
