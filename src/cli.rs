@@ -41,10 +41,12 @@ pub struct TrainArgs {
     pub steps: Option<u64>,
     pub seed: u64,
     pub threads: Option<usize>,
-    /// vae-relevance: latent dimensions
+    /// vae-relevance: latent dimensions; ievae: equivariant dimensions
     pub latent: Option<usize>,
-    /// vae-relevance: weight of the KL term
+    /// vae-relevance, ievae: weight of the KL term
     pub beta: Option<f64>,
+    /// ievae: labelled training images in all (semi-supervised); None: all labelled
+    pub labels: Option<usize>,
 }
 
 impl TrainArgs {
@@ -59,7 +61,7 @@ impl TrainArgs {
     pub fn refuse_sizes(&self, family: &str) -> CliResult {
         if self.latent.is_some() || self.beta.is_some() {
             return Err(bad(anyhow!(
-                "--latent and --beta apply to vae-relevance, not to {family}"
+                "--latent and --beta apply to vae-relevance and ievae, not to {family}"
             )));
         }
         Ok(())
@@ -107,6 +109,8 @@ pub trait Family: Sync {
 pub static FAMILIES: &[&dyn Family] = &[
     &crate::sps_music::cli::SpsMusicFamily,
     &crate::relevance::cli::RelevanceFamily,
+    &crate::ievae::cli::IeVaeFamily,
+    &crate::digits::cli::DigitClassifierFamily,
 ];
 
 pub fn family_names() -> Vec<&'static str> {

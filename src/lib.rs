@@ -3,7 +3,9 @@
 pub mod app;
 pub mod audio;
 pub mod cli;
+pub mod digits;
 pub mod figures;
+pub mod ievae;
 pub mod metrics;
 pub mod nn;
 pub mod relevance;

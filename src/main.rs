@@ -24,8 +24,8 @@ enum Command {
         family: String,
         #[arg(long, default_value = "fast")]
         preset: String,
-        /// data source: a generator name (soundfont, circle, sphere, ee-mumu, pp-mumu) or
-        /// soundfont:PATH.sf2, wav-dir:DIR, csv:PATH, lhe:PATH
+        /// data source: a generator name (soundfont, circle, sphere, ee-mumu, pp-mumu, digits) or
+        /// soundfont:PATH.sf2, wav-dir:DIR, csv:PATH, lhe:PATH, idx:DIR, idx:IMAGES,LABELS
         #[arg(long)]
         data: Option<String>,
         #[arg(long)]
@@ -35,12 +35,16 @@ enum Command {
         /// training threads (default: every core; vae-relevance: 1)
         #[arg(long)]
         threads: Option<usize>,
-        /// vae-relevance: latent dimensions (default 8)
+        /// vae-relevance: latent dimensions (default 8); ievae: equivariant dimensions (default 8)
         #[arg(long)]
         latent: Option<usize>,
-        /// vae-relevance: weight of the KL term (default 0.01)
+        /// vae-relevance: weight of the KL term (default 0.01); ievae: weight of z's KL (default 2)
         #[arg(long)]
         beta: Option<f64>,
+        /// ievae: labelled training images in all, balanced over classes (semi-supervised);
+        /// default: every image is labelled
+        #[arg(long)]
+        labels: Option<usize>,
         #[arg(long)]
         out: PathBuf,
     },
@@ -56,7 +60,8 @@ enum Command {
     Export {
         file: PathBuf,
         /// sps-music: embedding (.png .svg), traversal (.png .svg .wav), scale (.wav);
-        /// vae-relevance: relevance, kl, curves, scatter (.png .svg)
+        /// vae-relevance: relevance, kl, curves, scatter (.png .svg);
+        /// ievae: traversal, traversal:K, swap (.png .svg); digit-classifier: confusion
         #[arg(long)]
         figure: String,
         #[arg(long)]
@@ -111,6 +116,7 @@ fn main() -> ExitCode {
             threads,
             latent,
             beta,
+            labels,
             out,
         }) => {
             let args = cli::TrainArgs {
@@ -121,6 +127,7 @@ fn main() -> ExitCode {
                 threads,
                 latent,
                 beta,
+                labels,
             };
             cli::train(&family, &args, &out)
         }

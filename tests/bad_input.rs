@@ -227,3 +227,167 @@ fn bad_training_data_is_refused() {
         &out,
     );
 }
+
+/// MNIST IDX and CSV digit files: wrong magic number, wrong sizes, truncated, ragged rows,
+/// non-numbers. Each is refused with one line naming the file (and the line for CSV).
+#[test]
+fn bad_digit_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("unused.txt");
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let clf = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/digit_classifier.safetensors");
+    let images = |n: u32, rows: u32, cols: u32, data: usize| {
+        let mut b = vec![0u8, 0, 8, 3];
+        for d in [n, rows, cols] {
+            b.extend_from_slice(&d.to_be_bytes());
+        }
+        b.extend(std::iter::repeat_n(0u8, data));
+        b
+    };
+    let labels = |l: &[u8]| {
+        let mut b = vec![0u8, 0, 8, 1];
+        b.extend_from_slice(&(l.len() as u32).to_be_bytes());
+        b.extend_from_slice(l);
+        b
+    };
+    let good_labels = dir.path().join("labels-idx1-ubyte");
+    std::fs::write(&good_labels, labels(&[1, 2])).unwrap();
+    let eval_idx = |imgs: &Path, labs: &Path, names: &Path| {
+        expect_refusal(
+            &[
+                "eval",
+                &s(&clf),
+                "--data",
+                &format!("idx:{},{}", s(imgs), s(labs)),
+            ],
+            names,
+            &out,
+        );
+    };
+
+    let mut wrong_magic = images(2, 28, 28, 2 * 784);
+    wrong_magic[3] = 1;
+    let p = dir.path().join("wrong-magic-idx3-ubyte");
+    std::fs::write(&p, &wrong_magic).unwrap();
+    eval_idx(&p, &good_labels, &p);
+
+    let p = dir.path().join("truncated-idx3-ubyte");
+    std::fs::write(&p, &images(2, 28, 28, 2 * 784)[..1000]).unwrap();
+    eval_idx(&p, &good_labels, &p);
+
+    let p = dir.path().join("wrong-sizes-idx3-ubyte");
+    std::fs::write(&p, images(2, 28, 28, 3 * 784)).unwrap();
+    eval_idx(&p, &good_labels, &p);
+
+    let p = dir.path().join("huge-idx3-ubyte");
+    std::fs::write(&p, images(u32::MAX, u32::MAX, 2, 0)).unwrap();
+    eval_idx(&p, &good_labels, &p);
+
+    // three labels for two images: the labels file is named
+    let good_images = dir.path().join("images-idx3-ubyte");
+    std::fs::write(&good_images, images(2, 28, 28, 2 * 784)).unwrap();
+    let three = dir.path().join("three-labels-idx1-ubyte");
+    std::fs::write(&three, labels(&[1, 2, 3])).unwrap();
+    eval_idx(&good_images, &three, &three);
+    // gzip as shipped by the MNIST site
+    let gz = dir.path().join("train-images-idx3-ubyte.gz");
+    std::fs::write(&gz, [0x1f, 0x8b, 8, 0, 0, 0, 0, 0]).unwrap();
+    eval_idx(&gz, &good_labels, &gz);
+
+    // a folder without MNIST's files names the missing file
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    expect_refusal(
+        &["eval", &s(&clf), "--data", &format!("idx:{}", s(&empty))],
+        &empty,
+        &out,
+    );
+
+    let row = |label: &str, v: &str| {
+        let mut r = label.to_string();
+        for _ in 0..784 {
+            r.push(',');
+            r.push_str(v);
+        }
+        r
+    };
+    let eval_csv = |name: &str, text: String, line: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        expect_refusal(
+            &["eval", &s(&clf), "--data", &format!("csv:{}", s(&p))],
+            &p,
+            &out,
+        );
+        let err = bin()
+            .args(["eval", &s(&clf), "--data", &format!("csv:{}", s(&p))])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&err.stderr);
+        assert!(stderr.contains(line), "{name}: {stderr}");
+    };
+    eval_csv(
+        "ragged.csv",
+        format!(
+            "{}\n{}\n{}",
+            row("1", "0"),
+            row("2", "0"),
+            &row("3", "0")[..300]
+        ),
+        "line 3",
+    );
+    eval_csv(
+        "letters.csv",
+        format!("{}\n{}", row("1", "0"), row("2", "ink")),
+        "line 2",
+    );
+    eval_csv("label.csv", row("x", "0"), "line 1");
+    eval_csv("binary.csv", "\u{0}\u{1}\u{2}".into(), "line 1");
+}
+
+/// Training the IE-VAE on bad digit files stops before training, naming the file; absurd
+/// label counts are refused too.
+#[test]
+fn ievae_refuses_bad_training_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ievae.safetensors");
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let csv = dir.path().join("short_row.csv");
+    std::fs::write(&csv, "3,0,0,0\n").unwrap();
+    expect_refusal(
+        &[
+            "train",
+            "ievae",
+            "--data",
+            &format!("csv:{}", s(&csv)),
+            "--out",
+            &s(&out),
+        ],
+        &csv,
+        &out,
+    );
+    let idx = dir.path().join("labels-as-images-idx3-ubyte");
+    std::fs::write(&idx, [0u8, 0, 8, 1, 0, 0, 0, 1, 4]).unwrap();
+    let labels = dir.path().join("l-idx1-ubyte");
+    std::fs::write(&labels, [0u8, 0, 8, 1, 0, 0, 0, 1, 4]).unwrap();
+    expect_refusal(
+        &[
+            "train",
+            "ievae",
+            "--data",
+            &format!("idx:{},{}", s(&idx), s(&labels)),
+            "--out",
+            &s(&out),
+        ],
+        &idx,
+        &out,
+    );
+    std::fs::write(&out, b"precious").unwrap();
+    let r = bin()
+        .args(["train", "ievae", "--labels", "5", "--out", &s(&out)])
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("--labels 5"));
+    assert_eq!(std::fs::read(&out).unwrap(), b"precious");
+}

@@ -102,3 +102,112 @@ fn play_sounds_the_note_and_stop_silences_it() {
         "the note goes on after Stop"
     );
 }
+
+mod class_pose {
+    use super::*;
+    use latent_lab::digits::classifier::DigitClassifier;
+    use latent_lab::ievae::view::ClassPoseTab;
+
+    fn open_tab() -> Harness<'static, App> {
+        let mut harness = harness();
+        harness.run_steps(2);
+        harness.get_by_label("Class x Pose").click();
+        harness.run_steps(3);
+        harness
+    }
+
+    fn tab<'a>(harness: &'a Harness<'static, App>) -> &'a ClassPoseTab {
+        harness
+            .state()
+            .tabs
+            .iter()
+            .find_map(|t| t.as_any().and_then(|a| a.downcast_ref::<ClassPoseTab>()))
+            .unwrap()
+    }
+
+    /// With a pose fixed (set on the sliders), each class button yields a digit that the
+    /// independent classifier reads as that class, and the pose stays where it was.
+    #[test]
+    fn each_class_button_draws_that_class_in_the_same_pose() {
+        let mut harness = open_tab();
+        assert!(tab(&harness).lab.is_some(), "the shipped IE-VAE is loaded");
+        drag_slider_to(&mut harness, "z0", 0.7);
+        drag_slider_to(&mut harness, "z1", 0.3);
+        let pose = tab(&harness).state.pose.clone();
+        assert!(
+            pose[0] > 0.5 && pose[1] < -0.5,
+            "the sliders moved the pose: {pose:?}"
+        );
+        let judge =
+            DigitClassifier::load(&models_dir().join("digit_classifier.safetensors")).unwrap();
+        let mut read = Vec::new();
+        for c in 0..10u8 {
+            harness
+                .get_by_role_and_label(Role::Button, &c.to_string())
+                .click();
+            harness.run_steps(3);
+            let t = tab(&harness);
+            assert_eq!(t.state.class, c as usize);
+            assert_eq!(t.state.pose, pose, "a class button moved the pose");
+            let image = t.decoded_image().unwrap().to_vec();
+            read.push(judge.predict(&image).unwrap()[0]);
+        }
+        assert_eq!(
+            read,
+            (0..10).collect::<Vec<u8>>(),
+            "classes read from the decoded digits"
+        );
+    }
+
+    /// A digit drawn with the mouse is analysed; a blank canvas says so and shows no class.
+    #[test]
+    fn drawing_a_one_reads_one_and_a_blank_canvas_is_handled() {
+        let mut harness = open_tab();
+        // nothing drawn yet: asking for an analysis of the blank canvas is harmless
+        harness.state_mut().tabs.iter_mut().for_each(|t| {
+            if let Some(tab) = t
+                .as_any_mut()
+                .and_then(|a| a.downcast_mut::<ClassPoseTab>())
+            {
+                tab.draw_stroke(&[]);
+            }
+        });
+        harness.run_steps(3);
+        assert!(tab(&harness).analysis().is_none());
+        harness.get_by_label("the canvas is blank: draw a digit");
+
+        let rect = harness.get_by_label("drawing canvas").rect();
+        let at = |x: f32, y: f32| {
+            egui::pos2(
+                rect.left() + x * rect.width(),
+                rect.top() + y * rect.height(),
+            )
+        };
+        harness.drag_at(at(0.5, 0.15));
+        harness.step();
+        for k in 1..=8 {
+            harness.hover_at(at(0.5, 0.15 + 0.7 * k as f32 / 8.0));
+            harness.step();
+        }
+        harness.drop_at(at(0.5, 0.85));
+        harness.run_steps(3);
+        let a = tab(&harness).analysis().expect("the drawing was analysed");
+        let best = a
+            .probabilities
+            .iter()
+            .enumerate()
+            .max_by(|x, y| x.1.total_cmp(y.1))
+            .unwrap()
+            .0;
+        assert_eq!(
+            best, 1,
+            "q(y|x) of a vertical stroke: {:?}",
+            a.probabilities
+        );
+        assert_eq!(a.carried.len(), 10);
+
+        harness.get_by_label("Clear drawing").click();
+        harness.run_steps(3);
+        assert!(tab(&harness).analysis().is_none());
+    }
+}

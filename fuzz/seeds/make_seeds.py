@@ -91,8 +91,21 @@ def write_wavs(out):
     (out / "float32_mono.wav").write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
 
 
+def write_idx(out: Path) -> None:
+    """MNIST IDX files: images (magic 0x00000803) and labels (0x00000801), big-endian sizes."""
+    out.mkdir(parents=True, exist_ok=True)
+    pixels = bytes((7 * i) % 256 for i in range(2 * 4 * 3))
+    (out / "images_2x4x3.idx3").write_bytes(struct.pack(">IIII", 0x803, 2, 4, 3) + pixels)
+    (out / "labels_3.idx1").write_bytes(struct.pack(">II", 0x801, 3) + bytes([0, 9, 4]))
+    # faults the reader must name: truncated data, a size larger than the file, a bad label
+    (out / "truncated.idx3").write_bytes(struct.pack(">IIII", 0x803, 2, 4, 3) + pixels[:5])
+    (out / "huge_dims.idx3").write_bytes(struct.pack(">IIII", 0x803, 0xFFFFFFFF, 0xFFFFFFFF, 2))
+    (out / "label_12.idx1").write_bytes(struct.pack(">II", 0x801, 2) + bytes([1, 12]))
+
+
 if __name__ == "__main__":
     write_checkpoints(HERE / "checkpoint")
     write_wavs(HERE / "wav")
+    write_idx(HERE / "idx")
     for p in sorted(HERE.glob("*/*")):
         print(f"{p.relative_to(HERE)}  {p.stat().st_size} bytes")

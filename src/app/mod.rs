@@ -72,6 +72,13 @@ pub trait Tab {
     }
     fn persist(&self) -> serde_json::Value;
     fn restore(&mut self, state: serde_json::Value);
+    /// The tab itself, for tests that read what it shows (e.g. a decoded image).
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        None
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -148,6 +155,7 @@ impl App {
         let tabs: Vec<Box<dyn Tab>> = vec![
             Box::new(crate::sps_music::view::PitchTab::new(&mut shared)),
             Box::new(crate::relevance::view::RelevanceTab::new(&mut shared)),
+            Box::new(crate::ievae::view::ClassPoseTab::new(&mut shared)),
         ];
         Self {
             tabs,

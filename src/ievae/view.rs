@@ -1,0 +1,956 @@
+//! The "Class x Pose" tab: pick a class, drag the equivariant (pose) sliders and see the
+//! digit change pose but not class; the same pose drawn in every class; pick a test digit or
+//! draw one with the mouse to see its reconstruction, class probabilities and its pose carried
+//! to every class; train in the background; export the class x pose traversal grid.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, channel};
+use std::time::Duration;
+
+use egui::{Color32, ColorImage, TextureHandle, TextureOptions, Vec2};
+use egui_plot::{Legend, Line, Plot, PlotPoints};
+use serde::{Deserialize, Serialize};
+
+use super::train::{IeVaeTrainer, TrainConfig};
+use super::{DEFAULT_FILE, FAMILY, Lab};
+use crate::app::{FileRequest, PathField, Shared, Tab};
+use crate::digits::classifier::DigitClassifier;
+use crate::digits::render::{centre_drawing, stamp_segment};
+use crate::digits::{DigitSet, PIXELS, SIDE};
+use crate::worker::{self, JobHandle, JobOptions};
+
+pub const PRESETS: [&str; 2] = ["fast", "paper"];
+/// Slider range of each equivariant dimension: +-3 prior standard deviations.
+const POSE_RANGE: f32 = 3.0;
+
+/// What the tab remembers across restarts.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClassPoseState {
+    pub checkpoint: String,
+    pub class: usize,
+    pub pose: Vec<f32>,
+    pub preset: String,
+    pub steps: u64,
+    /// labelled training images; 0 = all (supervised)
+    pub labels: usize,
+    pub data: String,
+    pub figure: String,
+    pub traversal_dim: usize,
+}
+
+impl Default for ClassPoseState {
+    fn default() -> Self {
+        Self {
+            checkpoint: String::new(),
+            class: 0,
+            pose: Vec::new(),
+            preset: "fast".into(),
+            steps: TrainConfig::default().steps,
+            labels: 0,
+            data: "digits".into(),
+            figure: "ievae_traversal.png".into(),
+            traversal_dim: 0,
+        }
+    }
+}
+
+/// Where the analysed input came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputSource {
+    Picked(usize),
+    Drawn,
+}
+
+/// Side effects the widgets ask for; applied in one place after drawing.
+enum Command {
+    SetClass(usize),
+    ResetPose,
+    Pick(usize),
+    AnalyseDrawing,
+    ClearDrawing,
+    UseInputPose,
+    Open(PathBuf),
+    Save(PathBuf),
+    Train,
+    Stop,
+    ExportTraversal(PathBuf),
+    ExportSwap(PathBuf),
+}
+
+/// What the model makes of one input image.
+pub struct Analysis {
+    pub source: InputSource,
+    pub image: Vec<f32>,
+    pub probabilities: Vec<f32>,
+    pub pose: Vec<f32>,
+    pub reconstruction: Vec<f32>,
+    /// the input's pose drawn in every class
+    pub carried: Vec<Vec<f32>>,
+}
+
+struct Training {
+    job: JobHandle,
+    status: String,
+    total: u64,
+    last_step: u64,
+    losses: Vec<[f64; 2]>,
+    accuracy: Vec<[f64; 2]>,
+    swap: Vec<[f64; 2]>,
+}
+
+pub struct ClassPoseTab {
+    pub state: ClassPoseState,
+    pub lab: Option<Arc<Lab>>,
+    /// the independent classifier, when models/ has one: reads what the decoder draws
+    pub judge: Option<Arc<DigitClassifier>>,
+    picker: DigitSet,
+    canvas: [f32; PIXELS],
+    canvas_last: Option<egui::Pos2>,
+    analysis: Option<Analysis>,
+    blank_drawing: bool,
+    /// the current (class, pose) drawn, and the same pose in every class
+    decoded: Option<Vec<f32>>,
+    /// what the independent classifier reads in `decoded`: (class, probability)
+    decoded_reading: Option<(u8, f32)>,
+    every_class: Vec<Vec<f32>>,
+    decoded_for: Option<(usize, Vec<f32>)>,
+    /// the usage (mean KL) of each equivariant dimension on the picker digits
+    dim_use: Vec<f32>,
+    textures: Textures,
+    checkpoint: PathField,
+    data_field: PathField,
+    figure_field: PathField,
+    training: Option<Training>,
+    finished: Option<Training>,
+    commands: Vec<Command>,
+    background: Vec<Receiver<Result<PathBuf, String>>>,
+}
+
+#[derive(Default)]
+struct Textures {
+    decoded: Option<TextureHandle>,
+    every_class: Vec<TextureHandle>,
+    picker: Vec<TextureHandle>,
+    input: Option<TextureHandle>,
+    reconstruction: Option<TextureHandle>,
+    carried: Vec<TextureHandle>,
+    dirty: bool,
+}
+
+fn color_image(pixels: &[f32]) -> ColorImage {
+    let grey: Vec<u8> = pixels
+        .iter()
+        .map(|p| ((1.0 - p.clamp(0.0, 1.0)) * 255.0).round() as u8)
+        .collect();
+    ColorImage::from_gray([SIDE, SIDE], &grey)
+}
+
+fn texture(ctx: &egui::Context, name: &str, pixels: &[f32]) -> TextureHandle {
+    ctx.load_texture(name, color_image(pixels), TextureOptions::NEAREST)
+}
+
+fn show(ui: &mut egui::Ui, t: &TextureHandle, side: f32) -> egui::Response {
+    ui.add(
+        egui::Image::from_texture(egui::load::SizedTexture::new(t.id(), Vec2::splat(side)))
+            .sense(egui::Sense::click()),
+    )
+}
+
+impl ClassPoseTab {
+    pub fn new(shared: &mut Shared) -> Self {
+        let default_path = shared.models_dir.join(DEFAULT_FILE);
+        let judge_path = DigitClassifier::default_path(&shared.models_dir);
+        let judge = DigitClassifier::load(&judge_path).ok().map(Arc::new);
+        let mut tab = Self {
+            state: ClassPoseState {
+                checkpoint: default_path.display().to_string(),
+                ..Default::default()
+            },
+            lab: None,
+            judge,
+            picker: super::picker_digits(0),
+            canvas: [0.0; PIXELS],
+            canvas_last: None,
+            analysis: None,
+            blank_drawing: false,
+            decoded: None,
+            decoded_reading: None,
+            every_class: Vec::new(),
+            decoded_for: None,
+            dim_use: Vec::new(),
+            textures: Textures {
+                dirty: true,
+                ..Default::default()
+            },
+            checkpoint: PathField::new(default_path.display().to_string()),
+            data_field: PathField::new("digits"),
+            figure_field: PathField::new("ievae_traversal.png"),
+            training: None,
+            finished: None,
+            commands: Vec::new(),
+            background: Vec::new(),
+        };
+        if default_path.is_file() {
+            tab.open(&default_path, shared);
+        }
+        tab
+    }
+
+    fn open(&mut self, path: &std::path::Path, shared: &mut Shared) {
+        match Lab::load(path) {
+            Ok(lab) => {
+                shared.info(format!("opened {}", path.display()));
+                self.state.checkpoint = path.display().to_string();
+                self.set_lab(Arc::new(lab), true);
+            }
+            Err(e) => shared.error(e.to_string()),
+        }
+    }
+
+    fn set_lab(&mut self, lab: Arc<Lab>, reset_pose: bool) {
+        let e = lab.equivariant_dims();
+        if reset_pose || self.state.pose.len() != e {
+            self.state.pose = vec![0.0; e];
+        }
+        self.state.class = self.state.class.min(lab.classes() - 1);
+        self.state.traversal_dim = self.state.traversal_dim.min(e - 1);
+        self.dim_use = dims_use(&lab, &self.picker).unwrap_or_else(|_| vec![0.0; e]);
+        self.lab = Some(lab);
+        self.decoded_for = None;
+        if let Some(a) = self.analysis.take() {
+            self.analyse(a.source, a.image);
+        }
+    }
+
+    /// The image the decoder draws for the current class and pose (ink in [0, 1]).
+    pub fn decoded_image(&self) -> Option<&[f32]> {
+        self.decoded.as_deref()
+    }
+
+    /// The current analysis of a picked or drawn digit.
+    pub fn analysis(&self) -> Option<&Analysis> {
+        self.analysis.as_ref()
+    }
+
+    /// Paint a stroke on the drawing canvas (canvas pixels, 0..28), as the mouse does.
+    pub fn draw_stroke(&mut self, points: &[(f32, f32)]) {
+        for w in points.windows(2) {
+            stamp_segment(&mut self.canvas, w[0], w[1], 1.1);
+        }
+        self.commands.push(Command::AnalyseDrawing);
+    }
+
+    fn refresh_decoded(&mut self, shared: &mut Shared) {
+        let Some(lab) = &self.lab else { return };
+        let key = (self.state.class, self.state.pose.clone());
+        if self.decoded_for.as_ref() == Some(&key) {
+            return;
+        }
+        let pose = self.state.pose.clone();
+        let mut items: Vec<(u32, &[f32])> = vec![(self.state.class as u32, pose.as_slice())];
+        items.extend((0..lab.classes() as u32).map(|c| (c, pose.as_slice())));
+        match lab.draw(&items) {
+            Ok(mut images) => {
+                self.every_class = images.split_off(1);
+                self.decoded = images.pop();
+                self.decoded_reading = self.decoded.as_deref().and_then(|d| self.judge_reading(d));
+                self.decoded_for = Some(key);
+                self.textures.dirty = true;
+            }
+            Err(e) => shared.error(format!("decoding failed: {e:#}")),
+        }
+    }
+
+    fn analyse(&mut self, source: InputSource, image: Vec<f32>) {
+        let Some(lab) = &self.lab else {
+            self.analysis = Some(Analysis {
+                source,
+                image,
+                probabilities: Vec::new(),
+                pose: Vec::new(),
+                reconstruction: vec![0.0; PIXELS],
+                carried: Vec::new(),
+            });
+            self.textures.dirty = true;
+            return;
+        };
+        let result = (|| -> anyhow::Result<Analysis> {
+            let probabilities = lab.class_probabilities(&image)?;
+            let pose = lab.pose_of(&image)?;
+            let best = probabilities
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map_or(0, |(c, _)| c as u32);
+            let reconstruction = lab
+                .draw(&[(best, pose.as_slice())])?
+                .pop()
+                .unwrap_or_default();
+            let carried = lab.in_every_class(&pose)?;
+            Ok(Analysis {
+                source,
+                image: image.clone(),
+                probabilities,
+                pose,
+                reconstruction,
+                carried,
+            })
+        })();
+        self.analysis = result.ok();
+        self.textures.dirty = true;
+    }
+
+    fn start_training(&mut self, shared: &mut Shared) {
+        let mut cfg = match TrainConfig::preset(&self.state.preset) {
+            Ok(c) => c,
+            Err(e) => return shared.error(format!("{e:#}")),
+        };
+        cfg.steps = self.state.steps.max(1);
+        cfg.labels = (self.state.labels > 0).then_some(self.state.labels.max(cfg.model.classes));
+        let spec = self.data_field.text.trim().to_string();
+        self.state.data = spec.clone();
+        let judge = self.judge.clone();
+        let total = cfg.steps;
+        let job = worker::spawn(
+            move |status| {
+                status(format!("reading {spec}"));
+                let data = super::load_data(&spec, &cfg.recipe)?;
+                Ok(Box::new(IeVaeTrainer::new(cfg, data, spec, 0, judge)?))
+            },
+            JobOptions {
+                threads: shared.train_threads,
+                eval_every: 250,
+                snapshot_every: Duration::from_secs(3),
+            },
+        );
+        shared.info(format!(
+            "training {FAMILY} {} ({total} steps, {})",
+            self.state.preset,
+            if self.state.labels > 0 {
+                format!("{} labels", self.state.labels)
+            } else {
+                "all labelled".into()
+            }
+        ));
+        self.training = Some(Training {
+            job,
+            status: "starting".into(),
+            total,
+            last_step: 0,
+            losses: Vec::new(),
+            accuracy: Vec::new(),
+            swap: Vec::new(),
+        });
+    }
+
+    fn drain_training(&mut self, shared: &mut Shared) {
+        let Some(t) = &mut self.training else { return };
+        let mut progress = t.job.poll(Duration::from_millis(6));
+        if let Some(s) = progress.status {
+            t.status = s;
+        }
+        for s in &progress.steps {
+            t.last_step = s.step;
+            if s.step % 5 == 0 || t.losses.len() < 50 {
+                t.losses.push([s.step as f64, s.total()]);
+            }
+        }
+        for (step, values) in &progress.metrics {
+            for (k, v) in values {
+                match k.as_str() {
+                    "accuracy" => t.accuracy.push([*step as f64, *v]),
+                    "swap_accuracy" => t.swap.push([*step as f64, *v]),
+                    _ => {}
+                }
+            }
+        }
+        let ended = shared
+            .announce_end(progress.ended.take())
+            .map(|status| t.status = status)
+            .is_some();
+        if let Some(snapshot) = progress.snapshot {
+            match Lab::from_snapshot(&snapshot) {
+                Ok(lab) => {
+                    let fresh = self
+                        .lab
+                        .as_ref()
+                        .is_none_or(|l| l.meta.steps > lab.meta.steps || l.cfg != lab.cfg);
+                    self.set_lab(Arc::new(lab), fresh);
+                }
+                Err(e) => shared.error(format!("training snapshot: {e:#}")),
+            }
+        }
+        if ended {
+            self.finished = self.training.take();
+        }
+    }
+
+    fn run_in_background(
+        &mut self,
+        work: impl FnOnce() -> Result<PathBuf, String> + Send + 'static,
+    ) {
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(work());
+        });
+        self.background.push(rx);
+    }
+
+    fn drain_background(&mut self, shared: &mut Shared) {
+        self.background.retain(|rx| match rx.try_recv() {
+            Ok(Ok(p)) => {
+                shared.info(format!("wrote {}", p.display()));
+                false
+            }
+            Ok(Err(e)) => {
+                shared.error(e);
+                false
+            }
+            Err(std::sync::mpsc::TryRecvError::Empty) => true,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => false,
+        });
+    }
+
+    fn apply(&mut self, command: Command, shared: &mut Shared) {
+        match command {
+            Command::SetClass(c) => self.state.class = c,
+            Command::ResetPose => self.state.pose.iter_mut().for_each(|v| *v = 0.0),
+            Command::Pick(i) => {
+                if i < self.picker.len() {
+                    let image = self.picker.image(i).to_vec();
+                    self.blank_drawing = false;
+                    self.analyse(InputSource::Picked(i), image);
+                }
+            }
+            Command::AnalyseDrawing => match centre_drawing(&self.canvas) {
+                Some(image) => {
+                    self.blank_drawing = false;
+                    self.analyse(InputSource::Drawn, image.to_vec());
+                }
+                None => {
+                    self.blank_drawing = true;
+                    if self
+                        .analysis
+                        .as_ref()
+                        .is_some_and(|a| a.source == InputSource::Drawn)
+                    {
+                        self.analysis = None;
+                    }
+                }
+            },
+            Command::ClearDrawing => {
+                self.canvas = [0.0; PIXELS];
+                self.blank_drawing = false;
+                if self
+                    .analysis
+                    .as_ref()
+                    .is_some_and(|a| a.source == InputSource::Drawn)
+                {
+                    self.analysis = None;
+                }
+            }
+            Command::UseInputPose => {
+                if let Some(a) = &self.analysis
+                    && a.pose.len() == self.state.pose.len()
+                {
+                    self.state.pose = a
+                        .pose
+                        .iter()
+                        .map(|v| v.clamp(-POSE_RANGE, POSE_RANGE))
+                        .collect();
+                }
+            }
+            Command::Open(p) => self.open(&p, shared),
+            Command::Save(p) => {
+                let Some(lab) = self.lab.clone() else {
+                    return shared.error("no model to save");
+                };
+                self.run_in_background(move || lab.save(&p).map(|_| p).map_err(|e| e.to_string()));
+            }
+            Command::Train => self.start_training(shared),
+            Command::Stop => {
+                if let Some(t) = &self.training {
+                    t.job.cancel();
+                }
+            }
+            Command::ExportTraversal(p) | Command::ExportSwap(p) if self.lab.is_none() => {
+                shared.error(format!("{}: no model to draw", p.display()));
+            }
+            Command::ExportTraversal(p) => {
+                let Some(lab) = self.lab.clone() else { return };
+                let dim = self.state.traversal_dim;
+                self.run_in_background(move || {
+                    let fig =
+                        super::cli::traversal_figure(&lab, dim, 9).map_err(|e| format!("{e:#}"))?;
+                    crate::figures::save(&fig, &p).map_err(|e| format!("{e:#}"))?;
+                    Ok(p)
+                });
+            }
+            Command::ExportSwap(p) => {
+                let Some(lab) = self.lab.clone() else { return };
+                self.run_in_background(move || {
+                    let fig = super::cli::swap_figure(&lab, 8).map_err(|e| format!("{e:#}"))?;
+                    crate::figures::save(&fig, &p).map_err(|e| format!("{e:#}"))?;
+                    Ok(p)
+                });
+            }
+        }
+    }
+
+    fn upload_textures(&mut self, ctx: &egui::Context) {
+        if !self.textures.dirty {
+            return;
+        }
+        let t = &mut self.textures;
+        t.decoded = self
+            .decoded
+            .as_ref()
+            .map(|d| texture(ctx, "ievae-decoded", d));
+        t.every_class = self
+            .every_class
+            .iter()
+            .enumerate()
+            .map(|(c, d)| texture(ctx, &format!("ievae-class-{c}"), d))
+            .collect();
+        if t.picker.len() != self.picker.len() {
+            t.picker = (0..self.picker.len())
+                .map(|i| texture(ctx, &format!("ievae-pick-{i}"), self.picker.image(i)))
+                .collect();
+        }
+        t.input = self
+            .analysis
+            .as_ref()
+            .map(|a| texture(ctx, "ievae-input", &a.image));
+        t.reconstruction = self
+            .analysis
+            .as_ref()
+            .map(|a| texture(ctx, "ievae-recon", &a.reconstruction));
+        t.carried = self
+            .analysis
+            .iter()
+            .flat_map(|a| a.carried.iter())
+            .enumerate()
+            .map(|(c, d)| texture(ctx, &format!("ievae-carried-{c}"), d))
+            .collect();
+        t.dirty = false;
+    }
+
+    fn judge_reading(&self, image: &[f32]) -> Option<(u8, f32)> {
+        let judge = self.judge.as_ref()?;
+        let p = judge.probabilities(image).ok()?.pop()?;
+        p.iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(c, v)| (c as u8, *v))
+    }
+
+    fn pose_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(lab) = self.lab.clone() else {
+            ui.label("No model loaded: open a checkpoint or train one below.");
+            return;
+        };
+        ui.horizontal(|ui| {
+            ui.label("class");
+            for c in 0..lab.classes() {
+                let button =
+                    egui::Button::new(egui::RichText::new(c.to_string()).monospace().size(16.0))
+                        .selected(self.state.class == c)
+                        .min_size(Vec2::new(28.0, 26.0));
+                if ui.add(button).clicked() {
+                    self.commands.push(Command::SetClass(c));
+                }
+            }
+        });
+        ui.horizontal(|ui| {
+            if let Some(t) = &self.textures.decoded {
+                show(ui, t, 196.0);
+            }
+            ui.vertical(|ui| {
+                ui.label("equivariant code z (pose): the class never changes");
+                ui.spacing_mut().slider_width = 220.0;
+                for (d, v) in self.state.pose.iter_mut().enumerate() {
+                    let used = self.dim_use.get(d).copied().unwrap_or(0.0);
+                    ui.add(
+                        egui::Slider::new(v, -POSE_RANGE..=POSE_RANGE)
+                            .text(format!("z{d}"))
+                            .fixed_decimals(2),
+                    )
+                    .on_hover_text(format!(
+                        "mean KL {used:.2} nats on test digits (how much the model uses it)"
+                    ));
+                }
+                ui.horizontal(|ui| {
+                    if ui.button("Reset pose").clicked() {
+                        self.commands.push(Command::ResetPose);
+                    }
+                    if let Some((c, p)) = self.decoded_reading {
+                        ui.label(format!(
+                            "independent classifier reads {c} ({:.0}%)",
+                            p * 100.0
+                        ));
+                    }
+                });
+            });
+        });
+        ui.label("the same pose in every class");
+        ui.horizontal(|ui| {
+            for t in &self.textures.every_class {
+                show(ui, t, 52.0);
+            }
+        });
+    }
+
+    fn input_ui(&mut self, ui: &mut egui::Ui) {
+        ui.label("test digits by writers the model never saw: click one");
+        let cols = 10;
+        egui::Grid::new("ievae-picker")
+            .spacing([2.0, 2.0])
+            .show(ui, |ui| {
+                for (i, t) in self.textures.picker.iter().enumerate() {
+                    let r = show(ui, t, 30.0);
+                    if r.clicked() {
+                        self.commands.push(Command::Pick(i));
+                    }
+                    if (i + 1) % cols == 0 {
+                        ui.end_row();
+                    }
+                }
+            });
+        ui.horizontal(|ui| {
+            ui.vertical(|ui| {
+                ui.label("or draw one");
+                self.canvas_ui(ui);
+                if ui.button("Clear drawing").clicked() {
+                    self.commands.push(Command::ClearDrawing);
+                }
+            });
+            ui.vertical(|ui| self.analysis_ui(ui));
+        });
+    }
+
+    fn canvas_ui(&mut self, ui: &mut egui::Ui) {
+        let cell = 5.0;
+        let side = cell * SIDE as f32;
+        let (response, painter) =
+            ui.allocate_painter(Vec2::splat(side), egui::Sense::click_and_drag());
+        response
+            .widget_info(|| egui::WidgetInfo::labeled(egui::Role::Canvas, true, "drawing canvas"));
+        let rect = response.rect;
+        painter.rect_filled(rect, 0.0, Color32::WHITE);
+        for y in 0..SIDE {
+            for x in 0..SIDE {
+                let v = self.canvas[y * SIDE + x];
+                if v > 0.01 {
+                    let g = ((1.0 - v) * 255.0) as u8;
+                    let min = rect.min + Vec2::new(x as f32 * cell, y as f32 * cell);
+                    painter.rect_filled(
+                        egui::Rect::from_min_size(min, Vec2::splat(cell)),
+                        0.0,
+                        Color32::from_gray(g),
+                    );
+                }
+            }
+        }
+        painter.rect_stroke(
+            rect,
+            0.0,
+            egui::Stroke::new(1.0, ui.visuals().widgets.noninteractive.bg_stroke.color),
+            egui::StrokeKind::Inside,
+        );
+        if let Some(pos) = response.interact_pointer_pos()
+            && (response.dragged() || response.clicked())
+        {
+            let to = ((pos - rect.min) / cell).to_pos2();
+            let from = self.canvas_last.unwrap_or(to);
+            self.draw_stroke(&[(from.x, from.y), (to.x, to.y)]);
+            self.canvas_last = Some(to);
+        }
+        if response.drag_stopped() || response.clicked() || !response.dragged() {
+            self.canvas_last = None;
+        }
+        if self.blank_drawing {
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                "the canvas is blank: draw a digit",
+            );
+        }
+    }
+
+    fn analysis_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(a) = &self.analysis else {
+            ui.label("pick or draw a digit to see its reconstruction and class");
+            return;
+        };
+        ui.horizontal(|ui| {
+            ui.vertical(|ui| {
+                ui.label(match a.source {
+                    InputSource::Picked(i) => format!("test digit {i}"),
+                    InputSource::Drawn => "your drawing (centred)".into(),
+                });
+                if let Some(t) = &self.textures.input {
+                    show(ui, t, 84.0);
+                }
+            });
+            ui.vertical(|ui| {
+                ui.label("reconstruction");
+                if let Some(t) = &self.textures.reconstruction {
+                    show(ui, t, 84.0);
+                }
+            });
+            ui.vertical(|ui| {
+                ui.label("q(y|x)");
+                for (c, p) in a.probabilities.iter().enumerate() {
+                    ui.horizontal(|ui| {
+                        ui.monospace(format!("{c}"));
+                        ui.add(
+                            egui::ProgressBar::new(*p)
+                                .desired_width(110.0)
+                                .text(format!("{:.1}%", p * 100.0)),
+                        );
+                    });
+                }
+            });
+        });
+        ui.label("its pose carried to every class");
+        ui.horizontal(|ui| {
+            for t in &self.textures.carried {
+                show(ui, t, 36.0);
+            }
+        });
+        if ui
+            .add_enabled(
+                !a.pose.is_empty(),
+                egui::Button::new("Use this pose on the sliders"),
+            )
+            .clicked()
+        {
+            self.commands.push(Command::UseInputPose);
+        }
+    }
+
+    fn training_ui(&mut self, ui: &mut egui::Ui, shared: &Shared) {
+        ui.horizontal(|ui| {
+            egui::ComboBox::from_label("preset")
+                .selected_text(self.state.preset.clone())
+                .show_ui(ui, |ui| {
+                    for p in PRESETS {
+                        ui.selectable_value(&mut self.state.preset, p.to_string(), p);
+                    }
+                });
+            ui.add(
+                egui::DragValue::new(&mut self.state.steps)
+                    .range(1..=1_000_000)
+                    .prefix("steps "),
+            );
+            ui.add(
+                egui::DragValue::new(&mut self.state.labels)
+                    .range(0..=60_000)
+                    .prefix("labels ")
+                    .custom_formatter(|v, _| {
+                        if v < 0.5 { "all".into() } else { format!("{v:.0}") }
+                    }),
+            )
+            .on_hover_text("labelled training images (balanced over classes); 0 = all labelled, otherwise semi-supervised");
+        });
+        ui.horizontal(|ui| {
+            ui.label("data");
+            self.data_field.ui(
+                ui,
+                "digits, idx:DIR, idx:IMAGES,LABELS, csv:PATH",
+                FileRequest::Open,
+                &[("CSV", &["csv"])],
+            );
+        });
+        ui.horizontal(|ui| {
+            let running = self.training.is_some();
+            if ui
+                .add_enabled(!running, egui::Button::new("Train"))
+                .clicked()
+            {
+                self.commands.push(Command::Train);
+            }
+            if ui.add_enabled(running, egui::Button::new("Stop")).clicked() {
+                self.commands.push(Command::Stop);
+            }
+            ui.label(format!("{} thread(s)", shared.train_threads));
+        });
+        let Some(t) = self.training.as_ref().or(self.finished.as_ref()) else {
+            return;
+        };
+        ui.add(
+            egui::ProgressBar::new(t.last_step as f32 / t.total.max(1) as f32)
+                .text(format!("step {}/{} · {}", t.last_step, t.total, t.status)),
+        );
+        if let Some(a) = t.accuracy.last() {
+            let swap = t
+                .swap
+                .last()
+                .map(|s| format!(", swap accuracy {:.3}", s[1]))
+                .unwrap_or_default();
+            ui.label(format!("step {}: test accuracy {:.4}{swap}", a[0], a[1]));
+        }
+        let losses: PlotPoints = t
+            .losses
+            .iter()
+            .map(|l| [l[0], l[1].max(1e-9).log10() / 3.0])
+            .collect();
+        let acc: PlotPoints = t.accuracy.iter().copied().collect();
+        let swap: PlotPoints = t.swap.iter().copied().collect();
+        Plot::new("ievae_training")
+            .height(130.0)
+            .legend(Legend::default())
+            .x_axis_label("step")
+            .show(ui, |plot| {
+                plot.line(Line::new("log10 loss / 3", losses));
+                plot.line(Line::new("test accuracy", acc));
+                plot.line(Line::new("swap accuracy", swap));
+            });
+    }
+
+    fn files_ui(&mut self, ui: &mut egui::Ui) {
+        let loaded = self.lab.is_some();
+        match self.checkpoint.row(
+            ui,
+            "checkpoint",
+            "model.safetensors",
+            FileRequest::Open,
+            &[("checkpoint", &["safetensors"][..])],
+            &[("Open", true), ("Save", loaded)],
+        ) {
+            Some((0, p)) => self.commands.push(Command::Open(p)),
+            Some((_, p)) => self.commands.push(Command::Save(p)),
+            None => {}
+        }
+        let dims = self.state.pose.len().max(1);
+        ui.horizontal(|ui| {
+            ui.label("traversal dimension");
+            ui.add(
+                egui::DragValue::new(&mut self.state.traversal_dim)
+                    .range(0..=dims - 1)
+                    .prefix("z"),
+            );
+        });
+        if let Some((i, p)) = self.figure_field.row(
+            ui,
+            "figure",
+            "figure.png or .svg",
+            FileRequest::Save,
+            &[("figure", &["png", "svg"][..])],
+            &[("Export traversal", loaded), ("Export swaps", loaded)],
+        ) {
+            self.commands.push(if i == 0 {
+                Command::ExportTraversal(p)
+            } else {
+                Command::ExportSwap(p)
+            });
+        }
+    }
+}
+
+/// Mean KL per equivariant dimension on some digits.
+fn dims_use(lab: &Lab, digits: &DigitSet) -> anyhow::Result<Vec<f32>> {
+    let x = candle_core::Tensor::from_slice(
+        &digits.images,
+        (digits.len(), PIXELS),
+        &candle_core::Device::Cpu,
+    )?;
+    let (mu, logvar) = lab.model.encode(&x)?;
+    Ok(crate::nn::kl_per_dim(&mu, &logvar)?.to_vec1::<f32>()?)
+}
+
+impl Tab for ClassPoseTab {
+    fn title(&self) -> &'static str {
+        "Class x Pose"
+    }
+
+    fn logic(&mut self, ctx: &egui::Context, shared: &mut Shared) {
+        self.drain_training(shared);
+        self.drain_background(shared);
+        for command in std::mem::take(&mut self.commands) {
+            self.apply(command, shared);
+        }
+        self.refresh_decoded(shared);
+        self.upload_textures(ctx);
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            ui.columns(2, |cols| {
+                let (left, right) = cols.split_at_mut(1);
+                let (left, right) = (&mut left[0], &mut right[0]);
+                left.heading("Class and pose");
+                if let Some(lab) = &self.lab {
+                    let m = &lab.meta.metrics;
+                    let get = |k: &str| m.get(k).map_or("?".into(), |v| format!("{v:.3}"));
+                    left.label(format!(
+                        "{FAMILY} · preset {} · {} steps · {} labels · accuracy {} · swap accuracy {} · class-from-pose probe {}",
+                        lab.meta.preset,
+                        lab.meta.steps,
+                        lab.labels_used,
+                        get("accuracy"),
+                        get("swap_accuracy"),
+                        get("class_from_pose_probe"),
+                    ));
+                }
+                self.pose_ui(left);
+                left.separator();
+                left.heading("Train");
+                self.training_ui(left, shared);
+                right.heading("A digit's class and pose");
+                self.input_ui(right);
+                right.separator();
+                right.heading("Files");
+                self.files_ui(right);
+            });
+        });
+        for command in std::mem::take(&mut self.commands) {
+            self.apply(command, shared);
+        }
+        self.refresh_decoded(shared);
+        self.upload_textures(ui.ctx());
+    }
+
+    fn busy(&self) -> bool {
+        self.training.is_some() || !self.background.is_empty()
+    }
+
+    fn persist(&self) -> serde_json::Value {
+        let mut s = self.state.clone();
+        s.checkpoint = self.checkpoint.text.clone();
+        s.data = self.data_field.text.clone();
+        s.figure = self.figure_field.text.clone();
+        serde_json::to_value(s).unwrap_or_default()
+    }
+
+    fn restore(&mut self, state: serde_json::Value) {
+        let Ok(s) = serde_json::from_value::<ClassPoseState>(state) else {
+            return;
+        };
+        self.data_field.text = s.data.clone();
+        self.figure_field.text = s.figure.clone();
+        let dims = self
+            .lab
+            .as_ref()
+            .map(|l| (l.equivariant_dims(), l.classes()));
+        let checkpoint = self.state.checkpoint.clone();
+        self.state = ClassPoseState { checkpoint, ..s };
+        if let Some((e, classes)) = dims {
+            if self.state.pose.len() != e {
+                self.state.pose = vec![0.0; e];
+            }
+            self.state.class = self.state.class.min(classes - 1);
+            self.state.traversal_dim = self.state.traversal_dim.min(e - 1);
+        }
+        self.decoded_for = None;
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
+    }
+}
