@@ -107,6 +107,8 @@ pub trait Family: Sync {
 pub static FAMILIES: &[&dyn Family] = &[
     &crate::sps_music::cli::SpsMusicFamily,
     &crate::relevance::cli::RelevanceFamily,
+    &crate::v3::cli::NOTES,
+    &crate::v3::cli::DIGITS,
 ];
 
 pub fn family_names() -> Vec<&'static str> {

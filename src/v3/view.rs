@@ -1,0 +1,1 @@
+pub const SWAP_GL_ITERS: usize = 16;
