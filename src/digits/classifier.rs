@@ -1,0 +1,398 @@
+//! An independent digit classifier: an MLP trained on an endless stream of generated digits,
+//! used to read what a generative model decoded (swap accuracy, the window's checks). It
+//! never sees a decoder's output during training, so it is a fair judge of one.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{D, Device, Module, Tensor};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use super::render::{self, PIXELS, SIDE, Writer};
+use super::{DigitSet, TEST_WRITER_BASE};
+use crate::nn::checkpoint::{self, CheckpointError, Metadata};
+use crate::nn::{Mlp, WeightInit, new_varmap, varmap_tensors};
+use crate::worker::{Snapshot, StepStats, Trainer};
+
+pub const FAMILY: &str = "digit-classifier";
+/// Where the window and the evals look for it.
+pub const FILE_NAME: &str = "digit_classifier.safetensors";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClassifierConfig {
+    pub hidden: Vec<usize>,
+    pub steps: u64,
+    pub batch: usize,
+    pub lr: f64,
+    /// training writers are drawn from this many (test writers are never among them)
+    pub writers: u64,
+    /// share of training images blurred and faded, as a decoder's output often is
+    pub soften: f64,
+    /// held-out writers for the accuracy reported during and after training
+    pub test_writers: usize,
+}
+
+impl Default for ClassifierConfig {
+    fn default() -> Self {
+        Self {
+            hidden: vec![256, 128],
+            steps: 3000,
+            batch: 128,
+            lr: 1e-3,
+            writers: 5000,
+            soften: 0.4,
+            test_writers: 100,
+        }
+    }
+}
+
+impl ClassifierConfig {
+    pub fn preset(name: &str) -> anyhow::Result<Self> {
+        match name {
+            "fast" | "default" | "paper" => Ok(Self::default()),
+            "tiny" => Ok(Self {
+                hidden: vec![128],
+                steps: 600,
+                ..Self::default()
+            }),
+            _ => anyhow::bail!("unknown preset `{name}` for {FAMILY} (fast, tiny)"),
+        }
+    }
+
+    fn sizes(&self) -> Vec<usize> {
+        let mut s = vec![PIXELS];
+        s.extend(&self.hidden);
+        s.push(10);
+        s
+    }
+}
+
+/// A trained classifier.
+pub struct DigitClassifier {
+    pub cfg: ClassifierConfig,
+    pub meta: Metadata,
+    mlp: Mlp,
+    varmap: VarMap,
+}
+
+impl DigitClassifier {
+    fn build(cfg: ClassifierConfig) -> candle_core::Result<(Mlp, VarMap)> {
+        let (varmap, vb) = new_varmap();
+        let mlp = Mlp::new(&cfg.sizes(), WeightInit::He, vb.pp("mlp"))?;
+        Ok((mlp, varmap))
+    }
+
+    fn from_tensors(
+        meta: Metadata,
+        tensors: &HashMap<String, Tensor>,
+        path: &Path,
+    ) -> Result<Self, CheckpointError> {
+        let cfg: ClassifierConfig = serde_json::from_value(
+            meta.config.get("train").cloned().unwrap_or_default(),
+        )
+        .map_err(|_| CheckpointError::Metadata {
+            path: path.to_owned(),
+            key: "config.train".into(),
+        })?;
+        if cfg.hidden.len() > 8 || cfg.hidden.iter().any(|&h| h == 0 || h > 8192) {
+            return Err(CheckpointError::other(path, "implausible hidden sizes"));
+        }
+        let (mlp, varmap) =
+            Self::build(cfg.clone()).map_err(|e| CheckpointError::other(path, e))?;
+        checkpoint::fill_varmap(&varmap, tensors, path)?;
+        Ok(Self {
+            cfg,
+            meta,
+            mlp,
+            varmap,
+        })
+    }
+
+    pub fn load(path: &Path) -> Result<Self, CheckpointError> {
+        let loaded = checkpoint::load(path)?;
+        loaded.expect_family(FAMILY)?;
+        Self::from_tensors(loaded.meta, &loaded.tensors, path)
+    }
+
+    pub fn from_snapshot(s: &Snapshot) -> anyhow::Result<Self> {
+        let tensors = s.tensors.iter().cloned().collect();
+        Ok(Self::from_tensors(
+            s.meta.clone(),
+            &tensors,
+            Path::new("(training)"),
+        )?)
+    }
+
+    pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
+        let tensors = varmap_tensors(&self.varmap).map_err(|e| CheckpointError::other(path, e))?;
+        checkpoint::save(path, &tensors, &self.meta)
+    }
+
+    /// The shipped classifier in `models_dir`.
+    pub fn default_path(models_dir: &Path) -> PathBuf {
+        models_dir.join(FILE_NAME)
+    }
+
+    /// The shipped classifier, or (when it is missing) one trained now with `cfg`: a few
+    /// seconds to a minute depending on the steps.
+    pub fn load_or_train(models_dir: &Path, cfg: &ClassifierConfig) -> anyhow::Result<Self> {
+        let path = Self::default_path(models_dir);
+        if path.is_file() {
+            return Ok(Self::load(&path)?);
+        }
+        let mut t = ClassifierTrainer::new(cfg.clone(), 0)?;
+        while t.steps_done() < t.total_steps() {
+            t.step()?;
+        }
+        Self::from_snapshot(&t.snapshot()?)
+    }
+
+    /// Logits (N, 10) of images given as N*784 pixels.
+    pub fn logits(&self, images: &[f32]) -> anyhow::Result<Tensor> {
+        let n = images.len() / PIXELS;
+        anyhow::ensure!(
+            n * PIXELS == images.len(),
+            "{} pixels is not a whole number of 28x28 images",
+            images.len()
+        );
+        let x = Tensor::from_slice(images, (n, PIXELS), &Device::Cpu)?;
+        Ok(self.mlp.forward(&x)?)
+    }
+
+    /// Class probabilities, one row of 10 per image.
+    pub fn probabilities(&self, images: &[f32]) -> anyhow::Result<Vec<Vec<f32>>> {
+        let p = candle_nn::ops::softmax(&self.logits(images)?, D::Minus1)?;
+        Ok(p.to_vec2::<f32>()?)
+    }
+
+    /// The digit each image shows.
+    pub fn predict(&self, images: &[f32]) -> anyhow::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(images.len() / PIXELS);
+        for chunk in images.chunks(PIXELS * 1024) {
+            let am = self.logits(chunk)?.argmax(D::Minus1)?.to_vec1::<u32>()?;
+            out.extend(am.into_iter().map(|a| a as u8));
+        }
+        Ok(out)
+    }
+
+    /// Share of `set` read correctly.
+    pub fn accuracy(&self, set: &DigitSet) -> anyhow::Result<f64> {
+        anyhow::ensure!(!set.is_empty(), "no digits to classify");
+        let pred = self.predict(&set.images)?;
+        let right = pred.iter().zip(&set.labels).filter(|(a, b)| a == b).count();
+        Ok(right as f64 / set.len() as f64)
+    }
+
+    /// The confusion matrix (rows: true digit, columns: read as), as counts.
+    pub fn confusion(&self, set: &DigitSet) -> anyhow::Result<[[usize; 10]; 10]> {
+        let pred = self.predict(&set.images)?;
+        let mut m = [[0usize; 10]; 10];
+        for (p, l) in pred.iter().zip(&set.labels) {
+            m[*l as usize % 10][*p as usize % 10] += 1;
+        }
+        Ok(m)
+    }
+}
+
+/// A 3x3 box blur with the ink faded by `fade`: how a VAE's mean image tends to look.
+fn soften(img: &mut [f32; PIXELS], fade: f32) {
+    let src = *img;
+    for y in 0..SIDE {
+        for x in 0..SIDE {
+            let mut s = 0.0;
+            let mut n = 0.0;
+            for yy in y.saturating_sub(1)..(y + 2).min(SIDE) {
+                for xx in x.saturating_sub(1)..(x + 2).min(SIDE) {
+                    let w = if yy == y && xx == x { 2.0 } else { 1.0 };
+                    s += w * src[yy * SIDE + xx];
+                    n += w;
+                }
+            }
+            img[y * SIDE + x] = fade * s / n;
+        }
+    }
+}
+
+/// Trains a [`DigitClassifier`] for the worker: every step draws a fresh batch of digits.
+pub struct ClassifierTrainer {
+    cfg: ClassifierConfig,
+    seed: u64,
+    step: u64,
+    rng: StdRng,
+    mlp: Mlp,
+    varmap: VarMap,
+    opt: AdamW,
+    test: DigitSet,
+    last_accuracy: Option<f64>,
+}
+
+impl ClassifierTrainer {
+    pub fn new(cfg: ClassifierConfig, seed: u64) -> anyhow::Result<Self> {
+        let (mlp, varmap) = DigitClassifier::build(cfg.clone())?;
+        let opt = AdamW::new(
+            varmap.all_vars(),
+            ParamsAdamW {
+                lr: cfg.lr,
+                weight_decay: 0.0,
+                ..Default::default()
+            },
+        )?;
+        let test = super::generate(TEST_WRITER_BASE, cfg.test_writers, 2, seed);
+        Ok(Self {
+            rng: StdRng::seed_from_u64(seed ^ 0xC1A5),
+            cfg,
+            seed,
+            step: 0,
+            mlp,
+            varmap,
+            opt,
+            test,
+            last_accuracy: None,
+        })
+    }
+
+    fn batch(&mut self) -> anyhow::Result<(Tensor, Tensor)> {
+        let b = self.cfg.batch;
+        let mut images = Vec::with_capacity(b * PIXELS);
+        let mut labels = Vec::with_capacity(b);
+        for _ in 0..b {
+            let id = self.rng.random_range(0..self.cfg.writers);
+            let writer = Writer::numbered(id, self.seed);
+            let digit = self.rng.random_range(0..10u8);
+            let mut img = render::render(digit, &writer, &mut self.rng);
+            if self.rng.random_bool(self.cfg.soften.clamp(0.0, 1.0)) {
+                let fade = self.rng.random_range(0.55..1.0);
+                soften(&mut img, fade);
+            }
+            images.extend_from_slice(&img);
+            labels.push(digit as u32);
+        }
+        Ok((
+            Tensor::from_vec(images, (b, PIXELS), &Device::Cpu)?,
+            Tensor::from_vec(labels, b, &Device::Cpu)?,
+        ))
+    }
+
+    fn metadata(&self) -> Metadata {
+        let mut metrics = std::collections::BTreeMap::new();
+        if let Some(a) = self.last_accuracy {
+            metrics.insert("accuracy".to_string(), a);
+        }
+        Metadata {
+            family: FAMILY.into(),
+            preset: "fast".into(),
+            config: serde_json::json!({ "train": self.cfg }),
+            data: format!(
+                "digits: writers 0..{} of population {}, tested on {} held-out writers",
+                self.cfg.writers, self.seed, self.cfg.test_writers
+            ),
+            steps: self.step,
+            seed: self.seed,
+            metrics,
+            version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+
+    fn test_accuracy(&self) -> anyhow::Result<f64> {
+        let x = Tensor::from_slice(&self.test.images, (self.test.len(), PIXELS), &Device::Cpu)?;
+        let pred = self.mlp.forward(&x)?.argmax(D::Minus1)?.to_vec1::<u32>()?;
+        let right = pred
+            .iter()
+            .zip(&self.test.labels)
+            .filter(|(p, l)| **p == **l as u32)
+            .count();
+        Ok(right as f64 / self.test.len().max(1) as f64)
+    }
+}
+
+impl Trainer for ClassifierTrainer {
+    fn total_steps(&self) -> u64 {
+        self.cfg.steps
+    }
+
+    fn steps_done(&self) -> u64 {
+        self.step
+    }
+
+    fn step(&mut self) -> anyhow::Result<StepStats> {
+        let (x, y) = self.batch()?;
+        let loss = candle_nn::loss::cross_entropy(&self.mlp.forward(&x)?, &y)?;
+        self.opt.backward_step(&loss)?;
+        self.step += 1;
+        Ok(StepStats {
+            step: self.step,
+            losses: vec![("cross-entropy", loss.to_scalar::<f32>()? as f64)],
+        })
+    }
+
+    fn evaluate(&mut self) -> anyhow::Result<Vec<(String, f64)>> {
+        let a = self.test_accuracy()?;
+        self.last_accuracy = Some(a);
+        Ok(vec![("accuracy".into(), a)])
+    }
+
+    fn snapshot(&self) -> anyhow::Result<Snapshot> {
+        Ok(Snapshot {
+            meta: self.metadata(),
+            tensors: varmap_tensors(&self.varmap)?,
+        })
+    }
+
+    fn restore(&mut self, snapshot: &Snapshot) -> anyhow::Result<()> {
+        let tensors = snapshot.tensors.iter().cloned().collect();
+        checkpoint::fill_varmap(&self.varmap, &tensors, Path::new("(snapshot)"))?;
+        self.opt = AdamW::new(
+            self.varmap.all_vars(),
+            ParamsAdamW {
+                lr: self.cfg.lr,
+                weight_decay: 0.0,
+                ..Default::default()
+            },
+        )?;
+        Ok(())
+    }
+}
+
+/// Test digits by writers never seen in training, for classifier checks.
+pub fn held_out_digits(writers: usize, per_digit: usize, seed: u64) -> DigitSet {
+    super::generate(TEST_WRITER_BASE + 7_000, writers, per_digit, seed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every digit class is recognisable: a short training already reads held-out writers'
+    /// digits of every class well.
+    #[test]
+    fn every_digit_is_recognisable_on_held_out_writers() -> anyhow::Result<()> {
+        let cfg = ClassifierConfig {
+            hidden: vec![128],
+            steps: 700,
+            test_writers: 60,
+            ..ClassifierConfig::default()
+        };
+        let mut t = ClassifierTrainer::new(cfg, 0)?;
+        while t.steps_done() < t.total_steps() {
+            t.step()?;
+        }
+        let clf = DigitClassifier::from_snapshot(&t.snapshot()?)?;
+        let test = held_out_digits(60, 2, 0);
+        let acc = clf.accuracy(&test)?;
+        assert!(acc > 0.9, "held-out accuracy {acc}");
+        let m = clf.confusion(&test)?;
+        for (d, row) in m.iter().enumerate() {
+            let total: usize = row.iter().sum();
+            assert!(
+                row[d] as f64 >= 0.75 * total as f64,
+                "digit {d} read right {} of {total}: {row:?}",
+                row[d]
+            );
+        }
+        Ok(())
+    }
+}
