@@ -8,7 +8,11 @@ use latent_lab::worker::Trainer;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let domain = if args.get(1).map(|s| s.as_str()) == Some("digits") { Domain::Digits } else { Domain::Notes };
+    let domain = if args.get(1).map(|s| s.as_str()) == Some("digits") {
+        Domain::Digits
+    } else {
+        Domain::Notes
+    };
     let steps: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(300);
     let mut cfg = TrainConfig::preset(domain, "fast").unwrap();
     let mut cfgv = serde_json::to_value(&cfg).unwrap();
@@ -26,14 +30,28 @@ fn main() {
     let mut acc: Vec<f64> = Vec::new();
     while t.steps_done() < steps {
         let s = t.step().unwrap();
-        if acc.is_empty() { acc = vec![0.0; s.losses.len()]; }
-        for (a, l) in acc.iter_mut().zip(&s.losses) { *a += l.1; }
-        if s.step % 50 == 0 {
-            let parts: Vec<String> = s.losses.iter().zip(&acc).map(|(l, a)| format!("{} {:.4}", l.0, a / 50.0)).collect();
-            println!("{} {:.0}s {}", s.step, start.elapsed().as_secs_f64(), parts.join(" "));
+        if acc.is_empty() {
+            acc = vec![0.0; s.losses.len()];
+        }
+        for (a, l) in acc.iter_mut().zip(&s.losses) {
+            *a += l.1;
+        }
+        if s.step.is_multiple_of(50) {
+            let parts: Vec<String> = s
+                .losses
+                .iter()
+                .zip(&acc)
+                .map(|(l, a)| format!("{} {:.4}", l.0, a / 50.0))
+                .collect();
+            println!(
+                "{} {:.0}s {}",
+                s.step,
+                start.elapsed().as_secs_f64(),
+                parts.join(" ")
+            );
             acc.iter_mut().for_each(|a| *a = 0.0);
         }
-        if s.step % 200 == 0 || s.step == steps {
+        if s.step.is_multiple_of(200) || s.step == steps {
             let m = t.evaluate().unwrap();
             let txt: Vec<String> = m.iter().map(|(k, v)| format!("{k} {v:.3}")).collect();
             println!("  {}", txt.join(", "));

@@ -140,8 +140,7 @@ pub fn hungarian_max(weights: &[Vec<f64>]) -> Vec<Option<usize>> {
         }
     }
     let mut assignment = vec![None; rows];
-    for j in 1..=n {
-        let i = p[j];
+    for (j, &i) in p.iter().enumerate().skip(1) {
         if i >= 1 && i <= rows && j <= cols {
             assignment[i - 1] = Some(j - 1);
         }

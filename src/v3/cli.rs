@@ -81,7 +81,11 @@ impl Family for V3Family {
         ))
     }
 
-    fn eval(&self, file: &Path, data_spec_arg: Option<&str>) -> Result<serde_json::Value, CliError> {
+    fn eval(
+        &self,
+        file: &Path,
+        data_spec_arg: Option<&str>,
+    ) -> Result<serde_json::Value, CliError> {
         let lab = load(file, self.0)?;
         let spec = data_spec(&lab, data_spec_arg);
         let quiet = |_: String| {};
@@ -168,7 +172,11 @@ impl Family for V3Family {
                     &mut || {
                         let frag = model.decode_rows(&c, &s)?;
                         if domain == Domain::Notes {
-                            let audio = super::fragment_audio(&mut stft, &frag[0], super::view::SWAP_GL_ITERS);
+                            let audio = super::fragment_audio(
+                                &mut stft,
+                                &frag[0],
+                                super::view::SWAP_GL_ITERS,
+                            );
                             std::hint::black_box(audio);
                         } else {
                             std::hint::black_box(super::fragment_image(domain, &frag[0]));
@@ -240,12 +248,18 @@ impl Family for V3Family {
         match cli::extension(out).as_str() {
             "npy" => {
                 let [c, h, w] = self.0.fragment_shape();
-                let t = candle_core::Tensor::from_vec(frags.concat(), (n, c, h, w), &candle_core::Device::Cpu)?;
+                let t = candle_core::Tensor::from_vec(
+                    frags.concat(),
+                    (n, c, h, w),
+                    &candle_core::Device::Cpu,
+                )?;
                 cli::write_npy(&t, out)
             }
             "png" => {
-                let tiles: Vec<(usize, usize, Vec<u8>)> =
-                    frags.iter().map(|f| super::fragment_image(self.0, f)).collect();
+                let tiles: Vec<(usize, usize, Vec<u8>)> = frags
+                    .iter()
+                    .map(|f| super::fragment_image(self.0, f))
+                    .collect();
                 let (w, h) = tiles.first().map_or((1, 1), |t| (t.0, t.1));
                 let mut rgb = vec![0u8; w * n.max(1) * h * 3];
                 for (i, t) in tiles.iter().enumerate() {
@@ -267,7 +281,11 @@ impl Family for V3Family {
             other => Err(bad(anyhow!(
                 "{}: cannot decode to .{other} (use .npy or .png{})",
                 out.display(),
-                if self.0 == Domain::Notes { " or .wav" } else { "" }
+                if self.0 == Domain::Notes {
+                    " or .wav"
+                } else {
+                    ""
+                }
             ))),
         }
     }
@@ -304,7 +322,11 @@ pub fn atom_caption(lab: &Lab, atom: usize) -> String {
     match lab.summary.atom_labels.get(atom).copied().flatten() {
         Some(l) => format!(
             "#{atom} {}",
-            lab.summary.content_names.get(l).cloned().unwrap_or_default()
+            lab.summary
+                .content_names
+                .get(l)
+                .cloned()
+                .unwrap_or_default()
         ),
         None => format!("#{atom}"),
     }
@@ -416,7 +438,14 @@ pub fn latent_figure(lab: &Lab, content: bool) -> Figure {
         .collect();
     let what = if content { "content" } else { "style" };
     Figure::Scatter {
-        title: format!("V3 {what} latents (PCA), coloured by {}", if content { lab.domain().content_word() } else { lab.domain().style_word() }),
+        title: format!(
+            "V3 {what} latents (PCA), coloured by {}",
+            if content {
+                lab.domain().content_word()
+            } else {
+                lab.domain().style_word()
+            }
+        ),
         x_label: "PC 1".into(),
         y_label: "PC 2".into(),
         series,

@@ -192,9 +192,9 @@ impl Dataset {
 /// (every sample is a new take), and are the same for the twelve notes of a take, so that
 /// within a sample only the pitch changes.
 fn take_variation(rng: &mut StdRng) -> (i32, f32, usize) {
-    let velocity = rng.random_range(64..=120);
-    let detune = rng.random_range(-12.0..12.0);
-    let onset = rng.random_range(0..640);
+    let velocity = rng.random_range(92..=108);
+    let detune = rng.random_range(-6.0..6.0);
+    let onset = rng.random_range(0..240);
     (velocity, detune, onset)
 }
 
@@ -257,7 +257,11 @@ pub fn render_notes(path: &Path, progress: &dyn Fn(String)) -> anyhow::Result<Da
         .collect();
     let (mut train, mut test, mut ood) = (Vec::new(), Vec::new(), Vec::new());
     for (style, (program, name)) in programs.iter().enumerate() {
-        progress(format!("rendering {name} ({}/{})", style + 1, programs.len()));
+        progress(format!(
+            "rendering {name} ({}/{})",
+            style + 1,
+            programs.len()
+        ));
         let held_out = style >= TRAIN_PROGRAMS.len();
         let takes = if held_out {
             OOD_RENDERINGS
@@ -314,11 +318,190 @@ pub fn load(domain: Domain, spec: &str, progress: &dyn Fn(String)) -> anyhow::Re
             } else if let Some(p) = spec.strip_prefix("soundfont:") {
                 p.into()
             } else {
-                bail!("{spec}: unknown data source for v3-notes (use soundfont or soundfont:PATH.sf2)")
+                bail!(
+                    "{spec}: unknown data source for v3-notes (use soundfont or soundfont:PATH.sf2)"
+                )
             };
             render_notes(&path, progress).with_context(|| format!("V3 notes from {spec}"))
         }
-        Domain::Digits => bail!("{spec}: written digits are not available in this build"),
+        Domain::Digits => {
+            progress(format!("preparing digits from {spec}"));
+            let source = crate::digits::Source::parse(spec, digit_recipe())?;
+            let split = source.load()?;
+            Ok(digit_rows(&split, spec))
+        }
+    }
+}
+
+/// Ink colours of the training rows, and colours never seen in training.
+pub const TRAIN_INKS: [([f32; 3], &str); 8] = [
+    ([0.80, 0.10, 0.10], "red"),
+    ([0.10, 0.55, 0.15], "green"),
+    ([0.10, 0.20, 0.85], "blue"),
+    ([0.95, 0.55, 0.05], "orange"),
+    ([0.55, 0.15, 0.70], "purple"),
+    ([0.05, 0.60, 0.60], "teal"),
+    ([0.45, 0.28, 0.10], "brown"),
+    ([0.10, 0.10, 0.10], "black"),
+];
+pub const HELD_OUT_INKS: [([f32; 3], &str); 8] = [
+    ([0.90, 0.20, 0.60], "pink"),
+    ([0.50, 0.55, 0.10], "olive"),
+    ([0.10, 0.10, 0.45], "navy"),
+    ([0.85, 0.70, 0.05], "gold"),
+    ([0.50, 0.50, 0.50], "grey"),
+    ([0.10, 0.70, 0.90], "sky"),
+    ([0.50, 0.05, 0.15], "maroon"),
+    ([0.45, 0.80, 0.20], "lime"),
+];
+
+/// Rows per ink colour: training rows, held-out rows of training colours, rows of held-out colours.
+pub const DIGIT_TRAIN_ROWS_PER_INK: usize = 40;
+pub const DIGIT_TEST_ROWS_PER_INK: usize = 4;
+pub const DIGIT_OOD_ROWS_PER_INK: usize = 3;
+
+/// Generated digits for V3: one writer per row, every digit once (the generator's own order
+/// is shuffled per writer), test rows by writers absent from training.
+pub fn digit_recipe() -> crate::digits::Recipe {
+    crate::digits::Recipe {
+        train_writers: TRAIN_INKS.len() * DIGIT_TRAIN_ROWS_PER_INK,
+        test_writers: TRAIN_INKS.len() * DIGIT_TEST_ROWS_PER_INK
+            + HELD_OUT_INKS.len() * DIGIT_OOD_ROWS_PER_INK,
+        per_digit: 1,
+        seed: 7,
+    }
+}
+
+/// A 28x28 digit (ink in [0, 1]) as a 3x48x32 fragment: scaled 1.5x (bilinear) to 42x42,
+/// the central 32 columns kept, 3 rows of paper above and below, ink of `colour` on white.
+pub fn digit_fragment(image: &[f32], colour: [f32; 3]) -> Vec<f32> {
+    use crate::digits::SIDE;
+    let mut out = vec![0f32; 3 * DIGIT_H * DIGIT_W];
+    let scale = 1.5f32;
+    let top = 3.0f32;
+    let left = (SIDE as f32 * scale - DIGIT_W as f32) / 2.0;
+    let at = |x: i32, y: i32| -> f32 {
+        if x < 0 || y < 0 || x >= SIDE as i32 || y >= SIDE as i32 {
+            0.0
+        } else {
+            image
+                .get(y as usize * SIDE + x as usize)
+                .copied()
+                .unwrap_or(0.0)
+        }
+    };
+    for y in 0..DIGIT_H {
+        for x in 0..DIGIT_W {
+            let sx = (x as f32 + 0.5 + left) / scale - 0.5;
+            let sy = (y as f32 + 0.5 - top) / scale - 0.5;
+            let (x0, y0) = (sx.floor(), sy.floor());
+            let (fx, fy) = (sx - x0, sy - y0);
+            let (x0, y0) = (x0 as i32, y0 as i32);
+            let ink = at(x0, y0) * (1.0 - fx) * (1.0 - fy)
+                + at(x0 + 1, y0) * fx * (1.0 - fy)
+                + at(x0, y0 + 1) * (1.0 - fx) * fy
+                + at(x0 + 1, y0 + 1) * fx * fy;
+            let ink = ink.clamp(0.0, 1.0);
+            for (ch, c) in colour.iter().enumerate() {
+                out[(ch * DIGIT_H + y) * DIGIT_W + x] = 1.0 - ink * (1.0 - c);
+            }
+        }
+    }
+    out
+}
+
+/// Rows of the ten digits from a digit set: generated sets give one row per writer (their
+/// digits come in the writer's shuffled order); imported sets are dealt into rows of one of
+/// each digit in random order. Rows that cannot be completed are dropped.
+fn rows_of(set: &crate::digits::DigitSet, seed: u64) -> Vec<Vec<usize>> {
+    let mut rows = Vec::new();
+    if !set.writers.is_empty() {
+        let mut start = 0;
+        while start < set.len() {
+            let w = set.writers[start];
+            let mut end = start;
+            while end < set.len() && set.writers[end] == w {
+                end += 1;
+            }
+            let row: Vec<usize> = (start..end).collect();
+            let mut seen = [false; 10];
+            row.iter()
+                .for_each(|&i| seen[set.labels[i] as usize % 10] = true);
+            if row.len() == 10 && seen.iter().all(|s| *s) {
+                rows.push(row);
+            }
+            start = end;
+        }
+        return rows;
+    }
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut by_digit: Vec<Vec<usize>> = vec![Vec::new(); 10];
+    for (i, &l) in set.labels.iter().enumerate() {
+        if let Some(b) = by_digit.get_mut(l as usize) {
+            b.push(i);
+        }
+    }
+    by_digit.iter_mut().for_each(|b| b.shuffle(&mut rng));
+    let n = by_digit.iter().map(|b| b.len()).min().unwrap_or(0);
+    for r in 0..n {
+        let mut row: Vec<usize> = by_digit.iter().map(|b| b[r]).collect();
+        row.shuffle(&mut rng);
+        rows.push(row);
+    }
+    rows
+}
+
+/// V3 digits ("PhoneNums"): rows of the ten digits in shuffled order, one ink colour per row.
+/// Training rows cycle through the 8 training inks; held-out rows (other writers) use the
+/// training inks and then the 8 held-out inks.
+pub fn digit_rows(split: &crate::digits::Split, spec: &str) -> Dataset {
+    let train_rows = rows_of(&split.train, 1);
+    let test_rows = rows_of(&split.test, 2);
+    let sample = |set: &crate::digits::DigitSet, row: &[usize], style: usize, colour: [f32; 3]| {
+        let mut fragments = Vec::with_capacity(10 * 3 * DIGIT_H * DIGIT_W);
+        for &i in row {
+            fragments.extend(digit_fragment(set.image(i), colour));
+        }
+        Sample {
+            style,
+            contents: row.iter().map(|&i| set.labels[i] as usize).collect(),
+            fragments,
+        }
+    };
+    let n_train = TRAIN_INKS.len();
+    let train = train_rows
+        .iter()
+        .enumerate()
+        .map(|(k, row)| sample(&split.train, row, k % n_train, TRAIN_INKS[k % n_train].0))
+        .collect();
+    let n_test = (n_train * DIGIT_TEST_ROWS_PER_INK).min(test_rows.len() / 2);
+    let (mut test, mut ood) = (Vec::new(), Vec::new());
+    for (k, row) in test_rows.iter().enumerate() {
+        if k < n_test {
+            test.push(sample(
+                &split.test,
+                row,
+                k % n_train,
+                TRAIN_INKS[k % n_train].0,
+            ));
+        } else {
+            let h = (k - n_test) % HELD_OUT_INKS.len();
+            ood.push(sample(&split.test, row, n_train + h, HELD_OUT_INKS[h].0));
+        }
+    }
+    Dataset {
+        domain: Domain::Digits,
+        source: spec.to_string(),
+        content_names: (0..10).map(|d| d.to_string()).collect(),
+        style_names: TRAIN_INKS
+            .iter()
+            .chain(HELD_OUT_INKS.iter())
+            .map(|c| c.1.to_string())
+            .collect(),
+        n_train_styles: n_train,
+        train,
+        test,
+        ood,
     }
 }
 

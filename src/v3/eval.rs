@@ -25,7 +25,13 @@ pub struct SplitMetrics {
     pub matrix: Vec<Vec<f64>>,
 }
 
-pub fn split_metrics(enc: &Encoded, contents: &[usize], styles: &[usize], atoms: usize, n_content: usize) -> SplitMetrics {
+pub fn split_metrics(
+    enc: &Encoded,
+    contents: &[usize],
+    styles: &[usize],
+    atoms: usize,
+    n_content: usize,
+) -> SplitMetrics {
     let matrix = contingency(&enc.codes, contents, atoms, n_content);
     SplitMetrics {
         codebook_purity: purity(&matrix),
@@ -76,7 +82,9 @@ fn encode_split(model: &V3Model, samples: &[Sample]) -> Result<(Encoded, Vec<usi
 fn mean_rows(rows: &[Vec<f32>], dims: usize) -> Vec<f32> {
     let mut m = vec![0f32; dims];
     for r in rows {
-        m.iter_mut().zip(r).for_each(|(a, b)| *a += b / rows.len() as f32);
+        m.iter_mut()
+            .zip(r)
+            .for_each(|(a, b)| *a += b / rows.len() as f32);
     }
     m
 }
@@ -135,7 +143,12 @@ pub fn evaluate(model: &V3Model, data: &Dataset) -> Result<Summary> {
             mean_rows(&rows, model.cfg.content_dim)
         })
         .collect();
-    let all_content: Vec<Vec<f32>> = enc.content.iter().chain(&enc_ood.content).cloned().collect();
+    let all_content: Vec<Vec<f32>> = enc
+        .content
+        .iter()
+        .chain(&enc_ood.content)
+        .cloned()
+        .collect();
     let all_style: Vec<Vec<f32>> = enc.style.iter().chain(&enc_ood.style).cloned().collect();
     let labels: Vec<(usize, usize)> = contents
         .iter()
@@ -174,7 +187,12 @@ pub fn nearest(prototypes: &[Vec<f32>], z: &[f32]) -> Option<usize> {
     prototypes
         .iter()
         .enumerate()
-        .map(|(i, p)| (i, p.iter().zip(z).map(|(a, b)| (a - b) * (a - b)).sum::<f32>()))
+        .map(|(i, p)| {
+            (
+                i,
+                p.iter().zip(z).map(|(a, b)| (a - b) * (a - b)).sum::<f32>(),
+            )
+        })
         .filter(|(_, d)| d.is_finite())
         .min_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(i, _)| i)

@@ -74,7 +74,8 @@ impl Lab {
             serde_json::from_value(meta.config.get("summary").cloned().unwrap_or_default())
                 .unwrap_or_default();
         let varmap = VarMap::new();
-        let model = V3Model::new(&cfg.model, &varmap).map_err(|e| CheckpointError::other(path, e))?;
+        let model =
+            V3Model::new(&cfg.model, &varmap).map_err(|e| CheckpointError::other(path, e))?;
         checkpoint::fill_varmap(&varmap, tensors, path)?;
         Ok(Self {
             meta,
@@ -96,7 +97,11 @@ impl Lab {
 
     pub fn from_snapshot(s: &Snapshot) -> anyhow::Result<Self> {
         let tensors = s.tensors.iter().cloned().collect();
-        Ok(Self::build(s.meta.clone(), &tensors, Path::new("(training)"))?)
+        Ok(Self::build(
+            s.meta.clone(),
+            &tensors,
+            Path::new("(training)"),
+        )?)
     }
 
     pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
@@ -181,7 +186,8 @@ pub fn fragment_audio(
     let mut mags = vec![0f32; frames * N_BINS];
     for b in 0..bins {
         for t in 0..frames {
-            mags[t * N_BINS + b] = dsp::feature_to_magnitude(fragment.get(b * frames + t).copied().unwrap_or(0.0));
+            mags[t * N_BINS + b] =
+                dsp::feature_to_magnitude(fragment.get(b * frames + t).copied().unwrap_or(0.0));
         }
     }
     let mut audio = dsp::griffin_lim(stft, frames, &mags, data::NOTE_SAMPLES, iters, 11);

@@ -37,7 +37,23 @@ pub struct ModelConfig {
     /// envelopes, at a fraction of the cost of every pixel from the last layer
     #[serde(default)]
     pub rank: usize,
+    /// when > 0 (notes), the encoder also sees this many cepstral coefficients per pooled
+    /// frame: the magnitude of the Fourier transform of the log spectrum along frequency, whose
+    /// peak sits at the quefrency of the harmonic spacing, i.e. the pitch, whatever the
+    /// instrument's spectral envelope (a fixed transform, not trained)
+    #[serde(default)]
+    pub cepstrum: usize,
+    /// the content branch has a trunk of its own that reads a view of the fragment in which
+    /// the style's simplest cue is normalised away: the unit-norm cepstrum for notes (with
+    /// `cepstrum`), the unit-norm ink map (darkness, colour averaged out) for digits; the style
+    /// trunk reads the fragment itself. Content then has one description for every style,
+    /// rather than a mapping per style, which the V3 constraints alone would allow
+    #[serde(default)]
+    pub content_trunk: bool,
 }
+
+/// The first quefrency used: lower ones describe the spectral envelope, not the pitch.
+pub const CEPSTRUM_START: usize = 4;
 
 impl ModelConfig {
     /// outputs of the decoder's last layer
@@ -51,7 +67,32 @@ impl ModelConfig {
     }
 
     pub fn input_len(&self) -> usize {
-        self.domain.fragment_len() / self.pool.max(1)
+        let spectrum = self.domain.fragment_len() / self.pool.max(1);
+        if self.content_trunk {
+            spectrum
+        } else {
+            spectrum + self.cepstral_len()
+        }
+    }
+
+    pub fn cepstral_len(&self) -> usize {
+        let [_, _, w] = self.domain.fragment_shape();
+        self.cepstrum * (w / self.pool.max(1))
+    }
+
+    fn split_trunks(&self) -> bool {
+        self.content_trunk && (self.domain == Domain::Digits || self.cepstrum > 0)
+    }
+
+    /// Inputs of the content trunk: the cepstrum (notes) or the ink map (digits).
+    pub fn content_view_len(&self) -> usize {
+        match self.domain {
+            Domain::Notes => self.cepstral_len(),
+            Domain::Digits => {
+                let [_, h, w] = self.domain.fragment_shape();
+                h * w
+            }
+        }
     }
 }
 
@@ -131,7 +172,8 @@ impl Codebook {
         self.cluster_size
             .set(&Tensor::full(size, k, &Device::Cpu)?)?;
         self.embed_sum.set(&(atoms * size as f64)?)?;
-        self.initialised.set(&Tensor::ones(1, DType::F32, &Device::Cpu)?)?;
+        self.initialised
+            .set(&Tensor::ones(1, DType::F32, &Device::Cpu)?)?;
         Ok(())
     }
 
@@ -190,7 +232,8 @@ pub fn kmeans(points: &[Vec<f32>], k: usize, iters: usize, rng: &mut StdRng) -> 
     if points.is_empty() {
         return vec![vec![0.0; dim]; k];
     }
-    let d2 = |a: &[f32], b: &[f32]| -> f32 { a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum() };
+    let d2 =
+        |a: &[f32], b: &[f32]| -> f32 { a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum() };
     let mut centres: Vec<Vec<f32>> = vec![points[rng.random_range(0..points.len())].clone()];
     while centres.len() < k {
         let weights: Vec<f32> = points
@@ -244,6 +287,8 @@ struct Encoder {
     linear_1: Linear,
     linear_c: Linear,
     linear_s: Linear,
+    /// the content trunk of `content_trunk` models: two hidden layers and its head
+    content: Option<[Linear; 3]>,
 }
 
 struct Decoder {
@@ -256,6 +301,8 @@ struct Decoder {
 
 pub struct V3Model {
     pub cfg: ModelConfig,
+    /// (height, cepstrum) cosine and sine matrices of the fixed cepstral transform
+    cepstral: Option<(Tensor, Tensor)>,
     enc: Encoder,
     dec: Decoder,
     pub codebook: Codebook,
@@ -267,12 +314,22 @@ impl V3Model {
         let he = WeightInit::He;
         let (h, dc, ds) = (cfg.hidden, cfg.content_dim, cfg.style_dim);
         let e = vb.pp("encoder");
+        let split = cfg.split_trunks();
         let enc = Encoder {
             fc1: linear_init(cfg.input_len(), h, he, e.pp("fc1"))?,
             fc2: linear_init(h, h, he, e.pp("fc2"))?,
-            linear_1: linear_init(h, dc + ds, he, e.pp("linear_1"))?,
+            linear_1: linear_init(h, if split { ds } else { dc + ds }, he, e.pp("linear_1"))?,
             linear_c: linear_init(dc, dc, he, e.pp("linear_c"))?,
             linear_s: linear_init(ds, ds, he, e.pp("linear_s"))?,
+            content: if split {
+                Some([
+                    linear_init(cfg.content_view_len(), h, he, e.pp("content_fc1"))?,
+                    linear_init(h, h, he, e.pp("content_fc2"))?,
+                    linear_init(h, dc, he, e.pp("content_linear_1"))?,
+                ])
+            } else {
+                None
+            },
         };
         let d = vb.pp("decoder");
         let dec = Decoder {
@@ -282,15 +339,32 @@ impl V3Model {
             fc1: linear_init(h, h, he, d.pp("fc1"))?,
             out: linear_init(h, cfg.output_len(), WeightInit::PyTorch, d.pp("out"))?,
         };
-        let codebook = Codebook::new(
-            cfg.atoms,
-            dc,
-            cfg.vq_decay,
-            cfg.dead_code_threshold,
-            varmap,
-        )?;
+        let codebook = Codebook::new(cfg.atoms, dc, cfg.vq_decay, cfg.dead_code_threshold, varmap)?;
+        let cepstral = if cfg.cepstrum > 0 {
+            let [c, h, _] = cfg.domain.fragment_shape();
+            let rows = c * h;
+            let q = cfg.cepstrum;
+            let mut cos = vec![0f32; rows * q];
+            let mut sin = vec![0f32; rows * q];
+            let scale = 1.0 / (rows as f32).sqrt();
+            for b in 0..rows {
+                for k in 0..q {
+                    let phase =
+                        std::f32::consts::TAU * (b * (k + CEPSTRUM_START)) as f32 / rows as f32;
+                    cos[b * q + k] = phase.cos() * scale;
+                    sin[b * q + k] = phase.sin() * scale;
+                }
+            }
+            Some((
+                Tensor::from_vec(cos, (rows, q), &Device::Cpu)?,
+                Tensor::from_vec(sin, (rows, q), &Device::Cpu)?,
+            ))
+        } else {
+            None
+        };
         Ok(Self {
             cfg: cfg.clone(),
+            cepstral,
             enc,
             dec,
             codebook,
@@ -301,11 +375,59 @@ impl V3Model {
     pub fn encode(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
         let n = x.dim(0)?;
         let pool = self.cfg.pool.max(1);
+        let len = self.cfg.domain.fragment_len();
         let x = if pool > 1 {
-            let len = self.cfg.domain.fragment_len();
             x.reshape((n, len / pool, pool))?.mean(2)?
         } else {
             x.clone()
+        };
+        let cepstrum = match &self.cepstral {
+            Some((cos, sin)) => {
+                let [_, _, w] = self.cfg.domain.fragment_shape();
+                let frames = w / pool;
+                // (N, rows, frames) -> (N, frames, rows) x (rows, q)
+                let spectra = x
+                    .reshape((n, len / w, frames))?
+                    .transpose(1, 2)?
+                    .contiguous()?
+                    .reshape((n * frames, len / w))?;
+                let re = spectra.matmul(cos)?;
+                let im = spectra.matmul(sin)?;
+                let cepstrum = ((re.sqr()? + im.sqr()?)? + 1e-8)?
+                    .sqrt()?
+                    .reshape((n, frames * self.cfg.cepstrum))?;
+                Some(cepstrum)
+            }
+            None => None,
+        };
+        if let Some([fc1, fc2, head]) = &self.enc.content {
+            let view = match (&cepstrum, self.cfg.domain) {
+                (Some(c), _) => c.clone(),
+                (None, _) => {
+                    // ink: how far each pixel is from white paper, colour averaged out
+                    let [c, h, w] = self.cfg.domain.fragment_shape();
+                    x.reshape((n, c, h * w))?.mean(1)?.neg()?.affine(1.0, 1.0)?
+                }
+            };
+            // unit norm (times the square root of its length, so entries stay near 1): where
+            // the peaks or strokes are, not how strong they are
+            let scale = (view.dim(1)? as f64).sqrt();
+            let norm = (view.sqr()?.sum_keepdim(1)? + 1e-8)?.sqrt()?;
+            let view = (view.broadcast_div(&norm)? * scale)?;
+            let hc = fc1.forward(&view)?.gelu()?;
+            let hc = fc2.forward(&hc)?.gelu()?;
+            let hc = head.forward(&hc)?.gelu()?;
+            let h = self.enc.fc1.forward(&x)?.gelu()?;
+            let h = self.enc.fc2.forward(&h)?.gelu()?;
+            let h = self.enc.linear_1.forward(&h)?.gelu()?;
+            return Ok((
+                self.enc.linear_c.forward(&hc)?,
+                self.enc.linear_s.forward(&h)?,
+            ));
+        }
+        let x = match cepstrum {
+            Some(c) => Tensor::cat(&[&x, &c], 1)?,
+            None => x,
         };
         let h = self.enc.fc1.forward(&x)?.gelu()?;
         let h = self.enc.fc2.forward(&h)?.gelu()?;

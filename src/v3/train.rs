@@ -31,10 +31,18 @@ pub struct TrainConfig {
     pub commitment: f64,
     /// fragments encoded for the k-means start of the codebook
     pub kmeans_fragments: usize,
+    /// the learning rate follows a cosine from `lr` down to `lr * lr_final` over the run (the
+    /// official code decays it too, exponentially); 1 keeps it constant
+    #[serde(default = "one")]
+    pub lr_final: f64,
     pub steps: u64,
 }
 
 pub const PRESETS: [&str; 2] = ["fast", "paper"];
+
+fn one() -> f64 {
+    1.0
+}
 
 impl TrainConfig {
     pub fn preset(domain: Domain, name: &str) -> anyhow::Result<Self> {
@@ -51,6 +59,8 @@ impl TrainConfig {
                 vq_decay: 0.95,
                 dead_code_threshold: 1.0,
                 rank: if domain == Domain::Notes { 8 } else { 0 },
+                cepstrum: if domain == Domain::Notes { 64 } else { 0 },
+                content_trunk: true,
             },
             batch: 8,
             lr: 1e-3,
@@ -58,7 +68,8 @@ impl TrainConfig {
             relativity: 15.0,
             commitment: 0.1,
             kmeans_fragments: 1024,
-            steps: 1500,
+            lr_final: 0.05,
+            steps: 800,
         };
         Ok(match name {
             "fast" | "default" => fast,
@@ -86,6 +97,15 @@ impl TrainConfig {
             ),
         })
     }
+}
+
+/// One batch's loss: the total to minimise, its parts, and the content latents and atoms the
+/// codebook's EMA update needs.
+struct BatchLoss {
+    total: Tensor,
+    parts: Vec<(&'static str, f64)>,
+    content: Tensor,
+    codes: Vec<u32>,
 }
 
 pub struct V3Trainer {
@@ -179,7 +199,10 @@ impl V3Trainer {
             anyhow::ensure!(s.len() == n, "samples of different lengths");
             flat.extend_from_slice(&s.fragments);
         }
-        Ok((Tensor::from_vec(flat, (batch.len() * n, len), &Device::Cpu)?, n))
+        Ok((
+            Tensor::from_vec(flat, (batch.len() * n, len), &Device::Cpu)?,
+            n,
+        ))
     }
 
     /// Start the codebook at k-means centres of the content latents of training fragments.
@@ -197,7 +220,7 @@ impl V3Trainer {
 
     /// The V3 loss on one batch: reconstruction MSE, four hinge terms on ratios of mean
     /// pairwise distances, and the VQ commitment; returns the total and its parts.
-    fn loss(&mut self) -> anyhow::Result<(Tensor, Vec<(&'static str, f64)>, Tensor, Vec<u32>)> {
+    fn loss(&mut self) -> anyhow::Result<BatchLoss> {
         let cfg = self.cfg.clone();
         let batch = self.next_batch();
         let (x, n) = self.batch_tensor(&batch)?;
@@ -248,7 +271,12 @@ impl V3Trainer {
             ("fragment", scalar(&fragment_loss)?),
             ("commit", scalar(&commit_loss)?),
         ];
-        Ok((total, parts, content, idx))
+        Ok(BatchLoss {
+            total,
+            parts,
+            content,
+            codes: idx,
+        })
     }
 
     pub fn metadata(&self) -> Metadata {
@@ -285,12 +313,18 @@ impl Trainer for V3Trainer {
         if !self.model.codebook.is_initialised()? {
             self.init_codebook()?;
         }
-        let (total, mut losses, content, idx) = self.loss()?;
+        let BatchLoss {
+            total,
+            parts: mut losses,
+            content,
+            codes,
+        } = self.loss()?;
+        let progress = self.step as f64 / self.cfg.steps.max(1) as f64;
+        let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos());
+        self.opt
+            .set_learning_rate(self.cfg.lr * (self.cfg.lr_final + (1.0 - self.cfg.lr_final) * cosine));
         self.opt.backward_step(&total)?;
-        let restarted = self
-            .model
-            .codebook
-            .update(&content, &idx, &mut self.rng)?;
+        let restarted = self.model.codebook.update(&content, &codes, &mut self.rng)?;
         losses.push(("restarted_atoms", restarted as f64));
         self.step += 1;
         Ok(StepStats {

@@ -579,7 +579,12 @@ impl CodebookTab {
             }
             Command::PlayAtom(a) => {
                 let started = Instant::now();
-                if let Some(f) = self.atoms.as_ref().and_then(|d| d.fragments.get(a)).cloned() {
+                if let Some(f) = self
+                    .atoms
+                    .as_ref()
+                    .and_then(|d| d.fragments.get(a))
+                    .cloned()
+                {
                     self.play(&f, started, shared);
                 }
             }
@@ -973,7 +978,9 @@ impl CodebookTab {
                             for (i, name) in names.iter().enumerate() {
                                 let pts: PlotPoints = points
                                     .iter()
-                                    .filter(|p| (if content { p.content } else { p.style }) as usize == i)
+                                    .filter(|p| {
+                                        (if content { p.content } else { p.style }) as usize == i
+                                    })
                                     .map(|p| [p.x as f64, p.y as f64])
                                     .collect();
                                 let (r, g, b) = crate::figures::category_color(i, names.len());
@@ -1013,7 +1020,10 @@ impl CodebookTab {
         ui.horizontal(|ui| {
             let running = self.training.is_some();
             if ui
-                .add_enabled(!running, egui::Button::new(format!("Train {}", super::family_name(self.state.domain))))
+                .add_enabled(
+                    !running,
+                    egui::Button::new(format!("Train {}", super::family_name(self.state.domain))),
+                )
                 .clicked()
             {
                 self.commands.push(Command::Train);
@@ -1117,7 +1127,12 @@ pub fn decode_atoms(
     Ok((fragments, enc.codes, styles))
 }
 
-fn texture(ctx: &egui::Context, name: &str, domain: Domain, fragment: &[f32]) -> egui::TextureHandle {
+fn texture(
+    ctx: &egui::Context,
+    name: &str,
+    domain: Domain,
+    fragment: &[f32],
+) -> egui::TextureHandle {
     let (w, h, rgb) = fragment_image(domain, fragment);
     let image = egui::ColorImage::from_rgb([w, h], &rgb);
     ctx.load_texture(name, image, egui::TextureOptions::NEAREST)
