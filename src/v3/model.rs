@@ -43,6 +43,12 @@ pub struct ModelConfig {
     /// instrument's spectral envelope (a fixed transform, not trained)
     #[serde(default)]
     pub cepstrum: usize,
+    /// first quefrency of the cepstral features (cycles over the 512 bins) and the step between
+    /// them; fractional steps resolve neighbouring semitones (C4 sits at 30.6, B4 at 16.2)
+    #[serde(default = "default_cepstrum_start")]
+    pub cepstrum_start: f32,
+    #[serde(default = "default_cepstrum_step")]
+    pub cepstrum_step: f32,
     /// the content branch has a trunk of its own that reads a view of the fragment in which
     /// the style's simplest cue is normalised away: the unit-norm cepstrum for notes (with
     /// `cepstrum`), the unit-norm ink map (darkness, colour averaged out) for digits; the style
@@ -52,8 +58,13 @@ pub struct ModelConfig {
     pub content_trunk: bool,
 }
 
-/// The first quefrency used: lower ones describe the spectral envelope, not the pitch.
-pub const CEPSTRUM_START: usize = 4;
+fn default_cepstrum_start() -> f32 {
+    4.0
+}
+
+fn default_cepstrum_step() -> f32 {
+    1.0
+}
 
 impl ModelConfig {
     /// outputs of the decoder's last layer
@@ -349,8 +360,8 @@ impl V3Model {
             let scale = 1.0 / (rows as f32).sqrt();
             for b in 0..rows {
                 for k in 0..q {
-                    let phase =
-                        std::f32::consts::TAU * (b * (k + CEPSTRUM_START)) as f32 / rows as f32;
+                    let quefrency = cfg.cepstrum_start + cfg.cepstrum_step * k as f32;
+                    let phase = std::f32::consts::TAU * b as f32 * quefrency / rows as f32;
                     cos[b * q + k] = phase.cos() * scale;
                     sin[b * q + k] = phase.sin() * scale;
                 }
@@ -376,10 +387,17 @@ impl V3Model {
         let n = x.dim(0)?;
         let pool = self.cfg.pool.max(1);
         let len = self.cfg.domain.fragment_len();
+        // digits: ink space, white paper at 0, so that the trunks start where the strokes are
+        // rather than on the page's large constant (their first units otherwise die at once)
+        let x = if self.cfg.domain == Domain::Digits {
+            x.neg()?.affine(1.0, 1.0)?
+        } else {
+            x.clone()
+        };
         let x = if pool > 1 {
             x.reshape((n, len / pool, pool))?.mean(2)?
         } else {
-            x.clone()
+            x
         };
         let cepstrum = match &self.cepstral {
             Some((cos, sin)) => {
@@ -406,7 +424,7 @@ impl V3Model {
                 (None, _) => {
                     // ink: how far each pixel is from white paper, colour averaged out
                     let [c, h, w] = self.cfg.domain.fragment_shape();
-                    x.reshape((n, c, h * w))?.mean(1)?.neg()?.affine(1.0, 1.0)?
+                    x.reshape((n, c, h * w))?.mean(1)?
                 }
             };
             // unit norm (times the square root of its length, so entries stay near 1): where

@@ -110,8 +110,12 @@ impl EvalSamples {
                 *c += 1;
             }
             let held_out = s.style >= d.n_train_styles;
+            let unit = match d.domain {
+                Domain::Notes => "take",
+                Domain::Digits => "row",
+            };
             names.push(format!(
-                "{} · take {}{}",
+                "{} · {unit} {}{}",
                 d.style_names.get(s.style).cloned().unwrap_or_default(),
                 n + 1,
                 if held_out { " (held-out style)" } else { "" }
@@ -286,10 +290,15 @@ impl CodebookTab {
     /// The style latent the atoms are drawn in.
     pub fn style_latent(&self) -> Option<Vec<f32>> {
         let lab = self.lab.as_ref()?;
-        match self.state.style {
+        let chosen = match self.state.style {
             StyleChoice::Known(s) => lab.style_latent(s).map(|v| v.to_vec()),
             StyleChoice::Sample(i) => self.sample_style(lab, i),
-        }
+        };
+        // a model fresh from training has no style latents until its first evaluation: show
+        // its atoms in the zero style rather than keep showing another model's
+        chosen
+            .filter(|v| v.len() == lab.cfg.model.style_dim)
+            .or_else(|| Some(vec![0.0; lab.cfg.model.style_dim]))
     }
 
     /// Mean style latent over one evaluation sample's fragments.
@@ -314,7 +323,15 @@ impl CodebookTab {
             StyleChoice::Known(s) => self
                 .lab
                 .as_ref()
-                .and_then(|l| l.summary.style_names.get(s).cloned())
+                .and_then(|l| {
+                    let name = l.summary.style_names.get(s)?;
+                    let held_out = if s >= l.summary.n_train_styles {
+                        " (held out)"
+                    } else {
+                        ""
+                    };
+                    Some(format!("{}: {name}{held_out}", l.domain().style_word()))
+                })
                 .unwrap_or_default(),
             StyleChoice::Sample(i) => self
                 .samples
@@ -668,7 +685,7 @@ impl CodebookTab {
         }
         let g = |k: &str| m.get(k).copied().unwrap_or(f64::NAN);
         ui.label(format!(
-            "held-out: purity {:.3} · one-to-one {:.3} · kNN AUC content {:.3}, style {:.3}, content→style {:.3}",
+            "held-out: purity {:.3} · one-to-one {:.3} · kNN AUC content {:.3}, style {:.3}, content on style {:.3}",
             g("codebook_purity"),
             g("codebook_one_to_one"),
             g("content_knn_auc"),
@@ -677,7 +694,7 @@ impl CodebookTab {
         ));
         if m.contains_key("codebook_purity_ood") {
             ui.label(format!(
-                "held-out {}s: purity {:.3} · one-to-one {:.3} · kNN AUC content {:.3}, style {:.3}, content→style {:.3}",
+                "held-out {}s: purity {:.3} · one-to-one {:.3} · kNN AUC content {:.3}, style {:.3}, content on style {:.3}",
                 lab.domain().style_word(),
                 g("codebook_purity_ood"),
                 g("codebook_one_to_one_ood"),
@@ -697,11 +714,12 @@ impl CodebookTab {
             .selected_text(self.style_name())
             .height(420.0)
             .show_ui(ui, |ui| {
+                let word = lab.domain().style_word();
                 for (i, name) in names.iter().enumerate() {
                     let label = if i >= n_train {
-                        format!("{name} (held out)")
+                        format!("{word}: {name} (held out)")
                     } else {
-                        name.clone()
+                        format!("{word}: {name}")
                     };
                     ui.selectable_value(&mut chosen, StyleChoice::Known(i), label);
                 }
@@ -744,7 +762,9 @@ impl CodebookTab {
                         continue;
                     };
                     ui.vertical(|ui| {
-                        let image = egui::Image::new(tex).fit_to_exact_size(egui::vec2(tile_w, tile_h));
+                        let image = egui::Image::new(tex)
+                            .maintain_aspect_ratio(false)
+                            .fit_to_exact_size(egui::vec2(tile_w, tile_h));
                         let read = lab
                             .summary
                             .atom_labels
@@ -909,7 +929,11 @@ impl CodebookTab {
             ] {
                 ui.vertical(|ui| {
                     if let Some(t) = tex {
-                        ui.add(egui::Image::new(t).fit_to_exact_size(egui::vec2(w, h)));
+                        ui.add(
+                            egui::Image::new(t)
+                                .maintain_aspect_ratio(false)
+                                .fit_to_exact_size(egui::vec2(w, h)),
+                        );
                     }
                     ui.label(caption);
                 });
@@ -969,9 +993,9 @@ impl CodebookTab {
                         format!("style latents (PCA) by {}", lab.domain().style_word())
                     });
                     Plot::new(id)
-                        .height(230.0)
+                        .height(300.0)
                         .width(half)
-                        .legend(Legend::default())
+                        .legend(Legend::default().text_style(egui::TextStyle::Small))
                         .show_axes([false, false])
                         .allow_scroll(false)
                         .show(ui, |plot| {
