@@ -111,6 +111,8 @@ pub static FAMILIES: &[&dyn Family] = &[
     &crate::relevance::cli::RelevanceFamily,
     &crate::ievae::cli::IeVaeFamily,
     &crate::digits::cli::DigitClassifierFamily,
+    &crate::v3::cli::NOTES,
+    &crate::v3::cli::DIGITS,
 ];
 
 pub fn family_names() -> Vec<&'static str> {

@@ -10,4 +10,5 @@ pub mod metrics;
 pub mod nn;
 pub mod relevance;
 pub mod sps_music;
+pub mod v3;
 pub mod worker;

@@ -1,4 +1,6 @@
-//! Metrics shared by the families: least-squares lines and R^2, mutual information.
+//! Metrics shared by the families: least-squares lines and R^2, mutual information, cluster
+//! purity and Hungarian matching, k-nearest-neighbour retrieval precision-recall AUC, PCA to two
+//! dimensions, linear probes.
 
 /// y = slope * x + intercept, and the R^2 of that line on the same points.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -35,6 +37,246 @@ pub fn linear_fit(x: &[f64], y: &[f64]) -> LinearFit {
     }
 }
 
+/// Counts of (cluster, label) pairs: `rows` clusters x `cols` labels.
+pub fn contingency(
+    clusters: &[usize],
+    labels: &[usize],
+    rows: usize,
+    cols: usize,
+) -> Vec<Vec<f64>> {
+    let mut m = vec![vec![0.0; cols]; rows];
+    for (&c, &l) in clusters.iter().zip(labels) {
+        if c < rows && l < cols {
+            m[c][l] += 1.0;
+        }
+    }
+    m
+}
+
+/// Purity of a contingency table: for each used cluster (row with any count), the share of its
+/// members carrying its most common label, averaged over the used clusters. 0 when none is used.
+pub fn purity(table: &[Vec<f64>]) -> f64 {
+    let shares: Vec<f64> = table
+        .iter()
+        .filter_map(|row| {
+            let total: f64 = row.iter().sum();
+            (total > 0.0).then(|| row.iter().copied().fold(0.0, f64::max) / total)
+        })
+        .collect();
+    if shares.is_empty() {
+        0.0
+    } else {
+        shares.iter().sum::<f64>() / shares.len() as f64
+    }
+}
+
+/// Hungarian (Kuhn-Munkres) assignment maximising the summed weight of a rows x cols matrix;
+/// every row gets a distinct column or `None` when there are more rows than columns.
+pub fn hungarian_max(weights: &[Vec<f64>]) -> Vec<Option<usize>> {
+    let rows = weights.len();
+    let cols = weights.iter().map(|r| r.len()).max().unwrap_or(0);
+    let n = rows.max(cols);
+    if n == 0 {
+        return Vec::new();
+    }
+    let max_w = weights
+        .iter()
+        .flat_map(|r| r.iter().copied())
+        .filter(|v| v.is_finite())
+        .fold(0.0, f64::max);
+    // square cost matrix, 1-based as in the classic potentials formulation
+    let cost = |i: usize, j: usize| -> f64 {
+        weights
+            .get(i)
+            .and_then(|r| r.get(j))
+            .copied()
+            .filter(|v| v.is_finite())
+            .map_or(max_w, |w| max_w - w)
+    };
+    let (mut u, mut v) = (vec![0.0; n + 1], vec![0.0; n + 1]);
+    let (mut p, mut way) = (vec![0usize; n + 1], vec![0usize; n + 1]);
+    for i in 1..=n {
+        p[0] = i;
+        let mut j0 = 0;
+        let mut minv = vec![f64::INFINITY; n + 1];
+        let mut used = vec![false; n + 1];
+        loop {
+            used[j0] = true;
+            let i0 = p[j0];
+            let mut delta = f64::INFINITY;
+            let mut j1 = 0;
+            for j in 1..=n {
+                if !used[j] {
+                    let cur = cost(i0 - 1, j - 1) - u[i0] - v[j];
+                    if cur < minv[j] {
+                        minv[j] = cur;
+                        way[j] = j0;
+                    }
+                    if minv[j] < delta {
+                        delta = minv[j];
+                        j1 = j;
+                    }
+                }
+            }
+            for j in 0..=n {
+                if used[j] {
+                    u[p[j]] += delta;
+                    v[j] -= delta;
+                } else {
+                    minv[j] -= delta;
+                }
+            }
+            j0 = j1;
+            if p[j0] == 0 {
+                break;
+            }
+        }
+        loop {
+            let j1 = way[j0];
+            p[j0] = p[j1];
+            j0 = j1;
+            if j0 == 0 {
+                break;
+            }
+        }
+    }
+    let mut assignment = vec![None; rows];
+    for (j, &i) in p.iter().enumerate().skip(1) {
+        if i >= 1 && i <= rows && j <= cols {
+            assignment[i - 1] = Some(j - 1);
+        }
+    }
+    assignment
+}
+
+/// Accuracy after the best one-to-one matching of clusters to labels (Hungarian) on a
+/// contingency table: matched counts over all counts.
+pub fn one_to_one_accuracy(table: &[Vec<f64>]) -> f64 {
+    let total: f64 = table.iter().flat_map(|r| r.iter()).sum();
+    if total <= 0.0 {
+        return 0.0;
+    }
+    let matched: f64 = hungarian_max(table)
+        .iter()
+        .enumerate()
+        .filter_map(|(i, j)| j.map(|j| table[i][j]))
+        .sum();
+    matched / total
+}
+
+/// Precision-recall AUC of Euclidean k-nearest-neighbour retrieval of the same label: for every
+/// query, its neighbours are ranked by distance (itself left out); precision and recall at each
+/// k = 1..N-1 are averaged over the queries, and the area under that curve is summed stepwise
+/// from recall 0. 1 when every item's nearest neighbours all share its label; about the share
+/// of a label among the items when the latents ignore the labels. Queries whose label no other
+/// item carries are skipped.
+pub fn knn_pr_auc(points: &[Vec<f32>], labels: &[usize]) -> f64 {
+    let n = points.len().min(labels.len());
+    if n < 2 {
+        return 0.0;
+    }
+    let mut precision = vec![0.0f64; n - 1];
+    let mut recall = vec![0.0f64; n - 1];
+    let mut queries = 0usize;
+    let mut order: Vec<(f32, usize)> = Vec::with_capacity(n);
+    for i in 0..n {
+        let positives = (0..n).filter(|&j| j != i && labels[j] == labels[i]).count();
+        if positives == 0 {
+            continue;
+        }
+        queries += 1;
+        order.clear();
+        for j in (0..n).filter(|&j| j != i) {
+            let d: f32 = points[i]
+                .iter()
+                .zip(&points[j])
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum();
+            order.push((if d.is_finite() { d } else { f32::INFINITY }, j));
+        }
+        order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let mut hits = 0usize;
+        for (k, (_, j)) in order.iter().enumerate() {
+            if labels[*j] == labels[i] {
+                hits += 1;
+            }
+            precision[k] += hits as f64 / (k + 1) as f64;
+            recall[k] += hits as f64 / positives as f64;
+        }
+    }
+    if queries == 0 {
+        return 0.0;
+    }
+    let mut area = 0.0;
+    let mut last_recall = 0.0;
+    for k in 0..n - 1 {
+        let (p, r) = (precision[k] / queries as f64, recall[k] / queries as f64);
+        area += (r - last_recall) * p;
+        last_recall = r;
+    }
+    area
+}
+
+/// Principal component analysis to two dimensions: the rows projected on the two leading
+/// directions of their covariance (power iteration with deflation), centred on the mean.
+pub fn pca_2d(rows: &[Vec<f32>]) -> Vec<[f32; 2]> {
+    let n = rows.len();
+    let d = rows.first().map_or(0, |r| r.len());
+    if n == 0 || d == 0 {
+        return vec![[0.0, 0.0]; n];
+    }
+    let mut mean = vec![0.0f64; d];
+    for r in rows {
+        for (m, v) in mean.iter_mut().zip(r) {
+            *m += *v as f64 / n as f64;
+        }
+    }
+    let centred: Vec<Vec<f64>> = rows
+        .iter()
+        .map(|r| r.iter().zip(&mean).map(|(v, m)| *v as f64 - m).collect())
+        .collect();
+    let mut cov = vec![vec![0.0f64; d]; d];
+    for r in &centred {
+        for a in 0..d {
+            for b in 0..d {
+                cov[a][b] += r[a] * r[b];
+            }
+        }
+    }
+    let mut axes: Vec<Vec<f64>> = Vec::new();
+    for comp in 0..2.min(d) {
+        // a deterministic start that is not orthogonal to any axis in practice
+        let mut v: Vec<f64> = (0..d)
+            .map(|i| 1.0 + 0.1 * ((i * 7 + comp * 3) % 11) as f64)
+            .collect();
+        for _ in 0..200 {
+            let mut w: Vec<f64> = (0..d)
+                .map(|a| (0..d).map(|b| cov[a][b] * v[b]).sum())
+                .collect();
+            for axis in &axes {
+                let dot: f64 = w.iter().zip(axis).map(|(x, y)| x * y).sum();
+                w.iter_mut().zip(axis).for_each(|(x, y)| *x -= dot * y);
+            }
+            let norm = w.iter().map(|x| x * x).sum::<f64>().sqrt();
+            if norm < 1e-12 {
+                break;
+            }
+            v = w.iter().map(|x| x / norm).collect();
+        }
+        axes.push(v);
+    }
+    centred
+        .iter()
+        .map(|r| {
+            let mut p = [0.0f32; 2];
+            for (k, axis) in axes.iter().enumerate() {
+                p[k] = r.iter().zip(axis).map(|(x, y)| x * y).sum::<f64>() as f32;
+            }
+            p
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,6 +298,55 @@ mod tests {
             .collect();
         assert!(linear_fit(&x, &noisy).r2 < 0.95);
         assert_eq!(linear_fit(&x, &[1.0; 20]).r2, 0.0);
+    }
+
+    #[test]
+    fn hungarian_finds_the_best_matching_and_purity_the_majority() {
+        // codes 0,1,2 mostly hold labels 2,0,1; code 3 is a second home of label 2
+        let table = vec![
+            vec![1.0, 0.0, 9.0],
+            vec![8.0, 2.0, 0.0],
+            vec![0.0, 10.0, 0.0],
+            vec![0.0, 0.0, 5.0],
+        ];
+        let a = hungarian_max(&table);
+        assert_eq!(a, vec![Some(2), Some(0), Some(1), None]);
+        let acc = one_to_one_accuracy(&table);
+        assert!((acc - 27.0 / 35.0).abs() < 1e-12, "{acc}");
+        let p = purity(&table);
+        assert!((p - (0.9 + 0.8 + 1.0 + 1.0) / 4.0).abs() < 1e-12, "{p}");
+        assert_eq!(purity(&[vec![0.0, 0.0]]), 0.0);
+    }
+
+    #[test]
+    fn knn_auc_is_one_for_separated_labels_and_low_for_unrelated_ones() {
+        let mut pts = Vec::new();
+        let mut labels = Vec::new();
+        let mut other = Vec::new();
+        for c in 0..4 {
+            for k in 0..6 {
+                pts.push(vec![c as f32 * 10.0 + k as f32 * 0.01, 0.0]);
+                labels.push(c);
+                other.push(k % 3);
+            }
+        }
+        assert!((knn_pr_auc(&pts, &labels) - 1.0).abs() < 1e-9);
+        let crossed = knn_pr_auc(&pts, &other);
+        assert!(crossed < 0.6, "{crossed}");
+    }
+
+    #[test]
+    fn pca_recovers_the_direction_of_largest_spread() {
+        let rows: Vec<Vec<f32>> = (0..50)
+            .map(|i| {
+                let t = i as f32 - 25.0;
+                vec![t, 0.5 * t, if i % 2 == 0 { 0.1 } else { -0.1 }]
+            })
+            .collect();
+        let p = pca_2d(&rows);
+        let spread0 = p.iter().map(|q| q[0].abs()).fold(0.0, f32::max);
+        let spread1 = p.iter().map(|q| q[1].abs()).fold(0.0, f32::max);
+        assert!(spread0 > 20.0 && spread1 < 0.2, "{spread0} {spread1}");
     }
 }
 

@@ -156,6 +156,7 @@ impl App {
             Box::new(crate::sps_music::view::PitchTab::new(&mut shared)),
             Box::new(crate::relevance::view::RelevanceTab::new(&mut shared)),
             Box::new(crate::ievae::view::ClassPoseTab::new(&mut shared)),
+            Box::new(crate::v3::view::CodebookTab::new(&mut shared)),
         ];
         Self {
             tabs,

@@ -196,6 +196,14 @@ pub fn magnitude_to_feature(m: f32) -> f32 {
     ((1.0 + FEATURE_GAIN * m.max(0.0)).log2() / FEATURE_DIV).min(1.0)
 }
 
+/// The model features of a signal: `magnitude_to_feature` of its STFT magnitudes, frames x 513
+/// (frame-major), `num_frames(len)` frames.
+pub fn feature_frames(stft: &mut Stft, signal: &[f32]) -> (usize, Vec<f32>) {
+    let (frames, mut mags) = stft.magnitude(signal);
+    mags.iter_mut().for_each(|m| *m = magnitude_to_feature(*m));
+    (frames, mags)
+}
+
 /// Exact inverse of [`magnitude_to_feature`] on [0, 1]; NaN maps to 0.
 pub fn feature_to_magnitude(f: f32) -> f32 {
     let f = if f >= 0.0 { f.min(1.0) } else { 0.0 }; // NaN fails the comparison and maps to 0

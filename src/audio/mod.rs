@@ -3,4 +3,5 @@
 pub mod dsp;
 pub mod engine;
 pub mod latency;
+pub mod soundfont;
 pub mod wav;

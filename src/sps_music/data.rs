@@ -2,13 +2,13 @@
 //! cut into 513x5 log-magnitude frames per note, as in the SPS paper's data recipe.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 
 use crate::audio::dsp::{self, N_BINS, SAMPLE_RATE, Stft};
+use crate::audio::soundfont::{NoteRenderer, NoteSpec};
 use crate::audio::wav;
 
 /// samples of a sounding note (4 hops), the last FADE of them faded out linearly
@@ -22,7 +22,7 @@ pub const SEQ_LEN: usize = 15;
 /// semitones above the start of a sequence: a major scale up and down
 pub const SCALE: [i32; SEQ_LEN] = [0, 2, 4, 5, 7, 9, 11, 12, 11, 9, 7, 5, 4, 2, 0];
 pub const START_PITCHES: std::ops::RangeInclusive<i32> = 48..=72;
-pub const DEFAULT_SOUNDFONT: &str = "/usr/share/sounds/sf2/FluidR3_GM.sf2";
+pub use crate::audio::soundfont::{DEFAULT_SOUNDFONT, load_soundfont};
 
 /// General MIDI programs used for training, and ones never seen in training.
 pub const TRAIN_PROGRAMS: [(i32, &str); 8] = [
@@ -57,51 +57,32 @@ pub trait NoteSource: Send {
     fn render_note(&mut self, index: usize, pitch: i32) -> anyhow::Result<Vec<f32>>;
 }
 
-/// Notes rendered with rustysynth from a General MIDI SoundFont.
+/// Notes rendered with rustysynth from a General MIDI SoundFont at velocity 100.
 pub struct SoundFontSource {
-    path: PathBuf,
-    synth: rustysynth::Synthesizer,
+    renderer: NoteRenderer,
     programs: Vec<(i32, String)>,
     n_train: usize,
 }
 
 impl SoundFontSource {
     pub fn open(path: &Path) -> anyhow::Result<Self> {
-        let sf = load_soundfont(path)?;
-        let mut settings = rustysynth::SynthesizerSettings::new(SAMPLE_RATE as i32);
-        settings.enable_reverb_and_chorus = false;
-        let synth = rustysynth::Synthesizer::new(&sf, &settings)
-            .map_err(|e| anyhow::anyhow!("{}: cannot start a synthesizer: {e}", path.display()))?;
+        let renderer = NoteRenderer::open(path)?;
         let programs: Vec<(i32, String)> = TRAIN_PROGRAMS
             .iter()
             .chain(UNSEEN_PROGRAMS.iter())
             .map(|(p, n)| (*p, n.to_string()))
             .collect();
         Ok(Self {
-            path: path.to_owned(),
-            synth,
+            renderer,
             programs,
             n_train: TRAIN_PROGRAMS.len(),
         })
     }
 }
 
-/// Parse a SoundFont, turning any failure (including a panic inside the parser on hostile
-/// bytes) into an error that names the file.
-pub fn load_soundfont(path: &Path) -> anyhow::Result<Arc<rustysynth::SoundFont>> {
-    let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
-    let parsed = std::panic::catch_unwind(|| rustysynth::SoundFont::new(&mut bytes.as_slice()));
-    match parsed {
-        Ok(Ok(sf)) if !sf.get_presets().is_empty() => Ok(Arc::new(sf)),
-        Ok(Ok(_)) => bail!("{}: the SoundFont has no presets", path.display()),
-        Ok(Err(e)) => bail!("{}: not a valid SoundFont ({e})", path.display()),
-        Err(_) => bail!("{}: not a valid SoundFont (corrupt data)", path.display()),
-    }
-}
-
 impl NoteSource for SoundFontSource {
     fn describe(&self) -> String {
-        format!("soundfont:{}", self.path.display())
+        format!("soundfont:{}", self.renderer.path().display())
     }
 
     fn instruments(&self) -> (Vec<String>, Vec<String>) {
@@ -114,18 +95,14 @@ impl NoteSource for SoundFontSource {
 
     fn render_note(&mut self, index: usize, pitch: i32) -> anyhow::Result<Vec<f32>> {
         let program = self.programs.get(index).context("no such instrument")?.0;
-        self.synth.reset();
-        self.synth.process_midi_message(0, 0xC0, program, 0);
-        self.synth.note_on(0, pitch, 100);
-        let mut left = vec![0f32; NOTE_SAMPLES];
-        let mut right = vec![0f32; NOTE_SAMPLES];
-        self.synth.render(&mut left, &mut right);
-        self.synth.note_off_all(true);
-        Ok(left
-            .iter()
-            .zip(&right)
-            .map(|(l, r)| 0.5 * (l + r))
-            .collect())
+        Ok(self.renderer.render(&NoteSpec {
+            program,
+            pitch,
+            velocity: 100,
+            detune_cents: 0.0,
+            hold: NOTE_SAMPLES,
+            total: NOTE_SAMPLES,
+        }))
     }
 }
 
@@ -401,7 +378,7 @@ pub fn render_scale(
 
 /// Features of a rendered scale: frames 5n..5n+5 of the whole scale's STFT belong to note n.
 pub fn scale_features(stft: &mut Stft, audio: &[f32]) -> Vec<f32> {
-    let (frames, mags) = stft.magnitude(audio);
+    let (frames, feats) = dsp::feature_frames(stft, audio);
     let mut features = vec![0f32; SEQ_LEN * NOTE_FEATURES];
     for n in 0..SEQ_LEN {
         for f in 0..FRAMES_PER_NOTE {
@@ -410,8 +387,7 @@ pub fn scale_features(stft: &mut Stft, audio: &[f32]) -> Vec<f32> {
                 continue;
             }
             for b in 0..N_BINS {
-                features[n * NOTE_FEATURES + b * FRAMES_PER_NOTE + f] =
-                    dsp::magnitude_to_feature(mags[t * N_BINS + b]);
+                features[n * NOTE_FEATURES + b * FRAMES_PER_NOTE + f] = feats[t * N_BINS + b];
             }
         }
     }
@@ -485,13 +461,8 @@ impl Dataset {
 /// Open a `--data` spec of this family: `soundfont`, `soundfont:PATH.sf2` or `wav-dir:DIR`.
 pub fn open_source(spec: &str) -> anyhow::Result<Box<dyn NoteSource>> {
     if spec == "soundfont" || spec.is_empty() {
-        let path = Path::new(DEFAULT_SOUNDFONT);
-        if !path.exists() {
-            bail!(
-                "{DEFAULT_SOUNDFONT}: the default SoundFont is not installed (apt-get install fluid-soundfont-gm, or pass --data soundfont:PATH.sf2)"
-            );
-        }
-        return Ok(Box::new(SoundFontSource::open(path)?));
+        let path = crate::audio::soundfont::default_soundfont_path()?;
+        return Ok(Box::new(SoundFontSource::open(&path)?));
     }
     if let Some(p) = spec.strip_prefix("soundfont:") {
         return Ok(Box::new(SoundFontSource::open(Path::new(p))?));

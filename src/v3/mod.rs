@@ -1,0 +1,199 @@
+//! V3 (Wu, Wang, Raj, Xia, "Unsupervised disentanglement of content and style via
+//! variance-invariance constraints"): a content codebook of emergent symbols and a continuous
+//! style, learned from samples whose fragments share a style and differ in content. Two
+//! families on the command line: `v3-notes` (pitch / instrument) and `v3-digits` (digit / ink).
+
+pub mod cli;
+pub mod data;
+pub mod eval;
+pub mod model;
+pub mod train;
+pub mod view;
+
+use std::path::Path;
+
+use candle_core::Tensor;
+use candle_nn::VarMap;
+
+use crate::nn::checkpoint::{self, CheckpointError, Metadata};
+use crate::worker::Snapshot;
+use data::Domain;
+use eval::Summary;
+use model::V3Model;
+use train::TrainConfig;
+
+pub const FAMILY_NOTES: &str = "v3-notes";
+pub const FAMILY_DIGITS: &str = "v3-digits";
+
+pub fn family_name(domain: Domain) -> &'static str {
+    match domain {
+        Domain::Notes => FAMILY_NOTES,
+        Domain::Digits => FAMILY_DIGITS,
+    }
+}
+
+pub fn domain_of(family: &str) -> Option<Domain> {
+    match family {
+        FAMILY_NOTES => Some(Domain::Notes),
+        FAMILY_DIGITS => Some(Domain::Digits),
+        _ => None,
+    }
+}
+
+/// The metadata `config` of this family: the training configuration and the summary.
+pub fn config_json(cfg: &TrainConfig, summary: &Summary) -> serde_json::Value {
+    serde_json::json!({ "train": cfg, "summary": summary })
+}
+
+/// A trained model ready for the window and the command line.
+pub struct Lab {
+    pub meta: Metadata,
+    pub cfg: TrainConfig,
+    pub model: V3Model,
+    pub summary: Summary,
+    varmap: VarMap,
+}
+
+impl Lab {
+    fn build(
+        meta: Metadata,
+        tensors: &std::collections::HashMap<String, Tensor>,
+        path: &Path,
+    ) -> Result<Self, CheckpointError> {
+        let bad = |k: &str| CheckpointError::Metadata {
+            path: path.to_owned(),
+            key: k.into(),
+        };
+        let cfg: TrainConfig =
+            serde_json::from_value(meta.config.get("train").cloned().unwrap_or_default())
+                .map_err(|_| bad("config.train"))?;
+        if family_name(cfg.model.domain) != meta.family {
+            return Err(bad("config.train.model.domain"));
+        }
+        let summary: Summary =
+            serde_json::from_value(meta.config.get("summary").cloned().unwrap_or_default())
+                .unwrap_or_default();
+        let varmap = VarMap::new();
+        let model =
+            V3Model::new(&cfg.model, &varmap).map_err(|e| CheckpointError::other(path, e))?;
+        checkpoint::fill_varmap(&varmap, tensors, path)?;
+        Ok(Self {
+            meta,
+            cfg,
+            model,
+            summary,
+            varmap,
+        })
+    }
+
+    /// Load a checkpoint of either V3 family.
+    pub fn load(path: &Path) -> Result<Self, CheckpointError> {
+        let loaded = checkpoint::load(path)?;
+        if domain_of(&loaded.meta.family).is_none() {
+            loaded.expect_family(FAMILY_NOTES)?;
+        }
+        Self::build(loaded.meta, &loaded.tensors, path)
+    }
+
+    pub fn from_snapshot(s: &Snapshot) -> anyhow::Result<Self> {
+        let tensors = s.tensors.iter().cloned().collect();
+        Ok(Self::build(
+            s.meta.clone(),
+            &tensors,
+            Path::new("(training)"),
+        )?)
+    }
+
+    pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
+        let tensors =
+            crate::nn::varmap_tensors(&self.varmap).map_err(|e| CheckpointError::other(path, e))?;
+        let mut meta = self.meta.clone();
+        meta.config = config_json(&self.cfg, &self.summary);
+        checkpoint::save(path, &tensors, &meta)
+    }
+
+    pub fn domain(&self) -> Domain {
+        self.cfg.model.domain
+    }
+
+    pub fn atoms(&self) -> anyhow::Result<Vec<Vec<f32>>> {
+        Ok(self.model.codebook.atoms_vec()?)
+    }
+
+    /// Every atom decoded with one style latent: one fragment per atom.
+    pub fn decode_atoms(&self, style: &[f32]) -> anyhow::Result<Vec<Vec<f32>>> {
+        let atoms = self.atoms()?;
+        let styles = vec![style.to_vec(); atoms.len()];
+        Ok(self.model.decode_rows(&atoms, &styles)?)
+    }
+
+    /// Encode fragments (each `fragment_len` long).
+    pub fn encode(&self, fragments: &[&[f32]]) -> anyhow::Result<model::Encoded> {
+        Ok(self.model.encode_all(fragments)?)
+    }
+
+    /// The style latent of a known style (a training or held-out instrument / colour).
+    pub fn style_latent(&self, style: usize) -> Option<&[f32]> {
+        self.summary.style_latents.get(style).map(|v| v.as_slice())
+    }
+}
+
+/// Spectrogram thumbnails show the bins below this (4 kHz): where the notes' partials are.
+pub const THUMB_BINS: usize = 256;
+
+/// A fragment as an RGB picture: a spectrogram (viridis, low frequencies at the bottom, bins
+/// below [`THUMB_BINS`]) for notes, the image itself for digits. Returns (width, height, rgb).
+pub fn fragment_image(domain: Domain, fragment: &[f32]) -> (usize, usize, Vec<u8>) {
+    let [c, h, w] = domain.fragment_shape();
+    match domain {
+        Domain::Notes => {
+            let rows = THUMB_BINS.min(h);
+            let mut rgb = vec![0u8; w * rows * 3];
+            for b in 0..rows {
+                for t in 0..w {
+                    let v = fragment.get(b * w + t).copied().unwrap_or(0.0);
+                    let col = crate::figures::viridis(v.clamp(0.0, 1.0) / 0.8);
+                    let y = rows - 1 - b;
+                    rgb[(y * w + t) * 3..(y * w + t) * 3 + 3].copy_from_slice(&col);
+                }
+            }
+            (w, rows, rgb)
+        }
+        Domain::Digits => {
+            let mut rgb = vec![0u8; w * h * 3];
+            for y in 0..h {
+                for x in 0..w {
+                    for ch in 0..3.min(c) {
+                        let v = fragment.get((ch * h + y) * w + x).copied().unwrap_or(0.0);
+                        rgb[(y * w + x) * 3 + ch] = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+                    }
+                }
+            }
+            (w, h, rgb)
+        }
+    }
+}
+
+/// Resynthesise a notes fragment (512 bins x 32 frames of features) as one second of audio at
+/// 16 kHz with Griffin-Lim (`iters` iterations), peak at most 0.9.
+pub fn fragment_audio(
+    stft: &mut crate::audio::dsp::Stft,
+    fragment: &[f32],
+    iters: usize,
+) -> Vec<f32> {
+    use crate::audio::dsp::{self, N_BINS};
+    let (bins, frames) = (data::NOTE_BINS, data::NOTE_FRAMES);
+    let mut mags = vec![0f32; frames * N_BINS];
+    for b in 0..bins {
+        for t in 0..frames {
+            mags[t * N_BINS + b] =
+                dsp::feature_to_magnitude(fragment.get(b * frames + t).copied().unwrap_or(0.0));
+        }
+    }
+    let mut audio = dsp::griffin_lim(stft, frames, &mags, data::NOTE_SAMPLES, iters, 11);
+    let peak = audio.iter().fold(0f32, |m, s| m.max(s.abs()));
+    if peak > 0.9 {
+        audio.iter_mut().for_each(|s| *s *= 0.9 / peak);
+    }
+    audio
+}

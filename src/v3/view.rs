@@ -1,0 +1,1254 @@
+//! The "Codebook" tab: the whole content codebook decoded in a chosen style (spectrogram
+//! thumbnails that play on click for notes, image tiles for digits), atom usage, the
+//! code-by-label matrix, a style picker, a content/style swap view, PCA scatters of the
+//! latents, background training with the codebook updating live, and figure export.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+use egui_plot::{Legend, Plot, PlotPoints, Points};
+use serde::{Deserialize, Serialize};
+
+use super::cli::{atom_caption, atom_order, codebook_figure, latent_figure, matrix_figure};
+use super::data::{self, Dataset, Domain, Sample};
+use super::eval::nearest;
+use super::train::{PRESETS, TrainConfig, V3Trainer};
+use super::{Lab, fragment_audio, fragment_image};
+use crate::app::{FileRequest, PathField, Shared, Tab};
+use crate::audio::dsp::{self, SAMPLE_RATE, Stft};
+use crate::worker::{self, JobHandle, JobOptions};
+
+/// Griffin-Lim iterations when a click plays a decoded fragment: enough for a clear pitch,
+/// few enough that decode + resynthesis stay well inside 50 ms (`bench v3-notes --what swap`).
+pub const SWAP_GL_ITERS: usize = 16;
+
+/// Whose style the atoms are drawn in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StyleChoice {
+    /// a training or held-out instrument / colour: the mean style latent of its samples
+    Known(usize),
+    /// the style latent (mean over its fragments) of one evaluation sample
+    Sample(usize),
+}
+
+/// What the tab remembers across restarts.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CodebookState {
+    pub domain: Domain,
+    pub checkpoint: String,
+    pub style: StyleChoice,
+    pub swap_content: usize,
+    pub swap_style: usize,
+    pub swap_fragment: usize,
+    pub preset: String,
+    pub steps: u64,
+    pub data: String,
+    pub export_grid: String,
+    pub export_matrix: String,
+    pub export_scatter: String,
+}
+
+impl Default for CodebookState {
+    fn default() -> Self {
+        Self {
+            domain: Domain::Notes,
+            checkpoint: String::new(),
+            style: StyleChoice::Known(0),
+            swap_content: 0,
+            swap_style: 1,
+            swap_fragment: 0,
+            preset: "fast".into(),
+            steps: TrainConfig::preset(Domain::Notes, "fast")
+                .map(|c| c.steps)
+                .unwrap_or(1500),
+            data: "soundfont".into(),
+            export_grid: "codebook.png".into(),
+            export_matrix: "code_by_label.png".into(),
+            export_scatter: "latents.png".into(),
+        }
+    }
+}
+
+/// Side effects the widgets ask for; applied in one place after drawing.
+enum Command {
+    SwitchDomain(Domain),
+    Open(PathBuf),
+    Save(PathBuf),
+    PickStyle(StyleChoice),
+    PlayAtom(usize),
+    PlaySwap,
+    PlayFragment { sample: usize, fragment: usize },
+    Train,
+    Stop,
+    Export(ExportKind, PathBuf),
+}
+
+#[derive(Clone, Copy)]
+enum ExportKind {
+    Codebook,
+    Matrix,
+    Scatter { content: bool },
+}
+
+/// Samples to pick styles and swaps from: the held-out samples, then those of held-out styles.
+pub struct EvalSamples {
+    pub domain: Domain,
+    pub samples: Vec<Sample>,
+    pub names: Vec<String>,
+}
+
+impl EvalSamples {
+    fn from_dataset(d: Dataset) -> Self {
+        let mut names = Vec::new();
+        let mut counts = vec![0usize; d.style_names.len()];
+        for s in d.test.iter().chain(&d.ood) {
+            let n = counts.get(s.style).copied().unwrap_or(0);
+            if let Some(c) = counts.get_mut(s.style) {
+                *c += 1;
+            }
+            let held_out = s.style >= d.n_train_styles;
+            let unit = match d.domain {
+                Domain::Notes => "take",
+                Domain::Digits => "row",
+            };
+            names.push(format!(
+                "{} · {unit} {}{}",
+                d.style_names.get(s.style).cloned().unwrap_or_default(),
+                n + 1,
+                if held_out { " (held-out style)" } else { "" }
+            ));
+        }
+        Self {
+            domain: d.domain,
+            samples: d.test.into_iter().chain(d.ood).collect(),
+            names,
+        }
+    }
+}
+
+/// A live training run and what it has reported.
+struct Training {
+    job: JobHandle,
+    domain: Domain,
+    status: String,
+    losses: Vec<[f64; 2]>,
+    metrics: Vec<(u64, f64, f64)>,
+    last_step: u64,
+    total: u64,
+}
+
+/// The atoms decoded in the current style, and what the model itself reads back from them.
+pub struct DecodedAtoms {
+    pub style: Vec<f32>,
+    /// one fragment per atom, in atom order
+    pub fragments: Vec<Vec<f32>>,
+    /// the atom each decoded fragment encodes back to
+    pub read_atom: Vec<usize>,
+    /// the known style nearest to each decoded fragment's style latent
+    pub read_style: Vec<Option<usize>>,
+    textures: Vec<egui::TextureHandle>,
+}
+
+/// The swap view's result: content of one sample, style of another.
+struct Swapped {
+    key: (usize, usize, usize, u64),
+    fragment: Vec<f32>,
+    texture: Option<egui::TextureHandle>,
+    originals: [Option<egui::TextureHandle>; 2],
+    decode_ms: f64,
+}
+
+enum BackgroundDone {
+    Samples(Domain, Result<EvalSamples, String>),
+    Wrote(PathBuf),
+    Failed(String),
+}
+
+pub struct CodebookTab {
+    pub state: CodebookState,
+    pub lab: Option<Arc<Lab>>,
+    /// bumps whenever `lab` changes, so cached decodings know they are stale
+    lab_version: u64,
+    checkpoint: PathField,
+    data_field: PathField,
+    grid_field: PathField,
+    matrix_field: PathField,
+    scatter_field: PathField,
+    pub samples: Option<Arc<EvalSamples>>,
+    samples_loading: Option<Domain>,
+    pub atoms: Option<DecodedAtoms>,
+    atoms_key: Option<(u64, Vec<f32>)>,
+    swapped: Option<Swapped>,
+    training: Option<Training>,
+    finished_training: Option<Training>,
+    commands: Vec<Command>,
+    background: Vec<Receiver<BackgroundDone>>,
+    stft: Stft,
+    /// milliseconds from click to the clip being queued, of the last play
+    pub last_play_ms: Option<f64>,
+}
+
+pub fn default_checkpoint(models_dir: &Path, domain: Domain) -> PathBuf {
+    models_dir.join(match domain {
+        Domain::Notes => "v3_notes.safetensors",
+        Domain::Digits => "v3_digits.safetensors",
+    })
+}
+
+impl CodebookTab {
+    pub fn new(shared: &mut Shared) -> Self {
+        let path = default_checkpoint(&shared.models_dir, Domain::Notes);
+        let mut tab = Self {
+            state: CodebookState {
+                checkpoint: path.display().to_string(),
+                ..Default::default()
+            },
+            lab: None,
+            lab_version: 0,
+            checkpoint: PathField::new(path.display().to_string()),
+            data_field: PathField::new("soundfont"),
+            grid_field: PathField::new("codebook.png"),
+            matrix_field: PathField::new("code_by_label.png"),
+            scatter_field: PathField::new("latents.png"),
+            samples: None,
+            samples_loading: None,
+            atoms: None,
+            atoms_key: None,
+            swapped: None,
+            training: None,
+            finished_training: None,
+            commands: Vec::new(),
+            background: Vec::new(),
+            stft: Stft::new(),
+            last_play_ms: None,
+        };
+        if path.exists() {
+            tab.open(&path, shared);
+        }
+        tab
+    }
+
+    fn open(&mut self, path: &Path, shared: &mut Shared) {
+        match Lab::load(path) {
+            Ok(lab) => {
+                shared.info(format!("opened {}", path.display()));
+                self.state.checkpoint = path.display().to_string();
+                self.checkpoint.text = self.state.checkpoint.clone();
+                self.set_lab(Arc::new(lab), true);
+            }
+            Err(e) => shared.error(e.to_string()),
+        }
+    }
+
+    fn set_lab(&mut self, lab: Arc<Lab>, fresh: bool) {
+        let domain = lab.domain();
+        if fresh || domain != self.state.domain {
+            self.state.domain = domain;
+            let styles = lab.summary.style_names.len();
+            if let StyleChoice::Known(s) = self.state.style
+                && s >= styles.max(1)
+            {
+                self.state.style = StyleChoice::Known(0);
+            }
+        }
+        if self.samples.as_ref().is_some_and(|s| s.domain != domain) {
+            self.samples = None;
+        }
+        self.lab = Some(lab);
+        self.lab_version += 1;
+    }
+
+    /// Load the evaluation samples of the current domain in the background.
+    fn ensure_samples(&mut self) {
+        let domain = self.state.domain;
+        if self.samples.as_ref().is_some_and(|s| s.domain == domain)
+            || self.samples_loading == Some(domain)
+            || self.lab.is_none()
+        {
+            return;
+        }
+        let spec = self
+            .lab
+            .as_ref()
+            .map(|l| super::cli::data_spec(l, None))
+            .unwrap_or_else(|| data::default_spec(domain).into());
+        self.samples_loading = Some(domain);
+        self.run_in_background(move || {
+            let quiet = |_: String| {};
+            BackgroundDone::Samples(
+                domain,
+                data::load(domain, &spec, &quiet)
+                    .map(EvalSamples::from_dataset)
+                    .map_err(|e| format!("{e:#}")),
+            )
+        });
+    }
+
+    /// The style latent the atoms are drawn in.
+    pub fn style_latent(&self) -> Option<Vec<f32>> {
+        let lab = self.lab.as_ref()?;
+        let chosen = match self.state.style {
+            StyleChoice::Known(s) => lab.style_latent(s).map(|v| v.to_vec()),
+            StyleChoice::Sample(i) => self.sample_style(lab, i),
+        };
+        // a model fresh from training has no style latents until its first evaluation: show
+        // its atoms in the zero style rather than keep showing another model's
+        chosen
+            .filter(|v| v.len() == lab.cfg.model.style_dim)
+            .or_else(|| Some(vec![0.0; lab.cfg.model.style_dim]))
+    }
+
+    /// Mean style latent over one evaluation sample's fragments.
+    fn sample_style(&self, lab: &Lab, i: usize) -> Option<Vec<f32>> {
+        let sample = self.samples.as_ref()?.samples.get(i)?;
+        let len = lab.domain().fragment_len();
+        let frags: Vec<&[f32]> = (0..sample.len()).map(|f| sample.fragment(f, len)).collect();
+        let enc = lab.encode(&frags).ok()?;
+        let dims = lab.cfg.model.style_dim;
+        let mut mean = vec![0f32; dims];
+        for r in &enc.style {
+            mean.iter_mut()
+                .zip(r)
+                .for_each(|(m, v)| *m += v / enc.style.len() as f32);
+        }
+        Some(mean)
+    }
+
+    /// Name of the current style for captions.
+    fn style_name(&self) -> String {
+        match self.state.style {
+            StyleChoice::Known(s) => self
+                .lab
+                .as_ref()
+                .and_then(|l| {
+                    let name = l.summary.style_names.get(s)?;
+                    let held_out = if s >= l.summary.n_train_styles {
+                        " (held out)"
+                    } else {
+                        ""
+                    };
+                    Some(format!("{}: {name}{held_out}", l.domain().style_word()))
+                })
+                .unwrap_or_default(),
+            StyleChoice::Sample(i) => self
+                .samples
+                .as_ref()
+                .and_then(|s| s.names.get(i).cloned())
+                .map(|n| format!("style of {n}"))
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Decode every atom in the current style when the model or the style changed.
+    fn refresh_atoms(&mut self, ctx: &egui::Context, shared: &mut Shared) {
+        let Some(lab) = self.lab.clone() else {
+            self.atoms = None;
+            return;
+        };
+        let Some(style) = self.style_latent() else {
+            return;
+        };
+        let key = (self.lab_version, style.clone());
+        if self.atoms_key.as_ref() == Some(&key) {
+            return;
+        }
+        self.atoms_key = Some(key);
+        match decode_atoms(&lab, &style) {
+            Ok((fragments, read_atom, read_style)) => {
+                let textures = fragments
+                    .iter()
+                    .enumerate()
+                    .map(|(a, f)| texture(ctx, &format!("v3-atom-{a}"), lab.domain(), f))
+                    .collect();
+                self.atoms = Some(DecodedAtoms {
+                    style,
+                    fragments,
+                    read_atom,
+                    read_style,
+                    textures,
+                });
+            }
+            Err(e) => shared.error(format!("decoding the codebook failed: {e:#}")),
+        }
+    }
+
+    /// Decode the content of one sample in the style of another, when the choice changed.
+    fn refresh_swap(&mut self, ctx: &egui::Context) {
+        let (Some(lab), Some(samples)) = (self.lab.clone(), self.samples.clone()) else {
+            self.swapped = None;
+            return;
+        };
+        let n = samples.samples.len();
+        if n == 0 {
+            return;
+        }
+        self.state.swap_content = self.state.swap_content.min(n - 1);
+        self.state.swap_style = self.state.swap_style.min(n - 1);
+        let frags = lab.domain().fragments();
+        self.state.swap_fragment = self.state.swap_fragment.min(frags - 1);
+        let key = (
+            self.state.swap_content,
+            self.state.swap_style,
+            self.state.swap_fragment,
+            self.lab_version,
+        );
+        if self.swapped.as_ref().is_some_and(|s| s.key == key) {
+            return;
+        }
+        let len = lab.domain().fragment_len();
+        let a = &samples.samples[key.0];
+        let b = &samples.samples[key.1];
+        let f = key.2.min(a.len().saturating_sub(1));
+        let t = Instant::now();
+        let Some(style) = self.sample_style(&lab, key.1) else {
+            return;
+        };
+        let Ok(enc) = lab.encode(&[a.fragment(f, len)]) else {
+            return;
+        };
+        let Ok(atoms) = lab.atoms() else { return };
+        let atom = atoms[enc.codes[0].min(atoms.len() - 1)].clone();
+        let Ok(decoded) = lab.model.decode_rows(&[atom], &[style]) else {
+            return;
+        };
+        let fragment = decoded.into_iter().next().unwrap_or_default();
+        let decode_ms = t.elapsed().as_secs_f64() * 1e3;
+        let domain = lab.domain();
+        let g = f.min(b.len().saturating_sub(1));
+        self.swapped = Some(Swapped {
+            key,
+            texture: Some(texture(ctx, "v3-swap", domain, &fragment)),
+            originals: [
+                Some(texture(ctx, "v3-swap-content", domain, a.fragment(f, len))),
+                Some(texture(ctx, "v3-swap-style", domain, b.fragment(g, len))),
+            ],
+            fragment,
+            decode_ms,
+        });
+    }
+
+    fn play(&mut self, fragment: &[f32], started: Instant, shared: &mut Shared) {
+        let audio = fragment_audio(&mut self.stft, fragment, SWAP_GL_ITERS);
+        let controller = shared.audio.controller();
+        let clip = dsp::resample_linear(&audio, SAMPLE_RATE, controller.sample_rate());
+        controller.play_clip(&clip);
+        self.last_play_ms = Some(started.elapsed().as_secs_f64() * 1e3);
+    }
+
+    fn start_training(&mut self, shared: &mut Shared) {
+        let domain = self.state.domain;
+        let mut cfg = match TrainConfig::preset(domain, &self.state.preset) {
+            Ok(c) => c,
+            Err(e) => return shared.error(format!("{e:#}")),
+        };
+        cfg.steps = self.state.steps.max(1);
+        let spec = self.data_field.text.trim().to_string();
+        self.state.data = spec.clone();
+        let total = cfg.steps;
+        let options = JobOptions {
+            threads: shared.train_threads,
+            eval_every: 50,
+            snapshot_every: Duration::from_millis(1500),
+        };
+        let job = worker::spawn(
+            move |status| {
+                status(format!("preparing {spec}"));
+                let data = data::load(domain, &spec, status)?;
+                Ok(Box::new(V3Trainer::new(cfg, data, 0)?))
+            },
+            options,
+        );
+        self.training = Some(Training {
+            job,
+            domain,
+            status: "starting".into(),
+            losses: Vec::new(),
+            metrics: Vec::new(),
+            last_step: 0,
+            total,
+        });
+        shared.info(format!(
+            "training {} {} ({total} steps) on {} thread(s)",
+            super::family_name(domain),
+            self.state.preset,
+            shared.train_threads
+        ));
+    }
+
+    fn drain_training(&mut self, shared: &mut Shared) {
+        let Some(t) = &mut self.training else { return };
+        let mut progress = t.job.poll(Duration::from_millis(6));
+        if let Some(s) = progress.status {
+            t.status = s;
+        }
+        for s in &progress.steps {
+            t.last_step = s.step;
+            if s.step % 5 == 0 || t.losses.len() < 50 {
+                t.losses.push([s.step as f64, s.total()]);
+            }
+        }
+        for (step, values) in &progress.metrics {
+            let get = |k: &str| {
+                values
+                    .iter()
+                    .find(|(n, _)| n == k)
+                    .map_or(f64::NAN, |v| v.1)
+            };
+            t.metrics
+                .push((*step, get("codebook_purity"), get("content_knn_auc")));
+        }
+        let ended = shared
+            .announce_end(progress.ended.take())
+            .map(|status| t.status = status)
+            .is_some();
+        let domain = t.domain;
+        if let Some(snapshot) = progress.snapshot {
+            match Lab::from_snapshot(&snapshot) {
+                Ok(lab) => {
+                    let fresh = self.lab.as_ref().is_none_or(|l| l.domain() != domain);
+                    self.set_lab(Arc::new(lab), fresh);
+                }
+                Err(e) => shared.error(format!("training snapshot: {e:#}")),
+            }
+        }
+        if ended {
+            self.finished_training = self.training.take();
+        }
+    }
+
+    fn run_in_background(&mut self, work: impl FnOnce() -> BackgroundDone + Send + 'static) {
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(work());
+        });
+        self.background.push(rx);
+    }
+
+    fn drain_background(&mut self, shared: &mut Shared) {
+        let mut keep = Vec::new();
+        for rx in self.background.drain(..) {
+            match rx.try_recv() {
+                Ok(BackgroundDone::Samples(domain, result)) => {
+                    if self.samples_loading == Some(domain) {
+                        self.samples_loading = None;
+                    }
+                    match result {
+                        Ok(s) if domain == self.state.domain => {
+                            self.samples = Some(Arc::new(s));
+                            self.swapped = None;
+                            self.atoms_key = None;
+                        }
+                        Ok(_) => {}
+                        Err(e) => shared.error(format!("evaluation samples: {e}")),
+                    }
+                }
+                Ok(BackgroundDone::Wrote(p)) => shared.info(format!("wrote {}", p.display())),
+                Ok(BackgroundDone::Failed(e)) => shared.error(e),
+                Err(std::sync::mpsc::TryRecvError::Empty) => keep.push(rx),
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    shared.error("a background task ended without a result")
+                }
+            }
+        }
+        self.background = keep;
+    }
+
+    fn apply(&mut self, command: Command, shared: &mut Shared) {
+        match command {
+            Command::SwitchDomain(domain) => {
+                if domain != self.state.domain {
+                    self.state.domain = domain;
+                    self.state.style = StyleChoice::Known(0);
+                    self.data_field.text = data::default_spec(domain).into();
+                    let path = default_checkpoint(&shared.models_dir, domain);
+                    self.lab = None;
+                    self.atoms = None;
+                    self.atoms_key = None;
+                    self.swapped = None;
+                    self.samples = None;
+                    self.checkpoint.text = path.display().to_string();
+                    if path.exists() {
+                        self.open(&path, shared);
+                    } else {
+                        shared.info(format!(
+                            "no {} model at {}: train one below",
+                            super::family_name(domain),
+                            path.display()
+                        ));
+                    }
+                }
+            }
+            Command::Open(p) => self.open(&p, shared),
+            Command::Save(p) => {
+                let Some(lab) = self.lab.clone() else {
+                    return shared.error("no model to save");
+                };
+                self.run_in_background(move || match lab.save(&p) {
+                    Ok(()) => BackgroundDone::Wrote(p),
+                    Err(e) => BackgroundDone::Failed(e.to_string()),
+                });
+            }
+            Command::PickStyle(choice) => {
+                self.state.style = choice;
+            }
+            Command::PlayAtom(a) => {
+                let started = Instant::now();
+                if let Some(f) = self
+                    .atoms
+                    .as_ref()
+                    .and_then(|d| d.fragments.get(a))
+                    .cloned()
+                {
+                    self.play(&f, started, shared);
+                }
+            }
+            Command::PlaySwap => {
+                let started = Instant::now();
+                if let Some(f) = self.swapped.as_ref().map(|s| s.fragment.clone()) {
+                    self.play(&f, started, shared);
+                }
+            }
+            Command::PlayFragment { sample, fragment } => {
+                let started = Instant::now();
+                let len = self.state.domain.fragment_len();
+                if let Some(f) = self
+                    .samples
+                    .as_ref()
+                    .and_then(|s| s.samples.get(sample))
+                    .filter(|s| fragment < s.len())
+                    .map(|s| s.fragment(fragment, len).to_vec())
+                {
+                    self.play(&f, started, shared);
+                }
+            }
+            Command::Train => {
+                if self.training.is_none() {
+                    self.start_training(shared);
+                }
+            }
+            Command::Stop => {
+                if let Some(t) = &self.training {
+                    t.job.cancel();
+                }
+            }
+            Command::Export(kind, p) => {
+                let Some(lab) = self.lab.clone() else { return };
+                let style = self.style_latent();
+                let name = self.style_name();
+                self.run_in_background(move || {
+                    let figure = match kind {
+                        ExportKind::Codebook => {
+                            codebook_figure(&lab, style.as_deref().map(|s| (name.as_str(), s)))
+                        }
+                        ExportKind::Matrix => Ok(matrix_figure(&lab)),
+                        ExportKind::Scatter { content } => Ok(latent_figure(&lab, content)),
+                    };
+                    match figure.and_then(|f| crate::figures::save(&f, &p)) {
+                        Ok(()) => BackgroundDone::Wrote(p),
+                        Err(e) => BackgroundDone::Failed(format!("{}: {e:#}", p.display())),
+                    }
+                });
+            }
+        }
+    }
+
+    fn header_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.label("data");
+            for (domain, label) in [(Domain::Notes, "notes"), (Domain::Digits, "digits")] {
+                if ui
+                    .selectable_label(self.state.domain == domain, label)
+                    .clicked()
+                {
+                    self.commands.push(Command::SwitchDomain(domain));
+                }
+            }
+            if let Some(lab) = &self.lab {
+                ui.separator();
+                ui.label(format!(
+                    "{} · preset {} · {} steps",
+                    lab.meta.family, lab.meta.preset, lab.meta.steps
+                ));
+            }
+        });
+        let Some(lab) = &self.lab else {
+            ui.label("No V3 model loaded: open a checkpoint or train one below.");
+            return;
+        };
+        let m = &lab.summary.metrics;
+        if m.is_empty() {
+            ui.label("No metrics yet (they appear after the first evaluation).");
+            return;
+        }
+        let g = |k: &str| m.get(k).copied().unwrap_or(f64::NAN);
+        ui.label(format!(
+            "held-out: purity {:.3} · one-to-one {:.3} · kNN AUC content {:.3}, style {:.3}, content on style {:.3}",
+            g("codebook_purity"),
+            g("codebook_one_to_one"),
+            g("content_knn_auc"),
+            g("style_knn_auc"),
+            g("content_on_style_knn_auc")
+        ));
+        if m.contains_key("codebook_purity_ood") {
+            ui.label(format!(
+                "held-out {}s: purity {:.3} · one-to-one {:.3} · kNN AUC content {:.3}, style {:.3}, content on style {:.3}",
+                lab.domain().style_word(),
+                g("codebook_purity_ood"),
+                g("codebook_one_to_one_ood"),
+                g("content_knn_auc_ood"),
+                g("style_knn_auc_ood"),
+                g("content_on_style_knn_auc_ood")
+            ));
+        }
+    }
+
+    fn style_picker_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(lab) = self.lab.clone() else { return };
+        let names = &lab.summary.style_names;
+        let n_train = lab.summary.n_train_styles;
+        let mut chosen = self.state.style;
+        egui::ComboBox::from_label("style")
+            .selected_text(self.style_name())
+            .height(420.0)
+            .show_ui(ui, |ui| {
+                let word = lab.domain().style_word();
+                for (i, name) in names.iter().enumerate() {
+                    let label = if i >= n_train {
+                        format!("{word}: {name} (held out)")
+                    } else {
+                        format!("{word}: {name}")
+                    };
+                    ui.selectable_value(&mut chosen, StyleChoice::Known(i), label);
+                }
+                if let Some(samples) = &self.samples {
+                    ui.separator();
+                    for (i, name) in samples.names.iter().enumerate() {
+                        ui.selectable_value(
+                            &mut chosen,
+                            StyleChoice::Sample(i),
+                            format!("style of {name}"),
+                        );
+                    }
+                }
+            });
+        if chosen != self.state.style {
+            self.commands.push(Command::PickStyle(chosen));
+        }
+    }
+
+    fn grid_ui(&mut self, ui: &mut egui::Ui) {
+        let (Some(lab), Some(atoms)) = (self.lab.clone(), self.atoms.as_ref()) else {
+            return;
+        };
+        let domain = lab.domain();
+        let order = atom_order(&lab);
+        let cols = order.len().clamp(1, 12);
+        let gap = 4.0;
+        let tile_w = ((ui.available_width() - gap * cols as f32) / cols as f32).clamp(28.0, 72.0);
+        let tile_h = match domain {
+            Domain::Notes => tile_w * 2.0,
+            Domain::Digits => tile_w * 1.5,
+        };
+        let usage = &lab.summary.usage;
+        let mut clicked = None;
+        egui::Grid::new("v3_codebook_grid")
+            .spacing([gap, gap])
+            .show(ui, |ui| {
+                for (k, &a) in order.iter().enumerate() {
+                    let Some(tex) = atoms.textures.get(a) else {
+                        continue;
+                    };
+                    ui.vertical(|ui| {
+                        let image = egui::Image::new(tex)
+                            .maintain_aspect_ratio(false)
+                            .fit_to_exact_size(egui::vec2(tile_w, tile_h));
+                        let read = lab
+                            .summary
+                            .atom_labels
+                            .get(atoms.read_atom[a])
+                            .copied()
+                            .flatten()
+                            .and_then(|l| lab.summary.content_names.get(l).cloned())
+                            .unwrap_or_else(|| format!("#{}", atoms.read_atom[a]));
+                        let style = atoms.read_style[a]
+                            .and_then(|s| lab.summary.style_names.get(s).cloned())
+                            .unwrap_or_default();
+                        let hover = format!(
+                            "atom {}: used by {:.1}% of held-out fragments; decoded, it reads back as {read} · {style}{}",
+                            atom_caption(&lab, a),
+                            100.0 * usage.get(a).copied().unwrap_or(0.0),
+                            if domain == Domain::Notes { " (click to play)" } else { "" }
+                        );
+                        let response = ui
+                            .add(egui::Button::image(image).frame(false))
+                            .on_hover_text(hover);
+                        if response.clicked() {
+                            clicked = Some(a);
+                        }
+                        ui.label(egui::RichText::new(atom_caption(&lab, a)).small());
+                        let u = usage.get(a).copied().unwrap_or(0.0) as f32;
+                        ui.add(
+                            egui::ProgressBar::new((u * order.len() as f32).min(1.0))
+                                .desired_width(tile_w)
+                                .text(egui::RichText::new(format!("{:.0}%", 100.0 * u)).small()),
+                        );
+                    });
+                    if (k + 1) % cols == 0 {
+                        ui.end_row();
+                    }
+                }
+            });
+        if let Some(a) = clicked
+            && domain == Domain::Notes
+        {
+            self.commands.push(Command::PlayAtom(a));
+        }
+        if domain == Domain::Notes {
+            let ms = self
+                .last_play_ms
+                .map(|m| format!(" · last click to sound queued: {m:.1} ms"))
+                .unwrap_or_default();
+            ui.label(
+                egui::RichText::new(format!(
+                    "Spectrograms 0–4 kHz, 1 s. Click an atom to hear it{ms}. The bar is the atom's share of held-out fragments (full = 1/{}).",
+                    order.len()
+                ))
+                .small()
+                .weak(),
+            );
+        }
+    }
+
+    fn matrix_ui(&self, ui: &mut egui::Ui) {
+        let Some(lab) = &self.lab else { return };
+        let s = &lab.summary;
+        if s.matrix.is_empty() {
+            return;
+        }
+        let order = atom_order(lab);
+        let cols = s.content_names.len();
+        let cell = ((ui.available_width() - 60.0) / cols.max(1) as f32).clamp(10.0, 26.0);
+        let size = egui::vec2(60.0 + cell * cols as f32, 16.0 + cell * order.len() as f32);
+        let (response, painter) = ui.allocate_painter(size, egui::Sense::hover());
+        let origin = response.rect.min;
+        let text = ui.visuals().text_color();
+        let font = egui::FontId::proportional(10.0);
+        for (j, name) in s.content_names.iter().enumerate() {
+            painter.text(
+                origin + egui::vec2(60.0 + cell * (j as f32 + 0.5), 8.0),
+                egui::Align2::CENTER_CENTER,
+                name,
+                font.clone(),
+                text,
+            );
+        }
+        for (i, &a) in order.iter().enumerate() {
+            let y = 16.0 + cell * i as f32;
+            painter.text(
+                origin + egui::vec2(56.0, y + cell * 0.5),
+                egui::Align2::RIGHT_CENTER,
+                atom_caption(lab, a),
+                font.clone(),
+                text,
+            );
+            let row = s.matrix.get(a).cloned().unwrap_or_default();
+            let total: f64 = row.iter().sum();
+            for (j, v) in row.iter().enumerate() {
+                let share = if total > 0.0 { (v / total) as f32 } else { 0.0 };
+                let c = crate::figures::viridis(share);
+                let rect = egui::Rect::from_min_size(
+                    origin + egui::vec2(60.0 + cell * j as f32, y),
+                    egui::vec2(cell - 1.0, cell - 1.0),
+                );
+                painter.rect_filled(rect, 0.0, egui::Color32::from_rgb(c[0], c[1], c[2]));
+            }
+        }
+        let m = |k: &str| s.metrics.get(k).copied().unwrap_or(f64::NAN);
+        ui.label(format!(
+            "rows: atoms, columns: {}s; colour: share of the atom's held-out fragments. Purity {:.3}, one-to-one {:.3}",
+            lab.domain().content_word(),
+            m("codebook_purity"),
+            m("codebook_one_to_one")
+        ));
+    }
+
+    fn swap_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(samples) = self.samples.clone() else {
+            let text = if self.samples_loading.is_some() {
+                "preparing evaluation samples…"
+            } else {
+                "no evaluation samples"
+            };
+            ui.label(text);
+            return;
+        };
+        let Some(lab) = self.lab.clone() else { return };
+        let pick = |ui: &mut egui::Ui, label: &str, value: &mut usize| {
+            egui::ComboBox::from_label(label)
+                .selected_text(samples.names.get(*value).cloned().unwrap_or_default())
+                .height(400.0)
+                .show_ui(ui, |ui| {
+                    for (i, name) in samples.names.iter().enumerate() {
+                        ui.selectable_value(value, i, name);
+                    }
+                });
+        };
+        pick(ui, "content of", &mut self.state.swap_content);
+        pick(ui, "in the style of", &mut self.state.swap_style);
+        let frags = lab.domain().fragments();
+        let names = &lab.summary.content_names;
+        ui.add(
+            egui::Slider::new(&mut self.state.swap_fragment, 0..=frags - 1)
+                .text("fragment")
+                .custom_formatter(|v, _| {
+                    let i = v as usize;
+                    let label = samples
+                        .samples
+                        .get(self.state.swap_content)
+                        .and_then(|s| s.contents.get(i))
+                        .and_then(|c| names.get(*c))
+                        .cloned()
+                        .unwrap_or_default();
+                    format!("{i} ({label})")
+                }),
+        );
+        let Some(sw) = &self.swapped else { return };
+        let domain = lab.domain();
+        let (w, h) = match domain {
+            Domain::Notes => (64.0, 128.0),
+            Domain::Digits => (64.0, 96.0),
+        };
+        ui.horizontal(|ui| {
+            for (tex, caption) in [
+                (&sw.originals[0], "content"),
+                (&sw.originals[1], "style"),
+                (&sw.texture, "swap"),
+            ] {
+                ui.vertical(|ui| {
+                    if let Some(t) = tex {
+                        ui.add(
+                            egui::Image::new(t)
+                                .maintain_aspect_ratio(false)
+                                .fit_to_exact_size(egui::vec2(w, h)),
+                        );
+                    }
+                    ui.label(caption);
+                });
+            }
+            if domain == Domain::Notes {
+                ui.vertical(|ui| {
+                    if ui.button("Play swap").clicked() {
+                        self.commands.push(Command::PlaySwap);
+                    }
+                    if ui.button("Play content").clicked() {
+                        self.commands.push(Command::PlayFragment {
+                            sample: self.state.swap_content,
+                            fragment: self.state.swap_fragment,
+                        });
+                    }
+                    if ui.button("Play style").clicked() {
+                        self.commands.push(Command::PlayFragment {
+                            sample: self.state.swap_style,
+                            fragment: self.state.swap_fragment,
+                        });
+                    }
+                });
+            }
+        });
+        ui.label(
+            egui::RichText::new(format!(
+                "encoded and decoded in {:.1} ms{}",
+                sw.decode_ms,
+                self.last_play_ms
+                    .map(|m| format!(" · last play: {m:.1} ms to the clip queued"))
+                    .unwrap_or_default()
+            ))
+            .small()
+            .weak(),
+        );
+    }
+
+    fn scatter_ui(&self, ui: &mut egui::Ui) {
+        let Some(lab) = &self.lab else { return };
+        let s = &lab.summary;
+        if s.content_points.is_empty() {
+            return;
+        }
+        let half = (ui.available_width() - 8.0) / 2.0;
+        ui.horizontal(|ui| {
+            for (content, id) in [(true, "v3_content_pca"), (false, "v3_style_pca")] {
+                ui.vertical(|ui| {
+                    ui.set_width(half);
+                    let (points, names) = if content {
+                        (&s.content_points, &s.content_names)
+                    } else {
+                        (&s.style_points, &s.style_names)
+                    };
+                    ui.label(if content {
+                        format!("content latents (PCA) by {}", lab.domain().content_word())
+                    } else {
+                        format!("style latents (PCA) by {}", lab.domain().style_word())
+                    });
+                    Plot::new(id)
+                        .height(300.0)
+                        .width(half)
+                        .legend(Legend::default().text_style(egui::TextStyle::Small))
+                        .show_axes([false, false])
+                        .allow_scroll(false)
+                        .show(ui, |plot| {
+                            for (i, name) in names.iter().enumerate() {
+                                let pts: PlotPoints = points
+                                    .iter()
+                                    .filter(|p| {
+                                        (if content { p.content } else { p.style }) as usize == i
+                                    })
+                                    .map(|p| [p.x as f64, p.y as f64])
+                                    .collect();
+                                let (r, g, b) = crate::figures::category_color(i, names.len());
+                                plot.points(
+                                    Points::new(name.clone(), pts)
+                                        .radius(2.5)
+                                        .color(egui::Color32::from_rgb(r, g, b)),
+                                );
+                            }
+                        });
+                });
+            }
+        });
+    }
+
+    fn training_ui(&mut self, ui: &mut egui::Ui, shared: &Shared) {
+        ui.horizontal(|ui| {
+            egui::ComboBox::from_label("preset")
+                .selected_text(self.state.preset.clone())
+                .show_ui(ui, |ui| {
+                    for p in PRESETS {
+                        ui.selectable_value(&mut self.state.preset, p.to_string(), p);
+                    }
+                });
+            ui.add(
+                egui::DragValue::new(&mut self.state.steps)
+                    .range(1..=1_000_000)
+                    .prefix("steps "),
+            );
+            ui.label("data");
+            let hint = match self.state.domain {
+                Domain::Notes => "soundfont, soundfont:PATH.sf2",
+                Domain::Digits => "digits, idx:IMAGES,LABELS, csv:PATH",
+            };
+            self.data_field.ui(ui, hint, FileRequest::Open, &[]);
+        });
+        ui.horizontal(|ui| {
+            let running = self.training.is_some();
+            if ui
+                .add_enabled(
+                    !running,
+                    egui::Button::new(format!("Train {}", super::family_name(self.state.domain))),
+                )
+                .clicked()
+            {
+                self.commands.push(Command::Train);
+            }
+            if ui.add_enabled(running, egui::Button::new("Stop")).clicked() {
+                self.commands.push(Command::Stop);
+            }
+            ui.label(format!("{} thread(s)", shared.train_threads));
+        });
+        let Some(t) = self.training.as_ref().or(self.finished_training.as_ref()) else {
+            return;
+        };
+        ui.add(
+            egui::ProgressBar::new(t.last_step as f32 / t.total.max(1) as f32)
+                .text(format!("step {}/{} · {}", t.last_step, t.total, t.status)),
+        );
+        let losses: PlotPoints = t
+            .losses
+            .iter()
+            .map(|l| [l[0], l[1].max(1e-9).log10()])
+            .collect();
+        let purity: PlotPoints = t.metrics.iter().map(|m| [m.0 as f64, m.1]).collect();
+        let knn: PlotPoints = t.metrics.iter().map(|m| [m.0 as f64, m.2]).collect();
+        Plot::new("v3_training_curves")
+            .height(120.0)
+            .legend(Legend::default())
+            .x_axis_label("step")
+            .allow_scroll(false)
+            .show(ui, |plot| {
+                plot.line(egui_plot::Line::new("log10 loss", losses));
+                plot.line(egui_plot::Line::new("codebook purity", purity));
+                plot.line(egui_plot::Line::new("content kNN AUC", knn));
+            });
+    }
+
+    fn files_ui(&mut self, ui: &mut egui::Ui) {
+        let loaded = self.lab.is_some();
+        let checkpoint = [("checkpoint", &["safetensors"][..])];
+        match self.checkpoint.row(
+            ui,
+            "checkpoint",
+            "v3.safetensors",
+            FileRequest::Open,
+            &checkpoint,
+            &[("Open", true), ("Save", loaded)],
+        ) {
+            Some((0, p)) => self.commands.push(Command::Open(p)),
+            Some((_, p)) => self.commands.push(Command::Save(p)),
+            None => {}
+        }
+        let figure = [("figure", &["png", "svg"][..])];
+        if let Some((_, p)) = self.grid_field.row(
+            ui,
+            "codebook grid",
+            "codebook.png or .svg",
+            FileRequest::Save,
+            &figure,
+            &[("Export grid", loaded)],
+        ) {
+            self.commands.push(Command::Export(ExportKind::Codebook, p));
+        }
+        if let Some((_, p)) = self.matrix_field.row(
+            ui,
+            "code-by-label",
+            "matrix.png or .svg",
+            FileRequest::Save,
+            &figure,
+            &[("Export matrix", loaded)],
+        ) {
+            self.commands.push(Command::Export(ExportKind::Matrix, p));
+        }
+        if let Some((i, p)) = self.scatter_field.row(
+            ui,
+            "latent scatter",
+            "latents.png or .svg",
+            FileRequest::Save,
+            &figure,
+            &[("Export content", loaded), ("Export style", loaded)],
+        ) {
+            self.commands
+                .push(Command::Export(ExportKind::Scatter { content: i == 0 }, p));
+        }
+    }
+}
+
+/// Every atom decoded in `style`, and what the model reads back from each: its nearest atom and
+/// the known style nearest its style latent.
+#[allow(clippy::type_complexity)]
+pub fn decode_atoms(
+    lab: &Lab,
+    style: &[f32],
+) -> anyhow::Result<(Vec<Vec<f32>>, Vec<usize>, Vec<Option<usize>>)> {
+    let fragments = lab.decode_atoms(style)?;
+    let refs: Vec<&[f32]> = fragments.iter().map(|f| f.as_slice()).collect();
+    let enc = lab.encode(&refs)?;
+    let styles = enc
+        .style
+        .iter()
+        .map(|s| nearest(&lab.summary.style_latents, s))
+        .collect();
+    Ok((fragments, enc.codes, styles))
+}
+
+fn texture(
+    ctx: &egui::Context,
+    name: &str,
+    domain: Domain,
+    fragment: &[f32],
+) -> egui::TextureHandle {
+    let (w, h, rgb) = fragment_image(domain, fragment);
+    let image = egui::ColorImage::from_rgb([w, h], &rgb);
+    ctx.load_texture(name, image, egui::TextureOptions::NEAREST)
+}
+
+impl Tab for CodebookTab {
+    fn title(&self) -> &'static str {
+        "Codebook"
+    }
+
+    fn logic(&mut self, ctx: &egui::Context, shared: &mut Shared) {
+        self.drain_training(shared);
+        self.drain_background(shared);
+        for command in std::mem::take(&mut self.commands) {
+            self.apply(command, shared);
+        }
+        self.ensure_samples();
+        self.refresh_atoms(ctx, shared);
+        self.refresh_swap(ctx);
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            self.header_ui(ui);
+            ui.separator();
+            ui.columns(2, |cols| {
+                let (left, right) = cols.split_at_mut(1);
+                let left = &mut left[0];
+                let right = &mut right[0];
+                left.heading("Codebook");
+                self.style_picker_ui(left);
+                self.grid_ui(left);
+                left.separator();
+                left.heading("Code by label");
+                self.matrix_ui(left);
+                right.heading("Swap content and style");
+                self.swap_ui(right);
+                right.separator();
+                right.heading("Latents");
+                self.scatter_ui(right);
+                right.separator();
+                right.heading("Train");
+                self.training_ui(right, shared);
+                right.separator();
+                right.heading("Files");
+                self.files_ui(right);
+            });
+        });
+        let ctx = ui.ctx().clone();
+        for command in std::mem::take(&mut self.commands) {
+            self.apply(command, shared);
+        }
+        self.ensure_samples();
+        self.refresh_atoms(&ctx, shared);
+        self.refresh_swap(&ctx);
+    }
+
+    fn busy(&self) -> bool {
+        self.training.is_some() || !self.background.is_empty()
+    }
+
+    fn persist(&self) -> serde_json::Value {
+        let mut s = self.state.clone();
+        s.checkpoint = self.checkpoint.text.clone();
+        s.data = self.data_field.text.clone();
+        s.export_grid = self.grid_field.text.clone();
+        s.export_matrix = self.matrix_field.text.clone();
+        s.export_scatter = self.scatter_field.text.clone();
+        serde_json::to_value(s).unwrap_or_default()
+    }
+
+    fn restore(&mut self, state: serde_json::Value) {
+        let Ok(s) = serde_json::from_value::<CodebookState>(state) else {
+            return;
+        };
+        self.data_field.text = s.data.clone();
+        self.grid_field.text = s.export_grid.clone();
+        self.matrix_field.text = s.export_matrix.clone();
+        self.scatter_field.text = s.export_scatter.clone();
+        let same_model = self.lab.as_ref().is_some_and(|l| l.domain() == s.domain);
+        if same_model {
+            self.state.style = s.style;
+            self.state.swap_content = s.swap_content;
+            self.state.swap_style = s.swap_style;
+            self.state.swap_fragment = s.swap_fragment;
+        }
+        self.state.preset = s.preset;
+        self.state.steps = s.steps;
+        self.atoms_key = None;
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+}
