@@ -106,6 +106,7 @@ pub trait Family: Sync {
 /// Every family the program knows, in tab order.
 pub static FAMILIES: &[&dyn Family] = &[
     &crate::sps_music::cli::SpsMusicFamily,
+    &crate::sps_vision::cli::SpsVisionFamily,
     &crate::relevance::cli::RelevanceFamily,
 ];
 

@@ -8,4 +8,5 @@ pub mod metrics;
 pub mod nn;
 pub mod relevance;
 pub mod sps_music;
+pub mod sps_vision;
 pub mod worker;
