@@ -72,6 +72,10 @@ pub trait Tab {
     }
     fn persist(&self) -> serde_json::Value;
     fn restore(&mut self, state: serde_json::Value);
+    /// The tab itself, for tests that look at its state.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -148,6 +152,7 @@ impl App {
         let tabs: Vec<Box<dyn Tab>> = vec![
             Box::new(crate::sps_music::view::PitchTab::new(&mut shared)),
             Box::new(crate::relevance::view::RelevanceTab::new(&mut shared)),
+            Box::new(crate::sps_vision::view::VisionTab::new(&mut shared)),
         ];
         Self {
             tabs,

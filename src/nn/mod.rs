@@ -1,6 +1,7 @@
 //! Layers and helpers shared by the models: PyTorch-named layers, losses, and the checkpoint format.
 
 pub mod checkpoint;
+pub mod patches;
 
 use candle_core::{D, DType, Device, Module, Result, Tensor};
 use candle_nn::{Init, Linear, VarBuilder, VarMap};
@@ -221,11 +222,41 @@ impl Conv2d {
     }
 }
 
+impl Conv2d {
+    /// x: (N, C_in, H, W), any strides -> (N, C_out, H_out, W_out), optionally through a
+    /// ReLU. im2col ([`patches::Gather`]) and one GEMM; the result is a channels-last tensor
+    /// seen as NCHW, which the next layer's im2col reads without a copy.
+    pub fn forward_act(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
+        let (n, c_in, h, w) = x.dims4()?;
+        let (c_out, _, k, _) = self.weight.dims4()?;
+        let (s, p) = (self.stride, self.pad);
+        let geometry = patches::PatchGeometry {
+            n,
+            c: c_in,
+            gh: (h + 2 * p - k) / s + 1,
+            gw: (w + 2 * p - k) / s + 1,
+            ih: h,
+            iw: w,
+            k,
+            s,
+            p,
+        };
+        let cols = x
+            .apply_op1(patches::Gather(geometry))?
+            .reshape((n * geometry.gh * geometry.gw, c_in * k * k))?;
+        let y = cols
+            .matmul(&self.weight.reshape((c_out, c_in * k * k))?.t()?)?
+            .broadcast_add(&self.bias)?;
+        let y = if relu { y.relu()? } else { y };
+        y.reshape((n, geometry.gh, geometry.gw, c_out))?
+            .permute((0, 3, 1, 2))
+    }
+}
+
 impl Module for Conv2d {
     /// x: (N, C_in, H, W) -> (N, C_out, H_out, W_out)
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = x.conv2d(&self.weight, self.pad, self.stride, 1, 1)?;
-        y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)
+        self.forward_act(x, false)
     }
 }
 
@@ -272,55 +303,41 @@ impl ConvTranspose2d {
     }
 }
 
-impl Module for ConvTranspose2d {
-    /// x: (N, C_in, H, W) -> (N, C_out, (H-1)*stride - 2*pad + k, same for W)
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+impl ConvTranspose2d {
+    /// x: (N, C_in, H, W) -> (N, C_out, (H-1)*stride - 2*pad + k, same for W), optionally
+    /// through a ReLU. One GEMM, then col2im ([`patches::Scatter`]); the result is a
+    /// channels-last tensor seen as NCHW, which the next layer's GEMM reads without a copy.
+    pub fn forward_act(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
         let (n, c_in, h, w) = x.dims4()?;
-        let (s, k, c_out) = (self.stride, self.k, self.c_out);
-        let m = k.div_ceil(s);
-        let kp = m * s;
-        // taps padded to a multiple of the stride: (in, out, kp, kp)
-        let weight = if kp > k {
-            self.weight
-                .pad_with_zeros(2, 0, kp - k)?
-                .pad_with_zeros(3, 0, kp - k)?
-        } else {
-            self.weight.clone()
+        let (s, k, c_out, p) = (self.stride, self.k, self.c_out, self.pad);
+        let geometry = patches::PatchGeometry {
+            n,
+            c: c_out,
+            gh: h,
+            gw: w,
+            ih: (h - 1) * s + k - 2 * p,
+            iw: (w - 1) * s + k - 2 * p,
+            k,
+            s,
+            p,
         };
-        // (N*H*W, in) x (in, out*kp*kp) -> (N, H, W, out, m, s, m, s)
+        // (N*H*W, in) x (in, out*k*k) -> patches (N, H, W, out, k, k)
         let cols = x
             .permute((0, 2, 3, 1))?
             .reshape((n * h * w, c_in))?
-            .matmul(&weight.reshape((c_in, c_out * kp * kp))?)?
-            .reshape(vec![n, h, w, c_out, m, s, m, s])?;
-        // Overlap-add: tap (qh*s + rh, qw*s + rw) of input (i, j) lands in output block
-        // (i + qh, j + qw) at offset (rh, rw).
-        let mut out: Option<Tensor> = None;
-        for qh in 0..m {
-            for qw in 0..m {
-                let part = cols
-                    .narrow(4, qh, 1)?
-                    .narrow(6, qw, 1)?
-                    .reshape((n, h, w, c_out, s, s))?
-                    .pad_with_zeros(1, qh, m - 1 - qh)?
-                    .pad_with_zeros(2, qw, m - 1 - qw)?;
-                out = Some(match out {
-                    None => part,
-                    Some(acc) => (acc + part)?,
-                });
-            }
-        }
-        let out = out.ok_or_else(|| candle_core::Error::Msg("empty kernel".into()))?;
-        let (hf, wf) = (h + m - 1, w + m - 1);
-        // (n, hf, wf, out, s, s) -> (n, out, hf, s, wf, s) -> (n, out, hf*s, wf*s)
-        let out = out
-            .permute((0, 3, 1, 4, 2, 5))?
-            .reshape((n, c_out, hf * s, wf * s))?;
-        let (h_out, w_out) = ((h - 1) * s + k - 2 * self.pad, (w - 1) * s + k - 2 * self.pad);
-        let out = out
-            .narrow(2, self.pad, h_out)?
-            .narrow(3, self.pad, w_out)?;
-        out.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)
+            .matmul(&self.weight.reshape((c_in, c_out * k * k))?)?
+            .reshape(vec![n, h, w, c_out, k, k])?;
+        let y = cols
+            .apply_op1(patches::Scatter(geometry))?
+            .broadcast_add(&self.bias)?;
+        let y = if relu { y.relu()? } else { y };
+        y.permute((0, 3, 1, 2))
+    }
+}
+
+impl Module for ConvTranspose2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_act(x, false)
     }
 }
 
@@ -446,6 +463,38 @@ pub fn varmap_tensors(varmap: &VarMap) -> Result<Vec<(String, Tensor)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The im2col convolution against candle's conv2d, forward and backward.
+    #[test]
+    fn conv2d_matches_candle_forward_and_backward() -> Result<()> {
+        for (k, s, p, h, w) in [(4, 2, 1, 8, 6), (3, 1, 1, 5, 5), (5, 2, 2, 9, 7), (3, 2, 0, 7, 7)] {
+            let (varmap, vb) = new_varmap();
+            let layer = Conv2d::new(3, 4, k, s, p, WeightInit::He, vb.pp("c"))?;
+            let x = candle_core::Var::randn(0f32, 1.0, (2, 3, h, w), &Device::Cpu)?;
+            let ours = layer.forward(x.as_tensor())?;
+            let data = varmap.data().lock().map_err(|_| candle_core::Error::Msg("lock".into()))?;
+            let weight = data["c.weight"].clone();
+            let bias = data["c.bias"].as_tensor().clone();
+            drop(data);
+            let theirs = x
+                .as_tensor()
+                .conv2d(weight.as_tensor(), p, s, 1, 1)?
+                .broadcast_add(&bias.reshape((1, (), 1, 1))?)?;
+            assert_eq!(ours.dims(), theirs.dims(), "k{k} s{s} p{p}");
+            let diff = (&ours - &theirs)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(diff < 1e-4, "k{k} s{s} p{p}: forward differs by {diff}");
+            let probe = Tensor::randn(0f32, 1.0, ours.dims(), &Device::Cpu)?;
+            let g1 = (&ours * &probe)?.sum_all()?.backward()?;
+            let g2 = (&theirs * &probe)?.sum_all()?.backward()?;
+            for t in [x.as_tensor(), weight.as_tensor()] {
+                let a = g1.get(t).ok_or_else(|| candle_core::Error::Msg("no grad".into()))?;
+                let b = g2.get(t).ok_or_else(|| candle_core::Error::Msg("no grad".into()))?;
+                let d = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
+                assert!(d < 1e-3, "k{k} s{s} p{p}: gradient differs by {d}");
+            }
+        }
+        Ok(())
+    }
 
     /// The matmul + overlap-add transposed convolution against candle's direct one, forward
     /// and the gradient of a weighted sum with respect to input and weight.

@@ -84,7 +84,7 @@ impl SpsVision {
         let n = x.dim(0)?;
         let mut h = x.clone();
         for conv in &self.enc {
-            h = conv.forward(&h)?.relu()?;
+            h = conv.forward_act(&h, true)?;
         }
         let flat = h.reshape((n, self.cfg.flat()))?;
         Ok((self.fc11.forward(&flat)?, self.fc12.forward(&flat)?))
@@ -99,12 +99,10 @@ impl SpsVision {
             .forward(z)?
             .reshape((n, self.cfg.channels[2], l, l))?;
         for (i, conv) in self.dec.iter().enumerate() {
-            h = conv.forward(&h)?;
-            if i + 1 < self.dec.len() {
-                h = h.relu()?;
-            }
+            h = conv.forward_act(&h, i + 1 < self.dec.len())?;
         }
-        Ok(h)
+        // channels-last storage seen as NCHW: make it plain NCHW once, at the end
+        h.contiguous()
     }
 
     pub fn decode(&self, z: &Tensor) -> Result<Tensor> {

@@ -63,7 +63,7 @@ impl TrainConfig {
                 latent: 3,
                 init: WeightInit::He,
             },
-            batch: 16,
+            batch: 8,
             lr: 1e-3,
             kl_weight: 0.01,
             prior_weight: 2.0,
