@@ -72,15 +72,14 @@ pub fn affine_fit(x: &[Vec<f64>], y: &[f64]) -> (Vec<f64>, f64) {
         if p.abs() < 1e-300 {
             continue;
         }
-        for k in 0..=d {
-            a[col][k] /= p;
-        }
-        for r in 0..d {
+        a[col].iter_mut().for_each(|v| *v /= p);
+        let pivot_row = a[col].clone();
+        for (r, row) in a.iter_mut().enumerate() {
             if r != col {
-                let f = a[r][col];
-                for k in 0..=d {
-                    a[r][k] -= f * a[col][k];
-                }
+                let f = row[col];
+                row.iter_mut()
+                    .zip(&pivot_row)
+                    .for_each(|(v, q)| *v -= f * q);
             }
         }
     }
@@ -137,9 +136,14 @@ mod tests {
         let x: Vec<Vec<f64>> = (0..50)
             .map(|i| vec![(i % 7) as f64, (i / 7) as f64 * 0.5, ((i * 13) % 11) as f64])
             .collect();
-        let y: Vec<f64> = x.iter().map(|r| 2.0 * r[0] - r[1] + 0.5 * r[2] + 3.0).collect();
+        let y: Vec<f64> = x
+            .iter()
+            .map(|r| 2.0 * r[0] - r[1] + 0.5 * r[2] + 3.0)
+            .collect();
         let (w, b) = affine_fit(&x, &y);
-        assert!((w[0] - 2.0).abs() < 1e-6 && (w[1] + 1.0).abs() < 1e-6 && (w[2] - 0.5).abs() < 1e-6);
+        assert!(
+            (w[0] - 2.0).abs() < 1e-6 && (w[1] + 1.0).abs() < 1e-6 && (w[2] - 0.5).abs() < 1e-6
+        );
         assert!((b - 3.0).abs() < 1e-6);
         assert!((r_squared(&y, &y) - 1.0).abs() < 1e-12);
         let mean = vec![y.iter().sum::<f64>() / y.len() as f64; y.len()];

@@ -58,7 +58,11 @@ fn expect_refusal(root: &Path, names: &str) {
     let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(result.status.code(), Some(2), "stderr: {stderr}");
     assert_eq!(lines.len(), 1, "one error line expected: {stderr}");
-    assert!(lines[0].contains(names), "the error names {names}: {}", lines[0]);
+    assert!(
+        lines[0].contains(names),
+        "the error names {names}: {}",
+        lines[0]
+    );
     assert!(!out.exists(), "a checkpoint was written from bad data");
 }
 
@@ -148,5 +152,8 @@ fn a_throw_folder_needs_every_frame() {
     // extra frames past the sequence are ignored; a missing last one is not
     std::fs::remove_file(frame_path(&throws[0], SEQ_LEN - 1)).unwrap();
     let err = data::read_throw(&throws[0]).unwrap_err().to_string();
-    assert!(err.contains(&format!("frame {} is missing", SEQ_LEN - 1)), "{err}");
+    assert!(
+        err.contains(&format!("frame {} is missing", SEQ_LEN - 1)),
+        "{err}"
+    );
 }

@@ -467,12 +467,20 @@ mod tests {
     /// The im2col convolution against candle's conv2d, forward and backward.
     #[test]
     fn conv2d_matches_candle_forward_and_backward() -> Result<()> {
-        for (k, s, p, h, w) in [(4, 2, 1, 8, 6), (3, 1, 1, 5, 5), (5, 2, 2, 9, 7), (3, 2, 0, 7, 7)] {
+        for (k, s, p, h, w) in [
+            (4, 2, 1, 8, 6),
+            (3, 1, 1, 5, 5),
+            (5, 2, 2, 9, 7),
+            (3, 2, 0, 7, 7),
+        ] {
             let (varmap, vb) = new_varmap();
             let layer = Conv2d::new(3, 4, k, s, p, WeightInit::He, vb.pp("c"))?;
             let x = candle_core::Var::randn(0f32, 1.0, (2, 3, h, w), &Device::Cpu)?;
             let ours = layer.forward(x.as_tensor())?;
-            let data = varmap.data().lock().map_err(|_| candle_core::Error::Msg("lock".into()))?;
+            let data = varmap
+                .data()
+                .lock()
+                .map_err(|_| candle_core::Error::Msg("lock".into()))?;
             let weight = data["c.weight"].clone();
             let bias = data["c.bias"].as_tensor().clone();
             drop(data);
@@ -487,8 +495,12 @@ mod tests {
             let g1 = (&ours * &probe)?.sum_all()?.backward()?;
             let g2 = (&theirs * &probe)?.sum_all()?.backward()?;
             for t in [x.as_tensor(), weight.as_tensor()] {
-                let a = g1.get(t).ok_or_else(|| candle_core::Error::Msg("no grad".into()))?;
-                let b = g2.get(t).ok_or_else(|| candle_core::Error::Msg("no grad".into()))?;
+                let a = g1
+                    .get(t)
+                    .ok_or_else(|| candle_core::Error::Msg("no grad".into()))?;
+                let b = g2
+                    .get(t)
+                    .ok_or_else(|| candle_core::Error::Msg("no grad".into()))?;
                 let d = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
                 assert!(d < 1e-3, "k{k} s{s} p{p}: gradient differs by {d}");
             }
@@ -505,7 +517,10 @@ mod tests {
             let layer = ConvTranspose2d::new(3, 2, k, s, p, WeightInit::He, vb.pp("t"))?;
             let x = candle_core::Var::randn(0f32, 1.0, (2, 3, 5, 4), &Device::Cpu)?;
             let ours = layer.forward(x.as_tensor())?;
-            let data = varmap.data().lock().map_err(|_| candle_core::Error::Msg("lock".into()))?;
+            let data = varmap
+                .data()
+                .lock()
+                .map_err(|_| candle_core::Error::Msg("lock".into()))?;
             let weight = data["t.weight"].clone();
             let bias = data["t.bias"].as_tensor().clone();
             drop(data);
@@ -520,8 +535,12 @@ mod tests {
             let g1 = (&ours * &probe)?.sum_all()?.backward()?;
             let g2 = (&theirs * &probe)?.sum_all()?.backward()?;
             for t in [x.as_tensor(), weight.as_tensor()] {
-                let a = g1.get(t).ok_or_else(|| candle_core::Error::Msg("no grad".into()))?;
-                let b = g2.get(t).ok_or_else(|| candle_core::Error::Msg("no grad".into()))?;
+                let a = g1
+                    .get(t)
+                    .ok_or_else(|| candle_core::Error::Msg("no grad".into()))?;
+                let b = g2
+                    .get(t)
+                    .ok_or_else(|| candle_core::Error::Msg("no grad".into()))?;
                 let d = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
                 assert!(d < 1e-3, "k{k} s{s} p{p}: gradient differs by {d}");
             }

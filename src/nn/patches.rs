@@ -41,7 +41,9 @@ impl PatchGeometry {
 fn f32_slice<'a>(storage: &'a CpuStorage, op: &str) -> Result<&'a [f32]> {
     match storage {
         CpuStorage::F32(v) => Ok(v),
-        _ => Err(candle_core::Error::Msg(format!("{op}: only f32 is supported"))),
+        _ => Err(candle_core::Error::Msg(format!(
+            "{op}: only f32 is supported"
+        ))),
     }
 }
 
@@ -62,7 +64,10 @@ impl CustomOp1 for Gather {
         let src = f32_slice(storage, self.name())?;
         let dims = layout.dims();
         if dims != [g.n, g.c, g.ih, g.iw] {
-            candle_core::bail!("patch-gather: input {dims:?}, expected {:?}", [g.n, g.c, g.ih, g.iw]);
+            candle_core::bail!(
+                "patch-gather: input {dims:?}, expected {:?}",
+                [g.n, g.c, g.ih, g.iw]
+            );
         }
         let st = layout.stride();
         let off = layout.start_offset();

@@ -78,7 +78,7 @@ impl Family for SpsVisionFamily {
         };
         let options = JobOptions {
             threads: args.threads_or_all(),
-            eval_every: 250,
+            eval_every: 100,
             snapshot_every: Duration::from_secs(30),
         };
         Ok(worker::spawn(
@@ -300,7 +300,9 @@ pub fn traversal_figure(lab: &Lab, steps: usize) -> anyhow::Result<Figure> {
 /// The true frames of a throw above the prior's roll-out from its first BASE_LEN frames.
 pub fn rollout_figure(lab: &Lab, throw: &Throw) -> anyhow::Result<Figure> {
     let (_, frames) = eval::rollout(&lab.model, throw)?;
-    let mut tiles: Vec<Vec<u8>> = (0..SEQ_LEN).map(|i| data::frame_to_rgb(throw.frame(i))).collect();
+    let mut tiles: Vec<Vec<u8>> = (0..SEQ_LEN)
+        .map(|i| data::frame_to_rgb(throw.frame(i)))
+        .collect();
     tiles.extend(frames.iter().map(|f| data::frame_to_rgb(&f[..FRAME_LEN])));
     let mut captions: Vec<String> = (0..SEQ_LEN)
         .map(|i| {
@@ -313,9 +315,7 @@ pub fn rollout_figure(lab: &Lab, throw: &Throw) -> anyhow::Result<Figure> {
         .collect();
     captions.extend(["true".to_string(), "prior".to_string()]);
     Ok(Figure::ImageGrid {
-        title: format!(
-            "SPS vision: prior roll-out from the first {BASE_LEN} frames (*: given)"
-        ),
+        title: format!("SPS vision: prior roll-out from the first {BASE_LEN} frames (*: given)"),
         tile_w: SIZE,
         tile_h: SIZE,
         cols: SEQ_LEN,

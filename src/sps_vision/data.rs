@@ -122,7 +122,11 @@ fn shade(cam: &Camera, dir: [f32; 3], ball: [f32; 3]) -> [f32; 3] {
     if disc >= 0.0 {
         let t = -b - disc.sqrt();
         if t > 0.0 {
-            let hit = [eye[0] + t * dir[0], eye[1] + t * dir[1], eye[2] + t * dir[2]];
+            let hit = [
+                eye[0] + t * dir[0],
+                eye[1] + t * dir[1],
+                eye[2] + t * dir[2],
+            ];
             let n = normalize(sub(hit, ball));
             let l = normalize(LIGHT);
             let diffuse = dot(n, l).max(0.0);
@@ -140,13 +144,11 @@ fn shade(cam: &Camera, dir: [f32; 3], ball: [f32; 3]) -> [f32; 3] {
             f.min(1.0 - f) < 0.05
         };
         let mut g = if grid(x) || grid(z) { 0.42 } else { 0.62 };
-        // soft shadow right below the ball, wider and fainter as it rises
+        // the shadow of a light straight above: a dark disc right below the ball, so that
+        // where the ball is over the floor shows apart from how high it flies
         let d = ((x - ball[0]).powi(2) + (z - ball[2]).powi(2)).sqrt();
-        let height = (ball[1] - RADIUS).max(0.0);
-        let soft = 0.15 + 0.25 * height;
-        let core = RADIUS * 0.9;
-        let shadow = (1.0 - ((d - core + soft) / (2.0 * soft)).clamp(0.0, 1.0))
-            * (0.55 / (1.0 + 0.5 * height));
+        let edge = 0.08;
+        let shadow = 0.65 * (1.0 - ((d - RADIUS * 0.9 + edge) / (2.0 * edge)).clamp(0.0, 1.0));
         g *= 1.0 - shadow;
         // fade into the sky far away
         let fog = (t / 14.0).min(1.0);
@@ -368,13 +370,14 @@ pub fn read_frame(path: &Path) -> anyhow::Result<Vec<f32>> {
         .with_context(|| format!("{}: cannot read", path.display()))?
         .len();
     if len > MAX_FRAME_BYTES {
-        bail!("{}: {len} bytes is too large for a 32x32 frame", path.display());
+        bail!(
+            "{}: {len} bytes is too large for a 32x32 frame",
+            path.display()
+        );
     }
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let reader = image::ImageReader::with_format(
-        std::io::Cursor::new(&bytes),
-        image::ImageFormat::Png,
-    );
+    let reader =
+        image::ImageReader::with_format(std::io::Cursor::new(&bytes), image::ImageFormat::Png);
     let (w, h) = reader
         .into_dimensions()
         .map_err(|e| anyhow::anyhow!("{}: not a PNG image ({e})", path.display()))?;
@@ -399,8 +402,8 @@ pub fn read_frame(path: &Path) -> anyhow::Result<Vec<f32>> {
 /// One official throw folder: frames 0..SEQ_LEN (more are ignored), positions from the names.
 pub fn read_throw(dir: &Path) -> anyhow::Result<Throw> {
     let mut frames: Vec<Option<(PathBuf, [f32; 3])>> = vec![None; SEQ_LEN];
-    let entries =
-        std::fs::read_dir(dir).with_context(|| format!("{}: cannot read the folder", dir.display()))?;
+    let entries = std::fs::read_dir(dir)
+        .with_context(|| format!("{}: cannot read the folder", dir.display()))?;
     for entry in entries {
         let entry = entry.with_context(|| format!("{}: cannot list", dir.display()))?;
         let path = entry.path();
@@ -560,7 +563,13 @@ mod tests {
             parse_frame_name("12.[1, 2, 3].png"),
             Some((12, [1.0, 2.0, 3.0]))
         );
-        for bad in ["3.png", "x.[1,2,3].png", "3.[1,2].png", "3.[1,2,3,4].png", "3.[1,2,3]"] {
+        for bad in [
+            "3.png",
+            "x.[1,2,3].png",
+            "3.[1,2].png",
+            "3.[1,2,3,4].png",
+            "3.[1,2,3]",
+        ] {
             assert_eq!(parse_frame_name(bad), None, "{bad}");
         }
     }

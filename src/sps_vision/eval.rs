@@ -64,11 +64,7 @@ impl Calibration {
 pub fn rotate_latent(z: &[f32], centre: &[f32; 3], angle: f32) -> Vec<f32> {
     let (s, c) = angle.sin_cos();
     let (a, b) = (z[0] - centre[0], z[2] - centre[2]);
-    vec![
-        centre[0] + c * a - s * b,
-        z[1],
-        centre[2] + s * a + c * b,
-    ]
+    vec![centre[0] + c * a - s * b, z[1], centre[2] + s * a + c * b]
 }
 
 /// Turn a world position by `angle` about the vertical axis through `centre`, in the same
@@ -132,9 +128,12 @@ pub fn calibrate(model: &SpsVision, data: &Dataset, fit_throws: usize) -> Result
     Ok(cal)
 }
 
+/// Latents (one row per frame) and decoded frames of a roll-out.
+pub type Rollout = (Vec<Vec<f32>>, Vec<Vec<f32>>);
+
 /// The prior's roll-out of `throw` from its first BASE_LEN frames: latents (SEQ_LEN x 3) and
 /// the decoded frames (SEQ_LEN x FRAME_LEN; the first BASE_LEN are decodings of the given ones).
-pub fn rollout(model: &SpsVision, throw: &Throw) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
+pub fn rollout(model: &SpsVision, throw: &Throw) -> Result<Rollout> {
     let given: Vec<&[f32]> = (0..BASE_LEN).map(|i| throw.frame(i)).collect();
     let z = encode_frames(model, &given)?;
     let flat: Vec<f32> = z.iter().flatten().copied().collect();
@@ -186,7 +185,10 @@ pub fn equivariance(
     let (mut total, mut dist_sum, mut dist_n) = (0f64, 0f64, 0usize);
     let mut per_angle = Vec::with_capacity(angles.len());
     for &a in angles {
-        let turned: Vec<Vec<f32>> = z.iter().map(|zi| rotate_latent(zi, &cal.centre, a)).collect();
+        let turned: Vec<Vec<f32>> = z
+            .iter()
+            .map(|zi| rotate_latent(zi, &cal.centre, a))
+            .collect();
         let decoded = decode_latents(model, &turned)?;
         let mut err = 0f64;
         for (k, &i) in picked.iter().enumerate() {
@@ -222,7 +224,5 @@ pub fn equivariance(
 
 /// The angle grid of the equivariance metric: every 30 degrees.
 pub fn angle_grid() -> Vec<f32> {
-    (0..12)
-        .map(|k| (k as f32 * 30.0).to_radians())
-        .collect()
+    (0..12).map(|k| (k as f32 * 30.0).to_radians()).collect()
 }

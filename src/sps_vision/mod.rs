@@ -111,7 +111,12 @@ impl Lab {
 
     /// The slider range of latent `dim`: where training frames landed, 15% beyond, or +-3.
     pub fn latent_range(&self, dim: usize) -> (f32, f32) {
-        let (lo, hi) = self.calibration.range.get(dim).copied().unwrap_or((0.0, 0.0));
+        let (lo, hi) = self
+            .calibration
+            .range
+            .get(dim)
+            .copied()
+            .unwrap_or((0.0, 0.0));
         if lo.is_finite() && hi.is_finite() && hi > lo {
             let m = 0.15 * (hi - lo);
             (lo - m, hi + m)

@@ -8,6 +8,7 @@ use anyhow::Context;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
 use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +39,11 @@ pub struct TrainConfig {
     pub k: usize,
     /// decode the symmetric predictions too and add their reconstruction loss
     pub symmetry_decode: bool,
+    /// predicted steps per throw that are decoded for the prediction losses (a random
+    /// subset, the loss scaled up to all steps; 0 = every step). The decoder is the costly
+    /// part of a step on the CPU.
+    #[serde(default)]
+    pub decode_steps: usize,
     /// draw z from the posterior (the official reparameterisation) rather than use its mean
     pub sample_latent: bool,
     /// scheduled sampling, official form: P(teacher forcing) = a / (a + exp((step + b) / a))
@@ -71,12 +77,13 @@ impl TrainConfig {
             t_range: 1.0,
             k: 1,
             symmetry_decode: false,
+            decode_steps: 5,
             sample_latent: false,
             sample_alpha: 300.0,
             sample_beta: 0.0,
             warmup_steps: 0,
             ramp_steps: 200,
-            steps: 3000,
+            steps: 2000,
         };
         Ok(match name {
             "fast" | "default" => fast,
@@ -86,6 +93,7 @@ impl TrainConfig {
                 batch: 32,
                 k: 4,
                 symmetry_decode: true,
+                decode_steps: 0,
                 sample_latent: true,
                 sample_alpha: 2000.0,
                 warmup_steps: 0,
@@ -151,7 +159,11 @@ fn adam(varmap: &VarMap, lr: f64) -> candle_core::Result<AdamW> {
 
 impl VisionTrainer {
     pub fn new(cfg: TrainConfig, data: Dataset, seed: u64) -> anyhow::Result<Self> {
-        anyhow::ensure!(!data.train.is_empty(), "{}: no training throws", data.source);
+        anyhow::ensure!(
+            !data.train.is_empty(),
+            "{}: no training throws",
+            data.source
+        );
         anyhow::ensure!(!data.test.is_empty(), "{}: no held-out throws", data.source);
         // The seed fixes data order, symmetries and scheduled sampling; candle's CPU
         // generator (weight init, reparameterisation noise) cannot be seeded.
@@ -224,6 +236,27 @@ impl VisionTrainer {
             .narrow(1, 1, s - 1)?
             .reshape((b * (s - 1), CHANNELS, SIZE, SIZE))?;
         let z_next = z.narrow(1, 1, s - 1)?;
+        // the predicted steps whose frames are decoded, the same for every throw
+        let picked: Vec<u32> = if cfg.decode_steps == 0 || cfg.decode_steps >= s - 1 {
+            (0..(s - 1) as u32).collect()
+        } else {
+            let mut all: Vec<u32> = (0..(s - 1) as u32).collect();
+            all.shuffle(&mut self.rng);
+            let mut p = all[..cfg.decode_steps].to_vec();
+            p.sort_unstable();
+            p
+        };
+        let np = picked.len();
+        let pick_scale = (s - 1) as f64 / np as f64;
+        let picked = Tensor::from_vec(picked, np, &dev)?;
+        let pick = |t: &Tensor| -> candle_core::Result<Tensor> {
+            let (rows, _, l) = t.dims3()?;
+            t.index_select(&picked, 1)?.reshape((rows * np, l))
+        };
+        let x_next = x_next
+            .reshape((b, s - 1, FRAME_LEN))?
+            .index_select(&picked, 1)?
+            .reshape((b * np, CHANNELS, SIZE, SIZE))?;
 
         let mut decode_inputs = vec![z.reshape((b * s, l))?];
         let mut parts: Vec<(&'static str, f64)> = Vec::new();
@@ -241,7 +274,7 @@ impl VisionTrainer {
             let prior_mse = (mse_sum(&z0, &z_next)? * (w * cfg.prior_weight))?;
             parts.push(("prior_mse", prior_mse.to_scalar::<f32>()? as f64));
             total = (total + prior_mse)?;
-            decode_inputs.push(z0.reshape((b * (s - 1), l))?);
+            decode_inputs.push(pick(&z0)?);
         }
         let mut symmetric = 0;
         if k > 0 {
@@ -258,16 +291,19 @@ impl VisionTrainer {
             let shift = Tensor::from_vec(shift, (b * k, 1, l), &dev)?;
             let shift_step = shift.squeeze(1)?;
             let own = self.scheduled();
-            let moved = self.model.predict_with_symmetry(&z_rep, &own, &|z| {
-                z.broadcast_add(&shift_step)
-            })?;
+            let moved = self
+                .model
+                .predict_with_symmetry(&z_rep, &own, &|z| z.broadcast_add(&shift_step))?;
             let back_t = moved.broadcast_sub(&shift)?;
             let t_mse = (mse_sum(&back_t, &target)? * (w * cfg.symmetry_weight / k as f64))?;
             parts.push(("translation_mse", t_mse.to_scalar::<f32>()? as f64));
             total = (total + t_mse)?;
             // rotation about z2: R acts on rows as z -> z R^T
             let angles: Vec<f32> = (0..b * k)
-                .map(|_| self.rng.random_range(-std::f32::consts::PI..std::f32::consts::PI))
+                .map(|_| {
+                    self.rng
+                        .random_range(-std::f32::consts::PI..std::f32::consts::PI)
+                })
                 .collect();
             let rot = rotation_matrices(&angles, l, false)?;
             let rot_back = rotation_matrices(&angles, l, true)?;
@@ -280,8 +316,8 @@ impl VisionTrainer {
             parts.push(("rotation_mse", r_mse.to_scalar::<f32>()? as f64));
             total = (total + r_mse)?;
             if cfg.symmetry_decode {
-                decode_inputs.push(back_t.reshape((b * k * (s - 1), l))?);
-                decode_inputs.push(back_r.reshape((b * k * (s - 1), l))?);
+                decode_inputs.push(pick(&back_t)?);
+                decode_inputs.push(pick(&back_r)?);
                 symmetric = 2 * k;
             }
         }
@@ -292,19 +328,19 @@ impl VisionTrainer {
         total = (total + recon)?;
         let mut offset = b * s;
         if sequence {
-            let part = logits.narrow(0, offset, b * (s - 1))?;
-            let bce = (bce_with_logits_sum(&part, &x_next)? * w)?;
+            let part = logits.narrow(0, offset, b * np)?;
+            let bce = (bce_with_logits_sum(&part, &x_next)? * (w * pick_scale))?;
             parts.push(("prior_bce", bce.to_scalar::<f32>()? as f64));
             total = (total + bce)?;
-            offset += b * (s - 1);
+            offset += b * np;
         }
         if symmetric > 0 {
             let mut bce_sum = Tensor::zeros((), DType::F32, &dev)?;
             for copy in 0..symmetric {
-                let part = logits.narrow(0, offset + copy * b * (s - 1), b * (s - 1))?;
+                let part = logits.narrow(0, offset + copy * b * np, b * np)?;
                 bce_sum = (bce_sum + bce_with_logits_sum(&part, &x_next)?)?;
             }
-            let bce = (bce_sum * (w / k as f64))?;
+            let bce = (bce_sum * (w * pick_scale / k as f64))?;
             parts.push(("symmetry_bce", bce.to_scalar::<f32>()? as f64));
             total = (total + bce)?;
         }
@@ -396,8 +432,13 @@ impl Trainer for VisionTrainer {
         let rollout = eval::rollout_mse(&self.model, &self.data, 64)?;
         values.push(("rollout_mse".into(), rollout));
         if self.data.source.starts_with("ball:") {
-            let (mse, px, _) =
-                eval::equivariance(&self.model, &self.calibration, &self.data, 64, &eval::angle_grid())?;
+            let (mse, px, _) = eval::equivariance(
+                &self.model,
+                &self.calibration,
+                &self.data,
+                64,
+                &eval::angle_grid(),
+            )?;
             values.push(("equivariance_mse".into(), mse));
             values.push(("equivariance_centroid_px".into(), px));
         }

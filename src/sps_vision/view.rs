@@ -227,8 +227,11 @@ impl VisionTab {
                 match &mut self.decoded_tex {
                     Some(t) => t.set(image, TextureOptions::NEAREST),
                     None => {
-                        self.decoded_tex =
-                            Some(ctx.load_texture("sps_vision_decoded", image, TextureOptions::NEAREST))
+                        self.decoded_tex = Some(ctx.load_texture(
+                            "sps_vision_decoded",
+                            image,
+                            TextureOptions::NEAREST,
+                        ))
                     }
                 }
                 self.decoded = Some(frame);
@@ -269,7 +272,9 @@ impl VisionTab {
             Ok(r) => r,
             Err(e) => return shared.error(format!("roll-out failed: {e}")),
         };
-        let tex = |name: String, image: ColorImage| ctx.load_texture(name, image, TextureOptions::NEAREST);
+        let tex = |name: String, image: ColorImage| {
+            ctx.load_texture(name, image, TextureOptions::NEAREST)
+        };
         let rolled_refs: Vec<&[f32]> = rolled_frames.iter().map(|f| f.as_slice()).collect();
         let previous = self.throw_view.take();
         self.throw_view = Some(ThrowView {
@@ -434,7 +439,8 @@ impl VisionTab {
             Command::ExportTraversal(p) => {
                 let Some(lab) = self.lab.clone() else { return };
                 self.run_in_background(move || {
-                    let fig = super::cli::traversal_figure(&lab, 9).map_err(|e| format!("{e:#}"))?;
+                    let fig =
+                        super::cli::traversal_figure(&lab, 9).map_err(|e| format!("{e:#}"))?;
                     crate::figures::save(&fig, &p).map_err(|e| format!("{e:#}"))?;
                     Ok(BackgroundDone::Wrote(p))
                 });
@@ -470,7 +476,9 @@ impl VisionTab {
 
     /// Advance the roll-out animation: one frame per DT of wall time, as the throw was filmed.
     fn tick_animation(&mut self, ctx: &egui::Context) {
-        let Some(view) = &mut self.throw_view else { return };
+        let Some(view) = &mut self.throw_view else {
+            return;
+        };
         if let Some(start) = view.playing {
             let f = (start.elapsed().as_secs_f32() / DT) as usize;
             view.frame = f % SEQ_LEN;
@@ -566,7 +574,11 @@ impl VisionTab {
             ui.label("test throw");
             let mut index = self.state.throw_index;
             if ui
-                .add(egui::DragValue::new(&mut index).range(0..=100_000).prefix("#"))
+                .add(
+                    egui::DragValue::new(&mut index)
+                        .range(0..=100_000)
+                        .prefix("#"),
+                )
                 .changed()
             {
                 self.state.throw_index = index;
@@ -595,7 +607,10 @@ impl VisionTab {
         let frame = view.frame.min(SEQ_LEN - 1);
         let w = ((ui.available_width() - 12.0) / 2.0).max(120.0);
         ui.horizontal(|ui| {
-            for (title, a, b, ylab) in [("top view (z1, z3)", 0, 2, "z3"), ("side view (z1, z2)", 0, 1, "z2")] {
+            for (title, a, b, ylab) in [
+                ("top view (z1, z3)", 0, 2, "z3"),
+                ("side view (z1, z2)", 0, 1, "z2"),
+            ] {
                 ui.vertical(|ui| {
                     ui.label(title);
                     Plot::new(format!("sps_vision_{title}"))
@@ -613,8 +628,11 @@ impl VisionTab {
                                     .style(egui_plot::LineStyle::dashed_loose()),
                             );
                             plot.points(
-                                Points::new("given frames", PlotPoints::from(pts(&enc[..BASE_LEN], a, b)))
-                                    .radius(3.0),
+                                Points::new(
+                                    "given frames",
+                                    PlotPoints::from(pts(&enc[..BASE_LEN], a, b)),
+                                )
+                                .radius(3.0),
                             );
                             plot.points(
                                 Points::new(
@@ -638,11 +656,9 @@ impl VisionTab {
         ui.horizontal(|ui| {
             let mut playing = view.playing.is_some();
             let label = if playing { "Pause" } else { "Play roll-out" };
-            if ui.toggle_value(&mut playing, label).changed()
-            {
-                view.playing = playing.then(|| {
-                    Instant::now() - Duration::from_secs_f32(view.frame as f32 * DT)
-                });
+            if ui.toggle_value(&mut playing, label).changed() {
+                view.playing = playing
+                    .then(|| Instant::now() - Duration::from_secs_f32(view.frame as f32 * DT));
             }
             let mut f = view.frame;
             if ui
@@ -652,7 +668,11 @@ impl VisionTab {
                 view.frame = f;
                 view.playing = None;
             }
-            ui.label(if frame < BASE_LEN { "given" } else { "predicted" });
+            ui.label(if frame < BASE_LEN {
+                "given"
+            } else {
+                "predicted"
+            });
         });
         ui.horizontal(|ui| {
             let side = 160.0;
@@ -684,8 +704,12 @@ impl VisionTab {
         });
         ui.horizontal(|ui| {
             ui.label("data");
-            self.data_field
-                .ui(ui, "ball, ball:SEED, ball-dir:DIR", FileRequest::Folder, &[]);
+            self.data_field.ui(
+                ui,
+                "ball, ball:SEED, ball-dir:DIR",
+                FileRequest::Folder,
+                &[],
+            );
         });
         ui.horizontal(|ui| {
             let running = self.training.is_some();
@@ -837,7 +861,10 @@ impl Tab for VisionTab {
     fn busy(&self) -> bool {
         self.training.is_some()
             || !self.background.is_empty()
-            || self.throw_view.as_ref().is_some_and(|v| v.playing.is_some())
+            || self
+                .throw_view
+                .as_ref()
+                .is_some_and(|v| v.playing.is_some())
     }
 
     fn persist(&self) -> serde_json::Value {
