@@ -177,6 +177,7 @@ impl Family for SpsVisionFamily {
                 serde_json::json!({
                     "family": FAMILY, "preset": cfg.preset, "what": "decode",
                     "decode_ms_p50": cli::percentile(&times, 0.5),
+                    "decode_ms_p95": cli::percentile(&times, 0.95),
                     "decode_ms_p99": cli::percentile(&times, 0.99),
                     "samples": times.len(),
                     "threads": rayon::current_num_threads(),

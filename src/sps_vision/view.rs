@@ -193,12 +193,12 @@ impl VisionTab {
         self.throw_dirty = true;
     }
 
-    /// Where the sliders start: the centre of the data, moved a third of the way along z1, so
+    /// Where the sliders start: the centre of the data, moved half way out along z1, so
     /// the rotation control has something to swing around.
     fn start_latent(lab: &Lab) -> [f32; 3] {
         let c = lab.calibration.centre;
         let (lo, hi) = lab.latent_range(0);
-        [c[0] + 0.3 * (hi - lo) / 2.0, c[1], c[2]]
+        [c[0] + 0.55 * (hi - lo) / 2.0, c[1], c[2]]
     }
 
     /// The latent shown: the sliders' latent turned by the rotation control.
