@@ -157,3 +157,38 @@ fn a_throw_folder_needs_every_frame() {
         "{err}"
     );
 }
+
+fn shipped() -> latent_lab::sps_vision::Lab {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/sps_vision.safetensors");
+    latent_lab::sps_vision::Lab::load(&path).unwrap()
+}
+
+/// The shipped model's recorded metrics are what `eval` measures again.
+#[test]
+fn the_shipped_model_reproduces_its_recorded_metrics() {
+    use latent_lab::sps_vision::eval;
+    let lab = shipped();
+    let set = Dataset::generate(lab.meta.seed, data::TRAIN_THROWS, data::TEST_THROWS);
+    assert_eq!(set.source, lab.meta.data);
+    let cal = eval::calibrate(&lab.model, &set, 128).unwrap();
+    for (k, name) in ["r2_x", "r2_y", "r2_z"].iter().enumerate() {
+        let recorded = lab.meta.metrics[*name];
+        assert!(
+            (cal.r2[k] - recorded).abs() < 1e-3,
+            "{name}: measured {} against {recorded} recorded",
+            cal.r2[k]
+        );
+    }
+    // the horizontal axes are learned (the vertical one is not yet: see models/README.md)
+    assert!(cal.r2[0] > 0.85 && cal.r2[2] > 0.75, "{:?}", cal.r2);
+}
+
+#[test]
+#[ignore = "the shipped models/sps_vision.safetensors reaches r2_min 0.10 (height is not linear yet, models/README.md); run with --ignored against a model that meets the bar"]
+fn the_shipped_model_meets_the_linearity_bar() {
+    use latent_lab::sps_vision::eval;
+    let lab = shipped();
+    let set = Dataset::generate(lab.meta.seed, data::TRAIN_THROWS, data::TEST_THROWS);
+    let cal = eval::calibrate(&lab.model, &set, 128).unwrap();
+    assert!(cal.r2_min() >= 0.95, "R² x/y/z {:?}", cal.r2);
+}

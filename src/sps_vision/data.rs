@@ -376,8 +376,13 @@ pub fn read_frame(path: &Path) -> anyhow::Result<Vec<f32>> {
         );
     }
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    frame_from_bytes(&bytes, path)
+}
+
+/// A 32x32 PNG held in memory as CHW floats in [0, 1]; `path` names it in errors.
+pub fn frame_from_bytes(bytes: &[u8], path: &Path) -> anyhow::Result<Vec<f32>> {
     let reader =
-        image::ImageReader::with_format(std::io::Cursor::new(&bytes), image::ImageFormat::Png);
+        image::ImageReader::with_format(std::io::Cursor::new(bytes), image::ImageFormat::Png);
     let (w, h) = reader
         .into_dimensions()
         .map_err(|e| anyhow::anyhow!("{}: not a PNG image ({e})", path.display()))?;
@@ -387,7 +392,7 @@ pub fn read_frame(path: &Path) -> anyhow::Result<Vec<f32>> {
             path.display()
         );
     }
-    let img = image::load_from_memory_with_format(&bytes, image::ImageFormat::Png)
+    let img = image::load_from_memory_with_format(bytes, image::ImageFormat::Png)
         .map_err(|e| anyhow::anyhow!("{}: not a readable PNG image ({e})", path.display()))?
         .to_rgb8();
     let mut out = vec![0f32; FRAME_LEN];
