@@ -260,11 +260,13 @@ impl VisionTab {
         }
         self.throw_dirty = false;
         let Some(lab) = self.lab.clone() else { return };
-        let throw = data::generate_throw(
-            &self.camera,
-            self.state.throw_seed ^ 0x7E57_7E57,
-            self.state.throw_index,
-        );
+        // the same throw again (a new model arrived) is not rendered again
+        let seed = self.state.throw_seed ^ 0x7E57_7E57;
+        let name = format!("ball seed {seed} #{}", self.state.throw_index);
+        let throw = match &self.throw_view {
+            Some(v) if v.throw.name == name => v.throw.clone(),
+            _ => data::generate_throw(&self.camera, seed, self.state.throw_index),
+        };
         let frames: Vec<&[f32]> = (0..SEQ_LEN).map(|i| throw.frame(i)).collect();
         let result = super::model::encode_frames(&lab.model, &frames)
             .and_then(|enc| eval::rollout(&lab.model, &throw).map(|r| (enc, r)));
@@ -272,26 +274,69 @@ impl VisionTab {
             Ok(r) => r,
             Err(e) => return shared.error(format!("roll-out failed: {e}")),
         };
-        let tex = |name: String, image: ColorImage| {
-            ctx.load_texture(name, image, TextureOptions::NEAREST)
+        // Reuse the textures of the previous throw: a snapshot arrives every two seconds
+        // while a model trains, and each re-encodes the throw.
+        let previous = self.throw_view.take();
+        let (mut old_strips, mut old_true, mut old_rolled, playing, frame) = match previous {
+            Some(p) => (
+                vec![p.rolled_strip, p.true_strip],
+                p.true_frames,
+                p.rolled_frames,
+                p.playing,
+                p.frame,
+            ),
+            None => (Vec::new(), Vec::new(), Vec::new(), None, 0),
+        };
+        old_true.reverse();
+        old_rolled.reverse();
+        let tex = |pool: &mut Vec<TextureHandle>, name: String, image: ColorImage| match pool.pop()
+        {
+            Some(mut t) => {
+                t.set(image, TextureOptions::NEAREST);
+                t
+            }
+            None => ctx.load_texture(name, image, TextureOptions::NEAREST),
         };
         let rolled_refs: Vec<&[f32]> = rolled_frames.iter().map(|f| f.as_slice()).collect();
-        let previous = self.throw_view.take();
+        let true_strip = tex(
+            &mut old_strips,
+            "sps_vision_true_strip".into(),
+            strip_image(&frames),
+        );
+        let rolled_strip = tex(
+            &mut old_strips,
+            "sps_vision_rolled_strip".into(),
+            strip_image(&rolled_refs),
+        );
+        let true_frames = frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                tex(
+                    &mut old_true,
+                    format!("sps_vision_true_{i}"),
+                    color_image(f),
+                )
+            })
+            .collect();
+        let rolled_textures = rolled_frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                tex(
+                    &mut old_rolled,
+                    format!("sps_vision_rolled_{i}"),
+                    color_image(f),
+                )
+            })
+            .collect();
         self.throw_view = Some(ThrowView {
-            true_strip: tex("sps_vision_true_strip".into(), strip_image(&frames)),
-            rolled_strip: tex("sps_vision_rolled_strip".into(), strip_image(&rolled_refs)),
-            true_frames: frames
-                .iter()
-                .enumerate()
-                .map(|(i, f)| tex(format!("sps_vision_true_{i}"), color_image(f)))
-                .collect(),
-            rolled_frames: rolled_frames
-                .iter()
-                .enumerate()
-                .map(|(i, f)| tex(format!("sps_vision_rolled_{i}"), color_image(f)))
-                .collect(),
-            playing: previous.as_ref().and_then(|p| p.playing),
-            frame: previous.map_or(0, |p| p.frame),
+            true_strip,
+            rolled_strip,
+            true_frames,
+            rolled_frames: rolled_textures,
+            playing,
+            frame,
             throw,
             encoded,
             rolled,
