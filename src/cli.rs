@@ -108,6 +108,7 @@ pub trait Family: Sync {
 /// Every family the program knows, in tab order.
 pub static FAMILIES: &[&dyn Family] = &[
     &crate::sps_music::cli::SpsMusicFamily,
+    &crate::sps_vision::cli::SpsVisionFamily,
     &crate::relevance::cli::RelevanceFamily,
     &crate::ievae::cli::IeVaeFamily,
     &crate::digits::cli::DigitClassifierFamily,

@@ -10,5 +10,6 @@ pub mod metrics;
 pub mod nn;
 pub mod relevance;
 pub mod sps_music;
+pub mod sps_vision;
 pub mod v3;
 pub mod worker;

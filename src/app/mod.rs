@@ -157,6 +157,7 @@ impl App {
             Box::new(crate::relevance::view::RelevanceTab::new(&mut shared)),
             Box::new(crate::ievae::view::ClassPoseTab::new(&mut shared)),
             Box::new(crate::v3::view::CodebookTab::new(&mut shared)),
+            Box::new(crate::sps_vision::view::VisionTab::new(&mut shared)),
         ];
         Self {
             tabs,

@@ -1,0 +1,326 @@
+//! The SPS vision family on the command line (see [`crate::cli::Family`]).
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::anyhow;
+
+use crate::cli::{self, CliError, CliResult, Family, TrainArgs, bad};
+use crate::figures::{self, Figure};
+use crate::worker::{self, JobOptions, Trainer};
+
+use super::data::{self, BASE_LEN, CHANNELS, FRAME_LEN, SEQ_LEN, SIZE, Throw};
+use super::{FAMILY, Lab, eval, train::TrainConfig};
+
+pub struct SpsVisionFamily;
+
+fn load(file: &Path) -> Result<Lab, CliError> {
+    Lab::load(file).map_err(bad)
+}
+
+/// The data a checkpoint was trained on when it can be made again, else the default set.
+pub fn data_spec_of(lab: &Lab, data_spec: Option<&str>) -> String {
+    match data_spec {
+        Some(s) => s.to_string(),
+        None if lab.meta.data.starts_with("ball:") || lab.meta.data.starts_with("ball-dir:") => {
+            lab.meta.data.clone()
+        }
+        None => "ball".into(),
+    }
+}
+
+/// The first held-out throw of a data spec, without rendering the whole set when generated.
+pub fn example_throw(spec: &str, seed: u64) -> anyhow::Result<Throw> {
+    let seed = match spec {
+        "ball" => Some(seed),
+        s => match s.strip_prefix("ball:") {
+            Some(n) => n.parse::<u64>().ok(),
+            None => None,
+        },
+    };
+    match seed {
+        Some(seed) => Ok(data::Dataset::generate(seed, 0, 1)
+            .test
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow!("no throw generated"))?),
+        None => data::open_source(spec, 0)?
+            .test
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow!("{spec}: no held-out throw")),
+    }
+}
+
+impl Family for SpsVisionFamily {
+    fn name(&self) -> &'static str {
+        FAMILY
+    }
+
+    fn train(&self, args: &TrainArgs) -> Result<worker::JobHandle, CliError> {
+        args.refuse_sizes(FAMILY)?;
+        let mut cfg = TrainConfig::preset(&args.preset).map_err(bad)?;
+        if let Some(s) = args.steps {
+            cfg.steps = s;
+        }
+        let spec = args.data.clone().unwrap_or_else(|| "ball".into());
+        let seed = args.seed;
+        // a folder is read (and refused) before the job starts, so a bad one exits with 2
+        let preloaded = if spec.starts_with("ball-dir:") {
+            Some(data::open_source(&spec, seed).map_err(bad)?)
+        } else {
+            if !(spec == "ball" || spec.starts_with("ball:")) {
+                return Err(bad(anyhow!(
+                    "{spec}: unknown data for sps-vision (use `ball`, `ball:SEED` or `ball-dir:DIR`)"
+                )));
+            }
+            None
+        };
+        let options = JobOptions {
+            threads: args.threads_or_all(),
+            eval_every: 100,
+            snapshot_every: Duration::from_secs(30),
+        };
+        Ok(worker::spawn(
+            move |status| {
+                let data = match preloaded {
+                    Some(d) => d,
+                    None => data::open_source(&spec, seed)?,
+                };
+                status(format!(
+                    "{} training throws, {} held-out ({})",
+                    data.train.len(),
+                    data.test.len(),
+                    data.source
+                ));
+                Ok(Box::new(super::train::VisionTrainer::new(cfg, data, seed)?))
+            },
+            options,
+        ))
+    }
+
+    fn eval(&self, file: &Path, data_spec: Option<&str>) -> Result<serde_json::Value, CliError> {
+        let lab = load(file)?;
+        let spec = data_spec_of(&lab, data_spec);
+        let dataset = data::open_source(&spec, lab.meta.seed).map_err(bad)?;
+        let cal = eval::calibrate(&lab.model, &dataset, 128)?;
+        let rollout = eval::rollout_mse(&lab.model, &dataset, 64)?;
+        let mut out = serde_json::json!({
+            "family": FAMILY,
+            "preset": lab.meta.preset,
+            "data": dataset.source,
+            "r2_x": cal.r2[0],
+            "r2_y": cal.r2[1],
+            "r2_z": cal.r2[2],
+            "r2_min": cal.r2_min(),
+            "rollout_mse": rollout,
+            "held_out_frames": dataset.test.len() * SEQ_LEN,
+        });
+        if dataset.source.starts_with("ball:") {
+            let angles = eval::angle_grid();
+            let (mse, px, per_angle) = eval::equivariance(&lab.model, &cal, &dataset, 64, &angles)?;
+            out["equivariance_mse"] = mse.into();
+            out["equivariance_centroid_px"] = px.into();
+            out["equivariance_angles_deg"] = angles
+                .iter()
+                .map(|a| a.to_degrees().round() as f64)
+                .collect::<Vec<_>>()
+                .into();
+            out["equivariance_mse_per_angle"] = per_angle.into();
+        }
+        Ok(out)
+    }
+
+    fn export(&self, file: &Path, figure: &str, out: &Path) -> CliResult {
+        let lab = load(file)?;
+        let ext = cli::extension(out);
+        let fig = match (figure, ext.as_str()) {
+            ("traversal", "png" | "svg") => traversal_figure(&lab, 9)?,
+            ("rollout", "png" | "svg") => {
+                let spec = data_spec_of(&lab, None);
+                let throw = example_throw(&spec, lab.meta.seed).map_err(bad)?;
+                rollout_figure(&lab, &throw)?
+            }
+            _ => {
+                return Err(bad(anyhow!(
+                    "{}: cannot export figure `{figure}` as .{ext} (sps-vision: traversal .png/.svg, rollout .png/.svg)",
+                    out.display()
+                )));
+            }
+        };
+        figures::save(&fig, out).map_err(bad)
+    }
+
+    fn import(&self, file: &Path, out: &Path) -> CliResult {
+        let lab = Lab::import_pytorch(file).map_err(bad)?;
+        lab.save(out).map_err(bad)?;
+        eprintln!("imported {} -> {}", file.display(), out.display());
+        Ok(())
+    }
+
+    fn bench(&self, what: &str, preset: &str) -> Result<serde_json::Value, CliError> {
+        let cfg = TrainConfig::preset(preset).map_err(bad)?;
+        Ok(match what {
+            "decode" => {
+                let (_vm, vb) = crate::nn::new_varmap();
+                let model = super::model::SpsVision::new(&cfg.model, vb)?;
+                let z = [0.3f32, -0.2, 0.1];
+                let times = cli::time_ms(
+                    &mut || {
+                        super::decode_frame(&model, &z)
+                            .map(|_| ())
+                            .map_err(Into::into)
+                    },
+                    50,
+                    2000,
+                )?;
+                serde_json::json!({
+                    "family": FAMILY, "preset": cfg.preset, "what": "decode",
+                    "decode_ms_p50": cli::percentile(&times, 0.5),
+                    "decode_ms_p95": cli::percentile(&times, 0.95),
+                    "decode_ms_p99": cli::percentile(&times, 0.99),
+                    "samples": times.len(),
+                    "threads": rayon::current_num_threads(),
+                })
+            }
+            "train-step" => {
+                let threads = rayon::current_num_threads();
+                let data = data::Dataset::generate(0, cfg.batch * 2, 2);
+                let mut trainer = super::train::VisionTrainer::new(cfg.clone(), data, 0)?;
+                // past the ramp, so every loss term is computed
+                let times = cli::time_ms(&mut || trainer.step().map(|_| ()), 2, 8)?;
+                serde_json::json!({
+                    "family": FAMILY, "preset": cfg.preset, "what": "train-step",
+                    "ms_per_step_median": cli::percentile(&times, 0.5),
+                    "ms_per_step_min": times.first(), "ms_per_step_max": times.last(),
+                    "batch": cfg.batch, "k": cfg.k, "sequence_length": SEQ_LEN,
+                    "threads": threads,
+                })
+            }
+            other => {
+                return Err(bad(anyhow!(
+                    "unknown benchmark `{other}` for {FAMILY} (train-step, decode)"
+                )));
+            }
+        })
+    }
+
+    fn encode(&self, file: &Path, input: &Path, out: &Path) -> CliResult {
+        let lab = load(file)?;
+        let x = cli::read_npy(input)?;
+        let dims = x.dims().to_vec();
+        if dims.len() != 4 || dims[1..] != [CHANNELS, SIZE, SIZE] {
+            return Err(bad(anyhow!(
+                "{}: shape {dims:?}, expected (N, 3, 32, 32) frames",
+                input.display()
+            )));
+        }
+        let (mu, _) = lab.model.encode(&x)?;
+        cli::write_npy(&mu, out)
+    }
+
+    fn decode(&self, file: &Path, latents: &Path, out: &Path) -> CliResult {
+        let lab = load(file)?;
+        let (n, flat) = cli::read_matrix(latents, lab.cfg.model.latent, "latents")?;
+        let rows: Vec<Vec<f32>> = flat
+            .chunks_exact(lab.cfg.model.latent)
+            .map(|r| r.to_vec())
+            .collect();
+        match cli::extension(out).as_str() {
+            "npy" => {
+                let z = candle_core::Tensor::from_vec(
+                    flat,
+                    (n, lab.cfg.model.latent),
+                    &candle_core::Device::Cpu,
+                )?;
+                cli::write_npy(&lab.model.decode(&z)?, out)
+            }
+            "png" => {
+                let frames = super::model::decode_latents(&lab.model, &rows)?;
+                let tiles: Vec<Vec<u8>> = frames.iter().map(|f| data::frame_to_rgb(f)).collect();
+                let (w, h, rgb) = strip(&tiles, SIZE, SIZE);
+                cli::write_png(out, w, h, rgb)
+            }
+            other => Err(bad(anyhow!(
+                "{}: cannot decode to .{other} (use .npy or .png)",
+                out.display()
+            ))),
+        }
+    }
+}
+
+/// Tiles side by side in one row.
+fn strip(tiles: &[Vec<u8>], w: usize, h: usize) -> (usize, usize, Vec<u8>) {
+    let total_w = w * tiles.len().max(1);
+    let mut rgb = vec![0u8; total_w * h * 3];
+    for (t, tile) in tiles.iter().enumerate() {
+        for y in 0..h {
+            let dst = (y * total_w + t * w) * 3;
+            rgb[dst..dst + w * 3].copy_from_slice(&tile[y * w * 3..(y + 1) * w * 3]);
+        }
+    }
+    (total_w, h, rgb)
+}
+
+/// The latents of a traversal: row d sweeps latent d over its range, the others at the centre.
+pub fn traversal_latents(lab: &Lab, steps: usize) -> Vec<Vec<f32>> {
+    let centre = lab.calibration.centre;
+    let mut out = Vec::new();
+    for d in 0..3 {
+        let (lo, hi) = lab.latent_range(d);
+        for k in 0..steps {
+            let mut z = centre.to_vec();
+            z[d] = lo + (hi - lo) * k as f32 / (steps - 1).max(1) as f32;
+            out.push(z);
+        }
+    }
+    out
+}
+
+/// Decoded frames along each latent axis: one row per latent.
+pub fn traversal_figure(lab: &Lab, steps: usize) -> anyhow::Result<Figure> {
+    let latents = traversal_latents(lab, steps);
+    let frames = super::model::decode_latents(&lab.model, &latents)?;
+    let mut captions: Vec<String> = (0..steps)
+        .map(|k| format!("{:.0}%", 100.0 * k as f32 / (steps - 1).max(1) as f32))
+        .collect();
+    captions.extend(["z1", "z2 (vertical)", "z3"].map(String::from));
+    Ok(Figure::ImageGrid {
+        title: format!(
+            "SPS vision: decoded frames along each latent ({} preset)",
+            lab.meta.preset
+        ),
+        tile_w: SIZE,
+        tile_h: SIZE,
+        cols: steps,
+        tiles: frames.iter().map(|f| data::frame_to_rgb(f)).collect(),
+        captions,
+    })
+}
+
+/// The true frames of a throw above the prior's roll-out from its first BASE_LEN frames.
+pub fn rollout_figure(lab: &Lab, throw: &Throw) -> anyhow::Result<Figure> {
+    let (_, frames) = eval::rollout(&lab.model, throw)?;
+    let mut tiles: Vec<Vec<u8>> = (0..SEQ_LEN)
+        .map(|i| data::frame_to_rgb(throw.frame(i)))
+        .collect();
+    tiles.extend(frames.iter().map(|f| data::frame_to_rgb(&f[..FRAME_LEN])));
+    let mut captions: Vec<String> = (0..SEQ_LEN)
+        .map(|i| {
+            if i < BASE_LEN {
+                format!("{}*", i + 1)
+            } else {
+                format!("{}", i + 1)
+            }
+        })
+        .collect();
+    captions.extend(["true".to_string(), "prior".to_string()]);
+    Ok(Figure::ImageGrid {
+        title: format!("SPS vision: prior roll-out from the first {BASE_LEN} frames (*: given)"),
+        tile_w: SIZE,
+        tile_h: SIZE,
+        cols: SEQ_LEN,
+        tiles,
+        captions,
+    })
+}

@@ -1,0 +1,228 @@
+//! Metrics of the SPS vision model (DESIGN.md): how linearly the latent maps to the ball's
+//! true position on held-out throws, how well the prior rolls a throw forward, and whether
+//! rotating the latent about its vertical axis moves the decoded ball as a rotation of space.
+
+use candle_core::{Device, Result, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::data::{self, BASE_LEN, Camera, Dataset, FRAME_LEN, SEQ_LEN, Throw};
+use super::model::{SpsVision, decode_latents, encode_frames};
+use crate::metrics::{affine_fit, r_squared};
+
+/// What the window needs to show a model without its data: the linear map from latents to
+/// the ball's position, where the latents of the data lie, and how good the map is.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// position[k] = sum_j map[k][j] * z[j] + offset[k], k = x, y, z
+    pub map: [[f64; 3]; 3],
+    pub offset: [f64; 3],
+    pub r2: [f64; 3],
+    /// mean latent of the training frames: the rotation control turns about the vertical
+    /// latent axis through it
+    pub centre: [f32; 3],
+    /// range of each latent over the training frames
+    pub range: [(f32, f32); 3],
+}
+
+impl Calibration {
+    pub fn r2_min(&self) -> f64 {
+        self.r2.iter().copied().fold(f64::INFINITY, f64::min)
+    }
+
+    pub fn is_fitted(&self) -> bool {
+        self.map.iter().flatten().any(|v| *v != 0.0)
+    }
+
+    /// The position a latent stands for.
+    pub fn position(&self, z: &[f32]) -> [f32; 3] {
+        let mut p = [0f32; 3];
+        for (k, slot) in p.iter_mut().enumerate() {
+            let v = self.offset[k]
+                + (0..3)
+                    .map(|j| self.map[k][j] * z.get(j).copied().unwrap_or(0.0) as f64)
+                    .sum::<f64>();
+            *slot = v as f32;
+        }
+        p
+    }
+
+    /// Whether turning the latent by +a turns space by +a (true) or by -a (the learned
+    /// horizontal plane is a mirror image of the floor's).
+    pub fn same_handedness(&self) -> bool {
+        // the (z1, z3) -> (x, z) block of the map
+        let det = self.map[0][0] * self.map[2][2] - self.map[0][2] * self.map[2][0];
+        det >= 0.0
+    }
+
+    /// The world point the rotation control turns about (its height is irrelevant).
+    pub fn world_centre(&self) -> [f32; 3] {
+        self.position(&self.centre)
+    }
+}
+
+/// Turn latent z by `angle` about the vertical latent axis (z2) through `centre`.
+pub fn rotate_latent(z: &[f32], centre: &[f32; 3], angle: f32) -> Vec<f32> {
+    let (s, c) = angle.sin_cos();
+    let (a, b) = (z[0] - centre[0], z[2] - centre[2]);
+    vec![centre[0] + c * a - s * b, z[1], centre[2] + s * a + c * b]
+}
+
+/// Turn a world position by `angle` about the vertical axis through `centre`, in the same
+/// sense as [`rotate_latent`] turns (z1, z3) when `same_handedness`, else the opposite.
+pub fn rotate_world(p: [f32; 3], centre: [f32; 3], angle: f32, same_handedness: bool) -> [f32; 3] {
+    let angle = if same_handedness { angle } else { -angle };
+    let (s, c) = angle.sin_cos();
+    let (a, b) = (p[0] - centre[0], p[2] - centre[2]);
+    [centre[0] + c * a - s * b, p[1], centre[2] + s * a + c * b]
+}
+
+fn frames_of(throws: &[Throw]) -> (Vec<&[f32]>, Vec<[f32; 3]>) {
+    let mut frames = Vec::new();
+    let mut positions = Vec::new();
+    for t in throws {
+        for i in 0..SEQ_LEN {
+            frames.push(t.frame(i));
+            positions.push(t.positions[i]);
+        }
+    }
+    (frames, positions)
+}
+
+/// Fit the linear map from latents to positions on (up to `fit_throws`) training throws and
+/// score it (R^2 per coordinate) on the held-out throws.
+pub fn calibrate(model: &SpsVision, data: &Dataset, fit_throws: usize) -> Result<Calibration> {
+    let n_fit = data.train.len().min(fit_throws);
+    let (train_frames, train_pos) = frames_of(&data.train[..n_fit]);
+    let (test_frames, test_pos) = frames_of(&data.test);
+    let z_train = encode_frames(model, &train_frames)?;
+    let z_test = encode_frames(model, &test_frames)?;
+    let as64 = |z: &[Vec<f32>]| -> Vec<Vec<f64>> {
+        z.iter()
+            .map(|r| r.iter().map(|&v| v as f64).collect())
+            .collect()
+    };
+    let (x_train, x_test) = (as64(&z_train), as64(&z_test));
+    let mut cal = Calibration::default();
+    for k in 0..3 {
+        let y: Vec<f64> = train_pos.iter().map(|p| p[k] as f64).collect();
+        let (w, b) = affine_fit(&x_train, &y);
+        for j in 0..3 {
+            cal.map[k][j] = w.get(j).copied().unwrap_or(0.0);
+        }
+        cal.offset[k] = b;
+        let truth: Vec<f64> = test_pos.iter().map(|p| p[k] as f64).collect();
+        let pred: Vec<f64> = x_test
+            .iter()
+            .map(|r| b + r.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>())
+            .collect();
+        cal.r2[k] = r_squared(&pred, &truth);
+    }
+    for j in 0..3 {
+        let col = z_train.iter().map(|r| r[j]);
+        let n = z_train.len().max(1) as f32;
+        cal.centre[j] = z_train.iter().map(|r| r[j]).sum::<f32>() / n;
+        cal.range[j] = col.fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    }
+    Ok(cal)
+}
+
+/// Latents (one row per frame) and decoded frames of a roll-out.
+pub type Rollout = (Vec<Vec<f32>>, Vec<Vec<f32>>);
+
+/// The prior's roll-out of `throw` from its first BASE_LEN frames: latents (SEQ_LEN x 3) and
+/// the decoded frames (SEQ_LEN x FRAME_LEN; the first BASE_LEN are decodings of the given ones).
+pub fn rollout(model: &SpsVision, throw: &Throw) -> Result<Rollout> {
+    let given: Vec<&[f32]> = (0..BASE_LEN).map(|i| throw.frame(i)).collect();
+    let z = encode_frames(model, &given)?;
+    let flat: Vec<f32> = z.iter().flatten().copied().collect();
+    let zt = Tensor::from_vec(flat, (1, BASE_LEN, model.cfg.latent), &Device::Cpu)?;
+    let rolled = model.rollout(&zt, SEQ_LEN)?.squeeze(0)?.to_vec2::<f32>()?;
+    let frames = decode_latents(model, &rolled)?;
+    Ok((rolled, frames))
+}
+
+/// Mean squared pixel error of the prior's roll-out of frames BASE_LEN+1..SEQ_LEN (from the
+/// first BASE_LEN frames) on up to `throws` held-out throws.
+pub fn rollout_mse(model: &SpsVision, data: &Dataset, throws: usize) -> Result<f64> {
+    let mut sum = 0f64;
+    let mut count = 0usize;
+    for throw in data.test.iter().take(throws) {
+        let (_, frames) = rollout(model, throw)?;
+        for (i, frame) in frames.iter().enumerate().skip(BASE_LEN) {
+            sum += frame
+                .iter()
+                .zip(throw.frame(i))
+                .map(|(a, b)| ((a - b) as f64).powi(2))
+                .sum::<f64>();
+            count += FRAME_LEN;
+        }
+    }
+    Ok(sum / count.max(1) as f64)
+}
+
+/// Equivariance of the decoder under the rotation symmetry, on held-out frames: for each
+/// angle, decode the frame's latent turned about the vertical latent axis and compare with a
+/// render of the ball's true position turned the same way about the vertical axis through
+/// the calibration's centre. Returns (mean squared pixel error, mean centroid distance in
+/// pixels, per-angle mean squared error).
+pub fn equivariance(
+    model: &SpsVision,
+    cal: &Calibration,
+    data: &Dataset,
+    frames: usize,
+    angles: &[f32],
+) -> Result<(f64, f64, Vec<f64>)> {
+    let cam = Camera::standard();
+    let (all_frames, all_pos) = frames_of(&data.test);
+    let step = (all_frames.len() / frames.max(1)).max(1);
+    let picked: Vec<usize> = (0..all_frames.len()).step_by(step).take(frames).collect();
+    let chosen: Vec<&[f32]> = picked.iter().map(|&i| all_frames[i]).collect();
+    let z = encode_frames(model, &chosen)?;
+    let centre = cal.world_centre();
+    let same = cal.same_handedness();
+    let (mut total, mut dist_sum, mut dist_n) = (0f64, 0f64, 0usize);
+    let mut per_angle = Vec::with_capacity(angles.len());
+    for &a in angles {
+        let turned: Vec<Vec<f32>> = z
+            .iter()
+            .map(|zi| rotate_latent(zi, &cal.centre, a))
+            .collect();
+        let decoded = decode_latents(model, &turned)?;
+        let mut err = 0f64;
+        for (k, &i) in picked.iter().enumerate() {
+            let truth = data::render_frame(&cam, rotate_world(all_pos[i], centre, a, same));
+            err += decoded[k]
+                .iter()
+                .zip(&truth)
+                .map(|(p, t)| ((p - t) as f64).powi(2))
+                .sum::<f64>()
+                / FRAME_LEN as f64;
+            if let (Some(a), Some(b)) = (
+                data::ball_centroid(&decoded[k]),
+                data::ball_centroid(&truth),
+            ) {
+                dist_sum += (((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)) as f64).sqrt();
+                dist_n += 1;
+            }
+        }
+        let err = err / picked.len().max(1) as f64;
+        total += err;
+        per_angle.push(err);
+    }
+    Ok((
+        total / angles.len().max(1) as f64,
+        if dist_n > 0 {
+            dist_sum / dist_n as f64
+        } else {
+            f64::NAN
+        },
+        per_angle,
+    ))
+}
+
+/// The angle grid of the equivariance metric: every 30 degrees.
+pub fn angle_grid() -> Vec<f32> {
+    (0..12).map(|k| (k as f32 * 30.0).to_radians()).collect()
+}

@@ -1,0 +1,190 @@
+//! The SPS vision model of Liu et al. (NeurIPS 2023), with the official code's parameter
+//! names: a conv encoder of a 32x32 RGB frame, a 3-D latent, an MLP + transposed-conv decoder
+//! and a 1-layer tanh RNN prior over the whole latent.
+
+use candle_core::{Device, Module, Result, Tensor};
+use candle_nn::VarBuilder;
+use serde::{Deserialize, Serialize};
+
+use super::data::{CHANNELS, FRAME_LEN, SIZE};
+use crate::nn::{Conv2d, ConvTranspose2d, Mlp, Rnn, WeightInit, linear, linear_init};
+
+/// Model sizes. `paper` is the official configuration; smaller ones train faster on a CPU.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// encoder channels (the decoder mirrors them)
+    pub channels: [usize; 3],
+    /// hidden sizes of the decoder MLP fc3 before its last layer
+    pub mlp: [usize; 3],
+    pub rnn_hidden: usize,
+    pub latent: usize,
+    #[serde(default)]
+    pub init: WeightInit,
+}
+
+impl ModelConfig {
+    pub fn paper() -> Self {
+        Self {
+            channels: [64, 128, 256],
+            mlp: [16, 32, 64],
+            rnn_hidden: 256,
+            latent: 3,
+            init: WeightInit::PyTorch,
+        }
+    }
+    /// side of the encoder's last feature map (32 -> 16 -> 8 -> 4)
+    pub const LAST: usize = 4;
+    pub fn flat(&self) -> usize {
+        self.channels[2] * Self::LAST * Self::LAST
+    }
+}
+
+pub struct SpsVision {
+    pub cfg: ModelConfig,
+    enc: [Conv2d; 3],
+    fc11: candle_nn::Linear,
+    fc12: candle_nn::Linear,
+    pub rnn: Rnn,
+    fc2: candle_nn::Linear,
+    fc3: Mlp,
+    dec: [ConvTranspose2d; 3],
+}
+
+impl SpsVision {
+    pub fn new(cfg: &ModelConfig, vb: VarBuilder) -> Result<Self> {
+        let c = cfg.channels;
+        let i = cfg.init;
+        let e = vb.pp("encoder");
+        let enc = [
+            Conv2d::new(CHANNELS, c[0], 4, 2, 1, i, e.pp(0))?,
+            Conv2d::new(c[0], c[1], 4, 2, 1, i, e.pp(2))?,
+            Conv2d::new(c[1], c[2], 4, 2, 1, i, e.pp(4))?,
+        ];
+        let d = vb.pp("decoder");
+        let dec = [
+            ConvTranspose2d::new(c[2], c[1], 4, 2, 1, i, d.pp(0))?,
+            ConvTranspose2d::new(c[1], c[0], 4, 2, 1, i, d.pp(2))?,
+            ConvTranspose2d::new(c[0], CHANNELS, 4, 2, 1, i, d.pp(4))?,
+        ];
+        let m = cfg.mlp;
+        Ok(Self {
+            cfg: cfg.clone(),
+            enc,
+            fc11: linear_init(cfg.flat(), cfg.latent, i, vb.pp("fc11"))?,
+            fc12: linear_init(cfg.flat(), cfg.latent, i, vb.pp("fc12"))?,
+            rnn: Rnn::new(cfg.latent, cfg.rnn_hidden, vb.pp("rnn"))?,
+            fc2: linear(cfg.rnn_hidden, cfg.latent, vb.pp("fc2"))?,
+            fc3: Mlp::new(&[cfg.latent, m[0], m[1], m[2], cfg.flat()], i, vb.pp("fc3"))?,
+            dec,
+        })
+    }
+
+    /// x: (N, 3, 32, 32) frames -> (mu, logvar), each (N, latent)
+    pub fn encode(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let n = x.dim(0)?;
+        let mut h = x.clone();
+        for conv in &self.enc {
+            h = conv.forward_act(&h, true)?;
+        }
+        let flat = h.reshape((n, self.cfg.flat()))?;
+        Ok((self.fc11.forward(&flat)?, self.fc12.forward(&flat)?))
+    }
+
+    /// z: (N, latent) -> decoder logits (N, 3, 32, 32); the frame is their sigmoid
+    pub fn decode_logits(&self, z: &Tensor) -> Result<Tensor> {
+        let n = z.dim(0)?;
+        let l = ModelConfig::LAST;
+        let mut h = self
+            .fc3
+            .forward(z)?
+            .reshape((n, self.cfg.channels[2], l, l))?;
+        for (i, conv) in self.dec.iter().enumerate() {
+            h = conv.forward_act(&h, i + 1 < self.dec.len())?;
+        }
+        // channels-last storage seen as NCHW: make it plain NCHW once, at the end
+        h.contiguous()
+    }
+
+    pub fn decode(&self, z: &Tensor) -> Result<Tensor> {
+        candle_nn::ops::sigmoid(&self.decode_logits(z)?)
+    }
+
+    /// One prior step: x (B, latent), h (B, hidden) -> (prediction (B, latent), h')
+    pub fn prior_step(&self, x: &Tensor, h: &Tensor) -> Result<(Tensor, Tensor)> {
+        let h = self.rnn.step(x, h)?;
+        Ok((self.fc2.forward(&h)?, h))
+    }
+
+    /// Run the prior along latents z (B, S, latent). At steps where `own` is true the RNN is
+    /// fed its own previous prediction, elsewhere `symm(z_t)`. Returns the predictions of
+    /// steps 1..S, (B, S-1, latent), in the symmetry's frame.
+    pub fn predict_with_symmetry(
+        &self,
+        z: &Tensor,
+        own: &[bool],
+        symm: &dyn Fn(&Tensor) -> Result<Tensor>,
+    ) -> Result<Tensor> {
+        let (b, s, _) = z.dims3()?;
+        let mut h = self.rnn.zero_state(b, z.device())?;
+        let mut outs: Vec<Tensor> = Vec::with_capacity(s);
+        for t in 0..s - 1 {
+            let input = match outs.last() {
+                Some(prev) if own.get(t).copied().unwrap_or(false) => prev.clone(),
+                _ => symm(&z.narrow(1, t, 1)?.squeeze(1)?)?,
+            };
+            let (pred, h2) = self.prior_step(&input, &h)?;
+            h = h2;
+            outs.push(pred);
+        }
+        Tensor::stack(&outs, 1)
+    }
+
+    /// Roll the prior forward: given latents z (B, given, latent), predict `total - given`
+    /// more steps, each fed back in. Returns (B, total, latent): the given ones, then predictions.
+    pub fn rollout(&self, z: &Tensor, total: usize) -> Result<Tensor> {
+        let (b, given, _) = z.dims3()?;
+        let mut h = self.rnn.zero_state(b, z.device())?;
+        let mut seq: Vec<Tensor> = (0..given)
+            .map(|t| z.narrow(1, t, 1)?.squeeze(1))
+            .collect::<Result<_>>()?;
+        let mut pred = None;
+        for t in 0..total - 1 {
+            let input = if t < given {
+                seq[t].clone()
+            } else {
+                pred.clone().unwrap_or_else(|| seq[t].clone())
+            };
+            let (p, h2) = self.prior_step(&input, &h)?;
+            h = h2;
+            if t + 1 >= given {
+                seq.push(p.clone());
+            }
+            pred = Some(p);
+        }
+        Tensor::stack(&seq, 1)
+    }
+}
+
+/// Latent means of frames (each FRAME_LEN floats, CHW), in batches so memory stays bounded.
+pub fn encode_frames(model: &SpsVision, frames: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
+    let mut out = Vec::with_capacity(frames.len());
+    for chunk in frames.chunks(256) {
+        let flat: Vec<f32> = chunk.iter().flat_map(|f| f.iter().copied()).collect();
+        let x = Tensor::from_vec(flat, (chunk.len(), CHANNELS, SIZE, SIZE), &Device::Cpu)?;
+        out.extend(model.encode(&x)?.0.to_vec2::<f32>()?);
+    }
+    Ok(out)
+}
+
+/// Decode latents to frames (FRAME_LEN floats each, CHW in [0, 1]).
+pub fn decode_latents(model: &SpsVision, latents: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
+    let mut out = Vec::with_capacity(latents.len());
+    let l = model.cfg.latent;
+    for chunk in latents.chunks(256) {
+        let flat: Vec<f32> = chunk.iter().flat_map(|z| z.iter().copied()).collect();
+        let z = Tensor::from_vec(flat, (chunk.len(), l), &Device::Cpu)?;
+        let frames = model.decode(&z)?.reshape((chunk.len(), FRAME_LEN))?;
+        out.extend(frames.to_vec2::<f32>()?);
+    }
+    Ok(out)
+}

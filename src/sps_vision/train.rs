@@ -1,0 +1,500 @@
+//! Training of the SPS vision model: presets, the loss of the paper's code (reconstruction,
+//! KL, prior prediction, and one term per symmetry: translation of (z1, z3), rotation about
+//! z2), and the worker's Trainer.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use super::data::{BASE_LEN, CHANNELS, Dataset, FRAME_LEN, SEQ_LEN, SIZE};
+use super::eval::{self, Calibration};
+use super::model::{ModelConfig, SpsVision};
+use super::{FAMILY, Lab};
+use crate::nn::checkpoint::Metadata;
+use crate::nn::{WeightInit, bce_with_logits_sum, kl_sum, mse_sum, new_varmap, varmap_tensors};
+use crate::worker::{Snapshot, StepStats, Trainer};
+
+/// Everything that defines a training run besides the data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub preset: String,
+    pub model: ModelConfig,
+    /// throws per batch (each SEQ_LEN frames)
+    pub batch: usize,
+    pub lr: f64,
+    pub kl_weight: f64,
+    /// weight of the prior's latent MSE
+    pub prior_weight: f64,
+    /// weight of each symmetry's latent MSE
+    pub symmetry_weight: f64,
+    /// translations of (z1, z3) are drawn from U(-t_range, t_range)
+    pub t_range: f64,
+    /// transformed copies of each throw per symmetry (0 = no symmetry terms)
+    pub k: usize,
+    /// decode the symmetric predictions too and add their reconstruction loss
+    pub symmetry_decode: bool,
+    /// predicted steps per throw that are decoded for the prediction losses (a random
+    /// subset, the loss scaled up to all steps; 0 = every step). The decoder is the costly
+    /// part of a step on the CPU.
+    #[serde(default)]
+    pub decode_steps: usize,
+    /// draw z from the posterior (the official reparameterisation) rather than use its mean
+    pub sample_latent: bool,
+    /// scheduled sampling, official form: P(teacher forcing) = a / (a + exp((step + b) / a))
+    pub sample_alpha: f64,
+    pub sample_beta: f64,
+    /// steps of plain reconstruction before the prior and symmetry terms come in, then steps
+    /// over which their weight ramps from 0 to 1
+    pub warmup_steps: u64,
+    pub ramp_steps: u64,
+    pub steps: u64,
+}
+
+pub const PRESETS: [&str; 3] = ["fast", "paper", "no-symmetry"];
+
+impl TrainConfig {
+    pub fn preset(name: &str) -> anyhow::Result<Self> {
+        let fast = Self {
+            preset: "fast".into(),
+            model: ModelConfig {
+                channels: [16, 32, 64],
+                mlp: [16, 32, 64],
+                rnn_hidden: 128,
+                latent: 3,
+                init: WeightInit::He,
+            },
+            batch: 8,
+            lr: 1e-3,
+            kl_weight: 0.01,
+            prior_weight: 2.0,
+            symmetry_weight: 2.0,
+            t_range: 1.0,
+            k: 1,
+            symmetry_decode: false,
+            decode_steps: 5,
+            sample_latent: false,
+            sample_alpha: 300.0,
+            sample_beta: 0.0,
+            warmup_steps: 0,
+            ramp_steps: 200,
+            steps: 2000,
+        };
+        Ok(match name {
+            "fast" | "default" => fast,
+            "paper" => Self {
+                preset: "paper".into(),
+                model: ModelConfig::paper(),
+                batch: 32,
+                k: 4,
+                symmetry_decode: true,
+                decode_steps: 0,
+                sample_latent: true,
+                sample_alpha: 2000.0,
+                warmup_steps: 0,
+                ramp_steps: 0,
+                steps: 30000,
+                ..fast
+            },
+            "no-symmetry" => Self {
+                preset: "no-symmetry".into(),
+                k: 0,
+                ..fast
+            },
+            other => anyhow::bail!(
+                "unknown preset `{other}` for sps-vision (one of: {})",
+                PRESETS.join(", ")
+            ),
+        })
+    }
+
+    /// weight of the prior and symmetry terms at `step`
+    pub fn sequence_weight(&self, step: u64) -> f64 {
+        if step < self.warmup_steps {
+            0.0
+        } else if self.ramp_steps == 0 {
+            1.0
+        } else {
+            ((step - self.warmup_steps + 1) as f64 / self.ramp_steps as f64).min(1.0)
+        }
+    }
+
+    /// probability that the prior is fed the encoder's latent rather than its own prediction
+    pub fn teacher_forcing(&self, step: u64) -> f64 {
+        let a = self.sample_alpha;
+        a / (a + ((step as f64 + self.sample_beta) / a).exp())
+    }
+}
+
+pub struct VisionTrainer {
+    pub cfg: TrainConfig,
+    varmap: VarMap,
+    model: SpsVision,
+    opt: AdamW,
+    data: Dataset,
+    rng: StdRng,
+    order: Vec<usize>,
+    cursor: usize,
+    step: u64,
+    seed: u64,
+    metrics: BTreeMap<String, f64>,
+    pub calibration: Calibration,
+}
+
+fn adam(varmap: &VarMap, lr: f64) -> candle_core::Result<AdamW> {
+    AdamW::new(
+        varmap.all_vars(),
+        ParamsAdamW {
+            lr,
+            weight_decay: 0.0,
+            ..Default::default()
+        },
+    )
+}
+
+impl VisionTrainer {
+    pub fn new(cfg: TrainConfig, data: Dataset, seed: u64) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            !data.train.is_empty(),
+            "{}: no training throws",
+            data.source
+        );
+        anyhow::ensure!(!data.test.is_empty(), "{}: no held-out throws", data.source);
+        // The seed fixes data order, symmetries and scheduled sampling; candle's CPU
+        // generator (weight init, reparameterisation noise) cannot be seeded.
+        let (varmap, vb) = new_varmap();
+        let model = SpsVision::new(&cfg.model, vb)?;
+        init_output_bias(&varmap, &data)?;
+        let opt = adam(&varmap, cfg.lr)?;
+        let mut rng = StdRng::seed_from_u64(seed);
+        let order = data.epoch(&mut rng);
+        Ok(Self {
+            cfg,
+            varmap,
+            model,
+            opt,
+            data,
+            rng,
+            order,
+            cursor: 0,
+            step: 0,
+            seed,
+            metrics: BTreeMap::new(),
+            calibration: Calibration::default(),
+        })
+    }
+
+    fn next_batch(&mut self) -> Vec<usize> {
+        let mut idx = Vec::with_capacity(self.cfg.batch);
+        while idx.len() < self.cfg.batch {
+            if self.cursor >= self.order.len() {
+                self.order = self.data.epoch(&mut self.rng);
+                self.cursor = 0;
+            }
+            idx.push(self.order[self.cursor]);
+            self.cursor += 1;
+        }
+        idx
+    }
+
+    /// Which prior inputs are its own predictions: never the first BASE_LEN, afterwards
+    /// with the scheduled-sampling probability.
+    fn scheduled(&mut self) -> Vec<bool> {
+        let p = self.cfg.teacher_forcing(self.step);
+        (0..SEQ_LEN)
+            .map(|t| t >= BASE_LEN && self.rng.random::<f64>() > p)
+            .collect()
+    }
+
+    /// The loss on one batch; returns the total (divided by the batch) and its parts.
+    fn loss(&mut self) -> anyhow::Result<(Tensor, Vec<(&'static str, f64)>)> {
+        let cfg = self.cfg.clone();
+        let (b, s, l) = (cfg.batch, SEQ_LEN, cfg.model.latent);
+        let batch = self.next_batch();
+        let mut flat = Vec::with_capacity(b * s * FRAME_LEN);
+        for &i in &batch {
+            flat.extend_from_slice(&self.data.train[i].frames);
+        }
+        let dev = Device::Cpu;
+        let x = Tensor::from_vec(flat, (b * s, CHANNELS, SIZE, SIZE), &dev)?;
+        let (mu, logvar) = self.model.encode(&x)?;
+        let z = if cfg.sample_latent {
+            // official reparameterisation, factor 0.5 outside the exp as in the paper's code
+            let eps = mu.randn_like(0.0, 1.0)?;
+            (&mu + (eps * logvar.exp()?)? * 0.5)?
+        } else {
+            mu.clone()
+        };
+        let z = z.reshape((b, s, l))?;
+        let x_next = x
+            .reshape((b, s, CHANNELS, SIZE, SIZE))?
+            .narrow(1, 1, s - 1)?
+            .reshape((b * (s - 1), CHANNELS, SIZE, SIZE))?;
+        let z_next = z.narrow(1, 1, s - 1)?;
+        // the predicted steps whose frames are decoded, the same for every throw
+        let picked: Vec<u32> = if cfg.decode_steps == 0 || cfg.decode_steps >= s - 1 {
+            (0..(s - 1) as u32).collect()
+        } else {
+            let mut all: Vec<u32> = (0..(s - 1) as u32).collect();
+            all.shuffle(&mut self.rng);
+            let mut p = all[..cfg.decode_steps].to_vec();
+            p.sort_unstable();
+            p
+        };
+        let np = picked.len();
+        let pick_scale = (s - 1) as f64 / np as f64;
+        let picked = Tensor::from_vec(picked, np, &dev)?;
+        let pick = |t: &Tensor| -> candle_core::Result<Tensor> {
+            let (rows, _, l) = t.dims3()?;
+            t.index_select(&picked, 1)?.reshape((rows * np, l))
+        };
+        let x_next = x_next
+            .reshape((b, s - 1, FRAME_LEN))?
+            .index_select(&picked, 1)?
+            .reshape((b * np, CHANNELS, SIZE, SIZE))?;
+
+        let mut decode_inputs = vec![z.reshape((b * s, l))?];
+        let mut parts: Vec<(&'static str, f64)> = Vec::new();
+        let mut total = kl_sum(&mu, &logvar)?.affine(cfg.kl_weight, 0.0)?;
+        parts.push(("kl", total.to_scalar::<f32>()? as f64));
+
+        let w = cfg.sequence_weight(self.step);
+        let sequence = w > 0.0;
+        let k = if sequence { cfg.k } else { 0 };
+        if sequence {
+            let own = self.scheduled();
+            let z0 = self
+                .model
+                .predict_with_symmetry(&z, &own, &|z| Ok(z.clone()))?;
+            let prior_mse = (mse_sum(&z0, &z_next)? * (w * cfg.prior_weight))?;
+            parts.push(("prior_mse", prior_mse.to_scalar::<f32>()? as f64));
+            total = (total + prior_mse)?;
+            decode_inputs.push(pick(&z0)?);
+        }
+        let mut symmetric = 0;
+        if k > 0 {
+            let z_rep = z.repeat((k, 1, 1))?;
+            let target = z_next.repeat((k, 1, 1))?;
+            // translation of (z1, z3), the same for every step of a throw
+            let shift: Vec<f32> = (0..b * k)
+                .flat_map(|_| {
+                    let t1 = self.rng.random_range(-cfg.t_range..cfg.t_range) as f32;
+                    let t3 = self.rng.random_range(-cfg.t_range..cfg.t_range) as f32;
+                    [t1, 0.0, t3]
+                })
+                .collect();
+            let shift = Tensor::from_vec(shift, (b * k, 1, l), &dev)?;
+            let shift_step = shift.squeeze(1)?;
+            let own = self.scheduled();
+            let moved = self
+                .model
+                .predict_with_symmetry(&z_rep, &own, &|z| z.broadcast_add(&shift_step))?;
+            let back_t = moved.broadcast_sub(&shift)?;
+            let t_mse = (mse_sum(&back_t, &target)? * (w * cfg.symmetry_weight / k as f64))?;
+            parts.push(("translation_mse", t_mse.to_scalar::<f32>()? as f64));
+            total = (total + t_mse)?;
+            // rotation about z2: R acts on rows as z -> z R^T
+            let angles: Vec<f32> = (0..b * k)
+                .map(|_| {
+                    self.rng
+                        .random_range(-std::f32::consts::PI..std::f32::consts::PI)
+                })
+                .collect();
+            let rot = rotation_matrices(&angles, l, false)?;
+            let rot_back = rotation_matrices(&angles, l, true)?;
+            let own = self.scheduled();
+            let turned = self.model.predict_with_symmetry(&z_rep, &own, &|z| {
+                z.unsqueeze(1)?.matmul(&rot)?.squeeze(1)
+            })?;
+            let back_r = turned.matmul(&rot_back)?;
+            let r_mse = (mse_sum(&back_r, &target)? * (w * cfg.symmetry_weight / k as f64))?;
+            parts.push(("rotation_mse", r_mse.to_scalar::<f32>()? as f64));
+            total = (total + r_mse)?;
+            if cfg.symmetry_decode {
+                decode_inputs.push(pick(&back_t)?);
+                decode_inputs.push(pick(&back_r)?);
+                symmetric = 2 * k;
+            }
+        }
+        // One decoder pass for every latent the loss needs.
+        let logits = self.model.decode_logits(&Tensor::cat(&decode_inputs, 0)?)?;
+        let recon = bce_with_logits_sum(&logits.narrow(0, 0, b * s)?, &x)?;
+        parts.insert(0, ("recon_bce", recon.to_scalar::<f32>()? as f64));
+        total = (total + recon)?;
+        let mut offset = b * s;
+        if sequence {
+            let part = logits.narrow(0, offset, b * np)?;
+            let bce = (bce_with_logits_sum(&part, &x_next)? * (w * pick_scale))?;
+            parts.push(("prior_bce", bce.to_scalar::<f32>()? as f64));
+            total = (total + bce)?;
+            offset += b * np;
+        }
+        if symmetric > 0 {
+            let mut bce_sum = Tensor::zeros((), DType::F32, &dev)?;
+            for copy in 0..symmetric {
+                let part = logits.narrow(0, offset + copy * b * np, b * np)?;
+                bce_sum = (bce_sum + bce_with_logits_sum(&part, &x_next)?)?;
+            }
+            let bce = (bce_sum * (w * pick_scale / k as f64))?;
+            parts.push(("symmetry_bce", bce.to_scalar::<f32>()? as f64));
+            total = (total + bce)?;
+        }
+        let total = (total / b as f64)?;
+        let mut losses = vec![("total", total.to_scalar::<f32>()? as f64)];
+        losses.extend(parts.into_iter().map(|(n, v)| (n, v / b as f64)));
+        Ok((total, losses))
+    }
+
+    pub fn metadata(&self) -> Metadata {
+        Metadata {
+            family: FAMILY.into(),
+            preset: self.cfg.preset.clone(),
+            config: super::config_json(&self.cfg, &self.calibration),
+            data: self.data.source.clone(),
+            steps: self.step,
+            seed: self.seed,
+            metrics: self.metrics.clone(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+
+    pub fn lab(&self) -> anyhow::Result<Lab> {
+        Lab::from_snapshot(&self.snapshot()?)
+    }
+
+    pub fn model(&self) -> &SpsVision {
+        &self.model
+    }
+}
+
+/// Rotation matrices about the second latent axis, one per angle, as (N, L, L) to multiply
+/// row vectors from the right (z' = z M). `inverse` gives the rotations by -angle.
+pub fn rotation_matrices(angles: &[f32], l: usize, inverse: bool) -> candle_core::Result<Tensor> {
+    let mut m = vec![0f32; angles.len() * l * l];
+    for (n, &a) in angles.iter().enumerate() {
+        let a = if inverse { -a } else { a };
+        let (s, c) = a.sin_cos();
+        let block = &mut m[n * l * l..(n + 1) * l * l];
+        for d in 0..l {
+            block[d * l + d] = 1.0;
+        }
+        // z1' = c z1 - s z3, z3' = s z1 + c z3; with z' = z M: M[0][0] = c, M[2][0] = -s,
+        // M[0][2] = s, M[2][2] = c
+        block[0] = c;
+        block[2 * l] = -s;
+        block[2] = s;
+        block[2 * l + 2] = c;
+    }
+    Tensor::from_vec(m, (angles.len(), l, l), &Device::Cpu)
+}
+
+impl Trainer for VisionTrainer {
+    fn total_steps(&self) -> u64 {
+        self.cfg.steps
+    }
+    fn steps_done(&self) -> u64 {
+        self.step
+    }
+
+    fn step(&mut self) -> anyhow::Result<StepStats> {
+        let (total, losses) = self.loss()?;
+        self.opt.backward_step(&total)?;
+        self.step += 1;
+        Ok(StepStats {
+            step: self.step,
+            losses,
+        })
+    }
+
+    fn evaluate(&mut self) -> anyhow::Result<Vec<(String, f64)>> {
+        let cal = eval::calibrate(&self.model, &self.data, 128)?;
+        let values = vec![
+            ("r2_x".to_string(), cal.r2[0]),
+            ("r2_y".to_string(), cal.r2[1]),
+            ("r2_z".to_string(), cal.r2[2]),
+            ("r2_min".to_string(), cal.r2_min()),
+        ];
+        self.calibration = cal;
+        for (k, v) in &values {
+            self.metrics.insert(k.clone(), *v);
+        }
+        Ok(values)
+    }
+
+    /// Every metric of DESIGN.md, recorded in the checkpoint's metadata.
+    fn final_metrics(&mut self) -> anyhow::Result<Vec<(String, f64)>> {
+        let mut values = self.evaluate()?;
+        let rollout = eval::rollout_mse(&self.model, &self.data, 64)?;
+        values.push(("rollout_mse".into(), rollout));
+        if self.data.source.starts_with("ball:") {
+            let (mse, px, _) = eval::equivariance(
+                &self.model,
+                &self.calibration,
+                &self.data,
+                64,
+                &eval::angle_grid(),
+            )?;
+            values.push(("equivariance_mse".into(), mse));
+            values.push(("equivariance_centroid_px".into(), px));
+        }
+        for (k, v) in &values {
+            self.metrics.insert(k.clone(), *v);
+        }
+        Ok(values)
+    }
+
+    fn snapshot(&self) -> anyhow::Result<Snapshot> {
+        Ok(Snapshot {
+            meta: self.metadata(),
+            tensors: varmap_tensors(&self.varmap)?,
+        })
+    }
+
+    fn restore(&mut self, snapshot: &Snapshot) -> anyhow::Result<()> {
+        let tensors = snapshot.tensors.iter().cloned().collect();
+        crate::nn::checkpoint::fill_varmap(
+            &self.varmap,
+            &tensors,
+            std::path::Path::new("(snapshot)"),
+        )
+        .context("restoring weights")?;
+        // The optimiser's moments may hold the NaNs that made us come back: start them afresh.
+        self.opt = adam(&self.varmap, self.cfg.lr)?;
+        Ok(())
+    }
+}
+
+/// Start the decoder's output at the data's mean colour per channel, so the first updates
+/// learn the ball rather than the background.
+fn init_output_bias(varmap: &VarMap, data: &Dataset) -> anyhow::Result<()> {
+    let n = SIZE * SIZE;
+    let mut sums = [0f64; CHANNELS];
+    let mut count = 0usize;
+    for throw in data.train.iter().take(64) {
+        for f in throw.frames.chunks_exact(FRAME_LEN) {
+            for (c, sum) in sums.iter_mut().enumerate() {
+                *sum += f[c * n..(c + 1) * n].iter().map(|&v| v as f64).sum::<f64>();
+            }
+            count += n;
+        }
+    }
+    let logits: Vec<f32> = sums
+        .iter()
+        .map(|s| {
+            let m = (s / count.max(1) as f64).clamp(1e-3, 1.0 - 1e-3);
+            (m / (1.0 - m)).ln() as f32
+        })
+        .collect();
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| anyhow::anyhow!("variable map poisoned"))?;
+    let bias = data.get("decoder.4.bias").context("no decoder.4.bias")?;
+    bias.set(&Tensor::from_vec(logits, CHANNELS, &Device::Cpu)?)?;
+    Ok(())
+}

@@ -1,0 +1,945 @@
+//! The "3D" tab: move the latent of the bouncing ball with three sliders and a rotation
+//! control and watch the decoded frame follow, beside the ground-truth render of the position
+//! the latent maps to; encode a throw and compare the prior's roll-out with the true frames;
+//! train in the background; open/save/import/export.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+use egui::{Color32, ColorImage, TextureHandle, TextureOptions};
+use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
+use serde::{Deserialize, Serialize};
+
+use super::data::{self, BASE_LEN, Camera, DT, SEQ_LEN, SIZE, Throw};
+use super::eval::{self, rotate_latent};
+use super::train::{PRESETS, TrainConfig, VisionTrainer};
+use super::{FAMILY, Lab};
+use crate::app::{FileRequest, PathField, Shared, Tab};
+use crate::worker::{self, JobHandle, JobOptions};
+
+/// What the tab remembers across restarts.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct VisionState {
+    pub checkpoint: String,
+    /// the latent the sliders set, before the rotation
+    pub latent: [f32; 3],
+    /// rotation about the vertical latent axis, degrees
+    pub rotation_deg: f32,
+    pub throw_seed: u64,
+    pub throw_index: usize,
+    pub preset: String,
+    pub steps: u64,
+    pub data: String,
+    pub export_traversal: String,
+    pub export_rollout: String,
+    pub import_pt: String,
+}
+
+impl Default for VisionState {
+    fn default() -> Self {
+        Self {
+            checkpoint: String::new(),
+            latent: [0.0; 3],
+            rotation_deg: 0.0,
+            throw_seed: 0,
+            throw_index: 0,
+            preset: "fast".into(),
+            steps: TrainConfig::preset("fast").map(|c| c.steps).unwrap_or(3000),
+            data: "ball".into(),
+            export_traversal: "traversal.png".into(),
+            export_rollout: "rollout.png".into(),
+            import_pt: String::new(),
+        }
+    }
+}
+
+/// Side effects the widgets ask for; applied in one place after drawing.
+enum Command {
+    Open(PathBuf),
+    Save(PathBuf),
+    Import(PathBuf),
+    Train,
+    Stop,
+    NewThrow,
+    ExportTraversal(PathBuf),
+    ExportRollout(PathBuf),
+    CentreLatent,
+}
+
+/// A live training run and what it has reported.
+struct Training {
+    job: JobHandle,
+    status: String,
+    losses: Vec<[f64; 2]>,
+    /// (step, r2_x, r2_y, r2_z)
+    metrics: Vec<(u64, f64, f64, f64)>,
+    last_step: u64,
+    total: u64,
+}
+
+/// A throw, its encoded latents, and the prior's roll-out from its first BASE_LEN frames.
+pub struct ThrowView {
+    pub throw: Throw,
+    pub encoded: Vec<Vec<f32>>,
+    pub rolled: Vec<Vec<f32>>,
+    true_strip: TextureHandle,
+    rolled_strip: TextureHandle,
+    true_frames: Vec<TextureHandle>,
+    rolled_frames: Vec<TextureHandle>,
+    /// frame shown by the animation and when it started
+    playing: Option<Instant>,
+    frame: usize,
+}
+
+enum BackgroundDone {
+    Wrote(PathBuf),
+}
+
+pub struct VisionTab {
+    pub state: VisionState,
+    pub lab: Option<Arc<Lab>>,
+    checkpoint: PathField,
+    data_field: PathField,
+    traversal_field: PathField,
+    rollout_field: PathField,
+    import_field: PathField,
+    training: Option<Training>,
+    finished_training: Option<Training>,
+    commands: Vec<Command>,
+    /// the decoded frame of `shown_latent` (CHW in [0, 1]) and the render of its position
+    pub decoded: Option<Vec<f32>>,
+    pub truth: Option<Vec<f32>>,
+    shown_latent: Option<[f32; 4]>,
+    decoded_tex: Option<TextureHandle>,
+    truth_tex: Option<TextureHandle>,
+    throw_view: Option<ThrowView>,
+    throw_dirty: bool,
+    background: Vec<Receiver<Result<BackgroundDone, String>>>,
+    camera: Camera,
+}
+
+fn color_image(frame: &[f32]) -> ColorImage {
+    ColorImage::from_rgb([SIZE, SIZE], &data::frame_to_rgb(frame))
+}
+
+/// Frames side by side in one image.
+fn strip_image(frames: &[&[f32]]) -> ColorImage {
+    let w = SIZE * frames.len().max(1);
+    let mut rgb = vec![0u8; w * SIZE * 3];
+    for (t, f) in frames.iter().enumerate() {
+        let tile = data::frame_to_rgb(f);
+        for y in 0..SIZE {
+            let dst = (y * w + t * SIZE) * 3;
+            rgb[dst..dst + SIZE * 3].copy_from_slice(&tile[y * SIZE * 3..(y + 1) * SIZE * 3]);
+        }
+    }
+    ColorImage::from_rgb([w, SIZE], &rgb)
+}
+
+impl VisionTab {
+    pub fn new(shared: &mut Shared) -> Self {
+        let default_path = shared.models_dir.join("sps_vision.safetensors");
+        let mut tab = Self {
+            state: VisionState {
+                checkpoint: default_path.display().to_string(),
+                ..Default::default()
+            },
+            lab: None,
+            checkpoint: PathField::new(default_path.display().to_string()),
+            data_field: PathField::new("ball"),
+            traversal_field: PathField::new("traversal.png"),
+            rollout_field: PathField::new("rollout.png"),
+            import_field: PathField::default(),
+            training: None,
+            finished_training: None,
+            commands: Vec::new(),
+            decoded: None,
+            truth: None,
+            shown_latent: None,
+            decoded_tex: None,
+            truth_tex: None,
+            throw_view: None,
+            throw_dirty: true,
+            background: Vec::new(),
+            camera: Camera::standard(),
+        };
+        if default_path.is_file() {
+            tab.open(&default_path, shared);
+        }
+        tab
+    }
+
+    fn open(&mut self, path: &std::path::Path, shared: &mut Shared) {
+        match Lab::load(path) {
+            Ok(lab) => {
+                shared.info(format!("opened {}", path.display()));
+                self.set_lab(Arc::new(lab), true);
+                self.state.checkpoint = path.display().to_string();
+            }
+            Err(e) => shared.error(e.to_string()),
+        }
+    }
+
+    fn set_lab(&mut self, lab: Arc<Lab>, reset_latent: bool) {
+        if reset_latent {
+            self.state.latent = Self::start_latent(&lab);
+            self.state.rotation_deg = 0.0;
+        }
+        self.lab = Some(lab);
+        self.shown_latent = None;
+        self.throw_dirty = true;
+    }
+
+    /// Where the sliders start: the centre of the data, moved half way out along z1, so
+    /// the rotation control has something to swing around.
+    fn start_latent(lab: &Lab) -> [f32; 3] {
+        let c = lab.calibration.centre;
+        let (lo, hi) = lab.latent_range(0);
+        [c[0] + 0.55 * (hi - lo) / 2.0, c[1], c[2]]
+    }
+
+    /// The latent shown: the sliders' latent turned by the rotation control.
+    pub fn latent(&self) -> Vec<f32> {
+        match &self.lab {
+            Some(lab) => rotate_latent(
+                &self.state.latent,
+                &lab.calibration.centre,
+                self.state.rotation_deg.to_radians(),
+            ),
+            None => self.state.latent.to_vec(),
+        }
+    }
+
+    /// Decode the current latent and render the position it maps to, when either changed.
+    fn refresh_frames(&mut self, ctx: &egui::Context, shared: &mut Shared) {
+        let Some(lab) = self.lab.clone() else { return };
+        let z = self.latent();
+        let key = [z[0], z[1], z[2], lab.meta.steps as f32];
+        if self.shown_latent == Some(key) {
+            return;
+        }
+        match lab.decode_frame(&z) {
+            Ok(frame) => {
+                let image = color_image(&frame);
+                match &mut self.decoded_tex {
+                    Some(t) => t.set(image, TextureOptions::NEAREST),
+                    None => {
+                        self.decoded_tex = Some(ctx.load_texture(
+                            "sps_vision_decoded",
+                            image,
+                            TextureOptions::NEAREST,
+                        ))
+                    }
+                }
+                self.decoded = Some(frame);
+            }
+            Err(e) => return shared.error(format!("decoding failed: {e}")),
+        }
+        if lab.calibration.is_fitted() {
+            let truth = data::render_frame(&self.camera, lab.calibration.position(&z));
+            let image = color_image(&truth);
+            match &mut self.truth_tex {
+                Some(t) => t.set(image, TextureOptions::NEAREST),
+                None => {
+                    self.truth_tex =
+                        Some(ctx.load_texture("sps_vision_truth", image, TextureOptions::NEAREST))
+                }
+            }
+            self.truth = Some(truth);
+        }
+        self.shown_latent = Some(key);
+    }
+
+    /// Encode the chosen test throw and roll the prior forward from its first frames.
+    fn refresh_throw(&mut self, ctx: &egui::Context, shared: &mut Shared) {
+        if !self.throw_dirty {
+            return;
+        }
+        self.throw_dirty = false;
+        let Some(lab) = self.lab.clone() else { return };
+        // the same throw again (a new model arrived) is not rendered again
+        let seed = self.state.throw_seed ^ 0x7E57_7E57;
+        let name = format!("ball seed {seed} #{}", self.state.throw_index);
+        let throw = match &self.throw_view {
+            Some(v) if v.throw.name == name => v.throw.clone(),
+            _ => data::generate_throw(&self.camera, seed, self.state.throw_index),
+        };
+        let frames: Vec<&[f32]> = (0..SEQ_LEN).map(|i| throw.frame(i)).collect();
+        let result = super::model::encode_frames(&lab.model, &frames)
+            .and_then(|enc| eval::rollout(&lab.model, &throw).map(|r| (enc, r)));
+        let (encoded, (rolled, rolled_frames)) = match result {
+            Ok(r) => r,
+            Err(e) => return shared.error(format!("roll-out failed: {e}")),
+        };
+        // Reuse the textures of the previous throw: a snapshot arrives every two seconds
+        // while a model trains, and each re-encodes the throw.
+        let previous = self.throw_view.take();
+        let (mut old_strips, mut old_true, mut old_rolled, playing, frame) = match previous {
+            Some(p) => (
+                vec![p.rolled_strip, p.true_strip],
+                p.true_frames,
+                p.rolled_frames,
+                p.playing,
+                p.frame,
+            ),
+            None => (Vec::new(), Vec::new(), Vec::new(), None, 0),
+        };
+        old_true.reverse();
+        old_rolled.reverse();
+        let tex = |pool: &mut Vec<TextureHandle>, name: String, image: ColorImage| match pool.pop()
+        {
+            Some(mut t) => {
+                t.set(image, TextureOptions::NEAREST);
+                t
+            }
+            None => ctx.load_texture(name, image, TextureOptions::NEAREST),
+        };
+        let rolled_refs: Vec<&[f32]> = rolled_frames.iter().map(|f| f.as_slice()).collect();
+        let true_strip = tex(
+            &mut old_strips,
+            "sps_vision_true_strip".into(),
+            strip_image(&frames),
+        );
+        let rolled_strip = tex(
+            &mut old_strips,
+            "sps_vision_rolled_strip".into(),
+            strip_image(&rolled_refs),
+        );
+        let true_frames = frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                tex(
+                    &mut old_true,
+                    format!("sps_vision_true_{i}"),
+                    color_image(f),
+                )
+            })
+            .collect();
+        let rolled_textures = rolled_frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                tex(
+                    &mut old_rolled,
+                    format!("sps_vision_rolled_{i}"),
+                    color_image(f),
+                )
+            })
+            .collect();
+        self.throw_view = Some(ThrowView {
+            true_strip,
+            rolled_strip,
+            true_frames,
+            rolled_frames: rolled_textures,
+            playing,
+            frame,
+            throw,
+            encoded,
+            rolled,
+        });
+    }
+
+    fn start_training(&mut self, shared: &mut Shared) {
+        let mut cfg = match TrainConfig::preset(&self.state.preset) {
+            Ok(c) => c,
+            Err(e) => return shared.error(format!("{e:#}")),
+        };
+        cfg.steps = self.state.steps.max(1);
+        let spec = self.data_field.text.trim().to_string();
+        self.state.data = spec.clone();
+        let total = cfg.steps;
+        let options = JobOptions {
+            threads: shared.train_threads,
+            eval_every: 100,
+            snapshot_every: Duration::from_millis(2000),
+        };
+        let job = worker::spawn(
+            move |status| {
+                status(format!("making {spec}"));
+                let data = data::open_source(&spec, 0)?;
+                status(format!(
+                    "{} training throws, {} held-out",
+                    data.train.len(),
+                    data.test.len()
+                ));
+                Ok(Box::new(VisionTrainer::new(cfg, data, 0)?))
+            },
+            options,
+        );
+        self.training = Some(Training {
+            job,
+            status: "starting".into(),
+            losses: Vec::new(),
+            metrics: Vec::new(),
+            last_step: 0,
+            total,
+        });
+        shared.info(format!(
+            "training {} ({} steps) on {} thread(s)",
+            self.state.preset, total, shared.train_threads
+        ));
+    }
+
+    fn drain_training(&mut self, shared: &mut Shared) {
+        let Some(t) = &mut self.training else { return };
+        let mut progress = t.job.poll(Duration::from_millis(4));
+        if let Some(s) = progress.status {
+            t.status = s;
+        }
+        for s in &progress.steps {
+            t.last_step = s.step;
+            if s.step % 5 == 0 || t.losses.len() < 50 {
+                t.losses.push([s.step as f64, s.total()]);
+            }
+        }
+        for (step, values) in &progress.metrics {
+            let get = |k: &str| {
+                values
+                    .iter()
+                    .find(|(n, _)| n == k)
+                    .map_or(f64::NAN, |v| v.1)
+            };
+            t.metrics
+                .push((*step, get("r2_x"), get("r2_y"), get("r2_z")));
+        }
+        let ended = shared
+            .announce_end(progress.ended.take())
+            .map(|status| t.status = status)
+            .is_some();
+        if let Some(snapshot) = progress.snapshot {
+            match Lab::from_snapshot(&snapshot) {
+                Ok(lab) => {
+                    let first = self.lab.as_ref().is_none_or(|l| {
+                        l.meta.data != lab.meta.data || l.meta.steps > lab.meta.steps
+                    });
+                    // keep the sliders where they are unless this is a new run's first model
+                    self.set_lab(Arc::new(lab), first);
+                }
+                Err(e) => shared.error(format!("training snapshot: {e:#}")),
+            }
+        }
+        if ended {
+            self.finished_training = self.training.take();
+        }
+    }
+
+    fn run_in_background(
+        &mut self,
+        work: impl FnOnce() -> Result<BackgroundDone, String> + Send + 'static,
+    ) {
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(work());
+        });
+        self.background.push(rx);
+    }
+
+    fn apply(&mut self, command: Command, shared: &mut Shared) {
+        match command {
+            Command::Open(p) => self.open(&p, shared),
+            Command::Save(p) => {
+                let Some(lab) = self.lab.clone() else {
+                    return shared.error("no model to save");
+                };
+                self.run_in_background(move || {
+                    lab.save(&p)
+                        .map(|_| BackgroundDone::Wrote(p))
+                        .map_err(|e| e.to_string())
+                });
+            }
+            Command::Import(p) => match Lab::import_pytorch(&p) {
+                Ok(lab) => {
+                    shared.info(format!(
+                        "imported {} (official PyTorch weights, no calibration: train or eval to fit the map to x, y, z)",
+                        p.display()
+                    ));
+                    self.set_lab(Arc::new(lab), true);
+                }
+                Err(e) => shared.error(e.to_string()),
+            },
+            Command::Train => {
+                if self.training.is_none() {
+                    self.start_training(shared);
+                }
+            }
+            Command::Stop => {
+                if let Some(t) = &self.training {
+                    t.job.cancel();
+                }
+            }
+            Command::NewThrow => {
+                self.state.throw_index = self.state.throw_index.wrapping_add(1);
+                self.throw_dirty = true;
+            }
+            Command::CentreLatent => {
+                if let Some(lab) = &self.lab {
+                    self.state.latent = Self::start_latent(lab);
+                    self.state.rotation_deg = 0.0;
+                }
+            }
+            Command::ExportTraversal(p) => {
+                let Some(lab) = self.lab.clone() else { return };
+                self.run_in_background(move || {
+                    let fig =
+                        super::cli::traversal_figure(&lab, 9).map_err(|e| format!("{e:#}"))?;
+                    crate::figures::save(&fig, &p).map_err(|e| format!("{e:#}"))?;
+                    Ok(BackgroundDone::Wrote(p))
+                });
+            }
+            Command::ExportRollout(p) => {
+                let Some(lab) = self.lab.clone() else { return };
+                let Some(view) = &self.throw_view else { return };
+                let throw = view.throw.clone();
+                self.run_in_background(move || {
+                    let fig =
+                        super::cli::rollout_figure(&lab, &throw).map_err(|e| format!("{e:#}"))?;
+                    crate::figures::save(&fig, &p).map_err(|e| format!("{e:#}"))?;
+                    Ok(BackgroundDone::Wrote(p))
+                });
+            }
+        }
+    }
+
+    fn drain_background(&mut self, shared: &mut Shared) {
+        let mut keep = Vec::new();
+        for rx in self.background.drain(..) {
+            match rx.try_recv() {
+                Ok(Ok(BackgroundDone::Wrote(p))) => shared.info(format!("wrote {}", p.display())),
+                Ok(Err(e)) => shared.error(e),
+                Err(std::sync::mpsc::TryRecvError::Empty) => keep.push(rx),
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    shared.error("a background task ended without a result")
+                }
+            }
+        }
+        self.background = keep;
+    }
+
+    /// Advance the roll-out animation: one frame per DT of wall time, as the throw was filmed.
+    fn tick_animation(&mut self, ctx: &egui::Context) {
+        let Some(view) = &mut self.throw_view else {
+            return;
+        };
+        if let Some(start) = view.playing {
+            let f = (start.elapsed().as_secs_f32() / DT) as usize;
+            view.frame = f % SEQ_LEN;
+            ctx.request_repaint_after(Duration::from_millis(30));
+        }
+    }
+
+    fn latent_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(lab) = self.lab.clone() else {
+            ui.label("No model loaded: open a checkpoint or train one below.");
+            return;
+        };
+        ui.spacing_mut().slider_width = (ui.available_width() - 190.0).clamp(120.0, 380.0);
+        let names = ["z1", "z2 (vertical)", "z3"];
+        for (d, name) in names.iter().enumerate() {
+            let (lo, hi) = lab.latent_range(d);
+            ui.add(
+                egui::Slider::new(&mut self.state.latent[d], lo..=hi)
+                    .text(*name)
+                    .min_decimals(3),
+            );
+        }
+        ui.add(
+            egui::Slider::new(&mut self.state.rotation_deg, -180.0..=180.0)
+                .text("rotation about z2 (degrees)")
+                .suffix("°")
+                .fixed_decimals(1),
+        );
+        ui.horizontal(|ui| {
+            for a in [-90.0, 0.0, 90.0, 180.0] {
+                if ui.button(format!("{a:+.0}°")).clicked() {
+                    self.state.rotation_deg = a;
+                }
+            }
+            if ui.button("Back to centre").clicked() {
+                self.commands.push(Command::CentreLatent);
+            }
+        });
+        let z = self.latent();
+        ui.label(format!(
+            "latent after rotation: ({:.3}, {:.3}, {:.3})",
+            z[0], z[1], z[2]
+        ));
+    }
+
+    fn frames_ui(&self, ui: &mut egui::Ui) {
+        let Some(lab) = &self.lab else { return };
+        let side = ((ui.available_width() - 24.0) / 2.0).clamp(120.0, 300.0);
+        ui.horizontal(|ui| {
+            ui.vertical(|ui| {
+                ui.label("decoded frame");
+                if let Some(t) = &self.decoded_tex {
+                    ui.image((t.id(), egui::vec2(side, side)));
+                }
+            });
+            ui.vertical(|ui| {
+                ui.label("render of the position the latent maps to");
+                match &self.truth_tex {
+                    Some(t) if lab.calibration.is_fitted() => {
+                        ui.image((t.id(), egui::vec2(side, side)));
+                    }
+                    _ => {
+                        ui.label("(no fitted map: train the model or run `latent-lab eval`)");
+                    }
+                }
+            });
+        });
+        let cal = &lab.calibration;
+        if cal.is_fitted() {
+            let p = cal.position(&self.latent());
+            ui.label(format!(
+                "position (x, y, z) = ({:.2}, {:.2}, {:.2}) · map R² x {:.3}, y {:.3}, z {:.3}",
+                p[0], p[1], p[2], cal.r2[0], cal.r2[1], cal.r2[2]
+            ));
+            if let (Some(d), Some(t)) = (&self.decoded, &self.truth) {
+                match (data::ball_centroid(d), data::ball_centroid(t)) {
+                    (Some(a), Some(b)) => ui.label(format!(
+                        "ball centre: decoded ({:.1}, {:.1}) px, render ({:.1}, {:.1}) px, {:.1} px apart",
+                        a.0,
+                        a.1,
+                        b.0,
+                        b.1,
+                        ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt()
+                    )),
+                    _ => ui.label("ball centre: no ball visible in one of the frames"),
+                };
+            }
+        }
+    }
+
+    fn trajectory_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.label("test throw");
+            let mut index = self.state.throw_index;
+            if ui
+                .add(
+                    egui::DragValue::new(&mut index)
+                        .range(0..=100_000)
+                        .prefix("#"),
+                )
+                .changed()
+            {
+                self.state.throw_index = index;
+                self.throw_dirty = true;
+            }
+            let mut seed = self.state.throw_seed;
+            if ui
+                .add(egui::DragValue::new(&mut seed).prefix("seed "))
+                .changed()
+            {
+                self.state.throw_seed = seed;
+                self.throw_dirty = true;
+            }
+            if ui.button("Next throw").clicked() {
+                self.commands.push(Command::NewThrow);
+            }
+        });
+        let Some(view) = &mut self.throw_view else {
+            return;
+        };
+        let pts = |zs: &[Vec<f32>], a: usize, b: usize| -> Vec<[f64; 2]> {
+            zs.iter().map(|z| [z[a] as f64, z[b] as f64]).collect()
+        };
+        let enc = &view.encoded;
+        let rolled = &view.rolled[BASE_LEN - 1..];
+        let frame = view.frame.min(SEQ_LEN - 1);
+        let w = ((ui.available_width() - 12.0) / 2.0).max(120.0);
+        ui.horizontal(|ui| {
+            for (title, a, b, ylab) in [
+                ("top view (z1, z3)", 0, 2, "z3"),
+                ("side view (z1, z2)", 0, 1, "z2"),
+            ] {
+                ui.vertical(|ui| {
+                    ui.label(title);
+                    Plot::new(format!("sps_vision_{title}"))
+                        .width(w)
+                        .height(200.0)
+                        .data_aspect(1.0)
+                        .legend(Legend::default())
+                        .x_axis_label("z1")
+                        .y_axis_label(ylab)
+                        .allow_scroll(false)
+                        .show(ui, |plot| {
+                            plot.line(Line::new("encoded", PlotPoints::from(pts(enc, a, b))));
+                            plot.line(
+                                Line::new("prior roll-out", PlotPoints::from(pts(rolled, a, b)))
+                                    .style(egui_plot::LineStyle::dashed_loose()),
+                            );
+                            plot.points(
+                                Points::new(
+                                    "given frames",
+                                    PlotPoints::from(pts(&enc[..BASE_LEN], a, b)),
+                                )
+                                .radius(3.0),
+                            );
+                            plot.points(
+                                Points::new(
+                                    "now",
+                                    PlotPoints::from(pts(&view.rolled[frame..=frame], a, b)),
+                                )
+                                .radius(5.0)
+                                .color(Color32::RED),
+                            );
+                        });
+                });
+            }
+        });
+        ui.label(format!(
+            "true frames (top) and the prior's roll-out from the first {BASE_LEN} (bottom)"
+        ));
+        let strip_w = ui.available_width().min(20.0 * 40.0);
+        let size = egui::vec2(strip_w, strip_w / SEQ_LEN as f32);
+        ui.image((view.true_strip.id(), size));
+        ui.image((view.rolled_strip.id(), size));
+        ui.horizontal(|ui| {
+            let mut playing = view.playing.is_some();
+            let label = if playing { "Pause" } else { "Play roll-out" };
+            if ui.toggle_value(&mut playing, label).changed() {
+                view.playing = playing
+                    .then(|| Instant::now() - Duration::from_secs_f32(view.frame as f32 * DT));
+            }
+            let mut f = view.frame;
+            if ui
+                .add(egui::Slider::new(&mut f, 0..=SEQ_LEN - 1).text("frame"))
+                .changed()
+            {
+                view.frame = f;
+                view.playing = None;
+            }
+            ui.label(if frame < BASE_LEN {
+                "given"
+            } else {
+                "predicted"
+            });
+        });
+        ui.horizontal(|ui| {
+            let side = 160.0;
+            ui.vertical(|ui| {
+                ui.label("true");
+                ui.image((view.true_frames[frame].id(), egui::vec2(side, side)));
+            });
+            ui.vertical(|ui| {
+                ui.label("prior");
+                ui.image((view.rolled_frames[frame].id(), egui::vec2(side, side)));
+            });
+        });
+    }
+
+    fn training_ui(&mut self, ui: &mut egui::Ui, shared: &Shared) {
+        ui.horizontal(|ui| {
+            egui::ComboBox::from_label("preset")
+                .selected_text(self.state.preset.clone())
+                .show_ui(ui, |ui| {
+                    for p in PRESETS {
+                        ui.selectable_value(&mut self.state.preset, p.to_string(), p);
+                    }
+                });
+            ui.add(
+                egui::DragValue::new(&mut self.state.steps)
+                    .range(1..=1_000_000)
+                    .prefix("steps "),
+            );
+        });
+        ui.horizontal(|ui| {
+            ui.label("data");
+            self.data_field.ui(
+                ui,
+                "ball, ball:SEED, ball-dir:DIR",
+                FileRequest::Folder,
+                &[],
+            );
+        });
+        ui.horizontal(|ui| {
+            let running = self.training.is_some();
+            if ui
+                .add_enabled(!running, egui::Button::new("Train"))
+                .clicked()
+            {
+                self.commands.push(Command::Train);
+            }
+            if ui.add_enabled(running, egui::Button::new("Stop")).clicked() {
+                self.commands.push(Command::Stop);
+            }
+            ui.label(format!("{} thread(s)", shared.train_threads));
+        });
+        let Some(t) = self.training.as_ref().or(self.finished_training.as_ref()) else {
+            return;
+        };
+        ui.add(
+            egui::ProgressBar::new(t.last_step as f32 / t.total.max(1) as f32)
+                .text(format!("step {}/{} · {}", t.last_step, t.total, t.status)),
+        );
+        if let Some((step, x, y, z)) = t.metrics.last() {
+            ui.label(format!(
+                "step {step}: held-out R² x {x:.4}, y {y:.4}, z {z:.4}"
+            ));
+        }
+        let losses: PlotPoints = t
+            .losses
+            .iter()
+            .map(|l| [l[0], l[1].max(1e-9).log10()])
+            .collect();
+        Plot::new("sps_vision_training")
+            .height(150.0)
+            .legend(Legend::default())
+            .x_axis_label("step")
+            .show(ui, |plot| {
+                plot.line(Line::new("log10 loss / throw", losses));
+                for (k, name) in ["R² x", "R² y", "R² z"].iter().enumerate() {
+                    let pts: PlotPoints = t
+                        .metrics
+                        .iter()
+                        .map(|m| [m.0 as f64, [m.1, m.2, m.3][k]])
+                        .collect();
+                    plot.line(Line::new(*name, pts));
+                }
+            });
+    }
+
+    fn files_ui(&mut self, ui: &mut egui::Ui) {
+        let loaded = self.lab.is_some();
+        let checkpoint = [("checkpoint", &["safetensors"][..])];
+        match self.checkpoint.row(
+            ui,
+            "checkpoint",
+            "model.safetensors",
+            FileRequest::Open,
+            &checkpoint,
+            &[("Open", true), ("Save", loaded)],
+        ) {
+            Some((0, p)) => self.commands.push(Command::Open(p)),
+            Some((_, p)) => self.commands.push(Command::Save(p)),
+            None => {}
+        }
+        let pytorch = [("PyTorch", &["pt", "pth"][..])];
+        if let Some((_, p)) = self.import_field.row(
+            ui,
+            "official .pt",
+            "sps_vision.pt",
+            FileRequest::Open,
+            &pytorch,
+            &[("Import", true)],
+        ) {
+            self.commands.push(Command::Import(p));
+        }
+        let figure = [("figure", &["png", "svg"][..])];
+        if let Some((_, p)) = self.traversal_field.row(
+            ui,
+            "traversal",
+            "traversal.png or .svg",
+            FileRequest::Save,
+            &figure,
+            &[("Export traversal", loaded)],
+        ) {
+            self.commands.push(Command::ExportTraversal(p));
+        }
+        if let Some((_, p)) = self.rollout_field.row(
+            ui,
+            "roll-out",
+            "rollout.png or .svg",
+            FileRequest::Save,
+            &figure,
+            &[("Export roll-out", loaded && self.throw_view.is_some())],
+        ) {
+            self.commands.push(Command::ExportRollout(p));
+        }
+    }
+
+    fn apply_pending(&mut self, ctx: &egui::Context, shared: &mut Shared) {
+        for command in std::mem::take(&mut self.commands) {
+            self.apply(command, shared);
+        }
+        self.refresh_frames(ctx, shared);
+        self.refresh_throw(ctx, shared);
+    }
+}
+
+impl Tab for VisionTab {
+    fn title(&self) -> &'static str {
+        "3D"
+    }
+
+    fn logic(&mut self, ctx: &egui::Context, shared: &mut Shared) {
+        self.drain_training(shared);
+        self.drain_background(shared);
+        self.apply_pending(ctx, shared);
+        self.tick_animation(ctx);
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            ui.columns(2, |cols| {
+                let (left, right) = cols.split_at_mut(1);
+                let left = &mut left[0];
+                let right = &mut right[0];
+                left.heading("Ball latent");
+                if let Some(lab) = &self.lab {
+                    left.label(format!(
+                        "{} · preset {} · {} steps",
+                        FAMILY, lab.meta.preset, lab.meta.steps
+                    ));
+                }
+                self.latent_ui(left);
+                left.separator();
+                self.frames_ui(left);
+                left.separator();
+                left.heading("Train");
+                self.training_ui(left, shared);
+                right.heading("Trajectory");
+                self.trajectory_ui(right);
+                right.separator();
+                right.heading("Files");
+                self.files_ui(right);
+            });
+        });
+        // Apply what the widgets asked for now, so the next frame shows the result.
+        self.apply_pending(&ui.ctx().clone(), shared);
+    }
+
+    fn busy(&self) -> bool {
+        self.training.is_some()
+            || !self.background.is_empty()
+            || self
+                .throw_view
+                .as_ref()
+                .is_some_and(|v| v.playing.is_some())
+    }
+
+    fn persist(&self) -> serde_json::Value {
+        let mut s = self.state.clone();
+        s.checkpoint = self.checkpoint.text.clone();
+        s.data = self.data_field.text.clone();
+        s.export_traversal = self.traversal_field.text.clone();
+        s.export_rollout = self.rollout_field.text.clone();
+        s.import_pt = self.import_field.text.clone();
+        serde_json::to_value(s).unwrap_or_default()
+    }
+
+    fn restore(&mut self, state: serde_json::Value) {
+        let Ok(s) = serde_json::from_value::<VisionState>(state) else {
+            return;
+        };
+        self.data_field.text = s.data.clone();
+        self.traversal_field.text = s.export_traversal.clone();
+        self.rollout_field.text = s.export_rollout.clone();
+        self.import_field.text = s.import_pt.clone();
+        let checkpoint = self.state.checkpoint.clone();
+        self.state = VisionState { checkpoint, ..s };
+        if !self.state.latent.iter().all(|v| v.is_finite()) {
+            self.state.latent = [0.0; 3];
+        }
+        self.shown_latent = None;
+        self.throw_dirty = true;
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+}

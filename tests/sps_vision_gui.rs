@@ -1,0 +1,120 @@
+//! The "3D" tab of the real App, driven headless with egui_kittest: turning the rotation
+//! control swings the decoded ball around the scene as a rotation of space would.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use egui::accesskit::Role;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use latent_lab::app::{App, AppOptions};
+use latent_lab::sps_vision::data::{self, Camera};
+use latent_lab::sps_vision::eval::rotate_world;
+use latent_lab::sps_vision::view::VisionTab;
+
+fn models_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")
+}
+
+fn harness() -> Harness<'static, App> {
+    Harness::builder()
+        .with_size([1400.0, 1100.0])
+        .build_eframe(|cc| {
+            App::new(
+                cc,
+                AppOptions {
+                    models_dir: models_dir(),
+                    open_audio: false,
+                    train_threads: 1,
+                },
+            )
+        })
+}
+
+fn vision_tab<'a>(harness: &'a Harness<'static, App>) -> &'a VisionTab {
+    harness
+        .state()
+        .tabs
+        .iter()
+        .find_map(|t| t.as_any().and_then(|a| a.downcast_ref::<VisionTab>()))
+        .expect("the 3D tab")
+}
+
+fn drag_slider_to(harness: &mut Harness<'static, App>, label: &str, fraction: f32) {
+    let rect = harness.get_by_role_and_label(Role::Slider, label).rect();
+    let from = rect.center();
+    let to = egui::pos2(rect.left() + fraction * rect.width(), rect.center().y);
+    harness.drag_at(from);
+    harness.step();
+    harness.hover_at(to);
+    harness.step();
+    harness.drop_at(to);
+    harness.run_steps(3);
+}
+
+fn distance(a: (f32, f32), b: (f32, f32)) -> f32 {
+    ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt()
+}
+
+#[test]
+fn turning_the_rotation_control_by_90_degrees_rotates_the_decoded_ball() {
+    let mut harness = harness();
+    harness.run_steps(2);
+    harness.get_by_label("3D").click();
+    harness.run_steps(3);
+    let tab = vision_tab(&harness);
+    let lab = tab
+        .lab
+        .clone()
+        .expect("models/sps_vision.safetensors loads");
+    let cal = lab.calibration.clone();
+    assert!(
+        cal.is_fitted(),
+        "the shipped model has its latent-to-position map"
+    );
+    let camera = Camera::standard();
+
+    // before turning: the decoded ball sits where its position renders
+    let z0 = tab.latent();
+    let p0 = cal.position(&z0);
+    let before = data::ball_centroid(tab.decoded.as_ref().unwrap()).expect("a ball is decoded");
+    let render0 = data::ball_centroid(&data::render_frame(&camera, p0)).unwrap();
+    assert!(
+        distance(before, render0) < 4.0,
+        "unturned: decoded ball at {before:?}, render at {render0:?}"
+    );
+
+    // the slider, dragged a quarter of its width to the right of 0 degrees
+    drag_slider_to(&mut harness, "rotation about z2 (degrees)", 0.75);
+    let angle = vision_tab(&harness).state.rotation_deg;
+    assert!(
+        (angle - 90.0).abs() < 3.0,
+        "the control reads {angle} degrees"
+    );
+    // and exactly 90 degrees with the control's +90 button
+    harness.get_by_label("+90°").click();
+    harness.run_steps(3);
+    let tab = vision_tab(&harness);
+    let angle = tab.state.rotation_deg;
+    assert_eq!(angle, 90.0);
+
+    let after = data::ball_centroid(tab.decoded.as_ref().unwrap()).expect("a ball is decoded");
+    let turned = rotate_world(
+        p0,
+        cal.world_centre(),
+        angle.to_radians(),
+        cal.same_handedness(),
+    );
+    let expected = data::ball_centroid(&data::render_frame(&camera, turned)).unwrap();
+    assert!(
+        distance(before, expected) > 5.0,
+        "the test needs a rotation that moves the ball ({before:?} -> {expected:?})"
+    );
+    eprintln!(
+        "before {before:?} (render {render0:?}); after {angle} degrees {after:?}, rotated position renders at {expected:?}: {:.2} px apart",
+        distance(after, expected)
+    );
+    // "within a few pixels" of a 32x32 frame: 4 px
+    assert!(
+        distance(after, expected) < 4.0,
+        "turned by {angle} degrees: decoded ball at {after:?}, a {angle}-degree rotation of its position renders at {expected:?}"
+    );
+}
