@@ -17,7 +17,6 @@ use candle_nn::VarMap;
 
 use crate::digits::{self, DigitSet, PIXELS, Recipe, Source, Split};
 use crate::nn::checkpoint::{self, CheckpointError, Metadata};
-use crate::nn::new_varmap;
 use crate::worker::Snapshot;
 use model::IeVae;
 use train::TrainConfig;
@@ -42,13 +41,7 @@ impl Lab {
         tensors: &HashMap<String, Tensor>,
         path: &Path,
     ) -> Result<Self, CheckpointError> {
-        let bad = |k: &str| CheckpointError::Metadata {
-            path: path.to_owned(),
-            key: k.into(),
-        };
-        let cfg: TrainConfig =
-            serde_json::from_value(meta.config.get("train").cloned().unwrap_or_default())
-                .map_err(|_| bad("config.train"))?;
+        let cfg: TrainConfig = checkpoint::config_entry(&meta, "train", path)?;
         cfg.model
             .check()
             .map_err(|e| CheckpointError::other(path, e))?;
@@ -66,9 +59,9 @@ impl Lab {
             .get("labels_used")
             .and_then(|v| v.as_u64())
             .unwrap_or(0) as usize;
-        let (varmap, vb) = new_varmap();
-        let model = IeVae::new(&cfg.model, vb).map_err(|e| CheckpointError::other(path, e))?;
-        checkpoint::fill_varmap(&varmap, tensors, path)?;
+        let (model, varmap) = checkpoint::build_model(tensors, path, |vm| {
+            IeVae::new(&cfg.model, crate::nn::var_builder(vm))
+        })?;
         Ok(Self {
             meta,
             cfg,
@@ -79,24 +72,17 @@ impl Lab {
     }
 
     pub fn load(path: &Path) -> Result<Self, CheckpointError> {
-        let loaded = checkpoint::load(path)?;
-        loaded.expect_family(FAMILY)?;
+        let loaded = checkpoint::load_family(path, FAMILY)?;
         Self::build(loaded.meta, &loaded.tensors, path)
     }
 
     pub fn from_snapshot(s: &Snapshot) -> anyhow::Result<Self> {
-        let tensors = s.tensors.iter().cloned().collect();
-        Ok(Self::build(
-            s.meta.clone(),
-            &tensors,
-            Path::new("(training)"),
-        )?)
+        let path = Path::new(checkpoint::TRAINING);
+        Ok(Self::build(s.meta.clone(), &s.tensor_map(), path)?)
     }
 
     pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
-        let tensors =
-            crate::nn::varmap_tensors(&self.varmap).map_err(|e| CheckpointError::other(path, e))?;
-        checkpoint::save(path, &tensors, &self.meta)
+        checkpoint::save_varmap(path, &self.varmap, &self.meta)
     }
 
     pub fn classes(&self) -> usize {

@@ -247,6 +247,58 @@ impl Loaded {
     }
 }
 
+/// `config.<key>` of a checkpoint's metadata; refused, by name, when missing or unreadable.
+pub fn config_entry<T: serde::de::DeserializeOwned>(
+    meta: &Metadata,
+    key: &str,
+    path: &Path,
+) -> Result<T, CheckpointError> {
+    serde_json::from_value(meta.config.get(key).cloned().unwrap_or_default()).map_err(|_| {
+        CheckpointError::Metadata {
+            path: path.to_owned(),
+            key: format!("config.{key}"),
+        }
+    })
+}
+
+/// `config.<key>`, or its default when absent or unreadable (optional records, such as a
+/// calibration computed after training).
+pub fn config_entry_or_default<T: serde::de::DeserializeOwned + Default>(
+    meta: &Metadata,
+    key: &str,
+) -> T {
+    serde_json::from_value(meta.config.get(key).cloned().unwrap_or_default()).unwrap_or_default()
+}
+
+/// A model built on a fresh VarMap by `new`, then given a checkpoint's tensors (every name and
+/// shape checked by [`fill_varmap`]).
+pub fn build_model<M>(
+    tensors: &HashMap<String, Tensor>,
+    path: &Path,
+    new: impl FnOnce(&VarMap) -> candle_core::Result<M>,
+) -> Result<(M, VarMap), CheckpointError> {
+    let varmap = VarMap::new();
+    let model = new(&varmap).map_err(|e| CheckpointError::other(path, e))?;
+    fill_varmap(&varmap, tensors, path)?;
+    Ok((model, varmap))
+}
+
+/// Save the weights of a VarMap with their metadata (atomically, see [`save`]).
+pub fn save_varmap(path: &Path, varmap: &VarMap, meta: &Metadata) -> Result<(), CheckpointError> {
+    let tensors = crate::nn::varmap_tensors(varmap).map_err(|e| CheckpointError::other(path, e))?;
+    save(path, &tensors, meta)
+}
+
+/// Read a checkpoint that must belong to `family`.
+pub fn load_family(path: &Path, family: &str) -> Result<Loaded, CheckpointError> {
+    let loaded = load(path)?;
+    loaded.expect_family(family)?;
+    Ok(loaded)
+}
+
+/// The path named in errors about weights that come from a running training, not a file.
+pub const TRAINING: &str = "(training)";
+
 /// Copy named tensors into a variable map with full name and shape checks.
 pub fn fill_varmap(
     varmap: &VarMap,

@@ -442,8 +442,13 @@ pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
 /// A fresh variable map on the CPU, with its builder.
 pub fn new_varmap() -> (VarMap, VarBuilder<'static>) {
     let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let vb = var_builder(&varmap);
     (varmap, vb)
+}
+
+/// A builder of f32 CPU variables that land in `varmap`.
+pub fn var_builder(varmap: &VarMap) -> VarBuilder<'static> {
+    VarBuilder::from_varmap(varmap, DType::F32, &Device::Cpu)
 }
 
 /// Copies of every variable, detached from the autograd graph, sorted by name.

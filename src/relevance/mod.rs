@@ -17,7 +17,6 @@ use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
 use crate::nn::checkpoint::{self, CheckpointError, Metadata};
-use crate::nn::new_varmap;
 use crate::worker::Snapshot;
 use data::{DataError, Dataset};
 use eval::RelevanceReport;
@@ -72,21 +71,12 @@ impl Lab {
         tensors: &HashMap<String, Tensor>,
         path: &Path,
     ) -> Result<Self, CheckpointError> {
-        let bad = |k: &str| CheckpointError::Metadata {
-            path: path.to_owned(),
-            key: k.into(),
-        };
-        let field = |k: &str| meta.config.get(k).cloned().unwrap_or_default();
-        let cfg: TrainConfig =
-            serde_json::from_value(field("train")).map_err(|_| bad("config.train"))?;
-        let standardizer: Standardizer = serde_json::from_value(field("standardizer"))
-            .map_err(|_| bad("config.standardizer"))?;
-        let columns: Vec<String> =
-            serde_json::from_value(field("columns")).map_err(|_| bad("config.columns"))?;
+        let cfg: TrainConfig = checkpoint::config_entry(&meta, "train", path)?;
+        let standardizer: Standardizer = checkpoint::config_entry(&meta, "standardizer", path)?;
+        let columns: Vec<String> = checkpoint::config_entry(&meta, "columns", path)?;
         let intrinsic_dim: Option<usize> =
-            serde_json::from_value(field("intrinsic_dim")).unwrap_or(None);
-        let history: Vec<HistoryPoint> =
-            serde_json::from_value(field("history")).unwrap_or_default();
+            checkpoint::config_entry_or_default(&meta, "intrinsic_dim");
+        let history: Vec<HistoryPoint> = checkpoint::config_entry_or_default(&meta, "history");
         let input = cfg.model.input;
         if input == 0
             || standardizer.dim() != input
@@ -128,10 +118,9 @@ impl Lab {
                 "the standardisation in the config is not finite and positive",
             ));
         }
-        let (varmap, vb) = new_varmap();
-        let model =
-            RelevanceVae::new(&cfg.model, vb).map_err(|e| CheckpointError::other(path, e))?;
-        checkpoint::fill_varmap(&varmap, tensors, path)?;
+        let (model, varmap) = checkpoint::build_model(tensors, path, |vm| {
+            RelevanceVae::new(&cfg.model, crate::nn::var_builder(vm))
+        })?;
         Ok(Self {
             meta,
             cfg,
@@ -145,23 +134,16 @@ impl Lab {
     }
 
     pub fn load(path: &Path) -> Result<Self, CheckpointError> {
-        let loaded = checkpoint::load(path)?;
-        loaded.expect_family(FAMILY)?;
+        let loaded = checkpoint::load_family(path, FAMILY)?;
         Self::build(loaded.meta, &loaded.tensors, path)
     }
 
     pub fn from_snapshot(s: &Snapshot) -> anyhow::Result<Self> {
-        let tensors = s.tensors.iter().cloned().collect();
-        Ok(Self::build(
-            s.meta.clone(),
-            &tensors,
-            Path::new("(training)"),
-        )?)
+        let path = Path::new(checkpoint::TRAINING);
+        Ok(Self::build(s.meta.clone(), &s.tensor_map(), path)?)
     }
 
     pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
-        let tensors =
-            crate::nn::varmap_tensors(&self.varmap).map_err(|e| CheckpointError::other(path, e))?;
         let mut meta = self.meta.clone();
         meta.config = config_json(
             &self.cfg,
@@ -170,7 +152,7 @@ impl Lab {
             self.intrinsic_dim,
             &self.history,
         );
-        checkpoint::save(path, &tensors, &meta)
+        checkpoint::save_varmap(path, &self.varmap, &meta)
     }
 
     pub fn latent_dims(&self) -> usize {

@@ -14,7 +14,6 @@ use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 
 use crate::nn::checkpoint::{self, CheckpointError, Metadata};
-use crate::nn::new_varmap;
 use crate::worker::Snapshot;
 use data::FRAME_LEN;
 use eval::Calibration;
@@ -43,19 +42,11 @@ impl Lab {
         tensors: &std::collections::HashMap<String, Tensor>,
         path: &Path,
     ) -> Result<Self, CheckpointError> {
-        let bad = |k: &str| CheckpointError::Metadata {
-            path: path.to_owned(),
-            key: k.into(),
-        };
-        let cfg: TrainConfig =
-            serde_json::from_value(meta.config.get("train").cloned().unwrap_or_default())
-                .map_err(|_| bad("config.train"))?;
-        let calibration: Calibration =
-            serde_json::from_value(meta.config.get("calibration").cloned().unwrap_or_default())
-                .unwrap_or_default();
-        let (varmap, vb) = new_varmap();
-        let model = SpsVision::new(&cfg.model, vb).map_err(|e| CheckpointError::other(path, e))?;
-        checkpoint::fill_varmap(&varmap, tensors, path)?;
+        let cfg: TrainConfig = checkpoint::config_entry(&meta, "train", path)?;
+        let calibration = checkpoint::config_entry_or_default(&meta, "calibration");
+        let (model, varmap) = checkpoint::build_model(tensors, path, |vm| {
+            SpsVision::new(&cfg.model, crate::nn::var_builder(vm))
+        })?;
         Ok(Self {
             meta,
             cfg,
@@ -66,18 +57,13 @@ impl Lab {
     }
 
     pub fn load(path: &Path) -> Result<Self, CheckpointError> {
-        let loaded = checkpoint::load(path)?;
-        loaded.expect_family(FAMILY)?;
+        let loaded = checkpoint::load_family(path, FAMILY)?;
         Self::build(loaded.meta, &loaded.tensors, path)
     }
 
     pub fn from_snapshot(s: &Snapshot) -> anyhow::Result<Self> {
-        let tensors = s.tensors.iter().cloned().collect();
-        Ok(Self::build(
-            s.meta.clone(),
-            &tensors,
-            Path::new("(training)"),
-        )?)
+        let path = Path::new(checkpoint::TRAINING);
+        Ok(Self::build(s.meta.clone(), &s.tensor_map(), path)?)
     }
 
     /// Read a state_dict saved by the official PyTorch code (paper sizes).
@@ -97,11 +83,9 @@ impl Lab {
     }
 
     pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
-        let tensors =
-            crate::nn::varmap_tensors(&self.varmap).map_err(|e| CheckpointError::other(path, e))?;
         let mut meta = self.meta.clone();
         meta.config = config_json(&self.cfg, &self.calibration);
-        checkpoint::save(path, &tensors, &meta)
+        checkpoint::save_varmap(path, &self.varmap, &meta)
     }
 
     /// Decode one latent to a frame (CHW, values in [0, 1]).

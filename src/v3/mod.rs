@@ -64,19 +64,13 @@ impl Lab {
             path: path.to_owned(),
             key: k.into(),
         };
-        let cfg: TrainConfig =
-            serde_json::from_value(meta.config.get("train").cloned().unwrap_or_default())
-                .map_err(|_| bad("config.train"))?;
+        let cfg: TrainConfig = checkpoint::config_entry(&meta, "train", path)?;
         if family_name(cfg.model.domain) != meta.family {
             return Err(bad("config.train.model.domain"));
         }
-        let summary: Summary =
-            serde_json::from_value(meta.config.get("summary").cloned().unwrap_or_default())
-                .unwrap_or_default();
-        let varmap = VarMap::new();
-        let model =
-            V3Model::new(&cfg.model, &varmap).map_err(|e| CheckpointError::other(path, e))?;
-        checkpoint::fill_varmap(&varmap, tensors, path)?;
+        let summary: Summary = checkpoint::config_entry_or_default(&meta, "summary");
+        let (model, varmap) =
+            checkpoint::build_model(tensors, path, |vm| V3Model::new(&cfg.model, vm))?;
         Ok(Self {
             meta,
             cfg,
@@ -96,20 +90,14 @@ impl Lab {
     }
 
     pub fn from_snapshot(s: &Snapshot) -> anyhow::Result<Self> {
-        let tensors = s.tensors.iter().cloned().collect();
-        Ok(Self::build(
-            s.meta.clone(),
-            &tensors,
-            Path::new("(training)"),
-        )?)
+        let path = Path::new(checkpoint::TRAINING);
+        Ok(Self::build(s.meta.clone(), &s.tensor_map(), path)?)
     }
 
     pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
-        let tensors =
-            crate::nn::varmap_tensors(&self.varmap).map_err(|e| CheckpointError::other(path, e))?;
         let mut meta = self.meta.clone();
         meta.config = config_json(&self.cfg, &self.summary);
-        checkpoint::save(path, &tensors, &meta)
+        checkpoint::save_varmap(path, &self.varmap, &meta)
     }
 
     pub fn domain(&self) -> Domain {

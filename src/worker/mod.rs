@@ -18,6 +18,13 @@ pub struct Snapshot {
     pub tensors: Vec<(String, Tensor)>,
 }
 
+impl Snapshot {
+    /// The tensors by name, as a checkpoint loader takes them.
+    pub fn tensor_map(&self) -> std::collections::HashMap<String, Tensor> {
+        self.tensors.iter().cloned().collect()
+    }
+}
+
 /// Losses of one training step, by name, in the order the family lists them.
 #[derive(Clone, Debug, Default)]
 pub struct StepStats {
