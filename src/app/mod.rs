@@ -1,8 +1,10 @@
 //! The egui shell: one tab per model family behind the small [`Tab`] trait, shared audio and
 //! file dialogs, persisted state. `logic` does the work, `ui` only draws.
 
+mod background;
 mod files;
 
+pub use background::Background;
 pub use files::{FileRequest, PathField};
 
 use std::path::{Path, PathBuf};

@@ -5,7 +5,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
 use egui::{Color32, ColorImage, TextureHandle, TextureOptions, Vec2};
@@ -14,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::train::{IeVaeTrainer, TrainConfig};
 use super::{DEFAULT_FILE, FAMILY, Lab};
-use crate::app::{FileRequest, PathField, Shared, Tab};
+use crate::app::{Background, FileRequest, PathField, Shared, Tab};
 use crate::digits::classifier::DigitClassifier;
 use crate::digits::render::{centre_drawing, stamp_segment};
 use crate::digits::{DigitSet, PIXELS, SIDE};
@@ -125,7 +124,7 @@ pub struct ClassPoseTab {
     training: Option<Training>,
     finished: Option<Training>,
     commands: Vec<Command>,
-    background: Vec<Receiver<Result<PathBuf, String>>>,
+    background: Background<Result<PathBuf, String>>,
 }
 
 #[derive(Default)]
@@ -190,7 +189,7 @@ impl ClassPoseTab {
             training: None,
             finished: None,
             commands: Vec::new(),
-            background: Vec::new(),
+            background: Background::default(),
         };
         if default_path.is_file() {
             tab.open(&default_path, shared);
@@ -387,30 +386,13 @@ impl ClassPoseTab {
         }
     }
 
-    fn run_in_background(
-        &mut self,
-        work: impl FnOnce() -> Result<PathBuf, String> + Send + 'static,
-    ) {
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            let _ = tx.send(work());
-        });
-        self.background.push(rx);
-    }
-
     fn drain_background(&mut self, shared: &mut Shared) {
-        self.background.retain(|rx| match rx.try_recv() {
-            Ok(Ok(p)) => {
-                shared.info(format!("wrote {}", p.display()));
-                false
+        for done in self.background.finished(shared) {
+            match done {
+                Ok(p) => shared.info(format!("wrote {}", p.display())),
+                Err(e) => shared.error(e),
             }
-            Ok(Err(e)) => {
-                shared.error(e);
-                false
-            }
-            Err(std::sync::mpsc::TryRecvError::Empty) => true,
-            Err(std::sync::mpsc::TryRecvError::Disconnected) => false,
-        });
+        }
     }
 
     fn apply(&mut self, command: Command, shared: &mut Shared) {
@@ -467,7 +449,8 @@ impl ClassPoseTab {
                 let Some(lab) = self.lab.clone() else {
                     return shared.error("no model to save");
                 };
-                self.run_in_background(move || lab.save(&p).map(|_| p).map_err(|e| e.to_string()));
+                self.background
+                    .run(move || lab.save(&p).map(|_| p).map_err(|e| e.to_string()));
             }
             Command::Train => self.start_training(shared),
             Command::Stop => {
@@ -481,7 +464,7 @@ impl ClassPoseTab {
             Command::ExportTraversal(p) => {
                 let Some(lab) = self.lab.clone() else { return };
                 let dim = self.state.traversal_dim;
-                self.run_in_background(move || {
+                self.background.run(move || {
                     let fig =
                         super::cli::traversal_figure(&lab, dim, 9).map_err(|e| format!("{e:#}"))?;
                     crate::figures::save(&fig, &p).map_err(|e| format!("{e:#}"))?;
@@ -490,7 +473,7 @@ impl ClassPoseTab {
             }
             Command::ExportSwap(p) => {
                 let Some(lab) = self.lab.clone() else { return };
-                self.run_in_background(move || {
+                self.background.run(move || {
                     let fig = super::cli::swap_figure(&lab, 8).map_err(|e| format!("{e:#}"))?;
                     crate::figures::save(&fig, &p).map_err(|e| format!("{e:#}"))?;
                     Ok(p)

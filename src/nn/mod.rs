@@ -451,6 +451,46 @@ pub fn var_builder(varmap: &VarMap) -> VarBuilder<'static> {
     VarBuilder::from_varmap(varmap, DType::F32, &Device::Cpu)
 }
 
+/// Draw the weights and biases of linear layers again from U(+-bound) with our own seeded
+/// generator (candle's CPU generator cannot be seeded), so that a seed fixes a training run
+/// completely. `init_of(name)` gives each variable's scheme; `None` leaves it as built
+/// (buffers, codebooks).
+pub fn seeded_init(
+    varmap: &VarMap,
+    init_of: impl Fn(&str) -> Option<WeightInit>,
+    rng: &mut rand::rngs::StdRng,
+) -> anyhow::Result<()> {
+    use rand::Rng;
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| anyhow::anyhow!("variable map poisoned"))?;
+    let mut names: Vec<&String> = data.keys().collect();
+    names.sort();
+    for name in names {
+        let Some(init) = init_of(name) else { continue };
+        let var = &data[name];
+        let fan_in = match name.strip_suffix(".bias") {
+            Some(layer) => data
+                .get(&format!("{layer}.weight"))
+                .and_then(|w| w.dims().get(1).copied())
+                .unwrap_or(1),
+            None => var.dims().get(1).copied().unwrap_or(1),
+        };
+        let (w, b) = init.hints(fan_in);
+        let bound = match (name.ends_with(".bias"), w, b) {
+            (false, candle_nn::Init::Uniform { up, .. }, _) => up,
+            (true, _, candle_nn::Init::Uniform { up, .. }) => up,
+            _ => 1.0 / (fan_in as f64).sqrt(),
+        };
+        let values: Vec<f32> = (0..var.elem_count())
+            .map(|_| rng.random_range(-bound..=bound) as f32)
+            .collect();
+        var.set(&Tensor::from_vec(values, var.dims(), &Device::Cpu)?)?;
+    }
+    Ok(())
+}
+
 /// Copies of every variable, detached from the autograd graph, sorted by name.
 pub fn varmap_tensors(varmap: &VarMap) -> Result<Vec<(String, Tensor)>> {
     let data = varmap

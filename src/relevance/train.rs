@@ -149,38 +149,6 @@ impl Standardizer {
     }
 }
 
-/// Draw every weight and bias from U(+-bound) with our own seeded generator (candle's CPU
-/// generator cannot be seeded), so that a seed fixes a training run completely.
-pub fn seeded_init(varmap: &VarMap, init: WeightInit, rng: &mut StdRng) -> anyhow::Result<()> {
-    let data = varmap
-        .data()
-        .lock()
-        .map_err(|_| anyhow::anyhow!("variable map poisoned"))?;
-    let mut names: Vec<&String> = data.keys().collect();
-    names.sort();
-    for name in names {
-        let var = &data[name];
-        let fan_in = match name.strip_suffix(".bias") {
-            Some(layer) => data
-                .get(&format!("{layer}.weight"))
-                .and_then(|w| w.dims().get(1).copied())
-                .unwrap_or(1),
-            None => var.dims().get(1).copied().unwrap_or(1),
-        };
-        let (w, b) = init.hints(fan_in);
-        let bound = match (name.ends_with(".bias"), w, b) {
-            (false, candle_nn::Init::Uniform { up, .. }, _) => up,
-            (true, _, candle_nn::Init::Uniform { up, .. }) => up,
-            _ => 1.0 / (fan_in as f64).sqrt(),
-        };
-        let values: Vec<f32> = (0..var.elem_count())
-            .map(|_| rng.random_range(-bound..=bound) as f32)
-            .collect();
-        var.set(&Tensor::from_vec(values, var.dims(), &Device::Cpu)?)?;
-    }
-    Ok(())
-}
-
 /// Standardised features of some rows as an (N, d) tensor.
 pub fn feature_tensor(
     data: &Dataset,
@@ -245,7 +213,8 @@ impl RelevanceTrainer {
         let (varmap, vb) = new_varmap();
         let model = RelevanceVae::new(&cfg.model, vb)?;
         let mut rng = StdRng::seed_from_u64(seed);
-        seeded_init(&varmap, cfg.model.init, &mut rng)?;
+        let init = cfg.model.init;
+        crate::nn::seeded_init(&varmap, |_| Some(init), &mut rng)?;
         let params = ParamsAdamW {
             lr: cfg.lr,
             weight_decay: 0.0,

@@ -17,7 +17,7 @@ use super::train::{
     DEFAULT_BETA, DEFAULT_LATENT, RelevanceTrainer, SweepTrainer, TrainConfig, sweep_results,
 };
 use super::{FAMILY, HistoryPoint, Lab};
-use crate::app::{FileRequest, PathField, Shared, Tab};
+use crate::app::{Background, FileRequest, PathField, Shared, Tab};
 use crate::figures::{self, Figure};
 use crate::worker::{self, JobHandle, JobOptions};
 
@@ -160,7 +160,7 @@ pub struct RelevanceTab {
     /// decoded features along the traversal (for 2-D pictures of non-muon data)
     traversal_path: Vec<Vec<f32>>,
     commands: Vec<Command>,
-    background: Vec<Receiver<Result<String, String>>>,
+    background: Background<Result<String, String>>,
 }
 
 impl RelevanceTab {
@@ -185,7 +185,7 @@ impl RelevanceTab {
             decoded: None,
             traversal_path: Vec::new(),
             commands: Vec::new(),
-            background: Vec::new(),
+            background: Background::default(),
         };
         if default_path.is_file() {
             tab.open(&default_path, shared);
@@ -472,30 +472,13 @@ impl RelevanceTab {
         }
     }
 
-    fn run_in_background(
-        &mut self,
-        work: impl FnOnce() -> Result<String, String> + Send + 'static,
-    ) {
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            let _ = tx.send(work());
-        });
-        self.background.push(rx);
-    }
-
     fn drain_background(&mut self, shared: &mut Shared) {
-        let mut keep = Vec::new();
-        for rx in self.background.drain(..) {
-            match rx.try_recv() {
-                Ok(Ok(msg)) => shared.info(msg),
-                Ok(Err(e)) => shared.error(e),
-                Err(TryRecvError::Empty) => keep.push(rx),
-                Err(TryRecvError::Disconnected) => {
-                    shared.error("a background task ended without a result")
-                }
+        for done in self.background.finished(shared) {
+            match done {
+                Ok(msg) => shared.info(msg),
+                Err(e) => shared.error(e),
             }
         }
-        self.background = keep;
     }
 
     fn figure(&self, kind: FigureKind) -> Result<Figure, String> {
@@ -570,7 +553,7 @@ impl RelevanceTab {
                 let Some(lab) = self.lab.clone() else {
                     return shared.error("no model to save");
                 };
-                self.run_in_background(move || {
+                self.background.run(move || {
                     lab.save(&p)
                         .map(|_| format!("saved {}", p.display()))
                         .map_err(|e| e.to_string())
@@ -592,7 +575,7 @@ impl RelevanceTab {
                 }
             }
             Command::Export(kind, p) => match self.figure(kind) {
-                Ok(fig) => self.run_in_background(move || {
+                Ok(fig) => self.background.run(move || {
                     figures::save(&fig, &p)
                         .map(|_| format!("wrote {}", p.display()))
                         .map_err(|e| format!("{e:#}"))

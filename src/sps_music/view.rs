@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points, VLine};
@@ -12,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::data::{self, FRAMES_PER_NOTE};
 use super::train::{PRESETS, SpsTrainer, TrainConfig};
 use super::{FAMILY, Lab};
-use crate::app::{FileRequest, PathField, Shared, Tab};
+use crate::app::{Background, FileRequest, PathField, Shared, Tab};
 use crate::audio::dsp::{self, N_BINS, Partial, SAMPLE_RATE};
 use crate::audio::engine::{MAX_PARTIALS, VoiceParams};
 use crate::worker::{self, JobHandle, JobOptions};
@@ -90,7 +89,7 @@ pub struct PitchTab {
     spectrum: Option<(Vec<f32>, Vec<f32>)>,
     pub live: bool,
     voice_dirty: bool,
-    background: Vec<Receiver<Result<BackgroundDone, String>>>,
+    background: Background<Result<BackgroundDone, String>>,
 }
 
 enum BackgroundDone {
@@ -118,7 +117,7 @@ impl PitchTab {
             spectrum: None,
             live: false,
             voice_dirty: true,
-            background: Vec::new(),
+            background: Background::default(),
         };
         tab.open(&default_path, shared);
         tab
@@ -304,17 +303,6 @@ impl PitchTab {
         }
     }
 
-    fn run_in_background(
-        &mut self,
-        work: impl FnOnce() -> Result<BackgroundDone, String> + Send + 'static,
-    ) {
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            let _ = tx.send(work());
-        });
-        self.background.push(rx);
-    }
-
     fn apply(&mut self, command: Command, shared: &mut Shared) {
         match command {
             Command::Open(p) => self.open(&p, shared),
@@ -322,7 +310,7 @@ impl PitchTab {
                 let Some(lab) = self.lab.clone() else {
                     return shared.error("no model to save");
                 };
-                self.run_in_background(move || {
+                self.background.run(move || {
                     lab.save(&p)
                         .map(|_| BackgroundDone::Wrote(p))
                         .map_err(|e| e.to_string())
@@ -356,7 +344,7 @@ impl PitchTab {
                     .unwrap_or(60.0)
                     .round();
                 let rate = shared.audio.controller().sample_rate();
-                self.run_in_background(move || {
+                self.background.run(move || {
                     let latents: Vec<Vec<f32>> = data::SCALE
                         .iter()
                         .map(|s| {
@@ -377,7 +365,7 @@ impl PitchTab {
             Command::ExportSweep(p) => {
                 let Some(lab) = self.lab.clone() else { return };
                 let instrument = self.state.instrument;
-                self.run_in_background(move || {
+                self.background.run(move || {
                     let audio = lab
                         .render_notes(&super::cli::pitch_sweep(&lab, 25, instrument), 64)
                         .map_err(|e| e.to_string())?;
@@ -388,7 +376,7 @@ impl PitchTab {
             }
             Command::ExportPlot(p) => {
                 let Some(lab) = self.lab.clone() else { return };
-                self.run_in_background(move || {
+                self.background.run(move || {
                     crate::figures::save(&super::cli::embedding_figure(&lab), &p)
                         .map_err(|e| format!("{e:#}"))?;
                     Ok(BackgroundDone::Wrote(p))
@@ -402,21 +390,15 @@ impl PitchTab {
     }
 
     fn drain_background(&mut self, shared: &mut Shared) {
-        let mut keep = Vec::new();
-        for rx in self.background.drain(..) {
-            match rx.try_recv() {
-                Ok(Ok(BackgroundDone::Clip(samples))) => {
+        for done in self.background.finished(shared) {
+            match done {
+                Ok(BackgroundDone::Clip(samples)) => {
                     shared.audio.controller().play_clip(&samples);
                 }
-                Ok(Ok(BackgroundDone::Wrote(p))) => shared.info(format!("wrote {}", p.display())),
-                Ok(Err(e)) => shared.error(e),
-                Err(std::sync::mpsc::TryRecvError::Empty) => keep.push(rx),
-                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                    shared.error("a background task ended without a result")
-                }
+                Ok(BackgroundDone::Wrote(p)) => shared.info(format!("wrote {}", p.display())),
+                Err(e) => shared.error(e),
             }
         }
-        self.background = keep;
     }
 
     fn controls_ui(&mut self, ui: &mut egui::Ui) {

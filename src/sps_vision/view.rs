@@ -5,7 +5,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use egui::{Color32, ColorImage, TextureHandle, TextureOptions};
@@ -16,7 +15,7 @@ use super::data::{self, BASE_LEN, Camera, DT, SEQ_LEN, SIZE, Throw};
 use super::eval::{self, rotate_latent};
 use super::train::{PRESETS, TrainConfig, VisionTrainer};
 use super::{FAMILY, Lab};
-use crate::app::{FileRequest, PathField, Shared, Tab};
+use crate::app::{Background, FileRequest, PathField, Shared, Tab};
 use crate::worker::{self, JobHandle, JobOptions};
 
 /// What the tab remembers across restarts.
@@ -117,7 +116,7 @@ pub struct VisionTab {
     truth_tex: Option<TextureHandle>,
     throw_view: Option<ThrowView>,
     throw_dirty: bool,
-    background: Vec<Receiver<Result<BackgroundDone, String>>>,
+    background: Background<Result<BackgroundDone, String>>,
     camera: Camera,
 }
 
@@ -163,7 +162,7 @@ impl VisionTab {
             truth_tex: None,
             throw_view: None,
             throw_dirty: true,
-            background: Vec::new(),
+            background: Background::default(),
             camera: Camera::standard(),
         };
         if default_path.is_file() {
@@ -427,17 +426,6 @@ impl VisionTab {
         }
     }
 
-    fn run_in_background(
-        &mut self,
-        work: impl FnOnce() -> Result<BackgroundDone, String> + Send + 'static,
-    ) {
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            let _ = tx.send(work());
-        });
-        self.background.push(rx);
-    }
-
     fn apply(&mut self, command: Command, shared: &mut Shared) {
         match command {
             Command::Open(p) => self.open(&p, shared),
@@ -445,7 +433,7 @@ impl VisionTab {
                 let Some(lab) = self.lab.clone() else {
                     return shared.error("no model to save");
                 };
-                self.run_in_background(move || {
+                self.background.run(move || {
                     lab.save(&p)
                         .map(|_| BackgroundDone::Wrote(p))
                         .map_err(|e| e.to_string())
@@ -483,7 +471,7 @@ impl VisionTab {
             }
             Command::ExportTraversal(p) => {
                 let Some(lab) = self.lab.clone() else { return };
-                self.run_in_background(move || {
+                self.background.run(move || {
                     let fig =
                         super::cli::traversal_figure(&lab, 9).map_err(|e| format!("{e:#}"))?;
                     crate::figures::save(&fig, &p).map_err(|e| format!("{e:#}"))?;
@@ -494,7 +482,7 @@ impl VisionTab {
                 let Some(lab) = self.lab.clone() else { return };
                 let Some(view) = &self.throw_view else { return };
                 let throw = view.throw.clone();
-                self.run_in_background(move || {
+                self.background.run(move || {
                     let fig =
                         super::cli::rollout_figure(&lab, &throw).map_err(|e| format!("{e:#}"))?;
                     crate::figures::save(&fig, &p).map_err(|e| format!("{e:#}"))?;
@@ -505,18 +493,12 @@ impl VisionTab {
     }
 
     fn drain_background(&mut self, shared: &mut Shared) {
-        let mut keep = Vec::new();
-        for rx in self.background.drain(..) {
-            match rx.try_recv() {
-                Ok(Ok(BackgroundDone::Wrote(p))) => shared.info(format!("wrote {}", p.display())),
-                Ok(Err(e)) => shared.error(e),
-                Err(std::sync::mpsc::TryRecvError::Empty) => keep.push(rx),
-                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                    shared.error("a background task ended without a result")
-                }
+        for done in self.background.finished(shared) {
+            match done {
+                Ok(BackgroundDone::Wrote(p)) => shared.info(format!("wrote {}", p.display())),
+                Err(e) => shared.error(e),
             }
         }
-        self.background = keep;
     }
 
     /// Advance the roll-out animation: one frame per DT of wall time, as the throw was filmed.

@@ -164,12 +164,25 @@ impl V3Trainer {
             "{}: data of the wrong kind for this model",
             data.source
         );
-        // The seed fixes data order, k-means and restarts; candle's CPU generator (weight
-        // init) cannot be seeded.
+        // The seed fixes the starting weights (drawn again with our own generator: candle's
+        // CPU generator cannot be seeded), data order, k-means and restarts.
         let varmap = VarMap::new();
         let model = V3Model::new(&cfg.model, &varmap)?;
-        let opt = optimiser(&varmap, &cfg)?;
         let mut rng = StdRng::seed_from_u64(seed);
+        crate::nn::seeded_init(
+            &varmap,
+            |name| {
+                if name.starts_with("vq.") {
+                    None
+                } else if name.starts_with("decoder.out.") {
+                    Some(crate::nn::WeightInit::PyTorch)
+                } else {
+                    Some(crate::nn::WeightInit::He)
+                }
+            },
+            &mut rng,
+        )?;
+        let opt = optimiser(&varmap, &cfg)?;
         let order = data.epoch(&mut rng);
         Ok(Self {
             cfg,

@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use egui_plot::{Legend, Plot, PlotPoints, Points};
@@ -16,7 +15,7 @@ use super::data::{self, Dataset, Domain, Sample};
 use super::eval::nearest;
 use super::train::{PRESETS, TrainConfig, V3Trainer};
 use super::{Lab, fragment_audio, fragment_image};
-use crate::app::{FileRequest, PathField, Shared, Tab};
+use crate::app::{Background, FileRequest, PathField, Shared, Tab};
 use crate::audio::dsp::{self, SAMPLE_RATE, Stft};
 use crate::worker::{self, JobHandle, JobOptions};
 
@@ -185,7 +184,7 @@ pub struct CodebookTab {
     training: Option<Training>,
     finished_training: Option<Training>,
     commands: Vec<Command>,
-    background: Vec<Receiver<BackgroundDone>>,
+    background: Background<BackgroundDone>,
     stft: Stft,
     /// milliseconds from click to the clip being queued, of the last play
     pub last_play_ms: Option<f64>,
@@ -221,7 +220,7 @@ impl CodebookTab {
             training: None,
             finished_training: None,
             commands: Vec::new(),
-            background: Vec::new(),
+            background: Background::default(),
             stft: Stft::new(),
             last_play_ms: None,
         };
@@ -276,7 +275,7 @@ impl CodebookTab {
             .map(|l| super::cli::data_spec(l, None))
             .unwrap_or_else(|| data::default_spec(domain).into());
         self.samples_loading = Some(domain);
-        self.run_in_background(move || {
+        self.background.run(move || {
             let quiet = |_: String| {};
             BackgroundDone::Samples(
                 domain,
@@ -519,19 +518,10 @@ impl CodebookTab {
         }
     }
 
-    fn run_in_background(&mut self, work: impl FnOnce() -> BackgroundDone + Send + 'static) {
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            let _ = tx.send(work());
-        });
-        self.background.push(rx);
-    }
-
     fn drain_background(&mut self, shared: &mut Shared) {
-        let mut keep = Vec::new();
-        for rx in self.background.drain(..) {
-            match rx.try_recv() {
-                Ok(BackgroundDone::Samples(domain, result)) => {
+        for done in self.background.finished(shared) {
+            match done {
+                BackgroundDone::Samples(domain, result) => {
                     if self.samples_loading == Some(domain) {
                         self.samples_loading = None;
                     }
@@ -545,15 +535,10 @@ impl CodebookTab {
                         Err(e) => shared.error(format!("evaluation samples: {e}")),
                     }
                 }
-                Ok(BackgroundDone::Wrote(p)) => shared.info(format!("wrote {}", p.display())),
-                Ok(BackgroundDone::Failed(e)) => shared.error(e),
-                Err(std::sync::mpsc::TryRecvError::Empty) => keep.push(rx),
-                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                    shared.error("a background task ended without a result")
-                }
+                BackgroundDone::Wrote(p) => shared.info(format!("wrote {}", p.display())),
+                BackgroundDone::Failed(e) => shared.error(e),
             }
         }
-        self.background = keep;
     }
 
     fn apply(&mut self, command: Command, shared: &mut Shared) {
@@ -586,7 +571,7 @@ impl CodebookTab {
                 let Some(lab) = self.lab.clone() else {
                     return shared.error("no model to save");
                 };
-                self.run_in_background(move || match lab.save(&p) {
+                self.background.run(move || match lab.save(&p) {
                     Ok(()) => BackgroundDone::Wrote(p),
                     Err(e) => BackgroundDone::Failed(e.to_string()),
                 });
@@ -638,7 +623,7 @@ impl CodebookTab {
                 let Some(lab) = self.lab.clone() else { return };
                 let style = self.style_latent();
                 let name = self.style_name();
-                self.run_in_background(move || {
+                self.background.run(move || {
                     let figure = match kind {
                         ExportKind::Codebook => {
                             codebook_figure(&lab, style.as_deref().map(|s| (name.as_str(), s)))
