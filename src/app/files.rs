@@ -123,4 +123,31 @@ impl PathField {
         })
         .inner
     }
+
+    /// The "checkpoint" row every tab has: Open (always) and Save (when `can_save`).
+    pub fn checkpoint_row(
+        &mut self,
+        ui: &mut egui::Ui,
+        hint: &str,
+        can_save: bool,
+    ) -> Option<CheckpointAction> {
+        match self.row(
+            ui,
+            "checkpoint",
+            hint,
+            FileRequest::Open,
+            &[("checkpoint", &["safetensors"][..])],
+            &[("Open", true), ("Save", can_save)],
+        ) {
+            Some((0, p)) => Some(CheckpointAction::Open(p)),
+            Some((_, p)) => Some(CheckpointAction::Save(p)),
+            None => None,
+        }
+    }
+}
+
+/// What the user asked of a [`PathField::checkpoint_row`].
+pub enum CheckpointAction {
+    Open(PathBuf),
+    Save(PathBuf),
 }

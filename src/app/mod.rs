@@ -5,7 +5,7 @@ mod background;
 mod files;
 
 pub use background::Background;
-pub use files::{FileRequest, PathField};
+pub use files::{CheckpointAction, FileRequest, PathField};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

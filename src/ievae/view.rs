@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::train::{IeVaeTrainer, TrainConfig};
 use super::{DEFAULT_FILE, FAMILY, Lab};
-use crate::app::{Background, FileRequest, PathField, Shared, Tab};
+use crate::app::{Background, CheckpointAction, FileRequest, PathField, Shared, Tab};
 use crate::digits::classifier::DigitClassifier;
 use crate::digits::render::{centre_drawing, stamp_segment};
 use crate::digits::{DigitSet, PIXELS, SIDE};
@@ -794,16 +794,12 @@ impl ClassPoseTab {
 
     fn files_ui(&mut self, ui: &mut egui::Ui) {
         let loaded = self.lab.is_some();
-        match self.checkpoint.row(
-            ui,
-            "checkpoint",
-            "model.safetensors",
-            FileRequest::Open,
-            &[("checkpoint", &["safetensors"][..])],
-            &[("Open", true), ("Save", loaded)],
-        ) {
-            Some((0, p)) => self.commands.push(Command::Open(p)),
-            Some((_, p)) => self.commands.push(Command::Save(p)),
+        match self
+            .checkpoint
+            .checkpoint_row(ui, "model.safetensors", loaded)
+        {
+            Some(CheckpointAction::Open(p)) => self.commands.push(Command::Open(p)),
+            Some(CheckpointAction::Save(p)) => self.commands.push(Command::Save(p)),
             None => {}
         }
         let dims = self.state.pose.len().max(1);

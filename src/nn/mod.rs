@@ -533,22 +533,36 @@ mod tests {
                 .as_tensor()
                 .conv2d(weight.as_tensor(), p, s, 1, 1)?
                 .broadcast_add(&bias.reshape((1, (), 1, 1))?)?;
-            assert_eq!(ours.dims(), theirs.dims(), "k{k} s{s} p{p}");
-            let diff = (&ours - &theirs)?.abs()?.max_all()?.to_scalar::<f32>()?;
-            assert!(diff < 1e-4, "k{k} s{s} p{p}: forward differs by {diff}");
-            let probe = Tensor::randn(0f32, 1.0, ours.dims(), &Device::Cpu)?;
-            let g1 = (&ours * &probe)?.sum_all()?.backward()?;
-            let g2 = (&theirs * &probe)?.sum_all()?.backward()?;
-            for t in [x.as_tensor(), weight.as_tensor()] {
-                let a = g1
-                    .get(t)
-                    .ok_or_else(|| candle_core::Error::Msg("no grad".into()))?;
-                let b = g2
-                    .get(t)
-                    .ok_or_else(|| candle_core::Error::Msg("no grad".into()))?;
-                let d = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
-                assert!(d < 1e-3, "k{k} s{s} p{p}: gradient differs by {d}");
-            }
+            assert_same_layer(
+                &ours,
+                &theirs,
+                &[x.as_tensor(), weight.as_tensor()],
+                &format!("k{k} s{s} p{p}"),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Our layer's output against candle's: forward to 1e-4, and the gradients of a random
+    /// weighted sum with respect to `inputs` to 1e-3.
+    fn assert_same_layer(
+        ours: &Tensor,
+        theirs: &Tensor,
+        inputs: &[&Tensor],
+        case: &str,
+    ) -> Result<()> {
+        assert_eq!(ours.dims(), theirs.dims(), "{case}");
+        let diff = (ours - theirs)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(diff < 1e-4, "{case}: forward differs by {diff}");
+        let probe = Tensor::randn(0f32, 1.0, ours.dims(), &Device::Cpu)?;
+        let g1 = (ours * &probe)?.sum_all()?.backward()?;
+        let g2 = (theirs * &probe)?.sum_all()?.backward()?;
+        for t in inputs {
+            let no_grad = || candle_core::Error::Msg("no grad".into());
+            let a = g1.get(t).ok_or_else(no_grad)?;
+            let b = g2.get(t).ok_or_else(no_grad)?;
+            let d = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(d < 1e-3, "{case}: gradient differs by {d}");
         }
         Ok(())
     }
@@ -573,22 +587,12 @@ mod tests {
                 .as_tensor()
                 .conv_transpose2d(weight.as_tensor(), p, 0, s, 1)?
                 .broadcast_add(&bias.reshape((1, (), 1, 1))?)?;
-            assert_eq!(ours.dims(), theirs.dims(), "k{k} s{s} p{p}");
-            let diff = (&ours - &theirs)?.abs()?.max_all()?.to_scalar::<f32>()?;
-            assert!(diff < 1e-4, "k{k} s{s} p{p}: forward differs by {diff}");
-            let probe = Tensor::randn(0f32, 1.0, ours.dims(), &Device::Cpu)?;
-            let g1 = (&ours * &probe)?.sum_all()?.backward()?;
-            let g2 = (&theirs * &probe)?.sum_all()?.backward()?;
-            for t in [x.as_tensor(), weight.as_tensor()] {
-                let a = g1
-                    .get(t)
-                    .ok_or_else(|| candle_core::Error::Msg("no grad".into()))?;
-                let b = g2
-                    .get(t)
-                    .ok_or_else(|| candle_core::Error::Msg("no grad".into()))?;
-                let d = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
-                assert!(d < 1e-3, "k{k} s{s} p{p}: gradient differs by {d}");
-            }
+            assert_same_layer(
+                &ours,
+                &theirs,
+                &[x.as_tensor(), weight.as_tensor()],
+                &format!("k{k} s{s} p{p}"),
+            )?;
         }
         Ok(())
     }

@@ -17,7 +17,7 @@ use super::train::{
     DEFAULT_BETA, DEFAULT_LATENT, RelevanceTrainer, SweepTrainer, TrainConfig, sweep_results,
 };
 use super::{FAMILY, HistoryPoint, Lab};
-use crate::app::{Background, FileRequest, PathField, Shared, Tab};
+use crate::app::{Background, CheckpointAction, FileRequest, PathField, Shared, Tab};
 use crate::figures::{self, Figure};
 use crate::worker::{self, JobHandle, JobOptions};
 
@@ -1100,18 +1100,12 @@ impl RelevanceTab {
     }
 
     fn files_ui(&mut self, ui: &mut egui::Ui) {
-        let checkpoint = [("checkpoint", &["safetensors"][..])];
-        let actions = [("Open", true), ("Save", self.lab.is_some())];
-        match self.checkpoint.row(
-            ui,
-            "checkpoint",
-            "model.safetensors",
-            FileRequest::Open,
-            &checkpoint,
-            &actions,
-        ) {
-            Some((0, p)) => self.commands.push(Command::Open(p)),
-            Some((_, p)) => self.commands.push(Command::Save(p)),
+        match self
+            .checkpoint
+            .checkpoint_row(ui, "model.safetensors", self.lab.is_some())
+        {
+            Some(CheckpointAction::Open(p)) => self.commands.push(Command::Open(p)),
+            Some(CheckpointAction::Save(p)) => self.commands.push(Command::Save(p)),
             None => {}
         }
         ui.horizontal(|ui| {

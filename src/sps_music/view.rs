@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::data::{self, FRAMES_PER_NOTE};
 use super::train::{PRESETS, SpsTrainer, TrainConfig};
 use super::{FAMILY, Lab};
-use crate::app::{Background, FileRequest, PathField, Shared, Tab};
+use crate::app::{Background, CheckpointAction, FileRequest, PathField, Shared, Tab};
 use crate::audio::dsp::{self, N_BINS, Partial, SAMPLE_RATE};
 use crate::audio::engine::{MAX_PARTIALS, VoiceParams};
 use crate::worker::{self, JobHandle, JobOptions};
@@ -610,17 +610,12 @@ impl PitchTab {
 
     fn files_ui(&mut self, ui: &mut egui::Ui) {
         let loaded = self.lab.is_some();
-        let checkpoint = [("checkpoint", &["safetensors"][..])];
-        match self.checkpoint.row(
-            ui,
-            "checkpoint",
-            "model.safetensors",
-            FileRequest::Open,
-            &checkpoint,
-            &[("Open", true), ("Save", loaded)],
-        ) {
-            Some((0, p)) => self.commands.push(Command::Open(p)),
-            Some((_, p)) => self.commands.push(Command::Save(p)),
+        match self
+            .checkpoint
+            .checkpoint_row(ui, "model.safetensors", loaded)
+        {
+            Some(CheckpointAction::Open(p)) => self.commands.push(Command::Open(p)),
+            Some(CheckpointAction::Save(p)) => self.commands.push(Command::Save(p)),
             None => {}
         }
         let pytorch = [("PyTorch", &["pt", "pth"][..])];

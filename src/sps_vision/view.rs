@@ -15,7 +15,7 @@ use super::data::{self, BASE_LEN, Camera, DT, SEQ_LEN, SIZE, Throw};
 use super::eval::{self, rotate_latent};
 use super::train::{PRESETS, TrainConfig, VisionTrainer};
 use super::{FAMILY, Lab};
-use crate::app::{Background, FileRequest, PathField, Shared, Tab};
+use crate::app::{Background, CheckpointAction, FileRequest, PathField, Shared, Tab};
 use crate::worker::{self, JobHandle, JobOptions};
 
 /// What the tab remembers across restarts.
@@ -787,17 +787,12 @@ impl VisionTab {
 
     fn files_ui(&mut self, ui: &mut egui::Ui) {
         let loaded = self.lab.is_some();
-        let checkpoint = [("checkpoint", &["safetensors"][..])];
-        match self.checkpoint.row(
-            ui,
-            "checkpoint",
-            "model.safetensors",
-            FileRequest::Open,
-            &checkpoint,
-            &[("Open", true), ("Save", loaded)],
-        ) {
-            Some((0, p)) => self.commands.push(Command::Open(p)),
-            Some((_, p)) => self.commands.push(Command::Save(p)),
+        match self
+            .checkpoint
+            .checkpoint_row(ui, "model.safetensors", loaded)
+        {
+            Some(CheckpointAction::Open(p)) => self.commands.push(Command::Open(p)),
+            Some(CheckpointAction::Save(p)) => self.commands.push(Command::Save(p)),
             None => {}
         }
         let pytorch = [("PyTorch", &["pt", "pth"][..])];

@@ -15,7 +15,7 @@ use super::data::{self, Dataset, Domain, Sample};
 use super::eval::nearest;
 use super::train::{PRESETS, TrainConfig, V3Trainer};
 use super::{Lab, fragment_audio, fragment_image};
-use crate::app::{Background, FileRequest, PathField, Shared, Tab};
+use crate::app::{Background, CheckpointAction, FileRequest, PathField, Shared, Tab};
 use crate::audio::dsp::{self, SAMPLE_RATE, Stft};
 use crate::worker::{self, JobHandle, JobOptions};
 
@@ -1070,17 +1070,9 @@ impl CodebookTab {
 
     fn files_ui(&mut self, ui: &mut egui::Ui) {
         let loaded = self.lab.is_some();
-        let checkpoint = [("checkpoint", &["safetensors"][..])];
-        match self.checkpoint.row(
-            ui,
-            "checkpoint",
-            "v3.safetensors",
-            FileRequest::Open,
-            &checkpoint,
-            &[("Open", true), ("Save", loaded)],
-        ) {
-            Some((0, p)) => self.commands.push(Command::Open(p)),
-            Some((_, p)) => self.commands.push(Command::Save(p)),
+        match self.checkpoint.checkpoint_row(ui, "v3.safetensors", loaded) {
+            Some(CheckpointAction::Open(p)) => self.commands.push(Command::Open(p)),
+            Some(CheckpointAction::Save(p)) => self.commands.push(Command::Save(p)),
             None => {}
         }
         let figure = [("figure", &["png", "svg"][..])];
