@@ -54,6 +54,18 @@ fn shipped_sps_music_reproduces_its_recorded_metrics() {
     }
 }
 
+/// The SPS 3D bar of issue 3: the shipped model's latents map linearly onto the ball's x, y
+/// and z with R² >= 0.95 on held-out throws, as `latent-lab eval` measures it.
+#[test]
+#[ignore = "the shipped sps_vision model reaches r2_min 0.104 (x 0.90, y 0.10, z 0.81): its latent holds the ball's image position, not yet its height (models/README.md); `cargo test --release -- --ignored` checks it"]
+fn shipped_sps_vision_meets_the_linearity_bar() {
+    let m = eval("sps_vision.safetensors");
+    let r2_min = m["r2_min"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no r2_min in {m}"));
+    assert!(r2_min >= 0.95, "{m}");
+}
+
 const BAR_EMBEDDING: f64 = 0.99;
 const BAR_UNSEEN: f64 = 0.95;
 const BAR_SYNTHESIS: f64 = 0.98;

@@ -39,11 +39,22 @@ pub struct TrainConfig {
     pub k: usize,
     /// decode the symmetric predictions too and add their reconstruction loss
     pub symmetry_decode: bool,
+    /// also pull each back-transformed symmetric prediction towards the plain prediction
+    /// (the official code's `enable_SRS`), besides towards the encoder's next latent
+    #[serde(default)]
+    pub self_consistency: bool,
     /// predicted steps per throw that are decoded for the prediction losses (a random
     /// subset, the loss scaled up to all steps; 0 = every step). The decoder is the costly
     /// part of a step on the CPU.
     #[serde(default)]
     pub decode_steps: usize,
+    /// weight of a term that holds the spread of each latent over the batch near 1:
+    /// sum over dims of ln(std)^2. Without it the latent MSE terms (prior, symmetry) reward
+    /// shrinking the latents, and the weakest factor (the ball's distance from the camera)
+    /// collapses first; it also keeps the symmetries' translations U(-t_range, t_range) on
+    /// the scale of the data. 0 = off (the official code relies on the KL alone).
+    #[serde(default)]
+    pub scale_weight: f64,
     /// draw z from the posterior (the official reparameterisation) rather than use its mean
     pub sample_latent: bool,
     /// scheduled sampling, official form: P(teacher forcing) = a / (a + exp((step + b) / a))
@@ -77,6 +88,8 @@ impl TrainConfig {
             t_range: 1.0,
             k: 1,
             symmetry_decode: false,
+            self_consistency: false,
+            scale_weight: 0.0,
             decode_steps: 5,
             sample_latent: false,
             sample_alpha: 300.0,
@@ -93,9 +106,15 @@ impl TrainConfig {
                 batch: 32,
                 k: 4,
                 symmetry_decode: true,
+                self_consistency: true,
                 decode_steps: 0,
                 sample_latent: true,
-                sample_alpha: 2000.0,
+                // the official schedule: alpha 2200, beta 8000
+                sample_alpha: 2200.0,
+                sample_beta: 8000.0,
+                prior_weight: 2.0,
+                symmetry_weight: 2.0,
+                scale_weight: 0.0,
                 warmup_steps: 0,
                 ramp_steps: 0,
                 steps: 30000,
@@ -262,10 +281,17 @@ impl VisionTrainer {
         let mut parts: Vec<(&'static str, f64)> = Vec::new();
         let mut total = kl_sum(&mu, &logvar)?.affine(cfg.kl_weight, 0.0)?;
         parts.push(("kl", total.to_scalar::<f32>()? as f64));
+        if cfg.scale_weight > 0.0 {
+            let spread = spread_penalty(&z.reshape((b * s, l))?)?
+                .affine(cfg.scale_weight * b as f64, 0.0)?;
+            parts.push(("scale", spread.to_scalar::<f32>()? as f64));
+            total = (total + spread)?;
+        }
 
         let w = cfg.sequence_weight(self.step);
         let sequence = w > 0.0;
         let k = if sequence { cfg.k } else { 0 };
+        let mut plain = None;
         if sequence {
             let own = self.scheduled();
             let z0 = self
@@ -275,11 +301,23 @@ impl VisionTrainer {
             parts.push(("prior_mse", prior_mse.to_scalar::<f32>()? as f64));
             total = (total + prior_mse)?;
             decode_inputs.push(pick(&z0)?);
+            plain = Some(z0);
         }
         let mut symmetric = 0;
         if k > 0 {
             let z_rep = z.repeat((k, 1, 1))?;
             let target = z_next.repeat((k, 1, 1))?;
+            let plain_rep = match (&plain, cfg.self_consistency) {
+                (Some(z0), true) => Some(z0.repeat((k, 1, 1))?),
+                _ => None,
+            };
+            let sym_w = w * cfg.symmetry_weight / k as f64;
+            let consistency = |back: &Tensor| -> candle_core::Result<Option<Tensor>> {
+                plain_rep
+                    .as_ref()
+                    .map(|p| mse_sum(back, p)? * sym_w)
+                    .transpose()
+            };
             // translation of (z1, z3), the same for every step of a throw
             let shift: Vec<f32> = (0..b * k)
                 .flat_map(|_| {
@@ -295,7 +333,10 @@ impl VisionTrainer {
                 .model
                 .predict_with_symmetry(&z_rep, &own, &|z| z.broadcast_add(&shift_step))?;
             let back_t = moved.broadcast_sub(&shift)?;
-            let t_mse = (mse_sum(&back_t, &target)? * (w * cfg.symmetry_weight / k as f64))?;
+            let mut t_mse = (mse_sum(&back_t, &target)? * sym_w)?;
+            if let Some(c) = consistency(&back_t)? {
+                t_mse = (t_mse + c)?;
+            }
             parts.push(("translation_mse", t_mse.to_scalar::<f32>()? as f64));
             total = (total + t_mse)?;
             // rotation about z2: R acts on rows as z -> z R^T
@@ -312,7 +353,10 @@ impl VisionTrainer {
                 z.unsqueeze(1)?.matmul(&rot)?.squeeze(1)
             })?;
             let back_r = turned.matmul(&rot_back)?;
-            let r_mse = (mse_sum(&back_r, &target)? * (w * cfg.symmetry_weight / k as f64))?;
+            let mut r_mse = (mse_sum(&back_r, &target)? * sym_w)?;
+            if let Some(c) = consistency(&back_r)? {
+                r_mse = (r_mse + c)?;
+            }
             parts.push(("rotation_mse", r_mse.to_scalar::<f32>()? as f64));
             total = (total + r_mse)?;
             if cfg.symmetry_decode {
@@ -370,6 +414,15 @@ impl VisionTrainer {
     pub fn model(&self) -> &SpsVision {
         &self.model
     }
+}
+
+/// sum over latent dims of ln(std)^2, the std taken over the rows of z (N, L): zero when every
+/// latent spreads by 1 over the batch, growing as one shrinks towards a constant or blows up.
+pub fn spread_penalty(z: &Tensor) -> candle_core::Result<Tensor> {
+    let centred = z.broadcast_sub(&z.mean_keepdim(0)?)?;
+    let var = centred.sqr()?.mean(0)?;
+    // ln(std)^2 = (ln(var) / 2)^2
+    ((var + 1e-8)?.log()? * 0.5)?.sqr()?.sum_all()
 }
 
 /// Rotation matrices about the second latent axis, one per angle, as (N, L, L) to multiply
@@ -497,4 +550,69 @@ fn init_output_bias(varmap: &VarMap, data: &Dataset) -> anyhow::Result<()> {
     let bias = data.get("decoder.4.bias").context("no decoder.4.bias")?;
     bias.set(&Tensor::from_vec(logits, CHANNELS, &Device::Cpu)?)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_spread_penalty_is_zero_at_unit_spread_and_grows_as_a_latent_shrinks() {
+        // columns with std exactly 1 (values +-1 around their mean)
+        let rows: Vec<f32> = (0..64)
+            .flat_map(|i| {
+                let s = if i % 2 == 0 { 1.0 } else { -1.0 };
+                [s + 3.0, -s, s * if i % 4 < 2 { 1.0 } else { -1.0 }]
+            })
+            .collect();
+        let z = Tensor::from_vec(rows, (64, 3), &Device::Cpu).unwrap();
+        let at_one = spread_penalty(&z).unwrap().to_scalar::<f32>().unwrap();
+        assert!(at_one.abs() < 1e-4, "{at_one}");
+        let scale = Tensor::from_vec(vec![1f32, 0.1, 1.0], (1, 3), &Device::Cpu).unwrap();
+        let shrunk = spread_penalty(&z.broadcast_mul(&scale).unwrap())
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let want = (0.1f32).ln().powi(2);
+        assert!((shrunk - want).abs() < 1e-3, "{shrunk} against {want}");
+    }
+
+    #[test]
+    fn a_step_with_every_term_reports_each_loss_part_and_moves_the_weights() {
+        let mut cfg = TrainConfig::preset("fast").unwrap();
+        cfg.batch = 2;
+        cfg.ramp_steps = 1;
+        cfg.scale_weight = 10.0;
+        cfg.self_consistency = true;
+        let data = Dataset::generate(3, 4, 2);
+        let mut t = VisionTrainer::new(cfg, data, 3).unwrap();
+        let before = t.snapshot().unwrap();
+        let stats = t.step().unwrap();
+        let names: Vec<&str> = stats.losses.iter().map(|(n, _)| *n).collect();
+        for part in [
+            "total",
+            "recon_bce",
+            "kl",
+            "scale",
+            "prior_mse",
+            "translation_mse",
+            "rotation_mse",
+            "prior_bce",
+        ] {
+            assert!(names.contains(&part), "{part} missing from {names:?}");
+        }
+        assert!(stats.losses.iter().all(|(_, v)| v.is_finite()), "{stats:?}");
+        let after = t.snapshot().unwrap();
+        let moved = before
+            .tensors
+            .iter()
+            .zip(&after.tensors)
+            .filter(|((_, a), (_, b))| {
+                let d = (a - b).unwrap().abs().unwrap().sum_all().unwrap();
+                d.to_scalar::<f32>().unwrap() > 0.0
+            })
+            .count();
+        assert!(moved > before.tensors.len() / 2, "{moved} tensors moved");
+    }
 }
