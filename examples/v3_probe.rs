@@ -13,6 +13,10 @@ fn main() {
     } else {
         Domain::Notes
     };
+    let eval_every: u64 = std::env::var("V3_EVAL_EVERY")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
     let steps: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(300);
     let mut cfg = TrainConfig::preset(domain, "fast").unwrap();
     let mut cfgv = serde_json::to_value(&cfg).unwrap();
@@ -51,7 +55,7 @@ fn main() {
             );
             acc.iter_mut().for_each(|a| *a = 0.0);
         }
-        if s.step.is_multiple_of(200) || s.step == steps {
+        if s.step.is_multiple_of(eval_every) || s.step == steps {
             let m = t.evaluate().unwrap();
             let txt: Vec<String> = m.iter().map(|(k, v)| format!("{k} {v:.3}")).collect();
             println!("  {}", txt.join(", "));
