@@ -960,7 +960,9 @@ mod tests {
         let a = model.decode_rows(&content, &style(0.0)).unwrap();
         let b = model.decode_rows(&content, &style(1.3)).unwrap();
         assert_ne!(a, b, "the style changes the colour");
-        let rows = |v: &[Vec<f32>]| -> Vec<&[f32]> { v.iter().map(|r| r.as_slice()).collect() };
+        fn rows(v: &[Vec<f32>]) -> Vec<&[f32]> {
+            v.iter().map(|r| r.as_slice()).collect()
+        }
         let (ea, eb) = (
             model.encode_all(&rows(&a)).unwrap(),
             model.encode_all(&rows(&b)).unwrap(),
