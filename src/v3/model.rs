@@ -70,6 +70,12 @@ pub struct ModelConfig {
     /// cannot draw one atom as different symbols in different styles
     #[serde(default)]
     pub factored_decoder: bool,
+    /// digits with `conv`: the style trunk reads the ink's colour alone, a fixed view of the
+    /// fragment ([`ink_colour`]), rather than convolutions of the page, whose mean also follows
+    /// how much ink a writer puts down (stroke width, size), which the V3 style constraints
+    /// would otherwise keep as part of every row's style
+    #[serde(default)]
+    pub colour_style: bool,
 }
 
 fn default_cepstrum_start() -> f32 {
@@ -202,6 +208,44 @@ impl Codebook {
         let idx = d.argmin(D::Minus1)?;
         let q = atoms.index_select(&idx, 0)?;
         Ok((idx.to_vec1::<u32>()?, q))
+    }
+
+    /// Quantise samples of `n` fragments each (z is (B * n, dim)) giving every fragment of a
+    /// sample a different atom: the assignment of least total squared distance (Hungarian),
+    /// for samples whose contents all differ (`n` at most the codebook's size). Returns the
+    /// atoms' indices and the atoms, without gradient.
+    pub fn quantize_samples(&self, z: &Tensor, n: usize) -> Result<(Vec<u32>, Tensor)> {
+        let k = self.size();
+        let atoms = self.atoms.as_tensor().detach();
+        let z = z.detach();
+        if n == 0 || n > k || z.dim(0)? % n != 0 {
+            return self.quantize(&z);
+        }
+        let d = z
+            .sqr()?
+            .sum_keepdim(1)?
+            .broadcast_add(&atoms.sqr()?.sum(1)?.unsqueeze(0)?)?
+            .sub(&(z.matmul(&atoms.t()?)? * 2.0)?)?
+            .to_vec2::<f32>()?;
+        let mut idx = Vec::with_capacity(d.len());
+        for sample in d.chunks(n) {
+            let weights: Vec<Vec<f64>> = sample
+                .iter()
+                .map(|row| row.iter().map(|&v| -(v as f64)).collect())
+                .collect();
+            let assignment = crate::metrics::hungarian_max(&weights);
+            for (row, a) in sample.iter().zip(assignment) {
+                let nearest = row
+                    .iter()
+                    .enumerate()
+                    .min_by(|a, b| a.1.total_cmp(b.1))
+                    .map_or(0, |(i, _)| i);
+                idx.push(a.unwrap_or(nearest) as u32);
+            }
+        }
+        let t = Tensor::from_slice(&idx, idx.len(), &Device::Cpu)?;
+        let q = atoms.index_select(&t, 0)?;
+        Ok((idx, q))
     }
 
     /// Start the atoms at k-means centres of `z` (N, dim) with k-means++ seeding; the EMA
@@ -462,10 +506,19 @@ fn conv_trunks(cfg: &ModelConfig, e: VarBuilder) -> Result<ConvTrunks> {
                 content_fc: linear_init(flat, h, he, e.pp("content_fc"))?,
                 content_head: linear_init(h, dc, he, e.pp("content_linear_1"))?,
                 // two convolutions, then the mean over the page: the colour and the texture
-                // of the ink, hardly the shapes
-                style_convs: vec![conv(3, c, "style_conv1")?, conv(c, 2 * c, "style_conv2")?],
+                // of the ink, hardly the shapes; or the ink's colour alone
+                style_convs: if cfg.colour_style {
+                    Vec::new()
+                } else {
+                    vec![conv(3, c, "style_conv1")?, conv(c, 2 * c, "style_conv2")?]
+                },
                 style_fc: Some([
-                    linear_init(2 * c, h, he, e.pp("style_fc"))?,
+                    linear_init(
+                        if cfg.colour_style { 3 } else { 2 * c },
+                        h,
+                        he,
+                        e.pp("style_fc"),
+                    )?,
                     linear_init(h, ds, he, e.pp("style_linear_1"))?,
                 ]),
             }
@@ -505,6 +558,21 @@ fn conv_trunks(cfg: &ModelConfig, e: VarBuilder) -> Result<ConvTrunks> {
             }
         }
     })
+}
+
+/// The colour of the ink of fragments in ink space (N, channels * pixels; 0 = white paper,
+/// a pixel covered by ink of colour c holds coverage x (1 - c) in each channel): per channel,
+/// the summed absorbance over the summed absorbance of all channels, times the strongest
+/// pixel's mean absorbance (the stroke's core, fully covered). That is 1 - c for any amount
+/// of ink, any stroke width or size: (N, channels).
+pub fn ink_colour(x: &Tensor, channels: usize, pixels: usize) -> Result<Tensor> {
+    let n = x.dim(0)?;
+    let a = x.reshape((n, channels, pixels))?.relu()?;
+    let mean = a.mean(1)?;
+    let share = a
+        .sum(2)?
+        .broadcast_div(&mean.sum_keepdim(1)?.affine(channels as f64, 1e-6)?)?;
+    share.broadcast_mul(&mean.max_keepdim(1)?)? * channels as f64
 }
 
 /// Unit norm along the last axis, times the square root of its length (entries near 1): where
@@ -759,6 +827,10 @@ impl V3Model {
                     .reshape((n, w * STYLE_BANDS))?;
                 self.mlp_trunk(&view)
             }
+            // digits: the ink's colour
+            (None, Some([fc, head])) if self.cfg.colour_style => {
+                head.forward(&fc.forward(&ink_colour(x, c, h * w)?)?.gelu()?)?.gelu()
+            }
             // digits: convolutions of the coloured page, then their mean over the page
             (None, Some([fc, head])) => {
                 let mut hs = x.reshape((n, c, h, w))?;
@@ -927,6 +999,39 @@ mod tests {
         }
     }
 
+    /// The colour view reads the ink's colour whatever the digit, its size or stroke.
+    #[test]
+    fn ink_colour_is_the_colour_of_the_ink() {
+        use crate::v3::data::{DIGIT_H, DIGIT_W, HELD_OUT_INKS, TRAIN_INKS, digit_fragment};
+        let mut rng = <StdRng as rand::SeedableRng>::seed_from_u64(3);
+        let split = crate::digits::generated_split(&crate::digits::Recipe {
+            train_writers: 6,
+            test_writers: 0,
+            per_digit: 1,
+            seed: 1,
+        });
+        for (colour, name) in TRAIN_INKS.iter().chain(&HELD_OUT_INKS) {
+            let i = rng.random_range(0..split.train.len());
+            let frag = digit_fragment(split.train.image(i), *colour);
+            let ink: Vec<f32> = frag.iter().map(|v| 1.0 - v).collect();
+            let x = Tensor::from_vec(ink, (1, 3 * DIGIT_H * DIGIT_W), &Device::Cpu).unwrap();
+            let got = ink_colour(&x, 3, DIGIT_H * DIGIT_W).unwrap().to_vec2::<f32>().unwrap();
+            // the hue exactly; the strength within the share of the stroke's core left
+            // uncovered by a thin pen
+            let want: Vec<f32> = colour.iter().map(|c| 1.0 - c).collect();
+            let norm = |v: &[f32]| v.iter().map(|a| a * a).sum::<f32>().sqrt();
+            let cos = got[0].iter().zip(&want).map(|(a, b)| a * b).sum::<f32>()
+                / (norm(&got[0]) * norm(&want));
+            let strength = norm(&got[0]) / norm(&want);
+            assert!(cos > 0.9999, "{name}: {:?} for {want:?}", got[0]);
+            assert!(
+                (0.85..=1.01).contains(&strength),
+                "{name}: {:?} for {want:?}",
+                got[0]
+            );
+        }
+    }
+
     /// The factored digits decoder draws one ink map per atom whatever the style; the content
     /// trunk reads that map with the colour normalised away, so restyling a decoded atom cannot
     /// change what it encodes to.
@@ -948,6 +1053,7 @@ mod tests {
             content_trunk: true,
             conv: 4,
             factored_decoder: true,
+            colour_style: true,
         };
         let varmap = VarMap::new();
         let model = V3Model::new(&cfg, &varmap).unwrap();

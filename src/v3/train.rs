@@ -40,6 +40,12 @@ pub struct TrainConfig {
     /// (or holding two) get a fresh start; 0 never
     #[serde(default)]
     pub kmeans_again_at: f64,
+    /// in training, the fragments of a sample take different atoms (the assignment of least
+    /// total distance, rather than each its nearest): every sample holds each content once,
+    /// which is what the V3 content constraint asks for softly. Evaluation and use always take
+    /// the nearest atom
+    #[serde(default)]
+    pub distinct_atoms: bool,
     pub steps: u64,
 }
 
@@ -73,6 +79,7 @@ impl TrainConfig {
                 content_trunk: true,
                 conv: 0,
                 factored_decoder: false,
+                colour_style: false,
             },
             batch: 8,
             lr: 1e-3,
@@ -82,6 +89,7 @@ impl TrainConfig {
             kmeans_fragments: 1024,
             lr_final: 0.05,
             kmeans_again_at: 0.0,
+            distinct_atoms: false,
             steps: 800,
         };
         // convolutional content trunks, the factored decoder, and the atoms started again at
@@ -271,7 +279,11 @@ impl V3Trainer {
         let (x, n) = self.batch_tensor(&batch)?;
         let b = batch.len();
         let (content, style) = self.model.encode(&x)?;
-        let (idx, q) = self.model.codebook.quantize(&content)?;
+        let (idx, q) = if cfg.distinct_atoms {
+            self.model.codebook.quantize_samples(&content, n)?
+        } else {
+            self.model.codebook.quantize(&content)?
+        };
         // straight-through: the value of the atom, the gradient of the latent
         let content_vq = (&content + (&q - &content)?.detach())?;
         let recon = self.model.decode(&content_vq, &style)?;
