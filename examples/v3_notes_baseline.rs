@@ -140,4 +140,24 @@ fn main() {
         let fr = logf_frames(x);
         unit(fr.iter().flat_map(|f| f.chunks(8).map(|c| c.iter().sum::<f32>()).collect::<Vec<_>>()).collect())
     });
+    // pitch-aligned log spectrogram: the log-frequency axis shifted so that the strongest
+    // harmonic-sum candidate sits at bin 0 (the harmonics' pattern, whatever the pitch)
+    let aligned = |x: &[f32], pool: usize, bins: usize| -> Vec<f32> {
+        let h = hsum(x);
+        let best = (0..h.len()).max_by(|a, b| h[*a].total_cmp(&h[*b])).unwrap();
+        let f0 = 10 + best;
+        let fr = logf_frames(x);
+        let mut v = Vec::new();
+        for c in fr.chunks(pool) {
+            for j in 0..bins {
+                let i = f0 + j;
+                v.push(if i < LOG_BINS { c.iter().map(|f| f[i]).sum::<f32>() / pool as f32 } else { 0.0 });
+            }
+        }
+        v
+    };
+    style_report("aligned mean 96", &d, &|x| aligned(x, 32, 96));
+    style_report("aligned 4fr x 96", &d, &|x| aligned(x, 4, 96));
+    style_report("aligned 8fr x 96 + band env", &d, &|x| { let mut a = aligned(x, 8, 96); a.extend(band_env(x)); a });
+    style_report("band env 4fr pooled", &d, &|x| { let b = band_env(x); b.chunks(4 * STYLE_BANDS).flat_map(|c| (0..STYLE_BANDS).map(move |k| c.iter().skip(k).step_by(STYLE_BANDS).sum::<f32>())).collect() });
 }

@@ -250,9 +250,20 @@ impl Codebook {
 
     /// Start the atoms at k-means centres of `z` (N, dim) with k-means++ seeding; the EMA
     /// statistics start as if each atom had been used `per_batch / K` times.
-    pub fn init_kmeans(&self, z: &[Vec<f32>], per_batch: f64, rng: &mut StdRng) -> Result<()> {
+    /// With `sample` > 0, `z` holds whole samples of that many fragments and the Lloyd
+    /// iterations are continued with the fragments of each sample taking different centres.
+    pub fn init_kmeans(
+        &self,
+        z: &[Vec<f32>],
+        sample: usize,
+        per_batch: f64,
+        rng: &mut StdRng,
+    ) -> Result<()> {
         let k = self.size();
-        let centres = kmeans(z, k, 25, rng);
+        let mut centres = kmeans(z, k, 25, rng);
+        if sample > 0 {
+            centres = kmeans_distinct(z, centres, sample, 15);
+        }
         let dim = self.atoms.dims()[1];
         let flat: Vec<f32> = centres.iter().flatten().copied().collect();
         let atoms = Tensor::from_vec(flat, (k, dim), &Device::Cpu)?;
@@ -313,6 +324,45 @@ impl Codebook {
     pub fn atoms_vec(&self) -> Result<Vec<Vec<f32>>> {
         self.atoms.as_tensor().to_vec2::<f32>()
     }
+}
+
+/// Lloyd iterations from `centres` in which the points of each group of `group` consecutive
+/// points take different centres (the Hungarian assignment of least total squared distance).
+pub fn kmeans_distinct(
+    points: &[Vec<f32>],
+    mut centres: Vec<Vec<f32>>,
+    group: usize,
+    iters: usize,
+) -> Vec<Vec<f32>> {
+    let k = centres.len();
+    let dim = centres.first().map_or(0, |c| c.len());
+    if group == 0 || group > k || points.len() < group {
+        return centres;
+    }
+    let d2 =
+        |a: &[f32], b: &[f32]| -> f64 { a.iter().zip(b).map(|(x, y)| ((x - y) * (x - y)) as f64).sum() };
+    for _ in 0..iters {
+        let mut sums = vec![vec![0f32; dim]; k];
+        let mut counts = vec![0usize; k];
+        for g in points.chunks_exact(group) {
+            let weights: Vec<Vec<f64>> = g
+                .iter()
+                .map(|p| centres.iter().map(|c| -d2(p, c)).collect())
+                .collect();
+            for (p, a) in g.iter().zip(crate::metrics::hungarian_max(&weights)) {
+                if let Some(a) = a {
+                    counts[a] += 1;
+                    sums[a].iter_mut().zip(p).for_each(|(s, v)| *s += v);
+                }
+            }
+        }
+        for c in 0..k {
+            if counts[c] > 0 {
+                centres[c] = sums[c].iter().map(|s| s / counts[c] as f32).collect();
+            }
+        }
+    }
+    centres
 }
 
 /// Lloyd's k-means with k-means++ seeding; fewer points than centres repeat points.

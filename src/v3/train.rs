@@ -101,9 +101,11 @@ impl TrainConfig {
                 cepstrum: 0,
                 conv: 16,
                 factored_decoder: true,
+                colour_style: !notes,
                 ..mlp.model.clone()
             },
             kmeans_again_at: 0.5,
+            distinct_atoms: true,
             steps: if notes { 1500 } else { 1000 },
             ..mlp.clone()
         };
@@ -261,13 +263,20 @@ impl V3Trainer {
     /// Start the codebook at k-means centres of the content latents of training fragments.
     fn init_codebook(&mut self) -> anyhow::Result<()> {
         let (frags, _, _) = Dataset::flatten(&self.data.train);
-        let step = (frags.len() / self.cfg.kmeans_fragments.max(1)).max(1);
-        let picked: Vec<&[f32]> = frags.iter().step_by(step).copied().collect();
+        let n = self.data.train[0].len();
+        // whole samples (for `distinct_atoms`), spread over the training set
+        let samples = self.data.train.len();
+        let want = (self.cfg.kmeans_fragments / n.max(1)).clamp(1, samples);
+        let picked: Vec<&[f32]> = (0..want)
+            .map(|i| i * samples / want)
+            .flat_map(|s| frags[s * n..(s + 1) * n].iter().copied())
+            .collect();
         let enc = self.model.encode_all(&picked)?;
-        let per_batch = (self.cfg.batch * self.data.train[0].len()) as f64;
+        let per_batch = (self.cfg.batch * n) as f64;
+        let sample = if self.cfg.distinct_atoms { n } else { 0 };
         self.model
             .codebook
-            .init_kmeans(&enc.content, per_batch, &mut self.rng)?;
+            .init_kmeans(&enc.content, sample, per_batch, &mut self.rng)?;
         Ok(())
     }
 
