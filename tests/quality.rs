@@ -119,14 +119,13 @@ fn v3_bars(m: &serde_json::Value) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "the shipped v3_notes model does not meet every bar (models/README.md: purity, one-to-one, content and style kNN fall short); `cargo test --release -- --ignored` checks it"]
+#[ignore = "the shipped v3_notes model does not meet every bar (models/README.md: style kNN falls short); `cargo test --release -- --ignored` checks it"]
 fn shipped_v3_notes_meets_the_bars() {
     let m = eval("v3_notes.safetensors");
     assert_eq!(v3_bars(&m), Vec::<String>::new(), "{m}");
 }
 
 #[test]
-#[ignore = "the shipped v3_digits model does not meet every bar (models/README.md: purity, one-to-one and content kNN fall short); `cargo test --release -- --ignored` checks it"]
 fn shipped_v3_digits_meets_the_bars() {
     let m = eval("v3_digits.safetensors");
     assert_eq!(v3_bars(&m), Vec::<String>::new(), "{m}");

@@ -123,7 +123,6 @@ fn assert_every_atom_restyled_and_none_changed(data: &str, model: &str) {
 /// Digits: picking another ink colour redraws every atom in that colour (the model's own style
 /// classifier, nearest mean style latent, reads it back) and no atom says another digit.
 #[test]
-#[ignore = "the shipped models/v3_digits.safetensors does not meet it (models/README.md): its atoms drawn in green read back as sky (held out); contents are kept. Run with --ignored against a model that meets the bars"]
 fn choosing_another_colour_changes_every_atoms_style_and_no_atoms_content() {
     assert_every_atom_restyled_and_none_changed("digits", "v3_digits.safetensors");
 }
@@ -315,7 +314,7 @@ fn a_notes_checkpoint_is_refused_as_digits_and_wrong_latents_are_named() {
 }
 
 #[test]
-fn a_short_training_run_learns_ink_colour_as_style_and_keeps_it_out_of_content() {
+fn a_short_training_run_learns_digits_as_content_and_ink_colour_as_style() {
     use latent_lab::v3::data::{self, Domain};
     use latent_lab::v3::train::{TrainConfig, V3Trainer};
     use latent_lab::worker::Trainer;
@@ -335,17 +334,22 @@ fn a_short_training_run_learns_ink_colour_as_style_and_keeps_it_out_of_content()
     }
     let after: std::collections::HashMap<String, f64> =
         trainer.evaluate().unwrap().into_iter().collect();
+    let show = |k: &str| format!("{k} {:.3} -> {:.3}", before[k], after[k]);
     eprintln!(
-        "style kNN AUC {} -> {}",
-        before["style_knn_auc"], after["style_knn_auc"]
+        "{}, {}, {}",
+        show("codebook_purity"),
+        show("content_knn_auc"),
+        show("style_knn_auc")
     );
-    // eight colours: chance is about 1/8. The seed fixes the run (weights included)
+    // ten digits, eight colours: chance is about 1/10 and 1/8. The seed fixes the run
+    // 150 steps of a small model: the content latents start to gather by digit (the full
+    // preset's figures are in models/README.md)
     assert!(
-        after["style_knn_auc"] > 0.5 && after["style_knn_auc"] > before["style_knn_auc"] + 0.25,
-        "style kNN AUC {} -> {}",
-        before["style_knn_auc"],
-        after["style_knn_auc"]
+        after["content_knn_auc"] > before["content_knn_auc"] + 0.1,
+        "{}",
+        show("content_knn_auc")
     );
+    assert!(after["style_knn_auc"] > 0.9, "{}", show("style_knn_auc"));
     assert!(
         after["content_on_style_knn_auc"] < 0.3,
         "content latents give away the colour: {}",
