@@ -13,6 +13,10 @@ fn main() {
     } else {
         Domain::Notes
     };
+    let eval_every: u64 = std::env::var("V3_EVAL_EVERY")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
     let steps: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(300);
     let mut cfg = TrainConfig::preset(domain, "fast").unwrap();
     let mut cfgv = serde_json::to_value(&cfg).unwrap();
@@ -25,7 +29,8 @@ fn main() {
     cfg = serde_json::from_value(cfgv).unwrap();
     cfg.steps = steps;
     let d = data::load(domain, data::default_spec(domain), &|_| {}).unwrap();
-    let mut t = V3Trainer::new(cfg, d, 0).unwrap();
+    let seed: u64 = std::env::var("V3_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let mut t = V3Trainer::new(cfg, d, seed).unwrap();
     let start = std::time::Instant::now();
     let mut acc: Vec<f64> = Vec::new();
     while t.steps_done() < steps {
@@ -51,7 +56,7 @@ fn main() {
             );
             acc.iter_mut().for_each(|a| *a = 0.0);
         }
-        if s.step.is_multiple_of(200) || s.step == steps {
+        if s.step.is_multiple_of(eval_every) || s.step == steps {
             let m = t.evaluate().unwrap();
             let txt: Vec<String> = m.iter().map(|(k, v)| format!("{k} {v:.3}")).collect();
             println!("  {}", txt.join(", "));

@@ -451,7 +451,7 @@ pub fn var_builder(varmap: &VarMap) -> VarBuilder<'static> {
     VarBuilder::from_varmap(varmap, DType::F32, &Device::Cpu)
 }
 
-/// Draw the weights and biases of linear layers again from U(+-bound) with our own seeded
+/// Draw the weights and biases of linear and convolutional layers again from U(+-bound) with our own seeded
 /// generator (candle's CPU generator cannot be seeded), so that a seed fixes a training run
 /// completely. `init_of(name)` gives each variable's scheme; `None` leaves it as built
 /// (buffers, codebooks).
@@ -473,9 +473,10 @@ pub fn seeded_init(
         let fan_in = match name.strip_suffix(".bias") {
             Some(layer) => data
                 .get(&format!("{layer}.weight"))
-                .and_then(|w| w.dims().get(1).copied())
+                .map(|w| w.dims().iter().skip(1).product::<usize>().max(1))
                 .unwrap_or(1),
-            None => var.dims().get(1).copied().unwrap_or(1),
+            // (out, in, kh, kw) for convolutions: every input tap counts
+            None => var.dims().iter().skip(1).product::<usize>().max(1),
         };
         let (w, b) = init.hints(fan_in);
         let bound = match (name.ends_with(".bias"), w, b) {

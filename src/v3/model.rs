@@ -14,7 +14,7 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use super::data::Domain;
-use crate::nn::{WeightInit, linear_init};
+use crate::nn::{Conv2d, HeightConv, WeightInit, linear_init};
 
 /// Model sizes and codebook settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -56,6 +56,26 @@ pub struct ModelConfig {
     /// rather than a mapping per style, which the V3 constraints alone would allow
     #[serde(default)]
     pub content_trunk: bool,
+    /// when > 0, convolutional trunks with this many channels in their first layer (the
+    /// official encoders are convolutional): digits read the ink map (content) and the coloured
+    /// image (style, averaged over the page after the convolutions); notes read the spectrum on
+    /// a log-frequency axis, where a change of pitch is a shift, through convolutions along
+    /// frequency (content), the style trunk being the MLP
+    #[serde(default)]
+    pub conv: usize,
+    /// the decoder keeps content and style apart, as the data are made: a note's log spectrum
+    /// is the content's spectral pattern (the pitch's partials, the same all along the note)
+    /// plus the style's time-frequency envelope (an instrument's formants and how it sounds
+    /// over time); a digit is the content's ink map in the style's colour. The decoder then
+    /// cannot draw one atom as different symbols in different styles
+    #[serde(default)]
+    pub factored_decoder: bool,
+    /// digits with `conv`: the style trunk reads the ink's colour alone, a fixed view of the
+    /// fragment ([`ink_colour`]), rather than convolutions of the page, whose mean also follows
+    /// how much ink a writer puts down (stroke width, size), which the V3 style constraints
+    /// would otherwise keep as part of every row's style
+    #[serde(default)]
+    pub colour_style: bool,
 }
 
 fn default_cepstrum_start() -> f32 {
@@ -70,7 +90,9 @@ impl ModelConfig {
     /// outputs of the decoder's last layer
     pub fn output_len(&self) -> usize {
         let [c, h, w] = self.domain.fragment_shape();
-        if self.rank > 0 {
+        if self.factored_decoder && self.domain == Domain::Digits {
+            c
+        } else if self.rank > 0 {
             self.rank * (c * h + w)
         } else {
             c * h * w
@@ -78,6 +100,10 @@ impl ModelConfig {
     }
 
     pub fn input_len(&self) -> usize {
+        if self.conv > 0 && self.domain == Domain::Notes {
+            let [_, _, w] = self.domain.fragment_shape();
+            return STYLE_BANDS * w;
+        }
         let spectrum = self.domain.fragment_len() / self.pool.max(1);
         if self.content_trunk {
             spectrum
@@ -92,7 +118,21 @@ impl ModelConfig {
     }
 
     fn split_trunks(&self) -> bool {
-        self.content_trunk && (self.domain == Domain::Digits || self.cepstrum > 0)
+        self.conv == 0 && self.content_trunk && (self.domain == Domain::Digits || self.cepstrum > 0)
+    }
+
+    /// The MLP trunk that reads the (pooled) fragment: every model but the convolutional digits.
+    fn has_mlp_trunk(&self) -> bool {
+        self.conv == 0 || self.domain == Domain::Notes
+    }
+
+    /// Outputs of the factored decoder's content path: a spectrum (notes) or an ink map (digits).
+    fn content_output_len(&self) -> usize {
+        let [_, h, w] = self.domain.fragment_shape();
+        match self.domain {
+            Domain::Notes => h,
+            Domain::Digits => h * w,
+        }
     }
 
     /// Inputs of the content trunk: the cepstrum (notes) or the ink map (digits).
@@ -170,11 +210,60 @@ impl Codebook {
         Ok((idx.to_vec1::<u32>()?, q))
     }
 
+    /// Quantise samples of `n` fragments each (z is (B * n, dim)) giving every fragment of a
+    /// sample a different atom: the assignment of least total squared distance (Hungarian),
+    /// for samples whose contents all differ (`n` at most the codebook's size). Returns the
+    /// atoms' indices and the atoms, without gradient.
+    pub fn quantize_samples(&self, z: &Tensor, n: usize) -> Result<(Vec<u32>, Tensor)> {
+        let k = self.size();
+        let atoms = self.atoms.as_tensor().detach();
+        let z = z.detach();
+        if n == 0 || n > k || z.dim(0)? % n != 0 {
+            return self.quantize(&z);
+        }
+        let d = z
+            .sqr()?
+            .sum_keepdim(1)?
+            .broadcast_add(&atoms.sqr()?.sum(1)?.unsqueeze(0)?)?
+            .sub(&(z.matmul(&atoms.t()?)? * 2.0)?)?
+            .to_vec2::<f32>()?;
+        let mut idx = Vec::with_capacity(d.len());
+        for sample in d.chunks(n) {
+            let weights: Vec<Vec<f64>> = sample
+                .iter()
+                .map(|row| row.iter().map(|&v| -(v as f64)).collect())
+                .collect();
+            let assignment = crate::metrics::hungarian_max(&weights);
+            for (row, a) in sample.iter().zip(assignment) {
+                let nearest = row
+                    .iter()
+                    .enumerate()
+                    .min_by(|a, b| a.1.total_cmp(b.1))
+                    .map_or(0, |(i, _)| i);
+                idx.push(a.unwrap_or(nearest) as u32);
+            }
+        }
+        let t = Tensor::from_slice(&idx, idx.len(), &Device::Cpu)?;
+        let q = atoms.index_select(&t, 0)?;
+        Ok((idx, q))
+    }
+
     /// Start the atoms at k-means centres of `z` (N, dim) with k-means++ seeding; the EMA
     /// statistics start as if each atom had been used `per_batch / K` times.
-    pub fn init_kmeans(&self, z: &[Vec<f32>], per_batch: f64, rng: &mut StdRng) -> Result<()> {
+    /// With `sample` > 0, `z` holds whole samples of that many fragments and the Lloyd
+    /// iterations are continued with the fragments of each sample taking different centres.
+    pub fn init_kmeans(
+        &self,
+        z: &[Vec<f32>],
+        sample: usize,
+        per_batch: f64,
+        rng: &mut StdRng,
+    ) -> Result<()> {
         let k = self.size();
-        let centres = kmeans(z, k, 25, rng);
+        let mut centres = kmeans(z, k, 25, rng);
+        if sample > 0 {
+            centres = kmeans_distinct(z, centres, sample, 15);
+        }
         let dim = self.atoms.dims()[1];
         let flat: Vec<f32> = centres.iter().flatten().copied().collect();
         let atoms = Tensor::from_vec(flat, (k, dim), &Device::Cpu)?;
@@ -237,6 +326,45 @@ impl Codebook {
     }
 }
 
+/// Lloyd iterations from `centres` in which the points of each group of `group` consecutive
+/// points take different centres (the Hungarian assignment of least total squared distance).
+pub fn kmeans_distinct(
+    points: &[Vec<f32>],
+    mut centres: Vec<Vec<f32>>,
+    group: usize,
+    iters: usize,
+) -> Vec<Vec<f32>> {
+    let k = centres.len();
+    let dim = centres.first().map_or(0, |c| c.len());
+    if group == 0 || group > k || points.len() < group {
+        return centres;
+    }
+    let d2 =
+        |a: &[f32], b: &[f32]| -> f64 { a.iter().zip(b).map(|(x, y)| ((x - y) * (x - y)) as f64).sum() };
+    for _ in 0..iters {
+        let mut sums = vec![vec![0f32; dim]; k];
+        let mut counts = vec![0usize; k];
+        for g in points.chunks_exact(group) {
+            let weights: Vec<Vec<f64>> = g
+                .iter()
+                .map(|p| centres.iter().map(|c| -d2(p, c)).collect())
+                .collect();
+            for (p, a) in g.iter().zip(crate::metrics::hungarian_max(&weights)) {
+                if let Some(a) = a {
+                    counts[a] += 1;
+                    sums[a].iter_mut().zip(p).for_each(|(s, v)| *s += v);
+                }
+            }
+        }
+        for c in 0..k {
+            if counts[c] > 0 {
+                centres[c] = sums[c].iter().map(|s| s / counts[c] as f32).collect();
+            }
+        }
+    }
+    centres
+}
+
 /// Lloyd's k-means with k-means++ seeding; fewer points than centres repeat points.
 pub fn kmeans(points: &[Vec<f32>], k: usize, iters: usize, rng: &mut StdRng) -> Vec<Vec<f32>> {
     let dim = points.first().map_or(0, |p| p.len());
@@ -293,13 +421,216 @@ pub fn kmeans(points: &[Vec<f32>], k: usize, iters: usize, rng: &mut StdRng) -> 
 }
 
 struct Encoder {
-    fc1: Linear,
-    fc2: Linear,
-    linear_1: Linear,
+    /// fc1, fc2, linear_1 of the MLP trunk (all but convolutional digits)
+    mlp: Option<[Linear; 3]>,
     linear_c: Linear,
     linear_s: Linear,
     /// the content trunk of `content_trunk` models: two hidden layers and its head
     content: Option<[Linear; 3]>,
+    conv: Option<ConvTrunks>,
+}
+
+/// Bins per octave of the notes' log-frequency axis, its lowest centre (a fifth below C4) and
+/// its number of bins (up to 7.2 kHz).
+pub const LOG_BINS_PER_OCTAVE: usize = 24;
+pub const LOG_LOWEST_HZ: f32 = 174.6;
+pub const LOG_BINS: usize = 128;
+/// Taps of the first convolution along log frequency: two octaves, the span of a note's first
+/// four partials.
+const LOG_KERNEL: usize = 2 * LOG_BINS_PER_OCTAVE + 1;
+
+/// Octave bands of the notes' style trunk, their edges at C (the notes' fundamentals all fall
+/// in the second): the frame-by-frame energy in each band shows the instrument's spectral
+/// balance and envelope, hardly which note it plays.
+pub const STYLE_BANDS: usize = 6;
+const BAND_LOWEST_HZ: f32 = 261.63;
+
+/// (bins, STYLE_BANDS): the mean of the linear bins in each octave band.
+pub fn band_filterbank(bins: usize) -> Vec<f32> {
+    let hz_per_bin = crate::audio::dsp::SAMPLE_RATE as f32 / crate::audio::dsp::N_FFT as f32;
+    let band = |b: usize| -> usize {
+        let f = b as f32 * hz_per_bin;
+        if f < BAND_LOWEST_HZ {
+            0
+        } else {
+            ((f / BAND_LOWEST_HZ).log2().floor() as usize + 1).min(STYLE_BANDS - 1)
+        }
+    };
+    let mut counts = [0f32; STYLE_BANDS];
+    (0..bins).for_each(|b| counts[band(b)] += 1.0);
+    let mut w = vec![0f32; bins * STYLE_BANDS];
+    for b in 0..bins {
+        let k = band(b);
+        w[b * STYLE_BANDS + k] = 1.0 / counts[k].max(1.0);
+    }
+    w
+}
+
+/// The convolutional trunks of `conv` models.
+struct ConvTrunks {
+    /// notes: the (512, LOG_BINS) triangular filterbank onto the log-frequency axis
+    logfreq: Option<Tensor>,
+    /// notes: the (512, STYLE_BANDS) octave bands of the style trunk
+    bands: Option<Tensor>,
+    content_convs: Vec<ConvLayer>,
+    content_fc: Linear,
+    content_head: Linear,
+    /// digits: convolutions of the coloured image, then the mean over the page
+    style_convs: Vec<ConvLayer>,
+    style_fc: Option<[Linear; 2]>,
+}
+
+enum ConvLayer {
+    Image(Conv2d),
+    Line(HeightConv),
+}
+
+impl ConvLayer {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            ConvLayer::Image(c) => c.forward(x)?.gelu(),
+            ConvLayer::Line(c) => c.forward_1d(x)?.gelu(),
+        }
+    }
+}
+
+/// Triangular filters from the STFT's linear bins onto a log-frequency axis: row b of the
+/// result (bins x LOG_BINS) weighs linear bin b into each log bin, every column summing to 1.
+/// A filter is at least one linear bin wide, so the low log bins interpolate between bins.
+pub fn log_filterbank(bins: usize) -> Vec<f32> {
+    let hz_per_bin = crate::audio::dsp::SAMPLE_RATE as f32 / crate::audio::dsp::N_FFT as f32;
+    let centre = |j: f32| LOG_LOWEST_HZ * (j / LOG_BINS_PER_OCTAVE as f32).exp2();
+    let mut w = vec![0f32; bins * LOG_BINS];
+    for j in 0..LOG_BINS {
+        let c = centre(j as f32);
+        let lo = (c - centre(j as f32 - 1.0)).max(hz_per_bin);
+        let hi = (centre(j as f32 + 1.0) - c).max(hz_per_bin);
+        let mut total = 0.0;
+        for b in 0..bins {
+            let f = b as f32 * hz_per_bin;
+            let v = if f <= c {
+                1.0 - (c - f) / lo
+            } else {
+                1.0 - (f - c) / hi
+            };
+            if v > 0.0 {
+                w[b * LOG_BINS + j] = v;
+                total += v;
+            }
+        }
+        if total > 0.0 {
+            for b in 0..bins {
+                w[b * LOG_BINS + j] /= total;
+            }
+        }
+    }
+    w
+}
+
+fn conv_trunks(cfg: &ModelConfig, e: VarBuilder) -> Result<ConvTrunks> {
+    let he = WeightInit::He;
+    let (c, h, dc, ds) = (cfg.conv, cfg.hidden, cfg.content_dim, cfg.style_dim);
+    Ok(match cfg.domain {
+        Domain::Digits => {
+            let [_, fh, fw] = cfg.domain.fragment_shape();
+            let conv = |i, o, name: &str| -> Result<ConvLayer> {
+                Ok(ConvLayer::Image(Conv2d::new(
+                    i,
+                    o,
+                    4,
+                    2,
+                    1,
+                    he,
+                    e.pp(name),
+                )?))
+            };
+            let flat = 2 * c * (fh / 8) * (fw / 8);
+            ConvTrunks {
+                logfreq: None,
+                bands: None,
+                content_convs: vec![
+                    conv(1, c, "content_conv1")?,
+                    conv(c, 2 * c, "content_conv2")?,
+                    conv(2 * c, 2 * c, "content_conv3")?,
+                ],
+                content_fc: linear_init(flat, h, he, e.pp("content_fc"))?,
+                content_head: linear_init(h, dc, he, e.pp("content_linear_1"))?,
+                // two convolutions, then the mean over the page: the colour and the texture
+                // of the ink, hardly the shapes; or the ink's colour alone
+                style_convs: if cfg.colour_style {
+                    Vec::new()
+                } else {
+                    vec![conv(3, c, "style_conv1")?, conv(c, 2 * c, "style_conv2")?]
+                },
+                style_fc: Some([
+                    linear_init(
+                        if cfg.colour_style { 3 } else { 2 * c },
+                        h,
+                        he,
+                        e.pp("style_fc"),
+                    )?,
+                    linear_init(h, ds, he, e.pp("style_linear_1"))?,
+                ]),
+            }
+        }
+        Domain::Notes => {
+            let [_, bins, _] = cfg.domain.fragment_shape();
+            let line = |i, o, k: usize, s, name: &str| -> Result<ConvLayer> {
+                Ok(ConvLayer::Line(HeightConv::new(
+                    i,
+                    o,
+                    (k, 1),
+                    s,
+                    k / 2,
+                    he,
+                    e.pp(name),
+                )?))
+            };
+            ConvTrunks {
+                logfreq: Some(Tensor::from_vec(
+                    log_filterbank(bins),
+                    (bins, LOG_BINS),
+                    &Device::Cpu,
+                )?),
+                bands: Some(Tensor::from_vec(
+                    band_filterbank(bins),
+                    (bins, STYLE_BANDS),
+                    &Device::Cpu,
+                )?),
+                content_convs: vec![
+                    line(1, c, LOG_KERNEL, 1, "content_conv1")?,
+                    line(c, c, 5, 2, "content_conv2")?,
+                ],
+                content_fc: linear_init(c * LOG_BINS / 2, h, he, e.pp("content_fc"))?,
+                content_head: linear_init(h, dc, he, e.pp("content_linear_1"))?,
+                style_convs: Vec::new(),
+                style_fc: None,
+            }
+        }
+    })
+}
+
+/// The colour of the ink of fragments in ink space (N, channels * pixels; 0 = white paper,
+/// a pixel covered by ink of colour c holds coverage x (1 - c) in each channel): per channel,
+/// the summed absorbance over the summed absorbance of all channels, times the strongest
+/// pixel's mean absorbance (the stroke's core, fully covered). That is 1 - c for any amount
+/// of ink, any stroke width or size: (N, channels).
+pub fn ink_colour(x: &Tensor, channels: usize, pixels: usize) -> Result<Tensor> {
+    let n = x.dim(0)?;
+    let a = x.reshape((n, channels, pixels))?.relu()?;
+    let mean = a.mean(1)?;
+    let share = a
+        .sum(2)?
+        .broadcast_div(&mean.sum_keepdim(1)?.affine(channels as f64, 1e-6)?)?;
+    share.broadcast_mul(&mean.max_keepdim(1)?)? * channels as f64
+}
+
+/// Unit norm along the last axis, times the square root of its length (entries near 1): where
+/// the peaks or strokes are, not how strong they are.
+fn unit_norm(view: &Tensor) -> Result<Tensor> {
+    let scale = (view.dim(D::Minus1)? as f64).sqrt();
+    let norm = (view.sqr()?.sum_keepdim(D::Minus1)? + 1e-8)?.sqrt()?;
+    view.broadcast_div(&norm)? * scale
 }
 
 struct Decoder {
@@ -308,6 +639,9 @@ struct Decoder {
     linear_0: Linear,
     fc1: Linear,
     out: Linear,
+    /// `factored_decoder`: the content path (hidden layer and output); linear_0, fc1 and out
+    /// then read the style alone
+    content: Option<[Linear; 2]>,
 }
 
 pub struct V3Model {
@@ -326,10 +660,22 @@ impl V3Model {
         let (h, dc, ds) = (cfg.hidden, cfg.content_dim, cfg.style_dim);
         let e = vb.pp("encoder");
         let split = cfg.split_trunks();
+        let mlp_out = if split || cfg.conv > 0 { ds } else { dc + ds };
         let enc = Encoder {
-            fc1: linear_init(cfg.input_len(), h, he, e.pp("fc1"))?,
-            fc2: linear_init(h, h, he, e.pp("fc2"))?,
-            linear_1: linear_init(h, if split { ds } else { dc + ds }, he, e.pp("linear_1"))?,
+            mlp: if cfg.has_mlp_trunk() {
+                Some([
+                    linear_init(cfg.input_len(), h, he, e.pp("fc1"))?,
+                    linear_init(h, h, he, e.pp("fc2"))?,
+                    linear_init(h, mlp_out, he, e.pp("linear_1"))?,
+                ])
+            } else {
+                None
+            },
+            conv: if cfg.conv > 0 {
+                Some(conv_trunks(cfg, e.clone())?)
+            } else {
+                None
+            },
             linear_c: linear_init(dc, dc, he, e.pp("linear_c"))?,
             linear_s: linear_init(ds, ds, he, e.pp("linear_s"))?,
             content: if split {
@@ -346,9 +692,27 @@ impl V3Model {
         let dec = Decoder {
             linear_c: linear_init(dc, dc, he, d.pp("linear_c"))?,
             linear_s: linear_init(ds, ds, he, d.pp("linear_s"))?,
-            linear_0: linear_init(dc + ds, h, he, d.pp("linear_0"))?,
+            linear_0: linear_init(
+                if cfg.factored_decoder { ds } else { dc + ds },
+                h,
+                he,
+                d.pp("linear_0"),
+            )?,
             fc1: linear_init(h, h, he, d.pp("fc1"))?,
             out: linear_init(h, cfg.output_len(), WeightInit::PyTorch, d.pp("out"))?,
+            content: if cfg.factored_decoder {
+                Some([
+                    linear_init(dc, h, he, d.pp("content_fc"))?,
+                    linear_init(
+                        h,
+                        cfg.content_output_len(),
+                        WeightInit::PyTorch,
+                        d.pp("content_out"),
+                    )?,
+                ])
+            } else {
+                None
+            },
         };
         let codebook = Codebook::new(cfg.atoms, dc, cfg.vq_decay, cfg.dead_code_threshold, varmap)?;
         let cepstral = if cfg.cepstrum > 0 {
@@ -394,6 +758,14 @@ impl V3Model {
         } else {
             x.clone()
         };
+        if let Some(conv) = &self.enc.conv {
+            let hc = self.conv_content(conv, &x)?;
+            let hs = self.conv_style(conv, &x)?;
+            return Ok((
+                self.enc.linear_c.forward(&hc)?,
+                self.enc.linear_s.forward(&hs)?,
+            ));
+        }
         let x = if pool > 1 {
             x.reshape((n, len / pool, pool))?.mean(2)?
         } else {
@@ -427,17 +799,11 @@ impl V3Model {
                     x.reshape((n, c, h * w))?.mean(1)?
                 }
             };
-            // unit norm (times the square root of its length, so entries stay near 1): where
-            // the peaks or strokes are, not how strong they are
-            let scale = (view.dim(1)? as f64).sqrt();
-            let norm = (view.sqr()?.sum_keepdim(1)? + 1e-8)?.sqrt()?;
-            let view = (view.broadcast_div(&norm)? * scale)?;
+            let view = unit_norm(&view)?;
             let hc = fc1.forward(&view)?.gelu()?;
             let hc = fc2.forward(&hc)?.gelu()?;
             let hc = head.forward(&hc)?.gelu()?;
-            let h = self.enc.fc1.forward(&x)?.gelu()?;
-            let h = self.enc.fc2.forward(&h)?.gelu()?;
-            let h = self.enc.linear_1.forward(&h)?.gelu()?;
+            let h = self.mlp_trunk(&x)?;
             return Ok((
                 self.enc.linear_c.forward(&hc)?,
                 self.enc.linear_s.forward(&h)?,
@@ -447,9 +813,7 @@ impl V3Model {
             Some(c) => Tensor::cat(&[&x, &c], 1)?,
             None => x,
         };
-        let h = self.enc.fc1.forward(&x)?.gelu()?;
-        let h = self.enc.fc2.forward(&h)?.gelu()?;
-        let h = self.enc.linear_1.forward(&h)?.gelu()?;
+        let h = self.mlp_trunk(&x)?;
         let dc = self.cfg.content_dim;
         let content = self.enc.linear_c.forward(&h.narrow(1, 0, dc)?)?;
         let style = self
@@ -459,10 +823,84 @@ impl V3Model {
         Ok((content, style))
     }
 
+    /// The MLP trunk on the (pooled) fragment, before the heads.
+    fn mlp_trunk(&self, x: &Tensor) -> Result<Tensor> {
+        let [fc1, fc2, linear_1] = self
+            .enc
+            .mlp
+            .as_ref()
+            .ok_or_else(|| candle_core::Error::Msg("this encoder has no MLP trunk".into()))?;
+        let h = fc1.forward(x)?.gelu()?;
+        let h = fc2.forward(&h)?.gelu()?;
+        linear_1.forward(&h)?.gelu()
+    }
+
+    /// The convolutional content trunk on fragments (N, fragment_len), digits in ink space:
+    /// its output before `linear_c`.
+    fn conv_content(&self, conv: &ConvTrunks, x: &Tensor) -> Result<Tensor> {
+        let n = x.dim(0)?;
+        let [c, h, w] = self.cfg.domain.fragment_shape();
+        let mut hc = match &conv.logfreq {
+            // notes: the spectrum averaged over the note's frames, on the log-frequency axis
+            Some(bank) => {
+                let spectrum = x.reshape((n, c * h, w))?.mean(2)?.matmul(bank)?;
+                unit_norm(&spectrum)?.unsqueeze(1)?
+            }
+            // digits: the ink map, colour averaged out
+            None => {
+                let ink = x.reshape((n, c, h * w))?.mean(1)?;
+                unit_norm(&ink)?.reshape((n, 1, h, w))?
+            }
+        };
+        for layer in &conv.content_convs {
+            hc = layer.forward(&hc)?;
+        }
+        let hc = hc.contiguous()?.flatten_from(1)?;
+        let hc = conv.content_fc.forward(&hc)?.gelu()?;
+        conv.content_head.forward(&hc)?.gelu()
+    }
+
+    /// The style trunk of a `conv` model on fragments (N, fragment_len), digits in ink space:
+    /// its output before `linear_s`.
+    fn conv_style(&self, conv: &ConvTrunks, x: &Tensor) -> Result<Tensor> {
+        let n = x.dim(0)?;
+        let [c, h, w] = self.cfg.domain.fragment_shape();
+        match (&conv.bands, &conv.style_fc) {
+            // notes: octave-band energies frame by frame, through the MLP trunk
+            (Some(bands), _) => {
+                let view = x
+                    .reshape((n, c * h, w))?
+                    .transpose(1, 2)?
+                    .contiguous()?
+                    .reshape((n * w, c * h))?
+                    .matmul(bands)?
+                    .reshape((n, w * STYLE_BANDS))?;
+                self.mlp_trunk(&view)
+            }
+            // digits: the ink's colour
+            (None, Some([fc, head])) if self.cfg.colour_style => {
+                head.forward(&fc.forward(&ink_colour(x, c, h * w)?)?.gelu()?)?.gelu()
+            }
+            // digits: convolutions of the coloured page, then their mean over the page
+            (None, Some([fc, head])) => {
+                let mut hs = x.reshape((n, c, h, w))?;
+                for layer in &conv.style_convs {
+                    hs = layer.forward(&hs)?;
+                }
+                let hs = hs.mean(3)?.mean(2)?;
+                head.forward(&fc.forward(&hs)?.gelu()?)?.gelu()
+            }
+            (None, None) => Err(candle_core::Error::Msg("no style trunk".into())),
+        }
+    }
+
     /// (content (N, dc), style (N, ds)) -> fragments (N, fragment_len)
     pub fn decode(&self, content: &Tensor, style: &Tensor) -> Result<Tensor> {
         let c = self.dec.linear_c.forward(content)?.gelu()?;
         let s = self.dec.linear_s.forward(style)?.gelu()?;
+        if let Some([fc, out]) = &self.dec.content {
+            return self.decode_factored(&c, &s, fc, out);
+        }
         let h = self
             .dec
             .linear_0
@@ -483,6 +921,40 @@ impl V3Model {
             .contiguous()?
             .matmul(&rows.contiguous()?)?
             .reshape((n, c * hh * w))
+    }
+
+    /// The factored decoder (`factored_decoder`) from the activated content and style heads.
+    fn decode_factored(&self, c: &Tensor, s: &Tensor, fc: &Linear, out: &Linear) -> Result<Tensor> {
+        let n = c.dim(0)?;
+        let [ch, hh, w] = self.cfg.domain.fragment_shape();
+        let pattern = out.forward(&fc.forward(c)?.gelu()?)?;
+        let hs = self.dec.linear_0.forward(s)?.gelu()?;
+        let hs = self.dec.fc1.forward(&hs)?.gelu()?;
+        let style = self.dec.out.forward(&hs)?;
+        match self.cfg.domain {
+            Domain::Notes => {
+                // log spectrum: the pitch's pattern plus the style's envelope, floored near 0
+                // (silence) by a leaky rectifier
+                let envelope = if self.cfg.rank > 0 {
+                    let st = style.reshape((n, self.cfg.rank, ch * hh + w))?;
+                    st.narrow(2, 0, ch * hh)?
+                        .transpose(1, 2)?
+                        .contiguous()?
+                        .matmul(&st.narrow(2, ch * hh, w)?.contiguous()?)?
+                } else {
+                    style.reshape((n, ch * hh, w))?
+                };
+                let x = envelope.broadcast_add(&pattern.unsqueeze(2)?)?;
+                (x.relu()? + (x * 0.01)?)?.reshape((n, ch * hh * w))
+            }
+            Domain::Digits => {
+                // white paper, less the ink map in the style's colour
+                let ink = candle_nn::ops::sigmoid(&pattern)?.unsqueeze(1)?;
+                let colour = candle_nn::ops::sigmoid(&style)?.unsqueeze(2)?;
+                let absorbed = ink.broadcast_mul(&colour.neg()?.affine(1.0, 1.0)?)?;
+                absorbed.neg()?.affine(1.0, 1.0)?.reshape((n, ch * hh * w))
+            }
+        }
     }
 
     /// Decode rows given as plain vectors (content atoms or latents, and style latents).
@@ -529,4 +1001,135 @@ pub fn mean_pairwise_distance(x: &Tensor) -> Result<Tensor> {
     // the epsilon keeps the gradient of the distance finite on the diagonal (where it is 0)
     let dist = (diff.sqr()?.sum(3)? + 1e-12)?.sqrt()?;
     dist.sum(2)?.sum(1)? / (n * (n - 1).max(1)) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::v3::data::{NOTE_BINS, NOTE_PITCHES};
+
+    fn hz(bin: usize) -> f32 {
+        bin as f32 * crate::audio::dsp::SAMPLE_RATE as f32 / crate::audio::dsp::N_FFT as f32
+    }
+
+    #[test]
+    fn every_log_bin_averages_the_linear_bins_around_its_centre() {
+        let w = log_filterbank(NOTE_BINS);
+        for j in 0..LOG_BINS {
+            let column: Vec<f32> = (0..NOTE_BINS).map(|b| w[b * LOG_BINS + j]).collect();
+            let total: f32 = column.iter().sum();
+            assert!((total - 1.0).abs() < 1e-4, "log bin {j} sums to {total}");
+            let centre = LOG_LOWEST_HZ * (j as f32 / LOG_BINS_PER_OCTAVE as f32).exp2();
+            let peak = (0..NOTE_BINS)
+                .max_by(|a, b| column[*a].total_cmp(&column[*b]))
+                .unwrap();
+            assert!(
+                (hz(peak) - centre).abs() <= hz(1),
+                "log bin {j} ({centre} Hz) peaks at {} Hz",
+                hz(peak)
+            );
+        }
+    }
+
+    #[test]
+    fn the_fundamentals_of_every_note_share_one_style_band() {
+        let w = band_filterbank(NOTE_BINS);
+        let band_of = |b: usize| (0..STYLE_BANDS).find(|k| w[b * STYLE_BANDS + k] > 0.0);
+        for b in 0..NOTE_BINS {
+            let nonzero = (0..STYLE_BANDS)
+                .filter(|k| w[b * STYLE_BANDS + k] > 0.0)
+                .count();
+            assert_eq!(nonzero, 1, "linear bin {b} is in {nonzero} bands");
+        }
+        for key in NOTE_PITCHES {
+            let f0 = 440.0 * ((key - 69) as f32 / 12.0).exp2();
+            let bin = (f0 / hz(1)).round() as usize;
+            assert_eq!(band_of(bin), Some(1), "key {key} ({f0} Hz)");
+        }
+    }
+
+    /// The colour view reads the ink's colour whatever the digit, its size or stroke.
+    #[test]
+    fn ink_colour_is_the_colour_of_the_ink() {
+        use crate::v3::data::{DIGIT_H, DIGIT_W, HELD_OUT_INKS, TRAIN_INKS, digit_fragment};
+        let mut rng = <StdRng as rand::SeedableRng>::seed_from_u64(3);
+        let split = crate::digits::generated_split(&crate::digits::Recipe {
+            train_writers: 6,
+            test_writers: 0,
+            per_digit: 1,
+            seed: 1,
+        });
+        for (colour, name) in TRAIN_INKS.iter().chain(&HELD_OUT_INKS) {
+            let i = rng.random_range(0..split.train.len());
+            let frag = digit_fragment(split.train.image(i), *colour);
+            let ink: Vec<f32> = frag.iter().map(|v| 1.0 - v).collect();
+            let x = Tensor::from_vec(ink, (1, 3 * DIGIT_H * DIGIT_W), &Device::Cpu).unwrap();
+            let got = ink_colour(&x, 3, DIGIT_H * DIGIT_W).unwrap().to_vec2::<f32>().unwrap();
+            // the hue exactly; the strength within the share of the stroke's core left
+            // uncovered by a thin pen
+            let want: Vec<f32> = colour.iter().map(|c| 1.0 - c).collect();
+            let norm = |v: &[f32]| v.iter().map(|a| a * a).sum::<f32>().sqrt();
+            let cos = got[0].iter().zip(&want).map(|(a, b)| a * b).sum::<f32>()
+                / (norm(&got[0]) * norm(&want));
+            let strength = norm(&got[0]) / norm(&want);
+            assert!(cos > 0.9999, "{name}: {:?} for {want:?}", got[0]);
+            assert!(
+                (0.85..=1.01).contains(&strength),
+                "{name}: {:?} for {want:?}",
+                got[0]
+            );
+        }
+    }
+
+    /// The factored digits decoder draws one ink map per atom whatever the style; the content
+    /// trunk reads that map with the colour normalised away, so restyling a decoded atom cannot
+    /// change what it encodes to.
+    #[test]
+    fn a_factored_digit_keeps_its_content_in_every_colour() {
+        let cfg = ModelConfig {
+            domain: Domain::Digits,
+            hidden: 32,
+            content_dim: 8,
+            style_dim: 8,
+            atoms: 10,
+            pool: 1,
+            vq_decay: 0.95,
+            dead_code_threshold: 1.0,
+            rank: 0,
+            cepstrum: 0,
+            cepstrum_start: 4.0,
+            cepstrum_step: 1.0,
+            content_trunk: true,
+            conv: 4,
+            factored_decoder: true,
+            colour_style: true,
+        };
+        let varmap = VarMap::new();
+        let model = V3Model::new(&cfg, &varmap).unwrap();
+        let content: Vec<Vec<f32>> = (0..4)
+            .map(|i| (0..8).map(|d| ((i * 8 + d) as f32 * 0.7).sin()).collect())
+            .collect();
+        let style = |phase: f32| -> Vec<Vec<f32>> {
+            vec![(0..8).map(|d| (d as f32 + phase).cos() * 2.0).collect(); 4]
+        };
+        let a = model.decode_rows(&content, &style(0.0)).unwrap();
+        let b = model.decode_rows(&content, &style(1.3)).unwrap();
+        assert_ne!(a, b, "the style changes the colour");
+        fn rows(v: &[Vec<f32>]) -> Vec<&[f32]> {
+            v.iter().map(|r| r.as_slice()).collect()
+        }
+        let (ea, eb) = (
+            model.encode_all(&rows(&a)).unwrap(),
+            model.encode_all(&rows(&b)).unwrap(),
+        );
+        for (x, y) in ea.content.iter().zip(&eb.content) {
+            let gap = x
+                .iter()
+                .zip(y)
+                .map(|(p, q)| (p - q).abs())
+                .fold(0f32, f32::max);
+            assert!(gap < 1e-3, "content moved by {gap} with the colour");
+        }
+    }
 }
