@@ -51,7 +51,6 @@ fn drag_slider_to(harness: &mut Harness<'static, App>, label: &str, fraction: f3
 }
 
 #[test]
-#[ignore = "the shipped models/sps_music.safetensors has not learned pitch yet (models/README.md); run with --ignored against a model that has"]
 fn dragging_the_pitch_slider_up_raises_the_pitch_heard() {
     let mut harness = harness();
     harness.run_steps(2);

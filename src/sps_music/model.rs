@@ -7,6 +7,7 @@ use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 use super::data::{FRAMES_PER_NOTE, NOTE_FEATURES};
+use super::logshift::LogShift;
 use crate::audio::dsp::N_BINS;
 use crate::nn::{HeightConv, HeightConvTranspose, Mlp, Rnn, WeightInit, linear, linear_init};
 
@@ -23,6 +24,21 @@ pub struct ModelConfig {
     /// how the weights start (PyTorch's default in the official code)
     #[serde(default)]
     pub init: WeightInit,
+    /// the official body, or the log-frequency shift body of the `fast` preset
+    #[serde(default)]
+    pub arch: Arch,
+}
+
+/// Which encoder and decoder sit around the latent (the prior is the same in both).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Arch {
+    /// the official convs and MLP (parameter names of the official state_dict)
+    #[default]
+    Official,
+    /// `logshift`: log-frequency convs with a soft-argmax pitch, a shifted template decoder;
+    /// `kernel` is the wide conv's span in log bins
+    LogShift { kernel: usize },
 }
 
 impl ModelConfig {
@@ -33,6 +49,7 @@ impl ModelConfig {
             rnn_hidden: 256,
             latent: 3,
             init: WeightInit::PyTorch,
+            arch: Arch::Official,
         }
     }
     /// height of the encoder's last feature map (513 -> 256 -> 64 -> 32 -> 16)
@@ -44,83 +61,69 @@ impl ModelConfig {
 
 pub struct SpsMusic {
     pub cfg: ModelConfig,
+    body: Body,
+    pub rnn: Rnn,
+    fc2: candle_nn::Linear,
+}
+
+enum Body {
+    Official(Official),
+    LogShift(LogShift),
+}
+
+/// The official encoder and decoder.
+struct Official {
+    cfg: ModelConfig,
     enc: [HeightConv; 4],
     fc11: candle_nn::Linear,
     fc12: candle_nn::Linear,
-    pub rnn: Rnn,
-    fc2: candle_nn::Linear,
     fc3: Mlp,
     dec: [HeightConvTranspose; 4],
 }
 
 impl SpsMusic {
     pub fn new(cfg: &ModelConfig, vb: VarBuilder) -> Result<Self> {
-        let c = cfg.channels;
-        let i = cfg.init;
-        let e = vb.pp("encoder");
-        let enc = [
-            HeightConv::new(1, c[0], (5, FRAMES_PER_NOTE), 2, 1, i, e.pp(0))?,
-            HeightConv::new(c[0], c[1], (8, 1), 4, 2, i, e.pp(2))?,
-            HeightConv::new(c[1], c[2], (4, 1), 2, 1, i, e.pp(4))?,
-            HeightConv::new(c[2], c[3], (4, 1), 2, 1, i, e.pp(6))?,
-        ];
-        let d = vb.pp("decoder");
-        let dec = [
-            HeightConvTranspose::new(c[3], c[2], (4, 1), 2, 1, i, d.pp(0))?,
-            HeightConvTranspose::new(c[2], c[1], (4, 1), 2, 1, i, d.pp(2))?,
-            HeightConvTranspose::new(c[1], c[0], (8, 1), 4, 2, i, d.pp(4))?,
-            HeightConvTranspose::new(c[0], 1, (5, FRAMES_PER_NOTE), 2, 1, i, d.pp(6))?,
-        ];
-        let m = cfg.mlp;
+        let body = match cfg.arch {
+            Arch::Official => Body::Official(Official::new(cfg, vb.clone())?),
+            Arch::LogShift { kernel } => Body::LogShift(LogShift::new(
+                [cfg.channels[0], cfg.channels[1]],
+                &cfg.mlp,
+                kernel,
+                cfg.latent,
+                cfg.init,
+                vb.clone(),
+            )?),
+        };
         Ok(Self {
             cfg: cfg.clone(),
-            enc,
-            fc11: linear_init(cfg.flat(), cfg.latent, i, vb.pp("fc11"))?,
-            fc12: linear_init(cfg.flat(), cfg.latent, i, vb.pp("fc12"))?,
+            body,
             rnn: Rnn::new(1, cfg.rnn_hidden, vb.pp("rnn"))?,
             fc2: linear(cfg.rnn_hidden, 1, vb.pp("fc2"))?,
-            fc3: Mlp::new(
-                &[cfg.latent, m[0], m[1], m[2], m[3], cfg.flat()],
-                i,
-                vb.pp("fc3"),
-            )?,
-            dec,
         })
+    }
+
+    /// The variable holding the decoder's last bias, which training starts at the data's mean.
+    pub fn output_bias_name(&self) -> String {
+        match &self.body {
+            Body::Official(_) => "decoder.6.bias".into(),
+            Body::LogShift(b) => b.output_bias_name(self.cfg.mlp.len()),
+        }
     }
 
     /// x: (N, 1, 513, 5) spectra -> (mu, logvar), each (N, latent)
     pub fn encode(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
-        let n = x.dim(0)?;
-        // fold the 5 frames into channels: (N, 5, 513)
-        let h = x
-            .reshape((n, N_BINS, FRAMES_PER_NOTE))?
-            .transpose(1, 2)?
-            .contiguous()?;
-        let mut h = h;
-        for conv in &self.enc {
-            h = conv.forward_1d(&h)?.relu()?;
+        match &self.body {
+            Body::Official(b) => b.encode(x),
+            Body::LogShift(b) => b.encode(x),
         }
-        let flat = h.reshape((n, self.cfg.flat()))?;
-        Ok((self.fc11.forward(&flat)?, self.fc12.forward(&flat)?))
     }
 
     /// z: (N, latent) -> decoder logits (N, 1, 513, 5); the spectrum is their sigmoid
     pub fn decode_logits(&self, z: &Tensor) -> Result<Tensor> {
-        let n = z.dim(0)?;
-        let mut h = self
-            .fc3
-            .forward(z)?
-            .reshape((n, self.cfg.channels[3], ModelConfig::LAST_H))?;
-        for (i, conv) in self.dec.iter().enumerate() {
-            h = conv.forward_1d(&h)?;
-            if i + 1 < self.dec.len() {
-                h = h.relu()?;
-            }
+        match &self.body {
+            Body::Official(b) => b.decode_logits(z),
+            Body::LogShift(b) => b.decode_logits(z),
         }
-        // (N, 5, 513) with channel = frame -> (N, 1, 513, 5)
-        h.transpose(1, 2)?
-            .contiguous()?
-            .reshape((n, 1, N_BINS, FRAMES_PER_NOTE))
     }
 
     pub fn decode(&self, z: &Tensor) -> Result<Tensor> {
@@ -165,6 +168,75 @@ impl SpsMusic {
             &candle_core::Device::Cpu,
         )?;
         Ok(self.encode(&x)?.0)
+    }
+}
+
+impl Official {
+    fn new(cfg: &ModelConfig, vb: VarBuilder) -> Result<Self> {
+        let c = cfg.channels;
+        let i = cfg.init;
+        let e = vb.pp("encoder");
+        let enc = [
+            HeightConv::new(1, c[0], (5, FRAMES_PER_NOTE), 2, 1, i, e.pp(0))?,
+            HeightConv::new(c[0], c[1], (8, 1), 4, 2, i, e.pp(2))?,
+            HeightConv::new(c[1], c[2], (4, 1), 2, 1, i, e.pp(4))?,
+            HeightConv::new(c[2], c[3], (4, 1), 2, 1, i, e.pp(6))?,
+        ];
+        let d = vb.pp("decoder");
+        let dec = [
+            HeightConvTranspose::new(c[3], c[2], (4, 1), 2, 1, i, d.pp(0))?,
+            HeightConvTranspose::new(c[2], c[1], (4, 1), 2, 1, i, d.pp(2))?,
+            HeightConvTranspose::new(c[1], c[0], (8, 1), 4, 2, i, d.pp(4))?,
+            HeightConvTranspose::new(c[0], 1, (5, FRAMES_PER_NOTE), 2, 1, i, d.pp(6))?,
+        ];
+        let m = cfg.mlp;
+        Ok(Self {
+            cfg: cfg.clone(),
+            enc,
+            fc11: linear_init(cfg.flat(), cfg.latent, i, vb.pp("fc11"))?,
+            fc12: linear_init(cfg.flat(), cfg.latent, i, vb.pp("fc12"))?,
+            fc3: Mlp::new(
+                &[cfg.latent, m[0], m[1], m[2], m[3], cfg.flat()],
+                i,
+                vb.pp("fc3"),
+            )?,
+            dec,
+        })
+    }
+
+    /// x: (N, 1, 513, 5) spectra -> (mu, logvar), each (N, latent)
+    fn encode(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let n = x.dim(0)?;
+        // fold the 5 frames into channels: (N, 5, 513)
+        let h = x
+            .reshape((n, N_BINS, FRAMES_PER_NOTE))?
+            .transpose(1, 2)?
+            .contiguous()?;
+        let mut h = h;
+        for conv in &self.enc {
+            h = conv.forward_1d(&h)?.relu()?;
+        }
+        let flat = h.reshape((n, self.cfg.flat()))?;
+        Ok((self.fc11.forward(&flat)?, self.fc12.forward(&flat)?))
+    }
+
+    /// z: (N, latent) -> decoder logits (N, 1, 513, 5); the spectrum is their sigmoid
+    fn decode_logits(&self, z: &Tensor) -> Result<Tensor> {
+        let n = z.dim(0)?;
+        let mut h = self
+            .fc3
+            .forward(z)?
+            .reshape((n, self.cfg.channels[3], ModelConfig::LAST_H))?;
+        for (i, conv) in self.dec.iter().enumerate() {
+            h = conv.forward_1d(&h)?;
+            if i + 1 < self.dec.len() {
+                h = h.relu()?;
+            }
+        }
+        // (N, 5, 513) with channel = frame -> (N, 1, 513, 5)
+        h.transpose(1, 2)?
+            .contiguous()?
+            .reshape((n, 1, N_BINS, FRAMES_PER_NOTE))
     }
 }
 

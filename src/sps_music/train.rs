@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::data::{Dataset, NOTE_FEATURES, SEQ_LEN, seeded_rng};
 use super::eval;
-use super::model::{ModelConfig, SpsMusic};
+use super::model::{Arch, ModelConfig, SpsMusic};
 use super::{FAMILY, Lab};
 use crate::audio::dsp::N_BINS;
 use crate::nn::checkpoint::Metadata;
@@ -30,6 +30,9 @@ pub struct TrainConfig {
     /// translations of the pitch latent are drawn from U(-t_range, t_range)
     pub t_range: f32,
     pub lr: f64,
+    /// the learning rate falls along a cosine to `lr * lr_final` at the last step (1 = constant)
+    #[serde(default = "one")]
+    pub lr_final: f64,
     pub kl_weight: f64,
     pub prior_weight: f64,
     pub symmetry_weight: f64,
@@ -55,21 +58,27 @@ pub struct TrainConfig {
 
 pub const PRESETS: [&str; 4] = ["fast", "paper", "no-symmetry", "beta-vae"];
 
+fn one() -> f64 {
+    1.0
+}
+
 impl TrainConfig {
     pub fn preset(name: &str) -> anyhow::Result<Self> {
         let fast = Self {
             preset: "fast".into(),
             model: ModelConfig {
-                channels: [32, 32, 64, 64],
+                channels: [16, 32, 0, 0],
                 mlp: [16, 64, 256, 512],
                 rnn_hidden: 64,
                 latent: 3,
                 init: WeightInit::He,
+                arch: Arch::LogShift { kernel: 5 },
             },
             batch: 8,
-            k: 2,
+            k: 4,
             t_range: 4.0,
             lr: 1e-3,
+            lr_final: 1.0,
             kl_weight: 0.01,
             prior_weight: 2.0,
             symmetry_weight: 4.0,
@@ -81,7 +90,7 @@ impl TrainConfig {
             sample_beta: 0.0,
             warmup_steps: 0,
             ramp_steps: 0,
-            steps: 6000,
+            steps: 1000,
         };
         Ok(match name {
             "fast" | "default" => fast,
@@ -92,6 +101,7 @@ impl TrainConfig {
                 k: 4,
                 sample_alpha: 2000.0,
                 steps: 30000,
+                lr_final: 1.0,
                 ..fast
             },
             "no-symmetry" => Self {
@@ -126,6 +136,13 @@ impl TrainConfig {
         }
     }
 
+    /// learning rate at `step`
+    pub fn learning_rate(&self, step: u64) -> f64 {
+        let progress = (step as f64 / self.steps.max(1) as f64).min(1.0);
+        let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
+        self.lr * (self.lr_final + (1.0 - self.lr_final) * cosine)
+    }
+
     /// probability that the prior is fed the encoder's latent rather than its own prediction
     pub fn teacher_forcing(&self, step: u64) -> f64 {
         let a = self.sample_alpha;
@@ -155,18 +172,34 @@ impl SpsTrainer {
             "{}: no training scales",
             data.source
         );
-        // The seed fixes data order, translations and scheduled sampling; candle's CPU
-        // generator (weight init, reparameterisation noise) cannot be seeded.
         let (varmap, vb) = new_varmap();
         let model = SpsMusic::new(&cfg.model, vb)?;
-        init_output_bias(&varmap, &data)?;
+        let mut rng = seeded_rng(seed);
+        if cfg.model.arch != Arch::Official {
+            // The seed fixes the whole run: weights, data order, translations, scheduled
+            // sampling. (The official body keeps candle's unseeded draw: its transposed convs
+            // store (in, out, ...), which seeded_init would read as the wrong fan-in.)
+            let init = cfg.model.init;
+            crate::nn::seeded_init(
+                &varmap,
+                |name| match name {
+                    n if n.starts_with("rnn.") || n.starts_with("fc2.") => {
+                        Some(WeightInit::PyTorch)
+                    }
+                    "decoder.floor" => None,
+                    _ => Some(init),
+                },
+                &mut rng,
+            )?;
+            seeded_rnn_init(&varmap, cfg.model.rnn_hidden, &mut rng)?;
+        }
+        init_output_bias(&varmap, &model.output_bias_name(), &data)?;
         let params = ParamsAdamW {
             lr: cfg.lr,
             weight_decay: 0.0,
             ..Default::default()
         };
         let opt = AdamW::new(varmap.all_vars(), params)?;
-        let mut rng = seeded_rng(seed);
         let order = data.epoch(&mut rng);
         Ok(Self {
             cfg,
@@ -332,6 +365,8 @@ impl Trainer for SpsTrainer {
 
     fn step(&mut self) -> anyhow::Result<StepStats> {
         let (total, losses) = self.loss()?;
+        self.opt
+            .set_learning_rate(self.cfg.learning_rate(self.step));
         self.opt.backward_step(&total)?;
         self.step += 1;
         Ok(StepStats {
@@ -357,7 +392,7 @@ impl Trainer for SpsTrainer {
     /// Every metric of DESIGN.md, synthesis included, recorded in the checkpoint's metadata.
     fn final_metrics(&mut self) -> anyhow::Result<Vec<(String, f64)>> {
         let mut values = self.evaluate()?;
-        if self.calibration.slope < 0.0 {
+        if self.calibration.slope < 0.0 && self.cfg.model.arch == Arch::Official {
             // The symmetry fixes the pitch axis only up to its sign: turn it so that a larger
             // latent is a higher note, which is what a slider should do.
             flip_pitch_axis(&self.varmap)?;
@@ -432,10 +467,30 @@ pub fn flip_pitch_axis(varmap: &VarMap) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// PyTorch draws every RNN parameter from U(+-1/sqrt(hidden)); seeded_init would take the
+/// input weights' fan-in (1) instead, so draw them again here.
+fn seeded_rnn_init(varmap: &VarMap, hidden: usize, rng: &mut StdRng) -> anyhow::Result<()> {
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| anyhow::anyhow!("variable map poisoned"))?;
+    let bound = 1.0 / (hidden as f32).sqrt();
+    let mut names: Vec<&String> = data.keys().filter(|n| n.starts_with("rnn.")).collect();
+    names.sort();
+    for name in names {
+        let var = &data[name];
+        let values: Vec<f32> = (0..var.elem_count())
+            .map(|_| rng.random_range(-bound..=bound))
+            .collect();
+        var.set(&Tensor::from_vec(values, var.dims(), &Device::Cpu)?)?;
+    }
+    Ok(())
+}
+
 /// Start the decoder's output at the data's mean level. With PyTorch's default init the
 /// output starts near 0.5 while the mean spectrum is near 0.2; the first updates then drive
 /// the decoder's ReLUs below zero wholesale and training stalls on the mean spectrum.
-fn init_output_bias(varmap: &VarMap, data: &Dataset) -> anyhow::Result<()> {
+fn init_output_bias(varmap: &VarMap, name: &str, data: &Dataset) -> anyhow::Result<()> {
     let (sum, count) = data.train.iter().fold((0f64, 0usize), |(s, c), seq| {
         (
             s + seq.features.iter().map(|&v| v as f64).sum::<f64>(),
@@ -448,7 +503,7 @@ fn init_output_bias(varmap: &VarMap, data: &Dataset) -> anyhow::Result<()> {
         .data()
         .lock()
         .map_err(|_| anyhow::anyhow!("variable map poisoned"))?;
-    let bias = data.get("decoder.6.bias").context("no decoder.6.bias")?;
+    let bias = data.get(name).with_context(|| format!("no {name}"))?;
     bias.set(&Tensor::full(logit as f32, bias.dims(), &Device::Cpu)?)?;
     Ok(())
 }

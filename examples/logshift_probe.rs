@@ -1,0 +1,177 @@
+//! Diagnostic for the `fast` preset's log-frequency body: how fast its encoder learns pitch
+//! with labels, how fast its decoder reconstructs notes given the true pitch, and how long
+//! each takes per step.
+//!
+//! cargo run --release --example logshift_probe -- encoder|decoder [STEPS]
+
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use latent_lab::sps_music::{data::*, model::SpsMusic, train::TrainConfig};
+use rand::{Rng, SeedableRng};
+
+fn main() -> anyhow::Result<()> {
+    let which = std::env::args().nth(1).unwrap_or("encoder".into());
+    let steps: usize = std::env::args()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300);
+    let cfg = TrainConfig::preset("fast")?;
+    let (vm, vb) = latent_lab::nn::new_varmap();
+    let m = SpsMusic::new(&cfg.model, vb)?;
+    let mut src = open_source("soundfont")?;
+    let ds = Dataset::render(src.as_mut(), &|_| {})?;
+    let notes = |seqs: &[Sequence]| -> Vec<(Vec<f32>, f32)> {
+        seqs.iter()
+            .flat_map(|s| (0..SEQ_LEN).map(move |i| (s.note(i).to_vec(), s.pitches[i] as f32)))
+            .collect()
+    };
+    let train = notes(&ds.train);
+    let test = notes(&ds.test_seen);
+    let unseen = notes(&ds.test_unseen);
+    let mut opt = AdamW::new(
+        vm.all_vars(),
+        ParamsAdamW {
+            lr: 1e-3,
+            weight_decay: 0.0,
+            ..Default::default()
+        },
+    )?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let batch = |set: &[(Vec<f32>, f32)], idx: &[usize]| -> anyhow::Result<(Tensor, Tensor)> {
+        let x: Vec<f32> = idx.iter().flat_map(|&i| set[i].0.iter().copied()).collect();
+        let y: Vec<f32> = idx.iter().map(|&i| set[i].1 - 66.0).collect();
+        Ok((
+            Tensor::from_vec(x, (idx.len(), 1, 513, 5), &Device::Cpu)?,
+            Tensor::from_vec(y, (idx.len(), 1), &Device::Cpu)?,
+        ))
+    };
+    let r2 = |set: &[(Vec<f32>, f32)]| -> anyhow::Result<f64> {
+        let idx: Vec<usize> = (0..set.len()).collect();
+        let mut lat = Vec::new();
+        for chunk in idx.chunks(256) {
+            let (x, _) = batch(set, chunk)?;
+            let (mu, _) = m.encode(&x)?;
+            lat.extend(mu.narrow(1, 0, 1)?.flatten_all()?.to_vec1::<f32>()?);
+        }
+        let l: Vec<f64> = lat.iter().map(|&v| v as f64).collect();
+        let p: Vec<f64> = set.iter().map(|n| n.1 as f64).collect();
+        Ok(latent_lab::metrics::linear_fit(&l, &p).r2)
+    };
+    if which == "check" {
+        // residuals of a trained checkpoint's pitch line, by instrument
+        let path = std::env::args().nth(2).unwrap_or_default();
+        let lab = latent_lab::sps_music::Lab::load(std::path::Path::new(&path))?;
+        for (name, set, first) in [
+            ("seen", &ds.test_seen, 0),
+            ("unseen", &ds.test_unseen, ds.n_train_instruments),
+        ] {
+            let notes: Vec<&[f32]> = set
+                .iter()
+                .flat_map(|s| (0..SEQ_LEN).map(move |i| s.note(i)))
+                .collect();
+            let mu = latent_lab::sps_music::model::encode_all(&lab.model, &notes)?;
+            let lat: Vec<f64> = mu.iter().map(|m| m[0] as f64).collect();
+            let p: Vec<f64> = set
+                .iter()
+                .flat_map(|s| s.pitches.iter().map(|&p| p as f64))
+                .collect();
+            let inst: Vec<usize> = set.iter().flat_map(|s| [s.instrument; SEQ_LEN]).collect();
+            let fit = latent_lab::metrics::linear_fit(&lat, &p);
+            println!(
+                "{name}: r2 {:.4} slope {:.3} intercept {:.2}",
+                fit.r2, fit.slope, fit.intercept
+            );
+            for i in first..ds.instruments.len() {
+                let res: Vec<f64> = (0..lat.len())
+                    .filter(|&k| inst[k] == i)
+                    .map(|k| fit.slope * lat[k] + fit.intercept - p[k])
+                    .collect();
+                if res.is_empty() {
+                    continue;
+                }
+                let mean = res.iter().sum::<f64>() / res.len() as f64;
+                let rms = (res.iter().map(|r| r * r).sum::<f64>() / res.len() as f64).sqrt();
+                let worst = res.iter().fold(0f64, |a, r| a.max(r.abs()));
+                println!(
+                    "  {:24} mean {mean:+6.2} rms {rms:5.2} worst {worst:5.1}",
+                    ds.instruments[i]
+                );
+            }
+        }
+        return Ok(());
+    }
+    if which == "oracle" {
+        for (name, set) in [("seen", &test), ("unseen", &unseen)] {
+            let idx: Vec<usize> = (0..set.len()).collect();
+            let mut est = Vec::new();
+            for chunk in idx.chunks(256) {
+                let (x, _) = batch(set, chunk)?;
+                est.extend(latent_lab::sps_music::logshift::harmonic_sum_pitch(&x)?);
+            }
+            let e: Vec<f64> = est.iter().map(|&v| v as f64).collect();
+            let p: Vec<f64> = set.iter().map(|n| n.1 as f64).collect();
+            for (k, (a, b)) in e.iter().zip(&p).enumerate() {
+                if (a - b).abs() >= 0.75 && k % 3 == 0 {
+                    print!("[#{} true {b} est {a:.1}] ", k / (SEQ_LEN * 25));
+                }
+            }
+            println!();
+            let exact = e
+                .iter()
+                .zip(&p)
+                .filter(|(a, b)| (*a - *b).abs() < 0.75)
+                .count();
+            println!(
+                "harmonic sum {name}: r2 {:.3}, within half a semitone {}/{}",
+                latent_lab::metrics::linear_fit(&e, &p).r2,
+                exact,
+                p.len()
+            );
+        }
+        return Ok(());
+    }
+    println!(
+        "at init: r2 seen {:.3} unseen {:.3}",
+        r2(&test)?,
+        r2(&unseen)?
+    );
+    let t0 = Instant::now();
+    for step in 1..=steps {
+        let idx: Vec<usize> = (0..120).map(|_| rng.random_range(0..train.len())).collect();
+        let (x, y) = batch(&train, &idx)?;
+        let loss = if which == "encoder" {
+            let (mu, _) = m.encode(&x)?;
+            (mu.narrow(1, 0, 1)? - &y)?.sqr()?.mean_all()?
+        } else {
+            let z = Tensor::cat(&[&y, &y.zeros_like()?, &y.zeros_like()?], 1)?;
+            // BCE above the targets' own entropy (its floor), per note
+            let xc = x.clamp(1e-6f32, 1.0 - 1e-6)?;
+            let h = ((&xc * xc.log()?)?
+                + (xc.affine(-1.0, 1.0)? * xc.affine(-1.0, 1.0)?.log()?)?)?
+            .sum_all()?
+            .neg()?;
+            (latent_lab::nn::bce_with_logits_sum(&m.decode_logits(&z)?, &x)? - h)?
+                .affine(1.0 / 120.0, 0.0)?
+        };
+        opt.backward_step(&loss)?;
+        if step % 50 == 0 {
+            let ms = t0.elapsed().as_secs_f64() * 1000.0 / step as f64;
+            if which == "encoder" {
+                println!(
+                    "step {step}: loss {:.3} r2 seen {:.3} unseen {:.3} ({ms:.0} ms/step)",
+                    loss.to_scalar::<f32>()?,
+                    r2(&test)?,
+                    r2(&unseen)?
+                );
+            } else {
+                println!(
+                    "step {step}: bce/note {:.1} ({ms:.0} ms/step)",
+                    loss.to_scalar::<f32>()?
+                );
+            }
+        }
+    }
+    Ok(())
+}

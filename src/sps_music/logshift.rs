@@ -1,0 +1,368 @@
+//! The `fast` preset's body: the SPS music model with a log-frequency front end in which a
+//! change of pitch is a translation, and both halves built to respect it.
+//!
+//! - Encoder: the 513 linear STFT bins of each frame are pooled onto a log-frequency axis
+//!   (`BPO` bins per octave from MIDI 24 up), then 1-D convolutions along that axis (stride 1,
+//!   so shifting the input shifts every feature map) give a salience curve; the pitch latent
+//!   is its soft-argmax, in semitones. The timbre latents read features pooled over the whole
+//!   axis, so they cannot see where the note sits.
+//! - Decoder: the timbre latents give a template spectrum on a relative log-frequency axis,
+//!   which is moved to the pitch latent's position (linear interpolation between bins, so the
+//!   loss has a gradient in the pitch) and mapped back onto the 513 linear bins.
+//!
+//! Nothing here is told what pitch is: which translation the latent tracks is still learned
+//! from the scales through the prior and the symmetry, as in the paper. The architecture only
+//! makes translation the cheap thing to learn, where the official one must build it from an
+//! MLP and strided convolutions (slow on a CPU; see models/README.md).
+
+use candle_core::{D, Device, Module, Result, Tensor};
+use candle_nn::VarBuilder;
+
+use super::data::FRAMES_PER_NOTE;
+use crate::audio::dsp::{N_BINS, N_FFT, SAMPLE_RATE, midi_to_hz};
+use crate::nn::{HeightConv, Mlp, WeightInit, linear_init};
+
+/// log-frequency bins per octave (two per semitone)
+pub const BPO: usize = 24;
+/// bins per semitone
+const BPS: f32 = BPO as f32 / 12.0;
+/// MIDI note of log bin 0
+pub const MIDI_LO: f32 = 24.0;
+/// log bins: MIDI 24 (32.7 Hz) to just under the Nyquist frequency (8 kHz)
+pub const LOG_BINS: usize = 190;
+/// the pitch latent is 0 at this MIDI note (the middle of the training scales' range)
+pub const MIDI_CENTRE: f32 = 66.0;
+/// template positions below and above the note's own position
+const BELOW: usize = 140;
+const ABOVE: usize = 160;
+const TEMPLATE: usize = BELOW + ABOVE;
+/// Salience logits are scaled by this so that the soft-argmax can be sharp: Adam moves a
+/// weight by about the learning rate per step, too slowly to grow the scale itself.
+const SHARPNESS: f64 = 20.0;
+/// Harmonics stacked as channels at the encoder's input (a harmonic constant-Q stack, as in
+/// Bittner et al., "Deep salience representations for F0 estimation", 2017): channel h at
+/// log bin p holds the spectrum at p + BPO * log2(h), so a small kernel sees a note's
+/// partials together wherever the note sits.
+const HARMONICS: [f32; 7] = [0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+
+fn harmonic_offsets() -> Vec<i64> {
+    HARMONICS
+        .iter()
+        .map(|h| (BPO as f32 * h.log2()).round() as i64)
+        .collect()
+}
+
+/// (N, C, L) -> (N, C * HARMONICS, L), zeros where a shifted copy runs off the axis.
+fn harmonic_stack(x: &Tensor) -> Result<Tensor> {
+    let offsets = harmonic_offsets();
+    let left = (-offsets.iter().copied().min().unwrap_or(0)).max(0) as usize;
+    let right = offsets.iter().copied().max().unwrap_or(0).max(0) as usize;
+    let l = x.dim(2)?;
+    let padded = x.pad_with_zeros(2, left, right)?;
+    let copies = offsets
+        .iter()
+        .map(|&o| padded.narrow(2, (left as i64 + o) as usize, l))
+        .collect::<Result<Vec<_>>>()?;
+    Tensor::cat(&copies, 1)
+}
+
+fn bin_hz(k: f32) -> f32 {
+    k * SAMPLE_RATE as f32 / N_FFT as f32
+}
+
+fn log_hz(j: f32) -> f32 {
+    midi_to_hz(MIDI_LO + j / BPS)
+}
+
+/// (N_BINS, LOG_BINS): each log bin averages the linear bins under a triangle as wide as
+/// its own spacing or one linear bin, whichever is wider.
+fn lin_to_log() -> Vec<f32> {
+    let mut m = vec![0f32; N_BINS * LOG_BINS];
+    let df = bin_hz(1.0);
+    for j in 0..LOG_BINS {
+        let f = log_hz(j as f32);
+        let half = (log_hz(j as f32 + 1.0) - f).max(df);
+        let mut weights = Vec::new();
+        for k in 0..N_BINS {
+            let w = 1.0 - (bin_hz(k as f32) - f).abs() / half;
+            if w > 0.0 {
+                weights.push((k, w));
+            }
+        }
+        let sum: f32 = weights.iter().map(|w| w.1).sum();
+        for (k, w) in weights {
+            m[k * LOG_BINS + j] = w / sum.max(1e-6);
+        }
+    }
+    m
+}
+
+/// (LOG_BINS, N_BINS): each linear bin interpolates the log axis at its frequency.
+fn log_to_lin() -> Vec<f32> {
+    let mut m = vec![0f32; LOG_BINS * N_BINS];
+    for k in 0..N_BINS {
+        let hz = bin_hz(k as f32).max(log_hz(0.0));
+        let p = (crate::audio::dsp::hz_to_midi(hz) - MIDI_LO) * BPS;
+        let p = p.clamp(0.0, (LOG_BINS - 1) as f32);
+        let lo = p.floor() as usize;
+        let hi = (lo + 1).min(LOG_BINS - 1);
+        let frac = p - lo as f32;
+        m[lo * N_BINS + k] += 1.0 - frac;
+        m[hi * N_BINS + k] += frac;
+    }
+    m
+}
+
+/// Log-bin position of a pitch latent (semitones from MIDI_CENTRE).
+fn position_of_latent(z: &Tensor) -> Result<Tensor> {
+    z.affine(BPS as f64, ((MIDI_CENTRE - MIDI_LO) * BPS) as f64)
+}
+
+/// A fixed harmonic-sum pitch detector on the same front end (diagnostics only): the argmax
+/// over log bins of the summed partials h = 1..6, in MIDI.
+pub fn harmonic_sum_pitch(x: &Tensor) -> Result<Vec<f32>> {
+    let n = x.dim(0)?;
+    let log = x
+        .reshape((n, N_BINS, FRAMES_PER_NOTE))?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((n * FRAMES_PER_NOTE, N_BINS))?
+        .matmul(&Tensor::from_vec(
+            lin_to_log(),
+            (N_BINS, LOG_BINS),
+            x.device(),
+        )?)?
+        .reshape((n, FRAMES_PER_NOTE, LOG_BINS))?
+        .narrow(1, 0, 3)?
+        .mean(1)?
+        .unsqueeze(1)?;
+    let stack = harmonic_stack(&log)?
+        .narrow(1, 1, HARMONICS.len() - 1)?
+        .sum(1)?;
+    let arg = stack.argmax(D::Minus1)?.to_vec1::<u32>()?;
+    Ok(arg.iter().map(|&a| MIDI_LO + a as f32 / BPS).collect())
+}
+
+pub struct LogShift {
+    to_log: Tensor,
+    to_lin: Tensor,
+    positions: Tensor,
+    enc: [HeightConv; 3],
+    /// timbre means and every log-variance, from features pooled over the axis
+    fc11: candle_nn::Linear,
+    fc12: candle_nn::Linear,
+    /// timbre latents -> template logits (TEMPLATE x frames)
+    fc3: Mlp,
+    /// a learned floor under the note, per linear bin and frame (noise, body resonance)
+    floor: Tensor,
+    latent: usize,
+}
+
+impl LogShift {
+    /// `channels` [c0, c1]: the front conv and the wide (harmonic) conv; `mlp` the template
+    /// MLP's hidden sizes; `kernel` the wide conv's span in log bins (odd).
+    pub fn new(
+        channels: [usize; 2],
+        mlp: &[usize],
+        kernel: usize,
+        latent: usize,
+        init: WeightInit,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let dev = Device::Cpu;
+        let e = vb.pp("encoder");
+        let [c0, c1] = channels;
+        let enc = [
+            HeightConv::new(
+                1,
+                c0,
+                (5, FRAMES_PER_NOTE * HARMONICS.len()),
+                1,
+                2,
+                init,
+                e.pp(0),
+            )?,
+            HeightConv::new(c0, c1, (kernel, 1), 1, kernel / 2, init, e.pp(2))?,
+            HeightConv::new(c1, 1, (1, 1), 1, 0, init, e.pp(4))?,
+        ];
+        let mut sizes = vec![latent - 1];
+        sizes.extend_from_slice(mlp);
+        sizes.push(TEMPLATE * FRAMES_PER_NOTE);
+        let positions: Vec<f32> = (0..LOG_BINS).map(|i| i as f32).collect();
+        Ok(Self {
+            to_log: Tensor::from_vec(lin_to_log(), (N_BINS, LOG_BINS), &dev)?,
+            to_lin: Tensor::from_vec(log_to_lin(), (LOG_BINS, N_BINS), &dev)?,
+            positions: Tensor::from_vec(positions, (LOG_BINS, 1), &dev)?,
+            enc,
+            fc11: linear_init(2 * c1, latent - 1, init, vb.pp("fc11"))?,
+            fc12: linear_init(2 * c1, latent, init, vb.pp("fc12"))?,
+            fc3: Mlp::new(&sizes, init, vb.pp("fc3"))?,
+            floor: vb.get_with_hints(
+                (FRAMES_PER_NOTE, N_BINS),
+                "decoder.floor",
+                candle_nn::Init::Const(0.0),
+            )?,
+            latent,
+        })
+    }
+
+    /// The variable holding the template's last bias (started at the data's mean level).
+    pub fn output_bias_name(&self, mlp_layers: usize) -> String {
+        format!("fc3.{}.bias", 2 * mlp_layers)
+    }
+
+    /// x: (N, 1, 513, 5) -> (mu, logvar)
+    pub fn encode(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let n = x.dim(0)?;
+        // (N, 513, 5) -> (N, 5, 513) -> (N, 5, LOG_BINS)
+        let frames = x
+            .reshape((n, N_BINS, FRAMES_PER_NOTE))?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((n * FRAMES_PER_NOTE, N_BINS))?;
+        let h = frames
+            .matmul(&self.to_log)?
+            .reshape((n, FRAMES_PER_NOTE, LOG_BINS))?;
+        self.encode_log(&h)
+    }
+
+    /// The encoder after the front end: h (N, 5, LOG_BINS) -> (mu, logvar)
+    pub fn encode_log(&self, h: &Tensor) -> Result<(Tensor, Tensor)> {
+        let h = self.enc[0].forward_1d(&harmonic_stack(&h)?)?.relu()?;
+        let features = self.enc[1].forward_1d(&h)?.relu()?;
+        let salience = self.enc[2].forward_1d(&features)?.squeeze(1)?;
+        let weights = candle_nn::ops::softmax(&(salience * SHARPNESS)?, D::Minus1)?;
+        let position = weights.matmul(&self.positions)?;
+        let pitch = position.affine(1.0 / BPS as f64, -((MIDI_CENTRE - MIDI_LO) as f64))?;
+        let pooled = Tensor::cat(&[features.mean(D::Minus1)?, features.max(D::Minus1)?], 1)?;
+        let timbre = self.fc11.forward(&pooled)?;
+        Ok((
+            Tensor::cat(&[pitch, timbre], 1)?,
+            self.fc12.forward(&pooled)?,
+        ))
+    }
+
+    /// z: (N, latent) -> logits (N, 1, 513, 5)
+    pub fn decode_logits(&self, z: &Tensor) -> Result<Tensor> {
+        let n = z.dim(0)?;
+        // (N, LOG_BINS, 5) -> (N, 5, LOG_BINS) -> (N, 5, 513) -> (N, 1, 513, 5)
+        let lin = self
+            .decode_log(z)?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((n * FRAMES_PER_NOTE, LOG_BINS))?
+            .matmul(&self.to_lin)?
+            .reshape((n, FRAMES_PER_NOTE, N_BINS))?
+            .broadcast_add(&self.floor)?;
+        lin.transpose(1, 2)?
+            .contiguous()?
+            .reshape((n, 1, N_BINS, FRAMES_PER_NOTE))
+    }
+
+    /// z: (N, latent) -> logits on the log-frequency axis before the floor, (N, LOG_BINS, 5):
+    /// the timbre's template moved to the pitch latent's position.
+    pub fn decode_log(&self, z: &Tensor) -> Result<Tensor> {
+        let n = z.dim(0)?;
+        let template = self
+            .fc3
+            .forward(&z.narrow(1, 1, self.latent - 1)?)?
+            .reshape((n, TEMPLATE, FRAMES_PER_NOTE))?;
+        let position = position_of_latent(&z.narrow(1, 0, 1)?)?;
+        let pos: Vec<f32> = position.flatten_all()?.to_vec1()?;
+        let floor: Vec<f32> = pos.iter().map(|p| p.floor()).collect();
+        // Output bin j reads the template at t - frac, t = j - floor(position) + BELOW:
+        // (1 - frac) * T[t] + frac * T[t - 1].
+        let last = (TEMPLATE - 1) as f32;
+        let mut at = Vec::with_capacity(n * LOG_BINS * FRAMES_PER_NOTE);
+        let mut below = Vec::with_capacity(n * LOG_BINS * FRAMES_PER_NOTE);
+        for &f in &floor {
+            for j in 0..LOG_BINS {
+                let t = (j as f32 - f + BELOW as f32).clamp(0.0, last);
+                let t0 = (t - 1.0).max(0.0);
+                for _ in 0..FRAMES_PER_NOTE {
+                    at.push(t as u32);
+                    below.push(t0 as u32);
+                }
+            }
+        }
+        let dev = z.device();
+        let shape = (n, LOG_BINS, FRAMES_PER_NOTE);
+        let at = Tensor::from_vec(at, shape, dev)?;
+        let below = Tensor::from_vec(below, shape, dev)?;
+        let frac = (position - Tensor::from_vec(floor, (n, 1), dev)?)?.unsqueeze(2)?;
+        template
+            .gather(&at, 1)?
+            .broadcast_mul(&frac.affine(-1.0, 1.0)?)?
+            + template.gather(&below, 1)?.broadcast_mul(&frac)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::nn::new_varmap;
+
+    fn body() -> LogShift {
+        let (_vm, vb) = new_varmap();
+        LogShift::new([4, 8], &[8, 16], 5, 3, WeightInit::He, vb).unwrap()
+    }
+
+    #[test]
+    fn the_front_end_averages_and_covers_the_axis() {
+        let m = lin_to_log();
+        for j in 0..LOG_BINS {
+            let sum: f32 = (0..N_BINS).map(|k| m[k * LOG_BINS + j]).sum();
+            assert!((sum - 1.0).abs() < 1e-4, "log bin {j} sums to {sum}");
+        }
+        let back = log_to_lin();
+        for k in 0..N_BINS {
+            let sum: f32 = (0..LOG_BINS).map(|j| back[j * N_BINS + k]).sum();
+            assert!((sum - 1.0).abs() < 1e-4, "linear bin {k} sums to {sum}");
+        }
+    }
+
+    #[test]
+    fn raising_the_pitch_latent_an_octave_moves_the_decoded_spectrum_an_octave() {
+        let b = body();
+        let z = Tensor::new(
+            &[[-6f32, 0.3, -0.2], [6.0, 0.3, -0.2], [6.25, 0.3, -0.2]],
+            &Device::Cpu,
+        )
+        .unwrap();
+        let out = b.decode_log(&z).unwrap().to_vec3::<f32>().unwrap();
+        // 12 semitones = BPO bins; compare where both stay inside the template
+        for j in 40..LOG_BINS - BPO - 40 {
+            for f in 0..FRAMES_PER_NOTE {
+                let (lo, hi) = (out[0][j][f], out[1][j + BPO][f]);
+                assert!((lo - hi).abs() < 1e-5, "bin {j} frame {f}: {lo} vs {hi}");
+            }
+        }
+        // a quarter semitone is half a bin: halfway between the neighbours
+        let j = 100;
+        let mid = 0.5 * (out[1][j][0] + out[1][j - 1][0]);
+        assert!((out[2][j][0] - mid).abs() < 1e-5);
+    }
+
+    #[test]
+    fn the_timbre_latents_do_not_see_where_the_note_sits() {
+        let b = body();
+        // the same pattern on the log axis, and moved up 7 semitones (14 bins)
+        let mut x = vec![0f32; 2 * FRAMES_PER_NOTE * LOG_BINS];
+        for f in 0..FRAMES_PER_NOTE {
+            for j in 80..110 {
+                let v = ((j * 7 + f * 3) % 11) as f32 / 11.0;
+                x[f * LOG_BINS + j] = v;
+                x[(FRAMES_PER_NOTE + f) * LOG_BINS + j + 14] = v;
+            }
+        }
+        let x = Tensor::from_vec(x, (2, FRAMES_PER_NOTE, LOG_BINS), &Device::Cpu).unwrap();
+        let (mu, _) = b.encode_log(&x).unwrap();
+        let mu = mu.to_vec2::<f32>().unwrap();
+        assert!(mu[0].iter().chain(&mu[1]).all(|v| v.is_finite()));
+        // the timbre sees features pooled over the axis: nearly the same for both notes
+        for d in 1..3 {
+            assert!((mu[0][d] - mu[1][d]).abs() < 1e-5, "{mu:?}");
+        }
+    }
+}
