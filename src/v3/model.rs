@@ -76,6 +76,12 @@ pub struct ModelConfig {
     /// would otherwise keep as part of every row's style
     #[serde(default)]
     pub colour_style: bool,
+    /// notes with `conv`: the style trunk also reads the note's timbre, frame by frame: the
+    /// log-frequency spectrum of each frame through two convolutions along frequency, then
+    /// their maximum over frequency, which is the same wherever the partials sit (whatever
+    /// the pitch), beside the octave-band energies
+    #[serde(default)]
+    pub timbre_conv: bool,
 }
 
 fn default_cepstrum_start() -> f32 {
@@ -102,7 +108,8 @@ impl ModelConfig {
     pub fn input_len(&self) -> usize {
         if self.conv > 0 && self.domain == Domain::Notes {
             let [_, _, w] = self.domain.fragment_shape();
-            return STYLE_BANDS * w;
+            let timbre = if self.timbre_conv { self.conv * w } else { 0 };
+            return STYLE_BANDS * w + timbre;
         }
         let spectrum = self.domain.fragment_len() / self.pool.max(1);
         if self.content_trunk {
@@ -442,6 +449,8 @@ pub const LOG_BINS: usize = 128;
 /// Taps of the first convolution along log frequency: two octaves, the span of a note's first
 /// four partials.
 const LOG_KERNEL: usize = 2 * LOG_BINS_PER_OCTAVE + 1;
+/// Taps of the timbre convolution (`timbre_conv`): an octave and a half.
+const TIMBRE_KERNEL: usize = 3 * LOG_BINS_PER_OCTAVE / 2 + 1;
 
 /// Octave bands of the notes' style trunk, their edges at C (the notes' fundamentals all fall
 /// in the second): the frame-by-frame energy in each band shows the instrument's spectral
@@ -607,7 +616,14 @@ fn conv_trunks(cfg: &ModelConfig, e: VarBuilder) -> Result<ConvTrunks> {
                 ],
                 content_fc: linear_init(c * LOG_BINS / 2, h, he, e.pp("content_fc"))?,
                 content_head: linear_init(h, dc, he, e.pp("content_linear_1"))?,
-                style_convs: Vec::new(),
+                style_convs: if cfg.timbre_conv {
+                    vec![
+                        line(1, c, TIMBRE_KERNEL, 1, "style_conv1")?,
+                        line(c, c, 9, 1, "style_conv2")?,
+                    ]
+                } else {
+                    Vec::new()
+                },
                 style_fc: None,
             }
         }
@@ -879,6 +895,24 @@ impl V3Model {
                     .reshape((n * w, c * h))?
                     .matmul(bands)?
                     .reshape((n, w * STYLE_BANDS))?;
+                let view = match (&conv.logfreq, conv.style_convs.is_empty()) {
+                    (Some(bank), false) => {
+                        // every frame's log-frequency spectrum, (N * frames, 1, LOG_BINS)
+                        let mut t = x
+                            .reshape((n, c * h, w))?
+                            .transpose(1, 2)?
+                            .contiguous()?
+                            .reshape((n * w, c * h))?
+                            .matmul(bank)?
+                            .unsqueeze(1)?;
+                        for layer in &conv.style_convs {
+                            t = layer.forward(&t)?;
+                        }
+                        let timbre = t.max(2)?.reshape((n, w * self.cfg.conv))?;
+                        Tensor::cat(&[&view, &timbre], 1)?
+                    }
+                    _ => view,
+                };
                 self.mlp_trunk(&view)
             }
             // digits: the ink's colour
@@ -1111,6 +1145,7 @@ mod tests {
             conv: 4,
             factored_decoder: true,
             colour_style: true,
+            timbre_conv: false,
         };
         let varmap = VarMap::new();
         let model = V3Model::new(&cfg, &varmap).unwrap();

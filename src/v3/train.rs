@@ -80,6 +80,7 @@ impl TrainConfig {
                 conv: 0,
                 factored_decoder: false,
                 colour_style: false,
+                timbre_conv: false,
             },
             batch: 8,
             lr: 1e-3,
@@ -106,7 +107,7 @@ impl TrainConfig {
             },
             kmeans_again_at: 0.5,
             distinct_atoms: true,
-            steps: if notes { 1500 } else { 1000 },
+            steps: if notes { 600 } else { 1000 },
             ..mlp.clone()
         };
         Ok(match name {
