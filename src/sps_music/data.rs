@@ -395,6 +395,7 @@ pub fn scale_features(stft: &mut Stft, audio: &[f32]) -> Vec<f32> {
 }
 
 /// Training and held-out scales.
+#[derive(Clone)]
 pub struct Dataset {
     pub source: String,
     pub instruments: Vec<String>,
