@@ -556,7 +556,10 @@ mod tests {
         let late: f64 = a[25..].iter().map(|l| recon(l)).sum();
         // BCE against soft targets sits on their entropy, so the visible drop is small: 30
         // steps take off about 1.4% (seed 7)
-        assert!(late < 0.995 * early, "reconstruction {early:.0} -> {late:.0}");
+        assert!(
+            late < 0.995 * early,
+            "reconstruction {early:.0} -> {late:.0}"
+        );
         let b = run(data);
         assert_eq!(recon(&a[29]), recon(&b[29]), "same seed, same run");
     }

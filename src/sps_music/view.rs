@@ -31,6 +31,20 @@ pub struct PitchState {
     pub export_plot: String,
     pub import_pt: String,
     pub volume: f32,
+    /// which model the latent above belongs to: a latent is only restored onto the same model
+    pub model: String,
+}
+
+/// Tells models apart well enough to know whether a remembered latent still means anything.
+fn fingerprint(lab: &Lab) -> String {
+    format!(
+        "{} {} {} {:.6} {:.6}",
+        lab.meta.preset,
+        lab.meta.steps,
+        lab.meta.seed,
+        lab.calibration.slope,
+        lab.calibration.intercept
+    )
 }
 
 impl Default for PitchState {
@@ -41,12 +55,13 @@ impl Default for PitchState {
             timbre: Vec::new(),
             instrument: 0,
             preset: "fast".into(),
-            steps: TrainConfig::preset("fast").map(|c| c.steps).unwrap_or(6000),
+            steps: TrainConfig::preset("fast").map(|c| c.steps).unwrap_or(1000),
             data: "soundfont".into(),
             export_wav: "pitch_sweep.wav".into(),
             export_plot: "pitch_latent.png".into(),
             import_pt: String::new(),
             volume: 0.5,
+            model: String::new(),
         }
     }
 }
@@ -156,6 +171,7 @@ impl PitchTab {
                 .map(|i| i.timbre.clone())
                 .unwrap_or_else(|| vec![0.0; dims - 1]);
         }
+        self.state.model = fingerprint(&lab);
         self.lab = Some(lab);
         self.spectrum = None;
         self.voice_dirty = true;
@@ -744,7 +760,7 @@ impl Tab for PitchTab {
         let dims_ok = self
             .lab
             .as_ref()
-            .is_some_and(|l| l.latent_dims() == s.timbre.len() + 1);
+            .is_some_and(|l| l.latent_dims() == s.timbre.len() + 1 && fingerprint(l) == s.model);
         let (pitch, timbre, instrument) = (s.pitch_latent, s.timbre.clone(), s.instrument);
         self.state = PitchState {
             checkpoint: self.state.checkpoint.clone(),
