@@ -67,8 +67,8 @@ pub struct SpsMusic {
 }
 
 enum Body {
-    Official(Official),
-    LogShift(LogShift),
+    Official(Box<Official>),
+    LogShift(Box<LogShift>),
 }
 
 /// The official encoder and decoder.
@@ -84,15 +84,15 @@ struct Official {
 impl SpsMusic {
     pub fn new(cfg: &ModelConfig, vb: VarBuilder) -> Result<Self> {
         let body = match cfg.arch {
-            Arch::Official => Body::Official(Official::new(cfg, vb.clone())?),
-            Arch::LogShift { kernel } => Body::LogShift(LogShift::new(
+            Arch::Official => Body::Official(Box::new(Official::new(cfg, vb.clone())?)),
+            Arch::LogShift { kernel } => Body::LogShift(Box::new(LogShift::new(
                 [cfg.channels[0], cfg.channels[1]],
                 &cfg.mlp,
                 kernel,
                 cfg.latent,
                 cfg.init,
                 vb.clone(),
-            )?),
+            )?)),
         };
         Ok(Self {
             cfg: cfg.clone(),
