@@ -103,11 +103,12 @@ impl TrainConfig {
                 conv: 16,
                 factored_decoder: true,
                 colour_style: !notes,
+                timbre_conv: notes,
                 ..mlp.model.clone()
             },
             kmeans_again_at: 0.5,
             distinct_atoms: true,
-            steps: if notes { 600 } else { 1000 },
+            steps: 1000,
             ..mlp.clone()
         };
         Ok(match name {
