@@ -29,7 +29,10 @@ fn main() {
     cfg = serde_json::from_value(cfgv).unwrap();
     cfg.steps = steps;
     let d = data::load(domain, data::default_spec(domain), &|_| {}).unwrap();
-    let seed: u64 = std::env::var("V3_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let seed: u64 = std::env::var("V3_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let mut t = V3Trainer::new(cfg, d, seed).unwrap();
     let start = std::time::Instant::now();
     let mut acc: Vec<f64> = Vec::new();

@@ -26,8 +26,16 @@ fn main() {
         let best = (0..frags.len())
             .filter(|&j| sample[j] != sample[i])
             .min_by(|&a, &b| {
-                let da: f32 = enc.style[i].iter().zip(&enc.style[a]).map(|(x, y)| (x - y) * (x - y)).sum();
-                let db: f32 = enc.style[i].iter().zip(&enc.style[b]).map(|(x, y)| (x - y) * (x - y)).sum();
+                let da: f32 = enc.style[i]
+                    .iter()
+                    .zip(&enc.style[a])
+                    .map(|(x, y)| (x - y) * (x - y))
+                    .sum();
+                let db: f32 = enc.style[i]
+                    .iter()
+                    .zip(&enc.style[b])
+                    .map(|(x, y)| (x - y) * (x - y))
+                    .sum();
                 da.total_cmp(&db)
             })
             .unwrap();

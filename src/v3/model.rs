@@ -108,7 +108,11 @@ impl ModelConfig {
     pub fn input_len(&self) -> usize {
         if self.conv > 0 && self.domain == Domain::Notes {
             let [_, _, w] = self.domain.fragment_shape();
-            let timbre = if self.timbre_conv { self.conv * TIMBRE_SPANS } else { 0 };
+            let timbre = if self.timbre_conv {
+                self.conv * TIMBRE_SPANS
+            } else {
+                0
+            };
             return STYLE_BANDS * w + timbre;
         }
         let spectrum = self.domain.fragment_len() / self.pool.max(1);
@@ -346,8 +350,12 @@ pub fn kmeans_distinct(
     if group == 0 || group > k || points.len() < group {
         return centres;
     }
-    let d2 =
-        |a: &[f32], b: &[f32]| -> f64 { a.iter().zip(b).map(|(x, y)| ((x - y) * (x - y)) as f64).sum() };
+    let d2 = |a: &[f32], b: &[f32]| -> f64 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| ((x - y) * (x - y)) as f64)
+            .sum()
+    };
     for _ in 0..iters {
         let mut sums = vec![vec![0f32; dim]; k];
         let mut counts = vec![0usize; k];
@@ -918,9 +926,9 @@ impl V3Model {
                 self.mlp_trunk(&view)
             }
             // digits: the ink's colour
-            (None, Some([fc, head])) if self.cfg.colour_style => {
-                head.forward(&fc.forward(&ink_colour(x, c, h * w)?)?.gelu()?)?.gelu()
-            }
+            (None, Some([fc, head])) if self.cfg.colour_style => head
+                .forward(&fc.forward(&ink_colour(x, c, h * w)?)?.gelu()?)?
+                .gelu(),
             // digits: convolutions of the coloured page, then their mean over the page
             (None, Some([fc, head])) => {
                 let mut hs = x.reshape((n, c, h, w))?;
@@ -1105,7 +1113,10 @@ mod tests {
             let frag = digit_fragment(split.train.image(i), *colour);
             let ink: Vec<f32> = frag.iter().map(|v| 1.0 - v).collect();
             let x = Tensor::from_vec(ink, (1, 3 * DIGIT_H * DIGIT_W), &Device::Cpu).unwrap();
-            let got = ink_colour(&x, 3, DIGIT_H * DIGIT_W).unwrap().to_vec2::<f32>().unwrap();
+            let got = ink_colour(&x, 3, DIGIT_H * DIGIT_W)
+                .unwrap()
+                .to_vec2::<f32>()
+                .unwrap();
             // the hue exactly; the strength within the share of the stroke's core left
             // uncovered by a thin pen
             let want: Vec<f32> = colour.iter().map(|c| 1.0 - c).collect();
