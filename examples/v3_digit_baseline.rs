@@ -100,7 +100,7 @@ fn report(name: &str, d: &Dataset, f: &dyn Fn(&[f32]) -> Vec<f32>) {
     let mut cen = cen;
     for _ in 0..30 {
         let mut sums = vec![vec![0f32; trv[0].len()]; 10];
-        let mut cnt = vec![0f32; 10];
+        let mut cnt = [0f32; 10];
         for r in 0..trv.len() / 10 {
             let w: Vec<Vec<f64>> = (0..10)
                 .map(|i| {
@@ -137,7 +137,7 @@ fn report(name: &str, d: &Dataset, f: &dyn Fn(&[f32]) -> Vec<f32>) {
     );
     // supervised prototypes: class means of training
     let mut pro = vec![vec![0f32; trv[0].len()]; 10];
-    let mut cnt = vec![0f32; 10];
+    let mut cnt = [0f32; 10];
     for (v, &c) in trv.iter().zip(&trc) {
         cnt[c] += 1.0;
         pro[c].iter_mut().zip(v).for_each(|(s, x)| *s += x);
