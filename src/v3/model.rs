@@ -108,7 +108,11 @@ impl ModelConfig {
     pub fn input_len(&self) -> usize {
         if self.conv > 0 && self.domain == Domain::Notes {
             let [_, _, w] = self.domain.fragment_shape();
-            let timbre = if self.timbre_conv { self.conv * w } else { 0 };
+            let timbre = if self.timbre_conv {
+                self.conv * TIMBRE_SPANS
+            } else {
+                0
+            };
             return STYLE_BANDS * w + timbre;
         }
         let spectrum = self.domain.fragment_len() / self.pool.max(1);
@@ -451,6 +455,9 @@ pub const LOG_BINS: usize = 128;
 const LOG_KERNEL: usize = 2 * LOG_BINS_PER_OCTAVE + 1;
 /// Taps of the timbre convolution (`timbre_conv`): an octave and a half.
 const TIMBRE_KERNEL: usize = 3 * LOG_BINS_PER_OCTAVE / 2 + 1;
+/// The timbre convolution reads the note's spectrum averaged over this many equal spans of
+/// frames (attack, sustain, release), not every frame: a quarter of a second each.
+const TIMBRE_SPANS: usize = 4;
 
 /// Octave bands of the notes' style trunk, their edges at C (the notes' fundamentals all fall
 /// in the second): the frame-by-frame energy in each band shows the instrument's spectral
@@ -897,18 +904,21 @@ impl V3Model {
                     .reshape((n, w * STYLE_BANDS))?;
                 let view = match (&conv.logfreq, conv.style_convs.is_empty()) {
                     (Some(bank), false) => {
-                        // every frame's log-frequency spectrum, (N * frames, 1, LOG_BINS)
+                        // the log-frequency spectrum of each span of frames,
+                        // (N * TIMBRE_SPANS, 1, LOG_BINS)
+                        let spans = TIMBRE_SPANS;
                         let mut t = x
-                            .reshape((n, c * h, w))?
+                            .reshape((n, c * h, spans, w / spans))?
+                            .mean(3)?
                             .transpose(1, 2)?
                             .contiguous()?
-                            .reshape((n * w, c * h))?
+                            .reshape((n * spans, c * h))?
                             .matmul(bank)?
                             .unsqueeze(1)?;
                         for layer in &conv.style_convs {
                             t = layer.forward(&t)?;
                         }
-                        let timbre = t.max(2)?.reshape((n, w * self.cfg.conv))?;
+                        let timbre = t.max(2)?.reshape((n, spans * self.cfg.conv))?;
                         Tensor::cat(&[&view, &timbre], 1)?
                     }
                     _ => view,
