@@ -20,6 +20,29 @@ pub struct ModelConfig {
     pub latent: usize,
     #[serde(default)]
     pub init: WeightInit,
+    /// the encoder's design; absent in older checkpoints, which are all `Official`
+    #[serde(default)]
+    pub encoder: EncoderKind,
+}
+
+/// Which encoder turns a frame into the latent's (mu, logvar).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EncoderKind {
+    /// The official conv stack (encoder.0/2/4) flattened into fc11 / fc12.
+    #[default]
+    Official,
+    /// A deep spatial autoencoder's encoder (Finn et al. 2016): convs at half resolution,
+    /// `keypoints` feature maps, a spatial softmax over each map, the expected (u, v) of each
+    /// (where it found its feature) and its mean activation (how much of it there is), then
+    /// one hidden layer to fc11 / fc12. Where things are in the image is then linear in the
+    /// features, so the ball and its shadow, together enough for x, y and z, are one small
+    /// step away from the latent.
+    Keypoints {
+        channels: usize,
+        keypoints: usize,
+        hidden: usize,
+    },
 }
 
 impl ModelConfig {
@@ -30,6 +53,7 @@ impl ModelConfig {
             rnn_hidden: 256,
             latent: 3,
             init: WeightInit::PyTorch,
+            encoder: EncoderKind::Official,
         }
     }
     /// side of the encoder's last feature map (32 -> 16 -> 8 -> 4)
@@ -37,11 +61,79 @@ impl ModelConfig {
     pub fn flat(&self) -> usize {
         self.channels[2] * Self::LAST * Self::LAST
     }
+    /// width of the features fc11 and fc12 read
+    fn encoded(&self) -> usize {
+        match self.encoder {
+            EncoderKind::Official => self.flat(),
+            EncoderKind::Keypoints { hidden, .. } => hidden,
+        }
+    }
+}
+
+/// The keypoint encoder of [`EncoderKind::Keypoints`] up to its hidden layer.
+pub struct KeypointEncoder {
+    convs: [Conv2d; 3],
+    hidden: candle_nn::Linear,
+    /// pixel-centre coordinates of the half-resolution grid in [-1, 1], (1, 1, H*W) each
+    grid_u: Tensor,
+    grid_v: Tensor,
+    keypoints: usize,
+}
+
+impl KeypointEncoder {
+    /// side of the keypoint maps
+    pub const SIDE: usize = SIZE / 2;
+
+    fn new(channels: usize, keypoints: usize, hidden: usize, init: WeightInit, vb: VarBuilder) -> Result<Self> {
+        let k = vb.pp("keypoint");
+        let convs = [
+            Conv2d::new(CHANNELS, channels, 4, 2, 1, init, k.pp(0))?,
+            Conv2d::new(channels, channels, 3, 1, 1, init, k.pp(2))?,
+            Conv2d::new(channels, keypoints, 3, 1, 1, init, k.pp(4))?,
+        ];
+        let side = Self::SIDE;
+        let coord = |i: usize| (2.0 * i as f32 + 1.0) / side as f32 - 1.0;
+        let u: Vec<f32> = (0..side * side).map(|p| coord(p % side)).collect();
+        let v: Vec<f32> = (0..side * side).map(|p| coord(p / side)).collect();
+        Ok(Self {
+            convs,
+            hidden: linear_init(3 * keypoints, hidden, init, vb.pp("fc1"))?,
+            grid_u: Tensor::from_vec(u, (1, 1, side * side), vb.device())?,
+            grid_v: Tensor::from_vec(v, (1, 1, side * side), vb.device())?,
+            keypoints,
+        })
+    }
+
+    /// x: (N, 3, 32, 32) -> per keypoint (expected u, expected v, mean activation), (N, 3K)
+    pub fn keypoints(&self, x: &Tensor) -> Result<Tensor> {
+        let n = x.dim(0)?;
+        let [c0, c1, c2] = &self.convs;
+        let h = c1.forward_act(&c0.forward_act(x, true)?, true)?;
+        let side = Self::SIDE;
+        let maps = c2
+            .forward_act(&h, false)?
+            .contiguous()?
+            .reshape((n, self.keypoints, side * side))?;
+        let attention = crate::nn::softmax_last(&maps)?;
+        let u = attention.broadcast_mul(&self.grid_u)?.sum_keepdim(2)?;
+        let v = attention.broadcast_mul(&self.grid_v)?.sum_keepdim(2)?;
+        let presence = maps.mean_keepdim(2)?;
+        Tensor::cat(&[u, v, presence], 2)?.reshape((n, 3 * self.keypoints))
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.hidden.forward(&self.keypoints(x)?)?.relu()
+    }
+}
+
+enum Encoder {
+    Official([Conv2d; 3]),
+    Keypoints(KeypointEncoder),
 }
 
 pub struct SpsVision {
     pub cfg: ModelConfig,
-    enc: [Conv2d; 3],
+    enc: Encoder,
     fc11: candle_nn::Linear,
     fc12: candle_nn::Linear,
     pub rnn: Rnn,
@@ -54,12 +146,21 @@ impl SpsVision {
     pub fn new(cfg: &ModelConfig, vb: VarBuilder) -> Result<Self> {
         let c = cfg.channels;
         let i = cfg.init;
-        let e = vb.pp("encoder");
-        let enc = [
-            Conv2d::new(CHANNELS, c[0], 4, 2, 1, i, e.pp(0))?,
-            Conv2d::new(c[0], c[1], 4, 2, 1, i, e.pp(2))?,
-            Conv2d::new(c[1], c[2], 4, 2, 1, i, e.pp(4))?,
-        ];
+        let enc = match cfg.encoder {
+            EncoderKind::Official => {
+                let e = vb.pp("encoder");
+                Encoder::Official([
+                    Conv2d::new(CHANNELS, c[0], 4, 2, 1, i, e.pp(0))?,
+                    Conv2d::new(c[0], c[1], 4, 2, 1, i, e.pp(2))?,
+                    Conv2d::new(c[1], c[2], 4, 2, 1, i, e.pp(4))?,
+                ])
+            }
+            EncoderKind::Keypoints {
+                channels,
+                keypoints,
+                hidden,
+            } => Encoder::Keypoints(KeypointEncoder::new(channels, keypoints, hidden, i, vb.clone())?),
+        };
         let d = vb.pp("decoder");
         let dec = [
             ConvTranspose2d::new(c[2], c[1], 4, 2, 1, i, d.pp(0))?,
@@ -70,8 +171,8 @@ impl SpsVision {
         Ok(Self {
             cfg: cfg.clone(),
             enc,
-            fc11: linear_init(cfg.flat(), cfg.latent, i, vb.pp("fc11"))?,
-            fc12: linear_init(cfg.flat(), cfg.latent, i, vb.pp("fc12"))?,
+            fc11: linear_init(cfg.encoded(), cfg.latent, i, vb.pp("fc11"))?,
+            fc12: linear_init(cfg.encoded(), cfg.latent, i, vb.pp("fc12"))?,
             rnn: Rnn::new(cfg.latent, cfg.rnn_hidden, vb.pp("rnn"))?,
             fc2: linear(cfg.rnn_hidden, cfg.latent, vb.pp("fc2"))?,
             fc3: Mlp::new(&[cfg.latent, m[0], m[1], m[2], cfg.flat()], i, vb.pp("fc3"))?,
@@ -82,12 +183,17 @@ impl SpsVision {
     /// x: (N, 3, 32, 32) frames -> (mu, logvar), each (N, latent)
     pub fn encode(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
         let n = x.dim(0)?;
-        let mut h = x.clone();
-        for conv in &self.enc {
-            h = conv.forward_act(&h, true)?;
-        }
-        let flat = h.reshape((n, self.cfg.flat()))?;
-        Ok((self.fc11.forward(&flat)?, self.fc12.forward(&flat)?))
+        let features = match &self.enc {
+            Encoder::Official(convs) => {
+                let mut h = x.clone();
+                for conv in convs {
+                    h = conv.forward_act(&h, true)?;
+                }
+                h.reshape((n, self.cfg.flat()))?
+            }
+            Encoder::Keypoints(k) => k.forward(x)?,
+        };
+        Ok((self.fc11.forward(&features)?, self.fc12.forward(&features)?))
     }
 
     /// z: (N, latent) -> decoder logits (N, 3, 32, 32); the frame is their sigmoid

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::data::{BASE_LEN, CHANNELS, Dataset, FRAME_LEN, SEQ_LEN, SIZE};
 use super::eval::{self, Calibration};
-use super::model::{ModelConfig, SpsVision};
+use super::model::{EncoderKind, ModelConfig, SpsVision};
 use super::{FAMILY, Lab};
 use crate::nn::checkpoint::Metadata;
 use crate::nn::{WeightInit, bce_with_logits_sum, kl_sum, mse_sum, new_varmap, varmap_tensors};
@@ -79,6 +79,7 @@ impl TrainConfig {
                 rnn_hidden: 128,
                 latent: 3,
                 init: WeightInit::He,
+                encoder: EncoderKind::Official,
             },
             batch: 8,
             lr: 1e-3,
