@@ -35,7 +35,7 @@ pub enum EncoderKind {
     /// A deep spatial autoencoder's encoder (Finn et al. 2016): convs at half resolution,
     /// `keypoints` feature maps, a spatial softmax over each map, the expected (u, v) of each
     /// (where it found its feature) and its mean activation (how much of it there is), then
-    /// one hidden layer to fc11 / fc12. Where things are in the image is then linear in the
+    /// one hidden layer (`keypoint.fc`, ReLU) to fc11 / fc12. Where things are in the image is then linear in the
     /// features, so the ball and its shadow, together enough for x, y and z, are one small
     /// step away from the latent.
     Keypoints {
@@ -74,10 +74,20 @@ impl ModelConfig {
 pub struct KeypointEncoder {
     convs: [Conv2d; 3],
     hidden: candle_nn::Linear,
-    /// pixel-centre coordinates of the half-resolution grid in [-1, 1], (1, 1, H*W) each
-    grid_u: Tensor,
-    grid_v: Tensor,
     keypoints: usize,
+}
+
+/// The spatial soft-argmax: logits (N, K, side*side), row-major maps -> (N, K, 2), the
+/// expected (u, v) of each map's softmax, in [-1, 1] from the left / top edge's pixel centre
+/// to the right / bottom one's.
+pub fn spatial_soft_argmax(maps: &Tensor, side: usize) -> Result<Tensor> {
+    let coord = |i: usize| (2.0 * i as f32 + 1.0) / side as f32 - 1.0;
+    let u: Vec<f32> = (0..side * side).map(|p| coord(p % side)).collect();
+    let v: Vec<f32> = (0..side * side).map(|p| coord(p / side)).collect();
+    let grid = Tensor::from_vec([u, v].concat(), (2, side * side), maps.device())?;
+    let (n, k, hw) = maps.dims3()?;
+    let attention = crate::nn::softmax_last(maps)?.reshape((n * k, hw))?;
+    attention.matmul(&grid.t()?)?.reshape((n, k, 2))
 }
 
 impl KeypointEncoder {
@@ -91,15 +101,9 @@ impl KeypointEncoder {
             Conv2d::new(channels, channels, 3, 1, 1, init, k.pp(2))?,
             Conv2d::new(channels, keypoints, 3, 1, 1, init, k.pp(4))?,
         ];
-        let side = Self::SIDE;
-        let coord = |i: usize| (2.0 * i as f32 + 1.0) / side as f32 - 1.0;
-        let u: Vec<f32> = (0..side * side).map(|p| coord(p % side)).collect();
-        let v: Vec<f32> = (0..side * side).map(|p| coord(p / side)).collect();
         Ok(Self {
             convs,
-            hidden: linear_init(3 * keypoints, hidden, init, vb.pp("fc1"))?,
-            grid_u: Tensor::from_vec(u, (1, 1, side * side), vb.device())?,
-            grid_v: Tensor::from_vec(v, (1, 1, side * side), vb.device())?,
+            hidden: linear_init(3 * keypoints, hidden, init, k.pp("fc"))?,
             keypoints,
         })
     }
@@ -114,11 +118,9 @@ impl KeypointEncoder {
             .forward_act(&h, false)?
             .contiguous()?
             .reshape((n, self.keypoints, side * side))?;
-        let attention = crate::nn::softmax_last(&maps)?;
-        let u = attention.broadcast_mul(&self.grid_u)?.sum_keepdim(2)?;
-        let v = attention.broadcast_mul(&self.grid_v)?.sum_keepdim(2)?;
+        let position = spatial_soft_argmax(&maps, side)?;
         let presence = maps.mean_keepdim(2)?;
-        Tensor::cat(&[u, v, presence], 2)?.reshape((n, 3 * self.keypoints))
+        Tensor::cat(&[position, presence], 2)?.reshape((n, 3 * self.keypoints))
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -293,4 +295,46 @@ pub fn decode_latents(model: &SpsVision, latents: &[Vec<f32>]) -> Result<Vec<Vec
         out.extend(frames.to_vec2::<f32>()?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_soft_argmax_finds_a_sharp_peak_and_averages_two_equal_ones() {
+        let side = 16;
+        let mut logits = vec![0f32; 2 * side * side];
+        // map 0: one peak at column 3, row 12; map 1: equal peaks at (0, 0) and (15, 15)
+        logits[12 * side + 3] = 40.0;
+        logits[side * side] = 40.0;
+        logits[side * side + side * side - 1] = 40.0;
+        let maps = Tensor::from_vec(logits, (1, 2, side * side), &Device::Cpu).unwrap();
+        let uv = spatial_soft_argmax(&maps, side).unwrap().to_vec3::<f32>().unwrap();
+        let centre = |i: usize| (2.0 * i as f32 + 1.0) / side as f32 - 1.0;
+        assert!((uv[0][0][0] - centre(3)).abs() < 1e-4, "{uv:?}");
+        assert!((uv[0][0][1] - centre(12)).abs() < 1e-4, "{uv:?}");
+        assert!(uv[0][1][0].abs() < 1e-4 && uv[0][1][1].abs() < 1e-4, "{uv:?}");
+    }
+
+    #[test]
+    fn the_keypoint_encoder_gives_a_latent_per_frame_and_its_weights_have_their_own_names() {
+        let mut cfg = ModelConfig::paper();
+        cfg.encoder = EncoderKind::Keypoints {
+            channels: 4,
+            keypoints: 3,
+            hidden: 8,
+        };
+        let (varmap, vb) = crate::nn::new_varmap();
+        let model = SpsVision::new(&cfg, vb).unwrap();
+        let x = Tensor::rand(0f32, 1.0, (2, CHANNELS, SIZE, SIZE), &Device::Cpu).unwrap();
+        let (mu, logvar) = model.encode(&x).unwrap();
+        assert_eq!(mu.dims(), &[2, 3]);
+        assert_eq!(logvar.dims(), &[2, 3]);
+        let names: Vec<String> = varmap.data().lock().unwrap().keys().cloned().collect();
+        assert!(names.iter().any(|n| n == "keypoint.4.weight"), "{names:?}");
+        assert!(names.iter().any(|n| n == "keypoint.fc.weight"), "{names:?}");
+        assert!(!names.iter().any(|n| n.starts_with("encoder.")), "{names:?}");
+    }
 }
