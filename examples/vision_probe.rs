@@ -151,6 +151,10 @@ fn main() {
         (0..3).for_each(stats);
         return;
     }
+    if args.get(1).map(|s| s.as_str()) == Some("supervised") {
+        supervised(&data, &args[2..]);
+        return;
+    }
     let steps: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(300);
     let every: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(100);
     let mut cfgv = serde_json::to_value(TrainConfig::preset("fast").unwrap()).unwrap();
@@ -265,4 +269,92 @@ pub fn out_of_view_stats(data: &Dataset) {
         }
     }
     println!("frames {n}: centre out of view {out}, within 3 px of the edge {edge}");
+}
+
+/// Can the encoder regress the true position at all? Train it (and its head) with an MSE
+/// to the standardised (x, y, z) and report held-out R^2.
+/// `vision_probe supervised STEPS EVAL_EVERY [model.key=value ...]`
+fn supervised(data: &Dataset, args: &[String]) {
+    use candle_core::{Device, Tensor};
+    use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+    use latent_lab::sps_vision::data::{CHANNELS, SIZE};
+    use rand::{Rng, SeedableRng};
+    let steps: u64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(300);
+    let every: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(100);
+    let mut cfgv = serde_json::to_value(TrainConfig::preset("fast").unwrap()).unwrap();
+    let mut lr = 1e-3;
+    let mut batch = 64usize;
+    for kv in &args[2.min(args.len())..] {
+        let (k, v) = kv.split_once('=').unwrap();
+        match k {
+            "lr" => lr = v.parse().unwrap(),
+            "batch" => batch = v.parse().unwrap(),
+            _ => {
+                let v: serde_json::Value = serde_json::from_str(v).unwrap();
+                *cfgv.pointer_mut(&format!("/{}", k.replace('.', "/"))).unwrap() = v;
+            }
+        }
+    }
+    let cfg: TrainConfig = serde_json::from_value(cfgv).unwrap();
+    println!("{}", serde_json::to_string(&cfg.model).unwrap());
+    let (varmap, vb) = latent_lab::nn::new_varmap();
+    let model = latent_lab::sps_vision::model::SpsVision::new(&cfg.model, vb).unwrap();
+    let mut opt = AdamW::new(
+        varmap.all_vars(),
+        ParamsAdamW {
+            lr,
+            weight_decay: 0.0,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let frames: Vec<(&[f32], [f32; 3])> = data
+        .train
+        .iter()
+        .flat_map(|t| (0..SEQ_LEN).map(move |i| (t.frame(i), t.positions[i])))
+        .collect();
+    let mean = [0.0f32, 1.3, 0.0];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        let start = std::time::Instant::now();
+        for step in 1..=steps {
+            let mut x = Vec::new();
+            let mut y = Vec::new();
+            for _ in 0..batch {
+                let (f, p) = frames[rng.random_range(0..frames.len())];
+                x.extend_from_slice(f);
+                y.extend((0..3).map(|k| p[k] - mean[k]));
+            }
+            let x = Tensor::from_vec(x, (batch, CHANNELS, SIZE, SIZE), &Device::Cpu).unwrap();
+            let y = Tensor::from_vec(y, (batch, 3), &Device::Cpu).unwrap();
+            let (mu, _) = model.encode(&x).unwrap();
+            let loss = (&mu - &y).unwrap().sqr().unwrap().mean_all().unwrap();
+            opt.backward_step(&loss).unwrap();
+            if step % every == 0 || step == steps {
+                let enc = |throws: &[latent_lab::sps_vision::data::Throw]| -> Vec<Vec<f64>> {
+                    let frames: Vec<&[f32]> = throws
+                        .iter()
+                        .flat_map(|th| (0..SEQ_LEN).map(move |i| th.frame(i)))
+                        .collect();
+                    encode_frames(&model, &frames)
+                        .unwrap()
+                        .into_iter()
+                        .map(|r| r.into_iter().map(|v| v as f64).collect())
+                        .collect()
+                };
+                println!(
+                    "{step} {:.0}s loss {:.4}",
+                    start.elapsed().as_secs_f64(),
+                    loss.to_scalar::<f32>().unwrap()
+                );
+                let p_train = positions(&data.train[..128]);
+                let p_test = positions(&data.test);
+                scores(&enc(&data.train[..128]), &p_train, &enc(&data.test), &p_test);
+            }
+        }
+    });
 }

@@ -20,6 +20,29 @@ pub struct ModelConfig {
     pub latent: usize,
     #[serde(default)]
     pub init: WeightInit,
+    /// the encoder's design; absent in older checkpoints, which are all `Official`
+    #[serde(default)]
+    pub encoder: EncoderKind,
+}
+
+/// Which encoder turns a frame into the latent's (mu, logvar).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EncoderKind {
+    /// The official conv stack (encoder.0/2/4) flattened into fc11 / fc12.
+    #[default]
+    Official,
+    /// A deep spatial autoencoder's encoder (Finn et al. 2016): convs at half resolution,
+    /// `keypoints` feature maps, a spatial softmax over each map, the expected (u, v) of each
+    /// (where it found its feature) and its mean activation (how much of it there is), then
+    /// one hidden layer (`keypoint.fc`, ReLU) to fc11 / fc12. Where things are in the image is then linear in the
+    /// features, so the ball and its shadow, together enough for x, y and z, are one small
+    /// step away from the latent.
+    Keypoints {
+        channels: usize,
+        keypoints: usize,
+        hidden: usize,
+    },
 }
 
 impl ModelConfig {
@@ -30,6 +53,7 @@ impl ModelConfig {
             rnn_hidden: 256,
             latent: 3,
             init: WeightInit::PyTorch,
+            encoder: EncoderKind::Official,
         }
     }
     /// side of the encoder's last feature map (32 -> 16 -> 8 -> 4)
@@ -37,11 +61,81 @@ impl ModelConfig {
     pub fn flat(&self) -> usize {
         self.channels[2] * Self::LAST * Self::LAST
     }
+    /// width of the features fc11 and fc12 read
+    fn encoded(&self) -> usize {
+        match self.encoder {
+            EncoderKind::Official => self.flat(),
+            EncoderKind::Keypoints { hidden, .. } => hidden,
+        }
+    }
+}
+
+/// The keypoint encoder of [`EncoderKind::Keypoints`] up to its hidden layer.
+pub struct KeypointEncoder {
+    convs: [Conv2d; 3],
+    hidden: candle_nn::Linear,
+    keypoints: usize,
+}
+
+/// The spatial soft-argmax: logits (N, K, side*side), row-major maps -> (N, K, 2), the
+/// expected (u, v) of each map's softmax, in [-1, 1] from the left / top edge's pixel centre
+/// to the right / bottom one's.
+pub fn spatial_soft_argmax(maps: &Tensor, side: usize) -> Result<Tensor> {
+    let coord = |i: usize| (2.0 * i as f32 + 1.0) / side as f32 - 1.0;
+    let u: Vec<f32> = (0..side * side).map(|p| coord(p % side)).collect();
+    let v: Vec<f32> = (0..side * side).map(|p| coord(p / side)).collect();
+    let grid = Tensor::from_vec([u, v].concat(), (2, side * side), maps.device())?;
+    let (n, k, hw) = maps.dims3()?;
+    let attention = crate::nn::softmax_last(maps)?.reshape((n * k, hw))?;
+    attention.matmul(&grid.t()?)?.reshape((n, k, 2))
+}
+
+impl KeypointEncoder {
+    /// side of the keypoint maps
+    pub const SIDE: usize = SIZE / 2;
+
+    fn new(channels: usize, keypoints: usize, hidden: usize, init: WeightInit, vb: VarBuilder) -> Result<Self> {
+        let k = vb.pp("keypoint");
+        let convs = [
+            Conv2d::new(CHANNELS, channels, 4, 2, 1, init, k.pp(0))?,
+            Conv2d::new(channels, channels, 3, 1, 1, init, k.pp(2))?,
+            Conv2d::new(channels, keypoints, 3, 1, 1, init, k.pp(4))?,
+        ];
+        Ok(Self {
+            convs,
+            hidden: linear_init(3 * keypoints, hidden, init, k.pp("fc"))?,
+            keypoints,
+        })
+    }
+
+    /// x: (N, 3, 32, 32) -> per keypoint (expected u, expected v, mean activation), (N, 3K)
+    pub fn keypoints(&self, x: &Tensor) -> Result<Tensor> {
+        let n = x.dim(0)?;
+        let [c0, c1, c2] = &self.convs;
+        let h = c1.forward_act(&c0.forward_act(x, true)?, true)?;
+        let side = Self::SIDE;
+        let maps = c2
+            .forward_act(&h, false)?
+            .contiguous()?
+            .reshape((n, self.keypoints, side * side))?;
+        let position = spatial_soft_argmax(&maps, side)?;
+        let presence = maps.mean_keepdim(2)?;
+        Tensor::cat(&[position, presence], 2)?.reshape((n, 3 * self.keypoints))
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.hidden.forward(&self.keypoints(x)?)?.relu()
+    }
+}
+
+enum Encoder {
+    Official([Conv2d; 3]),
+    Keypoints(KeypointEncoder),
 }
 
 pub struct SpsVision {
     pub cfg: ModelConfig,
-    enc: [Conv2d; 3],
+    enc: Encoder,
     fc11: candle_nn::Linear,
     fc12: candle_nn::Linear,
     pub rnn: Rnn,
@@ -54,12 +148,21 @@ impl SpsVision {
     pub fn new(cfg: &ModelConfig, vb: VarBuilder) -> Result<Self> {
         let c = cfg.channels;
         let i = cfg.init;
-        let e = vb.pp("encoder");
-        let enc = [
-            Conv2d::new(CHANNELS, c[0], 4, 2, 1, i, e.pp(0))?,
-            Conv2d::new(c[0], c[1], 4, 2, 1, i, e.pp(2))?,
-            Conv2d::new(c[1], c[2], 4, 2, 1, i, e.pp(4))?,
-        ];
+        let enc = match cfg.encoder {
+            EncoderKind::Official => {
+                let e = vb.pp("encoder");
+                Encoder::Official([
+                    Conv2d::new(CHANNELS, c[0], 4, 2, 1, i, e.pp(0))?,
+                    Conv2d::new(c[0], c[1], 4, 2, 1, i, e.pp(2))?,
+                    Conv2d::new(c[1], c[2], 4, 2, 1, i, e.pp(4))?,
+                ])
+            }
+            EncoderKind::Keypoints {
+                channels,
+                keypoints,
+                hidden,
+            } => Encoder::Keypoints(KeypointEncoder::new(channels, keypoints, hidden, i, vb.clone())?),
+        };
         let d = vb.pp("decoder");
         let dec = [
             ConvTranspose2d::new(c[2], c[1], 4, 2, 1, i, d.pp(0))?,
@@ -70,8 +173,8 @@ impl SpsVision {
         Ok(Self {
             cfg: cfg.clone(),
             enc,
-            fc11: linear_init(cfg.flat(), cfg.latent, i, vb.pp("fc11"))?,
-            fc12: linear_init(cfg.flat(), cfg.latent, i, vb.pp("fc12"))?,
+            fc11: linear_init(cfg.encoded(), cfg.latent, i, vb.pp("fc11"))?,
+            fc12: linear_init(cfg.encoded(), cfg.latent, i, vb.pp("fc12"))?,
             rnn: Rnn::new(cfg.latent, cfg.rnn_hidden, vb.pp("rnn"))?,
             fc2: linear(cfg.rnn_hidden, cfg.latent, vb.pp("fc2"))?,
             fc3: Mlp::new(&[cfg.latent, m[0], m[1], m[2], cfg.flat()], i, vb.pp("fc3"))?,
@@ -82,12 +185,17 @@ impl SpsVision {
     /// x: (N, 3, 32, 32) frames -> (mu, logvar), each (N, latent)
     pub fn encode(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
         let n = x.dim(0)?;
-        let mut h = x.clone();
-        for conv in &self.enc {
-            h = conv.forward_act(&h, true)?;
-        }
-        let flat = h.reshape((n, self.cfg.flat()))?;
-        Ok((self.fc11.forward(&flat)?, self.fc12.forward(&flat)?))
+        let features = match &self.enc {
+            Encoder::Official(convs) => {
+                let mut h = x.clone();
+                for conv in convs {
+                    h = conv.forward_act(&h, true)?;
+                }
+                h.reshape((n, self.cfg.flat()))?
+            }
+            Encoder::Keypoints(k) => k.forward(x)?,
+        };
+        Ok((self.fc11.forward(&features)?, self.fc12.forward(&features)?))
     }
 
     /// z: (N, latent) -> decoder logits (N, 3, 32, 32); the frame is their sigmoid
@@ -187,4 +295,46 @@ pub fn decode_latents(model: &SpsVision, latents: &[Vec<f32>]) -> Result<Vec<Vec
         out.extend(frames.to_vec2::<f32>()?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_soft_argmax_finds_a_sharp_peak_and_averages_two_equal_ones() {
+        let side = 16;
+        let mut logits = vec![0f32; 2 * side * side];
+        // map 0: one peak at column 3, row 12; map 1: equal peaks at (0, 0) and (15, 15)
+        logits[12 * side + 3] = 40.0;
+        logits[side * side] = 40.0;
+        logits[side * side + side * side - 1] = 40.0;
+        let maps = Tensor::from_vec(logits, (1, 2, side * side), &Device::Cpu).unwrap();
+        let uv = spatial_soft_argmax(&maps, side).unwrap().to_vec3::<f32>().unwrap();
+        let centre = |i: usize| (2.0 * i as f32 + 1.0) / side as f32 - 1.0;
+        assert!((uv[0][0][0] - centre(3)).abs() < 1e-4, "{uv:?}");
+        assert!((uv[0][0][1] - centre(12)).abs() < 1e-4, "{uv:?}");
+        assert!(uv[0][1][0].abs() < 1e-4 && uv[0][1][1].abs() < 1e-4, "{uv:?}");
+    }
+
+    #[test]
+    fn the_keypoint_encoder_gives_a_latent_per_frame_and_its_weights_have_their_own_names() {
+        let mut cfg = ModelConfig::paper();
+        cfg.encoder = EncoderKind::Keypoints {
+            channels: 4,
+            keypoints: 3,
+            hidden: 8,
+        };
+        let (varmap, vb) = crate::nn::new_varmap();
+        let model = SpsVision::new(&cfg, vb).unwrap();
+        let x = Tensor::rand(0f32, 1.0, (2, CHANNELS, SIZE, SIZE), &Device::Cpu).unwrap();
+        let (mu, logvar) = model.encode(&x).unwrap();
+        assert_eq!(mu.dims(), &[2, 3]);
+        assert_eq!(logvar.dims(), &[2, 3]);
+        let names: Vec<String> = varmap.data().lock().unwrap().keys().cloned().collect();
+        assert!(names.iter().any(|n| n == "keypoint.4.weight"), "{names:?}");
+        assert!(names.iter().any(|n| n == "keypoint.fc.weight"), "{names:?}");
+        assert!(!names.iter().any(|n| n.starts_with("encoder.")), "{names:?}");
+    }
 }

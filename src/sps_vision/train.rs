@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::data::{BASE_LEN, CHANNELS, Dataset, FRAME_LEN, SEQ_LEN, SIZE};
 use super::eval::{self, Calibration};
-use super::model::{ModelConfig, SpsVision};
+use super::model::{EncoderKind, ModelConfig, SpsVision};
 use super::{FAMILY, Lab};
 use crate::nn::checkpoint::Metadata;
 use crate::nn::{WeightInit, bce_with_logits_sum, kl_sum, mse_sum, new_varmap, varmap_tensors};
@@ -79,9 +79,14 @@ impl TrainConfig {
                 rnn_hidden: 128,
                 latent: 3,
                 init: WeightInit::He,
+                encoder: EncoderKind::Keypoints {
+                    channels: 16,
+                    keypoints: 8,
+                    hidden: 64,
+                },
             },
             batch: 8,
-            lr: 1e-3,
+            lr: 2e-3,
             kl_weight: 0.01,
             prior_weight: 2.0,
             symmetry_weight: 2.0,
@@ -96,13 +101,15 @@ impl TrainConfig {
             sample_beta: 0.0,
             warmup_steps: 0,
             ramp_steps: 200,
-            steps: 2000,
+            steps: 1200,
         };
         Ok(match name {
             "fast" | "default" => fast,
             "paper" => Self {
                 preset: "paper".into(),
+                // the official sizes, names and encoder, so official state_dicts load
                 model: ModelConfig::paper(),
+                lr: 1e-3,
                 batch: 32,
                 k: 4,
                 symmetry_decode: true,
