@@ -291,7 +291,9 @@ fn supervised(data: &Dataset, args: &[String]) {
             "batch" => batch = v.parse().unwrap(),
             _ => {
                 let v: serde_json::Value = serde_json::from_str(v).unwrap();
-                *cfgv.pointer_mut(&format!("/{}", k.replace('.', "/"))).unwrap() = v;
+                *cfgv
+                    .pointer_mut(&format!("/{}", k.replace('.', "/")))
+                    .unwrap() = v;
             }
         }
     }
@@ -353,7 +355,12 @@ fn supervised(data: &Dataset, args: &[String]) {
                 );
                 let p_train = positions(&data.train[..128]);
                 let p_test = positions(&data.test);
-                scores(&enc(&data.train[..128]), &p_train, &enc(&data.test), &p_test);
+                scores(
+                    &enc(&data.train[..128]),
+                    &p_train,
+                    &enc(&data.test),
+                    &p_test,
+                );
             }
         }
     });

@@ -94,7 +94,13 @@ impl KeypointEncoder {
     /// side of the keypoint maps
     pub const SIDE: usize = SIZE / 2;
 
-    fn new(channels: usize, keypoints: usize, hidden: usize, init: WeightInit, vb: VarBuilder) -> Result<Self> {
+    fn new(
+        channels: usize,
+        keypoints: usize,
+        hidden: usize,
+        init: WeightInit,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         let k = vb.pp("keypoint");
         let convs = [
             Conv2d::new(CHANNELS, channels, 4, 2, 1, init, k.pp(0))?,
@@ -114,10 +120,10 @@ impl KeypointEncoder {
         let [c0, c1, c2] = &self.convs;
         let h = c1.forward_act(&c0.forward_act(x, true)?, true)?;
         let side = Self::SIDE;
-        let maps = c2
-            .forward_act(&h, false)?
-            .contiguous()?
-            .reshape((n, self.keypoints, side * side))?;
+        let maps =
+            c2.forward_act(&h, false)?
+                .contiguous()?
+                .reshape((n, self.keypoints, side * side))?;
         let position = spatial_soft_argmax(&maps, side)?;
         let presence = maps.mean_keepdim(2)?;
         Tensor::cat(&[position, presence], 2)?.reshape((n, 3 * self.keypoints))
@@ -161,7 +167,13 @@ impl SpsVision {
                 channels,
                 keypoints,
                 hidden,
-            } => Encoder::Keypoints(KeypointEncoder::new(channels, keypoints, hidden, i, vb.clone())?),
+            } => Encoder::Keypoints(KeypointEncoder::new(
+                channels,
+                keypoints,
+                hidden,
+                i,
+                vb.clone(),
+            )?),
         };
         let d = vb.pp("decoder");
         let dec = [
@@ -311,11 +323,17 @@ mod tests {
         logits[side * side] = 40.0;
         logits[side * side + side * side - 1] = 40.0;
         let maps = Tensor::from_vec(logits, (1, 2, side * side), &Device::Cpu).unwrap();
-        let uv = spatial_soft_argmax(&maps, side).unwrap().to_vec3::<f32>().unwrap();
+        let uv = spatial_soft_argmax(&maps, side)
+            .unwrap()
+            .to_vec3::<f32>()
+            .unwrap();
         let centre = |i: usize| (2.0 * i as f32 + 1.0) / side as f32 - 1.0;
         assert!((uv[0][0][0] - centre(3)).abs() < 1e-4, "{uv:?}");
         assert!((uv[0][0][1] - centre(12)).abs() < 1e-4, "{uv:?}");
-        assert!(uv[0][1][0].abs() < 1e-4 && uv[0][1][1].abs() < 1e-4, "{uv:?}");
+        assert!(
+            uv[0][1][0].abs() < 1e-4 && uv[0][1][1].abs() < 1e-4,
+            "{uv:?}"
+        );
     }
 
     #[test]
@@ -335,6 +353,9 @@ mod tests {
         let names: Vec<String> = varmap.data().lock().unwrap().keys().cloned().collect();
         assert!(names.iter().any(|n| n == "keypoint.4.weight"), "{names:?}");
         assert!(names.iter().any(|n| n == "keypoint.fc.weight"), "{names:?}");
-        assert!(!names.iter().any(|n| n.starts_with("encoder.")), "{names:?}");
+        assert!(
+            !names.iter().any(|n| n.starts_with("encoder.")),
+            "{names:?}"
+        );
     }
 }
