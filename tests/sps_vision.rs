@@ -179,6 +179,6 @@ fn the_shipped_model_reproduces_its_recorded_metrics() {
             cal.r2[k]
         );
     }
-    // the horizontal axes are learned (the vertical one is not yet: see models/README.md)
-    assert!(cal.r2[0] > 0.85 && cal.r2[2] > 0.75, "{:?}", cal.r2);
+    // all three axes are learned, if not yet to the bar of 0.95 (see models/README.md)
+    assert!(cal.r2.iter().all(|&r| r > 0.9), "{:?}", cal.r2);
 }
