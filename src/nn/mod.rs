@@ -451,7 +451,7 @@ pub fn var_builder(varmap: &VarMap) -> VarBuilder<'static> {
     VarBuilder::from_varmap(varmap, DType::F32, &Device::Cpu)
 }
 
-/// Draw the weights and biases of linear and convolutional layers again from U(+-bound) with our own seeded
+/// Draw the weights and biases of linear, convolutional and RNN layers again from U(+-bound) with our own seeded
 /// generator (candle's CPU generator cannot be seeded), so that a seed fixes a training run
 /// completely. `init_of(name)` gives each variable's scheme; `None` leaves it as built
 /// (buffers, codebooks).
@@ -480,6 +480,11 @@ pub fn seeded_init(
         };
         let (w, b) = init.hints(fan_in);
         let bound = match (name.ends_with(".bias"), w, b) {
+            // PyTorch's RNNs (weight_ih_l0, bias_hh_l0, ...) draw every parameter from
+            // U(+-1/sqrt(hidden)), hidden being the first dimension of each
+            _ if name.contains("_ih_l") || name.contains("_hh_l") => {
+                1.0 / (var.dims().first().copied().unwrap_or(1).max(1) as f64).sqrt()
+            }
             (false, candle_nn::Init::Uniform { up, .. }, _) => up,
             (true, _, candle_nn::Init::Uniform { up, .. }) => up,
             _ => 1.0 / (fan_in as f64).sqrt(),

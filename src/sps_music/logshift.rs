@@ -118,21 +118,22 @@ fn position_of_latent(z: &Tensor) -> Result<Tensor> {
     z.affine(BPS as f64, ((MIDI_CENTRE - MIDI_LO) * BPS) as f64)
 }
 
-/// A fixed harmonic-sum pitch detector on the same front end (diagnostics only): the argmax
-/// over log bins of the summed partials h = 1..6, in MIDI.
-pub fn harmonic_sum_pitch(x: &Tensor) -> Result<Vec<f32>> {
+/// Notes (N, 1, 513, 5) -> frames on the log-frequency axis (N, 5, LOG_BINS).
+fn front_end(x: &Tensor, to_log: &Tensor) -> Result<Tensor> {
     let n = x.dim(0)?;
-    let log = x
-        .reshape((n, N_BINS, FRAMES_PER_NOTE))?
+    x.reshape((n, N_BINS, FRAMES_PER_NOTE))?
         .transpose(1, 2)?
         .contiguous()?
         .reshape((n * FRAMES_PER_NOTE, N_BINS))?
-        .matmul(&Tensor::from_vec(
-            lin_to_log(),
-            (N_BINS, LOG_BINS),
-            x.device(),
-        )?)?
-        .reshape((n, FRAMES_PER_NOTE, LOG_BINS))?
+        .matmul(to_log)?
+        .reshape((n, FRAMES_PER_NOTE, LOG_BINS))
+}
+
+/// A fixed harmonic-sum pitch detector on the same front end (diagnostics only): the argmax
+/// over log bins of the summed partials h = 1..6, in MIDI.
+pub fn harmonic_sum_pitch(x: &Tensor) -> Result<Vec<f32>> {
+    let to_log = Tensor::from_vec(lin_to_log(), (N_BINS, LOG_BINS), x.device())?;
+    let log = front_end(x, &to_log)?
         .narrow(1, 0, 3)?
         .mean(1)?
         .unsqueeze(1)?;
@@ -213,17 +214,7 @@ impl LogShift {
 
     /// x: (N, 1, 513, 5) -> (mu, logvar)
     pub fn encode(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
-        let n = x.dim(0)?;
-        // (N, 513, 5) -> (N, 5, 513) -> (N, 5, LOG_BINS)
-        let frames = x
-            .reshape((n, N_BINS, FRAMES_PER_NOTE))?
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((n * FRAMES_PER_NOTE, N_BINS))?;
-        let h = frames
-            .matmul(&self.to_log)?
-            .reshape((n, FRAMES_PER_NOTE, LOG_BINS))?;
-        self.encode_log(&h)
+        self.encode_log(&front_end(x, &self.to_log)?)
     }
 
     /// The encoder after the front end: h (N, 5, LOG_BINS) -> (mu, logvar)

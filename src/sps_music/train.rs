@@ -191,7 +191,6 @@ impl SpsTrainer {
                 },
                 &mut rng,
             )?;
-            seeded_rnn_init(&varmap, cfg.model.rnn_hidden, &mut rng)?;
         }
         init_output_bias(&varmap, &model.output_bias_name(), &data)?;
         let params = ParamsAdamW {
@@ -463,26 +462,6 @@ pub fn flip_pitch_axis(varmap: &VarMap) -> anyhow::Result<()> {
     for name in ["fc2.weight", "fc2.bias"] {
         let var = get(name)?;
         var.set(&var.as_tensor().neg()?)?;
-    }
-    Ok(())
-}
-
-/// PyTorch draws every RNN parameter from U(+-1/sqrt(hidden)); seeded_init would take the
-/// input weights' fan-in (1) instead, so draw them again here.
-fn seeded_rnn_init(varmap: &VarMap, hidden: usize, rng: &mut StdRng) -> anyhow::Result<()> {
-    let data = varmap
-        .data()
-        .lock()
-        .map_err(|_| anyhow::anyhow!("variable map poisoned"))?;
-    let bound = 1.0 / (hidden as f32).sqrt();
-    let mut names: Vec<&String> = data.keys().filter(|n| n.starts_with("rnn.")).collect();
-    names.sort();
-    for name in names {
-        let var = &data[name];
-        let values: Vec<f32> = (0..var.elem_count())
-            .map(|_| rng.random_range(-bound..=bound))
-            .collect();
-        var.set(&Tensor::from_vec(values, var.dims(), &Device::Cpu)?)?;
     }
     Ok(())
 }
