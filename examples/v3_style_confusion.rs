@@ -44,4 +44,43 @@ fn main() {
     for (s, row) in conf.iter().enumerate() {
         println!("{:>16}: {:?}", d.style_names[s], row);
     }
+    // mean squared style distance between fragments of the same take, of other takes of the
+    // same style, and of other styles; and the share of queries whose every other-take
+    // positive is nearer than their nearest other-style fragment
+    let dist = |a: usize, b: usize| -> f64 {
+        enc.style[a]
+            .iter()
+            .zip(&enc.style[b])
+            .map(|(x, y)| ((x - y) * (x - y)) as f64)
+            .sum()
+    };
+    let (mut same, mut other_take, mut other_style) = ((0.0, 0), (0.0, 0), (0.0, 0));
+    let mut clean = 0;
+    for i in 0..frags.len() {
+        let mut far_pos = 0f64;
+        let mut near_neg = f64::INFINITY;
+        for j in (0..frags.len()).filter(|&j| j != i) {
+            let dd = dist(i, j);
+            let slot = if sample[j] == sample[i] {
+                &mut same
+            } else if styles[j] == styles[i] {
+                far_pos = far_pos.max(dd);
+                &mut other_take
+            } else {
+                near_neg = near_neg.min(dd);
+                &mut other_style
+            };
+            slot.0 += dd;
+            slot.1 += 1;
+        }
+        clean += usize::from(far_pos < near_neg);
+    }
+    println!(
+        "mean squared style distance: same take {:.4}, other take of the style {:.4}, other style {:.4}; every other-take positive nearer than the nearest other style: {}/{}",
+        same.0 / same.1 as f64,
+        other_take.0 / other_take.1 as f64,
+        other_style.0 / other_style.1 as f64,
+        clean,
+        frags.len()
+    );
 }

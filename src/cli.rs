@@ -47,6 +47,8 @@ pub struct TrainArgs {
     pub beta: Option<f64>,
     /// ievae: labelled training images in all (semi-supervised); None: all labelled
     pub labels: Option<usize>,
+    /// `KEY=VALUE` overrides of the preset's training configuration (`--set`)
+    pub set: Vec<String>,
 }
 
 impl TrainArgs {
@@ -65,6 +67,49 @@ impl TrainArgs {
             )));
         }
         Ok(())
+    }
+
+    /// The preset's configuration with every `--set KEY=VALUE` applied. KEY names a field of
+    /// the configuration as saved in a checkpoint's metadata, nested fields joined by dots
+    /// (`model.hidden`); VALUE is JSON (`2e-3`, `true`, `[16,32]`), or else taken as a string.
+    /// An unknown key or a value of the wrong type is refused, naming the fields there are.
+    pub fn configure<T>(&self, cfg: T) -> Result<T, CliError>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        if self.set.is_empty() {
+            return Ok(cfg);
+        }
+        let mut value = serde_json::to_value(cfg).map_err(|e| bad(anyhow!(e)))?;
+        for item in &self.set {
+            let (key, raw) = item
+                .split_once('=')
+                .ok_or_else(|| bad(anyhow!("--set {item}: expected KEY=VALUE")))?;
+            let parsed = serde_json::from_str(raw)
+                .unwrap_or_else(|_| serde_json::Value::String(raw.to_string()));
+            let mut slot = &mut value;
+            for part in key.split('.') {
+                let fields = match &*slot {
+                    serde_json::Value::Object(map) => map.keys().cloned().collect::<Vec<_>>(),
+                    _ => Vec::new(),
+                };
+                slot = match slot.get_mut(part) {
+                    Some(next) => next,
+                    None => {
+                        return Err(bad(anyhow!(
+                            "--set {item}: no setting `{part}` here (there are: {})",
+                            if fields.is_empty() {
+                                "none, it is a single value".to_string()
+                            } else {
+                                fields.join(", ")
+                            }
+                        )));
+                    }
+                };
+            }
+            *slot = parsed;
+        }
+        serde_json::from_value(value).map_err(|e| bad(anyhow!("--set: {e}")))
     }
 
     /// Training threads: `--threads`, else every core.

@@ -45,6 +45,11 @@ enum Command {
         /// default: every image is labelled
         #[arg(long)]
         labels: Option<usize>,
+        /// override a setting of the preset, KEY=VALUE (VALUE in JSON; nested keys joined by
+        /// dots, as in a checkpoint's `config`), e.g. --set lr=2e-3 --set model.hidden=128;
+        /// may be repeated
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
         #[arg(long)]
         out: PathBuf,
     },
@@ -117,6 +122,7 @@ fn main() -> ExitCode {
             latent,
             beta,
             labels,
+            set,
             out,
         }) => {
             let args = cli::TrainArgs {
@@ -128,6 +134,7 @@ fn main() -> ExitCode {
                 latent,
                 beta,
                 labels,
+                set,
             };
             cli::train(&family, &args, &out)
         }

@@ -42,7 +42,7 @@ impl Family for DigitClassifierFamily {
 
     fn train(&self, args: &TrainArgs) -> Result<worker::JobHandle, CliError> {
         args.refuse_sizes(FAMILY)?;
-        let mut cfg = ClassifierConfig::preset(&args.preset).map_err(bad)?;
+        let mut cfg = args.configure(ClassifierConfig::preset(&args.preset).map_err(bad)?)?;
         if let Some(s) = args.steps {
             cfg.steps = s;
         }

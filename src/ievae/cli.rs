@@ -120,7 +120,7 @@ impl Family for IeVaeFamily {
     }
 
     fn train(&self, args: &TrainArgs) -> Result<worker::JobHandle, CliError> {
-        let mut cfg = TrainConfig::preset(&args.preset).map_err(bad)?;
+        let mut cfg = args.configure(TrainConfig::preset(&args.preset).map_err(bad)?)?;
         cfg.preset = args.preset.clone();
         if let Some(l) = args.latent {
             if !(1..=64).contains(&l) {

@@ -119,13 +119,7 @@ impl TrainConfig {
 
     /// The learning rate at `step` (0-based).
     pub fn lr_at(&self, step: u64) -> f64 {
-        let hold = (self.steps as f64 * 0.6).round() as u64;
-        if step < hold || self.steps <= hold {
-            return self.lr;
-        }
-        let t = (step - hold) as f64 / (self.steps - hold) as f64;
-        self.lr_final
-            + 0.5 * (self.lr - self.lr_final) * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos())
+        crate::nn::cosine_schedule(self.lr, self.lr_final, step, self.steps, 0.6)
     }
 }
 

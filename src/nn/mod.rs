@@ -440,6 +440,17 @@ pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
 }
 
 /// A fresh variable map on the CPU, with its builder.
+/// A learning rate held at `start` for the first `hold` share of `steps`, then falling along a
+/// half cosine to `end` at the last step (and staying there).
+pub fn cosine_schedule(start: f64, end: f64, step: u64, steps: u64, hold: f64) -> f64 {
+    let held = (steps as f64 * hold).round() as u64;
+    if step < held || steps <= held {
+        return start;
+    }
+    let t = ((step - held) as f64 / (steps - held) as f64).min(1.0);
+    end + 0.5 * (start - end) * (1.0 + (std::f64::consts::PI * t).cos())
+}
+
 pub fn new_varmap() -> (VarMap, VarBuilder<'static>) {
     let varmap = VarMap::new();
     let vb = var_builder(&varmap);

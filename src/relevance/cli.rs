@@ -32,7 +32,7 @@ impl Family for RelevanceFamily {
     }
 
     fn train(&self, args: &TrainArgs) -> Result<worker::JobHandle, CliError> {
-        let mut cfg = TrainConfig::preset(&args.preset).map_err(bad)?;
+        let mut cfg = args.configure(TrainConfig::preset(&args.preset).map_err(bad)?)?;
         if let Some(s) = args.steps {
             cfg.steps = s;
         }

@@ -25,7 +25,7 @@ impl Family for SpsMusicFamily {
 
     fn train(&self, args: &TrainArgs) -> Result<worker::JobHandle, CliError> {
         args.refuse_sizes(FAMILY)?;
-        let mut cfg = TrainConfig::preset(&args.preset).map_err(bad)?;
+        let mut cfg = args.configure(TrainConfig::preset(&args.preset).map_err(bad)?)?;
         if let Some(s) = args.steps {
             cfg.steps = s;
         }

@@ -32,13 +32,12 @@ pub const MIDI_LO: f32 = 24.0;
 pub const LOG_BINS: usize = 190;
 /// the pitch latent is 0 at this MIDI note (the middle of the training scales' range)
 pub const MIDI_CENTRE: f32 = 66.0;
-/// template positions below and above the note's own position
-const BELOW: usize = 140;
+/// template positions above the note's own position (those below are a setting, `below`)
 const ABOVE: usize = 160;
-const TEMPLATE: usize = BELOW + ABOVE;
 /// Salience logits are scaled by this so that the soft-argmax can be sharp: Adam moves a
-/// weight by about the learning rate per step, too slowly to grow the scale itself.
-const SHARPNESS: f64 = 20.0;
+/// weight by about the learning rate per step, too slowly to grow the scale itself. Training
+/// may start softer (`TrainConfig::sharpness_start`); a trained model always uses this.
+pub const SHARPNESS: f64 = 20.0;
 /// Harmonics stacked as channels at the encoder's input (a harmonic constant-Q stack, as in
 /// Bittner et al., "Deep salience representations for F0 estimation", 2017): channel h at
 /// log bin p holds the spectrum at p + BPO * log2(h), so a small kernel sees a note's
@@ -154,6 +153,11 @@ pub struct LogShift {
     fc12: candle_nn::Linear,
     /// timbre latents -> template logits (TEMPLATE x frames)
     fc3: Mlp,
+    /// template positions below the note's own position, and in all
+    below: usize,
+    template: usize,
+    /// the salience's scale in the soft-argmax (SHARPNESS, softer early in training)
+    sharpness: f64,
     /// a learned floor under the note, per linear bin and frame (noise, body resonance)
     floor: Tensor,
     latent: usize,
@@ -161,11 +165,13 @@ pub struct LogShift {
 
 impl LogShift {
     /// `channels` [c0, c1]: the front conv and the wide (harmonic) conv; `mlp` the template
-    /// MLP's hidden sizes; `kernel` the wide conv's span in log bins (odd).
+    /// MLP's hidden sizes; `kernel` the wide conv's span in log bins (odd); `below` the
+    /// template's reach below the note's position, in log bins.
     pub fn new(
         channels: [usize; 2],
         mlp: &[usize],
         kernel: usize,
+        below: usize,
         latent: usize,
         init: WeightInit,
         vb: VarBuilder,
@@ -188,7 +194,8 @@ impl LogShift {
         ];
         let mut sizes = vec![latent - 1];
         sizes.extend_from_slice(mlp);
-        sizes.push(TEMPLATE * FRAMES_PER_NOTE);
+        let template = below + ABOVE;
+        sizes.push(template * FRAMES_PER_NOTE);
         let positions: Vec<f32> = (0..LOG_BINS).map(|i| i as f32).collect();
         Ok(Self {
             to_log: Tensor::from_vec(lin_to_log(), (N_BINS, LOG_BINS), &dev)?,
@@ -198,6 +205,9 @@ impl LogShift {
             fc11: linear_init(2 * c1, latent - 1, init, vb.pp("fc11"))?,
             fc12: linear_init(2 * c1, latent, init, vb.pp("fc12"))?,
             fc3: Mlp::new(&sizes, init, vb.pp("fc3"))?,
+            below,
+            template,
+            sharpness: SHARPNESS,
             floor: vb.get_with_hints(
                 (FRAMES_PER_NOTE, N_BINS),
                 "decoder.floor",
@@ -205,6 +215,11 @@ impl LogShift {
             )?,
             latent,
         })
+    }
+
+    /// The salience's scale in the soft-argmax: SHARPNESS, unless training starts softer.
+    pub fn set_sharpness(&mut self, sharpness: f64) {
+        self.sharpness = sharpness;
     }
 
     /// The variable holding the template's last bias (started at the data's mean level).
@@ -222,7 +237,7 @@ impl LogShift {
         let h = self.enc[0].forward_1d(&harmonic_stack(h)?)?.relu()?;
         let features = self.enc[1].forward_1d(&h)?.relu()?;
         let salience = self.enc[2].forward_1d(&features)?.squeeze(1)?;
-        let weights = candle_nn::ops::softmax(&(salience * SHARPNESS)?, D::Minus1)?;
+        let weights = candle_nn::ops::softmax(&(salience * self.sharpness)?, D::Minus1)?;
         let position = weights.matmul(&self.positions)?;
         let pitch = position.affine(1.0 / BPS as f64, -((MIDI_CENTRE - MIDI_LO) as f64))?;
         let pooled = Tensor::cat(&[features.mean(D::Minus1)?, features.max(D::Minus1)?], 1)?;
@@ -257,18 +272,18 @@ impl LogShift {
         let template = self
             .fc3
             .forward(&z.narrow(1, 1, self.latent - 1)?)?
-            .reshape((n, TEMPLATE, FRAMES_PER_NOTE))?;
+            .reshape((n, self.template, FRAMES_PER_NOTE))?;
         let position = position_of_latent(&z.narrow(1, 0, 1)?)?;
         let pos: Vec<f32> = position.flatten_all()?.to_vec1()?;
         let floor: Vec<f32> = pos.iter().map(|p| p.floor()).collect();
-        // Output bin j reads the template at t - frac, t = j - floor(position) + BELOW:
+        // Output bin j reads the template at t - frac, t = j - floor(position) + below:
         // (1 - frac) * T[t] + frac * T[t - 1].
-        let last = (TEMPLATE - 1) as f32;
+        let last = (self.template - 1) as f32;
         let mut at = Vec::with_capacity(n * LOG_BINS * FRAMES_PER_NOTE);
         let mut below = Vec::with_capacity(n * LOG_BINS * FRAMES_PER_NOTE);
         for &f in &floor {
             for j in 0..LOG_BINS {
-                let t = (j as f32 - f + BELOW as f32).clamp(0.0, last);
+                let t = (j as f32 - f + self.below as f32).clamp(0.0, last);
                 let t0 = (t - 1.0).max(0.0);
                 for _ in 0..FRAMES_PER_NOTE {
                     at.push(t as u32);
@@ -296,7 +311,7 @@ mod tests {
 
     fn body() -> LogShift {
         let (_vm, vb) = new_varmap();
-        LogShift::new([4, 8], &[8, 16], 5, 3, WeightInit::He, vb).unwrap()
+        LogShift::new([4, 8], &[8, 16], 5, 140, 3, WeightInit::He, vb).unwrap()
     }
 
     #[test]

@@ -29,6 +29,11 @@ pub struct ModelConfig {
     pub arch: Arch,
 }
 
+/// checkpoints saved before `below` was a setting had a template reaching 140 bins down
+fn logshift_below_default() -> usize {
+    140
+}
+
 /// Which encoder and decoder sit around the latent (the prior is the same in both).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -37,8 +42,13 @@ pub enum Arch {
     #[default]
     Official,
     /// `logshift`: log-frequency convs with a soft-argmax pitch, a shifted template decoder;
-    /// `kernel` is the wide conv's span in log bins
-    LogShift { kernel: usize },
+    /// `kernel` is the wide conv's span in log bins, `below` how far the template reaches
+    /// below the note's position, in log bins (half semitones)
+    LogShift {
+        kernel: usize,
+        #[serde(default = "logshift_below_default")]
+        below: usize,
+    },
 }
 
 impl ModelConfig {
@@ -82,13 +92,21 @@ struct Official {
 }
 
 impl SpsMusic {
+    /// The log-shift body's soft-argmax sharpness (no effect on the official body).
+    pub fn set_sharpness(&mut self, sharpness: f64) {
+        if let Body::LogShift(b) = &mut self.body {
+            b.set_sharpness(sharpness);
+        }
+    }
+
     pub fn new(cfg: &ModelConfig, vb: VarBuilder) -> Result<Self> {
         let body = match cfg.arch {
             Arch::Official => Body::Official(Box::new(Official::new(cfg, vb.clone())?)),
-            Arch::LogShift { kernel } => Body::LogShift(Box::new(LogShift::new(
+            Arch::LogShift { kernel, below } => Body::LogShift(Box::new(LogShift::new(
                 [cfg.channels[0], cfg.channels[1]],
                 &cfg.mlp,
                 kernel,
+                below,
                 cfg.latent,
                 cfg.init,
                 vb.clone(),

@@ -53,7 +53,18 @@ pub struct TrainConfig {
     /// z1, otherwise the prior's early, meaningless predictions teach it to ignore z1
     pub warmup_steps: u64,
     pub ramp_steps: u64,
+    /// log-shift body: the soft-argmax's sharpness at step 0, rising geometrically to the
+    /// model's own (logshift::SHARPNESS) over `sharpness_steps`: a soft start lets every
+    /// position of the salience curve feel the loss before one peak wins
+    #[serde(default = "full_sharpness")]
+    pub sharpness_start: f64,
+    #[serde(default)]
+    pub sharpness_steps: u64,
     pub steps: u64,
+}
+
+fn full_sharpness() -> f64 {
+    super::logshift::SHARPNESS
 }
 
 pub const PRESETS: [&str; 4] = ["fast", "paper", "no-symmetry", "beta-vae"];
@@ -72,7 +83,10 @@ impl TrainConfig {
                 rnn_hidden: 64,
                 latent: 3,
                 init: WeightInit::He,
-                arch: Arch::LogShift { kernel: 5 },
+                arch: Arch::LogShift {
+                    kernel: 5,
+                    below: 140,
+                },
             },
             batch: 8,
             k: 4,
@@ -90,6 +104,8 @@ impl TrainConfig {
             sample_beta: 0.0,
             warmup_steps: 0,
             ramp_steps: 0,
+            sharpness_start: super::logshift::SHARPNESS,
+            sharpness_steps: 0,
             steps: 1000,
         };
         Ok(match name {
@@ -136,11 +152,19 @@ impl TrainConfig {
         }
     }
 
+    /// the soft-argmax's sharpness at `step`
+    pub fn sharpness(&self, step: u64) -> f64 {
+        let end = super::logshift::SHARPNESS;
+        if step >= self.sharpness_steps || self.sharpness_start <= 0.0 {
+            return end;
+        }
+        let progress = step as f64 / self.sharpness_steps as f64;
+        self.sharpness_start * (end / self.sharpness_start).powf(progress)
+    }
+
     /// learning rate at `step`
     pub fn learning_rate(&self, step: u64) -> f64 {
-        let progress = (step as f64 / self.steps.max(1) as f64).min(1.0);
-        let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
-        self.lr * (self.lr_final + (1.0 - self.lr_final) * cosine)
+        crate::nn::cosine_schedule(self.lr, self.lr * self.lr_final, step, self.steps, 0.0)
     }
 
     /// probability that the prior is fed the encoder's latent rather than its own prediction
@@ -363,6 +387,7 @@ impl Trainer for SpsTrainer {
     }
 
     fn step(&mut self) -> anyhow::Result<StepStats> {
+        self.model.set_sharpness(self.cfg.sharpness(self.step));
         let (total, losses) = self.loss()?;
         self.opt
             .set_learning_rate(self.cfg.learning_rate(self.step));
@@ -375,6 +400,7 @@ impl Trainer for SpsTrainer {
     }
 
     fn evaluate(&mut self) -> anyhow::Result<Vec<(String, f64)>> {
+        self.model.set_sharpness(super::logshift::SHARPNESS);
         let m = eval::embedding_metrics(&self.model, &self.data)?;
         let values = vec![
             ("r2_embedding".to_string(), m.r2_seen),

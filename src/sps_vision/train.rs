@@ -28,6 +28,12 @@ pub struct TrainConfig {
     /// throws per batch (each SEQ_LEN frames)
     pub batch: usize,
     pub lr: f64,
+    /// the learning rate falls along a cosine to `lr * lr_final` at the last step, after
+    /// holding for `lr_hold` of the steps (lr_final 1 = constant)
+    #[serde(default = "one")]
+    pub lr_final: f64,
+    #[serde(default)]
+    pub lr_hold: f64,
     pub kl_weight: f64,
     /// weight of the prior's latent MSE
     pub prior_weight: f64,
@@ -69,6 +75,10 @@ pub struct TrainConfig {
 
 pub const PRESETS: [&str; 3] = ["fast", "paper", "no-symmetry"];
 
+fn one() -> f64 {
+    1.0
+}
+
 impl TrainConfig {
     pub fn preset(name: &str) -> anyhow::Result<Self> {
         let fast = Self {
@@ -87,6 +97,8 @@ impl TrainConfig {
             },
             batch: 8,
             lr: 2e-3,
+            lr_final: 1.0,
+            lr_hold: 0.0,
             kl_weight: 0.01,
             prior_weight: 2.0,
             symmetry_weight: 2.0,
@@ -148,6 +160,17 @@ impl TrainConfig {
         } else {
             ((step - self.warmup_steps + 1) as f64 / self.ramp_steps as f64).min(1.0)
         }
+    }
+
+    /// learning rate at `step`
+    pub fn learning_rate(&self, step: u64) -> f64 {
+        crate::nn::cosine_schedule(
+            self.lr,
+            self.lr * self.lr_final,
+            step,
+            self.steps,
+            self.lr_hold,
+        )
     }
 
     /// probability that the prior is fed the encoder's latent rather than its own prediction
@@ -463,6 +486,8 @@ impl Trainer for VisionTrainer {
 
     fn step(&mut self) -> anyhow::Result<StepStats> {
         let (total, losses) = self.loss()?;
+        self.opt
+            .set_learning_rate(self.cfg.learning_rate(self.step));
         self.opt.backward_step(&total)?;
         self.step += 1;
         Ok(StepStats {

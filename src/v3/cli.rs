@@ -49,7 +49,7 @@ impl Family for V3Family {
 
     fn train(&self, args: &TrainArgs) -> Result<worker::JobHandle, CliError> {
         args.refuse_sizes(self.name())?;
-        let mut cfg = TrainConfig::preset(self.0, &args.preset).map_err(bad)?;
+        let mut cfg = args.configure(TrainConfig::preset(self.0, &args.preset).map_err(bad)?)?;
         if let Some(s) = args.steps {
             cfg.steps = s;
         }

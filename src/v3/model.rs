@@ -82,6 +82,29 @@ pub struct ModelConfig {
     /// the pitch), beside the octave-band energies
     #[serde(default)]
     pub timbre_conv: bool,
+    /// notes with `timbre_conv`: how many equal spans of frames the timbre convolution reads
+    /// (a span's spectrum is the mean over its frames)
+    #[serde(default = "default_timbre_spans")]
+    pub timbre_spans: usize,
+    /// notes with `conv`: the style trunk reads the octave-band energies frame by frame. With
+    /// `timbre_conv` and this off, it reads the timbre alone, which no transposition changes
+    #[serde(default = "default_true")]
+    pub style_bands: bool,
+    /// notes with `conv`: the style trunk is linear (its layers without activations), a
+    /// projection of the style view. The V3 style terms then look for the directions in which
+    /// samples differ and their fragments agree, like a discriminant analysis with the
+    /// samples as classes; an MLP trunk can meet the hinge's ratio by spreading the samples
+    /// of a few styles far apart instead (models/README.md)
+    #[serde(default)]
+    pub style_linear: bool,
+}
+
+fn default_timbre_spans() -> usize {
+    4
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_cepstrum_start() -> f32 {
@@ -109,11 +132,16 @@ impl ModelConfig {
         if self.conv > 0 && self.domain == Domain::Notes {
             let [_, _, w] = self.domain.fragment_shape();
             let timbre = if self.timbre_conv {
-                self.conv * TIMBRE_SPANS
+                self.conv * self.timbre_spans
             } else {
                 0
             };
-            return STYLE_BANDS * w + timbre;
+            let bands = if self.style_bands || !self.timbre_conv {
+                STYLE_BANDS * w
+            } else {
+                0
+            };
+            return bands + timbre;
         }
         let spectrum = self.domain.fragment_len() / self.pool.max(1);
         if self.content_trunk {
@@ -455,9 +483,6 @@ pub const LOG_BINS: usize = 128;
 const LOG_KERNEL: usize = 2 * LOG_BINS_PER_OCTAVE + 1;
 /// Taps of the timbre convolution (`timbre_conv`): an octave and a half.
 const TIMBRE_KERNEL: usize = 3 * LOG_BINS_PER_OCTAVE / 2 + 1;
-/// The timbre convolution reads the note's spectrum averaged over this many equal spans of
-/// frames (attack, sustain, release), not every frame: a quarter of a second each.
-const TIMBRE_SPANS: usize = 4;
 
 /// Octave bands of the notes' style trunk, their edges at C (the notes' fundamentals all fall
 /// in the second): the frame-by-frame energy in each band shows the instrument's spectral
@@ -852,14 +877,20 @@ impl V3Model {
 
     /// The MLP trunk on the (pooled) fragment, before the heads.
     fn mlp_trunk(&self, x: &Tensor) -> Result<Tensor> {
+        self.trunk(x, true)
+    }
+
+    /// The MLP trunk, with its GELUs or (`activated` false) without: a linear map.
+    fn trunk(&self, x: &Tensor, activated: bool) -> Result<Tensor> {
         let [fc1, fc2, linear_1] = self
             .enc
             .mlp
             .as_ref()
             .ok_or_else(|| candle_core::Error::Msg("this encoder has no MLP trunk".into()))?;
-        let h = fc1.forward(x)?.gelu()?;
-        let h = fc2.forward(&h)?.gelu()?;
-        linear_1.forward(&h)?.gelu()
+        let act = |t: Tensor| if activated { t.gelu() } else { Ok(t) };
+        let h = act(fc1.forward(x)?)?;
+        let h = act(fc2.forward(&h)?)?;
+        act(linear_1.forward(&h)?)
     }
 
     /// The convolutional content trunk on fragments (N, fragment_len), digits in ink space:
@@ -905,8 +936,8 @@ impl V3Model {
                 let view = match (&conv.logfreq, conv.style_convs.is_empty()) {
                     (Some(bank), false) => {
                         // the log-frequency spectrum of each span of frames,
-                        // (N * TIMBRE_SPANS, 1, LOG_BINS)
-                        let spans = TIMBRE_SPANS;
+                        // (N * spans, 1, LOG_BINS)
+                        let spans = self.cfg.timbre_spans;
                         let mut t = x
                             .reshape((n, c * h, spans, w / spans))?
                             .mean(3)?
@@ -919,11 +950,15 @@ impl V3Model {
                             t = layer.forward(&t)?;
                         }
                         let timbre = t.max(2)?.reshape((n, spans * self.cfg.conv))?;
-                        Tensor::cat(&[&view, &timbre], 1)?
+                        if self.cfg.style_bands {
+                            Tensor::cat(&[&view, &timbre], 1)?
+                        } else {
+                            timbre
+                        }
                     }
                     _ => view,
                 };
-                self.mlp_trunk(&view)
+                self.trunk(&view, !self.cfg.style_linear)
             }
             // digits: the ink's colour
             (None, Some([fc, head])) if self.cfg.colour_style => head
@@ -1156,6 +1191,9 @@ mod tests {
             factored_decoder: true,
             colour_style: true,
             timbre_conv: false,
+            timbre_spans: 4,
+            style_bands: true,
+            style_linear: false,
         };
         let varmap = VarMap::new();
         let model = V3Model::new(&cfg, &varmap).unwrap();

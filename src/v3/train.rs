@@ -81,6 +81,9 @@ impl TrainConfig {
                 factored_decoder: false,
                 colour_style: false,
                 timbre_conv: false,
+                timbre_spans: 4,
+                style_bands: true,
+                style_linear: false,
             },
             batch: 8,
             lr: 1e-3,
@@ -399,11 +402,14 @@ impl Trainer for V3Trainer {
             content,
             codes,
         } = self.loss()?;
-        let progress = self.step as f64 / self.cfg.steps.max(1) as f64;
-        let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos());
-        self.opt.set_learning_rate(
-            self.cfg.lr * (self.cfg.lr_final + (1.0 - self.cfg.lr_final) * cosine),
-        );
+        let lr = self.cfg.lr;
+        self.opt.set_learning_rate(crate::nn::cosine_schedule(
+            lr,
+            lr * self.cfg.lr_final,
+            self.step,
+            self.cfg.steps,
+            0.0,
+        ));
         self.opt.backward_step(&total)?;
         let restarted = self
             .model

@@ -1,0 +1,36 @@
+//! Writes the V3 notes' fixed style views (octave-band envelopes) of training and held-out
+//! fragments, with their take and instrument labels, as JSON for offline analysis.
+//! `cargo run --release --example v3_dump_features -- OUT.json`
+#![allow(clippy::unwrap_used)]
+
+use latent_lab::v3::data::{self, Dataset, Domain, NOTE_BINS, NOTE_FRAMES};
+use latent_lab::v3::model::{STYLE_BANDS, band_filterbank};
+
+fn main() {
+    let out = std::env::args().nth(1).unwrap();
+    let d = data::load(Domain::Notes, "soundfont", &|_| {}).unwrap();
+    let bands = band_filterbank(NOTE_BINS);
+    let env = |x: &[f32]| -> Vec<f32> {
+        let mut v = vec![0f32; NOTE_FRAMES * STYLE_BANDS];
+        for t in 0..NOTE_FRAMES {
+            for b in 0..NOTE_BINS {
+                for k in 0..STYLE_BANDS {
+                    v[t * STYLE_BANDS + k] += x[b * NOTE_FRAMES + t] * bands[b * STYLE_BANDS + k];
+                }
+            }
+        }
+        v
+    };
+    let split = |samples: &[data::Sample]| {
+        let (frags, contents, styles) = Dataset::flatten(samples);
+        let per = samples.first().map(|s| s.contents.len()).unwrap_or(1);
+        let takes: Vec<usize> = (0..frags.len()).map(|i| i / per).collect();
+        serde_json::json!({
+            "x": frags.iter().map(|f| env(f)).collect::<Vec<_>>(),
+            "content": contents, "style": styles, "take": takes,
+        })
+    };
+    let j =
+        serde_json::json!({"train": split(&d.train), "test": split(&d.test), "ood": split(&d.ood)});
+    std::fs::write(out, j.to_string()).unwrap();
+}
