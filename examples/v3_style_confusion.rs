@@ -75,6 +75,30 @@ fn main() {
         }
         clean += usize::from(far_pos < near_neg);
     }
+    // retrieval AUC of each style's fragments as queries (the eval's measure, per style)
+    for (st, name) in d.style_names.iter().enumerate().take(n) {
+        let idx: Vec<usize> = (0..frags.len()).filter(|&i| styles[i] == st).collect();
+        if idx.is_empty() {
+            continue;
+        }
+        let mut ap = 0.0;
+        for &i in &idx {
+            let mut order: Vec<(f64, usize)> = (0..frags.len())
+                .filter(|&j| j != i)
+                .map(|j| (dist(i, j), j))
+                .collect();
+            order.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let (mut hits, mut sum) = (0.0, 0.0);
+            for (k, (_, j)) in order.iter().enumerate() {
+                if styles[*j] == st {
+                    hits += 1.0;
+                    sum += hits / (k + 1) as f64;
+                }
+            }
+            ap += sum / hits.max(1.0);
+        }
+        println!("{name:>16}: average precision {:.3}", ap / idx.len() as f64);
+    }
     println!(
         "mean squared style distance: same take {:.4}, other take of the style {:.4}, other style {:.4}; every other-take positive nearer than the nearest other style: {}/{}",
         same.0 / same.1 as f64,

@@ -97,8 +97,10 @@ impl TrainConfig {
             },
             batch: 8,
             lr: 2e-3,
-            lr_final: 1.0,
-            lr_hold: 0.0,
+            // held for the first quarter, then a cosine to 5%: with a constant rate x and z
+            // peaked by step 600 and then drifted (models/README.md)
+            lr_final: 0.05,
+            lr_hold: 0.25,
             kl_weight: 0.01,
             prior_weight: 2.0,
             symmetry_weight: 2.0,
@@ -122,6 +124,9 @@ impl TrainConfig {
                 // the official sizes, names and encoder, so official state_dicts load
                 model: ModelConfig::paper(),
                 lr: 1e-3,
+                // the official code's constant rate
+                lr_final: 1.0,
+                lr_hold: 0.0,
                 batch: 32,
                 k: 4,
                 symmetry_decode: true,

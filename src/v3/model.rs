@@ -97,6 +97,19 @@ pub struct ModelConfig {
     /// of a few styles far apart instead (models/README.md)
     #[serde(default)]
     pub style_linear: bool,
+    /// notes with `factored_decoder`: hidden units of a small MLP on content and style
+    /// together whose spectrum is added to the pattern and the envelope: what an instrument
+    /// does differently at one pitch (another sample of the SoundFont, say), which neither
+    /// half can draw alone. 0 = none
+    #[serde(default)]
+    pub mix_hidden: usize,
+    /// the style latent is standardised per dimension: over the batch in training, with the
+    /// running mean and spread (`stats.style_*`) in use. No dimension can then meet the V3
+    /// style ratio by throwing a few samples far out; every dimension must vary across
+    /// samples more than within them, which is what tells one instrument from another
+    /// (models/README.md)
+    #[serde(default)]
+    pub style_standardise: bool,
 }
 
 fn default_timbre_spans() -> usize {
@@ -199,19 +212,26 @@ pub struct Codebook {
 
 /// Names of the codebook's variables, kept out of the optimiser.
 pub const CODEBOOK_PREFIX: &str = "vq.";
+/// Names of running statistics (no gradient, kept out of the optimiser).
+pub const STATS_PREFIX: &str = "stats.";
+
+/// A variable of `varmap`, created with `init` if it is not there yet.
+fn stored_var(varmap: &VarMap, shape: &[usize], name: &str, init: candle_nn::Init) -> Result<Var> {
+    let vb = VarBuilder::from_varmap(varmap, DType::F32, &Device::Cpu);
+    vb.get_with_hints(shape, name, init)?;
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| candle_core::Error::Msg("variable map poisoned".into()))?;
+    data.get(name)
+        .cloned()
+        .ok_or_else(|| candle_core::Error::Msg(format!("no variable {name}")))
+}
 
 impl Codebook {
     fn new(k: usize, dim: usize, decay: f64, threshold: f64, varmap: &VarMap) -> Result<Self> {
-        let vb = VarBuilder::from_varmap(varmap, DType::F32, &Device::Cpu);
         let get = |shape: &[usize], name: &str, init| -> Result<Var> {
-            vb.get_with_hints(shape, &format!("vq.{name}"), init)?;
-            let data = varmap
-                .data()
-                .lock()
-                .map_err(|_| candle_core::Error::Msg("variable map poisoned".into()))?;
-            data.get(&format!("vq.{name}"))
-                .cloned()
-                .ok_or_else(|| candle_core::Error::Msg(format!("no variable vq.{name}")))
+            stored_var(varmap, shape, &format!("{CODEBOOK_PREFIX}{name}"), init)
         };
         let normal = candle_nn::Init::Randn {
             mean: 0.0,
@@ -694,6 +714,8 @@ struct Decoder {
     /// `factored_decoder`: the content path (hidden layer and output); linear_0, fc1 and out
     /// then read the style alone
     content: Option<[Linear; 2]>,
+    /// `mix_hidden`: the content-and-style MLP (hidden layer and output)
+    mix: Option<[Linear; 2]>,
 }
 
 pub struct V3Model {
@@ -703,6 +725,8 @@ pub struct V3Model {
     enc: Encoder,
     dec: Decoder,
     pub codebook: Codebook,
+    /// `style_standardise`: the running mean and spread of the raw style latent
+    style_stats: Option<[Var; 2]>,
 }
 
 impl V3Model {
@@ -765,6 +789,19 @@ impl V3Model {
             } else {
                 None
             },
+            mix: if cfg.factored_decoder && cfg.mix_hidden > 0 && cfg.domain == Domain::Notes {
+                Some([
+                    linear_init(dc + ds, cfg.mix_hidden, he, d.pp("mix_fc"))?,
+                    linear_init(
+                        cfg.mix_hidden,
+                        cfg.content_output_len(),
+                        WeightInit::PyTorch,
+                        d.pp("mix_out"),
+                    )?,
+                ])
+            } else {
+                None
+            },
         };
         let codebook = Codebook::new(cfg.atoms, dc, cfg.vq_decay, cfg.dead_code_threshold, varmap)?;
         let cepstral = if cfg.cepstrum > 0 {
@@ -795,11 +832,63 @@ impl V3Model {
             enc,
             dec,
             codebook,
+            style_stats: if cfg.style_standardise {
+                Some([
+                    stored_var(
+                        varmap,
+                        &[ds],
+                        &format!("{STATS_PREFIX}style_mean"),
+                        candle_nn::Init::Const(0.0),
+                    )?,
+                    stored_var(
+                        varmap,
+                        &[ds],
+                        &format!("{STATS_PREFIX}style_std"),
+                        candle_nn::Init::Const(1.0),
+                    )?,
+                ])
+            } else {
+                None
+            },
         })
     }
 
     /// fragments (N, fragment_len) -> (content (N, dc) before quantisation, style (N, ds))
     pub fn encode(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (content, style) = self.encode_raw(x)?;
+        match &self.style_stats {
+            Some([mean, std]) => Ok((
+                content,
+                style
+                    .broadcast_sub(mean.as_tensor())?
+                    .broadcast_div(std.as_tensor())?,
+            )),
+            None => Ok((content, style)),
+        }
+    }
+
+    /// In training: `encode`, the style standardised over this batch (with
+    /// `style_standardise`), and the running statistics moved `momentum` of the way to the
+    /// batch's.
+    pub fn encode_training(&self, x: &Tensor, momentum: f64) -> Result<(Tensor, Tensor)> {
+        let (content, style) = self.encode_raw(x)?;
+        let Some([mean_var, std_var]) = &self.style_stats else {
+            return Ok((content, style));
+        };
+        let mean = style.mean_keepdim(0)?;
+        let centred = style.broadcast_sub(&mean)?;
+        let std = (centred.sqr()?.mean_keepdim(0)? + 1e-5)?.sqrt()?;
+        let blend = |var: &Var, batch: &Tensor| -> Result<()> {
+            let batch = batch.detach().squeeze(0)?;
+            var.set(&((var.as_tensor() * (1.0 - momentum))? + (batch * momentum)?)?)
+        };
+        blend(mean_var, &mean)?;
+        blend(std_var, &std)?;
+        Ok((content, centred.broadcast_div(&std)?))
+    }
+
+    /// `encode` before the style's standardisation.
+    fn encode_raw(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
         let n = x.dim(0)?;
         let pool = self.cfg.pool.max(1);
         let len = self.cfg.domain.fragment_len();
@@ -1027,6 +1116,13 @@ impl V3Model {
                 } else {
                     style.reshape((n, ch * hh, w))?
                 };
+                let pattern = match &self.dec.mix {
+                    Some([fc, out]) => {
+                        let both = Tensor::cat(&[c, s], 1)?;
+                        (pattern + out.forward(&fc.forward(&both)?.gelu()?)?)?
+                    }
+                    None => pattern,
+                };
                 let x = envelope.broadcast_add(&pattern.unsqueeze(2)?)?;
                 (x.relu()? + (x * 0.01)?)?.reshape((n, ch * hh * w))
             }
@@ -1194,6 +1290,8 @@ mod tests {
             timbre_spans: 4,
             style_bands: true,
             style_linear: false,
+            mix_hidden: 0,
+            style_standardise: false,
         };
         let varmap = VarMap::new();
         let model = V3Model::new(&cfg, &varmap).unwrap();

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::data::{Dataset, Domain};
 use super::eval::{self, Summary};
-use super::model::{CODEBOOK_PREFIX, ModelConfig, V3Model, mean_pairwise_distance};
+use super::model::{CODEBOOK_PREFIX, ModelConfig, STATS_PREFIX, V3Model, mean_pairwise_distance};
 use super::{Lab, family_name};
 use crate::nn::checkpoint::Metadata;
 use crate::nn::varmap_tensors;
@@ -84,6 +84,8 @@ impl TrainConfig {
                 timbre_spans: 4,
                 style_bands: true,
                 style_linear: false,
+                mix_hidden: 0,
+                style_standardise: false,
             },
             batch: 8,
             lr: 1e-3,
@@ -184,10 +186,11 @@ fn optimiser(varmap: &VarMap, cfg: &TrainConfig) -> anyhow::Result<AdamW> {
         .data()
         .lock()
         .map_err(|_| anyhow::anyhow!("variable map poisoned"))?;
-    // the codebook follows its EMA, never the optimiser (weight decay would shrink it)
+    // the codebook follows its EMA, never the optimiser (weight decay would shrink it); so do
+    // running statistics
     let vars: Vec<candle_core::Var> = data
         .iter()
-        .filter(|(name, _)| !name.starts_with(CODEBOOK_PREFIX))
+        .filter(|(name, _)| !name.starts_with(CODEBOOK_PREFIX) && !name.starts_with(STATS_PREFIX))
         .map(|(_, v)| v.clone())
         .collect();
     let params = ParamsAdamW {
@@ -303,7 +306,7 @@ impl V3Trainer {
         let batch = self.next_batch();
         let (x, n) = self.batch_tensor(&batch)?;
         let b = batch.len();
-        let (content, style) = self.model.encode(&x)?;
+        let (content, style) = self.model.encode_training(&x, 0.05)?;
         let (idx, q) = if cfg.distinct_atoms {
             self.model.codebook.quantize_samples(&content, n)?
         } else {
