@@ -459,3 +459,74 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() - 1) as f64 * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Inner {
+        hidden: usize,
+        mode: String,
+    }
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Cfg {
+        lr: f64,
+        model: Inner,
+    }
+
+    fn cfg() -> Cfg {
+        Cfg {
+            lr: 1e-3,
+            model: Inner {
+                hidden: 8,
+                mode: "a".into(),
+            },
+        }
+    }
+
+    fn message(e: CliError) -> String {
+        match e {
+            CliError::BadInput(e) => e.to_string(),
+            CliError::Failed(e) => panic!("not bad input: {e}"),
+        }
+    }
+
+    fn with(set: &[&str]) -> Result<Cfg, CliError> {
+        TrainArgs {
+            set: set.iter().map(|s| s.to_string()).collect(),
+            ..TrainArgs::default()
+        }
+        .configure(cfg())
+    }
+
+    #[test]
+    fn set_overrides_nested_settings_and_takes_bare_words_as_strings() {
+        let c = with(&["lr=2e-3", "model.hidden=32", "model.mode=b"]).unwrap();
+        assert_eq!(
+            c,
+            Cfg {
+                lr: 2e-3,
+                model: Inner {
+                    hidden: 32,
+                    mode: "b".into()
+                }
+            }
+        );
+        assert_eq!(with(&[]).unwrap(), cfg());
+    }
+
+    #[test]
+    fn set_refuses_unknown_keys_wrong_types_and_missing_values() {
+        let unknown = message(with(&["model.hiden=3"]).err().unwrap());
+        assert!(unknown.contains("hiden") && unknown.contains("hidden, mode"), "{unknown}");
+        let typed = message(with(&["model.hidden=abc"]).err().unwrap());
+        assert!(typed.contains("--set"), "{typed}");
+        let bare = message(with(&["lr"]).err().unwrap());
+        assert!(bare.contains("KEY=VALUE"), "{bare}");
+        let deep = message(with(&["lr.x=1"]).err().unwrap());
+        assert!(deep.contains("single value"), "{deep}");
+    }
+}

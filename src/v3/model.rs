@@ -110,6 +110,13 @@ pub struct ModelConfig {
     /// (models/README.md)
     #[serde(default)]
     pub style_standardise: bool,
+    /// notes with `conv`: the octave-band view of the style trunk is whitened by the
+    /// within-sample covariance of the training fragments (`stats.style_white_*`, fixed when
+    /// training starts): directions in which the fragments of one sample differ (what changes
+    /// from note to note) shrink, directions in which whole samples differ grow. It uses what
+    /// the V3 loss uses, which fragments share a sample, and no labels (models/README.md)
+    #[serde(default)]
+    pub style_whiten: bool,
 }
 
 fn default_timbre_spans() -> usize {
@@ -139,6 +146,12 @@ impl ModelConfig {
         } else {
             c * h * w
         }
+    }
+
+    /// Length of the notes' style band view (frames x octave bands).
+    pub fn style_band_len(&self) -> usize {
+        let [_, _, w] = self.domain.fragment_shape();
+        STYLE_BANDS * w
     }
 
     pub fn input_len(&self) -> usize {
@@ -682,6 +695,17 @@ fn conv_trunks(cfg: &ModelConfig, e: VarBuilder) -> Result<ConvTrunks> {
     })
 }
 
+/// Octave-band energies of note fragments (N, fragment_len), frame by frame: (N, w * bands).
+fn band_view(x: &Tensor, bands: &Tensor, [c, h, w]: [usize; 3]) -> Result<Tensor> {
+    let n = x.dim(0)?;
+    x.reshape((n, c * h, w))?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((n * w, c * h))?
+        .matmul(bands)?
+        .reshape((n, w * STYLE_BANDS))
+}
+
 /// The colour of the ink of fragments in ink space (N, channels * pixels; 0 = white paper,
 /// a pixel covered by ink of colour c holds coverage x (1 - c) in each channel): per channel,
 /// the summed absorbance over the summed absorbance of all channels, times the strongest
@@ -727,6 +751,8 @@ pub struct V3Model {
     pub codebook: Codebook,
     /// `style_standardise`: the running mean and spread of the raw style latent
     style_stats: Option<[Var; 2]>,
+    /// `style_whiten`: the band view's mean (F) and whitening matrix (F, F)
+    style_white: Option<[Var; 2]>,
 }
 
 impl V3Model {
@@ -850,6 +876,30 @@ impl V3Model {
             } else {
                 None
             },
+            style_white: if cfg.style_whiten && cfg.conv > 0 && cfg.domain == Domain::Notes {
+                let f = cfg.style_band_len();
+                let eye: Vec<f32> = (0..f * f)
+                    .map(|i| if i % (f + 1) == 0 { 1.0 } else { 0.0 })
+                    .collect();
+                let white = stored_var(
+                    varmap,
+                    &[f, f],
+                    &format!("{STATS_PREFIX}style_white_matrix"),
+                    candle_nn::Init::Const(0.0),
+                )?;
+                white.set(&Tensor::from_vec(eye, (f, f), &Device::Cpu)?)?;
+                Some([
+                    stored_var(
+                        varmap,
+                        &[f],
+                        &format!("{STATS_PREFIX}style_white_mean"),
+                        candle_nn::Init::Const(0.0),
+                    )?,
+                    white,
+                ])
+            } else {
+                None
+            },
         })
     }
 
@@ -865,6 +915,30 @@ impl V3Model {
             )),
             None => Ok((content, style)),
         }
+    }
+
+    /// The octave-band view of the notes' style trunk before any whitening, (N, F); None for
+    /// a model without one.
+    pub fn style_band_view(&self, x: &Tensor) -> Result<Option<Tensor>> {
+        match self.enc.conv.as_ref().and_then(|c| c.bands.as_ref()) {
+            Some(bands) => Ok(Some(band_view(
+                x,
+                bands,
+                self.cfg.domain.fragment_shape(),
+            )?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Set the whitening of the style's band view (`style_whiten`): mean (F), matrix (F x F,
+    /// row-major), applied as (view - mean) matrix.
+    pub fn set_style_whitening(&self, mean: Vec<f32>, matrix: Vec<f32>) -> Result<()> {
+        let Some([m, w]) = &self.style_white else {
+            return Err(candle_core::Error::Msg("this model has no style whitening".into()));
+        };
+        let f = mean.len();
+        m.set(&Tensor::from_vec(mean, f, &Device::Cpu)?)?;
+        w.set(&Tensor::from_vec(matrix, (f, f), &Device::Cpu)?)
     }
 
     /// In training: `encode`, the style standardised over this batch (with
@@ -1015,13 +1089,13 @@ impl V3Model {
         match (&conv.bands, &conv.style_fc) {
             // notes: octave-band energies frame by frame, through the MLP trunk
             (Some(bands), _) => {
-                let view = x
-                    .reshape((n, c * h, w))?
-                    .transpose(1, 2)?
-                    .contiguous()?
-                    .reshape((n * w, c * h))?
-                    .matmul(bands)?
-                    .reshape((n, w * STYLE_BANDS))?;
+                let view = band_view(x, bands, [c, h, w])?;
+                let view = match &self.style_white {
+                    Some([mean, white]) => view
+                        .broadcast_sub(mean.as_tensor())?
+                        .matmul(white.as_tensor())?,
+                    None => view,
+                };
                 let view = match (&conv.logfreq, conv.style_convs.is_empty()) {
                     (Some(bank), false) => {
                         // the log-frequency spectrum of each span of frames,
@@ -1292,6 +1366,7 @@ mod tests {
             style_linear: false,
             mix_hidden: 0,
             style_standardise: false,
+            style_whiten: false,
         };
         let varmap = VarMap::new();
         let model = V3Model::new(&cfg, &varmap).unwrap();

@@ -86,6 +86,7 @@ impl TrainConfig {
                 style_linear: false,
                 mix_hidden: 0,
                 style_standardise: false,
+                style_whiten: false,
             },
             batch: 8,
             lr: 1e-3,
@@ -157,6 +158,75 @@ impl TrainConfig {
     }
 }
 
+/// The whitening of the style's band view (`style_whiten`), from the training samples: the
+/// mean view, and the inverse square root of the within-sample covariance (each fragment's
+/// view less its sample's mean), regularised by a tenth of its mean eigenvalue.
+fn fit_style_whitening(model: &V3Model, data: &Dataset) -> anyhow::Result<()> {
+    let len = data.fragment_len();
+    let mut views: Vec<Vec<f64>> = Vec::new();
+    let mut centred: Vec<Vec<f64>> = Vec::new();
+    for sample in &data.train {
+        let n = sample.len();
+        let x = Tensor::from_vec(sample.fragments.clone(), (n, len), &Device::Cpu)?;
+        let view = model
+            .style_band_view(&x)?
+            .context("style_whiten needs a notes model with convolutional trunks")?
+            .to_vec2::<f32>()?;
+        let f = view[0].len();
+        let mean: Vec<f64> = (0..f)
+            .map(|k| view.iter().map(|r| r[k] as f64).sum::<f64>() / n as f64)
+            .collect();
+        for r in &view {
+            centred.push(r.iter().zip(&mean).map(|(a, m)| *a as f64 - m).collect());
+            views.push(r.iter().map(|a| *a as f64).collect());
+        }
+    }
+    let (rows, f) = (views.len(), views[0].len());
+    let mean: Vec<f64> = (0..f)
+        .map(|k| views.iter().map(|r| r[k]).sum::<f64>() / rows as f64)
+        .collect();
+    let mut cov = vec![0f64; f * f];
+    for r in &centred {
+        for i in 0..f {
+            for j in i..f {
+                cov[i * f + j] += r[i] * r[j] / rows as f64;
+            }
+        }
+    }
+    for i in 0..f {
+        for j in 0..i {
+            cov[i * f + j] = cov[j * f + i];
+        }
+    }
+    let trace: f64 = (0..f).map(|i| cov[i * f + i]).sum();
+    for i in 0..f {
+        cov[i * f + i] += 0.1 * trace / f as f64;
+    }
+    let white = inverse_sqrt(&cov, f)?;
+    model.set_style_whitening(
+        mean.iter().map(|&v| v as f32).collect(),
+        white.iter().map(|&v| v as f32).collect(),
+    )?;
+    Ok(())
+}
+
+/// A^(-1/2) of a symmetric positive definite (f, f) matrix, by the coupled Newton-Schulz
+/// iteration (Higham, "Functions of Matrices", 2008, eq. 6.35) on A scaled to unit Frobenius
+/// norm.
+fn inverse_sqrt(a: &[f64], f: usize) -> candle_core::Result<Vec<f64>> {
+    let dev = Device::Cpu;
+    let norm = a.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-300);
+    let eye = Tensor::eye(f, candle_core::DType::F64, &dev)?;
+    let mut y = (Tensor::from_slice(a, (f, f), &dev)? / norm)?;
+    let mut z = eye.clone();
+    for _ in 0..60 {
+        let t = ((eye.affine(3.0, 0.0)? - z.matmul(&y)?)? * 0.5)?;
+        y = y.matmul(&t)?;
+        z = t.matmul(&z)?;
+    }
+    (z / norm.sqrt())?.flatten_all()?.to_vec1::<f64>()
+}
+
 /// One batch's loss: the total to minimise, its parts, and the content latents and atoms the
 /// codebook's EMA update needs.
 struct BatchLoss {
@@ -221,7 +291,7 @@ impl V3Trainer {
         crate::nn::seeded_init(
             &varmap,
             |name| {
-                if name.starts_with("vq.") {
+                if name.starts_with(CODEBOOK_PREFIX) || name.starts_with(STATS_PREFIX) {
                     None
                 } else if name.starts_with("decoder.out.")
                     || name.starts_with("decoder.content_out.")
@@ -233,6 +303,9 @@ impl V3Trainer {
             },
             &mut rng,
         )?;
+        if cfg.model.style_whiten {
+            fit_style_whitening(&model, &data)?;
+        }
         let opt = optimiser(&varmap, &cfg)?;
         let order = data.epoch(&mut rng);
         Ok(Self {
@@ -450,5 +523,41 @@ impl Trainer for V3Trainer {
         // the optimiser's moments may hold the NaNs that made us come back
         self.opt = optimiser(&self.varmap, &self.cfg)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn inverse_sqrt_whitens_a_symmetric_positive_definite_matrix() {
+        // A = B B^T + I for a fixed B, condition number in the hundreds
+        let f = 6;
+        let b: Vec<f64> = (0..f * f)
+            .map(|i| ((i * 7 + 3) % 11) as f64 - 5.0)
+            .collect();
+        let mut a = vec![0f64; f * f];
+        for i in 0..f {
+            for j in 0..f {
+                a[i * f + j] = (0..f).map(|k| b[i * f + k] * b[j * f + k]).sum::<f64>()
+                    + if i == j { 1.0 } else { 0.0 };
+            }
+        }
+        let w = inverse_sqrt(&a, f).unwrap();
+        // W A W = I
+        let mul = |x: &[f64], y: &[f64]| -> Vec<f64> {
+            (0..f * f)
+                .map(|ij| (0..f).map(|k| x[(ij / f) * f + k] * y[k * f + ij % f]).sum())
+                .collect()
+        };
+        let waw = mul(&mul(&w, &a), &w);
+        for i in 0..f {
+            for j in 0..f {
+                let want = if i == j { 1.0 } else { 0.0 };
+                assert!((waw[i * f + j] - want).abs() < 1e-8, "{i},{j}: {}", waw[i * f + j]);
+            }
+        }
     }
 }
