@@ -521,7 +521,10 @@ mod tests {
     #[test]
     fn set_refuses_unknown_keys_wrong_types_and_missing_values() {
         let unknown = message(with(&["model.hiden=3"]).err().unwrap());
-        assert!(unknown.contains("hiden") && unknown.contains("hidden, mode"), "{unknown}");
+        assert!(
+            unknown.contains("hiden") && unknown.contains("hidden, mode"),
+            "{unknown}"
+        );
         let typed = message(with(&["model.hidden=abc"]).err().unwrap());
         assert!(typed.contains("--set"), "{typed}");
         let bare = message(with(&["lr"]).err().unwrap());

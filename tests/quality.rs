@@ -131,7 +131,6 @@ fn v3_bars(m: &serde_json::Value) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "the shipped v3_notes model does not meet every bar (models/README.md: style kNN falls short); `cargo test --release -- --ignored` checks it"]
 fn shipped_v3_notes_meets_the_bars() {
     let m = eval("v3_notes.safetensors");
     assert_eq!(v3_bars(&m), Vec::<String>::new(), "{m}");

@@ -128,7 +128,6 @@ fn choosing_another_colour_changes_every_atoms_style_and_no_atoms_content() {
 }
 
 #[test]
-#[ignore = "the shipped models/v3_notes.safetensors does not meet it (models/README.md: style kNN AUC 0.826): its atoms decoded in Church Organ read back as Church Organ, but in Trumpet 0/12 do (10 as Soprano Sax, 2 as Electric Piano); contents are kept. Run with --ignored against a model that meets the bars"]
 fn choosing_another_instrument_changes_every_atoms_style_and_no_atoms_content() {
     assert_every_atom_restyled_and_none_changed("notes", "v3_notes.safetensors");
 }

@@ -117,6 +117,11 @@ pub struct ModelConfig {
     /// the V3 loss uses, which fragments share a sample, and no labels (models/README.md)
     #[serde(default)]
     pub style_whiten: bool,
+    /// with `style_whiten`: keep only this many directions of the whitened view, those in
+    /// which whole samples differ most (a discriminant analysis with the samples as classes,
+    /// no labels); 0 keeps them all
+    #[serde(default)]
+    pub style_discriminant: usize,
 }
 
 fn default_timbre_spans() -> usize {
@@ -154,16 +159,25 @@ impl ModelConfig {
         STYLE_BANDS * w
     }
 
+    /// Length of the band view as the style trunk reads it (after `style_whiten`).
+    pub fn style_view_len(&self) -> usize {
+        let f = self.style_band_len();
+        if self.style_whiten && self.style_discriminant > 0 {
+            self.style_discriminant.min(f)
+        } else {
+            f
+        }
+    }
+
     pub fn input_len(&self) -> usize {
         if self.conv > 0 && self.domain == Domain::Notes {
-            let [_, _, w] = self.domain.fragment_shape();
             let timbre = if self.timbre_conv {
                 self.conv * self.timbre_spans
             } else {
                 0
             };
             let bands = if self.style_bands || !self.timbre_conv {
-                STYLE_BANDS * w
+                self.style_view_len()
             } else {
                 0
             };
@@ -877,17 +891,18 @@ impl V3Model {
                 None
             },
             style_white: if cfg.style_whiten && cfg.conv > 0 && cfg.domain == Domain::Notes {
-                let f = cfg.style_band_len();
-                let eye: Vec<f32> = (0..f * f)
-                    .map(|i| if i % (f + 1) == 0 { 1.0 } else { 0.0 })
+                let (f, k) = (cfg.style_band_len(), cfg.style_view_len());
+                // the identity's first k columns until training fits it
+                let eye: Vec<f32> = (0..f * k)
+                    .map(|i| if i / k == i % k { 1.0 } else { 0.0 })
                     .collect();
                 let white = stored_var(
                     varmap,
-                    &[f, f],
+                    &[f, k],
                     &format!("{STATS_PREFIX}style_white_matrix"),
                     candle_nn::Init::Const(0.0),
                 )?;
-                white.set(&Tensor::from_vec(eye, (f, f), &Device::Cpu)?)?;
+                white.set(&Tensor::from_vec(eye, (f, k), &Device::Cpu)?)?;
                 Some([
                     stored_var(
                         varmap,
@@ -921,24 +936,22 @@ impl V3Model {
     /// a model without one.
     pub fn style_band_view(&self, x: &Tensor) -> Result<Option<Tensor>> {
         match self.enc.conv.as_ref().and_then(|c| c.bands.as_ref()) {
-            Some(bands) => Ok(Some(band_view(
-                x,
-                bands,
-                self.cfg.domain.fragment_shape(),
-            )?)),
+            Some(bands) => Ok(Some(band_view(x, bands, self.cfg.domain.fragment_shape())?)),
             None => Ok(None),
         }
     }
 
-    /// Set the whitening of the style's band view (`style_whiten`): mean (F), matrix (F x F,
-    /// row-major), applied as (view - mean) matrix.
+    /// Set the whitening of the style's band view (`style_whiten`): mean (F), matrix (F x K,
+    /// row-major, K = `style_view_len`), applied as (view - mean) matrix.
     pub fn set_style_whitening(&self, mean: Vec<f32>, matrix: Vec<f32>) -> Result<()> {
         let Some([m, w]) = &self.style_white else {
-            return Err(candle_core::Error::Msg("this model has no style whitening".into()));
+            return Err(candle_core::Error::Msg(
+                "this model has no style whitening".into(),
+            ));
         };
-        let f = mean.len();
+        let (f, k) = (mean.len(), self.cfg.style_view_len());
         m.set(&Tensor::from_vec(mean, f, &Device::Cpu)?)?;
-        w.set(&Tensor::from_vec(matrix, (f, f), &Device::Cpu)?)
+        w.set(&Tensor::from_vec(matrix, (f, k), &Device::Cpu)?)
     }
 
     /// In training: `encode`, the style standardised over this batch (with
@@ -1367,6 +1380,7 @@ mod tests {
             mix_hidden: 0,
             style_standardise: false,
             style_whiten: false,
+            style_discriminant: 0,
         };
         let varmap = VarMap::new();
         let model = V3Model::new(&cfg, &varmap).unwrap();
