@@ -977,9 +977,15 @@ impl CodebookTab {
                     } else {
                         format!("style latents (PCA) by {}", lab.domain().style_word())
                     });
+                    // room on the right for the legend, which is drawn over the plot
+                    let (lo, hi) = points.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| {
+                        (lo.min(p.x as f64), hi.max(p.x as f64))
+                    });
+                    let right = if hi > lo { hi + 0.9 * (hi - lo) } else { 1.0 };
                     Plot::new(id)
                         .height(300.0)
                         .width(half)
+                        .include_x(right)
                         .legend(Legend::default().text_style(egui::TextStyle::Small))
                         .show_axes([false, false])
                         .allow_scroll(false)
