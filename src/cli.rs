@@ -108,6 +108,9 @@ impl TrainArgs {
                 };
             }
             *slot = parsed;
+            // checked after each item, so that an error names the item that caused it
+            serde_json::from_value::<T>(value.clone())
+                .map_err(|e| bad(anyhow!("--set {item}: {e}")))?;
         }
         serde_json::from_value(value).map_err(|e| bad(anyhow!("--set: {e}")))
     }
@@ -526,7 +529,7 @@ mod tests {
             "{unknown}"
         );
         let typed = message(with(&["model.hidden=abc"]).err().unwrap());
-        assert!(typed.contains("--set"), "{typed}");
+        assert!(typed.contains("--set model.hidden=abc"), "{typed}");
         let bare = message(with(&["lr"]).err().unwrap());
         assert!(bare.contains("KEY=VALUE"), "{bare}");
         let deep = message(with(&["lr.x=1"]).err().unwrap());

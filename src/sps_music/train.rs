@@ -192,6 +192,12 @@ pub struct SpsTrainer {
 impl SpsTrainer {
     pub fn new(cfg: TrainConfig, data: Dataset, seed: u64) -> anyhow::Result<Self> {
         anyhow::ensure!(
+            cfg.batch >= 1,
+            "batch must be at least 1 (it is {})",
+            cfg.batch
+        );
+        anyhow::ensure!(cfg.steps >= 1, "steps must be at least 1");
+        anyhow::ensure!(
             !data.train.is_empty(),
             "{}: no training scales",
             data.source

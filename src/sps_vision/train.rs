@@ -214,6 +214,12 @@ fn adam(varmap: &VarMap, lr: f64) -> candle_core::Result<AdamW> {
 impl VisionTrainer {
     pub fn new(cfg: TrainConfig, data: Dataset, seed: u64) -> anyhow::Result<Self> {
         anyhow::ensure!(
+            cfg.batch >= 1,
+            "batch must be at least 1 (it is {})",
+            cfg.batch
+        );
+        anyhow::ensure!(cfg.steps >= 1, "steps must be at least 1");
+        anyhow::ensure!(
             !data.train.is_empty(),
             "{}: no training throws",
             data.source

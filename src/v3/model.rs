@@ -771,6 +771,16 @@ pub struct V3Model {
 
 impl V3Model {
     pub fn new(cfg: &ModelConfig, varmap: &VarMap) -> Result<Self> {
+        if cfg.timbre_conv
+            && (cfg.timbre_spans == 0
+                || !crate::v3::data::NOTE_FRAMES.is_multiple_of(cfg.timbre_spans))
+        {
+            return Err(candle_core::Error::Msg(format!(
+                "timbre_spans must divide the {} frames of a note (it is {})",
+                crate::v3::data::NOTE_FRAMES,
+                cfg.timbre_spans
+            )));
+        }
         let vb = VarBuilder::from_varmap(varmap, DType::F32, &Device::Cpu);
         let he = WeightInit::He;
         let (h, dc, ds) = (cfg.hidden, cfg.content_dim, cfg.style_dim);

@@ -278,9 +278,15 @@ fn top_eigenvectors(a: &[f64], f: usize, k: usize) -> Vec<Vec<f64>> {
             .collect();
         let mut value = 0.0;
         for _ in 0..500 {
-            let w: Vec<f64> = (0..f)
+            let mut w: Vec<f64> = (0..f)
                 .map(|i| (0..f).map(|j| a[i * f + j] * v[j]).sum())
                 .collect();
+            // kept orthogonal to the directions already found (deflation alone lets
+            // rounding noise bring them back when the matrix has fewer than k of them)
+            for u in &out {
+                let dot: f64 = w.iter().zip(u).map(|(x, y)| x * y).sum();
+                w.iter_mut().zip(u).for_each(|(x, y)| *x -= dot * y);
+            }
             let norm = w.iter().map(|x| x * x).sum::<f64>().sqrt();
             if norm < 1e-300 {
                 break;
@@ -362,6 +368,12 @@ fn optimiser(varmap: &VarMap, cfg: &TrainConfig) -> anyhow::Result<AdamW> {
 impl V3Trainer {
     pub fn new(cfg: TrainConfig, data: Dataset, seed: u64) -> anyhow::Result<Self> {
         anyhow::ensure!(
+            cfg.batch >= 1,
+            "batch must be at least 1 (it is {})",
+            cfg.batch
+        );
+        anyhow::ensure!(cfg.steps >= 1, "steps must be at least 1");
+        anyhow::ensure!(
             data.train.len() >= 2,
             "{}: V3 needs at least two training samples",
             data.source
@@ -383,6 +395,7 @@ impl V3Trainer {
                     None
                 } else if name.starts_with("decoder.out.")
                     || name.starts_with("decoder.content_out.")
+                    || name.starts_with("decoder.mix_out.")
                 {
                     Some(crate::nn::WeightInit::PyTorch)
                 } else {
