@@ -3,30 +3,18 @@
 //! `cargo run --release --example v3_dump_features -- OUT.json`
 #![allow(clippy::unwrap_used)]
 
-use latent_lab::v3::data::{self, Dataset, Domain, NOTE_BINS, NOTE_FRAMES};
-use latent_lab::v3::model::{STYLE_BANDS, band_filterbank};
+use latent_lab::v3::data::{self, Dataset, Domain};
+use latent_lab::v3::model::band_envelopes;
 
 fn main() {
     let out = std::env::args().nth(1).unwrap();
     let d = data::load(Domain::Notes, "soundfont", &|_| {}).unwrap();
-    let bands = band_filterbank(NOTE_BINS);
-    let env = |x: &[f32]| -> Vec<f32> {
-        let mut v = vec![0f32; NOTE_FRAMES * STYLE_BANDS];
-        for t in 0..NOTE_FRAMES {
-            for b in 0..NOTE_BINS {
-                for k in 0..STYLE_BANDS {
-                    v[t * STYLE_BANDS + k] += x[b * NOTE_FRAMES + t] * bands[b * STYLE_BANDS + k];
-                }
-            }
-        }
-        v
-    };
     let split = |samples: &[data::Sample]| {
         let (frags, contents, styles) = Dataset::flatten(samples);
         let per = samples.first().map(|s| s.contents.len()).unwrap_or(1);
         let takes: Vec<usize> = (0..frags.len()).map(|i| i / per).collect();
         serde_json::json!({
-            "x": frags.iter().map(|f| env(f)).collect::<Vec<_>>(),
+            "x": band_envelopes(&frags).unwrap(),
             "content": contents, "style": styles, "take": takes,
         })
     };

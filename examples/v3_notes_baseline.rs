@@ -5,7 +5,7 @@
 
 use latent_lab::metrics::{contingency, hungarian_max, knn_pr_auc, one_to_one_accuracy, purity};
 use latent_lab::v3::data::{self, Dataset, Domain, NOTE_BINS, NOTE_FRAMES};
-use latent_lab::v3::model::{LOG_BINS, STYLE_BANDS, band_filterbank, kmeans, log_filterbank};
+use latent_lab::v3::model::{LOG_BINS, STYLE_BANDS, band_envelopes, kmeans, log_filterbank};
 use rand::SeedableRng;
 
 fn unit(v: Vec<f32>) -> Vec<f32> {
@@ -88,7 +88,6 @@ fn style_report(name: &str, d: &Dataset, f: &dyn Fn(&[f32]) -> Vec<f32>) {
 fn main() {
     let d = data::load(Domain::Notes, "soundfont", &|_| {}).unwrap();
     let lf = log_filterbank(NOTE_BINS);
-    let bands = band_filterbank(NOTE_BINS);
     let mean_spec = |x: &[f32]| -> Vec<f32> {
         (0..NOTE_BINS)
             .map(|b| {
@@ -143,17 +142,7 @@ fn main() {
         )
     };
     content_report("harmonic sum", &d, &hsum);
-    let band_env = |x: &[f32]| -> Vec<f32> {
-        let mut v = vec![0f32; NOTE_FRAMES * STYLE_BANDS];
-        for t in 0..NOTE_FRAMES {
-            for b in 0..NOTE_BINS {
-                for k in 0..STYLE_BANDS {
-                    v[t * STYLE_BANDS + k] += x[b * NOTE_FRAMES + t] * bands[b * STYLE_BANDS + k];
-                }
-            }
-        }
-        v
-    };
+    let band_env = |x: &[f32]| -> Vec<f32> { band_envelopes(&[x]).unwrap().remove(0) };
     style_report("band envelope", &d, &band_env);
     style_report("band envelope unit", &d, &|x| unit(band_env(x)));
     style_report("log-freq unit", &d, &|x| unit(logf(x)));

@@ -235,36 +235,15 @@ pub fn pca_2d(rows: &[Vec<f32>]) -> Vec<[f32; 2]> {
         .iter()
         .map(|r| r.iter().zip(&mean).map(|(v, m)| *v as f64 - m).collect())
         .collect();
-    let mut cov = vec![vec![0.0f64; d]; d];
+    let mut cov = vec![0.0f64; d * d];
     for r in &centred {
         for a in 0..d {
             for b in 0..d {
-                cov[a][b] += r[a] * r[b];
+                cov[a * d + b] += r[a] * r[b];
             }
         }
     }
-    let mut axes: Vec<Vec<f64>> = Vec::new();
-    for comp in 0..2.min(d) {
-        // a deterministic start that is not orthogonal to any axis in practice
-        let mut v: Vec<f64> = (0..d)
-            .map(|i| 1.0 + 0.1 * ((i * 7 + comp * 3) % 11) as f64)
-            .collect();
-        for _ in 0..200 {
-            let mut w: Vec<f64> = (0..d)
-                .map(|a| (0..d).map(|b| cov[a][b] * v[b]).sum())
-                .collect();
-            for axis in &axes {
-                let dot: f64 = w.iter().zip(axis).map(|(x, y)| x * y).sum();
-                w.iter_mut().zip(axis).for_each(|(x, y)| *x -= dot * y);
-            }
-            let norm = w.iter().map(|x| x * x).sum::<f64>().sqrt();
-            if norm < 1e-12 {
-                break;
-            }
-            v = w.iter().map(|x| x / norm).collect();
-        }
-        axes.push(v);
-    }
+    let axes = top_eigenvectors(&cov, d, 2.min(d), 200);
     centred
         .iter()
         .map(|r| {
@@ -275,6 +254,36 @@ pub fn pca_2d(rows: &[Vec<f32>]) -> Vec<[f32; 2]> {
             p
         })
         .collect()
+}
+
+/// The `k` eigenvectors of largest eigenvalue of a symmetric positive semi-definite (d, d)
+/// matrix (row-major), unit length, by power iteration from fixed starts, each kept
+/// orthogonal to those already found. Where fewer than `k` directions carry any weight, the
+/// rest are whatever the start left after the projections.
+pub fn top_eigenvectors(a: &[f64], d: usize, k: usize, iters: usize) -> Vec<Vec<f64>> {
+    let mut found: Vec<Vec<f64>> = Vec::with_capacity(k);
+    for comp in 0..k {
+        // a deterministic start that is not orthogonal to any axis in practice
+        let mut v: Vec<f64> = (0..d)
+            .map(|i| 1.0 + 0.1 * ((i * 7 + comp * 3) % 11) as f64)
+            .collect();
+        for _ in 0..iters {
+            let mut w: Vec<f64> = (0..d)
+                .map(|r| (0..d).map(|c| a[r * d + c] * v[c]).sum())
+                .collect();
+            for axis in &found {
+                let dot: f64 = w.iter().zip(axis).map(|(x, y)| x * y).sum();
+                w.iter_mut().zip(axis).for_each(|(x, y)| *x -= dot * y);
+            }
+            let norm = w.iter().map(|x| x * x).sum::<f64>().sqrt();
+            if norm < 1e-12 {
+                break;
+            }
+            v = w.iter().map(|x| x / norm).collect();
+        }
+        found.push(v);
+    }
+    found
 }
 
 /// y = w . x + b fitted by least squares over rows of several inputs (a tiny ridge keeps

@@ -381,6 +381,31 @@ impl Rnn {
             .broadcast_add(&b)?
             .tanh()
     }
+
+    /// The SPS prior along latents z (B, S, L): this RNN, then `head` on its state, predicts
+    /// each next latent. At steps where `own` is true the RNN is fed its own previous
+    /// prediction (scheduled sampling), elsewhere `symm(z_t)`. Returns the predictions of
+    /// steps 1..S, (B, S-1, L), in the symmetry's frame.
+    pub fn predict_with_symmetry(
+        &self,
+        head: &Linear,
+        z: &Tensor,
+        own: &[bool],
+        symm: &dyn Fn(&Tensor) -> Result<Tensor>,
+    ) -> Result<Tensor> {
+        let (b, s, _) = z.dims3()?;
+        let mut h = self.zero_state(b, z.device())?;
+        let mut outs: Vec<Tensor> = Vec::with_capacity(s);
+        for t in 0..s - 1 {
+            let input = match outs.last() {
+                Some(prev) if own.get(t).copied().unwrap_or(false) => prev.clone(),
+                _ => symm(&z.narrow(1, t, 1)?.squeeze(1)?)?,
+            };
+            h = self.step(&input, &h)?;
+            outs.push(head.forward(&h)?);
+        }
+        Tensor::stack(&outs, 1)
+    }
 }
 
 /// A stack of linear layers with ReLU between them (none after the last), named as the

@@ -235,28 +235,15 @@ impl SpsVision {
         Ok((self.fc2.forward(&h)?, h))
     }
 
-    /// Run the prior along latents z (B, S, latent). At steps where `own` is true the RNN is
-    /// fed its own previous prediction, elsewhere `symm(z_t)`. Returns the predictions of
-    /// steps 1..S, (B, S-1, latent), in the symmetry's frame.
+    /// The prior along latents z (B, S, L): [`crate::nn::Rnn::predict_with_symmetry`] with
+    /// this model's head `fc2`.
     pub fn predict_with_symmetry(
         &self,
         z: &Tensor,
         own: &[bool],
         symm: &dyn Fn(&Tensor) -> Result<Tensor>,
     ) -> Result<Tensor> {
-        let (b, s, _) = z.dims3()?;
-        let mut h = self.rnn.zero_state(b, z.device())?;
-        let mut outs: Vec<Tensor> = Vec::with_capacity(s);
-        for t in 0..s - 1 {
-            let input = match outs.last() {
-                Some(prev) if own.get(t).copied().unwrap_or(false) => prev.clone(),
-                _ => symm(&z.narrow(1, t, 1)?.squeeze(1)?)?,
-            };
-            let (pred, h2) = self.prior_step(&input, &h)?;
-            h = h2;
-            outs.push(pred);
-        }
-        Tensor::stack(&outs, 1)
+        self.rnn.predict_with_symmetry(&self.fc2, z, own, symm)
     }
 
     /// Roll the prior forward: given latents z (B, given, latent), predict `total - given`

@@ -709,6 +709,17 @@ fn conv_trunks(cfg: &ModelConfig, e: VarBuilder) -> Result<ConvTrunks> {
     })
 }
 
+/// The octave-band view of the notes' style trunk for note fragments given as slices (each
+/// NOTE_BINS x NOTE_FRAMES, bin-major): per fragment, frames x STYLE_BANDS energies.
+pub fn band_envelopes(fragments: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
+    let shape = Domain::Notes.fragment_shape();
+    let [c, h, w] = shape;
+    let flat: Vec<f32> = fragments.iter().flat_map(|f| f.iter().copied()).collect();
+    let x = Tensor::from_vec(flat, (fragments.len(), c * h * w), &Device::Cpu)?;
+    let bands = Tensor::from_vec(band_filterbank(c * h), (c * h, STYLE_BANDS), &Device::Cpu)?;
+    band_view(&x, &bands, shape)?.to_vec2()
+}
+
 /// Octave-band energies of note fragments (N, fragment_len), frame by frame: (N, w * bands).
 fn band_view(x: &Tensor, bands: &Tensor, [c, h, w]: [usize; 3]) -> Result<Tensor> {
     let n = x.dim(0)?;
@@ -1366,31 +1377,15 @@ mod tests {
     /// change what it encodes to.
     #[test]
     fn a_factored_digit_keeps_its_content_in_every_colour() {
+        // the digits `fast` preset, smaller
         let cfg = ModelConfig {
-            domain: Domain::Digits,
             hidden: 32,
             content_dim: 8,
             style_dim: 8,
-            atoms: 10,
-            pool: 1,
-            vq_decay: 0.95,
-            dead_code_threshold: 1.0,
-            rank: 0,
-            cepstrum: 0,
-            cepstrum_start: 4.0,
-            cepstrum_step: 1.0,
-            content_trunk: true,
             conv: 4,
-            factored_decoder: true,
-            colour_style: true,
-            timbre_conv: false,
-            timbre_spans: 4,
-            style_bands: true,
-            style_linear: false,
-            mix_hidden: 0,
-            style_standardise: false,
-            style_whiten: false,
-            style_discriminant: 0,
+            ..crate::v3::train::TrainConfig::preset(Domain::Digits, "fast")
+                .unwrap()
+                .model
         };
         let varmap = VarMap::new();
         let model = V3Model::new(&cfg, &varmap).unwrap();

@@ -232,7 +232,7 @@ fn fit_style_whitening(model: &V3Model, data: &Dataset) -> anyhow::Result<()> {
                 }
             }
         }
-        let top = top_eigenvectors(&between, f, k);
+        let top = crate::metrics::top_eigenvectors(&between, f, k, 5000);
         let mut m = vec![0f64; f * k];
         for r in 0..f {
             for (c, v) in top.iter().enumerate() {
@@ -265,43 +265,6 @@ fn fit_style_whitening(model: &V3Model, data: &Dataset) -> anyhow::Result<()> {
         matrix.iter().map(|&v| v as f32).collect(),
     )?;
     Ok(())
-}
-
-/// The k eigenvectors of largest eigenvalue of a symmetric positive semi-definite (f, f)
-/// matrix, by power iteration with deflation (unit length, each from a fixed start).
-fn top_eigenvectors(a: &[f64], f: usize, k: usize) -> Vec<Vec<f64>> {
-    let mut a = a.to_vec();
-    let mut out = Vec::with_capacity(k);
-    for n in 0..k {
-        let mut v: Vec<f64> = (0..f)
-            .map(|i| 1.0 + ((i * 31 + n * 17) % 13) as f64)
-            .collect();
-        let mut value = 0.0;
-        for _ in 0..500 {
-            let mut w: Vec<f64> = (0..f)
-                .map(|i| (0..f).map(|j| a[i * f + j] * v[j]).sum())
-                .collect();
-            // kept orthogonal to the directions already found (deflation alone lets
-            // rounding noise bring them back when the matrix has fewer than k of them)
-            for u in &out {
-                let dot: f64 = w.iter().zip(u).map(|(x, y)| x * y).sum();
-                w.iter_mut().zip(u).for_each(|(x, y)| *x -= dot * y);
-            }
-            let norm = w.iter().map(|x| x * x).sum::<f64>().sqrt();
-            if norm < 1e-300 {
-                break;
-            }
-            value = norm;
-            v = w.into_iter().map(|x| x / norm).collect();
-        }
-        for i in 0..f {
-            for j in 0..f {
-                a[i * f + j] -= value * v[i] * v[j];
-            }
-        }
-        out.push(v);
-    }
-    out
 }
 
 /// A^(-1/2) of a symmetric positive definite (f, f) matrix, by the coupled Newton-Schulz
