@@ -98,6 +98,18 @@ fn main() -> anyhow::Result<()> {
                     "  {:24} mean {mean:+6.2} rms {rms:5.2} worst {worst:5.1}",
                     ds.instruments[i]
                 );
+                if rms > 1.0 {
+                    // per sequence: its first pitch and each note's residual
+                    for (s, seq) in set.iter().enumerate().filter(|(_, s)| s.instrument == i) {
+                        let r: Vec<String> = (0..SEQ_LEN)
+                            .map(|j| {
+                                let k = s * SEQ_LEN + j;
+                                format!("{:+.0}", fit.slope * lat[k] + fit.intercept - p[k])
+                            })
+                            .collect();
+                        println!("    start {:3} {}", seq.pitches[0], r.join(" "));
+                    }
+                }
             }
         }
         return Ok(());

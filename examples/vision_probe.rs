@@ -151,6 +151,43 @@ fn main() {
         (0..3).for_each(stats);
         return;
     }
+    if args.get(1).map(|s| s.as_str()) == Some("check") {
+        // a trained checkpoint: linear and quadratic fits, and where y's residuals lie
+        let lab = latent_lab::sps_vision::Lab::load(std::path::Path::new(&args[2])).unwrap();
+        let frames = |t: &[latent_lab::sps_vision::data::Throw]| -> Vec<Vec<f64>> {
+            let f: Vec<&[f32]> = t
+                .iter()
+                .flat_map(|t| (0..SEQ_LEN).map(move |i| t.frame(i)))
+                .collect();
+            encode_frames(&lab.model, &f)
+                .unwrap()
+                .iter()
+                .map(|r| r.iter().map(|&v| v as f64).collect())
+                .collect()
+        };
+        let (z_train, z_test) = (frames(&data.train[..128]), frames(&data.test));
+        scores(&z_train, &p_train, &z_test, &p_test);
+        let yt: Vec<f64> = p_train.iter().map(|p| p[1] as f64).collect();
+        let (w, b) = affine_fit(&z_train, &yt);
+        // residual of y by true height band and by frame index
+        let mut by_h = vec![(0f64, 0usize); 6];
+        let mut by_i = vec![(0f64, 0usize); SEQ_LEN];
+        for (k, (z, p)) in z_test.iter().zip(&p_test).enumerate() {
+            let pred = b + z.iter().zip(&w).map(|(a, c)| a * c).sum::<f64>();
+            let r = (pred - p[1] as f64).powi(2);
+            let h = ((p[1] / 0.5) as usize).min(5);
+            by_h[h].0 += r;
+            by_h[h].1 += 1;
+            by_i[k % SEQ_LEN].0 += r;
+            by_i[k % SEQ_LEN].1 += 1;
+        }
+        for (h, (s, n)) in by_h.iter().enumerate() {
+            println!("  y in [{:.1},{:.1}): n {n} rms {:.3}", h as f32 * 0.5, h as f32 * 0.5 + 0.5, (s / (*n).max(1) as f64).sqrt());
+        }
+        let v: Vec<String> = by_i.iter().map(|(s, n)| format!("{:.2}", (s / (*n).max(1) as f64).sqrt())).collect();
+        println!("  y rms by frame: {}", v.join(" "));
+        return;
+    }
     if args.get(1).map(|s| s.as_str()) == Some("supervised") {
         supervised(&data, &args[2..]);
         return;

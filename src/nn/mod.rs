@@ -58,8 +58,8 @@ pub fn linear_init(
 /// width equals the kernel width, so it is a 1-D convolution along the height with the
 /// width folded into the channels. This is how the SPS music encoder sees a 513x5 note.
 pub struct HeightConv {
-    weight: Tensor,
-    bias: Tensor,
+    pub(crate) weight: Tensor,
+    pub(crate) bias: Tensor,
     stride: usize,
     pad: usize,
 }
@@ -482,6 +482,73 @@ pub fn new_varmap() -> (VarMap, VarBuilder<'static>) {
     (varmap, vb)
 }
 
+/// A variable store whose random starts come from a seeded generator: each variable is drawn,
+/// when a layer first asks for it, from the distribution of its hint (as `VarMap` draws
+/// it), but with `StdRng::seed_from_u64(seed)`. The variables land in the returned map.
+/// Unlike [`seeded_init`], which redraws afterwards by fan-in rules, this keeps each layer's
+/// own hint (transposed convolutions included).
+pub fn new_seeded_varmap(seed: u64) -> (VarMap, VarBuilder<'static>) {
+    use rand::SeedableRng;
+    let map = VarMap::new();
+    let backend = SeededVarMap {
+        map: map.clone(),
+        rng: std::sync::Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)),
+    };
+    let vb = VarBuilder::from_backend(Box::new(backend), DType::F32, Device::Cpu);
+    (map, vb)
+}
+
+struct SeededVarMap {
+    map: VarMap,
+    rng: std::sync::Mutex<rand::rngs::StdRng>,
+}
+
+impl candle_nn::var_builder::SimpleBackend for SeededVarMap {
+    fn get(
+        &self,
+        shape: candle_core::Shape,
+        name: &str,
+        hint: Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> Result<Tensor> {
+        use rand::Rng;
+        use rand_distr::Distribution;
+        let poisoned = || candle_core::Error::Msg("variable store poisoned".into());
+        let mut data = self.map.data().lock().map_err(|_| poisoned())?;
+        if let Some(var) = data.get(name) {
+            if var.shape() != &shape {
+                candle_core::bail!("{name}: asked for {shape:?}, stored {:?}", var.shape());
+            }
+            return Ok(var.as_tensor().clone());
+        }
+        let n = shape.elem_count();
+        let mut rng = self.rng.lock().map_err(|_| poisoned())?;
+        let values: Vec<f32> = match hint {
+            Init::Const(c) => vec![c as f32; n],
+            Init::Uniform { lo, up } => (0..n).map(|_| rng.random_range(lo..up) as f32).collect(),
+            Init::Randn { mean, stdev } => {
+                let normal = rand_distr::Normal::new(mean, stdev)
+                    .map_err(|e| candle_core::Error::Msg(format!("{name}: {e}")))?;
+                (0..n).map(|_| normal.sample(&mut *rng) as f32).collect()
+            }
+            Init::Kaiming { .. } => candle_core::bail!("{name}: Kaiming hints are not seeded"),
+        };
+        let var = candle_core::Var::from_tensor(&Tensor::from_vec(values, shape, dev)?.to_dtype(dtype)?)?;
+        let tensor = var.as_tensor().clone();
+        data.insert(name.to_string(), var);
+        Ok(tensor)
+    }
+
+    fn get_unchecked(&self, name: &str, _dtype: DType, _dev: &Device) -> Result<Tensor> {
+        candle_core::bail!("{name}: a seeded variable store needs a shape and a hint")
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.map.data().lock().is_ok_and(|d| d.contains_key(name))
+    }
+}
+
 /// A builder of f32 CPU variables that land in `varmap`.
 pub fn var_builder(varmap: &VarMap) -> VarBuilder<'static> {
     VarBuilder::from_varmap(varmap, DType::F32, &Device::Cpu)
@@ -550,6 +617,38 @@ pub fn varmap_tensors(varmap: &VarMap) -> Result<Vec<(String, Tensor)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A seed fixes every variable of the seeded store; the hint's distribution is kept.
+    #[test]
+    fn a_seeded_store_draws_the_same_weights_for_the_same_seed() -> Result<()> {
+        let draw = |seed| -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+            let (varmap, vb) = new_seeded_varmap(seed);
+            ConvTranspose2d::new(3, 2, 4, 2, 1, WeightInit::He, vb.pp("t"))?;
+            let lin = linear(5, 7, vb.pp("l"))?;
+            let zero = vb.get_with_hints(4, "z", Init::Const(0.0))?;
+            // asking again returns the stored variable, not a new draw
+            let again = vb.get_with_hints((7, 5), "l.weight", Init::Const(9.0))?;
+            assert_eq!(
+                again.flatten_all()?.to_vec1::<f32>()?,
+                lin.weight().flatten_all()?.to_vec1::<f32>()?
+            );
+            assert_eq!(varmap.all_vars().len(), 5);
+            let t = varmap.data().lock().map_err(|_| candle_core::Error::Msg("lock".into()))?["t.weight"]
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            Ok((t, lin.weight().flatten_all()?.to_vec1()?, zero.to_vec1()?))
+        };
+        let (a, b) = (draw(7)?, draw(7)?);
+        assert_eq!(a, b);
+        assert_ne!(a.0, draw(8)?.0);
+        // He bound for the transposed conv: sqrt(6 / (c_in * (k / stride)^2)) = sqrt(6 / 12)
+        let bound = (6f32 / 12.0).sqrt();
+        assert!(a.0.iter().all(|v| v.abs() <= bound));
+        assert!(a.0.iter().any(|v| v.abs() > 0.5 * bound));
+        assert!(a.1.iter().all(|v| v.abs() <= 1.0 / 5f32.sqrt()));
+        assert_eq!(a.2, vec![0.0; 4]);
+        Ok(())
+    }
 
     /// The im2col convolution against candle's conv2d, forward and backward.
     #[test]

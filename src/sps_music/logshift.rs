@@ -128,18 +128,63 @@ fn front_end(x: &Tensor, to_log: &Tensor) -> Result<Tensor> {
         .reshape((n, FRAMES_PER_NOTE, LOG_BINS))
 }
 
-/// A fixed harmonic-sum pitch detector on the same front end (diagnostics only): the argmax
-/// over log bins of the summed partials h = 1..6, in MIDI.
+/// Frames of a note the harmonic sum reads (the last is mostly the release and silence).
+const SUM_FRAMES: usize = 4;
+
+/// Weight of each channel of the harmonic stack (HARMONICS) in a subharmonic summation
+/// (Hermes 1988): partials 1..6 with weights falling 0.84 a partial, and energy an octave
+/// below counted against, so that a note's octave above (whose "partials" are the even ones,
+/// with the note itself below) loses to the note.
+pub fn harmonic_sum_weights() -> [f32; HARMONICS.len()] {
+    let mut w = [0f32; HARMONICS.len()];
+    let mut sum = 0.0;
+    for (slot, &h) in w.iter_mut().zip(&HARMONICS) {
+        if h >= 1.0 {
+            *slot = 0.84f32.powf(h - 1.0);
+            sum += *slot;
+        }
+    }
+    for (slot, &h) in w.iter_mut().zip(&HARMONICS) {
+        *slot = if h >= 1.0 { *slot / sum } else { -1.0 / sum };
+    }
+    w
+}
+
+/// Taps of the harmonic sum along the log axis: each partial's own bin. (Subtracting the
+/// neighbours, to cancel the broad leakage at the lowest bins, also cancels the partials of
+/// low notes, which are wider than a log bin there: 51% of notes right against 91%.)
+const SUM_TAPS: [f32; 5] = [0.0, 0.0, 1.0, 0.0, 0.0];
+
+/// The harmonic sum as one filter of the encoder's first conv, (kh = 5 log bins, kw =
+/// FRAMES_PER_NOTE * HARMONICS.len() stack channels), row-major: `harmonic_sum_weights`
+/// times SUM_TAPS, averaged over the first SUM_FRAMES frames.
+fn harmonic_sum_kernel() -> Vec<f32> {
+    let kw = FRAMES_PER_NOTE * HARMONICS.len();
+    let mut k = vec![0f32; SUM_TAPS.len() * kw];
+    for (t, tap) in SUM_TAPS.iter().enumerate() {
+        for (h, w) in harmonic_sum_weights().iter().enumerate() {
+            for f in 0..SUM_FRAMES {
+                k[t * kw + h * FRAMES_PER_NOTE + f] = tap * w / SUM_FRAMES as f32;
+            }
+        }
+    }
+    k
+}
+
+/// A fixed harmonic-sum pitch detector on the same front end (diagnostics): the argmax over
+/// log bins of `harmonic_sum_kernel` applied to the harmonic stack, in MIDI. It is what the
+/// salience computes at the start of training when the trainer's `harmonic_sum_init` is set.
 pub fn harmonic_sum_pitch(x: &Tensor) -> Result<Vec<f32>> {
     let to_log = Tensor::from_vec(lin_to_log(), (N_BINS, LOG_BINS), x.device())?;
-    let log = front_end(x, &to_log)?
-        .narrow(1, 0, 3)?
-        .mean(1)?
-        .unsqueeze(1)?;
-    let stack = harmonic_stack(&log)?
-        .narrow(1, 1, HARMONICS.len() - 1)?
-        .sum(1)?;
-    let arg = stack.argmax(D::Minus1)?.to_vec1::<u32>()?;
+    let stack = harmonic_stack(&front_end(x, &to_log)?)?;
+    let kw = FRAMES_PER_NOTE * HARMONICS.len();
+    // (kh, kw) -> (1, kw, kh), the layout HeightConv::forward_1d gives conv1d
+    let kernel = Tensor::from_vec(harmonic_sum_kernel(), (SUM_TAPS.len(), kw), x.device())?
+        .t()?
+        .unsqueeze(0)?
+        .contiguous()?;
+    let sum = stack.conv1d(&kernel, SUM_TAPS.len() / 2, 1, 1, 1)?.squeeze(1)?;
+    let arg = sum.argmax(D::Minus1)?.to_vec1::<u32>()?;
     Ok(arg.iter().map(|&a| MIDI_LO + a as f32 / BPS).collect())
 }
 
@@ -158,6 +203,9 @@ pub struct LogShift {
     template: usize,
     /// the salience's scale in the soft-argmax (SHARPNESS, softer early in training)
     sharpness: f64,
+    /// training only: the scale whose soft-argmax gives the gradient (straight-through), so
+    /// that peaks other than the winning one still feel the loss
+    gradient_sharpness: Option<f64>,
     /// a learned floor under the note, per linear bin and frame (noise, body resonance)
     floor: Tensor,
     latent: usize,
@@ -208,6 +256,7 @@ impl LogShift {
             below,
             template,
             sharpness: SHARPNESS,
+            gradient_sharpness: None,
             floor: vb.get_with_hints(
                 (FRAMES_PER_NOTE, N_BINS),
                 "decoder.floor",
@@ -217,9 +266,44 @@ impl LogShift {
         })
     }
 
+    /// Start the salience as the harmonic sum of `harmonic_sum_pitch`, times `scale`: the
+    /// first wide-conv channel computes it (`harmonic_sum_kernel`), the second conv passes that channel through, and the salience
+    /// reads only it. Every other weight keeps its random start and is free to learn; the
+    /// timbre path is unchanged. Returns (variable name, value) pairs for the trainer to set.
+    pub fn harmonic_sum_init(&self, scale: f32) -> Result<Vec<(String, Tensor)>> {
+        let mut out = Vec::new();
+        let w0 = &self.enc[0].weight;
+        let (c0, _, kh, kw) = w0.dims4()?;
+        let mut v = w0.flatten_all()?.to_vec1::<f32>()?;
+        let kernel = harmonic_sum_kernel();
+        if kernel.len() != kh * kw {
+            candle_core::bail!("the encoder's first conv is {kh}x{kw}, the harmonic sum needs {}", kernel.len());
+        }
+        v[..kh * kw].copy_from_slice(&kernel);
+        out.push(("encoder.0.weight".into(), Tensor::from_vec(v, (c0, 1, kh, kw), w0.device())?));
+        let w1 = &self.enc[1].weight;
+        let (c1, c0, kh1, _) = w1.dims4()?;
+        let mut v = w1.flatten_all()?.to_vec1::<f32>()?;
+        v[..c0 * kh1].fill(0.0);
+        v[kh1 / 2] = 1.0;
+        out.push(("encoder.2.weight".into(), Tensor::from_vec(v, (c1, c0, kh1, 1), w1.device())?));
+        let mut v = vec![0f32; c1];
+        v[0] = scale;
+        out.push(("encoder.4.weight".into(), Tensor::from_vec(v, (1, c1, 1, 1), w1.device())?));
+        for (name, layer) in ["encoder.0.bias", "encoder.2.bias"].iter().zip(&self.enc) {
+            let mut b = layer.bias.to_vec1::<f32>()?;
+            b[0] = 0.0;
+            let n = b.len();
+            out.push((name.to_string(), Tensor::from_vec(b, n, w1.device())?));
+        }
+        out.push(("encoder.4.bias".into(), Tensor::zeros(1, candle_core::DType::F32, w1.device())?));
+        Ok(out)
+    }
+
     /// The salience's scale in the soft-argmax: SHARPNESS, unless training starts softer.
-    pub fn set_sharpness(&mut self, sharpness: f64) {
+    pub fn set_sharpness(&mut self, sharpness: f64, gradient: Option<f64>) {
         self.sharpness = sharpness;
+        self.gradient_sharpness = gradient;
     }
 
     /// The variable holding the template's last bias (started at the data's mean level).
@@ -237,8 +321,18 @@ impl LogShift {
         let h = self.enc[0].forward_1d(&harmonic_stack(h)?)?.relu()?;
         let features = self.enc[1].forward_1d(&h)?.relu()?;
         let salience = self.enc[2].forward_1d(&features)?.squeeze(1)?;
-        let weights = candle_nn::ops::softmax(&(salience * self.sharpness)?, D::Minus1)?;
-        let position = weights.matmul(&self.positions)?;
+        let soft_argmax = |scale: f64| -> Result<Tensor> {
+            candle_nn::ops::softmax(&(&salience * scale)?, D::Minus1)?.matmul(&self.positions)
+        };
+        let position = soft_argmax(self.sharpness)?;
+        let position = match self.gradient_sharpness {
+            // the value of the sharp soft-argmax, the gradient of the softer one
+            Some(g) if g != self.sharpness => {
+                let soft = soft_argmax(g)?;
+                (position.detach() + (&soft - soft.detach())?)?
+            }
+            _ => position,
+        };
         let pitch = position.affine(1.0 / BPS as f64, -((MIDI_CENTRE - MIDI_LO) as f64))?;
         let pooled = Tensor::cat(&[features.mean(D::Minus1)?, features.max(D::Minus1)?], 1)?;
         let timbre = self.fc11.forward(&pooled)?;

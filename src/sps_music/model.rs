@@ -92,10 +92,19 @@ struct Official {
 }
 
 impl SpsMusic {
-    /// The log-shift body's soft-argmax sharpness (no effect on the official body).
-    pub fn set_sharpness(&mut self, sharpness: f64) {
+    /// The log-shift body's soft-argmax sharpness, and in training the softer one whose
+    /// gradient it passes back (no effect on the official body).
+    pub fn set_sharpness(&mut self, sharpness: f64, gradient: Option<f64>) {
         if let Body::LogShift(b) = &mut self.body {
-            b.set_sharpness(sharpness);
+            b.set_sharpness(sharpness, gradient);
+        }
+    }
+
+    /// The log-shift body, if this model has one.
+    pub fn log_shift(&self) -> Option<&LogShift> {
+        match &self.body {
+            Body::LogShift(b) => Some(b),
+            Body::Official(_) => None,
         }
     }
 

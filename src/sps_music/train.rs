@@ -60,6 +60,18 @@ pub struct TrainConfig {
     pub sharpness_start: f64,
     #[serde(default)]
     pub sharpness_steps: u64,
+    /// log-shift body: when set, the pitch latent keeps the sharp soft-argmax's value but
+    /// passes back the gradient of a soft-argmax this sharp (straight-through). The sharp one
+    /// saturates: a peak that has lost gets no gradient, so a note tracked an octave off
+    /// stays there however much the prior and the reconstruction object.
+    #[serde(default)]
+    pub gradient_sharpness: Option<f64>,
+    /// log-shift body: start the salience as a subharmonic summation of the note's partials
+    /// (`logshift::harmonic_sum_weights`) times this scale, so the pitch latent starts on
+    /// the fundamental of most notes rather than wherever random filters peak; None starts
+    /// every weight at random
+    #[serde(default)]
+    pub harmonic_sum_init: Option<f32>,
     pub steps: u64,
 }
 
@@ -106,6 +118,8 @@ impl TrainConfig {
             ramp_steps: 0,
             sharpness_start: super::logshift::SHARPNESS,
             sharpness_steps: 0,
+            gradient_sharpness: None,
+            harmonic_sum_init: None,
             steps: 1000,
         };
         Ok(match name {
@@ -221,6 +235,17 @@ impl SpsTrainer {
                 },
                 &mut rng,
             )?;
+        }
+        if let (Some(scale), Some(body)) = (cfg.harmonic_sum_init, model.log_shift()) {
+            let vars = varmap
+                .data()
+                .lock()
+                .map_err(|_| anyhow::anyhow!("variable map poisoned"))?;
+            for (name, value) in body.harmonic_sum_init(scale)? {
+                vars.get(&name)
+                    .ok_or_else(|| anyhow::anyhow!("no variable {name}"))?
+                    .set(&value)?;
+            }
         }
         init_output_bias(&varmap, &model.output_bias_name(), &data)?;
         let params = ParamsAdamW {
@@ -393,7 +418,8 @@ impl Trainer for SpsTrainer {
     }
 
     fn step(&mut self) -> anyhow::Result<StepStats> {
-        self.model.set_sharpness(self.cfg.sharpness(self.step));
+        self.model
+            .set_sharpness(self.cfg.sharpness(self.step), self.cfg.gradient_sharpness);
         let (total, losses) = self.loss()?;
         self.opt
             .set_learning_rate(self.cfg.learning_rate(self.step));
@@ -406,7 +432,7 @@ impl Trainer for SpsTrainer {
     }
 
     fn evaluate(&mut self) -> anyhow::Result<Vec<(String, f64)>> {
-        self.model.set_sharpness(super::logshift::SHARPNESS);
+        self.model.set_sharpness(super::logshift::SHARPNESS, None);
         let m = eval::embedding_metrics(&self.model, &self.data)?;
         let values = vec![
             ("r2_embedding".to_string(), m.r2_seen),

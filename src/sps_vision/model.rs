@@ -42,6 +42,12 @@ pub enum EncoderKind {
         channels: usize,
         keypoints: usize,
         hidden: usize,
+        /// divide the latent by a learned depth, exp(`keypoint.depth`(hidden)), as a
+        /// perspective camera divides by depth: the inverse of a projection (image points
+        /// back to the floor) is a ratio of affine maps, which the ReLU layer alone can only
+        /// approximate piecewise, curving the latent
+        #[serde(default)]
+        projective: bool,
     },
 }
 
@@ -74,6 +80,8 @@ impl ModelConfig {
 pub struct KeypointEncoder {
     convs: [Conv2d; 3],
     hidden: candle_nn::Linear,
+    /// log of the perspective divisor (EncoderKind::Keypoints::projective), started at 0
+    depth: Option<candle_nn::Linear>,
     keypoints: usize,
 }
 
@@ -98,6 +106,7 @@ impl KeypointEncoder {
         channels: usize,
         keypoints: usize,
         hidden: usize,
+        projective: bool,
         init: WeightInit,
         vb: VarBuilder,
     ) -> Result<Self> {
@@ -110,6 +119,16 @@ impl KeypointEncoder {
         Ok(Self {
             convs,
             hidden: linear_init(3 * keypoints, hidden, init, k.pp("fc"))?,
+            depth: projective
+                .then(|| -> Result<_> {
+                    let zero = candle_nn::Init::Const(0.0);
+                    let d = k.pp("depth");
+                    Ok(candle_nn::Linear::new(
+                        d.get_with_hints((1, hidden), "weight", zero)?,
+                        Some(d.get_with_hints(1, "bias", zero)?),
+                    ))
+                })
+                .transpose()?,
             keypoints,
         })
     }
@@ -167,10 +186,12 @@ impl SpsVision {
                 channels,
                 keypoints,
                 hidden,
+                projective,
             } => Encoder::Keypoints(KeypointEncoder::new(
                 channels,
                 keypoints,
                 hidden,
+                projective,
                 i,
                 vb.clone(),
             )?),
@@ -205,7 +226,17 @@ impl SpsVision {
                 }
                 h.reshape((n, self.cfg.flat()))?
             }
-            Encoder::Keypoints(k) => k.forward(x)?,
+            Encoder::Keypoints(k) => {
+                let h = k.forward(x)?;
+                if let Some(depth) = &k.depth {
+                    let w = depth.forward(&h)?.neg()?.exp()?;
+                    return Ok((
+                        self.fc11.forward(&h)?.broadcast_mul(&w)?,
+                        self.fc12.forward(&h)?,
+                    ));
+                }
+                h
+            }
         };
         Ok((self.fc11.forward(&features)?, self.fc12.forward(&features)?))
     }
@@ -330,6 +361,7 @@ mod tests {
             channels: 4,
             keypoints: 3,
             hidden: 8,
+            projective: false,
         };
         let (varmap, vb) = crate::nn::new_varmap();
         let model = SpsVision::new(&cfg, vb).unwrap();
@@ -344,5 +376,35 @@ mod tests {
             !names.iter().any(|n| n.starts_with("encoder.")),
             "{names:?}"
         );
+    }
+
+    /// The projective head starts as the plain one (divisor exp(0) = 1) and divides the whole
+    /// latent, offset included, by its learned depth.
+    #[test]
+    fn the_projective_head_divides_the_latent_by_a_learned_depth() {
+        let mut cfg = ModelConfig::paper();
+        let kind = |projective| EncoderKind::Keypoints {
+            channels: 4,
+            keypoints: 3,
+            hidden: 8,
+            projective,
+        };
+        let x = Tensor::rand(0f32, 1.0, (2, CHANNELS, SIZE, SIZE), &Device::Cpu).unwrap();
+        let mu_of = |cfg: &ModelConfig, seed| {
+            let (varmap, vb) = crate::nn::new_seeded_varmap(seed);
+            let model = SpsVision::new(cfg, vb).unwrap();
+            (model.encode(&x).unwrap().0.to_vec2::<f32>().unwrap(), varmap, model)
+        };
+        cfg.encoder = kind(false);
+        let (plain, _, _) = mu_of(&cfg, 3);
+        cfg.encoder = kind(true);
+        let (projective, varmap, model) = mu_of(&cfg, 3);
+        assert_eq!(plain, projective);
+        let depth_bias = varmap.data().lock().unwrap()["keypoint.depth.bias"].clone();
+        depth_bias.set(&Tensor::new(&[2f32.ln()], &Device::Cpu).unwrap()).unwrap();
+        let halved = model.encode(&x).unwrap().0.to_vec2::<f32>().unwrap();
+        for (a, b) in plain.iter().flatten().zip(halved.iter().flatten()) {
+            assert!((a / 2.0 - b).abs() < 1e-5, "{a} / 2 vs {b}");
+        }
     }
 }

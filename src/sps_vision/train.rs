@@ -17,7 +17,7 @@ use super::eval::{self, Calibration};
 use super::model::{EncoderKind, ModelConfig, SpsVision};
 use super::{FAMILY, Lab};
 use crate::nn::checkpoint::Metadata;
-use crate::nn::{WeightInit, bce_with_logits_sum, kl_sum, mse_sum, new_varmap, varmap_tensors};
+use crate::nn::{WeightInit, bce_with_logits_sum, kl_sum, mse_sum, varmap_tensors};
 use crate::worker::{Snapshot, StepStats, Trainer};
 
 /// Everything that defines a training run besides the data.
@@ -93,6 +93,7 @@ impl TrainConfig {
                     channels: 16,
                     keypoints: 8,
                     hidden: 64,
+                    projective: false,
                 },
             },
             batch: 8,
@@ -225,9 +226,9 @@ impl VisionTrainer {
             data.source
         );
         anyhow::ensure!(!data.test.is_empty(), "{}: no held-out throws", data.source);
-        // The seed fixes data order, symmetries and scheduled sampling; candle's CPU
-        // generator (weight init, reparameterisation noise) cannot be seeded.
-        let (varmap, vb) = new_varmap();
+        // The seed fixes the weights' start, data order, symmetries and scheduled sampling;
+        // only the reparameterisation noise (`paper`) comes from candle's unseeded generator.
+        let (varmap, vb) = crate::nn::new_seeded_varmap(seed);
         let model = SpsVision::new(&cfg.model, vb)?;
         init_output_bias(&varmap, &data)?;
         let opt = adam(&varmap, cfg.lr)?;
