@@ -114,6 +114,28 @@ fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    if which == "spectrum" {
+        // the linear spectrum (mean of the first 4 frames) of test notes of one instrument,
+        // as the strongest bins: logshift_probe spectrum INSTRUMENT_INDEX
+        let inst: usize = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(0);
+        for s in ds.test_seen.iter().chain(&ds.test_unseen).filter(|s| s.instrument == inst) {
+            for i in [0usize, 7] {
+                let note = s.note(i);
+                let mean: Vec<f32> = (0..513)
+                    .map(|k| (0..4).map(|f| note[k * 5 + f]).sum::<f32>() / 4.0)
+                    .collect();
+                let mut idx: Vec<usize> = (0..513).collect();
+                idx.sort_by(|a, b| mean[*b].total_cmp(&mean[*a]));
+                let f0 = 440.0 * 2f32.powf((s.pitches[i] as f32 - 69.0) / 12.0);
+                let top: Vec<String> = idx[..10]
+                    .iter()
+                    .map(|&k| format!("{:.0}Hz:{:.2}", k as f32 * 15.625, mean[k]))
+                    .collect();
+                println!("pitch {} (f0 {f0:.0} Hz): low bins 0-11 {:.2?} | {}", s.pitches[i], &mean[..12], top.join(" "));
+            }
+        }
+        return Ok(());
+    }
     if which == "oracle" {
         for (name, set) in [("seen", &test), ("unseen", &unseen)] {
             let idx: Vec<usize> = (0..set.len()).collect();

@@ -20,7 +20,7 @@ use candle_nn::VarBuilder;
 
 use super::data::FRAMES_PER_NOTE;
 use crate::audio::dsp::{N_BINS, N_FFT, SAMPLE_RATE, midi_to_hz};
-use crate::nn::{HeightConv, Mlp, WeightInit, linear_init};
+use crate::nn::{HeightConv, Mlp, linear_init};
 
 /// log-frequency bins per octave (two per semitone)
 pub const BPO: usize = 24;
@@ -198,6 +198,8 @@ pub struct LogShift {
     fc12: candle_nn::Linear,
     /// timbre latents -> template logits (TEMPLATE x frames)
     fc3: Mlp,
+    /// timbre latents -> logits fixed on the log axis (LOG_BINS x frames), if any
+    body: Option<Mlp>,
     /// template positions below the note's own position, and in all
     below: usize,
     template: usize,
@@ -212,18 +214,19 @@ pub struct LogShift {
 }
 
 impl LogShift {
-    /// `channels` [c0, c1]: the front conv and the wide (harmonic) conv; `mlp` the template
-    /// MLP's hidden sizes; `kernel` the wide conv's span in log bins (odd); `below` the
-    /// template's reach below the note's position, in log bins.
+    /// From `cfg`: `channels` [c0, c1] (the front conv and the wide, harmonic conv), `mlp`
+    /// the template MLP's hidden sizes, the latent size and the init; `kernel` the wide conv's
+    /// span in log bins (odd); `below` the template's reach below the note's position, in log
+    /// bins; `body` the hidden size of the fixed-envelope MLP (0 for none).
     pub fn new(
-        channels: [usize; 2],
-        mlp: &[usize],
+        cfg: &super::model::ModelConfig,
         kernel: usize,
         below: usize,
-        latent: usize,
-        init: WeightInit,
+        body: usize,
         vb: VarBuilder,
     ) -> Result<Self> {
+        let (mlp, latent, init) = (&cfg.mlp, cfg.latent, cfg.init);
+        let channels = [cfg.channels[0], cfg.channels[1]];
         let dev = Device::Cpu;
         let e = vb.pp("encoder");
         let [c0, c1] = channels;
@@ -253,6 +256,15 @@ impl LogShift {
             fc11: linear_init(2 * c1, latent - 1, init, vb.pp("fc11"))?,
             fc12: linear_init(2 * c1, latent, init, vb.pp("fc12"))?,
             fc3: Mlp::new(&sizes, init, vb.pp("fc3"))?,
+            body: (body > 0)
+                .then(|| {
+                    Mlp::new(
+                        &[latent - 1, body, LOG_BINS * FRAMES_PER_NOTE],
+                        init,
+                        vb.pp("body"),
+                    )
+                })
+                .transpose()?,
             below,
             template,
             sharpness: SHARPNESS,
@@ -360,7 +372,8 @@ impl LogShift {
     }
 
     /// z: (N, latent) -> logits on the log-frequency axis before the floor, (N, LOG_BINS, 5):
-    /// the timbre's template moved to the pitch latent's position.
+    /// the timbre's template moved to the pitch latent's position, plus the timbre's fixed
+    /// envelope when the model has a body MLP.
     pub fn decode_log(&self, z: &Tensor) -> Result<Tensor> {
         let n = z.dim(0)?;
         let template = self
@@ -390,10 +403,17 @@ impl LogShift {
         let at = Tensor::from_vec(at, shape, dev)?;
         let below = Tensor::from_vec(below, shape, dev)?;
         let frac = (position - Tensor::from_vec(floor, (n, 1), dev)?)?.unsqueeze(2)?;
-        template
+        let moved = (template
             .gather(&at, 1)?
             .broadcast_mul(&frac.affine(-1.0, 1.0)?)?
-            + template.gather(&below, 1)?.broadcast_mul(&frac)?
+            + template.gather(&below, 1)?.broadcast_mul(&frac)?)?;
+        match &self.body {
+            Some(body) => moved
+                + body
+                    .forward(&z.narrow(1, 1, self.latent - 1)?)?
+                    .reshape((n, LOG_BINS, FRAMES_PER_NOTE))?,
+            None => Ok(moved),
+        }
     }
 }
 
@@ -401,11 +421,23 @@ impl LogShift {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::nn::new_varmap;
+    use crate::nn::{WeightInit, new_varmap};
+
+    fn body_with(envelope: usize) -> LogShift {
+        let (_vm, vb) = new_varmap();
+        let cfg = super::super::model::ModelConfig {
+            channels: [4, 8, 0, 0],
+            mlp: [8, 16, 16, 16],
+            rnn_hidden: 4,
+            latent: 3,
+            init: WeightInit::He,
+            arch: super::super::model::Arch::Official,
+        };
+        LogShift::new(&cfg, 5, 140, envelope, vb).unwrap()
+    }
 
     fn body() -> LogShift {
-        let (_vm, vb) = new_varmap();
-        LogShift::new([4, 8], &[8, 16], 5, 140, 3, WeightInit::He, vb).unwrap()
+        body_with(0)
     }
 
     #[test]
@@ -441,6 +473,34 @@ mod tests {
         let j = 100;
         let mid = 0.5 * (out[1][j][0] + out[1][j - 1][0]);
         assert!((out[2][j][0] - mid).abs() < 1e-5);
+    }
+
+    #[test]
+    fn the_body_envelope_stays_where_it_is_when_the_note_moves() {
+        let b = body_with(6);
+        let z = Tensor::new(&[[-6f32, 0.3, -0.2], [6.0, 0.3, -0.2]], &Device::Cpu).unwrap();
+        let out = b.decode_log(&z).unwrap().to_vec3::<f32>().unwrap();
+        let env = b
+            .body
+            .as_ref()
+            .unwrap()
+            .forward(&z.narrow(1, 1, 2).unwrap())
+            .unwrap()
+            .reshape((2, LOG_BINS, FRAMES_PER_NOTE))
+            .unwrap()
+            .to_vec3::<f32>()
+            .unwrap();
+        // the envelope depends on the timbre only: the same for both notes, and not zero
+        assert_eq!(env[0], env[1]);
+        assert!(env[0].iter().flatten().any(|v| v.abs() > 1e-3));
+        // what is left after it moves an octave with the note
+        for j in 40..LOG_BINS - BPO - 40 {
+            for f in 0..FRAMES_PER_NOTE {
+                let lo = out[0][j][f] - env[0][j][f];
+                let hi = out[1][j + BPO][f] - env[1][j + BPO][f];
+                assert!((lo - hi).abs() < 1e-5, "bin {j} frame {f}: {lo} vs {hi}");
+            }
+        }
     }
 
     #[test]

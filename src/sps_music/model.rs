@@ -48,6 +48,11 @@ pub enum Arch {
         kernel: usize,
         #[serde(default = "logshift_below_default")]
         below: usize,
+        /// hidden size of the body MLP (`body.*`), 0 for none: the timbre latents also give
+        /// an envelope fixed in frequency (a source-filter model: an instrument's body
+        /// resonances stay where they are when the note moves), added to the moved template
+        #[serde(default)]
+        body: usize,
     },
 }
 
@@ -111,15 +116,11 @@ impl SpsMusic {
     pub fn new(cfg: &ModelConfig, vb: VarBuilder) -> Result<Self> {
         let body = match cfg.arch {
             Arch::Official => Body::Official(Box::new(Official::new(cfg, vb.clone())?)),
-            Arch::LogShift { kernel, below } => Body::LogShift(Box::new(LogShift::new(
-                [cfg.channels[0], cfg.channels[1]],
-                &cfg.mlp,
+            Arch::LogShift {
                 kernel,
                 below,
-                cfg.latent,
-                cfg.init,
-                vb.clone(),
-            )?)),
+                body,
+            } => Body::LogShift(Box::new(LogShift::new(cfg, kernel, below, body, vb.clone())?)),
         };
         Ok(Self {
             cfg: cfg.clone(),

@@ -98,6 +98,7 @@ impl TrainConfig {
                 arch: Arch::LogShift {
                     kernel: 5,
                     below: 140,
+                    body: 0,
                 },
             },
             batch: 8,
