@@ -42,10 +42,11 @@ pub enum EncoderKind {
         channels: usize,
         keypoints: usize,
         hidden: usize,
-        /// divide the latent by a learned depth, exp(`keypoint.depth`(hidden)), as a
-        /// perspective camera divides by depth: the inverse of a projection (image points
-        /// back to the floor) is a ratio of affine maps, which the ReLU layer alone can only
-        /// approximate piecewise, curving the latent
+        /// divide each latent by its own learned divisor, exp(`keypoint.depth`(hidden)), as
+        /// a perspective camera divides by depth: the inverse of a projection (image points
+        /// back to the floor, the ball's image back to its height above that point) is a
+        /// ratio of affine maps, which the ReLU layer alone can only approximate piecewise,
+        /// curving the latent. Height's ratio has another denominator than the floor's
         #[serde(default)]
         projective: bool,
     },
@@ -80,7 +81,8 @@ impl ModelConfig {
 pub struct KeypointEncoder {
     convs: [Conv2d; 3],
     hidden: candle_nn::Linear,
-    /// log of the perspective divisor (EncoderKind::Keypoints::projective), started at 0
+    /// log of each latent's perspective divisor (EncoderKind::Keypoints::projective),
+    /// started at 0
     depth: Option<candle_nn::Linear>,
     keypoints: usize,
 }
@@ -107,6 +109,7 @@ impl KeypointEncoder {
         keypoints: usize,
         hidden: usize,
         projective: bool,
+        latent: usize,
         init: WeightInit,
         vb: VarBuilder,
     ) -> Result<Self> {
@@ -124,8 +127,8 @@ impl KeypointEncoder {
                     let zero = candle_nn::Init::Const(0.0);
                     let d = k.pp("depth");
                     Ok(candle_nn::Linear::new(
-                        d.get_with_hints((1, hidden), "weight", zero)?,
-                        Some(d.get_with_hints(1, "bias", zero)?),
+                        d.get_with_hints((latent, hidden), "weight", zero)?,
+                        Some(d.get_with_hints(latent, "bias", zero)?),
                     ))
                 })
                 .transpose()?,
@@ -192,6 +195,7 @@ impl SpsVision {
                 keypoints,
                 hidden,
                 projective,
+                cfg.latent,
                 i,
                 vb.clone(),
             )?),
@@ -231,7 +235,7 @@ impl SpsVision {
                 if let Some(depth) = &k.depth {
                     let w = depth.forward(&h)?.neg()?.exp()?;
                     return Ok((
-                        self.fc11.forward(&h)?.broadcast_mul(&w)?,
+                        (self.fc11.forward(&h)? * w)?,
                         self.fc12.forward(&h)?,
                     ));
                 }
@@ -378,8 +382,8 @@ mod tests {
         );
     }
 
-    /// The projective head starts as the plain one (divisor exp(0) = 1) and divides the whole
-    /// latent, offset included, by its learned depth.
+    /// The projective head starts as the plain one (divisors exp(0) = 1) and divides each
+    /// latent, offset included, by its own learned divisor.
     #[test]
     fn the_projective_head_divides_the_latent_by_a_learned_depth() {
         let mut cfg = ModelConfig::paper();
@@ -401,10 +405,15 @@ mod tests {
         let (projective, varmap, model) = mu_of(&cfg, 3);
         assert_eq!(plain, projective);
         let depth_bias = varmap.data().lock().unwrap()["keypoint.depth.bias"].clone();
-        depth_bias.set(&Tensor::new(&[2f32.ln()], &Device::Cpu).unwrap()).unwrap();
-        let halved = model.encode(&x).unwrap().0.to_vec2::<f32>().unwrap();
-        for (a, b) in plain.iter().flatten().zip(halved.iter().flatten()) {
-            assert!((a / 2.0 - b).abs() < 1e-5, "{a} / 2 vs {b}");
+        let divisors = [2f32, 1.0, 4.0];
+        depth_bias
+            .set(&Tensor::new(&divisors.map(f32::ln), &Device::Cpu).unwrap())
+            .unwrap();
+        let divided = model.encode(&x).unwrap().0.to_vec2::<f32>().unwrap();
+        for (a, b) in plain.iter().zip(&divided) {
+            for k in 0..3 {
+                assert!((a[k] / divisors[k] - b[k]).abs() < 1e-5, "{a:?} / {divisors:?} vs {b:?}");
+            }
         }
     }
 }
