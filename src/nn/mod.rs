@@ -440,8 +440,19 @@ impl Module for Mlp {
 
 /// Binary cross-entropy summed over all elements, from logits (stable for any logit).
 pub fn bce_with_logits_sum(logits: &Tensor, target: &Tensor) -> Result<Tensor> {
+    bce_with_logits(logits, target)?.sum_all()
+}
+
+/// Binary cross-entropy with logits, element by element.
+fn bce_with_logits(logits: &Tensor, target: &Tensor) -> Result<Tensor> {
     let softplus = (logits.relu()? + (logits.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
-    (softplus - (target * logits)?)?.sum_all()
+    softplus - (target * logits)?
+}
+
+/// Binary cross-entropy with logits summed over everything but the first dimension: (N, ...) -> (N).
+pub fn bce_with_logits_rows(logits: &Tensor, target: &Tensor) -> Result<Tensor> {
+    let n = logits.dim(0)?;
+    bce_with_logits(logits, target)?.reshape((n, ()))?.sum(1)
 }
 
 /// Squared error summed over all elements.

@@ -128,6 +128,16 @@ fn front_end(x: &Tensor, to_log: &Tensor) -> Result<Tensor> {
         .reshape((n, FRAMES_PER_NOTE, LOG_BINS))
 }
 
+/// Where the octave check (`LogShift::octave_loss`) looks: the latent's pitch, an octave
+/// below, an octave above (semitones).
+pub const OCTAVE_CANDIDATES: [f32; 3] = [-12.0, 0.0, 12.0];
+
+/// log(sum(exp(x))) along `dim`, stable.
+fn log_sum_exp(x: &Tensor, dim: usize) -> Result<Tensor> {
+    let m = x.max_keepdim(dim)?.detach();
+    (x.broadcast_sub(&m)?.exp()?.sum_keepdim(dim)?.log()? + m)?.squeeze(dim)
+}
+
 /// Frames of a note the harmonic sum reads (the last is mostly the release and silence).
 const SUM_FRAMES: usize = 4;
 
@@ -325,11 +335,46 @@ impl LogShift {
 
     /// x: (N, 1, 513, 5) -> (mu, logvar)
     pub fn encode(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (mu, logvar, _) = self.encode_with_salience(x)?;
+        Ok((mu, logvar))
+    }
+
+    /// x: (N, 1, 513, 5) -> (mu, logvar, salience (N, LOG_BINS))
+    pub fn encode_with_salience(&self, x: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
         self.encode_log(&front_end(x, &self.to_log)?)
     }
 
-    /// The encoder after the front end: h (N, 5, LOG_BINS) -> (mu, logvar)
-    pub fn encode_log(&self, h: &Tensor) -> Result<(Tensor, Tensor)> {
+    /// The octave check's loss (`TrainConfig::octave_weight`): for each note, a cross-entropy
+    /// that moves the salience's mass towards the window (a semitone either side) around
+    /// `pitch + 12 * (best - 1)` semitones, `best` indexing OCTAVE_CANDIDATES: which of the
+    /// latent's pitch, an octave below or above, the decoder explains the note best from.
+    /// The soft-argmax alone cannot learn this: its sharp softmax gives a peak that lost no
+    /// gradient, so a note tracked an octave off stays there. Summed over notes.
+    pub fn octave_loss(&self, salience: &Tensor, pitch: &[f32], best: &[usize]) -> Result<Tensor> {
+        let n = pitch.len();
+        let mut mask = vec![-1e9f32; n * OCTAVE_CANDIDATES.len() * LOG_BINS];
+        for (i, &p) in pitch.iter().enumerate() {
+            for (c, octave) in OCTAVE_CANDIDATES.iter().enumerate() {
+                let centre = (p + octave + MIDI_CENTRE - MIDI_LO) * BPS;
+                let row = (i * OCTAVE_CANDIDATES.len() + c) * LOG_BINS;
+                for (j, m) in mask[row..row + LOG_BINS].iter_mut().enumerate() {
+                    if (j as f32 - centre).abs() <= BPS {
+                        *m = 0.0;
+                    }
+                }
+            }
+        }
+        let dev = salience.device();
+        let mask = Tensor::from_vec(mask, (n, OCTAVE_CANDIDATES.len(), LOG_BINS), dev)?;
+        let logits = (salience * self.sharpness)?.unsqueeze(1)?.broadcast_add(&mask)?;
+        let window = log_sum_exp(&logits, 2)?; // (n, candidates)
+        let target: Vec<u32> = best.iter().map(|&b| b as u32).collect();
+        let target = Tensor::from_vec(target, (n, 1), dev)?;
+        (log_sum_exp(&window, 1)? - window.gather(&target, 1)?.squeeze(1)?)?.sum_all()
+    }
+
+    /// The encoder after the front end: h (N, 5, LOG_BINS) -> (mu, logvar, salience)
+    pub fn encode_log(&self, h: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
         let h = self.enc[0].forward_1d(&harmonic_stack(h)?)?.relu()?;
         let features = self.enc[1].forward_1d(&h)?.relu()?;
         let salience = self.enc[2].forward_1d(&features)?.squeeze(1)?;
@@ -351,6 +396,7 @@ impl LogShift {
         Ok((
             Tensor::cat(&[pitch, timbre], 1)?,
             self.fc12.forward(&pooled)?,
+            salience,
         ))
     }
 
@@ -503,6 +549,29 @@ mod tests {
         }
     }
 
+    /// The octave check's cross-entropy is small when the decoder agrees with the salience's
+    /// peak, large when it prefers the octave above, and then its gradient raises the
+    /// salience an octave up and lowers it at the peak (which the soft-argmax cannot do).
+    #[test]
+    fn the_octave_loss_moves_the_salience_to_the_octave_the_decoder_prefers() {
+        let b = body();
+        // a peak at the latent's pitch (MIDI_CENTRE: bin 84) and a smaller one an octave up
+        let mut v = vec![0f32; LOG_BINS];
+        v[84] = 1.0;
+        v[84 + BPO] = 0.6;
+        let sal = candle_core::Var::from_vec(v, (1, LOG_BINS), &Device::Cpu).unwrap();
+        let loss = |best: usize| b.octave_loss(sal.as_tensor(), &[0.0], &[best]).unwrap();
+        let agree = loss(1).to_scalar::<f32>().unwrap();
+        let up = loss(2);
+        assert!(agree < 0.01, "{agree}");
+        assert!(up.to_scalar::<f32>().unwrap() > 5.0);
+        let grad = up.backward().unwrap();
+        let g = grad.get(sal.as_tensor()).unwrap().to_vec2::<f32>().unwrap();
+        assert!(g[0][84 + BPO] < -0.5, "descent raises the octave above: {}", g[0][84 + BPO]);
+        assert!(g[0][84] > 0.5, "and lowers the peak: {}", g[0][84]);
+        assert_eq!(g[0][40], 0.0, "bins outside every window are untouched");
+    }
+
     #[test]
     fn the_timbre_latents_do_not_see_where_the_note_sits() {
         let b = body();
@@ -516,7 +585,7 @@ mod tests {
             }
         }
         let x = Tensor::from_vec(x, (2, FRAMES_PER_NOTE, LOG_BINS), &Device::Cpu).unwrap();
-        let (mu, _) = b.encode_log(&x).unwrap();
+        let (mu, _, _) = b.encode_log(&x).unwrap();
         let mu = mu.to_vec2::<f32>().unwrap();
         assert!(mu[0].iter().chain(&mu[1]).all(|v| v.is_finite()));
         // the timbre sees features pooled over the axis: nearly the same for both notes

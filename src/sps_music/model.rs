@@ -146,6 +146,20 @@ impl SpsMusic {
         }
     }
 
+    /// x -> (mu, logvar, the log-shift body's salience (N, LOG_BINS); None for the official body)
+    pub fn encode_with_salience(&self, x: &Tensor) -> Result<(Tensor, Tensor, Option<Tensor>)> {
+        match &self.body {
+            Body::Official(b) => {
+                let (mu, logvar) = b.encode(x)?;
+                Ok((mu, logvar, None))
+            }
+            Body::LogShift(b) => {
+                let (mu, logvar, salience) = b.encode_with_salience(x)?;
+                Ok((mu, logvar, Some(salience)))
+            }
+        }
+    }
+
     /// z: (N, latent) -> decoder logits (N, 1, 513, 5); the spectrum is their sigmoid
     pub fn decode_logits(&self, z: &Tensor) -> Result<Tensor> {
         match &self.body {

@@ -15,7 +15,10 @@ use super::model::{Arch, ModelConfig, SpsMusic};
 use super::{FAMILY, Lab};
 use crate::audio::dsp::N_BINS;
 use crate::nn::checkpoint::Metadata;
-use crate::nn::{WeightInit, bce_with_logits_sum, kl_sum, mse_sum, new_varmap, varmap_tensors};
+use crate::nn::{
+    WeightInit, bce_with_logits_rows, bce_with_logits_sum, kl_sum, mse_sum, new_varmap,
+    varmap_tensors,
+};
 use crate::worker::{Snapshot, StepStats, Trainer};
 
 /// Everything that defines a training run besides the data.
@@ -72,6 +75,12 @@ pub struct TrainConfig {
     /// every weight at random
     #[serde(default)]
     pub harmonic_sum_init: Option<f32>,
+    /// log-shift body: weight of the octave check. Each note is decoded (no gradient) from
+    /// its pitch latent and from an octave below and above it, and a cross-entropy moves the
+    /// salience towards the one whose reconstruction is best: analysis by synthesis picks
+    /// the octave, which the soft-argmax's gradient cannot (`LogShift::octave_loss`)
+    #[serde(default)]
+    pub octave_weight: f64,
     pub steps: u64,
 }
 
@@ -121,6 +130,7 @@ impl TrainConfig {
             sharpness_steps: 0,
             gradient_sharpness: None,
             harmonic_sum_init: None,
+            octave_weight: 0.0,
             steps: 1000,
         };
         Ok(match name {
@@ -302,7 +312,13 @@ impl SpsTrainer {
             flat.extend_from_slice(&self.data.train[i].features);
         }
         let x = Tensor::from_vec(flat, (b * s, 1, N_BINS, 5), &Device::Cpu)?;
-        let (mu, logvar) = self.model.encode(&x)?;
+        let (mu, logvar, salience) = self.model.encode_with_salience(&x)?;
+        let octave = match (&salience, self.model.log_shift()) {
+            (Some(salience), Some(body)) if cfg.octave_weight > 0.0 => {
+                Some(self.octave_check(body, &x, &mu, salience)?)
+            }
+            _ => None,
+        };
         let z = if cfg.sample_latent {
             // official reparameterisation, factor 0.5 outside the exp as in the paper's code
             let eps = mu.randn_like(0.0, 1.0)?;
@@ -329,6 +345,13 @@ impl SpsTrainer {
         let mut parts: Vec<(&'static str, f64)> = Vec::new();
         let mut total = kl_sum(&mu, &logvar)?.affine(cfg.kl_weight, 0.0)?;
         parts.push(("kl", total.to_scalar::<f32>()? as f64));
+        if let Some((loss, moved)) = octave {
+            let loss = (loss * cfg.octave_weight)?;
+            parts.push(("octave_ce", loss.to_scalar::<f32>()? as f64));
+            // notes (per sequence, like the losses) the check would move an octave
+            parts.push(("octave_moves", moved as f64));
+            total = (total + loss)?;
+        }
 
         let w = cfg.sequence_weight(self.step);
         let prior = cfg.prior && w > 0.0;
@@ -390,6 +413,52 @@ impl SpsTrainer {
         let mut losses = vec![("total", total.to_scalar::<f32>()? as f64)];
         losses.extend(parts.into_iter().map(|(n, v)| (n, v / b as f64)));
         Ok((total, losses))
+    }
+
+    /// The octave check of `octave_weight`: decode every note from its pitch latent and an
+    /// octave below and above (no gradient), and return the cross-entropy that moves the
+    /// salience towards the best reconstruction, with the number of notes whose best is not
+    /// the latent's own octave. A candidate whose window leaves the axis is not chosen.
+    fn octave_check(
+        &self,
+        body: &super::logshift::LogShift,
+        x: &Tensor,
+        mu: &Tensor,
+        salience: &Tensor,
+    ) -> anyhow::Result<(Tensor, usize)> {
+        use super::logshift::{LOG_BINS, MIDI_CENTRE, MIDI_LO, OCTAVE_CANDIDATES};
+        let mu = mu.detach();
+        let (n, l) = mu.dims2()?;
+        let pitch: Vec<f32> = mu.narrow(1, 0, 1)?.flatten_all()?.to_vec1()?;
+        let candidates = OCTAVE_CANDIDATES
+            .iter()
+            .map(|&o| {
+                let mut shift = vec![0f32; l];
+                shift[0] = o;
+                mu.broadcast_add(&Tensor::from_vec(shift, (1, l), &Device::Cpu)?)
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let logits = self.model.decode_logits(&Tensor::cat(&candidates, 0)?)?.detach();
+        let target = Tensor::cat(&vec![x.clone(); OCTAVE_CANDIDATES.len()], 0)?;
+        let bce: Vec<f32> = bce_with_logits_rows(&logits, &target)?.to_vec1()?;
+        let top = (LOG_BINS - 1) as f32 / (super::logshift::BPO as f32 / 12.0) + MIDI_LO;
+        let mut moved = 0;
+        let own = OCTAVE_CANDIDATES.iter().position(|&o| o == 0.0).unwrap_or(0);
+        let best: Vec<usize> = (0..n)
+            .map(|i| {
+                let mut best = own;
+                for (c, o) in OCTAVE_CANDIDATES.iter().enumerate() {
+                    let midi = pitch[i] + o + MIDI_CENTRE;
+                    let inside = (MIDI_LO..=top).contains(&midi);
+                    if inside && bce[c * n + i] < bce[best * n + i] {
+                        best = c;
+                    }
+                }
+                moved += usize::from(best != own);
+                best
+            })
+            .collect();
+        Ok((body.octave_loss(salience, &pitch, &best)?, moved))
     }
 
     pub fn metadata(&self) -> Metadata {

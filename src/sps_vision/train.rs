@@ -93,7 +93,7 @@ impl TrainConfig {
                     channels: 16,
                     keypoints: 8,
                     hidden: 64,
-                    projective: false,
+                    projective: true,
                 },
             },
             batch: 8,
