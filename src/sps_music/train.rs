@@ -81,6 +81,9 @@ pub struct TrainConfig {
     /// the octave, which the soft-argmax's gradient cannot (`LogShift::octave_loss`)
     #[serde(default)]
     pub octave_weight: f64,
+    /// the step from which the octave check runs: before, the decoder is too young to judge
+    #[serde(default)]
+    pub octave_from: u64,
     pub steps: u64,
 }
 
@@ -131,6 +134,7 @@ impl TrainConfig {
             gradient_sharpness: None,
             harmonic_sum_init: None,
             octave_weight: 0.0,
+            octave_from: 0,
             steps: 1000,
         };
         Ok(match name {
@@ -314,7 +318,9 @@ impl SpsTrainer {
         let x = Tensor::from_vec(flat, (b * s, 1, N_BINS, 5), &Device::Cpu)?;
         let (mu, logvar, salience) = self.model.encode_with_salience(&x)?;
         let octave = match (&salience, self.model.log_shift()) {
-            (Some(salience), Some(body)) if cfg.octave_weight > 0.0 => {
+            (Some(salience), Some(body))
+                if cfg.octave_weight > 0.0 && self.step >= cfg.octave_from =>
+            {
                 Some(self.octave_check(body, &x, &mu, salience)?)
             }
             _ => None,
