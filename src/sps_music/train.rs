@@ -117,7 +117,9 @@ impl TrainConfig {
             k: 4,
             t_range: 4.0,
             lr: 1e-3,
-            lr_final: 1.0,
+            // a cosine to 5%: with a constant rate, runs that had found pitch by step 500
+            // lost it again (models/README.md)
+            lr_final: 0.05,
             kl_weight: 0.01,
             prior_weight: 2.0,
             symmetry_weight: 4.0,
@@ -132,9 +134,9 @@ impl TrainConfig {
             sharpness_start: super::logshift::SHARPNESS,
             sharpness_steps: 0,
             gradient_sharpness: None,
-            harmonic_sum_init: None,
-            octave_weight: 0.0,
-            octave_from: 0,
+            harmonic_sum_init: Some(2.0),
+            octave_weight: 10.0,
+            octave_from: 400,
             steps: 1000,
         };
         Ok(match name {
@@ -147,6 +149,9 @@ impl TrainConfig {
                 sample_alpha: 2000.0,
                 steps: 30000,
                 lr_final: 1.0,
+                // settings of the log-shift body, which the official one does not have
+                harmonic_sum_init: None,
+                octave_weight: 0.0,
                 ..fast
             },
             "no-symmetry" => Self {

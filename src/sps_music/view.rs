@@ -532,7 +532,8 @@ impl PitchTab {
         let (lo, hi) = lab.latent_range();
         Plot::new("pitch_embedding")
             .height(380.0)
-            .legend(Legend::default())
+            // the points rise from bottom left to top right: the top left corner is free
+            .legend(Legend::default().position(egui_plot::Corner::LeftTop))
             .x_axis_label("pitch latent z₁")
             .y_axis_label("pitch (MIDI)")
             .show(ui, |plot| {
