@@ -117,8 +117,16 @@ fn main() -> anyhow::Result<()> {
     if which == "spectrum" {
         // the linear spectrum (mean of the first 4 frames) of test notes of one instrument,
         // as the strongest bins: logshift_probe spectrum INSTRUMENT_INDEX
-        let inst: usize = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(0);
-        for s in ds.test_seen.iter().chain(&ds.test_unseen).filter(|s| s.instrument == inst) {
+        let inst: usize = std::env::args()
+            .nth(2)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        for s in ds
+            .test_seen
+            .iter()
+            .chain(&ds.test_unseen)
+            .filter(|s| s.instrument == inst)
+        {
             for i in [0usize, 7] {
                 let note = s.note(i);
                 let mean: Vec<f32> = (0..513)
@@ -131,7 +139,12 @@ fn main() -> anyhow::Result<()> {
                     .iter()
                     .map(|&k| format!("{:.0}Hz:{:.2}", k as f32 * 15.625, mean[k]))
                     .collect();
-                println!("pitch {} (f0 {f0:.0} Hz): low bins 0-11 {:.2?} | {}", s.pitches[i], &mean[..12], top.join(" "));
+                println!(
+                    "pitch {} (f0 {f0:.0} Hz): low bins 0-11 {:.2?} | {}",
+                    s.pitches[i],
+                    &mean[..12],
+                    top.join(" ")
+                );
             }
         }
         return Ok(());

@@ -170,7 +170,7 @@ fn main() {
         let yt: Vec<f64> = p_train.iter().map(|p| p[1] as f64).collect();
         let (w, b) = affine_fit(&z_train, &yt);
         // residual of y by true height band and by frame index
-        let mut by_h = vec![(0f64, 0usize); 6];
+        let mut by_h = [(0f64, 0usize); 6];
         let mut by_i = vec![(0f64, 0usize); SEQ_LEN];
         for (k, (z, p)) in z_test.iter().zip(&p_test).enumerate() {
             let pred = b + z.iter().zip(&w).map(|(a, c)| a * c).sum::<f64>();
@@ -182,9 +182,17 @@ fn main() {
             by_i[k % SEQ_LEN].1 += 1;
         }
         for (h, (s, n)) in by_h.iter().enumerate() {
-            println!("  y in [{:.1},{:.1}): n {n} rms {:.3}", h as f32 * 0.5, h as f32 * 0.5 + 0.5, (s / (*n).max(1) as f64).sqrt());
+            println!(
+                "  y in [{:.1},{:.1}): n {n} rms {:.3}",
+                h as f32 * 0.5,
+                h as f32 * 0.5 + 0.5,
+                (s / (*n).max(1) as f64).sqrt()
+            );
         }
-        let v: Vec<String> = by_i.iter().map(|(s, n)| format!("{:.2}", (s / (*n).max(1) as f64).sqrt())).collect();
+        let v: Vec<String> = by_i
+            .iter()
+            .map(|(s, n)| format!("{:.2}", (s / (*n).max(1) as f64).sqrt()))
+            .collect();
         println!("  y rms by frame: {}", v.join(" "));
         return;
     }

@@ -545,7 +545,8 @@ impl candle_nn::var_builder::SimpleBackend for SeededVarMap {
             }
             Init::Kaiming { .. } => candle_core::bail!("{name}: Kaiming hints are not seeded"),
         };
-        let var = candle_core::Var::from_tensor(&Tensor::from_vec(values, shape, dev)?.to_dtype(dtype)?)?;
+        let var =
+            candle_core::Var::from_tensor(&Tensor::from_vec(values, shape, dev)?.to_dtype(dtype)?)?;
         let tensor = var.as_tensor().clone();
         data.insert(name.to_string(), var);
         Ok(tensor)
@@ -644,7 +645,10 @@ mod tests {
                 lin.weight().flatten_all()?.to_vec1::<f32>()?
             );
             assert_eq!(varmap.all_vars().len(), 5);
-            let t = varmap.data().lock().map_err(|_| candle_core::Error::Msg("lock".into()))?["t.weight"]
+            let t = varmap
+                .data()
+                .lock()
+                .map_err(|_| candle_core::Error::Msg("lock".into()))?["t.weight"]
                 .flatten_all()?
                 .to_vec1::<f32>()?;
             Ok((t, lin.weight().flatten_all()?.to_vec1()?, zero.to_vec1()?))

@@ -193,7 +193,9 @@ pub fn harmonic_sum_pitch(x: &Tensor) -> Result<Vec<f32>> {
         .t()?
         .unsqueeze(0)?
         .contiguous()?;
-    let sum = stack.conv1d(&kernel, SUM_TAPS.len() / 2, 1, 1, 1)?.squeeze(1)?;
+    let sum = stack
+        .conv1d(&kernel, SUM_TAPS.len() / 2, 1, 1, 1)?
+        .squeeze(1)?;
     let arg = sum.argmax(D::Minus1)?.to_vec1::<u32>()?;
     Ok(arg.iter().map(|&a| MIDI_LO + a as f32 / BPS).collect())
 }
@@ -299,26 +301,41 @@ impl LogShift {
         let mut v = w0.flatten_all()?.to_vec1::<f32>()?;
         let kernel = harmonic_sum_kernel();
         if kernel.len() != kh * kw {
-            candle_core::bail!("the encoder's first conv is {kh}x{kw}, the harmonic sum needs {}", kernel.len());
+            candle_core::bail!(
+                "the encoder's first conv is {kh}x{kw}, the harmonic sum needs {}",
+                kernel.len()
+            );
         }
         v[..kh * kw].copy_from_slice(&kernel);
-        out.push(("encoder.0.weight".into(), Tensor::from_vec(v, (c0, 1, kh, kw), w0.device())?));
+        out.push((
+            "encoder.0.weight".into(),
+            Tensor::from_vec(v, (c0, 1, kh, kw), w0.device())?,
+        ));
         let w1 = &self.enc[1].weight;
         let (c1, c0, kh1, _) = w1.dims4()?;
         let mut v = w1.flatten_all()?.to_vec1::<f32>()?;
         v[..c0 * kh1].fill(0.0);
         v[kh1 / 2] = 1.0;
-        out.push(("encoder.2.weight".into(), Tensor::from_vec(v, (c1, c0, kh1, 1), w1.device())?));
+        out.push((
+            "encoder.2.weight".into(),
+            Tensor::from_vec(v, (c1, c0, kh1, 1), w1.device())?,
+        ));
         let mut v = vec![0f32; c1];
         v[0] = scale;
-        out.push(("encoder.4.weight".into(), Tensor::from_vec(v, (1, c1, 1, 1), w1.device())?));
+        out.push((
+            "encoder.4.weight".into(),
+            Tensor::from_vec(v, (1, c1, 1, 1), w1.device())?,
+        ));
         for (name, layer) in ["encoder.0.bias", "encoder.2.bias"].iter().zip(&self.enc) {
             let mut b = layer.bias.to_vec1::<f32>()?;
             b[0] = 0.0;
             let n = b.len();
             out.push((name.to_string(), Tensor::from_vec(b, n, w1.device())?));
         }
-        out.push(("encoder.4.bias".into(), Tensor::zeros(1, candle_core::DType::F32, w1.device())?));
+        out.push((
+            "encoder.4.bias".into(),
+            Tensor::zeros(1, candle_core::DType::F32, w1.device())?,
+        ));
         Ok(out)
     }
 
@@ -366,7 +383,9 @@ impl LogShift {
         }
         let dev = salience.device();
         let mask = Tensor::from_vec(mask, (n, OCTAVE_CANDIDATES.len(), LOG_BINS), dev)?;
-        let logits = (salience * self.sharpness)?.unsqueeze(1)?.broadcast_add(&mask)?;
+        let logits = (salience * self.sharpness)?
+            .unsqueeze(1)?
+            .broadcast_add(&mask)?;
         let window = log_sum_exp(&logits, 2)?; // (n, candidates)
         let target: Vec<u32> = best.iter().map(|&b| b as u32).collect();
         let target = Tensor::from_vec(target, (n, 1), dev)?;
@@ -454,10 +473,14 @@ impl LogShift {
             .broadcast_mul(&frac.affine(-1.0, 1.0)?)?
             + template.gather(&below, 1)?.broadcast_mul(&frac)?)?;
         match &self.body {
-            Some(body) => moved
-                + body
-                    .forward(&z.narrow(1, 1, self.latent - 1)?)?
-                    .reshape((n, LOG_BINS, FRAMES_PER_NOTE))?,
+            Some(body) => {
+                moved
+                    + body.forward(&z.narrow(1, 1, self.latent - 1)?)?.reshape((
+                        n,
+                        LOG_BINS,
+                        FRAMES_PER_NOTE,
+                    ))?
+            }
             None => Ok(moved),
         }
     }
@@ -567,7 +590,11 @@ mod tests {
         assert!(up.to_scalar::<f32>().unwrap() > 5.0);
         let grad = up.backward().unwrap();
         let g = grad.get(sal.as_tensor()).unwrap().to_vec2::<f32>().unwrap();
-        assert!(g[0][84 + BPO] < -0.5, "descent raises the octave above: {}", g[0][84 + BPO]);
+        assert!(
+            g[0][84 + BPO] < -0.5,
+            "descent raises the octave above: {}",
+            g[0][84 + BPO]
+        );
         assert!(g[0][84] > 0.5, "and lowers the peak: {}", g[0][84]);
         assert_eq!(g[0][40], 0.0, "bins outside every window are untouched");
     }

@@ -120,7 +120,13 @@ impl SpsMusic {
                 kernel,
                 below,
                 body,
-            } => Body::LogShift(Box::new(LogShift::new(cfg, kernel, below, body, vb.clone())?)),
+            } => Body::LogShift(Box::new(LogShift::new(
+                cfg,
+                kernel,
+                below,
+                body,
+                vb.clone(),
+            )?)),
         };
         Ok(Self {
             cfg: cfg.clone(),

@@ -449,12 +449,18 @@ impl SpsTrainer {
                 mu.broadcast_add(&Tensor::from_vec(shift, (1, l), &Device::Cpu)?)
             })
             .collect::<candle_core::Result<Vec<_>>>()?;
-        let logits = self.model.decode_logits(&Tensor::cat(&candidates, 0)?)?.detach();
+        let logits = self
+            .model
+            .decode_logits(&Tensor::cat(&candidates, 0)?)?
+            .detach();
         let target = Tensor::cat(&vec![x.clone(); OCTAVE_CANDIDATES.len()], 0)?;
         let bce: Vec<f32> = bce_with_logits_rows(&logits, &target)?.to_vec1()?;
         let top = (LOG_BINS - 1) as f32 / (super::logshift::BPO as f32 / 12.0) + MIDI_LO;
         let mut moved = 0;
-        let own = OCTAVE_CANDIDATES.iter().position(|&o| o == 0.0).unwrap_or(0);
+        let own = OCTAVE_CANDIDATES
+            .iter()
+            .position(|&o| o == 0.0)
+            .unwrap_or(0);
         let best: Vec<usize> = (0..n)
             .map(|i| {
                 let mut best = own;
@@ -699,7 +705,10 @@ mod tests {
             .iter()
             .flat_map(|s| (0..SEQ_LEN).map(move |i| s.note(i)))
             .collect();
-        let truth: Vec<f32> = set.iter().flat_map(|s| s.pitches.map(|p| p as f32)).collect();
+        let truth: Vec<f32> = set
+            .iter()
+            .flat_map(|s| s.pitches.map(|p| p as f32))
+            .collect();
         let mu = super::super::model::encode_all(&t.model, &notes).unwrap();
         let flat: Vec<f32> = notes.iter().flat_map(|n| n.iter().copied()).collect();
         let x = Tensor::from_vec(flat, (notes.len(), 1, N_BINS, 5), &Device::Cpu).unwrap();
@@ -709,11 +718,18 @@ mod tests {
             .map(|m| m[0] + super::super::logshift::MIDI_CENTRE)
             .collect();
         let share = |a: &[f32], b: &[f32], tol: f32| {
-            a.iter().zip(b).filter(|(a, b)| (*a - *b).abs() <= tol).count() as f32 / a.len() as f32
+            a.iter()
+                .zip(b)
+                .filter(|(a, b)| (*a - *b).abs() <= tol)
+                .count() as f32
+                / a.len() as f32
         };
         let agree = share(&latent, &oracle, 0.5);
         let right = share(&latent, &truth, 0.75);
         assert!(agree > 0.9, "latent = detector on {agree:.3} of notes");
-        assert!(right > 0.9, "latent on the fundamental for {right:.3} of notes");
+        assert!(
+            right > 0.9,
+            "latent on the fundamental for {right:.3} of notes"
+        );
     }
 }

@@ -234,10 +234,7 @@ impl SpsVision {
                 let h = k.forward(x)?;
                 if let Some(depth) = &k.depth {
                     let w = depth.forward(&h)?.neg()?.exp()?;
-                    return Ok((
-                        (self.fc11.forward(&h)? * w)?,
-                        self.fc12.forward(&h)?,
-                    ));
+                    return Ok(((self.fc11.forward(&h)? * w)?, self.fc12.forward(&h)?));
                 }
                 h
             }
@@ -397,7 +394,11 @@ mod tests {
         let mu_of = |cfg: &ModelConfig, seed| {
             let (varmap, vb) = crate::nn::new_seeded_varmap(seed);
             let model = SpsVision::new(cfg, vb).unwrap();
-            (model.encode(&x).unwrap().0.to_vec2::<f32>().unwrap(), varmap, model)
+            (
+                model.encode(&x).unwrap().0.to_vec2::<f32>().unwrap(),
+                varmap,
+                model,
+            )
         };
         cfg.encoder = kind(false);
         let (plain, _, _) = mu_of(&cfg, 3);
@@ -412,7 +413,10 @@ mod tests {
         let divided = model.encode(&x).unwrap().0.to_vec2::<f32>().unwrap();
         for (a, b) in plain.iter().zip(&divided) {
             for k in 0..3 {
-                assert!((a[k] / divisors[k] - b[k]).abs() < 1e-5, "{a:?} / {divisors:?} vs {b:?}");
+                assert!(
+                    (a[k] / divisors[k] - b[k]).abs() < 1e-5,
+                    "{a:?} / {divisors:?} vs {b:?}"
+                );
             }
         }
     }
