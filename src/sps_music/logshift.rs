@@ -132,6 +132,12 @@ fn front_end(x: &Tensor, to_log: &Tensor) -> Result<Tensor> {
 /// below, an octave above (semitones).
 pub const OCTAVE_CANDIDATES: [f32; 3] = [-12.0, 0.0, 12.0];
 
+/// Whether a pitch latent (semitones from MIDI_CENTRE) lies on the log-frequency axis.
+pub fn on_axis(pitch: f32) -> bool {
+    let bin = (pitch + MIDI_CENTRE - MIDI_LO) * BPS;
+    (0.0..=(LOG_BINS - 1) as f32).contains(&bin)
+}
+
 /// log(sum(exp(x))) along `dim`, stable.
 fn log_sum_exp(x: &Tensor, dim: usize) -> Result<Tensor> {
     let m = x.max_keepdim(dim)?.detach();
@@ -171,8 +177,9 @@ const SUM_TAPS: [f32; 5] = [0.0, 0.0, 1.0, 0.0, 0.0];
 fn harmonic_sum_kernel() -> Vec<f32> {
     let kw = FRAMES_PER_NOTE * HARMONICS.len();
     let mut k = vec![0f32; SUM_TAPS.len() * kw];
+    let weights = harmonic_sum_weights();
     for (t, tap) in SUM_TAPS.iter().enumerate() {
-        for (h, w) in harmonic_sum_weights().iter().enumerate() {
+        for (h, w) in weights.iter().enumerate() {
             for f in 0..SUM_FRAMES {
                 k[t * kw + h * FRAMES_PER_NOTE + f] = tap * w / SUM_FRAMES as f32;
             }
@@ -291,8 +298,8 @@ impl LogShift {
     }
 
     /// Start the salience as the harmonic sum of `harmonic_sum_pitch`, times `scale`: the
-    /// first wide-conv channel computes it (`harmonic_sum_kernel`), the second conv passes that channel through, and the salience
-    /// reads only it. Every other weight keeps its random start and is free to learn; the
+    /// first conv's first channel computes it (`harmonic_sum_kernel`), the wide conv passes
+    /// that channel through, and the salience reads only it. Every other weight keeps its random start and is free to learn; the
     /// timbre path is unchanged. Returns (variable name, value) pairs for the trainer to set.
     pub fn harmonic_sum_init(&self, scale: f32) -> Result<Vec<(String, Tensor)>> {
         let mut out = Vec::new();

@@ -437,7 +437,7 @@ impl SpsTrainer {
         mu: &Tensor,
         salience: &Tensor,
     ) -> anyhow::Result<(Tensor, usize)> {
-        use super::logshift::{LOG_BINS, MIDI_CENTRE, MIDI_LO, OCTAVE_CANDIDATES};
+        use super::logshift::{OCTAVE_CANDIDATES, on_axis};
         let mu = mu.detach();
         let (n, l) = mu.dims2()?;
         let pitch: Vec<f32> = mu.narrow(1, 0, 1)?.flatten_all()?.to_vec1()?;
@@ -455,7 +455,6 @@ impl SpsTrainer {
             .detach();
         let target = Tensor::cat(&vec![x.clone(); OCTAVE_CANDIDATES.len()], 0)?;
         let bce: Vec<f32> = bce_with_logits_rows(&logits, &target)?.to_vec1()?;
-        let top = (LOG_BINS - 1) as f32 / (super::logshift::BPO as f32 / 12.0) + MIDI_LO;
         let mut moved = 0;
         let own = OCTAVE_CANDIDATES
             .iter()
@@ -465,9 +464,7 @@ impl SpsTrainer {
             .map(|i| {
                 let mut best = own;
                 for (c, o) in OCTAVE_CANDIDATES.iter().enumerate() {
-                    let midi = pitch[i] + o + MIDI_CENTRE;
-                    let inside = (MIDI_LO..=top).contains(&midi);
-                    if inside && bce[c * n + i] < bce[best * n + i] {
+                    if on_axis(pitch[i] + o) && bce[c * n + i] < bce[best * n + i] {
                         best = c;
                     }
                 }
