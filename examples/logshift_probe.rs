@@ -114,6 +114,148 @@ fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    if which == "beam" {
+        // logshift_probe beam FILE [BEAM] [PRIOR_WEIGHT]: the octave check's sequence-level
+        // judge on every training scale of a checkpoint: the notes it would move
+        let path = std::env::args().nth(2).unwrap_or_default();
+        let beam: usize = std::env::args()
+            .nth(3)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(8);
+        let weight: f64 = std::env::args()
+            .nth(4)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(2.0);
+        let margin: f64 = std::env::args()
+            .nth(5)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0.0);
+        let lab = latent_lab::sps_music::Lab::load(std::path::Path::new(&path))?;
+        let m = &lab.model;
+        let oct = latent_lab::sps_music::logshift::OCTAVE_CANDIDATES;
+        let (mut moved, mut right, mut total) = (0, 0, 0);
+        for seq in &ds.train {
+            let notes: Vec<&[f32]> = (0..SEQ_LEN).map(|i| seq.note(i)).collect();
+            let mu = latent_lab::sps_music::model::encode_all(m, &notes)?;
+            let l = mu[0].len();
+            let x = Tensor::from_vec(seq.features.clone(), (SEQ_LEN, 1, 513, 5), &Device::Cpu)?;
+            let mut cost = Vec::new();
+            for o in oct {
+                let z: Vec<f32> = mu
+                    .iter()
+                    .flat_map(|v| {
+                        let mut v = v.clone();
+                        v[0] += o;
+                        v
+                    })
+                    .collect();
+                let logits = m.decode_logits(&Tensor::from_vec(z, (SEQ_LEN, l), &Device::Cpu)?)?;
+                cost.extend(latent_lab::nn::bce_with_logits_rows(&logits, &x)?.to_vec1::<f32>()?);
+            }
+            if std::env::var("DOWN_ONLY").is_ok() {
+                for c in &mut cost[2 * SEQ_LEN..] {
+                    *c = f32::INFINITY;
+                }
+            }
+            let pitch: Vec<f32> = mu.iter().map(|v| v[0]).collect();
+            let best = latent_lab::sps_music::train::octave_beam(
+                &|x, h| m.prior_step(x, h),
+                &m.rnn.zero_state(1, &Device::Cpu)?,
+                &pitch,
+                &cost,
+                SEQ_LEN,
+                beam,
+                weight,
+                margin,
+            )?;
+            let err: Vec<f32> = (0..SEQ_LEN)
+                .map(|i| pitch[i] + 66.0 - seq.pitches[i] as f32)
+                .collect();
+            total += err.iter().filter(|e| e.abs() > 6.0).count();
+            if best.iter().any(|&b| b != 1) {
+                let r: Vec<String> = (0..SEQ_LEN)
+                    .map(|i| {
+                        moved += 1usize.min((best[i] != 1) as usize);
+                        if best[i] != 1 && (err[i] + oct[best[i]]).abs() < 6.0 {
+                            right += 1;
+                        }
+                        format!("{:+.0}{}", err[i], ["v", "", "^"][best[i]])
+                    })
+                    .collect();
+                println!(
+                    "{} start {}: {}",
+                    ds.instruments[seq.instrument],
+                    seq.start_pitch,
+                    r.join(" ")
+                );
+            }
+        }
+        println!(
+            "notes off by an octave: {total}; moved: {moved}, of them to the right octave: {right}"
+        );
+        return Ok(());
+    }
+    if which == "octave" {
+        // logshift_probe octave FILE INSTRUMENT: for each training scale of one instrument,
+        // each note's residual and, for moving its pitch latent an octave down / not / up,
+        // the reconstruction BCE and the prior's squared error over the whole scale
+        let path = std::env::args().nth(2).unwrap_or_default();
+        let inst: usize = std::env::args()
+            .nth(3)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(2);
+        let lab = latent_lab::sps_music::Lab::load(std::path::Path::new(&path))?;
+        let m = &lab.model;
+        for seq in ds.train.iter().filter(|s| s.instrument == inst) {
+            let notes: Vec<&[f32]> = (0..SEQ_LEN).map(|i| seq.note(i)).collect();
+            let mu = latent_lab::sps_music::model::encode_all(m, &notes)?;
+            let l = mu[0].len();
+            let x = Tensor::from_vec(seq.features.clone(), (SEQ_LEN, 1, 513, 5), &Device::Cpu)?;
+            let (_, _, sal) = m.encode_with_salience(&x)?;
+            let pitch: Vec<f32> = mu.iter().map(|v| v[0]).collect();
+            let ce: Vec<Vec<f32>> = m
+                .log_shift()
+                .unwrap()
+                .octave_costs(&sal.unwrap(), &pitch)?
+                .to_vec2()?;
+            let mut line = Vec::new();
+            for i in 0..SEQ_LEN {
+                let mut rec = Vec::new();
+                let mut pri = Vec::new();
+                for o in [-12f32, 0.0, 12.0] {
+                    let mut z = mu[i].clone();
+                    z[0] += o;
+                    let zt = Tensor::from_vec(z, (1, l), &Device::Cpu)?;
+                    let logits = m.decode_logits(&zt)?;
+                    let bce = latent_lab::nn::bce_with_logits_rows(&logits, &x.narrow(0, i, 1)?)?
+                        .to_vec1::<f32>()?[0];
+                    rec.push(bce);
+                    let mut p: Vec<f32> = mu.iter().map(|v| v[0]).collect();
+                    p[i] += o;
+                    let zs = Tensor::from_vec(p.clone(), (1, SEQ_LEN, 1), &Device::Cpu)?;
+                    let pred = m.predict_with_symmetry(&zs, &[], &|z| Ok(z.clone()))?;
+                    let pred: Vec<f32> = pred.flatten_all()?.to_vec1()?;
+                    let err: f32 = (1..SEQ_LEN).map(|t| (pred[t - 1] - p[t]).powi(2)).sum();
+                    pri.push(err);
+                }
+                line.push(format!(
+                    "{}:{:+.0} ce[{:.0} {:.0} {:.0}] r[{:+.0} {:+.0}] p[{:.0} {:.0} {:.0}]",
+                    seq.pitches[i],
+                    mu[i][0] + 66.0 - seq.pitches[i] as f32,
+                    ce[i][0],
+                    ce[i][1],
+                    ce[i][2],
+                    rec[0] - rec[1],
+                    rec[2] - rec[1],
+                    pri[0],
+                    pri[1],
+                    pri[2]
+                ));
+            }
+            println!("start {}:\n  {}", seq.start_pitch, line.join("\n  "));
+        }
+        return Ok(());
+    }
     if which == "spectrum" {
         // the linear spectrum (mean of the first 4 frames) of test notes of one instrument,
         // as the strongest bins: logshift_probe spectrum INSTRUMENT_INDEX
@@ -149,6 +291,38 @@ fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    if which == "frames" {
+        // logshift_probe frames INSTRUMENT PITCH: each frame's value at the bins of the note's
+        // first 8 partials (training scales)
+        let inst: usize = std::env::args()
+            .nth(2)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(2);
+        let pitch: i32 = std::env::args()
+            .nth(3)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(50);
+        let seq = ds
+            .train
+            .iter()
+            .chain(&ds.test_seen)
+            .find(|s| s.instrument == inst && s.pitches.contains(&pitch))
+            .unwrap();
+        let i = seq.pitches.iter().position(|&p| p == pitch).unwrap();
+        let note = seq.note(i);
+        let f0 = 440.0 * 2f32.powf((pitch as f32 - 69.0) / 12.0);
+        for f in 0..5 {
+            let v: Vec<String> = [0.5f32, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
+                .iter()
+                .map(|h| {
+                    let k = (h * f0 / 15.625).round() as usize;
+                    format!("{h}:{:.2}", note[k * 5 + f])
+                })
+                .collect();
+            println!("frame {f}: {}", v.join(" "));
+        }
+        return Ok(());
+    }
     if which == "oracle" {
         for (name, set) in [("seen", &test), ("unseen", &unseen)] {
             let idx: Vec<usize> = (0..set.len()).collect();
@@ -159,9 +333,11 @@ fn main() -> anyhow::Result<()> {
             }
             let e: Vec<f64> = est.iter().map(|&v| v as f64).collect();
             let p: Vec<f64> = set.iter().map(|n| n.1 as f64).collect();
+            // misses as [instrument (index in this set's order) true pitch -> estimate]
+            let per_instrument = set.len() / if name == "seen" { 8 } else { 4 };
             for (k, (a, b)) in e.iter().zip(&p).enumerate() {
-                if (a - b).abs() >= 0.75 && k % 3 == 0 {
-                    print!("[#{} true {b} est {a:.1}] ", k / (SEQ_LEN * 25));
+                if (a - b).abs() >= 0.75 {
+                    print!("[#{} {b}->{a:.1}] ", k / per_instrument);
                 }
             }
             println!();

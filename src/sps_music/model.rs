@@ -53,6 +53,11 @@ pub enum Arch {
         /// resonances stay where they are when the note moves), added to the moved template
         #[serde(default)]
         body: usize,
+        /// log bins either side of the salience's highest bin that the soft-argmax averages
+        /// over (as CREPE reads its pitch); 0: the whole axis. A note whose salience has two
+        /// peaks an octave apart then sits on one of them, not between them
+        #[serde(default)]
+        peak_window: usize,
     },
 }
 
@@ -116,17 +121,7 @@ impl SpsMusic {
     pub fn new(cfg: &ModelConfig, vb: VarBuilder) -> Result<Self> {
         let body = match cfg.arch {
             Arch::Official => Body::Official(Box::new(Official::new(cfg, vb.clone())?)),
-            Arch::LogShift {
-                kernel,
-                below,
-                body,
-            } => Body::LogShift(Box::new(LogShift::new(
-                cfg,
-                kernel,
-                below,
-                body,
-                vb.clone(),
-            )?)),
+            Arch::LogShift { .. } => Body::LogShift(Box::new(LogShift::new(cfg, vb.clone())?)),
         };
         Ok(Self {
             cfg: cfg.clone(),

@@ -84,6 +84,29 @@ pub struct TrainConfig {
     /// the step from which the octave check runs: before, the decoder is too young to judge
     #[serde(default)]
     pub octave_from: u64,
+    /// the octave check's judge: 0 picks each note's octave by its own reconstruction alone;
+    /// N > 0 picks the octaves of a whole sequence together, by reconstruction plus the
+    /// prior's error along the sequence (`octave_beam`, a beam of N). A note whose spectrum
+    /// says little about its octave is then placed where the scale around it, before and
+    /// after, puts it
+    #[serde(default)]
+    pub octave_beam: usize,
+    /// whether the sequence judge may move notes up an octave (EXPERIMENT)
+    #[serde(default)]
+    pub octave_up: bool,
+    /// the least fall of the prior's squared error for the sequence judge to move notes
+    /// (EXPERIMENT)
+    #[serde(default)]
+    pub octave_margin: f64,
+    /// weight of the prior's squared error in the sequence judge; 0: prior_weight (EXPERIMENT)
+    #[serde(default)]
+    pub octave_prior: f64,
+    /// the cross-entropy only for the notes the judge moves (EXPERIMENT)
+    #[serde(default)]
+    pub octave_moved_only: bool,
+    /// centre the octave candidates on the salience's highest bin (EXPERIMENT)
+    #[serde(default)]
+    pub octave_at_peak: bool,
     pub steps: u64,
 }
 
@@ -111,6 +134,7 @@ impl TrainConfig {
                     kernel: 5,
                     below: 140,
                     body: 0,
+                    peak_window: 0,
                 },
             },
             batch: 8,
@@ -137,6 +161,12 @@ impl TrainConfig {
             harmonic_sum_init: Some(2.0),
             octave_weight: 10.0,
             octave_from: 400,
+            octave_beam: 8,
+            octave_up: false,
+            octave_margin: 0.0,
+            octave_prior: 0.0,
+            octave_moved_only: false,
+            octave_at_peak: false,
             steps: 1000,
         };
         Ok(match name {
@@ -326,7 +356,17 @@ impl SpsTrainer {
             (Some(salience), Some(body))
                 if cfg.octave_weight > 0.0 && self.step >= cfg.octave_from =>
             {
-                Some(self.octave_check(body, &x, &mu, salience)?)
+                let prior_weight = if cfg.prior {
+                    let w = if cfg.octave_prior > 0.0 {
+                        cfg.octave_prior
+                    } else {
+                        cfg.prior_weight
+                    };
+                    w * cfg.sequence_weight(self.step)
+                } else {
+                    0.0
+                };
+                Some(self.octave_check(body, &x, &mu, salience, prior_weight)?)
             }
             _ => None,
         };
@@ -428,19 +468,29 @@ impl SpsTrainer {
 
     /// The octave check of `octave_weight`: decode every note from its pitch latent and an
     /// octave below and above (no gradient), and return the cross-entropy that moves the
-    /// salience towards the best reconstruction, with the number of notes whose best is not
-    /// the latent's own octave. A candidate whose window leaves the axis is not chosen.
+    /// salience towards the best octave, with the number of notes whose best is not the
+    /// latent's own octave. The best is the best reconstruction, or with `octave_beam` and a
+    /// prior (`prior_weight` > 0) the best octaves of each whole sequence (`octave_beam`).
+    /// A candidate whose window leaves the axis is not chosen.
     fn octave_check(
         &self,
         body: &super::logshift::LogShift,
         x: &Tensor,
         mu: &Tensor,
         salience: &Tensor,
+        prior_weight: f64,
     ) -> anyhow::Result<(Tensor, usize)> {
-        use super::logshift::{OCTAVE_CANDIDATES, on_axis};
+        use super::logshift::{OCTAVE_CANDIDATES, on_axis, peak_pitch};
         let mu = mu.detach();
         let (n, l) = mu.dims2()?;
-        let pitch: Vec<f32> = mu.narrow(1, 0, 1)?.flatten_all()?.to_vec1()?;
+        let (mu, pitch) = if self.cfg.octave_at_peak {
+            let pitch = peak_pitch(salience)?;
+            let column = Tensor::from_vec(pitch.clone(), (n, 1), &Device::Cpu)?;
+            (Tensor::cat(&[&column, &mu.narrow(1, 1, l - 1)?], 1)?, pitch)
+        } else {
+            let pitch: Vec<f32> = mu.narrow(1, 0, 1)?.flatten_all()?.to_vec1()?;
+            (mu, pitch)
+        };
         let candidates = OCTAVE_CANDIDATES
             .iter()
             .map(|&o| {
@@ -454,24 +504,56 @@ impl SpsTrainer {
             .decode_logits(&Tensor::cat(&candidates, 0)?)?
             .detach();
         let target = Tensor::cat(&vec![x.clone(); OCTAVE_CANDIDATES.len()], 0)?;
-        let bce: Vec<f32> = bce_with_logits_rows(&logits, &target)?.to_vec1()?;
-        let mut moved = 0;
+        let mut cost: Vec<f32> = bce_with_logits_rows(&logits, &target)?.to_vec1()?;
+        for (c, o) in OCTAVE_CANDIDATES.iter().enumerate() {
+            for i in 0..n {
+                if !on_axis(pitch[i] + o) {
+                    cost[c * n + i] = f32::INFINITY;
+                }
+            }
+        }
         let own = OCTAVE_CANDIDATES
             .iter()
             .position(|&o| o == 0.0)
             .unwrap_or(0);
-        let best: Vec<usize> = (0..n)
-            .map(|i| {
-                let mut best = own;
-                for (c, o) in OCTAVE_CANDIDATES.iter().enumerate() {
-                    if on_axis(pitch[i] + o) && bce[c * n + i] < bce[best * n + i] {
-                        best = c;
-                    }
-                }
-                moved += usize::from(best != own);
-                best
-            })
-            .collect();
+        let best: Vec<usize> = if self.cfg.octave_beam > 0 && prior_weight > 0.0 {
+            if !self.cfg.octave_up {
+                let up = OCTAVE_CANDIDATES.iter().position(|&o| o > 0.0).unwrap_or(0);
+                cost[up * n..(up + 1) * n].fill(f32::INFINITY);
+            }
+            octave_beam(
+                &|x, h| self.model.prior_step(x, h),
+                &self.model.rnn.zero_state(1, &Device::Cpu)?,
+                &pitch,
+                &cost,
+                SEQ_LEN,
+                self.cfg.octave_beam,
+                prior_weight,
+                self.cfg.octave_margin,
+            )?
+        } else {
+            (0..n)
+                .map(|i| {
+                    (0..OCTAVE_CANDIDATES.len())
+                        .filter(|&c| cost[c * n + i].is_finite())
+                        .min_by(|&a, &b| cost[a * n + i].total_cmp(&cost[b * n + i]))
+                        .unwrap_or(own)
+                })
+                .collect()
+        };
+        let moved = best.iter().filter(|&&b| b != own).count();
+        if self.cfg.octave_moved_only {
+            let rows: Vec<u32> = (0..n as u32).filter(|&i| best[i as usize] != own).collect();
+            if rows.is_empty() {
+                return Ok((Tensor::zeros((), DType::F32, &Device::Cpu)?, 0));
+            }
+            let pick = |v: &[f32]| rows.iter().map(|&i| v[i as usize]).collect::<Vec<_>>();
+            let best: Vec<usize> = rows.iter().map(|&i| best[i as usize]).collect();
+            let rows_t = Tensor::from_vec(rows.clone(), rows.len(), &Device::Cpu)?;
+            let loss =
+                body.octave_loss(&salience.index_select(&rows_t, 0)?, &pick(&pitch), &best)?;
+            return Ok((loss, moved));
+        }
         Ok((body.octave_loss(salience, &pitch, &best)?, moved))
     }
 
@@ -629,6 +711,138 @@ fn init_output_bias(varmap: &VarMap, name: &str, data: &Dataset) -> anyhow::Resu
     Ok(())
 }
 
+/// One step of a sequence prior: (latents (B, 1), states (B, H)) -> (predictions of the next
+/// latents (B, 1), new states).
+pub type PriorStep<'a> = dyn Fn(&Tensor, &Tensor) -> candle_core::Result<(Tensor, Tensor)> + 'a;
+
+/// The octaves of whole sequences that the model finds best. `pitch` holds sequences of
+/// `seq_len` pitch latents in a row, `cost[c * n + i]` the reconstruction cost of note i moved
+/// by `OCTAVE_CANDIDATES[c]` (infinite where not allowed). Returns the candidate of each note
+/// that minimises the costs plus `prior_weight` times the prior's squared errors along the
+/// moved sequence, as in the training loss; a sequence whose prior error that falls by less
+/// than `margin` keeps its octaves. The prior (`step`, from the state `state0` (1, H)) is an
+/// RNN, so the search keeps the `beam` best partial sequences, note by note.
+#[allow(clippy::too_many_arguments)]
+pub fn octave_beam(
+    step: &PriorStep,
+    state0: &Tensor,
+    pitch: &[f32],
+    cost: &[f32],
+    seq_len: usize,
+    beam: usize,
+    prior_weight: f64,
+    margin: f64,
+) -> anyhow::Result<Vec<usize>> {
+    use super::logshift::OCTAVE_CANDIDATES;
+    struct Path {
+        cost: f64,
+        /// the prior's squared error along the path
+        miss: f64,
+        choice: Vec<usize>,
+    }
+    let n = pitch.len();
+    anyhow::ensure!(seq_len > 0 && n % seq_len == 0 && beam > 0);
+    anyhow::ensure!(cost.len() == n * OCTAVE_CANDIDATES.len());
+    let sequences = n / seq_len;
+    let own = OCTAVE_CANDIDATES
+        .iter()
+        .position(|&o| o == 0.0)
+        .unwrap_or(0);
+    let column = |values: Vec<f32>| Tensor::from_vec(values, (sequences, 1), &Device::Cpu);
+    let as_vec =
+        |t: &Tensor| -> candle_core::Result<Vec<f32>> { t.detach().flatten_all()?.to_vec1() };
+
+    // the prior's error along the sequences as they are
+    let mut stay_miss = vec![0f64; sequences];
+    let mut state = state0.repeat((sequences, 1))?;
+    for t in 0..seq_len - 1 {
+        let (pred, h) = step(
+            &column((0..sequences).map(|s| pitch[s * seq_len + t]).collect())?,
+            &state,
+        )?;
+        for (s, p) in as_vec(&pred)?.into_iter().enumerate() {
+            stay_miss[s] += (p - pitch[s * seq_len + t + 1]).powi(2) as f64;
+        }
+        state = h.detach();
+    }
+
+    // the paths of every sequence, flattened; `rows[s]` are those of sequence s, and row r
+    // of `state` / `pred` is path r's state and its prediction of the next latent
+    let mut paths: Vec<Path> = (0..sequences)
+        .map(|_| Path {
+            cost: 0.0,
+            miss: 0.0,
+            choice: Vec::with_capacity(seq_len),
+        })
+        .collect();
+    let mut rows: Vec<std::ops::Range<usize>> = (0..sequences).map(|s| s..s + 1).collect();
+    let mut state = state0.repeat((sequences, 1))?;
+    let mut pred: Option<Vec<f32>> = None;
+    for t in 0..seq_len {
+        let mut next = Vec::with_capacity(sequences * beam);
+        let mut next_rows = Vec::with_capacity(sequences);
+        let mut parents: Vec<u32> = Vec::with_capacity(sequences * beam);
+        let mut inputs: Vec<f32> = Vec::with_capacity(sequences * beam);
+        for (s, range) in rows.iter().enumerate() {
+            let i = s * seq_len + t;
+            let mut grown: Vec<(f64, f64, usize, usize)> = Vec::new();
+            for r in range.clone() {
+                for (c, o) in OCTAVE_CANDIDATES.iter().enumerate() {
+                    let recon = cost[c * n + i];
+                    if !recon.is_finite() {
+                        continue;
+                    }
+                    let miss = pred
+                        .as_ref()
+                        .map_or(0.0, |p| (p[r] - (pitch[i] + o)).powi(2))
+                        as f64;
+                    grown.push((
+                        paths[r].cost + recon as f64 + prior_weight * miss,
+                        paths[r].miss + miss,
+                        r,
+                        c,
+                    ));
+                }
+            }
+            grown.sort_by(|a, b| a.0.total_cmp(&b.0));
+            grown.truncate(beam);
+            anyhow::ensure!(!grown.is_empty(), "note {i} has no octave on the axis");
+            let first = next.len();
+            for (cost, miss, r, c) in grown {
+                let mut choice = paths[r].choice.clone();
+                choice.push(c);
+                next.push(Path { cost, miss, choice });
+                parents.push(r as u32);
+                inputs.push(pitch[i] + OCTAVE_CANDIDATES[c]);
+            }
+            next_rows.push(first..next.len());
+        }
+        if t + 1 < seq_len {
+            let m = parents.len();
+            let parents = Tensor::from_vec(parents, m, &Device::Cpu)?;
+            let x = Tensor::from_vec(inputs, (m, 1), &Device::Cpu)?;
+            let (p, h) = step(&x, &state.index_select(&parents, 0)?)?;
+            pred = Some(as_vec(&p)?);
+            state = h.detach();
+        }
+        paths = next;
+        rows = next_rows;
+    }
+    let mut best = Vec::with_capacity(n);
+    for (s, range) in rows.into_iter().enumerate() {
+        let path = range
+            .map(|r| &paths[r])
+            .min_by(|a, b| a.cost.total_cmp(&b.cost))
+            .context("a sequence without a path")?;
+        if stay_miss[s] - path.miss >= margin {
+            best.extend_from_slice(&path.choice);
+        } else {
+            best.extend(std::iter::repeat_n(own, seq_len));
+        }
+    }
+    Ok(best)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -685,9 +899,77 @@ mod tests {
         assert_eq!(recon(&a[29]), recon(&b[29]), "same seed, same run");
     }
 
+    /// The sequence judge of the octave check: with a prior that expects each latent 2 above
+    /// the last, a scale whose first two notes sit an octave up is put right, though their
+    /// reconstruction alone would keep them; a whole scale that the reconstruction alone
+    /// would move down stays, since the prior's error does not fall.
+    #[test]
+    fn the_octave_beam_moves_the_notes_the_scale_disowns() {
+        use crate::sps_music::logshift::OCTAVE_CANDIDATES;
+        let step = |x: &Tensor, _h: &Tensor| {
+            let next = (x + 2.0)?;
+            Ok((next.clone(), next))
+        };
+        let state0 = Tensor::zeros((1, 1), DType::F32, &Device::Cpu).unwrap();
+        let len = 6;
+        // candidates [-12, 0, +12]: moving costs 5, staying 0; "up" not allowed
+        let cost_of = |stay: f32, down: f32| -> Vec<f32> {
+            let mut c = vec![down; len];
+            c.extend(vec![stay; len]);
+            c.extend(vec![f32::INFINITY; len]);
+            c
+        };
+        assert_eq!(OCTAVE_CANDIDATES, [-12.0, 0.0, 12.0]);
+        let octave_up = [12.0, 14.0, 4.0, 6.0, 8.0, 10.0];
+        let best = octave_beam(
+            &step,
+            &state0,
+            &octave_up,
+            &cost_of(0.0, 5.0),
+            len,
+            4,
+            2.0,
+            36.0,
+        )
+        .unwrap();
+        assert_eq!(best, [0, 0, 1, 1, 1, 1]);
+        // a consistent scale that the reconstruction would rather have an octave down
+        let scale = [0.0, 2.0, 4.0, 6.0, 8.0, 10.0];
+        let by_recon =
+            octave_beam(&step, &state0, &scale, &cost_of(5.0, 0.0), len, 4, 2.0, 0.0).unwrap();
+        assert_eq!(
+            by_recon, [0; 6],
+            "without a margin the reconstruction decides"
+        );
+        let kept = octave_beam(
+            &step,
+            &state0,
+            &scale,
+            &cost_of(5.0, 0.0),
+            len,
+            4,
+            2.0,
+            36.0,
+        )
+        .unwrap();
+        assert_eq!(
+            kept, [1; 6],
+            "the margin keeps a scale the prior does not disown"
+        );
+        // two sequences in one call are judged apart
+        let both: Vec<f32> = octave_up.iter().chain(&scale).copied().collect();
+        let mut cost = Vec::new();
+        for c in 0..3 {
+            cost.extend_from_slice(&cost_of(0.0, 5.0)[c * len..(c + 1) * len]);
+            cost.extend_from_slice(&cost_of(0.0, 5.0)[c * len..(c + 1) * len]);
+        }
+        let best = octave_beam(&step, &state0, &both, &cost, len, 4, 2.0, 36.0).unwrap();
+        assert_eq!(best, [0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]);
+    }
+
     /// `harmonic_sum_init`: before any step, the encoder's pitch latent is the harmonic-sum
-    /// detector's pitch, so it sits on most notes' fundamental (the detector alone: 91% and
-    /// 98% of held-out notes within half a semitone, models/README.md).
+    /// detector's pitch, so it sits on most notes' fundamental (the detector alone: 97% and
+    /// 98% of held-out notes within half a semitone, `logshift_probe -- oracle`).
     #[test]
     fn the_harmonic_sum_start_puts_the_pitch_latent_on_the_fundamental() {
         let mut source = open_source("soundfont").unwrap();
