@@ -6,6 +6,8 @@
 
 use std::time::Instant;
 
+use anyhow::Context;
+
 use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use latent_lab::sps_music::{data::*, model::SpsMusic, train::TrainConfig};
@@ -62,7 +64,11 @@ fn main() -> anyhow::Result<()> {
     if which == "check" {
         // residuals of a trained checkpoint's pitch line, by instrument
         let path = std::env::args().nth(2).unwrap_or_default();
-        let lab = latent_lab::sps_music::Lab::load(std::path::Path::new(&path))?;
+        let mut lab = latent_lab::sps_music::Lab::load(std::path::Path::new(&path))?;
+        if let Some(sharp) = std::env::var("SHARP").ok().and_then(|v| v.parse().ok()) {
+            // what-if: the same weights read with another soft-argmax sharpness
+            lab.model.set_sharpness(sharp, None);
+        }
         for (name, set, first) in [
             ("seen", &ds.test_seen, 0),
             ("unseen", &ds.test_unseen, ds.n_train_instruments),
@@ -215,8 +221,8 @@ fn main() -> anyhow::Result<()> {
             let pitch: Vec<f32> = mu.iter().map(|v| v[0]).collect();
             let ce: Vec<Vec<f32>> = m
                 .log_shift()
-                .unwrap()
-                .octave_costs(&sal.unwrap(), &pitch)?
+                .context("not a log-shift model")?
+                .octave_costs(&sal.context("no salience")?, &pitch)?
                 .to_vec2()?;
             let mut line = Vec::new();
             for i in 0..SEQ_LEN {
@@ -291,6 +297,62 @@ fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    if which == "salience" {
+        // logshift_probe salience FILE INSTRUMENT PITCH: the soft-argmax's mass by region
+        // (a semitone either side of each local maximum holding over 2% of it)
+        let path = std::env::args().nth(2).unwrap_or_default();
+        let inst: usize = std::env::args()
+            .nth(3)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let pitch: i32 = std::env::args()
+            .nth(4)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(80);
+        let lab = latent_lab::sps_music::Lab::load(std::path::Path::new(&path))?;
+        let seq = ds
+            .train
+            .iter()
+            .chain(&ds.test_seen)
+            .chain(&ds.test_unseen)
+            .find(|s| s.instrument == inst && s.pitches.contains(&pitch))
+            .context("no such note")?;
+        let i = seq
+            .pitches
+            .iter()
+            .position(|&p| p == pitch)
+            .context("no such note")?;
+        let x = Tensor::from_vec(seq.note(i).to_vec(), (1, 1, 513, 5), &Device::Cpu)?;
+        let (mu, _, sal) = lab.model.encode_with_salience(&x)?;
+        let sal: Vec<f32> = sal.context("no salience")?.flatten_all()?.to_vec1()?;
+        let m = sal.iter().cloned().fold(f32::MIN, f32::max);
+        let e: Vec<f32> = sal.iter().map(|v| ((v - m) * 20.0).exp()).collect();
+        let z: f32 = e.iter().sum();
+        let bps = latent_lab::sps_music::logshift::BPS;
+        let lo = latent_lab::sps_music::logshift::MIDI_LO;
+        print!(
+            "pitch {pitch}, latent {:.1}:",
+            mu.to_vec2::<f32>()?[0][0] + 66.0
+        );
+        for j in 1..sal.len() - 1 {
+            if sal[j] >= sal[j - 1] && sal[j] >= sal[j + 1] {
+                let mass: f32 = e[j.saturating_sub(2)..(j + 3).min(e.len())]
+                    .iter()
+                    .sum::<f32>()
+                    / z;
+                if mass > 0.02 {
+                    print!(
+                        " MIDI {:.1}: {:.0}% (s {:.2})",
+                        j as f32 / bps + lo,
+                        100.0 * mass,
+                        sal[j]
+                    );
+                }
+            }
+        }
+        println!();
+        return Ok(());
+    }
     if which == "frames" {
         // logshift_probe frames INSTRUMENT PITCH: each frame's value at the bins of the note's
         // first 8 partials (training scales)
@@ -307,8 +369,12 @@ fn main() -> anyhow::Result<()> {
             .iter()
             .chain(&ds.test_seen)
             .find(|s| s.instrument == inst && s.pitches.contains(&pitch))
-            .unwrap();
-        let i = seq.pitches.iter().position(|&p| p == pitch).unwrap();
+            .context("no such note")?;
+        let i = seq
+            .pitches
+            .iter()
+            .position(|&p| p == pitch)
+            .context("no such note")?;
         let note = seq.note(i);
         let f0 = 440.0 * 2f32.powf((pitch as f32 - 69.0) / 12.0);
         for f in 0..5 {

@@ -25,7 +25,7 @@ use crate::nn::{HeightConv, Mlp, linear_init};
 /// log-frequency bins per octave (two per semitone)
 pub const BPO: usize = 24;
 /// bins per semitone
-const BPS: f32 = BPO as f32 / 12.0;
+pub const BPS: f32 = BPO as f32 / 12.0;
 /// MIDI note of log bin 0
 pub const MIDI_LO: f32 = 24.0;
 /// log bins: MIDI 24 (32.7 Hz) to just under the Nyquist frequency (8 kHz)
@@ -36,7 +36,8 @@ pub const MIDI_CENTRE: f32 = 66.0;
 const ABOVE: usize = 160;
 /// Salience logits are scaled by this so that the soft-argmax can be sharp: Adam moves a
 /// weight by about the learning rate per step, too slowly to grow the scale itself. Training
-/// may start softer (`TrainConfig::sharpness_start`); a trained model always uses this.
+/// may start softer (`TrainConfig::sharpness_start`); a trained model uses this unless its
+/// configuration names another (`Arch::LogShift::sharpness`).
 pub const SHARPNESS: f64 = 20.0;
 /// Harmonics stacked as channels at the encoder's input (a harmonic constant-Q stack, as in
 /// Bittner et al., "Deep salience representations for F0 estimation", 2017): channel h at
@@ -237,8 +238,6 @@ pub struct LogShift {
     /// template positions below the note's own position, and in all
     below: usize,
     template: usize,
-    /// log bins either side of the salience's highest bin the soft-argmax reads (0: all)
-    peak_window: usize,
     /// the salience's scale in the soft-argmax (SHARPNESS, softer early in training)
     sharpness: f64,
     /// training only: the scale whose soft-argmax gives the gradient (straight-through), so
@@ -254,13 +253,13 @@ impl LogShift {
     /// the template MLP's hidden sizes, the latent size and the init, and the settings of
     /// `Arch::LogShift`: `kernel` the wide conv's span in log bins (odd); `below` the
     /// template's reach below the note's position, in log bins; `body` the hidden size of the
-    /// fixed-envelope MLP (0 for none); `peak_window` the soft-argmax's reach (0: all).
+    /// fixed-envelope MLP (0 for none); `sharpness` the soft-argmax's.
     pub fn new(cfg: &super::model::ModelConfig, vb: VarBuilder) -> Result<Self> {
         let super::model::Arch::LogShift {
             kernel,
             below,
             body,
-            peak_window,
+            sharpness,
         } = cfg.arch
         else {
             candle_core::bail!("LogShift::new needs a log-shift configuration")
@@ -307,8 +306,7 @@ impl LogShift {
                 .transpose()?,
             below,
             template,
-            peak_window,
-            sharpness: SHARPNESS,
+            sharpness,
             gradient_sharpness: None,
             floor: vb.get_with_hints(
                 (FRAMES_PER_NOTE, N_BINS),
@@ -368,7 +366,8 @@ impl LogShift {
         Ok(out)
     }
 
-    /// The salience's scale in the soft-argmax: SHARPNESS, unless training starts softer.
+    /// The salience's scale in the soft-argmax: the configuration's (`Arch::LogShift`),
+    /// unless training sets another for a while.
     pub fn set_sharpness(&mut self, sharpness: f64, gradient: Option<f64>) {
         self.sharpness = sharpness;
         self.gradient_sharpness = gradient;
@@ -444,30 +443,8 @@ impl LogShift {
         let h = self.enc[0].forward_1d(&harmonic_stack(h)?)?.relu()?;
         let features = self.enc[1].forward_1d(&h)?.relu()?;
         let salience = self.enc[2].forward_1d(&features)?.squeeze(1)?;
-        // with a peak window, bins farther than it from each note's highest bin are left out
-        let outside =
-            if self.peak_window > 0 {
-                let peaks = salience.argmax(D::Minus1)?.to_vec1::<u32>()?;
-                let w = self.peak_window as i64;
-                let mask: Vec<f32> =
-                    peaks
-                        .iter()
-                        .flat_map(|&p| {
-                            (0..LOG_BINS as i64)
-                                .map(move |j| if (j - p as i64).abs() <= w { 0.0 } else { -1e9 })
-                        })
-                        .collect();
-                Some(Tensor::from_vec(mask, salience.shape(), salience.device())?)
-            } else {
-                None
-            };
         let soft_argmax = |scale: f64| -> Result<Tensor> {
-            let logits = (&salience * scale)?;
-            let logits = match &outside {
-                Some(mask) => (logits + mask)?,
-                None => logits,
-            };
-            candle_nn::ops::softmax(&logits, D::Minus1)?.matmul(&self.positions)
+            candle_nn::ops::softmax(&(&salience * scale)?, D::Minus1)?.matmul(&self.positions)
         };
         let position = soft_argmax(self.sharpness)?;
         let position = match self.gradient_sharpness {
@@ -576,7 +553,7 @@ mod tests {
                 kernel: 5,
                 below: 140,
                 body: envelope,
-                peak_window: 0,
+                sharpness: SHARPNESS,
             },
             ..cfg
         };

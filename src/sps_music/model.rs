@@ -34,8 +34,13 @@ fn logshift_below_default() -> usize {
     140
 }
 
+/// checkpoints saved before `sharpness` was a setting read the salience at 20
+fn logshift_sharpness_default() -> f64 {
+    super::logshift::SHARPNESS
+}
+
 /// Which encoder and decoder sit around the latent (the prior is the same in both).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Arch {
     /// the official convs and MLP (parameter names of the official state_dict)
@@ -53,11 +58,11 @@ pub enum Arch {
         /// resonances stay where they are when the note moves), added to the moved template
         #[serde(default)]
         body: usize,
-        /// log bins either side of the salience's highest bin that the soft-argmax averages
-        /// over (as CREPE reads its pitch); 0: the whole axis. A note whose salience has two
-        /// peaks an octave apart then sits on one of them, not between them
-        #[serde(default)]
-        peak_window: usize,
+        /// the scale of the salience in the soft-argmax that reads the pitch latent
+        /// (`logshift::SHARPNESS` unless set); training may reach it gradually
+        /// (`TrainConfig::sharpness_start`)
+        #[serde(default = "logshift_sharpness_default")]
+        sharpness: f64,
     },
 }
 

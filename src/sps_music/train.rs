@@ -63,6 +63,10 @@ pub struct TrainConfig {
     pub sharpness_start: f64,
     #[serde(default)]
     pub sharpness_steps: u64,
+    /// the step at which the sharpness starts to move from `sharpness_start` to the model's
+    /// (held at `sharpness_start` before)
+    #[serde(default)]
+    pub sharpness_from: u64,
     /// log-shift body: when set, the pitch latent keeps the sharp soft-argmax's value but
     /// passes back the gradient of a soft-argmax this sharp (straight-through). The sharp one
     /// saturates: a peak that has lost gets no gradient, so a note tracked an octave off
@@ -134,7 +138,7 @@ impl TrainConfig {
                     kernel: 5,
                     below: 140,
                     body: 0,
-                    peak_window: 0,
+                    sharpness: super::logshift::SHARPNESS,
                 },
             },
             batch: 8,
@@ -157,6 +161,7 @@ impl TrainConfig {
             ramp_steps: 0,
             sharpness_start: super::logshift::SHARPNESS,
             sharpness_steps: 0,
+            sharpness_from: 0,
             gradient_sharpness: None,
             harmonic_sum_init: Some(2.0),
             octave_weight: 10.0,
@@ -216,13 +221,28 @@ impl TrainConfig {
         }
     }
 
-    /// the soft-argmax's sharpness at `step`
+    /// the trained model's soft-argmax sharpness
+    pub fn model_sharpness(&self) -> f64 {
+        match self.model.arch {
+            Arch::LogShift { sharpness, .. } => sharpness,
+            Arch::Official => super::logshift::SHARPNESS,
+        }
+    }
+
+    /// the soft-argmax's sharpness at `step`: `sharpness_start` until `sharpness_from`, then
+    /// geometrically to the model's own over `sharpness_steps`
     pub fn sharpness(&self, step: u64) -> f64 {
-        let end = super::logshift::SHARPNESS;
-        if step >= self.sharpness_steps || self.sharpness_start <= 0.0 {
+        let end = self.model_sharpness();
+        if self.sharpness_start <= 0.0 {
             return end;
         }
-        let progress = step as f64 / self.sharpness_steps as f64;
+        if step < self.sharpness_from {
+            return self.sharpness_start;
+        }
+        let progress = (step - self.sharpness_from) as f64 / self.sharpness_steps.max(1) as f64;
+        if progress >= 1.0 {
+            return end;
+        }
         self.sharpness_start * (end / self.sharpness_start).powf(progress)
     }
 
@@ -598,7 +618,7 @@ impl Trainer for SpsTrainer {
     }
 
     fn evaluate(&mut self) -> anyhow::Result<Vec<(String, f64)>> {
-        self.model.set_sharpness(super::logshift::SHARPNESS, None);
+        self.model.set_sharpness(self.cfg.model_sharpness(), None);
         let m = eval::embedding_metrics(&self.model, &self.data)?;
         let values = vec![
             ("r2_embedding".to_string(), m.r2_seen),
@@ -741,7 +761,7 @@ pub fn octave_beam(
         choice: Vec<usize>,
     }
     let n = pitch.len();
-    anyhow::ensure!(seq_len > 0 && n % seq_len == 0 && beam > 0);
+    anyhow::ensure!(seq_len > 0 && n.is_multiple_of(seq_len) && beam > 0);
     anyhow::ensure!(cost.len() == n * OCTAVE_CANDIDATES.len());
     let sequences = n / seq_len;
     let own = OCTAVE_CANDIDATES
@@ -897,6 +917,46 @@ mod tests {
         );
         let b = run(data);
         assert_eq!(recon(&a[29]), recon(&b[29]), "same seed, same run");
+    }
+
+    /// The sharpness schedule: held at the start until `sharpness_from`, then geometric to
+    /// the model's own over `sharpness_steps`, which the trained model keeps.
+    #[test]
+    fn the_sharpness_moves_from_its_start_to_the_models_own() {
+        let mut cfg = TrainConfig::preset("fast").unwrap();
+        cfg.model.arch = match cfg.model.arch {
+            Arch::LogShift {
+                kernel,
+                below,
+                body,
+                ..
+            } => Arch::LogShift {
+                kernel,
+                below,
+                body,
+                sharpness: 40.0,
+            },
+            other => other,
+        };
+        cfg.sharpness_start = 10.0;
+        cfg.sharpness_from = 100;
+        cfg.sharpness_steps = 200;
+        assert_eq!(cfg.model_sharpness(), 40.0);
+        assert_eq!(cfg.sharpness(0), 10.0);
+        assert_eq!(cfg.sharpness(100), 10.0);
+        assert!(
+            (cfg.sharpness(200) - 20.0).abs() < 1e-9,
+            "{}",
+            cfg.sharpness(200)
+        );
+        assert_eq!(cfg.sharpness(300), 40.0);
+        assert_eq!(cfg.sharpness(5000), 40.0);
+        // a model saved before the setting reads at logshift::SHARPNESS
+        let old = r#"{"log-shift": {"kernel": 5, "below": 140}}"#;
+        let arch: Arch = serde_json::from_str(old).unwrap();
+        assert!(
+            matches!(arch, Arch::LogShift { sharpness, .. } if sharpness == super::super::logshift::SHARPNESS)
+        );
     }
 
     /// The sequence judge of the octave check: with a prior that expects each latent 2 above
