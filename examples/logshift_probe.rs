@@ -121,8 +121,8 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     if which == "beam" {
-        // logshift_probe beam FILE [BEAM] [PRIOR_WEIGHT]: the octave check's sequence-level
-        // judge on every training scale of a checkpoint: the notes it would move
+        // logshift_probe beam FILE [BEAM] [PRIOR_WEIGHT] [MARGIN]: the octave check's
+        // sequence judge on every training scale of a checkpoint: the notes it would move
         let path = std::env::args().nth(2).unwrap_or_default();
         let beam: usize = std::env::args()
             .nth(3)
@@ -141,29 +141,9 @@ fn main() -> anyhow::Result<()> {
         let oct = latent_lab::sps_music::logshift::OCTAVE_CANDIDATES;
         let (mut moved, mut right, mut total) = (0, 0, 0);
         for seq in &ds.train {
-            let notes: Vec<&[f32]> = (0..SEQ_LEN).map(|i| seq.note(i)).collect();
-            let mu = latent_lab::sps_music::model::encode_all(m, &notes)?;
-            let l = mu[0].len();
             let x = Tensor::from_vec(seq.features.clone(), (SEQ_LEN, 1, 513, 5), &Device::Cpu)?;
-            let mut cost = Vec::new();
-            for o in oct {
-                let z: Vec<f32> = mu
-                    .iter()
-                    .flat_map(|v| {
-                        let mut v = v.clone();
-                        v[0] += o;
-                        v
-                    })
-                    .collect();
-                let logits = m.decode_logits(&Tensor::from_vec(z, (SEQ_LEN, l), &Device::Cpu)?)?;
-                cost.extend(latent_lab::nn::bce_with_logits_rows(&logits, &x)?.to_vec1::<f32>()?);
-            }
-            if std::env::var("DOWN_ONLY").is_ok() {
-                for c in &mut cost[2 * SEQ_LEN..] {
-                    *c = f32::INFINITY;
-                }
-            }
-            let pitch: Vec<f32> = mu.iter().map(|v| v[0]).collect();
+            let (mu, _) = m.encode(&x)?;
+            let (pitch, cost) = latent_lab::sps_music::train::octave_recon_costs(m, &x, &mu)?;
             let best = latent_lab::sps_music::train::octave_beam(
                 &|x, h| m.prior_step(x, h),
                 &m.rnn.zero_state(1, &Device::Cpu)?,
@@ -222,7 +202,7 @@ fn main() -> anyhow::Result<()> {
             let ce: Vec<Vec<f32>> = m
                 .log_shift()
                 .context("not a log-shift model")?
-                .octave_costs(&sal.context("no salience")?, &pitch)?
+                .octave_cross_entropies(&sal.context("no salience")?, &pitch)?
                 .to_vec2()?;
             let mut line = Vec::new();
             for i in 0..SEQ_LEN {
@@ -326,7 +306,8 @@ fn main() -> anyhow::Result<()> {
         let (mu, _, sal) = lab.model.encode_with_salience(&x)?;
         let sal: Vec<f32> = sal.context("no salience")?.flatten_all()?.to_vec1()?;
         let m = sal.iter().cloned().fold(f32::MIN, f32::max);
-        let e: Vec<f32> = sal.iter().map(|v| ((v - m) * 20.0).exp()).collect();
+        let sharpness = lab.cfg.model_sharpness() as f32;
+        let e: Vec<f32> = sal.iter().map(|v| ((v - m) * sharpness).exp()).collect();
         let z: f32 = e.iter().sum();
         let bps = latent_lab::sps_music::logshift::BPS;
         let lo = latent_lab::sps_music::logshift::MIDI_LO;

@@ -133,17 +133,6 @@ fn front_end(x: &Tensor, to_log: &Tensor) -> Result<Tensor> {
 /// below, an octave above (semitones).
 pub const OCTAVE_CANDIDATES: [f32; 3] = [-12.0, 0.0, 12.0];
 
-/// The pitch latent (semitones from MIDI_CENTRE) of each note's highest salience bin,
-/// salience (N, LOG_BINS).
-pub fn peak_pitch(salience: &Tensor) -> Result<Vec<f32>> {
-    Ok(salience
-        .argmax(D::Minus1)?
-        .to_vec1::<u32>()?
-        .into_iter()
-        .map(|bin| bin as f32 / BPS - (MIDI_CENTRE - MIDI_LO))
-        .collect())
-}
-
 /// Whether a pitch latent (semitones from MIDI_CENTRE) lies on the log-frequency axis.
 pub fn on_axis(pitch: f32) -> bool {
     let bin = (pitch + MIDI_CENTRE - MIDI_LO) * BPS;
@@ -404,7 +393,7 @@ impl LogShift {
 
     /// The octave check's cost of each candidate: -log of the salience's mass in its window
     /// (the cross-entropy `octave_loss` would pay for that target), (N, candidates).
-    pub fn octave_costs(&self, salience: &Tensor, pitch: &[f32]) -> Result<Tensor> {
+    pub fn octave_cross_entropies(&self, salience: &Tensor, pitch: &[f32]) -> Result<Tensor> {
         let window = self.octave_windows(salience, pitch)?;
         log_sum_exp(&window, 1)?
             .unsqueeze(1)?
