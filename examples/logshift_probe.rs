@@ -122,7 +122,8 @@ fn main() -> anyhow::Result<()> {
     }
     if which == "beam" {
         // logshift_probe beam FILE [BEAM] [PRIOR_WEIGHT] [MARGIN]: the octave check's
-        // sequence judge on every training scale of a checkpoint: the notes it would move
+        // judge on every training scale of a checkpoint: the notes it would move (BEAM 0: each
+        // note's own reconstruction decides, as with `octave_beam` 0)
         let path = std::env::args().nth(2).unwrap_or_default();
         let beam: usize = std::env::args()
             .nth(3)
@@ -144,16 +145,20 @@ fn main() -> anyhow::Result<()> {
             let x = Tensor::from_vec(seq.features.clone(), (SEQ_LEN, 1, 513, 5), &Device::Cpu)?;
             let (mu, _) = m.encode(&x)?;
             let (pitch, cost) = latent_lab::sps_music::train::octave_recon_costs(m, &x, &mu)?;
-            let best = latent_lab::sps_music::train::octave_beam(
-                &|x, h| m.prior_step(x, h),
-                &m.rnn.zero_state(1, &Device::Cpu)?,
-                &pitch,
-                &cost,
-                SEQ_LEN,
-                beam,
-                weight,
-                margin,
-            )?;
+            let best = if beam == 0 {
+                latent_lab::sps_music::train::octave_by_note(&cost)
+            } else {
+                latent_lab::sps_music::train::octave_beam(
+                    &|x, h| m.prior_step(x, h),
+                    &m.rnn.zero_state(1, &Device::Cpu)?,
+                    &pitch,
+                    &cost,
+                    SEQ_LEN,
+                    beam,
+                    weight,
+                    margin,
+                )?
+            };
             let err: Vec<f32> = (0..SEQ_LEN)
                 .map(|i| pitch[i] + 66.0 - seq.pitches[i] as f32)
                 .collect();

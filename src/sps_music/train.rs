@@ -130,7 +130,9 @@ impl TrainConfig {
                     kernel: 5,
                     below: 140,
                     body: 0,
-                    sharpness: super::logshift::SHARPNESS,
+                    // twice the start's: a note whose salience has peaks an octave apart
+                    // reads as one of them rather than between them (models/README.md)
+                    sharpness: 40.0,
                 },
             },
             batch: 8,
@@ -151,16 +153,17 @@ impl TrainConfig {
             sample_beta: 0.0,
             warmup_steps: 0,
             ramp_steps: 0,
+            // 20 until step 500, then to the model's 40 by step 800
             sharpness_start: super::logshift::SHARPNESS,
-            sharpness_steps: 0,
-            sharpness_from: 0,
+            sharpness_steps: 300,
+            sharpness_from: 500,
             gradient_sharpness: None,
             harmonic_sum_init: Some(2.0),
             octave_weight: 10.0,
             octave_from: 400,
             octave_beam: 8,
-            octave_margin: 0.0,
-            octave_prior: 0.0,
+            octave_margin: 36.0,
+            octave_prior: 10.0,
             steps: 1000,
         };
         Ok(match name {
@@ -491,7 +494,6 @@ impl SpsTrainer {
     ) -> anyhow::Result<(Tensor, usize)> {
         use super::logshift::OCTAVE_CANDIDATES;
         let (pitch, cost) = octave_recon_costs(&self.model, x, mu)?;
-        let n = pitch.len();
         let own = OCTAVE_CANDIDATES
             .iter()
             .position(|&o| o == 0.0)
@@ -508,14 +510,7 @@ impl SpsTrainer {
                 self.cfg.octave_margin,
             )?
         } else {
-            (0..n)
-                .map(|i| {
-                    (0..OCTAVE_CANDIDATES.len())
-                        .filter(|&c| cost[c * n + i].is_finite())
-                        .min_by(|&a, &b| cost[a * n + i].total_cmp(&cost[b * n + i]))
-                        .unwrap_or(own)
-                })
-                .collect()
+            octave_by_note(&cost)
         };
         let moved = best.iter().filter(|&&b| b != own).count();
         Ok((body.octave_loss(salience, &pitch, &best)?, moved))
@@ -707,6 +702,25 @@ pub fn octave_recon_costs(
         }
     }
     Ok((pitch, cost))
+}
+
+/// The octave check's judge by note (`octave_beam` 0): for `cost` as from
+/// `octave_recon_costs`, each note's candidate with the best reconstruction.
+pub fn octave_by_note(cost: &[f32]) -> Vec<usize> {
+    use super::logshift::OCTAVE_CANDIDATES;
+    let n = cost.len() / OCTAVE_CANDIDATES.len();
+    let own = OCTAVE_CANDIDATES
+        .iter()
+        .position(|&o| o == 0.0)
+        .unwrap_or(0);
+    (0..n)
+        .map(|i| {
+            (0..OCTAVE_CANDIDATES.len())
+                .filter(|&c| cost[c * n + i].is_finite())
+                .min_by(|&a, &b| cost[a * n + i].total_cmp(&cost[b * n + i]))
+                .unwrap_or(own)
+        })
+        .collect()
 }
 
 /// One step of a sequence prior: (latents (B, 1), states (B, H)) -> (predictions of the next
