@@ -3,10 +3,16 @@
 //! each takes per step.
 //!
 //! cargo run --release --example logshift_probe -- encoder|decoder [STEPS]
+//!
+//! And for a checkpoint or the data: `check FILE` (residuals by instrument and scale; `SHARP=S`
+//! reads the same weights at another soft-argmax sharpness), `octave FILE INSTRUMENT`, `beam
+//! FILE [BEAM PRIOR_WEIGHT MARGIN]` (the octave check's judge on every training scale),
+//! `salience FILE INSTRUMENT PITCH`, `spectrum INSTRUMENT`, `frames INSTRUMENT PITCH`, `oracle`.
 
 use std::time::Instant;
 
 use anyhow::Context;
+use latent_lab::sps_music::logshift::{MIDI_CENTRE, OWN_OCTAVE};
 
 use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
@@ -43,7 +49,7 @@ fn main() -> anyhow::Result<()> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let batch = |set: &[(Vec<f32>, f32)], idx: &[usize]| -> anyhow::Result<(Tensor, Tensor)> {
         let x: Vec<f32> = idx.iter().flat_map(|&i| set[i].0.iter().copied()).collect();
-        let y: Vec<f32> = idx.iter().map(|&i| set[i].1 - 66.0).collect();
+        let y: Vec<f32> = idx.iter().map(|&i| set[i].1 - MIDI_CENTRE).collect();
         Ok((
             Tensor::from_vec(x, (idx.len(), 1, 513, 5), &Device::Cpu)?,
             Tensor::from_vec(y, (idx.len(), 1), &Device::Cpu)?,
@@ -125,19 +131,16 @@ fn main() -> anyhow::Result<()> {
         // judge on every training scale of a checkpoint: the notes it would move (BEAM 0: each
         // note's own reconstruction decides, as with `octave_beam` 0)
         let path = std::env::args().nth(2).unwrap_or_default();
-        let beam: usize = std::env::args()
-            .nth(3)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(8);
-        let weight: f64 = std::env::args()
-            .nth(4)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(2.0);
-        let margin: f64 = std::env::args()
-            .nth(5)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0.0);
         let lab = latent_lab::sps_music::Lab::load(std::path::Path::new(&path))?;
+        // by default, the judge the checkpoint was trained with
+        let arg = |i: usize| std::env::args().nth(i).and_then(|s| s.parse::<f64>().ok());
+        let beam = arg(3).map_or(lab.cfg.octave_beam, |b| b as usize);
+        let weight = arg(4).unwrap_or(if lab.cfg.octave_prior > 0.0 {
+            lab.cfg.octave_prior
+        } else {
+            lab.cfg.prior_weight
+        });
+        let margin = arg(5).unwrap_or(lab.cfg.octave_margin);
         let m = &lab.model;
         let oct = latent_lab::sps_music::logshift::OCTAVE_CANDIDATES;
         let (mut moved, mut right, mut total) = (0, 0, 0);
@@ -160,14 +163,14 @@ fn main() -> anyhow::Result<()> {
                 )?
             };
             let err: Vec<f32> = (0..SEQ_LEN)
-                .map(|i| pitch[i] + 66.0 - seq.pitches[i] as f32)
+                .map(|i| pitch[i] + MIDI_CENTRE - seq.pitches[i] as f32)
                 .collect();
             total += err.iter().filter(|e| e.abs() > 6.0).count();
-            if best.iter().any(|&b| b != 1) {
+            if best.iter().any(|&b| b != OWN_OCTAVE) {
                 let r: Vec<String> = (0..SEQ_LEN)
                     .map(|i| {
-                        moved += 1usize.min((best[i] != 1) as usize);
-                        if best[i] != 1 && (err[i] + oct[best[i]]).abs() < 6.0 {
+                        moved += usize::from(best[i] != OWN_OCTAVE);
+                        if best[i] != OWN_OCTAVE && (err[i] + oct[best[i]]).abs() < 6.0 {
                             right += 1;
                         }
                         format!("{:+.0}{}", err[i], ["v", "", "^"][best[i]])
@@ -232,7 +235,7 @@ fn main() -> anyhow::Result<()> {
                 line.push(format!(
                     "{}:{:+.0} ce[{:.0} {:.0} {:.0}] r[{:+.0} {:+.0}] p[{:.0} {:.0} {:.0}]",
                     seq.pitches[i],
-                    mu[i][0] + 66.0 - seq.pitches[i] as f32,
+                    mu[i][0] + MIDI_CENTRE - seq.pitches[i] as f32,
                     ce[i][0],
                     ce[i][1],
                     ce[i][2],
@@ -318,7 +321,7 @@ fn main() -> anyhow::Result<()> {
         let lo = latent_lab::sps_music::logshift::MIDI_LO;
         print!(
             "pitch {pitch}, latent {:.1}:",
-            mu.to_vec2::<f32>()?[0][0] + 66.0
+            mu.to_vec2::<f32>()?[0][0] + MIDI_CENTRE
         );
         for j in 1..sal.len() - 1 {
             if sal[j] >= sal[j - 1] && sal[j] >= sal[j + 1] {
@@ -368,7 +371,10 @@ fn main() -> anyhow::Result<()> {
                 .iter()
                 .map(|h| {
                     let k = (h * f0 / 15.625).round() as usize;
-                    format!("{h}:{:.2}", note[k * 5 + f])
+                    match note.get(k * 5 + f) {
+                        Some(v) => format!("{h}:{v:.2}"),
+                        None => format!("{h}:-"),
+                    }
                 })
                 .collect();
             println!("frame {f}: {}", v.join(" "));
@@ -386,7 +392,12 @@ fn main() -> anyhow::Result<()> {
             let e: Vec<f64> = est.iter().map(|&v| v as f64).collect();
             let p: Vec<f64> = set.iter().map(|n| n.1 as f64).collect();
             // misses as [instrument (index in this set's order) true pitch -> estimate]
-            let per_instrument = set.len() / if name == "seen" { 8 } else { 4 };
+            let instruments = if name == "seen" {
+                ds.n_train_instruments
+            } else {
+                ds.instruments.len() - ds.n_train_instruments
+            };
+            let per_instrument = set.len() / instruments.max(1);
             for (k, (a, b)) in e.iter().zip(&p).enumerate() {
                 if (a - b).abs() >= 0.75 {
                     print!("[#{} {b}->{a:.1}] ", k / per_instrument);

@@ -294,18 +294,13 @@ pub fn run_job(job: worker::JobHandle, out: &Path) -> CliResult {
                 b.set_message(format!("loss {:.2}", s.total()));
             } else if last_line.elapsed() > Duration::from_secs(10) {
                 // the plain line names every part of the loss, for logs
-                let parts: Vec<String> = s
+                let parts: String = s
                     .losses
                     .iter()
                     .skip(1)
-                    .map(|(name, v)| format!("{name} {v:.3}"))
+                    .map(|(name, v)| format!(", {name} {v:.3}"))
                     .collect();
-                eprintln!(
-                    "step {} loss {:.3} ({})",
-                    s.step,
-                    s.total(),
-                    parts.join(", ")
-                );
+                eprintln!("step {} loss {:.3}{parts}", s.step, s.total());
                 last_line = Instant::now();
             }
         }

@@ -132,6 +132,9 @@ fn front_end(x: &Tensor, to_log: &Tensor) -> Result<Tensor> {
 /// Where the octave check (`LogShift::octave_loss`) looks: the latent's pitch, an octave
 /// below, an octave above (semitones).
 pub const OCTAVE_CANDIDATES: [f32; 3] = [-12.0, 0.0, 12.0];
+/// The index in OCTAVE_CANDIDATES of the latent's own octave.
+pub const OWN_OCTAVE: usize = 1;
+const _: () = assert!(OCTAVE_CANDIDATES[OWN_OCTAVE] == 0.0);
 
 /// Whether a pitch latent (semitones from MIDI_CENTRE) lies on the log-frequency axis.
 pub fn on_axis(pitch: f32) -> bool {
@@ -381,7 +384,8 @@ impl LogShift {
     /// The octave check's loss (`TrainConfig::octave_weight`): for each note, a cross-entropy
     /// that moves the salience's mass towards the window (a semitone either side) around
     /// `pitch + 12 * (best - 1)` semitones, `best` indexing OCTAVE_CANDIDATES: which of the
-    /// latent's pitch, an octave below or above, the decoder explains the note best from.
+    /// latent's pitch, an octave below or above, the octave check's judge chose (the best
+    /// reconstruction, or the best scale: `TrainConfig::octave_beam`).
     /// The soft-argmax alone cannot learn this: its sharp softmax gives a peak that lost no
     /// gradient, so a note tracked an octave off stays there. Summed over notes.
     pub fn octave_loss(&self, salience: &Tensor, pitch: &[f32], best: &[usize]) -> Result<Tensor> {
@@ -391,8 +395,9 @@ impl LogShift {
         (log_sum_exp(&window, 1)? - window.gather(&target, 1)?.squeeze(1)?)?.sum_all()
     }
 
-    /// The octave check's cost of each candidate: -log of the salience's mass in its window
-    /// (the cross-entropy `octave_loss` would pay for that target), (N, candidates).
+    /// The octave check's cost of each candidate: -log of the share of the candidates' windows'
+    /// softmax mass that lies in its window (the cross-entropy `octave_loss` would pay for
+    /// that target), (N, candidates).
     pub fn octave_cross_entropies(&self, salience: &Tensor, pitch: &[f32]) -> Result<Tensor> {
         let window = self.octave_windows(salience, pitch)?;
         log_sum_exp(&window, 1)?

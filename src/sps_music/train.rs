@@ -56,9 +56,11 @@ pub struct TrainConfig {
     /// z1, otherwise the prior's early, meaningless predictions teach it to ignore z1
     pub warmup_steps: u64,
     pub ramp_steps: u64,
-    /// log-shift body: the soft-argmax's sharpness at step 0, rising geometrically to the
-    /// model's own (logshift::SHARPNESS) over `sharpness_steps`: a soft start lets every
-    /// position of the salience curve feel the loss before one peak wins
+    /// log-shift body: the soft-argmax's sharpness until step `sharpness_from`, which then
+    /// moves geometrically to the model's own (`Arch::LogShift::sharpness`) over
+    /// `sharpness_steps`. A soft start lets every position of the salience curve feel the loss
+    /// before one peak wins; a sharper end reads a note with two peaks as one of them.
+    /// (Evaluations during training, and checkpoints, read at the model's own.)
     #[serde(default = "full_sharpness")]
     pub sharpness_start: f64,
     #[serde(default)]
@@ -80,9 +82,10 @@ pub struct TrainConfig {
     #[serde(default)]
     pub harmonic_sum_init: Option<f32>,
     /// log-shift body: weight of the octave check. Each note is decoded (no gradient) from
-    /// its pitch latent and from an octave below and above it, and a cross-entropy moves the
-    /// salience towards the one whose reconstruction is best: analysis by synthesis picks
-    /// the octave, which the soft-argmax's gradient cannot (`LogShift::octave_loss`)
+    /// its pitch latent and from an octave below and above it, a judge picks one of the three
+    /// (`octave_beam`), and a cross-entropy moves the salience towards it: analysis by
+    /// synthesis picks the octave, which the soft-argmax's gradient cannot
+    /// (`LogShift::octave_loss`)
     #[serde(default)]
     pub octave_weight: f64,
     /// the step from which the octave check runs: before, the decoder is too young to judge
@@ -92,7 +95,8 @@ pub struct TrainConfig {
     /// N > 0 picks the octaves of each whole sequence together, by reconstruction plus the
     /// prior's error along the sequence (`octave_beam`, a beam of N), and moves notes down
     /// only. A note whose spectrum says little about its octave is then placed where the
-    /// scale around it, before and after, puts it
+    /// scale around it, before and after, puts it. Without a prior (or before its weight
+    /// ramps up) the judge is the note's own reconstruction, whatever this says
     #[serde(default)]
     pub octave_beam: usize,
     /// the sequence judge moves a sequence's notes only if that lowers the prior's squared
@@ -228,13 +232,13 @@ impl TrainConfig {
         if self.sharpness_start <= 0.0 {
             return end;
         }
+        if step >= self.sharpness_from + self.sharpness_steps {
+            return end;
+        }
         if step < self.sharpness_from {
             return self.sharpness_start;
         }
-        let progress = (step - self.sharpness_from) as f64 / self.sharpness_steps.max(1) as f64;
-        if progress >= 1.0 {
-            return end;
-        }
+        let progress = (step - self.sharpness_from) as f64 / self.sharpness_steps as f64;
         self.sharpness_start * (end / self.sharpness_start).powf(progress)
     }
 
@@ -273,6 +277,11 @@ impl SpsTrainer {
             cfg.batch
         );
         anyhow::ensure!(cfg.steps >= 1, "steps must be at least 1");
+        anyhow::ensure!(
+            cfg.model_sharpness() > 0.0 && cfg.model_sharpness().is_finite(),
+            "the soft-argmax's sharpness must be above 0 (it is {})",
+            cfg.model_sharpness()
+        );
         anyhow::ensure!(
             !data.train.is_empty(),
             "{}: no training scales",
@@ -492,12 +501,8 @@ impl SpsTrainer {
         salience: &Tensor,
         prior_weight: f64,
     ) -> anyhow::Result<(Tensor, usize)> {
-        use super::logshift::OCTAVE_CANDIDATES;
+        use super::logshift::OWN_OCTAVE;
         let (pitch, cost) = octave_recon_costs(&self.model, x, mu)?;
-        let own = OCTAVE_CANDIDATES
-            .iter()
-            .position(|&o| o == 0.0)
-            .unwrap_or(0);
         let best: Vec<usize> = if self.cfg.octave_beam > 0 && prior_weight > 0.0 {
             octave_beam(
                 &|x, h| self.model.prior_step(x, h),
@@ -512,7 +517,7 @@ impl SpsTrainer {
         } else {
             octave_by_note(&cost)
         };
-        let moved = best.iter().filter(|&&b| b != own).count();
+        let moved = best.iter().filter(|&&b| b != OWN_OCTAVE).count();
         Ok((body.octave_loss(salience, &pitch, &best)?, moved))
     }
 
@@ -707,18 +712,18 @@ pub fn octave_recon_costs(
 /// The octave check's judge by note (`octave_beam` 0): for `cost` as from
 /// `octave_recon_costs`, each note's candidate with the best reconstruction.
 pub fn octave_by_note(cost: &[f32]) -> Vec<usize> {
-    use super::logshift::OCTAVE_CANDIDATES;
+    use super::logshift::{OCTAVE_CANDIDATES, OWN_OCTAVE};
     let n = cost.len() / OCTAVE_CANDIDATES.len();
-    let own = OCTAVE_CANDIDATES
-        .iter()
-        .position(|&o| o == 0.0)
-        .unwrap_or(0);
     (0..n)
         .map(|i| {
-            (0..OCTAVE_CANDIDATES.len())
-                .filter(|&c| cost[c * n + i].is_finite())
-                .min_by(|&a, &b| cost[a * n + i].total_cmp(&cost[b * n + i]))
-                .unwrap_or(own)
+            // the own octave unless another is strictly better
+            (0..OCTAVE_CANDIDATES.len()).fold(OWN_OCTAVE, |best, c| {
+                if cost[c * n + i] < cost[best * n + i] {
+                    c
+                } else {
+                    best
+                }
+            })
         })
         .collect()
 }
@@ -735,8 +740,9 @@ pub type PriorStep<'a> = dyn Fn(&Tensor, &Tensor) -> candle_core::Result<(Tensor
 /// `margin` keeps its octaves. Notes are moved down only: an encoder that reads a strong
 /// partial for a weak fundamental puts a note an octave up, and a scale with some notes an
 /// octave up is as well explained by moving the others up, which the reconstruction of an
-/// octave-ambiguous sound (an organ's even partials) may even prefer. The prior (`step`, from the state `state0` (1, H)) is an
-/// RNN, so the search keeps the `beam` best partial sequences, note by note.
+/// octave-ambiguous sound (an organ's even partials) may even prefer. The prior (`step`, from
+/// the state `state0` (1, H)) is an RNN, so the search keeps the `beam` best partial
+/// sequences, note by note.
 #[allow(clippy::too_many_arguments)]
 pub fn octave_beam(
     step: &PriorStep,
@@ -759,10 +765,7 @@ pub fn octave_beam(
     anyhow::ensure!(seq_len > 0 && n.is_multiple_of(seq_len) && beam > 0);
     anyhow::ensure!(cost.len() == n * OCTAVE_CANDIDATES.len());
     let sequences = n / seq_len;
-    let own = OCTAVE_CANDIDATES
-        .iter()
-        .position(|&o| o == 0.0)
-        .unwrap_or(0);
+    let own = super::logshift::OWN_OCTAVE;
     let column = |values: Vec<f32>| Tensor::from_vec(values, (sequences, 1), &Device::Cpu);
     let as_vec =
         |t: &Tensor| -> candle_core::Result<Vec<f32>> { t.detach().flatten_all()?.to_vec1() };
@@ -929,29 +932,33 @@ mod tests {
                 kernel,
                 below,
                 body,
-                sharpness: 40.0,
+                sharpness: 90.0,
             },
             other => other,
         };
         cfg.sharpness_start = 10.0;
         cfg.sharpness_from = 100;
         cfg.sharpness_steps = 200;
-        assert_eq!(cfg.model_sharpness(), 40.0);
+        assert_eq!(cfg.model_sharpness(), 90.0);
         assert_eq!(cfg.sharpness(0), 10.0);
         assert_eq!(cfg.sharpness(100), 10.0);
         assert!(
-            (cfg.sharpness(200) - 20.0).abs() < 1e-9,
+            (cfg.sharpness(200) - 30.0).abs() < 1e-9,
             "{}",
             cfg.sharpness(200)
         );
-        assert_eq!(cfg.sharpness(300), 40.0);
-        assert_eq!(cfg.sharpness(5000), 40.0);
+        assert_eq!(cfg.sharpness(300), 90.0);
+        assert_eq!(cfg.sharpness(5000), 90.0);
+        // no steps: a jump at `sharpness_from`
+        cfg.sharpness_steps = 0;
+        assert_eq!(cfg.sharpness(99), 10.0);
+        assert_eq!(cfg.sharpness(100), 90.0);
         // a model saved before the setting reads at logshift::SHARPNESS
         let old = r#"{"log-shift": {"kernel": 5, "below": 140}}"#;
-        let arch: Arch = serde_json::from_str(old).unwrap();
-        assert!(
-            matches!(arch, Arch::LogShift { sharpness, .. } if sharpness == super::super::logshift::SHARPNESS)
-        );
+        let Arch::LogShift { sharpness, .. } = serde_json::from_str(old).unwrap() else {
+            panic!("not a log-shift configuration")
+        };
+        assert_eq!(sharpness, super::super::logshift::SHARPNESS);
     }
 
     /// The sequence judge of the octave check: with a prior that expects each latent 2 above
