@@ -153,7 +153,7 @@ fn log_sum_exp(x: &Tensor, dim: usize) -> Result<Tensor> {
 /// organ's lowest notes sound as their octave for the first 64 ms: `logshift_probe -- frames
 /// 2 50`); the last is mostly the release and silence. Reading frames 2-3 puts 700 of 720
 /// held-out notes within half a semitone, against 657 with frames 0-3.
-const SUM_FRAMES: std::ops::Range<usize> = 2..4;
+pub const SUM_FRAMES: std::ops::Range<usize> = 2..4;
 
 /// Weight of each channel of the harmonic stack (HARMONICS) in a subharmonic summation
 /// (Hermes 1988): partials 1..6 with weights falling 0.84 a partial, and energy an octave
@@ -181,19 +181,30 @@ const SUM_TAPS: [f32; 5] = [0.0, 0.0, 1.0, 0.0, 0.0];
 
 /// The harmonic sum as one filter of the encoder's first conv, (kh = 5 log bins, kw =
 /// FRAMES_PER_NOTE * HARMONICS.len() stack channels), row-major: `harmonic_sum_weights`
-/// times SUM_TAPS, averaged over the frames SUM_FRAMES.
-fn harmonic_sum_kernel() -> Vec<f32> {
+/// times SUM_TAPS, averaged over the note's `frames` (SUM_FRAMES unless a training
+/// configuration says otherwise).
+fn harmonic_sum_kernel(frames: std::ops::Range<usize>) -> Vec<f32> {
     let kw = FRAMES_PER_NOTE * HARMONICS.len();
     let mut k = vec![0f32; SUM_TAPS.len() * kw];
     let weights = harmonic_sum_weights();
     for (t, tap) in SUM_TAPS.iter().enumerate() {
         for (h, w) in weights.iter().enumerate() {
-            for f in SUM_FRAMES {
-                k[t * kw + h * FRAMES_PER_NOTE + f] = tap * w / SUM_FRAMES.len() as f32;
+            for f in frames.clone() {
+                k[t * kw + h * FRAMES_PER_NOTE + f] = tap * w / frames.len() as f32;
             }
         }
     }
     k
+}
+
+/// The frames a harmonic sum may read: a non-empty range within a note.
+fn check_sum_frames(frames: &std::ops::Range<usize>) -> Result<()> {
+    if frames.is_empty() || frames.end > FRAMES_PER_NOTE {
+        candle_core::bail!(
+            "harmonic-sum frames {frames:?} are not a non-empty range within 0..{FRAMES_PER_NOTE}"
+        );
+    }
+    Ok(())
 }
 
 /// A fixed harmonic-sum pitch detector on the same front end (diagnostics): the argmax over
@@ -204,10 +215,14 @@ pub fn harmonic_sum_pitch(x: &Tensor) -> Result<Vec<f32>> {
     let stack = harmonic_stack(&front_end(x, &to_log)?)?;
     let kw = FRAMES_PER_NOTE * HARMONICS.len();
     // (kh, kw) -> (1, kw, kh), the layout HeightConv::forward_1d gives conv1d
-    let kernel = Tensor::from_vec(harmonic_sum_kernel(), (SUM_TAPS.len(), kw), x.device())?
-        .t()?
-        .unsqueeze(0)?
-        .contiguous()?;
+    let kernel = Tensor::from_vec(
+        harmonic_sum_kernel(SUM_FRAMES),
+        (SUM_TAPS.len(), kw),
+        x.device(),
+    )?
+    .t()?
+    .unsqueeze(0)?
+    .contiguous()?;
     let sum = stack
         .conv1d(&kernel, SUM_TAPS.len() / 2, 1, 1, 1)?
         .squeeze(1)?;
@@ -313,12 +328,17 @@ impl LogShift {
     /// first conv's first channel computes it (`harmonic_sum_kernel`), the wide conv passes
     /// that channel through, and the salience reads only it. Every other weight keeps its random start and is free to learn; the
     /// timbre path is unchanged. Returns (variable name, value) pairs for the trainer to set.
-    pub fn harmonic_sum_init(&self, scale: f32) -> Result<Vec<(String, Tensor)>> {
+    pub fn harmonic_sum_init(
+        &self,
+        scale: f32,
+        frames: std::ops::Range<usize>,
+    ) -> Result<Vec<(String, Tensor)>> {
         let mut out = Vec::new();
         let w0 = &self.enc[0].weight;
         let (c0, _, kh, kw) = w0.dims4()?;
         let mut v = w0.flatten_all()?.to_vec1::<f32>()?;
-        let kernel = harmonic_sum_kernel();
+        check_sum_frames(&frames)?;
+        let kernel = harmonic_sum_kernel(frames);
         if kernel.len() != kh * kw {
             candle_core::bail!(
                 "the encoder's first conv is {kh}x{kw}, the harmonic sum needs {}",

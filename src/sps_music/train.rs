@@ -81,6 +81,10 @@ pub struct TrainConfig {
     /// every weight at random
     #[serde(default)]
     pub harmonic_sum_init: Option<f32>,
+    /// the frames of each note the harmonic sum reads, [from, to): the sustained part,
+    /// `logshift::SUM_FRAMES` (2-3), unless set (session 5 read 0-3)
+    #[serde(default = "sum_frames")]
+    pub harmonic_sum_frames: [usize; 2],
     /// log-shift body: weight of the octave check. Each note is decoded (no gradient) from
     /// its pitch latent and from an octave below and above it, a judge picks one of the three
     /// (`octave_beam`), and a cross-entropy moves the salience towards it: analysis by
@@ -108,6 +112,13 @@ pub struct TrainConfig {
     #[serde(default)]
     pub octave_prior: f64,
     pub steps: u64,
+}
+
+fn sum_frames() -> [usize; 2] {
+    [
+        super::logshift::SUM_FRAMES.start,
+        super::logshift::SUM_FRAMES.end,
+    ]
 }
 
 fn full_sharpness() -> f64 {
@@ -163,6 +174,7 @@ impl TrainConfig {
             sharpness_from: 500,
             gradient_sharpness: None,
             harmonic_sum_init: Some(2.0),
+            harmonic_sum_frames: sum_frames(),
             octave_weight: 10.0,
             octave_from: 400,
             octave_beam: 8,
@@ -312,7 +324,8 @@ impl SpsTrainer {
                 .data()
                 .lock()
                 .map_err(|_| anyhow::anyhow!("variable map poisoned"))?;
-            for (name, value) in body.harmonic_sum_init(scale)? {
+            let [from, to] = cfg.harmonic_sum_frames;
+            for (name, value) in body.harmonic_sum_init(scale, from..to)? {
                 vars.get(&name)
                     .ok_or_else(|| anyhow::anyhow!("no variable {name}"))?
                     .set(&value)?;
