@@ -19,12 +19,14 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use latent_lab::sps_music::{data::*, model::SpsMusic, train::TrainConfig};
 use rand::{Rng, SeedableRng};
 
+/// The probe's argument `i` parsed, if given and well-formed.
+fn arg<T: std::str::FromStr>(i: usize) -> Option<T> {
+    std::env::args().nth(i).and_then(|s| s.parse().ok())
+}
+
 fn main() -> anyhow::Result<()> {
     let which = std::env::args().nth(1).unwrap_or("encoder".into());
-    let steps: usize = std::env::args()
-        .nth(2)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(300);
+    let steps: usize = arg(2).unwrap_or(300);
     let cfg = TrainConfig::preset("fast")?;
     let (vm, vb) = latent_lab::nn::new_varmap();
     let m = SpsMusic::new(&cfg.model, vb)?;
@@ -133,8 +135,7 @@ fn main() -> anyhow::Result<()> {
         let path = std::env::args().nth(2).unwrap_or_default();
         let lab = latent_lab::sps_music::Lab::load(std::path::Path::new(&path))?;
         // by default, the judge the checkpoint was trained with
-        let arg = |i: usize| std::env::args().nth(i).and_then(|s| s.parse::<f64>().ok());
-        let beam = arg(3).map_or(lab.cfg.octave_beam, |b| b as usize);
+        let beam = arg(3).unwrap_or(lab.cfg.octave_beam);
         let weight = arg(4).unwrap_or(if lab.cfg.octave_prior > 0.0 {
             lab.cfg.octave_prior
         } else {
@@ -194,10 +195,7 @@ fn main() -> anyhow::Result<()> {
         // each note's residual and, for moving its pitch latent an octave down / not / up,
         // the reconstruction BCE and the prior's squared error over the whole scale
         let path = std::env::args().nth(2).unwrap_or_default();
-        let inst: usize = std::env::args()
-            .nth(3)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(2);
+        let inst: usize = arg(3).unwrap_or(2);
         let lab = latent_lab::sps_music::Lab::load(std::path::Path::new(&path))?;
         let m = &lab.model;
         for seq in ds.train.iter().filter(|s| s.instrument == inst) {
@@ -253,10 +251,7 @@ fn main() -> anyhow::Result<()> {
     if which == "spectrum" {
         // the linear spectrum (mean of the first 4 frames) of test notes of one instrument,
         // as the strongest bins: logshift_probe spectrum INSTRUMENT_INDEX
-        let inst: usize = std::env::args()
-            .nth(2)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
+        let inst: usize = arg(2).unwrap_or(0);
         for s in ds
             .test_seen
             .iter()
@@ -289,14 +284,8 @@ fn main() -> anyhow::Result<()> {
         // logshift_probe salience FILE INSTRUMENT PITCH: the soft-argmax's mass by region
         // (a semitone either side of each local maximum holding over 2% of it)
         let path = std::env::args().nth(2).unwrap_or_default();
-        let inst: usize = std::env::args()
-            .nth(3)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let pitch: i32 = std::env::args()
-            .nth(4)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(80);
+        let inst: usize = arg(3).unwrap_or(0);
+        let pitch: i32 = arg(4).unwrap_or(80);
         let lab = latent_lab::sps_music::Lab::load(std::path::Path::new(&path))?;
         let seq = ds
             .train
@@ -345,14 +334,8 @@ fn main() -> anyhow::Result<()> {
     if which == "frames" {
         // logshift_probe frames INSTRUMENT PITCH: each frame's value at the bins of the note's
         // first 8 partials (training scales)
-        let inst: usize = std::env::args()
-            .nth(2)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(2);
-        let pitch: i32 = std::env::args()
-            .nth(3)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(50);
+        let inst: usize = arg(2).unwrap_or(2);
+        let pitch: i32 = arg(3).unwrap_or(50);
         let seq = ds
             .train
             .iter()

@@ -995,40 +995,25 @@ mod tests {
             c
         };
         assert_eq!(OCTAVE_CANDIDATES, [-12.0, 0.0, 12.0]);
+        // a beam of 4, the prior weighted 2
+        let judge = |pitch: &[f32], cost: &[f32], margin: f64| {
+            octave_beam(&step, &state0, pitch, cost, len, 4, 2.0, margin).unwrap()
+        };
         let octave_up = [12.0, 14.0, 4.0, 6.0, 8.0, 10.0];
-        let best = octave_beam(
-            &step,
-            &state0,
-            &octave_up,
-            &cost_of(0.0, 5.0),
-            len,
-            4,
-            2.0,
-            36.0,
-        )
-        .unwrap();
-        assert_eq!(best, [0, 0, 1, 1, 1, 1]);
+        assert_eq!(
+            judge(&octave_up, &cost_of(0.0, 5.0), 36.0),
+            [0, 0, 1, 1, 1, 1]
+        );
         // a consistent scale that the reconstruction would rather have an octave down
         let scale = [0.0, 2.0, 4.0, 6.0, 8.0, 10.0];
-        let by_recon =
-            octave_beam(&step, &state0, &scale, &cost_of(5.0, 0.0), len, 4, 2.0, 0.0).unwrap();
         assert_eq!(
-            by_recon, [0; 6],
+            judge(&scale, &cost_of(5.0, 0.0), 0.0),
+            [0; 6],
             "without a margin the reconstruction decides"
         );
-        let kept = octave_beam(
-            &step,
-            &state0,
-            &scale,
-            &cost_of(5.0, 0.0),
-            len,
-            4,
-            2.0,
-            36.0,
-        )
-        .unwrap();
         assert_eq!(
-            kept, [1; 6],
+            judge(&scale, &cost_of(5.0, 0.0), 36.0),
+            [1; 6],
             "the margin keeps a scale the prior does not disown"
         );
         // the judge moves notes down only, even where moving up would be cheap: two notes an
@@ -1039,8 +1024,11 @@ mod tests {
         for (down, expected) in [(5.0, [1, 1, 0, 0, 0, 0]), (150.0, [1; 6])] {
             let mut cost = cost_of(0.0, down);
             cost[2 * len..].fill(1.0);
-            let best = octave_beam(&step, &state0, &octave_down, &cost, len, 4, 2.0, 36.0).unwrap();
-            assert_eq!(best, expected, "moving down costs {down}");
+            assert_eq!(
+                judge(&octave_down, &cost, 36.0),
+                expected,
+                "moving down costs {down}"
+            );
         }
         // two sequences in one call are judged apart
         let both: Vec<f32> = octave_up.iter().chain(&scale).copied().collect();
@@ -1049,8 +1037,10 @@ mod tests {
             cost.extend_from_slice(&cost_of(0.0, 5.0)[c * len..(c + 1) * len]);
             cost.extend_from_slice(&cost_of(0.0, 5.0)[c * len..(c + 1) * len]);
         }
-        let best = octave_beam(&step, &state0, &both, &cost, len, 4, 2.0, 36.0).unwrap();
-        assert_eq!(best, [0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]);
+        assert_eq!(
+            judge(&both, &cost, 36.0),
+            [0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]
+        );
     }
 
     /// `harmonic_sum_init`: before any step, the encoder's pitch latent is the harmonic-sum
