@@ -21,15 +21,21 @@ struct Args {
 enum Command {
     /// Train a model and save it as a checkpoint
     Train {
+        /// the model family
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(cli::family_names()))]
         family: String,
+        /// the family's preset: fast or paper (the paper's sizes); sps-music also no-symmetry and
+        /// beta-vae, sps-vision no-symmetry, v3-* mlp, vae-relevance long and all-open
         #[arg(long, default_value = "fast")]
         preset: String,
         /// data source: a generator name (soundfont, circle, sphere, ee-mumu, pp-mumu, digits) or
         /// soundfont:PATH.sf2, wav-dir:DIR, csv:PATH, lhe:PATH, idx:DIR, idx:IMAGES,LABELS
         #[arg(long)]
         data: Option<String>,
+        /// training steps (default: the preset's)
         #[arg(long)]
         steps: Option<u64>,
+        /// seed of the initial weights, the data and every random draw of training
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// training threads (default: every core; vae-relevance: 1)
@@ -38,7 +44,7 @@ enum Command {
         /// vae-relevance: latent dimensions (default 8); ievae: equivariant dimensions (default 8)
         #[arg(long)]
         latent: Option<usize>,
-        /// vae-relevance: weight of the KL term (default 0.01); ievae: weight of z's KL (default 2)
+        /// vae-relevance: weight of the KL term (default 0.02); ievae: weight of z's KL (default 2)
         #[arg(long)]
         beta: Option<f64>,
         /// ievae: labelled training images in all, balanced over classes (semi-supervised);
