@@ -232,6 +232,34 @@ pub fn eval(file: &Path, data: Option<&str>, json: bool) -> CliResult {
     Ok(())
 }
 
+/// Both checkpoints' evals (on each one's own data) and their differences; the two must be of
+/// one family, as their metrics would not line up otherwise.
+pub fn compare(a: &Path, b: &Path, json: bool) -> CliResult {
+    let (fa, fb) = (family_of(a)?, family_of(b)?);
+    if fa.name() != fb.name() {
+        return Err(bad(anyhow!(
+            "{}: a `{}` checkpoint, and {} is `{}`: compare takes two of the same family",
+            b.display(),
+            fb.name(),
+            a.display(),
+            fa.name()
+        )));
+    }
+    let (ma, mb) = (fa.eval(a, None)?, fb.eval(b, None)?);
+    let table = crate::compare::Comparison::new(&ma, &mb);
+    if json {
+        println!("{}", table.to_json(&ma, &mb));
+    } else {
+        println!(
+            "A: {}\nB: {}\n{}",
+            a.display(),
+            b.display(),
+            table.to_text()
+        );
+    }
+    Ok(())
+}
+
 pub fn export(file: &Path, figure: &str, out: &Path) -> CliResult {
     let fam = family_of(file)?;
     check_writable(out)?;

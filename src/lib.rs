@@ -3,6 +3,7 @@
 pub mod app;
 pub mod audio;
 pub mod cli;
+pub mod compare;
 pub mod digits;
 pub mod figures;
 pub mod ievae;

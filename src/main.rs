@@ -67,6 +67,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Two checkpoints of one family: both evals and their differences (B - A)
+    Compare {
+        a: PathBuf,
+        b: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a figure, audio or image of a checkpoint
     Export {
         file: PathBuf,
@@ -145,6 +152,7 @@ fn main() -> ExitCode {
             cli::train(&family, &args, &out)
         }
         Some(Command::Eval { file, data, json }) => cli::eval(&file, data.as_deref(), json),
+        Some(Command::Compare { a, b, json }) => cli::compare(&a, &b, json),
         Some(Command::Export { file, figure, out }) => cli::export(&file, &figure, &out),
         Some(Command::Import { file, family, out }) => cli::import(&file, &family, &out),
         Some(Command::Bench {
