@@ -3,6 +3,7 @@
 
 mod background;
 mod files;
+pub mod latent_map;
 
 pub use background::Background;
 pub use files::{CheckpointAction, FileRequest, PathField};
