@@ -47,6 +47,14 @@ fn f32_slice<'a>(storage: &'a CpuStorage, op: &str) -> Result<&'a [f32]> {
     }
 }
 
+fn expect_dims(op: &str, layout: &Layout, want: &[usize]) -> Result<()> {
+    let dims = layout.dims();
+    if dims != want {
+        candle_core::bail!("{op}: input {dims:?}, expected {want:?}");
+    }
+    Ok(())
+}
+
 /// Image (N, C, IH, IW), any strides -> patches (N, GH, GW, C, K, K), contiguous.
 pub struct Gather(pub PatchGeometry);
 
@@ -62,13 +70,7 @@ impl CustomOp1 for Gather {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = self.0;
         let src = f32_slice(storage, self.name())?;
-        let dims = layout.dims();
-        if dims != [g.n, g.c, g.ih, g.iw] {
-            candle_core::bail!(
-                "patch-gather: input {dims:?}, expected {:?}",
-                [g.n, g.c, g.ih, g.iw]
-            );
-        }
+        expect_dims(self.name(), layout, &[g.n, g.c, g.ih, g.iw])?;
         let st = layout.stride();
         let off = layout.start_offset();
         let per = g.gh * g.gw * g.patch_len();
@@ -113,13 +115,7 @@ impl CustomOp1 for Scatter {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = self.0;
         let src = f32_slice(storage, self.name())?;
-        let dims = layout.dims();
-        if dims != [g.n, g.gh, g.gw, g.c, g.k, g.k] {
-            candle_core::bail!(
-                "patch-scatter: input {dims:?}, expected {:?}",
-                [g.n, g.gh, g.gw, g.c, g.k, g.k]
-            );
-        }
+        expect_dims(self.name(), layout, &[g.n, g.gh, g.gw, g.c, g.k, g.k])?;
         let st = layout.stride();
         let off = layout.start_offset();
         let per = g.ih * g.iw * g.c;
