@@ -157,6 +157,23 @@ fn conv_trunks(cfg: &ModelConfig, e: VarBuilder) -> Result<ConvTrunks> {
     })
 }
 
+/// Two hidden layers and a head, named `{prefix}fc1`, `{prefix}fc2` and `{prefix}linear_1` as in
+/// the official encoder.
+fn mlp_trunk(
+    input: usize,
+    hidden: usize,
+    out: usize,
+    vb: &VarBuilder,
+    prefix: &str,
+) -> Result<[Linear; 3]> {
+    let he = WeightInit::He;
+    Ok([
+        linear_init(input, hidden, he, vb.pp(format!("{prefix}fc1")))?,
+        linear_init(hidden, hidden, he, vb.pp(format!("{prefix}fc2")))?,
+        linear_init(hidden, out, he, vb.pp(format!("{prefix}linear_1")))?,
+    ])
+}
+
 struct Decoder {
     linear_c: Linear,
     linear_s: Linear,
@@ -203,11 +220,7 @@ impl V3Model {
         let mlp_out = if split || cfg.conv > 0 { ds } else { dc + ds };
         let enc = Encoder {
             mlp: if cfg.has_mlp_trunk() {
-                Some([
-                    linear_init(cfg.input_len(), h, he, e.pp("fc1"))?,
-                    linear_init(h, h, he, e.pp("fc2"))?,
-                    linear_init(h, mlp_out, he, e.pp("linear_1"))?,
-                ])
+                Some(mlp_trunk(cfg.input_len(), h, mlp_out, &e, "")?)
             } else {
                 None
             },
@@ -219,11 +232,7 @@ impl V3Model {
             linear_c: linear_init(dc, dc, he, e.pp("linear_c"))?,
             linear_s: linear_init(ds, ds, he, e.pp("linear_s"))?,
             content: if split {
-                Some([
-                    linear_init(cfg.content_view_len(), h, he, e.pp("content_fc1"))?,
-                    linear_init(h, h, he, e.pp("content_fc2"))?,
-                    linear_init(h, dc, he, e.pp("content_linear_1"))?,
-                ])
+                Some(mlp_trunk(cfg.content_view_len(), h, dc, &e, "content_")?)
             } else {
                 None
             },
