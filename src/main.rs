@@ -24,38 +24,8 @@ enum Command {
         /// the model family
         #[arg(value_parser = clap::builder::PossibleValuesParser::new(cli::family_names()))]
         family: String,
-        /// the family's preset: fast or paper (the paper's sizes); sps-music also no-symmetry and
-        /// beta-vae, sps-vision no-symmetry, v3-* mlp, vae-relevance long and all-open
-        #[arg(long, default_value = "fast")]
-        preset: String,
-        /// data source: a generator name (soundfont, circle, sphere, ee-mumu, pp-mumu, digits) or
-        /// soundfont:PATH.sf2, wav-dir:DIR, csv:PATH, lhe:PATH, idx:DIR, idx:IMAGES,LABELS
-        #[arg(long)]
-        data: Option<String>,
-        /// training steps (default: the preset's)
-        #[arg(long)]
-        steps: Option<u64>,
-        /// seed of the initial weights, the data and every random draw of training
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// training threads (default: every core; vae-relevance: 1)
-        #[arg(long)]
-        threads: Option<usize>,
-        /// vae-relevance: latent dimensions (default 8); ievae: equivariant dimensions (default 8)
-        #[arg(long)]
-        latent: Option<usize>,
-        /// vae-relevance: weight of the KL term (default 0.02); ievae: weight of z's KL (default 2)
-        #[arg(long)]
-        beta: Option<f64>,
-        /// ievae: labelled training images in all, balanced over classes (semi-supervised);
-        /// default: every image is labelled
-        #[arg(long)]
-        labels: Option<usize>,
-        /// override a setting of the preset, KEY=VALUE (VALUE in JSON; nested keys joined by
-        /// dots, as in a checkpoint's `config`), e.g. --set lr=2e-3 --set model.hidden=128;
-        /// may be repeated
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        set: Vec<String>,
+        #[command(flatten)]
+        flags: TrainFlags,
         #[arg(long)]
         out: PathBuf,
     },
@@ -121,36 +91,64 @@ enum Command {
     },
 }
 
+/// The settings of `train`, as the library's [`cli::TrainArgs`] takes them.
+#[derive(clap::Args)]
+struct TrainFlags {
+    /// the family's preset: fast or paper (the paper's sizes); sps-music also no-symmetry and
+    /// beta-vae, sps-vision no-symmetry, v3-* mlp, vae-relevance long and all-open
+    #[arg(long, default_value = "fast")]
+    preset: String,
+    /// data source: a generator name (soundfont, circle, sphere, ee-mumu, pp-mumu, digits) or
+    /// soundfont:PATH.sf2, wav-dir:DIR, csv:PATH, lhe:PATH, idx:DIR, idx:IMAGES,LABELS
+    #[arg(long)]
+    data: Option<String>,
+    /// training steps (default: the preset's)
+    #[arg(long)]
+    steps: Option<u64>,
+    /// seed of the initial weights, the data and every random draw of training
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// training threads (default: every core; vae-relevance: 1)
+    #[arg(long)]
+    threads: Option<usize>,
+    /// vae-relevance: latent dimensions (default 8); ievae: equivariant dimensions (default 8)
+    #[arg(long)]
+    latent: Option<usize>,
+    /// vae-relevance: weight of the KL term (default 0.02); ievae: weight of z's KL (default 2)
+    #[arg(long)]
+    beta: Option<f64>,
+    /// ievae: labelled training images in all, balanced over classes (semi-supervised);
+    /// default: every image is labelled
+    #[arg(long)]
+    labels: Option<usize>,
+    /// override a setting of the preset, KEY=VALUE (VALUE in JSON; nested keys joined by
+    /// dots, as in a checkpoint's `config`), e.g. --set lr=2e-3 --set model.hidden=128;
+    /// may be repeated
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+impl From<TrainFlags> for cli::TrainArgs {
+    fn from(flags: TrainFlags) -> Self {
+        Self {
+            preset: flags.preset,
+            data: flags.data,
+            steps: flags.steps,
+            seed: flags.seed,
+            threads: flags.threads,
+            latent: flags.latent,
+            beta: flags.beta,
+            labels: flags.labels,
+            set: flags.set,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
         None => latent_lab::app::run_window(),
-        Some(Command::Train {
-            family,
-            preset,
-            data,
-            steps,
-            seed,
-            threads,
-            latent,
-            beta,
-            labels,
-            set,
-            out,
-        }) => {
-            let args = cli::TrainArgs {
-                preset,
-                data,
-                steps,
-                seed,
-                threads,
-                latent,
-                beta,
-                labels,
-                set,
-            };
-            cli::train(&family, &args, &out)
-        }
+        Some(Command::Train { family, flags, out }) => cli::train(&family, &flags.into(), &out),
         Some(Command::Eval { file, data, json }) => cli::eval(&file, data.as_deref(), json),
         Some(Command::Compare { a, b, json }) => cli::compare(&a, &b, json),
         Some(Command::Export { file, figure, out }) => cli::export(&file, &figure, &out),

@@ -1134,19 +1134,20 @@ mod tests {
         let mut out = vec![0.0; 300];
         e.render(&mut out, 1);
         assert!(out.iter().all(|&x| x == 0.25));
-        c.play_clip(&b);
+        // The next 1000 samples are clip b, then silence.
         let mut out = vec![0.0; 1000];
-        e.render(&mut out, 1);
-        assert_eq!(&out[..500], &b[..]);
-        assert!(out[500..].iter().all(|&x| x == 0.0));
+        let mut hear_only_b = |e: &mut Engine| {
+            e.render(&mut out, 1);
+            assert_eq!(&out[..500], &b[..]);
+            assert!(out[500..].iter().all(|&x| x == 0.0));
+        };
+        c.play_clip(&b);
+        hear_only_b(&mut e);
 
         // Back to back without a render in between: only the newest clip is heard.
         c.play_clip(&a);
         c.play_clip(&b);
-        let mut out = vec![0.0; 1000];
-        e.render(&mut out, 1);
-        assert_eq!(&out[..500], &b[..]);
-        assert!(out[500..].iter().all(|&x| x == 0.0));
+        hear_only_b(&mut e);
 
         // stop_clip silences the rest.
         c.play_clip(&a);

@@ -44,22 +44,22 @@ const fn a(name: &'static str, strokes: &'static [Stroke]) -> Allograph {
     Allograph { name, strokes }
 }
 
+/// The oval zero's ring, drawn on past its start as a pen closing a loop does.
+const ZERO_OVAL: [(f32, f32); 10] = [
+    (0.5, 0.0),
+    (0.78, 0.15),
+    (0.86, 0.5),
+    (0.76, 0.86),
+    (0.5, 1.0),
+    (0.24, 0.86),
+    (0.14, 0.5),
+    (0.22, 0.15),
+    (0.5, 0.0),
+    (0.74, 0.12),
+];
+
 const ZERO: &[Allograph] = &[
-    a(
-        "oval",
-        &[s(&[
-            (0.5, 0.0),
-            (0.78, 0.15),
-            (0.86, 0.5),
-            (0.76, 0.86),
-            (0.5, 1.0),
-            (0.24, 0.86),
-            (0.14, 0.5),
-            (0.22, 0.15),
-            (0.5, 0.0),
-            (0.74, 0.12),
-        ])],
-    ),
+    a("oval", &[s(&ZERO_OVAL)]),
     a(
         "round",
         &[s(&[
@@ -76,17 +76,8 @@ const ZERO: &[Allograph] = &[
     a(
         "slashed",
         &[
-            s(&[
-                (0.5, 0.0),
-                (0.78, 0.15),
-                (0.86, 0.5),
-                (0.76, 0.86),
-                (0.5, 1.0),
-                (0.24, 0.86),
-                (0.14, 0.5),
-                (0.22, 0.15),
-                (0.5, 0.0),
-            ]),
+            // the oval's ring without its overlap past the start
+            s(ZERO_OVAL.split_at(9).0),
             c(&[(0.3, 0.8), (0.7, 0.2)]),
         ],
     ),

@@ -274,31 +274,23 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<(Vec<f32>, Vec<u8>), DigitsE
             continue;
         }
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        if first_data && i == 0 && fields.iter().any(|f| f.parse::<f64>().is_err()) {
-            // a header row such as `label,pixel0,...`
-            if fields.len() != PIXELS + 1 {
-                return Err(err(
-                    line_no,
-                    format!(
-                        "the header has {} columns, expected {} (label then 784 pixels)",
-                        fields.len(),
-                        PIXELS + 1
-                    ),
-                ));
-            }
-            continue;
-        }
-        first_data = false;
+        // a header row such as `label,pixel0,...`
+        let header = first_data && i == 0 && fields.iter().any(|f| f.parse::<f64>().is_err());
         if fields.len() != PIXELS + 1 {
             return Err(err(
                 line_no,
                 format!(
-                    "{} columns, expected {} (label then 784 pixels of a 28x28 image)",
+                    "{}{} columns, expected {} (label then 784 pixels of a 28x28 image)",
+                    if header { "the header has " } else { "" },
                     fields.len(),
                     PIXELS + 1
                 ),
             ));
         }
+        if header {
+            continue;
+        }
+        first_data = false;
         let label: u8 = match fields[0].parse::<u8>() {
             Ok(l) if l <= 9 => l,
             _ => {

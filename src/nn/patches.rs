@@ -47,6 +47,22 @@ fn f32_slice<'a>(storage: &'a CpuStorage, op: &str) -> Result<&'a [f32]> {
     }
 }
 
+/// The f32 data of an op's input, checked to have the shape `want`, with its strides and
+/// start offset (the input may be any view of its storage).
+fn strided_input<'a>(
+    op: &str,
+    storage: &'a CpuStorage,
+    layout: &'a Layout,
+    want: &[usize],
+) -> Result<(&'a [f32], &'a [usize], usize)> {
+    let src = f32_slice(storage, op)?;
+    let dims = layout.dims();
+    if dims != want {
+        candle_core::bail!("{op}: input {dims:?}, expected {want:?}");
+    }
+    Ok((src, layout.stride(), layout.start_offset()))
+}
+
 /// Image (N, C, IH, IW), any strides -> patches (N, GH, GW, C, K, K), contiguous.
 pub struct Gather(pub PatchGeometry);
 
@@ -61,16 +77,7 @@ impl CustomOp1 for Gather {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = self.0;
-        let src = f32_slice(storage, self.name())?;
-        let dims = layout.dims();
-        if dims != [g.n, g.c, g.ih, g.iw] {
-            candle_core::bail!(
-                "patch-gather: input {dims:?}, expected {:?}",
-                [g.n, g.c, g.ih, g.iw]
-            );
-        }
-        let st = layout.stride();
-        let off = layout.start_offset();
+        let (src, st, off) = strided_input(self.name(), storage, layout, &[g.n, g.c, g.ih, g.iw])?;
         let per = g.gh * g.gw * g.patch_len();
         let mut out = vec![0f32; g.n * per];
         out.par_chunks_mut(per).enumerate().for_each(|(n, dst)| {
@@ -112,16 +119,12 @@ impl CustomOp1 for Scatter {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = self.0;
-        let src = f32_slice(storage, self.name())?;
-        let dims = layout.dims();
-        if dims != [g.n, g.gh, g.gw, g.c, g.k, g.k] {
-            candle_core::bail!(
-                "patch-scatter: input {dims:?}, expected {:?}",
-                [g.n, g.gh, g.gw, g.c, g.k, g.k]
-            );
-        }
-        let st = layout.stride();
-        let off = layout.start_offset();
+        let (src, st, off) = strided_input(
+            self.name(),
+            storage,
+            layout,
+            &[g.n, g.gh, g.gw, g.c, g.k, g.k],
+        )?;
         let per = g.ih * g.iw * g.c;
         let mut out = vec![0f32; g.n * per];
         out.par_chunks_mut(per).enumerate().for_each(|(n, dst)| {

@@ -5,6 +5,8 @@
 pub mod cli;
 pub mod data;
 pub mod eval;
+mod event_view;
+mod inspect;
 pub mod model;
 pub mod train;
 pub mod view;

@@ -7,12 +7,14 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, TryRecvError, channel};
 use std::time::Duration;
 
-use egui::{Color32, Pos2, Stroke, Vec2};
+use egui::Color32;
 use egui_plot::{Bar, BarChart, HLine, Legend, Line, Plot, PlotPoints, Points, VLine};
 use serde::{Deserialize, Serialize};
 
-use super::data::{self, Dataset, GENERATORS};
+use super::data::{Dataset, GENERATORS};
 use super::eval::{self, RELEVANT, RelevanceReport};
+use super::event_view::{MU_MINUS, draw_muon_event};
+use super::inspect::{DatasetKey, InspectResult, Inspection, inspect, lab_key};
 use super::train::{
     DEFAULT_BETA, DEFAULT_LATENT, RelevanceTrainer, SweepTrainer, TrainConfig, sweep_results,
 };
@@ -21,16 +23,12 @@ use crate::app::{Background, CheckpointAction, FileRequest, PathField, Shared, T
 use crate::figures::{self, Figure};
 use crate::worker::{self, JobHandle, JobOptions};
 
-/// Held-out events shown in the scatter and used for correlations.
-const INSPECT_EVENTS: usize = 3000;
 const COLOUR_BINS: usize = 5;
 /// Why latents open one at a time, and what happens when they do not.
 const CLOSED_MANIFOLD_NOTE: &str = "A Gaussian latent space has no closed loops. With every latent open from the start, a \
      circle is held as a ring in two latents and a sphere of directions as a shell in three: one relevant dimension more \
      than the intrinsic dimension for each closed factor. Opened one at a time, the first latents learn the data alone and \
      cut the circle or sphere open onto as few latents as it needs (untick \"one at a time\" to see the ring).";
-const MU_MINUS: Color32 = Color32::from_rgb(213, 94, 0);
-const MU_PLUS: Color32 = Color32::from_rgb(0, 114, 178);
 
 /// What the tab remembers across restarts.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -117,28 +115,8 @@ struct Training {
     is_sweep: bool,
 }
 
-/// What the held-out events of the current model look like in latent space.
-struct Inspection {
-    /// (data, steps) of the model it was computed for
-    key: (String, u64),
-    latents: Vec<Vec<f32>>,
-    observables: Vec<(String, Vec<f32>)>,
-    /// [latent][observable]
-    correlations: Vec<Vec<f64>>,
-    /// [latent][observable], nats
-    mutual_information: Vec<Vec<f64>>,
-    report: RelevanceReport,
-    /// per-dimension 1st..99th percentile of the posterior means
-    ranges: Vec<(f32, f32)>,
-    /// a few held-out events (raw features) to draw behind a traversal of 2-D data
-    sample: Vec<Vec<f32>>,
-}
-
-/// (data spec, events, seed): what a model's data set is made from.
-type DatasetKey = (String, usize, u64);
 /// (beta, relevant dims) of the finished trainings of a sweep, and the beta being trained now.
 type SweepView = (Vec<(f64, usize)>, Option<f64>);
-type InspectResult = Result<((DatasetKey, Arc<Dataset>), Inspection), String>;
 
 pub struct RelevanceTab {
     pub state: RelevanceState,
@@ -1136,169 +1114,6 @@ impl RelevanceTab {
     }
 }
 
-fn lab_key(lab: &Lab) -> (String, u64) {
-    (lab.meta.data.clone(), lab.meta.steps)
-}
-
-/// Encode held-out events of the model's data and relate the latents to the observables.
-fn inspect(lab: &Lab, cached: Option<(DatasetKey, Arc<Dataset>)>) -> InspectResult {
-    let key: DatasetKey = (lab.meta.data.clone(), lab.cfg.events, lab.meta.seed);
-    let dataset = match cached {
-        Some((k, d)) if k == key => d,
-        _ => Arc::new(lab.training_data().map_err(|e| e.to_string())?),
-    };
-    lab.check_data(&dataset).map_err(|e| e.to_string())?;
-    let report = lab.relevance_on(&dataset).map_err(|e| format!("{e:#}"))?;
-    let rows: Vec<usize> = dataset
-        .held_out_indices()
-        .into_iter()
-        .take(INSPECT_EVENTS)
-        .collect();
-    let latents = lab
-        .encode(&dataset.gather(&rows))
-        .map_err(|e| e.to_string())?;
-    let observables = eval::observables_of(&dataset.observables, &rows);
-    let refs: Vec<(&str, Vec<f32>)> = observables
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.clone()))
-        .collect();
-    let correlations = eval::correlations(&latents, &refs);
-    let draws = lab
-        .encode_sampled(&dataset.gather(&rows), 0)
-        .map_err(|e| e.to_string())?;
-    let mutual_information = eval::mutual_information(&draws, &refs);
-    let l = lab.latent_dims();
-    let ranges = (0..l)
-        .map(|i| {
-            let mut v: Vec<f32> = latents.iter().map(|z| z[i]).collect();
-            v.sort_by(f32::total_cmp);
-            let q = |p: f64| {
-                v.get(((v.len().saturating_sub(1)) as f64 * p) as usize)
-                    .copied()
-                    .unwrap_or(0.0)
-            };
-            (q(0.01), q(0.99))
-        })
-        .collect();
-    let sample = rows
-        .iter()
-        .take(600)
-        .map(|&i| dataset.row(i).to_vec())
-        .collect();
-    let inspection = Inspection {
-        key: lab_key(lab),
-        latents,
-        observables,
-        correlations,
-        mutual_information,
-        report,
-        ranges,
-        sample,
-    };
-    Ok(((key, dataset), inspection))
-}
-
-/// A decoded muon pair: momenta as arrows in the transverse (px, py) and longitudinal
-/// (pz, pT) planes, with the invariant mass and total momentum they imply.
-fn draw_muon_event(ui: &mut egui::Ui, x: &[f32]) {
-    let ev: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-    let k = data::pair_kinematics(&ev);
-    let (a, b) = (&ev[0..4], &ev[4..8]);
-    let pt = |p: &[f64]| p[1].hypot(p[2]);
-    ui.label(format!(
-        "invariant mass {:.2} GeV · |p(mu-) + p(mu+)| {:.2} GeV · E total {:.1} GeV · rapidity {:.2} · cos θ* {:.2}",
-        k.mass, k.total_momentum, k.total_energy, k.rapidity, k.cos_theta_star
-    ));
-    ui.label(format!(
-        "mu-: E {:.1}, p = ({:.1}, {:.1}, {:.1}) GeV    mu+: E {:.1}, p = ({:.1}, {:.1}, {:.1}) GeV",
-        a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]
-    ));
-    let size = Vec2::new(150.0, 150.0);
-    ui.horizontal(|ui| {
-        let transverse = [(a[1], a[2]), (b[1], b[2])];
-        draw_plane(ui, size, "transverse plane", ("px", "py"), &transverse);
-        // longitudinal: pz along x, signed pT (by the sign of py) along y, so back-to-back pairs stay back to back
-        let signed_pt = |p: &[f64]| if p[2] < 0.0 { -pt(p) } else { pt(p) };
-        let longitudinal = [(a[3], signed_pt(a)), (b[3], signed_pt(b))];
-        draw_plane(ui, size, "longitudinal plane", ("pz", "pT"), &longitudinal);
-    });
-}
-
-fn draw_plane(
-    ui: &mut egui::Ui,
-    size: Vec2,
-    title: &str,
-    axes: (&str, &str),
-    arrows: &[(f64, f64); 2],
-) {
-    let (response, painter) = ui.allocate_painter(size, egui::Sense::hover());
-    let rect = response.rect;
-    let visuals = ui.visuals();
-    painter.rect_filled(rect, 4.0, visuals.extreme_bg_color);
-    let c = rect.center();
-    let axis = Stroke::new(1.0, visuals.weak_text_color());
-    painter.line_segment(
-        [
-            Pos2::new(rect.left() + 6.0, c.y),
-            Pos2::new(rect.right() - 6.0, c.y),
-        ],
-        axis,
-    );
-    painter.line_segment(
-        [
-            Pos2::new(c.x, rect.top() + 6.0),
-            Pos2::new(c.x, rect.bottom() - 6.0),
-        ],
-        axis,
-    );
-    let font = egui::FontId::proportional(11.0);
-    painter.text(
-        rect.left_top() + Vec2::new(6.0, 4.0),
-        egui::Align2::LEFT_TOP,
-        title,
-        font.clone(),
-        visuals.text_color(),
-    );
-    painter.text(
-        Pos2::new(rect.right() - 6.0, c.y - 4.0),
-        egui::Align2::RIGHT_BOTTOM,
-        axes.0,
-        font.clone(),
-        visuals.weak_text_color(),
-    );
-    painter.text(
-        Pos2::new(c.x + 4.0, rect.top() + 18.0),
-        egui::Align2::LEFT_TOP,
-        axes.1,
-        font.clone(),
-        visuals.weak_text_color(),
-    );
-    let longest = arrows.iter().map(|(x, y)| x.hypot(*y)).fold(0.0, f64::max);
-    let scale = if longest > 0.0 && longest.is_finite() {
-        0.45 * size.x as f64 / longest
-    } else {
-        0.0
-    };
-    for ((x, y), (colour, name)) in arrows.iter().zip([(MU_MINUS, "μ−"), (MU_PLUS, "μ+")]) {
-        let v = Vec2::new((x * scale) as f32, -(y * scale) as f32);
-        painter.arrow(c, v, Stroke::new(2.5, colour));
-        painter.text(
-            c + v * 1.05,
-            egui::Align2::CENTER_CENTER,
-            name,
-            font.clone(),
-            colour,
-        );
-    }
-    painter.text(
-        rect.left_bottom() + Vec2::new(6.0, -4.0),
-        egui::Align2::LEFT_BOTTOM,
-        format!("longest {longest:.1} GeV"),
-        font,
-        visuals.weak_text_color(),
-    );
-}
-
 impl Tab for RelevanceTab {
     fn title(&self) -> &'static str {
         "Relevance"
@@ -1379,23 +1194,5 @@ impl Tab for RelevanceTab {
             ..s
         };
         self.decoded = None;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn muon_event_kinematics_from_features() {
-        // a Z at rest decaying along x: mass 91.2, no total momentum
-        let e = 45.6f64;
-        let p = (e * e - data::MUON_MASS * data::MUON_MASS).sqrt();
-        let k = data::pair_kinematics(&[e, p, 0.0, 0.0, e, -p, 0.0, 0.0]);
-        assert!(
-            (k.mass - 91.2).abs() < 1e-9
-                && k.total_momentum.abs() < 1e-12
-                && k.cos_theta_star.abs() < 1e-12
-        );
     }
 }

@@ -174,7 +174,7 @@ impl Family for SpsMusicFamily {
                     "threads": threads,
                 })
             }
-            "latency" => crate::audio::latency::bench_json(preset)?,
+            "latency" => super::voice::latency_bench_json(preset)?,
             other => {
                 return Err(bad(anyhow!(
                     "unknown benchmark `{other}` for {FAMILY} (train-step, decode, latency)"

@@ -6,6 +6,7 @@ pub mod eval;
 pub mod logshift;
 pub mod model;
 pub mod train;
+pub mod voice;
 
 use std::path::Path;
 

@@ -12,8 +12,8 @@ use super::data::{self, FRAMES_PER_NOTE};
 use super::train::{PRESETS, SpsTrainer, TrainConfig};
 use super::{FAMILY, Lab};
 use crate::app::{Background, CheckpointAction, FileRequest, PathField, Shared, Tab};
-use crate::audio::dsp::{self, N_BINS, Partial, SAMPLE_RATE};
-use crate::audio::engine::{MAX_PARTIALS, VoiceParams};
+use crate::audio::dsp::{self, N_BINS, SAMPLE_RATE};
+use crate::audio::engine::VoiceParams;
 use crate::worker::{self, JobHandle, JobOptions};
 
 /// What the tab remembers across restarts.
@@ -201,29 +201,7 @@ impl PitchTab {
 
     /// The decoded note's sustained part as sinusoids for the live voice.
     pub fn voice_params(spectrum: &[f32], gain: f32) -> VoiceParams {
-        let mut mags = vec![0f32; N_BINS];
-        // frames 1..=3 are the sustained part of a note (frame 0 is the onset, 4 the fade)
-        for (b, m) in mags.iter_mut().enumerate() {
-            let sum: f32 = (1..4)
-                .map(|f| dsp::feature_to_magnitude(spectrum[b * FRAMES_PER_NOTE + f]))
-                .sum();
-            *m = sum / 3.0;
-        }
-        let mut peaks: Vec<Partial> = Vec::with_capacity(MAX_PARTIALS);
-        dsp::spectral_peaks(&mags, MAX_PARTIALS, 0.01, &mut peaks);
-        let mut params = VoiceParams {
-            partials: [Default::default(); MAX_PARTIALS],
-            count: 0,
-            gain,
-        };
-        let total: f32 = peaks.iter().map(|p| p.amp).sum::<f32>().max(1e-6);
-        for (slot, p) in params.partials.iter_mut().zip(&peaks) {
-            slot.freq_hz = p.freq_hz;
-            // loudness normalised so that every latent plays at a comfortable level
-            slot.amp = p.amp / total;
-        }
-        params.count = peaks.len().min(MAX_PARTIALS);
-        params
+        super::voice::voice_params(spectrum, gain)
     }
 
     fn update_voice(&mut self, shared: &mut Shared) {

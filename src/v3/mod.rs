@@ -4,8 +4,11 @@
 //! families on the command line: `v3-notes` (pitch / instrument) and `v3-digits` (digit / ink).
 
 pub mod cli;
+pub mod codebook;
+pub mod config;
 pub mod data;
 pub mod eval;
+pub mod features;
 pub mod model;
 pub mod train;
 pub mod view;

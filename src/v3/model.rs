@@ -7,508 +7,21 @@
 //! `linear_s`, GELU), which train in minutes on a CPU. The notes encoder first averages groups
 //! of `pool` neighbouring frames.
 
-use candle_core::{D, DType, Device, Module, Result, Tensor, Var};
+use candle_core::{DType, Device, Module, Result, Tensor, Var};
 use candle_nn::{Linear, VarBuilder, VarMap};
-use rand::Rng;
-use rand::rngs::StdRng;
-use serde::{Deserialize, Serialize};
 
+use super::codebook::stored_var;
 use super::data::Domain;
+use super::features::{band_view, unit_norm};
 use crate::nn::{Conv2d, HeightConv, WeightInit, linear_init};
 
-/// Model sizes and codebook settings.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ModelConfig {
-    pub domain: Domain,
-    /// width of the hidden layers of encoder and decoder
-    pub hidden: usize,
-    pub content_dim: usize,
-    pub style_dim: usize,
-    /// codebook size (atoms)
-    pub atoms: usize,
-    /// the encoder averages this many neighbouring columns (frames) first
-    pub pool: usize,
-    /// EMA decay of the codebook's statistics
-    pub vq_decay: f64,
-    /// an atom whose EMA usage (fragments per batch) falls below this is restarted
-    pub dead_code_threshold: f64,
-    /// when > 0, the decoder draws a fragment as a sum of this many outer products of a
-    /// column profile (channels x height) and a row profile (width): a note as spectra times
-    /// envelopes, at a fraction of the cost of every pixel from the last layer
-    #[serde(default)]
-    pub rank: usize,
-    /// when > 0 (notes), the encoder also sees this many cepstral coefficients per pooled
-    /// frame: the magnitude of the Fourier transform of the log spectrum along frequency, whose
-    /// peak sits at the quefrency of the harmonic spacing, i.e. the pitch, whatever the
-    /// instrument's spectral envelope (a fixed transform, not trained)
-    #[serde(default)]
-    pub cepstrum: usize,
-    /// first quefrency of the cepstral features (cycles over the 512 bins) and the step between
-    /// them; fractional steps resolve neighbouring semitones (C4 sits at 30.6, B4 at 16.2)
-    #[serde(default = "default_cepstrum_start")]
-    pub cepstrum_start: f32,
-    #[serde(default = "default_cepstrum_step")]
-    pub cepstrum_step: f32,
-    /// the content branch has a trunk of its own that reads a view of the fragment in which
-    /// the style's simplest cue is normalised away: the unit-norm cepstrum for notes (with
-    /// `cepstrum`), the unit-norm ink map (darkness, colour averaged out) for digits; the style
-    /// trunk reads the fragment itself. Content then has one description for every style,
-    /// rather than a mapping per style, which the V3 constraints alone would allow
-    #[serde(default)]
-    pub content_trunk: bool,
-    /// when > 0, convolutional trunks with this many channels in their first layer (the
-    /// official encoders are convolutional): digits read the ink map (content) and the coloured
-    /// image (style, averaged over the page after the convolutions); notes read the spectrum on
-    /// a log-frequency axis, where a change of pitch is a shift, through convolutions along
-    /// frequency (content), the style trunk being the MLP
-    #[serde(default)]
-    pub conv: usize,
-    /// the decoder keeps content and style apart, as the data are made: a note's log spectrum
-    /// is the content's spectral pattern (the pitch's partials, the same all along the note)
-    /// plus the style's time-frequency envelope (an instrument's formants and how it sounds
-    /// over time); a digit is the content's ink map in the style's colour. The decoder then
-    /// cannot draw one atom as different symbols in different styles
-    #[serde(default)]
-    pub factored_decoder: bool,
-    /// digits with `conv`: the style trunk reads the ink's colour alone, a fixed view of the
-    /// fragment ([`ink_colour`]), rather than convolutions of the page, whose mean also follows
-    /// how much ink a writer puts down (stroke width, size), which the V3 style constraints
-    /// would otherwise keep as part of every row's style
-    #[serde(default)]
-    pub colour_style: bool,
-    /// notes with `conv`: the style trunk also reads the note's timbre, frame by frame: the
-    /// log-frequency spectrum of each frame through two convolutions along frequency, then
-    /// their maximum over frequency, which is the same wherever the partials sit (whatever
-    /// the pitch), beside the octave-band energies
-    #[serde(default)]
-    pub timbre_conv: bool,
-    /// notes with `timbre_conv`: how many equal spans of frames the timbre convolution reads
-    /// (a span's spectrum is the mean over its frames)
-    #[serde(default = "default_timbre_spans")]
-    pub timbre_spans: usize,
-    /// notes with `conv`: the style trunk reads the octave-band energies frame by frame. With
-    /// `timbre_conv` and this off, it reads the timbre alone, which no transposition changes
-    #[serde(default = "default_true")]
-    pub style_bands: bool,
-    /// notes with `conv`: the style trunk is linear (its layers without activations), a
-    /// projection of the style view. The V3 style terms then look for the directions in which
-    /// samples differ and their fragments agree, like a discriminant analysis with the
-    /// samples as classes; an MLP trunk can meet the hinge's ratio by spreading the samples
-    /// of a few styles far apart instead (models/README.md)
-    #[serde(default)]
-    pub style_linear: bool,
-    /// notes with `factored_decoder`: hidden units of a small MLP on content and style
-    /// together whose spectrum is added to the pattern and the envelope: what an instrument
-    /// does differently at one pitch (another sample of the SoundFont, say), which neither
-    /// half can draw alone. 0 = none
-    #[serde(default)]
-    pub mix_hidden: usize,
-    /// the style latent is standardised per dimension: over the batch in training, with the
-    /// running mean and spread (`stats.style_*`) in use. No dimension can then meet the V3
-    /// style ratio by throwing a few samples far out; every dimension must vary across
-    /// samples more than within them, which is what tells one instrument from another
-    /// (models/README.md)
-    #[serde(default)]
-    pub style_standardise: bool,
-    /// notes with `conv`: the octave-band view of the style trunk is whitened by the
-    /// within-sample covariance of the training fragments (`stats.style_white_*`, fixed when
-    /// training starts): directions in which the fragments of one sample differ (what changes
-    /// from note to note) shrink, directions in which whole samples differ grow. It uses what
-    /// the V3 loss uses, which fragments share a sample, and no labels (models/README.md)
-    #[serde(default)]
-    pub style_whiten: bool,
-    /// with `style_whiten`: keep only this many directions of the whitened view, those in
-    /// which whole samples differ most (a discriminant analysis with the samples as classes,
-    /// no labels); 0 keeps them all
-    #[serde(default)]
-    pub style_discriminant: usize,
-}
-
-fn default_timbre_spans() -> usize {
-    4
-}
-
-fn default_true() -> bool {
-    true
-}
-
-fn default_cepstrum_start() -> f32 {
-    4.0
-}
-
-fn default_cepstrum_step() -> f32 {
-    1.0
-}
-
-impl ModelConfig {
-    /// outputs of the decoder's last layer
-    pub fn output_len(&self) -> usize {
-        let [c, h, w] = self.domain.fragment_shape();
-        if self.factored_decoder && self.domain == Domain::Digits {
-            c
-        } else if self.rank > 0 {
-            self.rank * (c * h + w)
-        } else {
-            c * h * w
-        }
-    }
-
-    /// Length of the notes' style band view (frames x octave bands).
-    pub fn style_band_len(&self) -> usize {
-        let [_, _, w] = self.domain.fragment_shape();
-        STYLE_BANDS * w
-    }
-
-    /// Length of the band view as the style trunk reads it (after `style_whiten`).
-    pub fn style_view_len(&self) -> usize {
-        let f = self.style_band_len();
-        if self.style_whiten && self.style_discriminant > 0 {
-            self.style_discriminant.min(f)
-        } else {
-            f
-        }
-    }
-
-    pub fn input_len(&self) -> usize {
-        if self.conv > 0 && self.domain == Domain::Notes {
-            let timbre = if self.timbre_conv {
-                self.conv * self.timbre_spans
-            } else {
-                0
-            };
-            let bands = if self.style_bands || !self.timbre_conv {
-                self.style_view_len()
-            } else {
-                0
-            };
-            return bands + timbre;
-        }
-        let spectrum = self.domain.fragment_len() / self.pool.max(1);
-        if self.content_trunk {
-            spectrum
-        } else {
-            spectrum + self.cepstral_len()
-        }
-    }
-
-    pub fn cepstral_len(&self) -> usize {
-        let [_, _, w] = self.domain.fragment_shape();
-        self.cepstrum * (w / self.pool.max(1))
-    }
-
-    fn split_trunks(&self) -> bool {
-        self.conv == 0 && self.content_trunk && (self.domain == Domain::Digits || self.cepstrum > 0)
-    }
-
-    /// The MLP trunk that reads the (pooled) fragment: every model but the convolutional digits.
-    fn has_mlp_trunk(&self) -> bool {
-        self.conv == 0 || self.domain == Domain::Notes
-    }
-
-    /// Outputs of the factored decoder's content path: a spectrum (notes) or an ink map (digits).
-    fn content_output_len(&self) -> usize {
-        let [_, h, w] = self.domain.fragment_shape();
-        match self.domain {
-            Domain::Notes => h,
-            Domain::Digits => h * w,
-        }
-    }
-
-    /// Inputs of the content trunk: the cepstrum (notes) or the ink map (digits).
-    pub fn content_view_len(&self) -> usize {
-        match self.domain {
-            Domain::Notes => self.cepstral_len(),
-            Domain::Digits => {
-                let [_, h, w] = self.domain.fragment_shape();
-                h * w
-            }
-        }
-    }
-}
-
-/// The codebook and its EMA statistics. They are variables (so they are saved with the model)
-/// but no optimiser ever sees them: they change only through [`Codebook::update`].
-pub struct Codebook {
-    pub atoms: Var,
-    cluster_size: Var,
-    embed_sum: Var,
-    initialised: Var,
-    decay: f64,
-    threshold: f64,
-}
-
-/// Names of the codebook's variables, kept out of the optimiser.
-pub const CODEBOOK_PREFIX: &str = "vq.";
-/// Names of running statistics (no gradient, kept out of the optimiser).
-pub const STATS_PREFIX: &str = "stats.";
-
-/// A variable of `varmap`, created with `init` if it is not there yet.
-fn stored_var(varmap: &VarMap, shape: &[usize], name: &str, init: candle_nn::Init) -> Result<Var> {
-    let vb = VarBuilder::from_varmap(varmap, DType::F32, &Device::Cpu);
-    vb.get_with_hints(shape, name, init)?;
-    let data = varmap
-        .data()
-        .lock()
-        .map_err(|_| candle_core::Error::Msg("variable map poisoned".into()))?;
-    data.get(name)
-        .cloned()
-        .ok_or_else(|| candle_core::Error::Msg(format!("no variable {name}")))
-}
-
-impl Codebook {
-    fn new(k: usize, dim: usize, decay: f64, threshold: f64, varmap: &VarMap) -> Result<Self> {
-        let get = |shape: &[usize], name: &str, init| -> Result<Var> {
-            stored_var(varmap, shape, &format!("{CODEBOOK_PREFIX}{name}"), init)
-        };
-        let normal = candle_nn::Init::Randn {
-            mean: 0.0,
-            stdev: 1.0,
-        };
-        Ok(Self {
-            atoms: get(&[k, dim], "codebook", normal)?,
-            cluster_size: get(&[k], "cluster_size", candle_nn::Init::Const(0.0))?,
-            embed_sum: get(&[k, dim], "embed_sum", candle_nn::Init::Const(0.0))?,
-            initialised: get(&[1], "initialised", candle_nn::Init::Const(0.0))?,
-            decay,
-            threshold,
-        })
-    }
-
-    pub fn is_initialised(&self) -> Result<bool> {
-        Ok(self.initialised.as_tensor().to_vec1::<f32>()?[0] > 0.5)
-    }
-
-    pub fn size(&self) -> usize {
-        self.atoms.dims()[0]
-    }
-
-    /// The nearest atom of each row of z (N, dim), and those atoms (N, dim), without gradient.
-    pub fn quantize(&self, z: &Tensor) -> Result<(Vec<u32>, Tensor)> {
-        let atoms = self.atoms.as_tensor().detach();
-        let z = z.detach();
-        let d = z
-            .sqr()?
-            .sum_keepdim(1)?
-            .broadcast_add(&atoms.sqr()?.sum(1)?.unsqueeze(0)?)?
-            .sub(&(z.matmul(&atoms.t()?)? * 2.0)?)?;
-        let idx = d.argmin(D::Minus1)?;
-        let q = atoms.index_select(&idx, 0)?;
-        Ok((idx.to_vec1::<u32>()?, q))
-    }
-
-    /// Quantise samples of `n` fragments each (z is (B * n, dim)) giving every fragment of a
-    /// sample a different atom: the assignment of least total squared distance (Hungarian),
-    /// for samples whose contents all differ (`n` at most the codebook's size). Returns the
-    /// atoms' indices and the atoms, without gradient.
-    pub fn quantize_samples(&self, z: &Tensor, n: usize) -> Result<(Vec<u32>, Tensor)> {
-        let k = self.size();
-        let atoms = self.atoms.as_tensor().detach();
-        let z = z.detach();
-        if n == 0 || n > k || z.dim(0)? % n != 0 {
-            return self.quantize(&z);
-        }
-        let d = z
-            .sqr()?
-            .sum_keepdim(1)?
-            .broadcast_add(&atoms.sqr()?.sum(1)?.unsqueeze(0)?)?
-            .sub(&(z.matmul(&atoms.t()?)? * 2.0)?)?
-            .to_vec2::<f32>()?;
-        let mut idx = Vec::with_capacity(d.len());
-        for sample in d.chunks(n) {
-            let weights: Vec<Vec<f64>> = sample
-                .iter()
-                .map(|row| row.iter().map(|&v| -(v as f64)).collect())
-                .collect();
-            let assignment = crate::metrics::hungarian_max(&weights);
-            for (row, a) in sample.iter().zip(assignment) {
-                let nearest = row
-                    .iter()
-                    .enumerate()
-                    .min_by(|a, b| a.1.total_cmp(b.1))
-                    .map_or(0, |(i, _)| i);
-                idx.push(a.unwrap_or(nearest) as u32);
-            }
-        }
-        let t = Tensor::from_slice(&idx, idx.len(), &Device::Cpu)?;
-        let q = atoms.index_select(&t, 0)?;
-        Ok((idx, q))
-    }
-
-    /// Start the atoms at k-means centres of `z` (N, dim) with k-means++ seeding; the EMA
-    /// statistics start as if each atom had been used `per_batch / K` times.
-    /// With `sample` > 0, `z` holds whole samples of that many fragments and the Lloyd
-    /// iterations are continued with the fragments of each sample taking different centres.
-    pub fn init_kmeans(
-        &self,
-        z: &[Vec<f32>],
-        sample: usize,
-        per_batch: f64,
-        rng: &mut StdRng,
-    ) -> Result<()> {
-        let k = self.size();
-        let mut centres = kmeans(z, k, 25, rng);
-        if sample > 0 {
-            centres = kmeans_distinct(z, centres, sample, 15);
-        }
-        let dim = self.atoms.dims()[1];
-        let flat: Vec<f32> = centres.iter().flatten().copied().collect();
-        let atoms = Tensor::from_vec(flat, (k, dim), &Device::Cpu)?;
-        let size = (per_batch / k as f64) as f32;
-        self.atoms.set(&atoms)?;
-        self.cluster_size
-            .set(&Tensor::full(size, k, &Device::Cpu)?)?;
-        self.embed_sum.set(&(atoms * size as f64)?)?;
-        self.initialised
-            .set(&Tensor::ones(1, DType::F32, &Device::Cpu)?)?;
-        Ok(())
-    }
-
-    /// EMA update from one batch's content latents `z` (N, dim) and their atoms, then restart
-    /// every atom whose usage fell below the threshold at a random latent of the batch.
-    /// Returns how many atoms were restarted.
-    pub fn update(&self, z: &Tensor, idx: &[u32], rng: &mut StdRng) -> Result<usize> {
-        let k = self.size();
-        let z = z.detach();
-        let n = idx.len();
-        let idx_t = Tensor::from_slice(idx, n, &Device::Cpu)?;
-        let onehot = candle_nn::encoding::one_hot(idx_t, k, 1f32, 0f32)?;
-        let counts = onehot.sum(0)?;
-        let sums = onehot.t()?.matmul(&z)?;
-        let decay = self.decay;
-        let cluster = ((self.cluster_size.as_tensor() * decay)? + (counts * (1.0 - decay))?)?;
-        let embed = ((self.embed_sum.as_tensor() * decay)? + (sums * (1.0 - decay))?)?;
-        // Laplace smoothing keeps unused atoms finite
-        let total = cluster.sum_all()?.to_scalar::<f32>()? as f64;
-        let eps = 1e-5;
-        let smoothed = ((&cluster + eps)? * (total / (total + k as f64 * eps)))?;
-        let atoms = embed.broadcast_div(&smoothed.unsqueeze(1)?)?;
-        let mut cluster_v = cluster.to_vec1::<f32>()?;
-        let mut atoms_v = atoms.to_vec2::<f32>()?;
-        let mut embed_v = embed.to_vec2::<f32>()?;
-        let mut restarted = 0;
-        if self.threshold > 0.0 && n > 0 {
-            let rows = z.to_vec2::<f32>()?;
-            for a in 0..k {
-                if (cluster_v[a] as f64) < self.threshold {
-                    let pick = &rows[rng.random_range(0..n)];
-                    atoms_v[a] = pick.clone();
-                    cluster_v[a] = self.threshold as f32;
-                    embed_v[a] = pick.iter().map(|v| v * self.threshold as f32).collect();
-                    restarted += 1;
-                }
-            }
-        }
-        let dim = self.atoms.dims()[1];
-        let flat = |v: Vec<Vec<f32>>| Tensor::from_vec(v.concat(), (k, dim), &Device::Cpu);
-        self.atoms.set(&flat(atoms_v)?)?;
-        self.embed_sum.set(&flat(embed_v)?)?;
-        self.cluster_size
-            .set(&Tensor::from_vec(cluster_v, k, &Device::Cpu)?)?;
-        Ok(restarted)
-    }
-
-    pub fn atoms_vec(&self) -> Result<Vec<Vec<f32>>> {
-        self.atoms.as_tensor().to_vec2::<f32>()
-    }
-}
-
-/// Lloyd iterations from `centres` in which the points of each group of `group` consecutive
-/// points take different centres (the Hungarian assignment of least total squared distance).
-pub fn kmeans_distinct(
-    points: &[Vec<f32>],
-    mut centres: Vec<Vec<f32>>,
-    group: usize,
-    iters: usize,
-) -> Vec<Vec<f32>> {
-    let k = centres.len();
-    let dim = centres.first().map_or(0, |c| c.len());
-    if group == 0 || group > k || points.len() < group {
-        return centres;
-    }
-    let d2 = |a: &[f32], b: &[f32]| -> f64 {
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| ((x - y) * (x - y)) as f64)
-            .sum()
-    };
-    for _ in 0..iters {
-        let mut sums = vec![vec![0f32; dim]; k];
-        let mut counts = vec![0usize; k];
-        for g in points.chunks_exact(group) {
-            let weights: Vec<Vec<f64>> = g
-                .iter()
-                .map(|p| centres.iter().map(|c| -d2(p, c)).collect())
-                .collect();
-            for (p, a) in g.iter().zip(crate::metrics::hungarian_max(&weights)) {
-                if let Some(a) = a {
-                    counts[a] += 1;
-                    sums[a].iter_mut().zip(p).for_each(|(s, v)| *s += v);
-                }
-            }
-        }
-        for c in 0..k {
-            if counts[c] > 0 {
-                centres[c] = sums[c].iter().map(|s| s / counts[c] as f32).collect();
-            }
-        }
-    }
-    centres
-}
-
-/// Lloyd's k-means with k-means++ seeding; fewer points than centres repeat points.
-pub fn kmeans(points: &[Vec<f32>], k: usize, iters: usize, rng: &mut StdRng) -> Vec<Vec<f32>> {
-    let dim = points.first().map_or(0, |p| p.len());
-    if points.is_empty() {
-        return vec![vec![0.0; dim]; k];
-    }
-    let d2 =
-        |a: &[f32], b: &[f32]| -> f32 { a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum() };
-    let mut centres: Vec<Vec<f32>> = vec![points[rng.random_range(0..points.len())].clone()];
-    while centres.len() < k {
-        let weights: Vec<f32> = points
-            .iter()
-            .map(|p| {
-                centres
-                    .iter()
-                    .map(|c| d2(p, c))
-                    .fold(f32::INFINITY, f32::min)
-            })
-            .collect();
-        let total: f32 = weights.iter().sum();
-        let pick = if total > 0.0 {
-            let mut r = rng.random::<f32>() * total;
-            weights
-                .iter()
-                .position(|w| {
-                    r -= w;
-                    r <= 0.0
-                })
-                .unwrap_or(points.len() - 1)
-        } else {
-            rng.random_range(0..points.len())
-        };
-        centres.push(points[pick].clone());
-    }
-    for _ in 0..iters {
-        let mut sums = vec![vec![0f32; dim]; k];
-        let mut counts = vec![0usize; k];
-        for p in points {
-            let (best, _) = centres
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (i, d2(p, c)))
-                .fold((0, f32::INFINITY), |a, b| if b.1 < a.1 { b } else { a });
-            counts[best] += 1;
-            sums[best].iter_mut().zip(p).for_each(|(s, v)| *s += v);
-        }
-        for c in 0..k {
-            if counts[c] > 0 {
-                centres[c] = sums[c].iter().map(|s| s / counts[c] as f32).collect();
-            }
-        }
-    }
-    centres
-}
+// One path for everything a caller of the model needs: its config, codebook and feature views.
+pub use super::codebook::{CODEBOOK_PREFIX, Codebook, STATS_PREFIX, kmeans, kmeans_distinct};
+pub use super::config::ModelConfig;
+pub use super::features::{
+    LOG_BINS, LOG_BINS_PER_OCTAVE, LOG_LOWEST_HZ, STYLE_BANDS, band_envelopes, band_filterbank,
+    ink_colour, log_filterbank,
+};
 
 struct Encoder {
     /// fc1, fc2, linear_1 of the MLP trunk (all but convolutional digits)
@@ -520,43 +33,11 @@ struct Encoder {
     conv: Option<ConvTrunks>,
 }
 
-/// Bins per octave of the notes' log-frequency axis, its lowest centre (a fifth below C4) and
-/// its number of bins (up to 7.2 kHz).
-pub const LOG_BINS_PER_OCTAVE: usize = 24;
-pub const LOG_LOWEST_HZ: f32 = 174.6;
-pub const LOG_BINS: usize = 128;
 /// Taps of the first convolution along log frequency: two octaves, the span of a note's first
 /// four partials.
 const LOG_KERNEL: usize = 2 * LOG_BINS_PER_OCTAVE + 1;
 /// Taps of the timbre convolution (`timbre_conv`): an octave and a half.
 const TIMBRE_KERNEL: usize = 3 * LOG_BINS_PER_OCTAVE / 2 + 1;
-
-/// Octave bands of the notes' style trunk, their edges at C (the notes' fundamentals all fall
-/// in the second): the frame-by-frame energy in each band shows the instrument's spectral
-/// balance and envelope, hardly which note it plays.
-pub const STYLE_BANDS: usize = 6;
-const BAND_LOWEST_HZ: f32 = 261.63;
-
-/// (bins, STYLE_BANDS): the mean of the linear bins in each octave band.
-pub fn band_filterbank(bins: usize) -> Vec<f32> {
-    let hz_per_bin = crate::audio::dsp::SAMPLE_RATE as f32 / crate::audio::dsp::N_FFT as f32;
-    let band = |b: usize| -> usize {
-        let f = b as f32 * hz_per_bin;
-        if f < BAND_LOWEST_HZ {
-            0
-        } else {
-            ((f / BAND_LOWEST_HZ).log2().floor() as usize + 1).min(STYLE_BANDS - 1)
-        }
-    };
-    let mut counts = [0f32; STYLE_BANDS];
-    (0..bins).for_each(|b| counts[band(b)] += 1.0);
-    let mut w = vec![0f32; bins * STYLE_BANDS];
-    for b in 0..bins {
-        let k = band(b);
-        w[b * STYLE_BANDS + k] = 1.0 / counts[k].max(1.0);
-    }
-    w
-}
 
 /// The convolutional trunks of `conv` models.
 struct ConvTrunks {
@@ -584,39 +65,6 @@ impl ConvLayer {
             ConvLayer::Line(c) => c.forward_1d(x)?.gelu(),
         }
     }
-}
-
-/// Triangular filters from the STFT's linear bins onto a log-frequency axis: row b of the
-/// result (bins x LOG_BINS) weighs linear bin b into each log bin, every column summing to 1.
-/// A filter is at least one linear bin wide, so the low log bins interpolate between bins.
-pub fn log_filterbank(bins: usize) -> Vec<f32> {
-    let hz_per_bin = crate::audio::dsp::SAMPLE_RATE as f32 / crate::audio::dsp::N_FFT as f32;
-    let centre = |j: f32| LOG_LOWEST_HZ * (j / LOG_BINS_PER_OCTAVE as f32).exp2();
-    let mut w = vec![0f32; bins * LOG_BINS];
-    for j in 0..LOG_BINS {
-        let c = centre(j as f32);
-        let lo = (c - centre(j as f32 - 1.0)).max(hz_per_bin);
-        let hi = (centre(j as f32 + 1.0) - c).max(hz_per_bin);
-        let mut total = 0.0;
-        for b in 0..bins {
-            let f = b as f32 * hz_per_bin;
-            let v = if f <= c {
-                1.0 - (c - f) / lo
-            } else {
-                1.0 - (f - c) / hi
-            };
-            if v > 0.0 {
-                w[b * LOG_BINS + j] = v;
-                total += v;
-            }
-        }
-        if total > 0.0 {
-            for b in 0..bins {
-                w[b * LOG_BINS + j] /= total;
-            }
-        }
-    }
-    w
 }
 
 fn conv_trunks(cfg: &ModelConfig, e: VarBuilder) -> Result<ConvTrunks> {
@@ -709,49 +157,21 @@ fn conv_trunks(cfg: &ModelConfig, e: VarBuilder) -> Result<ConvTrunks> {
     })
 }
 
-/// The octave-band view of the notes' style trunk for note fragments given as slices (each
-/// NOTE_BINS x NOTE_FRAMES, bin-major): per fragment, frames x STYLE_BANDS energies.
-pub fn band_envelopes(fragments: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
-    let shape = Domain::Notes.fragment_shape();
-    let [c, h, w] = shape;
-    let flat: Vec<f32> = fragments.iter().flat_map(|f| f.iter().copied()).collect();
-    let x = Tensor::from_vec(flat, (fragments.len(), c * h * w), &Device::Cpu)?;
-    let bands = Tensor::from_vec(band_filterbank(c * h), (c * h, STYLE_BANDS), &Device::Cpu)?;
-    band_view(&x, &bands, shape)?.to_vec2()
-}
-
-/// Octave-band energies of note fragments (N, fragment_len), frame by frame: (N, w * bands).
-fn band_view(x: &Tensor, bands: &Tensor, [c, h, w]: [usize; 3]) -> Result<Tensor> {
-    let n = x.dim(0)?;
-    x.reshape((n, c * h, w))?
-        .transpose(1, 2)?
-        .contiguous()?
-        .reshape((n * w, c * h))?
-        .matmul(bands)?
-        .reshape((n, w * STYLE_BANDS))
-}
-
-/// The colour of the ink of fragments in ink space (N, channels * pixels; 0 = white paper,
-/// a pixel covered by ink of colour c holds coverage x (1 - c) in each channel): per channel,
-/// the summed absorbance over the summed absorbance of all channels, times the strongest
-/// pixel's mean absorbance (the stroke's core, fully covered). That is 1 - c for any amount
-/// of ink, any stroke width or size: (N, channels).
-pub fn ink_colour(x: &Tensor, channels: usize, pixels: usize) -> Result<Tensor> {
-    let n = x.dim(0)?;
-    let a = x.reshape((n, channels, pixels))?.relu()?;
-    let mean = a.mean(1)?;
-    let share = a
-        .sum(2)?
-        .broadcast_div(&mean.sum_keepdim(1)?.affine(channels as f64, 1e-6)?)?;
-    share.broadcast_mul(&mean.max_keepdim(1)?)? * channels as f64
-}
-
-/// Unit norm along the last axis, times the square root of its length (entries near 1): where
-/// the peaks or strokes are, not how strong they are.
-fn unit_norm(view: &Tensor) -> Result<Tensor> {
-    let scale = (view.dim(D::Minus1)? as f64).sqrt();
-    let norm = (view.sqr()?.sum_keepdim(D::Minus1)? + 1e-8)?.sqrt()?;
-    view.broadcast_div(&norm)? * scale
+/// Two hidden layers and a head, named `{prefix}fc1`, `{prefix}fc2` and `{prefix}linear_1` as in
+/// the official encoder.
+fn mlp_trunk(
+    input: usize,
+    hidden: usize,
+    out: usize,
+    vb: &VarBuilder,
+    prefix: &str,
+) -> Result<[Linear; 3]> {
+    let he = WeightInit::He;
+    Ok([
+        linear_init(input, hidden, he, vb.pp(format!("{prefix}fc1")))?,
+        linear_init(hidden, hidden, he, vb.pp(format!("{prefix}fc2")))?,
+        linear_init(hidden, out, he, vb.pp(format!("{prefix}linear_1")))?,
+    ])
 }
 
 struct Decoder {
@@ -800,11 +220,7 @@ impl V3Model {
         let mlp_out = if split || cfg.conv > 0 { ds } else { dc + ds };
         let enc = Encoder {
             mlp: if cfg.has_mlp_trunk() {
-                Some([
-                    linear_init(cfg.input_len(), h, he, e.pp("fc1"))?,
-                    linear_init(h, h, he, e.pp("fc2"))?,
-                    linear_init(h, mlp_out, he, e.pp("linear_1"))?,
-                ])
+                Some(mlp_trunk(cfg.input_len(), h, mlp_out, &e, "")?)
             } else {
                 None
             },
@@ -816,11 +232,7 @@ impl V3Model {
             linear_c: linear_init(dc, dc, he, e.pp("linear_c"))?,
             linear_s: linear_init(ds, ds, he, e.pp("linear_s"))?,
             content: if split {
-                Some([
-                    linear_init(cfg.content_view_len(), h, he, e.pp("content_fc1"))?,
-                    linear_init(h, h, he, e.pp("content_fc2"))?,
-                    linear_init(h, dc, he, e.pp("content_linear_1"))?,
-                ])
+                Some(mlp_trunk(cfg.content_view_len(), h, dc, &e, "content_")?)
             } else {
                 None
             },
@@ -1294,83 +706,6 @@ pub fn mean_pairwise_distance(x: &Tensor) -> Result<Tensor> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::v3::data::{NOTE_BINS, NOTE_PITCHES};
-
-    fn hz(bin: usize) -> f32 {
-        bin as f32 * crate::audio::dsp::SAMPLE_RATE as f32 / crate::audio::dsp::N_FFT as f32
-    }
-
-    #[test]
-    fn every_log_bin_averages_the_linear_bins_around_its_centre() {
-        let w = log_filterbank(NOTE_BINS);
-        for j in 0..LOG_BINS {
-            let column: Vec<f32> = (0..NOTE_BINS).map(|b| w[b * LOG_BINS + j]).collect();
-            let total: f32 = column.iter().sum();
-            assert!((total - 1.0).abs() < 1e-4, "log bin {j} sums to {total}");
-            let centre = LOG_LOWEST_HZ * (j as f32 / LOG_BINS_PER_OCTAVE as f32).exp2();
-            let peak = (0..NOTE_BINS)
-                .max_by(|a, b| column[*a].total_cmp(&column[*b]))
-                .unwrap();
-            assert!(
-                (hz(peak) - centre).abs() <= hz(1),
-                "log bin {j} ({centre} Hz) peaks at {} Hz",
-                hz(peak)
-            );
-        }
-    }
-
-    #[test]
-    fn the_fundamentals_of_every_note_share_one_style_band() {
-        let w = band_filterbank(NOTE_BINS);
-        let band_of = |b: usize| (0..STYLE_BANDS).find(|k| w[b * STYLE_BANDS + k] > 0.0);
-        for b in 0..NOTE_BINS {
-            let nonzero = (0..STYLE_BANDS)
-                .filter(|k| w[b * STYLE_BANDS + k] > 0.0)
-                .count();
-            assert_eq!(nonzero, 1, "linear bin {b} is in {nonzero} bands");
-        }
-        for key in NOTE_PITCHES {
-            let f0 = 440.0 * ((key - 69) as f32 / 12.0).exp2();
-            let bin = (f0 / hz(1)).round() as usize;
-            assert_eq!(band_of(bin), Some(1), "key {key} ({f0} Hz)");
-        }
-    }
-
-    /// The colour view reads the ink's colour whatever the digit, its size or stroke.
-    #[test]
-    fn ink_colour_is_the_colour_of_the_ink() {
-        use crate::v3::data::{DIGIT_H, DIGIT_W, HELD_OUT_INKS, TRAIN_INKS, digit_fragment};
-        let mut rng = <StdRng as rand::SeedableRng>::seed_from_u64(3);
-        let split = crate::digits::generated_split(&crate::digits::Recipe {
-            train_writers: 6,
-            test_writers: 0,
-            per_digit: 1,
-            seed: 1,
-        });
-        for (colour, name) in TRAIN_INKS.iter().chain(&HELD_OUT_INKS) {
-            let i = rng.random_range(0..split.train.len());
-            let frag = digit_fragment(split.train.image(i), *colour);
-            let ink: Vec<f32> = frag.iter().map(|v| 1.0 - v).collect();
-            let x = Tensor::from_vec(ink, (1, 3 * DIGIT_H * DIGIT_W), &Device::Cpu).unwrap();
-            let got = ink_colour(&x, 3, DIGIT_H * DIGIT_W)
-                .unwrap()
-                .to_vec2::<f32>()
-                .unwrap();
-            // the hue exactly; the strength within the share of the stroke's core left
-            // uncovered by a thin pen
-            let want: Vec<f32> = colour.iter().map(|c| 1.0 - c).collect();
-            let norm = |v: &[f32]| v.iter().map(|a| a * a).sum::<f32>().sqrt();
-            let cos = got[0].iter().zip(&want).map(|(a, b)| a * b).sum::<f32>()
-                / (norm(&got[0]) * norm(&want));
-            let strength = norm(&got[0]) / norm(&want);
-            assert!(cos > 0.9999, "{name}: {:?} for {want:?}", got[0]);
-            assert!(
-                (0.85..=1.01).contains(&strength),
-                "{name}: {:?} for {want:?}",
-                got[0]
-            );
-        }
-    }
 
     /// The factored digits decoder draws one ink map per atom whatever the style; the content
     /// trunk reads that map with the colour normalised away, so restyling a decoded atom cannot
