@@ -2,11 +2,9 @@
 //! KL, prior prediction, and one term per symmetry: translation of (z1, z3), rotation about
 //! z2), and the worker's Trainer.
 
-use std::collections::BTreeMap;
-
 use anyhow::Context;
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+use candle_nn::VarMap;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -17,8 +15,8 @@ use super::eval::{self, Calibration};
 use super::model::{EncoderKind, ModelConfig, SpsVision};
 use super::{FAMILY, Lab};
 use crate::nn::checkpoint::Metadata;
-use crate::nn::{WeightInit, bce_with_logits_sum, kl_sum, mse_sum, varmap_tensors};
-use crate::worker::{Snapshot, StepStats, Trainer};
+use crate::nn::{WeightInit, bce_with_logits_sum, kl_sum, mse_sum};
+use crate::worker::{CoreTrainer, EpochCursor, OptimiserSettings, StepStats, Trainer, TrainerCore};
 
 /// Everything that defines a training run besides the data.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -188,28 +186,11 @@ impl TrainConfig {
 
 pub struct VisionTrainer {
     pub cfg: TrainConfig,
-    varmap: VarMap,
+    core: TrainerCore,
     model: SpsVision,
-    opt: AdamW,
     data: Dataset,
-    rng: StdRng,
-    order: Vec<usize>,
-    cursor: usize,
-    step: u64,
-    seed: u64,
-    metrics: BTreeMap<String, f64>,
+    cursor: EpochCursor,
     pub calibration: Calibration,
-}
-
-fn adam(varmap: &VarMap, lr: f64) -> candle_core::Result<AdamW> {
-    AdamW::new(
-        varmap.all_vars(),
-        ParamsAdamW {
-            lr,
-            weight_decay: 0.0,
-            ..Default::default()
-        },
-    )
 }
 
 impl VisionTrainer {
@@ -231,44 +212,29 @@ impl VisionTrainer {
         let (varmap, vb) = crate::nn::new_seeded_varmap(seed);
         let model = SpsVision::new(&cfg.model, vb)?;
         init_output_bias(&varmap, &data)?;
-        let opt = adam(&varmap, cfg.lr)?;
         let mut rng = StdRng::seed_from_u64(seed);
-        let order = data.epoch(&mut rng);
+        let cursor = EpochCursor::new(data.train.len(), &mut rng);
+        let core = TrainerCore::new(varmap, rng, seed, OptimiserSettings::adam(cfg.lr))?;
         Ok(Self {
             cfg,
-            varmap,
+            core,
             model,
-            opt,
             data,
-            rng,
-            order,
-            cursor: 0,
-            step: 0,
-            seed,
-            metrics: BTreeMap::new(),
+            cursor,
             calibration: Calibration::default(),
         })
     }
 
     fn next_batch(&mut self) -> Vec<usize> {
-        let mut idx = Vec::with_capacity(self.cfg.batch);
-        while idx.len() < self.cfg.batch {
-            if self.cursor >= self.order.len() {
-                self.order = self.data.epoch(&mut self.rng);
-                self.cursor = 0;
-            }
-            idx.push(self.order[self.cursor]);
-            self.cursor += 1;
-        }
-        idx
+        self.cursor.batch(self.cfg.batch, &mut self.core.rng)
     }
 
     /// Which prior inputs are its own predictions: never the first BASE_LEN, afterwards
     /// with the scheduled-sampling probability.
     fn scheduled(&mut self) -> Vec<bool> {
-        let p = self.cfg.teacher_forcing(self.step);
+        let p = self.cfg.teacher_forcing(self.core.step);
         (0..SEQ_LEN)
-            .map(|t| t >= BASE_LEN && self.rng.random::<f64>() > p)
+            .map(|t| t >= BASE_LEN && self.core.rng.random::<f64>() > p)
             .collect()
     }
 
@@ -302,7 +268,7 @@ impl VisionTrainer {
             (0..(s - 1) as u32).collect()
         } else {
             let mut all: Vec<u32> = (0..(s - 1) as u32).collect();
-            all.shuffle(&mut self.rng);
+            all.shuffle(&mut self.core.rng);
             let mut p = all[..cfg.decode_steps].to_vec();
             p.sort_unstable();
             p
@@ -330,7 +296,7 @@ impl VisionTrainer {
             total = (total + spread)?;
         }
 
-        let w = cfg.sequence_weight(self.step);
+        let w = cfg.sequence_weight(self.core.step);
         let sequence = w > 0.0;
         let k = if sequence { cfg.k } else { 0 };
         let mut plain = None;
@@ -363,8 +329,8 @@ impl VisionTrainer {
             // translation of (z1, z3), the same for every step of a throw
             let shift: Vec<f32> = (0..b * k)
                 .flat_map(|_| {
-                    let t1 = self.rng.random_range(-cfg.t_range..cfg.t_range) as f32;
-                    let t3 = self.rng.random_range(-cfg.t_range..cfg.t_range) as f32;
+                    let t1 = self.core.rng.random_range(-cfg.t_range..cfg.t_range) as f32;
+                    let t3 = self.core.rng.random_range(-cfg.t_range..cfg.t_range) as f32;
                     [t1, 0.0, t3]
                 })
                 .collect();
@@ -384,7 +350,8 @@ impl VisionTrainer {
             // rotation about z2: R acts on rows as z -> z R^T
             let angles: Vec<f32> = (0..b * k)
                 .map(|_| {
-                    self.rng
+                    self.core
+                        .rng
                         .random_range(-std::f32::consts::PI..std::f32::consts::PI)
                 })
                 .collect();
@@ -436,19 +403,6 @@ impl VisionTrainer {
         Ok((total, losses))
     }
 
-    pub fn metadata(&self) -> Metadata {
-        Metadata {
-            family: FAMILY.into(),
-            preset: self.cfg.preset.clone(),
-            config: super::config_json(&self.cfg, &self.calibration),
-            data: self.data.source.clone(),
-            steps: self.step,
-            seed: self.seed,
-            metrics: self.metrics.clone(),
-            version: env!("CARGO_PKG_VERSION").into(),
-        }
-    }
-
     pub fn lab(&self) -> anyhow::Result<Lab> {
         Lab::from_snapshot(&self.snapshot()?)
     }
@@ -488,27 +442,30 @@ pub fn rotation_matrices(angles: &[f32], l: usize, inverse: bool) -> candle_core
     Tensor::from_vec(m, (angles.len(), l, l), &Device::Cpu)
 }
 
-impl Trainer for VisionTrainer {
-    fn total_steps(&self) -> u64 {
+impl CoreTrainer for VisionTrainer {
+    fn core(&self) -> &TrainerCore {
+        &self.core
+    }
+    fn core_mut(&mut self) -> &mut TrainerCore {
+        &mut self.core
+    }
+    fn planned_steps(&self) -> u64 {
         self.cfg.steps
     }
-    fn steps_done(&self) -> u64 {
-        self.step
+
+    fn metadata(&self) -> Metadata {
+        let config = super::config_json(&self.cfg, &self.calibration);
+        self.core
+            .metadata(FAMILY, &self.cfg.preset, config, &self.data.source)
     }
 
-    fn step(&mut self) -> anyhow::Result<StepStats> {
+    fn train_step(&mut self) -> anyhow::Result<StepStats> {
+        let lr = self.cfg.learning_rate(self.core.step);
         let (total, losses) = self.loss()?;
-        self.opt
-            .set_learning_rate(self.cfg.learning_rate(self.step));
-        self.opt.backward_step(&total)?;
-        self.step += 1;
-        Ok(StepStats {
-            step: self.step,
-            losses,
-        })
+        self.core.update(&total, Some(lr), losses)
     }
 
-    fn evaluate(&mut self) -> anyhow::Result<Vec<(String, f64)>> {
+    fn quick_metrics(&mut self) -> anyhow::Result<Vec<(String, f64)>> {
         let cal = eval::calibrate(&self.model, &self.data, 128)?;
         let values = vec![
             ("r2_x".to_string(), cal.r2[0]),
@@ -518,14 +475,14 @@ impl Trainer for VisionTrainer {
         ];
         self.calibration = cal;
         for (k, v) in &values {
-            self.metrics.insert(k.clone(), *v);
+            self.core.metrics.insert(k.clone(), *v);
         }
         Ok(values)
     }
 
     /// Every metric of DESIGN.md, recorded in the checkpoint's metadata.
-    fn final_metrics(&mut self) -> anyhow::Result<Vec<(String, f64)>> {
-        let mut values = self.evaluate()?;
+    fn all_metrics(&mut self) -> anyhow::Result<Vec<(String, f64)>> {
+        let mut values = self.quick_metrics()?;
         let rollout = eval::rollout_mse(&self.model, &self.data, 64)?;
         values.push(("rollout_mse".into(), rollout));
         if self.data.source.starts_with("ball:") {
@@ -540,29 +497,9 @@ impl Trainer for VisionTrainer {
             values.push(("equivariance_centroid_px".into(), px));
         }
         for (k, v) in &values {
-            self.metrics.insert(k.clone(), *v);
+            self.core.metrics.insert(k.clone(), *v);
         }
         Ok(values)
-    }
-
-    fn snapshot(&self) -> anyhow::Result<Snapshot> {
-        Ok(Snapshot {
-            meta: self.metadata(),
-            tensors: varmap_tensors(&self.varmap)?,
-        })
-    }
-
-    fn restore(&mut self, snapshot: &Snapshot) -> anyhow::Result<()> {
-        let tensors = snapshot.tensors.iter().cloned().collect();
-        crate::nn::checkpoint::fill_varmap(
-            &self.varmap,
-            &tensors,
-            std::path::Path::new("(snapshot)"),
-        )
-        .context("restoring weights")?;
-        // The optimiser's moments may hold the NaNs that made us come back: start them afresh.
-        self.opt = adam(&self.varmap, self.cfg.lr)?;
-        Ok(())
     }
 }
 
