@@ -232,7 +232,8 @@ impl ClassifierTrainer {
         let mlp = Mlp::new(&cfg.sizes(), WeightInit::He, vb.pp("mlp"))?;
         let test = super::generate(TEST_WRITER_BASE, cfg.test_writers, 2, seed);
         let rng = StdRng::seed_from_u64(seed ^ 0xC1A5);
-        let core = TrainerCore::new(varmap, rng, seed, OptimiserSettings::adam(cfg.lr))?;
+        let adam = OptimiserSettings::adam(cfg.lr);
+        let core = TrainerCore::new(varmap, rng, seed, cfg.steps, adam)?;
         Ok(Self {
             cfg,
             core,
@@ -276,15 +277,7 @@ impl ClassifierTrainer {
 }
 
 impl CoreTrainer for ClassifierTrainer {
-    fn core(&self) -> &TrainerCore {
-        &self.core
-    }
-    fn core_mut(&mut self) -> &mut TrainerCore {
-        &mut self.core
-    }
-    fn planned_steps(&self) -> u64 {
-        self.cfg.steps
-    }
+    crate::worker::trainer::hold_core!();
 
     fn metadata(&self) -> Metadata {
         let data = format!(

@@ -192,7 +192,8 @@ impl IeVaeTrainer {
         let (varmap, vb) = new_seeded_varmap(seed);
         let model = IeVae::new(&cfg.model, vb)?;
         let rng = StdRng::seed_from_u64(seed);
-        let core = TrainerCore::new(varmap, rng, seed, OptimiserSettings::adam(cfg.lr))?;
+        let adam = OptimiserSettings::adam(cfg.lr);
+        let core = TrainerCore::new(varmap, rng, seed, cfg.steps, adam)?;
         Ok(Self {
             cfg,
             core,
@@ -240,15 +241,7 @@ impl IeVaeTrainer {
 }
 
 impl CoreTrainer for IeVaeTrainer {
-    fn core(&self) -> &TrainerCore {
-        &self.core
-    }
-    fn core_mut(&mut self) -> &mut TrainerCore {
-        &mut self.core
-    }
-    fn planned_steps(&self) -> u64 {
-        self.cfg.steps
-    }
+    crate::worker::trainer::hold_core!();
 
     fn metadata(&self) -> Metadata {
         let config = config_json(&self.cfg, self.labelled.len());

@@ -207,7 +207,8 @@ impl RelevanceTrainer {
         let init = cfg.model.init;
         crate::nn::seeded_init(&varmap, |_| Some(init), &mut rng)?;
         let cursor = EpochCursor::new(train_rows.len(), &mut rng);
-        let core = TrainerCore::new(varmap, rng, seed, OptimiserSettings::adam(cfg.lr))?;
+        let adam = OptimiserSettings::adam(cfg.lr);
+        let core = TrainerCore::new(varmap, rng, seed, cfg.steps, adam)?;
         let eval_rows: Vec<usize> = held_out
             .iter()
             .copied()
@@ -305,15 +306,7 @@ impl RelevanceTrainer {
 }
 
 impl CoreTrainer for RelevanceTrainer {
-    fn core(&self) -> &TrainerCore {
-        &self.core
-    }
-    fn core_mut(&mut self) -> &mut TrainerCore {
-        &mut self.core
-    }
-    fn planned_steps(&self) -> u64 {
-        self.cfg.steps
-    }
+    crate::worker::trainer::hold_core!();
 
     fn metadata(&self) -> Metadata {
         let config = super::config_json(

@@ -323,7 +323,8 @@ impl SpsTrainer {
         }
         init_output_bias(&varmap, &model.output_bias_name(), &data)?;
         let cursor = EpochCursor::new(data.train.len(), &mut rng);
-        let core = TrainerCore::new(varmap, rng, seed, OptimiserSettings::adam(cfg.lr))?;
+        let adam = OptimiserSettings::adam(cfg.lr);
+        let core = TrainerCore::new(varmap, rng, seed, cfg.steps, adam)?;
         Ok(Self {
             cfg,
             core,
@@ -510,15 +511,7 @@ impl SpsTrainer {
 }
 
 impl CoreTrainer for SpsTrainer {
-    fn core(&self) -> &TrainerCore {
-        &self.core
-    }
-    fn core_mut(&mut self) -> &mut TrainerCore {
-        &mut self.core
-    }
-    fn planned_steps(&self) -> u64 {
-        self.cfg.steps
-    }
+    crate::worker::trainer::hold_core!();
 
     fn metadata(&self) -> Metadata {
         let config = super::config_json(&self.cfg, &self.calibration);

@@ -214,7 +214,8 @@ impl VisionTrainer {
         init_output_bias(&varmap, &data)?;
         let mut rng = StdRng::seed_from_u64(seed);
         let cursor = EpochCursor::new(data.train.len(), &mut rng);
-        let core = TrainerCore::new(varmap, rng, seed, OptimiserSettings::adam(cfg.lr))?;
+        let adam = OptimiserSettings::adam(cfg.lr);
+        let core = TrainerCore::new(varmap, rng, seed, cfg.steps, adam)?;
         Ok(Self {
             cfg,
             core,
@@ -443,21 +444,7 @@ pub fn rotation_matrices(angles: &[f32], l: usize, inverse: bool) -> candle_core
 }
 
 impl CoreTrainer for VisionTrainer {
-    fn core(&self) -> &TrainerCore {
-        &self.core
-    }
-    fn core_mut(&mut self) -> &mut TrainerCore {
-        &mut self.core
-    }
-    fn planned_steps(&self) -> u64 {
-        self.cfg.steps
-    }
-
-    fn metadata(&self) -> Metadata {
-        let config = super::config_json(&self.cfg, &self.calibration);
-        self.core
-            .metadata(FAMILY, &self.cfg.preset, config, &self.data.source)
-    }
+    crate::worker::trainer::hold_core!();
 
     fn train_step(&mut self) -> anyhow::Result<StepStats> {
         let lr = self.cfg.learning_rate(self.core.step);
@@ -500,6 +487,12 @@ impl CoreTrainer for VisionTrainer {
             self.core.metrics.insert(k.clone(), *v);
         }
         Ok(values)
+    }
+
+    fn metadata(&self) -> Metadata {
+        let config = super::config_json(&self.cfg, &self.calibration);
+        self.core
+            .metadata(FAMILY, &self.cfg.preset, config, &self.data.source)
     }
 }
 

@@ -349,7 +349,7 @@ impl V3Trainer {
             frozen: &[CODEBOOK_PREFIX, STATS_PREFIX],
         };
         let cursor = EpochCursor::new(data.train.len(), &mut rng);
-        let core = TrainerCore::new(varmap, rng, seed, settings)?;
+        let core = TrainerCore::new(varmap, rng, seed, cfg.steps, settings)?;
         Ok(Self {
             cfg,
             core,
@@ -474,15 +474,7 @@ impl V3Trainer {
 }
 
 impl CoreTrainer for V3Trainer {
-    fn core(&self) -> &TrainerCore {
-        &self.core
-    }
-    fn core_mut(&mut self) -> &mut TrainerCore {
-        &mut self.core
-    }
-    fn planned_steps(&self) -> u64 {
-        self.cfg.steps
-    }
+    crate::worker::trainer::hold_core!();
 
     fn metadata(&self) -> Metadata {
         let family = family_name(self.cfg.model.domain);

@@ -61,18 +61,21 @@ pub struct TrainerCore {
     /// from it, in the order the family's step makes them, so the seed fixes the run
     pub rng: StdRng,
     pub step: u64,
+    /// the steps the run is to take
+    pub steps: u64,
     pub seed: u64,
     /// the latest metrics, recorded in the checkpoint's metadata
     pub metrics: BTreeMap<String, f64>,
 }
 
 impl TrainerCore {
-    /// A core over `varmap`, whose model is already built and initialised (with draws from
-    /// `rng` where the family seeds it).
+    /// A core for a run of `steps` over `varmap`, whose model is already built and
+    /// initialised (with draws from `rng` where the family seeds it).
     pub fn new(
         varmap: VarMap,
         rng: StdRng,
         seed: u64,
+        steps: u64,
         settings: OptimiserSettings,
     ) -> anyhow::Result<Self> {
         let opt = settings.build(&varmap)?;
@@ -82,6 +85,7 @@ impl TrainerCore {
             settings,
             rng,
             step: 0,
+            steps,
             seed,
             metrics: BTreeMap::new(),
         })
@@ -200,12 +204,12 @@ impl EpochCursor {
 /// A family's trainer built on a [`TrainerCore`]: it writes its loss and its evaluation, and
 /// gets the worker's [`Trainer`] (steps, snapshot, restore) from the core.
 pub trait CoreTrainer: Send {
+    /// The core, and the same mutably: [`hold_core`] writes both for a field named `core`.
     fn core(&self) -> &TrainerCore;
     fn core_mut(&mut self) -> &mut TrainerCore;
-    fn planned_steps(&self) -> u64;
-    /// The metadata of the weights as they are now (most families: `core().metadata(..)`).
+    /// The metadata of the weights as they are now, through [`TrainerCore::metadata`].
     fn metadata(&self) -> Metadata;
-    /// One optimisation step, through [`TrainerCore::update`].
+    /// One optimisation step, through [`TrainerCore::update`]; the worker's [`Trainer::step`].
     fn train_step(&mut self) -> anyhow::Result<StepStats>;
     /// The worker's [`Trainer::evaluate`].
     fn quick_metrics(&mut self) -> anyhow::Result<Vec<(String, f64)>>;
@@ -215,9 +219,23 @@ pub trait CoreTrainer: Send {
     }
 }
 
+/// [`CoreTrainer::core`] and [`CoreTrainer::core_mut`] for a trainer whose core is its field
+/// `core`.
+macro_rules! hold_core {
+    () => {
+        fn core(&self) -> &$crate::worker::TrainerCore {
+            &self.core
+        }
+        fn core_mut(&mut self) -> &mut $crate::worker::TrainerCore {
+            &mut self.core
+        }
+    };
+}
+pub(crate) use hold_core;
+
 impl<T: CoreTrainer> Trainer for T {
     fn total_steps(&self) -> u64 {
-        self.planned_steps()
+        self.core().steps
     }
     fn steps_done(&self) -> u64 {
         self.core().step
