@@ -75,7 +75,7 @@ fn main() -> anyhow::Result<()> {
         let mut lab = latent_lab::sps_music::Lab::load(std::path::Path::new(&path))?;
         if let Some(sharp) = std::env::var("SHARP").ok().and_then(|v| v.parse().ok()) {
             // what-if: the same weights read with another soft-argmax sharpness
-            lab.model.set_sharpness(sharp, None);
+            lab.model.set_sharpness(sharp);
         }
         for (name, set, first) in [
             ("seen", &ds.test_seen, 0),

@@ -65,12 +65,6 @@ pub struct TrainConfig {
     /// (held at `sharpness_start` before)
     #[serde(default)]
     pub sharpness_from: u64,
-    /// log-shift body: when set, the pitch latent keeps the sharp soft-argmax's value but
-    /// passes back the gradient of a soft-argmax this sharp (straight-through). The sharp one
-    /// saturates: a peak that has lost gets no gradient, so a note tracked an octave off
-    /// stays there however much the prior and the reconstruction object.
-    #[serde(default)]
-    pub gradient_sharpness: Option<f64>,
     /// log-shift body: start the salience as a subharmonic summation of the note's partials
     /// (`logshift::harmonic_sum_weights`) times this scale, so the pitch latent starts on
     /// the fundamental of most notes rather than wherever random filters peak; None starts
@@ -140,7 +134,6 @@ impl TrainConfig {
                 arch: Arch::LogShift {
                     kernel: 5,
                     below: 140,
-                    body: 0,
                     // twice the start's: a note whose salience has peaks an octave apart
                     // reads as one of them rather than between them (models/README.md)
                     sharpness: 40.0,
@@ -168,7 +161,6 @@ impl TrainConfig {
             sharpness_start: super::logshift::SHARPNESS,
             sharpness_steps: 300,
             sharpness_from: 500,
-            gradient_sharpness: None,
             harmonic_sum_init: Some(2.0),
             harmonic_sum_frames: sum_frames(),
             octave_weight: 10.0,
@@ -521,15 +513,14 @@ impl CoreTrainer for SpsTrainer {
 
     fn train_step(&mut self) -> anyhow::Result<StepStats> {
         let step = self.core.step;
-        self.model
-            .set_sharpness(self.cfg.sharpness(step), self.cfg.gradient_sharpness);
+        self.model.set_sharpness(self.cfg.sharpness(step));
         let (total, losses) = self.loss()?;
         let lr = self.cfg.learning_rate(step);
         self.core.update(&total, Some(lr), losses)
     }
 
     fn quick_metrics(&mut self) -> anyhow::Result<Vec<(String, f64)>> {
-        self.model.set_sharpness(self.cfg.model_sharpness(), None);
+        self.model.set_sharpness(self.cfg.model_sharpness());
         let m = eval::embedding_metrics(&self.model, &self.data)?;
         let values = vec![
             ("r2_embedding".to_string(), m.r2_seen),
@@ -865,15 +856,9 @@ mod tests {
     fn the_sharpness_moves_from_its_start_to_the_models_own() {
         let mut cfg = TrainConfig::preset("fast").unwrap();
         cfg.model.arch = match cfg.model.arch {
-            Arch::LogShift {
+            Arch::LogShift { kernel, below, .. } => Arch::LogShift {
                 kernel,
                 below,
-                body,
-                ..
-            } => Arch::LogShift {
-                kernel,
-                below,
-                body,
                 sharpness: 90.0,
             },
             other => other,

@@ -52,13 +52,6 @@ pub struct TrainConfig {
     /// part of a step on the CPU.
     #[serde(default)]
     pub decode_steps: usize,
-    /// weight of a term that holds the spread of each latent over the batch near 1:
-    /// sum over dims of ln(std)^2. Without it the latent MSE terms (prior, symmetry) reward
-    /// shrinking the latents, and the weakest factor (the ball's distance from the camera)
-    /// collapses first; it also keeps the symmetries' translations U(-t_range, t_range) on
-    /// the scale of the data. 0 = off (the official code relies on the KL alone).
-    #[serde(default)]
-    pub scale_weight: f64,
     /// draw z from the posterior (the official reparameterisation) rather than use its mean
     pub sample_latent: bool,
     /// scheduled sampling, official form: P(teacher forcing) = a / (a + exp((step + b) / a))
@@ -107,7 +100,6 @@ impl TrainConfig {
             k: 1,
             symmetry_decode: false,
             self_consistency: false,
-            scale_weight: 0.0,
             decode_steps: 5,
             sample_latent: false,
             sample_alpha: 300.0,
@@ -137,7 +129,6 @@ impl TrainConfig {
                 sample_beta: 8000.0,
                 prior_weight: 2.0,
                 symmetry_weight: 2.0,
-                scale_weight: 0.0,
                 warmup_steps: 0,
                 ramp_steps: 0,
                 steps: 30000,
@@ -290,12 +281,6 @@ impl VisionTrainer {
         let mut parts: Vec<(&'static str, f64)> = Vec::new();
         let mut total = kl_sum(&mu, &logvar)?.affine(cfg.kl_weight, 0.0)?;
         parts.push(("kl", total.to_scalar::<f32>()? as f64));
-        if cfg.scale_weight > 0.0 {
-            let spread = spread_penalty(&z.reshape((b * s, l))?)?
-                .affine(cfg.scale_weight * b as f64, 0.0)?;
-            parts.push(("scale", spread.to_scalar::<f32>()? as f64));
-            total = (total + spread)?;
-        }
 
         let w = cfg.sequence_weight(self.core.step);
         let sequence = w > 0.0;
@@ -413,15 +398,6 @@ impl VisionTrainer {
     }
 }
 
-/// sum over latent dims of ln(std)^2, the std taken over the rows of z (N, L): zero when every
-/// latent spreads by 1 over the batch, growing as one shrinks towards a constant or blows up.
-pub fn spread_penalty(z: &Tensor) -> candle_core::Result<Tensor> {
-    let centred = z.broadcast_sub(&z.mean_keepdim(0)?)?;
-    let var = centred.sqr()?.mean(0)?;
-    // ln(std)^2 = (ln(var) / 2)^2
-    ((var + 1e-8)?.log()? * 0.5)?.sqr()?.sum_all()
-}
-
 /// Rotation matrices about the second latent axis, one per angle, as (N, L, L) to multiply
 /// row vectors from the right (z' = z M). `inverse` gives the rotations by -angle.
 pub fn rotation_matrices(angles: &[f32], l: usize, inverse: bool) -> candle_core::Result<Tensor> {
@@ -532,32 +508,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_spread_penalty_is_zero_at_unit_spread_and_grows_as_a_latent_shrinks() {
-        // columns with std exactly 1 (values +-1 around their mean)
-        let rows: Vec<f32> = (0..64)
-            .flat_map(|i| {
-                let s = if i % 2 == 0 { 1.0 } else { -1.0 };
-                [s + 3.0, -s, s * if i % 4 < 2 { 1.0 } else { -1.0 }]
-            })
-            .collect();
-        let z = Tensor::from_vec(rows, (64, 3), &Device::Cpu).unwrap();
-        let at_one = spread_penalty(&z).unwrap().to_scalar::<f32>().unwrap();
-        assert!(at_one.abs() < 1e-4, "{at_one}");
-        let scale = Tensor::from_vec(vec![1f32, 0.1, 1.0], (1, 3), &Device::Cpu).unwrap();
-        let shrunk = spread_penalty(&z.broadcast_mul(&scale).unwrap())
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        let want = (0.1f32).ln().powi(2);
-        assert!((shrunk - want).abs() < 1e-3, "{shrunk} against {want}");
-    }
-
-    #[test]
     fn a_step_with_every_term_reports_each_loss_part_and_moves_the_weights() {
         let mut cfg = TrainConfig::preset("fast").unwrap();
         cfg.batch = 2;
         cfg.ramp_steps = 1;
-        cfg.scale_weight = 10.0;
         cfg.self_consistency = true;
         let data = Dataset::generate(3, 4, 2);
         let mut t = VisionTrainer::new(cfg, data, 3).unwrap();
@@ -568,7 +522,6 @@ mod tests {
             "total",
             "recon_bce",
             "kl",
-            "scale",
             "prior_mse",
             "translation_mse",
             "rotation_mse",

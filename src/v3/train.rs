@@ -46,7 +46,7 @@ pub struct TrainConfig {
     pub steps: u64,
 }
 
-pub const PRESETS: [&str; 4] = ["fast", "timbre", "mlp", "paper"];
+pub const PRESETS: [&str; 3] = ["fast", "mlp", "paper"];
 
 fn one() -> f64 {
     1.0
@@ -124,18 +124,6 @@ impl TrainConfig {
             ..mlp.clone()
         };
         Ok(match name {
-            // notes: `fast` with the timbre convolution in the style trunk (one 400-step
-            // run reached a style kNN AUC of 0.92 against 0.81-0.83 without; not yet the
-            // default: models/README.md)
-            "timbre" => Self {
-                preset: "timbre".into(),
-                model: ModelConfig {
-                    timbre_conv: notes,
-                    ..fast.model.clone()
-                },
-                steps: 400,
-                ..fast.clone()
-            },
             "fast" | "default" => fast,
             "mlp" => mlp,
             // the published sizes (cfg_v3_insnotes.yaml, cfg_v3_phonenums.yaml): 512 channels,
