@@ -339,4 +339,19 @@ mod tests {
         }
         Ok(())
     }
+
+    /// The seed fixes the run's weights: their start and the stream of digits.
+    #[test]
+    fn the_seed_fixes_the_weights() {
+        let cfg = ClassifierConfig {
+            hidden: vec![16],
+            steps: 3,
+            test_writers: 2,
+            ..ClassifierConfig::default()
+        };
+        crate::worker::trainer::assert_the_seed_fixes_the_run(
+            &|seed| Ok(Box::new(ClassifierTrainer::new(cfg.clone(), seed)?)),
+            3,
+        );
+    }
 }

@@ -419,4 +419,18 @@ mod tests {
         );
         Ok(())
     }
+
+    /// The seed fixes the run's weights: their start, the batches and the noise.
+    #[test]
+    fn the_seed_fixes_the_weights() {
+        let data = tiny_data();
+        crate::worker::trainer::assert_the_seed_fixes_the_run(
+            &|seed| {
+                let cfg = TrainConfig::preset("tiny")?;
+                let t = IeVaeTrainer::new(cfg, data.clone(), "digits".into(), seed, None)?;
+                Ok(Box::new(t))
+            },
+            3,
+        );
+    }
 }

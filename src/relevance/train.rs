@@ -551,4 +551,17 @@ mod tests {
         assert!(a.last() < a.first(), "the loss goes down: {a:?}");
         Ok(())
     }
+
+    /// The seed fixes the run's weights, not only its losses.
+    #[test]
+    fn the_seed_fixes_the_weights() {
+        let ds = generate(Generator::Circle, 300, 3);
+        crate::worker::trainer::assert_the_seed_fixes_the_run(
+            &|seed| {
+                let cfg = TrainConfig::preset("fast")?;
+                Ok(Box::new(RelevanceTrainer::new(cfg, &ds, seed)?))
+            },
+            5,
+        );
+    }
 }

@@ -1001,4 +1001,20 @@ mod tests {
             "latent on the fundamental for {right:.3} of notes"
         );
     }
+
+    /// The seed fixes the run's weights (a few steps on synthetic spectra).
+    #[test]
+    fn the_seed_fixes_the_weights() {
+        let data = Dataset::synthetic(6, 0);
+        let cfg = TrainConfig {
+            batch: 2,
+            k: 1,
+            steps: 2,
+            ..TrainConfig::preset("fast").unwrap()
+        };
+        crate::worker::trainer::assert_the_seed_fixes_the_run(
+            &|seed| Ok(Box::new(SpsTrainer::new(cfg.clone(), data.clone(), seed)?)),
+            2,
+        );
+    }
 }

@@ -542,4 +542,25 @@ mod tests {
             .count();
         assert!(moved > before.tensors.len() / 2, "{moved} tensors moved");
     }
+
+    /// The seed fixes the run's weights.
+    #[test]
+    fn the_seed_fixes_the_weights() {
+        let data = Dataset::generate(3, 4, 2);
+        let cfg = TrainConfig {
+            batch: 2,
+            steps: 2,
+            ..TrainConfig::preset("fast").unwrap()
+        };
+        crate::worker::trainer::assert_the_seed_fixes_the_run(
+            &|seed| {
+                Ok(Box::new(VisionTrainer::new(
+                    cfg.clone(),
+                    data.clone(),
+                    seed,
+                )?))
+            },
+            2,
+        );
+    }
 }

@@ -543,4 +543,19 @@ mod tests {
             }
         }
     }
+
+    /// The seed fixes the run's weights, codebook included (a few steps on synthetic digits).
+    #[test]
+    fn the_seed_fixes_the_weights() {
+        let data = Dataset::synthetic(Domain::Digits, 8, 0);
+        let cfg = TrainConfig {
+            batch: 2,
+            steps: 4,
+            ..TrainConfig::preset(Domain::Digits, "fast").unwrap()
+        };
+        crate::worker::trainer::assert_the_seed_fixes_the_run(
+            &|seed| Ok(Box::new(V3Trainer::new(cfg.clone(), data.clone(), seed)?)),
+            4,
+        );
+    }
 }

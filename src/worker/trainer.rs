@@ -257,6 +257,43 @@ impl<T: CoreTrainer> Trainer for T {
     }
 }
 
+/// For each family's tests: a run's weights after `steps` steps are the same, bit for bit,
+/// for the same seed, and differ for another.
+#[cfg(test)]
+pub(crate) fn assert_the_seed_fixes_the_run(
+    make: &dyn Fn(u64) -> anyhow::Result<Box<dyn Trainer>>,
+    steps: u64,
+) {
+    let run = |seed: u64| -> anyhow::Result<Vec<(String, Vec<u32>)>> {
+        let mut t = make(seed)?;
+        for _ in 0..steps {
+            t.step()?;
+        }
+        let snapshot = t.snapshot()?;
+        anyhow::ensure!(snapshot.meta.steps == steps && snapshot.meta.seed == seed);
+        snapshot
+            .tensors
+            .iter()
+            .map(|(name, t)| {
+                let values = t.flatten_all()?.to_dtype(candle_core::DType::F32)?;
+                let bits = values
+                    .to_vec1::<f32>()?
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect();
+                Ok((name.clone(), bits))
+            })
+            .collect()
+    };
+    let (a, b, c) = match (run(1), run(1), run(2)) {
+        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+        (a, b, c) => panic!("a run failed: {:?}", [a.err(), b.err(), c.err()]),
+    };
+    assert!(!a.is_empty(), "no weights");
+    assert!(a == b, "the same seed gave different weights");
+    assert!(a != c, "another seed gave the same weights");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
