@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{D, Device, Module, Tensor};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+use candle_nn::VarMap;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -15,7 +15,7 @@ use super::render::{self, PIXELS, SIDE, Writer};
 use super::{DigitSet, TEST_WRITER_BASE};
 use crate::nn::checkpoint::{self, CheckpointError, Metadata};
 use crate::nn::{Mlp, WeightInit, new_varmap, varmap_tensors};
-use crate::worker::{Snapshot, StepStats, Trainer};
+use crate::worker::{CoreTrainer, OptimiserSettings, Snapshot, StepStats, Trainer, TrainerCore};
 
 pub const FAMILY: &str = "digit-classifier";
 /// Where the window and the evals look for it.
@@ -220,38 +220,25 @@ fn soften(img: &mut [f32; PIXELS], fade: f32) {
 /// Trains a [`DigitClassifier`] for the worker: every step draws a fresh batch of digits.
 pub struct ClassifierTrainer {
     cfg: ClassifierConfig,
-    seed: u64,
-    step: u64,
-    rng: StdRng,
+    core: TrainerCore,
     mlp: Mlp,
-    varmap: VarMap,
-    opt: AdamW,
     test: DigitSet,
-    last_accuracy: Option<f64>,
 }
 
 impl ClassifierTrainer {
     pub fn new(cfg: ClassifierConfig, seed: u64) -> anyhow::Result<Self> {
-        let (mlp, varmap) = DigitClassifier::build(cfg.clone())?;
-        let opt = AdamW::new(
-            varmap.all_vars(),
-            ParamsAdamW {
-                lr: cfg.lr,
-                weight_decay: 0.0,
-                ..Default::default()
-            },
-        )?;
+        // the seed fixes the weights' start as well as the stream of digits
+        let (varmap, vb) = crate::nn::new_seeded_varmap(seed);
+        let mlp = Mlp::new(&cfg.sizes(), WeightInit::He, vb.pp("mlp"))?;
         let test = super::generate(TEST_WRITER_BASE, cfg.test_writers, 2, seed);
+        let rng = StdRng::seed_from_u64(seed ^ 0xC1A5);
+        let adam = OptimiserSettings::adam(cfg.lr);
+        let core = TrainerCore::new(varmap, rng, seed, cfg.steps, adam)?;
         Ok(Self {
-            rng: StdRng::seed_from_u64(seed ^ 0xC1A5),
             cfg,
-            seed,
-            step: 0,
+            core,
             mlp,
-            varmap,
-            opt,
             test,
-            last_accuracy: None,
         })
     }
 
@@ -260,12 +247,12 @@ impl ClassifierTrainer {
         let mut images = Vec::with_capacity(b * PIXELS);
         let mut labels = Vec::with_capacity(b);
         for _ in 0..b {
-            let id = self.rng.random_range(0..self.cfg.writers);
-            let writer = Writer::numbered(id, self.seed);
-            let digit = self.rng.random_range(0..10u8);
-            let mut img = render::render(digit, &writer, &mut self.rng);
-            if self.rng.random_bool(self.cfg.soften.clamp(0.0, 1.0)) {
-                let fade = self.rng.random_range(0.55..1.0);
+            let id = self.core.rng.random_range(0..self.cfg.writers);
+            let writer = Writer::numbered(id, self.core.seed);
+            let digit = self.core.rng.random_range(0..10u8);
+            let mut img = render::render(digit, &writer, &mut self.core.rng);
+            if self.core.rng.random_bool(self.cfg.soften.clamp(0.0, 1.0)) {
+                let fade = self.core.rng.random_range(0.55..1.0);
                 soften(&mut img, fade);
             }
             images.extend_from_slice(&img);
@@ -275,26 +262,6 @@ impl ClassifierTrainer {
             Tensor::from_vec(images, (b, PIXELS), &Device::Cpu)?,
             Tensor::from_vec(labels, b, &Device::Cpu)?,
         ))
-    }
-
-    fn metadata(&self) -> Metadata {
-        let mut metrics = std::collections::BTreeMap::new();
-        if let Some(a) = self.last_accuracy {
-            metrics.insert("accuracy".to_string(), a);
-        }
-        Metadata {
-            family: FAMILY.into(),
-            preset: "fast".into(),
-            config: serde_json::json!({ "train": self.cfg }),
-            data: format!(
-                "digits: writers 0..{} of population {}, tested on {} held-out writers",
-                self.cfg.writers, self.seed, self.cfg.test_writers
-            ),
-            steps: self.step,
-            seed: self.seed,
-            metrics,
-            version: env!("CARGO_PKG_VERSION").into(),
-        }
     }
 
     fn test_accuracy(&self) -> anyhow::Result<f64> {
@@ -309,51 +276,28 @@ impl ClassifierTrainer {
     }
 }
 
-impl Trainer for ClassifierTrainer {
-    fn total_steps(&self) -> u64 {
-        self.cfg.steps
+impl CoreTrainer for ClassifierTrainer {
+    crate::worker::trainer::hold_core!();
+
+    fn metadata(&self) -> Metadata {
+        let data = format!(
+            "digits: writers 0..{} of population {}, tested on {} held-out writers",
+            self.cfg.writers, self.core.seed, self.cfg.test_writers
+        );
+        let config = serde_json::json!({ "train": self.cfg });
+        self.core.metadata(FAMILY, "fast", config, &data)
     }
 
-    fn steps_done(&self) -> u64 {
-        self.step
-    }
-
-    fn step(&mut self) -> anyhow::Result<StepStats> {
+    fn train_step(&mut self) -> anyhow::Result<StepStats> {
         let (x, y) = self.batch()?;
         let loss = candle_nn::loss::cross_entropy(&self.mlp.forward(&x)?, &y)?;
-        self.opt.backward_step(&loss)?;
-        self.step += 1;
-        Ok(StepStats {
-            step: self.step,
-            losses: vec![("cross-entropy", loss.to_scalar::<f32>()? as f64)],
-        })
+        let losses = vec![("cross-entropy", loss.to_scalar::<f32>()? as f64)];
+        self.core.update(&loss, None, losses)
     }
 
-    fn evaluate(&mut self) -> anyhow::Result<Vec<(String, f64)>> {
+    fn quick_metrics(&mut self) -> anyhow::Result<Vec<(String, f64)>> {
         let a = self.test_accuracy()?;
-        self.last_accuracy = Some(a);
-        Ok(vec![("accuracy".into(), a)])
-    }
-
-    fn snapshot(&self) -> anyhow::Result<Snapshot> {
-        Ok(Snapshot {
-            meta: self.metadata(),
-            tensors: varmap_tensors(&self.varmap)?,
-        })
-    }
-
-    fn restore(&mut self, snapshot: &Snapshot) -> anyhow::Result<()> {
-        let tensors = snapshot.tensors.iter().cloned().collect();
-        checkpoint::fill_varmap(&self.varmap, &tensors, Path::new("(snapshot)"))?;
-        self.opt = AdamW::new(
-            self.varmap.all_vars(),
-            ParamsAdamW {
-                lr: self.cfg.lr,
-                weight_decay: 0.0,
-                ..Default::default()
-            },
-        )?;
-        Ok(())
+        Ok(self.core.record(vec![("accuracy".into(), a)]))
     }
 }
 
@@ -394,5 +338,20 @@ mod tests {
             );
         }
         Ok(())
+    }
+
+    /// The seed fixes the run's weights: their start and the stream of digits.
+    #[test]
+    fn the_seed_fixes_the_weights() {
+        let cfg = ClassifierConfig {
+            hidden: vec![16],
+            steps: 3,
+            test_writers: 2,
+            ..ClassifierConfig::default()
+        };
+        crate::worker::trainer::assert_the_seed_fixes_the_run(
+            &|seed| Ok(Box::new(ClassifierTrainer::new(cfg.clone(), seed)?)),
+            3,
+        );
     }
 }

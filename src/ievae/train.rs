@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use candle_core::{D, Device, Tensor};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
@@ -16,8 +15,8 @@ use super::{FAMILY, eval};
 use crate::digits::classifier::DigitClassifier;
 use crate::digits::{DigitSet, PIXELS, Recipe, Split};
 use crate::nn::checkpoint::Metadata;
-use crate::nn::{bce_with_logits_sum, kl_sum, new_varmap, varmap_tensors};
-use crate::worker::{Snapshot, StepStats, Trainer};
+use crate::nn::{bce_with_logits_sum, kl_sum, new_seeded_varmap};
+use crate::worker::{CoreTrainer, OptimiserSettings, StepStats, TrainerCore};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -158,17 +157,12 @@ pub fn config_json(cfg: &TrainConfig, labels_used: usize) -> serde_json::Value {
 
 pub struct IeVaeTrainer {
     cfg: TrainConfig,
-    seed: u64,
+    core: TrainerCore,
     source: String,
-    step: u64,
-    rng: StdRng,
     model: IeVae,
-    varmap: VarMap,
-    opt: AdamW,
     data: Split,
     labelled: Vec<usize>,
     judge: Option<Arc<DigitClassifier>>,
-    metrics: Vec<(String, f64)>,
 }
 
 impl IeVaeTrainer {
@@ -194,34 +188,21 @@ impl IeVaeTrainer {
             None => (0..data.train.len()).collect(),
         };
         anyhow::ensure!(!labelled.is_empty(), "{source}: no labelled digits");
-        let (varmap, vb) = new_varmap();
+        // the seed fixes the weights' start as well as the batches and the noise
+        let (varmap, vb) = new_seeded_varmap(seed);
         let model = IeVae::new(&cfg.model, vb)?;
-        let opt = Self::optimizer(&varmap, cfg.lr)?;
+        let rng = StdRng::seed_from_u64(seed);
+        let adam = OptimiserSettings::adam(cfg.lr);
+        let core = TrainerCore::new(varmap, rng, seed, cfg.steps, adam)?;
         Ok(Self {
-            rng: StdRng::seed_from_u64(seed),
             cfg,
-            seed,
+            core,
             source,
-            step: 0,
             model,
-            varmap,
-            opt,
             data,
             labelled,
             judge,
-            metrics: Vec::new(),
         })
-    }
-
-    fn optimizer(varmap: &VarMap, lr: f64) -> anyhow::Result<AdamW> {
-        Ok(AdamW::new(
-            varmap.all_vars(),
-            ParamsAdamW {
-                lr,
-                weight_decay: 0.0,
-                ..Default::default()
-            },
-        )?)
     }
 
     fn images(&self, rows: &[usize]) -> anyhow::Result<Tensor> {
@@ -235,26 +216,15 @@ impl IeVaeTrainer {
     /// z = mu + sigma * eps with eps from the trainer's own seeded generator.
     fn sample_z(&mut self, mu: &Tensor, logvar: &Tensor) -> anyhow::Result<Tensor> {
         let n = mu.elem_count();
-        let eps: Vec<f32> = (0..n).map(|_| self.rng.sample(StandardNormal)).collect();
+        let eps: Vec<f32> = (0..n)
+            .map(|_| self.core.rng.sample(StandardNormal))
+            .collect();
         let eps = Tensor::from_vec(eps, mu.dims(), &Device::Cpu)?;
         Ok((mu + (logvar * 0.5)?.exp()?.mul(&eps)?)?)
     }
 
-    fn metadata(&self) -> Metadata {
-        Metadata {
-            family: FAMILY.into(),
-            preset: self.cfg.preset.clone(),
-            config: config_json(&self.cfg, self.labelled.len()),
-            data: self.source.clone(),
-            steps: self.step,
-            seed: self.seed,
-            metrics: self.metrics.iter().cloned().collect(),
-            version: env!("CARGO_PKG_VERSION").into(),
-        }
-    }
-
     /// Quick figures on the first `eval_images` test digits.
-    fn quick_metrics(&self) -> anyhow::Result<Vec<(String, f64)>> {
+    fn test_metrics(&self) -> anyhow::Result<Vec<(String, f64)>> {
         let test = self.data.test.head(self.cfg.eval_images);
         let report = eval::elbo_and_accuracy(&self.model, &test)?;
         let mut out = vec![
@@ -270,16 +240,16 @@ impl IeVaeTrainer {
     }
 }
 
-impl Trainer for IeVaeTrainer {
-    fn total_steps(&self) -> u64 {
-        self.cfg.steps
+impl CoreTrainer for IeVaeTrainer {
+    crate::worker::trainer::hold_core!();
+
+    fn metadata(&self) -> Metadata {
+        let config = config_json(&self.cfg, self.labelled.len());
+        self.core
+            .metadata(FAMILY, &self.cfg.preset, config, &self.source)
     }
 
-    fn steps_done(&self) -> u64 {
-        self.step
-    }
-
-    fn step(&mut self) -> anyhow::Result<StepStats> {
+    fn train_step(&mut self) -> anyhow::Result<StepStats> {
         let classes = self.cfg.model.classes;
         let b = if self.cfg.semi_supervised() {
             self.cfg.semi_labelled_batch
@@ -288,7 +258,7 @@ impl Trainer for IeVaeTrainer {
         }
         .max(1);
         let rows: Vec<usize> = (0..b)
-            .map(|_| self.labelled[self.rng.random_range(0..self.labelled.len())])
+            .map(|_| self.labelled[self.core.rng.random_range(0..self.labelled.len())])
             .collect();
         let x = self.images(&rows)?;
         let y: Vec<u32> = rows
@@ -312,7 +282,7 @@ impl Trainer for IeVaeTrainer {
             // unlabelled: sum_y q(y|x) [-log p(x|r_y, z)] + KL - H(q(y|x))
             let u = self.cfg.unlabelled_batch;
             let n = self.data.train.len();
-            let rows: Vec<usize> = (0..u).map(|_| self.rng.random_range(0..n)).collect();
+            let rows: Vec<usize> = (0..u).map(|_| self.core.rng.random_range(0..n)).collect();
             let xu = self.images(&rows)?;
             let (mu_u, logvar_u) = self.model.encode(&xu)?;
             let zu = self.sample_z(&mu_u, &logvar_u)?;
@@ -344,9 +314,7 @@ impl Trainer for IeVaeTrainer {
             unlabelled_loss = Some(loss_u.to_scalar::<f32>()? as f64);
         }
 
-        self.opt.set_learning_rate(self.cfg.lr_at(self.step));
-        self.opt.backward_step(&total)?;
-        self.step += 1;
+        let lr = self.cfg.lr_at(self.core.step);
         let mut losses = vec![
             ("total", total.to_scalar::<f32>()? as f64),
             ("recon", recon.to_scalar::<f32>()? as f64),
@@ -356,51 +324,29 @@ impl Trainer for IeVaeTrainer {
         if let Some(l) = unlabelled_loss {
             losses.push(("unlabelled", l));
         }
-        Ok(StepStats {
-            step: self.step,
-            losses,
-        })
+        self.core.update(&total, Some(lr), losses)
     }
 
-    fn evaluate(&mut self) -> anyhow::Result<Vec<(String, f64)>> {
-        let m = self.quick_metrics()?;
-        self.metrics = m.clone();
-        Ok(m)
+    fn quick_metrics(&mut self) -> anyhow::Result<Vec<(String, f64)>> {
+        let m = self.test_metrics()?;
+        Ok(self.core.record(m))
     }
 
-    fn final_metrics(&mut self) -> anyhow::Result<Vec<(String, f64)>> {
+    fn all_metrics(&mut self) -> anyhow::Result<Vec<(String, f64)>> {
         let report = eval::full_report(
             &self.model,
             &self.data,
             self.judge.as_deref(),
             self.labelled.len(),
         )?;
-        self.metrics = report.pairs();
-        Ok(self.metrics.clone())
-    }
-
-    fn snapshot(&self) -> anyhow::Result<Snapshot> {
-        Ok(Snapshot {
-            meta: self.metadata(),
-            tensors: varmap_tensors(&self.varmap)?,
-        })
-    }
-
-    fn restore(&mut self, snapshot: &Snapshot) -> anyhow::Result<()> {
-        let tensors = snapshot.tensors.iter().cloned().collect();
-        crate::nn::checkpoint::fill_varmap(
-            &self.varmap,
-            &tensors,
-            std::path::Path::new("(snapshot)"),
-        )?;
-        self.opt = Self::optimizer(&self.varmap, self.cfg.lr)?;
-        Ok(())
+        Ok(self.core.record(report.pairs()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::worker::Trainer;
 
     fn tiny_data() -> Split {
         let cfg = TrainConfig::preset("tiny").unwrap_or_default();
@@ -472,5 +418,19 @@ mod tests {
             s.losses
         );
         Ok(())
+    }
+
+    /// The seed fixes the run's weights: their start, the batches and the noise.
+    #[test]
+    fn the_seed_fixes_the_weights() {
+        let data = tiny_data();
+        crate::worker::trainer::assert_the_seed_fixes_the_run(
+            &|seed| {
+                let cfg = TrainConfig::preset("tiny")?;
+                let t = IeVaeTrainer::new(cfg, data.clone(), "digits".into(), seed, None)?;
+                Ok(Box::new(t))
+            },
+            3,
+        );
     }
 }

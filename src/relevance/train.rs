@@ -1,13 +1,8 @@
 //! Training of the relevance beta-VAE: presets, standardisation, the loss
 //! (Gaussian reconstruction + beta * KL) and the worker's Trainer.
 
-use std::collections::BTreeMap;
-
-use anyhow::Context;
 use candle_core::{Device, Tensor};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
 use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
@@ -17,8 +12,10 @@ use super::eval::{self, RelevanceReport};
 use super::model::{ModelConfig, RelevanceVae};
 use super::{FAMILY, HistoryPoint, Lab};
 use crate::nn::checkpoint::Metadata;
-use crate::nn::{WeightInit, kl_sum, new_varmap, varmap_tensors};
-use crate::worker::{Snapshot, StepStats, Trainer};
+use crate::nn::{WeightInit, kl_sum, new_varmap};
+use crate::worker::{
+    CoreTrainer, EpochCursor, OptimiserSettings, Snapshot, StepStats, Trainer, TrainerCore,
+};
 
 /// Everything that defines a training run besides the data.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -164,9 +161,8 @@ pub fn feature_tensor(
 
 pub struct RelevanceTrainer {
     pub cfg: TrainConfig,
-    varmap: VarMap,
+    core: TrainerCore,
     model: RelevanceVae,
-    opt: AdamW,
     standardizer: Standardizer,
     columns: Vec<String>,
     source: String,
@@ -174,12 +170,7 @@ pub struct RelevanceTrainer {
     train_x: Tensor,
     eval_x: Tensor,
     held_out_x: Tensor,
-    rng: StdRng,
-    order: Vec<u32>,
-    cursor: usize,
-    step: u64,
-    seed: u64,
-    metrics: BTreeMap<String, f64>,
+    cursor: EpochCursor,
     history: Vec<HistoryPoint>,
 }
 
@@ -215,12 +206,9 @@ impl RelevanceTrainer {
         let mut rng = StdRng::seed_from_u64(seed);
         let init = cfg.model.init;
         crate::nn::seeded_init(&varmap, |_| Some(init), &mut rng)?;
-        let params = ParamsAdamW {
-            lr: cfg.lr,
-            weight_decay: 0.0,
-            ..Default::default()
-        };
-        let opt = AdamW::new(varmap.all_vars(), params)?;
+        let cursor = EpochCursor::new(train_rows.len(), &mut rng);
+        let adam = OptimiserSettings::adam(cfg.lr);
+        let core = TrainerCore::new(varmap, rng, seed, cfg.steps, adam)?;
         let eval_rows: Vec<usize> = held_out
             .iter()
             .copied()
@@ -231,9 +219,8 @@ impl RelevanceTrainer {
         let held_out_x = feature_tensor(data, &held_out, &standardizer)?;
         Ok(Self {
             cfg,
-            varmap,
+            core,
             model,
-            opt,
             standardizer,
             columns: data.columns.clone(),
             source: data.source.clone(),
@@ -241,28 +228,16 @@ impl RelevanceTrainer {
             train_x,
             eval_x,
             held_out_x,
-            rng,
-            order: Vec::new(),
-            cursor: 0,
-            step: 0,
-            seed,
-            metrics: BTreeMap::new(),
+            cursor,
             history: Vec::new(),
         })
     }
 
     fn next_batch(&mut self) -> candle_core::Result<Tensor> {
-        let n = self.train_x.dim(0)?;
-        let mut idx = Vec::with_capacity(self.cfg.batch);
-        while idx.len() < self.cfg.batch {
-            if self.cursor >= self.order.len() {
-                self.order = (0..n as u32).collect();
-                self.order.shuffle(&mut self.rng);
-                self.cursor = 0;
-            }
-            idx.push(self.order[self.cursor]);
-            self.cursor += 1;
-        }
+        let idx: Vec<u32> = (self.cursor.batch(self.cfg.batch, &mut self.core.rng))
+            .into_iter()
+            .map(|i| i as u32)
+            .collect();
         let len = idx.len();
         self.train_x
             .index_select(&Tensor::from_vec(idx, len, &Device::Cpu)?, 0)
@@ -274,7 +249,7 @@ impl RelevanceTrainer {
         let (b, l) = (x.dim(0)?, self.cfg.model.latent);
         let (mu, logvar) = self.model.encode(&x)?;
         let eps: Vec<f32> = (0..b * l)
-            .map(|_| self.rng.sample::<f32, _>(StandardNormal))
+            .map(|_| self.core.rng.sample::<f32, _>(StandardNormal))
             .collect();
         let eps = Tensor::from_vec(eps, (b, l), &Device::Cpu)?;
         let z = (&mu + (eps * (&logvar * 0.5)?.exp()?)?)?;
@@ -303,16 +278,17 @@ impl RelevanceTrainer {
         let l = self.cfg.model.latent;
         match self.cfg.unlock_every {
             0 => l,
-            every => (1 + self.step / every).min(l as u64) as usize,
+            every => (1 + self.core.step / every).min(l as u64) as usize,
         }
     }
 
     fn record(&mut self, report: &RelevanceReport) -> Vec<(String, f64)> {
         let values = eval::report_metrics(report);
-        self.metrics = values.iter().cloned().collect();
-        if self.history.last().is_none_or(|h| h.step != self.step) {
+        let step = self.core.step;
+        let values = self.core.record(values);
+        if self.history.last().is_none_or(|h| h.step != step) {
             self.history.push(HistoryPoint {
-                step: self.step,
+                step,
                 relevance: report.relevance.clone(),
             });
         }
@@ -324,50 +300,32 @@ impl RelevanceTrainer {
         values
     }
 
-    pub fn metadata(&self) -> Metadata {
-        Metadata {
-            family: FAMILY.into(),
-            preset: self.cfg.preset.clone(),
-            config: super::config_json(
-                &self.cfg,
-                &self.standardizer,
-                &self.columns,
-                self.intrinsic_dim,
-                &self.history,
-            ),
-            data: self.source.clone(),
-            steps: self.step,
-            seed: self.seed,
-            metrics: self.metrics.clone(),
-            version: env!("CARGO_PKG_VERSION").into(),
-        }
-    }
-
     pub fn lab(&self) -> anyhow::Result<Lab> {
         Lab::from_snapshot(&self.snapshot()?)
     }
 }
 
-impl Trainer for RelevanceTrainer {
-    fn total_steps(&self) -> u64 {
-        self.cfg.steps
+impl CoreTrainer for RelevanceTrainer {
+    crate::worker::trainer::hold_core!();
+
+    fn metadata(&self) -> Metadata {
+        let config = super::config_json(
+            &self.cfg,
+            &self.standardizer,
+            &self.columns,
+            self.intrinsic_dim,
+            &self.history,
+        );
+        self.core
+            .metadata(FAMILY, &self.cfg.preset, config, &self.source)
     }
 
-    fn steps_done(&self) -> u64 {
-        self.step
-    }
-
-    fn step(&mut self) -> anyhow::Result<StepStats> {
+    fn train_step(&mut self) -> anyhow::Result<StepStats> {
         let (total, losses) = self.loss()?;
-        self.opt.backward_step(&total)?;
-        self.step += 1;
-        Ok(StepStats {
-            step: self.step,
-            losses,
-        })
+        self.core.update(&total, None, losses)
     }
 
-    fn evaluate(&mut self) -> anyhow::Result<Vec<(String, f64)>> {
+    fn quick_metrics(&mut self) -> anyhow::Result<Vec<(String, f64)>> {
         let report = eval::relevance(&self.model, &self.eval_x)?;
         let mut values = self.record(&report);
         values.push(("open_dims".into(), self.open_dims() as f64));
@@ -375,38 +333,14 @@ impl Trainer for RelevanceTrainer {
     }
 
     /// The relevance on every held-out event, recorded in the checkpoint.
-    fn final_metrics(&mut self) -> anyhow::Result<Vec<(String, f64)>> {
+    fn all_metrics(&mut self) -> anyhow::Result<Vec<(String, f64)>> {
         let report = eval::relevance(&self.model, &self.held_out_x)?;
         let mut values = self.record(&report);
         if let Some(d) = self.intrinsic_dim {
             values.push(("intrinsic_dim".into(), d as f64));
-            self.metrics.insert("intrinsic_dim".into(), d as f64);
+            self.core.metrics.insert("intrinsic_dim".into(), d as f64);
         }
         Ok(values)
-    }
-
-    fn snapshot(&self) -> anyhow::Result<Snapshot> {
-        Ok(Snapshot {
-            meta: self.metadata(),
-            tensors: varmap_tensors(&self.varmap)?,
-        })
-    }
-
-    fn restore(&mut self, snapshot: &Snapshot) -> anyhow::Result<()> {
-        let tensors = snapshot.tensors.iter().cloned().collect();
-        crate::nn::checkpoint::fill_varmap(
-            &self.varmap,
-            &tensors,
-            std::path::Path::new("(snapshot)"),
-        )
-        .context("restoring weights")?;
-        let params = ParamsAdamW {
-            lr: self.cfg.lr,
-            weight_decay: 0.0,
-            ..Default::default()
-        };
-        self.opt = AdamW::new(self.varmap.all_vars(), params)?;
-        Ok(())
     }
 }
 
@@ -616,5 +550,18 @@ mod tests {
         assert_ne!(a, c);
         assert!(a.last() < a.first(), "the loss goes down: {a:?}");
         Ok(())
+    }
+
+    /// The seed fixes the run's weights, not only its losses.
+    #[test]
+    fn the_seed_fixes_the_weights() {
+        let ds = generate(Generator::Circle, 300, 3);
+        crate::worker::trainer::assert_the_seed_fixes_the_run(
+            &|seed| {
+                let cfg = TrainConfig::preset("fast")?;
+                Ok(Box::new(RelevanceTrainer::new(cfg, &ds, seed)?))
+            },
+            5,
+        );
     }
 }

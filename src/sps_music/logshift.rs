@@ -240,16 +240,11 @@ pub struct LogShift {
     fc12: candle_nn::Linear,
     /// timbre latents -> template logits (TEMPLATE x frames)
     fc3: Mlp,
-    /// timbre latents -> logits fixed on the log axis (LOG_BINS x frames), if any
-    body: Option<Mlp>,
     /// template positions below the note's own position, and in all
     below: usize,
     template: usize,
     /// the salience's scale in the soft-argmax (SHARPNESS, softer early in training)
     sharpness: f64,
-    /// training only: the scale whose soft-argmax gives the gradient (straight-through), so
-    /// that peaks other than the winning one still feel the loss
-    gradient_sharpness: Option<f64>,
     /// a learned floor under the note, per linear bin and frame (noise, body resonance)
     floor: Tensor,
     latent: usize,
@@ -259,13 +254,11 @@ impl LogShift {
     /// From `cfg`: `channels` [c0, c1] (the front conv and the wide, harmonic conv), `mlp`
     /// the template MLP's hidden sizes, the latent size and the init, and the settings of
     /// `Arch::LogShift`: `kernel` the wide conv's span in log bins (odd); `below` the
-    /// template's reach below the note's position, in log bins; `body` the hidden size of the
-    /// fixed-envelope MLP (0 for none); `sharpness` the soft-argmax's.
+    /// template's reach below the note's position, in log bins; `sharpness` the soft-argmax's.
     pub fn new(cfg: &super::model::ModelConfig, vb: VarBuilder) -> Result<Self> {
         let super::model::Arch::LogShift {
             kernel,
             below,
-            body,
             sharpness,
         } = cfg.arch
         else {
@@ -302,19 +295,9 @@ impl LogShift {
             fc11: linear_init(2 * c1, latent - 1, init, vb.pp("fc11"))?,
             fc12: linear_init(2 * c1, latent, init, vb.pp("fc12"))?,
             fc3: Mlp::new(&sizes, init, vb.pp("fc3"))?,
-            body: (body > 0)
-                .then(|| {
-                    Mlp::new(
-                        &[latent - 1, body, LOG_BINS * FRAMES_PER_NOTE],
-                        init,
-                        vb.pp("body"),
-                    )
-                })
-                .transpose()?,
             below,
             template,
             sharpness,
-            gradient_sharpness: None,
             floor: vb.get_with_hints(
                 (FRAMES_PER_NOTE, N_BINS),
                 "decoder.floor",
@@ -380,9 +363,8 @@ impl LogShift {
 
     /// The salience's scale in the soft-argmax: the configuration's (`Arch::LogShift`),
     /// unless training sets another for a while.
-    pub fn set_sharpness(&mut self, sharpness: f64, gradient: Option<f64>) {
+    pub fn set_sharpness(&mut self, sharpness: f64) {
         self.sharpness = sharpness;
-        self.gradient_sharpness = gradient;
     }
 
     /// The variable holding the template's last bias (started at the data's mean level).
@@ -457,18 +439,8 @@ impl LogShift {
         let h = self.enc[0].forward_1d(&harmonic_stack(h)?)?.relu()?;
         let features = self.enc[1].forward_1d(&h)?.relu()?;
         let salience = self.enc[2].forward_1d(&features)?.squeeze(1)?;
-        let soft_argmax = |scale: f64| -> Result<Tensor> {
-            candle_nn::ops::softmax(&(&salience * scale)?, D::Minus1)?.matmul(&self.positions)
-        };
-        let position = soft_argmax(self.sharpness)?;
-        let position = match self.gradient_sharpness {
-            // the value of the sharp soft-argmax, the gradient of the softer one
-            Some(g) if g != self.sharpness => {
-                let soft = soft_argmax(g)?;
-                (position.detach() + (&soft - soft.detach())?)?
-            }
-            _ => position,
-        };
+        let position = candle_nn::ops::softmax(&(&salience * self.sharpness)?, D::Minus1)?
+            .matmul(&self.positions)?;
         let pitch = position.affine(1.0 / BPS as f64, -((MIDI_CENTRE - MIDI_LO) as f64))?;
         let pooled = Tensor::cat(&[features.mean(D::Minus1)?, features.max(D::Minus1)?], 1)?;
         let timbre = self.fc11.forward(&pooled)?;
@@ -497,8 +469,7 @@ impl LogShift {
     }
 
     /// z: (N, latent) -> logits on the log-frequency axis before the floor, (N, LOG_BINS, 5):
-    /// the timbre's template moved to the pitch latent's position, plus the timbre's fixed
-    /// envelope when the model has a body MLP.
+    /// the timbre's template moved to the pitch latent's position.
     pub fn decode_log(&self, z: &Tensor) -> Result<Tensor> {
         let n = z.dim(0)?;
         let template = self
@@ -528,21 +499,10 @@ impl LogShift {
         let at = Tensor::from_vec(at, shape, dev)?;
         let below = Tensor::from_vec(below, shape, dev)?;
         let frac = (position - Tensor::from_vec(floor, (n, 1), dev)?)?.unsqueeze(2)?;
-        let moved = (template
+        template
             .gather(&at, 1)?
             .broadcast_mul(&frac.affine(-1.0, 1.0)?)?
-            + template.gather(&below, 1)?.broadcast_mul(&frac)?)?;
-        match &self.body {
-            Some(body) => {
-                moved
-                    + body.forward(&z.narrow(1, 1, self.latent - 1)?)?.reshape((
-                        n,
-                        LOG_BINS,
-                        FRAMES_PER_NOTE,
-                    ))?
-            }
-            None => Ok(moved),
-        }
+            + template.gather(&below, 1)?.broadcast_mul(&frac)?
     }
 }
 
@@ -552,7 +512,7 @@ mod tests {
     use super::*;
     use crate::nn::{WeightInit, new_varmap};
 
-    fn body_with(envelope: usize) -> LogShift {
+    fn body() -> LogShift {
         let (_vm, vb) = new_varmap();
         let cfg = super::super::model::ModelConfig {
             channels: [4, 8, 0, 0],
@@ -566,16 +526,11 @@ mod tests {
             arch: super::super::model::Arch::LogShift {
                 kernel: 5,
                 below: 140,
-                body: envelope,
                 sharpness: SHARPNESS,
             },
             ..cfg
         };
         LogShift::new(&cfg, vb).unwrap()
-    }
-
-    fn body() -> LogShift {
-        body_with(0)
     }
 
     #[test]
@@ -611,34 +566,6 @@ mod tests {
         let j = 100;
         let mid = 0.5 * (out[1][j][0] + out[1][j - 1][0]);
         assert!((out[2][j][0] - mid).abs() < 1e-5);
-    }
-
-    #[test]
-    fn the_body_envelope_stays_where_it_is_when_the_note_moves() {
-        let b = body_with(6);
-        let z = Tensor::new(&[[-6f32, 0.3, -0.2], [6.0, 0.3, -0.2]], &Device::Cpu).unwrap();
-        let out = b.decode_log(&z).unwrap().to_vec3::<f32>().unwrap();
-        let env = b
-            .body
-            .as_ref()
-            .unwrap()
-            .forward(&z.narrow(1, 1, 2).unwrap())
-            .unwrap()
-            .reshape((2, LOG_BINS, FRAMES_PER_NOTE))
-            .unwrap()
-            .to_vec3::<f32>()
-            .unwrap();
-        // the envelope depends on the timbre only: the same for both notes, and not zero
-        assert_eq!(env[0], env[1]);
-        assert!(env[0].iter().flatten().any(|v| v.abs() > 1e-3));
-        // what is left after it moves an octave with the note
-        for j in 40..LOG_BINS - BPO - 40 {
-            for f in 0..FRAMES_PER_NOTE {
-                let lo = out[0][j][f] - env[0][j][f];
-                let hi = out[1][j + BPO][f] - env[1][j + BPO][f];
-                assert!((lo - hi).abs() < 1e-5, "bin {j} frame {f}: {lo} vs {hi}");
-            }
-        }
     }
 
     /// The octave check's cross-entropy is small when the decoder agrees with the salience's

@@ -53,11 +53,6 @@ pub enum Arch {
         kernel: usize,
         #[serde(default = "logshift_below_default")]
         below: usize,
-        /// hidden size of the body MLP (`body.*`), 0 for none: the timbre latents also give
-        /// an envelope fixed in frequency (a source-filter model: an instrument's body
-        /// resonances stay where they are when the note moves), added to the moved template
-        #[serde(default)]
-        body: usize,
         /// the scale of the salience in the soft-argmax that reads the pitch latent
         /// (`logshift::SHARPNESS` unless set); training may reach it gradually
         /// (`TrainConfig::sharpness_start`)
@@ -107,11 +102,10 @@ struct Official {
 }
 
 impl SpsMusic {
-    /// The log-shift body's soft-argmax sharpness, and in training the softer one whose
-    /// gradient it passes back (no effect on the official body).
-    pub fn set_sharpness(&mut self, sharpness: f64, gradient: Option<f64>) {
+    /// The log-shift body's soft-argmax sharpness (no effect on the official body).
+    pub fn set_sharpness(&mut self, sharpness: f64) {
         if let Body::LogShift(b) = &mut self.body {
-            b.set_sharpness(sharpness, gradient);
+            b.set_sharpness(sharpness);
         }
     }
 

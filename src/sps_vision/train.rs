@@ -2,11 +2,9 @@
 //! KL, prior prediction, and one term per symmetry: translation of (z1, z3), rotation about
 //! z2), and the worker's Trainer.
 
-use std::collections::BTreeMap;
-
 use anyhow::Context;
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+use candle_nn::VarMap;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -17,8 +15,8 @@ use super::eval::{self, Calibration};
 use super::model::{EncoderKind, ModelConfig, SpsVision};
 use super::{FAMILY, Lab};
 use crate::nn::checkpoint::Metadata;
-use crate::nn::{WeightInit, bce_with_logits_sum, kl_sum, mse_sum, varmap_tensors};
-use crate::worker::{Snapshot, StepStats, Trainer};
+use crate::nn::{WeightInit, bce_with_logits_sum, kl_sum, mse_sum};
+use crate::worker::{CoreTrainer, EpochCursor, OptimiserSettings, StepStats, Trainer, TrainerCore};
 
 /// Everything that defines a training run besides the data.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -54,13 +52,6 @@ pub struct TrainConfig {
     /// part of a step on the CPU.
     #[serde(default)]
     pub decode_steps: usize,
-    /// weight of a term that holds the spread of each latent over the batch near 1:
-    /// sum over dims of ln(std)^2. Without it the latent MSE terms (prior, symmetry) reward
-    /// shrinking the latents, and the weakest factor (the ball's distance from the camera)
-    /// collapses first; it also keeps the symmetries' translations U(-t_range, t_range) on
-    /// the scale of the data. 0 = off (the official code relies on the KL alone).
-    #[serde(default)]
-    pub scale_weight: f64,
     /// draw z from the posterior (the official reparameterisation) rather than use its mean
     pub sample_latent: bool,
     /// scheduled sampling, official form: P(teacher forcing) = a / (a + exp((step + b) / a))
@@ -109,7 +100,6 @@ impl TrainConfig {
             k: 1,
             symmetry_decode: false,
             self_consistency: false,
-            scale_weight: 0.0,
             decode_steps: 5,
             sample_latent: false,
             sample_alpha: 300.0,
@@ -139,7 +129,6 @@ impl TrainConfig {
                 sample_beta: 8000.0,
                 prior_weight: 2.0,
                 symmetry_weight: 2.0,
-                scale_weight: 0.0,
                 warmup_steps: 0,
                 ramp_steps: 0,
                 steps: 30000,
@@ -188,28 +177,11 @@ impl TrainConfig {
 
 pub struct VisionTrainer {
     pub cfg: TrainConfig,
-    varmap: VarMap,
+    core: TrainerCore,
     model: SpsVision,
-    opt: AdamW,
     data: Dataset,
-    rng: StdRng,
-    order: Vec<usize>,
-    cursor: usize,
-    step: u64,
-    seed: u64,
-    metrics: BTreeMap<String, f64>,
+    cursor: EpochCursor,
     pub calibration: Calibration,
-}
-
-fn adam(varmap: &VarMap, lr: f64) -> candle_core::Result<AdamW> {
-    AdamW::new(
-        varmap.all_vars(),
-        ParamsAdamW {
-            lr,
-            weight_decay: 0.0,
-            ..Default::default()
-        },
-    )
 }
 
 impl VisionTrainer {
@@ -231,44 +203,30 @@ impl VisionTrainer {
         let (varmap, vb) = crate::nn::new_seeded_varmap(seed);
         let model = SpsVision::new(&cfg.model, vb)?;
         init_output_bias(&varmap, &data)?;
-        let opt = adam(&varmap, cfg.lr)?;
         let mut rng = StdRng::seed_from_u64(seed);
-        let order = data.epoch(&mut rng);
+        let cursor = EpochCursor::new(data.train.len(), &mut rng);
+        let adam = OptimiserSettings::adam(cfg.lr);
+        let core = TrainerCore::new(varmap, rng, seed, cfg.steps, adam)?;
         Ok(Self {
             cfg,
-            varmap,
+            core,
             model,
-            opt,
             data,
-            rng,
-            order,
-            cursor: 0,
-            step: 0,
-            seed,
-            metrics: BTreeMap::new(),
+            cursor,
             calibration: Calibration::default(),
         })
     }
 
     fn next_batch(&mut self) -> Vec<usize> {
-        let mut idx = Vec::with_capacity(self.cfg.batch);
-        while idx.len() < self.cfg.batch {
-            if self.cursor >= self.order.len() {
-                self.order = self.data.epoch(&mut self.rng);
-                self.cursor = 0;
-            }
-            idx.push(self.order[self.cursor]);
-            self.cursor += 1;
-        }
-        idx
+        self.cursor.batch(self.cfg.batch, &mut self.core.rng)
     }
 
     /// Which prior inputs are its own predictions: never the first BASE_LEN, afterwards
     /// with the scheduled-sampling probability.
     fn scheduled(&mut self) -> Vec<bool> {
-        let p = self.cfg.teacher_forcing(self.step);
+        let p = self.cfg.teacher_forcing(self.core.step);
         (0..SEQ_LEN)
-            .map(|t| t >= BASE_LEN && self.rng.random::<f64>() > p)
+            .map(|t| t >= BASE_LEN && self.core.rng.random::<f64>() > p)
             .collect()
     }
 
@@ -302,7 +260,7 @@ impl VisionTrainer {
             (0..(s - 1) as u32).collect()
         } else {
             let mut all: Vec<u32> = (0..(s - 1) as u32).collect();
-            all.shuffle(&mut self.rng);
+            all.shuffle(&mut self.core.rng);
             let mut p = all[..cfg.decode_steps].to_vec();
             p.sort_unstable();
             p
@@ -323,14 +281,8 @@ impl VisionTrainer {
         let mut parts: Vec<(&'static str, f64)> = Vec::new();
         let mut total = kl_sum(&mu, &logvar)?.affine(cfg.kl_weight, 0.0)?;
         parts.push(("kl", total.to_scalar::<f32>()? as f64));
-        if cfg.scale_weight > 0.0 {
-            let spread = spread_penalty(&z.reshape((b * s, l))?)?
-                .affine(cfg.scale_weight * b as f64, 0.0)?;
-            parts.push(("scale", spread.to_scalar::<f32>()? as f64));
-            total = (total + spread)?;
-        }
 
-        let w = cfg.sequence_weight(self.step);
+        let w = cfg.sequence_weight(self.core.step);
         let sequence = w > 0.0;
         let k = if sequence { cfg.k } else { 0 };
         let mut plain = None;
@@ -363,8 +315,8 @@ impl VisionTrainer {
             // translation of (z1, z3), the same for every step of a throw
             let shift: Vec<f32> = (0..b * k)
                 .flat_map(|_| {
-                    let t1 = self.rng.random_range(-cfg.t_range..cfg.t_range) as f32;
-                    let t3 = self.rng.random_range(-cfg.t_range..cfg.t_range) as f32;
+                    let t1 = self.core.rng.random_range(-cfg.t_range..cfg.t_range) as f32;
+                    let t3 = self.core.rng.random_range(-cfg.t_range..cfg.t_range) as f32;
                     [t1, 0.0, t3]
                 })
                 .collect();
@@ -384,7 +336,8 @@ impl VisionTrainer {
             // rotation about z2: R acts on rows as z -> z R^T
             let angles: Vec<f32> = (0..b * k)
                 .map(|_| {
-                    self.rng
+                    self.core
+                        .rng
                         .random_range(-std::f32::consts::PI..std::f32::consts::PI)
                 })
                 .collect();
@@ -436,19 +389,6 @@ impl VisionTrainer {
         Ok((total, losses))
     }
 
-    pub fn metadata(&self) -> Metadata {
-        Metadata {
-            family: FAMILY.into(),
-            preset: self.cfg.preset.clone(),
-            config: super::config_json(&self.cfg, &self.calibration),
-            data: self.data.source.clone(),
-            steps: self.step,
-            seed: self.seed,
-            metrics: self.metrics.clone(),
-            version: env!("CARGO_PKG_VERSION").into(),
-        }
-    }
-
     pub fn lab(&self) -> anyhow::Result<Lab> {
         Lab::from_snapshot(&self.snapshot()?)
     }
@@ -456,15 +396,6 @@ impl VisionTrainer {
     pub fn model(&self) -> &SpsVision {
         &self.model
     }
-}
-
-/// sum over latent dims of ln(std)^2, the std taken over the rows of z (N, L): zero when every
-/// latent spreads by 1 over the batch, growing as one shrinks towards a constant or blows up.
-pub fn spread_penalty(z: &Tensor) -> candle_core::Result<Tensor> {
-    let centred = z.broadcast_sub(&z.mean_keepdim(0)?)?;
-    let var = centred.sqr()?.mean(0)?;
-    // ln(std)^2 = (ln(var) / 2)^2
-    ((var + 1e-8)?.log()? * 0.5)?.sqr()?.sum_all()
 }
 
 /// Rotation matrices about the second latent axis, one per angle, as (N, L, L) to multiply
@@ -488,27 +419,16 @@ pub fn rotation_matrices(angles: &[f32], l: usize, inverse: bool) -> candle_core
     Tensor::from_vec(m, (angles.len(), l, l), &Device::Cpu)
 }
 
-impl Trainer for VisionTrainer {
-    fn total_steps(&self) -> u64 {
-        self.cfg.steps
-    }
-    fn steps_done(&self) -> u64 {
-        self.step
-    }
+impl CoreTrainer for VisionTrainer {
+    crate::worker::trainer::hold_core!();
 
-    fn step(&mut self) -> anyhow::Result<StepStats> {
+    fn train_step(&mut self) -> anyhow::Result<StepStats> {
+        let lr = self.cfg.learning_rate(self.core.step);
         let (total, losses) = self.loss()?;
-        self.opt
-            .set_learning_rate(self.cfg.learning_rate(self.step));
-        self.opt.backward_step(&total)?;
-        self.step += 1;
-        Ok(StepStats {
-            step: self.step,
-            losses,
-        })
+        self.core.update(&total, Some(lr), losses)
     }
 
-    fn evaluate(&mut self) -> anyhow::Result<Vec<(String, f64)>> {
+    fn quick_metrics(&mut self) -> anyhow::Result<Vec<(String, f64)>> {
         let cal = eval::calibrate(&self.model, &self.data, 128)?;
         let values = vec![
             ("r2_x".to_string(), cal.r2[0]),
@@ -518,14 +438,14 @@ impl Trainer for VisionTrainer {
         ];
         self.calibration = cal;
         for (k, v) in &values {
-            self.metrics.insert(k.clone(), *v);
+            self.core.metrics.insert(k.clone(), *v);
         }
         Ok(values)
     }
 
     /// Every metric of DESIGN.md, recorded in the checkpoint's metadata.
-    fn final_metrics(&mut self) -> anyhow::Result<Vec<(String, f64)>> {
-        let mut values = self.evaluate()?;
+    fn all_metrics(&mut self) -> anyhow::Result<Vec<(String, f64)>> {
+        let mut values = self.quick_metrics()?;
         let rollout = eval::rollout_mse(&self.model, &self.data, 64)?;
         values.push(("rollout_mse".into(), rollout));
         if self.data.source.starts_with("ball:") {
@@ -540,29 +460,15 @@ impl Trainer for VisionTrainer {
             values.push(("equivariance_centroid_px".into(), px));
         }
         for (k, v) in &values {
-            self.metrics.insert(k.clone(), *v);
+            self.core.metrics.insert(k.clone(), *v);
         }
         Ok(values)
     }
 
-    fn snapshot(&self) -> anyhow::Result<Snapshot> {
-        Ok(Snapshot {
-            meta: self.metadata(),
-            tensors: varmap_tensors(&self.varmap)?,
-        })
-    }
-
-    fn restore(&mut self, snapshot: &Snapshot) -> anyhow::Result<()> {
-        let tensors = snapshot.tensors.iter().cloned().collect();
-        crate::nn::checkpoint::fill_varmap(
-            &self.varmap,
-            &tensors,
-            std::path::Path::new("(snapshot)"),
-        )
-        .context("restoring weights")?;
-        // The optimiser's moments may hold the NaNs that made us come back: start them afresh.
-        self.opt = adam(&self.varmap, self.cfg.lr)?;
-        Ok(())
+    fn metadata(&self) -> Metadata {
+        let config = super::config_json(&self.cfg, &self.calibration);
+        self.core
+            .metadata(FAMILY, &self.cfg.preset, config, &self.data.source)
     }
 }
 
@@ -602,32 +508,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_spread_penalty_is_zero_at_unit_spread_and_grows_as_a_latent_shrinks() {
-        // columns with std exactly 1 (values +-1 around their mean)
-        let rows: Vec<f32> = (0..64)
-            .flat_map(|i| {
-                let s = if i % 2 == 0 { 1.0 } else { -1.0 };
-                [s + 3.0, -s, s * if i % 4 < 2 { 1.0 } else { -1.0 }]
-            })
-            .collect();
-        let z = Tensor::from_vec(rows, (64, 3), &Device::Cpu).unwrap();
-        let at_one = spread_penalty(&z).unwrap().to_scalar::<f32>().unwrap();
-        assert!(at_one.abs() < 1e-4, "{at_one}");
-        let scale = Tensor::from_vec(vec![1f32, 0.1, 1.0], (1, 3), &Device::Cpu).unwrap();
-        let shrunk = spread_penalty(&z.broadcast_mul(&scale).unwrap())
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        let want = (0.1f32).ln().powi(2);
-        assert!((shrunk - want).abs() < 1e-3, "{shrunk} against {want}");
-    }
-
-    #[test]
     fn a_step_with_every_term_reports_each_loss_part_and_moves_the_weights() {
         let mut cfg = TrainConfig::preset("fast").unwrap();
         cfg.batch = 2;
         cfg.ramp_steps = 1;
-        cfg.scale_weight = 10.0;
         cfg.self_consistency = true;
         let data = Dataset::generate(3, 4, 2);
         let mut t = VisionTrainer::new(cfg, data, 3).unwrap();
@@ -638,7 +522,6 @@ mod tests {
             "total",
             "recon_bce",
             "kl",
-            "scale",
             "prior_mse",
             "translation_mse",
             "rotation_mse",
@@ -658,5 +541,26 @@ mod tests {
             })
             .count();
         assert!(moved > before.tensors.len() / 2, "{moved} tensors moved");
+    }
+
+    /// The seed fixes the run's weights.
+    #[test]
+    fn the_seed_fixes_the_weights() {
+        let data = Dataset::generate(3, 4, 2);
+        let cfg = TrainConfig {
+            batch: 2,
+            steps: 2,
+            ..TrainConfig::preset("fast").unwrap()
+        };
+        crate::worker::trainer::assert_the_seed_fixes_the_run(
+            &|seed| {
+                Ok(Box::new(VisionTrainer::new(
+                    cfg.clone(),
+                    data.clone(),
+                    seed,
+                )?))
+            },
+            2,
+        );
     }
 }

@@ -1,10 +1,8 @@
 //! Training of V3: presets, the V3 loss (DESIGN.md), and the worker's Trainer.
 
-use std::collections::BTreeMap;
-
 use anyhow::Context;
 use candle_core::{Device, Tensor};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+use candle_nn::VarMap;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
@@ -14,8 +12,7 @@ use super::eval::{self, Summary};
 use super::model::{CODEBOOK_PREFIX, ModelConfig, STATS_PREFIX, V3Model, mean_pairwise_distance};
 use super::{Lab, family_name};
 use crate::nn::checkpoint::Metadata;
-use crate::nn::varmap_tensors;
-use crate::worker::{Snapshot, StepStats, Trainer};
+use crate::worker::{CoreTrainer, EpochCursor, OptimiserSettings, StepStats, Trainer, TrainerCore};
 
 /// Everything that defines a training run besides the data.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -49,7 +46,7 @@ pub struct TrainConfig {
     pub steps: u64,
 }
 
-pub const PRESETS: [&str; 4] = ["fast", "timbre", "mlp", "paper"];
+pub const PRESETS: [&str; 3] = ["fast", "mlp", "paper"];
 
 fn one() -> f64 {
     1.0
@@ -127,18 +124,6 @@ impl TrainConfig {
             ..mlp.clone()
         };
         Ok(match name {
-            // notes: `fast` with the timbre convolution in the style trunk (one 400-step
-            // run reached a style kNN AUC of 0.92 against 0.81-0.83 without; not yet the
-            // default: models/README.md)
-            "timbre" => Self {
-                preset: "timbre".into(),
-                model: ModelConfig {
-                    timbre_conv: notes,
-                    ..fast.model.clone()
-                },
-                steps: 400,
-                ..fast.clone()
-            },
             "fast" | "default" => fast,
             "mlp" => mlp,
             // the published sizes (cfg_v3_insnotes.yaml, cfg_v3_phonenums.yaml): 512 channels,
@@ -295,37 +280,11 @@ struct BatchLoss {
 
 pub struct V3Trainer {
     pub cfg: TrainConfig,
-    varmap: VarMap,
+    core: TrainerCore,
     model: V3Model,
-    opt: AdamW,
     data: Dataset,
-    rng: StdRng,
-    order: Vec<usize>,
-    cursor: usize,
-    step: u64,
-    seed: u64,
-    metrics: BTreeMap<String, f64>,
+    cursor: EpochCursor,
     summary: Summary,
-}
-
-fn optimiser(varmap: &VarMap, cfg: &TrainConfig) -> anyhow::Result<AdamW> {
-    let data = varmap
-        .data()
-        .lock()
-        .map_err(|_| anyhow::anyhow!("variable map poisoned"))?;
-    // the codebook follows its EMA, never the optimiser (weight decay would shrink it); so do
-    // running statistics
-    let vars: Vec<candle_core::Var> = data
-        .iter()
-        .filter(|(name, _)| !name.starts_with(CODEBOOK_PREFIX) && !name.starts_with(STATS_PREFIX))
-        .map(|(_, v)| v.clone())
-        .collect();
-    let params = ParamsAdamW {
-        lr: cfg.lr,
-        weight_decay: cfg.weight_decay,
-        ..Default::default()
-    };
-    Ok(AdamW::new(vars, params)?)
 }
 
 impl V3Trainer {
@@ -370,35 +329,27 @@ impl V3Trainer {
         if cfg.model.style_whiten {
             fit_style_whitening(&model, &data)?;
         }
-        let opt = optimiser(&varmap, &cfg)?;
-        let order = data.epoch(&mut rng);
+        // the codebook follows its EMA, never the optimiser (weight decay would shrink it); so
+        // do running statistics
+        let settings = OptimiserSettings {
+            lr: cfg.lr,
+            weight_decay: cfg.weight_decay,
+            frozen: &[CODEBOOK_PREFIX, STATS_PREFIX],
+        };
+        let cursor = EpochCursor::new(data.train.len(), &mut rng);
+        let core = TrainerCore::new(varmap, rng, seed, cfg.steps, settings)?;
         Ok(Self {
             cfg,
-            varmap,
+            core,
             model,
-            opt,
             data,
-            rng,
-            order,
-            cursor: 0,
-            step: 0,
-            seed,
-            metrics: BTreeMap::new(),
+            cursor,
             summary: Summary::default(),
         })
     }
 
     fn next_batch(&mut self) -> Vec<usize> {
-        let mut idx = Vec::with_capacity(self.cfg.batch);
-        while idx.len() < self.cfg.batch {
-            if self.cursor >= self.order.len() {
-                self.order = self.data.epoch(&mut self.rng);
-                self.cursor = 0;
-            }
-            idx.push(self.order[self.cursor]);
-            self.cursor += 1;
-        }
-        idx
+        self.cursor.batch(self.cfg.batch, &mut self.core.rng)
     }
 
     fn batch_tensor(&self, batch: &[usize]) -> anyhow::Result<(Tensor, usize)> {
@@ -432,7 +383,7 @@ impl V3Trainer {
         let sample = if self.cfg.distinct_atoms { n } else { 0 };
         self.model
             .codebook
-            .init_kmeans(&enc.content, sample, per_batch, &mut self.rng)?;
+            .init_kmeans(&enc.content, sample, per_batch, &mut self.core.rng)?;
         Ok(())
     }
 
@@ -501,19 +452,6 @@ impl V3Trainer {
         })
     }
 
-    pub fn metadata(&self) -> Metadata {
-        Metadata {
-            family: family_name(self.cfg.model.domain).into(),
-            preset: self.cfg.preset.clone(),
-            config: super::config_json(&self.cfg, &self.summary),
-            data: self.data.source.clone(),
-            steps: self.step,
-            seed: self.seed,
-            metrics: self.metrics.clone(),
-            version: env!("CARGO_PKG_VERSION").into(),
-        }
-    }
-
     pub fn lab(&self) -> anyhow::Result<Lab> {
         Lab::from_snapshot(&self.snapshot()?)
     }
@@ -523,70 +461,43 @@ impl V3Trainer {
     }
 }
 
-impl Trainer for V3Trainer {
-    fn total_steps(&self) -> u64 {
-        self.cfg.steps
-    }
-    fn steps_done(&self) -> u64 {
-        self.step
+impl CoreTrainer for V3Trainer {
+    crate::worker::trainer::hold_core!();
+
+    fn metadata(&self) -> Metadata {
+        let family = family_name(self.cfg.model.domain);
+        let config = super::config_json(&self.cfg, &self.summary);
+        self.core
+            .metadata(family, &self.cfg.preset, config, &self.data.source)
     }
 
-    fn step(&mut self) -> anyhow::Result<StepStats> {
+    fn train_step(&mut self) -> anyhow::Result<StepStats> {
+        let step = self.core.step;
         let again = (self.cfg.kmeans_again_at * self.cfg.steps as f64).round() as u64;
-        if !self.model.codebook.is_initialised()? || (again > 0 && self.step == again) {
+        if !self.model.codebook.is_initialised()? || (again > 0 && step == again) {
             self.init_codebook()?;
         }
         let BatchLoss {
             total,
-            parts: mut losses,
+            parts,
             content,
             codes,
         } = self.loss()?;
-        let lr = self.cfg.lr;
-        self.opt.set_learning_rate(crate::nn::cosine_schedule(
-            lr,
-            lr * self.cfg.lr_final,
-            self.step,
-            self.cfg.steps,
-            0.0,
-        ));
-        self.opt.backward_step(&total)?;
+        let (lr, steps) = (self.cfg.lr, self.cfg.steps);
+        let lr = crate::nn::cosine_schedule(lr, lr * self.cfg.lr_final, step, steps, 0.0);
+        let mut stats = self.core.update(&total, Some(lr), parts)?;
         let restarted = self
             .model
             .codebook
-            .update(&content, &codes, &mut self.rng)?;
-        losses.push(("restarted_atoms", restarted as f64));
-        self.step += 1;
-        Ok(StepStats {
-            step: self.step,
-            losses,
-        })
+            .update(&content, &codes, &mut self.core.rng)?;
+        stats.losses.push(("restarted_atoms", restarted as f64));
+        Ok(stats)
     }
 
-    fn evaluate(&mut self) -> anyhow::Result<Vec<(String, f64)>> {
+    fn quick_metrics(&mut self) -> anyhow::Result<Vec<(String, f64)>> {
         self.summary = eval::evaluate(&self.model, &self.data)?;
-        self.metrics = self.summary.metrics.clone();
-        Ok(self.metrics.iter().map(|(k, v)| (k.clone(), *v)).collect())
-    }
-
-    fn snapshot(&self) -> anyhow::Result<Snapshot> {
-        Ok(Snapshot {
-            meta: self.metadata(),
-            tensors: varmap_tensors(&self.varmap)?,
-        })
-    }
-
-    fn restore(&mut self, snapshot: &Snapshot) -> anyhow::Result<()> {
-        let tensors = snapshot.tensors.iter().cloned().collect();
-        crate::nn::checkpoint::fill_varmap(
-            &self.varmap,
-            &tensors,
-            std::path::Path::new("(snapshot)"),
-        )
-        .context("restoring weights")?;
-        // the optimiser's moments may hold the NaNs that made us come back
-        self.opt = optimiser(&self.varmap, &self.cfg)?;
-        Ok(())
+        self.core.metrics = self.summary.metrics.clone();
+        Ok(self.summary.metrics.clone().into_iter().collect())
     }
 }
 
@@ -631,5 +542,20 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The seed fixes the run's weights, codebook included (a few steps on synthetic digits).
+    #[test]
+    fn the_seed_fixes_the_weights() {
+        let data = Dataset::synthetic(Domain::Digits, 8, 0);
+        let cfg = TrainConfig {
+            batch: 2,
+            steps: 4,
+            ..TrainConfig::preset(Domain::Digits, "fast").unwrap()
+        };
+        crate::worker::trainer::assert_the_seed_fixes_the_run(
+            &|seed| Ok(Box::new(V3Trainer::new(cfg.clone(), data.clone(), seed)?)),
+            4,
+        );
     }
 }

@@ -10,6 +10,9 @@ use candle_core::Tensor;
 
 use crate::nn::checkpoint::Metadata;
 
+pub mod trainer;
+pub use trainer::{CoreTrainer, EpochCursor, OptimiserSettings, TrainerCore};
+
 /// The weights and description of a model at one moment, enough to save it or to rebuild it
 /// for inference. Cheap to pass between threads.
 #[derive(Clone)]
