@@ -56,7 +56,7 @@ fn shipped_sps_music_reproduces_its_recorded_metrics() {
     }
 }
 
-/// The SPS 3D bar of issue 3: the shipped model's latents map linearly onto the ball's x, y
+/// The SPS 3D bar: the shipped model's latents map linearly onto the ball's x, y
 /// and z with R² >= 0.95 on held-out throws, as `latent-lab eval` measures it. (That eval
 /// repeats the checkpoint's recorded figures is `tests/sps_vision.rs`.)
 #[test]
@@ -72,7 +72,7 @@ const BAR_EMBEDDING: f64 = 0.99;
 const BAR_UNSEEN: f64 = 0.95;
 const BAR_SYNTHESIS: f64 = 0.98;
 
-/// The IE-VAE bars of issue 6, and that eval reproduces what the checkpoint recorded.
+/// The IE-VAE bars, and that eval reproduces what the checkpoint recorded.
 #[test]
 fn shipped_ievae_meets_the_bars_and_reproduces_its_metrics() {
     let m = eval("ievae_digits.safetensors");
@@ -105,7 +105,7 @@ fn shipped_digit_classifier_reads_held_out_writers() {
     assert!(acc >= 0.99, "{m}");
 }
 
-/// The semi-supervised IE-VAE of issue 6: 100 labels in all, accuracy >= 0.90.
+/// The semi-supervised IE-VAE: 100 labels in all, accuracy >= 0.90.
 #[test]
 fn ievae_with_100_labels_reaches_the_semi_supervised_bar() {
     let m = eval("ablations/ievae_digits_100_labels.safetensors");
@@ -113,7 +113,7 @@ fn ievae_with_100_labels_reaches_the_semi_supervised_bar() {
     assert!(m["accuracy"].as_f64().unwrap() >= 0.90, "{m}");
 }
 
-/// The V3 bars of issue 4, for both shipped V3 models.
+/// The V3 bars, for both shipped V3 models.
 fn v3_bars(m: &serde_json::Value) -> Vec<String> {
     let get = |k: &str| m[k].as_f64().unwrap_or_else(|| panic!("no {k} in {m}"));
     let mut unmet = Vec::new();

@@ -72,7 +72,7 @@ pub struct TrainConfig {
     #[serde(default)]
     pub harmonic_sum_init: Option<f32>,
     /// the frames of each note the harmonic sum reads, [from, to): the sustained part,
-    /// `logshift::SUM_FRAMES` (2-3), unless set (session 5 read 0-3)
+    /// `logshift::SUM_FRAMES` (2-3), unless set (frames 0-3 include the attack, where some low notes have not grown their fundamental yet)
     #[serde(default = "sum_frames")]
     pub harmonic_sum_frames: [usize; 2],
     /// log-shift body: weight of the octave check. Each note is decoded (no gradient) from
