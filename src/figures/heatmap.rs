@@ -7,10 +7,8 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::plot::finite_range;
 use super::raster::{Raster, resample};
-use super::text::{
-    HEIGHT, TEXT, TITLE_SIZE, WIDTH, fit_text, font, linear_tick_format, style, text_size,
-};
-use super::{Draw, viridis};
+use super::text::{TEXT, TITLE_SIZE, fit_text, font, linear_tick_format, style, text_size};
+use super::{Draw, HEIGHT, WIDTH, viridis};
 
 pub(super) const HM_MARGIN: i32 = 24;
 pub(super) const HM_LABEL_MAX_W: u32 = 260;

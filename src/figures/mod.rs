@@ -34,7 +34,11 @@ use grid::{draw_grid, grid_layout};
 use heatmap::draw_heatmap;
 use plot::draw_xy;
 use raster::{Raster, blit, svg_image};
-use text::{HEIGHT, WIDTH, ensure_font};
+use text::ensure_font;
+
+/// Size of scatter, line and heat-map figures, in pixels (the SVG's logical size too).
+const WIDTH: u32 = 1200;
+const HEIGHT: u32 = 800;
 
 /// One named set of points drawn in one colour.
 #[derive(Debug, Clone, PartialEq)]

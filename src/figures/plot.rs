@@ -6,12 +6,11 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
 
-use super::Draw;
-use super::Series;
 use super::text::{
-    AXIS_DESC_SIZE, GRID, LEGEND_SIZE, TEXT, TICK_SIZE, TITLE_SIZE, WIDTH, fit_text, fmt_number,
-    fmt_sig3, font, linear_tick_format, rgb, style, text_size,
+    AXIS_DESC_SIZE, GRID, LEGEND_SIZE, TEXT, TICK_SIZE, TITLE_SIZE, fit_text, fmt_number, fmt_sig3,
+    font, linear_tick_format, rgb, style, text_size,
 };
+use super::{Draw, Series, WIDTH};
 
 pub(super) fn finite_range(vals: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     vals.filter(|v| v.is_finite())

@@ -7,8 +7,6 @@ use anyhow::{Result, ensure};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-pub(super) const WIDTH: u32 = 1200;
-pub(super) const HEIGHT: u32 = 800;
 const FONT: &str = "sans-serif";
 pub(super) const TITLE_SIZE: f64 = 40.0;
 pub(super) const AXIS_DESC_SIZE: f64 = 32.0;
