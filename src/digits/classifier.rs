@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::render::{self, PIXELS, SIDE, Writer};
 use super::{DigitSet, TEST_WRITER_BASE};
-use crate::nn::checkpoint::{self, CheckpointError, Metadata};
+use crate::nn::checkpoint::{self, CheckpointError, Checkpointed, Metadata};
 use crate::nn::{Mlp, WeightInit, new_varmap, varmap_tensors};
 use crate::worker::{Snapshot, StepStats, Trainer};
 
@@ -79,31 +79,30 @@ pub struct DigitClassifier {
     varmap: VarMap,
 }
 
-impl DigitClassifier {
-    fn build(cfg: ClassifierConfig) -> candle_core::Result<(Mlp, VarMap)> {
-        let (varmap, vb) = new_varmap();
-        let mlp = Mlp::new(&cfg.sizes(), WeightInit::He, vb.pp("mlp"))?;
-        Ok((mlp, varmap))
+crate::checkpointed_lab!(DigitClassifier);
+
+impl Checkpointed for DigitClassifier {
+    const FAMILY: &'static str = FAMILY;
+    type Config = ClassifierConfig;
+
+    fn config(meta: &Metadata, path: &Path) -> Result<ClassifierConfig, CheckpointError> {
+        let cfg: ClassifierConfig = checkpoint::config_entry(meta, "train", path)?;
+        checkpoint::limit(path, "train.hidden (layers)", cfg.hidden.len(), 0..=8)?;
+        for (i, &h) in cfg.hidden.iter().enumerate() {
+            checkpoint::limit(path, &format!("train.hidden[{i}]"), h, 1..=8192)?;
+        }
+        Ok(cfg)
     }
 
-    fn from_tensors(
+    fn build(
         meta: Metadata,
+        cfg: ClassifierConfig,
         tensors: &HashMap<String, Tensor>,
         path: &Path,
     ) -> Result<Self, CheckpointError> {
-        let cfg: ClassifierConfig = serde_json::from_value(
-            meta.config.get("train").cloned().unwrap_or_default(),
-        )
-        .map_err(|_| CheckpointError::Metadata {
-            path: path.to_owned(),
-            key: "config.train".into(),
+        let (mlp, varmap) = checkpoint::build_model(tensors, path, |vb| {
+            Mlp::new(&cfg.sizes(), WeightInit::He, vb.pp("mlp"))
         })?;
-        if cfg.hidden.len() > 8 || cfg.hidden.iter().any(|&h| h == 0 || h > 8192) {
-            return Err(CheckpointError::other(path, "implausible hidden sizes"));
-        }
-        let (mlp, varmap) =
-            Self::build(cfg.clone()).map_err(|e| CheckpointError::other(path, e))?;
-        checkpoint::fill_varmap(&varmap, tensors, path)?;
         Ok(Self {
             cfg,
             meta,
@@ -112,24 +111,20 @@ impl DigitClassifier {
         })
     }
 
-    pub fn load(path: &Path) -> Result<Self, CheckpointError> {
-        let loaded = checkpoint::load(path)?;
-        loaded.expect_family(FAMILY)?;
-        Self::from_tensors(loaded.meta, &loaded.tensors, path)
+    fn metadata(&self) -> Metadata {
+        self.meta.clone()
     }
 
-    pub fn from_snapshot(s: &Snapshot) -> anyhow::Result<Self> {
-        let tensors = s.tensors.iter().cloned().collect();
-        Ok(Self::from_tensors(
-            s.meta.clone(),
-            &tensors,
-            Path::new("(training)"),
-        )?)
+    fn varmap(&self) -> &VarMap {
+        &self.varmap
     }
+}
 
-    pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
-        let tensors = varmap_tensors(&self.varmap).map_err(|e| CheckpointError::other(path, e))?;
-        checkpoint::save(path, &tensors, &self.meta)
+impl DigitClassifier {
+    fn fresh(cfg: ClassifierConfig) -> candle_core::Result<(Mlp, VarMap)> {
+        let (varmap, vb) = new_varmap();
+        let mlp = Mlp::new(&cfg.sizes(), WeightInit::He, vb.pp("mlp"))?;
+        Ok((mlp, varmap))
     }
 
     /// The shipped classifier in `models_dir`.
@@ -232,7 +227,7 @@ pub struct ClassifierTrainer {
 
 impl ClassifierTrainer {
     pub fn new(cfg: ClassifierConfig, seed: u64) -> anyhow::Result<Self> {
-        let (mlp, varmap) = DigitClassifier::build(cfg.clone())?;
+        let (mlp, varmap) = DigitClassifier::fresh(cfg.clone())?;
         let opt = AdamW::new(
             varmap.all_vars(),
             ParamsAdamW {

@@ -16,8 +16,7 @@ use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
-use crate::nn::checkpoint::{self, CheckpointError, Metadata};
-use crate::worker::Snapshot;
+use crate::nn::checkpoint::{self, CheckpointError, Checkpointed, Metadata};
 use data::{DataError, Dataset};
 use eval::RelevanceReport;
 use model::RelevanceVae;
@@ -65,23 +64,31 @@ pub struct Lab {
 /// One latent vector per event.
 pub type Latents = Vec<Vec<f32>>;
 
-impl Lab {
-    fn build(
-        meta: Metadata,
-        tensors: &HashMap<String, Tensor>,
-        path: &Path,
-    ) -> Result<Self, CheckpointError> {
-        let cfg: TrainConfig = checkpoint::config_entry(&meta, "train", path)?;
-        let standardizer: Standardizer = checkpoint::config_entry(&meta, "standardizer", path)?;
-        let columns: Vec<String> = checkpoint::config_entry(&meta, "columns", path)?;
-        let intrinsic_dim: Option<usize> =
-            checkpoint::config_entry_or_default(&meta, "intrinsic_dim");
-        let history: Vec<HistoryPoint> = checkpoint::config_entry_or_default(&meta, "history");
-        let input = cfg.model.input;
-        if input == 0
-            || standardizer.dim() != input
-            || standardizer.std.len() != input
-            || columns.len() != input
+/// What a relevance checkpoint's metadata holds besides the weights.
+pub struct SavedConfig {
+    pub train: TrainConfig,
+    pub standardizer: Standardizer,
+    pub columns: Vec<String>,
+    pub intrinsic_dim: Option<usize>,
+    pub history: Vec<HistoryPoint>,
+}
+
+crate::checkpointed_lab!(Lab);
+
+impl Checkpointed for Lab {
+    const FAMILY: &'static str = FAMILY;
+    type Config = SavedConfig;
+
+    fn config(meta: &Metadata, path: &Path) -> Result<SavedConfig, CheckpointError> {
+        let train: TrainConfig = checkpoint::config_entry(meta, "train", path)?;
+        let standardizer: Standardizer = checkpoint::config_entry(meta, "standardizer", path)?;
+        let columns: Vec<String> = checkpoint::config_entry(meta, "columns", path)?;
+        let m = &train.model;
+        checkpoint::limit(path, "train.model.input", m.input, 1..=1024)?;
+        checkpoint::limit(path, "train.model.latent", m.latent, 1..=256)?;
+        checkpoint::limit(path, "train.model.hidden", m.hidden, 1..=4096)?;
+        let input = m.input;
+        if standardizer.dim() != input || standardizer.std.len() != input || columns.len() != input
         {
             return Err(CheckpointError::other(
                 path,
@@ -90,19 +97,6 @@ impl Lab {
                     standardizer.dim(),
                     standardizer.std.len(),
                     columns.len()
-                ),
-            ));
-        }
-        if cfg.model.latent == 0
-            || cfg.model.latent > 256
-            || cfg.model.hidden == 0
-            || cfg.model.hidden > 4096
-        {
-            return Err(CheckpointError::other(
-                path,
-                format!(
-                    "unsupported sizes: latent {}, hidden {}",
-                    cfg.model.latent, cfg.model.hidden
                 ),
             ));
         }
@@ -115,35 +109,40 @@ impl Lab {
         {
             return Err(CheckpointError::other(
                 path,
-                "the standardisation in the config is not finite and positive",
+                "config.standardizer is not finite and positive",
             ));
         }
-        let (model, varmap) = checkpoint::build_model(tensors, path, |vm| {
-            RelevanceVae::new(&cfg.model, crate::nn::var_builder(vm))
+        Ok(SavedConfig {
+            train,
+            standardizer,
+            columns,
+            intrinsic_dim: checkpoint::config_entry_or_default(meta, "intrinsic_dim"),
+            history: checkpoint::config_entry_or_default(meta, "history"),
+        })
+    }
+
+    fn build(
+        meta: Metadata,
+        saved: SavedConfig,
+        tensors: &HashMap<String, Tensor>,
+        path: &Path,
+    ) -> Result<Self, CheckpointError> {
+        let (model, varmap) = checkpoint::build_model(tensors, path, |vb| {
+            RelevanceVae::new(&saved.train.model, vb)
         })?;
         Ok(Self {
             meta,
-            cfg,
-            standardizer,
-            columns,
-            intrinsic_dim,
-            history,
+            cfg: saved.train,
+            standardizer: saved.standardizer,
+            columns: saved.columns,
+            intrinsic_dim: saved.intrinsic_dim,
+            history: saved.history,
             model,
             varmap,
         })
     }
 
-    pub fn load(path: &Path) -> Result<Self, CheckpointError> {
-        let loaded = checkpoint::load_family(path, FAMILY)?;
-        Self::build(loaded.meta, &loaded.tensors, path)
-    }
-
-    pub fn from_snapshot(s: &Snapshot) -> anyhow::Result<Self> {
-        let path = Path::new(checkpoint::TRAINING);
-        Ok(Self::build(s.meta.clone(), &s.tensor_map(), path)?)
-    }
-
-    pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
+    fn metadata(&self) -> Metadata {
         let mut meta = self.meta.clone();
         meta.config = config_json(
             &self.cfg,
@@ -152,9 +151,15 @@ impl Lab {
             self.intrinsic_dim,
             &self.history,
         );
-        checkpoint::save_varmap(path, &self.varmap, &meta)
+        meta
     }
 
+    fn varmap(&self) -> &VarMap {
+        &self.varmap
+    }
+}
+
+impl Lab {
     pub fn latent_dims(&self) -> usize {
         self.cfg.model.latent
     }
