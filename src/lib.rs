@@ -4,6 +4,7 @@ pub mod app;
 pub mod audio;
 pub mod cli;
 pub mod digits;
+pub mod error;
 pub mod figures;
 pub mod ievae;
 pub mod metrics;
