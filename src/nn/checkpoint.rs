@@ -331,15 +331,16 @@ pub fn check_config_numbers(meta: &Metadata, path: &Path) -> Result<(), Checkpoi
                 }
             }
             serde_json::Value::Number(n) => {
-                let too_large = match (n.as_u64(), n.as_i64()) {
-                    (Some(u), _) => u > bound,
-                    (None, Some(_)) => false,
-                    (None, None) => n.as_f64().is_none_or(|f| !f.is_finite()),
+                // Floats are written with a fraction, so a negative integer is a count.
+                let refusal = match (n.as_u64(), n.as_i64()) {
+                    (Some(u), _) if u > bound => Some(format!("must be at most {bound}")),
+                    (None, Some(_)) => Some("must not be negative".to_string()),
+                    _ => None,
                 };
-                if too_large {
+                if let Some(refusal) = refusal {
                     return Err(CheckpointError::other(
                         path,
-                        format!("config.{field} = {n}, must be at most {bound}"),
+                        format!("config.{field} = {n}, {refusal}"),
                     ));
                 }
             }
@@ -564,15 +565,19 @@ fn shape_mismatch(
     tensors: &HashMap<String, Tensor>,
     path: &Path,
 ) -> Option<CheckpointError> {
-    let rest = first_line(message);
-    let rest = rest.strip_prefix("shape mismatch on ")?;
-    let name = rest.split(':').next()?.trim();
-    let found = tensors.get(name)?.dims().to_vec();
-    Some(CheckpointError::Other {
+    let line = first_line(message);
+    let (name, shapes) = line.strip_prefix("shape mismatch on ")?.split_once(": ")?;
+    let expected = shapes.split(" <> ").next()?;
+    let expected = expected.trim_matches(|c| c == '[' || c == ']');
+    let expected: Vec<usize> = expected
+        .split(',')
+        .map(|d| d.trim().parse().ok())
+        .collect::<Option<_>>()?;
+    Some(CheckpointError::Shape {
         path: path.to_owned(),
-        reason: format!(
-            "tensor `{name}` has shape {found:?}, which the model in the config does not have"
-        ),
+        name: name.into(),
+        expected,
+        found: tensors.get(name)?.dims().to_vec(),
     })
 }
 
