@@ -179,6 +179,30 @@ fn family_of(file: &Path) -> Result<&'static dyn Family, CliError> {
     })
 }
 
+/// Open checkpoint bytes as the lab of the family their metadata names, as `eval` and the
+/// window do: any bytes give the lab or an error, never a panic (the fuzz targets' entry).
+pub fn open_lab_bytes(bytes: &[u8], path: &Path) -> Result<(), checkpoint::CheckpointError> {
+    use checkpoint::Checkpointed;
+    let loaded = checkpoint::load_bytes(bytes, path)?;
+    let (meta, tensors) = (loaded.meta, &loaded.tensors);
+    match meta.family.as_str() {
+        crate::sps_music::FAMILY => {
+            crate::sps_music::Lab::from_parts(meta, tensors, path).map(drop)
+        }
+        crate::sps_vision::FAMILY => {
+            crate::sps_vision::Lab::from_parts(meta, tensors, path).map(drop)
+        }
+        crate::relevance::FAMILY => {
+            crate::relevance::Lab::from_parts(meta, tensors, path).map(drop)
+        }
+        crate::ievae::FAMILY => crate::ievae::Lab::from_parts(meta, tensors, path).map(drop),
+        crate::digits::classifier::FAMILY => {
+            crate::digits::classifier::DigitClassifier::from_parts(meta, tensors, path).map(drop)
+        }
+        _ => crate::v3::Lab::from_parts(meta, tensors, path).map(drop),
+    }
+}
+
 /// Fail before hours of work if the output cannot be written.
 pub fn check_writable(out: &Path) -> CliResult {
     let dir = match out.parent() {

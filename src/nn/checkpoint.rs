@@ -711,6 +711,26 @@ pub fn save_varmap(path: &Path, varmap: &VarMap, meta: &Metadata) -> Result<(), 
     save(path, &tensors, meta)
 }
 
+/// Checkpoint bytes with the metadata `config` replaced by `config` (any text), everything
+/// else as it was; None when `bytes` are not a safetensors file. Makes hostile variants of a
+/// good checkpoint for the fuzz target and the tests.
+pub fn with_config(bytes: &[u8], config: &str) -> Option<Vec<u8>> {
+    let len = usize::try_from(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?)).ok()?;
+    let end = len.checked_add(8)?;
+    let mut header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(bytes.get(8..end)?).ok()?;
+    let meta = header
+        .entry("__metadata__")
+        .or_insert_with(|| serde_json::json!({}))
+        .as_object_mut()?;
+    meta.insert("config".into(), config.into());
+    let header = serde_json::to_vec(&header).ok()?;
+    let mut out = (header.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&bytes[end..]);
+    Some(out)
+}
+
 /// The path named in errors about weights that come from a running training, not a file.
 pub const TRAINING: &str = "(training)";
 
