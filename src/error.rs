@@ -83,33 +83,18 @@ impl From<anyhow::Error> for Error {
     }
 }
 
-macro_rules! input_error {
-    ($($t:ty),*) => {$(
+/// `From` for error types whose kind is known from the type alone.
+macro_rules! kind_of {
+    ($variant:ident: $($t:ty),*) => {$(
         impl From<$t> for Error {
             fn from(e: $t) -> Self {
-                Error::BadInput(e.into())
+                Error::$variant(e.into())
             }
         }
     )*};
 }
-input_error!(
-    CheckpointError,
-    WavError,
-    DigitsError,
-    DataError,
-    BadArgument
-);
-
-macro_rules! failure {
-    ($($t:ty),*) => {$(
-        impl From<$t> for Error {
-            fn from(e: $t) -> Self {
-                Error::Failed(e.into())
-            }
-        }
-    )*};
-}
-failure!(candle_core::Error, std::io::Error, serde_json::Error);
+kind_of!(BadInput: CheckpointError, WavError, DigitsError, DataError, BadArgument);
+kind_of!(Failed: candle_core::Error, std::io::Error, serde_json::Error);
 
 #[cfg(test)]
 mod tests {

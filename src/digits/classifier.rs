@@ -85,21 +85,16 @@ impl Checkpointed for DigitClassifier {
     const FAMILY: &'static str = FAMILY;
     type Config = ClassifierConfig;
 
-    fn config(meta: &Metadata, path: &Path) -> Result<ClassifierConfig, CheckpointError> {
-        let cfg: ClassifierConfig = checkpoint::config_entry(meta, "train", path)?;
-        checkpoint::limit(path, "train.hidden (layers)", cfg.hidden.len(), 0..=8)?;
-        for (i, &h) in cfg.hidden.iter().enumerate() {
-            checkpoint::limit(path, &format!("train.hidden[{i}]"), h, 1..=8192)?;
-        }
-        Ok(cfg)
-    }
-
     fn build(
         meta: Metadata,
         cfg: ClassifierConfig,
         tensors: &HashMap<String, Tensor>,
         path: &Path,
     ) -> Result<Self, CheckpointError> {
+        checkpoint::limit(path, "train.hidden (layers)", cfg.hidden.len(), 0..=8)?;
+        for (i, &h) in cfg.hidden.iter().enumerate() {
+            checkpoint::limit(path, &format!("train.hidden[{i}]"), h, 1..=8192)?;
+        }
         let (mlp, varmap) = checkpoint::build_model(tensors, path, |vb| {
             Mlp::new(&cfg.sizes(), WeightInit::He, vb.pp("mlp"))
         })?;
@@ -111,12 +106,8 @@ impl Checkpointed for DigitClassifier {
         })
     }
 
-    fn metadata(&self) -> Metadata {
-        self.meta.clone()
-    }
-
-    fn varmap(&self) -> &VarMap {
-        &self.varmap
+    fn weights(&self) -> (Metadata, &VarMap) {
+        (self.meta.clone(), &self.varmap)
     }
 }
 

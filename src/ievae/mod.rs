@@ -38,11 +38,14 @@ crate::checkpointed_lab!(Lab);
 
 impl Checkpointed for Lab {
     const FAMILY: &'static str = FAMILY;
-    /// the training configuration and how many labelled images it saw
-    type Config = (TrainConfig, usize);
+    type Config = TrainConfig;
 
-    fn config(meta: &Metadata, path: &Path) -> Result<Self::Config, CheckpointError> {
-        let cfg: TrainConfig = checkpoint::config_entry(meta, "train", path)?;
+    fn build(
+        meta: Metadata,
+        cfg: TrainConfig,
+        tensors: &HashMap<String, Tensor>,
+        path: &Path,
+    ) -> Result<Self, CheckpointError> {
         let m = &cfg.model;
         checkpoint::limit(path, "train.model.input", m.input, PIXELS..=PIXELS)?;
         checkpoint::limit(path, "train.model.classes", m.classes, 2..=1024)?;
@@ -54,15 +57,6 @@ impl Checkpointed for Lab {
             .get("labels_used")
             .and_then(|v| v.as_u64())
             .unwrap_or(0) as usize;
-        Ok((cfg, labels_used))
-    }
-
-    fn build(
-        meta: Metadata,
-        (cfg, labels_used): Self::Config,
-        tensors: &HashMap<String, Tensor>,
-        path: &Path,
-    ) -> Result<Self, CheckpointError> {
         let (model, varmap) =
             checkpoint::build_model(tensors, path, |vb| IeVae::new(&cfg.model, vb))?;
         Ok(Self {
@@ -74,12 +68,8 @@ impl Checkpointed for Lab {
         })
     }
 
-    fn metadata(&self) -> Metadata {
-        self.meta.clone()
-    }
-
-    fn varmap(&self) -> &VarMap {
-        &self.varmap
+    fn weights(&self) -> (Metadata, &VarMap) {
+        (self.meta.clone(), &self.varmap)
     }
 }
 

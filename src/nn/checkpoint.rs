@@ -292,6 +292,27 @@ pub fn limit(
     ))
 }
 
+/// [`limit`] for several sizes, each named `prefix` + its name.
+pub fn limits(
+    path: &Path,
+    prefix: &str,
+    sizes: impl IntoIterator<Item = (String, usize, std::ops::RangeInclusive<usize>)>,
+) -> Result<(), CheckpointError> {
+    sizes.into_iter().try_for_each(|(name, value, allowed)| {
+        limit(path, &format!("{prefix}{name}"), value, allowed)
+    })
+}
+
+/// The sizes of a list setting for [`limits`], named `name[0]`, `name[1]`, ...
+pub fn indexed(
+    name: &str,
+    sizes: &[usize],
+    allowed: std::ops::RangeInclusive<usize>,
+) -> Vec<(String, usize, std::ops::RangeInclusive<usize>)> {
+    let named = |(i, &size)| (format!("{name}[{i}]"), size, allowed.clone());
+    sizes.iter().enumerate().map(named).collect()
+}
+
 /// The largest width, channel count or latent size any model here accepts.
 pub const MAX_MODEL_SIZE: u64 = 1 << 14;
 /// The largest other count in a training configuration (images, events, writers, ...).
@@ -360,19 +381,17 @@ pub fn check_config_numbers(meta: &Metadata, path: &Path) -> Result<(), Checkpoi
 pub trait Checkpointed: Sized {
     /// The family named in the metadata of this lab's checkpoints.
     const FAMILY: &'static str;
-    /// What the model is built from, read from the metadata and checked against limits.
-    type Config;
+    /// The training configuration, `config.train` in the metadata.
+    type Config: serde::de::DeserializeOwned;
 
     /// Whether a checkpoint of `family` opens as this lab (one lab may serve several).
     fn accepts(family: &str) -> bool {
         family == Self::FAMILY
     }
 
-    /// The configuration in `meta`, each size checked against its limits (see [`limit`]).
-    fn config(meta: &Metadata, path: &Path) -> Result<Self::Config, CheckpointError>;
-
-    /// The lab from a checked configuration and the tensors, its model built by
-    /// [`build_model`] (or [`build_on_varmap`]), which checks every tensor.
+    /// The lab from its training configuration, the rest of the metadata and the tensors:
+    /// every size of `cfg` checked against its limits (see [`limit`]) before the model is
+    /// built by [`build_model`] (or [`build_on_varmap`]), which checks every tensor.
     fn build(
         meta: Metadata,
         cfg: Self::Config,
@@ -380,11 +399,8 @@ pub trait Checkpointed: Sized {
         path: &Path,
     ) -> Result<Self, CheckpointError>;
 
-    /// The metadata to save with the weights (the configuration as it is now).
-    fn metadata(&self) -> Metadata;
-
-    /// The model's variables.
-    fn varmap(&self) -> &VarMap;
+    /// What a save writes: the metadata (its configuration as it is now) and the variables.
+    fn weights(&self) -> (Metadata, &VarMap);
 
     /// The lab of metadata and tensors from any source; `path` names the source in errors.
     fn from_parts(
@@ -400,7 +416,7 @@ pub trait Checkpointed: Sized {
             });
         }
         check_config_numbers(&meta, path)?;
-        let cfg = Self::config(&meta, path)?;
+        let cfg = config_entry(&meta, "train", path)?;
         Self::build(meta, cfg, tensors, path)
     }
 
@@ -421,7 +437,8 @@ pub trait Checkpointed: Sized {
 
     /// Save weights and metadata atomically (see [`save`]).
     fn save_file(&self, path: &Path) -> Result<(), CheckpointError> {
-        save_varmap(path, self.varmap(), &self.metadata())
+        let (meta, varmap) = self.weights();
+        save_varmap(path, varmap, &meta)
     }
 
     /// A PyTorch state_dict of the official code, with `meta` describing the model it holds.

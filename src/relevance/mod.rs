@@ -64,25 +64,20 @@ pub struct Lab {
 /// One latent vector per event.
 pub type Latents = Vec<Vec<f32>>;
 
-/// What a relevance checkpoint's metadata holds besides the weights.
-pub struct SavedConfig {
-    pub train: TrainConfig,
-    pub standardizer: Standardizer,
-    pub columns: Vec<String>,
-    pub intrinsic_dim: Option<usize>,
-    pub history: Vec<HistoryPoint>,
-}
-
 crate::checkpointed_lab!(Lab);
 
 impl Checkpointed for Lab {
     const FAMILY: &'static str = FAMILY;
-    type Config = SavedConfig;
+    type Config = TrainConfig;
 
-    fn config(meta: &Metadata, path: &Path) -> Result<SavedConfig, CheckpointError> {
-        let train: TrainConfig = checkpoint::config_entry(meta, "train", path)?;
-        let standardizer: Standardizer = checkpoint::config_entry(meta, "standardizer", path)?;
-        let columns: Vec<String> = checkpoint::config_entry(meta, "columns", path)?;
+    fn build(
+        meta: Metadata,
+        train: TrainConfig,
+        tensors: &HashMap<String, Tensor>,
+        path: &Path,
+    ) -> Result<Self, CheckpointError> {
+        let standardizer: Standardizer = checkpoint::config_entry(&meta, "standardizer", path)?;
+        let columns: Vec<String> = checkpoint::config_entry(&meta, "columns", path)?;
         let m = &train.model;
         checkpoint::limit(path, "train.model.input", m.input, 1..=1024)?;
         checkpoint::limit(path, "train.model.latent", m.latent, 1..=256)?;
@@ -112,50 +107,35 @@ impl Checkpointed for Lab {
                 "config.standardizer is not finite and positive",
             ));
         }
-        Ok(SavedConfig {
-            train,
+        let (model, varmap) =
+            checkpoint::build_model(tensors, path, |vb| RelevanceVae::new(&train.model, vb))?;
+        Ok(Self {
+            intrinsic_dim: checkpoint::config_entry_or_default(&meta, "intrinsic_dim"),
+            history: checkpoint::config_entry_or_default(&meta, "history"),
+            meta,
+            cfg: train,
             standardizer,
             columns,
-            intrinsic_dim: checkpoint::config_entry_or_default(meta, "intrinsic_dim"),
-            history: checkpoint::config_entry_or_default(meta, "history"),
-        })
-    }
-
-    fn build(
-        meta: Metadata,
-        saved: SavedConfig,
-        tensors: &HashMap<String, Tensor>,
-        path: &Path,
-    ) -> Result<Self, CheckpointError> {
-        let (model, varmap) = checkpoint::build_model(tensors, path, |vb| {
-            RelevanceVae::new(&saved.train.model, vb)
-        })?;
-        Ok(Self {
-            meta,
-            cfg: saved.train,
-            standardizer: saved.standardizer,
-            columns: saved.columns,
-            intrinsic_dim: saved.intrinsic_dim,
-            history: saved.history,
             model,
             varmap,
         })
     }
 
-    fn metadata(&self) -> Metadata {
-        let mut meta = self.meta.clone();
-        meta.config = config_json(
+    fn weights(&self) -> (Metadata, &VarMap) {
+        let config = config_json(
             &self.cfg,
             &self.standardizer,
             &self.columns,
             self.intrinsic_dim,
             &self.history,
         );
-        meta
-    }
-
-    fn varmap(&self) -> &VarMap {
-        &self.varmap
+        (
+            Metadata {
+                config,
+                ..self.meta.clone()
+            },
+            &self.varmap,
+        )
     }
 }
 

@@ -40,39 +40,33 @@ crate::checkpointed_lab!(Lab);
 
 impl Checkpointed for Lab {
     const FAMILY: &'static str = FAMILY;
-    type Config = (TrainConfig, Calibration);
-
-    fn config(meta: &Metadata, path: &Path) -> Result<Self::Config, CheckpointError> {
-        let cfg: TrainConfig = checkpoint::config_entry(meta, "train", path)?;
-        let m = &cfg.model;
-        // one pitch dim, then the timbre dims the decoder needs at least one of
-        checkpoint::limit(path, "train.model.latent", m.latent, 2..=64)?;
-        checkpoint::limit(path, "train.model.rnn_hidden", m.rnn_hidden, 1..=4096)?;
-        for (i, &w) in m.mlp.iter().enumerate() {
-            checkpoint::limit(path, &format!("train.model.mlp[{i}]"), w, 1..=8192)?;
-        }
-        let used_channels = match m.arch {
-            model::Arch::Official => 4,
-            model::Arch::LogShift { kernel, .. } => {
-                checkpoint::limit(path, "train.model.arch.kernel", kernel, 1..=N_BINS)?;
-                2
-            }
-        };
-        for (i, &c) in m.channels.iter().enumerate().take(used_channels) {
-            checkpoint::limit(path, &format!("train.model.channels[{i}]"), c, 1..=1024)?;
-        }
-        Ok((
-            cfg,
-            checkpoint::config_entry_or_default(meta, "calibration"),
-        ))
-    }
+    type Config = TrainConfig;
 
     fn build(
         meta: Metadata,
-        (cfg, calibration): Self::Config,
+        cfg: TrainConfig,
         tensors: &HashMap<String, Tensor>,
         path: &Path,
     ) -> Result<Self, CheckpointError> {
+        let m = &cfg.model;
+        let (channels, kernel) = match m.arch {
+            model::Arch::Official => (4, 1),
+            model::Arch::LogShift { kernel, .. } => (2, kernel),
+        };
+        let sizes = [
+            // one pitch dim, then the timbre dims the decoder needs at least one of
+            ("latent".into(), m.latent, 2..=64),
+            ("rnn_hidden".into(), m.rnn_hidden, 1..=4096),
+            ("arch.kernel".into(), kernel, 1..=N_BINS),
+        ];
+        let mlp = checkpoint::indexed("mlp", &m.mlp, 1..=8192);
+        let convs = checkpoint::indexed("channels", &m.channels[..channels], 1..=1024);
+        checkpoint::limits(
+            path,
+            "train.model.",
+            sizes.into_iter().chain(mlp).chain(convs),
+        )?;
+        let calibration = checkpoint::config_entry_or_default(&meta, "calibration");
         let (model, varmap) =
             checkpoint::build_model(tensors, path, |vb| SpsMusic::new(&cfg.model, vb))?;
         Ok(Self {
@@ -84,14 +78,10 @@ impl Checkpointed for Lab {
         })
     }
 
-    fn metadata(&self) -> Metadata {
-        let mut meta = self.meta.clone();
-        meta.config = config_json(&self.cfg, &self.calibration);
-        meta
-    }
-
-    fn varmap(&self) -> &VarMap {
-        &self.varmap
+    fn weights(&self) -> (Metadata, &VarMap) {
+        let config = config_json(&self.cfg, &self.calibration);
+        let meta = self.meta.clone();
+        (Metadata { config, ..meta }, &self.varmap)
     }
 }
 

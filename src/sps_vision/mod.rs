@@ -40,48 +40,37 @@ crate::checkpointed_lab!(Lab);
 
 impl Checkpointed for Lab {
     const FAMILY: &'static str = FAMILY;
-    type Config = (TrainConfig, Calibration);
-
-    fn config(meta: &Metadata, path: &Path) -> Result<Self::Config, CheckpointError> {
-        let cfg: TrainConfig = checkpoint::config_entry(meta, "train", path)?;
-        let m = &cfg.model;
-        // the symmetries act on three dims: (z1, z3) translate, z2 is the rotation's axis
-        checkpoint::limit(path, "train.model.latent", m.latent, 3..=64)?;
-        checkpoint::limit(path, "train.model.rnn_hidden", m.rnn_hidden, 1..=4096)?;
-        let sizes = m.channels.iter().map(|c| ("channels", c));
-        for (i, (name, &size)) in sizes.chain(m.mlp.iter().map(|w| ("mlp", w))).enumerate() {
-            let field = format!("train.model.{name}[{}]", i % 3);
-            checkpoint::limit(path, &field, size, 1..=4096)?;
-        }
-        if let model::EncoderKind::Keypoints {
-            channels,
-            keypoints,
-            hidden,
-            ..
-        } = m.encoder
-        {
-            let encoder = [
-                ("channels", channels),
-                ("keypoints", keypoints),
-                ("hidden", hidden),
-            ];
-            for (name, size) in encoder {
-                let field = format!("train.model.encoder.keypoints.{name}");
-                checkpoint::limit(path, &field, size, 1..=4096)?;
-            }
-        }
-        Ok((
-            cfg,
-            checkpoint::config_entry_or_default(meta, "calibration"),
-        ))
-    }
+    type Config = TrainConfig;
 
     fn build(
         meta: Metadata,
-        (cfg, calibration): Self::Config,
+        cfg: TrainConfig,
         tensors: &HashMap<String, Tensor>,
         path: &Path,
     ) -> Result<Self, CheckpointError> {
+        let m = &cfg.model;
+        let keypoints = match m.encoder {
+            model::EncoderKind::Keypoints {
+                channels,
+                keypoints,
+                hidden,
+                ..
+            } => vec![
+                ("encoder.keypoints.channels".into(), channels, 1..=4096),
+                ("encoder.keypoints.keypoints".into(), keypoints, 1..=4096),
+                ("encoder.keypoints.hidden".into(), hidden, 1..=4096),
+            ],
+            model::EncoderKind::Official => Vec::new(),
+        };
+        // the symmetries act on three dims: (z1, z3) translate, z2 is the rotation's axis
+        let latent = [("latent".into(), m.latent, 3..=64)];
+        let widths = [("rnn_hidden".into(), m.rnn_hidden, 1..=4096)]
+            .into_iter()
+            .chain(checkpoint::indexed("channels", &m.channels, 1..=4096))
+            .chain(checkpoint::indexed("mlp", &m.mlp, 1..=4096));
+        let sizes = latent.into_iter().chain(widths).chain(keypoints);
+        checkpoint::limits(path, "train.model.", sizes)?;
+        let calibration = checkpoint::config_entry_or_default(&meta, "calibration");
         let (model, varmap) =
             checkpoint::build_model(tensors, path, |vb| SpsVision::new(&cfg.model, vb))?;
         Ok(Self {
@@ -93,14 +82,15 @@ impl Checkpointed for Lab {
         })
     }
 
-    fn metadata(&self) -> Metadata {
-        let mut meta = self.meta.clone();
-        meta.config = config_json(&self.cfg, &self.calibration);
-        meta
-    }
-
-    fn varmap(&self) -> &VarMap {
-        &self.varmap
+    fn weights(&self) -> (Metadata, &VarMap) {
+        let config = config_json(&self.cfg, &self.calibration);
+        (
+            Metadata {
+                config,
+                ..self.meta.clone()
+            },
+            &self.varmap,
+        )
     }
 }
 

@@ -58,14 +58,18 @@ crate::checkpointed_lab!(Lab);
 
 impl Checkpointed for Lab {
     const FAMILY: &'static str = FAMILY_NOTES;
-    type Config = (TrainConfig, Summary);
+    type Config = TrainConfig;
 
     fn accepts(family: &str) -> bool {
         domain_of(family).is_some()
     }
 
-    fn config(meta: &Metadata, path: &Path) -> Result<Self::Config, CheckpointError> {
-        let cfg: TrainConfig = checkpoint::config_entry(meta, "train", path)?;
+    fn build(
+        meta: Metadata,
+        cfg: TrainConfig,
+        tensors: &HashMap<String, Tensor>,
+        path: &Path,
+    ) -> Result<Self, CheckpointError> {
         if family_name(cfg.model.domain) != meta.family {
             return Err(CheckpointError::other(
                 path,
@@ -94,15 +98,7 @@ impl Checkpointed for Lab {
         for (name, size, allowed) in sizes {
             checkpoint::limit(path, &format!("train.model.{name}"), size, allowed)?;
         }
-        Ok((cfg, checkpoint::config_entry_or_default(meta, "summary")))
-    }
-
-    fn build(
-        meta: Metadata,
-        (cfg, summary): Self::Config,
-        tensors: &HashMap<String, Tensor>,
-        path: &Path,
-    ) -> Result<Self, CheckpointError> {
+        let summary = checkpoint::config_entry_or_default(&meta, "summary");
         let (model, varmap) =
             checkpoint::build_on_varmap(tensors, path, |vm| V3Model::new(&cfg.model, vm))?;
         Ok(Self {
@@ -114,14 +110,15 @@ impl Checkpointed for Lab {
         })
     }
 
-    fn metadata(&self) -> Metadata {
-        let mut meta = self.meta.clone();
-        meta.config = config_json(&self.cfg, &self.summary);
-        meta
-    }
-
-    fn varmap(&self) -> &VarMap {
-        &self.varmap
+    fn weights(&self) -> (Metadata, &VarMap) {
+        let config = config_json(&self.cfg, &self.summary);
+        (
+            Metadata {
+                config,
+                ..self.meta.clone()
+            },
+            &self.varmap,
+        )
     }
 }
 
