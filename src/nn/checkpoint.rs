@@ -59,10 +59,12 @@ pub enum CheckpointError {
 }
 
 impl CheckpointError {
+    /// Any other refusal. Only the first line of `reason` is kept: candle appends a
+    /// backtrace to some of its errors, which is no help to a user.
     pub fn other(path: &Path, reason: impl std::fmt::Display) -> Self {
         Self::Other {
             path: path.to_owned(),
-            reason: reason.to_string(),
+            reason: first_line(&reason.to_string()),
         }
     }
 }
@@ -523,7 +525,7 @@ pub fn build_model<M>(
     if let Some(refused) = lock(&refusal).take() {
         return Err(refused);
     }
-    checked.map_err(|e| CheckpointError::other(path, first_line(&e.to_string())))?;
+    checked.map_err(|e| CheckpointError::other(path, e))?;
     let used = std::mem::take(&mut *lock(&used));
     refuse_extra(tensors, |name| used.contains(name), path)?;
     build_on_varmap(tensors, path, |varmap| new(crate::nn::var_builder(varmap)))
@@ -543,14 +545,15 @@ pub fn build_on_varmap<M>(
     {
         let mut data = lock_varmap(&varmap, path)?;
         for (name, t) in tensors {
-            let var = candle_core::Var::from_tensor(t).map_err(|e| other_candle(path, &e))?;
+            let var =
+                candle_core::Var::from_tensor(t).map_err(|e| CheckpointError::other(path, e))?;
             data.insert(name.clone(), var);
         }
     }
     let built = quietly(|| new(&varmap)).map_err(|panic| unbuildable(path, &panic))?;
     let model = built.map_err(|e| match shape_mismatch(&e.to_string(), tensors, path) {
         Some(refused) => refused,
-        None => other_candle(path, &e),
+        None => CheckpointError::other(path, e),
     })?;
     // The model may have created variables the file lacks; their names say which.
     let data = lock_varmap(&varmap, path)?;
@@ -561,6 +564,13 @@ pub fn build_on_varmap<M>(
             path: path.to_owned(),
             name: (*name).clone(),
         });
+    }
+    // A constructor may give a variable its starting value (an identity matrix, say): the
+    // file's values win.
+    for (name, t) in tensors {
+        if let Some(var) = data.get(name) {
+            var.set(t).map_err(|e| CheckpointError::other(path, e))?;
+        }
     }
     drop(data);
     Ok((model, varmap))
@@ -623,10 +633,6 @@ fn unbuildable(path: &Path, panic: &str) -> CheckpointError {
         path,
         format!("the model in the config cannot be built ({panic})"),
     )
-}
-
-fn other_candle(path: &Path, e: &candle_core::Error) -> CheckpointError {
-    CheckpointError::other(path, first_line(&e.to_string()))
 }
 
 /// A VarBuilder backend over a checkpoint's own tensors. It hands out the tensor of the asked
@@ -900,6 +906,42 @@ mod tests {
         let bad = dir.path().join("missing").join("c.safetensors");
         assert!(save(&bad, &[], &meta()).is_err());
         assert_eq!(std::fs::read(&path)?, bytes);
+        Ok(())
+    }
+
+    #[test]
+    fn guarded_build_refuses_before_allocating_and_contains_panics() -> anyhow::Result<()> {
+        let path = Path::new("m.safetensors");
+        let w = Tensor::zeros((2, 3), DType::F32, &Device::Cpu)?;
+        let tensors: HashMap<String, Tensor> = [("w".to_string(), w)].into_iter().collect();
+        let refusal = |r: Result<(Tensor, VarMap), CheckpointError>| {
+            r.err().map(|e| e.to_string()).unwrap_or_default()
+        };
+        // 4 TB of weights asked for: refused by the file's shape, nothing allocated
+        let err = refusal(build_model(&tensors, path, |vb| {
+            vb.get((1_000_000, 1_000_000), "w")
+        }));
+        assert!(err.contains("`w`") && err.contains("[2, 3]"), "{err}");
+        let err = refusal(build_model(&tensors, path, |vb| vb.get((2, 3), "v")));
+        assert!(err.contains("`v` is missing"), "{err}");
+        let err = refusal(build_model(&tensors, path, |vb| {
+            let _ = vb.get((2, 3), "w")?;
+            panic!("capacity overflow")
+        }));
+        assert!(
+            err.starts_with("m.safetensors:") && err.contains("capacity overflow"),
+            "{err}"
+        );
+        assert!(!err.contains('\n'), "{err}");
+        let (model, varmap) = build_model(&tensors, path, |vb| vb.get((2, 3), "w"))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        assert_eq!(model.dims(), &[2, 3]);
+        assert_eq!(crate::nn::varmap_tensors(&varmap)?.len(), 1);
+        // a tensor the model does not take
+        let unused = build_model(&tensors, path, |_| {
+            Tensor::zeros(1, DType::F32, &Device::Cpu)
+        });
+        assert!(refusal(unused).contains("does not belong"));
         Ok(())
     }
 }
