@@ -12,25 +12,11 @@ use candle_core::Tensor;
 use crate::nn::checkpoint;
 use crate::worker::{self, Event};
 
-/// Exit code 2 for input the program refuses, 1 for work that failed.
-#[derive(Debug)]
-pub enum CliError {
-    BadInput(anyhow::Error),
-    Failed(anyhow::Error),
-}
-
-impl<E: Into<anyhow::Error>> From<E> for CliError {
-    fn from(e: E) -> Self {
-        CliError::Failed(e.into())
-    }
-}
+/// The error of every command: exit code 2 for input the program refuses, 1 for work that
+/// failed, decided by the type of what went wrong (see [`crate::error`]).
+pub use crate::error::{Error as CliError, bad};
 
 pub type CliResult = Result<(), CliError>;
-
-/// Input the program refuses (exit code 2).
-pub fn bad(e: impl Into<anyhow::Error>) -> CliError {
-    CliError::BadInput(e.into())
-}
 
 /// What `latent-lab train` passes to a family. Options a family does not take are refused by
 /// it ([`TrainArgs::refuse_sizes`]).
@@ -183,7 +169,7 @@ pub fn family(name: &str) -> Result<&'static dyn Family, CliError> {
 
 /// The family a checkpoint belongs to, from its metadata.
 fn family_of(file: &Path) -> Result<&'static dyn Family, CliError> {
-    let loaded = checkpoint::load(file).map_err(bad)?;
+    let loaded = checkpoint::load(file)?;
     family(&loaded.meta.family).map_err(|_| {
         bad(anyhow!(
             "{}: a checkpoint of family `{}`, which this program does not know",
@@ -191,6 +177,30 @@ fn family_of(file: &Path) -> Result<&'static dyn Family, CliError> {
             loaded.meta.family
         ))
     })
+}
+
+/// Open checkpoint bytes as the lab of the family their metadata names, as `eval` and the
+/// window do: any bytes give the lab or an error, never a panic (the fuzz targets' entry).
+pub fn open_lab_bytes(bytes: &[u8], path: &Path) -> Result<(), checkpoint::CheckpointError> {
+    use checkpoint::Checkpointed;
+    let loaded = checkpoint::load_bytes(bytes, path)?;
+    let (meta, tensors) = (loaded.meta, &loaded.tensors);
+    match meta.family.as_str() {
+        crate::sps_music::FAMILY => {
+            crate::sps_music::Lab::from_parts(meta, tensors, path).map(drop)
+        }
+        crate::sps_vision::FAMILY => {
+            crate::sps_vision::Lab::from_parts(meta, tensors, path).map(drop)
+        }
+        crate::relevance::FAMILY => {
+            crate::relevance::Lab::from_parts(meta, tensors, path).map(drop)
+        }
+        crate::ievae::FAMILY => crate::ievae::Lab::from_parts(meta, tensors, path).map(drop),
+        crate::digits::classifier::FAMILY => {
+            crate::digits::classifier::DigitClassifier::from_parts(meta, tensors, path).map(drop)
+        }
+        _ => crate::v3::Lab::from_parts(meta, tensors, path).map(drop),
+    }
 }
 
 /// Fail before hours of work if the output cannot be written.
@@ -369,7 +379,7 @@ pub fn run_job(job: worker::JobHandle, out: &Path) -> CliResult {
         Event::Failed(e) => failure = Some(e.clone()),
     });
     if let Some(snapshot) = &last {
-        checkpoint::save(out, &snapshot.tensors, &snapshot.meta).map_err(bad)?;
+        checkpoint::save(out, &snapshot.tensors, &snapshot.meta)?;
         eprintln!("saved {}", out.display());
     }
     match failure {

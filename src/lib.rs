@@ -5,6 +5,7 @@ pub mod audio;
 pub mod cli;
 pub mod compare;
 pub mod digits;
+pub mod error;
 pub mod figures;
 pub mod ievae;
 pub mod metrics;

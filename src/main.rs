@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use latent_lab::cli::{self, CliError};
+use latent_lab::cli;
+use latent_lab::error::Error;
 
 #[derive(Parser)]
 #[command(
@@ -147,7 +148,7 @@ impl From<TrainFlags> for cli::TrainArgs {
 fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
-        None => latent_lab::app::run_window(),
+        None => latent_lab::app::run_window().map_err(Error::Failed),
         Some(Command::Train { family, flags, out }) => cli::train(&family, &flags.into(), &out),
         Some(Command::Eval { file, data, json }) => cli::eval(&file, data.as_deref(), json),
         Some(Command::Compare { a, b, json }) => cli::compare(&a, &b, json),
@@ -164,17 +165,9 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(CliError::BadInput(e)) => {
-            eprintln!("error: {}", one_line(&e));
-            ExitCode::from(2)
-        }
-        Err(CliError::Failed(e)) => {
-            eprintln!("error: {}", one_line(&e));
-            ExitCode::from(1)
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
         }
     }
-}
-
-fn one_line(e: &anyhow::Error) -> String {
-    format!("{e:#}").replace('\n', " ")
 }

@@ -11,18 +11,13 @@ use egui_plot::{Line, Plot, PlotPoints, Points};
 use serde::{Deserialize, Serialize};
 
 /// Which plane of the latent space the map shows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Projection {
     /// two latent dimensions; the others held at the samples' mean
     Axes { x: usize, y: usize },
     /// the two leading principal directions of the samples' latents, through their mean
+    #[default]
     Pca,
-}
-
-impl Default for Projection {
-    fn default() -> Self {
-        Self::Pca
-    }
 }
 
 /// A 2-D plane in latent space: `origin + a * u + b * v`, with `u` and `v` orthonormal, so

@@ -271,11 +271,11 @@ impl eframe::App for App {
 }
 
 /// Open the window. Without a display, say so and name the headless subcommands.
-pub fn run_window() -> Result<(), crate::cli::CliError> {
+pub fn run_window() -> anyhow::Result<()> {
     if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
-        return Err(crate::cli::CliError::Failed(anyhow::anyhow!(
+        anyhow::bail!(
             "no display (DISPLAY and WAYLAND_DISPLAY are unset); headless subcommands: train, eval, export, import, bench, encode, decode (see --help)"
-        )));
+        );
     }
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
@@ -290,5 +290,5 @@ pub fn run_window() -> Result<(), crate::cli::CliError> {
         options,
         Box::new(|cc| Ok(Box::new(App::new(cc, AppOptions::default())))),
     )
-    .map_err(|e| crate::cli::CliError::Failed(anyhow::anyhow!("cannot open the window: {e}")))
+    .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
 }

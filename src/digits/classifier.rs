@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use super::render::{self, PIXELS, SIDE, Writer};
 use super::{DigitSet, TEST_WRITER_BASE};
-use crate::nn::checkpoint::{self, CheckpointError, Metadata};
-use crate::nn::{Mlp, WeightInit, new_varmap, varmap_tensors};
-use crate::worker::{CoreTrainer, OptimiserSettings, Snapshot, StepStats, Trainer, TrainerCore};
+use crate::nn::checkpoint::{self, CheckpointError, Checkpointed, Metadata};
+use crate::nn::{Mlp, WeightInit};
+use crate::worker::{CoreTrainer, OptimiserSettings, StepStats, Trainer, TrainerCore};
 
 pub const FAMILY: &str = "digit-classifier";
 /// Where the window and the evals look for it.
@@ -79,31 +79,25 @@ pub struct DigitClassifier {
     varmap: VarMap,
 }
 
-impl DigitClassifier {
-    fn build(cfg: ClassifierConfig) -> candle_core::Result<(Mlp, VarMap)> {
-        let (varmap, vb) = new_varmap();
-        let mlp = Mlp::new(&cfg.sizes(), WeightInit::He, vb.pp("mlp"))?;
-        Ok((mlp, varmap))
-    }
+crate::checkpointed_lab!(DigitClassifier);
 
-    fn from_tensors(
+impl Checkpointed for DigitClassifier {
+    const FAMILY: &'static str = FAMILY;
+    type Config = ClassifierConfig;
+
+    fn build(
         meta: Metadata,
+        cfg: ClassifierConfig,
         tensors: &HashMap<String, Tensor>,
         path: &Path,
     ) -> Result<Self, CheckpointError> {
-        let cfg: ClassifierConfig = serde_json::from_value(
-            meta.config.get("train").cloned().unwrap_or_default(),
-        )
-        .map_err(|_| CheckpointError::Metadata {
-            path: path.to_owned(),
-            key: "config.train".into(),
-        })?;
-        if cfg.hidden.len() > 8 || cfg.hidden.iter().any(|&h| h == 0 || h > 8192) {
-            return Err(CheckpointError::other(path, "implausible hidden sizes"));
+        checkpoint::limit(path, "train.hidden (layers)", cfg.hidden.len(), 0..=8)?;
+        for (i, &h) in cfg.hidden.iter().enumerate() {
+            checkpoint::limit(path, &format!("train.hidden[{i}]"), h, 1..=8192)?;
         }
-        let (mlp, varmap) =
-            Self::build(cfg.clone()).map_err(|e| CheckpointError::other(path, e))?;
-        checkpoint::fill_varmap(&varmap, tensors, path)?;
+        let (mlp, varmap) = checkpoint::build_model(tensors, path, |vb| {
+            Mlp::new(&cfg.sizes(), WeightInit::He, vb.pp("mlp"))
+        })?;
         Ok(Self {
             cfg,
             meta,
@@ -112,26 +106,12 @@ impl DigitClassifier {
         })
     }
 
-    pub fn load(path: &Path) -> Result<Self, CheckpointError> {
-        let loaded = checkpoint::load(path)?;
-        loaded.expect_family(FAMILY)?;
-        Self::from_tensors(loaded.meta, &loaded.tensors, path)
+    fn weights(&self) -> (Metadata, &VarMap) {
+        (self.meta.clone(), &self.varmap)
     }
+}
 
-    pub fn from_snapshot(s: &Snapshot) -> anyhow::Result<Self> {
-        let tensors = s.tensors.iter().cloned().collect();
-        Ok(Self::from_tensors(
-            s.meta.clone(),
-            &tensors,
-            Path::new("(training)"),
-        )?)
-    }
-
-    pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
-        let tensors = varmap_tensors(&self.varmap).map_err(|e| CheckpointError::other(path, e))?;
-        checkpoint::save(path, &tensors, &self.meta)
-    }
-
+impl DigitClassifier {
     /// The shipped classifier in `models_dir`.
     pub fn default_path(models_dir: &Path) -> PathBuf {
         models_dir.join(FILE_NAME)

@@ -17,7 +17,7 @@ use crate::worker::{self, JobOptions};
 pub struct DigitClassifierFamily;
 
 fn load(file: &Path) -> Result<DigitClassifier, CliError> {
-    DigitClassifier::load(file).map_err(bad)
+    Ok(DigitClassifier::load(file)?)
 }
 
 /// The digits a classifier is tested on: `--data`'s test split, or 200 held-out writers.
@@ -28,8 +28,8 @@ fn test_digits(data: Option<&str>, seed: u64) -> Result<(String, super::DigitSet
             super::classifier::held_out_digits(200, 2, seed),
         )),
         Some(spec) => {
-            let source = Source::parse(spec, Recipe::default()).map_err(bad)?;
-            let split = source.load().map_err(bad)?;
+            let source = Source::parse(spec, Recipe::default())?;
+            let split = source.load()?;
             Ok((spec.to_string(), split.test))
         }
     }

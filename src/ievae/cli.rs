@@ -18,7 +18,7 @@ use crate::worker::{self, JobOptions, Trainer};
 pub struct IeVaeFamily;
 
 fn load(file: &Path) -> Result<Lab, CliError> {
-    Lab::load(file).map_err(bad)
+    Ok(Lab::load(file)?)
 }
 
 /// The independent classifier that reads decoded digits: the shipped one, or a quick one
@@ -151,7 +151,7 @@ impl Family for IeVaeFamily {
         }
         let spec = args.data.clone().unwrap_or_else(|| "digits".into());
         // read files now, so bad data is refused (exit 2) before any training starts
-        let data = load_data(&spec, &cfg.recipe).map_err(bad)?;
+        let data = load_data(&spec, &cfg.recipe)?;
         if let Some(l) = cfg.labels
             && l > data.train.len()
         {
@@ -193,7 +193,7 @@ impl Family for IeVaeFamily {
 
     fn eval(&self, file: &Path, data: Option<&str>) -> Result<serde_json::Value, CliError> {
         let lab = load(file)?;
-        let split = lab.data(data).map_err(bad)?;
+        let split = lab.data(data)?;
         let judge = judge().map_err(CliError::Failed)?;
         let report = eval::full_report(&lab.model, &split, Some(&judge), lab.labels_used)
             .map_err(CliError::Failed)?;

@@ -16,8 +16,7 @@ use candle_core::{D, Device, Tensor};
 use candle_nn::VarMap;
 
 use crate::digits::{self, DigitSet, PIXELS, Recipe, Source, Split};
-use crate::nn::checkpoint::{self, CheckpointError, Metadata};
-use crate::worker::Snapshot;
+use crate::nn::checkpoint::{self, CheckpointError, Checkpointed, Metadata};
 use model::IeVae;
 use train::TrainConfig;
 
@@ -35,33 +34,31 @@ pub struct Lab {
     varmap: VarMap,
 }
 
-impl Lab {
+crate::checkpointed_lab!(Lab);
+
+impl Checkpointed for Lab {
+    const FAMILY: &'static str = FAMILY;
+    type Config = TrainConfig;
+
     fn build(
         meta: Metadata,
+        cfg: TrainConfig,
         tensors: &HashMap<String, Tensor>,
         path: &Path,
     ) -> Result<Self, CheckpointError> {
-        let cfg: TrainConfig = checkpoint::config_entry(&meta, "train", path)?;
-        cfg.model
-            .check()
-            .map_err(|e| CheckpointError::other(path, e))?;
-        if cfg.model.input != PIXELS {
-            return Err(CheckpointError::other(
-                path,
-                format!(
-                    "a model of {} pixels, this program draws 28x28 digits",
-                    cfg.model.input
-                ),
-            ));
-        }
+        let m = &cfg.model;
+        checkpoint::limit(path, "train.model.input", m.input, PIXELS..=PIXELS)?;
+        checkpoint::limit(path, "train.model.classes", m.classes, 2..=1024)?;
+        checkpoint::limit(path, "train.model.equivariant", m.equivariant, 1..=256)?;
+        checkpoint::limit(path, "train.model.invariant", m.invariant, 1..=1024)?;
+        m.check().map_err(|e| CheckpointError::other(path, e))?;
         let labels_used = meta
             .config
             .get("labels_used")
             .and_then(|v| v.as_u64())
             .unwrap_or(0) as usize;
-        let (model, varmap) = checkpoint::build_model(tensors, path, |vm| {
-            IeVae::new(&cfg.model, crate::nn::var_builder(vm))
-        })?;
+        let (model, varmap) =
+            checkpoint::build_model(tensors, path, |vb| IeVae::new(&cfg.model, vb))?;
         Ok(Self {
             meta,
             cfg,
@@ -71,20 +68,12 @@ impl Lab {
         })
     }
 
-    pub fn load(path: &Path) -> Result<Self, CheckpointError> {
-        let loaded = checkpoint::load_family(path, FAMILY)?;
-        Self::build(loaded.meta, &loaded.tensors, path)
+    fn weights(&self) -> (Metadata, &VarMap) {
+        (self.meta.clone(), &self.varmap)
     }
+}
 
-    pub fn from_snapshot(s: &Snapshot) -> anyhow::Result<Self> {
-        let path = Path::new(checkpoint::TRAINING);
-        Ok(Self::build(s.meta.clone(), &s.tensor_map(), path)?)
-    }
-
-    pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
-        checkpoint::save_varmap(path, &self.varmap, &self.meta)
-    }
-
+impl Lab {
     pub fn classes(&self) -> usize {
         self.cfg.model.classes
     }

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::VarMap;
+use candle_nn::{VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
 /// What a checkpoint says about itself (the safetensors `__metadata__` map, one JSON string per key).
@@ -59,10 +59,12 @@ pub enum CheckpointError {
 }
 
 impl CheckpointError {
+    /// Any other refusal. Only the first line of `reason` is kept: candle appends a
+    /// backtrace to some of its errors, which is no help to a user.
     pub fn other(path: &Path, reason: impl std::fmt::Display) -> Self {
         Self::Other {
             path: path.to_owned(),
-            reason: reason.to_string(),
+            reason: first_line(&reason.to_string()),
         }
     }
 }
@@ -248,17 +250,250 @@ impl Loaded {
 }
 
 /// `config.<key>` of a checkpoint's metadata; refused, by name, when missing or unreadable.
+/// Fields the program does not know are ignored, so older and newer checkpoints load.
 pub fn config_entry<T: serde::de::DeserializeOwned>(
     meta: &Metadata,
     key: &str,
     path: &Path,
 ) -> Result<T, CheckpointError> {
-    serde_json::from_value(meta.config.get(key).cloned().unwrap_or_default()).map_err(|_| {
-        CheckpointError::Metadata {
+    let Some(value) = meta.config.get(key) else {
+        return Err(CheckpointError::Metadata {
             path: path.to_owned(),
             key: format!("config.{key}"),
-        }
+        });
+    };
+    serde_json::from_value(value.clone()).map_err(|e| {
+        CheckpointError::other(
+            path,
+            format!(
+                "config.{key} is unreadable ({})",
+                first_line(&e.to_string())
+            ),
+        )
     })
+}
+
+/// Refuse a size of the configuration outside `allowed`, naming the field as it is written
+/// in the metadata: `config.train.model.latent = 0, must be 1..=64`.
+pub fn limit(
+    path: &Path,
+    field: &str,
+    value: usize,
+    allowed: std::ops::RangeInclusive<usize>,
+) -> Result<(), CheckpointError> {
+    if allowed.contains(&value) {
+        return Ok(());
+    }
+    Err(CheckpointError::other(
+        path,
+        format!(
+            "config.{field} = {value}, must be {}..={}",
+            allowed.start(),
+            allowed.end()
+        ),
+    ))
+}
+
+/// [`limit`] for several sizes, each named `prefix` + its name.
+pub fn limits(
+    path: &Path,
+    prefix: &str,
+    sizes: impl IntoIterator<Item = (String, usize, std::ops::RangeInclusive<usize>)>,
+) -> Result<(), CheckpointError> {
+    sizes.into_iter().try_for_each(|(name, value, allowed)| {
+        limit(path, &format!("{prefix}{name}"), value, allowed)
+    })
+}
+
+/// The sizes of a list setting for [`limits`], named `name[0]`, `name[1]`, ...
+pub fn indexed(
+    name: &str,
+    sizes: &[usize],
+    allowed: std::ops::RangeInclusive<usize>,
+) -> Vec<(String, usize, std::ops::RangeInclusive<usize>)> {
+    let named = |(i, &size)| (format!("{name}[{i}]"), size, allowed.clone());
+    sizes.iter().enumerate().map(named).collect()
+}
+
+/// The largest width, channel count or latent size any model here accepts.
+pub const MAX_MODEL_SIZE: u64 = 1 << 14;
+/// The largest other count in a training configuration (images, events, writers, ...).
+pub const MAX_COUNT: u64 = 1_000_000;
+
+/// Bound every number in `config.train`, whatever the family: the model's sizes by
+/// [`MAX_MODEL_SIZE`], other counts by [`MAX_COUNT`]; step counters and seeds are free.
+/// This runs before a family reads its configuration, so no size it forgets to check can
+/// reach an allocation unbounded.
+pub fn check_config_numbers(meta: &Metadata, path: &Path) -> Result<(), CheckpointError> {
+    fn walk(
+        value: &serde_json::Value,
+        field: &str,
+        bound: u64,
+        path: &Path,
+    ) -> Result<(), CheckpointError> {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, v) in map {
+                    let free = key == "seed"
+                        || key.ends_with("steps")
+                        || key.ends_with("_from")
+                        || key.ends_with("_every");
+                    let bound = if key == "model" {
+                        MAX_MODEL_SIZE
+                    } else if free {
+                        u64::MAX
+                    } else {
+                        bound
+                    };
+                    walk(v, &format!("{field}.{key}"), bound, path)?;
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    walk(v, &format!("{field}[{i}]"), bound, path)?;
+                }
+            }
+            serde_json::Value::Number(n) => {
+                // Floats are written with a fraction, so a negative integer is a count.
+                let refusal = match (n.as_u64(), n.as_i64()) {
+                    (Some(u), _) if u > bound => Some(format!("must be at most {bound}")),
+                    (None, Some(_)) => Some("must not be negative".to_string()),
+                    _ => None,
+                };
+                if let Some(refusal) = refusal {
+                    return Err(CheckpointError::other(
+                        path,
+                        format!("config.{field} = {n}, {refusal}"),
+                    ));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+    match meta.config.get("train") {
+        Some(train) => walk(train, "train", MAX_COUNT, path),
+        None => Ok(()),
+    }
+}
+
+/// A model family's lab as a checkpoint holds it. A family gives its name, how to read and
+/// check its configuration, and how to build its model; loading, saving, snapshots and
+/// import are the same for every family and live here.
+pub trait Checkpointed: Sized {
+    /// The family named in the metadata of this lab's checkpoints.
+    const FAMILY: &'static str;
+    /// The training configuration, `config.train` in the metadata.
+    type Config: serde::de::DeserializeOwned;
+
+    /// Whether a checkpoint of `family` opens as this lab (one lab may serve several).
+    fn accepts(family: &str) -> bool {
+        family == Self::FAMILY
+    }
+
+    /// The lab from its training configuration, the rest of the metadata and the tensors:
+    /// every size of `cfg` checked against its limits (see [`limit`]) before the model is
+    /// built by [`build_model`] (or [`build_on_varmap`]), which checks every tensor.
+    fn build(
+        meta: Metadata,
+        cfg: Self::Config,
+        tensors: &HashMap<String, Tensor>,
+        path: &Path,
+    ) -> Result<Self, CheckpointError>;
+
+    /// What a save writes: the metadata (its configuration as it is now) and the variables.
+    fn weights(&self) -> (Metadata, &VarMap);
+
+    /// The lab of metadata and tensors from any source; `path` names the source in errors.
+    fn from_parts(
+        meta: Metadata,
+        tensors: &HashMap<String, Tensor>,
+        path: &Path,
+    ) -> Result<Self, CheckpointError> {
+        if !Self::accepts(&meta.family) {
+            return Err(CheckpointError::WrongFamily {
+                path: path.to_owned(),
+                expected: Self::FAMILY.into(),
+                found: meta.family,
+            });
+        }
+        check_config_numbers(&meta, path)?;
+        let cfg = config_entry(&meta, "train", path)?;
+        Self::build(meta, cfg, tensors, path)
+    }
+
+    /// Read a checkpoint file of this family.
+    fn load_file(path: &Path) -> Result<Self, CheckpointError> {
+        let loaded = load(path)?;
+        Self::from_parts(loaded.meta, &loaded.tensors, path)
+    }
+
+    /// The weights of a running training, as a lab.
+    fn from_training(
+        meta: Metadata,
+        tensors: &[(String, Tensor)],
+    ) -> Result<Self, CheckpointError> {
+        let tensors: HashMap<String, Tensor> = tensors.iter().cloned().collect();
+        Self::from_parts(meta, &tensors, Path::new(TRAINING))
+    }
+
+    /// Save weights and metadata atomically (see [`save`]).
+    fn save_file(&self, path: &Path) -> Result<(), CheckpointError> {
+        let (meta, varmap) = self.weights();
+        save_varmap(path, varmap, &meta)
+    }
+
+    /// A PyTorch state_dict of the official code, with `meta` describing the model it holds.
+    fn import_state_dict(path: &Path, meta: Metadata) -> Result<Self, CheckpointError> {
+        let tensors = read_pytorch_state_dict(path)?;
+        Self::from_parts(meta, &tensors, path)
+    }
+}
+
+/// The metadata of weights imported from `path`, a model described by `config`.
+pub fn imported_metadata(family: &str, config: serde_json::Value, path: &Path) -> Metadata {
+    Metadata {
+        family: family.into(),
+        preset: "paper".into(),
+        config,
+        data: format!("imported:{}", path.display()),
+        version: env!("CARGO_PKG_VERSION").into(),
+        ..Default::default()
+    }
+}
+
+/// The methods the window and the command line call on a lab (`Lab::load`, `Lab::from_snapshot`,
+/// `lab.save`), given to a [`Checkpointed`] type without bringing the trait into scope.
+#[macro_export]
+macro_rules! checkpointed_lab {
+    ($lab:ty) => {
+        impl $lab {
+            /// Read a checkpoint of this family; a wrong, truncated or hostile file is an error.
+            pub fn load(
+                path: &std::path::Path,
+            ) -> Result<Self, $crate::nn::checkpoint::CheckpointError> {
+                <Self as $crate::nn::checkpoint::Checkpointed>::load_file(path)
+            }
+
+            /// The weights of a running training, as a lab.
+            pub fn from_snapshot(s: &$crate::worker::Snapshot) -> anyhow::Result<Self> {
+                Ok(
+                    <Self as $crate::nn::checkpoint::Checkpointed>::from_training(
+                        s.meta.clone(),
+                        &s.tensors,
+                    )?,
+                )
+            }
+
+            /// Save weights and metadata atomically.
+            pub fn save(
+                &self,
+                path: &std::path::Path,
+            ) -> Result<(), $crate::nn::checkpoint::CheckpointError> {
+                <Self as $crate::nn::checkpoint::Checkpointed>::save_file(self, path)
+            }
+        }
+    };
 }
 
 /// `config.<key>`, or its default when absent or unreadable (optional records, such as a
@@ -270,17 +505,227 @@ pub fn config_entry_or_default<T: serde::de::DeserializeOwned + Default>(
     serde_json::from_value(meta.config.get(key).cloned().unwrap_or_default()).unwrap_or_default()
 }
 
-/// A model built on a fresh VarMap by `new`, then given a checkpoint's tensors (every name and
-/// shape checked by [`fill_varmap`]).
+/// A model built from a checkpoint's tensors, guarded so that no configuration can make it
+/// allocate more than the file holds, panic, or leak a library's internals into a message.
+///
+/// `new` runs twice. First over the tensors themselves through [`CheckingBackend`], which
+/// refuses a missing name or a wrong shape before anything is allocated; then over a VarMap
+/// already holding copies of the tensors, so that building finds every variable in place
+/// and initialises nothing. A panic in either is caught and reported as one line.
 pub fn build_model<M>(
+    tensors: &HashMap<String, Tensor>,
+    path: &Path,
+    new: impl Fn(VarBuilder<'_>) -> candle_core::Result<M>,
+) -> Result<(M, VarMap), CheckpointError> {
+    let backend = CheckingBackend::new(tensors, path);
+    let used = backend.used.clone();
+    let refusal = backend.refusal.clone();
+    let vb = VarBuilder::from_backend(Box::new(backend), DType::F32, Device::Cpu);
+    let checked = quietly(|| new(vb)).map_err(|panic| unbuildable(path, &panic))?;
+    if let Some(refused) = lock(&refusal).take() {
+        return Err(refused);
+    }
+    checked.map_err(|e| CheckpointError::other(path, e))?;
+    let used = std::mem::take(&mut *lock(&used));
+    refuse_extra(tensors, |name| used.contains(name), path)?;
+    build_on_varmap(tensors, path, |varmap| new(crate::nn::var_builder(varmap)))
+}
+
+/// A model that takes the VarMap itself (it keeps some variables as `Var`s), built on a
+/// VarMap that already holds copies of the checkpoint's tensors: a variable of the right name
+/// and shape is found in place, a wrong shape is refused before anything is allocated. A
+/// variable missing from the file is created by the model, so the caller bounds every size
+/// in the configuration first. Panics are caught as in [`build_model`].
+pub fn build_on_varmap<M>(
     tensors: &HashMap<String, Tensor>,
     path: &Path,
     new: impl FnOnce(&VarMap) -> candle_core::Result<M>,
 ) -> Result<(M, VarMap), CheckpointError> {
     let varmap = VarMap::new();
-    let model = new(&varmap).map_err(|e| CheckpointError::other(path, e))?;
-    fill_varmap(&varmap, tensors, path)?;
+    {
+        let mut data = lock_varmap(&varmap, path)?;
+        for (name, t) in tensors {
+            let var =
+                candle_core::Var::from_tensor(t).map_err(|e| CheckpointError::other(path, e))?;
+            data.insert(name.clone(), var);
+        }
+    }
+    let built = quietly(|| new(&varmap)).map_err(|panic| unbuildable(path, &panic))?;
+    let model = built.map_err(|e| match shape_mismatch(&e.to_string(), tensors, path) {
+        Some(refused) => refused,
+        None => CheckpointError::other(path, e),
+    })?;
+    // The model may have created variables the file lacks; their names say which.
+    let data = lock_varmap(&varmap, path)?;
+    let mut missing: Vec<&String> = data.keys().filter(|k| !tensors.contains_key(*k)).collect();
+    missing.sort();
+    if let Some(name) = missing.first() {
+        return Err(CheckpointError::Missing {
+            path: path.to_owned(),
+            name: (*name).clone(),
+        });
+    }
+    // A constructor may give a variable its starting value (an identity matrix, say): the
+    // file's values win.
+    for (name, t) in tensors {
+        if let Some(var) = data.get(name) {
+            var.set(t).map_err(|e| CheckpointError::other(path, e))?;
+        }
+    }
+    drop(data);
     Ok((model, varmap))
+}
+
+fn lock_varmap<'a>(
+    varmap: &'a VarMap,
+    path: &Path,
+) -> Result<std::sync::MutexGuard<'a, HashMap<String, candle_core::Var>>, CheckpointError> {
+    varmap
+        .data()
+        .lock()
+        .map_err(|_| CheckpointError::other(path, "variable map poisoned"))
+}
+
+/// VarMap refuses a wrong shape as `shape mismatch on NAME: [..] <> [..]`; give it our form.
+fn shape_mismatch(
+    message: &str,
+    tensors: &HashMap<String, Tensor>,
+    path: &Path,
+) -> Option<CheckpointError> {
+    let line = first_line(message);
+    let (name, shapes) = line.strip_prefix("shape mismatch on ")?.split_once(": ")?;
+    let expected = shapes.split(" <> ").next()?;
+    let expected = expected.trim_matches(|c| c == '[' || c == ']');
+    let expected: Vec<usize> = expected
+        .split(',')
+        .map(|d| d.trim().parse().ok())
+        .collect::<Option<_>>()?;
+    Some(CheckpointError::Shape {
+        path: path.to_owned(),
+        name: name.into(),
+        expected,
+        found: tensors.get(name)?.dims().to_vec(),
+    })
+}
+
+fn refuse_extra(
+    tensors: &HashMap<String, Tensor>,
+    used: impl Fn(&str) -> bool,
+    path: &Path,
+) -> Result<(), CheckpointError> {
+    let mut extra: Vec<&String> = tensors.keys().filter(|k| !used(k)).collect();
+    extra.sort();
+    match extra.first() {
+        Some(name) => Err(CheckpointError::Unexpected {
+            path: path.to_owned(),
+            name: (*name).clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn unbuildable(path: &Path, panic: &str) -> CheckpointError {
+    CheckpointError::other(
+        path,
+        format!("the model in the config cannot be built ({panic})"),
+    )
+}
+
+/// A VarBuilder backend over a checkpoint's own tensors. It hands out the tensor of the asked
+/// name after checking its shape, and records a missing name or a wrong shape (the first
+/// one) instead of creating anything, so building a model through it never allocates.
+pub struct CheckingBackend<'a> {
+    tensors: &'a HashMap<String, Tensor>,
+    path: PathBuf,
+    used: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    refusal: std::sync::Arc<std::sync::Mutex<Option<CheckpointError>>>,
+}
+
+impl<'a> CheckingBackend<'a> {
+    pub fn new(tensors: &'a HashMap<String, Tensor>, path: &Path) -> Self {
+        Self {
+            tensors,
+            path: path.to_owned(),
+            used: Default::default(),
+            refusal: Default::default(),
+        }
+    }
+
+    fn refuse(&self, e: CheckpointError) -> candle_core::Error {
+        let message = e.to_string();
+        lock(&self.refusal).get_or_insert(e);
+        candle_core::Error::Msg(message)
+    }
+}
+
+impl candle_nn::var_builder::SimpleBackend for CheckingBackend<'_> {
+    fn get(
+        &self,
+        shape: candle_core::Shape,
+        name: &str,
+        _: candle_nn::Init,
+        dtype: DType,
+        _: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let t = self.get_unchecked(name, dtype, &Device::Cpu)?;
+        if t.dims() != shape.dims() {
+            return Err(self.refuse(CheckpointError::Shape {
+                path: self.path.clone(),
+                name: name.into(),
+                expected: shape.dims().to_vec(),
+                found: t.dims().to_vec(),
+            }));
+        }
+        Ok(t)
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, _: &Device) -> candle_core::Result<Tensor> {
+        let Some(t) = self.tensors.get(name) else {
+            return Err(self.refuse(CheckpointError::Missing {
+                path: self.path.clone(),
+                name: name.into(),
+            }));
+        };
+        lock(&self.used).insert(name.into());
+        t.to_dtype(dtype)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+}
+
+thread_local! {
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run `f`, turning a panic into its message (first line) without printing it: the panic
+/// hook stays silent for this thread during the call and prints as before everywhere else.
+pub fn quietly<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(|q| q.get()) {
+                previous(info);
+            }
+        }));
+    });
+    let was = QUIET.with(|q| q.replace(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    QUIET.with(|q| q.set(was));
+    result.map_err(|payload| {
+        let text = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into());
+        first_line(&text)
+    })
 }
 
 /// Save the weights of a VarMap with their metadata (atomically, see [`save`]).
@@ -289,11 +734,24 @@ pub fn save_varmap(path: &Path, varmap: &VarMap, meta: &Metadata) -> Result<(), 
     save(path, &tensors, meta)
 }
 
-/// Read a checkpoint that must belong to `family`.
-pub fn load_family(path: &Path, family: &str) -> Result<Loaded, CheckpointError> {
-    let loaded = load(path)?;
-    loaded.expect_family(family)?;
-    Ok(loaded)
+/// Checkpoint bytes with the metadata `config` replaced by `config` (any text), everything
+/// else as it was; None when `bytes` are not a safetensors file. Makes hostile variants of a
+/// good checkpoint for the fuzz target and the tests.
+pub fn with_config(bytes: &[u8], config: &str) -> Option<Vec<u8>> {
+    let len = usize::try_from(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?)).ok()?;
+    let end = len.checked_add(8)?;
+    let mut header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(bytes.get(8..end)?).ok()?;
+    let meta = header
+        .entry("__metadata__")
+        .or_insert_with(|| serde_json::json!({}))
+        .as_object_mut()?;
+    meta.insert("config".into(), config.into());
+    let header = serde_json::to_vec(&header).ok()?;
+    let mut out = (header.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&bytes[end..]);
+    Some(out)
 }
 
 /// The path named in errors about weights that come from a running training, not a file.
@@ -357,7 +815,7 @@ pub fn read_pytorch_state_dict(path: &Path) -> Result<HashMap<String, Tensor>, C
         source,
     })?;
     // The pickle reader is third-party code fed with untrusted bytes: contain any panic.
-    let read = std::panic::catch_unwind(|| -> candle_core::Result<Vec<(String, Tensor)>> {
+    let read = quietly(|| -> candle_core::Result<Vec<(String, Tensor)>> {
         let pth = candle_core::pickle::PthTensors::new(path, None)?;
         let mut names: Vec<String> = pth.tensor_infos().keys().cloned().collect();
         names.sort();
@@ -448,6 +906,42 @@ mod tests {
         let bad = dir.path().join("missing").join("c.safetensors");
         assert!(save(&bad, &[], &meta()).is_err());
         assert_eq!(std::fs::read(&path)?, bytes);
+        Ok(())
+    }
+
+    #[test]
+    fn guarded_build_refuses_before_allocating_and_contains_panics() -> anyhow::Result<()> {
+        let path = Path::new("m.safetensors");
+        let w = Tensor::zeros((2, 3), DType::F32, &Device::Cpu)?;
+        let tensors: HashMap<String, Tensor> = [("w".to_string(), w)].into_iter().collect();
+        let refusal = |r: Result<(Tensor, VarMap), CheckpointError>| {
+            r.err().map(|e| e.to_string()).unwrap_or_default()
+        };
+        // 4 TB of weights asked for: refused by the file's shape, nothing allocated
+        let err = refusal(build_model(&tensors, path, |vb| {
+            vb.get((1_000_000, 1_000_000), "w")
+        }));
+        assert!(err.contains("`w`") && err.contains("[2, 3]"), "{err}");
+        let err = refusal(build_model(&tensors, path, |vb| vb.get((2, 3), "v")));
+        assert!(err.contains("`v` is missing"), "{err}");
+        let err = refusal(build_model(&tensors, path, |vb| {
+            let _ = vb.get((2, 3), "w")?;
+            panic!("capacity overflow")
+        }));
+        assert!(
+            err.starts_with("m.safetensors:") && err.contains("capacity overflow"),
+            "{err}"
+        );
+        assert!(!err.contains('\n'), "{err}");
+        let (model, varmap) = build_model(&tensors, path, |vb| vb.get((2, 3), "w"))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        assert_eq!(model.dims(), &[2, 3]);
+        assert_eq!(crate::nn::varmap_tensors(&varmap)?.len(), 1);
+        // a tensor the model does not take
+        let unused = build_model(&tensors, path, |_| {
+            Tensor::zeros(1, DType::F32, &Device::Cpu)
+        });
+        assert!(refusal(unused).contains("does not belong"));
         Ok(())
     }
 }

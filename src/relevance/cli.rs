@@ -15,14 +15,14 @@ use super::{FAMILY, Lab, data, train::TrainConfig};
 pub struct RelevanceFamily;
 
 fn load(file: &Path) -> Result<Lab, CliError> {
-    Lab::load(file).map_err(bad)
+    Ok(Lab::load(file)?)
 }
 
 /// The events a relevance model is evaluated or drawn on: `--data`, or its training data.
 fn events(lab: &Lab, data_spec: Option<&str>) -> Result<data::Dataset, CliError> {
     let spec = data_spec.unwrap_or(&lab.meta.data);
-    let data = data::Dataset::load(spec, lab.cfg.events, lab.meta.seed).map_err(bad)?;
-    lab.check_data(&data).map_err(bad)?;
+    let data = data::Dataset::load(spec, lab.cfg.events, lab.meta.seed)?;
+    lab.check_data(&data)?;
     Ok(data)
 }
 
@@ -52,7 +52,7 @@ impl Family for RelevanceFamily {
         }
         let seed = args.seed;
         let spec = args.data.as_deref().unwrap_or("ee-mumu");
-        let dataset = data::Dataset::load(spec, cfg.events, seed).map_err(bad)?;
+        let dataset = data::Dataset::load(spec, cfg.events, seed)?;
         // the model is small: one thread beats several that wait on each other
         let options = JobOptions {
             threads: args.threads.unwrap_or(1),

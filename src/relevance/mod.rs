@@ -18,8 +18,7 @@ use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
-use crate::nn::checkpoint::{self, CheckpointError, Metadata};
-use crate::worker::Snapshot;
+use crate::nn::checkpoint::{self, CheckpointError, Checkpointed, Metadata};
 use data::{DataError, Dataset};
 use eval::RelevanceReport;
 use model::RelevanceVae;
@@ -67,23 +66,26 @@ pub struct Lab {
 /// One latent vector per event.
 pub type Latents = Vec<Vec<f32>>;
 
-impl Lab {
+crate::checkpointed_lab!(Lab);
+
+impl Checkpointed for Lab {
+    const FAMILY: &'static str = FAMILY;
+    type Config = TrainConfig;
+
     fn build(
         meta: Metadata,
+        train: TrainConfig,
         tensors: &HashMap<String, Tensor>,
         path: &Path,
     ) -> Result<Self, CheckpointError> {
-        let cfg: TrainConfig = checkpoint::config_entry(&meta, "train", path)?;
         let standardizer: Standardizer = checkpoint::config_entry(&meta, "standardizer", path)?;
         let columns: Vec<String> = checkpoint::config_entry(&meta, "columns", path)?;
-        let intrinsic_dim: Option<usize> =
-            checkpoint::config_entry_or_default(&meta, "intrinsic_dim");
-        let history: Vec<HistoryPoint> = checkpoint::config_entry_or_default(&meta, "history");
-        let input = cfg.model.input;
-        if input == 0
-            || standardizer.dim() != input
-            || standardizer.std.len() != input
-            || columns.len() != input
+        let m = &train.model;
+        checkpoint::limit(path, "train.model.input", m.input, 1..=1024)?;
+        checkpoint::limit(path, "train.model.latent", m.latent, 1..=256)?;
+        checkpoint::limit(path, "train.model.hidden", m.hidden, 1..=4096)?;
+        let input = m.input;
+        if standardizer.dim() != input || standardizer.std.len() != input || columns.len() != input
         {
             return Err(CheckpointError::other(
                 path,
@@ -92,19 +94,6 @@ impl Lab {
                     standardizer.dim(),
                     standardizer.std.len(),
                     columns.len()
-                ),
-            ));
-        }
-        if cfg.model.latent == 0
-            || cfg.model.latent > 256
-            || cfg.model.hidden == 0
-            || cfg.model.hidden > 4096
-        {
-            return Err(CheckpointError::other(
-                path,
-                format!(
-                    "unsupported sizes: latent {}, hidden {}",
-                    cfg.model.latent, cfg.model.hidden
                 ),
             ));
         }
@@ -117,46 +106,42 @@ impl Lab {
         {
             return Err(CheckpointError::other(
                 path,
-                "the standardisation in the config is not finite and positive",
+                "config.standardizer is not finite and positive",
             ));
         }
-        let (model, varmap) = checkpoint::build_model(tensors, path, |vm| {
-            RelevanceVae::new(&cfg.model, crate::nn::var_builder(vm))
-        })?;
+        let (model, varmap) =
+            checkpoint::build_model(tensors, path, |vb| RelevanceVae::new(&train.model, vb))?;
         Ok(Self {
+            intrinsic_dim: checkpoint::config_entry_or_default(&meta, "intrinsic_dim"),
+            history: checkpoint::config_entry_or_default(&meta, "history"),
             meta,
-            cfg,
+            cfg: train,
             standardizer,
             columns,
-            intrinsic_dim,
-            history,
             model,
             varmap,
         })
     }
 
-    pub fn load(path: &Path) -> Result<Self, CheckpointError> {
-        let loaded = checkpoint::load_family(path, FAMILY)?;
-        Self::build(loaded.meta, &loaded.tensors, path)
-    }
-
-    pub fn from_snapshot(s: &Snapshot) -> anyhow::Result<Self> {
-        let path = Path::new(checkpoint::TRAINING);
-        Ok(Self::build(s.meta.clone(), &s.tensor_map(), path)?)
-    }
-
-    pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
-        let mut meta = self.meta.clone();
-        meta.config = config_json(
+    fn weights(&self) -> (Metadata, &VarMap) {
+        let config = config_json(
             &self.cfg,
             &self.standardizer,
             &self.columns,
             self.intrinsic_dim,
             &self.history,
         );
-        checkpoint::save_varmap(path, &self.varmap, &meta)
+        (
+            Metadata {
+                config,
+                ..self.meta.clone()
+            },
+            &self.varmap,
+        )
     }
+}
 
+impl Lab {
     pub fn latent_dims(&self) -> usize {
         self.cfg.model.latent
     }

@@ -15,7 +15,7 @@ use super::{FAMILY, Lab, data, train::TrainConfig};
 pub struct SpsMusicFamily;
 
 fn load(file: &Path) -> Result<Lab, CliError> {
-    Lab::load(file).map_err(bad)
+    Ok(Lab::load(file)?)
 }
 
 impl Family for SpsMusicFamily {
@@ -110,7 +110,7 @@ impl Family for SpsMusicFamily {
             }
             ("traversal", "wav") => {
                 let audio = lab.render_notes(&pitch_sweep(&lab, 25, 0), 64)?;
-                wav::write_mono(out, &audio, dsp::SAMPLE_RATE).map_err(bad)?
+                wav::write_mono(out, &audio, dsp::SAMPLE_RATE)?
             }
             ("scale", "wav") => {
                 let timbre = lab
@@ -129,7 +129,7 @@ impl Family for SpsMusicFamily {
                     })
                     .collect();
                 let audio = lab.render_notes(&latents, 64)?;
-                wav::write_mono(out, &audio, dsp::SAMPLE_RATE).map_err(bad)?
+                wav::write_mono(out, &audio, dsp::SAMPLE_RATE)?
             }
             _ => {
                 return Err(bad(anyhow!(
@@ -142,8 +142,8 @@ impl Family for SpsMusicFamily {
     }
 
     fn import(&self, file: &Path, out: &Path) -> CliResult {
-        let lab = Lab::import_pytorch(file).map_err(bad)?;
-        lab.save(out).map_err(bad)?;
+        let lab = Lab::import_pytorch(file)?;
+        lab.save(out)?;
         eprintln!("imported {} -> {}", file.display(), out.display());
         Ok(())
     }
@@ -214,7 +214,7 @@ impl Family for SpsMusicFamily {
             "npy" => cli::write_npy(&lab.model.decode(&z)?, out),
             "wav" => {
                 let audio = lab.render_notes(&rows, 64)?;
-                wav::write_mono(out, &audio, dsp::SAMPLE_RATE).map_err(bad)
+                Ok(wav::write_mono(out, &audio, dsp::SAMPLE_RATE)?)
             }
             "png" => {
                 let (w, h, rgb) = spectra_image(&lab, &rows, dsp::N_BINS)?;

@@ -8,14 +8,14 @@ pub mod model;
 pub mod train;
 pub mod voice;
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 
 use crate::audio::dsp::{self, N_BINS, Stft};
-use crate::nn::checkpoint::{self, CheckpointError, Metadata};
-use crate::worker::Snapshot;
+use crate::nn::checkpoint::{self, CheckpointError, Checkpointed, Metadata};
 use data::{FRAMES_PER_NOTE, NOTE_FEATURES};
 use eval::Calibration;
 use model::SpsMusic;
@@ -37,17 +37,39 @@ pub fn config_json(cfg: &TrainConfig, cal: &Calibration) -> serde_json::Value {
     serde_json::json!({ "train": cfg, "calibration": cal })
 }
 
-impl Lab {
+crate::checkpointed_lab!(Lab);
+
+impl Checkpointed for Lab {
+    const FAMILY: &'static str = FAMILY;
+    type Config = TrainConfig;
+
     fn build(
         meta: Metadata,
-        tensors: &std::collections::HashMap<String, Tensor>,
+        cfg: TrainConfig,
+        tensors: &HashMap<String, Tensor>,
         path: &Path,
     ) -> Result<Self, CheckpointError> {
-        let cfg: TrainConfig = checkpoint::config_entry(&meta, "train", path)?;
+        let m = &cfg.model;
+        let (channels, kernel) = match m.arch {
+            model::Arch::Official => (4, 1),
+            model::Arch::LogShift { kernel, .. } => (2, kernel),
+        };
+        let sizes = [
+            // one pitch dim, then the timbre dims the decoder needs at least one of
+            ("latent".into(), m.latent, 2..=64),
+            ("rnn_hidden".into(), m.rnn_hidden, 1..=4096),
+            ("arch.kernel".into(), kernel, 1..=N_BINS),
+        ];
+        let mlp = checkpoint::indexed("mlp", &m.mlp, 1..=8192);
+        let convs = checkpoint::indexed("channels", &m.channels[..channels], 1..=1024);
+        checkpoint::limits(
+            path,
+            "train.model.",
+            sizes.into_iter().chain(mlp).chain(convs),
+        )?;
         let calibration = checkpoint::config_entry_or_default(&meta, "calibration");
-        let (model, varmap) = checkpoint::build_model(tensors, path, |vm| {
-            SpsMusic::new(&cfg.model, crate::nn::var_builder(vm))
-        })?;
+        let (model, varmap) =
+            checkpoint::build_model(tensors, path, |vb| SpsMusic::new(&cfg.model, vb))?;
         Ok(Self {
             meta,
             cfg,
@@ -57,36 +79,20 @@ impl Lab {
         })
     }
 
-    pub fn load(path: &Path) -> Result<Self, CheckpointError> {
-        let loaded = checkpoint::load_family(path, FAMILY)?;
-        Self::build(loaded.meta, &loaded.tensors, path)
+    fn weights(&self) -> (Metadata, &VarMap) {
+        let config = config_json(&self.cfg, &self.calibration);
+        let meta = self.meta.clone();
+        (Metadata { config, ..meta }, &self.varmap)
     }
+}
 
-    pub fn from_snapshot(s: &Snapshot) -> anyhow::Result<Self> {
-        let path = Path::new(checkpoint::TRAINING);
-        Ok(Self::build(s.meta.clone(), &s.tensor_map(), path)?)
-    }
-
+impl Lab {
     /// Read a state_dict saved by the official PyTorch code (paper sizes).
     pub fn import_pytorch(path: &Path) -> Result<Self, CheckpointError> {
-        let tensors = checkpoint::read_pytorch_state_dict(path)?;
-        let mut cfg = TrainConfig::preset("paper").map_err(|e| CheckpointError::other(path, e))?;
-        cfg.steps = 0;
-        let meta = Metadata {
-            family: FAMILY.into(),
-            preset: "paper".into(),
-            config: config_json(&cfg, &Calibration::default()),
-            data: format!("imported:{}", path.display()),
-            version: env!("CARGO_PKG_VERSION").into(),
-            ..Default::default()
-        };
-        Self::build(meta, &tensors, path)
-    }
-
-    pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
-        let mut meta = self.meta.clone();
-        meta.config = config_json(&self.cfg, &self.calibration);
-        checkpoint::save_varmap(path, &self.varmap, &meta)
+        let paper = TrainConfig::preset("paper").map_err(|e| CheckpointError::other(path, e))?;
+        let cfg = TrainConfig { steps: 0, ..paper };
+        let config = config_json(&cfg, &Calibration::default());
+        Self::import_state_dict(path, checkpoint::imported_metadata(FAMILY, config, path))
     }
 
     pub fn latent_dims(&self) -> usize {

@@ -15,7 +15,7 @@ use super::{FAMILY, Lab, eval, train::TrainConfig};
 pub struct SpsVisionFamily;
 
 fn load(file: &Path) -> Result<Lab, CliError> {
-    Lab::load(file).map_err(bad)
+    Ok(Lab::load(file)?)
 }
 
 /// The data a checkpoint was trained on when it can be made again, else the default set.
@@ -152,8 +152,8 @@ impl Family for SpsVisionFamily {
     }
 
     fn import(&self, file: &Path, out: &Path) -> CliResult {
-        let lab = Lab::import_pytorch(file).map_err(bad)?;
-        lab.save(out).map_err(bad)?;
+        let lab = Lab::import_pytorch(file)?;
+        lab.save(out)?;
         eprintln!("imported {} -> {}", file.display(), out.display());
         Ok(())
     }

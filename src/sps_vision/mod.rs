@@ -8,13 +8,13 @@ pub mod model;
 pub mod train;
 pub mod view;
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 
-use crate::nn::checkpoint::{self, CheckpointError, Metadata};
-use crate::worker::Snapshot;
+use crate::nn::checkpoint::{self, CheckpointError, Checkpointed, Metadata};
 use data::FRAME_LEN;
 use eval::Calibration;
 use model::SpsVision;
@@ -36,17 +36,43 @@ pub fn config_json(cfg: &TrainConfig, cal: &Calibration) -> serde_json::Value {
     serde_json::json!({ "train": cfg, "calibration": cal })
 }
 
-impl Lab {
+crate::checkpointed_lab!(Lab);
+
+impl Checkpointed for Lab {
+    const FAMILY: &'static str = FAMILY;
+    type Config = TrainConfig;
+
     fn build(
         meta: Metadata,
-        tensors: &std::collections::HashMap<String, Tensor>,
+        cfg: TrainConfig,
+        tensors: &HashMap<String, Tensor>,
         path: &Path,
     ) -> Result<Self, CheckpointError> {
-        let cfg: TrainConfig = checkpoint::config_entry(&meta, "train", path)?;
+        let m = &cfg.model;
+        let keypoints = match m.encoder {
+            model::EncoderKind::Keypoints {
+                channels,
+                keypoints,
+                hidden,
+                ..
+            } => vec![
+                ("encoder.keypoints.channels".into(), channels, 1..=4096),
+                ("encoder.keypoints.keypoints".into(), keypoints, 1..=4096),
+                ("encoder.keypoints.hidden".into(), hidden, 1..=4096),
+            ],
+            model::EncoderKind::Official => Vec::new(),
+        };
+        // the symmetries act on three dims: (z1, z3) translate, z2 is the rotation's axis
+        let latent = [("latent".into(), m.latent, 3..=64)];
+        let widths = [("rnn_hidden".into(), m.rnn_hidden, 1..=4096)]
+            .into_iter()
+            .chain(checkpoint::indexed("channels", &m.channels, 1..=4096))
+            .chain(checkpoint::indexed("mlp", &m.mlp, 1..=4096));
+        let sizes = latent.into_iter().chain(widths).chain(keypoints);
+        checkpoint::limits(path, "train.model.", sizes)?;
         let calibration = checkpoint::config_entry_or_default(&meta, "calibration");
-        let (model, varmap) = checkpoint::build_model(tensors, path, |vm| {
-            SpsVision::new(&cfg.model, crate::nn::var_builder(vm))
-        })?;
+        let (model, varmap) =
+            checkpoint::build_model(tensors, path, |vb| SpsVision::new(&cfg.model, vb))?;
         Ok(Self {
             meta,
             cfg,
@@ -56,36 +82,26 @@ impl Lab {
         })
     }
 
-    pub fn load(path: &Path) -> Result<Self, CheckpointError> {
-        let loaded = checkpoint::load_family(path, FAMILY)?;
-        Self::build(loaded.meta, &loaded.tensors, path)
+    fn weights(&self) -> (Metadata, &VarMap) {
+        let config = config_json(&self.cfg, &self.calibration);
+        (
+            Metadata {
+                config,
+                ..self.meta.clone()
+            },
+            &self.varmap,
+        )
     }
+}
 
-    pub fn from_snapshot(s: &Snapshot) -> anyhow::Result<Self> {
-        let path = Path::new(checkpoint::TRAINING);
-        Ok(Self::build(s.meta.clone(), &s.tensor_map(), path)?)
-    }
-
-    /// Read a state_dict saved by the official PyTorch code (paper sizes).
+impl Lab {
+    /// Read a state_dict saved by the official PyTorch code (the paper's sizes).
     pub fn import_pytorch(path: &Path) -> Result<Self, CheckpointError> {
-        let tensors = checkpoint::read_pytorch_state_dict(path)?;
         let mut cfg = TrainConfig::preset("paper").map_err(|e| CheckpointError::other(path, e))?;
         cfg.steps = 0;
-        let meta = Metadata {
-            family: FAMILY.into(),
-            preset: "paper".into(),
-            config: config_json(&cfg, &Calibration::default()),
-            data: format!("imported:{}", path.display()),
-            version: env!("CARGO_PKG_VERSION").into(),
-            ..Default::default()
-        };
-        Self::build(meta, &tensors, path)
-    }
-
-    pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
-        let mut meta = self.meta.clone();
-        meta.config = config_json(&self.cfg, &self.calibration);
-        checkpoint::save_varmap(path, &self.varmap, &meta)
+        let meta =
+            checkpoint::imported_metadata(FAMILY, config_json(&cfg, &Calibration::default()), path);
+        Self::import_state_dict(path, meta)
     }
 
     /// Decode one latent to a frame (CHW, values in [0, 1]).

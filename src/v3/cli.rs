@@ -19,7 +19,7 @@ pub static NOTES: V3Family = V3Family(Domain::Notes);
 pub static DIGITS: V3Family = V3Family(Domain::Digits);
 
 fn load(file: &Path, domain: Domain) -> Result<Lab, CliError> {
-    let lab = Lab::load(file).map_err(bad)?;
+    let lab = Lab::load(file)?;
     if lab.domain() != domain {
         return Err(bad(anyhow!(
             "{}: a {} checkpoint, expected {}",
@@ -121,7 +121,7 @@ impl Family for V3Family {
             ("atoms", "wav") if self.0 == Domain::Notes => {
                 let style = lab.style_latent(0).map(|s| s.to_vec()).unwrap_or_default();
                 let audio = atoms_audio(&lab, &style, 64)?;
-                wav::write_mono(out, &audio, dsp::SAMPLE_RATE).map_err(bad)?
+                wav::write_mono(out, &audio, dsp::SAMPLE_RATE)?
             }
             _ => {
                 let wav = if self.0 == Domain::Notes {
@@ -276,7 +276,7 @@ impl Family for V3Family {
                     .iter()
                     .flat_map(|f| super::fragment_audio(&mut stft, f, 64))
                     .collect();
-                wav::write_mono(out, &audio, dsp::SAMPLE_RATE).map_err(bad)
+                Ok(wav::write_mono(out, &audio, dsp::SAMPLE_RATE)?)
             }
             other => Err(bad(anyhow!(
                 "{}: cannot decode to .{other} (use .npy or .png{})",

@@ -13,13 +13,13 @@ pub mod model;
 pub mod train;
 pub mod view;
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::Tensor;
 use candle_nn::VarMap;
 
-use crate::nn::checkpoint::{self, CheckpointError, Metadata};
-use crate::worker::Snapshot;
+use crate::nn::checkpoint::{self, CheckpointError, Checkpointed, Metadata};
 use data::Domain;
 use eval::Summary;
 use model::V3Model;
@@ -57,23 +57,53 @@ pub struct Lab {
     varmap: VarMap,
 }
 
-impl Lab {
+crate::checkpointed_lab!(Lab);
+
+impl Checkpointed for Lab {
+    const FAMILY: &'static str = FAMILY_NOTES;
+    type Config = TrainConfig;
+
+    fn accepts(family: &str) -> bool {
+        domain_of(family).is_some()
+    }
+
     fn build(
         meta: Metadata,
-        tensors: &std::collections::HashMap<String, Tensor>,
+        cfg: TrainConfig,
+        tensors: &HashMap<String, Tensor>,
         path: &Path,
     ) -> Result<Self, CheckpointError> {
-        let bad = |k: &str| CheckpointError::Metadata {
-            path: path.to_owned(),
-            key: k.into(),
-        };
-        let cfg: TrainConfig = checkpoint::config_entry(&meta, "train", path)?;
         if family_name(cfg.model.domain) != meta.family {
-            return Err(bad("config.train.model.domain"));
+            return Err(CheckpointError::other(
+                path,
+                format!(
+                    "config.train.model.domain is {:?}, the family is {}",
+                    cfg.model.domain, meta.family
+                ),
+            ));
         }
-        let summary: Summary = checkpoint::config_entry_or_default(&meta, "summary");
+        let m = &cfg.model;
+        // The model keeps its codebook as variables of the VarMap and so is built on one,
+        // where a variable the file lacks is created: every size is bounded first.
+        let sizes = [
+            ("hidden", m.hidden, 1..=4096),
+            ("content_dim", m.content_dim, 1..=1024),
+            ("style_dim", m.style_dim, 1..=1024),
+            ("atoms", m.atoms, 2..=1024),
+            ("pool", m.pool, 1..=64),
+            ("rank", m.rank, 0..=1024),
+            ("cepstrum", m.cepstrum, 0..=1024),
+            ("conv", m.conv, 0..=256),
+            ("timbre_spans", m.timbre_spans, 1..=64),
+            ("mix_hidden", m.mix_hidden, 0..=4096),
+            ("style_discriminant", m.style_discriminant, 0..=1024),
+        ];
+        for (name, size, allowed) in sizes {
+            checkpoint::limit(path, &format!("train.model.{name}"), size, allowed)?;
+        }
+        let summary = checkpoint::config_entry_or_default(&meta, "summary");
         let (model, varmap) =
-            checkpoint::build_model(tensors, path, |vm| V3Model::new(&cfg.model, vm))?;
+            checkpoint::build_on_varmap(tensors, path, |vm| V3Model::new(&cfg.model, vm))?;
         Ok(Self {
             meta,
             cfg,
@@ -83,26 +113,19 @@ impl Lab {
         })
     }
 
-    /// Load a checkpoint of either V3 family.
-    pub fn load(path: &Path) -> Result<Self, CheckpointError> {
-        let loaded = checkpoint::load(path)?;
-        if domain_of(&loaded.meta.family).is_none() {
-            loaded.expect_family(FAMILY_NOTES)?;
-        }
-        Self::build(loaded.meta, &loaded.tensors, path)
+    fn weights(&self) -> (Metadata, &VarMap) {
+        let config = config_json(&self.cfg, &self.summary);
+        (
+            Metadata {
+                config,
+                ..self.meta.clone()
+            },
+            &self.varmap,
+        )
     }
+}
 
-    pub fn from_snapshot(s: &Snapshot) -> anyhow::Result<Self> {
-        let path = Path::new(checkpoint::TRAINING);
-        Ok(Self::build(s.meta.clone(), &s.tensor_map(), path)?)
-    }
-
-    pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
-        let mut meta = self.meta.clone();
-        meta.config = config_json(&self.cfg, &self.summary);
-        checkpoint::save_varmap(path, &self.varmap, &meta)
-    }
-
+impl Lab {
     pub fn domain(&self) -> Domain {
         self.cfg.model.domain
     }
