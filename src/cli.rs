@@ -49,6 +49,9 @@ pub struct TrainArgs {
     pub labels: Option<usize>,
     /// `KEY=VALUE` overrides of the preset's training configuration (`--set`)
     pub set: Vec<String>,
+    /// how often the job sends its weights; None: the family's own period (the terminal only
+    /// saves the last weights, the window shows them as they learn)
+    pub snapshot_every: Option<Duration>,
 }
 
 impl TrainArgs {

@@ -135,6 +135,7 @@ fn main() -> ExitCode {
                 beta,
                 labels,
                 set,
+                snapshot_every: None,
             };
             cli::train(&family, &args, &out)
         }

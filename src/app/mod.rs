@@ -3,9 +3,14 @@
 
 mod background;
 mod files;
+mod training;
 
 pub use background::Background;
 pub use files::{CheckpointAction, FileRequest, PathField};
+pub use training::{
+    POLL_BUDGET, RunUpdate, SNAPSHOT_EVERY, StartJob, TrainSettings, TrainingPanel, TrainingRun,
+    TrainingSpec,
+};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -64,10 +69,13 @@ impl Shared {
 /// One model family's panel.
 pub trait Tab {
     fn title(&self) -> &'static str;
-    /// Work that is not drawing: drain background results, apply the commands of the last frame.
+    /// Work that is not drawing: drain background results.
     fn logic(&mut self, ctx: &egui::Context, shared: &mut Shared);
     /// Draw; widgets only record commands.
     fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared);
+    /// Apply what the widgets asked for; the shell calls it once per frame, after drawing,
+    /// for every tab (a hidden tab's training still has to be read).
+    fn apply_commands(&mut self, _shared: &mut Shared) {}
     /// Something runs in the background: keep frames coming.
     fn busy(&self) -> bool {
         false
@@ -259,6 +267,9 @@ impl eframe::App for App {
                 tab.ui(ui, &mut self.shared);
             }
         });
+        for tab in &mut self.tabs {
+            tab.apply_commands(&mut self.shared);
+        }
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {

@@ -5,19 +5,19 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use egui::{Color32, ColorImage, TextureHandle, TextureOptions, Vec2};
-use egui_plot::{Legend, Line, Plot, PlotPoints};
 use serde::{Deserialize, Serialize};
 
-use super::train::{IeVaeTrainer, TrainConfig};
+use super::train::TrainConfig;
 use super::{DEFAULT_FILE, FAMILY, Lab};
-use crate::app::{Background, CheckpointAction, FileRequest, PathField, Shared, Tab};
+use crate::app::{
+    Background, CheckpointAction, FileRequest, PathField, Shared, Tab, TrainSettings,
+    TrainingPanel, TrainingSpec,
+};
 use crate::digits::classifier::DigitClassifier;
 use crate::digits::render::{centre_drawing, stamp_segment};
 use crate::digits::{DigitSet, PIXELS, SIDE};
-use crate::worker::{self, JobHandle, JobOptions};
 
 pub const PRESETS: [&str; 2] = ["fast", "paper"];
 /// Slider range of each equivariant dimension: +-3 prior standard deviations.
@@ -30,11 +30,10 @@ pub struct ClassPoseState {
     pub checkpoint: String,
     pub class: usize,
     pub pose: Vec<f32>,
-    pub preset: String,
-    pub steps: u64,
+    /// preset, steps, seed, data, threads, `--set` lines
+    pub train: TrainSettings,
     /// labelled training images; 0 = all (supervised)
     pub labels: usize,
-    pub data: String,
     pub figure: String,
     pub traversal_dim: usize,
 }
@@ -45,10 +44,8 @@ impl Default for ClassPoseState {
             checkpoint: String::new(),
             class: 0,
             pose: Vec::new(),
-            preset: "fast".into(),
-            steps: TrainConfig::default().steps,
+            train: TrainSettings::new("fast", TrainConfig::default().steps, "digits"),
             labels: 0,
-            data: "digits".into(),
             figure: "ievae_traversal.png".into(),
             traversal_dim: 0,
         }
@@ -72,8 +69,6 @@ enum Command {
     UseInputPose,
     Open(PathBuf),
     Save(PathBuf),
-    Train,
-    Stop,
     ExportTraversal(PathBuf),
     ExportSwap(PathBuf),
 }
@@ -89,14 +84,18 @@ pub struct Analysis {
     pub carried: Vec<Vec<f32>>,
 }
 
-struct Training {
-    job: JobHandle,
-    status: String,
-    total: u64,
-    last_step: u64,
-    losses: Vec<[f64; 2]>,
-    accuracy: Vec<[f64; 2]>,
-    swap: Vec<[f64; 2]>,
+/// The panel's choices for this family.
+fn training_spec() -> TrainingSpec {
+    TrainingSpec {
+        presets: &PRESETS,
+        data_choices: vec!["digits".into()],
+        data_hint: "digits, idx:DIR, idx:IMAGES,LABELS, csv:PATH",
+        metrics: &[
+            ("accuracy", "test accuracy"),
+            ("swap_accuracy", "swap accuracy"),
+        ],
+        single_threaded: true,
+    }
 }
 
 pub struct ClassPoseTab {
@@ -119,10 +118,9 @@ pub struct ClassPoseTab {
     dim_use: Vec<f32>,
     textures: Textures,
     checkpoint: PathField,
-    data_field: PathField,
     figure_field: PathField,
-    training: Option<Training>,
-    finished: Option<Training>,
+    /// the shared panel: settings, Train/Stop, progress
+    pub panel: TrainingPanel,
     commands: Vec<Command>,
     background: Background<Result<PathBuf, String>>,
 }
@@ -184,10 +182,12 @@ impl ClassPoseTab {
                 ..Default::default()
             },
             checkpoint: PathField::new(default_path.display().to_string()),
-            data_field: PathField::new("digits"),
             figure_field: PathField::new("ievae_traversal.png"),
-            training: None,
-            finished: None,
+            panel: TrainingPanel::new(
+                training_spec(),
+                ClassPoseState::default().train,
+                crate::registry::job_starter(&super::cli::IeVaeFamily),
+            ),
             commands: Vec::new(),
             background: Background::default(),
         };
@@ -301,75 +301,13 @@ impl ClassPoseTab {
         self.textures.dirty = true;
     }
 
-    fn start_training(&mut self, shared: &mut Shared) {
-        let mut cfg = match TrainConfig::preset(&self.state.preset) {
-            Ok(c) => c,
-            Err(e) => return shared.error(format!("{e:#}")),
-        };
-        cfg.steps = self.state.steps.max(1);
-        cfg.labels = (self.state.labels > 0).then_some(self.state.labels.max(cfg.model.classes));
-        let spec = self.data_field.text.trim().to_string();
-        self.state.data = spec.clone();
-        let judge = self.judge.clone();
-        let total = cfg.steps;
-        let job = worker::spawn(
-            move |status| {
-                status(format!("reading {spec}"));
-                let data = super::load_data(&spec, &cfg.recipe)?;
-                Ok(Box::new(IeVaeTrainer::new(cfg, data, spec, 0, judge)?))
-            },
-            JobOptions {
-                threads: shared.train_threads,
-                eval_every: 250,
-                snapshot_every: Duration::from_secs(3),
-            },
-        );
-        shared.info(format!(
-            "training {FAMILY} {} ({total} steps, {})",
-            self.state.preset,
-            if self.state.labels > 0 {
-                format!("{} labels", self.state.labels)
-            } else {
-                "all labelled".into()
-            }
-        ));
-        self.training = Some(Training {
-            job,
-            status: "starting".into(),
-            total,
-            last_step: 0,
-            losses: Vec::new(),
-            accuracy: Vec::new(),
-            swap: Vec::new(),
-        });
-    }
-
+    /// Read the training job: a snapshot becomes the model on show.
     fn drain_training(&mut self, shared: &mut Shared) {
-        let Some(t) = &mut self.training else { return };
-        let mut progress = t.job.poll(Duration::from_millis(6));
-        if let Some(s) = progress.status {
-            t.status = s;
-        }
-        for s in &progress.steps {
-            t.last_step = s.step;
-            if s.step % 5 == 0 || t.losses.len() < 50 {
-                t.losses.push([s.step as f64, s.total()]);
-            }
-        }
-        for (step, values) in &progress.metrics {
-            for (k, v) in values {
-                match k.as_str() {
-                    "accuracy" => t.accuracy.push([*step as f64, *v]),
-                    "swap_accuracy" => t.swap.push([*step as f64, *v]),
-                    _ => {}
-                }
-            }
-        }
-        let ended = shared
-            .announce_end(progress.ended.take())
-            .map(|status| t.status = status)
-            .is_some();
-        if let Some(snapshot) = progress.snapshot {
+        let labels = self.state.labels;
+        let update = self.panel.logic(shared, |args| {
+            args.labels = (labels > 0).then_some(labels);
+        });
+        if let Some(snapshot) = update.snapshot {
             match Lab::from_snapshot(&snapshot) {
                 Ok(lab) => {
                     let fresh = self
@@ -380,9 +318,6 @@ impl ClassPoseTab {
                 }
                 Err(e) => shared.error(format!("training snapshot: {e:#}")),
             }
-        }
-        if ended {
-            self.finished = self.training.take();
         }
     }
 
@@ -451,12 +386,6 @@ impl ClassPoseTab {
                 };
                 self.background
                     .run(move || lab.save(&p).map(|_| p).map_err(|e| e.to_string()));
-            }
-            Command::Train => self.start_training(shared),
-            Command::Stop => {
-                if let Some(t) = &self.training {
-                    t.job.cancel();
-                }
             }
             Command::ExportTraversal(p) | Command::ExportSwap(p) if self.lab.is_none() => {
                 shared.error(format!("{}: no model to draw", p.display()));
@@ -713,83 +642,17 @@ impl ClassPoseTab {
         }
     }
 
-    fn training_ui(&mut self, ui: &mut egui::Ui, shared: &Shared) {
-        ui.horizontal(|ui| {
-            egui::ComboBox::from_label("preset")
-                .selected_text(self.state.preset.clone())
-                .show_ui(ui, |ui| {
-                    for p in PRESETS {
-                        ui.selectable_value(&mut self.state.preset, p.to_string(), p);
-                    }
-                });
-            ui.add(
-                egui::DragValue::new(&mut self.state.steps)
-                    .range(1..=1_000_000)
-                    .prefix("steps "),
-            );
-            ui.add(
-                egui::DragValue::new(&mut self.state.labels)
-                    .range(0..=60_000)
-                    .prefix("labels ")
-                    .custom_formatter(|v, _| {
-                        if v < 0.5 { "all".into() } else { format!("{v:.0}") }
-                    }),
-            )
-            .on_hover_text("labelled training images (balanced over classes); 0 = all labelled, otherwise semi-supervised");
-        });
-        ui.horizontal(|ui| {
-            ui.label("data");
-            self.data_field.ui(
-                ui,
-                "digits, idx:DIR, idx:IMAGES,LABELS, csv:PATH",
-                FileRequest::Open,
-                &[("CSV", &["csv"])],
-            );
-        });
-        ui.horizontal(|ui| {
-            let running = self.training.is_some();
-            if ui
-                .add_enabled(!running, egui::Button::new("Train"))
-                .clicked()
-            {
-                self.commands.push(Command::Train);
-            }
-            if ui.add_enabled(running, egui::Button::new("Stop")).clicked() {
-                self.commands.push(Command::Stop);
-            }
-            ui.label(format!("{} thread(s)", shared.train_threads));
-        });
-        let Some(t) = self.training.as_ref().or(self.finished.as_ref()) else {
-            return;
-        };
+    fn training_ui(&mut self, ui: &mut egui::Ui) {
         ui.add(
-            egui::ProgressBar::new(t.last_step as f32 / t.total.max(1) as f32)
-                .text(format!("step {}/{} · {}", t.last_step, t.total, t.status)),
-        );
-        if let Some(a) = t.accuracy.last() {
-            let swap = t
-                .swap
-                .last()
-                .map(|s| format!(", swap accuracy {:.3}", s[1]))
-                .unwrap_or_default();
-            ui.label(format!("step {}: test accuracy {:.4}{swap}", a[0], a[1]));
-        }
-        let losses: PlotPoints = t
-            .losses
-            .iter()
-            .map(|l| [l[0], l[1].max(1e-9).log10() / 3.0])
-            .collect();
-        let acc: PlotPoints = t.accuracy.iter().copied().collect();
-        let swap: PlotPoints = t.swap.iter().copied().collect();
-        Plot::new("ievae_training")
-            .height(130.0)
-            .legend(Legend::default())
-            .x_axis_label("step")
-            .show(ui, |plot| {
-                plot.line(Line::new("log10 loss / 3", losses));
-                plot.line(Line::new("test accuracy", acc));
-                plot.line(Line::new("swap accuracy", swap));
-            });
+            egui::DragValue::new(&mut self.state.labels)
+                .range(0..=60_000)
+                .prefix("labels ")
+                .custom_formatter(|v, _| {
+                    if v < 0.5 { "all".into() } else { format!("{v:.0}") }
+                }),
+        )
+        .on_hover_text("labelled training images (balanced over classes); 0 = all labelled, otherwise semi-supervised");
+        self.panel.ui(ui);
     }
 
     fn files_ui(&mut self, ui: &mut egui::Ui) {
@@ -845,16 +708,12 @@ impl Tab for ClassPoseTab {
     }
 
     fn logic(&mut self, ctx: &egui::Context, shared: &mut Shared) {
-        self.drain_training(shared);
         self.drain_background(shared);
-        for command in std::mem::take(&mut self.commands) {
-            self.apply(command, shared);
-        }
         self.refresh_decoded(shared);
         self.upload_textures(ctx);
     }
 
-    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+    fn ui(&mut self, ui: &mut egui::Ui, _shared: &mut Shared) {
         egui::ScrollArea::vertical().show(ui, |ui| {
             ui.columns(2, |cols| {
                 let (left, right) = cols.split_at_mut(1);
@@ -876,7 +735,7 @@ impl Tab for ClassPoseTab {
                 self.pose_ui(left);
                 left.separator();
                 left.heading("Train");
-                self.training_ui(left, shared);
+                self.training_ui(left);
                 right.heading("A digit's class and pose");
                 self.input_ui(right);
                 right.separator();
@@ -884,21 +743,24 @@ impl Tab for ClassPoseTab {
                 self.files_ui(right);
             });
         });
+    }
+
+    fn apply_commands(&mut self, shared: &mut Shared) {
         for command in std::mem::take(&mut self.commands) {
             self.apply(command, shared);
         }
+        self.drain_training(shared);
         self.refresh_decoded(shared);
-        self.upload_textures(ui.ctx());
     }
 
     fn busy(&self) -> bool {
-        self.training.is_some() || !self.background.is_empty()
+        self.panel.is_running() || !self.background.is_empty()
     }
 
     fn persist(&self) -> serde_json::Value {
         let mut s = self.state.clone();
         s.checkpoint = self.checkpoint.text.clone();
-        s.data = self.data_field.text.clone();
+        s.train = self.panel.settings.clone();
         s.figure = self.figure_field.text.clone();
         serde_json::to_value(s).unwrap_or_default()
     }
@@ -907,7 +769,7 @@ impl Tab for ClassPoseTab {
         let Ok(s) = serde_json::from_value::<ClassPoseState>(state) else {
             return;
         };
-        self.data_field.text = s.data.clone();
+        self.panel.settings = s.train.clone();
         self.figure_field.text = s.figure.clone();
         let dims = self
             .lab

@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, TryRecvError, channel};
-use std::time::Duration;
 
 use egui::{Color32, Pos2, Stroke, Vec2};
 use egui_plot::{Bar, BarChart, HLine, Legend, Line, Plot, PlotPoints, Points, VLine};
@@ -14,12 +13,36 @@ use serde::{Deserialize, Serialize};
 use super::data::{self, Dataset, GENERATORS};
 use super::eval::{self, RELEVANT, RelevanceReport};
 use super::train::{
-    DEFAULT_BETA, DEFAULT_LATENT, RelevanceTrainer, SweepTrainer, TrainConfig, sweep_results,
+    DEFAULT_BETA, DEFAULT_LATENT, PRESETS, SweepTrainer, TrainConfig, sweep_results,
 };
 use super::{FAMILY, HistoryPoint, Lab};
-use crate::app::{Background, CheckpointAction, FileRequest, PathField, Shared, Tab};
+use crate::app::{
+    Background, CheckpointAction, FileRequest, PathField, SNAPSHOT_EVERY, Shared, Tab,
+    TrainSettings, TrainingPanel, TrainingSpec,
+};
+use crate::cli::TrainArgs;
 use crate::figures::{self, Figure};
-use crate::worker::{self, JobHandle, JobOptions};
+use crate::worker::{self, JobOptions};
+
+/// What only this tab adds to `latent-lab train`: latent size, β, the opening schedule.
+fn adjust_args(state: &RelevanceState, args: &mut TrainArgs) {
+    args.latent = Some(state.latent.clamp(1, 64));
+    args.beta = Some(state.beta.max(0.0));
+    if !state.one_at_a_time {
+        args.set.push("unlock_every=0".into());
+    }
+}
+
+/// The panel's choices for this family.
+fn training_spec() -> TrainingSpec {
+    TrainingSpec {
+        presets: &PRESETS,
+        data_choices: GENERATORS.iter().map(|g| g.name().to_string()).collect(),
+        data_hint: "a generator, csv:PATH or lhe:PATH",
+        metrics: &[],
+        single_threaded: true,
+    }
+}
 
 /// Held-out events shown in the scatter and used for correlations.
 const INSPECT_EVENTS: usize = 3000;
@@ -37,11 +60,10 @@ const MU_PLUS: Color32 = Color32::from_rgb(0, 114, 178);
 #[serde(default)]
 pub struct RelevanceState {
     pub checkpoint: String,
-    pub data: String,
+    /// preset, steps, seed, data, threads, `--set` lines
+    pub train: TrainSettings,
     pub latent: usize,
     pub beta: f64,
-    pub steps: u64,
-    pub seed: u64,
     pub scatter_x: usize,
     pub scatter_y: usize,
     pub colour_by: usize,
@@ -63,11 +85,9 @@ impl Default for RelevanceState {
         let preset = TrainConfig::preset("fast").ok();
         Self {
             checkpoint: String::new(),
-            data: "ee-mumu".into(),
+            train: TrainSettings::new("fast", preset.map_or(8000, |p| p.steps), "ee-mumu"),
             latent: DEFAULT_LATENT,
             beta: DEFAULT_BETA,
-            steps: preset.map_or(8000, |p| p.steps),
-            seed: 0,
             scatter_x: 0,
             scatter_y: 1,
             colour_by: 0,
@@ -95,19 +115,14 @@ enum FigureKind {
 enum Command {
     Open(PathBuf),
     Save(PathBuf),
-    Train,
     /// several trainings in sequence, one per beta
     Sweep(Vec<f64>),
-    Stop,
     Export(FigureKind, PathBuf),
 }
 
-/// A live training run and what it has reported.
+/// What the current (or last) training run has reported, read from its metrics.
+#[derive(Default)]
 struct Training {
-    job: JobHandle,
-    status: String,
-    last_step: u64,
-    total: u64,
     report: Option<RelevanceReport>,
     history: Vec<HistoryPoint>,
     /// (beta, relevant dims) of the finished trainings of a sweep
@@ -143,11 +158,13 @@ type InspectResult = Result<((DatasetKey, Arc<Dataset>), Inspection), String>;
 pub struct RelevanceTab {
     pub state: RelevanceState,
     pub lab: Option<Arc<Lab>>,
-    checkpoint: PathField,
+    pub checkpoint: PathField,
     file_field: PathField,
     export_field: PathField,
-    training: Option<Training>,
-    finished_training: Option<Training>,
+    /// the shared panel: settings, Train/Stop, progress
+    pub panel: TrainingPanel,
+    /// what the panel's run has reported, for the relevance bars and the sweep
+    training: Training,
     inspection: Option<Inspection>,
     inspecting: Option<Receiver<InspectResult>>,
     inspect_wanted: bool,
@@ -175,8 +192,12 @@ impl RelevanceTab {
             checkpoint: PathField::new(default_path.display().to_string()),
             file_field: PathField::default(),
             export_field: PathField::new("relevance.png"),
-            training: None,
-            finished_training: None,
+            panel: TrainingPanel::new(
+                training_spec(),
+                RelevanceState::default().train,
+                crate::registry::job_starter(&super::cli::RelevanceFamily),
+            ),
+            training: Training::default(),
             inspection: None,
             inspecting: None,
             inspect_wanted: false,
@@ -195,22 +216,20 @@ impl RelevanceTab {
 
     /// The relevance now on show: live while training, else of the loaded model.
     pub fn current_report(&self) -> Option<RelevanceReport> {
-        if let Some(r) = self.training.as_ref().and_then(|t| t.report.clone()) {
+        if self.panel.is_running()
+            && let Some(r) = self.training.report.clone()
+        {
             return Some(r);
         }
         let lab = self.lab.as_ref()?;
         match &self.inspection {
             Some(i) if i.key == lab_key(lab) => Some(i.report.clone()),
-            _ => self
-                .finished_training
-                .as_ref()
-                .and_then(|t| t.report.clone())
-                .or_else(|| lab.saved_report()),
+            _ => self.training.report.clone().or_else(|| lab.saved_report()),
         }
     }
 
     pub fn is_training(&self) -> bool {
-        self.training.is_some()
+        self.panel.is_running()
     }
 
     fn open(&mut self, path: &std::path::Path, shared: &mut Shared) {
@@ -218,7 +237,9 @@ impl RelevanceTab {
             Ok(lab) => {
                 shared.info(format!("opened {}", path.display()));
                 self.state.checkpoint = path.display().to_string();
-                self.finished_training = None;
+                if !self.panel.is_running() {
+                    self.training = Training::default();
+                }
                 self.set_lab(Arc::new(lab), true);
             }
             Err(e) => shared.error(e.to_string()),
@@ -239,72 +260,56 @@ impl RelevanceTab {
         self.inspect_wanted = true;
     }
 
-    /// Train once with the tab's settings, or once per beta of `sweep`.
-    fn start_training(&mut self, sweep: Option<Vec<f64>>, shared: &mut Shared) {
-        let mut cfg = match TrainConfig::preset("fast") {
-            Ok(c) => c,
-            Err(e) => return shared.error(format!("{e:#}")),
-        };
-        cfg.steps = self.state.steps.max(1);
-        cfg.model.latent = self.state.latent.clamp(1, 64);
-        cfg.beta = self.state.beta.max(0.0);
-        if !self.state.one_at_a_time {
-            cfg.unlock_every = 0;
+    /// One training per beta, in sequence, shown in the panel like a single run.
+    fn start_sweep(&mut self, betas: Vec<f64>, shared: &mut Shared) {
+        if self.panel.is_running() {
+            return;
         }
-        let spec = self.state.data.trim().to_string();
-        let seed = self.state.seed;
-        let total = cfg.steps * sweep.as_ref().map_or(1, |b| b.len() as u64);
-        let is_sweep = sweep.is_some();
-        let options = JobOptions {
-            threads: 1,
-            eval_every: 100,
-            snapshot_every: Duration::from_millis(1000),
+        let mut args = self.panel.args(shared);
+        adjust_args(&self.state, &mut args);
+        let cfg = TrainConfig::preset(&args.preset)
+            .map_err(|e| format!("{e:#}"))
+            .and_then(|c| args.configure(c).map_err(crate::registry::message));
+        let mut cfg = match cfg {
+            Ok(c) => c,
+            Err(e) => return shared.error(e),
         };
+        cfg.steps = args.steps.unwrap_or(cfg.steps);
+        cfg.model.latent = args.latent.unwrap_or(cfg.model.latent);
+        let spec = args.data.clone().unwrap_or_else(|| "ee-mumu".into());
+        let seed = args.seed;
+        let total = cfg.steps * betas.len() as u64;
         let job = worker::spawn(
             move |status| {
                 status(format!("preparing {spec}"));
                 let data = Dataset::load(&spec, cfg.events, seed)?;
-                status(format!(
-                    "{}: {} events of {} features",
-                    data.source,
-                    data.len(),
-                    data.dim()
-                ));
-                Ok(match sweep {
-                    Some(betas) => Box::new(SweepTrainer::new(cfg, betas, data, seed)?)
-                        as Box<dyn crate::worker::Trainer>,
-                    None => Box::new(RelevanceTrainer::new(cfg, &data, seed)?),
-                })
+                Ok(Box::new(SweepTrainer::new(cfg, betas, data, seed)?))
             },
-            options,
+            JobOptions {
+                threads: args.threads.unwrap_or(1),
+                eval_every: 100,
+                snapshot_every: SNAPSHOT_EVERY,
+            },
         );
-        self.training = Some(Training {
-            job,
-            status: "starting".into(),
-            last_step: 0,
-            total,
-            report: None,
-            history: Vec::new(),
-            sweep: Vec::new(),
-            beta_now: None,
-            is_sweep,
-        });
         shared.info(format!(
-            "training on {} (latent {}, β = {}, {total} steps)",
-            self.state.data, self.state.latent, self.state.beta
+            "β sweep on {} ({total} steps)",
+            args.data.unwrap_or_default()
         ));
+        self.training = Training {
+            is_sweep: true,
+            ..Training::default()
+        };
+        self.panel.show_job(job, total);
     }
 
     fn drain_training(&mut self, shared: &mut Shared) {
-        let Some(t) = &mut self.training else { return };
-        let mut progress = t.job.poll(Duration::from_millis(6));
-        if let Some(s) = progress.status {
-            t.status = s;
-        }
-        if let Some(s) = progress.steps.last() {
-            t.last_step = s.step;
-        }
-        for (step, values) in progress.metrics {
+        let (state, training) = (&self.state, &mut self.training);
+        let update = self.panel.logic(shared, |args| {
+            adjust_args(state, args);
+            *training = Training::default();
+        });
+        let t = &mut self.training;
+        for (step, values) in update.metrics {
             let named = || values.iter().map(|(k, v)| (k.as_str(), *v));
             if let Some(r) = eval::report_from_metrics(named()) {
                 if t.history.last().is_none_or(|h| h.step != step) {
@@ -320,11 +325,7 @@ impl RelevanceTab {
                 t.beta_now = named().find(|(k, _)| *k == "beta").map(|(_, v)| v);
             }
         }
-        let ended = shared
-            .announce_end(progress.ended.take())
-            .map(|status| t.status = status)
-            .is_some();
-        if let Some(snapshot) = progress.snapshot {
+        if let Some(snapshot) = update.snapshot {
             match Lab::from_snapshot(&snapshot) {
                 Ok(lab) => {
                     let fresh = self.lab.as_ref().is_none_or(|l| {
@@ -335,8 +336,7 @@ impl RelevanceTab {
                 Err(e) => shared.error(format!("training snapshot: {e:#}")),
             }
         }
-        if ended {
-            self.finished_training = self.training.take();
+        if update.ended {
             self.repick_views = true;
         }
     }
@@ -539,10 +539,10 @@ impl RelevanceTab {
     }
 
     fn history(&self) -> Vec<HistoryPoint> {
-        match (&self.training, &self.lab) {
-            (Some(t), _) => t.history.clone(),
-            (None, Some(lab)) => lab.history.clone(),
-            _ => Vec::new(),
+        match &self.lab {
+            _ if self.panel.is_running() => self.training.history.clone(),
+            Some(lab) => lab.history.clone(),
+            None => Vec::new(),
         }
     }
 
@@ -559,21 +559,7 @@ impl RelevanceTab {
                         .map_err(|e| e.to_string())
                 });
             }
-            Command::Train => {
-                if self.training.is_none() {
-                    self.start_training(None, shared);
-                }
-            }
-            Command::Sweep(betas) => {
-                if self.training.is_none() {
-                    self.start_training(Some(betas), shared);
-                }
-            }
-            Command::Stop => {
-                if let Some(t) = &self.training {
-                    t.job.cancel();
-                }
-            }
+            Command::Sweep(betas) => self.start_sweep(betas, shared),
             Command::Export(kind, p) => match self.figure(kind) {
                 Ok(fig) => self.background.run(move || {
                     figures::save(&fig, &p)
@@ -588,17 +574,6 @@ impl RelevanceTab {
     // ------------------------------------------------------------ drawing
 
     fn train_ui(&mut self, ui: &mut egui::Ui) {
-        ui.horizontal_wrapped(|ui| {
-            ui.label("data");
-            for g in GENERATORS {
-                if ui
-                    .selectable_label(self.state.data == g.name(), g.name())
-                    .clicked()
-                {
-                    self.state.data = g.name().into();
-                }
-            }
-        });
         ui.horizontal(|ui| {
             ui.label("or file");
             let picked = self.file_field.ui(
@@ -611,12 +586,9 @@ impl RelevanceTab {
                 && let Some(p) = self.file_field.path()
             {
                 let lhe = p.extension().is_some_and(|e| e.eq_ignore_ascii_case("lhe"));
-                self.state.data = format!("{}:{}", if lhe { "lhe" } else { "csv" }, p.display());
+                self.panel.settings.data =
+                    format!("{}:{}", if lhe { "lhe" } else { "csv" }, p.display());
             }
-        });
-        ui.horizontal(|ui| {
-            ui.label("spec");
-            ui.add(egui::TextEdit::singleline(&mut self.state.data).desired_width(260.0));
         });
         ui.horizontal(|ui| {
             ui.add(
@@ -635,24 +607,7 @@ impl RelevanceTab {
                     super::train::UNLOCK_EVERY
                 ));
         });
-        ui.horizontal(|ui| {
-            ui.add(
-                egui::DragValue::new(&mut self.state.steps)
-                    .range(1..=1_000_000)
-                    .prefix("steps "),
-            );
-            ui.add(egui::DragValue::new(&mut self.state.seed).prefix("seed "));
-            let running = self.training.is_some();
-            if ui
-                .add_enabled(!running, egui::Button::new("Train"))
-                .clicked()
-            {
-                self.commands.push(Command::Train);
-            }
-            if ui.add_enabled(running, egui::Button::new("Stop")).clicked() {
-                self.commands.push(Command::Stop);
-            }
-        });
+        self.panel.settings_ui(ui);
         ui.horizontal(|ui| {
             ui.label("β sweep");
             ui.add(egui::TextEdit::singleline(&mut self.state.sweep_betas).desired_width(200.0));
@@ -669,7 +624,7 @@ impl RelevanceTab {
                 })
                 .collect::<Option<Vec<f64>>>()
                 .filter(|b| !b.is_empty());
-            let enabled = self.training.is_none() && betas.is_some();
+            let enabled = !self.panel.is_running() && betas.is_some();
             let button = ui
                 .add_enabled(enabled, egui::Button::new("Sweep β"))
                 .on_hover_text(
@@ -682,12 +637,7 @@ impl RelevanceTab {
                 self.commands.push(Command::Sweep(b));
             }
         });
-        if let Some(t) = self.training.as_ref().or(self.finished_training.as_ref()) {
-            ui.add(
-                egui::ProgressBar::new(t.last_step as f32 / t.total.max(1) as f32)
-                    .text(format!("step {}/{} · {}", t.last_step, t.total, t.status)),
-            );
-        }
+        self.panel.progress_ui(ui);
     }
 
     fn relevance_ui(&self, ui: &mut egui::Ui) {
@@ -790,11 +740,11 @@ impl RelevanceTab {
 
     /// The sweep of a running or finished sweep, if any: (beta, relevant dims), and the beta now.
     fn sweep(&self) -> Option<SweepView> {
-        let t = self.training.as_ref().or(self.finished_training.as_ref())?;
+        let t = &self.training;
         t.is_sweep.then(|| {
             (
                 t.sweep.clone(),
-                if self.training.is_some() {
+                if self.panel.is_running() {
                     t.beta_now
                 } else {
                     None
@@ -1305,17 +1255,13 @@ impl Tab for RelevanceTab {
     }
 
     fn logic(&mut self, _ctx: &egui::Context, shared: &mut Shared) {
-        self.drain_training(shared);
         self.drain_inspection(shared);
         self.drain_background(shared);
-        for command in std::mem::take(&mut self.commands) {
-            self.apply(command, shared);
-        }
         self.start_inspection();
         self.refresh_decoded(shared);
     }
 
-    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+    fn ui(&mut self, ui: &mut egui::Ui, _shared: &mut Shared) {
         egui::ScrollArea::vertical().show(ui, |ui| {
             ui.columns(2, |cols| {
                 let (left, right) = cols.split_at_mut(1);
@@ -1345,18 +1291,24 @@ impl Tab for RelevanceTab {
                 self.traversal_ui(right);
             });
         });
+    }
+
+    fn apply_commands(&mut self, shared: &mut Shared) {
         for command in std::mem::take(&mut self.commands) {
             self.apply(command, shared);
         }
+        self.drain_training(shared);
+        self.start_inspection();
         self.refresh_decoded(shared);
     }
 
     fn busy(&self) -> bool {
-        self.training.is_some() || self.inspecting.is_some() || !self.background.is_empty()
+        self.panel.is_running() || self.inspecting.is_some() || !self.background.is_empty()
     }
 
     fn persist(&self) -> serde_json::Value {
         let mut s = self.state.clone();
+        s.train = self.panel.settings.clone();
         s.checkpoint = self.checkpoint.text.clone();
         s.export = self.export_field.text.clone();
         serde_json::to_value(s).unwrap_or_default()
@@ -1367,6 +1319,7 @@ impl Tab for RelevanceTab {
             return;
         };
         self.export_field.text = s.export.clone();
+        self.panel.settings = s.train.clone();
         let l = self
             .lab
             .as_ref()
@@ -1379,6 +1332,14 @@ impl Tab for RelevanceTab {
             ..s
         };
         self.decoded = None;
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
     }
 }
 
