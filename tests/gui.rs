@@ -102,6 +102,37 @@ fn play_sounds_the_note_and_stop_silences_it() {
     );
 }
 
+/// The loudness (rms) of the note playing now, once the gain has settled.
+fn loudness(harness: &mut Harness<'static, App>) -> f32 {
+    let audio = &mut harness.state_mut().shared.audio;
+    let _ = audio.render_offline(4800);
+    rms(&audio.render_offline(9600).expect("offline audio in tests"))
+}
+
+#[test]
+fn the_volume_slider_sets_the_loudness_of_the_note_playing() {
+    let mut harness = harness();
+    harness.run_steps(2);
+    harness.get_by_label("Play note").click();
+    harness.run_steps(2);
+    // only the volume moves: the latent, and so the note, stay as they are
+    drag_slider_to(&mut harness, "volume", 0.1);
+    let quiet = loudness(&mut harness);
+    drag_slider_to(&mut harness, "volume", 0.9);
+    let loud = loudness(&mut harness);
+    assert!(quiet > 1e-4, "the quiet note is still heard (rms {quiet})");
+    assert!(
+        loud > 3.0 * quiet,
+        "the note did not get louder with the volume: rms {quiet} at 0.1, {loud} at 0.9"
+    );
+    drag_slider_to(&mut harness, "volume", 0.1);
+    let quiet_again = loudness(&mut harness);
+    assert!(
+        quiet_again < loud / 3.0,
+        "the note did not get quieter with the volume: rms {loud} at 0.9, {quiet_again} at 0.1"
+    );
+}
+
 mod class_pose {
     use super::*;
     use latent_lab::digits::classifier::DigitClassifier;

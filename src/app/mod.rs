@@ -82,6 +82,10 @@ pub trait Tab {
     }
     fn persist(&self) -> serde_json::Value;
     fn restore(&mut self, state: serde_json::Value);
+    /// The tab's training panel, for tests that drive it.
+    fn training_panel(&mut self) -> Option<&mut TrainingPanel> {
+        None
+    }
     /// The tab itself, for tests that read what it shows (e.g. a decoded image).
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         None

@@ -268,6 +268,11 @@ impl TrainingPanel {
         self.run.as_ref().is_some_and(TrainingRun::is_running)
     }
 
+    /// Train another family from now on (a tab that shows several).
+    pub fn set_start(&mut self, start: StartJob) {
+        self.start = start;
+    }
+
     /// The running job, if any.
     pub fn live(&self) -> Option<&TrainingRun> {
         self.run.as_ref().filter(|r| r.is_running())

@@ -734,7 +734,7 @@ impl Tab for ClassPoseTab {
                 }
                 self.pose_ui(left);
                 left.separator();
-                left.heading("Train");
+                left.heading("Training");
                 self.training_ui(left);
                 right.heading("A digit's class and pose");
                 self.input_ui(right);
@@ -751,6 +751,10 @@ impl Tab for ClassPoseTab {
         }
         self.drain_training(shared);
         self.refresh_decoded(shared);
+    }
+
+    fn training_panel(&mut self) -> Option<&mut TrainingPanel> {
+        Some(&mut self.panel)
     }
 
     fn busy(&self) -> bool {

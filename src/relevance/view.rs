@@ -1302,6 +1302,10 @@ impl Tab for RelevanceTab {
         self.refresh_decoded(shared);
     }
 
+    fn training_panel(&mut self) -> Option<&mut TrainingPanel> {
+        Some(&mut self.panel)
+    }
+
     fn busy(&self) -> bool {
         self.panel.is_running() || self.inspecting.is_some() || !self.background.is_empty()
     }

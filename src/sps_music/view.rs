@@ -588,7 +588,7 @@ impl Tab for PitchTab {
                 left.separator();
                 self.spectrum_ui(left);
                 left.separator();
-                left.heading("Train");
+                left.heading("Training");
                 self.panel.ui(left);
                 right.heading("Learned pitch axis");
                 self.embedding_ui(right);
@@ -607,6 +607,10 @@ impl Tab for PitchTab {
         // so the next frame shows, and the voice plays, what the widgets asked for
         self.refresh_spectrum(shared);
         self.update_voice(shared);
+    }
+
+    fn training_panel(&mut self) -> Option<&mut TrainingPanel> {
+        Some(&mut self.panel)
     }
 
     fn busy(&self) -> bool {
