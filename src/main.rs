@@ -111,7 +111,8 @@ enum Command {
 fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
-        None => latent_lab::app::run_window(),
+        None => latent_lab::app::run_window(latent_lab::registry::tabs())
+            .map_err(latent_lab::cli::CliError::Failed),
         Some(Command::Train {
             family,
             preset,

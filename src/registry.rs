@@ -4,11 +4,8 @@
 
 use std::sync::Arc;
 
-use crate::app::{Shared, StartJob, Tab};
+use crate::app::{StartJob, TabMaker};
 use crate::cli::{CliError, Family};
-
-/// Builds a family's tab.
-pub type TabMaker = fn(&mut Shared) -> Box<dyn Tab>;
 
 /// One family: its commands and, for the first family of a tab, the tab.
 pub struct Entry {

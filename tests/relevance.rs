@@ -431,6 +431,7 @@ mod gui {
                         open_audio: false,
                         train_threads: 1,
                     },
+                    &latent_lab::registry::tabs(),
                 )
             });
         harness.run_steps(2);

@@ -42,6 +42,7 @@ fn train_stop_save(title: &str, checkpoint: &str) {
                     open_audio: false,
                     train_threads: 1,
                 },
+                &latent_lab::registry::tabs(),
             )
         });
     harness.run_steps(2);

@@ -28,6 +28,7 @@ fn harness(models: &Path) -> Harness<'static, App> {
                     open_audio: false,
                     train_threads: 1,
                 },
+                &latent_lab::registry::tabs(),
             )
         })
 }

@@ -66,6 +66,9 @@ impl Shared {
     }
 }
 
+/// Builds a tab; the window's list of them comes from outside app/ (the family registry).
+pub type TabMaker = fn(&mut Shared) -> Box<dyn Tab>;
+
 /// One model family's panel.
 pub trait Tab {
     fn title(&self) -> &'static str;
@@ -145,16 +148,17 @@ pub struct App {
 const STORAGE_ACTIVE: &str = "active_tab";
 
 impl App {
-    pub fn new(cc: &eframe::CreationContext<'_>, options: AppOptions) -> Self {
-        let mut app = Self::headless(options);
+    pub fn new(cc: &eframe::CreationContext<'_>, options: AppOptions, tabs: &[TabMaker]) -> Self {
+        let mut app = Self::headless(options, tabs);
         if let Some(storage) = cc.storage {
             app.restore_from(|key| storage.get_string(key));
         }
         app
     }
 
-    /// The app without a window (tests build it this way too, through `new`).
-    pub fn headless(options: AppOptions) -> Self {
+    /// The app without a window (tests build it this way too, through `new`), with one tab
+    /// from each of `tabs`, in order.
+    pub fn headless(options: AppOptions, tabs: &[TabMaker]) -> Self {
         let audio = if options.open_audio {
             Playback::open()
         } else {
@@ -166,13 +170,7 @@ impl App {
             models_dir: options.models_dir,
             train_threads: options.train_threads,
         };
-        let tabs: Vec<Box<dyn Tab>> = vec![
-            Box::new(crate::sps_music::view::PitchTab::new(&mut shared)),
-            Box::new(crate::relevance::view::RelevanceTab::new(&mut shared)),
-            Box::new(crate::ievae::view::ClassPoseTab::new(&mut shared)),
-            Box::new(crate::v3::view::CodebookTab::new(&mut shared)),
-            Box::new(crate::sps_vision::view::VisionTab::new(&mut shared)),
-        ];
+        let tabs: Vec<Box<dyn Tab>> = tabs.iter().map(|make| make(&mut shared)).collect();
         Self {
             tabs,
             active: 0,
@@ -184,7 +182,7 @@ impl App {
 
     fn restore_from(&mut self, get: impl Fn(&str) -> Option<String>) {
         if let Some(a) = get(STORAGE_ACTIVE).and_then(|s| s.parse::<usize>().ok()) {
-            self.active = a.min(self.tabs.len() - 1);
+            self.active = a.min(self.tabs.len().saturating_sub(1));
         }
         for tab in &mut self.tabs {
             if let Some(v) = get(tab.title()).and_then(|s| serde_json::from_str(&s).ok()) {
@@ -284,12 +282,13 @@ impl eframe::App for App {
     }
 }
 
-/// Open the window. Without a display, say so and name the headless subcommands.
-pub fn run_window() -> Result<(), crate::cli::CliError> {
+/// Open the window with these tabs. Without a display, say so and name the headless
+/// subcommands.
+pub fn run_window(tabs: Vec<TabMaker>) -> anyhow::Result<()> {
     if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
-        return Err(crate::cli::CliError::Failed(anyhow::anyhow!(
+        anyhow::bail!(
             "no display (DISPLAY and WAYLAND_DISPLAY are unset); headless subcommands: train, eval, export, import, bench, encode, decode (see --help)"
-        )));
+        );
     }
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
@@ -302,7 +301,7 @@ pub fn run_window() -> Result<(), crate::cli::CliError> {
     eframe::run_native(
         "latent-lab",
         options,
-        Box::new(|cc| Ok(Box::new(App::new(cc, AppOptions::default())))),
+        Box::new(move |cc| Ok(Box::new(App::new(cc, AppOptions::default(), &tabs)))),
     )
-    .map_err(|e| crate::cli::CliError::Failed(anyhow::anyhow!("cannot open the window: {e}")))
+    .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
 }
