@@ -51,13 +51,19 @@ fn drag_slider_to(harness: &mut Harness<'static, App>, label: &str, fraction: f3
     harness.run_steps(3);
 }
 
-#[test]
-fn dragging_the_pitch_slider_up_raises_the_pitch_heard() {
+/// The window on the Pitch tab, its note playing.
+fn playing() -> Harness<'static, App> {
     let mut harness = harness();
     harness.run_steps(2);
     assert!(harness.state().tabs[0].title() == "Pitch");
     harness.get_by_label("Play note").click();
     harness.run_steps(2);
+    harness
+}
+
+#[test]
+fn dragging_the_pitch_slider_up_raises_the_pitch_heard() {
+    let mut harness = playing();
 
     drag_slider_to(&mut harness, "pitch latent", 0.2);
     let low = heard_pitch(&mut harness);
@@ -112,10 +118,7 @@ fn loudness(harness: &mut Harness<'static, App>) -> f32 {
 
 #[test]
 fn the_volume_slider_sets_the_loudness_of_the_note_playing() {
-    let mut harness = harness();
-    harness.run_steps(2);
-    harness.get_by_label("Play note").click();
-    harness.run_steps(2);
+    let mut harness = playing();
     // only the volume moves: the latent, and so the note, stay as they are
     drag_slider_to(&mut harness, "volume", 0.1);
     let quiet = loudness(&mut harness);

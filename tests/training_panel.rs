@@ -2,11 +2,13 @@
 //! moves, Stop ends it with the weights reached, and Save writes them.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
-use latent_lab::app::{App, AppOptions};
+use latent_lab::app::App;
 
 /// Steps of each run: enough that Stop comes before the end.
 const STEPS: u64 = 100_000;
@@ -14,13 +16,7 @@ const STEPS: u64 = 100_000;
 fn wait_for(harness: &mut Harness<'static, App>, what: &str, done: impl Fn(&mut App) -> bool) {
     let start = Instant::now();
     while !done(harness.state_mut()) {
-        let notices: Vec<String> = harness
-            .state()
-            .shared
-            .notices
-            .iter()
-            .map(|n| n.text.clone())
-            .collect();
+        let notices = common::notices(harness);
         assert!(
             start.elapsed() < Duration::from_secs(240),
             "{what}: timed out; notices {notices:?}"
@@ -32,19 +28,7 @@ fn wait_for(harness: &mut Harness<'static, App>, what: &str, done: impl Fn(&mut 
 
 fn train_stop_save(title: &str, checkpoint: &str) {
     let models = tempfile::tempdir().unwrap();
-    let mut harness = Harness::builder()
-        .with_size([1400.0, 1000.0])
-        .build_eframe(|cc| {
-            App::new(
-                cc,
-                AppOptions {
-                    models_dir: models.path().to_owned(),
-                    open_audio: false,
-                    train_threads: 1,
-                },
-                &latent_lab::registry::tabs(),
-            )
-        });
+    let mut harness = common::window(models.path());
     harness.run_steps(2);
     harness.get_by_label(title).click();
     harness.run_steps(2);

@@ -2,36 +2,21 @@
 //! for bit, whether the shared training panel starts the job or the command line does.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
+mod common;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use latent_lab::app::{App, AppOptions};
+use latent_lab::app::App;
 use latent_lab::relevance::train::{DEFAULT_BETA, DEFAULT_LATENT};
 use latent_lab::relevance::view::RelevanceTab;
 
 const STEPS: u64 = 300;
 const SEED: u64 = 7;
 const OVERRIDE: &str = "lr=2e-3";
-
-fn harness(models: &Path) -> Harness<'static, App> {
-    let models = models.to_owned();
-    Harness::builder()
-        .with_size([1400.0, 1000.0])
-        .build_eframe(move |cc| {
-            App::new(
-                cc,
-                AppOptions {
-                    models_dir: models.clone(),
-                    open_audio: false,
-                    train_threads: 1,
-                },
-                &latent_lab::registry::tabs(),
-            )
-        })
-}
 
 fn relevance_tab<'h>(harness: &'h mut Harness<'static, App>) -> &'h mut RelevanceTab {
     let tab = harness
@@ -69,7 +54,7 @@ fn tensors(path: &Path) -> Vec<(String, Vec<usize>, Vec<f32>)> {
 #[test]
 fn a_run_from_the_window_equals_the_same_run_on_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
-    let mut harness = harness(dir.path());
+    let mut harness = common::window(dir.path());
     harness.run_steps(2);
     harness.get_by_label("Relevance").click();
     harness.run_steps(2);
