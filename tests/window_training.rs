@@ -92,7 +92,7 @@ fn a_run_from_the_window_equals_the_same_run_on_the_command_line() {
 
     // save through the tab's files row
     let from_window = dir.path().join("window.safetensors");
-    relevance_tab(&mut harness).checkpoint.text = from_window.display().to_string();
+    relevance_tab(&mut harness).files.checkpoint.text = from_window.display().to_string();
     harness.run_steps(1);
     harness.get_by_label("Save").click();
     let start = Instant::now();

@@ -6,7 +6,9 @@ mod files;
 mod training;
 
 pub use background::Background;
-pub use files::{CheckpointAction, FileRequest, PathField};
+pub use files::{
+    CheckpointAction, FIGURE_FILES, FileAction, FilePaths, FileRequest, FilesPanel, PathField,
+};
 pub use training::{
     POLL_BUDGET, RunUpdate, SNAPSHOT_EVERY, StartJob, TrainSettings, TrainingPanel, TrainingRun,
     TrainingSpec,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::train::TrainConfig;
 use super::{DEFAULT_FILE, FAMILY, Lab};
 use crate::app::{
-    Background, CheckpointAction, FileRequest, PathField, Shared, Tab, TrainSettings,
+    Background, FIGURE_FILES, FileAction, FilePaths, FilesPanel, Shared, Tab, TrainSettings,
     TrainingPanel, TrainingSpec,
 };
 use crate::digits::classifier::DigitClassifier;
@@ -34,7 +34,8 @@ pub struct ClassPoseState {
     pub train: TrainSettings,
     /// labelled training images; 0 = all (supervised)
     pub labels: usize,
-    pub figure: String,
+    /// the paths of the files panel
+    pub files: FilePaths,
     pub traversal_dim: usize,
 }
 
@@ -46,7 +47,7 @@ impl Default for ClassPoseState {
             pose: Vec::new(),
             train: TrainSettings::new("fast", TrainConfig::default().steps, "digits"),
             labels: 0,
-            figure: "ievae_traversal.png".into(),
+            files: FilePaths::default(),
             traversal_dim: 0,
         }
     }
@@ -117,8 +118,8 @@ pub struct ClassPoseTab {
     /// the usage (mean KL) of each equivariant dimension on the picker digits
     dim_use: Vec<f32>,
     textures: Textures,
-    checkpoint: PathField,
-    figure_field: PathField,
+    /// open, save, export
+    pub files: FilesPanel,
     /// the shared panel: settings, Train/Stop, progress
     pub panel: TrainingPanel,
     commands: Vec<Command>,
@@ -181,8 +182,13 @@ impl ClassPoseTab {
                 dirty: true,
                 ..Default::default()
             },
-            checkpoint: PathField::new(default_path.display().to_string()),
-            figure_field: PathField::new("ievae_traversal.png"),
+            files: FilesPanel::new(&default_path).with_export(
+                "figure",
+                "figure.png or .svg",
+                "ievae_traversal.png",
+                FIGURE_FILES,
+                &["Export traversal", "Export swaps"],
+            ),
             panel: TrainingPanel::new(
                 training_spec(),
                 ClassPoseState::default().train,
@@ -656,15 +662,16 @@ impl ClassPoseTab {
     }
 
     fn files_ui(&mut self, ui: &mut egui::Ui) {
-        let loaded = self.lab.is_some();
-        match self
-            .checkpoint
-            .checkpoint_row(ui, "model.safetensors", loaded)
-        {
-            Some(CheckpointAction::Open(p)) => self.commands.push(Command::Open(p)),
-            Some(CheckpointAction::Save(p)) => self.commands.push(Command::Save(p)),
-            None => {}
-        }
+        let command = match self.files.ui(ui, self.lab.is_some(), |_| true) {
+            Some(FileAction::Open(p)) => Some(Command::Open(p)),
+            Some(FileAction::Save(p)) => Some(Command::Save(p)),
+            Some(FileAction::Export {
+                action: 0, path, ..
+            }) => Some(Command::ExportTraversal(path)),
+            Some(FileAction::Export { path, .. }) => Some(Command::ExportSwap(path)),
+            Some(FileAction::Import(_)) | None => None,
+        };
+        self.commands.extend(command);
         let dims = self.state.pose.len().max(1);
         ui.horizontal(|ui| {
             ui.label("traversal dimension");
@@ -674,20 +681,6 @@ impl ClassPoseTab {
                     .prefix("z"),
             );
         });
-        if let Some((i, p)) = self.figure_field.row(
-            ui,
-            "figure",
-            "figure.png or .svg",
-            FileRequest::Save,
-            &[("figure", &["png", "svg"][..])],
-            &[("Export traversal", loaded), ("Export swaps", loaded)],
-        ) {
-            self.commands.push(if i == 0 {
-                Command::ExportTraversal(p)
-            } else {
-                Command::ExportSwap(p)
-            });
-        }
     }
 }
 
@@ -763,9 +756,9 @@ impl Tab for ClassPoseTab {
 
     fn persist(&self) -> serde_json::Value {
         let mut s = self.state.clone();
-        s.checkpoint = self.checkpoint.text.clone();
+        s.checkpoint = self.files.checkpoint.text.clone();
         s.train = self.panel.settings.clone();
-        s.figure = self.figure_field.text.clone();
+        s.files = self.files.paths();
         serde_json::to_value(s).unwrap_or_default()
     }
 
@@ -774,7 +767,7 @@ impl Tab for ClassPoseTab {
             return;
         };
         self.panel.settings = s.train.clone();
-        self.figure_field.text = s.figure.clone();
+        self.files.restore(&s.files);
         let dims = self
             .lab
             .as_ref()

@@ -17,8 +17,8 @@ use super::train::{
 };
 use super::{FAMILY, HistoryPoint, Lab};
 use crate::app::{
-    Background, CheckpointAction, FileRequest, PathField, SNAPSHOT_EVERY, Shared, Tab,
-    TrainSettings, TrainingPanel, TrainingSpec,
+    Background, FIGURE_FILES, FileAction, FilePaths, FileRequest, FilesPanel, PathField,
+    SNAPSHOT_EVERY, Shared, Tab, TrainSettings, TrainingPanel, TrainingSpec,
 };
 use crate::cli::TrainArgs;
 use crate::figures::{self, Figure};
@@ -71,7 +71,8 @@ pub struct RelevanceState {
     pub traversal_value: f32,
     /// the held-out event whose latent the traversal starts from
     pub base_event: usize,
-    pub export: String,
+    /// the paths of the files panel
+    pub files: FilePaths,
     /// the betas of a sweep, separated by spaces
     pub sweep_betas: String,
     /// open the latents to the decoder one at a time (the preset's schedule) or all at once
@@ -94,7 +95,7 @@ impl Default for RelevanceState {
             traversal_dim: 0,
             traversal_value: 0.0,
             base_event: 0,
-            export: "relevance.png".into(),
+            files: FilePaths::default(),
             sweep_betas: "0.001 0.003 0.01 0.03 0.1 0.3 1 3".into(),
             one_at_a_time: true,
             show_mutual_information: false,
@@ -110,6 +111,15 @@ enum FigureKind {
     Scatter,
     Sweep,
 }
+
+/// The figures of the export buttons, in their order.
+const FIGURE_KINDS: [FigureKind; 5] = [
+    FigureKind::Relevance,
+    FigureKind::Kl,
+    FigureKind::Curves,
+    FigureKind::Scatter,
+    FigureKind::Sweep,
+];
 
 /// Side effects the widgets ask for; applied in one place after drawing.
 enum Command {
@@ -158,9 +168,9 @@ type InspectResult = Result<((DatasetKey, Arc<Dataset>), Inspection), String>;
 pub struct RelevanceTab {
     pub state: RelevanceState,
     pub lab: Option<Arc<Lab>>,
-    pub checkpoint: PathField,
+    /// open, save, export
+    pub files: FilesPanel,
     file_field: PathField,
-    export_field: PathField,
     /// the shared panel: settings, Train/Stop, progress
     pub panel: TrainingPanel,
     /// what the panel's run has reported, for the relevance bars and the sweep
@@ -189,9 +199,20 @@ impl RelevanceTab {
                 ..Default::default()
             },
             lab: None,
-            checkpoint: PathField::new(default_path.display().to_string()),
+            files: FilesPanel::new(&default_path).with_export(
+                "figure",
+                "figure.png or .svg",
+                "relevance.png",
+                FIGURE_FILES,
+                &[
+                    "Export relevance",
+                    "Export KL",
+                    "Export curves",
+                    "Export scatter",
+                    "Export sweep",
+                ],
+            ),
             file_field: PathField::default(),
-            export_field: PathField::new("relevance.png"),
             panel: TrainingPanel::new(
                 training_spec(),
                 RelevanceState::default().train,
@@ -1050,39 +1071,15 @@ impl RelevanceTab {
     }
 
     fn files_ui(&mut self, ui: &mut egui::Ui) {
-        match self
-            .checkpoint
-            .checkpoint_row(ui, "model.safetensors", self.lab.is_some())
-        {
-            Some(CheckpointAction::Open(p)) => self.commands.push(Command::Open(p)),
-            Some(CheckpointAction::Save(p)) => self.commands.push(Command::Save(p)),
-            None => {}
-        }
-        ui.horizontal(|ui| {
-            ui.label("figure");
-            self.export_field.ui(
-                ui,
-                "figure.png or .svg",
-                FileRequest::Save,
-                &[("figure", &["png", "svg"])],
-            );
-        });
-        ui.horizontal(|ui| {
-            let have = self.lab.is_some();
-            for (kind, label) in [
-                (FigureKind::Relevance, "Export relevance"),
-                (FigureKind::Kl, "Export KL"),
-                (FigureKind::Curves, "Export curves"),
-                (FigureKind::Scatter, "Export scatter"),
-                (FigureKind::Sweep, "Export sweep"),
-            ] {
-                if ui.add_enabled(have, egui::Button::new(label)).clicked()
-                    && let Some(p) = self.export_field.path()
-                {
-                    self.commands.push(Command::Export(kind, p));
-                }
-            }
-        });
+        let command = match self.files.ui(ui, self.lab.is_some(), |_| true) {
+            Some(FileAction::Open(p)) => Some(Command::Open(p)),
+            Some(FileAction::Save(p)) => Some(Command::Save(p)),
+            Some(FileAction::Export { action, path, .. }) => FIGURE_KINDS
+                .get(action)
+                .map(|kind| Command::Export(*kind, path)),
+            Some(FileAction::Import(_)) | None => None,
+        };
+        self.commands.extend(command);
     }
 }
 
@@ -1313,8 +1310,8 @@ impl Tab for RelevanceTab {
     fn persist(&self) -> serde_json::Value {
         let mut s = self.state.clone();
         s.train = self.panel.settings.clone();
-        s.checkpoint = self.checkpoint.text.clone();
-        s.export = self.export_field.text.clone();
+        s.checkpoint = self.files.checkpoint.text.clone();
+        s.files = self.files.paths();
         serde_json::to_value(s).unwrap_or_default()
     }
 
@@ -1322,7 +1319,7 @@ impl Tab for RelevanceTab {
         let Ok(s) = serde_json::from_value::<RelevanceState>(state) else {
             return;
         };
-        self.export_field.text = s.export.clone();
+        self.files.restore(&s.files);
         self.panel.settings = s.train.clone();
         let l = self
             .lab

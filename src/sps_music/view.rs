@@ -11,7 +11,7 @@ use super::data::{self, FRAMES_PER_NOTE};
 use super::train::{PRESETS, TrainConfig};
 use super::{FAMILY, Lab};
 use crate::app::{
-    Background, CheckpointAction, FileRequest, PathField, Shared, Tab, TrainSettings,
+    Background, FIGURE_FILES, FileAction, FilePaths, FilesPanel, Shared, Tab, TrainSettings,
     TrainingPanel, TrainingSpec,
 };
 use crate::audio::dsp::{self, N_BINS, Partial, SAMPLE_RATE};
@@ -27,9 +27,8 @@ pub struct PitchState {
     pub instrument: usize,
     /// preset, steps, seed, data, threads, `--set` lines
     pub train: TrainSettings,
-    pub export_wav: String,
-    pub export_plot: String,
-    pub import_pt: String,
+    /// the paths of the files panel
+    pub files: FilePaths,
     pub volume: f32,
     /// which model the latent above belongs to: a latent is only restored onto the same model
     pub model: String,
@@ -59,9 +58,7 @@ impl Default for PitchState {
                 TrainConfig::preset("fast").map(|c| c.steps).unwrap_or(1000),
                 "soundfont",
             ),
-            export_wav: "pitch_sweep.wav".into(),
-            export_plot: "pitch_latent.png".into(),
-            import_pt: String::new(),
+            files: FilePaths::default(),
             volume: 0.5,
             model: String::new(),
         }
@@ -96,10 +93,8 @@ fn training_spec() -> TrainingSpec {
 pub struct PitchTab {
     pub state: PitchState,
     pub lab: Option<Arc<Lab>>,
-    checkpoint: PathField,
-    wav_field: PathField,
-    plot_field: PathField,
-    import_field: PathField,
+    /// open, save, import, export
+    pub files: FilesPanel,
     /// the shared panel: settings, Train/Stop, progress
     pub panel: TrainingPanel,
     commands: Vec<Command>,
@@ -124,10 +119,22 @@ impl PitchTab {
                 ..Default::default()
             },
             lab: None,
-            checkpoint: PathField::new(default_path.display().to_string()),
-            wav_field: PathField::new("pitch_sweep.wav"),
-            plot_field: PathField::new("pitch_latent.png"),
-            import_field: PathField::default(),
+            files: FilesPanel::new(&default_path)
+                .with_import("sps_music.pt")
+                .with_export(
+                    "sweep",
+                    "sweep.wav",
+                    "pitch_sweep.wav",
+                    &[("WAV", &["wav"])],
+                    &["Export WAV"],
+                )
+                .with_export(
+                    "plot",
+                    "plot.png or .svg",
+                    "pitch_latent.png",
+                    FIGURE_FILES,
+                    &["Export plot"],
+                ),
             panel: TrainingPanel::new(
                 training_spec(),
                 PitchState::default().train,
@@ -499,48 +506,15 @@ impl PitchTab {
     }
 
     fn files_ui(&mut self, ui: &mut egui::Ui) {
-        let loaded = self.lab.is_some();
-        match self
-            .checkpoint
-            .checkpoint_row(ui, "model.safetensors", loaded)
-        {
-            Some(CheckpointAction::Open(p)) => self.commands.push(Command::Open(p)),
-            Some(CheckpointAction::Save(p)) => self.commands.push(Command::Save(p)),
-            None => {}
-        }
-        let pytorch = [("PyTorch", &["pt", "pth"][..])];
-        if let Some((_, p)) = self.import_field.row(
-            ui,
-            "official .pt",
-            "sps_music.pt",
-            FileRequest::Open,
-            &pytorch,
-            &[("Import", true)],
-        ) {
-            self.commands.push(Command::Import(p));
-        }
-        let wav = [("WAV", &["wav"][..])];
-        if let Some((_, p)) = self.wav_field.row(
-            ui,
-            "sweep",
-            "sweep.wav",
-            FileRequest::Save,
-            &wav,
-            &[("Export WAV", loaded)],
-        ) {
-            self.commands.push(Command::ExportSweep(p));
-        }
-        let figure = [("figure", &["png", "svg"][..])];
-        if let Some((_, p)) = self.plot_field.row(
-            ui,
-            "plot",
-            "plot.png or .svg",
-            FileRequest::Save,
-            &figure,
-            &[("Export plot", loaded)],
-        ) {
-            self.commands.push(Command::ExportPlot(p));
-        }
+        let command = match self.files.ui(ui, self.lab.is_some(), |_| true) {
+            Some(FileAction::Open(p)) => Command::Open(p),
+            Some(FileAction::Save(p)) => Command::Save(p),
+            Some(FileAction::Import(p)) => Command::Import(p),
+            Some(FileAction::Export { row: 0, path, .. }) => Command::ExportSweep(path),
+            Some(FileAction::Export { path, .. }) => Command::ExportPlot(path),
+            None => return,
+        };
+        self.commands.push(command);
     }
 }
 
@@ -619,11 +593,9 @@ impl Tab for PitchTab {
 
     fn persist(&self) -> serde_json::Value {
         let mut s = self.state.clone();
-        s.checkpoint = self.checkpoint.text.clone();
+        s.checkpoint = self.files.checkpoint.text.clone();
         s.train = self.panel.settings.clone();
-        s.export_wav = self.wav_field.text.clone();
-        s.export_plot = self.plot_field.text.clone();
-        s.import_pt = self.import_field.text.clone();
+        s.files = self.files.paths();
         serde_json::to_value(s).unwrap_or_default()
     }
 
@@ -632,9 +604,7 @@ impl Tab for PitchTab {
             return;
         };
         self.panel.settings = s.train.clone();
-        self.wav_field.text = s.export_wav.clone();
-        self.plot_field.text = s.export_plot.clone();
-        self.import_field.text = s.import_pt.clone();
+        self.files.restore(&s.files);
         let dims_ok = self
             .lab
             .as_ref()

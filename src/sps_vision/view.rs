@@ -16,7 +16,7 @@ use super::eval::{self, rotate_latent};
 use super::train::{PRESETS, TrainConfig};
 use super::{FAMILY, Lab};
 use crate::app::{
-    Background, CheckpointAction, FileRequest, PathField, Shared, Tab, TrainSettings,
+    Background, FIGURE_FILES, FileAction, FilePaths, FilesPanel, Shared, Tab, TrainSettings,
     TrainingPanel, TrainingSpec,
 };
 
@@ -33,9 +33,8 @@ pub struct VisionState {
     pub throw_index: usize,
     /// preset, steps, seed, data, threads, `--set` lines
     pub train: TrainSettings,
-    pub export_traversal: String,
-    pub export_rollout: String,
-    pub import_pt: String,
+    /// the paths of the files panel
+    pub files: FilePaths,
 }
 
 impl Default for VisionState {
@@ -51,9 +50,7 @@ impl Default for VisionState {
                 TrainConfig::preset("fast").map(|c| c.steps).unwrap_or(3000),
                 "ball",
             ),
-            export_traversal: "traversal.png".into(),
-            export_rollout: "rollout.png".into(),
-            import_pt: String::new(),
+            files: FilePaths::default(),
         }
     }
 }
@@ -101,10 +98,8 @@ enum BackgroundDone {
 pub struct VisionTab {
     pub state: VisionState,
     pub lab: Option<Arc<Lab>>,
-    checkpoint: PathField,
-    traversal_field: PathField,
-    rollout_field: PathField,
-    import_field: PathField,
+    /// open, save, import, export
+    pub files: FilesPanel,
     /// the shared panel: settings, Train/Stop, progress
     pub panel: TrainingPanel,
     commands: Vec<Command>,
@@ -147,10 +142,22 @@ impl VisionTab {
                 ..Default::default()
             },
             lab: None,
-            checkpoint: PathField::new(default_path.display().to_string()),
-            traversal_field: PathField::new("traversal.png"),
-            rollout_field: PathField::new("rollout.png"),
-            import_field: PathField::default(),
+            files: FilesPanel::new(&default_path)
+                .with_import("sps_vision.pt")
+                .with_export(
+                    "traversal",
+                    "traversal.png or .svg",
+                    "traversal.png",
+                    FIGURE_FILES,
+                    &["Export traversal"],
+                )
+                .with_export(
+                    "roll-out",
+                    "rollout.png or .svg",
+                    "rollout.png",
+                    FIGURE_FILES,
+                    &["Export roll-out"],
+                ),
             panel: TrainingPanel::new(
                 training_spec(),
                 VisionState::default().train,
@@ -640,47 +647,20 @@ impl VisionTab {
     }
 
     fn files_ui(&mut self, ui: &mut egui::Ui) {
-        let loaded = self.lab.is_some();
-        match self
-            .checkpoint
-            .checkpoint_row(ui, "model.safetensors", loaded)
+        let has_throw = self.throw_view.is_some();
+        // the roll-out (row 1) is of the throw on show
+        let command = match self
+            .files
+            .ui(ui, self.lab.is_some(), |row| row != 1 || has_throw)
         {
-            Some(CheckpointAction::Open(p)) => self.commands.push(Command::Open(p)),
-            Some(CheckpointAction::Save(p)) => self.commands.push(Command::Save(p)),
-            None => {}
-        }
-        let pytorch = [("PyTorch", &["pt", "pth"][..])];
-        if let Some((_, p)) = self.import_field.row(
-            ui,
-            "official .pt",
-            "sps_vision.pt",
-            FileRequest::Open,
-            &pytorch,
-            &[("Import", true)],
-        ) {
-            self.commands.push(Command::Import(p));
-        }
-        let figure = [("figure", &["png", "svg"][..])];
-        if let Some((_, p)) = self.traversal_field.row(
-            ui,
-            "traversal",
-            "traversal.png or .svg",
-            FileRequest::Save,
-            &figure,
-            &[("Export traversal", loaded)],
-        ) {
-            self.commands.push(Command::ExportTraversal(p));
-        }
-        if let Some((_, p)) = self.rollout_field.row(
-            ui,
-            "roll-out",
-            "rollout.png or .svg",
-            FileRequest::Save,
-            &figure,
-            &[("Export roll-out", loaded && self.throw_view.is_some())],
-        ) {
-            self.commands.push(Command::ExportRollout(p));
-        }
+            Some(FileAction::Open(p)) => Command::Open(p),
+            Some(FileAction::Save(p)) => Command::Save(p),
+            Some(FileAction::Import(p)) => Command::Import(p),
+            Some(FileAction::Export { row: 0, path, .. }) => Command::ExportTraversal(path),
+            Some(FileAction::Export { path, .. }) => Command::ExportRollout(path),
+            None => return,
+        };
+        self.commands.push(command);
     }
 }
 
@@ -747,11 +727,9 @@ impl Tab for VisionTab {
 
     fn persist(&self) -> serde_json::Value {
         let mut s = self.state.clone();
-        s.checkpoint = self.checkpoint.text.clone();
+        s.checkpoint = self.files.checkpoint.text.clone();
         s.train = self.panel.settings.clone();
-        s.export_traversal = self.traversal_field.text.clone();
-        s.export_rollout = self.rollout_field.text.clone();
-        s.import_pt = self.import_field.text.clone();
+        s.files = self.files.paths();
         serde_json::to_value(s).unwrap_or_default()
     }
 
@@ -760,9 +738,7 @@ impl Tab for VisionTab {
             return;
         };
         self.panel.settings = s.train.clone();
-        self.traversal_field.text = s.export_traversal.clone();
-        self.rollout_field.text = s.export_rollout.clone();
-        self.import_field.text = s.import_pt.clone();
+        self.files.restore(&s.files);
         let checkpoint = self.state.checkpoint.clone();
         self.state = VisionState { checkpoint, ..s };
         if !self.state.latent.iter().all(|v| v.is_finite()) {

@@ -16,8 +16,8 @@ use super::eval::nearest;
 use super::train::{PRESETS, TrainConfig};
 use super::{Lab, fragment_audio, fragment_image};
 use crate::app::{
-    Background, CheckpointAction, FileRequest, PathField, Shared, StartJob, Tab, TrainSettings,
-    TrainingPanel, TrainingSpec,
+    Background, FIGURE_FILES, FileAction, FilePaths, FilesPanel, Shared, StartJob, Tab,
+    TrainSettings, TrainingPanel, TrainingSpec,
 };
 use crate::audio::dsp::{self, SAMPLE_RATE, Stft};
 
@@ -46,9 +46,8 @@ pub struct CodebookState {
     pub swap_fragment: usize,
     /// preset, steps, seed, data, threads, `--set` lines
     pub train: TrainSettings,
-    pub export_grid: String,
-    pub export_matrix: String,
-    pub export_scatter: String,
+    /// the paths of the files panel
+    pub files: FilePaths,
 }
 
 impl Default for CodebookState {
@@ -67,9 +66,7 @@ impl Default for CodebookState {
                     .unwrap_or(1500),
                 data::default_spec(Domain::Notes),
             ),
-            export_grid: "codebook.png".into(),
-            export_matrix: "code_by_label.png".into(),
-            export_scatter: "latents.png".into(),
+            files: FilePaths::default(),
         }
     }
 }
@@ -186,10 +183,8 @@ pub struct CodebookTab {
     pub lab: Option<Arc<Lab>>,
     /// bumps whenever `lab` changes, so cached decodings know they are stale
     lab_version: u64,
-    checkpoint: PathField,
-    grid_field: PathField,
-    matrix_field: PathField,
-    scatter_field: PathField,
+    /// open, save, export
+    pub files: FilesPanel,
     pub samples: Option<Arc<EvalSamples>>,
     samples_loading: Option<Domain>,
     pub atoms: Option<DecodedAtoms>,
@@ -221,10 +216,28 @@ impl CodebookTab {
             },
             lab: None,
             lab_version: 0,
-            checkpoint: PathField::new(path.display().to_string()),
-            grid_field: PathField::new("codebook.png"),
-            matrix_field: PathField::new("code_by_label.png"),
-            scatter_field: PathField::new("latents.png"),
+            files: FilesPanel::new(&path)
+                .with_export(
+                    "codebook grid",
+                    "codebook.png or .svg",
+                    "codebook.png",
+                    FIGURE_FILES,
+                    &["Export grid"],
+                )
+                .with_export(
+                    "code-by-label",
+                    "matrix.png or .svg",
+                    "code_by_label.png",
+                    FIGURE_FILES,
+                    &["Export matrix"],
+                )
+                .with_export(
+                    "latent scatter",
+                    "latents.png or .svg",
+                    "latents.png",
+                    FIGURE_FILES,
+                    &["Export content", "Export style"],
+                ),
             samples: None,
             samples_loading: None,
             atoms: None,
@@ -251,7 +264,7 @@ impl CodebookTab {
             Ok(lab) => {
                 shared.info(format!("opened {}", path.display()));
                 self.state.checkpoint = path.display().to_string();
-                self.checkpoint.text = self.state.checkpoint.clone();
+                self.files.checkpoint.text = self.state.checkpoint.clone();
                 self.set_lab(Arc::new(lab), true);
             }
             Err(e) => shared.error(e.to_string()),
@@ -507,7 +520,7 @@ impl CodebookTab {
                     self.atoms_key = None;
                     self.swapped = None;
                     self.samples = None;
-                    self.checkpoint.text = path.display().to_string();
+                    self.files.checkpoint.text = path.display().to_string();
                     if path.exists() {
                         self.open(&path, shared);
                     } else {
@@ -955,44 +968,22 @@ impl CodebookTab {
     }
 
     fn files_ui(&mut self, ui: &mut egui::Ui) {
-        let loaded = self.lab.is_some();
-        match self.checkpoint.checkpoint_row(ui, "v3.safetensors", loaded) {
-            Some(CheckpointAction::Open(p)) => self.commands.push(Command::Open(p)),
-            Some(CheckpointAction::Save(p)) => self.commands.push(Command::Save(p)),
-            None => {}
-        }
-        let figure = [("figure", &["png", "svg"][..])];
-        if let Some((_, p)) = self.grid_field.row(
-            ui,
-            "codebook grid",
-            "codebook.png or .svg",
-            FileRequest::Save,
-            &figure,
-            &[("Export grid", loaded)],
-        ) {
-            self.commands.push(Command::Export(ExportKind::Codebook, p));
-        }
-        if let Some((_, p)) = self.matrix_field.row(
-            ui,
-            "code-by-label",
-            "matrix.png or .svg",
-            FileRequest::Save,
-            &figure,
-            &[("Export matrix", loaded)],
-        ) {
-            self.commands.push(Command::Export(ExportKind::Matrix, p));
-        }
-        if let Some((i, p)) = self.scatter_field.row(
-            ui,
-            "latent scatter",
-            "latents.png or .svg",
-            FileRequest::Save,
-            &figure,
-            &[("Export content", loaded), ("Export style", loaded)],
-        ) {
-            self.commands
-                .push(Command::Export(ExportKind::Scatter { content: i == 0 }, p));
-        }
+        let command = match self.files.ui(ui, self.lab.is_some(), |_| true) {
+            Some(FileAction::Open(p)) => Some(Command::Open(p)),
+            Some(FileAction::Save(p)) => Some(Command::Save(p)),
+            Some(FileAction::Export { row, action, path }) => {
+                let kind = match row {
+                    0 => ExportKind::Codebook,
+                    1 => ExportKind::Matrix,
+                    _ => ExportKind::Scatter {
+                        content: action == 0,
+                    },
+                };
+                Some(Command::Export(kind, path))
+            }
+            Some(FileAction::Import(_)) | None => None,
+        };
+        self.commands.extend(command);
     }
 }
 
@@ -1089,11 +1080,9 @@ impl Tab for CodebookTab {
 
     fn persist(&self) -> serde_json::Value {
         let mut s = self.state.clone();
-        s.checkpoint = self.checkpoint.text.clone();
+        s.checkpoint = self.files.checkpoint.text.clone();
         s.train = self.panel.settings.clone();
-        s.export_grid = self.grid_field.text.clone();
-        s.export_matrix = self.matrix_field.text.clone();
-        s.export_scatter = self.scatter_field.text.clone();
+        s.files = self.files.paths();
         serde_json::to_value(s).unwrap_or_default()
     }
 
@@ -1101,9 +1090,7 @@ impl Tab for CodebookTab {
         let Ok(s) = serde_json::from_value::<CodebookState>(state) else {
             return;
         };
-        self.grid_field.text = s.export_grid.clone();
-        self.matrix_field.text = s.export_matrix.clone();
-        self.scatter_field.text = s.export_scatter.clone();
+        self.files.restore(&s.files);
         let same_model = self.lab.as_ref().is_some_and(|l| l.domain() == s.domain);
         if same_model {
             self.state.style = s.style;
