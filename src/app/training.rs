@@ -117,6 +117,24 @@ pub struct RunUpdate {
     pub ended: bool,
 }
 
+impl RunUpdate {
+    /// The model of the newest weights, built by the tab's loader (usually
+    /// `Lab::from_snapshot`); a failure is told in the status bar.
+    pub fn model<L, E: std::fmt::Display>(
+        &self,
+        shared: &mut Shared,
+        build: impl FnOnce(&Snapshot) -> Result<L, E>,
+    ) -> Option<L> {
+        match build(self.snapshot.as_deref()?) {
+            Ok(model) => Some(model),
+            Err(e) => {
+                shared.error(format!("training snapshot: {e:#}"));
+                None
+            }
+        }
+    }
+}
+
 impl TrainingRun {
     /// Start a family's job with `args` (the family prepares it on its own thread).
     pub fn start(start: &StartJob, args: TrainArgs) -> Self {

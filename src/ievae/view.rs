@@ -313,17 +313,12 @@ impl ClassPoseTab {
         let update = self.panel.logic(shared, |args| {
             args.labels = (labels > 0).then_some(labels);
         });
-        if let Some(snapshot) = update.snapshot {
-            match Lab::from_snapshot(&snapshot) {
-                Ok(lab) => {
-                    let fresh = self
-                        .lab
-                        .as_ref()
-                        .is_none_or(|l| l.meta.steps > lab.meta.steps || l.cfg != lab.cfg);
-                    self.set_lab(Arc::new(lab), fresh);
-                }
-                Err(e) => shared.error(format!("training snapshot: {e:#}")),
-            }
+        if let Some(lab) = update.model(shared, Lab::from_snapshot) {
+            let fresh = self
+                .lab
+                .as_ref()
+                .is_none_or(|l| l.meta.steps > lab.meta.steps || l.cfg != lab.cfg);
+            self.set_lab(Arc::new(lab), fresh);
         }
     }
 

@@ -330,7 +330,7 @@ impl RelevanceTab {
             *training = Training::default();
         });
         let t = &mut self.training;
-        for (step, values) in update.metrics {
+        for &(step, ref values) in &update.metrics {
             let named = || values.iter().map(|(k, v)| (k.as_str(), *v));
             if let Some(r) = eval::report_from_metrics(named()) {
                 if t.history.last().is_none_or(|h| h.step != step) {
@@ -346,16 +346,12 @@ impl RelevanceTab {
                 t.beta_now = named().find(|(k, _)| *k == "beta").map(|(_, v)| v);
             }
         }
-        if let Some(snapshot) = update.snapshot {
-            match Lab::from_snapshot(&snapshot) {
-                Ok(lab) => {
-                    let fresh = self.lab.as_ref().is_none_or(|l| {
-                        l.meta.data != lab.meta.data || l.meta.steps > lab.meta.steps
-                    });
-                    self.set_lab(Arc::new(lab), fresh);
-                }
-                Err(e) => shared.error(format!("training snapshot: {e:#}")),
-            }
+        if let Some(lab) = update.model(shared, Lab::from_snapshot) {
+            let fresh = self
+                .lab
+                .as_ref()
+                .is_none_or(|l| l.meta.data != lab.meta.data || l.meta.steps > lab.meta.steps);
+            self.set_lab(Arc::new(lab), fresh);
         }
         if update.ended {
             self.repick_views = true;

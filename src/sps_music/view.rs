@@ -255,16 +255,12 @@ impl PitchTab {
     /// Read the training job: a snapshot becomes the model on show.
     fn drain_training(&mut self, shared: &mut Shared) {
         let update = self.panel.logic(shared, |_| {});
-        if let Some(snapshot) = update.snapshot {
-            match Lab::from_snapshot(&snapshot) {
-                Ok(lab) => {
-                    let first = self.lab.as_ref().is_none_or(|l| {
-                        l.meta.data != lab.meta.data || l.meta.steps > lab.meta.steps
-                    });
-                    self.set_lab(Arc::new(lab), first);
-                }
-                Err(e) => shared.error(format!("training snapshot: {e:#}")),
-            }
+        if let Some(lab) = update.model(shared, Lab::from_snapshot) {
+            let first = self
+                .lab
+                .as_ref()
+                .is_none_or(|l| l.meta.data != lab.meta.data || l.meta.steps > lab.meta.steps);
+            self.set_lab(Arc::new(lab), first);
         }
     }
 

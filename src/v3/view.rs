@@ -469,14 +469,9 @@ impl CodebookTab {
     /// Read the training job: a snapshot becomes the model on show.
     fn drain_training(&mut self, shared: &mut Shared) {
         let update = self.panel.logic(shared, |_| {});
-        if let Some(snapshot) = update.snapshot {
-            match Lab::from_snapshot(&snapshot) {
-                Ok(lab) => {
-                    let fresh = self.lab.as_ref().is_none_or(|l| l.domain() != lab.domain());
-                    self.set_lab(Arc::new(lab), fresh);
-                }
-                Err(e) => shared.error(format!("training snapshot: {e:#}")),
-            }
+        if let Some(lab) = update.model(shared, Lab::from_snapshot) {
+            let fresh = self.lab.as_ref().is_none_or(|l| l.domain() != lab.domain());
+            self.set_lab(Arc::new(lab), fresh);
         }
     }
 
