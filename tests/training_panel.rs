@@ -95,6 +95,9 @@ fn train_stop_save(title: &str, checkpoint: &str) {
     );
     // the weights reached are the tab's model: Save writes them where the field says
     let saved = models.path().join(checkpoint);
+    // the curves drawn while training can push the files panel below the window
+    harness.get_by_label("Save").scroll_to_me();
+    harness.run_steps(2);
     harness.get_by_label("Save").click();
     wait_for(&mut harness, &format!("{title}: save"), |_| {
         saved.is_file() && latent_lab::nn::checkpoint::load(&saved).is_ok_and(|c| c.meta.steps >= 2)
