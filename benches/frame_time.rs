@@ -20,7 +20,7 @@ fn main() {
     };
     let mut harness: Harness<'static, App> = Harness::builder()
         .with_size([1400.0, 1000.0])
-        .build_eframe(|cc| App::new(cc, options));
+        .build_eframe(|cc| App::new(cc, options, &latent_lab::registry::tabs()));
     harness.run_steps(3);
     harness.get_by_label("Play note").click();
     harness.get_by_role_and_label(Role::Button, "Train").click();

@@ -22,7 +22,7 @@ fn main() {
     };
     let mut harness: Harness<'static, App> = Harness::builder()
         .with_size([1400.0, 1100.0])
-        .build_eframe(|cc| App::new(cc, options));
+        .build_eframe(|cc| App::new(cc, options, &latent_lab::registry::tabs()));
     harness.run_steps(3);
     harness.get_by_label("3D").click();
     harness.run_steps(3);

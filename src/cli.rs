@@ -1,5 +1,5 @@
 //! The headless subcommands. Each model family is a folder that implements [`Family`] and is
-//! listed once in [`FAMILIES`]; this file holds what every family shares: the dispatch, the
+//! listed once in [`crate::registry::REGISTRY`]; this file holds what every family shares: the dispatch, the
 //! training runner on the terminal, output checks, `.npy` in and out, metrics printing.
 
 use std::io::IsTerminal;
@@ -35,6 +35,9 @@ pub struct TrainArgs {
     pub labels: Option<usize>,
     /// `KEY=VALUE` overrides of the preset's training configuration (`--set`)
     pub set: Vec<String>,
+    /// how often the job sends its weights; None: the family's own period (the terminal only
+    /// saves the last weights, the window shows them as they learn)
+    pub snapshot_every: Option<Duration>,
 }
 
 impl TrainArgs {
@@ -139,32 +142,22 @@ pub trait Family: Sync {
     fn decode(&self, file: &Path, latents: &Path, out: &Path) -> CliResult;
 }
 
-/// Every family the program knows, in tab order.
-pub static FAMILIES: &[&dyn Family] = &[
-    &crate::sps_music::cli::SpsMusicFamily,
-    &crate::sps_vision::cli::SpsVisionFamily,
-    &crate::relevance::cli::RelevanceFamily,
-    &crate::ievae::cli::IeVaeFamily,
-    &crate::digits::cli::DigitClassifierFamily,
-    &crate::v3::cli::NOTES,
-    &crate::v3::cli::DIGITS,
-];
+/// Every family the program knows, in tab order (the registry's).
+pub fn families() -> impl Iterator<Item = &'static dyn Family> {
+    crate::registry::REGISTRY.iter().map(|entry| entry.family)
+}
 
 pub fn family_names() -> Vec<&'static str> {
-    FAMILIES.iter().map(|f| f.name()).collect()
+    families().map(|f| f.name()).collect()
 }
 
 pub fn family(name: &str) -> Result<&'static dyn Family, CliError> {
-    FAMILIES
-        .iter()
-        .copied()
-        .find(|f| f.name() == name)
-        .ok_or_else(|| {
-            bad(anyhow!(
-                "unknown family `{name}` (available: {})",
-                family_names().join(", ")
-            ))
-        })
+    families().find(|f| f.name() == name).ok_or_else(|| {
+        bad(anyhow!(
+            "unknown family `{name}` (available: {})",
+            family_names().join(", ")
+        ))
+    })
 }
 
 /// The family a checkpoint belongs to, from its metadata.

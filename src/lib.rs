@@ -10,6 +10,7 @@ pub mod figures;
 pub mod ievae;
 pub mod metrics;
 pub mod nn;
+pub mod registry;
 pub mod relevance;
 pub mod sps_music;
 pub mod sps_vision;

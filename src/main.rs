@@ -141,6 +141,7 @@ impl From<TrainFlags> for cli::TrainArgs {
             beta: flags.beta,
             labels: flags.labels,
             set: flags.set,
+            snapshot_every: None,
         }
     }
 }
@@ -148,7 +149,7 @@ impl From<TrainFlags> for cli::TrainArgs {
 fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
-        None => latent_lab::app::run_window().map_err(Error::Failed),
+        None => latent_lab::app::run_window(latent_lab::registry::tabs()).map_err(Error::Failed),
         Some(Command::Train { family, flags, out }) => cli::train(&family, &flags.into(), &out),
         Some(Command::Eval { file, data, json }) => cli::eval(&file, data.as_deref(), json),
         Some(Command::Compare { a, b, json }) => cli::compare(&a, &b, json),

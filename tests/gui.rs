@@ -23,6 +23,7 @@ fn harness() -> Harness<'static, App> {
                     open_audio: false,
                     train_threads: 1,
                 },
+                &latent_lab::registry::tabs(),
             )
         })
 }
@@ -50,13 +51,19 @@ fn drag_slider_to(harness: &mut Harness<'static, App>, label: &str, fraction: f3
     harness.run_steps(3);
 }
 
-#[test]
-fn dragging_the_pitch_slider_up_raises_the_pitch_heard() {
+/// The window on the Pitch tab, its note playing.
+fn playing() -> Harness<'static, App> {
     let mut harness = harness();
     harness.run_steps(2);
     assert!(harness.state().tabs[0].title() == "Pitch");
     harness.get_by_label("Play note").click();
     harness.run_steps(2);
+    harness
+}
+
+#[test]
+fn dragging_the_pitch_slider_up_raises_the_pitch_heard() {
+    let mut harness = playing();
 
     drag_slider_to(&mut harness, "pitch latent", 0.2);
     let low = heard_pitch(&mut harness);
@@ -99,6 +106,34 @@ fn play_sounds_the_note_and_stop_silences_it() {
     assert!(
         rest.iter().all(|s| s.abs() < 1e-4),
         "the note goes on after Stop"
+    );
+}
+
+/// The loudness (rms) of the note playing now, once the gain has settled.
+fn loudness(harness: &mut Harness<'static, App>) -> f32 {
+    let audio = &mut harness.state_mut().shared.audio;
+    let _ = audio.render_offline(4800);
+    rms(&audio.render_offline(9600).expect("offline audio in tests"))
+}
+
+#[test]
+fn the_volume_slider_sets_the_loudness_of_the_note_playing() {
+    let mut harness = playing();
+    // only the volume moves: the latent, and so the note, stay as they are
+    drag_slider_to(&mut harness, "volume", 0.1);
+    let quiet = loudness(&mut harness);
+    drag_slider_to(&mut harness, "volume", 0.9);
+    let loud = loudness(&mut harness);
+    assert!(quiet > 1e-4, "the quiet note is still heard (rms {quiet})");
+    assert!(
+        loud > 3.0 * quiet,
+        "the note did not get louder with the volume: rms {quiet} at 0.1, {loud} at 0.9"
+    );
+    drag_slider_to(&mut harness, "volume", 0.1);
+    let quiet_again = loudness(&mut harness);
+    assert!(
+        quiet_again < loud / 3.0,
+        "the note did not get quieter with the volume: rms {loud} at 0.9, {quiet_again} at 0.1"
     );
 }
 

@@ -11,6 +11,8 @@ use latent_lab::relevance::train::{RelevanceTrainer, TrainConfig};
 use latent_lab::relevance::{Lab, eval};
 use latent_lab::worker::Trainer;
 
+mod common;
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_latent-lab"))
 }
@@ -409,7 +411,7 @@ mod gui {
     use super::*;
     use egui_kittest::Harness;
     use egui_kittest::kittest::{NodeT, Queryable};
-    use latent_lab::app::{App, AppOptions};
+    use latent_lab::app::App;
 
     fn relevance_text(harness: &Harness<'static, App>) -> Option<String> {
         // a Label keeps its text in the accesskit value
@@ -421,18 +423,7 @@ mod gui {
     #[test]
     fn training_from_the_tab_updates_the_bars_while_the_ui_answers() {
         let models = tempfile::tempdir().unwrap();
-        let mut harness = Harness::builder()
-            .with_size([1400.0, 1000.0])
-            .build_eframe(|cc| {
-                App::new(
-                    cc,
-                    AppOptions {
-                        models_dir: models.path().to_owned(),
-                        open_audio: false,
-                        train_threads: 1,
-                    },
-                )
-            });
+        let mut harness = crate::common::window(models.path());
         harness.run_steps(2);
         harness.get_by_label("Relevance").click();
         harness.run_steps(2);
@@ -459,13 +450,7 @@ mod gui {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let notices: Vec<String> = harness
-            .state()
-            .shared
-            .notices
-            .iter()
-            .map(|n| n.text.clone())
-            .collect();
+        let notices = crate::common::notices(&harness);
         assert!(
             seen.len() >= 3,
             "the relevance bars changed {} times in {frames} frames: {seen:?}; notices {notices:?}",

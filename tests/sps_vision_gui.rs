@@ -25,6 +25,7 @@ fn harness() -> Harness<'static, App> {
                     open_audio: false,
                     train_threads: 1,
                 },
+                &latent_lab::registry::tabs(),
             )
         })
 }

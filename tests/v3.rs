@@ -26,6 +26,7 @@ fn harness() -> Harness<'static, App> {
                     open_audio: false,
                     train_threads: 1,
                 },
+                &latent_lab::registry::tabs(),
             )
         })
 }

@@ -151,3 +151,159 @@ pub enum CheckpointAction {
     Open(PathBuf),
     Save(PathBuf),
 }
+
+/// Every path a files panel holds, as the tab persists them.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct FilePaths {
+    pub checkpoint: String,
+    pub import: String,
+    /// one per export row, in order
+    pub exports: Vec<String>,
+}
+
+/// What the user asked of a [`FilesPanel`].
+pub enum FileAction {
+    Open(PathBuf),
+    Save(PathBuf),
+    /// official PyTorch weights to convert
+    Import(PathBuf),
+    /// button `action` of export row `row`
+    Export {
+        row: usize,
+        action: usize,
+        path: PathBuf,
+    },
+}
+
+type Filters = &'static [(&'static str, &'static [&'static str])];
+
+/// Figures: PNG or SVG.
+pub const FIGURE_FILES: Filters = &[("figure", &["png", "svg"])];
+
+/// A path to write and the buttons that write there.
+struct ExportRow {
+    label: &'static str,
+    hint: &'static str,
+    filters: Filters,
+    actions: &'static [&'static str],
+    field: PathField,
+}
+
+/// The files panel every tab shows: the checkpoint (Open, Save), official weights to import
+/// where the family has them, and the tab's exports.
+pub struct FilesPanel {
+    pub checkpoint: PathField,
+    import: Option<(&'static str, PathField)>,
+    exports: Vec<ExportRow>,
+}
+
+impl FilesPanel {
+    pub fn new(checkpoint: &std::path::Path) -> Self {
+        Self {
+            checkpoint: PathField::new(checkpoint.display().to_string()),
+            import: None,
+            exports: Vec::new(),
+        }
+    }
+
+    /// Offer to import the official PyTorch weights (`hint`: a file name).
+    pub fn with_import(mut self, hint: &'static str) -> Self {
+        self.import = Some((hint, PathField::default()));
+        self
+    }
+
+    /// An export row: its label, a hint, the file it writes by default and one button per
+    /// action; [`FileAction::Export`] numbers rows and actions in the order given.
+    pub fn with_export(
+        mut self,
+        label: &'static str,
+        hint: &'static str,
+        default: &str,
+        filters: Filters,
+        actions: &'static [&'static str],
+    ) -> Self {
+        self.exports.push(ExportRow {
+            label,
+            hint,
+            filters,
+            actions,
+            field: PathField::new(default),
+        });
+        self
+    }
+
+    pub fn paths(&self) -> FilePaths {
+        FilePaths {
+            checkpoint: self.checkpoint.text.clone(),
+            import: self
+                .import
+                .as_ref()
+                .map(|(_, f)| f.text.clone())
+                .unwrap_or_default(),
+            exports: self.exports.iter().map(|e| e.field.text.clone()).collect(),
+        }
+    }
+
+    /// Bring back the import and export paths of an earlier session (the checkpoint field
+    /// keeps the model the tab opened).
+    pub fn restore(&mut self, paths: &FilePaths) {
+        if let Some((_, f)) = &mut self.import {
+            f.text = paths.import.clone();
+        }
+        for (row, text) in self.exports.iter_mut().zip(&paths.exports) {
+            if !text.trim().is_empty() {
+                row.field.text = text.clone();
+            }
+        }
+    }
+
+    /// Draw the rows; `loaded`: there is a model to save or export; `can_export(row)`: what
+    /// else an export row needs.
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        loaded: bool,
+        can_export: impl Fn(usize) -> bool,
+    ) -> Option<FileAction> {
+        let mut action = match self
+            .checkpoint
+            .checkpoint_row(ui, "model.safetensors", loaded)
+        {
+            Some(CheckpointAction::Open(p)) => Some(FileAction::Open(p)),
+            Some(CheckpointAction::Save(p)) => Some(FileAction::Save(p)),
+            None => None,
+        };
+        if let Some((hint, field)) = &mut self.import
+            && let Some((_, p)) = field.row(
+                ui,
+                "official .pt",
+                hint,
+                FileRequest::Open,
+                &[("PyTorch", &["pt", "pth"])],
+                &[("Import", true)],
+            )
+        {
+            action = Some(FileAction::Import(p));
+        }
+        for (row, export) in self.exports.iter_mut().enumerate() {
+            let enabled = loaded && can_export(row);
+            let buttons: Vec<(&str, bool)> = export.actions.iter().map(|a| (*a, enabled)).collect();
+            if let Some((i, path)) = export.field.row(
+                ui,
+                export.label,
+                export.hint,
+                FileRequest::Save,
+                export.filters,
+                &buttons,
+            ) {
+                action = Some(FileAction::Export {
+                    row,
+                    action: i,
+                    path,
+                });
+            }
+        }
+        action
+    }
+}

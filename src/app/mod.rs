@@ -4,9 +4,16 @@
 mod background;
 mod files;
 pub mod latent_map;
+mod training;
 
 pub use background::Background;
-pub use files::{CheckpointAction, FileRequest, PathField};
+pub use files::{
+    CheckpointAction, FIGURE_FILES, FileAction, FilePaths, FileRequest, FilesPanel, PathField,
+};
+pub use training::{
+    POLL_BUDGET, RunUpdate, SNAPSHOT_EVERY, StartJob, TrainSettings, TrainingPanel, TrainingRun,
+    TrainingSpec,
+};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -62,19 +69,29 @@ impl Shared {
     }
 }
 
+/// Builds a tab; the window's list of them comes from outside app/ (the family registry).
+pub type TabMaker = fn(&mut Shared) -> Box<dyn Tab>;
+
 /// One model family's panel.
 pub trait Tab {
     fn title(&self) -> &'static str;
-    /// Work that is not drawing: drain background results, apply the commands of the last frame.
+    /// Work that is not drawing: drain background results.
     fn logic(&mut self, ctx: &egui::Context, shared: &mut Shared);
     /// Draw; widgets only record commands.
     fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared);
+    /// Apply what the widgets asked for; the shell calls it once per frame, after drawing,
+    /// for every tab (a hidden tab's training still has to be read).
+    fn apply_commands(&mut self, _shared: &mut Shared) {}
     /// Something runs in the background: keep frames coming.
     fn busy(&self) -> bool {
         false
     }
     fn persist(&self) -> serde_json::Value;
     fn restore(&mut self, state: serde_json::Value);
+    /// The tab's training panel, for tests that drive it.
+    fn training_panel(&mut self) -> Option<&mut TrainingPanel> {
+        None
+    }
     /// The tab itself, for tests that read what it shows (e.g. a decoded image).
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         None
@@ -134,16 +151,17 @@ pub struct App {
 const STORAGE_ACTIVE: &str = "active_tab";
 
 impl App {
-    pub fn new(cc: &eframe::CreationContext<'_>, options: AppOptions) -> Self {
-        let mut app = Self::headless(options);
+    pub fn new(cc: &eframe::CreationContext<'_>, options: AppOptions, tabs: &[TabMaker]) -> Self {
+        let mut app = Self::headless(options, tabs);
         if let Some(storage) = cc.storage {
             app.restore_from(|key| storage.get_string(key));
         }
         app
     }
 
-    /// The app without a window (tests build it this way too, through `new`).
-    pub fn headless(options: AppOptions) -> Self {
+    /// The app without a window (tests build it this way too, through `new`), with one tab
+    /// from each of `tabs`, in order.
+    pub fn headless(options: AppOptions, tabs: &[TabMaker]) -> Self {
         let audio = if options.open_audio {
             Playback::open()
         } else {
@@ -155,13 +173,7 @@ impl App {
             models_dir: options.models_dir,
             train_threads: options.train_threads,
         };
-        let tabs: Vec<Box<dyn Tab>> = vec![
-            Box::new(crate::sps_music::view::PitchTab::new(&mut shared)),
-            Box::new(crate::relevance::view::RelevanceTab::new(&mut shared)),
-            Box::new(crate::ievae::view::ClassPoseTab::new(&mut shared)),
-            Box::new(crate::v3::view::CodebookTab::new(&mut shared)),
-            Box::new(crate::sps_vision::view::VisionTab::new(&mut shared)),
-        ];
+        let tabs: Vec<Box<dyn Tab>> = tabs.iter().map(|make| make(&mut shared)).collect();
         Self {
             tabs,
             active: 0,
@@ -173,7 +185,7 @@ impl App {
 
     fn restore_from(&mut self, get: impl Fn(&str) -> Option<String>) {
         if let Some(a) = get(STORAGE_ACTIVE).and_then(|s| s.parse::<usize>().ok()) {
-            self.active = a.min(self.tabs.len() - 1);
+            self.active = a.min(self.tabs.len().saturating_sub(1));
         }
         for tab in &mut self.tabs {
             if let Some(v) = get(tab.title()).and_then(|s| serde_json::from_str(&s).ok()) {
@@ -260,6 +272,9 @@ impl eframe::App for App {
                 tab.ui(ui, &mut self.shared);
             }
         });
+        for tab in &mut self.tabs {
+            tab.apply_commands(&mut self.shared);
+        }
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
@@ -270,11 +285,12 @@ impl eframe::App for App {
     }
 }
 
-/// Open the window. Without a display, say so and name the headless subcommands.
-pub fn run_window() -> anyhow::Result<()> {
+/// Open the window with these tabs. Without a display, say so and name the headless
+/// subcommands.
+pub fn run_window(tabs: Vec<TabMaker>) -> anyhow::Result<()> {
     if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
         anyhow::bail!(
-            "no display (DISPLAY and WAYLAND_DISPLAY are unset); headless subcommands: train, eval, export, import, bench, encode, decode (see --help)"
+            "no display (DISPLAY and WAYLAND_DISPLAY are unset); headless subcommands: train, eval, compare, export, import, bench, encode, decode (see --help)"
         );
     }
     let options = eframe::NativeOptions {
@@ -288,7 +304,7 @@ pub fn run_window() -> anyhow::Result<()> {
     eframe::run_native(
         "latent-lab",
         options,
-        Box::new(|cc| Ok(Box::new(App::new(cc, AppOptions::default())))),
+        Box::new(move |cc| Ok(Box::new(App::new(cc, AppOptions::default(), &tabs)))),
     )
     .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
 }

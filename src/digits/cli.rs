@@ -65,7 +65,7 @@ impl Family for DigitClassifierFamily {
             JobOptions {
                 threads: args.threads_or_all(),
                 eval_every: 500,
-                snapshot_every: Duration::from_secs(20),
+                snapshot_every: args.snapshot_every.unwrap_or(Duration::from_secs(20)),
             },
         ))
     }

@@ -186,7 +186,7 @@ impl Family for IeVaeFamily {
             JobOptions {
                 threads: args.threads.unwrap_or(1),
                 eval_every: 500,
-                snapshot_every: Duration::from_secs(30),
+                snapshot_every: args.snapshot_every.unwrap_or(Duration::from_secs(30)),
             },
         ))
     }

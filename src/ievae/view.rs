@@ -5,19 +5,19 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use egui::{Color32, ColorImage, TextureHandle, TextureOptions, Vec2};
-use egui_plot::{Legend, Line, Plot, PlotPoints};
 use serde::{Deserialize, Serialize};
 
-use super::train::{IeVaeTrainer, TrainConfig};
+use super::train::TrainConfig;
 use super::{DEFAULT_FILE, FAMILY, Lab};
-use crate::app::{Background, CheckpointAction, FileRequest, PathField, Shared, Tab};
+use crate::app::{
+    Background, FIGURE_FILES, FileAction, FilePaths, FilesPanel, Shared, Tab, TrainSettings,
+    TrainingPanel, TrainingSpec,
+};
 use crate::digits::classifier::DigitClassifier;
 use crate::digits::render::{centre_drawing, stamp_segment};
 use crate::digits::{DigitSet, PIXELS, SIDE};
-use crate::worker::{self, JobHandle, JobOptions};
 
 pub const PRESETS: [&str; 2] = ["fast", "paper"];
 /// Slider range of each equivariant dimension: +-3 prior standard deviations.
@@ -30,12 +30,12 @@ pub struct ClassPoseState {
     pub checkpoint: String,
     pub class: usize,
     pub pose: Vec<f32>,
-    pub preset: String,
-    pub steps: u64,
+    /// preset, steps, seed, data, threads, `--set` lines
+    pub train: TrainSettings,
     /// labelled training images; 0 = all (supervised)
     pub labels: usize,
-    pub data: String,
-    pub figure: String,
+    /// the paths of the files panel
+    pub files: FilePaths,
     pub traversal_dim: usize,
 }
 
@@ -45,11 +45,9 @@ impl Default for ClassPoseState {
             checkpoint: String::new(),
             class: 0,
             pose: Vec::new(),
-            preset: "fast".into(),
-            steps: TrainConfig::default().steps,
+            train: TrainSettings::new("fast", TrainConfig::default().steps, "digits"),
             labels: 0,
-            data: "digits".into(),
-            figure: "ievae_traversal.png".into(),
+            files: FilePaths::default(),
             traversal_dim: 0,
         }
     }
@@ -72,8 +70,6 @@ enum Command {
     UseInputPose,
     Open(PathBuf),
     Save(PathBuf),
-    Train,
-    Stop,
     ExportTraversal(PathBuf),
     ExportSwap(PathBuf),
 }
@@ -89,14 +85,18 @@ pub struct Analysis {
     pub carried: Vec<Vec<f32>>,
 }
 
-struct Training {
-    job: JobHandle,
-    status: String,
-    total: u64,
-    last_step: u64,
-    losses: Vec<[f64; 2]>,
-    accuracy: Vec<[f64; 2]>,
-    swap: Vec<[f64; 2]>,
+/// The panel's choices for this family.
+fn training_spec() -> TrainingSpec {
+    TrainingSpec {
+        presets: &PRESETS,
+        data_choices: vec!["digits".into()],
+        data_hint: "digits, idx:DIR, idx:IMAGES,LABELS, csv:PATH",
+        metrics: &[
+            ("accuracy", "test accuracy"),
+            ("swap_accuracy", "swap accuracy"),
+        ],
+        single_threaded: true,
+    }
 }
 
 pub struct ClassPoseTab {
@@ -118,11 +118,10 @@ pub struct ClassPoseTab {
     /// the usage (mean KL) of each equivariant dimension on the picker digits
     dim_use: Vec<f32>,
     textures: Textures,
-    checkpoint: PathField,
-    data_field: PathField,
-    figure_field: PathField,
-    training: Option<Training>,
-    finished: Option<Training>,
+    /// open, save, export
+    pub files: FilesPanel,
+    /// the shared panel: settings, Train/Stop, progress
+    pub panel: TrainingPanel,
     commands: Vec<Command>,
     background: Background<Result<PathBuf, String>>,
 }
@@ -183,11 +182,18 @@ impl ClassPoseTab {
                 dirty: true,
                 ..Default::default()
             },
-            checkpoint: PathField::new(default_path.display().to_string()),
-            data_field: PathField::new("digits"),
-            figure_field: PathField::new("ievae_traversal.png"),
-            training: None,
-            finished: None,
+            files: FilesPanel::new(&default_path).with_export(
+                "figure",
+                "figure.png or .svg",
+                "ievae_traversal.png",
+                FIGURE_FILES,
+                &["Export traversal", "Export swaps"],
+            ),
+            panel: TrainingPanel::new(
+                training_spec(),
+                ClassPoseState::default().train,
+                crate::registry::job_starter(&super::cli::IeVaeFamily),
+            ),
             commands: Vec::new(),
             background: Background::default(),
         };
@@ -301,88 +307,18 @@ impl ClassPoseTab {
         self.textures.dirty = true;
     }
 
-    fn start_training(&mut self, shared: &mut Shared) {
-        let mut cfg = match TrainConfig::preset(&self.state.preset) {
-            Ok(c) => c,
-            Err(e) => return shared.error(format!("{e:#}")),
-        };
-        cfg.steps = self.state.steps.max(1);
-        cfg.labels = (self.state.labels > 0).then_some(self.state.labels.max(cfg.model.classes));
-        let spec = self.data_field.text.trim().to_string();
-        self.state.data = spec.clone();
-        let judge = self.judge.clone();
-        let total = cfg.steps;
-        let job = worker::spawn(
-            move |status| {
-                status(format!("reading {spec}"));
-                let data = super::load_data(&spec, &cfg.recipe)?;
-                Ok(Box::new(IeVaeTrainer::new(cfg, data, spec, 0, judge)?))
-            },
-            JobOptions {
-                threads: shared.train_threads,
-                eval_every: 250,
-                snapshot_every: Duration::from_secs(3),
-            },
-        );
-        shared.info(format!(
-            "training {FAMILY} {} ({total} steps, {})",
-            self.state.preset,
-            if self.state.labels > 0 {
-                format!("{} labels", self.state.labels)
-            } else {
-                "all labelled".into()
-            }
-        ));
-        self.training = Some(Training {
-            job,
-            status: "starting".into(),
-            total,
-            last_step: 0,
-            losses: Vec::new(),
-            accuracy: Vec::new(),
-            swap: Vec::new(),
-        });
-    }
-
+    /// Read the training job: a snapshot becomes the model on show.
     fn drain_training(&mut self, shared: &mut Shared) {
-        let Some(t) = &mut self.training else { return };
-        let mut progress = t.job.poll(Duration::from_millis(6));
-        if let Some(s) = progress.status {
-            t.status = s;
-        }
-        for s in &progress.steps {
-            t.last_step = s.step;
-            if s.step % 5 == 0 || t.losses.len() < 50 {
-                t.losses.push([s.step as f64, s.total()]);
-            }
-        }
-        for (step, values) in &progress.metrics {
-            for (k, v) in values {
-                match k.as_str() {
-                    "accuracy" => t.accuracy.push([*step as f64, *v]),
-                    "swap_accuracy" => t.swap.push([*step as f64, *v]),
-                    _ => {}
-                }
-            }
-        }
-        let ended = shared
-            .announce_end(progress.ended.take())
-            .map(|status| t.status = status)
-            .is_some();
-        if let Some(snapshot) = progress.snapshot {
-            match Lab::from_snapshot(&snapshot) {
-                Ok(lab) => {
-                    let fresh = self
-                        .lab
-                        .as_ref()
-                        .is_none_or(|l| l.meta.steps > lab.meta.steps || l.cfg != lab.cfg);
-                    self.set_lab(Arc::new(lab), fresh);
-                }
-                Err(e) => shared.error(format!("training snapshot: {e:#}")),
-            }
-        }
-        if ended {
-            self.finished = self.training.take();
+        let labels = self.state.labels;
+        let update = self.panel.logic(shared, |args| {
+            args.labels = (labels > 0).then_some(labels);
+        });
+        if let Some(lab) = update.model(shared, Lab::from_snapshot) {
+            let fresh = self
+                .lab
+                .as_ref()
+                .is_none_or(|l| l.meta.steps > lab.meta.steps || l.cfg != lab.cfg);
+            self.set_lab(Arc::new(lab), fresh);
         }
     }
 
@@ -451,12 +387,6 @@ impl ClassPoseTab {
                 };
                 self.background
                     .run(move || lab.save(&p).map(|_| p).map_err(|e| e.to_string()));
-            }
-            Command::Train => self.start_training(shared),
-            Command::Stop => {
-                if let Some(t) = &self.training {
-                    t.job.cancel();
-                }
             }
             Command::ExportTraversal(p) | Command::ExportSwap(p) if self.lab.is_none() => {
                 shared.error(format!("{}: no model to draw", p.display()));
@@ -713,95 +643,30 @@ impl ClassPoseTab {
         }
     }
 
-    fn training_ui(&mut self, ui: &mut egui::Ui, shared: &Shared) {
-        ui.horizontal(|ui| {
-            egui::ComboBox::from_label("preset")
-                .selected_text(self.state.preset.clone())
-                .show_ui(ui, |ui| {
-                    for p in PRESETS {
-                        ui.selectable_value(&mut self.state.preset, p.to_string(), p);
-                    }
-                });
-            ui.add(
-                egui::DragValue::new(&mut self.state.steps)
-                    .range(1..=1_000_000)
-                    .prefix("steps "),
-            );
-            ui.add(
-                egui::DragValue::new(&mut self.state.labels)
-                    .range(0..=60_000)
-                    .prefix("labels ")
-                    .custom_formatter(|v, _| {
-                        if v < 0.5 { "all".into() } else { format!("{v:.0}") }
-                    }),
-            )
-            .on_hover_text("labelled training images (balanced over classes); 0 = all labelled, otherwise semi-supervised");
-        });
-        ui.horizontal(|ui| {
-            ui.label("data");
-            self.data_field.ui(
-                ui,
-                "digits, idx:DIR, idx:IMAGES,LABELS, csv:PATH",
-                FileRequest::Open,
-                &[("CSV", &["csv"])],
-            );
-        });
-        ui.horizontal(|ui| {
-            let running = self.training.is_some();
-            if ui
-                .add_enabled(!running, egui::Button::new("Train"))
-                .clicked()
-            {
-                self.commands.push(Command::Train);
-            }
-            if ui.add_enabled(running, egui::Button::new("Stop")).clicked() {
-                self.commands.push(Command::Stop);
-            }
-            ui.label(format!("{} thread(s)", shared.train_threads));
-        });
-        let Some(t) = self.training.as_ref().or(self.finished.as_ref()) else {
-            return;
-        };
+    fn training_ui(&mut self, ui: &mut egui::Ui) {
         ui.add(
-            egui::ProgressBar::new(t.last_step as f32 / t.total.max(1) as f32)
-                .text(format!("step {}/{} · {}", t.last_step, t.total, t.status)),
-        );
-        if let Some(a) = t.accuracy.last() {
-            let swap = t
-                .swap
-                .last()
-                .map(|s| format!(", swap accuracy {:.3}", s[1]))
-                .unwrap_or_default();
-            ui.label(format!("step {}: test accuracy {:.4}{swap}", a[0], a[1]));
-        }
-        let losses: PlotPoints = t
-            .losses
-            .iter()
-            .map(|l| [l[0], l[1].max(1e-9).log10() / 3.0])
-            .collect();
-        let acc: PlotPoints = t.accuracy.iter().copied().collect();
-        let swap: PlotPoints = t.swap.iter().copied().collect();
-        Plot::new("ievae_training")
-            .height(130.0)
-            .legend(Legend::default())
-            .x_axis_label("step")
-            .show(ui, |plot| {
-                plot.line(Line::new("log10 loss / 3", losses));
-                plot.line(Line::new("test accuracy", acc));
-                plot.line(Line::new("swap accuracy", swap));
-            });
+            egui::DragValue::new(&mut self.state.labels)
+                .range(0..=60_000)
+                .prefix("labels ")
+                .custom_formatter(|v, _| {
+                    if v < 0.5 { "all".into() } else { format!("{v:.0}") }
+                }),
+        )
+        .on_hover_text("labelled training images (balanced over classes); 0 = all labelled, otherwise semi-supervised");
+        self.panel.ui(ui);
     }
 
     fn files_ui(&mut self, ui: &mut egui::Ui) {
-        let loaded = self.lab.is_some();
-        match self
-            .checkpoint
-            .checkpoint_row(ui, "model.safetensors", loaded)
-        {
-            Some(CheckpointAction::Open(p)) => self.commands.push(Command::Open(p)),
-            Some(CheckpointAction::Save(p)) => self.commands.push(Command::Save(p)),
-            None => {}
-        }
+        let command = match self.files.ui(ui, self.lab.is_some(), |_| true) {
+            Some(FileAction::Open(p)) => Some(Command::Open(p)),
+            Some(FileAction::Save(p)) => Some(Command::Save(p)),
+            Some(FileAction::Export {
+                action: 0, path, ..
+            }) => Some(Command::ExportTraversal(path)),
+            Some(FileAction::Export { path, .. }) => Some(Command::ExportSwap(path)),
+            Some(FileAction::Import(_)) | None => None,
+        };
+        self.commands.extend(command);
         let dims = self.state.pose.len().max(1);
         ui.horizontal(|ui| {
             ui.label("traversal dimension");
@@ -811,20 +676,6 @@ impl ClassPoseTab {
                     .prefix("z"),
             );
         });
-        if let Some((i, p)) = self.figure_field.row(
-            ui,
-            "figure",
-            "figure.png or .svg",
-            FileRequest::Save,
-            &[("figure", &["png", "svg"][..])],
-            &[("Export traversal", loaded), ("Export swaps", loaded)],
-        ) {
-            self.commands.push(if i == 0 {
-                Command::ExportTraversal(p)
-            } else {
-                Command::ExportSwap(p)
-            });
-        }
     }
 }
 
@@ -845,16 +696,12 @@ impl Tab for ClassPoseTab {
     }
 
     fn logic(&mut self, ctx: &egui::Context, shared: &mut Shared) {
-        self.drain_training(shared);
         self.drain_background(shared);
-        for command in std::mem::take(&mut self.commands) {
-            self.apply(command, shared);
-        }
         self.refresh_decoded(shared);
         self.upload_textures(ctx);
     }
 
-    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+    fn ui(&mut self, ui: &mut egui::Ui, _shared: &mut Shared) {
         egui::ScrollArea::vertical().show(ui, |ui| {
             ui.columns(2, |cols| {
                 let (left, right) = cols.split_at_mut(1);
@@ -875,8 +722,8 @@ impl Tab for ClassPoseTab {
                 }
                 self.pose_ui(left);
                 left.separator();
-                left.heading("Train");
-                self.training_ui(left, shared);
+                left.heading("Training");
+                self.training_ui(left);
                 right.heading("A digit's class and pose");
                 self.input_ui(right);
                 right.separator();
@@ -884,22 +731,29 @@ impl Tab for ClassPoseTab {
                 self.files_ui(right);
             });
         });
+    }
+
+    fn apply_commands(&mut self, shared: &mut Shared) {
         for command in std::mem::take(&mut self.commands) {
             self.apply(command, shared);
         }
+        self.drain_training(shared);
         self.refresh_decoded(shared);
-        self.upload_textures(ui.ctx());
+    }
+
+    fn training_panel(&mut self) -> Option<&mut TrainingPanel> {
+        Some(&mut self.panel)
     }
 
     fn busy(&self) -> bool {
-        self.training.is_some() || !self.background.is_empty()
+        self.panel.is_running() || !self.background.is_empty()
     }
 
     fn persist(&self) -> serde_json::Value {
         let mut s = self.state.clone();
-        s.checkpoint = self.checkpoint.text.clone();
-        s.data = self.data_field.text.clone();
-        s.figure = self.figure_field.text.clone();
+        s.checkpoint = self.files.checkpoint.text.clone();
+        s.train = self.panel.settings.clone();
+        s.files = self.files.paths();
         serde_json::to_value(s).unwrap_or_default()
     }
 
@@ -907,8 +761,8 @@ impl Tab for ClassPoseTab {
         let Ok(s) = serde_json::from_value::<ClassPoseState>(state) else {
             return;
         };
-        self.data_field.text = s.data.clone();
-        self.figure_field.text = s.figure.clone();
+        self.panel.settings = s.train.clone();
+        self.files.restore(&s.files);
         let dims = self
             .lab
             .as_ref()

@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, TryRecvError, channel};
-use std::time::Duration;
 
 use egui::Color32;
 use egui_plot::{Bar, BarChart, HLine, Legend, Line, Plot, PlotPoints, Points, VLine};
@@ -16,12 +15,36 @@ use super::eval::{self, RELEVANT, RelevanceReport};
 use super::event_view::{MU_MINUS, draw_muon_event};
 use super::inspect::{DatasetKey, InspectResult, Inspection, inspect, lab_key};
 use super::train::{
-    DEFAULT_BETA, DEFAULT_LATENT, RelevanceTrainer, SweepTrainer, TrainConfig, sweep_results,
+    DEFAULT_BETA, DEFAULT_LATENT, PRESETS, SweepTrainer, TrainConfig, sweep_results,
 };
 use super::{FAMILY, HistoryPoint, Lab};
-use crate::app::{Background, CheckpointAction, FileRequest, PathField, Shared, Tab};
+use crate::app::{
+    Background, FIGURE_FILES, FileAction, FilePaths, FileRequest, FilesPanel, PathField,
+    SNAPSHOT_EVERY, Shared, Tab, TrainSettings, TrainingPanel, TrainingSpec,
+};
+use crate::cli::TrainArgs;
 use crate::figures::{self, Figure};
-use crate::worker::{self, JobHandle, JobOptions};
+use crate::worker::{self, JobOptions};
+
+/// What only this tab adds to `latent-lab train`: latent size, β, the opening schedule.
+fn adjust_args(state: &RelevanceState, args: &mut TrainArgs) {
+    args.latent = Some(state.latent.clamp(1, 64));
+    args.beta = Some(state.beta.max(0.0));
+    if !state.one_at_a_time {
+        args.set.push("unlock_every=0".into());
+    }
+}
+
+/// The panel's choices for this family.
+fn training_spec() -> TrainingSpec {
+    TrainingSpec {
+        presets: &PRESETS,
+        data_choices: GENERATORS.iter().map(|g| g.name().to_string()).collect(),
+        data_hint: "a generator, csv:PATH or lhe:PATH",
+        metrics: &[],
+        single_threaded: true,
+    }
+}
 
 const COLOUR_BINS: usize = 5;
 /// Why latents open one at a time, and what happens when they do not.
@@ -35,11 +58,10 @@ const CLOSED_MANIFOLD_NOTE: &str = "A Gaussian latent space has no closed loops.
 #[serde(default)]
 pub struct RelevanceState {
     pub checkpoint: String,
-    pub data: String,
+    /// preset, steps, seed, data, threads, `--set` lines
+    pub train: TrainSettings,
     pub latent: usize,
     pub beta: f64,
-    pub steps: u64,
-    pub seed: u64,
     pub scatter_x: usize,
     pub scatter_y: usize,
     pub colour_by: usize,
@@ -47,7 +69,8 @@ pub struct RelevanceState {
     pub traversal_value: f32,
     /// the held-out event whose latent the traversal starts from
     pub base_event: usize,
-    pub export: String,
+    /// the paths of the files panel
+    pub files: FilePaths,
     /// the betas of a sweep, separated by spaces
     pub sweep_betas: String,
     /// open the latents to the decoder one at a time (the preset's schedule) or all at once
@@ -61,18 +84,16 @@ impl Default for RelevanceState {
         let preset = TrainConfig::preset("fast").ok();
         Self {
             checkpoint: String::new(),
-            data: "ee-mumu".into(),
+            train: TrainSettings::new("fast", preset.map_or(8000, |p| p.steps), "ee-mumu"),
             latent: DEFAULT_LATENT,
             beta: DEFAULT_BETA,
-            steps: preset.map_or(8000, |p| p.steps),
-            seed: 0,
             scatter_x: 0,
             scatter_y: 1,
             colour_by: 0,
             traversal_dim: 0,
             traversal_value: 0.0,
             base_event: 0,
-            export: "relevance.png".into(),
+            files: FilePaths::default(),
             sweep_betas: "0.001 0.003 0.01 0.03 0.1 0.3 1 3".into(),
             one_at_a_time: true,
             show_mutual_information: false,
@@ -89,23 +110,27 @@ enum FigureKind {
     Sweep,
 }
 
+/// The figures of the export buttons, in their order.
+const FIGURE_KINDS: [FigureKind; 5] = [
+    FigureKind::Relevance,
+    FigureKind::Kl,
+    FigureKind::Curves,
+    FigureKind::Scatter,
+    FigureKind::Sweep,
+];
+
 /// Side effects the widgets ask for; applied in one place after drawing.
 enum Command {
     Open(PathBuf),
     Save(PathBuf),
-    Train,
     /// several trainings in sequence, one per beta
     Sweep(Vec<f64>),
-    Stop,
     Export(FigureKind, PathBuf),
 }
 
-/// A live training run and what it has reported.
+/// What the current (or last) training run has reported, read from its metrics.
+#[derive(Default)]
 struct Training {
-    job: JobHandle,
-    status: String,
-    last_step: u64,
-    total: u64,
     report: Option<RelevanceReport>,
     history: Vec<HistoryPoint>,
     /// (beta, relevant dims) of the finished trainings of a sweep
@@ -121,11 +146,13 @@ type SweepView = (Vec<(f64, usize)>, Option<f64>);
 pub struct RelevanceTab {
     pub state: RelevanceState,
     pub lab: Option<Arc<Lab>>,
-    checkpoint: PathField,
+    /// open, save, export
+    pub files: FilesPanel,
     file_field: PathField,
-    export_field: PathField,
-    training: Option<Training>,
-    finished_training: Option<Training>,
+    /// the shared panel: settings, Train/Stop, progress
+    pub panel: TrainingPanel,
+    /// what the panel's run has reported, for the relevance bars and the sweep
+    training: Training,
     inspection: Option<Inspection>,
     inspecting: Option<Receiver<InspectResult>>,
     inspect_wanted: bool,
@@ -150,11 +177,26 @@ impl RelevanceTab {
                 ..Default::default()
             },
             lab: None,
-            checkpoint: PathField::new(default_path.display().to_string()),
+            files: FilesPanel::new(&default_path).with_export(
+                "figure",
+                "figure.png or .svg",
+                "relevance.png",
+                FIGURE_FILES,
+                &[
+                    "Export relevance",
+                    "Export KL",
+                    "Export curves",
+                    "Export scatter",
+                    "Export sweep",
+                ],
+            ),
             file_field: PathField::default(),
-            export_field: PathField::new("relevance.png"),
-            training: None,
-            finished_training: None,
+            panel: TrainingPanel::new(
+                training_spec(),
+                RelevanceState::default().train,
+                crate::registry::job_starter(&super::cli::RelevanceFamily),
+            ),
+            training: Training::default(),
             inspection: None,
             inspecting: None,
             inspect_wanted: false,
@@ -173,22 +215,20 @@ impl RelevanceTab {
 
     /// The relevance now on show: live while training, else of the loaded model.
     pub fn current_report(&self) -> Option<RelevanceReport> {
-        if let Some(r) = self.training.as_ref().and_then(|t| t.report.clone()) {
+        if self.panel.is_running()
+            && let Some(r) = self.training.report.clone()
+        {
             return Some(r);
         }
         let lab = self.lab.as_ref()?;
         match &self.inspection {
             Some(i) if i.key == lab_key(lab) => Some(i.report.clone()),
-            _ => self
-                .finished_training
-                .as_ref()
-                .and_then(|t| t.report.clone())
-                .or_else(|| lab.saved_report()),
+            _ => self.training.report.clone().or_else(|| lab.saved_report()),
         }
     }
 
     pub fn is_training(&self) -> bool {
-        self.training.is_some()
+        self.panel.is_running()
     }
 
     fn open(&mut self, path: &std::path::Path, shared: &mut Shared) {
@@ -196,7 +236,9 @@ impl RelevanceTab {
             Ok(lab) => {
                 shared.info(format!("opened {}", path.display()));
                 self.state.checkpoint = path.display().to_string();
-                self.finished_training = None;
+                if !self.panel.is_running() {
+                    self.training = Training::default();
+                }
                 self.set_lab(Arc::new(lab), true);
             }
             Err(e) => shared.error(e.to_string()),
@@ -217,72 +259,56 @@ impl RelevanceTab {
         self.inspect_wanted = true;
     }
 
-    /// Train once with the tab's settings, or once per beta of `sweep`.
-    fn start_training(&mut self, sweep: Option<Vec<f64>>, shared: &mut Shared) {
-        let mut cfg = match TrainConfig::preset("fast") {
-            Ok(c) => c,
-            Err(e) => return shared.error(format!("{e:#}")),
-        };
-        cfg.steps = self.state.steps.max(1);
-        cfg.model.latent = self.state.latent.clamp(1, 64);
-        cfg.beta = self.state.beta.max(0.0);
-        if !self.state.one_at_a_time {
-            cfg.unlock_every = 0;
+    /// One training per beta, in sequence, shown in the panel like a single run.
+    fn start_sweep(&mut self, betas: Vec<f64>, shared: &mut Shared) {
+        if self.panel.is_running() {
+            return;
         }
-        let spec = self.state.data.trim().to_string();
-        let seed = self.state.seed;
-        let total = cfg.steps * sweep.as_ref().map_or(1, |b| b.len() as u64);
-        let is_sweep = sweep.is_some();
-        let options = JobOptions {
-            threads: 1,
-            eval_every: 100,
-            snapshot_every: Duration::from_millis(1000),
+        let mut args = self.panel.args(shared);
+        adjust_args(&self.state, &mut args);
+        let cfg = TrainConfig::preset(&args.preset)
+            .map_err(|e| format!("{e:#}"))
+            .and_then(|c| args.configure(c).map_err(crate::registry::message));
+        let mut cfg = match cfg {
+            Ok(c) => c,
+            Err(e) => return shared.error(e),
         };
+        cfg.steps = args.steps.unwrap_or(cfg.steps);
+        cfg.model.latent = args.latent.unwrap_or(cfg.model.latent);
+        let spec = args.data.clone().unwrap_or_else(|| "ee-mumu".into());
+        let seed = args.seed;
+        let total = cfg.steps * betas.len() as u64;
         let job = worker::spawn(
             move |status| {
                 status(format!("preparing {spec}"));
                 let data = Dataset::load(&spec, cfg.events, seed)?;
-                status(format!(
-                    "{}: {} events of {} features",
-                    data.source,
-                    data.len(),
-                    data.dim()
-                ));
-                Ok(match sweep {
-                    Some(betas) => Box::new(SweepTrainer::new(cfg, betas, data, seed)?)
-                        as Box<dyn crate::worker::Trainer>,
-                    None => Box::new(RelevanceTrainer::new(cfg, &data, seed)?),
-                })
+                Ok(Box::new(SweepTrainer::new(cfg, betas, data, seed)?))
             },
-            options,
+            JobOptions {
+                threads: args.threads.unwrap_or(1),
+                eval_every: 100,
+                snapshot_every: SNAPSHOT_EVERY,
+            },
         );
-        self.training = Some(Training {
-            job,
-            status: "starting".into(),
-            last_step: 0,
-            total,
-            report: None,
-            history: Vec::new(),
-            sweep: Vec::new(),
-            beta_now: None,
-            is_sweep,
-        });
         shared.info(format!(
-            "training on {} (latent {}, β = {}, {total} steps)",
-            self.state.data, self.state.latent, self.state.beta
+            "β sweep on {} ({total} steps)",
+            args.data.unwrap_or_default()
         ));
+        self.training = Training {
+            is_sweep: true,
+            ..Training::default()
+        };
+        self.panel.show_job(job, total);
     }
 
     fn drain_training(&mut self, shared: &mut Shared) {
-        let Some(t) = &mut self.training else { return };
-        let mut progress = t.job.poll(Duration::from_millis(6));
-        if let Some(s) = progress.status {
-            t.status = s;
-        }
-        if let Some(s) = progress.steps.last() {
-            t.last_step = s.step;
-        }
-        for (step, values) in progress.metrics {
+        let (state, training) = (&self.state, &mut self.training);
+        let update = self.panel.logic(shared, |args| {
+            adjust_args(state, args);
+            *training = Training::default();
+        });
+        let t = &mut self.training;
+        for &(step, ref values) in &update.metrics {
             let named = || values.iter().map(|(k, v)| (k.as_str(), *v));
             if let Some(r) = eval::report_from_metrics(named()) {
                 if t.history.last().is_none_or(|h| h.step != step) {
@@ -298,23 +324,14 @@ impl RelevanceTab {
                 t.beta_now = named().find(|(k, _)| *k == "beta").map(|(_, v)| v);
             }
         }
-        let ended = shared
-            .announce_end(progress.ended.take())
-            .map(|status| t.status = status)
-            .is_some();
-        if let Some(snapshot) = progress.snapshot {
-            match Lab::from_snapshot(&snapshot) {
-                Ok(lab) => {
-                    let fresh = self.lab.as_ref().is_none_or(|l| {
-                        l.meta.data != lab.meta.data || l.meta.steps > lab.meta.steps
-                    });
-                    self.set_lab(Arc::new(lab), fresh);
-                }
-                Err(e) => shared.error(format!("training snapshot: {e:#}")),
-            }
+        if let Some(lab) = update.model(shared, Lab::from_snapshot) {
+            let fresh = self
+                .lab
+                .as_ref()
+                .is_none_or(|l| l.meta.data != lab.meta.data || l.meta.steps > lab.meta.steps);
+            self.set_lab(Arc::new(lab), fresh);
         }
-        if ended {
-            self.finished_training = self.training.take();
+        if update.ended {
             self.repick_views = true;
         }
     }
@@ -517,10 +534,10 @@ impl RelevanceTab {
     }
 
     fn history(&self) -> Vec<HistoryPoint> {
-        match (&self.training, &self.lab) {
-            (Some(t), _) => t.history.clone(),
-            (None, Some(lab)) => lab.history.clone(),
-            _ => Vec::new(),
+        match &self.lab {
+            _ if self.panel.is_running() => self.training.history.clone(),
+            Some(lab) => lab.history.clone(),
+            None => Vec::new(),
         }
     }
 
@@ -537,21 +554,7 @@ impl RelevanceTab {
                         .map_err(|e| e.to_string())
                 });
             }
-            Command::Train => {
-                if self.training.is_none() {
-                    self.start_training(None, shared);
-                }
-            }
-            Command::Sweep(betas) => {
-                if self.training.is_none() {
-                    self.start_training(Some(betas), shared);
-                }
-            }
-            Command::Stop => {
-                if let Some(t) = &self.training {
-                    t.job.cancel();
-                }
-            }
+            Command::Sweep(betas) => self.start_sweep(betas, shared),
             Command::Export(kind, p) => match self.figure(kind) {
                 Ok(fig) => self.background.run(move || {
                     figures::save(&fig, &p)
@@ -566,17 +569,6 @@ impl RelevanceTab {
     // ------------------------------------------------------------ drawing
 
     fn train_ui(&mut self, ui: &mut egui::Ui) {
-        ui.horizontal_wrapped(|ui| {
-            ui.label("data");
-            for g in GENERATORS {
-                if ui
-                    .selectable_label(self.state.data == g.name(), g.name())
-                    .clicked()
-                {
-                    self.state.data = g.name().into();
-                }
-            }
-        });
         ui.horizontal(|ui| {
             ui.label("or file");
             let picked = self.file_field.ui(
@@ -589,12 +581,9 @@ impl RelevanceTab {
                 && let Some(p) = self.file_field.path()
             {
                 let lhe = p.extension().is_some_and(|e| e.eq_ignore_ascii_case("lhe"));
-                self.state.data = format!("{}:{}", if lhe { "lhe" } else { "csv" }, p.display());
+                self.panel.settings.data =
+                    format!("{}:{}", if lhe { "lhe" } else { "csv" }, p.display());
             }
-        });
-        ui.horizontal(|ui| {
-            ui.label("spec");
-            ui.add(egui::TextEdit::singleline(&mut self.state.data).desired_width(260.0));
         });
         ui.horizontal(|ui| {
             ui.add(
@@ -613,24 +602,7 @@ impl RelevanceTab {
                     super::train::UNLOCK_EVERY
                 ));
         });
-        ui.horizontal(|ui| {
-            ui.add(
-                egui::DragValue::new(&mut self.state.steps)
-                    .range(1..=1_000_000)
-                    .prefix("steps "),
-            );
-            ui.add(egui::DragValue::new(&mut self.state.seed).prefix("seed "));
-            let running = self.training.is_some();
-            if ui
-                .add_enabled(!running, egui::Button::new("Train"))
-                .clicked()
-            {
-                self.commands.push(Command::Train);
-            }
-            if ui.add_enabled(running, egui::Button::new("Stop")).clicked() {
-                self.commands.push(Command::Stop);
-            }
-        });
+        self.panel.settings_ui(ui);
         ui.horizontal(|ui| {
             ui.label("β sweep");
             ui.add(egui::TextEdit::singleline(&mut self.state.sweep_betas).desired_width(200.0));
@@ -647,7 +619,7 @@ impl RelevanceTab {
                 })
                 .collect::<Option<Vec<f64>>>()
                 .filter(|b| !b.is_empty());
-            let enabled = self.training.is_none() && betas.is_some();
+            let enabled = !self.panel.is_running() && betas.is_some();
             let button = ui
                 .add_enabled(enabled, egui::Button::new("Sweep β"))
                 .on_hover_text(
@@ -660,12 +632,7 @@ impl RelevanceTab {
                 self.commands.push(Command::Sweep(b));
             }
         });
-        if let Some(t) = self.training.as_ref().or(self.finished_training.as_ref()) {
-            ui.add(
-                egui::ProgressBar::new(t.last_step as f32 / t.total.max(1) as f32)
-                    .text(format!("step {}/{} · {}", t.last_step, t.total, t.status)),
-            );
-        }
+        self.panel.progress_ui(ui);
     }
 
     fn relevance_ui(&self, ui: &mut egui::Ui) {
@@ -768,11 +735,11 @@ impl RelevanceTab {
 
     /// The sweep of a running or finished sweep, if any: (beta, relevant dims), and the beta now.
     fn sweep(&self) -> Option<SweepView> {
-        let t = self.training.as_ref().or(self.finished_training.as_ref())?;
+        let t = &self.training;
         t.is_sweep.then(|| {
             (
                 t.sweep.clone(),
-                if self.training.is_some() {
+                if self.panel.is_running() {
                     t.beta_now
                 } else {
                     None
@@ -1078,39 +1045,15 @@ impl RelevanceTab {
     }
 
     fn files_ui(&mut self, ui: &mut egui::Ui) {
-        match self
-            .checkpoint
-            .checkpoint_row(ui, "model.safetensors", self.lab.is_some())
-        {
-            Some(CheckpointAction::Open(p)) => self.commands.push(Command::Open(p)),
-            Some(CheckpointAction::Save(p)) => self.commands.push(Command::Save(p)),
-            None => {}
-        }
-        ui.horizontal(|ui| {
-            ui.label("figure");
-            self.export_field.ui(
-                ui,
-                "figure.png or .svg",
-                FileRequest::Save,
-                &[("figure", &["png", "svg"])],
-            );
-        });
-        ui.horizontal(|ui| {
-            let have = self.lab.is_some();
-            for (kind, label) in [
-                (FigureKind::Relevance, "Export relevance"),
-                (FigureKind::Kl, "Export KL"),
-                (FigureKind::Curves, "Export curves"),
-                (FigureKind::Scatter, "Export scatter"),
-                (FigureKind::Sweep, "Export sweep"),
-            ] {
-                if ui.add_enabled(have, egui::Button::new(label)).clicked()
-                    && let Some(p) = self.export_field.path()
-                {
-                    self.commands.push(Command::Export(kind, p));
-                }
-            }
-        });
+        let command = match self.files.ui(ui, self.lab.is_some(), |_| true) {
+            Some(FileAction::Open(p)) => Some(Command::Open(p)),
+            Some(FileAction::Save(p)) => Some(Command::Save(p)),
+            Some(FileAction::Export { action, path, .. }) => FIGURE_KINDS
+                .get(action)
+                .map(|kind| Command::Export(*kind, path)),
+            Some(FileAction::Import(_)) | None => None,
+        };
+        self.commands.extend(command);
     }
 }
 
@@ -1120,17 +1063,13 @@ impl Tab for RelevanceTab {
     }
 
     fn logic(&mut self, _ctx: &egui::Context, shared: &mut Shared) {
-        self.drain_training(shared);
         self.drain_inspection(shared);
         self.drain_background(shared);
-        for command in std::mem::take(&mut self.commands) {
-            self.apply(command, shared);
-        }
         self.start_inspection();
         self.refresh_decoded(shared);
     }
 
-    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+    fn ui(&mut self, ui: &mut egui::Ui, _shared: &mut Shared) {
         egui::ScrollArea::vertical().show(ui, |ui| {
             ui.columns(2, |cols| {
                 let (left, right) = cols.split_at_mut(1);
@@ -1160,20 +1099,30 @@ impl Tab for RelevanceTab {
                 self.traversal_ui(right);
             });
         });
+    }
+
+    fn apply_commands(&mut self, shared: &mut Shared) {
         for command in std::mem::take(&mut self.commands) {
             self.apply(command, shared);
         }
+        self.drain_training(shared);
+        self.start_inspection();
         self.refresh_decoded(shared);
     }
 
+    fn training_panel(&mut self) -> Option<&mut TrainingPanel> {
+        Some(&mut self.panel)
+    }
+
     fn busy(&self) -> bool {
-        self.training.is_some() || self.inspecting.is_some() || !self.background.is_empty()
+        self.panel.is_running() || self.inspecting.is_some() || !self.background.is_empty()
     }
 
     fn persist(&self) -> serde_json::Value {
         let mut s = self.state.clone();
-        s.checkpoint = self.checkpoint.text.clone();
-        s.export = self.export_field.text.clone();
+        s.train = self.panel.settings.clone();
+        s.checkpoint = self.files.checkpoint.text.clone();
+        s.files = self.files.paths();
         serde_json::to_value(s).unwrap_or_default()
     }
 
@@ -1181,7 +1130,8 @@ impl Tab for RelevanceTab {
         let Ok(s) = serde_json::from_value::<RelevanceState>(state) else {
             return;
         };
-        self.export_field.text = s.export.clone();
+        self.files.restore(&s.files);
+        self.panel.settings = s.train.clone();
         let l = self
             .lab
             .as_ref()
@@ -1194,5 +1144,13 @@ impl Tab for RelevanceTab {
             ..s
         };
         self.decoded = None;
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
     }
 }

@@ -3,18 +3,19 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points, VLine};
 use serde::{Deserialize, Serialize};
 
 use super::data::{self, FRAMES_PER_NOTE};
-use super::train::{PRESETS, SpsTrainer, TrainConfig};
+use super::train::{PRESETS, TrainConfig};
 use super::{FAMILY, Lab};
-use crate::app::{Background, CheckpointAction, FileRequest, PathField, Shared, Tab};
+use crate::app::{
+    Background, FIGURE_FILES, FileAction, FilePaths, FilesPanel, Shared, Tab, TrainSettings,
+    TrainingPanel, TrainingSpec,
+};
 use crate::audio::dsp::{self, N_BINS, SAMPLE_RATE};
 use crate::audio::engine::VoiceParams;
-use crate::worker::{self, JobHandle, JobOptions};
 
 /// What the tab remembers across restarts.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -24,12 +25,10 @@ pub struct PitchState {
     pub pitch_latent: f32,
     pub timbre: Vec<f32>,
     pub instrument: usize,
-    pub preset: String,
-    pub steps: u64,
-    pub data: String,
-    pub export_wav: String,
-    pub export_plot: String,
-    pub import_pt: String,
+    /// preset, steps, seed, data, threads, `--set` lines
+    pub train: TrainSettings,
+    /// the paths of the files panel
+    pub files: FilePaths,
     pub volume: f32,
     /// which model the latent above belongs to: a latent is only restored onto the same model
     pub model: String,
@@ -54,12 +53,12 @@ impl Default for PitchState {
             pitch_latent: 0.0,
             timbre: Vec::new(),
             instrument: 0,
-            preset: "fast".into(),
-            steps: TrainConfig::preset("fast").map(|c| c.steps).unwrap_or(1000),
-            data: "soundfont".into(),
-            export_wav: "pitch_sweep.wav".into(),
-            export_plot: "pitch_latent.png".into(),
-            import_pt: String::new(),
+            train: TrainSettings::new(
+                "fast",
+                TrainConfig::preset("fast").map(|c| c.steps).unwrap_or(1000),
+                "soundfont",
+            ),
+            files: FilePaths::default(),
             volume: 0.5,
             model: String::new(),
         }
@@ -71,34 +70,33 @@ enum Command {
     Open(PathBuf),
     Save(PathBuf),
     Import(PathBuf),
-    Train,
-    Stop,
     PlayScale,
     ExportSweep(PathBuf),
     ExportPlot(PathBuf),
     SetLive(bool),
 }
 
-/// A live training run and what it has reported.
-struct Training {
-    job: JobHandle,
-    status: String,
-    losses: Vec<[f64; 2]>,
-    metrics: Vec<(u64, f64, f64)>,
-    last_step: u64,
-    total: u64,
+/// The panel's choices for this family.
+fn training_spec() -> TrainingSpec {
+    TrainingSpec {
+        presets: &PRESETS,
+        data_choices: vec!["soundfont".into()],
+        data_hint: "soundfont, soundfont:PATH.sf2, wav-dir:DIR",
+        metrics: &[
+            ("r2_embedding", "R² held-out"),
+            ("r2_embedding_unseen", "unseen instruments"),
+        ],
+        single_threaded: false,
+    }
 }
 
 pub struct PitchTab {
     pub state: PitchState,
     pub lab: Option<Arc<Lab>>,
-    checkpoint: PathField,
-    data_field: PathField,
-    wav_field: PathField,
-    plot_field: PathField,
-    import_field: PathField,
-    training: Option<Training>,
-    finished_training: Option<Training>,
+    /// open, save, import, export
+    pub files: FilesPanel,
+    /// the shared panel: settings, Train/Stop, progress
+    pub panel: TrainingPanel,
     commands: Vec<Command>,
     /// decoded spectrum of the current latent (513 x 5, bin-major) and the latent it is of
     spectrum: Option<(Vec<f32>, Vec<f32>)>,
@@ -121,13 +119,27 @@ impl PitchTab {
                 ..Default::default()
             },
             lab: None,
-            checkpoint: PathField::new(default_path.display().to_string()),
-            data_field: PathField::new("soundfont"),
-            wav_field: PathField::new("pitch_sweep.wav"),
-            plot_field: PathField::new("pitch_latent.png"),
-            import_field: PathField::default(),
-            training: None,
-            finished_training: None,
+            files: FilesPanel::new(&default_path)
+                .with_import("sps_music.pt")
+                .with_export(
+                    "sweep",
+                    "sweep.wav",
+                    "pitch_sweep.wav",
+                    &[("WAV", &["wav"])],
+                    &["Export WAV"],
+                )
+                .with_export(
+                    "plot",
+                    "plot.png or .svg",
+                    "pitch_latent.png",
+                    FIGURE_FILES,
+                    &["Export plot"],
+                ),
+            panel: TrainingPanel::new(
+                training_spec(),
+                PitchState::default().train,
+                crate::registry::job_starter(&super::cli::SpsMusicFamily),
+            ),
             commands: Vec::new(),
             spectrum: None,
             live: false,
@@ -218,82 +230,15 @@ impl PitchTab {
         }
     }
 
-    fn start_training(&mut self, shared: &mut Shared) {
-        let mut cfg = match TrainConfig::preset(&self.state.preset) {
-            Ok(c) => c,
-            Err(e) => return shared.error(format!("{e:#}")),
-        };
-        cfg.steps = self.state.steps.max(1);
-        let spec = self.data_field.text.trim().to_string();
-        self.state.data = spec.clone();
-        let total = cfg.steps;
-        let options = JobOptions {
-            threads: shared.train_threads,
-            eval_every: 100,
-            snapshot_every: Duration::from_millis(1500),
-        };
-        let job = worker::spawn(
-            move |status| {
-                status(format!("opening {spec}"));
-                let mut source = data::open_source(&spec)?;
-                let data = data::Dataset::render(source.as_mut(), status)?;
-                Ok(Box::new(SpsTrainer::new(cfg, data, 0)?))
-            },
-            options,
-        );
-        self.training = Some(Training {
-            job,
-            status: "starting".into(),
-            losses: Vec::new(),
-            metrics: Vec::new(),
-            last_step: 0,
-            total,
-        });
-        shared.info(format!(
-            "training {} ({} steps) on {} thread(s)",
-            self.state.preset, total, shared.train_threads
-        ));
-    }
-
+    /// Read the training job: a snapshot becomes the model on show.
     fn drain_training(&mut self, shared: &mut Shared) {
-        let Some(t) = &mut self.training else { return };
-        let mut progress = t.job.poll(Duration::from_millis(6));
-        if let Some(s) = progress.status {
-            t.status = s;
-        }
-        for s in &progress.steps {
-            t.last_step = s.step;
-            if s.step % 5 == 0 || t.losses.len() < 50 {
-                t.losses.push([s.step as f64, s.total()]);
-            }
-        }
-        for (step, values) in &progress.metrics {
-            let get = |k: &str| {
-                values
-                    .iter()
-                    .find(|(n, _)| n == k)
-                    .map_or(f64::NAN, |v| v.1)
-            };
-            t.metrics
-                .push((*step, get("r2_embedding"), get("r2_embedding_unseen")));
-        }
-        let ended = shared
-            .announce_end(progress.ended.take())
-            .map(|status| t.status = status)
-            .is_some();
-        if let Some(snapshot) = progress.snapshot {
-            match Lab::from_snapshot(&snapshot) {
-                Ok(lab) => {
-                    let first = self.lab.as_ref().is_none_or(|l| {
-                        l.meta.data != lab.meta.data || l.meta.steps > lab.meta.steps
-                    });
-                    self.set_lab(Arc::new(lab), first);
-                }
-                Err(e) => shared.error(format!("training snapshot: {e:#}")),
-            }
-        }
-        if ended {
-            self.finished_training = self.training.take();
+        let update = self.panel.logic(shared, |_| {});
+        if let Some(lab) = update.model(shared, Lab::from_snapshot) {
+            let first = self
+                .lab
+                .as_ref()
+                .is_none_or(|l| l.meta.data != lab.meta.data || l.meta.steps > lab.meta.steps);
+            self.set_lab(Arc::new(lab), first);
         }
     }
 
@@ -320,16 +265,6 @@ impl PitchTab {
                 }
                 Err(e) => shared.error(e.to_string()),
             },
-            Command::Train => {
-                if self.training.is_none() {
-                    self.start_training(shared);
-                }
-            }
-            Command::Stop => {
-                if let Some(t) = &self.training {
-                    t.job.cancel();
-                }
-            }
             Command::PlayScale => {
                 let Some(lab) = self.lab.clone() else { return };
                 let timbre = self.state.timbre.clone();
@@ -411,7 +346,13 @@ impl PitchTab {
             if ui.button("Play scale").clicked() {
                 self.commands.push(Command::PlayScale);
             }
-            ui.add(egui::Slider::new(&mut self.state.volume, 0.0..=1.0).text("volume"));
+            // the voice is re-sent when the volume moves, not only when the latent does
+            if ui
+                .add(egui::Slider::new(&mut self.state.volume, 0.0..=1.0).text("volume"))
+                .changed()
+            {
+                self.voice_dirty = true;
+            }
         });
         ui.spacing_mut().slider_width = (ui.available_width() - 180.0).clamp(120.0, 420.0);
         let slider = ui.add(
@@ -538,114 +479,16 @@ impl PitchTab {
             });
     }
 
-    fn training_ui(&mut self, ui: &mut egui::Ui, shared: &Shared) {
-        ui.horizontal(|ui| {
-            egui::ComboBox::from_label("preset")
-                .selected_text(self.state.preset.clone())
-                .show_ui(ui, |ui| {
-                    for p in PRESETS {
-                        ui.selectable_value(&mut self.state.preset, p.to_string(), p);
-                    }
-                });
-            ui.add(
-                egui::DragValue::new(&mut self.state.steps)
-                    .range(1..=1_000_000)
-                    .prefix("steps "),
-            );
-        });
-        ui.horizontal(|ui| {
-            ui.label("data");
-            self.data_field.ui(
-                ui,
-                "soundfont, soundfont:PATH.sf2, wav-dir:DIR",
-                FileRequest::Open,
-                &[("SoundFont", &["sf2"])],
-            );
-        });
-        ui.horizontal(|ui| {
-            let running = self.training.is_some();
-            if ui
-                .add_enabled(!running, egui::Button::new("Train"))
-                .clicked()
-            {
-                self.commands.push(Command::Train);
-            }
-            if ui.add_enabled(running, egui::Button::new("Stop")).clicked() {
-                self.commands.push(Command::Stop);
-            }
-            ui.label(format!("{} thread(s)", shared.train_threads));
-        });
-        let Some(t) = self.training.as_ref().or(self.finished_training.as_ref()) else {
-            return;
-        };
-        ui.add(
-            egui::ProgressBar::new(t.last_step as f32 / t.total.max(1) as f32)
-                .text(format!("step {}/{} · {}", t.last_step, t.total, t.status)),
-        );
-        if let Some((step, r2, r2u)) = t.metrics.last() {
-            ui.label(format!(
-                "step {step}: R² held-out {r2:.4}, unseen instruments {r2u:.4}"
-            ));
-        }
-        let losses: PlotPoints = t
-            .losses
-            .iter()
-            .map(|l| [l[0], l[1].max(1e-9).log10()])
-            .collect();
-        let r2: PlotPoints = t.metrics.iter().map(|m| [m.0 as f64, m.1]).collect();
-        Plot::new("training_curves")
-            .height(150.0)
-            .legend(Legend::default())
-            .x_axis_label("step")
-            .show(ui, |plot| {
-                plot.line(Line::new("log10 loss / sequence", losses));
-                plot.line(Line::new("R² held-out", r2));
-            });
-    }
-
     fn files_ui(&mut self, ui: &mut egui::Ui) {
-        let loaded = self.lab.is_some();
-        match self
-            .checkpoint
-            .checkpoint_row(ui, "model.safetensors", loaded)
-        {
-            Some(CheckpointAction::Open(p)) => self.commands.push(Command::Open(p)),
-            Some(CheckpointAction::Save(p)) => self.commands.push(Command::Save(p)),
-            None => {}
-        }
-        let pytorch = [("PyTorch", &["pt", "pth"][..])];
-        if let Some((_, p)) = self.import_field.row(
-            ui,
-            "official .pt",
-            "sps_music.pt",
-            FileRequest::Open,
-            &pytorch,
-            &[("Import", true)],
-        ) {
-            self.commands.push(Command::Import(p));
-        }
-        let wav = [("WAV", &["wav"][..])];
-        if let Some((_, p)) = self.wav_field.row(
-            ui,
-            "sweep",
-            "sweep.wav",
-            FileRequest::Save,
-            &wav,
-            &[("Export WAV", loaded)],
-        ) {
-            self.commands.push(Command::ExportSweep(p));
-        }
-        let figure = [("figure", &["png", "svg"][..])];
-        if let Some((_, p)) = self.plot_field.row(
-            ui,
-            "plot",
-            "plot.png or .svg",
-            FileRequest::Save,
-            &figure,
-            &[("Export plot", loaded)],
-        ) {
-            self.commands.push(Command::ExportPlot(p));
-        }
+        let command = match self.files.ui(ui, self.lab.is_some(), |_| true) {
+            Some(FileAction::Open(p)) => Command::Open(p),
+            Some(FileAction::Save(p)) => Command::Save(p),
+            Some(FileAction::Import(p)) => Command::Import(p),
+            Some(FileAction::Export { row: 0, path, .. }) => Command::ExportSweep(path),
+            Some(FileAction::Export { path, .. }) => Command::ExportPlot(path),
+            None => return,
+        };
+        self.commands.push(command);
     }
 }
 
@@ -671,16 +514,12 @@ impl Tab for PitchTab {
     }
 
     fn logic(&mut self, _ctx: &egui::Context, shared: &mut Shared) {
-        self.drain_training(shared);
         self.drain_background(shared);
-        for command in std::mem::take(&mut self.commands) {
-            self.apply(command, shared);
-        }
         self.refresh_spectrum(shared);
         self.update_voice(shared);
     }
 
-    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+    fn ui(&mut self, ui: &mut egui::Ui, _shared: &mut Shared) {
         egui::ScrollArea::vertical().show(ui, |ui| {
             ui.columns(2, |cols| {
                 let (left, right) = cols.split_at_mut(1);
@@ -697,8 +536,8 @@ impl Tab for PitchTab {
                 left.separator();
                 self.spectrum_ui(left);
                 left.separator();
-                left.heading("Train");
-                self.training_ui(left, shared);
+                left.heading("Training");
+                self.panel.ui(left);
                 right.heading("Learned pitch axis");
                 self.embedding_ui(right);
                 right.separator();
@@ -706,25 +545,31 @@ impl Tab for PitchTab {
                 self.files_ui(right);
             });
         });
-        // Apply what the widgets asked for now, so the next frame shows the result.
+    }
+
+    fn apply_commands(&mut self, shared: &mut Shared) {
         for command in std::mem::take(&mut self.commands) {
             self.apply(command, shared);
         }
+        self.drain_training(shared);
+        // so the next frame shows, and the voice plays, what the widgets asked for
         self.refresh_spectrum(shared);
         self.update_voice(shared);
     }
 
+    fn training_panel(&mut self) -> Option<&mut TrainingPanel> {
+        Some(&mut self.panel)
+    }
+
     fn busy(&self) -> bool {
-        self.training.is_some() || !self.background.is_empty()
+        self.panel.is_running() || !self.background.is_empty()
     }
 
     fn persist(&self) -> serde_json::Value {
         let mut s = self.state.clone();
-        s.checkpoint = self.checkpoint.text.clone();
-        s.data = self.data_field.text.clone();
-        s.export_wav = self.wav_field.text.clone();
-        s.export_plot = self.plot_field.text.clone();
-        s.import_pt = self.import_field.text.clone();
+        s.checkpoint = self.files.checkpoint.text.clone();
+        s.train = self.panel.settings.clone();
+        s.files = self.files.paths();
         serde_json::to_value(s).unwrap_or_default()
     }
 
@@ -732,10 +577,8 @@ impl Tab for PitchTab {
         let Ok(s) = serde_json::from_value::<PitchState>(state) else {
             return;
         };
-        self.data_field.text = s.data.clone();
-        self.wav_field.text = s.export_wav.clone();
-        self.plot_field.text = s.export_plot.clone();
-        self.import_field.text = s.import_pt.clone();
+        self.panel.settings = s.train.clone();
+        self.files.restore(&s.files);
         let dims_ok = self
             .lab
             .as_ref()

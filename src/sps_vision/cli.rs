@@ -79,7 +79,7 @@ impl Family for SpsVisionFamily {
         let options = JobOptions {
             threads: args.threads_or_all(),
             eval_every: 100,
-            snapshot_every: Duration::from_secs(30),
+            snapshot_every: args.snapshot_every.unwrap_or(Duration::from_secs(30)),
         };
         Ok(worker::spawn(
             move |status| {

@@ -13,10 +13,12 @@ use serde::{Deserialize, Serialize};
 
 use super::data::{self, BASE_LEN, Camera, DT, SEQ_LEN, SIZE, Throw};
 use super::eval::{self, rotate_latent};
-use super::train::{PRESETS, TrainConfig, VisionTrainer};
+use super::train::{PRESETS, TrainConfig};
 use super::{FAMILY, Lab};
-use crate::app::{Background, CheckpointAction, FileRequest, PathField, Shared, Tab};
-use crate::worker::{self, JobHandle, JobOptions};
+use crate::app::{
+    Background, FIGURE_FILES, FileAction, FilePaths, FilesPanel, Shared, Tab, TrainSettings,
+    TrainingPanel, TrainingSpec,
+};
 
 /// What the tab remembers across restarts.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -29,12 +31,10 @@ pub struct VisionState {
     pub rotation_deg: f32,
     pub throw_seed: u64,
     pub throw_index: usize,
-    pub preset: String,
-    pub steps: u64,
-    pub data: String,
-    pub export_traversal: String,
-    pub export_rollout: String,
-    pub import_pt: String,
+    /// preset, steps, seed, data, threads, `--set` lines
+    pub train: TrainSettings,
+    /// the paths of the files panel
+    pub files: FilePaths,
 }
 
 impl Default for VisionState {
@@ -45,12 +45,12 @@ impl Default for VisionState {
             rotation_deg: 0.0,
             throw_seed: 0,
             throw_index: 0,
-            preset: "fast".into(),
-            steps: TrainConfig::preset("fast").map(|c| c.steps).unwrap_or(3000),
-            data: "ball".into(),
-            export_traversal: "traversal.png".into(),
-            export_rollout: "rollout.png".into(),
-            import_pt: String::new(),
+            train: TrainSettings::new(
+                "fast",
+                TrainConfig::preset("fast").map(|c| c.steps).unwrap_or(3000),
+                "ball",
+            ),
+            files: FilePaths::default(),
         }
     }
 }
@@ -60,23 +60,21 @@ enum Command {
     Open(PathBuf),
     Save(PathBuf),
     Import(PathBuf),
-    Train,
-    Stop,
     NewThrow,
     ExportTraversal(PathBuf),
     ExportRollout(PathBuf),
     CentreLatent,
 }
 
-/// A live training run and what it has reported.
-struct Training {
-    job: JobHandle,
-    status: String,
-    losses: Vec<[f64; 2]>,
-    /// (step, r2_x, r2_y, r2_z)
-    metrics: Vec<(u64, f64, f64, f64)>,
-    last_step: u64,
-    total: u64,
+/// The panel's choices for this family.
+fn training_spec() -> TrainingSpec {
+    TrainingSpec {
+        presets: &PRESETS,
+        data_choices: vec!["ball".into()],
+        data_hint: "ball, ball:SEED, ball-dir:DIR",
+        metrics: &[("r2_x", "R² x"), ("r2_y", "R² y"), ("r2_z", "R² z")],
+        single_threaded: false,
+    }
 }
 
 /// A throw, its encoded latents, and the prior's roll-out from its first BASE_LEN frames.
@@ -100,13 +98,10 @@ enum BackgroundDone {
 pub struct VisionTab {
     pub state: VisionState,
     pub lab: Option<Arc<Lab>>,
-    checkpoint: PathField,
-    data_field: PathField,
-    traversal_field: PathField,
-    rollout_field: PathField,
-    import_field: PathField,
-    training: Option<Training>,
-    finished_training: Option<Training>,
+    /// open, save, import, export
+    pub files: FilesPanel,
+    /// the shared panel: settings, Train/Stop, progress
+    pub panel: TrainingPanel,
     commands: Vec<Command>,
     /// the decoded frame of `shown_latent` (CHW in [0, 1]) and the render of its position
     pub decoded: Option<Vec<f32>>,
@@ -147,13 +142,27 @@ impl VisionTab {
                 ..Default::default()
             },
             lab: None,
-            checkpoint: PathField::new(default_path.display().to_string()),
-            data_field: PathField::new("ball"),
-            traversal_field: PathField::new("traversal.png"),
-            rollout_field: PathField::new("rollout.png"),
-            import_field: PathField::default(),
-            training: None,
-            finished_training: None,
+            files: FilesPanel::new(&default_path)
+                .with_import("sps_vision.pt")
+                .with_export(
+                    "traversal",
+                    "traversal.png or .svg",
+                    "traversal.png",
+                    FIGURE_FILES,
+                    &["Export traversal"],
+                )
+                .with_export(
+                    "roll-out",
+                    "rollout.png or .svg",
+                    "rollout.png",
+                    FIGURE_FILES,
+                    &["Export roll-out"],
+                ),
+            panel: TrainingPanel::new(
+                training_spec(),
+                VisionState::default().train,
+                crate::registry::job_starter(&super::cli::SpsVisionFamily),
+            ),
             commands: Vec::new(),
             decoded: None,
             truth: None,
@@ -342,87 +351,16 @@ impl VisionTab {
         });
     }
 
-    fn start_training(&mut self, shared: &mut Shared) {
-        let mut cfg = match TrainConfig::preset(&self.state.preset) {
-            Ok(c) => c,
-            Err(e) => return shared.error(format!("{e:#}")),
-        };
-        cfg.steps = self.state.steps.max(1);
-        let spec = self.data_field.text.trim().to_string();
-        self.state.data = spec.clone();
-        let total = cfg.steps;
-        let options = JobOptions {
-            threads: shared.train_threads,
-            eval_every: 100,
-            snapshot_every: Duration::from_millis(2000),
-        };
-        let job = worker::spawn(
-            move |status| {
-                status(format!("making {spec}"));
-                let data = data::open_source(&spec, 0)?;
-                status(format!(
-                    "{} training throws, {} held-out",
-                    data.train.len(),
-                    data.test.len()
-                ));
-                Ok(Box::new(VisionTrainer::new(cfg, data, 0)?))
-            },
-            options,
-        );
-        self.training = Some(Training {
-            job,
-            status: "starting".into(),
-            losses: Vec::new(),
-            metrics: Vec::new(),
-            last_step: 0,
-            total,
-        });
-        shared.info(format!(
-            "training {} ({} steps) on {} thread(s)",
-            self.state.preset, total, shared.train_threads
-        ));
-    }
-
+    /// Read the training job: a snapshot becomes the model on show.
     fn drain_training(&mut self, shared: &mut Shared) {
-        let Some(t) = &mut self.training else { return };
-        let mut progress = t.job.poll(Duration::from_millis(4));
-        if let Some(s) = progress.status {
-            t.status = s;
-        }
-        for s in &progress.steps {
-            t.last_step = s.step;
-            if s.step % 5 == 0 || t.losses.len() < 50 {
-                t.losses.push([s.step as f64, s.total()]);
-            }
-        }
-        for (step, values) in &progress.metrics {
-            let get = |k: &str| {
-                values
-                    .iter()
-                    .find(|(n, _)| n == k)
-                    .map_or(f64::NAN, |v| v.1)
-            };
-            t.metrics
-                .push((*step, get("r2_x"), get("r2_y"), get("r2_z")));
-        }
-        let ended = shared
-            .announce_end(progress.ended.take())
-            .map(|status| t.status = status)
-            .is_some();
-        if let Some(snapshot) = progress.snapshot {
-            match Lab::from_snapshot(&snapshot) {
-                Ok(lab) => {
-                    let first = self.lab.as_ref().is_none_or(|l| {
-                        l.meta.data != lab.meta.data || l.meta.steps > lab.meta.steps
-                    });
-                    // keep the sliders where they are unless this is a new run's first model
-                    self.set_lab(Arc::new(lab), first);
-                }
-                Err(e) => shared.error(format!("training snapshot: {e:#}")),
-            }
-        }
-        if ended {
-            self.finished_training = self.training.take();
+        let update = self.panel.logic(shared, |_| {});
+        if let Some(lab) = update.model(shared, Lab::from_snapshot) {
+            let first = self
+                .lab
+                .as_ref()
+                .is_none_or(|l| l.meta.data != lab.meta.data || l.meta.steps > lab.meta.steps);
+            // keep the sliders where they are unless this is a new run's first model
+            self.set_lab(Arc::new(lab), first);
         }
     }
 
@@ -449,16 +387,6 @@ impl VisionTab {
                 }
                 Err(e) => shared.error(e.to_string()),
             },
-            Command::Train => {
-                if self.training.is_none() {
-                    self.start_training(shared);
-                }
-            }
-            Command::Stop => {
-                if let Some(t) = &self.training {
-                    t.job.cancel();
-                }
-            }
             Command::NewThrow => {
                 self.state.throw_index = self.state.throw_index.wrapping_add(1);
                 self.throw_dirty = true;
@@ -714,127 +642,21 @@ impl VisionTab {
         });
     }
 
-    fn training_ui(&mut self, ui: &mut egui::Ui, shared: &Shared) {
-        ui.horizontal(|ui| {
-            egui::ComboBox::from_label("preset")
-                .selected_text(self.state.preset.clone())
-                .show_ui(ui, |ui| {
-                    for p in PRESETS {
-                        ui.selectable_value(&mut self.state.preset, p.to_string(), p);
-                    }
-                });
-            ui.add(
-                egui::DragValue::new(&mut self.state.steps)
-                    .range(1..=1_000_000)
-                    .prefix("steps "),
-            );
-        });
-        ui.horizontal(|ui| {
-            ui.label("data");
-            self.data_field.ui(
-                ui,
-                "ball, ball:SEED, ball-dir:DIR",
-                FileRequest::Folder,
-                &[],
-            );
-        });
-        ui.horizontal(|ui| {
-            let running = self.training.is_some();
-            if ui
-                .add_enabled(!running, egui::Button::new("Train"))
-                .clicked()
-            {
-                self.commands.push(Command::Train);
-            }
-            if ui.add_enabled(running, egui::Button::new("Stop")).clicked() {
-                self.commands.push(Command::Stop);
-            }
-            ui.label(format!("{} thread(s)", shared.train_threads));
-        });
-        let Some(t) = self.training.as_ref().or(self.finished_training.as_ref()) else {
-            return;
-        };
-        ui.add(
-            egui::ProgressBar::new(t.last_step as f32 / t.total.max(1) as f32)
-                .text(format!("step {}/{} · {}", t.last_step, t.total, t.status)),
-        );
-        if let Some((step, x, y, z)) = t.metrics.last() {
-            ui.label(format!(
-                "step {step}: held-out R² x {x:.4}, y {y:.4}, z {z:.4}"
-            ));
-        }
-        let losses: PlotPoints = t
-            .losses
-            .iter()
-            .map(|l| [l[0], l[1].max(1e-9).log10()])
-            .collect();
-        Plot::new("sps_vision_training")
-            .height(150.0)
-            .legend(Legend::default())
-            .x_axis_label("step")
-            .show(ui, |plot| {
-                plot.line(Line::new("log10 loss / throw", losses));
-                for (k, name) in ["R² x", "R² y", "R² z"].iter().enumerate() {
-                    let pts: PlotPoints = t
-                        .metrics
-                        .iter()
-                        .map(|m| [m.0 as f64, [m.1, m.2, m.3][k]])
-                        .collect();
-                    plot.line(Line::new(*name, pts));
-                }
-            });
-    }
-
     fn files_ui(&mut self, ui: &mut egui::Ui) {
-        let loaded = self.lab.is_some();
-        match self
-            .checkpoint
-            .checkpoint_row(ui, "model.safetensors", loaded)
+        let has_throw = self.throw_view.is_some();
+        // the roll-out (row 1) is of the throw on show
+        let command = match self
+            .files
+            .ui(ui, self.lab.is_some(), |row| row != 1 || has_throw)
         {
-            Some(CheckpointAction::Open(p)) => self.commands.push(Command::Open(p)),
-            Some(CheckpointAction::Save(p)) => self.commands.push(Command::Save(p)),
-            None => {}
-        }
-        let pytorch = [("PyTorch", &["pt", "pth"][..])];
-        if let Some((_, p)) = self.import_field.row(
-            ui,
-            "official .pt",
-            "sps_vision.pt",
-            FileRequest::Open,
-            &pytorch,
-            &[("Import", true)],
-        ) {
-            self.commands.push(Command::Import(p));
-        }
-        let figure = [("figure", &["png", "svg"][..])];
-        if let Some((_, p)) = self.traversal_field.row(
-            ui,
-            "traversal",
-            "traversal.png or .svg",
-            FileRequest::Save,
-            &figure,
-            &[("Export traversal", loaded)],
-        ) {
-            self.commands.push(Command::ExportTraversal(p));
-        }
-        if let Some((_, p)) = self.rollout_field.row(
-            ui,
-            "roll-out",
-            "rollout.png or .svg",
-            FileRequest::Save,
-            &figure,
-            &[("Export roll-out", loaded && self.throw_view.is_some())],
-        ) {
-            self.commands.push(Command::ExportRollout(p));
-        }
-    }
-
-    fn apply_pending(&mut self, ctx: &egui::Context, shared: &mut Shared) {
-        for command in std::mem::take(&mut self.commands) {
-            self.apply(command, shared);
-        }
-        self.refresh_frames(ctx, shared);
-        self.refresh_throw(ctx, shared);
+            Some(FileAction::Open(p)) => Command::Open(p),
+            Some(FileAction::Save(p)) => Command::Save(p),
+            Some(FileAction::Import(p)) => Command::Import(p),
+            Some(FileAction::Export { row: 0, path, .. }) => Command::ExportTraversal(path),
+            Some(FileAction::Export { path, .. }) => Command::ExportRollout(path),
+            None => return,
+        };
+        self.commands.push(command);
     }
 }
 
@@ -844,13 +666,13 @@ impl Tab for VisionTab {
     }
 
     fn logic(&mut self, ctx: &egui::Context, shared: &mut Shared) {
-        self.drain_training(shared);
         self.drain_background(shared);
-        self.apply_pending(ctx, shared);
+        self.refresh_frames(ctx, shared);
+        self.refresh_throw(ctx, shared);
         self.tick_animation(ctx);
     }
 
-    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+    fn ui(&mut self, ui: &mut egui::Ui, _shared: &mut Shared) {
         egui::ScrollArea::vertical().show(ui, |ui| {
             ui.columns(2, |cols| {
                 let (left, right) = cols.split_at_mut(1);
@@ -867,8 +689,8 @@ impl Tab for VisionTab {
                 left.separator();
                 self.frames_ui(left);
                 left.separator();
-                left.heading("Train");
-                self.training_ui(left, shared);
+                left.heading("Training");
+                self.panel.ui(left);
                 right.heading("Trajectory");
                 self.trajectory_ui(right);
                 right.separator();
@@ -876,12 +698,22 @@ impl Tab for VisionTab {
                 self.files_ui(right);
             });
         });
-        // Apply what the widgets asked for now, so the next frame shows the result.
-        self.apply_pending(&ui.ctx().clone(), shared);
+    }
+
+    fn apply_commands(&mut self, shared: &mut Shared) {
+        for command in std::mem::take(&mut self.commands) {
+            self.apply(command, shared);
+        }
+        // the frames are decoded (they need the context) by `logic` before the next frame
+        self.drain_training(shared);
+    }
+
+    fn training_panel(&mut self) -> Option<&mut TrainingPanel> {
+        Some(&mut self.panel)
     }
 
     fn busy(&self) -> bool {
-        self.training.is_some()
+        self.panel.is_running()
             || !self.background.is_empty()
             || self
                 .throw_view
@@ -891,11 +723,9 @@ impl Tab for VisionTab {
 
     fn persist(&self) -> serde_json::Value {
         let mut s = self.state.clone();
-        s.checkpoint = self.checkpoint.text.clone();
-        s.data = self.data_field.text.clone();
-        s.export_traversal = self.traversal_field.text.clone();
-        s.export_rollout = self.rollout_field.text.clone();
-        s.import_pt = self.import_field.text.clone();
+        s.checkpoint = self.files.checkpoint.text.clone();
+        s.train = self.panel.settings.clone();
+        s.files = self.files.paths();
         serde_json::to_value(s).unwrap_or_default()
     }
 
@@ -903,10 +733,8 @@ impl Tab for VisionTab {
         let Ok(s) = serde_json::from_value::<VisionState>(state) else {
             return;
         };
-        self.data_field.text = s.data.clone();
-        self.traversal_field.text = s.export_traversal.clone();
-        self.rollout_field.text = s.export_rollout.clone();
-        self.import_field.text = s.import_pt.clone();
+        self.panel.settings = s.train.clone();
+        self.files.restore(&s.files);
         let checkpoint = self.state.checkpoint.clone();
         self.state = VisionState { checkpoint, ..s };
         if !self.state.latent.iter().all(|v| v.is_finite()) {

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use egui_plot::{Legend, Plot, PlotPoints, Points};
 use serde::{Deserialize, Serialize};
@@ -13,11 +13,13 @@ use serde::{Deserialize, Serialize};
 use super::cli::{atom_caption, atom_order, codebook_figure, latent_figure, matrix_figure};
 use super::data::{self, Dataset, Domain, Sample};
 use super::eval::nearest;
-use super::train::{PRESETS, TrainConfig, V3Trainer};
+use super::train::{PRESETS, TrainConfig};
 use super::{Lab, fragment_audio, fragment_image};
-use crate::app::{Background, CheckpointAction, FileRequest, PathField, Shared, Tab};
+use crate::app::{
+    Background, FIGURE_FILES, FileAction, FilePaths, FilesPanel, Shared, StartJob, Tab,
+    TrainSettings, TrainingPanel, TrainingSpec,
+};
 use crate::audio::dsp::{self, SAMPLE_RATE, Stft};
-use crate::worker::{self, JobHandle, JobOptions};
 
 /// Griffin-Lim iterations when a click plays a decoded fragment: enough for a clear pitch,
 /// few enough that decode + resynthesis stay well inside 50 ms (`bench v3-notes --what swap`).
@@ -42,12 +44,10 @@ pub struct CodebookState {
     pub swap_content: usize,
     pub swap_style: usize,
     pub swap_fragment: usize,
-    pub preset: String,
-    pub steps: u64,
-    pub data: String,
-    pub export_grid: String,
-    pub export_matrix: String,
-    pub export_scatter: String,
+    /// preset, steps, seed, data, threads, `--set` lines
+    pub train: TrainSettings,
+    /// the paths of the files panel
+    pub files: FilePaths,
 }
 
 impl Default for CodebookState {
@@ -59,14 +59,14 @@ impl Default for CodebookState {
             swap_content: 0,
             swap_style: 1,
             swap_fragment: 0,
-            preset: "fast".into(),
-            steps: TrainConfig::preset(Domain::Notes, "fast")
-                .map(|c| c.steps)
-                .unwrap_or(1500),
-            data: "soundfont".into(),
-            export_grid: "codebook.png".into(),
-            export_matrix: "code_by_label.png".into(),
-            export_scatter: "latents.png".into(),
+            train: TrainSettings::new(
+                "fast",
+                TrainConfig::preset(Domain::Notes, "fast")
+                    .map(|c| c.steps)
+                    .unwrap_or(1500),
+                data::default_spec(Domain::Notes),
+            ),
+            files: FilePaths::default(),
         }
     }
 }
@@ -80,8 +80,6 @@ enum Command {
     PlayAtom(usize),
     PlaySwap,
     PlayFragment { sample: usize, fragment: usize },
-    Train,
-    Stop,
     Export(ExportKind, PathBuf),
 }
 
@@ -128,15 +126,29 @@ impl EvalSamples {
     }
 }
 
-/// A live training run and what it has reported.
-struct Training {
-    job: JobHandle,
-    domain: Domain,
-    status: String,
-    losses: Vec<[f64; 2]>,
-    metrics: Vec<(u64, f64, f64)>,
-    last_step: u64,
-    total: u64,
+/// The panel's choices for a domain.
+fn training_spec(domain: Domain) -> TrainingSpec {
+    TrainingSpec {
+        presets: &PRESETS,
+        data_choices: vec![data::default_spec(domain).into()],
+        data_hint: match domain {
+            Domain::Notes => "soundfont, soundfont:PATH.sf2",
+            Domain::Digits => "digits, idx:IMAGES,LABELS, csv:PATH",
+        },
+        metrics: &[
+            ("codebook_purity", "codebook purity"),
+            ("content_knn_auc", "content kNN AUC"),
+        ],
+        single_threaded: false,
+    }
+}
+
+/// The `latent-lab train` job of a domain's family.
+fn starter(domain: Domain) -> StartJob {
+    match domain {
+        Domain::Notes => crate::registry::job_starter(&super::cli::NOTES),
+        Domain::Digits => crate::registry::job_starter(&super::cli::DIGITS),
+    }
 }
 
 /// The atoms decoded in the current style, and what the model itself reads back from them.
@@ -171,18 +183,15 @@ pub struct CodebookTab {
     pub lab: Option<Arc<Lab>>,
     /// bumps whenever `lab` changes, so cached decodings know they are stale
     lab_version: u64,
-    checkpoint: PathField,
-    data_field: PathField,
-    grid_field: PathField,
-    matrix_field: PathField,
-    scatter_field: PathField,
+    /// open, save, export
+    pub files: FilesPanel,
     pub samples: Option<Arc<EvalSamples>>,
     samples_loading: Option<Domain>,
     pub atoms: Option<DecodedAtoms>,
     atoms_key: Option<(u64, Vec<f32>)>,
     swapped: Option<Swapped>,
-    training: Option<Training>,
-    finished_training: Option<Training>,
+    /// the shared panel: settings, Train/Stop, progress
+    pub panel: TrainingPanel,
     commands: Vec<Command>,
     background: Background<BackgroundDone>,
     stft: Stft,
@@ -207,18 +216,38 @@ impl CodebookTab {
             },
             lab: None,
             lab_version: 0,
-            checkpoint: PathField::new(path.display().to_string()),
-            data_field: PathField::new("soundfont"),
-            grid_field: PathField::new("codebook.png"),
-            matrix_field: PathField::new("code_by_label.png"),
-            scatter_field: PathField::new("latents.png"),
+            files: FilesPanel::new(&path)
+                .with_export(
+                    "codebook grid",
+                    "codebook.png or .svg",
+                    "codebook.png",
+                    FIGURE_FILES,
+                    &["Export grid"],
+                )
+                .with_export(
+                    "code-by-label",
+                    "matrix.png or .svg",
+                    "code_by_label.png",
+                    FIGURE_FILES,
+                    &["Export matrix"],
+                )
+                .with_export(
+                    "latent scatter",
+                    "latents.png or .svg",
+                    "latents.png",
+                    FIGURE_FILES,
+                    &["Export content", "Export style"],
+                ),
             samples: None,
             samples_loading: None,
             atoms: None,
             atoms_key: None,
             swapped: None,
-            training: None,
-            finished_training: None,
+            panel: TrainingPanel::new(
+                training_spec(Domain::Notes),
+                CodebookState::default().train,
+                starter(Domain::Notes),
+            ),
             commands: Vec::new(),
             background: Background::default(),
             stft: Stft::new(),
@@ -235,7 +264,7 @@ impl CodebookTab {
             Ok(lab) => {
                 shared.info(format!("opened {}", path.display()));
                 self.state.checkpoint = path.display().to_string();
-                self.checkpoint.text = self.state.checkpoint.clone();
+                self.files.checkpoint.text = self.state.checkpoint.clone();
                 self.set_lab(Arc::new(lab), true);
             }
             Err(e) => shared.error(e.to_string()),
@@ -437,84 +466,12 @@ impl CodebookTab {
         self.last_play_ms = Some(started.elapsed().as_secs_f64() * 1e3);
     }
 
-    fn start_training(&mut self, shared: &mut Shared) {
-        let domain = self.state.domain;
-        let mut cfg = match TrainConfig::preset(domain, &self.state.preset) {
-            Ok(c) => c,
-            Err(e) => return shared.error(format!("{e:#}")),
-        };
-        cfg.steps = self.state.steps.max(1);
-        let spec = self.data_field.text.trim().to_string();
-        self.state.data = spec.clone();
-        let total = cfg.steps;
-        let options = JobOptions {
-            threads: shared.train_threads,
-            eval_every: 50,
-            snapshot_every: Duration::from_millis(1500),
-        };
-        let job = worker::spawn(
-            move |status| {
-                status(format!("preparing {spec}"));
-                let data = data::load(domain, &spec, status)?;
-                Ok(Box::new(V3Trainer::new(cfg, data, 0)?))
-            },
-            options,
-        );
-        self.training = Some(Training {
-            job,
-            domain,
-            status: "starting".into(),
-            losses: Vec::new(),
-            metrics: Vec::new(),
-            last_step: 0,
-            total,
-        });
-        shared.info(format!(
-            "training {} {} ({total} steps) on {} thread(s)",
-            super::family_name(domain),
-            self.state.preset,
-            shared.train_threads
-        ));
-    }
-
+    /// Read the training job: a snapshot becomes the model on show.
     fn drain_training(&mut self, shared: &mut Shared) {
-        let Some(t) = &mut self.training else { return };
-        let mut progress = t.job.poll(Duration::from_millis(6));
-        if let Some(s) = progress.status {
-            t.status = s;
-        }
-        for s in &progress.steps {
-            t.last_step = s.step;
-            if s.step % 5 == 0 || t.losses.len() < 50 {
-                t.losses.push([s.step as f64, s.total()]);
-            }
-        }
-        for (step, values) in &progress.metrics {
-            let get = |k: &str| {
-                values
-                    .iter()
-                    .find(|(n, _)| n == k)
-                    .map_or(f64::NAN, |v| v.1)
-            };
-            t.metrics
-                .push((*step, get("codebook_purity"), get("content_knn_auc")));
-        }
-        let ended = shared
-            .announce_end(progress.ended.take())
-            .map(|status| t.status = status)
-            .is_some();
-        let domain = t.domain;
-        if let Some(snapshot) = progress.snapshot {
-            match Lab::from_snapshot(&snapshot) {
-                Ok(lab) => {
-                    let fresh = self.lab.as_ref().is_none_or(|l| l.domain() != domain);
-                    self.set_lab(Arc::new(lab), fresh);
-                }
-                Err(e) => shared.error(format!("training snapshot: {e:#}")),
-            }
-        }
-        if ended {
-            self.finished_training = self.training.take();
+        let update = self.panel.logic(shared, |_| {});
+        if let Some(lab) = update.model(shared, Lab::from_snapshot) {
+            let fresh = self.lab.as_ref().is_none_or(|l| l.domain() != lab.domain());
+            self.set_lab(Arc::new(lab), fresh);
         }
     }
 
@@ -547,14 +504,18 @@ impl CodebookTab {
                 if domain != self.state.domain {
                     self.state.domain = domain;
                     self.state.style = StyleChoice::Known(0);
-                    self.data_field.text = data::default_spec(domain).into();
+                    if !self.panel.is_running() {
+                        self.panel.spec = training_spec(domain);
+                        self.panel.set_start(starter(domain));
+                        self.panel.settings.data = data::default_spec(domain).into();
+                    }
                     let path = default_checkpoint(&shared.models_dir, domain);
                     self.lab = None;
                     self.atoms = None;
                     self.atoms_key = None;
                     self.swapped = None;
                     self.samples = None;
-                    self.checkpoint.text = path.display().to_string();
+                    self.files.checkpoint.text = path.display().to_string();
                     if path.exists() {
                         self.open(&path, shared);
                     } else {
@@ -607,16 +568,6 @@ impl CodebookTab {
                     .map(|s| s.fragment(fragment, len).to_vec())
                 {
                     self.play(&f, started, shared);
-                }
-            }
-            Command::Train => {
-                if self.training.is_none() {
-                    self.start_training(shared);
-                }
-            }
-            Command::Stop => {
-                if let Some(t) = &self.training {
-                    t.job.cancel();
                 }
             }
             Command::Export(kind, p) => {
@@ -1011,108 +962,23 @@ impl CodebookTab {
         });
     }
 
-    fn training_ui(&mut self, ui: &mut egui::Ui, shared: &Shared) {
-        ui.horizontal(|ui| {
-            egui::ComboBox::from_label("preset")
-                .selected_text(self.state.preset.clone())
-                .show_ui(ui, |ui| {
-                    for p in PRESETS {
-                        ui.selectable_value(&mut self.state.preset, p.to_string(), p);
-                    }
-                });
-            ui.add(
-                egui::DragValue::new(&mut self.state.steps)
-                    .range(1..=1_000_000)
-                    .prefix("steps "),
-            );
-            ui.label("data");
-            let hint = match self.state.domain {
-                Domain::Notes => "soundfont, soundfont:PATH.sf2",
-                Domain::Digits => "digits, idx:IMAGES,LABELS, csv:PATH",
-            };
-            self.data_field.ui(ui, hint, FileRequest::Open, &[]);
-        });
-        ui.horizontal(|ui| {
-            let running = self.training.is_some();
-            if ui
-                .add_enabled(
-                    !running,
-                    egui::Button::new(format!("Train {}", super::family_name(self.state.domain))),
-                )
-                .clicked()
-            {
-                self.commands.push(Command::Train);
-            }
-            if ui.add_enabled(running, egui::Button::new("Stop")).clicked() {
-                self.commands.push(Command::Stop);
-            }
-            ui.label(format!("{} thread(s)", shared.train_threads));
-        });
-        let Some(t) = self.training.as_ref().or(self.finished_training.as_ref()) else {
-            return;
-        };
-        ui.add(
-            egui::ProgressBar::new(t.last_step as f32 / t.total.max(1) as f32)
-                .text(format!("step {}/{} · {}", t.last_step, t.total, t.status)),
-        );
-        let losses: PlotPoints = t
-            .losses
-            .iter()
-            .map(|l| [l[0], l[1].max(1e-9).log10()])
-            .collect();
-        let purity: PlotPoints = t.metrics.iter().map(|m| [m.0 as f64, m.1]).collect();
-        let knn: PlotPoints = t.metrics.iter().map(|m| [m.0 as f64, m.2]).collect();
-        Plot::new("v3_training_curves")
-            .height(120.0)
-            .legend(Legend::default())
-            .x_axis_label("step")
-            .allow_scroll(false)
-            .show(ui, |plot| {
-                plot.line(egui_plot::Line::new("log10 loss", losses));
-                plot.line(egui_plot::Line::new("codebook purity", purity));
-                plot.line(egui_plot::Line::new("content kNN AUC", knn));
-            });
-    }
-
     fn files_ui(&mut self, ui: &mut egui::Ui) {
-        let loaded = self.lab.is_some();
-        match self.checkpoint.checkpoint_row(ui, "v3.safetensors", loaded) {
-            Some(CheckpointAction::Open(p)) => self.commands.push(Command::Open(p)),
-            Some(CheckpointAction::Save(p)) => self.commands.push(Command::Save(p)),
-            None => {}
-        }
-        let figure = [("figure", &["png", "svg"][..])];
-        if let Some((_, p)) = self.grid_field.row(
-            ui,
-            "codebook grid",
-            "codebook.png or .svg",
-            FileRequest::Save,
-            &figure,
-            &[("Export grid", loaded)],
-        ) {
-            self.commands.push(Command::Export(ExportKind::Codebook, p));
-        }
-        if let Some((_, p)) = self.matrix_field.row(
-            ui,
-            "code-by-label",
-            "matrix.png or .svg",
-            FileRequest::Save,
-            &figure,
-            &[("Export matrix", loaded)],
-        ) {
-            self.commands.push(Command::Export(ExportKind::Matrix, p));
-        }
-        if let Some((i, p)) = self.scatter_field.row(
-            ui,
-            "latent scatter",
-            "latents.png or .svg",
-            FileRequest::Save,
-            &figure,
-            &[("Export content", loaded), ("Export style", loaded)],
-        ) {
-            self.commands
-                .push(Command::Export(ExportKind::Scatter { content: i == 0 }, p));
-        }
+        let command = match self.files.ui(ui, self.lab.is_some(), |_| true) {
+            Some(FileAction::Open(p)) => Some(Command::Open(p)),
+            Some(FileAction::Save(p)) => Some(Command::Save(p)),
+            Some(FileAction::Export { row, action, path }) => {
+                let kind = match row {
+                    0 => ExportKind::Codebook,
+                    1 => ExportKind::Matrix,
+                    _ => ExportKind::Scatter {
+                        content: action == 0,
+                    },
+                };
+                Some(Command::Export(kind, path))
+            }
+            Some(FileAction::Import(_)) | None => None,
+        };
+        self.commands.extend(command);
     }
 }
 
@@ -1151,17 +1017,13 @@ impl Tab for CodebookTab {
     }
 
     fn logic(&mut self, ctx: &egui::Context, shared: &mut Shared) {
-        self.drain_training(shared);
         self.drain_background(shared);
-        for command in std::mem::take(&mut self.commands) {
-            self.apply(command, shared);
-        }
         self.ensure_samples();
         self.refresh_atoms(ctx, shared);
         self.refresh_swap(ctx);
     }
 
-    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+    fn ui(&mut self, ui: &mut egui::Ui, _shared: &mut Shared) {
         egui::ScrollArea::vertical().show(ui, |ui| {
             self.header_ui(ui);
             ui.separator();
@@ -1181,33 +1043,41 @@ impl Tab for CodebookTab {
                 right.heading("Latents");
                 self.scatter_ui(right);
                 right.separator();
-                right.heading("Train");
-                self.training_ui(right, shared);
+                right.heading("Training");
+                right.label(format!(
+                    "trains {} (the tab's domain)",
+                    super::family_name(self.state.domain)
+                ));
+                self.panel.ui(right);
                 right.separator();
                 right.heading("Files");
                 self.files_ui(right);
             });
         });
-        let ctx = ui.ctx().clone();
+    }
+
+    fn apply_commands(&mut self, shared: &mut Shared) {
         for command in std::mem::take(&mut self.commands) {
             self.apply(command, shared);
         }
+        self.drain_training(shared);
+        // decoding needs the context for its textures: `logic` does it before the next frame
         self.ensure_samples();
-        self.refresh_atoms(&ctx, shared);
-        self.refresh_swap(&ctx);
+    }
+
+    fn training_panel(&mut self) -> Option<&mut TrainingPanel> {
+        Some(&mut self.panel)
     }
 
     fn busy(&self) -> bool {
-        self.training.is_some() || !self.background.is_empty()
+        self.panel.is_running() || !self.background.is_empty()
     }
 
     fn persist(&self) -> serde_json::Value {
         let mut s = self.state.clone();
-        s.checkpoint = self.checkpoint.text.clone();
-        s.data = self.data_field.text.clone();
-        s.export_grid = self.grid_field.text.clone();
-        s.export_matrix = self.matrix_field.text.clone();
-        s.export_scatter = self.scatter_field.text.clone();
+        s.checkpoint = self.files.checkpoint.text.clone();
+        s.train = self.panel.settings.clone();
+        s.files = self.files.paths();
         serde_json::to_value(s).unwrap_or_default()
     }
 
@@ -1215,10 +1085,7 @@ impl Tab for CodebookTab {
         let Ok(s) = serde_json::from_value::<CodebookState>(state) else {
             return;
         };
-        self.data_field.text = s.data.clone();
-        self.grid_field.text = s.export_grid.clone();
-        self.matrix_field.text = s.export_matrix.clone();
-        self.scatter_field.text = s.export_scatter.clone();
+        self.files.restore(&s.files);
         let same_model = self.lab.as_ref().is_some_and(|l| l.domain() == s.domain);
         if same_model {
             self.state.style = s.style;
@@ -1226,8 +1093,9 @@ impl Tab for CodebookTab {
             self.state.swap_style = s.swap_style;
             self.state.swap_fragment = s.swap_fragment;
         }
-        self.state.preset = s.preset;
-        self.state.steps = s.steps;
+        if s.domain == self.state.domain {
+            self.panel.settings = s.train;
+        }
         self.atoms_key = None;
     }
 

@@ -1,0 +1,63 @@
+//! Every model family the program knows, in one place: its command-line side
+//! ([`crate::cli::Family`]) and, where it has one, its tab in the window. The window's tab
+//! list and the command line's family list both come from here.
+
+use std::sync::Arc;
+
+use crate::app::{StartJob, TabMaker};
+use crate::cli::{CliError, Family};
+
+/// One family: its commands and, for the first family of a tab, the tab.
+pub struct Entry {
+    pub family: &'static dyn Family,
+    pub tab: Option<TabMaker>,
+}
+
+/// Every family, in tab order (a tab that shows several families is listed at its first).
+pub static REGISTRY: &[Entry] = &[
+    Entry {
+        family: &crate::sps_music::cli::SpsMusicFamily,
+        tab: Some(|shared| Box::new(crate::sps_music::view::PitchTab::new(shared))),
+    },
+    Entry {
+        family: &crate::relevance::cli::RelevanceFamily,
+        tab: Some(|shared| Box::new(crate::relevance::view::RelevanceTab::new(shared))),
+    },
+    Entry {
+        family: &crate::ievae::cli::IeVaeFamily,
+        tab: Some(|shared| Box::new(crate::ievae::view::ClassPoseTab::new(shared))),
+    },
+    Entry {
+        family: &crate::v3::cli::NOTES,
+        tab: Some(|shared| Box::new(crate::v3::view::CodebookTab::new(shared))),
+    },
+    Entry {
+        family: &crate::v3::cli::DIGITS,
+        tab: None,
+    },
+    Entry {
+        family: &crate::sps_vision::cli::SpsVisionFamily,
+        tab: Some(|shared| Box::new(crate::sps_vision::view::VisionTab::new(shared))),
+    },
+    Entry {
+        family: &crate::digits::cli::DigitClassifierFamily,
+        tab: None,
+    },
+];
+
+/// The constructors of the window's tabs, in order.
+pub fn tabs() -> Vec<TabMaker> {
+    REGISTRY.iter().filter_map(|e| e.tab).collect()
+}
+
+/// Starts `family`'s `latent-lab train` job for the window's training panel.
+pub fn job_starter(family: &'static dyn Family) -> StartJob {
+    Arc::new(move |args| family.train(args).map_err(message))
+}
+
+/// A command-line error as the window shows it.
+pub fn message(e: CliError) -> String {
+    match e {
+        CliError::BadInput(e) | CliError::Failed(e) => format!("{e:#}"),
+    }
+}

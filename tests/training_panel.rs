@@ -1,0 +1,130 @@
+//! Every tab trains through the same panel: Train starts the family's job, the progress bar
+//! moves, Stop ends it with the weights reached, and Save writes them.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::{NodeT, Queryable};
+use latent_lab::app::App;
+
+/// Steps of each run: enough that Stop comes before the end.
+const STEPS: u64 = 100_000;
+
+fn wait_for(harness: &mut Harness<'static, App>, what: &str, done: impl Fn(&mut App) -> bool) {
+    let start = Instant::now();
+    while !done(harness.state_mut()) {
+        let notices = common::notices(harness);
+        assert!(
+            start.elapsed() < Duration::from_secs(240),
+            "{what}: timed out; notices {notices:?}"
+        );
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn train_stop_save(title: &str, checkpoint: &str) {
+    let models = tempfile::tempdir().unwrap();
+    let mut harness = common::window(models.path());
+    harness.run_steps(2);
+    harness.get_by_label(title).click();
+    harness.run_steps(2);
+    let active = harness.state().active;
+    assert_eq!(harness.state().tabs[active].title(), title);
+    let panel = |app: &mut App| {
+        let active = app.active;
+        app.tabs[active].training_panel().unwrap().run.is_some()
+    };
+    assert!(!panel(harness.state_mut()), "{title}: no run before Train");
+    harness.state_mut().tabs[active]
+        .training_panel()
+        .unwrap()
+        .settings
+        .steps = STEPS;
+    harness.get_by_label("Train").click();
+    harness.run_steps(2);
+    assert!(
+        harness.get_by_label("Train").accesskit_node().is_disabled(),
+        "{title}: Train is greyed out while training"
+    );
+    // progress: steps done, shown in the bar
+    wait_for(&mut harness, &format!("{title}: first steps"), |app| {
+        let active = app.active;
+        app.tabs[active]
+            .training_panel()
+            .unwrap()
+            .run
+            .as_ref()
+            .is_some_and(|r| r.step >= 2 || !r.is_running())
+    });
+    harness.run_steps(1);
+    assert!(
+        harness
+            .query_by_label_contains(&format!("/{STEPS} · "))
+            .is_some(),
+        "{title}: the progress bar shows step/total"
+    );
+    harness.get_by_label("Stop").click();
+    wait_for(&mut harness, &format!("{title}: stop"), |app| {
+        let active = app.active;
+        !app.tabs[active].training_panel().unwrap().is_running()
+    });
+    harness.run_steps(2);
+    {
+        let app = harness.state_mut();
+        let active = app.active;
+        let run = app.tabs[active]
+            .training_panel()
+            .unwrap()
+            .run
+            .as_ref()
+            .unwrap();
+        let ended = run.ended.clone().unwrap();
+        assert!(
+            ended.as_ref().is_ok_and(|s| s.starts_with("stopped")),
+            "{title}: Stop stops the run ({ended:?})"
+        );
+        assert!(run.step < STEPS, "{title}: stopped before the end");
+    }
+    assert!(
+        !harness.get_by_label("Train").accesskit_node().is_disabled(),
+        "{title}: Train is offered again"
+    );
+    // the weights reached are the tab's model: Save writes them where the field says
+    let saved = models.path().join(checkpoint);
+    // the curves drawn while training can push the files panel below the window
+    harness.get_by_label("Save").scroll_to_me();
+    harness.run_steps(2);
+    harness.get_by_label("Save").click();
+    wait_for(&mut harness, &format!("{title}: save"), |_| {
+        saved.is_file() && latent_lab::nn::checkpoint::load(&saved).is_ok_and(|c| c.meta.steps >= 2)
+    });
+}
+
+#[test]
+fn relevance_tab_trains_stops_and_saves_through_the_panel() {
+    train_stop_save("Relevance", "vae_relevance.safetensors");
+}
+
+#[test]
+fn class_pose_tab_trains_stops_and_saves_through_the_panel() {
+    train_stop_save("Class x Pose", latent_lab::ievae::DEFAULT_FILE);
+}
+
+#[test]
+fn pitch_tab_trains_stops_and_saves_through_the_panel() {
+    train_stop_save("Pitch", "sps_music.safetensors");
+}
+
+#[test]
+fn codebook_tab_trains_stops_and_saves_through_the_panel() {
+    train_stop_save("Codebook", "v3_notes.safetensors");
+}
+
+#[test]
+fn vision_tab_trains_stops_and_saves_through_the_panel() {
+    train_stop_save("3D", "sps_vision.safetensors");
+}
