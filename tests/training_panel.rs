@@ -28,7 +28,7 @@ fn wait_for(harness: &mut Harness<'static, App>, what: &str, done: impl Fn(&mut 
 
 fn train_stop_save(title: &str, checkpoint: &str) {
     let models = tempfile::tempdir().unwrap();
-    let mut harness = common::window(models.path());
+    let mut harness = common::window_sized(models.path(), [1400.0, 2000.0]);
     harness.run_steps(2);
     harness.get_by_label(title).click();
     harness.run_steps(2);
@@ -95,9 +95,6 @@ fn train_stop_save(title: &str, checkpoint: &str) {
     );
     // the weights reached are the tab's model: Save writes them where the field says
     let saved = models.path().join(checkpoint);
-    // the curves drawn while training can push the files panel below the window
-    harness.get_by_label("Save").scroll_to_me();
-    harness.run_steps(2);
     harness.get_by_label("Save").click();
     wait_for(&mut harness, &format!("{title}: save"), |_| {
         saved.is_file() && latent_lab::nn::checkpoint::load(&saved).is_ok_and(|c| c.meta.steps >= 2)
