@@ -17,7 +17,11 @@ cargo build --release -q
 bin=target/release/latent-lab
 
 ratio() { # latent-lab JSON, PyTorch JSON
-  python3 -c 'import json,sys; a=json.loads(sys.argv[1]); b=json.loads(sys.argv[2]); print(f"latent-lab {a[\"ms_per_step_median\"]:.1f} ms, PyTorch {b[\"ms_per_step_median\"]:.1f} ms: ratio {a[\"ms_per_step_median\"]/b[\"ms_per_step_median\"]:.2f}")' "$1" "$2"
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+ours, theirs = (json.loads(a)["ms_per_step_median"] for a in sys.argv[1:3])
+print(f"latent-lab {ours:.1f} ms, PyTorch {theirs:.1f} ms: ratio {ours / theirs:.2f}")
+PY
 }
 
 echo "sps-music, paper preset (32 sequences of 15 notes, K = 4), $threads threads"
