@@ -7,11 +7,11 @@ train-step` is compared with. Prints one JSON object like `latent-lab bench --js
 
 import argparse
 import json
-import statistics
-import time
 
 import torch
 from torch import nn
+
+from steptime import time_steps
 
 
 def mlp(sizes):
@@ -41,9 +41,8 @@ def main():
     params = list(encoder.parameters()) + list(decoder.parameters())
     opt = torch.optim.Adam(params, lr=1e-3)
     data = torch.randn(5000, a.features)
-    times = []
-    for i in range(a.warmup + a.steps):
-        start = time.perf_counter()
+
+    def step():
         x = data[torch.randint(0, data.shape[0], (a.batch,))]
         mu, logvar = encoder(x).chunk(2, dim=1)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
@@ -53,15 +52,12 @@ def main():
         opt.zero_grad()
         loss.backward()
         opt.step()
-        if i >= a.warmup:
-            times.append((time.perf_counter() - start) * 1e3)
+
     print(json.dumps({
         "implementation": f"pytorch {torch.__version__}",
         "preset": "fast", "batch": a.batch, "threads": a.threads,
-        "ms_per_step_median": statistics.median(times),
-        "ms_per_step_min": min(times), "ms_per_step_max": max(times),
+        **time_steps(step, a.warmup, a.steps),
     }))
-
 
 if __name__ == "__main__":
     main()

@@ -13,12 +13,12 @@ Prints one JSON object like `latent-lab bench --json`: ms_per_step_median/min/ma
 
 import argparse
 import json
-import statistics
-import time
 
 import torch
 from torch import nn
 import torch.nn.functional as F
+
+from steptime import time_steps
 
 BINS, FRAMES, SEQ, GIVEN = 513, 5, 15, 3
 
@@ -106,23 +106,21 @@ def main():
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     # spectra-like inputs in [0, 1]; the step's cost does not depend on their values
     x = torch.rand(a.batch * SEQ, 1, BINS, FRAMES) ** 4
-    times = []
-    for i in range(a.warmup + a.steps):
-        start = time.perf_counter()
+    last = {}
+
+    def step():
         opt.zero_grad()
         loss = step_loss(model, x, a.k)
         loss.backward()
         opt.step()
-        if i >= a.warmup:
-            times.append((time.perf_counter() - start) * 1e3)
+        last["loss"] = float(loss.detach())
+
+    timing = time_steps(step, a.warmup, a.steps)
     print(json.dumps({
         "implementation": f"pytorch {torch.__version__}",
         "preset": "paper", "batch": a.batch, "k": a.k, "threads": a.threads,
-        "ms_per_step_median": statistics.median(times),
-        "ms_per_step_min": min(times), "ms_per_step_max": max(times),
-        "loss": float(loss.detach()),
+        **timing, "loss": last["loss"],
     }))
-
 
 if __name__ == "__main__":
     main()

@@ -25,6 +25,17 @@ pub struct Metadata {
     pub version: String,
 }
 
+impl Metadata {
+    /// The same description with `config` in place of the recorded one (what a lab saves
+    /// after it has learned more about itself, such as a calibration).
+    pub fn with_config(&self, config: serde_json::Value) -> Self {
+        Self {
+            config,
+            ..self.clone()
+        }
+    }
+}
+
 /// Why a checkpoint could not be read or written. Every message names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {

@@ -131,13 +131,7 @@ impl Checkpointed for Lab {
             self.intrinsic_dim,
             &self.history,
         );
-        (
-            Metadata {
-                config,
-                ..self.meta.clone()
-            },
-            &self.varmap,
-        )
+        (self.meta.with_config(config), &self.varmap)
     }
 }
 

@@ -81,8 +81,7 @@ impl Checkpointed for Lab {
 
     fn weights(&self) -> (Metadata, &VarMap) {
         let config = config_json(&self.cfg, &self.calibration);
-        let meta = self.meta.clone();
-        (Metadata { config, ..meta }, &self.varmap)
+        (self.meta.with_config(config), &self.varmap)
     }
 }
 

@@ -84,13 +84,7 @@ impl Checkpointed for Lab {
 
     fn weights(&self) -> (Metadata, &VarMap) {
         let config = config_json(&self.cfg, &self.calibration);
-        (
-            Metadata {
-                config,
-                ..self.meta.clone()
-            },
-            &self.varmap,
-        )
+        (self.meta.with_config(config), &self.varmap)
     }
 }
 

@@ -115,13 +115,7 @@ impl Checkpointed for Lab {
 
     fn weights(&self) -> (Metadata, &VarMap) {
         let config = config_json(&self.cfg, &self.summary);
-        (
-            Metadata {
-                config,
-                ..self.meta.clone()
-            },
-            &self.varmap,
-        )
+        (self.meta.with_config(config), &self.varmap)
     }
 }
 
