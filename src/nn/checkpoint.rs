@@ -404,7 +404,7 @@ pub trait Checkpointed: Sized {
 
     /// The lab from its training configuration, the rest of the metadata and the tensors:
     /// every size of `cfg` checked against its limits (see [`limit`]) before the model is
-    /// built by [`build_model`] (or [`build_on_varmap`]), which checks every tensor.
+    /// built by [`build_model`], which checks every tensor.
     fn build(
         meta: Metadata,
         cfg: Self::Config,
@@ -539,19 +539,7 @@ pub fn build_model<M>(
     checked.map_err(|e| CheckpointError::other(path, e))?;
     let used = std::mem::take(&mut *lock(&used));
     refuse_extra(tensors, |name| used.contains(name), path)?;
-    build_on_varmap(tensors, path, |varmap| new(crate::nn::var_builder(varmap)))
-}
 
-/// A model that takes the VarMap itself (it keeps some variables as `Var`s), built on a
-/// VarMap that already holds copies of the checkpoint's tensors: a variable of the right name
-/// and shape is found in place, a wrong shape is refused before anything is allocated. A
-/// variable missing from the file is created by the model, so the caller bounds every size
-/// in the configuration first. Panics are caught as in [`build_model`].
-pub fn build_on_varmap<M>(
-    tensors: &HashMap<String, Tensor>,
-    path: &Path,
-    new: impl FnOnce(&VarMap) -> candle_core::Result<M>,
-) -> Result<(M, VarMap), CheckpointError> {
     let varmap = VarMap::new();
     {
         let mut data = lock_varmap(&varmap, path)?;
@@ -561,23 +549,13 @@ pub fn build_on_varmap<M>(
             data.insert(name.clone(), var);
         }
     }
-    let built = quietly(|| new(&varmap)).map_err(|panic| unbuildable(path, &panic))?;
-    let model = built.map_err(|e| match shape_mismatch(&e.to_string(), tensors, path) {
-        Some(refused) => refused,
-        None => CheckpointError::other(path, e),
-    })?;
-    // The model may have created variables the file lacks; their names say which.
-    let data = lock_varmap(&varmap, path)?;
-    let mut missing: Vec<&String> = data.keys().filter(|k| !tensors.contains_key(*k)).collect();
-    missing.sort();
-    if let Some(name) = missing.first() {
-        return Err(CheckpointError::Missing {
-            path: path.to_owned(),
-            name: (*name).clone(),
-        });
-    }
+    let built = quietly(|| new(crate::nn::var_builder(&varmap)));
+    let model = built
+        .map_err(|panic| unbuildable(path, &panic))?
+        .map_err(|e| CheckpointError::other(path, e))?;
     // A constructor may give a variable its starting value (an identity matrix, say): the
     // file's values win.
+    let data = lock_varmap(&varmap, path)?;
     for (name, t) in tensors {
         if let Some(var) = data.get(name) {
             var.set(t).map_err(|e| CheckpointError::other(path, e))?;
@@ -595,28 +573,6 @@ fn lock_varmap<'a>(
         .data()
         .lock()
         .map_err(|_| CheckpointError::other(path, "variable map poisoned"))
-}
-
-/// VarMap refuses a wrong shape as `shape mismatch on NAME: [..] <> [..]`; give it our form.
-fn shape_mismatch(
-    message: &str,
-    tensors: &HashMap<String, Tensor>,
-    path: &Path,
-) -> Option<CheckpointError> {
-    let line = first_line(message);
-    let (name, shapes) = line.strip_prefix("shape mismatch on ")?.split_once(": ")?;
-    let expected = shapes.split(" <> ").next()?;
-    let expected = expected.trim_matches(|c| c == '[' || c == ']');
-    let expected: Vec<usize> = expected
-        .split(',')
-        .map(|d| d.trim().parse().ok())
-        .collect::<Option<_>>()?;
-    Some(CheckpointError::Shape {
-        path: path.to_owned(),
-        name: name.into(),
-        expected,
-        found: tensors.get(name)?.dims().to_vec(),
-    })
 }
 
 fn refuse_extra(

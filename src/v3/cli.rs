@@ -144,8 +144,8 @@ impl Family for V3Family {
         let domain = self.0;
         Ok(match what {
             "decode" => {
-                let varmap = candle_nn::VarMap::new();
-                let model = super::model::V3Model::new(&cfg.model, &varmap)?;
+                let (_varmap, vb) = crate::nn::new_varmap();
+                let model = super::model::V3Model::new(&cfg.model, vb)?;
                 let c = vec![vec![0.1f32; cfg.model.content_dim]];
                 let s = vec![vec![-0.2f32; cfg.model.style_dim]];
                 let times = cli::time_ms(
@@ -163,8 +163,8 @@ impl Family for V3Family {
             "swap" => {
                 // what the swap view does on a click: decode one fragment with another
                 // sample's style and, for notes, resynthesise it for playback
-                let varmap = candle_nn::VarMap::new();
-                let model = super::model::V3Model::new(&cfg.model, &varmap)?;
+                let (_varmap, vb) = crate::nn::new_varmap();
+                let model = super::model::V3Model::new(&cfg.model, vb)?;
                 let c = vec![vec![0.1f32; cfg.model.content_dim]];
                 let s = vec![vec![-0.2f32; cfg.model.style_dim]];
                 let mut stft = dsp::Stft::new();

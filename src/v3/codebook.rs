@@ -1,7 +1,7 @@
 //! The VQ codebook: EMA updates, k-means initialisation and restarts of dead codes.
 
 use candle_core::{D, DType, Device, Result, Tensor, Var};
-use candle_nn::{VarBuilder, VarMap};
+use candle_nn::VarBuilder;
 use rand::Rng;
 use rand::rngs::StdRng;
 
@@ -21,22 +21,16 @@ pub const CODEBOOK_PREFIX: &str = "vq.";
 /// Names of running statistics (no gradient, kept out of the optimiser).
 pub const STATS_PREFIX: &str = "stats.";
 
-/// A variable of `varmap`, created with `init` if it is not there yet.
+/// The variable `name` of the store behind `vb`, created with `init` if it is not there yet.
+/// Over a VarMap the `Var` shares its storage with the map's, so what [`Var::set`] writes is
+/// what a snapshot saves; over a checkpoint's own tensors it is a copy, read only to check.
 pub(crate) fn stored_var(
-    varmap: &VarMap,
+    vb: &VarBuilder,
     shape: &[usize],
     name: &str,
     init: candle_nn::Init,
 ) -> Result<Var> {
-    let vb = VarBuilder::from_varmap(varmap, DType::F32, &Device::Cpu);
-    vb.get_with_hints(shape, name, init)?;
-    let data = varmap
-        .data()
-        .lock()
-        .map_err(|_| candle_core::Error::Msg("variable map poisoned".into()))?;
-    data.get(name)
-        .cloned()
-        .ok_or_else(|| candle_core::Error::Msg(format!("no variable {name}")))
+    Var::from_tensor(&vb.get_with_hints(shape, name, init)?)
 }
 
 impl Codebook {
@@ -45,10 +39,10 @@ impl Codebook {
         dim: usize,
         decay: f64,
         threshold: f64,
-        varmap: &VarMap,
+        vb: &VarBuilder,
     ) -> Result<Self> {
         let get = |shape: &[usize], name: &str, init| -> Result<Var> {
-            stored_var(varmap, shape, &format!("{CODEBOOK_PREFIX}{name}"), init)
+            stored_var(vb, shape, &format!("{CODEBOOK_PREFIX}{name}"), init)
         };
         let normal = candle_nn::Init::Randn {
             mean: 0.0,

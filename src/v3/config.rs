@@ -65,40 +65,6 @@ pub struct ModelConfig {
     /// would otherwise keep as part of every row's style
     #[serde(default)]
     pub colour_style: bool,
-    /// notes with `conv`: the style trunk also reads the note's timbre, frame by frame: the
-    /// log-frequency spectrum of each frame through two convolutions along frequency, then
-    /// their maximum over frequency, which is the same wherever the partials sit (whatever
-    /// the pitch), beside the octave-band energies
-    #[serde(default)]
-    pub timbre_conv: bool,
-    /// notes with `timbre_conv`: how many equal spans of frames the timbre convolution reads
-    /// (a span's spectrum is the mean over its frames)
-    #[serde(default = "default_timbre_spans")]
-    pub timbre_spans: usize,
-    /// notes with `conv`: the style trunk reads the octave-band energies frame by frame. With
-    /// `timbre_conv` and this off, it reads the timbre alone, which no transposition changes
-    #[serde(default = "default_true")]
-    pub style_bands: bool,
-    /// notes with `conv`: the style trunk is linear (its layers without activations), a
-    /// projection of the style view. The V3 style terms then look for the directions in which
-    /// samples differ and their fragments agree, like a discriminant analysis with the
-    /// samples as classes; an MLP trunk can meet the hinge's ratio by spreading the samples
-    /// of a few styles far apart instead (models/README.md)
-    #[serde(default)]
-    pub style_linear: bool,
-    /// notes with `factored_decoder`: hidden units of a small MLP on content and style
-    /// together whose spectrum is added to the pattern and the envelope: what an instrument
-    /// does differently at one pitch (another sample of the SoundFont, say), which neither
-    /// half can draw alone. 0 = none
-    #[serde(default)]
-    pub mix_hidden: usize,
-    /// the style latent is standardised per dimension: over the batch in training, with the
-    /// running mean and spread (`stats.style_*`) in use. No dimension can then meet the V3
-    /// style ratio by throwing a few samples far out; every dimension must vary across
-    /// samples more than within them, which is what tells one instrument from another
-    /// (models/README.md)
-    #[serde(default)]
-    pub style_standardise: bool,
     /// notes with `conv`: the octave-band view of the style trunk is whitened by the
     /// within-sample covariance of the training fragments (`stats.style_white_*`, fixed when
     /// training starts): directions in which the fragments of one sample differ (what changes
@@ -111,14 +77,6 @@ pub struct ModelConfig {
     /// no labels); 0 keeps them all
     #[serde(default)]
     pub style_discriminant: usize,
-}
-
-fn default_timbre_spans() -> usize {
-    4
-}
-
-fn default_true() -> bool {
-    true
 }
 
 fn default_cepstrum_start() -> f32 {
@@ -160,17 +118,7 @@ impl ModelConfig {
 
     pub fn input_len(&self) -> usize {
         if self.conv > 0 && self.domain == Domain::Notes {
-            let timbre = if self.timbre_conv {
-                self.conv * self.timbre_spans
-            } else {
-                0
-            };
-            let bands = if self.style_bands || !self.timbre_conv {
-                self.style_view_len()
-            } else {
-                0
-            };
-            return bands + timbre;
+            return self.style_view_len();
         }
         let spectrum = self.domain.fragment_len() / self.pool.max(1);
         if self.content_trunk {

@@ -82,9 +82,8 @@ impl Checkpointed for Lab {
                 ),
             ));
         }
+        refuse_settings_it_cannot_build(&meta, path)?;
         let m = &cfg.model;
-        // The model keeps its codebook as variables of the VarMap and so is built on one,
-        // where a variable the file lacks is created: every size is bounded first.
         let sizes = [
             ("hidden", m.hidden, 1..=4096),
             ("content_dim", m.content_dim, 1..=1024),
@@ -94,16 +93,13 @@ impl Checkpointed for Lab {
             ("rank", m.rank, 0..=1024),
             ("cepstrum", m.cepstrum, 0..=1024),
             ("conv", m.conv, 0..=256),
-            ("timbre_spans", m.timbre_spans, 1..=64),
-            ("mix_hidden", m.mix_hidden, 0..=4096),
             ("style_discriminant", m.style_discriminant, 0..=1024),
         ];
-        for (name, size, allowed) in sizes {
-            checkpoint::limit(path, &format!("train.model.{name}"), size, allowed)?;
-        }
+        let sizes = sizes.map(|(name, size, allowed)| (name.to_string(), size, allowed));
+        checkpoint::limits(path, "train.model.", sizes)?;
         let summary = checkpoint::config_entry_or_default(&meta, "summary");
         let (model, varmap) =
-            checkpoint::build_on_varmap(tensors, path, |vm| V3Model::new(&cfg.model, vm))?;
+            checkpoint::build_model(tensors, path, |vb| V3Model::new(&cfg.model, vb))?;
         Ok(Self {
             meta,
             cfg,
@@ -117,6 +113,30 @@ impl Checkpointed for Lab {
         let config = config_json(&self.cfg, &self.summary);
         (self.meta.with_config(config), &self.varmap)
     }
+}
+
+/// Settings an older checkpoint may hold, each with the value at which it changes nothing.
+/// This program builds no model with another value, so such a file is refused rather than
+/// built as a different model than the one its weights were trained in.
+fn refuse_settings_it_cannot_build(meta: &Metadata, path: &Path) -> Result<(), CheckpointError> {
+    let neutral = [
+        ("timbre_conv", serde_json::json!(false)),
+        ("style_linear", serde_json::json!(false)),
+        ("style_standardise", serde_json::json!(false)),
+        ("mix_hidden", serde_json::json!(0)),
+    ];
+    for (key, value) in neutral {
+        match meta.config.pointer(&format!("/train/model/{key}")) {
+            Some(v) if *v != value => {
+                return Err(CheckpointError::other(
+                    path,
+                    format!("config.train.model.{key} = {v}: a model this program cannot build"),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 impl Lab {
@@ -204,4 +224,29 @@ pub fn fragment_audio(
         audio.iter_mut().for_each(|s| *s *= 0.9 / peak);
     }
     audio
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A setting no model here has is refused when on, named, and ignored when neutral.
+    #[test]
+    fn a_setting_it_cannot_build_is_refused_by_name() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/v3_notes.safetensors");
+        let good = std::fs::read(&path).unwrap();
+        let loaded = checkpoint::load_bytes(&good, &path).unwrap();
+        let open = |key: &str, value: serde_json::Value| {
+            let mut config = loaded.meta.config.clone();
+            config["train"]["model"][key] = value;
+            let bytes = checkpoint::with_config(&good, &config.to_string()).unwrap();
+            let file = checkpoint::load_bytes(&bytes, &path).unwrap();
+            Lab::from_parts(file.meta, &file.tensors, &path).map(drop)
+        };
+        assert!(open("style_linear", serde_json::json!(false)).is_ok());
+        let err = open("style_linear", serde_json::json!(true)).err().unwrap();
+        assert!(err.to_string().contains("style_linear = true"), "{err}");
+        assert!(open("mix_hidden", serde_json::json!(32)).is_err());
+    }
 }

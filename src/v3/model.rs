@@ -7,8 +7,8 @@
 //! `linear_s`, GELU), which train in minutes on a CPU. The notes encoder first averages groups
 //! of `pool` neighbouring frames.
 
-use candle_core::{DType, Device, Module, Result, Tensor, Var};
-use candle_nn::{Linear, VarBuilder, VarMap};
+use candle_core::{Device, Module, Result, Tensor, Var};
+use candle_nn::{Linear, VarBuilder};
 
 use super::codebook::stored_var;
 use super::data::Domain;
@@ -36,8 +36,6 @@ struct Encoder {
 /// Taps of the first convolution along log frequency: two octaves, the span of a note's first
 /// four partials.
 const LOG_KERNEL: usize = 2 * LOG_BINS_PER_OCTAVE + 1;
-/// Taps of the timbre convolution (`timbre_conv`): an octave and a half.
-const TIMBRE_KERNEL: usize = 3 * LOG_BINS_PER_OCTAVE / 2 + 1;
 
 /// The convolutional trunks of `conv` models.
 struct ConvTrunks {
@@ -143,14 +141,7 @@ fn conv_trunks(cfg: &ModelConfig, e: VarBuilder) -> Result<ConvTrunks> {
                 ],
                 content_fc: linear_init(c * LOG_BINS / 2, h, he, e.pp("content_fc"))?,
                 content_head: linear_init(h, dc, he, e.pp("content_linear_1"))?,
-                style_convs: if cfg.timbre_conv {
-                    vec![
-                        line(1, c, TIMBRE_KERNEL, 1, "style_conv1")?,
-                        line(c, c, 9, 1, "style_conv2")?,
-                    ]
-                } else {
-                    Vec::new()
-                },
+                style_convs: Vec::new(),
                 style_fc: None,
             }
         }
@@ -183,8 +174,6 @@ struct Decoder {
     /// `factored_decoder`: the content path (hidden layer and output); linear_0, fc1 and out
     /// then read the style alone
     content: Option<[Linear; 2]>,
-    /// `mix_hidden`: the content-and-style MLP (hidden layer and output)
-    mix: Option<[Linear; 2]>,
 }
 
 pub struct V3Model {
@@ -194,25 +183,12 @@ pub struct V3Model {
     enc: Encoder,
     dec: Decoder,
     pub codebook: Codebook,
-    /// `style_standardise`: the running mean and spread of the raw style latent
-    style_stats: Option<[Var; 2]>,
     /// `style_whiten`: the band view's mean (F) and whitening matrix (F, F)
     style_white: Option<[Var; 2]>,
 }
 
 impl V3Model {
-    pub fn new(cfg: &ModelConfig, varmap: &VarMap) -> Result<Self> {
-        if cfg.timbre_conv
-            && (cfg.timbre_spans == 0
-                || !crate::v3::data::NOTE_FRAMES.is_multiple_of(cfg.timbre_spans))
-        {
-            return Err(candle_core::Error::Msg(format!(
-                "timbre_spans must divide the {} frames of a note (it is {})",
-                crate::v3::data::NOTE_FRAMES,
-                cfg.timbre_spans
-            )));
-        }
-        let vb = VarBuilder::from_varmap(varmap, DType::F32, &Device::Cpu);
+    pub fn new(cfg: &ModelConfig, vb: VarBuilder) -> Result<Self> {
         let he = WeightInit::He;
         let (h, dc, ds) = (cfg.hidden, cfg.content_dim, cfg.style_dim);
         let e = vb.pp("encoder");
@@ -262,21 +238,8 @@ impl V3Model {
             } else {
                 None
             },
-            mix: if cfg.factored_decoder && cfg.mix_hidden > 0 && cfg.domain == Domain::Notes {
-                Some([
-                    linear_init(dc + ds, cfg.mix_hidden, he, d.pp("mix_fc"))?,
-                    linear_init(
-                        cfg.mix_hidden,
-                        cfg.content_output_len(),
-                        WeightInit::PyTorch,
-                        d.pp("mix_out"),
-                    )?,
-                ])
-            } else {
-                None
-            },
         };
-        let codebook = Codebook::new(cfg.atoms, dc, cfg.vq_decay, cfg.dead_code_threshold, varmap)?;
+        let codebook = Codebook::new(cfg.atoms, dc, cfg.vq_decay, cfg.dead_code_threshold, &vb)?;
         let cepstral = if cfg.cepstrum > 0 {
             let [c, h, _] = cfg.domain.fragment_shape();
             let rows = c * h;
@@ -305,24 +268,6 @@ impl V3Model {
             enc,
             dec,
             codebook,
-            style_stats: if cfg.style_standardise {
-                Some([
-                    stored_var(
-                        varmap,
-                        &[ds],
-                        &format!("{STATS_PREFIX}style_mean"),
-                        candle_nn::Init::Const(0.0),
-                    )?,
-                    stored_var(
-                        varmap,
-                        &[ds],
-                        &format!("{STATS_PREFIX}style_std"),
-                        candle_nn::Init::Const(1.0),
-                    )?,
-                ])
-            } else {
-                None
-            },
             style_white: if cfg.style_whiten && cfg.conv > 0 && cfg.domain == Domain::Notes {
                 let (f, k) = (cfg.style_band_len(), cfg.style_view_len());
                 // the identity's first k columns until training fits it
@@ -330,7 +275,7 @@ impl V3Model {
                     .map(|i| if i / k == i % k { 1.0 } else { 0.0 })
                     .collect();
                 let white = stored_var(
-                    varmap,
+                    &vb,
                     &[f, k],
                     &format!("{STATS_PREFIX}style_white_matrix"),
                     candle_nn::Init::Const(0.0),
@@ -338,7 +283,7 @@ impl V3Model {
                 white.set(&Tensor::from_vec(eye, (f, k), &Device::Cpu)?)?;
                 Some([
                     stored_var(
-                        varmap,
+                        &vb,
                         &[f],
                         &format!("{STATS_PREFIX}style_white_mean"),
                         candle_nn::Init::Const(0.0),
@@ -349,20 +294,6 @@ impl V3Model {
                 None
             },
         })
-    }
-
-    /// fragments (N, fragment_len) -> (content (N, dc) before quantisation, style (N, ds))
-    pub fn encode(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
-        let (content, style) = self.encode_raw(x)?;
-        match &self.style_stats {
-            Some([mean, std]) => Ok((
-                content,
-                style
-                    .broadcast_sub(mean.as_tensor())?
-                    .broadcast_div(std.as_tensor())?,
-            )),
-            None => Ok((content, style)),
-        }
     }
 
     /// The octave-band view of the notes' style trunk before any whitening, (N, F); None for
@@ -387,28 +318,8 @@ impl V3Model {
         w.set(&Tensor::from_vec(matrix, (f, k), &Device::Cpu)?)
     }
 
-    /// In training: `encode`, the style standardised over this batch (with
-    /// `style_standardise`), and the running statistics moved `momentum` of the way to the
-    /// batch's.
-    pub fn encode_training(&self, x: &Tensor, momentum: f64) -> Result<(Tensor, Tensor)> {
-        let (content, style) = self.encode_raw(x)?;
-        let Some([mean_var, std_var]) = &self.style_stats else {
-            return Ok((content, style));
-        };
-        let mean = style.mean_keepdim(0)?;
-        let centred = style.broadcast_sub(&mean)?;
-        let std = (centred.sqr()?.mean_keepdim(0)? + 1e-5)?.sqrt()?;
-        let blend = |var: &Var, batch: &Tensor| -> Result<()> {
-            let batch = batch.detach().squeeze(0)?;
-            var.set(&((var.as_tensor() * (1.0 - momentum))? + (batch * momentum)?)?)
-        };
-        blend(mean_var, &mean)?;
-        blend(std_var, &std)?;
-        Ok((content, centred.broadcast_div(&std)?))
-    }
-
-    /// `encode` before the style's standardisation.
-    fn encode_raw(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+    /// fragments (N, fragment_len) -> (content (N, dc) before quantisation, style (N, ds))
+    pub fn encode(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
         let n = x.dim(0)?;
         let pool = self.cfg.pool.max(1);
         let len = self.cfg.domain.fragment_len();
@@ -486,20 +397,14 @@ impl V3Model {
 
     /// The MLP trunk on the (pooled) fragment, before the heads.
     fn mlp_trunk(&self, x: &Tensor) -> Result<Tensor> {
-        self.trunk(x, true)
-    }
-
-    /// The MLP trunk, with its GELUs or (`activated` false) without: a linear map.
-    fn trunk(&self, x: &Tensor, activated: bool) -> Result<Tensor> {
         let [fc1, fc2, linear_1] = self
             .enc
             .mlp
             .as_ref()
             .ok_or_else(|| candle_core::Error::Msg("this encoder has no MLP trunk".into()))?;
-        let act = |t: Tensor| if activated { t.gelu() } else { Ok(t) };
-        let h = act(fc1.forward(x)?)?;
-        let h = act(fc2.forward(&h)?)?;
-        act(linear_1.forward(&h)?)
+        let h = fc1.forward(x)?.gelu()?;
+        let h = fc2.forward(&h)?.gelu()?;
+        linear_1.forward(&h)?.gelu()
     }
 
     /// The convolutional content trunk on fragments (N, fragment_len), digits in ink space:
@@ -542,32 +447,7 @@ impl V3Model {
                         .matmul(white.as_tensor())?,
                     None => view,
                 };
-                let view = match (&conv.logfreq, conv.style_convs.is_empty()) {
-                    (Some(bank), false) => {
-                        // the log-frequency spectrum of each span of frames,
-                        // (N * spans, 1, LOG_BINS)
-                        let spans = self.cfg.timbre_spans;
-                        let mut t = x
-                            .reshape((n, c * h, spans, w / spans))?
-                            .mean(3)?
-                            .transpose(1, 2)?
-                            .contiguous()?
-                            .reshape((n * spans, c * h))?
-                            .matmul(bank)?
-                            .unsqueeze(1)?;
-                        for layer in &conv.style_convs {
-                            t = layer.forward(&t)?;
-                        }
-                        let timbre = t.max(2)?.reshape((n, spans * self.cfg.conv))?;
-                        if self.cfg.style_bands {
-                            Tensor::cat(&[&view, &timbre], 1)?
-                        } else {
-                            timbre
-                        }
-                    }
-                    _ => view,
-                };
-                self.trunk(&view, !self.cfg.style_linear)
+                self.mlp_trunk(&view)
             }
             // digits: the ink's colour
             (None, Some([fc, head])) if self.cfg.colour_style => head
@@ -635,13 +515,6 @@ impl V3Model {
                         .matmul(&st.narrow(2, ch * hh, w)?.contiguous()?)?
                 } else {
                     style.reshape((n, ch * hh, w))?
-                };
-                let pattern = match &self.dec.mix {
-                    Some([fc, out]) => {
-                        let both = Tensor::cat(&[c, s], 1)?;
-                        (pattern + out.forward(&fc.forward(&both)?.gelu()?)?)?
-                    }
-                    None => pattern,
                 };
                 let x = envelope.broadcast_add(&pattern.unsqueeze(2)?)?;
                 (x.relu()? + (x * 0.01)?)?.reshape((n, ch * hh * w))
@@ -722,8 +595,8 @@ mod tests {
                 .unwrap()
                 .model
         };
-        let varmap = VarMap::new();
-        let model = V3Model::new(&cfg, &varmap).unwrap();
+        let (_varmap, vb) = crate::nn::new_varmap();
+        let model = V3Model::new(&cfg, vb).unwrap();
         let content: Vec<Vec<f32>> = (0..4)
             .map(|i| (0..8).map(|d| ((i * 8 + d) as f32 * 0.7).sin()).collect())
             .collect();

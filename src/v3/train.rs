@@ -2,7 +2,6 @@
 
 use anyhow::Context;
 use candle_core::{Device, Tensor};
-use candle_nn::VarMap;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
@@ -77,12 +76,6 @@ impl TrainConfig {
                 conv: 0,
                 factored_decoder: false,
                 colour_style: false,
-                timbre_conv: false,
-                timbre_spans: 4,
-                style_bands: true,
-                style_linear: false,
-                mix_hidden: 0,
-                style_standardise: false,
                 style_whiten: false,
                 style_discriminant: 0,
             },
@@ -307,8 +300,8 @@ impl V3Trainer {
         );
         // The seed fixes the starting weights (drawn again with our own generator: candle's
         // CPU generator cannot be seeded), data order, k-means and restarts.
-        let varmap = VarMap::new();
-        let model = V3Model::new(&cfg.model, &varmap)?;
+        let (varmap, vb) = crate::nn::new_varmap();
+        let model = V3Model::new(&cfg.model, vb)?;
         let mut rng = StdRng::seed_from_u64(seed);
         crate::nn::seeded_init(
             &varmap,
@@ -317,7 +310,6 @@ impl V3Trainer {
                     None
                 } else if name.starts_with("decoder.out.")
                     || name.starts_with("decoder.content_out.")
-                    || name.starts_with("decoder.mix_out.")
                 {
                     Some(crate::nn::WeightInit::PyTorch)
                 } else {
@@ -394,7 +386,7 @@ impl V3Trainer {
         let batch = self.next_batch();
         let (x, n) = self.batch_tensor(&batch)?;
         let b = batch.len();
-        let (content, style) = self.model.encode_training(&x, 0.05)?;
+        let (content, style) = self.model.encode(&x)?;
         let (idx, q) = if cfg.distinct_atoms {
             self.model.codebook.quantize_samples(&content, n)?
         } else {
