@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod nn;
 pub mod registry;
 pub mod relevance;
+pub mod sps;
 pub mod sps_music;
 pub mod sps_vision;
 pub mod v3;

@@ -2,7 +2,6 @@
 //! used to read what a generative model decoded (swap accuracy, the window's checks). It
 //! never sees a decoder's output during training, so it is a fair judge of one.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{D, Device, Module, Tensor};
@@ -13,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::render::{self, PIXELS, SIDE, Writer};
 use super::{DigitSet, TEST_WRITER_BASE};
-use crate::nn::checkpoint::{self, CheckpointError, Checkpointed, Metadata};
+use crate::nn::checkpoint::{self, CheckpointError, Checkpointed, Metadata, Opened};
 use crate::nn::{Mlp, WeightInit};
 use crate::worker::{CoreTrainer, OptimiserSettings, StepStats, Trainer, TrainerCore};
 
@@ -79,35 +78,22 @@ pub struct DigitClassifier {
     varmap: VarMap,
 }
 
-crate::checkpointed_lab!(DigitClassifier);
+crate::checkpointed_lab!(DigitClassifier, FAMILY, ClassifierConfig);
 
 impl Checkpointed for DigitClassifier {
-    const FAMILY: &'static str = FAMILY;
-    type Config = ClassifierConfig;
-
-    fn build(
-        meta: Metadata,
-        cfg: ClassifierConfig,
-        tensors: &HashMap<String, Tensor>,
-        path: &Path,
-    ) -> Result<Self, CheckpointError> {
-        checkpoint::limit(path, "train.hidden (layers)", cfg.hidden.len(), 0..=8)?;
-        for (i, &h) in cfg.hidden.iter().enumerate() {
-            checkpoint::limit(path, &format!("train.hidden[{i}]"), h, 1..=8192)?;
-        }
-        let (mlp, varmap) = checkpoint::build_model(tensors, path, |vb| {
-            Mlp::new(&cfg.sizes(), WeightInit::He, vb.pp("mlp"))
-        })?;
+    fn build(file: Opened<ClassifierConfig>) -> Result<Self, CheckpointError> {
+        let hidden = &file.cfg.hidden;
+        let layers = [("hidden (layers)".into(), hidden.len(), 0..=8)];
+        let widths = checkpoint::indexed("hidden", hidden, 1..=8192);
+        file.limits("train.", layers.into_iter().chain(widths))?;
+        let (mlp, varmap) =
+            file.build_model(|cfg, vb| Mlp::new(&cfg.sizes(), WeightInit::He, vb.pp("mlp")))?;
         Ok(Self {
-            cfg,
-            meta,
+            cfg: file.cfg,
+            meta: file.meta,
             mlp,
             varmap,
         })
-    }
-
-    fn weights(&self) -> (Metadata, &VarMap) {
-        (self.meta.clone(), &self.varmap)
     }
 }
 

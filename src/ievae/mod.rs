@@ -9,14 +9,11 @@ pub mod model;
 pub mod train;
 pub mod view;
 
-use std::collections::HashMap;
-use std::path::Path;
-
 use candle_core::{D, Device, Tensor};
 use candle_nn::VarMap;
 
 use crate::digits::{self, DigitSet, PIXELS, Recipe, Source, Split};
-use crate::nn::checkpoint::{self, CheckpointError, Checkpointed, Metadata};
+use crate::nn::checkpoint::{CheckpointError, Checkpointed, Metadata, Opened};
 use model::IeVae;
 use train::TrainConfig;
 
@@ -34,42 +31,28 @@ pub struct Lab {
     varmap: VarMap,
 }
 
-crate::checkpointed_lab!(Lab);
+crate::checkpointed_lab!(Lab, FAMILY, TrainConfig);
 
 impl Checkpointed for Lab {
-    const FAMILY: &'static str = FAMILY;
-    type Config = TrainConfig;
-
-    fn build(
-        meta: Metadata,
-        cfg: TrainConfig,
-        tensors: &HashMap<String, Tensor>,
-        path: &Path,
-    ) -> Result<Self, CheckpointError> {
-        let m = &cfg.model;
-        checkpoint::limit(path, "train.model.input", m.input, PIXELS..=PIXELS)?;
-        checkpoint::limit(path, "train.model.classes", m.classes, 2..=1024)?;
-        checkpoint::limit(path, "train.model.equivariant", m.equivariant, 1..=256)?;
-        checkpoint::limit(path, "train.model.invariant", m.invariant, 1..=1024)?;
-        m.check().map_err(|e| CheckpointError::other(path, e))?;
-        let labels_used = meta
-            .config
-            .get("labels_used")
-            .and_then(|v| v.as_u64())
-            .unwrap_or(0) as usize;
-        let (model, varmap) =
-            checkpoint::build_model(tensors, path, |vb| IeVae::new(&cfg.model, vb))?;
+    fn build(file: Opened<TrainConfig>) -> Result<Self, CheckpointError> {
+        let m = &file.cfg.model;
+        let sizes = [
+            ("input".into(), m.input, PIXELS..=PIXELS),
+            ("classes".into(), m.classes, 2..=1024),
+            ("equivariant".into(), m.equivariant, 1..=256),
+            ("invariant".into(), m.invariant, 1..=1024),
+        ];
+        file.limits("train.model.", sizes)?;
+        m.check().map_err(|e| file.refuse(e))?;
+        let (model, varmap) = file.build_model(|cfg, vb| IeVae::new(&cfg.model, vb))?;
+        let labels_used = file.meta.config.get("labels_used").and_then(|v| v.as_u64());
         Ok(Self {
-            meta,
-            cfg,
-            labels_used,
+            labels_used: labels_used.unwrap_or(0) as usize,
+            meta: file.meta,
+            cfg: file.cfg,
             model,
             varmap,
         })
-    }
-
-    fn weights(&self) -> (Metadata, &VarMap) {
-        (self.meta.clone(), &self.varmap)
     }
 }
 

@@ -388,32 +388,25 @@ pub fn check_config_numbers(meta: &Metadata, path: &Path) -> Result<(), Checkpoi
     }
 }
 
-/// A model family's lab as a checkpoint holds it. A family gives its name, how to read and
-/// check its configuration, and how to build its model; loading, saving, snapshots and
-/// import are the same for every family and live here.
-pub trait Checkpointed: Sized {
-    /// The family named in the metadata of this lab's checkpoints.
+/// What a family's checkpoints hold: the family named in their metadata and the type of
+/// their training configuration (`config.train`). [`checkpointed_lab!`] writes it.
+pub trait LabFile {
     const FAMILY: &'static str;
-    /// The training configuration, `config.train` in the metadata.
     type Config: serde::de::DeserializeOwned;
+}
 
+/// A model family's lab as a checkpoint holds it: a family checks its configuration and builds
+/// its model ([`Checkpointed::build`]); loading, snapshots and import are the same for every
+/// family and live here, saving in [`checkpointed_lab!`].
+pub trait Checkpointed: LabFile + Sized {
     /// Whether a checkpoint of `family` opens as this lab (one lab may serve several).
     fn accepts(family: &str) -> bool {
         family == Self::FAMILY
     }
 
-    /// The lab from its training configuration, the rest of the metadata and the tensors:
-    /// every size of `cfg` checked against its limits (see [`limit`]) before the model is
-    /// built by [`build_model`], which checks every tensor.
-    fn build(
-        meta: Metadata,
-        cfg: Self::Config,
-        tensors: &HashMap<String, Tensor>,
-        path: &Path,
-    ) -> Result<Self, CheckpointError>;
-
-    /// What a save writes: the metadata (its configuration as it is now) and the variables.
-    fn weights(&self) -> (Metadata, &VarMap);
+    /// The lab of an opened checkpoint: every size of its configuration checked against its
+    /// limits ([`Opened::limits`]) before the model is built ([`Opened::build_model`]).
+    fn build(file: Opened<'_, Self::Config>) -> Result<Self, CheckpointError>;
 
     /// The lab of metadata and tensors from any source; `path` names the source in errors.
     fn from_parts(
@@ -430,7 +423,12 @@ pub trait Checkpointed: Sized {
         }
         check_config_numbers(&meta, path)?;
         let cfg = config_entry(&meta, "train", path)?;
-        Self::build(meta, cfg, tensors, path)
+        Self::build(Opened {
+            meta,
+            cfg,
+            tensors,
+            path,
+        })
     }
 
     /// Read a checkpoint file of this family.
@@ -448,21 +446,65 @@ pub trait Checkpointed: Sized {
         Self::from_parts(meta, &tensors, Path::new(TRAINING))
     }
 
-    /// Save weights and metadata atomically (see [`save`]).
-    fn save_file(&self, path: &Path) -> Result<(), CheckpointError> {
-        let (meta, varmap) = self.weights();
-        save_varmap(path, varmap, &meta)
+    /// A PyTorch state_dict of the official code, holding the model `config` describes.
+    fn import_official(path: &Path, config: serde_json::Value) -> Result<Self, CheckpointError> {
+        let tensors = read_pytorch_state_dict(path)?;
+        Self::from_parts(
+            imported_metadata(Self::FAMILY, config, path),
+            &tensors,
+            path,
+        )
+    }
+}
+
+/// A checkpoint opened as one family's: its metadata, its training configuration as read, and
+/// its tensors, for [`Checkpointed::build`].
+pub struct Opened<'a, C> {
+    pub meta: Metadata,
+    pub cfg: C,
+    pub tensors: &'a HashMap<String, Tensor>,
+    pub path: &'a Path,
+}
+
+impl<C> Opened<'_, C> {
+    /// Refuse the file for `reason`, naming it.
+    pub fn refuse(&self, reason: impl std::fmt::Display) -> CheckpointError {
+        CheckpointError::other(self.path, reason)
     }
 
-    /// A PyTorch state_dict of the official code, with `meta` describing the model it holds.
-    fn import_state_dict(path: &Path, meta: Metadata) -> Result<Self, CheckpointError> {
-        let tensors = read_pytorch_state_dict(path)?;
-        Self::from_parts(meta, &tensors, path)
+    /// Refuse a size of the configuration outside its limits (see [`limits`]).
+    pub fn limits(
+        &self,
+        prefix: &str,
+        sizes: impl IntoIterator<Item = (String, usize, std::ops::RangeInclusive<usize>)>,
+    ) -> Result<(), CheckpointError> {
+        limits(self.path, prefix, sizes)
+    }
+
+    /// `config.<key>`, refused by name when missing or unreadable.
+    pub fn entry<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<T, CheckpointError> {
+        config_entry(&self.meta, key, self.path)
+    }
+
+    /// `config.<key>`, or its default when absent or unreadable (optional records, such as a
+    /// calibration computed after training).
+    pub fn entry_or_default<T: serde::de::DeserializeOwned + Default>(&self, key: &str) -> T {
+        let value = self.meta.config.get(key).cloned().unwrap_or_default();
+        serde_json::from_value(value).unwrap_or_default()
+    }
+
+    /// The model of the configuration, built by `new` from the file's tensors through
+    /// [`build_model`], with the variables it holds.
+    pub fn build_model<M>(
+        &self,
+        new: impl Fn(&C, VarBuilder<'_>) -> candle_core::Result<M>,
+    ) -> Result<(M, VarMap), CheckpointError> {
+        build_model(self.tensors, self.path, |vb| new(&self.cfg, vb))
     }
 }
 
 /// The metadata of weights imported from `path`, a model described by `config`.
-pub fn imported_metadata(family: &str, config: serde_json::Value, path: &Path) -> Metadata {
+fn imported_metadata(family: &str, config: serde_json::Value, path: &Path) -> Metadata {
     Metadata {
         family: family.into(),
         preset: "paper".into(),
@@ -473,11 +515,18 @@ pub fn imported_metadata(family: &str, config: serde_json::Value, path: &Path) -
     }
 }
 
-/// The methods the window and the command line call on a lab (`Lab::load`, `Lab::from_snapshot`,
-/// `lab.save`), given to a [`Checkpointed`] type without bringing the trait into scope.
+/// A lab's [`LabFile`] (its family and its configuration's type) and the methods the window
+/// and the command line call on it (`Lab::load`, `Lab::from_snapshot`, `lab.save`) without
+/// bringing [`Checkpointed`] into scope. The lab keeps the metadata it was opened with in a
+/// field `meta` and its variables in a field `varmap`: a save writes both as they are.
 #[macro_export]
 macro_rules! checkpointed_lab {
-    ($lab:ty) => {
+    ($lab:ty, $family:expr, $config:ty) => {
+        impl $crate::nn::checkpoint::LabFile for $lab {
+            const FAMILY: &'static str = $family;
+            type Config = $config;
+        }
+
         impl $lab {
             /// Read a checkpoint of this family; a wrong, truncated or hostile file is an error.
             pub fn load(
@@ -501,19 +550,10 @@ macro_rules! checkpointed_lab {
                 &self,
                 path: &std::path::Path,
             ) -> Result<(), $crate::nn::checkpoint::CheckpointError> {
-                <Self as $crate::nn::checkpoint::Checkpointed>::save_file(self, path)
+                $crate::nn::checkpoint::save_varmap(path, &self.varmap, &self.meta)
             }
         }
     };
-}
-
-/// `config.<key>`, or its default when absent or unreadable (optional records, such as a
-/// calibration computed after training).
-pub fn config_entry_or_default<T: serde::de::DeserializeOwned + Default>(
-    meta: &Metadata,
-    key: &str,
-) -> T {
-    serde_json::from_value(meta.config.get(key).cloned().unwrap_or_default()).unwrap_or_default()
 }
 
 /// A model built from a checkpoint's tensors, guarded so that no configuration can make it

@@ -11,14 +11,11 @@ pub mod model;
 pub mod train;
 pub mod view;
 
-use std::collections::HashMap;
-use std::path::Path;
-
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
-use crate::nn::checkpoint::{self, CheckpointError, Checkpointed, Metadata};
+use crate::nn::checkpoint::{CheckpointError, Checkpointed, Metadata, Opened};
 use data::{DataError, Dataset};
 use eval::RelevanceReport;
 use model::RelevanceVae;
@@ -66,36 +63,28 @@ pub struct Lab {
 /// One latent vector per event.
 pub type Latents = Vec<Vec<f32>>;
 
-crate::checkpointed_lab!(Lab);
+crate::checkpointed_lab!(Lab, FAMILY, TrainConfig);
 
 impl Checkpointed for Lab {
-    const FAMILY: &'static str = FAMILY;
-    type Config = TrainConfig;
-
-    fn build(
-        meta: Metadata,
-        train: TrainConfig,
-        tensors: &HashMap<String, Tensor>,
-        path: &Path,
-    ) -> Result<Self, CheckpointError> {
-        let standardizer: Standardizer = checkpoint::config_entry(&meta, "standardizer", path)?;
-        let columns: Vec<String> = checkpoint::config_entry(&meta, "columns", path)?;
-        let m = &train.model;
-        checkpoint::limit(path, "train.model.input", m.input, 1..=1024)?;
-        checkpoint::limit(path, "train.model.latent", m.latent, 1..=256)?;
-        checkpoint::limit(path, "train.model.hidden", m.hidden, 1..=4096)?;
+    fn build(file: Opened<TrainConfig>) -> Result<Self, CheckpointError> {
+        let standardizer: Standardizer = file.entry("standardizer")?;
+        let columns: Vec<String> = file.entry("columns")?;
+        let m = &file.cfg.model;
+        let sizes = [
+            ("input".into(), m.input, 1..=1024),
+            ("latent".into(), m.latent, 1..=256),
+            ("hidden".into(), m.hidden, 1..=4096),
+        ];
+        file.limits("train.model.", sizes)?;
         let input = m.input;
         if standardizer.dim() != input || standardizer.std.len() != input || columns.len() != input
         {
-            return Err(CheckpointError::other(
-                path,
-                format!(
-                    "the config disagrees with itself: {input} inputs, {} means, {} deviations, {} column names",
-                    standardizer.dim(),
-                    standardizer.std.len(),
-                    columns.len()
-                ),
-            ));
+            return Err(file.refuse(format!(
+                "the config disagrees with itself: {input} inputs, {} means, {} deviations, {} column names",
+                standardizer.dim(),
+                standardizer.std.len(),
+                columns.len()
+            )));
         }
         if standardizer
             .std
@@ -104,34 +93,19 @@ impl Checkpointed for Lab {
             .any(|v| !v.is_finite())
             || standardizer.std.iter().any(|&s| s <= 0.0)
         {
-            return Err(CheckpointError::other(
-                path,
-                "config.standardizer is not finite and positive",
-            ));
+            return Err(file.refuse("config.standardizer is not finite and positive"));
         }
-        let (model, varmap) =
-            checkpoint::build_model(tensors, path, |vb| RelevanceVae::new(&train.model, vb))?;
+        let (model, varmap) = file.build_model(|cfg, vb| RelevanceVae::new(&cfg.model, vb))?;
         Ok(Self {
-            intrinsic_dim: checkpoint::config_entry_or_default(&meta, "intrinsic_dim"),
-            history: checkpoint::config_entry_or_default(&meta, "history"),
-            meta,
-            cfg: train,
+            intrinsic_dim: file.entry_or_default("intrinsic_dim"),
+            history: file.entry_or_default("history"),
+            meta: file.meta,
+            cfg: file.cfg,
             standardizer,
             columns,
             model,
             varmap,
         })
-    }
-
-    fn weights(&self) -> (Metadata, &VarMap) {
-        let config = config_json(
-            &self.cfg,
-            &self.standardizer,
-            &self.columns,
-            self.intrinsic_dim,
-            &self.history,
-        );
-        (self.meta.with_config(config), &self.varmap)
     }
 }
 

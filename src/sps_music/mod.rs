@@ -8,14 +8,14 @@ pub mod model;
 pub mod train;
 pub mod voice;
 
-use std::collections::HashMap;
+use std::ops::RangeInclusive;
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use candle_nn::VarMap;
+use candle_nn::VarBuilder;
 
 use crate::audio::dsp::{self, N_BINS, Stft};
-use crate::nn::checkpoint::{self, CheckpointError, Checkpointed, Metadata};
+use crate::nn::checkpoint::{self, CheckpointError};
 use data::{FRAMES_PER_NOTE, NOTE_FEATURES};
 use eval::Calibration;
 use model::SpsMusic;
@@ -24,64 +24,32 @@ use train::TrainConfig;
 pub const FAMILY: &str = "sps-music";
 
 /// A trained model ready for the window and the command line.
-pub struct Lab {
-    pub meta: Metadata,
-    pub cfg: TrainConfig,
-    pub model: SpsMusic,
-    pub calibration: Calibration,
-    varmap: VarMap,
-}
+pub type Lab = crate::sps::Lab<TrainConfig, SpsMusic, Calibration>;
 
-/// The metadata `config` of this family: the training configuration and the calibration.
-pub fn config_json(cfg: &TrainConfig, cal: &Calibration) -> serde_json::Value {
-    serde_json::json!({ "train": cfg, "calibration": cal })
-}
+crate::checkpointed_lab!(Lab, FAMILY, TrainConfig);
 
-crate::checkpointed_lab!(Lab);
+impl crate::sps::Config for TrainConfig {
+    type Model = SpsMusic;
 
-impl Checkpointed for Lab {
-    const FAMILY: &'static str = FAMILY;
-    type Config = TrainConfig;
-
-    fn build(
-        meta: Metadata,
-        cfg: TrainConfig,
-        tensors: &HashMap<String, Tensor>,
-        path: &Path,
-    ) -> Result<Self, CheckpointError> {
-        let m = &cfg.model;
+    fn limits(&self) -> Vec<(String, usize, RangeInclusive<usize>)> {
+        let m = &self.model;
         let (channels, kernel) = match m.arch {
             model::Arch::Official => (4, 1),
             model::Arch::LogShift { kernel, .. } => (2, kernel),
         };
         let sizes = [
             // one pitch dim, then the timbre dims the decoder needs at least one of
-            ("latent".into(), m.latent, 2..=64),
-            ("rnn_hidden".into(), m.rnn_hidden, 1..=4096),
-            ("arch.kernel".into(), kernel, 1..=N_BINS),
+            ("model.latent".into(), m.latent, 2..=64),
+            ("model.rnn_hidden".into(), m.rnn_hidden, 1..=4096),
+            ("model.arch.kernel".into(), kernel, 1..=N_BINS),
         ];
-        let mlp = checkpoint::indexed("mlp", &m.mlp, 1..=8192);
-        let convs = checkpoint::indexed("channels", &m.channels[..channels], 1..=1024);
-        checkpoint::limits(
-            path,
-            "train.model.",
-            sizes.into_iter().chain(mlp).chain(convs),
-        )?;
-        let calibration = checkpoint::config_entry_or_default(&meta, "calibration");
-        let (model, varmap) =
-            checkpoint::build_model(tensors, path, |vb| SpsMusic::new(&cfg.model, vb))?;
-        Ok(Self {
-            meta,
-            cfg,
-            model,
-            calibration,
-            varmap,
-        })
+        let mlp = checkpoint::indexed("model.mlp", &m.mlp, 1..=8192);
+        let convs = checkpoint::indexed("model.channels", &m.channels[..channels], 1..=1024);
+        sizes.into_iter().chain(mlp).chain(convs).collect()
     }
 
-    fn weights(&self) -> (Metadata, &VarMap) {
-        let config = config_json(&self.cfg, &self.calibration);
-        (self.meta.with_config(config), &self.varmap)
+    fn model(&self, vb: VarBuilder) -> candle_core::Result<SpsMusic> {
+        SpsMusic::new(&self.model, vb)
     }
 }
 
@@ -89,9 +57,7 @@ impl Lab {
     /// Read a state_dict saved by the official PyTorch code (paper sizes).
     pub fn import_pytorch(path: &Path) -> Result<Self, CheckpointError> {
         let paper = TrainConfig::preset("paper").map_err(|e| CheckpointError::other(path, e))?;
-        let cfg = TrainConfig { steps: 0, ..paper };
-        let config = config_json(&cfg, &Calibration::default());
-        Self::import_state_dict(path, checkpoint::imported_metadata(FAMILY, config, path))
+        Self::import_uncalibrated(path, &TrainConfig { steps: 0, ..paper })
     }
 
     pub fn latent_dims(&self) -> usize {

@@ -506,7 +506,7 @@ impl CoreTrainer for SpsTrainer {
     crate::worker::trainer::hold_core!();
 
     fn metadata(&self) -> Metadata {
-        let config = super::config_json(&self.cfg, &self.calibration);
+        let config = crate::sps::config_json(&self.cfg, &self.calibration);
         self.core
             .metadata(FAMILY, &self.cfg.preset, config, &self.data.source)
     }

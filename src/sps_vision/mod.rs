@@ -8,13 +8,13 @@ pub mod model;
 pub mod train;
 pub mod view;
 
-use std::collections::HashMap;
+use std::ops::RangeInclusive;
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use candle_nn::VarMap;
+use candle_nn::VarBuilder;
 
-use crate::nn::checkpoint::{self, CheckpointError, Checkpointed, Metadata};
+use crate::nn::checkpoint::{self, CheckpointError};
 use data::FRAME_LEN;
 use eval::Calibration;
 use model::SpsVision;
@@ -23,32 +23,15 @@ use train::TrainConfig;
 pub const FAMILY: &str = "sps-vision";
 
 /// A trained model ready for the window and the command line.
-pub struct Lab {
-    pub meta: Metadata,
-    pub cfg: TrainConfig,
-    pub model: SpsVision,
-    pub calibration: Calibration,
-    varmap: VarMap,
-}
+pub type Lab = crate::sps::Lab<TrainConfig, SpsVision, Calibration>;
 
-/// The metadata `config` of this family: the training configuration and the calibration.
-pub fn config_json(cfg: &TrainConfig, cal: &Calibration) -> serde_json::Value {
-    serde_json::json!({ "train": cfg, "calibration": cal })
-}
+crate::checkpointed_lab!(Lab, FAMILY, TrainConfig);
 
-crate::checkpointed_lab!(Lab);
+impl crate::sps::Config for TrainConfig {
+    type Model = SpsVision;
 
-impl Checkpointed for Lab {
-    const FAMILY: &'static str = FAMILY;
-    type Config = TrainConfig;
-
-    fn build(
-        meta: Metadata,
-        cfg: TrainConfig,
-        tensors: &HashMap<String, Tensor>,
-        path: &Path,
-    ) -> Result<Self, CheckpointError> {
-        let m = &cfg.model;
+    fn limits(&self) -> Vec<(String, usize, RangeInclusive<usize>)> {
+        let m = &self.model;
         let keypoints = match m.encoder {
             model::EncoderKind::Keypoints {
                 channels,
@@ -56,35 +39,31 @@ impl Checkpointed for Lab {
                 hidden,
                 ..
             } => vec![
-                ("encoder.keypoints.channels".into(), channels, 1..=4096),
-                ("encoder.keypoints.keypoints".into(), keypoints, 1..=4096),
-                ("encoder.keypoints.hidden".into(), hidden, 1..=4096),
+                (
+                    "model.encoder.keypoints.channels".into(),
+                    channels,
+                    1..=4096,
+                ),
+                (
+                    "model.encoder.keypoints.keypoints".into(),
+                    keypoints,
+                    1..=4096,
+                ),
+                ("model.encoder.keypoints.hidden".into(), hidden, 1..=4096),
             ],
             model::EncoderKind::Official => Vec::new(),
         };
         // the symmetries act on three dims: (z1, z3) translate, z2 is the rotation's axis
-        let latent = [("latent".into(), m.latent, 3..=64)];
-        let widths = [("rnn_hidden".into(), m.rnn_hidden, 1..=4096)]
+        let latent = [("model.latent".into(), m.latent, 3..=64)];
+        let widths = [("model.rnn_hidden".into(), m.rnn_hidden, 1..=4096)]
             .into_iter()
-            .chain(checkpoint::indexed("channels", &m.channels, 1..=4096))
-            .chain(checkpoint::indexed("mlp", &m.mlp, 1..=4096));
-        let sizes = latent.into_iter().chain(widths).chain(keypoints);
-        checkpoint::limits(path, "train.model.", sizes)?;
-        let calibration = checkpoint::config_entry_or_default(&meta, "calibration");
-        let (model, varmap) =
-            checkpoint::build_model(tensors, path, |vb| SpsVision::new(&cfg.model, vb))?;
-        Ok(Self {
-            meta,
-            cfg,
-            model,
-            calibration,
-            varmap,
-        })
+            .chain(checkpoint::indexed("model.channels", &m.channels, 1..=4096))
+            .chain(checkpoint::indexed("model.mlp", &m.mlp, 1..=4096));
+        latent.into_iter().chain(widths).chain(keypoints).collect()
     }
 
-    fn weights(&self) -> (Metadata, &VarMap) {
-        let config = config_json(&self.cfg, &self.calibration);
-        (self.meta.with_config(config), &self.varmap)
+    fn model(&self, vb: VarBuilder) -> candle_core::Result<SpsVision> {
+        SpsVision::new(&self.model, vb)
     }
 }
 
@@ -93,9 +72,7 @@ impl Lab {
     pub fn import_pytorch(path: &Path) -> Result<Self, CheckpointError> {
         let mut cfg = TrainConfig::preset("paper").map_err(|e| CheckpointError::other(path, e))?;
         cfg.steps = 0;
-        let meta =
-            checkpoint::imported_metadata(FAMILY, config_json(&cfg, &Calibration::default()), path);
-        Self::import_state_dict(path, meta)
+        Self::import_uncalibrated(path, &cfg)
     }
 
     /// Decode one latent to a frame (CHW, values in [0, 1]).

@@ -466,7 +466,7 @@ impl CoreTrainer for VisionTrainer {
     }
 
     fn metadata(&self) -> Metadata {
-        let config = super::config_json(&self.cfg, &self.calibration);
+        let config = crate::sps::config_json(&self.cfg, &self.calibration);
         self.core
             .metadata(FAMILY, &self.cfg.preset, config, &self.data.source)
     }

@@ -13,13 +13,9 @@ pub mod model;
 pub mod train;
 pub mod view;
 
-use std::collections::HashMap;
-use std::path::Path;
-
-use candle_core::Tensor;
 use candle_nn::VarMap;
 
-use crate::nn::checkpoint::{self, CheckpointError, Checkpointed, Metadata};
+use crate::nn::checkpoint::{CheckpointError, Checkpointed, Metadata, Opened};
 use data::Domain;
 use eval::Summary;
 use model::V3Model;
@@ -57,68 +53,49 @@ pub struct Lab {
     varmap: VarMap,
 }
 
-crate::checkpointed_lab!(Lab);
+crate::checkpointed_lab!(Lab, FAMILY_NOTES, TrainConfig);
 
 impl Checkpointed for Lab {
-    const FAMILY: &'static str = FAMILY_NOTES;
-    type Config = TrainConfig;
-
     fn accepts(family: &str) -> bool {
         domain_of(family).is_some()
     }
 
-    fn build(
-        meta: Metadata,
-        cfg: TrainConfig,
-        tensors: &HashMap<String, Tensor>,
-        path: &Path,
-    ) -> Result<Self, CheckpointError> {
-        if family_name(cfg.model.domain) != meta.family {
-            return Err(CheckpointError::other(
-                path,
-                format!(
-                    "config.train.model.domain is {:?}, the family is {}",
-                    cfg.model.domain, meta.family
-                ),
-            ));
+    fn build(file: Opened<TrainConfig>) -> Result<Self, CheckpointError> {
+        let m = &file.cfg.model;
+        if family_name(m.domain) != file.meta.family {
+            return Err(file.refuse(format!(
+                "config.train.model.domain is {:?}, the family is {}",
+                m.domain, file.meta.family
+            )));
         }
-        refuse_settings_it_cannot_build(&meta, path)?;
-        let m = &cfg.model;
+        refuse_settings_it_cannot_build(&file)?;
         let sizes = [
-            ("hidden", m.hidden, 1..=4096),
-            ("content_dim", m.content_dim, 1..=1024),
-            ("style_dim", m.style_dim, 1..=1024),
-            ("atoms", m.atoms, 2..=1024),
-            ("pool", m.pool, 1..=64),
-            ("rank", m.rank, 0..=1024),
-            ("cepstrum", m.cepstrum, 0..=1024),
-            ("conv", m.conv, 0..=256),
-            ("style_discriminant", m.style_discriminant, 0..=1024),
+            ("hidden".into(), m.hidden, 1..=4096),
+            ("content_dim".into(), m.content_dim, 1..=1024),
+            ("style_dim".into(), m.style_dim, 1..=1024),
+            ("atoms".into(), m.atoms, 2..=1024),
+            ("pool".into(), m.pool, 1..=64),
+            ("rank".into(), m.rank, 0..=1024),
+            ("cepstrum".into(), m.cepstrum, 0..=1024),
+            ("conv".into(), m.conv, 0..=256),
+            ("style_discriminant".into(), m.style_discriminant, 0..=1024),
         ];
-        let sizes = sizes.map(|(name, size, allowed)| (name.to_string(), size, allowed));
-        checkpoint::limits(path, "train.model.", sizes)?;
-        let summary = checkpoint::config_entry_or_default(&meta, "summary");
-        let (model, varmap) =
-            checkpoint::build_model(tensors, path, |vb| V3Model::new(&cfg.model, vb))?;
+        file.limits("train.model.", sizes)?;
+        let (model, varmap) = file.build_model(|cfg, vb| V3Model::new(&cfg.model, vb))?;
         Ok(Self {
-            meta,
-            cfg,
+            summary: file.entry_or_default("summary"),
+            meta: file.meta,
+            cfg: file.cfg,
             model,
-            summary,
             varmap,
         })
-    }
-
-    fn weights(&self) -> (Metadata, &VarMap) {
-        let config = config_json(&self.cfg, &self.summary);
-        (self.meta.with_config(config), &self.varmap)
     }
 }
 
 /// Settings an older checkpoint may hold, each with the value at which it changes nothing.
 /// This program builds no model with another value, so such a file is refused rather than
 /// built as a different model than the one its weights were trained in.
-fn refuse_settings_it_cannot_build(meta: &Metadata, path: &Path) -> Result<(), CheckpointError> {
+fn refuse_settings_it_cannot_build(file: &Opened<TrainConfig>) -> Result<(), CheckpointError> {
     let neutral = [
         ("timbre_conv", serde_json::json!(false)),
         ("style_linear", serde_json::json!(false)),
@@ -126,12 +103,11 @@ fn refuse_settings_it_cannot_build(meta: &Metadata, path: &Path) -> Result<(), C
         ("mix_hidden", serde_json::json!(0)),
     ];
     for (key, value) in neutral {
-        match meta.config.pointer(&format!("/train/model/{key}")) {
+        match file.meta.config.pointer(&format!("/train/model/{key}")) {
             Some(v) if *v != value => {
-                return Err(CheckpointError::other(
-                    path,
-                    format!("config.train.model.{key} = {v}: a model this program cannot build"),
-                ));
+                return Err(file.refuse(format!(
+                    "config.train.model.{key} = {v}: a model this program cannot build"
+                )));
             }
             _ => {}
         }
@@ -230,6 +206,8 @@ pub fn fragment_audio(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::nn::checkpoint;
+    use std::path::Path;
 
     /// A setting no model here has is refused when on, named, and ignored when neutral.
     #[test]
