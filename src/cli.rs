@@ -104,6 +104,50 @@ impl TrainArgs {
         serde_json::from_value(value).map_err(|e| bad(anyhow!("--set: {e}")))
     }
 
+    /// A family's training configuration: its preset (`preset`, which the family made from
+    /// `--preset`), every `--set` applied, and `--steps` in place of the preset's steps (the
+    /// field `steps` gives).
+    pub fn config<T>(
+        &self,
+        preset: anyhow::Result<T>,
+        steps: impl FnOnce(&mut T) -> &mut u64,
+    ) -> Result<T, CliError>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        let mut cfg = self.configure(preset.map_err(bad)?)?;
+        if let Some(s) = self.steps {
+            *steps(&mut cfg) = s;
+        }
+        Ok(cfg)
+    }
+
+    /// `--latent`, refused outside `allowed` (what the family calls the dimensions: `what`).
+    pub fn latent_within(
+        &self,
+        allowed: std::ops::RangeInclusive<usize>,
+        what: &str,
+    ) -> Result<Option<usize>, CliError> {
+        match self.latent {
+            Some(l) if !allowed.contains(&l) => Err(bad(anyhow!(
+                "--latent {l}: give {} to {} {what}",
+                allowed.start(),
+                allowed.end()
+            ))),
+            l => Ok(l),
+        }
+    }
+
+    /// `--beta`, refused unless a finite number >= 0.
+    pub fn checked_beta(&self) -> Result<Option<f64>, CliError> {
+        match self.beta {
+            Some(b) if !(b.is_finite() && b >= 0.0) => {
+                Err(bad(anyhow!("--beta {b}: give a number >= 0")))
+            }
+            b => Ok(b),
+        }
+    }
+
     /// Training threads: `--threads`, else every core.
     pub fn threads_or_all(&self) -> usize {
         self.threads.unwrap_or_else(|| {
@@ -111,6 +155,16 @@ impl TrainArgs {
                 .map(|n| n.get())
                 .unwrap_or(1)
         })
+    }
+
+    /// The job's options: evaluations every `eval_every` steps, `--threads` (else every
+    /// core), and the weights sent every 30 s unless the caller asks otherwise.
+    pub fn job_options(&self, eval_every: u64) -> worker::JobOptions {
+        worker::JobOptions {
+            threads: self.threads_or_all(),
+            eval_every,
+            snapshot_every: self.snapshot_every.unwrap_or(Duration::from_secs(30)),
+        }
     }
 }
 
@@ -424,16 +478,24 @@ pub fn read_npy(path: &Path) -> Result<Tensor, CliError> {
     Ok(x)
 }
 
-/// A `.npy` array that must have the shape `(N, cols)`: N and the values, row-major.
-pub fn read_matrix(path: &Path, cols: usize, what: &str) -> Result<(usize, Vec<f32>), CliError> {
+/// A `.npy` batch that must have the shape `(N, item...)`: `what` says what an item is.
+pub fn read_batch(path: &Path, item: &[usize], what: &str) -> Result<Tensor, CliError> {
     let x = read_npy(path)?;
-    if x.dims().len() != 2 || x.dims()[1] != cols {
+    if x.dims().len() != item.len() + 1 || x.dims()[1..] != *item {
+        let dims: Vec<String> = item.iter().map(|d| d.to_string()).collect();
         return Err(bad(anyhow!(
-            "{}: shape {:?}, expected (N, {cols}) {what}",
+            "{}: shape {:?}, expected (N, {}) {what}",
             path.display(),
-            x.dims()
+            x.dims(),
+            dims.join(", ")
         )));
     }
+    Ok(x)
+}
+
+/// A `.npy` array that must have the shape `(N, cols)`: N and the values, row-major.
+pub fn read_matrix(path: &Path, cols: usize, what: &str) -> Result<(usize, Vec<f32>), CliError> {
+    let x = read_batch(path, &[cols], what)?;
     Ok((x.dims()[0], x.flatten_all()?.to_vec1::<f32>()?))
 }
 
@@ -487,9 +549,38 @@ pub fn bench_decode(
     Ok(serde_json::json!({
         "family": family, "preset": preset, "what": "decode",
         "decode_ms_p50": percentile(&times, 0.5),
+        "decode_ms_p95": percentile(&times, 0.95),
         "decode_ms_p99": percentile(&times, 0.99),
         "samples": times.len(),
+        "threads": rayon::current_num_threads(),
     }))
+}
+
+/// The train-step benchmark every family reports: `n` timed steps after `warm` untimed, and
+/// the family's own description of a step (`details`, a JSON object: batch, sequence, ...).
+pub fn bench_train_step(
+    family: &str,
+    preset: &str,
+    trainer: &mut dyn worker::Trainer,
+    (warm, n): (usize, usize),
+    details: serde_json::Value,
+) -> Result<serde_json::Value, CliError> {
+    let times = time_ms(&mut || trainer.step().map(|_| ()), warm, n)?;
+    let mut out = serde_json::json!({
+        "family": family, "preset": preset, "what": "train-step",
+        "ms_per_step_median": percentile(&times, 0.5),
+        "ms_per_step_min": times.first(), "ms_per_step_max": times.last(),
+        "threads": rayon::current_num_threads(),
+    });
+    if let (Some(out), serde_json::Value::Object(details)) = (out.as_object_mut(), details) {
+        out.extend(details);
+    }
+    Ok(out)
+}
+
+/// The refusal of a benchmark a family does not have; `known` lists the ones it has.
+pub fn unknown_bench(family: &str, what: &str, known: &str) -> CliError {
+    bad(anyhow!("unknown benchmark `{what}` for {family} ({known})"))
 }
 
 /// The p-quantile (0..=1) of sorted values, nearest rank.

@@ -1,14 +1,23 @@
 //! What the two SPS families (a pitch latent from music, a position latent from a bouncing
-//! ball) share: a lab that keeps a calibration of its latent beside its weights.
+//! ball) share: a lab that keeps a calibration of its latent beside its weights, and the
+//! parts of the paper's training step that do not depend on the data: the latent's draw,
+//! scheduled sampling, the ramp of the sequence terms and the reconstruction terms.
 
 use std::ops::RangeInclusive;
 use std::path::Path;
 
+use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
+use rand::Rng;
+use rand::rngs::StdRng;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::nn::checkpoint::{CheckpointError, Checkpointed, LabFile, Metadata, Opened};
+use crate::nn::bce_with_logits_sum;
+use crate::nn::checkpoint::{
+    CheckpointError, Checkpointed, LabFile, Metadata, Opened, save_varmap,
+};
+use crate::worker::Loss;
 
 /// A trained SPS model ready for the window and the command line. The calibration (how the
 /// latent maps to the true factor, measured on held-out data) is saved in the metadata beside
@@ -67,4 +76,93 @@ where
     pub fn import_uncalibrated(path: &Path, cfg: &C) -> Result<Self, CheckpointError> {
         Self::import_official(path, config_json(cfg, &K::default()))
     }
+}
+
+/// `latent-lab import` of an SPS family: the official state_dict `file`, read by `import`,
+/// saved as a checkpoint at `out`.
+pub fn import<C, K>(
+    file: &Path,
+    out: &Path,
+    import: fn(&Path) -> Result<Lab<C, C::Model, K>, CheckpointError>,
+) -> crate::cli::CliResult
+where
+    C: Config,
+{
+    let lab = import(file)?;
+    save_varmap(out, &lab.varmap, &lab.meta)?;
+    eprintln!("imported {} -> {}", file.display(), out.display());
+    Ok(())
+}
+
+/// The latent the decoder and the prior read: a draw from the posterior N(mu, exp(logvar))
+/// (`sample`), or its mean.
+pub fn latent(mu: &Tensor, logvar: &Tensor, sample: bool) -> candle_core::Result<Tensor> {
+    if !sample {
+        return Ok(mu.clone());
+    }
+    // the official reparameterisation, factor 0.5 outside the exp as in the paper's code
+    let eps = mu.randn_like(0.0, 1.0)?;
+    mu + (eps * logvar.exp()?)? * 0.5
+}
+
+/// Scheduled sampling in the official form: which of `len` inputs of the prior are its own
+/// predictions rather than the encoder's latents. Never the first `given`; after them each
+/// with probability 1 - P(teacher forcing), P = a / (a + exp((step + b) / a)).
+pub fn scheduled(
+    rng: &mut StdRng,
+    (a, b): (f64, f64),
+    step: u64,
+    len: usize,
+    given: usize,
+) -> Vec<bool> {
+    let p = a / (a + ((step as f64 + b) / a).exp());
+    (0..len)
+        .map(|t| t >= given && rng.random::<f64>() > p)
+        .collect()
+}
+
+/// The weight of the prior and symmetry terms at `step`: 0 for the first `warmup` steps, then
+/// rising linearly to 1 over `ramp` steps (at once when `ramp` is 0). `taken` is how many
+/// ramp steps count as done when the ramp starts (sps-vision counts the step it is in).
+pub fn sequence_weight(step: u64, warmup: u64, ramp: u64, taken: u64) -> f64 {
+    if step < warmup {
+        0.0
+    } else if ramp == 0 {
+        1.0
+    } else {
+        ((step - warmup + taken) as f64 / ramp as f64).min(1.0)
+    }
+}
+
+/// The reconstruction terms of a step, from one decoder pass (`logits`) over every latent the
+/// loss needs, in this order: the latents of the frames `x`; then, when `prior` gives their
+/// weight, the prior's predictions of the next frames `x_next`; then `copies` groups of
+/// symmetric predictions of them, weighted together by `symmetric`.
+pub fn reconstruction_terms(
+    loss: &mut Loss,
+    logits: &Tensor,
+    (x, x_next): (&Tensor, &Tensor),
+    prior: Option<f64>,
+    (copies, symmetric): (usize, f64),
+) -> candle_core::Result<()> {
+    let (rows, next) = (x.dim(0)?, x_next.dim(0)?);
+    loss.add_first(
+        "recon_bce",
+        bce_with_logits_sum(&logits.narrow(0, 0, rows)?, x)?,
+    )?;
+    let mut offset = rows;
+    if let Some(w) = prior {
+        let bce = bce_with_logits_sum(&logits.narrow(0, offset, next)?, x_next)?;
+        loss.add("prior_bce", (bce * w)?)?;
+        offset += next;
+    }
+    if copies > 0 {
+        let mut sum = Tensor::zeros((), DType::F32, &Device::Cpu)?;
+        for copy in 0..copies {
+            let part = logits.narrow(0, offset + copy * next, next)?;
+            sum = (sum + bce_with_logits_sum(&part, x_next)?)?;
+        }
+        loss.add("symmetry_bce", (sum * symmetric)?)?;
+    }
+    Ok(())
 }

@@ -42,10 +42,7 @@ impl Family for DigitClassifierFamily {
 
     fn train(&self, args: &TrainArgs) -> Result<worker::JobHandle, CliError> {
         args.refuse_sizes(FAMILY)?;
-        let mut cfg = args.configure(ClassifierConfig::preset(&args.preset).map_err(bad)?)?;
-        if let Some(s) = args.steps {
-            cfg.steps = s;
-        }
+        let cfg = args.config(ClassifierConfig::preset(&args.preset), |c| &mut c.steps)?;
         if let Some(d) = args.data.as_deref()
             && d != "digits"
         {
@@ -63,9 +60,8 @@ impl Family for DigitClassifierFamily {
                 Ok(Box::new(ClassifierTrainer::new(cfg, seed)?))
             },
             JobOptions {
-                threads: args.threads_or_all(),
-                eval_every: 500,
                 snapshot_every: args.snapshot_every.unwrap_or(Duration::from_secs(20)),
+                ..args.job_options(500)
             },
         ))
     }
@@ -152,9 +148,7 @@ impl Family for DigitClassifierFamily {
                     "classify_ms_p99": cli::percentile(&times, 0.99),
                 }))
             }
-            _ => Err(bad(anyhow!(
-                "--what {what}: {FAMILY} benchmarks `generate` and `classify`"
-            ))),
+            _ => Err(cli::unknown_bench(FAMILY, what, "generate, classify")),
         }
     }
 

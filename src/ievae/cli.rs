@@ -2,7 +2,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::anyhow;
 use candle_core::{Device, Tensor};
@@ -13,7 +12,7 @@ use crate::cli::{self, CliError, CliResult, Family, TrainArgs, bad};
 use crate::digits::classifier::{ClassifierConfig, DigitClassifier};
 use crate::digits::{PIXELS, SIDE};
 use crate::figures::{self, Figure};
-use crate::worker::{self, JobOptions, Trainer};
+use crate::worker::{self, JobOptions};
 
 pub struct IeVaeFamily;
 
@@ -120,25 +119,12 @@ impl Family for IeVaeFamily {
     }
 
     fn train(&self, args: &TrainArgs) -> Result<worker::JobHandle, CliError> {
-        let mut cfg = args.configure(TrainConfig::preset(&args.preset).map_err(bad)?)?;
+        let mut cfg = args.config(TrainConfig::preset(&args.preset), |c| &mut c.steps)?;
         cfg.preset = args.preset.clone();
-        if let Some(l) = args.latent {
-            if !(1..=64).contains(&l) {
-                return Err(bad(anyhow!(
-                    "--latent {l}: give 1 to 64 equivariant dimensions"
-                )));
-            }
+        if let Some(l) = args.latent_within(1..=64, "equivariant dimensions")? {
             cfg.model.equivariant = l;
         }
-        if let Some(b) = args.beta {
-            if !(b.is_finite() && b >= 0.0) {
-                return Err(bad(anyhow!("--beta {b}: give a number >= 0")));
-            }
-            cfg.beta = b;
-        }
-        if let Some(s) = args.steps {
-            cfg.steps = s;
-        }
+        cfg.beta = args.checked_beta()?.unwrap_or(cfg.beta);
         cfg.recipe.seed = args.seed;
         if let Some(l) = args.labels {
             if l < cfg.model.classes {
@@ -185,8 +171,7 @@ impl Family for IeVaeFamily {
             // (and on a shared machine, several threads wait on the other programs too)
             JobOptions {
                 threads: args.threads.unwrap_or(1),
-                eval_every: 500,
-                snapshot_every: args.snapshot_every.unwrap_or(Duration::from_secs(30)),
+                ..args.job_options(500)
             },
         ))
     }
@@ -281,20 +266,10 @@ impl Family for IeVaeFamily {
                     candle_core::DType::F32,
                     &Device::Cpu,
                 )?;
-                let times = cli::time_ms(
-                    &mut || {
-                        model.decode_classes(&[3], &z)?;
-                        Ok(())
-                    },
-                    50,
-                    1000,
-                )?;
-                Ok(serde_json::json!({
-                    "family": FAMILY, "preset": preset, "what": "decode",
-                    "decode_ms_p50": cli::percentile(&times, 0.5),
-                    "decode_ms_p99": cli::percentile(&times, 0.99),
-                    "samples": times.len(),
-                }))
+                cli::bench_decode(FAMILY, preset, 1000, &mut || {
+                    model.decode_classes(&[3], &z)?;
+                    Ok(())
+                })
             }
             "train-step" => {
                 let data = crate::digits::generated_split(&crate::digits::Recipe {
@@ -304,17 +279,10 @@ impl Family for IeVaeFamily {
                     seed: 0,
                 });
                 let mut trainer = IeVaeTrainer::new(cfg.clone(), data, "digits".into(), 0, None)?;
-                let times = cli::time_ms(&mut || trainer.step().map(|_| ()), 3, 20)?;
-                Ok(serde_json::json!({
-                    "family": FAMILY, "preset": preset, "what": "train-step",
-                    "ms_per_step_median": cli::percentile(&times, 0.5),
-                    "ms_per_step_min": times.first(), "ms_per_step_max": times.last(),
-                    "batch": cfg.batch, "threads": rayon::current_num_threads(),
-                }))
+                let details = serde_json::json!({ "batch": cfg.batch });
+                cli::bench_train_step(FAMILY, preset, &mut trainer, (3, 20), details)
             }
-            other => Err(bad(anyhow!(
-                "unknown benchmark `{other}` for {FAMILY} (decode, train-step)"
-            ))),
+            other => Err(cli::unknown_bench(FAMILY, other, "decode, train-step")),
         }
     }
 

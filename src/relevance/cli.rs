@@ -1,14 +1,13 @@
 //! The relevance family on the command line (see [`crate::cli::Family`]).
 
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::anyhow;
 use candle_core::{Device, Tensor};
 
 use crate::cli::{self, CliError, CliResult, Family, TrainArgs, bad};
 use crate::figures;
-use crate::worker::{self, JobOptions, Trainer};
+use crate::worker::{self, JobOptions};
 
 use super::{FAMILY, Lab, data, train::TrainConfig};
 
@@ -32,32 +31,18 @@ impl Family for RelevanceFamily {
     }
 
     fn train(&self, args: &TrainArgs) -> Result<worker::JobHandle, CliError> {
-        let mut cfg = args.configure(TrainConfig::preset(&args.preset).map_err(bad)?)?;
-        if let Some(s) = args.steps {
-            cfg.steps = s;
-        }
-        if let Some(l) = args.latent {
-            if !(1..=256).contains(&l) {
-                return Err(bad(anyhow!(
-                    "--latent {l}: give 1 to 256 latent dimensions"
-                )));
-            }
+        let mut cfg = args.config(TrainConfig::preset(&args.preset), |c| &mut c.steps)?;
+        if let Some(l) = args.latent_within(1..=256, "latent dimensions")? {
             cfg.model.latent = l;
         }
-        if let Some(b) = args.beta {
-            if !(b.is_finite() && b >= 0.0) {
-                return Err(bad(anyhow!("--beta {b}: give a number >= 0")));
-            }
-            cfg.beta = b;
-        }
+        cfg.beta = args.checked_beta()?.unwrap_or(cfg.beta);
         let seed = args.seed;
         let spec = args.data.as_deref().unwrap_or("ee-mumu");
         let dataset = data::Dataset::load(spec, cfg.events, seed)?;
         // the model is small: one thread beats several that wait on each other
         let options = JobOptions {
             threads: args.threads.unwrap_or(1),
-            eval_every: 500,
-            snapshot_every: args.snapshot_every.unwrap_or(Duration::from_secs(30)),
+            ..args.job_options(500)
         };
         Ok(worker::spawn(
             move |status| {
@@ -198,14 +183,8 @@ impl Family for RelevanceFamily {
         let mut trainer = super::train::RelevanceTrainer::new(cfg.clone(), &data, 0)?;
         Ok(match what {
             "train-step" => {
-                let times = cli::time_ms(&mut || trainer.step().map(|_| ()), 20, 500)?;
-                serde_json::json!({
-                    "family": FAMILY, "preset": cfg.preset, "what": "train-step",
-                    "ms_per_step_median": cli::percentile(&times, 0.5),
-                    "ms_per_step_min": times.first(), "ms_per_step_max": times.last(),
-                    "batch": cfg.batch, "latent": cfg.model.latent,
-                    "threads": rayon::current_num_threads(),
-                })
+                let details = serde_json::json!({ "batch": cfg.batch, "latent": cfg.model.latent });
+                cli::bench_train_step(FAMILY, &cfg.preset, &mut trainer, (20, 500), details)?
             }
             "decode" => {
                 let lab = trainer.lab()?;
@@ -214,11 +193,7 @@ impl Family for RelevanceFamily {
                     lab.decode(&z).map(|_| ()).map_err(Into::into)
                 })?
             }
-            other => {
-                return Err(bad(anyhow!(
-                    "unknown benchmark `{other}` for {FAMILY} (train-step, decode)"
-                )));
-            }
+            other => return Err(cli::unknown_bench(FAMILY, other, "train-step, decode")),
         })
     }
 

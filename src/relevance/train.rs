@@ -13,9 +13,7 @@ use super::model::{ModelConfig, RelevanceVae};
 use super::{FAMILY, HistoryPoint, Lab};
 use crate::nn::checkpoint::Metadata;
 use crate::nn::{WeightInit, kl_sum, new_varmap};
-use crate::worker::{
-    CoreTrainer, EpochCursor, OptimiserSettings, Snapshot, StepStats, Trainer, TrainerCore,
-};
+use crate::worker::{CoreTrainer, OptimiserSettings, Snapshot, StepStats, Trainer, TrainerCore};
 
 /// Everything that defines a training run besides the data.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -170,7 +168,6 @@ pub struct RelevanceTrainer {
     train_x: Tensor,
     eval_x: Tensor,
     held_out_x: Tensor,
-    cursor: EpochCursor,
     history: Vec<HistoryPoint>,
 }
 
@@ -206,9 +203,9 @@ impl RelevanceTrainer {
         let mut rng = StdRng::seed_from_u64(seed);
         let init = cfg.model.init;
         crate::nn::seeded_init(&varmap, |_| Some(init), &mut rng)?;
-        let cursor = EpochCursor::new(train_rows.len(), &mut rng);
         let adam = OptimiserSettings::adam(cfg.lr);
-        let core = TrainerCore::new(varmap, rng, seed, cfg.steps, adam)?;
+        let core =
+            TrainerCore::new(varmap, rng, seed, cfg.steps, adam)?.with_epochs(train_rows.len());
         let eval_rows: Vec<usize> = held_out
             .iter()
             .copied()
@@ -228,13 +225,12 @@ impl RelevanceTrainer {
             train_x,
             eval_x,
             held_out_x,
-            cursor,
             history: Vec::new(),
         })
     }
 
     fn next_batch(&mut self) -> candle_core::Result<Tensor> {
-        let idx: Vec<u32> = (self.cursor.batch(self.cfg.batch, &mut self.core.rng))
+        let idx: Vec<u32> = (self.core.batch(self.cfg.batch))
             .into_iter()
             .map(|i| i as u32)
             .collect();

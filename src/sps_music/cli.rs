@@ -1,14 +1,13 @@
 //! The SPS music family on the command line (see [`crate::cli::Family`]).
 
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::anyhow;
 
 use crate::audio::{dsp, wav};
 use crate::cli::{self, CliError, CliResult, Family, TrainArgs, bad};
 use crate::figures::{self, Figure, Series};
-use crate::worker::{self, JobOptions, Trainer};
+use crate::worker;
 
 use super::{FAMILY, Lab, data, train::TrainConfig};
 
@@ -25,18 +24,10 @@ impl Family for SpsMusicFamily {
 
     fn train(&self, args: &TrainArgs) -> Result<worker::JobHandle, CliError> {
         args.refuse_sizes(FAMILY)?;
-        let mut cfg = args.configure(TrainConfig::preset(&args.preset).map_err(bad)?)?;
-        if let Some(s) = args.steps {
-            cfg.steps = s;
-        }
+        let cfg = args.config(TrainConfig::preset(&args.preset), |c| &mut c.steps)?;
         let spec = args.data.clone().unwrap_or_else(|| "soundfont".into());
         let mut source = data::open_source(&spec).map_err(bad)?;
         let seed = args.seed;
-        let options = JobOptions {
-            threads: args.threads_or_all(),
-            eval_every: 250,
-            snapshot_every: args.snapshot_every.unwrap_or(Duration::from_secs(30)),
-        };
         Ok(worker::spawn(
             move |status| {
                 let data = data::Dataset::render(source.as_mut(), status)?;
@@ -48,7 +39,7 @@ impl Family for SpsMusicFamily {
                 ));
                 Ok(Box::new(super::train::SpsTrainer::new(cfg, data, seed)?))
             },
-            options,
+            args.job_options(250),
         ))
     }
 
@@ -142,10 +133,7 @@ impl Family for SpsMusicFamily {
     }
 
     fn import(&self, file: &Path, out: &Path) -> CliResult {
-        let lab = Lab::import_pytorch(file)?;
-        lab.save(out)?;
-        eprintln!("imported {} -> {}", file.display(), out.display());
-        Ok(())
+        crate::sps::import(file, out, Lab::import_pytorch)
     }
 
     fn bench(&self, what: &str, preset: &str) -> Result<serde_json::Value, CliError> {
@@ -162,53 +150,35 @@ impl Family for SpsMusicFamily {
                 })?
             }
             "train-step" => {
-                let threads = rayon::current_num_threads();
                 let data = data::Dataset::synthetic(cfg.batch * 2, 3);
                 let mut trainer = super::train::SpsTrainer::new(cfg.clone(), data, 0)?;
-                let times = cli::time_ms(&mut || trainer.step().map(|_| ()), 2, 8)?;
-                serde_json::json!({
-                    "family": FAMILY, "preset": cfg.preset, "what": "train-step",
-                    "ms_per_step_median": cli::percentile(&times, 0.5),
-                    "ms_per_step_min": times.first(), "ms_per_step_max": times.last(),
+                let details = serde_json::json!({
                     "batch": cfg.batch, "k": cfg.k, "sequence_length": data::SEQ_LEN,
-                    "threads": threads,
-                })
+                });
+                cli::bench_train_step(FAMILY, &cfg.preset, &mut trainer, (2, 8), details)?
             }
             "latency" => super::voice::latency_bench_json(preset)?,
             other => {
-                return Err(bad(anyhow!(
-                    "unknown benchmark `{other}` for {FAMILY} (train-step, decode, latency)"
-                )));
+                return Err(cli::unknown_bench(
+                    FAMILY,
+                    other,
+                    "train-step, decode, latency",
+                ));
             }
         })
     }
 
     fn encode(&self, file: &Path, input: &Path, out: &Path) -> CliResult {
         let lab = load(file)?;
-        let x = cli::read_npy(input)?;
-        let dims = x.dims().to_vec();
-        let expected = [1, dsp::N_BINS, data::FRAMES_PER_NOTE];
-        if dims.len() != 4 || dims[1..] != expected {
-            return Err(bad(anyhow!(
-                "{}: shape {dims:?}, expected (N, 1, 513, 5)",
-                input.display()
-            )));
-        }
+        let note = [1, dsp::N_BINS, data::FRAMES_PER_NOTE];
+        let x = cli::read_batch(input, &note, "note spectra")?;
         let (mu, _) = lab.model.encode(&x)?;
         cli::write_npy(&mu, out)
     }
 
     fn decode(&self, file: &Path, latents: &Path, out: &Path) -> CliResult {
         let lab = load(file)?;
-        let z = cli::read_npy(latents)?;
-        if z.dims().len() != 2 || z.dim(1)? != lab.latent_dims() {
-            return Err(bad(anyhow!(
-                "{}: shape {:?}, expected (N, {})",
-                latents.display(),
-                z.dims(),
-                lab.latent_dims()
-            )));
-        }
+        let z = cli::read_batch(latents, &[lab.latent_dims()], "latents")?;
         let rows = z.to_vec2::<f32>()?;
         match cli::extension(out).as_str() {
             "npy" => cli::write_npy(&lab.model.decode(&z)?, out),

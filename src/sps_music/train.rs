@@ -1,7 +1,7 @@
 //! Training of the SPS music model: presets, the official loss, and the worker's Trainer.
 
 use anyhow::Context;
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -12,10 +12,10 @@ use super::model::{Arch, ModelConfig, SpsMusic};
 use super::{FAMILY, Lab};
 use crate::audio::dsp::N_BINS;
 use crate::nn::checkpoint::Metadata;
-use crate::nn::{
-    WeightInit, bce_with_logits_rows, bce_with_logits_sum, kl_sum, mse_sum, new_varmap,
+use crate::nn::{WeightInit, bce_with_logits_rows, kl_sum, mse_sum, new_varmap};
+use crate::worker::{
+    CoreTrainer, Loss, OptimiserSettings, StepStats, Trainer, TrainerCore, ensure_steps,
 };
-use crate::worker::{CoreTrainer, EpochCursor, OptimiserSettings, StepStats, Trainer, TrainerCore};
 
 /// Everything that defines a training run besides the data.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -208,13 +208,7 @@ impl TrainConfig {
 
     /// weight of the prior and symmetry terms at `step`
     pub fn sequence_weight(&self, step: u64) -> f64 {
-        if step < self.warmup_steps {
-            0.0
-        } else if self.ramp_steps == 0 {
-            1.0
-        } else {
-            ((step - self.warmup_steps) as f64 / self.ramp_steps as f64).min(1.0)
-        }
+        crate::sps::sequence_weight(step, self.warmup_steps, self.ramp_steps, 0)
     }
 
     /// the trained model's soft-argmax sharpness
@@ -246,12 +240,6 @@ impl TrainConfig {
     pub fn learning_rate(&self, step: u64) -> f64 {
         crate::nn::cosine_schedule(self.lr, self.lr * self.lr_final, step, self.steps, 0.0)
     }
-
-    /// probability that the prior is fed the encoder's latent rather than its own prediction
-    pub fn teacher_forcing(&self, step: u64) -> f64 {
-        let a = self.sample_alpha;
-        a / (a + ((step as f64 + self.sample_beta) / a).exp())
-    }
 }
 
 pub struct SpsTrainer {
@@ -259,18 +247,12 @@ pub struct SpsTrainer {
     core: TrainerCore,
     model: SpsMusic,
     data: Dataset,
-    cursor: EpochCursor,
     pub calibration: eval::Calibration,
 }
 
 impl SpsTrainer {
     pub fn new(cfg: TrainConfig, data: Dataset, seed: u64) -> anyhow::Result<Self> {
-        anyhow::ensure!(
-            cfg.batch >= 1,
-            "batch must be at least 1 (it is {})",
-            cfg.batch
-        );
-        anyhow::ensure!(cfg.steps >= 1, "steps must be at least 1");
+        ensure_steps(cfg.batch, cfg.steps)?;
         anyhow::ensure!(
             cfg.model_sharpness() > 0.0 && cfg.model_sharpness().is_finite(),
             "the soft-argmax's sharpness must be above 0 (it is {})",
@@ -314,35 +296,29 @@ impl SpsTrainer {
             }
         }
         init_output_bias(&varmap, &model.output_bias_name(), &data)?;
-        let cursor = EpochCursor::new(data.train.len(), &mut rng);
         let adam = OptimiserSettings::adam(cfg.lr);
         let core = TrainerCore::new(varmap, rng, seed, cfg.steps, adam)?;
         Ok(Self {
+            core: core.with_epochs(data.train.len()),
             cfg,
-            core,
             model,
             data,
-            cursor,
             calibration: Default::default(),
         })
     }
 
-    fn next_batch(&mut self) -> Vec<usize> {
-        self.cursor.batch(self.cfg.batch, &mut self.core.rng)
-    }
-
+    /// Which of a sequence's inputs to the prior are its own predictions.
     fn scheduled(&mut self, len: usize) -> Vec<bool> {
-        let p = self.cfg.teacher_forcing(self.core.step);
-        (0..len)
-            .map(|t| t >= self.cfg.base_len && self.core.rng.random::<f64>() > p)
-            .collect()
+        let sampling = (self.cfg.sample_alpha, self.cfg.sample_beta);
+        let (rng, step) = (&mut self.core.rng, self.core.step);
+        crate::sps::scheduled(rng, sampling, step, len, self.cfg.base_len)
     }
 
     /// The official loss on one batch; returns the total (divided by the batch) and its parts.
     fn loss(&mut self) -> anyhow::Result<(Tensor, Vec<(&'static str, f64)>)> {
         let cfg = self.cfg.clone();
         let (b, s, l) = (cfg.batch, SEQ_LEN, cfg.model.latent);
-        let batch = self.next_batch();
+        let batch = self.core.batch(b);
         let mut flat = Vec::with_capacity(b * s * NOTE_FEATURES);
         for &i in &batch {
             flat.extend_from_slice(&self.data.train[i].features);
@@ -367,14 +343,7 @@ impl SpsTrainer {
             }
             _ => None,
         };
-        let z = if cfg.sample_latent {
-            // official reparameterisation, factor 0.5 outside the exp as in the paper's code
-            let eps = mu.randn_like(0.0, 1.0)?;
-            (&mu + (eps * logvar.exp()?)? * 0.5)?
-        } else {
-            mu.clone()
-        };
-        let z = z.reshape((b, s, l))?;
+        let z = crate::sps::latent(&mu, &logvar, cfg.sample_latent)?.reshape((b, s, l))?;
         let z_pitch = z.narrow(2, 0, 1)?;
         let z_timbre = z.narrow(2, 1, l - 1)?;
         let z_timbre = if cfg.share_timbre {
@@ -390,15 +359,12 @@ impl SpsTrainer {
         let timbre_next = z_timbre.narrow(1, 0, s - 1)?;
 
         let mut decode_inputs = vec![Tensor::cat(&[&z_pitch, &z_timbre], 2)?.reshape((b * s, l))?];
-        let mut parts: Vec<(&'static str, f64)> = Vec::new();
-        let mut total = kl_sum(&mu, &logvar)?.affine(cfg.kl_weight, 0.0)?;
-        parts.push(("kl", total.to_scalar::<f32>()? as f64));
-        if let Some((loss, moved)) = octave {
-            let loss = (loss * cfg.octave_weight)?;
-            parts.push(("octave_ce", loss.to_scalar::<f32>()? as f64));
+        let mut loss = Loss::default();
+        loss.add("kl", kl_sum(&mu, &logvar)?.affine(cfg.kl_weight, 0.0)?)?;
+        if let Some((ce, moved)) = octave {
+            loss.add("octave_ce", (ce * cfg.octave_weight)?)?;
             // notes (per sequence, like the losses) the check would move an octave
-            parts.push(("octave_moves", moved as f64));
-            total = (total + loss)?;
+            loss.note("octave_moves", moved as f64);
         }
 
         let w = cfg.sequence_weight(self.core.step);
@@ -411,8 +377,7 @@ impl SpsTrainer {
                 .predict_with_symmetry(&z_pitch, &own, &|z| Ok(z.clone()))?;
             let prior_mse =
                 (mse_sum(&z0, &z_pitch.narrow(1, 1, s - 1)?)? * (w * cfg.prior_weight))?;
-            parts.push(("prior_mse", prior_mse.to_scalar::<f32>()? as f64));
-            total = (total + prior_mse)?;
+            loss.add("prior_mse", prior_mse)?;
             decode_inputs.push(Tensor::cat(&[&z0, &timbre_next], 2)?.reshape((b * (s - 1), l))?);
         }
         if k > 0 {
@@ -428,8 +393,7 @@ impl SpsTrainer {
             let back = shifted.broadcast_sub(&t.unsqueeze(1)?)?;
             let symm_mse = (mse_sum(&back, &z_rep.narrow(1, 1, s - 1)?)?
                 * (w * cfg.symmetry_weight / k as f64))?;
-            parts.push(("symmetry_mse", symm_mse.to_scalar::<f32>()? as f64));
-            total = (total + symm_mse)?;
+            loss.add("symmetry_mse", symm_mse)?;
             decode_inputs.push(
                 Tensor::cat(&[&back, &timbre_next.repeat((k, 1, 1))?], 2)?
                     .reshape((b * k * (s - 1), l))?,
@@ -437,30 +401,10 @@ impl SpsTrainer {
         }
         // One decoder pass for every latent the loss needs.
         let logits = self.model.decode_logits(&Tensor::cat(&decode_inputs, 0)?)?;
-        let recon = bce_with_logits_sum(&logits.narrow(0, 0, b * s)?, &x)?;
-        parts.insert(0, ("recon_bce", recon.to_scalar::<f32>()? as f64));
-        total = (total + recon)?;
-        let mut offset = b * s;
-        if prior {
-            let bce = (bce_with_logits_sum(&logits.narrow(0, offset, b * (s - 1))?, &x_next)? * w)?;
-            parts.push(("prior_bce", bce.to_scalar::<f32>()? as f64));
-            total = (total + bce)?;
-            offset += b * (s - 1);
-        }
-        if k > 0 {
-            let mut bce_sum = Tensor::zeros((), DType::F32, &Device::Cpu)?;
-            for copy in 0..k {
-                let part = logits.narrow(0, offset + copy * b * (s - 1), b * (s - 1))?;
-                bce_sum = (bce_sum + bce_with_logits_sum(&part, &x_next)?)?;
-            }
-            let bce = (bce_sum * (w / k as f64))?;
-            parts.push(("symmetry_bce", bce.to_scalar::<f32>()? as f64));
-            total = (total + bce)?;
-        }
-        let total = (total / b as f64)?;
-        let mut losses = vec![("total", total.to_scalar::<f32>()? as f64)];
-        losses.extend(parts.into_iter().map(|(n, v)| (n, v / b as f64)));
-        Ok((total, losses))
+        let prior = prior.then_some(w);
+        let symmetric = (k, w / k.max(1) as f64);
+        crate::sps::reconstruction_terms(&mut loss, &logits, (&x, &x_next), prior, symmetric)?;
+        Ok(loss.per_item(b)?)
     }
 
     /// The octave check of `octave_weight`: decode every note from its pitch latent and an

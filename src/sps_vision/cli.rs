@@ -1,13 +1,12 @@
 //! The SPS vision family on the command line (see [`crate::cli::Family`]).
 
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::anyhow;
 
 use crate::cli::{self, CliError, CliResult, Family, TrainArgs, bad};
 use crate::figures::{self, Figure};
-use crate::worker::{self, JobOptions, Trainer};
+use crate::worker;
 
 use super::data::{self, BASE_LEN, CHANNELS, FRAME_LEN, SEQ_LEN, SIZE, Throw};
 use super::{FAMILY, Lab, eval, train::TrainConfig};
@@ -59,10 +58,7 @@ impl Family for SpsVisionFamily {
 
     fn train(&self, args: &TrainArgs) -> Result<worker::JobHandle, CliError> {
         args.refuse_sizes(FAMILY)?;
-        let mut cfg = args.configure(TrainConfig::preset(&args.preset).map_err(bad)?)?;
-        if let Some(s) = args.steps {
-            cfg.steps = s;
-        }
+        let cfg = args.config(TrainConfig::preset(&args.preset), |c| &mut c.steps)?;
         let spec = args.data.clone().unwrap_or_else(|| "ball".into());
         let seed = args.seed;
         // a folder is read (and refused) before the job starts, so a bad one exits with 2
@@ -75,11 +71,6 @@ impl Family for SpsVisionFamily {
                 )));
             }
             None
-        };
-        let options = JobOptions {
-            threads: args.threads_or_all(),
-            eval_every: 100,
-            snapshot_every: args.snapshot_every.unwrap_or(Duration::from_secs(30)),
         };
         Ok(worker::spawn(
             move |status| {
@@ -95,7 +86,7 @@ impl Family for SpsVisionFamily {
                 ));
                 Ok(Box::new(super::train::VisionTrainer::new(cfg, data, seed)?))
             },
-            options,
+            args.job_options(100),
         ))
     }
 
@@ -152,10 +143,7 @@ impl Family for SpsVisionFamily {
     }
 
     fn import(&self, file: &Path, out: &Path) -> CliResult {
-        let lab = Lab::import_pytorch(file)?;
-        lab.save(out)?;
-        eprintln!("imported {} -> {}", file.display(), out.display());
-        Ok(())
+        crate::sps::import(file, out, Lab::import_pytorch)
     }
 
     fn bench(&self, what: &str, preset: &str) -> Result<serde_json::Value, CliError> {
@@ -165,56 +153,28 @@ impl Family for SpsVisionFamily {
                 let (_vm, vb) = crate::nn::new_varmap();
                 let model = super::model::SpsVision::new(&cfg.model, vb)?;
                 let z = [0.3f32, -0.2, 0.1];
-                let times = cli::time_ms(
-                    &mut || {
-                        super::decode_frame(&model, &z)
-                            .map(|_| ())
-                            .map_err(Into::into)
-                    },
-                    50,
-                    2000,
-                )?;
-                serde_json::json!({
-                    "family": FAMILY, "preset": cfg.preset, "what": "decode",
-                    "decode_ms_p50": cli::percentile(&times, 0.5),
-                    "decode_ms_p95": cli::percentile(&times, 0.95),
-                    "decode_ms_p99": cli::percentile(&times, 0.99),
-                    "samples": times.len(),
-                    "threads": rayon::current_num_threads(),
-                })
+                cli::bench_decode(FAMILY, &cfg.preset, 2000, &mut || {
+                    super::decode_frame(&model, &z)
+                        .map(|_| ())
+                        .map_err(Into::into)
+                })?
             }
             "train-step" => {
-                let threads = rayon::current_num_threads();
                 let data = data::Dataset::generate(0, cfg.batch * 2, 2);
                 let mut trainer = super::train::VisionTrainer::new(cfg.clone(), data, 0)?;
                 // past the ramp, so every loss term is computed
-                let times = cli::time_ms(&mut || trainer.step().map(|_| ()), 2, 8)?;
-                serde_json::json!({
-                    "family": FAMILY, "preset": cfg.preset, "what": "train-step",
-                    "ms_per_step_median": cli::percentile(&times, 0.5),
-                    "ms_per_step_min": times.first(), "ms_per_step_max": times.last(),
+                let details = serde_json::json!({
                     "batch": cfg.batch, "k": cfg.k, "sequence_length": SEQ_LEN,
-                    "threads": threads,
-                })
+                });
+                cli::bench_train_step(FAMILY, &cfg.preset, &mut trainer, (2, 8), details)?
             }
-            other => {
-                return Err(bad(anyhow!(
-                    "unknown benchmark `{other}` for {FAMILY} (train-step, decode)"
-                )));
-            }
+            other => return Err(cli::unknown_bench(FAMILY, other, "train-step, decode")),
         })
     }
 
     fn encode(&self, file: &Path, input: &Path, out: &Path) -> CliResult {
         let lab = load(file)?;
-        let x = cli::read_npy(input)?;
-        let dims = x.dims().to_vec();
-        if dims.len() != 4 || dims[1..] != [CHANNELS, SIZE, SIZE] {
-            return Err(bad(anyhow!(
-                "{}: shape {dims:?}, expected (N, 3, 32, 32) frames",
-                input.display()
-            )));
-        }
+        let x = cli::read_batch(input, &[CHANNELS, SIZE, SIZE], "frames")?;
         let (mu, _) = lab.model.encode(&x)?;
         cli::write_npy(&mu, out)
     }

@@ -3,7 +3,7 @@
 //! z2), and the worker's Trainer.
 
 use anyhow::Context;
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -15,8 +15,10 @@ use super::eval::{self, Calibration};
 use super::model::{EncoderKind, ModelConfig, SpsVision};
 use super::{FAMILY, Lab};
 use crate::nn::checkpoint::Metadata;
-use crate::nn::{WeightInit, bce_with_logits_sum, kl_sum, mse_sum};
-use crate::worker::{CoreTrainer, EpochCursor, OptimiserSettings, StepStats, Trainer, TrainerCore};
+use crate::nn::{WeightInit, kl_sum, mse_sum};
+use crate::worker::{
+    CoreTrainer, Loss, OptimiserSettings, StepStats, Trainer, TrainerCore, ensure_steps,
+};
 
 /// Everything that defines a training run besides the data.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -148,13 +150,7 @@ impl TrainConfig {
 
     /// weight of the prior and symmetry terms at `step`
     pub fn sequence_weight(&self, step: u64) -> f64 {
-        if step < self.warmup_steps {
-            0.0
-        } else if self.ramp_steps == 0 {
-            1.0
-        } else {
-            ((step - self.warmup_steps + 1) as f64 / self.ramp_steps as f64).min(1.0)
-        }
+        crate::sps::sequence_weight(step, self.warmup_steps, self.ramp_steps, 1)
     }
 
     /// learning rate at `step`
@@ -167,12 +163,6 @@ impl TrainConfig {
             self.lr_hold,
         )
     }
-
-    /// probability that the prior is fed the encoder's latent rather than its own prediction
-    pub fn teacher_forcing(&self, step: u64) -> f64 {
-        let a = self.sample_alpha;
-        a / (a + ((step as f64 + self.sample_beta) / a).exp())
-    }
 }
 
 pub struct VisionTrainer {
@@ -180,18 +170,12 @@ pub struct VisionTrainer {
     core: TrainerCore,
     model: SpsVision,
     data: Dataset,
-    cursor: EpochCursor,
     pub calibration: Calibration,
 }
 
 impl VisionTrainer {
     pub fn new(cfg: TrainConfig, data: Dataset, seed: u64) -> anyhow::Result<Self> {
-        anyhow::ensure!(
-            cfg.batch >= 1,
-            "batch must be at least 1 (it is {})",
-            cfg.batch
-        );
-        anyhow::ensure!(cfg.steps >= 1, "steps must be at least 1");
+        ensure_steps(cfg.batch, cfg.steps)?;
         anyhow::ensure!(
             !data.train.is_empty(),
             "{}: no training throws",
@@ -203,38 +187,31 @@ impl VisionTrainer {
         let (varmap, vb) = crate::nn::new_seeded_varmap(seed);
         let model = SpsVision::new(&cfg.model, vb)?;
         init_output_bias(&varmap, &data)?;
-        let mut rng = StdRng::seed_from_u64(seed);
-        let cursor = EpochCursor::new(data.train.len(), &mut rng);
+        let rng = StdRng::seed_from_u64(seed);
         let adam = OptimiserSettings::adam(cfg.lr);
         let core = TrainerCore::new(varmap, rng, seed, cfg.steps, adam)?;
         Ok(Self {
+            core: core.with_epochs(data.train.len()),
             cfg,
-            core,
             model,
             data,
-            cursor,
             calibration: Calibration::default(),
         })
     }
 
-    fn next_batch(&mut self) -> Vec<usize> {
-        self.cursor.batch(self.cfg.batch, &mut self.core.rng)
-    }
-
-    /// Which prior inputs are its own predictions: never the first BASE_LEN, afterwards
-    /// with the scheduled-sampling probability.
+    /// Which of a throw's inputs to the prior are its own predictions (never the first
+    /// BASE_LEN).
     fn scheduled(&mut self) -> Vec<bool> {
-        let p = self.cfg.teacher_forcing(self.core.step);
-        (0..SEQ_LEN)
-            .map(|t| t >= BASE_LEN && self.core.rng.random::<f64>() > p)
-            .collect()
+        let sampling = (self.cfg.sample_alpha, self.cfg.sample_beta);
+        let (rng, step) = (&mut self.core.rng, self.core.step);
+        crate::sps::scheduled(rng, sampling, step, SEQ_LEN, BASE_LEN)
     }
 
     /// The loss on one batch; returns the total (divided by the batch) and its parts.
     fn loss(&mut self) -> anyhow::Result<(Tensor, Vec<(&'static str, f64)>)> {
         let cfg = self.cfg.clone();
         let (b, s, l) = (cfg.batch, SEQ_LEN, cfg.model.latent);
-        let batch = self.next_batch();
+        let batch = self.core.batch(b);
         let mut flat = Vec::with_capacity(b * s * FRAME_LEN);
         for &i in &batch {
             flat.extend_from_slice(&self.data.train[i].frames);
@@ -242,14 +219,7 @@ impl VisionTrainer {
         let dev = Device::Cpu;
         let x = Tensor::from_vec(flat, (b * s, CHANNELS, SIZE, SIZE), &dev)?;
         let (mu, logvar) = self.model.encode(&x)?;
-        let z = if cfg.sample_latent {
-            // official reparameterisation, factor 0.5 outside the exp as in the paper's code
-            let eps = mu.randn_like(0.0, 1.0)?;
-            (&mu + (eps * logvar.exp()?)? * 0.5)?
-        } else {
-            mu.clone()
-        };
-        let z = z.reshape((b, s, l))?;
+        let z = crate::sps::latent(&mu, &logvar, cfg.sample_latent)?.reshape((b, s, l))?;
         let x_next = x
             .reshape((b, s, CHANNELS, SIZE, SIZE))?
             .narrow(1, 1, s - 1)?
@@ -278,9 +248,8 @@ impl VisionTrainer {
             .reshape((b * np, CHANNELS, SIZE, SIZE))?;
 
         let mut decode_inputs = vec![z.reshape((b * s, l))?];
-        let mut parts: Vec<(&'static str, f64)> = Vec::new();
-        let mut total = kl_sum(&mu, &logvar)?.affine(cfg.kl_weight, 0.0)?;
-        parts.push(("kl", total.to_scalar::<f32>()? as f64));
+        let mut loss = Loss::default();
+        loss.add("kl", kl_sum(&mu, &logvar)?.affine(cfg.kl_weight, 0.0)?)?;
 
         let w = cfg.sequence_weight(self.core.step);
         let sequence = w > 0.0;
@@ -291,9 +260,10 @@ impl VisionTrainer {
             let z0 = self
                 .model
                 .predict_with_symmetry(&z, &own, &|z| Ok(z.clone()))?;
-            let prior_mse = (mse_sum(&z0, &z_next)? * (w * cfg.prior_weight))?;
-            parts.push(("prior_mse", prior_mse.to_scalar::<f32>()? as f64));
-            total = (total + prior_mse)?;
+            loss.add(
+                "prior_mse",
+                (mse_sum(&z0, &z_next)? * (w * cfg.prior_weight))?,
+            )?;
             decode_inputs.push(pick(&z0)?);
             plain = Some(z0);
         }
@@ -306,11 +276,14 @@ impl VisionTrainer {
                 _ => None,
             };
             let sym_w = w * cfg.symmetry_weight / k as f64;
-            let consistency = |back: &Tensor| -> candle_core::Result<Option<Tensor>> {
-                plain_rep
-                    .as_ref()
-                    .map(|p| mse_sum(back, p)? * sym_w)
-                    .transpose()
+            // a back-transformed prediction against the encoder's next latents and, with
+            // `self_consistency`, against the plain prediction
+            let symmetry_mse = |back: &Tensor| -> candle_core::Result<Tensor> {
+                let mse = (mse_sum(back, &target)? * sym_w)?;
+                match &plain_rep {
+                    Some(p) => mse + (mse_sum(back, p)? * sym_w)?,
+                    None => Ok(mse),
+                }
             };
             // translation of (z1, z3), the same for every step of a throw
             let shift: Vec<f32> = (0..b * k)
@@ -327,12 +300,7 @@ impl VisionTrainer {
                 .model
                 .predict_with_symmetry(&z_rep, &own, &|z| z.broadcast_add(&shift_step))?;
             let back_t = moved.broadcast_sub(&shift)?;
-            let mut t_mse = (mse_sum(&back_t, &target)? * sym_w)?;
-            if let Some(c) = consistency(&back_t)? {
-                t_mse = (t_mse + c)?;
-            }
-            parts.push(("translation_mse", t_mse.to_scalar::<f32>()? as f64));
-            total = (total + t_mse)?;
+            loss.add("translation_mse", symmetry_mse(&back_t)?)?;
             // rotation about z2: R acts on rows as z -> z R^T
             let angles: Vec<f32> = (0..b * k)
                 .map(|_| {
@@ -348,12 +316,7 @@ impl VisionTrainer {
                 z.unsqueeze(1)?.matmul(&rot)?.squeeze(1)
             })?;
             let back_r = turned.matmul(&rot_back)?;
-            let mut r_mse = (mse_sum(&back_r, &target)? * sym_w)?;
-            if let Some(c) = consistency(&back_r)? {
-                r_mse = (r_mse + c)?;
-            }
-            parts.push(("rotation_mse", r_mse.to_scalar::<f32>()? as f64));
-            total = (total + r_mse)?;
+            loss.add("rotation_mse", symmetry_mse(&back_r)?)?;
             if cfg.symmetry_decode {
                 decode_inputs.push(pick(&back_t)?);
                 decode_inputs.push(pick(&back_r)?);
@@ -362,31 +325,10 @@ impl VisionTrainer {
         }
         // One decoder pass for every latent the loss needs.
         let logits = self.model.decode_logits(&Tensor::cat(&decode_inputs, 0)?)?;
-        let recon = bce_with_logits_sum(&logits.narrow(0, 0, b * s)?, &x)?;
-        parts.insert(0, ("recon_bce", recon.to_scalar::<f32>()? as f64));
-        total = (total + recon)?;
-        let mut offset = b * s;
-        if sequence {
-            let part = logits.narrow(0, offset, b * np)?;
-            let bce = (bce_with_logits_sum(&part, &x_next)? * (w * pick_scale))?;
-            parts.push(("prior_bce", bce.to_scalar::<f32>()? as f64));
-            total = (total + bce)?;
-            offset += b * np;
-        }
-        if symmetric > 0 {
-            let mut bce_sum = Tensor::zeros((), DType::F32, &dev)?;
-            for copy in 0..symmetric {
-                let part = logits.narrow(0, offset + copy * b * np, b * np)?;
-                bce_sum = (bce_sum + bce_with_logits_sum(&part, &x_next)?)?;
-            }
-            let bce = (bce_sum * (w * pick_scale / k as f64))?;
-            parts.push(("symmetry_bce", bce.to_scalar::<f32>()? as f64));
-            total = (total + bce)?;
-        }
-        let total = (total / b as f64)?;
-        let mut losses = vec![("total", total.to_scalar::<f32>()? as f64)];
-        losses.extend(parts.into_iter().map(|(n, v)| (n, v / b as f64)));
-        Ok((total, losses))
+        let prior = sequence.then_some(w * pick_scale);
+        let symmetric = (symmetric, w * pick_scale / k.max(1) as f64);
+        crate::sps::reconstruction_terms(&mut loss, &logits, (&x, &x_next), prior, symmetric)?;
+        Ok(loss.per_item(b)?)
     }
 
     pub fn lab(&self) -> anyhow::Result<Lab> {

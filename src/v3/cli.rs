@@ -1,7 +1,6 @@
 //! The V3 families on the command line (see [`crate::cli::Family`]): `v3-notes` and `v3-digits`.
 
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::anyhow;
 
@@ -11,7 +10,7 @@ use super::{Lab, family_name};
 use crate::audio::{dsp, wav};
 use crate::cli::{self, CliError, CliResult, Family, TrainArgs, bad};
 use crate::figures::{self, Figure, Series};
-use crate::worker::{self, JobOptions, Trainer};
+use crate::worker;
 
 pub struct V3Family(pub Domain);
 
@@ -49,10 +48,7 @@ impl Family for V3Family {
 
     fn train(&self, args: &TrainArgs) -> Result<worker::JobHandle, CliError> {
         args.refuse_sizes(self.name())?;
-        let mut cfg = args.configure(TrainConfig::preset(self.0, &args.preset).map_err(bad)?)?;
-        if let Some(s) = args.steps {
-            cfg.steps = s;
-        }
+        let cfg = args.config(TrainConfig::preset(self.0, &args.preset), |c| &mut c.steps)?;
         let domain = self.0;
         let spec = args
             .data
@@ -62,11 +58,6 @@ impl Family for V3Family {
         let quiet = |_: String| {};
         let dataset = data::load(domain, &spec, &quiet).map_err(bad)?;
         let seed = args.seed;
-        let options = JobOptions {
-            threads: args.threads_or_all(),
-            eval_every: 100,
-            snapshot_every: args.snapshot_every.unwrap_or(Duration::from_secs(30)),
-        };
         Ok(worker::spawn(
             move |status| {
                 status(format!(
@@ -77,7 +68,7 @@ impl Family for V3Family {
                 ));
                 Ok(Box::new(V3Trainer::new(cfg, dataset, seed)?))
             },
-            options,
+            args.job_options(100),
         ))
     }
 
@@ -142,31 +133,18 @@ impl Family for V3Family {
     fn bench(&self, what: &str, preset: &str) -> Result<serde_json::Value, CliError> {
         let cfg = TrainConfig::preset(self.0, preset).map_err(bad)?;
         let domain = self.0;
+        // an untrained model: a decode costs the same whatever the weights
+        let (_varmap, vb) = crate::nn::new_varmap();
+        let model = super::model::V3Model::new(&cfg.model, vb)?;
+        let c = vec![vec![0.1f32; cfg.model.content_dim]];
+        let s = vec![vec![-0.2f32; cfg.model.style_dim]];
         Ok(match what {
-            "decode" => {
-                let (_varmap, vb) = crate::nn::new_varmap();
-                let model = super::model::V3Model::new(&cfg.model, vb)?;
-                let c = vec![vec![0.1f32; cfg.model.content_dim]];
-                let s = vec![vec![-0.2f32; cfg.model.style_dim]];
-                let times = cli::time_ms(
-                    &mut || model.decode_rows(&c, &s).map(|_| ()).map_err(Into::into),
-                    20,
-                    500,
-                )?;
-                serde_json::json!({
-                    "family": self.name(), "preset": cfg.preset, "what": "decode",
-                    "decode_ms_p50": cli::percentile(&times, 0.5),
-                    "decode_ms_p99": cli::percentile(&times, 0.99),
-                    "samples": times.len(),
-                })
-            }
+            "decode" => cli::bench_decode(self.name(), &cfg.preset, 500, &mut || {
+                model.decode_rows(&c, &s).map(|_| ()).map_err(Into::into)
+            })?,
             "swap" => {
                 // what the swap view does on a click: decode one fragment with another
                 // sample's style and, for notes, resynthesise it for playback
-                let (_varmap, vb) = crate::nn::new_varmap();
-                let model = super::model::V3Model::new(&cfg.model, vb)?;
-                let c = vec![vec![0.1f32; cfg.model.content_dim]];
-                let s = vec![vec![-0.2f32; cfg.model.style_dim]];
                 let mut stft = dsp::Stft::new();
                 let times = cli::time_ms(
                     &mut || {
@@ -195,44 +173,27 @@ impl Family for V3Family {
                 })
             }
             "train-step" => {
-                let threads = rayon::current_num_threads();
                 let data = data::Dataset::synthetic(domain, cfg.batch * 2, 3);
                 let mut trainer = V3Trainer::new(cfg.clone(), data, 0)?;
-                trainer.step()?;
-                let times = cli::time_ms(&mut || trainer.step().map(|_| ()), 2, 10)?;
-                serde_json::json!({
-                    "family": self.name(), "preset": cfg.preset, "what": "train-step",
-                    "ms_per_step_median": cli::percentile(&times, 0.5),
-                    "ms_per_step_min": times.first(), "ms_per_step_max": times.last(),
+                let details = serde_json::json!({
                     "batch": cfg.batch, "fragments_per_sample": domain.fragments(),
-                    "threads": threads,
-                })
+                });
+                cli::bench_train_step(self.name(), &cfg.preset, &mut trainer, (3, 10), details)?
             }
             other => {
-                return Err(bad(anyhow!(
-                    "unknown benchmark `{other}` for {} (train-step, decode, swap)",
-                    self.name()
-                )));
+                return Err(cli::unknown_bench(
+                    self.name(),
+                    other,
+                    "train-step, decode, swap",
+                ));
             }
         })
     }
 
     fn encode(&self, file: &Path, input: &Path, out: &Path) -> CliResult {
         let lab = load(file, self.0)?;
-        let x = cli::read_npy(input)?;
-        let shape = self.0.fragment_shape();
-        let dims = x.dims().to_vec();
-        if dims.len() != 4 || dims[1..] != shape {
-            return Err(bad(anyhow!(
-                "{}: shape {dims:?}, expected (N, {}, {}, {})",
-                input.display(),
-                shape[0],
-                shape[1],
-                shape[2]
-            )));
-        }
-        let n = dims[0];
-        let x = x.reshape((n, self.0.fragment_len()))?;
+        let x = cli::read_batch(input, &self.0.fragment_shape(), "fragments")?;
+        let x = x.reshape((x.dim(0)?, self.0.fragment_len()))?;
         let (content, style) = lab.model.encode(&x)?;
         cli::write_npy(&candle_core::Tensor::cat(&[&content, &style], 1)?, out)
     }

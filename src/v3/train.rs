@@ -11,7 +11,9 @@ use super::eval::{self, Summary};
 use super::model::{CODEBOOK_PREFIX, ModelConfig, STATS_PREFIX, V3Model, mean_pairwise_distance};
 use super::{Lab, family_name};
 use crate::nn::checkpoint::Metadata;
-use crate::worker::{CoreTrainer, EpochCursor, OptimiserSettings, StepStats, Trainer, TrainerCore};
+use crate::worker::{
+    CoreTrainer, OptimiserSettings, StepStats, Trainer, TrainerCore, ensure_steps,
+};
 
 /// Everything that defines a training run besides the data.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -276,18 +278,12 @@ pub struct V3Trainer {
     core: TrainerCore,
     model: V3Model,
     data: Dataset,
-    cursor: EpochCursor,
     summary: Summary,
 }
 
 impl V3Trainer {
     pub fn new(cfg: TrainConfig, data: Dataset, seed: u64) -> anyhow::Result<Self> {
-        anyhow::ensure!(
-            cfg.batch >= 1,
-            "batch must be at least 1 (it is {})",
-            cfg.batch
-        );
-        anyhow::ensure!(cfg.steps >= 1, "steps must be at least 1");
+        ensure_steps(cfg.batch, cfg.steps)?;
         anyhow::ensure!(
             data.train.len() >= 2,
             "{}: V3 needs at least two training samples",
@@ -328,20 +324,14 @@ impl V3Trainer {
             weight_decay: cfg.weight_decay,
             frozen: &[CODEBOOK_PREFIX, STATS_PREFIX],
         };
-        let cursor = EpochCursor::new(data.train.len(), &mut rng);
         let core = TrainerCore::new(varmap, rng, seed, cfg.steps, settings)?;
         Ok(Self {
+            core: core.with_epochs(data.train.len()),
             cfg,
-            core,
             model,
             data,
-            cursor,
             summary: Summary::default(),
         })
-    }
-
-    fn next_batch(&mut self) -> Vec<usize> {
-        self.cursor.batch(self.cfg.batch, &mut self.core.rng)
     }
 
     fn batch_tensor(&self, batch: &[usize]) -> anyhow::Result<(Tensor, usize)> {
@@ -383,7 +373,7 @@ impl V3Trainer {
     /// pairwise distances, and the VQ commitment; returns the total and its parts.
     fn loss(&mut self) -> anyhow::Result<BatchLoss> {
         let cfg = self.cfg.clone();
-        let batch = self.next_batch();
+        let batch = self.core.batch(cfg.batch);
         let (x, n) = self.batch_tensor(&batch)?;
         let b = batch.len();
         let (content, style) = self.model.encode(&x)?;

@@ -11,7 +11,7 @@ use candle_core::Tensor;
 use crate::nn::checkpoint::Metadata;
 
 pub mod trainer;
-pub use trainer::{CoreTrainer, EpochCursor, OptimiserSettings, TrainerCore};
+pub use trainer::{CoreTrainer, EpochCursor, Loss, OptimiserSettings, TrainerCore, ensure_steps};
 
 /// The weights and description of a model at one moment, enough to save it or to rebuild it
 /// for inference. Cheap to pass between threads.

@@ -66,6 +66,8 @@ pub struct TrainerCore {
     pub seed: u64,
     /// the latest metrics, recorded in the checkpoint's metadata
     pub metrics: BTreeMap<String, f64>,
+    /// the training items' order, for runs that draw mini-batches ([`TrainerCore::with_epochs`])
+    cursor: EpochCursor,
 }
 
 impl TrainerCore {
@@ -88,7 +90,20 @@ impl TrainerCore {
             steps,
             seed,
             metrics: BTreeMap::new(),
+            cursor: EpochCursor::default(),
         })
+    }
+
+    /// The core of a run that draws mini-batches of its `items` training items epoch after
+    /// epoch ([`TrainerCore::batch`]); the first epoch is shuffled now, from the run's generator.
+    pub fn with_epochs(mut self, items: usize) -> Self {
+        self.cursor = EpochCursor::new(items, &mut self.rng);
+        self
+    }
+
+    /// The next `size` training items (see [`TrainerCore::with_epochs`]).
+    pub fn batch(&mut self, size: usize) -> Vec<usize> {
+        self.cursor.batch(size, &mut self.rng)
     }
 
     /// One optimiser step on `total`, at learning rate `lr` (None: the rate as it is), and
@@ -158,7 +173,62 @@ impl TrainerCore {
     }
 }
 
+/// Refuse a run that could not take a step: an empty batch, or no steps.
+pub fn ensure_steps(batch: usize, steps: u64) -> anyhow::Result<()> {
+    anyhow::ensure!(batch >= 1, "batch must be at least 1 (it is {batch})");
+    anyhow::ensure!(steps >= 1, "steps must be at least 1");
+    Ok(())
+}
+
+/// A step's loss as its terms are added: the total to minimise and each term's value, in the
+/// order the step reports them.
+#[derive(Default)]
+pub struct Loss {
+    total: Option<Tensor>,
+    parts: Vec<(&'static str, f64)>,
+}
+
+impl Loss {
+    /// Add `term` to the total, reported as `name` after the terms before it.
+    pub fn add(&mut self, name: &'static str, term: Tensor) -> candle_core::Result<()> {
+        self.parts.push((name, term.to_scalar::<f32>()? as f64));
+        self.sum(term)
+    }
+
+    /// Add `term` to the total, reported as `name` before every other term.
+    pub fn add_first(&mut self, name: &'static str, term: Tensor) -> candle_core::Result<()> {
+        self.parts
+            .insert(0, (name, term.to_scalar::<f32>()? as f64));
+        self.sum(term)
+    }
+
+    fn sum(&mut self, term: Tensor) -> candle_core::Result<()> {
+        self.total = Some(match self.total.take() {
+            Some(total) => (total + term)?,
+            None => term,
+        });
+        Ok(())
+    }
+
+    /// Report `value` as `name` beside the terms, outside the total.
+    pub fn note(&mut self, name: &'static str, value: f64) {
+        self.parts.push((name, value));
+    }
+
+    /// The total and every part divided by `n` (a batch's items), the total first.
+    pub fn per_item(self, n: usize) -> candle_core::Result<(Tensor, Vec<(&'static str, f64)>)> {
+        let total = self
+            .total
+            .ok_or_else(|| candle_core::Error::Msg("a loss without terms".into()))?;
+        let total = (total / n as f64)?;
+        let mut losses = vec![("total", total.to_scalar::<f32>()? as f64)];
+        losses.extend(self.parts.into_iter().map(|(k, v)| (k, v / n as f64)));
+        Ok((total, losses))
+    }
+}
+
 /// Mini-batches of item indices, epoch after epoch, each epoch a fresh shuffle of `0..len`.
+#[derive(Default)]
 pub struct EpochCursor {
     len: usize,
     order: Vec<usize>,
