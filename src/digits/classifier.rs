@@ -14,6 +14,7 @@ use super::render::{self, PIXELS, SIDE, Writer};
 use super::{DigitSet, TEST_WRITER_BASE};
 use crate::nn::checkpoint::{self, CheckpointError, Checkpointed, Metadata, Opened};
 use crate::nn::{Mlp, WeightInit};
+use crate::worker::trainer::unknown_preset;
 use crate::worker::{CoreTrainer, OptimiserSettings, StepStats, Trainer, TrainerCore};
 
 pub const FAMILY: &str = "digit-classifier";
@@ -58,7 +59,7 @@ impl ClassifierConfig {
                 steps: 600,
                 ..Self::default()
             }),
-            _ => anyhow::bail!("unknown preset `{name}` for {FAMILY} (fast, tiny)"),
+            _ => Err(unknown_preset(FAMILY, name, &["fast", "tiny"])),
         }
     }
 

@@ -16,6 +16,7 @@ use crate::digits::classifier::DigitClassifier;
 use crate::digits::{DigitSet, PIXELS, Recipe, Split};
 use crate::nn::checkpoint::Metadata;
 use crate::nn::{bce_with_logits_sum, kl_sum, new_seeded_varmap};
+use crate::worker::trainer::unknown_preset;
 use crate::worker::{CoreTrainer, OptimiserSettings, StepStats, TrainerCore};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -108,7 +109,7 @@ impl TrainConfig {
                 preset: "tiny".into(),
                 ..Self::default()
             }),
-            _ => anyhow::bail!("unknown preset `{name}` for {FAMILY} (fast, paper, tiny)"),
+            _ => Err(unknown_preset(FAMILY, name, &["fast", "paper", "tiny"])),
         }
     }
 

@@ -13,6 +13,7 @@ use super::model::{ModelConfig, RelevanceVae};
 use super::{FAMILY, HistoryPoint, Lab};
 use crate::nn::checkpoint::Metadata;
 use crate::nn::{WeightInit, kl_sum, new_varmap};
+use crate::worker::trainer::unknown_preset;
 use crate::worker::{CoreTrainer, OptimiserSettings, Snapshot, StepStats, Trainer, TrainerCore};
 
 /// Everything that defines a training run besides the data.
@@ -79,10 +80,7 @@ impl TrainConfig {
                 unlock_every: 0,
                 ..fast
             },
-            other => anyhow::bail!(
-                "unknown preset `{other}` for vae-relevance (one of: {})",
-                PRESETS.join(", ")
-            ),
+            other => return Err(unknown_preset(FAMILY, other, &PRESETS)),
         })
     }
 }

@@ -13,6 +13,7 @@ use super::{FAMILY, Lab};
 use crate::audio::dsp::N_BINS;
 use crate::nn::checkpoint::Metadata;
 use crate::nn::{WeightInit, bce_with_logits_rows, kl_sum, mse_sum, new_varmap};
+use crate::worker::trainer::{constant_lr, unknown_preset};
 use crate::worker::{
     CoreTrainer, Loss, OptimiserSettings, StepStats, Trainer, TrainerCore, ensure_steps,
 };
@@ -30,7 +31,7 @@ pub struct TrainConfig {
     pub t_range: f32,
     pub lr: f64,
     /// the learning rate falls along a cosine to `lr * lr_final` at the last step (1 = constant)
-    #[serde(default = "one")]
+    #[serde(default = "constant_lr")]
     pub lr_final: f64,
     pub kl_weight: f64,
     pub prior_weight: f64,
@@ -117,10 +118,6 @@ fn full_sharpness() -> f64 {
 
 pub const PRESETS: [&str; 4] = ["fast", "paper", "no-symmetry", "beta-vae"];
 
-fn one() -> f64 {
-    1.0
-}
-
 impl TrainConfig {
     pub fn preset(name: &str) -> anyhow::Result<Self> {
         let fast = Self {
@@ -199,10 +196,7 @@ impl TrainConfig {
                 kl_weight: 4.0,
                 ..fast
             },
-            other => anyhow::bail!(
-                "unknown preset `{other}` for sps-music (one of: {})",
-                PRESETS.join(", ")
-            ),
+            other => return Err(unknown_preset(FAMILY, other, &PRESETS)),
         })
     }
 

@@ -16,6 +16,7 @@ use super::model::{EncoderKind, ModelConfig, SpsVision};
 use super::{FAMILY, Lab};
 use crate::nn::checkpoint::Metadata;
 use crate::nn::{WeightInit, kl_sum, mse_sum};
+use crate::worker::trainer::{constant_lr, unknown_preset};
 use crate::worker::{
     CoreTrainer, Loss, OptimiserSettings, StepStats, Trainer, TrainerCore, ensure_steps,
 };
@@ -30,7 +31,7 @@ pub struct TrainConfig {
     pub lr: f64,
     /// the learning rate falls along a cosine to `lr * lr_final` at the last step, after
     /// holding for `lr_hold` of the steps (lr_final 1 = constant)
-    #[serde(default = "one")]
+    #[serde(default = "constant_lr")]
     pub lr_final: f64,
     #[serde(default)]
     pub lr_hold: f64,
@@ -67,10 +68,6 @@ pub struct TrainConfig {
 }
 
 pub const PRESETS: [&str; 3] = ["fast", "paper", "no-symmetry"];
-
-fn one() -> f64 {
-    1.0
-}
 
 impl TrainConfig {
     pub fn preset(name: &str) -> anyhow::Result<Self> {
@@ -141,10 +138,7 @@ impl TrainConfig {
                 k: 0,
                 ..fast
             },
-            other => anyhow::bail!(
-                "unknown preset `{other}` for sps-vision (one of: {})",
-                PRESETS.join(", ")
-            ),
+            other => return Err(unknown_preset(FAMILY, other, &PRESETS)),
         })
     }
 

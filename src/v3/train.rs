@@ -11,6 +11,7 @@ use super::eval::{self, Summary};
 use super::model::{CODEBOOK_PREFIX, ModelConfig, STATS_PREFIX, V3Model, mean_pairwise_distance};
 use super::{Lab, family_name};
 use crate::nn::checkpoint::Metadata;
+use crate::worker::trainer::{constant_lr, unknown_preset};
 use crate::worker::{
     CoreTrainer, OptimiserSettings, StepStats, Trainer, TrainerCore, ensure_steps,
 };
@@ -31,7 +32,7 @@ pub struct TrainConfig {
     pub kmeans_fragments: usize,
     /// the learning rate follows a cosine from `lr` down to `lr * lr_final` over the run (the
     /// official code decays it too, exponentially); 1 keeps it constant
-    #[serde(default = "one")]
+    #[serde(default = "constant_lr")]
     pub lr_final: f64,
     /// at this share of the run, start the atoms again at k-means centres of the content
     /// latents, which by then are organised by content: atoms caught early between two labels
@@ -48,10 +49,6 @@ pub struct TrainConfig {
 }
 
 pub const PRESETS: [&str; 3] = ["fast", "mlp", "paper"];
-
-fn one() -> f64 {
-    1.0
-}
 
 impl TrainConfig {
     pub fn preset(domain: Domain, name: &str) -> anyhow::Result<Self> {
@@ -139,11 +136,7 @@ impl TrainConfig {
                 steps: 20_000,
                 ..mlp
             },
-            other => anyhow::bail!(
-                "unknown preset `{other}` for {} (one of: {})",
-                family_name(domain),
-                PRESETS.join(", ")
-            ),
+            other => return Err(unknown_preset(family_name(domain), other, &PRESETS)),
         })
     }
 }

@@ -173,6 +173,19 @@ impl TrainerCore {
     }
 }
 
+/// The refusal of a preset a family does not have; `presets` are the ones it has.
+pub fn unknown_preset(family: &str, name: &str, presets: &[&str]) -> anyhow::Error {
+    anyhow::anyhow!(
+        "unknown preset `{name}` for {family} (one of: {})",
+        presets.join(", ")
+    )
+}
+
+/// `lr_final` of a configuration that does not name it: the learning rate held constant.
+pub fn constant_lr() -> f64 {
+    1.0
+}
+
 /// Refuse a run that could not take a step: an empty batch, or no steps.
 pub fn ensure_steps(batch: usize, steps: u64) -> anyhow::Result<()> {
     anyhow::ensure!(batch >= 1, "batch must be at least 1 (it is {batch})");
