@@ -448,6 +448,23 @@ pub fn print_metrics(metrics: &serde_json::Value, json: bool) {
     }
 }
 
+/// The refusal of `decode` to an output of extension `ext`; `formats` names the ones the
+/// family writes (".npy or .png").
+pub fn cannot_decode_to(out: &Path, ext: &str, formats: &str) -> CliError {
+    bad(anyhow!(
+        "{}: cannot decode to .{ext} (use {formats})",
+        out.display()
+    ))
+}
+
+/// The refusal of `export` of `figure` as `.ext`; `figures` lists what the family exports.
+pub fn cannot_export(out: &Path, figure: &str, ext: &str, figures: &str) -> CliError {
+    bad(anyhow!(
+        "{}: cannot export figure `{figure}` as .{ext} ({figures})",
+        out.display()
+    ))
+}
+
 /// The lower-case extension of an output path ("" when it has none).
 pub fn extension(out: &Path) -> String {
     out.extension()

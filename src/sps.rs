@@ -10,8 +10,8 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use rand::Rng;
 use rand::rngs::StdRng;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::nn::bce_with_logits_sum;
 use crate::nn::checkpoint::{
@@ -94,43 +94,68 @@ where
     Ok(())
 }
 
-/// The latent the decoder and the prior read: a draw from the posterior N(mu, exp(logvar))
-/// (`sample`), or its mean.
-pub fn latent(mu: &Tensor, logvar: &Tensor, sample: bool) -> candle_core::Result<Tensor> {
-    if !sample {
-        return Ok(mu.clone());
+/// How the terms of an SPS loss are weighed and brought in: the fields of `config.train` the
+/// two families share.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LossSchedule {
+    pub kl_weight: f64,
+    /// weight of the prior's latent MSE
+    pub prior_weight: f64,
+    /// weight of each symmetry's latent MSE
+    pub symmetry_weight: f64,
+    /// transformed copies of each sequence per symmetry (K); 0 turns the symmetry terms off
+    pub k: usize,
+    /// decode a draw from the posterior (the official reparameterisation) rather than its
+    /// mean; the official SPS code decodes the mean (its `batch_encode_to_z` returns mu), the
+    /// beta-VAE draws
+    pub sample_latent: bool,
+    /// scheduled sampling, official form: P(teacher forcing) = a / (a + exp((step + b) / a))
+    pub sample_alpha: f64,
+    pub sample_beta: f64,
+    /// steps of plain reconstruction before the prior and symmetry terms come in, then steps
+    /// over which their weight ramps from 0 to 1. sps-music: the decoder first learns to read
+    /// pitch from z1, otherwise the prior's early, meaningless predictions teach it to
+    /// ignore z1
+    pub warmup_steps: u64,
+    pub ramp_steps: u64,
+}
+
+impl LossSchedule {
+    /// The latent the decoder and the prior read: a draw from the posterior N(mu,
+    /// exp(logvar)) (`sample_latent`), or its mean.
+    pub fn latent(&self, mu: &Tensor, logvar: &Tensor) -> candle_core::Result<Tensor> {
+        if !self.sample_latent {
+            return Ok(mu.clone());
+        }
+        // the official reparameterisation, factor 0.5 outside the exp as in the paper's code
+        let eps = mu.randn_like(0.0, 1.0)?;
+        mu + (eps * logvar.exp()?)? * 0.5
     }
-    // the official reparameterisation, factor 0.5 outside the exp as in the paper's code
-    let eps = mu.randn_like(0.0, 1.0)?;
-    mu + (eps * logvar.exp()?)? * 0.5
-}
 
-/// Scheduled sampling in the official form: which of `len` inputs of the prior are its own
-/// predictions rather than the encoder's latents. Never the first `given`; after them each
-/// with probability 1 - P(teacher forcing), P = a / (a + exp((step + b) / a)).
-pub fn scheduled(
-    rng: &mut StdRng,
-    (a, b): (f64, f64),
-    step: u64,
-    len: usize,
-    given: usize,
-) -> Vec<bool> {
-    let p = a / (a + ((step as f64 + b) / a).exp());
-    (0..len)
-        .map(|t| t >= given && rng.random::<f64>() > p)
-        .collect()
-}
+    /// Scheduled sampling: which of `len` inputs of the prior at `step` are its own
+    /// predictions rather than the encoder's latents. Never the first `given`; after them
+    /// each with probability 1 - P(teacher forcing).
+    pub fn scheduled(&self, rng: &mut StdRng, step: u64, len: usize, given: usize) -> Vec<bool> {
+        let a = self.sample_alpha;
+        let p = a / (a + ((step as f64 + self.sample_beta) / a).exp());
+        (0..len)
+            .map(|t| t >= given && rng.random::<f64>() > p)
+            .collect()
+    }
 
-/// The weight of the prior and symmetry terms at `step`: 0 for the first `warmup` steps, then
-/// rising linearly to 1 over `ramp` steps (at once when `ramp` is 0). `taken` is how many
-/// ramp steps count as done when the ramp starts (sps-vision counts the step it is in).
-pub fn sequence_weight(step: u64, warmup: u64, ramp: u64, taken: u64) -> f64 {
-    if step < warmup {
-        0.0
-    } else if ramp == 0 {
-        1.0
-    } else {
-        ((step - warmup + taken) as f64 / ramp as f64).min(1.0)
+    /// The weight of the prior and symmetry terms at `step`: 0 for the first `warmup_steps`,
+    /// then rising linearly to 1 over `ramp_steps` (at once when that is 0). `taken` is how
+    /// many ramp steps count as done when the ramp starts (sps-vision counts the step it is
+    /// in).
+    pub fn sequence_weight(&self, step: u64, taken: u64) -> f64 {
+        let (warmup, ramp) = (self.warmup_steps, self.ramp_steps);
+        if step < warmup {
+            0.0
+        } else if ramp == 0 {
+            1.0
+        } else {
+            ((step - warmup + taken) as f64 / ramp as f64).min(1.0)
+        }
     }
 }
 
@@ -165,4 +190,21 @@ pub fn reconstruction_terms(
         loss.add("symmetry_bce", (sum * symmetric)?)?;
     }
     Ok(())
+}
+
+/// `latent-lab bench FAMILY --what decode` of an SPS family: `n` decodes of one latent by an
+/// untrained model of `cfg` (preset `preset`) through `decode`, whose cost does not depend on
+/// the weights.
+pub fn bench_decode<C: Config>(
+    (family, preset): (&str, &str),
+    cfg: &C,
+    n: usize,
+    decode: fn(&C::Model, &[f32]) -> candle_core::Result<Vec<f32>>,
+) -> Result<serde_json::Value, crate::cli::CliError> {
+    let (_varmap, vb) = crate::nn::new_varmap();
+    let model = cfg.model(vb)?;
+    let z = [0.3f32, -0.2, 0.1];
+    crate::cli::bench_decode(family, preset, n, &mut || {
+        decode(&model, &z).map(|_| ()).map_err(Into::into)
+    })
 }

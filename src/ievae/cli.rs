@@ -352,10 +352,7 @@ impl Family for IeVaeFamily {
                 };
                 figures::save(&fig, out).map_err(bad)
             }
-            other => Err(bad(anyhow!(
-                "{}: cannot decode to .{other} (use .npy, .png or .svg)",
-                out.display()
-            ))),
+            other => Err(cli::cannot_decode_to(out, other, ".npy, .png or .svg")),
         }
     }
 }

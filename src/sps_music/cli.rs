@@ -123,10 +123,9 @@ impl Family for SpsMusicFamily {
                 wav::write_mono(out, &audio, dsp::SAMPLE_RATE)?
             }
             _ => {
-                return Err(bad(anyhow!(
-                    "{}: cannot export figure `{figure}` as .{ext} (sps-music: embedding .png/.svg, traversal .png/.svg/.wav, scale .wav)",
-                    out.display()
-                )));
+                let figures =
+                    "sps-music: embedding .png/.svg, traversal .png/.svg/.wav, scale .wav";
+                return Err(cli::cannot_export(out, figure, &ext, figures));
             }
         }
         Ok(())
@@ -140,20 +139,13 @@ impl Family for SpsMusicFamily {
         let cfg = TrainConfig::preset(preset).map_err(bad)?;
         Ok(match what {
             "decode" => {
-                let (_vm, vb) = crate::nn::new_varmap();
-                let model = super::model::SpsMusic::new(&cfg.model, vb)?;
-                let z = [0.3f32, -0.2, 0.1];
-                cli::bench_decode(FAMILY, &cfg.preset, 1000, &mut || {
-                    super::decode_spectrum(&model, &z)
-                        .map(|_| ())
-                        .map_err(Into::into)
-                })?
+                crate::sps::bench_decode((FAMILY, &cfg.preset), &cfg, 1000, super::decode_spectrum)?
             }
             "train-step" => {
                 let data = data::Dataset::synthetic(cfg.batch * 2, 3);
                 let mut trainer = super::train::SpsTrainer::new(cfg.clone(), data, 0)?;
                 let details = serde_json::json!({
-                    "batch": cfg.batch, "k": cfg.k, "sequence_length": data::SEQ_LEN,
+                    "batch": cfg.batch, "k": cfg.loss.k, "sequence_length": data::SEQ_LEN,
                 });
                 cli::bench_train_step(FAMILY, &cfg.preset, &mut trainer, (2, 8), details)?
             }
@@ -190,10 +182,7 @@ impl Family for SpsMusicFamily {
                 let (w, h, rgb) = spectra_image(&lab, &rows, dsp::N_BINS)?;
                 cli::write_png(out, w, h, rgb)
             }
-            other => Err(bad(anyhow!(
-                "{}: cannot decode to .{other} (use .npy, .png or .wav)",
-                out.display()
-            ))),
+            other => Err(cli::cannot_decode_to(out, other, ".npy, .png or .wav")),
         }
     }
 }

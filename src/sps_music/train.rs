@@ -13,6 +13,7 @@ use super::{FAMILY, Lab};
 use crate::audio::dsp::N_BINS;
 use crate::nn::checkpoint::Metadata;
 use crate::nn::{WeightInit, bce_with_logits_rows, kl_sum, mse_sum, new_varmap};
+use crate::sps::LossSchedule;
 use crate::worker::trainer::{constant_lr, unknown_preset};
 use crate::worker::{
     CoreTrainer, Loss, OptimiserSettings, StepStats, Trainer, TrainerCore, ensure_steps,
@@ -25,34 +26,20 @@ pub struct TrainConfig {
     pub model: ModelConfig,
     /// sequences per batch
     pub batch: usize,
-    /// symmetry copies per sequence (K); 0 turns the symmetry off
-    pub k: usize,
     /// translations of the pitch latent are drawn from U(-t_range, t_range)
     pub t_range: f32,
     pub lr: f64,
     /// the learning rate falls along a cosine to `lr * lr_final` at the last step (1 = constant)
     #[serde(default = "constant_lr")]
     pub lr_final: f64,
-    pub kl_weight: f64,
-    pub prior_weight: f64,
-    pub symmetry_weight: f64,
+    #[serde(flatten)]
+    pub loss: LossSchedule,
     /// train the RNN prior (off for the plain beta-VAE)
     pub prior: bool,
-    /// decode a sample of the posterior rather than its mean; the official SPS code decodes
-    /// the mean (its `batch_encode_to_z` returns mu), the beta-VAE samples
-    pub sample_latent: bool,
     /// decode every note of a sequence with the timbre of one note (official `repeat_one_dim`)
     pub share_timbre: bool,
     /// notes given to the prior before it predicts
     pub base_len: usize,
-    /// scheduled sampling, official form: P(teacher forcing) = a / (a + exp((step + b) / a))
-    pub sample_alpha: f64,
-    pub sample_beta: f64,
-    /// steps of plain reconstruction before the prior and symmetry terms come in, then steps
-    /// over which their weight ramps from 0 to 1: the decoder first learns to read pitch from
-    /// z1, otherwise the prior's early, meaningless predictions teach it to ignore z1
-    pub warmup_steps: u64,
-    pub ramp_steps: u64,
     /// log-shift body: the soft-argmax's sharpness until step `sharpness_from`, which then
     /// moves geometrically to the model's own (`Arch::LogShift::sharpness`) over
     /// `sharpness_steps`. A soft start lets every position of the salience curve feel the loss
@@ -137,23 +124,25 @@ impl TrainConfig {
                 },
             },
             batch: 8,
-            k: 4,
             t_range: 4.0,
             lr: 1e-3,
             // a cosine to 5%: with a constant rate, runs that had found pitch by step 500
             // lost it again (models/README.md)
             lr_final: 0.05,
-            kl_weight: 0.01,
-            prior_weight: 2.0,
-            symmetry_weight: 4.0,
+            loss: LossSchedule {
+                kl_weight: 0.01,
+                prior_weight: 2.0,
+                symmetry_weight: 4.0,
+                k: 4,
+                sample_latent: false,
+                sample_alpha: 400.0,
+                sample_beta: 0.0,
+                warmup_steps: 0,
+                ramp_steps: 0,
+            },
             prior: true,
-            sample_latent: false,
             share_timbre: true,
             base_len: 3,
-            sample_alpha: 400.0,
-            sample_beta: 0.0,
-            warmup_steps: 0,
-            ramp_steps: 0,
             // 20 until step 500, then to the model's 40 by step 800
             sharpness_start: super::logshift::SHARPNESS,
             sharpness_steps: 300,
@@ -173,8 +162,11 @@ impl TrainConfig {
                 preset: "paper".into(),
                 model: ModelConfig::paper(),
                 batch: 32,
-                k: 4,
-                sample_alpha: 2000.0,
+                loss: LossSchedule {
+                    k: 4,
+                    sample_alpha: 2000.0,
+                    ..fast.loss
+                },
                 steps: 30000,
                 lr_final: 1.0,
                 // settings of the log-shift body, which the official one does not have
@@ -184,16 +176,19 @@ impl TrainConfig {
             },
             "no-symmetry" => Self {
                 preset: "no-symmetry".into(),
-                k: 0,
+                loss: LossSchedule { k: 0, ..fast.loss },
                 ..fast
             },
             "beta-vae" => Self {
                 preset: "beta-vae".into(),
-                k: 0,
+                loss: LossSchedule {
+                    k: 0,
+                    sample_latent: true,
+                    kl_weight: 4.0,
+                    ..fast.loss
+                },
                 prior: false,
-                sample_latent: true,
                 share_timbre: false,
-                kl_weight: 4.0,
                 ..fast
             },
             other => return Err(unknown_preset(FAMILY, other, &PRESETS)),
@@ -202,7 +197,7 @@ impl TrainConfig {
 
     /// weight of the prior and symmetry terms at `step`
     pub fn sequence_weight(&self, step: u64) -> f64 {
-        crate::sps::sequence_weight(step, self.warmup_steps, self.ramp_steps, 0)
+        self.loss.sequence_weight(step, 0)
     }
 
     /// the trained model's soft-argmax sharpness
@@ -303,9 +298,8 @@ impl SpsTrainer {
 
     /// Which of a sequence's inputs to the prior are its own predictions.
     fn scheduled(&mut self, len: usize) -> Vec<bool> {
-        let sampling = (self.cfg.sample_alpha, self.cfg.sample_beta);
         let (rng, step) = (&mut self.core.rng, self.core.step);
-        crate::sps::scheduled(rng, sampling, step, len, self.cfg.base_len)
+        self.cfg.loss.scheduled(rng, step, len, self.cfg.base_len)
     }
 
     /// The official loss on one batch; returns the total (divided by the batch) and its parts.
@@ -327,7 +321,7 @@ impl SpsTrainer {
                     let w = if cfg.octave_prior > 0.0 {
                         cfg.octave_prior
                     } else {
-                        cfg.prior_weight
+                        cfg.loss.prior_weight
                     };
                     w * cfg.sequence_weight(self.core.step)
                 } else {
@@ -337,7 +331,7 @@ impl SpsTrainer {
             }
             _ => None,
         };
-        let z = crate::sps::latent(&mu, &logvar, cfg.sample_latent)?.reshape((b, s, l))?;
+        let z = cfg.loss.latent(&mu, &logvar)?.reshape((b, s, l))?;
         let z_pitch = z.narrow(2, 0, 1)?;
         let z_timbre = z.narrow(2, 1, l - 1)?;
         let z_timbre = if cfg.share_timbre {
@@ -354,7 +348,7 @@ impl SpsTrainer {
 
         let mut decode_inputs = vec![Tensor::cat(&[&z_pitch, &z_timbre], 2)?.reshape((b * s, l))?];
         let mut loss = Loss::default();
-        loss.add("kl", kl_sum(&mu, &logvar)?.affine(cfg.kl_weight, 0.0)?)?;
+        loss.add("kl", kl_sum(&mu, &logvar)?.affine(cfg.loss.kl_weight, 0.0)?)?;
         if let Some((ce, moved)) = octave {
             loss.add("octave_ce", (ce * cfg.octave_weight)?)?;
             // notes (per sequence, like the losses) the check would move an octave
@@ -363,14 +357,14 @@ impl SpsTrainer {
 
         let w = cfg.sequence_weight(self.core.step);
         let prior = cfg.prior && w > 0.0;
-        let k = if w > 0.0 { cfg.k } else { 0 };
+        let k = if w > 0.0 { cfg.loss.k } else { 0 };
         if prior {
             let own = self.scheduled(s);
             let z0 = self
                 .model
                 .predict_with_symmetry(&z_pitch, &own, &|z| Ok(z.clone()))?;
             let prior_mse =
-                (mse_sum(&z0, &z_pitch.narrow(1, 1, s - 1)?)? * (w * cfg.prior_weight))?;
+                (mse_sum(&z0, &z_pitch.narrow(1, 1, s - 1)?)? * (w * cfg.loss.prior_weight))?;
             loss.add("prior_mse", prior_mse)?;
             decode_inputs.push(Tensor::cat(&[&z0, &timbre_next], 2)?.reshape((b * (s - 1), l))?);
         }
@@ -386,7 +380,7 @@ impl SpsTrainer {
                 .predict_with_symmetry(&z_rep, &own, &|z| z.broadcast_add(&t))?;
             let back = shifted.broadcast_sub(&t.unsqueeze(1)?)?;
             let symm_mse = (mse_sum(&back, &z_rep.narrow(1, 1, s - 1)?)?
-                * (w * cfg.symmetry_weight / k as f64))?;
+                * (w * cfg.loss.symmetry_weight / k as f64))?;
             loss.add("symmetry_mse", symm_mse)?;
             decode_inputs.push(
                 Tensor::cat(&[&back, &timbre_next.repeat((k, 1, 1))?], 2)?
@@ -749,11 +743,12 @@ mod tests {
     fn the_fast_preset_learns_and_a_seed_repeats_the_run() {
         let mut source = open_source("soundfont").unwrap();
         let data = Dataset::render(source.as_mut(), &|_| {}).unwrap();
+        let fast = TrainConfig::preset("fast").unwrap();
         let cfg = TrainConfig {
             batch: 4,
-            k: 2,
+            loss: LossSchedule { k: 2, ..fast.loss },
             steps: 30,
-            ..TrainConfig::preset("fast").unwrap()
+            ..fast
         };
         let run = |data: Dataset| {
             let mut t = SpsTrainer::new(cfg.clone(), data, 7).unwrap();
@@ -944,11 +939,12 @@ mod tests {
     #[test]
     fn the_seed_fixes_the_weights() {
         let data = Dataset::synthetic(6, 0);
+        let fast = TrainConfig::preset("fast").unwrap();
         let cfg = TrainConfig {
             batch: 2,
-            k: 1,
+            loss: LossSchedule { k: 1, ..fast.loss },
             steps: 2,
-            ..TrainConfig::preset("fast").unwrap()
+            ..fast
         };
         crate::worker::trainer::assert_the_seed_fixes_the_run(
             &|seed| Ok(Box::new(SpsTrainer::new(cfg.clone(), data.clone(), seed)?)),

@@ -133,10 +133,8 @@ impl Family for SpsVisionFamily {
                 rollout_figure(&lab, &throw)?
             }
             _ => {
-                return Err(bad(anyhow!(
-                    "{}: cannot export figure `{figure}` as .{ext} (sps-vision: traversal .png/.svg, rollout .png/.svg)",
-                    out.display()
-                )));
+                let figures = "sps-vision: traversal .png/.svg, rollout .png/.svg";
+                return Err(cli::cannot_export(out, figure, &ext, figures));
             }
         };
         figures::save(&fig, out).map_err(bad)
@@ -150,21 +148,14 @@ impl Family for SpsVisionFamily {
         let cfg = TrainConfig::preset(preset).map_err(bad)?;
         Ok(match what {
             "decode" => {
-                let (_vm, vb) = crate::nn::new_varmap();
-                let model = super::model::SpsVision::new(&cfg.model, vb)?;
-                let z = [0.3f32, -0.2, 0.1];
-                cli::bench_decode(FAMILY, &cfg.preset, 2000, &mut || {
-                    super::decode_frame(&model, &z)
-                        .map(|_| ())
-                        .map_err(Into::into)
-                })?
+                crate::sps::bench_decode((FAMILY, &cfg.preset), &cfg, 2000, super::decode_frame)?
             }
             "train-step" => {
                 let data = data::Dataset::generate(0, cfg.batch * 2, 2);
                 let mut trainer = super::train::VisionTrainer::new(cfg.clone(), data, 0)?;
                 // past the ramp, so every loss term is computed
                 let details = serde_json::json!({
-                    "batch": cfg.batch, "k": cfg.k, "sequence_length": SEQ_LEN,
+                    "batch": cfg.batch, "k": cfg.loss.k, "sequence_length": SEQ_LEN,
                 });
                 cli::bench_train_step(FAMILY, &cfg.preset, &mut trainer, (2, 8), details)?
             }
@@ -201,10 +192,7 @@ impl Family for SpsVisionFamily {
                 let (w, h, rgb) = strip(&tiles, SIZE, SIZE);
                 cli::write_png(out, w, h, rgb)
             }
-            other => Err(bad(anyhow!(
-                "{}: cannot decode to .{other} (use .npy or .png)",
-                out.display()
-            ))),
+            other => Err(cli::cannot_decode_to(out, other, ".npy or .png")),
         }
     }
 }

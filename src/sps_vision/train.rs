@@ -16,6 +16,7 @@ use super::model::{EncoderKind, ModelConfig, SpsVision};
 use super::{FAMILY, Lab};
 use crate::nn::checkpoint::Metadata;
 use crate::nn::{WeightInit, kl_sum, mse_sum};
+use crate::sps::LossSchedule;
 use crate::worker::trainer::{constant_lr, unknown_preset};
 use crate::worker::{
     CoreTrainer, Loss, OptimiserSettings, StepStats, Trainer, TrainerCore, ensure_steps,
@@ -35,15 +36,10 @@ pub struct TrainConfig {
     pub lr_final: f64,
     #[serde(default)]
     pub lr_hold: f64,
-    pub kl_weight: f64,
-    /// weight of the prior's latent MSE
-    pub prior_weight: f64,
-    /// weight of each symmetry's latent MSE
-    pub symmetry_weight: f64,
+    #[serde(flatten)]
+    pub loss: LossSchedule,
     /// translations of (z1, z3) are drawn from U(-t_range, t_range)
     pub t_range: f64,
-    /// transformed copies of each throw per symmetry (0 = no symmetry terms)
-    pub k: usize,
     /// decode the symmetric predictions too and add their reconstruction loss
     pub symmetry_decode: bool,
     /// also pull each back-transformed symmetric prediction towards the plain prediction
@@ -55,15 +51,6 @@ pub struct TrainConfig {
     /// part of a step on the CPU.
     #[serde(default)]
     pub decode_steps: usize,
-    /// draw z from the posterior (the official reparameterisation) rather than use its mean
-    pub sample_latent: bool,
-    /// scheduled sampling, official form: P(teacher forcing) = a / (a + exp((step + b) / a))
-    pub sample_alpha: f64,
-    pub sample_beta: f64,
-    /// steps of plain reconstruction before the prior and symmetry terms come in, then steps
-    /// over which their weight ramps from 0 to 1
-    pub warmup_steps: u64,
-    pub ramp_steps: u64,
     pub steps: u64,
 }
 
@@ -92,19 +79,21 @@ impl TrainConfig {
             // peaked by step 600 and then drifted (models/README.md)
             lr_final: 0.05,
             lr_hold: 0.25,
-            kl_weight: 0.01,
-            prior_weight: 2.0,
-            symmetry_weight: 2.0,
+            loss: LossSchedule {
+                kl_weight: 0.01,
+                prior_weight: 2.0,
+                symmetry_weight: 2.0,
+                k: 1,
+                sample_latent: false,
+                sample_alpha: 300.0,
+                sample_beta: 0.0,
+                warmup_steps: 0,
+                ramp_steps: 200,
+            },
             t_range: 1.0,
-            k: 1,
             symmetry_decode: false,
             self_consistency: false,
             decode_steps: 5,
-            sample_latent: false,
-            sample_alpha: 300.0,
-            sample_beta: 0.0,
-            warmup_steps: 0,
-            ramp_steps: 200,
             steps: 1200,
         };
         Ok(match name {
@@ -118,24 +107,27 @@ impl TrainConfig {
                 lr_final: 1.0,
                 lr_hold: 0.0,
                 batch: 32,
-                k: 4,
+                loss: LossSchedule {
+                    k: 4,
+                    sample_latent: true,
+                    // the official schedule: alpha 2200, beta 8000
+                    sample_alpha: 2200.0,
+                    sample_beta: 8000.0,
+                    prior_weight: 2.0,
+                    symmetry_weight: 2.0,
+                    warmup_steps: 0,
+                    ramp_steps: 0,
+                    ..fast.loss
+                },
                 symmetry_decode: true,
                 self_consistency: true,
                 decode_steps: 0,
-                sample_latent: true,
-                // the official schedule: alpha 2200, beta 8000
-                sample_alpha: 2200.0,
-                sample_beta: 8000.0,
-                prior_weight: 2.0,
-                symmetry_weight: 2.0,
-                warmup_steps: 0,
-                ramp_steps: 0,
                 steps: 30000,
                 ..fast
             },
             "no-symmetry" => Self {
                 preset: "no-symmetry".into(),
-                k: 0,
+                loss: LossSchedule { k: 0, ..fast.loss },
                 ..fast
             },
             other => return Err(unknown_preset(FAMILY, other, &PRESETS)),
@@ -144,7 +136,7 @@ impl TrainConfig {
 
     /// weight of the prior and symmetry terms at `step`
     pub fn sequence_weight(&self, step: u64) -> f64 {
-        crate::sps::sequence_weight(step, self.warmup_steps, self.ramp_steps, 1)
+        self.loss.sequence_weight(step, 1)
     }
 
     /// learning rate at `step`
@@ -196,9 +188,8 @@ impl VisionTrainer {
     /// Which of a throw's inputs to the prior are its own predictions (never the first
     /// BASE_LEN).
     fn scheduled(&mut self) -> Vec<bool> {
-        let sampling = (self.cfg.sample_alpha, self.cfg.sample_beta);
         let (rng, step) = (&mut self.core.rng, self.core.step);
-        crate::sps::scheduled(rng, sampling, step, SEQ_LEN, BASE_LEN)
+        self.cfg.loss.scheduled(rng, step, SEQ_LEN, BASE_LEN)
     }
 
     /// The loss on one batch; returns the total (divided by the batch) and its parts.
@@ -213,7 +204,7 @@ impl VisionTrainer {
         let dev = Device::Cpu;
         let x = Tensor::from_vec(flat, (b * s, CHANNELS, SIZE, SIZE), &dev)?;
         let (mu, logvar) = self.model.encode(&x)?;
-        let z = crate::sps::latent(&mu, &logvar, cfg.sample_latent)?.reshape((b, s, l))?;
+        let z = cfg.loss.latent(&mu, &logvar)?.reshape((b, s, l))?;
         let x_next = x
             .reshape((b, s, CHANNELS, SIZE, SIZE))?
             .narrow(1, 1, s - 1)?
@@ -243,11 +234,11 @@ impl VisionTrainer {
 
         let mut decode_inputs = vec![z.reshape((b * s, l))?];
         let mut loss = Loss::default();
-        loss.add("kl", kl_sum(&mu, &logvar)?.affine(cfg.kl_weight, 0.0)?)?;
+        loss.add("kl", kl_sum(&mu, &logvar)?.affine(cfg.loss.kl_weight, 0.0)?)?;
 
         let w = cfg.sequence_weight(self.core.step);
         let sequence = w > 0.0;
-        let k = if sequence { cfg.k } else { 0 };
+        let k = if sequence { cfg.loss.k } else { 0 };
         let mut plain = None;
         if sequence {
             let own = self.scheduled();
@@ -256,7 +247,7 @@ impl VisionTrainer {
                 .predict_with_symmetry(&z, &own, &|z| Ok(z.clone()))?;
             loss.add(
                 "prior_mse",
-                (mse_sum(&z0, &z_next)? * (w * cfg.prior_weight))?,
+                (mse_sum(&z0, &z_next)? * (w * cfg.loss.prior_weight))?,
             )?;
             decode_inputs.push(pick(&z0)?);
             plain = Some(z0);
@@ -269,7 +260,7 @@ impl VisionTrainer {
                 (Some(z0), true) => Some(z0.repeat((k, 1, 1))?),
                 _ => None,
             };
-            let sym_w = w * cfg.symmetry_weight / k as f64;
+            let sym_w = w * cfg.loss.symmetry_weight / k as f64;
             // a back-transformed prediction against the encoder's next latents and, with
             // `self_consistency`, against the plain prediction
             let symmetry_mse = |back: &Tensor| -> candle_core::Result<Tensor> {
@@ -447,7 +438,7 @@ mod tests {
     fn a_step_with_every_term_reports_each_loss_part_and_moves_the_weights() {
         let mut cfg = TrainConfig::preset("fast").unwrap();
         cfg.batch = 2;
-        cfg.ramp_steps = 1;
+        cfg.loss.ramp_steps = 1;
         cfg.self_consistency = true;
         let data = Dataset::generate(3, 4, 2);
         let mut t = VisionTrainer::new(cfg, data, 3).unwrap();

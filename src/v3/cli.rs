@@ -239,15 +239,18 @@ impl Family for V3Family {
                     .collect();
                 Ok(wav::write_mono(out, &audio, dsp::SAMPLE_RATE)?)
             }
-            other => Err(bad(anyhow!(
-                "{}: cannot decode to .{other} (use .npy or .png{})",
-                out.display(),
-                if self.0 == Domain::Notes {
+            other => {
+                let wav = if self.0 == Domain::Notes {
                     " or .wav"
                 } else {
                     ""
-                }
-            ))),
+                };
+                Err(cli::cannot_decode_to(
+                    out,
+                    other,
+                    &format!(".npy or .png{wav}"),
+                ))
+            }
         }
     }
 }
