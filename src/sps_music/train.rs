@@ -736,6 +736,17 @@ mod tests {
         losses.iter().find(|(n, _)| *n == "recon_bce").unwrap().1
     }
 
+    /// The `fast` preset, smaller: `batch` sequences of `k` symmetry copies, `steps` steps.
+    fn small(batch: usize, k: usize, steps: u64) -> TrainConfig {
+        let fast = TrainConfig::preset("fast").unwrap();
+        TrainConfig {
+            batch,
+            loss: LossSchedule { k, ..fast.loss },
+            steps,
+            ..fast
+        }
+    }
+
     /// A short run of the default preset on real notes: every loss term is reported and the
     /// reconstruction improves; the same seed gives the same run. (Pitch itself needs a few
     /// hundred steps: `models/README.md`.)
@@ -743,13 +754,7 @@ mod tests {
     fn the_fast_preset_learns_and_a_seed_repeats_the_run() {
         let mut source = open_source("soundfont").unwrap();
         let data = Dataset::render(source.as_mut(), &|_| {}).unwrap();
-        let fast = TrainConfig::preset("fast").unwrap();
-        let cfg = TrainConfig {
-            batch: 4,
-            loss: LossSchedule { k: 2, ..fast.loss },
-            steps: 30,
-            ..fast
-        };
+        let cfg = small(4, 2, 30);
         let run = |data: Dataset| {
             let mut t = SpsTrainer::new(cfg.clone(), data, 7).unwrap();
             (0..cfg.steps)
@@ -939,13 +944,7 @@ mod tests {
     #[test]
     fn the_seed_fixes_the_weights() {
         let data = Dataset::synthetic(6, 0);
-        let fast = TrainConfig::preset("fast").unwrap();
-        let cfg = TrainConfig {
-            batch: 2,
-            loss: LossSchedule { k: 1, ..fast.loss },
-            steps: 2,
-            ..fast
-        };
+        let cfg = small(2, 1, 2);
         crate::worker::trainer::assert_the_seed_fixes_the_run(
             &|seed| Ok(Box::new(SpsTrainer::new(cfg.clone(), data.clone(), seed)?)),
             2,
