@@ -59,6 +59,8 @@ impl Family for SpsMusicFamily {
         let dataset = data::Dataset::render(source.as_mut(), &quiet).map_err(bad)?;
         let cal = super::eval::embedding_metrics(&lab.model, &dataset)?;
         let (r2_synthesis, detected) = super::eval::synthesis_r2(&lab.model, &cal, 16)?;
+        let (r2_by_instrument, octave_off_share) =
+            super::eval::line_reading(&cal, &dataset.instruments, dataset.n_train_instruments);
         Ok(serde_json::json!({
             "family": FAMILY,
             "preset": lab.meta.preset,
@@ -70,6 +72,8 @@ impl Family for SpsMusicFamily {
             "pitch_semitones_per_latent_unit": cal.slope,
             "held_out_notes": dataset.test_seen.len() * data::SEQ_LEN,
             "unseen_instrument_notes": dataset.test_unseen.len() * data::SEQ_LEN,
+            "r2_by_instrument": r2_by_instrument,
+            "octave_off_share": octave_off_share,
         }))
     }
 

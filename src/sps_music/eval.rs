@@ -1,13 +1,15 @@
 //! Metrics of the SPS music model (DESIGN.md): linearity of the pitch latent on held-out
 //! notes and instruments, and of the pitch heard when the latent is swept and resynthesised.
 
+use std::collections::BTreeMap;
+
 use candle_core::Result;
 use serde::{Deserialize, Serialize};
 
 use super::data::{Dataset, SEQ_LEN, Sequence};
 use super::model::{SpsMusic, encode_all};
 use crate::audio::dsp;
-use crate::metrics::linear_fit;
+use crate::metrics::{linear_fit, r_squared};
 
 /// What the window needs to show a model without re-rendering its data: the map from the
 /// pitch latent to semitones, the latent's range, each instrument's mean timbre, and the
@@ -129,6 +131,38 @@ pub fn embedding_metrics(model: &SpsMusic, data: &Dataset) -> Result<Calibration
     })
 }
 
+/// How the calibration line reads held-out notes (`cal.points`): the R^2 of its pitch against
+/// the true pitch for each instrument by name (those never seen in training too), and the
+/// share of the training instruments' held-out notes it reads 6 to 18 semitones off, about an
+/// octave: the mistake a pitch latent that lands on another partial makes.
+pub fn line_reading(
+    cal: &Calibration,
+    instruments: &[String],
+    n_train: usize,
+) -> (BTreeMap<String, f64>, f64) {
+    let read = |latent: f32| cal.slope * latent as f64 + cal.intercept;
+    let r2_by_instrument = instruments
+        .iter()
+        .enumerate()
+        .filter_map(|(index, name)| {
+            let (pred, truth): (Vec<f64>, Vec<f64>) = (cal.points.iter())
+                .filter(|p| p.2 as usize == index)
+                .map(|&(pitch, latent, _)| (read(latent), pitch as f64))
+                .unzip();
+            (!truth.is_empty()).then(|| (name.clone(), r_squared(&pred, &truth)))
+        })
+        .collect();
+    let errors: Vec<f64> = (cal.points.iter())
+        .filter(|p| (p.2 as usize) < n_train)
+        .map(|&(pitch, latent, _)| (read(latent) - pitch as f64).abs())
+        .collect();
+    let octave_off = errors.iter().filter(|e| (6.0..=18.0).contains(*e)).count();
+    (
+        r2_by_instrument,
+        octave_off as f64 / errors.len().max(1) as f64,
+    )
+}
+
 /// Sweep the pitch latent over its observed range with each training instrument's timbre,
 /// resynthesise with Griffin-Lim, detect the pitch with YIN, and fit detected semitones
 /// against the latent. Returns (R^2, share of notes where a pitch was detected).
@@ -161,4 +195,36 @@ pub fn synthesis_r2(
     }
     let fit = linear_fit(&latents, &detected);
     Ok((fit.r2, latents.len() as f64 / tried.max(1) as f64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_line_reads_each_instrument_and_counts_octave_mistakes() {
+        let cal = Calibration {
+            slope: 1.0,
+            intercept: 60.0,
+            // instrument 0 read exactly; instrument 1 one note an octave up; 2 unseen
+            points: vec![
+                (60.0, 0.0, 0),
+                (62.0, 2.0, 0),
+                (64.0, 4.0, 0),
+                (60.0, 0.0, 1),
+                (62.0, 14.0, 1),
+                (64.0, 4.0, 1),
+                (60.0, 12.0, 2),
+                (64.0, 4.0, 2),
+            ],
+            ..Calibration::default()
+        };
+        let names = ["a", "b", "c"].map(String::from);
+        let (r2, octave_off) = line_reading(&cal, &names, 2);
+        assert_eq!(r2["a"], 1.0);
+        assert!(r2["b"] < 0.0, "{r2:?}");
+        assert!(r2.contains_key("c"));
+        // one of the six held-out notes of the training instruments
+        assert!((octave_off - 1.0 / 6.0).abs() < 1e-12, "{octave_off}");
+    }
 }

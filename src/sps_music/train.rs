@@ -731,6 +731,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::sps_music::data::open_source;
+    use candle_core::DType;
 
     fn recon(losses: &[(&'static str, f64)]) -> f64 {
         losses.iter().find(|(n, _)| *n == "recon_bce").unwrap().1

@@ -107,6 +107,10 @@ impl Family for SpsVisionFamily {
             "rollout_mse": rollout,
             "held_out_frames": dataset.test.len() * SEQ_LEN,
         });
+        let mut by_throw = eval::r2_by_throw(&lab.model, &cal, &dataset)?;
+        by_throw.sort_by(f64::total_cmp);
+        out["r2_by_throw_median"] = cli::percentile(&by_throw, 0.5).into();
+        out["r2_by_throw_min"] = by_throw.first().copied().unwrap_or(f64::NAN).into();
         if dataset.source.starts_with("ball:") {
             let angles = eval::angle_grid();
             let (mse, px, per_angle) = eval::equivariance(&lab.model, &cal, &dataset, 64, &angles)?;

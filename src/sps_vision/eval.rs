@@ -128,6 +128,37 @@ pub fn calibrate(model: &SpsVision, data: &Dataset, fit_throws: usize) -> Result
     Ok(cal)
 }
 
+/// For each held-out throw, the R^2 of the path `cal` reads from the throw's latents against
+/// its true path ([`path_r2`]): how evenly the map holds from throw to throw.
+pub fn r2_by_throw(model: &SpsVision, cal: &Calibration, data: &Dataset) -> Result<Vec<f64>> {
+    let (frames, positions) = frames_of(&data.test);
+    let z = encode_frames(model, &frames)?;
+    let read: Vec<[f32; 3]> = z.iter().map(|z| cal.position(z)).collect();
+    let per_throw = read.chunks(SEQ_LEN).zip(positions.chunks(SEQ_LEN));
+    Ok(per_throw
+        .map(|(read, truth)| path_r2(read, truth))
+        .collect())
+}
+
+/// The R^2 of a read path against the true one, the three coordinates together, so that a
+/// throw that barely moves along one coordinate is not judged on that one alone.
+pub fn path_r2(read: &[[f32; 3]], truth: &[[f32; 3]]) -> f64 {
+    let n = truth.len().max(1) as f64;
+    let (mut ss_res, mut ss_tot) = (0.0, 0.0);
+    for k in 0..3 {
+        let mean = truth.iter().map(|p| p[k] as f64).sum::<f64>() / n;
+        for (r, t) in read.iter().zip(truth) {
+            ss_res += (r[k] as f64 - t[k] as f64).powi(2);
+            ss_tot += (t[k] as f64 - mean).powi(2);
+        }
+    }
+    if ss_tot > 0.0 {
+        1.0 - ss_res / ss_tot
+    } else {
+        0.0
+    }
+}
+
 /// Latents (one row per frame) and decoded frames of a roll-out.
 pub type Rollout = (Vec<Vec<f32>>, Vec<Vec<f32>>);
 
@@ -225,4 +256,19 @@ pub fn equivariance(
 /// The angle grid of the equivariance metric: every 30 degrees.
 pub fn angle_grid() -> Vec<f32> {
     (0..12).map(|k| (k as f32 * 30.0).to_radians()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_is_judged_on_its_coordinates_together() {
+        let truth = [[0.0, 0.0, 1.0], [1.0, 2.0, 1.0], [2.0, 0.0, 1.0]];
+        assert_eq!(path_r2(&truth, &truth), 1.0);
+        // off by 0.1 along z, on which the throw does not move: judged with x and y
+        let read = truth.map(|[x, y, z]| [x, y, z + 0.1]);
+        let r2 = path_r2(&read, &truth);
+        assert!(r2 > 0.99 && r2 < 1.0, "{r2}");
+    }
 }
