@@ -203,20 +203,22 @@ mod tests {
 
     #[test]
     fn the_line_reads_each_instrument_and_counts_octave_mistakes() {
+        // three notes of an instrument, their latents on the line but moved by `off`
+        let notes = |instrument: u16, off: [f32; 3]| {
+            (0..3).map(move |i| {
+                let pitch = 60.0 + 2.0 * i as f32;
+                (pitch, pitch - 60.0 + off[i], instrument)
+            })
+        };
+        // instrument 0 read exactly, 1 with one note an octave up, 2 unseen in training
+        let points = notes(0, [0.0; 3])
+            .chain(notes(1, [0.0, 12.0, 0.0]))
+            .chain(notes(2, [12.0, 0.0, 0.0]))
+            .collect();
         let cal = Calibration {
             slope: 1.0,
             intercept: 60.0,
-            // instrument 0 read exactly; instrument 1 one note an octave up; 2 unseen
-            points: vec![
-                (60.0, 0.0, 0),
-                (62.0, 2.0, 0),
-                (64.0, 4.0, 0),
-                (60.0, 0.0, 1),
-                (62.0, 14.0, 1),
-                (64.0, 4.0, 1),
-                (60.0, 12.0, 2),
-                (64.0, 4.0, 2),
-            ],
+            points,
             ..Calibration::default()
         };
         let names = ["a", "b", "c"].map(String::from);
