@@ -78,17 +78,13 @@ where
     }
 }
 
-/// `latent-lab import` of an SPS family: the official state_dict `file`, read by `import`,
+/// `latent-lab import` of an SPS family: `lab`, read from the official state_dict `file`,
 /// saved as a checkpoint at `out`.
-pub fn import<C, K>(
+pub fn save_imported<C, M, K>(
     file: &Path,
     out: &Path,
-    import: fn(&Path) -> Result<Lab<C, C::Model, K>, CheckpointError>,
-) -> crate::cli::CliResult
-where
-    C: Config,
-{
-    let lab = import(file)?;
+    lab: &Lab<C, M, K>,
+) -> crate::cli::CliResult {
     save_varmap(out, &lab.varmap, &lab.meta)?;
     eprintln!("imported {} -> {}", file.display(), out.display());
     Ok(())

@@ -136,7 +136,7 @@ impl Family for SpsMusicFamily {
     }
 
     fn import(&self, file: &Path, out: &Path) -> CliResult {
-        crate::sps::import(file, out, Lab::import_pytorch)
+        crate::sps::save_imported(file, out, &Lab::import_pytorch(file)?)
     }
 
     fn bench(&self, what: &str, preset: &str) -> Result<serde_json::Value, CliError> {
