@@ -2,11 +2,13 @@
 //! file dialogs, persisted state. `logic` does the work, `ui` only draws.
 
 mod background;
+pub mod explore;
 mod files;
 pub mod latent_map;
 mod training;
 
 pub use background::Background;
+pub use explore::{Decoded, Explore, ExplorePanel, MapSamples};
 pub use files::{
     CheckpointAction, FIGURE_FILES, FileAction, FilePaths, FileRequest, FilesPanel, PathField,
 };
