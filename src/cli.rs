@@ -266,7 +266,13 @@ pub fn compare(a: &Path, b: &Path, json: bool) -> CliResult {
 pub fn export(file: &Path, figure: &str, out: &Path) -> CliResult {
     let fam = family_of(file)?;
     check_writable(out)?;
-    fam.export(file, figure, out)?;
+    // the navigation figures (latent map, interpolation, directions) are drawn once for
+    // every family with a latent map; the rest are the family's own
+    let nav = crate::app::explore::NavFigure::parse(figure);
+    match (nav, crate::registry::explorer(fam.name())) {
+        (Some(nav), Some(open)) => crate::app::explore::export(open(file)?.as_ref(), &nav?, out)?,
+        _ => fam.export(file, figure, out)?,
+    }
     eprintln!("wrote {}", out.display());
     Ok(())
 }

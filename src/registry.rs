@@ -2,15 +2,22 @@
 //! ([`crate::cli::Family`]) and, where it has one, its tab in the window. The window's tab
 //! list and the command line's family list both come from here.
 
+use std::path::Path;
 use std::sync::Arc;
 
-use crate::app::{StartJob, TabMaker};
+use crate::app::{Explore, StartJob, TabMaker};
 use crate::cli::{CliError, Family};
 
-/// One family: its commands and, for the first family of a tab, the tab.
+/// Opens a checkpoint as the latent map's source, for `latent-lab export --figure
+/// latent-map|interpolation|directions`.
+pub type OpenExplore = fn(&Path) -> Result<Arc<dyn Explore>, CliError>;
+
+/// One family: its commands, for the first family of a tab the tab, and where it has one
+/// the source of its latent map.
 pub struct Entry {
     pub family: &'static dyn Family,
     pub tab: Option<TabMaker>,
+    pub explore: Option<OpenExplore>,
 }
 
 /// Every family, in tab order (a tab that shows several families is listed at its first).
@@ -18,36 +25,51 @@ pub static REGISTRY: &[Entry] = &[
     Entry {
         family: &crate::sps_music::cli::SpsMusicFamily,
         tab: Some(|shared| Box::new(crate::sps_music::view::PitchTab::new(shared))),
+        explore: Some(crate::sps_music::explore::open),
     },
     Entry {
         family: &crate::relevance::cli::RelevanceFamily,
         tab: Some(|shared| Box::new(crate::relevance::view::RelevanceTab::new(shared))),
+        explore: Some(crate::relevance::explore::open),
     },
     Entry {
         family: &crate::ievae::cli::IeVaeFamily,
         tab: Some(|shared| Box::new(crate::ievae::view::ClassPoseTab::new(shared))),
+        explore: Some(crate::ievae::explore::open),
     },
     Entry {
         family: &crate::v3::cli::NOTES,
         tab: Some(|shared| Box::new(crate::v3::view::CodebookTab::new(shared))),
+        explore: Some(crate::v3::explore::open),
     },
     Entry {
         family: &crate::v3::cli::DIGITS,
         tab: None,
+        explore: Some(crate::v3::explore::open),
     },
     Entry {
         family: &crate::sps_vision::cli::SpsVisionFamily,
         tab: Some(|shared| Box::new(crate::sps_vision::view::VisionTab::new(shared))),
+        explore: Some(crate::sps_vision::explore::open),
     },
     Entry {
         family: &crate::digits::cli::DigitClassifierFamily,
         tab: None,
+        explore: None,
     },
 ];
 
 /// The constructors of the window's tabs, in order.
 pub fn tabs() -> Vec<TabMaker> {
     REGISTRY.iter().filter_map(|e| e.tab).collect()
+}
+
+/// The latent map's source of the family named `family`, where it has one.
+pub fn explorer(family: &str) -> Option<OpenExplore> {
+    REGISTRY
+        .iter()
+        .find(|e| e.family.name() == family)
+        .and_then(|e| e.explore)
 }
 
 /// Starts `family`'s `latent-lab train` job for the window's training panel.

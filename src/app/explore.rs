@@ -165,6 +165,97 @@ pub trait Explore: Send + Sync {
     }
 }
 
+// ------------------------------------------------------------------ helpers for sources
+
+/// The held-out inputs a family made last, by key (its data spec): a training run hands the
+/// panel a new model every few seconds, and its samples are encoded again, but rendering
+/// the inputs (a SoundFont's notes) is done once.
+pub struct InputCache<T> {
+    slot: std::sync::Mutex<Option<(String, Arc<T>)>>,
+}
+
+impl<T> InputCache<T> {
+    pub const fn new() -> Self {
+        Self {
+            slot: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The inputs for `key`, made by `make` unless they are the last ones made. Callers for
+    /// the same key wait for one `make` rather than render twice.
+    pub fn get_or(
+        &self,
+        key: &str,
+        make: impl FnOnce() -> anyhow::Result<T>,
+    ) -> anyhow::Result<Arc<T>> {
+        let mut slot = self
+            .slot
+            .lock()
+            .map_err(|_| anyhow!("a thread failed while making the held-out inputs"))?;
+        if let Some((k, v)) = slot.as_ref()
+            && k == key
+        {
+            return Ok(v.clone());
+        }
+        let value = Arc::new(make()?);
+        *slot = Some((key.to_string(), value.clone()));
+        Ok(value)
+    }
+}
+
+impl<T> Default for InputCache<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `n` latents from `a` to `b` on the great circle between them, the norm interpolated
+/// linearly: the path that stays where a standard normal prior puts its mass, as a straight
+/// line (which passes nearer the origin) does not. Both ends are `a` and `b` exactly.
+pub fn slerp_path(a: &[f32], b: &[f32], n: usize) -> Vec<Vec<f32>> {
+    let norm = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let (na, nb) = (norm(a), norm(b));
+    let cos = if na > 0.0 && nb > 0.0 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| *x as f64 * *y as f64)
+            .sum::<f64>()
+            / (na * nb)
+    } else {
+        1.0
+    };
+    let omega = cos.clamp(-1.0, 1.0).acos();
+    (0..n)
+        .map(|i| {
+            if i == 0 {
+                return a.to_vec();
+            }
+            if i + 1 == n {
+                return b.to_vec();
+            }
+            let t = i as f64 / (n - 1) as f64;
+            if omega < 1e-4 || omega > std::f64::consts::PI - 1e-4 {
+                // (anti)parallel ends: no unique great circle, the straight line will do
+                return a
+                    .iter()
+                    .zip(b)
+                    .map(|(x, y)| x + t as f32 * (y - x))
+                    .collect();
+            }
+            let (wa, wb) = (
+                ((1.0 - t) * omega).sin() / omega.sin(),
+                (t * omega).sin() / omega.sin(),
+            );
+            // the unit directions slerped, then scaled to the interpolated norm
+            let r = (1.0 - t) * na + t * nb;
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| (r * (wa * *x as f64 / na + wb * *y as f64 / nb)) as f32)
+                .collect()
+        })
+        .collect()
+}
+
 // ------------------------------------------------------------------ colours
 
 /// Bins of a continuous colouring.
@@ -1942,6 +2033,20 @@ mod tests {
             panic!("not a scatter")
         };
         assert_eq!(series.iter().map(|s| s.points.len()).sum::<usize>(), 40);
+    }
+
+    #[test]
+    fn slerp_keeps_the_norm_between_the_ends_and_hits_them() {
+        let (a, b) = ([2.0f32, 0.0, 0.0], [0.0f32, 2.0, 0.0]);
+        let path = slerp_path(&a, &b, 5);
+        assert_eq!(path[0], a.to_vec());
+        assert_eq!(path[4], b.to_vec());
+        for z in &path {
+            let n = z.iter().map(|v| v * v).sum::<f32>().sqrt();
+            assert!((n - 2.0).abs() < 1e-5, "{z:?}");
+        }
+        // the midpoint is on the bisector, not the chord's middle (norm sqrt 2)
+        assert!((path[2][0] - 2f32.sqrt()).abs() < 1e-5);
     }
 
     #[test]
