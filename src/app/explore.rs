@@ -391,6 +391,28 @@ impl Decoded {
         }
     }
 
+    /// The output's pictures one by one: each image of an output of several, else the one.
+    pub fn pictures(&self) -> Option<Vec<(usize, usize, Vec<u8>)>> {
+        let (w, h, rgb) = self.rgb()?;
+        let count = match &self.output {
+            Output::Images { count, .. } => (*count).max(1),
+            _ => 1,
+        };
+        let each = w / count;
+        Some(
+            (0..count)
+                .map(|k| {
+                    let mut tile = Vec::with_capacity(each * h * 3);
+                    for y in 0..h {
+                        let row = (y * w + k * each) * 3;
+                        tile.extend_from_slice(&rgb[row..row + each * 3]);
+                    }
+                    (each, h, tile)
+                })
+                .collect(),
+        )
+    }
+
     pub fn is_vector(&self) -> bool {
         matches!(self.output, Output::Vector { .. })
     }
@@ -403,22 +425,32 @@ impl Decoded {
     }
 }
 
-/// Pictures of one size side by side, `gap` grey columns apart.
-fn side_by_side(tiles: &[(usize, usize, Vec<u8>)], gap: usize) -> Option<(usize, usize, Vec<u8>)> {
-    let (w, h) = tiles.first().map(|t| (t.0, t.1))?;
-    if tiles.iter().any(|t| t.0 != w || t.1 != h) {
+/// Pictures of one size in a grid, one column per entry of `columns` (its pictures top to
+/// bottom), `gap` grey pixels apart.
+fn picture_grid(
+    columns: &[Vec<(usize, usize, Vec<u8>)>],
+    gap: usize,
+) -> Option<(usize, usize, Vec<u8>)> {
+    let (w, h) = columns.first()?.first().map(|t| (t.0, t.1))?;
+    let rows = columns[0].len();
+    if columns
+        .iter()
+        .any(|c| c.len() != rows || c.iter().any(|t| t.0 != w || t.1 != h))
+    {
         return None;
     }
-    let n = tiles.len();
-    let total = n * w + (n - 1) * gap;
-    let mut rgb = vec![160u8; total * h * 3];
-    for (k, t) in tiles.iter().enumerate() {
-        for y in 0..h {
-            let dst = (y * total + k * (w + gap)) * 3;
-            rgb[dst..dst + w * 3].copy_from_slice(&t.2[y * w * 3..(y + 1) * w * 3]);
+    let n = columns.len();
+    let (total_w, total_h) = (n * w + (n - 1) * gap, rows * h + (rows - 1) * gap);
+    let mut rgb = vec![160u8; total_w * total_h * 3];
+    for (k, column) in columns.iter().enumerate() {
+        for (r, t) in column.iter().enumerate() {
+            for y in 0..h {
+                let dst = ((r * (h + gap) + y) * total_w + k * (w + gap)) * 3;
+                rgb[dst..dst + w * 3].copy_from_slice(&t.2[y * w * 3..(y + 1) * w * 3]);
+            }
         }
     }
-    Some((total, h, rgb))
+    Some((total_w, total_h, rgb))
 }
 
 // ------------------------------------------------------------------ what the explorer computes
@@ -440,9 +472,10 @@ impl Strip {
         Ok(Self { latents, decoded })
     }
 
+    /// The strip as one picture: a column per step (an output of several images stacked).
     fn rgb(&self) -> Option<(usize, usize, Vec<u8>)> {
-        let tiles: Option<Vec<_>> = self.decoded.iter().map(Decoded::rgb).collect();
-        side_by_side(&tiles?, 1)
+        let columns: Option<Vec<_>> = self.decoded.iter().map(Decoded::pictures).collect();
+        picture_grid(&columns?, 1)
     }
 }
 
@@ -538,7 +571,7 @@ impl Directions {
     fn caption(&self, k: usize) -> String {
         match self.list.get(k) {
             Some(d) => format!(
-                "d{}: {:.0}% of the change (σ {})",
+                "d{} {:.0}% (σ {})",
                 k + 1,
                 100.0 * d.share,
                 num(d.singular_value as f32)
@@ -669,15 +702,8 @@ pub fn map_figure(
         })
         .collect();
     let [x_label, y_label] = axis_names(projection, dim_names);
-    let how = match projection {
-        Projection::Pca => "principal plane".to_string(),
-        Projection::Axes { .. } => format!("{x_label} and {y_label}"),
-    };
     Ok(Figure::Scatter {
-        title: format!(
-            "{title}: held-out latents on the {how}, coloured by {}",
-            colouring.name
-        ),
+        title: format!("{title}: held-out latents, by {}", colouring.name),
         x_label,
         y_label,
         series,
@@ -724,19 +750,31 @@ pub fn strips_figure(
             log_y: false,
         });
     }
+    // an output of several images (a pose in every class) gives a row per image
     let mut tiles = Vec::new();
+    let mut row_headers = Vec::new();
     let (mut w, mut h, mut cols) = (1, 1, 1);
-    for (_, strip) in rows {
+    for (name, strip) in rows {
         cols = strip.decoded.len().max(1);
-        for d in &strip.decoded {
-            let (tw, th, rgb) = d.rgb().context("an output that is not a picture")?;
-            (w, h) = (tw, th);
-            tiles.push(rgb);
+        let columns = strip
+            .decoded
+            .iter()
+            .map(Decoded::pictures)
+            .collect::<Option<Vec<_>>>()
+            .context("an output that is not a picture")?;
+        let per_step = columns.first().map_or(0, |c| c.len());
+        for k in 0..per_step {
+            for column in &columns {
+                let (tw, th, rgb) = column.get(k).context("outputs of different sizes")?;
+                (w, h) = (*tw, *th);
+                tiles.push(rgb.clone());
+            }
+            row_headers.push(if k == 0 { name.clone() } else { String::new() });
         }
     }
     let mut captions: Vec<String> = col_headers.to_vec();
     captions.resize(cols, String::new());
-    captions.extend(rows.iter().map(|r| r.0.clone()));
+    captions.extend(row_headers);
     Ok(Figure::ImageGrid {
         title: title.into(),
         tile_w: w,
@@ -778,9 +816,7 @@ pub fn directions_figure(title: &str, dirs: &Directions) -> anyhow::Result<Figur
         .first()
         .and_then(|t| t.1.decoded.first())
         .context("no directions to draw")?;
-    let full = format!(
-        "{title}: local directions of the decoder (Jacobian's leading singular vectors); steps of s, the samples' spread along each"
-    );
+    let full = format!("{title}: local directions (share of the change; s = samples' spread)");
     if first.is_vector() {
         let values = dirs
             .traversals
@@ -1691,7 +1727,7 @@ impl ExplorePanel {
             let name =
                 |i: Option<usize>| i.map_or("(pick on the map)".into(), |i| samples.label(i));
             ui.label(format!(
-                "A {}  →  B {}",
+                "A {}  to  B {}",
                 name(self.pair.0),
                 name(self.pair.1)
             ));

@@ -123,10 +123,14 @@ pub fn resample_path(path: &[[f64; 2]], n: usize) -> Vec<[f64; 2]> {
     out
 }
 
-/// `n` latents from `a` to `b` on the straight line, both ends included.
+/// `n` latents from `a` to `b` on the straight line, both ends included (exactly: the last
+/// is `b` itself, not `a + (b - a)` rounded).
 pub fn interpolate(a: &[f32], b: &[f32], n: usize) -> Vec<Vec<f32>> {
     (0..n)
         .map(|i| {
+            if n > 1 && i + 1 == n {
+                return b.to_vec();
+            }
             let t = if n > 1 {
                 i as f32 / (n - 1) as f32
             } else {

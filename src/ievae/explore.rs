@@ -117,6 +117,6 @@ impl Explore for Source {
     }
 
     fn prior_name(&self) -> String {
-        "along the prior N(0, I): on the great circle".into()
+        "prior: great circle".into()
     }
 }

@@ -107,7 +107,7 @@ impl Explore for Source {
     }
 
     fn prior_name(&self) -> String {
-        "along the prior N(0, I): on the great circle".into()
+        "prior: great circle".into()
     }
 
     fn paint(&self, ui: &mut egui::Ui, decoded: &Decoded) -> bool {

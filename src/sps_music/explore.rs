@@ -189,7 +189,7 @@ impl Explore for Source {
     }
 
     fn prior_name(&self) -> String {
-        "along the symmetry: transposed to B's pitch, then B's timbre".into()
+        "symmetry: pitch, then timbre".into()
     }
 }
 

@@ -139,7 +139,7 @@ impl Explore for Source {
     }
 
     fn prior_name(&self) -> String {
-        "along the symmetry: turning about the vertical axis".into()
+        "symmetry: turning about z2".into()
     }
 }
 
