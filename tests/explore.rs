@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use latent_lab::app::explore::ClickMode;
+use latent_lab::app::latent_map::Projection;
 use latent_lab::app::{Explore, ExplorePanel, Shared};
 use latent_lab::audio::engine::Playback;
 
@@ -173,6 +174,12 @@ fn click_decodes_exactly(file: &Path, source: Arc<dyn Explore>) -> Harness<'stat
     let mut harness = host(source);
     settle(&mut harness, "the samples", |p| p.samples().is_some());
     let samples = harness.state().panel.samples().unwrap().clone();
+    eprintln!(
+        "{}: {} samples, {}",
+        file.display(),
+        samples.latents.len(),
+        harness.state().panel.status()
+    );
     assert!(samples.latents.len() >= 100, "{}", samples.latents.len());
     // the samples sit where the map's plane projects them
     let plane = harness.state().panel.map().plane().unwrap().clone();
@@ -334,6 +341,30 @@ fn vision_map_click_path_and_interpolation() {
     assert!(name.contains("symmetry"), "{name}");
     assert_eq!(prior.latents[0], samples.latents[interp.a]);
     assert_eq!(*prior.latents.last().unwrap(), samples.latents[interp.b]);
+
+    // on two chosen axes, a click moves those two and holds the third at the samples' mean
+    harness
+        .state_mut()
+        .panel
+        .set_projection(Projection::Axes { x: 0, y: 2 });
+    harness.run_steps(2);
+    let plane = harness.state().panel.map().plane().unwrap().clone();
+    let pos = in_frame(&harness, 0.25, 0.6);
+    let expected = map_at(&harness, pos);
+    click(&mut harness, pos);
+    settle(&mut harness, "the point on the axes", |p| {
+        p.decoded().is_some_and(|(z, _)| z[1] == plane.origin[1])
+    });
+    let (z, decoded) = harness.state().panel.decoded().unwrap();
+    let picked = harness.state().panel.map().picked.unwrap();
+    assert!(close(picked, expected, map_scale(&harness)));
+    assert_eq!(z, plane.latent_at(picked).as_slice());
+    assert_eq!(
+        (plane.u.clone(), plane.v.clone()),
+        (vec![1.0, 0.0, 0.0], vec![0.0, 0.0, 1.0])
+    );
+    assert_eq!(z[1], plane.origin[1], "z2 held at the samples' mean");
+    assert!(decoded.values == cli_decode(&file, z));
 }
 
 #[test]

@@ -1509,11 +1509,8 @@ impl ExplorePanel {
             if !pca {
                 let names = self.dim_names.clone();
                 for (label, value) in [("x", &mut x), ("y", &mut y)] {
-                    egui::ComboBox::from_id_salt(format!("{}_axis_{label}", self.id))
-                        .selected_text(format!(
-                            "{label}: {}",
-                            names.get(*value).cloned().unwrap_or_default()
-                        ))
+                    egui::ComboBox::new(format!("{}_axis_{label}", self.id), label)
+                        .selected_text(names.get(*value).cloned().unwrap_or_default())
                         .show_ui(ui, |ui| {
                             for (i, name) in names.iter().enumerate() {
                                 axes_changed |= ui.selectable_value(value, i, name).changed();
@@ -1535,15 +1532,14 @@ impl ExplorePanel {
             ui.separator();
             if samples.colourings.len() > 1 {
                 let mut colouring = self.colouring;
-                egui::ComboBox::from_id_salt(format!("{}_colouring", self.id))
-                    .selected_text(format!(
-                        "colour: {}",
+                egui::ComboBox::new(format!("{}_colouring", self.id), "colour")
+                    .selected_text(
                         samples
                             .colourings
                             .get(colouring)
                             .map(|c| c.name.as_str())
-                            .unwrap_or("")
-                    ))
+                            .unwrap_or(""),
+                    )
                     .show_ui(ui, |ui| {
                         for (i, c) in samples.colourings.iter().enumerate() {
                             ui.selectable_value(&mut colouring, i, &c.name);
