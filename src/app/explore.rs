@@ -234,7 +234,7 @@ pub fn slerp_path(a: &[f32], b: &[f32], n: usize) -> Vec<Vec<f32>> {
                 return b.to_vec();
             }
             let t = i as f64 / (n - 1) as f64;
-            if omega < 1e-4 || omega > std::f64::consts::PI - 1e-4 {
+            if !(1e-4..=std::f64::consts::PI - 1e-4).contains(&omega) {
                 // (anti)parallel ends: no unique great circle, the straight line will do
                 return a
                     .iter()
@@ -413,6 +413,15 @@ impl Decoded {
         )
     }
 
+    /// How many pictures the output holds (one for a spectrogram; none for a vector).
+    pub fn picture_count(&self) -> usize {
+        match &self.output {
+            Output::Images { count, .. } => *count,
+            Output::Spectrogram { .. } => 1,
+            Output::Vector { .. } => 0,
+        }
+    }
+
     pub fn is_vector(&self) -> bool {
         matches!(self.output, Output::Vector { .. })
     }
@@ -475,7 +484,23 @@ impl Strip {
     /// The strip as one picture: a column per step (an output of several images stacked).
     fn rgb(&self) -> Option<(usize, usize, Vec<u8>)> {
         let columns: Option<Vec<_>> = self.decoded.iter().map(Decoded::pictures).collect();
-        picture_grid(&columns?, 1)
+        let mut columns = columns?;
+        // pictures far taller than wide (a note's five frames) are widened here, column by
+        // column, so that the grey gaps between them stay thin when the strip is drawn
+        for t in columns.iter_mut().flatten() {
+            let (w, h) = (t.0, t.1);
+            if w > 0 && 3 * w < h {
+                let f = h.div_ceil(3 * w);
+                let mut wide = Vec::with_capacity(w * f * h * 3);
+                for px in t.2.chunks_exact(3) {
+                    for _ in 0..f {
+                        wide.extend_from_slice(px);
+                    }
+                }
+                *t = (w * f, h, wide);
+            }
+        }
+        picture_grid(&columns, 1)
     }
 }
 
@@ -1574,19 +1599,39 @@ impl ExplorePanel {
         });
     }
 
-    /// A picture at most `max` points, whole-pixel scaled where it fits; thin pictures (a
-    /// spectrogram of five frames) are widened to at least a third of their height.
-    fn picture(ui: &mut egui::Ui, tex: &TextureHandle, max: egui::Vec2) -> egui::Response {
+    /// A picture at most `max` points, whole-pixel scaled where it fits, and widened (not
+    /// taller) until each of its `cols` columns is at least 40 points wide: a spectrogram of
+    /// five frames per note stays readable.
+    fn picture(
+        ui: &mut egui::Ui,
+        tex: &TextureHandle,
+        cols: usize,
+        max: egui::Vec2,
+    ) -> egui::Response {
         let [w, h] = tex.size();
         let (w, h) = (w.max(1) as f32, h.max(1) as f32);
         let scale = (max.x / w).min(max.y / h);
         let scale = if scale >= 1.0 { scale.floor() } else { scale };
-        let size = egui::vec2((w * scale).max(h * scale / 3.0).min(max.x), h * scale);
+        let least = if cols > 1 {
+            40.0 * cols as f32
+        } else {
+            (h * scale / 3.0).max(40.0)
+        };
+        let wide = (w * scale).max(least).min(max.x);
         ui.add(
             egui::Image::new(tex)
                 .maintain_aspect_ratio(false)
-                .fit_to_exact_size(size),
+                .fit_to_exact_size(egui::vec2(wide, h * scale)),
         )
+    }
+
+    /// Height for a picture of `rows` stacked images (a pose drawn in every class).
+    fn picture_height(rows: usize) -> f32 {
+        if rows > 1 {
+            (32.0 * rows as f32).min(360.0)
+        } else {
+            130.0
+        }
     }
 
     fn point_ui(&mut self, ui: &mut egui::Ui) {
@@ -1604,13 +1649,15 @@ impl ExplorePanel {
             match &self.textures.point {
                 Some(tex) => {
                     let max = egui::vec2(ui.available_width(), 200.0);
-                    Self::picture(ui, tex, max);
+                    Self::picture(ui, tex, decoded.picture_count(), max);
                 }
                 None if decoded.is_vector() => self.vector_ui(ui, &decoded),
                 None => {}
             }
         }
-        if self.source.as_ref().is_some_and(|s| s.has_sound()) && ui.button("Play").clicked() {
+        if self.source.as_ref().is_some_and(|s| s.has_sound())
+            && ui.horizontal(|ui| ui.button("Play").clicked()).inner
+        {
             self.play(vec![z]);
         }
     }
@@ -1664,8 +1711,9 @@ impl ExplorePanel {
             });
             match textures.get(k) {
                 Some(tex) => {
-                    let max = egui::vec2(ui.available_width(), 110.0);
-                    Self::picture(ui, tex, max);
+                    let rows = strip.decoded.first().map_or(1, Decoded::picture_count);
+                    let max = egui::vec2(ui.available_width(), Self::picture_height(rows));
+                    Self::picture(ui, tex, strip.decoded.len(), max);
                 }
                 None => self.vector_strip_ui(ui, &format!("{key}_{k}"), strip),
             }
@@ -1679,11 +1727,15 @@ impl ExplorePanel {
         };
         let names = first.names();
         egui_plot::Plot::new(format!("{}_{key}", self.id))
-            .height(120.0)
+            .height(150.0)
             .allow_drag(false)
             .allow_zoom(false)
             .allow_scroll(false)
-            .legend(egui_plot::Legend::default())
+            .legend(
+                egui_plot::Legend::default()
+                    .text_style(egui::TextStyle::Small)
+                    .background_alpha(0.5),
+            )
             .show(ui, |plot| {
                 for (f, name) in names.iter().enumerate() {
                     let pts: Vec<[f64; 2]> = strip

@@ -450,7 +450,12 @@ impl LatentMap {
             .allow_boxed_zoom(false)
             .x_axis_label(self.axis_names[0].clone())
             .y_axis_label(self.axis_names[1].clone())
-            .legend(egui_plot::Legend::default());
+            // small and see-through: the legend sits over the map's top-right corner
+            .legend(
+                egui_plot::Legend::default()
+                    .text_style(egui::TextStyle::Small)
+                    .background_alpha(0.5),
+            );
         if let Some((lo, hi)) = self.bounds {
             plot = plot
                 .default_x_bounds(lo[0], hi[0])
@@ -459,6 +464,7 @@ impl LatentMap {
         if std::mem::take(&mut self.reset_view) {
             plot = plot.reset();
         }
+        let ink = ui.visuals().strong_text_color();
         let response = plot.show(ui, |plot| {
             for (group, points) in &self.groups {
                 plot.points(
@@ -467,20 +473,36 @@ impl LatentMap {
                         .radius(2.5),
                 );
             }
+            // markers go unnamed, out of the legend, which is the samples' colours alone
             if self.drawing.len() > 1 {
-                plot.line(Line::new("drawing", PlotPoints::from(self.drawing.clone())));
+                plot.line(Line::new("", PlotPoints::from(self.drawing.clone())).color(ink));
             } else if self.path.len() > 1 {
-                plot.line(Line::new("path", PlotPoints::from(self.path.clone())));
+                plot.line(Line::new("", PlotPoints::from(self.path.clone())).color(ink));
             }
             for (name, p) in &self.marks {
                 plot.points(
-                    Points::new(name.clone(), vec![*p])
-                        .radius(5.0)
-                        .filled(false),
+                    Points::new("", vec![*p])
+                        .radius(6.0)
+                        .filled(false)
+                        .color(ink),
+                );
+                plot.text(
+                    egui_plot::Text::new(
+                        "",
+                        egui_plot::PlotPoint::new(p[0], p[1]),
+                        egui::RichText::new(format!("  {name}")).strong(),
+                    )
+                    .anchor(egui::Align2::LEFT_BOTTOM)
+                    .color(ink),
                 );
             }
             if let Some(p) = self.picked {
-                plot.points(Points::new("decoded here", vec![p]).radius(6.0));
+                plot.points(
+                    Points::new("", vec![p])
+                        .radius(6.0)
+                        .shape(egui_plot::MarkerShape::Cross)
+                        .color(ink),
+                );
             }
         });
         let (r, transform) = (response.response, response.transform);
