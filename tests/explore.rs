@@ -393,6 +393,54 @@ fn music_map_click_path_and_play() {
         after > before,
         "nothing was queued to play ({before} -> {after})"
     );
+
+    // the Export row writes what is on show: the map as SVG, the point as PNG, and the
+    // interpolation's sound as WAV (the linear strip, then the symmetry's)
+    harness.state_mut().panel.pick_pair(0, 300);
+    settle(&mut harness, "the interpolation", |p| {
+        p.interpolation().is_some()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    for (button, name) in [
+        ("Map", "map.svg"),
+        ("Point", "point.png"),
+        ("Interpolation", "interpolation.wav"),
+        ("Directions", "directions.png"),
+    ] {
+        let out = dir.path().join(name);
+        harness.state_mut().panel.set_export_path(&out);
+        harness.get_by_label(button).click();
+        settle(&mut harness, name, |_| out.exists());
+        let wrote = format!("wrote {}", out.display());
+        assert!(
+            harness
+                .state()
+                .shared
+                .notices
+                .iter()
+                .any(|n| n.text == wrote),
+            "{name}"
+        );
+    }
+    let svg = std::fs::read_to_string(dir.path().join("map.svg")).unwrap();
+    assert!(
+        svg.contains("Violin"),
+        "the map's legend names the instruments"
+    );
+    let point = image::open(dir.path().join("point.png")).unwrap();
+    assert!(point.width() > 100);
+    let (audio, rate) =
+        latent_lab::audio::wav::read_mono(&dir.path().join("interpolation.wav")).unwrap();
+    // two strips of nine notes of 2560 samples at 16 kHz
+    assert_eq!(rate, 16_000);
+    assert_eq!(audio.len(), 2 * 9 * 2560);
+    assert!(audio.iter().any(|s| s.abs() > 0.01));
+    assert!(
+        image::open(dir.path().join("directions.png"))
+            .unwrap()
+            .height()
+            > 300
+    );
 }
 
 #[test]

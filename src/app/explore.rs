@@ -1309,6 +1309,11 @@ impl ExplorePanel {
         self.click_mode
     }
 
+    /// Where the Export buttons write (what typing in the field does).
+    pub fn set_export_path(&mut self, path: &Path) {
+        self.export.text = path.display().to_string();
+    }
+
     // -------------------------------------------------------------- what the widgets do
 
     pub fn set_projection(&mut self, projection: Projection) {
