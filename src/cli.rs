@@ -161,7 +161,7 @@ pub fn family(name: &str) -> Result<&'static dyn Family, CliError> {
 }
 
 /// The family a checkpoint belongs to, from its metadata.
-fn family_of(file: &Path) -> Result<&'static dyn Family, CliError> {
+pub fn family_of(file: &Path) -> Result<&'static dyn Family, CliError> {
     let loaded = checkpoint::load(file)?;
     family(&loaded.meta.family).map_err(|_| {
         bad(anyhow!(

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::app::{StartJob, TabMaker};
+use crate::app::{Evaluate, StartJob, TabMaker};
 use crate::cli::{CliError, Family};
 
 /// One family: its commands and, for the first family of a tab, the tab.
@@ -53,6 +53,16 @@ pub fn tabs() -> Vec<TabMaker> {
 /// Starts `family`'s `latent-lab train` job for the window's training panel.
 pub fn job_starter(family: &'static dyn Family) -> StartJob {
     Arc::new(move |args| family.train(args).map_err(message))
+}
+
+/// `latent-lab eval` of a file (by the family its metadata names, on that family's default
+/// data), for the window's metric table of A against B.
+pub fn evaluator() -> Evaluate {
+    Arc::new(|path| {
+        crate::cli::family_of(path)
+            .and_then(|family| family.eval(path, None))
+            .map_err(message)
+    })
 }
 
 /// A command-line error as the window shows it.
