@@ -4,7 +4,10 @@
 
 use std::sync::Arc;
 
-use crate::app::{Evaluate, StartJob, TabMaker};
+use crate::app::{
+    Evaluate, FilesPanel, HostedLab, Models, StartJob, TabMaker, TrainSettings, TrainingPanel,
+    TrainingSpec,
+};
 use crate::cli::{CliError, Family};
 
 /// One family: its commands and, for the first family of a tab, the tab.
@@ -53,6 +56,21 @@ pub fn tabs() -> Vec<TabMaker> {
 /// Starts `family`'s `latent-lab train` job for the window's training panel.
 pub fn job_starter(family: &'static dyn Family) -> StartJob {
     Arc::new(move |args| family.train(args).map_err(message))
+}
+
+/// A tab's models of `family`: its files panel, its training panel (starting the family's
+/// `latent-lab train` job) and the metric table (its `latent-lab eval`).
+pub fn models<L: HostedLab>(
+    family: &'static dyn Family,
+    files: FilesPanel,
+    spec: TrainingSpec,
+    settings: TrainSettings,
+) -> Models<L> {
+    Models::new(
+        files,
+        TrainingPanel::new(spec, settings, job_starter(family)),
+    )
+    .with_evaluate(evaluator())
 }
 
 /// `latent-lab eval` of a file (by the family its metadata names, on that family's default

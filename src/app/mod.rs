@@ -11,7 +11,7 @@ pub use background::Background;
 pub use files::{
     CheckpointAction, FIGURE_FILES, FileAction, FilePaths, FileRequest, FilesPanel, PathField,
 };
-pub use models::{Changed, Evaluate, Heard, HostedLab, Import, MetricTable, Models};
+pub use models::{Changed, Evaluate, Heard, HostedLab, Import, MetricTable, Models, ModelsState};
 pub use training::{
     POLL_BUDGET, RunUpdate, SNAPSHOT_EVERY, StartJob, TrainSettings, TrainingPanel, TrainingRun,
     TrainingSpec,

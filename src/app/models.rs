@@ -7,7 +7,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{Background, FileAction, FileRequest, FilesPanel, PathField, Shared, TrainingPanel};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Background, FileAction, FilePaths, FileRequest, FilesPanel, PathField, Shared, TrainSettings,
+    TrainingPanel,
+};
 use crate::cli::TrainArgs;
 use crate::compare::Comparison;
 use crate::nn::checkpoint::Metadata;
@@ -84,6 +89,29 @@ enum Request {
     Compare,
 }
 
+/// What a tab remembers of its models across restarts; a tab's own state flattens it in.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ModelsState {
+    /// the checkpoint field (the model itself is opened afresh, from the default or the file)
+    pub checkpoint: String,
+    /// preset, steps, seed, data, threads, `--set` lines
+    pub train: TrainSettings,
+    /// the paths of the files panel
+    pub files: FilePaths,
+    /// the checkpoint to compare with ("B"); opened only when asked for
+    pub compare_with: String,
+}
+
+impl ModelsState {
+    pub fn new(train: TrainSettings) -> Self {
+        Self {
+            train,
+            ..Self::default()
+        }
+    }
+}
+
 /// A tab's models, its files panel and its training panel.
 pub struct Models<L> {
     pub a: Option<Arc<L>>,
@@ -147,6 +175,27 @@ impl<L: HostedLab> Models<L> {
     pub fn with_import(mut self, import: Import<L>) -> Self {
         self.import = Some(import);
         self
+    }
+
+    pub fn persist(&self) -> ModelsState {
+        ModelsState {
+            checkpoint: self.files.checkpoint.text.clone(),
+            train: self.panel.settings.clone(),
+            files: self.files.paths(),
+            compare_with: self.b_field.text.clone(),
+        }
+    }
+
+    /// Bring back the paths of an earlier session, and its training settings when
+    /// `settings` (a tab may know they belong to another kind of model).
+    pub fn restore(&mut self, s: &ModelsState, settings: bool) {
+        self.files.restore(&s.files);
+        if !s.compare_with.trim().is_empty() {
+            self.b_field.text = s.compare_with.clone();
+        }
+        if settings {
+            self.panel.settings = s.train.clone();
+        }
     }
 
     /// Read `path` as A now; a bad file is told in the status bar and A stays as it was.
@@ -323,6 +372,21 @@ impl<L: HostedLab> Models<L> {
         can_export: impl Fn(usize) -> bool,
     ) -> Option<FileAction> {
         self.files.ui(ui, self.a.is_some(), can_export)
+    }
+
+    /// The compare panel and the files panel, under their headings; returns what the files
+    /// panel asked for (see [`Models::files_ui`]).
+    pub fn panels_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        sounds: bool,
+        can_export: impl Fn(usize) -> bool,
+    ) -> Option<FileAction> {
+        ui.heading("Compare");
+        self.compare_ui(ui, sounds);
+        ui.separator();
+        ui.heading("Files");
+        self.files_ui(ui, can_export)
     }
 
     /// The "compare" panel: the B checkpoint, the one-click shipped ablation, the A/B switch

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::train::TrainConfig;
 use super::{DEFAULT_FILE, FAMILY, Lab};
 use crate::app::{
-    Background, Changed, FIGURE_FILES, FileAction, FilePaths, FilesPanel, Models, Shared, Tab,
+    Background, Changed, FIGURE_FILES, FileAction, FilesPanel, Models, ModelsState, Shared, Tab,
     TrainSettings, TrainingPanel, TrainingSpec,
 };
 use crate::digits::classifier::DigitClassifier;
@@ -29,31 +29,28 @@ const POSE_RANGE: f32 = 3.0;
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ClassPoseState {
-    pub checkpoint: String,
+    /// checkpoint, training settings, files and B paths
+    #[serde(flatten)]
+    pub models: ModelsState,
     pub class: usize,
     pub pose: Vec<f32>,
-    /// preset, steps, seed, data, threads, `--set` lines
-    pub train: TrainSettings,
     /// labelled training images; 0 = all (supervised)
     pub labels: usize,
-    /// the paths of the files panel
-    pub files: FilePaths,
     pub traversal_dim: usize,
-    /// the checkpoint to compare with ("B")
-    pub compare_with: String,
 }
 
 impl Default for ClassPoseState {
     fn default() -> Self {
         Self {
-            checkpoint: String::new(),
             class: 0,
             pose: Vec::new(),
-            train: TrainSettings::new("fast", TrainConfig::default().steps, "digits"),
+            models: ModelsState::new(TrainSettings::new(
+                "fast",
+                TrainConfig::default().steps,
+                "digits",
+            )),
             labels: 0,
-            files: FilePaths::default(),
             traversal_dim: 0,
-            compare_with: String::new(),
         }
     }
 }
@@ -166,11 +163,9 @@ impl ClassPoseTab {
         let judge_path = DigitClassifier::default_path(&shared.models_dir);
         let judge = DigitClassifier::load(&judge_path).ok().map(Arc::new);
         let mut tab = Self {
-            state: ClassPoseState {
-                checkpoint: default_path.display().to_string(),
-                ..Default::default()
-            },
-            models: Models::new(
+            state: ClassPoseState::default(),
+            models: crate::registry::models(
+                &super::cli::IeVaeFamily,
                 FilesPanel::new(&default_path).with_export(
                     "figure",
                     "figure.png or .svg",
@@ -178,19 +173,15 @@ impl ClassPoseTab {
                     FIGURE_FILES,
                     &["Export traversal", "Export swaps"],
                 ),
-                TrainingPanel::new(
-                    training_spec(),
-                    ClassPoseState::default().train,
-                    crate::registry::job_starter(&super::cli::IeVaeFamily),
-                ),
+                training_spec(),
+                ClassPoseState::default().models.train,
             )
             .with_ablation(
                 shared
                     .models_dir
                     .join("ablations/ievae_digits_100_labels.safetensors"),
                 "100 labels",
-            )
-            .with_evaluate(crate::registry::evaluator()),
+            ),
             judge,
             picker: super::picker_digits(0),
             canvas: [0.0; PIXELS],
@@ -224,9 +215,6 @@ impl ClassPoseTab {
             if let Changed::A { fresh } = c
                 && let Some(lab) = self.models.a.clone()
             {
-                if let Some(f) = &self.models.a_file {
-                    self.state.checkpoint = f.display().to_string();
-                }
                 self.set_lab(lab, fresh);
             }
             self.decoded_for = None;
@@ -704,8 +692,8 @@ impl ClassPoseTab {
         self.models.panel.ui(ui);
     }
 
-    fn files_ui(&mut self, ui: &mut egui::Ui) {
-        if let Some(action) = self.models.files_ui(ui, |_| true) {
+    fn files_ui(&mut self, ui: &mut egui::Ui, sounds: bool) {
+        if let Some(action) = self.models.panels_ui(ui, sounds, |_| true) {
             self.commands.push(Command::Files(action));
         }
         let dims = self.state.pose.len().max(1);
@@ -781,11 +769,7 @@ impl Tab for ClassPoseTab {
                 right.heading("A digit's class and pose");
                 self.input_ui(right);
                 right.separator();
-                right.heading("Compare");
-                self.models.compare_ui(right, false);
-                right.separator();
-                right.heading("Files");
-                self.files_ui(right);
+                self.files_ui(right, false);
             });
         });
     }
@@ -812,10 +796,7 @@ impl Tab for ClassPoseTab {
 
     fn persist(&self) -> serde_json::Value {
         let mut s = self.state.clone();
-        s.checkpoint = self.models.files.checkpoint.text.clone();
-        s.train = self.models.panel.settings.clone();
-        s.files = self.models.files.paths();
-        s.compare_with = self.models.b_field.text.clone();
+        s.models = self.models.persist();
         serde_json::to_value(s).unwrap_or_default()
     }
 
@@ -823,18 +804,13 @@ impl Tab for ClassPoseTab {
         let Ok(s) = serde_json::from_value::<ClassPoseState>(state) else {
             return;
         };
-        self.models.panel.settings = s.train.clone();
-        self.models.files.restore(&s.files);
-        if !s.compare_with.trim().is_empty() {
-            self.models.b_field.text = s.compare_with.clone();
-        }
+        self.models.restore(&s.models, true);
         let dims = self
             .models
             .a
             .as_ref()
             .map(|l| (l.equivariant_dims(), l.classes()));
-        let checkpoint = self.state.checkpoint.clone();
-        self.state = ClassPoseState { checkpoint, ..s };
+        self.state = s;
         if let Some((e, classes)) = dims {
             if self.state.pose.len() != e {
                 self.state.pose = vec![0.0; e];

@@ -19,7 +19,7 @@ use super::train::{
 };
 use super::{FAMILY, HistoryPoint, Lab};
 use crate::app::{
-    Background, Changed, FIGURE_FILES, FileAction, FilePaths, FileRequest, FilesPanel, Models,
+    Background, Changed, FIGURE_FILES, FileAction, FileRequest, FilesPanel, Models, ModelsState,
     PathField, SNAPSHOT_EVERY, Shared, Tab, TrainSettings, TrainingPanel, TrainingSpec,
 };
 use crate::cli::TrainArgs;
@@ -59,9 +59,9 @@ const CLOSED_MANIFOLD_NOTE: &str = "A Gaussian latent space has no closed loops.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RelevanceState {
-    pub checkpoint: String,
-    /// preset, steps, seed, data, threads, `--set` lines
-    pub train: TrainSettings,
+    /// checkpoint, training settings, files and B paths
+    #[serde(flatten)]
+    pub models: ModelsState,
     pub latent: usize,
     pub beta: f64,
     pub scatter_x: usize,
@@ -71,24 +71,23 @@ pub struct RelevanceState {
     pub traversal_value: f32,
     /// the held-out event whose latent the traversal starts from
     pub base_event: usize,
-    /// the paths of the files panel
-    pub files: FilePaths,
     /// the betas of a sweep, separated by spaces
     pub sweep_betas: String,
     /// open the latents to the decoder one at a time (the preset's schedule) or all at once
     pub one_at_a_time: bool,
     /// the latent-observable table shows mutual information instead of Pearson r
     pub show_mutual_information: bool,
-    /// the checkpoint to compare with ("B")
-    pub compare_with: String,
 }
 
 impl Default for RelevanceState {
     fn default() -> Self {
         let preset = TrainConfig::preset("fast").ok();
         Self {
-            checkpoint: String::new(),
-            train: TrainSettings::new("fast", preset.map_or(8000, |p| p.steps), "ee-mumu"),
+            models: ModelsState::new(TrainSettings::new(
+                "fast",
+                preset.map_or(8000, |p| p.steps),
+                "ee-mumu",
+            )),
             latent: DEFAULT_LATENT,
             beta: DEFAULT_BETA,
             scatter_x: 0,
@@ -97,11 +96,9 @@ impl Default for RelevanceState {
             traversal_dim: 0,
             traversal_value: 0.0,
             base_event: 0,
-            files: FilePaths::default(),
             sweep_betas: "0.001 0.003 0.01 0.03 0.1 0.3 1 3".into(),
             one_at_a_time: true,
             show_mutual_information: false,
-            compare_with: String::new(),
         }
     }
 }
@@ -173,11 +170,9 @@ impl RelevanceTab {
     pub fn new(shared: &mut Shared) -> Self {
         let default_path = shared.models_dir.join("vae_relevance.safetensors");
         let mut tab = Self {
-            state: RelevanceState {
-                checkpoint: default_path.display().to_string(),
-                ..Default::default()
-            },
-            models: Models::new(
+            state: RelevanceState::default(),
+            models: crate::registry::models(
+                &super::cli::RelevanceFamily,
                 FilesPanel::new(&default_path).with_export(
                     "figure",
                     "figure.png or .svg",
@@ -191,13 +186,9 @@ impl RelevanceTab {
                         "Export sweep",
                     ],
                 ),
-                TrainingPanel::new(
-                    training_spec(),
-                    RelevanceState::default().train,
-                    crate::registry::job_starter(&super::cli::RelevanceFamily),
-                ),
-            )
-            .with_evaluate(crate::registry::evaluator()),
+                training_spec(),
+                RelevanceState::default().models.train,
+            ),
             file_field: PathField::default(),
             training: Training::default(),
             inspection: None,
@@ -226,8 +217,7 @@ impl RelevanceTab {
     fn changed(&mut self, changed: impl IntoIterator<Item = Changed>) {
         for c in changed {
             let Changed::A { fresh } = c else { continue };
-            if let Some(f) = &self.models.a_file {
-                self.state.checkpoint = f.display().to_string();
+            if self.models.a_file.is_some() {
                 // a model opened from a file shows its own history, not the last run's
                 if !self.models.panel.is_running() {
                     self.training = Training::default();
@@ -1101,8 +1091,8 @@ impl RelevanceTab {
             });
     }
 
-    fn files_ui(&mut self, ui: &mut egui::Ui) {
-        if let Some(action) = self.models.files_ui(ui, |_| true) {
+    fn files_ui(&mut self, ui: &mut egui::Ui, sounds: bool) {
+        if let Some(action) = self.models.panels_ui(ui, sounds, |_| true) {
             self.commands.push(Command::Files(action));
         }
     }
@@ -1140,11 +1130,7 @@ impl Tab for RelevanceTab {
                 left.separator();
                 self.relevance_ui(left);
                 left.separator();
-                left.heading("Compare");
-                self.models.compare_ui(left, false);
-                left.separator();
-                left.heading("Files");
-                self.files_ui(left);
+                self.files_ui(left, false);
                 right.heading("Latents against observables");
                 self.scatter_ui(right);
                 self.correlation_ui(right);
@@ -1174,10 +1160,7 @@ impl Tab for RelevanceTab {
 
     fn persist(&self) -> serde_json::Value {
         let mut s = self.state.clone();
-        s.train = self.models.panel.settings.clone();
-        s.checkpoint = self.models.files.checkpoint.text.clone();
-        s.files = self.models.files.paths();
-        s.compare_with = self.models.b_field.text.clone();
+        s.models = self.models.persist();
         serde_json::to_value(s).unwrap_or_default()
     }
 
@@ -1185,18 +1168,13 @@ impl Tab for RelevanceTab {
         let Ok(s) = serde_json::from_value::<RelevanceState>(state) else {
             return;
         };
-        self.models.files.restore(&s.files);
-        self.models.panel.settings = s.train.clone();
-        if !s.compare_with.trim().is_empty() {
-            self.models.b_field.text = s.compare_with.clone();
-        }
+        self.models.restore(&s.models, true);
         let l = self
             .models
             .a
             .as_ref()
             .map_or(usize::MAX, |lab| lab.latent_dims());
         self.state = RelevanceState {
-            checkpoint: self.state.checkpoint.clone(),
             scatter_x: s.scatter_x.min(l.saturating_sub(1)),
             scatter_y: s.scatter_y.min(l.saturating_sub(1)),
             traversal_dim: s.traversal_dim.min(l.saturating_sub(1)),

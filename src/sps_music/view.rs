@@ -11,7 +11,7 @@ use super::data::{self, FRAMES_PER_NOTE};
 use super::train::{PRESETS, TrainConfig};
 use super::{FAMILY, Lab};
 use crate::app::{
-    Background, Changed, FIGURE_FILES, FileAction, FilePaths, FilesPanel, Models, Shared, Tab,
+    Background, Changed, FIGURE_FILES, FileAction, FilesPanel, Models, ModelsState, Shared, Tab,
     TrainSettings, TrainingPanel, TrainingSpec,
 };
 use crate::audio::dsp::{self, N_BINS, SAMPLE_RATE};
@@ -23,19 +23,15 @@ crate::hosted_lab!(Lab);
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PitchState {
-    pub checkpoint: String,
+    /// checkpoint, training settings, files and B paths
+    #[serde(flatten)]
+    pub models: ModelsState,
     pub pitch_latent: f32,
     pub timbre: Vec<f32>,
     pub instrument: usize,
-    /// preset, steps, seed, data, threads, `--set` lines
-    pub train: TrainSettings,
-    /// the paths of the files panel
-    pub files: FilePaths,
     pub volume: f32,
     /// which model the latent above belongs to: a latent is only restored onto the same model
     pub model: String,
-    /// the checkpoint to compare with ("B")
-    pub compare_with: String,
 }
 
 /// Tells models apart well enough to know whether a remembered latent still means anything.
@@ -53,19 +49,16 @@ fn fingerprint(lab: &Lab) -> String {
 impl Default for PitchState {
     fn default() -> Self {
         Self {
-            checkpoint: String::new(),
             pitch_latent: 0.0,
             timbre: Vec::new(),
             instrument: 0,
-            train: TrainSettings::new(
+            models: ModelsState::new(TrainSettings::new(
                 "fast",
                 TrainConfig::preset("fast").map(|c| c.steps).unwrap_or(1000),
                 "soundfont",
-            ),
-            files: FilePaths::default(),
+            )),
             volume: 0.5,
             model: String::new(),
-            compare_with: String::new(),
         }
     }
 }
@@ -112,11 +105,9 @@ impl PitchTab {
     pub fn new(shared: &mut Shared) -> Self {
         let default_path = shared.models_dir.join("sps_music.safetensors");
         let mut tab = Self {
-            state: PitchState {
-                checkpoint: default_path.display().to_string(),
-                ..Default::default()
-            },
-            models: Models::new(
+            state: PitchState::default(),
+            models: crate::registry::models(
+                &super::cli::SpsMusicFamily,
                 FilesPanel::new(&default_path)
                     .with_import("sps_music.pt")
                     .with_export(
@@ -133,11 +124,8 @@ impl PitchTab {
                         FIGURE_FILES,
                         &["Export plot"],
                     ),
-                TrainingPanel::new(
-                    training_spec(),
-                    PitchState::default().train,
-                    crate::registry::job_starter(&super::cli::SpsMusicFamily),
-                ),
+                training_spec(),
+                PitchState::default().models.train,
             )
             .with_ablation(
                 shared
@@ -145,7 +133,6 @@ impl PitchTab {
                     .join("ablations/sps_music_no_symmetry.safetensors"),
                 "no symmetry",
             )
-            .with_evaluate(crate::registry::evaluator())
             .with_import(|p| Lab::import_pytorch(p).map_err(|e| e.to_string())),
             commands: Vec::new(),
             spectra: [None, None],
@@ -165,9 +152,6 @@ impl PitchTab {
                 Changed::A { fresh } => {
                     if let Some(lab) = self.models.a.clone() {
                         self.set_lab(lab, fresh);
-                    }
-                    if let Some(f) = &self.models.a_file {
-                        self.state.checkpoint = f.display().to_string();
                     }
                 }
                 Changed::B => self.spectra[1] = None,
@@ -551,8 +535,8 @@ impl PitchTab {
             });
     }
 
-    fn files_ui(&mut self, ui: &mut egui::Ui) {
-        if let Some(action) = self.models.files_ui(ui, |_| true) {
+    fn files_ui(&mut self, ui: &mut egui::Ui, sounds: bool) {
+        if let Some(action) = self.models.panels_ui(ui, sounds, |_| true) {
             self.commands.push(Command::Files(action));
         }
     }
@@ -607,11 +591,7 @@ impl Tab for PitchTab {
                 right.heading("Learned pitch axis");
                 self.embedding_ui(right);
                 right.separator();
-                right.heading("Compare");
-                self.models.compare_ui(right, true);
-                right.separator();
-                right.heading("Files");
-                self.files_ui(right);
+                self.files_ui(right, true);
             });
         });
     }
@@ -637,10 +617,7 @@ impl Tab for PitchTab {
 
     fn persist(&self) -> serde_json::Value {
         let mut s = self.state.clone();
-        s.checkpoint = self.models.files.checkpoint.text.clone();
-        s.train = self.models.panel.settings.clone();
-        s.files = self.models.files.paths();
-        s.compare_with = self.models.b_field.text.clone();
+        s.models = self.models.persist();
         serde_json::to_value(s).unwrap_or_default()
     }
 
@@ -648,20 +625,13 @@ impl Tab for PitchTab {
         let Ok(s) = serde_json::from_value::<PitchState>(state) else {
             return;
         };
-        self.models.panel.settings = s.train.clone();
-        self.models.files.restore(&s.files);
-        if !s.compare_with.trim().is_empty() {
-            self.models.b_field.text = s.compare_with.clone();
-        }
+        self.models.restore(&s.models, true);
         let dims_ok =
             self.models.a.as_ref().is_some_and(|l| {
                 l.latent_dims() == s.timbre.len() + 1 && fingerprint(l) == s.model
             });
         let (pitch, timbre, instrument) = (s.pitch_latent, s.timbre.clone(), s.instrument);
-        self.state = PitchState {
-            checkpoint: self.state.checkpoint.clone(),
-            ..s
-        };
+        self.state = PitchState { ..s };
         if dims_ok {
             self.state.pitch_latent = pitch;
             self.state.timbre = timbre;

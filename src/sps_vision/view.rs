@@ -15,7 +15,7 @@ use super::eval::{self, rotate_latent};
 use super::train::{PRESETS, TrainConfig};
 use super::{FAMILY, Lab};
 use crate::app::{
-    Background, Changed, FIGURE_FILES, FileAction, FilePaths, FilesPanel, Models, Shared, Tab,
+    Background, Changed, FIGURE_FILES, FileAction, FilesPanel, Models, ModelsState, Shared, Tab,
     TrainSettings, TrainingPanel, TrainingSpec,
 };
 
@@ -25,36 +25,29 @@ crate::hosted_lab!(Lab);
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct VisionState {
-    pub checkpoint: String,
+    /// checkpoint, training settings, files and B paths
+    #[serde(flatten)]
+    pub models: ModelsState,
     /// the latent the sliders set, before the rotation
     pub latent: [f32; 3],
     /// rotation about the vertical latent axis, degrees
     pub rotation_deg: f32,
     pub throw_seed: u64,
     pub throw_index: usize,
-    /// preset, steps, seed, data, threads, `--set` lines
-    pub train: TrainSettings,
-    /// the paths of the files panel
-    pub files: FilePaths,
-    /// the checkpoint to compare with ("B")
-    pub compare_with: String,
 }
 
 impl Default for VisionState {
     fn default() -> Self {
         Self {
-            checkpoint: String::new(),
             latent: [0.0; 3],
             rotation_deg: 0.0,
             throw_seed: 0,
             throw_index: 0,
-            train: TrainSettings::new(
+            models: ModelsState::new(TrainSettings::new(
                 "fast",
                 TrainConfig::preset("fast").map(|c| c.steps).unwrap_or(3000),
                 "ball",
-            ),
-            files: FilePaths::default(),
-            compare_with: String::new(),
+            )),
         }
     }
 }
@@ -140,11 +133,9 @@ impl VisionTab {
     pub fn new(shared: &mut Shared) -> Self {
         let default_path = shared.models_dir.join("sps_vision.safetensors");
         let mut tab = Self {
-            state: VisionState {
-                checkpoint: default_path.display().to_string(),
-                ..Default::default()
-            },
-            models: Models::new(
+            state: VisionState::default(),
+            models: crate::registry::models(
+                &super::cli::SpsVisionFamily,
                 FilesPanel::new(&default_path)
                     .with_import("sps_vision.pt")
                     .with_export(
@@ -161,11 +152,8 @@ impl VisionTab {
                         FIGURE_FILES,
                         &["Export roll-out"],
                     ),
-                TrainingPanel::new(
-                    training_spec(),
-                    VisionState::default().train,
-                    crate::registry::job_starter(&super::cli::SpsVisionFamily),
-                ),
+                training_spec(),
+                VisionState::default().models.train,
             )
             .with_ablation(
                 shared
@@ -173,7 +161,6 @@ impl VisionTab {
                     .join("ablations/sps_vision_no_symmetry.safetensors"),
                 "no symmetry",
             )
-            .with_evaluate(crate::registry::evaluator())
             .with_import(|p| Lab::import_pytorch(p).map_err(|e| e.to_string())),
             commands: Vec::new(),
             decoded: None,
@@ -203,9 +190,6 @@ impl VisionTab {
             {
                 self.state.latent = Self::start_latent(lab);
                 self.state.rotation_deg = 0.0;
-            }
-            if let (Changed::A { .. }, Some(f)) = (c, &self.models.a_file) {
-                self.state.checkpoint = f.display().to_string();
             }
             self.shown_latent = None;
             self.throw_dirty = true;
@@ -694,10 +678,13 @@ impl VisionTab {
         });
     }
 
-    fn files_ui(&mut self, ui: &mut egui::Ui) {
+    fn files_ui(&mut self, ui: &mut egui::Ui, sounds: bool) {
         let has_throw = self.throw_view.is_some();
         // the roll-out (row 1) is of the throw on show
-        if let Some(action) = self.models.files_ui(ui, |row| row != 1 || has_throw) {
+        if let Some(action) = self
+            .models
+            .panels_ui(ui, sounds, |row| row != 1 || has_throw)
+        {
             self.commands.push(Command::Files(action));
         }
     }
@@ -774,11 +761,7 @@ impl Tab for VisionTab {
                 right.heading("Trajectory");
                 self.trajectory_ui(right);
                 right.separator();
-                right.heading("Compare");
-                self.models.compare_ui(right, false);
-                right.separator();
-                right.heading("Files");
-                self.files_ui(right);
+                self.files_ui(right, false);
             });
         });
     }
@@ -807,10 +790,7 @@ impl Tab for VisionTab {
 
     fn persist(&self) -> serde_json::Value {
         let mut s = self.state.clone();
-        s.checkpoint = self.models.files.checkpoint.text.clone();
-        s.train = self.models.panel.settings.clone();
-        s.files = self.models.files.paths();
-        s.compare_with = self.models.b_field.text.clone();
+        s.models = self.models.persist();
         serde_json::to_value(s).unwrap_or_default()
     }
 
@@ -818,13 +798,8 @@ impl Tab for VisionTab {
         let Ok(s) = serde_json::from_value::<VisionState>(state) else {
             return;
         };
-        self.models.panel.settings = s.train.clone();
-        self.models.files.restore(&s.files);
-        if !s.compare_with.trim().is_empty() {
-            self.models.b_field.text = s.compare_with.clone();
-        }
-        let checkpoint = self.state.checkpoint.clone();
-        self.state = VisionState { checkpoint, ..s };
+        self.models.restore(&s.models, true);
+        self.state = s;
         if !self.state.latent.iter().all(|v| v.is_finite()) {
             self.state.latent = [0.0; 3];
         }

@@ -16,8 +16,8 @@ use super::eval::nearest;
 use super::train::{PRESETS, TrainConfig};
 use super::{Lab, fragment_audio, fragment_image};
 use crate::app::{
-    Background, Changed, FIGURE_FILES, FileAction, FilePaths, FilesPanel, Models, Shared, StartJob,
-    Tab, TrainSettings, TrainingPanel, TrainingSpec,
+    Background, Changed, FIGURE_FILES, FileAction, FilesPanel, Models, ModelsState, Shared,
+    StartJob, Tab, TrainSettings, TrainingPanel, TrainingSpec,
 };
 
 crate::hosted_lab!(Lab);
@@ -40,38 +40,31 @@ pub enum StyleChoice {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CodebookState {
+    /// checkpoint, training settings, files and B paths
+    #[serde(flatten)]
+    pub models: ModelsState,
     pub domain: Domain,
-    pub checkpoint: String,
     pub style: StyleChoice,
     pub swap_content: usize,
     pub swap_style: usize,
     pub swap_fragment: usize,
-    /// preset, steps, seed, data, threads, `--set` lines
-    pub train: TrainSettings,
-    /// the paths of the files panel
-    pub files: FilePaths,
-    /// the checkpoint to compare with ("B")
-    pub compare_with: String,
 }
 
 impl Default for CodebookState {
     fn default() -> Self {
         Self {
             domain: Domain::Notes,
-            checkpoint: String::new(),
             style: StyleChoice::Known(0),
             swap_content: 0,
             swap_style: 1,
             swap_fragment: 0,
-            train: TrainSettings::new(
+            models: ModelsState::new(TrainSettings::new(
                 "fast",
                 TrainConfig::preset(Domain::Notes, "fast")
                     .map(|c| c.steps)
                     .unwrap_or(1500),
                 data::default_spec(Domain::Notes),
-            ),
-            files: FilePaths::default(),
-            compare_with: String::new(),
+            )),
         }
     }
 }
@@ -150,9 +143,14 @@ fn training_spec(domain: Domain) -> TrainingSpec {
 
 /// The `latent-lab train` job of a domain's family.
 fn starter(domain: Domain) -> StartJob {
+    crate::registry::job_starter(family(domain))
+}
+
+/// The family that trains a domain's model.
+fn family(domain: Domain) -> &'static dyn crate::cli::Family {
     match domain {
-        Domain::Notes => crate::registry::job_starter(&super::cli::NOTES),
-        Domain::Digits => crate::registry::job_starter(&super::cli::DIGITS),
+        Domain::Notes => &super::cli::NOTES,
+        Domain::Digits => &super::cli::DIGITS,
     }
 }
 
@@ -214,11 +212,9 @@ impl CodebookTab {
     pub fn new(shared: &mut Shared) -> Self {
         let path = default_checkpoint(&shared.models_dir, Domain::Notes);
         let mut tab = Self {
-            state: CodebookState {
-                checkpoint: path.display().to_string(),
-                ..Default::default()
-            },
-            models: Models::new(
+            state: CodebookState::default(),
+            models: crate::registry::models(
+                family(Domain::Notes),
                 FilesPanel::new(&path)
                     .with_export(
                         "codebook grid",
@@ -241,13 +237,9 @@ impl CodebookTab {
                         FIGURE_FILES,
                         &["Export content", "Export style"],
                     ),
-                TrainingPanel::new(
-                    training_spec(Domain::Notes),
-                    CodebookState::default().train,
-                    starter(Domain::Notes),
-                ),
-            )
-            .with_evaluate(crate::registry::evaluator()),
+                training_spec(Domain::Notes),
+                CodebookState::default().models.train,
+            ),
             lab_version: 0,
             samples: None,
             samples_loading: None,
@@ -273,9 +265,6 @@ impl CodebookTab {
             if let Changed::A { fresh } = c
                 && let Some(lab) = self.models.a.clone()
             {
-                if let Some(f) = &self.models.a_file {
-                    self.state.checkpoint = f.display().to_string();
-                }
                 // a snapshot of the other domain's training is a new model all the same
                 let fresh = fresh || lab.domain() != self.state.domain;
                 self.set_lab(lab, fresh);
@@ -1049,8 +1038,8 @@ impl CodebookTab {
         });
     }
 
-    fn files_ui(&mut self, ui: &mut egui::Ui) {
-        if let Some(action) = self.models.files_ui(ui, |_| true) {
+    fn files_ui(&mut self, ui: &mut egui::Ui, sounds: bool) {
+        if let Some(action) = self.models.panels_ui(ui, sounds, |_| true) {
             self.commands.push(Command::Files(action));
         }
     }
@@ -1144,11 +1133,7 @@ impl Tab for CodebookTab {
                 ));
                 self.models.panel.ui(right);
                 right.separator();
-                right.heading("Compare");
-                self.models.compare_ui(right, false);
-                right.separator();
-                right.heading("Files");
-                self.files_ui(right);
+                self.files_ui(right, false);
             });
         });
     }
@@ -1173,10 +1158,7 @@ impl Tab for CodebookTab {
 
     fn persist(&self) -> serde_json::Value {
         let mut s = self.state.clone();
-        s.checkpoint = self.models.files.checkpoint.text.clone();
-        s.train = self.models.panel.settings.clone();
-        s.files = self.models.files.paths();
-        s.compare_with = self.models.b_field.text.clone();
+        s.models = self.models.persist();
         serde_json::to_value(s).unwrap_or_default()
     }
 
@@ -1184,10 +1166,7 @@ impl Tab for CodebookTab {
         let Ok(s) = serde_json::from_value::<CodebookState>(state) else {
             return;
         };
-        self.models.files.restore(&s.files);
-        if !s.compare_with.trim().is_empty() {
-            self.models.b_field.text = s.compare_with.clone();
-        }
+        self.models.restore(&s.models, false);
         let same_model = self
             .models
             .a
@@ -1200,7 +1179,7 @@ impl Tab for CodebookTab {
             self.state.swap_fragment = s.swap_fragment;
         }
         if s.domain == self.state.domain {
-            self.models.panel.settings = s.train;
+            self.models.panel.settings = s.models.train;
         }
         self.atoms_key = None;
     }
