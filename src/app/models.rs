@@ -311,13 +311,13 @@ impl<L: HostedLab> Models<L> {
                 self.background.run(move || {
                     // a model that is not a file (trained here, imported) is evaluated from
                     // a temporary copy, exactly as `latent-lab eval` would see it saved
-                    let temp;
+                    let temp = tempfile::tempdir().map_err(|e| e.to_string())?;
                     let a_path = match a_file {
                         Some(p) => p,
                         None => {
-                            temp = TempCheckpoint::new()?;
-                            a.save_to(&temp.0)?;
-                            temp.0.clone()
+                            let p = temp.path().join("a.safetensors");
+                            a.save_to(&p)?;
+                            p
                         }
                     };
                     let (ma, mb) = (evaluate(&a_path)?, evaluate(&b_file)?);
@@ -486,25 +486,4 @@ fn metric_grid(ui: &mut egui::Ui, rows: &Comparison) {
                 ui.end_row();
             }
         });
-}
-
-/// A checkpoint path in the temporary folder, removed when dropped.
-struct TempCheckpoint(PathBuf);
-
-impl TempCheckpoint {
-    fn new() -> Result<Self, String> {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        Ok(Self(std::env::temp_dir().join(format!(
-            "latent-lab-compare-{}-{n}.safetensors",
-            std::process::id()
-        ))))
-    }
-}
-
-impl Drop for TempCheckpoint {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
