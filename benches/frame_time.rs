@@ -31,7 +31,10 @@ fn main() {
             .downcast_ref::<latent_lab::sps_music::view::PitchTab>()
             .is_some_and(|p| p.spectrum(1).is_some())
     }) {
-        assert!(opening.elapsed() < Duration::from_secs(60), "B did not open");
+        assert!(
+            opening.elapsed() < Duration::from_secs(60),
+            "B did not open"
+        );
         harness.step();
         std::thread::sleep(Duration::from_millis(10));
     }

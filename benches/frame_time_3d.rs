@@ -34,7 +34,10 @@ fn main() {
             .downcast_ref::<latent_lab::sps_vision::view::VisionTab>()
             .is_some_and(|v| v.decoded_b.is_some())
     }) {
-        assert!(opening.elapsed() < Duration::from_secs(60), "B did not open");
+        assert!(
+            opening.elapsed() < Duration::from_secs(60),
+            "B did not open"
+        );
         harness.step();
         std::thread::sleep(Duration::from_millis(10));
     }
