@@ -528,7 +528,8 @@ impl PitchTab {
                             format!("B: held-out notes (R² {:.3})", b.calibration.r2_seen),
                             pts,
                         )
-                        .radius(2.0)
+                        .radius(3.5)
+                        .color(egui::Color32::from_rgb(255, 140, 0))
                         .shape(egui_plot::MarkerShape::Cross),
                     );
                 }
