@@ -5,7 +5,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::app::{Explore, StartJob, TabMaker};
+use crate::app::{
+    Evaluate, Explore, FilesPanel, HostedLab, Models, StartJob, TabMaker, TrainSettings,
+    TrainingPanel, TrainingSpec,
+};
 use crate::cli::{CliError, Family};
 
 /// Opens a checkpoint as the latent map's source, for `latent-lab export --figure
@@ -75,6 +78,31 @@ pub fn explorer(family: &str) -> Option<OpenExplore> {
 /// Starts `family`'s `latent-lab train` job for the window's training panel.
 pub fn job_starter(family: &'static dyn Family) -> StartJob {
     Arc::new(move |args| family.train(args).map_err(message))
+}
+
+/// A tab's models of `family`: its files panel, its training panel (starting the family's
+/// `latent-lab train` job) and the metric table (its `latent-lab eval`).
+pub fn models<L: HostedLab>(
+    family: &'static dyn Family,
+    files: FilesPanel,
+    spec: TrainingSpec,
+    settings: TrainSettings,
+) -> Models<L> {
+    Models::new(
+        files,
+        TrainingPanel::new(spec, settings, job_starter(family)),
+    )
+    .with_evaluate(evaluator())
+}
+
+/// `latent-lab eval` of a file (by the family its metadata names, on that family's default
+/// data), for the window's metric table of A against B.
+pub fn evaluator() -> Evaluate {
+    Arc::new(|path| {
+        crate::cli::family_of(path)
+            .and_then(|family| family.eval(path, None))
+            .map_err(message)
+    })
 }
 
 /// A command-line error as the window shows it.
