@@ -1147,6 +1147,11 @@ impl ExplorePanel {
         }
     }
 
+    /// The id the panel was made with.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
     /// A new model (or none): its held-out samples are encoded on a background thread, and
     /// what was on show is decoded again by it when they arrive. The same source again does
     /// nothing.

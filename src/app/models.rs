@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::explore::{Explore, ExplorePanel};
 use super::{
     Background, FileAction, FilePaths, FileRequest, FilesPanel, PathField, Shared, TrainSettings,
     TrainingPanel,
@@ -89,6 +90,14 @@ enum Request {
     Compare,
 }
 
+/// A's latent map: the panel, how a lab becomes its source, and the address of the lab it
+/// shows (the map follows A, re-encoding when A is another model).
+struct LatentMapSection<L> {
+    panel: ExplorePanel,
+    source: fn(Arc<L>) -> Arc<dyn Explore>,
+    following: Option<usize>,
+}
+
 /// What a tab remembers of its models across restarts; a tab's own state flattens it in.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -133,6 +142,8 @@ pub struct Models<L> {
     ablation: Option<(PathBuf, &'static str)>,
     evaluate: Option<Evaluate>,
     import: Option<Import<L>>,
+    /// the latent map of A, and what makes A its source
+    map: Option<LatentMapSection<L>>,
     requests: Vec<Request>,
     background: Background<Result<Done<L>, String>>,
 }
@@ -154,6 +165,7 @@ impl<L: HostedLab> Models<L> {
             ablation: None,
             evaluate: None,
             import: None,
+            map: None,
             requests: Vec::new(),
             background: Background::default(),
         }
@@ -175,6 +187,38 @@ impl<L: HostedLab> Models<L> {
     pub fn with_import(mut self, import: Import<L>) -> Self {
         self.import = Some(import);
         self
+    }
+
+    /// Offer A's latent map (see [`Models::map_ui`]); `source` makes a lab explorable.
+    pub fn with_map(mut self, id: &str, source: fn(Arc<L>) -> Arc<dyn Explore>) -> Self {
+        self.map = Some(LatentMapSection {
+            panel: ExplorePanel::new(id),
+            source,
+            following: None,
+        });
+        self
+    }
+
+    /// The latent map of A, under a header of its own. Its samples are encoded only once the
+    /// header is opened, and again whenever A changes (a new file, a training snapshot).
+    pub fn map_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        let Some(map) = &mut self.map else { return };
+        let a = &self.a;
+        egui::CollapsingHeader::new(egui::RichText::new("Latent map").heading())
+            .id_salt(("latent_map", map.panel.id().to_string()))
+            .show(ui, |ui| {
+                let address = a.as_ref().map(|a| Arc::as_ptr(a) as usize);
+                if map.following != address {
+                    map.following = address;
+                    map.panel.set_source(a.clone().map(map.source));
+                }
+                map.panel.ui(ui, shared);
+            });
+    }
+
+    /// The map panel, for tests that drive it.
+    pub fn map_panel(&mut self) -> Option<&mut ExplorePanel> {
+        self.map.as_mut().map(|m| &mut m.panel)
     }
 
     pub fn persist(&self) -> ModelsState {
@@ -236,7 +280,9 @@ impl<L: HostedLab> Models<L> {
     }
 
     pub fn busy(&self) -> bool {
-        self.panel.is_running() || !self.background.is_empty()
+        self.panel.is_running()
+            || !self.background.is_empty()
+            || self.map.as_ref().is_some_and(|m| m.panel.busy())
     }
 
     /// Drain the training job and the background work, apply what the widgets asked for;
@@ -247,6 +293,9 @@ impl<L: HostedLab> Models<L> {
         adjust: impl FnOnce(&mut TrainArgs),
     ) -> (super::RunUpdate, Vec<Changed>) {
         let mut changed = Vec::new();
+        if let Some(map) = &mut self.map {
+            map.panel.logic(shared);
+        }
         for request in std::mem::take(&mut self.requests) {
             self.apply(request, shared, &mut changed);
         }

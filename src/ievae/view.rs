@@ -176,6 +176,7 @@ impl ClassPoseTab {
                 training_spec(),
                 ClassPoseState::default().models.train,
             )
+            .with_map("ievae", super::explore::source)
             .with_ablation(
                 shared
                     .models_dir
@@ -743,7 +744,7 @@ impl Tab for ClassPoseTab {
         self.upload_textures(ctx);
     }
 
-    fn ui(&mut self, ui: &mut egui::Ui, _shared: &mut Shared) {
+    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
         egui::ScrollArea::vertical().show(ui, |ui| {
             ui.columns(2, |cols| {
                 let (left, right) = cols.split_at_mut(1);
@@ -771,6 +772,8 @@ impl Tab for ClassPoseTab {
                 right.separator();
                 self.files_ui(right, false);
             });
+            ui.separator();
+            self.models.map_ui(ui, shared);
         });
     }
 

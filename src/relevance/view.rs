@@ -188,7 +188,8 @@ impl RelevanceTab {
                 ),
                 training_spec(),
                 RelevanceState::default().models.train,
-            ),
+            )
+            .with_map("relevance", super::explore::source),
             file_field: PathField::default(),
             training: Training::default(),
             inspection: None,
@@ -1110,7 +1111,7 @@ impl Tab for RelevanceTab {
         self.refresh_decoded(shared);
     }
 
-    fn ui(&mut self, ui: &mut egui::Ui, _shared: &mut Shared) {
+    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
         egui::ScrollArea::vertical().show(ui, |ui| {
             ui.columns(2, |cols| {
                 let (left, right) = cols.split_at_mut(1);
@@ -1138,6 +1139,8 @@ impl Tab for RelevanceTab {
                 right.heading("Traversal");
                 self.traversal_ui(right);
             });
+            ui.separator();
+            self.models.map_ui(ui, shared);
         });
     }
 

@@ -127,6 +127,7 @@ impl PitchTab {
                 training_spec(),
                 PitchState::default().models.train,
             )
+            .with_map("pitch", super::explore::source)
             .with_ablation(
                 shared
                     .models_dir
@@ -570,7 +571,7 @@ impl Tab for PitchTab {
         self.update_voice(shared);
     }
 
-    fn ui(&mut self, ui: &mut egui::Ui, _shared: &mut Shared) {
+    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
         egui::ScrollArea::vertical().show(ui, |ui| {
             ui.columns(2, |cols| {
                 let (left, right) = cols.split_at_mut(1);
@@ -594,6 +595,8 @@ impl Tab for PitchTab {
                 right.separator();
                 self.files_ui(right, true);
             });
+            ui.separator();
+            self.models.map_ui(ui, shared);
         });
     }
 

@@ -70,6 +70,9 @@ fn training_spec() -> TrainingSpec {
     }
 }
 
+/// The latents of a throw's frames, and of the prior's roll-out from its first frames.
+pub type EncodedAndRolled = (Vec<Vec<f32>>, Vec<Vec<f32>>);
+
 /// A throw, its encoded latents, and the prior's roll-out from its first BASE_LEN frames.
 pub struct ThrowView {
     pub throw: Throw,
@@ -77,7 +80,7 @@ pub struct ThrowView {
     pub rolled: Vec<Vec<f32>>,
     /// B's encoding and roll-out of the same throw, carried into A's latent coordinates
     /// through both calibrations (the world position each stands for)
-    pub b_in_a: Option<(Vec<Vec<f32>>, Vec<Vec<f32>>)>,
+    pub b_in_a: Option<EncodedAndRolled>,
     true_strip: TextureHandle,
     rolled_strip: TextureHandle,
     true_frames: Vec<TextureHandle>,
@@ -155,6 +158,7 @@ impl VisionTab {
                 training_spec(),
                 VisionState::default().models.train,
             )
+            .with_map("vision", super::explore::source)
             .with_ablation(
                 shared
                     .models_dir
@@ -739,7 +743,7 @@ impl Tab for VisionTab {
         self.tick_animation(ctx);
     }
 
-    fn ui(&mut self, ui: &mut egui::Ui, _shared: &mut Shared) {
+    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
         egui::ScrollArea::vertical().show(ui, |ui| {
             ui.columns(2, |cols| {
                 let (left, right) = cols.split_at_mut(1);
@@ -763,6 +767,8 @@ impl Tab for VisionTab {
                 right.separator();
                 self.files_ui(right, false);
             });
+            ui.separator();
+            self.models.map_ui(ui, shared);
         });
     }
 

@@ -239,7 +239,8 @@ impl CodebookTab {
                     ),
                 training_spec(Domain::Notes),
                 CodebookState::default().models.train,
-            ),
+            )
+            .with_map("codebook", super::explore::source),
             lab_version: 0,
             samples: None,
             samples_loading: None,
@@ -1105,7 +1106,7 @@ impl Tab for CodebookTab {
         self.refresh_swap(ctx);
     }
 
-    fn ui(&mut self, ui: &mut egui::Ui, _shared: &mut Shared) {
+    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
         egui::ScrollArea::vertical().show(ui, |ui| {
             self.header_ui(ui);
             ui.separator();
@@ -1135,6 +1136,8 @@ impl Tab for CodebookTab {
                 right.separator();
                 self.files_ui(right, false);
             });
+            ui.separator();
+            self.models.map_ui(ui, shared);
         });
     }
 
