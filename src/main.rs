@@ -50,7 +50,9 @@ enum Command {
         file: PathBuf,
         /// sps-music: embedding (.png .svg), traversal (.png .svg .wav), scale (.wav);
         /// vae-relevance: relevance, kl, curves, scatter (.png .svg);
-        /// ievae: traversal, traversal:K, swap (.png .svg); digit-classifier: confusion
+        /// ievae: traversal, traversal:K, swap (.png .svg); digit-classifier: confusion;
+        /// every lab with a latent map: latent-map, interpolation[:A:B], directions[:I]
+        /// (.png .svg; .wav for sps-music and v3-notes)
         #[arg(long)]
         figure: String,
         #[arg(long)]
