@@ -448,6 +448,8 @@ impl LatentMap {
             .height(self.height)
             .allow_drag(false)
             .allow_boxed_zoom(false)
+            // the wheel scrolls the tab, as over every other plot in the window
+            .allow_scroll(false)
             .x_axis_label(self.axis_names[0].clone())
             .y_axis_label(self.axis_names[1].clone())
             // small and see-through: the legend sits over the map's top-right corner
