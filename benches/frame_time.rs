@@ -21,7 +21,7 @@ fn main() {
         train_threads: 1,
     };
     let mut harness: Harness<'static, App> = Harness::builder()
-        .with_size([1400.0, 1000.0])
+        .with_size([1400.0, 1600.0])
         .build_eframe(|cc| App::new(cc, options, &latent_lab::registry::tabs()));
     harness.run_steps(3);
     harness.get_by_label("B = no symmetry").click();
@@ -39,7 +39,10 @@ fn main() {
         std::thread::sleep(Duration::from_millis(10));
     }
     harness.get_by_label("Play note").click();
+    harness.run_steps(2);
     harness.get_by_role_and_label(Role::Button, "Train").click();
+    harness.run_steps(2);
+    assert!(harness.state().tabs[0].busy(), "the training started");
     let mut idle = Vec::new();
     let mut training = Vec::new();
     let start = Instant::now();
