@@ -1,4 +1,6 @@
-//! UI frame time while a model trains in the background: the real App, driven headless by
+//! UI frame time of the Pitch tab with two models loaded (the shipped model as A, its
+//! no-symmetry ablation as B, both decoded whenever the latent moves) while A trains in the
+//! background and the note plays: the real App, driven headless by
 //! egui_kittest, with training started from its own Train button. Prints p50/p95/max of the
 //! time each frame takes to run (logic + layout + tessellation; no GPU in this harness).
 //!
@@ -19,11 +21,28 @@ fn main() {
         train_threads: 1,
     };
     let mut harness: Harness<'static, App> = Harness::builder()
-        .with_size([1400.0, 1000.0])
+        .with_size([1400.0, 1600.0])
         .build_eframe(|cc| App::new(cc, options, &latent_lab::registry::tabs()));
     harness.run_steps(3);
+    harness.get_by_label("B = no symmetry").click();
+    let opening = Instant::now();
+    while !harness.state().tabs.iter().any(|t| {
+        t.as_any()
+            .downcast_ref::<latent_lab::sps_music::view::PitchTab>()
+            .is_some_and(|p| p.spectrum(1).is_some())
+    }) {
+        assert!(
+            opening.elapsed() < Duration::from_secs(60),
+            "B did not open"
+        );
+        harness.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
     harness.get_by_label("Play note").click();
+    harness.run_steps(2);
     harness.get_by_role_and_label(Role::Button, "Train").click();
+    harness.run_steps(2);
+    assert!(harness.state().tabs[0].busy(), "the training started");
     let mut idle = Vec::new();
     let mut training = Vec::new();
     let start = Instant::now();

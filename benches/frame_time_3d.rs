@@ -1,5 +1,6 @@
-//! UI frame time of the "3D" tab while its model trains in the background and the rotation
-//! control is being turned: the real App, driven headless by egui_kittest, training started
+//! UI frame time of the "3D" tab with two models loaded (the shipped model as A, its
+//! no-symmetry ablation as B, both decoded every frame) while A trains in the background and
+//! the rotation control is being turned: the real App, driven headless by egui_kittest, training started
 //! from the tab's own Train button, one rotation-slider drag step per frame (so every frame
 //! decodes a new latent and renders the ground truth). Prints p50/p95/max of the time each
 //! frame takes to run (logic + layout + tessellation; no GPU in this harness).
@@ -26,6 +27,20 @@ fn main() {
     harness.run_steps(3);
     harness.get_by_label("3D").click();
     harness.run_steps(3);
+    harness.get_by_label("B = no symmetry").click();
+    let opening = Instant::now();
+    while !harness.state().tabs.iter().any(|t| {
+        t.as_any()
+            .downcast_ref::<latent_lab::sps_vision::view::VisionTab>()
+            .is_some_and(|v| v.decoded_b.is_some())
+    }) {
+        assert!(
+            opening.elapsed() < Duration::from_secs(60),
+            "B did not open"
+        );
+        harness.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
     harness.get_by_role_and_label(Role::Button, "Train").click();
     harness.run_steps(2);
     let rect = harness

@@ -215,7 +215,7 @@ pub fn family(name: &str) -> Result<&'static dyn Family, CliError> {
 }
 
 /// The family a checkpoint belongs to, from its metadata.
-fn family_of(file: &Path) -> Result<&'static dyn Family, CliError> {
+pub fn family_of(file: &Path) -> Result<&'static dyn Family, CliError> {
     let loaded = checkpoint::load(file)?;
     family(&loaded.meta.family).map_err(|_| {
         bad(anyhow!(
@@ -292,17 +292,8 @@ pub fn eval(file: &Path, data: Option<&str>, json: bool) -> CliResult {
 /// Both checkpoints' evals (on each one's own data) and their differences; the two must be of
 /// one family, as their metrics would not line up otherwise.
 pub fn compare(a: &Path, b: &Path, json: bool) -> CliResult {
-    let (fa, fb) = (family_of(a)?, family_of(b)?);
-    if fa.name() != fb.name() {
-        return Err(bad(anyhow!(
-            "{}: a `{}` checkpoint, and {} is `{}`: compare takes two of the same family",
-            b.display(),
-            fb.name(),
-            a.display(),
-            fa.name()
-        )));
-    }
-    let (ma, mb) = (fa.eval(a, None)?, fb.eval(b, None)?);
+    let fam = one_family(a, b)?;
+    let (ma, mb) = (fam.eval(a, None)?, fam.eval(b, None)?);
     let table = crate::compare::Comparison::new(&ma, &mb);
     if json {
         println!("{}", table.to_json(&ma, &mb));
@@ -317,11 +308,82 @@ pub fn compare(a: &Path, b: &Path, json: bool) -> CliResult {
     Ok(())
 }
 
-pub fn export(file: &Path, figure: &str, out: &Path) -> CliResult {
-    let fam = family_of(file)?;
+/// The family of two checkpoints that must be of one family (their metrics and figures would
+/// not line up otherwise).
+fn one_family(a: &Path, b: &Path) -> Result<&'static dyn Family, CliError> {
+    let (fa, fb) = (family_of(a)?, family_of(b)?);
+    if fa.name() != fb.name() {
+        return Err(bad(anyhow!(
+            "{}: a `{}` checkpoint, and {} is `{}`: comparing takes two of the same family",
+            b.display(),
+            fb.name(),
+            a.display(),
+            fa.name()
+        )));
+    }
+    Ok(fa)
+}
+
+/// A figure of `file`; with `compare`, the same figure of both checkpoints side by side (for a
+/// WAV: the first, half a second of silence, then the second).
+pub fn export(file: &Path, figure: &str, out: &Path, compare: Option<&Path>) -> CliResult {
+    let fam = match compare {
+        Some(b) => one_family(file, b)?,
+        None => family_of(file)?,
+    };
     check_writable(out)?;
-    fam.export(file, figure, out)?;
+    match compare {
+        None => export_one(fam, file, figure, out)?,
+        Some(b) => export_pair(fam, [file, b], figure, out)?,
+    }
     eprintln!("wrote {}", out.display());
+    Ok(())
+}
+
+/// One checkpoint's figure: the navigation figures (latent map, interpolation, directions)
+/// are drawn once for every family with a latent map; the rest are the family's own.
+fn export_one(fam: &dyn Family, file: &Path, figure: &str, out: &Path) -> CliResult {
+    let nav = crate::app::explore::NavFigure::parse(figure);
+    match (nav, crate::registry::explorer(fam.name())) {
+        (Some(nav), Some(open)) => Ok(crate::app::explore::export(
+            open(file)?.as_ref(),
+            &nav?,
+            out,
+        )?),
+        _ => fam.export(file, figure, out),
+    }
+}
+
+fn export_pair(fam: &dyn Family, files: [&Path; 2], figure: &str, out: &Path) -> CliResult {
+    let ext = extension(out);
+    let dir = tempfile::tempdir().map_err(|e| CliError::Failed(e.into()))?;
+    let parts = [
+        dir.path().join(format!("a.{ext}")),
+        dir.path().join(format!("b.{ext}")),
+    ];
+    for (file, part) in files.iter().zip(&parts) {
+        export_one(fam, file, figure, part)?;
+    }
+    if ext == "wav" {
+        let (a, rate) = crate::audio::wav::read_mono(&parts[0])?;
+        let (b, rate_b) = crate::audio::wav::read_mono(&parts[1])?;
+        let mut both = a;
+        both.extend(std::iter::repeat_n(0.0, rate as usize / 2));
+        both.extend(crate::audio::dsp::resample_linear(&b, rate_b, rate));
+        crate::audio::wav::write_mono(out, &both, rate)?;
+    } else {
+        let name = |p: &Path| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        let labels = [
+            format!("A: {}", name(files[0])),
+            format!("B: {}", name(files[1])),
+        ];
+        crate::figures::side_by_side(&parts[0], &parts[1], [&labels[0], &labels[1]], out)
+            .map_err(bad)?;
+    }
     Ok(())
 }
 

@@ -109,7 +109,7 @@ fn difference(a: &Value, b: &Value) -> Option<Value> {
     }
 }
 
-fn show(v: Option<&Value>) -> String {
+pub fn show(v: Option<&Value>) -> String {
     match v {
         None => "-".into(),
         Some(Value::Number(n)) => match n.as_f64() {

@@ -50,11 +50,17 @@ enum Command {
         file: PathBuf,
         /// sps-music: embedding (.png .svg), traversal (.png .svg .wav), scale (.wav);
         /// vae-relevance: relevance, kl, curves, scatter (.png .svg);
-        /// ievae: traversal, traversal:K, swap (.png .svg); digit-classifier: confusion
+        /// ievae: traversal, traversal:K, swap (.png .svg); digit-classifier: confusion;
+        /// every lab with a latent map: latent-map, interpolation[:A:B], directions[:I]
+        /// (.png .svg; .wav for sps-music and v3-notes)
         #[arg(long)]
         figure: String,
         #[arg(long)]
         out: PathBuf,
+        /// a second checkpoint of the same family: its figure beside the first's (a WAV
+        /// plays the first model, then the second)
+        #[arg(long, value_name = "B")]
+        compare: Option<PathBuf>,
     },
     /// Convert a PyTorch checkpoint of the papers' official code
     Import {
@@ -153,7 +159,12 @@ fn main() -> ExitCode {
         Some(Command::Train { family, flags, out }) => cli::train(&family, &flags.into(), &out),
         Some(Command::Eval { file, data, json }) => cli::eval(&file, data.as_deref(), json),
         Some(Command::Compare { a, b, json }) => cli::compare(&a, &b, json),
-        Some(Command::Export { file, figure, out }) => cli::export(&file, &figure, &out),
+        Some(Command::Export {
+            file,
+            figure,
+            out,
+            compare,
+        }) => cli::export(&file, &figure, &out, compare.as_deref()),
         Some(Command::Import { file, family, out }) => cli::import(&file, &family, &out),
         Some(Command::Bench {
             family,

@@ -2,15 +2,25 @@
 //! ([`crate::cli::Family`]) and, where it has one, its tab in the window. The window's tab
 //! list and the command line's family list both come from here.
 
+use std::path::Path;
 use std::sync::Arc;
 
-use crate::app::{StartJob, TabMaker};
+use crate::app::{
+    Evaluate, Explore, FilesPanel, HostedLab, Models, StartJob, TabMaker, TrainSettings,
+    TrainingPanel, TrainingSpec,
+};
 use crate::cli::{CliError, Family};
 
-/// One family: its commands and, for the first family of a tab, the tab.
+/// Opens a checkpoint as the latent map's source, for `latent-lab export --figure
+/// latent-map|interpolation|directions`.
+pub type OpenExplore = fn(&Path) -> Result<Arc<dyn Explore>, CliError>;
+
+/// One family: its commands, for the first family of a tab the tab, and where it has one
+/// the source of its latent map.
 pub struct Entry {
     pub family: &'static dyn Family,
     pub tab: Option<TabMaker>,
+    pub explore: Option<OpenExplore>,
 }
 
 /// Every family, in tab order (a tab that shows several families is listed at its first).
@@ -18,30 +28,37 @@ pub static REGISTRY: &[Entry] = &[
     Entry {
         family: &crate::sps_music::cli::SpsMusicFamily,
         tab: Some(|shared| Box::new(crate::sps_music::view::PitchTab::new(shared))),
+        explore: Some(crate::sps_music::explore::open),
     },
     Entry {
         family: &crate::relevance::cli::RelevanceFamily,
         tab: Some(|shared| Box::new(crate::relevance::view::RelevanceTab::new(shared))),
+        explore: Some(crate::relevance::explore::open),
     },
     Entry {
         family: &crate::ievae::cli::IeVaeFamily,
         tab: Some(|shared| Box::new(crate::ievae::view::ClassPoseTab::new(shared))),
+        explore: Some(crate::ievae::explore::open),
     },
     Entry {
         family: &crate::v3::cli::NOTES,
         tab: Some(|shared| Box::new(crate::v3::view::CodebookTab::new(shared))),
+        explore: Some(crate::v3::explore::open),
     },
     Entry {
         family: &crate::v3::cli::DIGITS,
         tab: None,
+        explore: Some(crate::v3::explore::open),
     },
     Entry {
         family: &crate::sps_vision::cli::SpsVisionFamily,
         tab: Some(|shared| Box::new(crate::sps_vision::view::VisionTab::new(shared))),
+        explore: Some(crate::sps_vision::explore::open),
     },
     Entry {
         family: &crate::digits::cli::DigitClassifierFamily,
         tab: None,
+        explore: None,
     },
 ];
 
@@ -50,9 +67,42 @@ pub fn tabs() -> Vec<TabMaker> {
     REGISTRY.iter().filter_map(|e| e.tab).collect()
 }
 
+/// The latent map's source of the family named `family`, where it has one.
+pub fn explorer(family: &str) -> Option<OpenExplore> {
+    REGISTRY
+        .iter()
+        .find(|e| e.family.name() == family)
+        .and_then(|e| e.explore)
+}
+
 /// Starts `family`'s `latent-lab train` job for the window's training panel.
 pub fn job_starter(family: &'static dyn Family) -> StartJob {
     Arc::new(move |args| family.train(args).map_err(message))
+}
+
+/// A tab's models of `family`: its files panel, its training panel (starting the family's
+/// `latent-lab train` job) and the metric table (its `latent-lab eval`).
+pub fn models<L: HostedLab>(
+    family: &'static dyn Family,
+    files: FilesPanel,
+    spec: TrainingSpec,
+    settings: TrainSettings,
+) -> Models<L> {
+    Models::new(
+        files,
+        TrainingPanel::new(spec, settings, job_starter(family)),
+    )
+    .with_evaluate(evaluator())
+}
+
+/// `latent-lab eval` of a file (by the family its metadata names, on that family's default
+/// data), for the window's metric table of A against B.
+pub fn evaluator() -> Evaluate {
+    Arc::new(|path| {
+        crate::cli::family_of(path)
+            .and_then(|family| family.eval(path, None))
+            .map_err(message)
+    })
 }
 
 /// A command-line error as the window shows it.

@@ -114,3 +114,126 @@ fn different_families_are_refused_in_one_line() {
     assert!(err.contains("vae_relevance.safetensors"), "{err}");
     assert!(out.stdout.is_empty());
 }
+
+fn export(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_latent-lab"))
+        .arg("export")
+        .args(args)
+        .output()
+        .expect("run latent-lab export")
+}
+
+#[test]
+fn export_compare_puts_both_figures_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = |name: &str| dir.path().join(name).display().to_string();
+    let (a, b) = (
+        model("sps_vision.safetensors"),
+        model("ablations/sps_vision_no_symmetry.safetensors"),
+    );
+    for (file, name) in [(&a, "a.png"), (&b, "b.png")] {
+        let o = export(&[file, "--figure", "traversal", "--out", &out(name)]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let o = export(&[
+        &a,
+        "--figure",
+        "traversal",
+        "--out",
+        &out("ab.png"),
+        "--compare",
+        &b,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let dims = |name: &str| image::image_dimensions(dir.path().join(name)).unwrap();
+    let (single_a, single_b, pair) = (dims("a.png"), dims("b.png"), dims("ab.png"));
+    assert_eq!(pair.0, single_a.0 + single_b.0, "side by side");
+    assert!(
+        pair.1 > single_a.1.max(single_b.1),
+        "under a band naming them"
+    );
+    // the right half is B's figure, pixel for pixel
+    let (pair_img, b_img) = (
+        image::open(dir.path().join("ab.png")).unwrap().to_rgb8(),
+        image::open(dir.path().join("b.png")).unwrap().to_rgb8(),
+    );
+    let top = pair.1 - single_b.1.max(single_a.1);
+    for (x, y) in [
+        (10, 10),
+        (single_b.0 / 2, single_b.1 / 2),
+        (single_b.0 - 5, single_b.1 - 5),
+    ] {
+        assert_eq!(
+            pair_img.get_pixel(single_a.0 + x, top + y),
+            b_img.get_pixel(x, y)
+        );
+    }
+
+    let o = export(&[
+        &a,
+        "--figure",
+        "traversal",
+        "--out",
+        &out("ab.svg"),
+        "--compare",
+        &b,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let svg = std::fs::read_to_string(dir.path().join("ab.svg")).unwrap();
+    assert_eq!(
+        svg.matches("<svg").count(),
+        1,
+        "one root: the figures are groups in it"
+    );
+    assert!(svg.matches("translate(").count() >= 2);
+    assert!(svg.contains("B: sps_vision_no_symmetry.safetensors"));
+}
+
+#[test]
+fn export_compare_of_sound_plays_a_then_b_and_refuses_two_families() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = |name: &str| dir.path().join(name).display().to_string();
+    let (a, b) = (
+        model("sps_music.safetensors"),
+        model("ablations/sps_music_no_symmetry.safetensors"),
+    );
+    let o = export(&[&a, "--figure", "scale", "--out", &out("a.wav")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = export(&[
+        &a,
+        "--figure",
+        "scale",
+        "--out",
+        &out("ab.wav"),
+        "--compare",
+        &b,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let len = |name: &str| {
+        let r = hound::WavReader::open(dir.path().join(name)).unwrap();
+        (r.duration(), r.spec().sample_rate)
+    };
+    let ((one, rate), (two, _)) = (len("a.wav"), len("ab.wav"));
+    assert_eq!(
+        two,
+        2 * one + rate / 2,
+        "A, half a second of silence, then B"
+    );
+
+    let other = model("sps_vision.safetensors");
+    let o = export(&[
+        &a,
+        "--figure",
+        "scale",
+        "--out",
+        &out("x.wav"),
+        "--compare",
+        &other,
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("same family") && err.lines().count() == 1,
+        "{err}"
+    );
+}

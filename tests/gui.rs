@@ -155,7 +155,7 @@ mod class_pose {
             .state()
             .tabs
             .iter()
-            .find_map(|t| t.as_any().and_then(|a| a.downcast_ref::<ClassPoseTab>()))
+            .find_map(|t| t.as_any().downcast_ref::<ClassPoseTab>())
             .unwrap()
     }
 
@@ -164,7 +164,10 @@ mod class_pose {
     #[test]
     fn each_class_button_draws_that_class_in_the_same_pose() {
         let mut harness = open_tab();
-        assert!(tab(&harness).lab.is_some(), "the shipped IE-VAE is loaded");
+        assert!(
+            tab(&harness).models.a.is_some(),
+            "the shipped IE-VAE is loaded"
+        );
         drag_slider_to(&mut harness, "z0", 0.7);
         drag_slider_to(&mut harness, "z1", 0.3);
         let pose = tab(&harness).state.pose.clone();
@@ -199,10 +202,7 @@ mod class_pose {
         let mut harness = open_tab();
         // nothing drawn yet: asking for an analysis of the blank canvas is harmless
         harness.state_mut().tabs.iter_mut().for_each(|t| {
-            if let Some(tab) = t
-                .as_any_mut()
-                .and_then(|a| a.downcast_mut::<ClassPoseTab>())
-            {
+            if let Some(tab) = t.as_any_mut().downcast_mut::<ClassPoseTab>() {
                 tab.draw_stroke(&[]);
             }
         });

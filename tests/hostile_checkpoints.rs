@@ -1,13 +1,21 @@
 //! Checkpoints made hostile from the shipped ones (a latent of 0 or 1 dims, negative or
 //! enormous sizes, the wrong family, missing or misshapen tensors, offsets past the end, a
 //! header length of 2^62, a config that is not JSON) are refused by `eval`, `decode` and
-//! `export` with exit code 2 and one line naming the file, and by the window's Open (the
-//! tab's open calls `Lab::load` and keeps its lab unless that succeeds). The enormous sizes
+//! `export` with exit code 2 and one line naming the file, and by the window's Open (the path
+//! typed into the tab's checkpoint field, then Open: a notice in one line, and the model on
+//! show stays the same). The enormous sizes
 //! are ones that abort the program allocating hundreds of gigabytes when nothing guards them.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use latent_lab::app::App;
 
 use serde_json::{Map, Value, json};
 
@@ -311,30 +319,82 @@ fn refused_by_every_command(f: &Family) {
     }
 }
 
-/// What the window's Open does with a file: the tab's `open` keeps its lab unless this is Ok.
-fn open_in_window(family: &str, path: &Path) -> Result<(), String> {
-    let message = |e: latent_lab::nn::checkpoint::CheckpointError| e.to_string();
-    match family {
-        "sps-music" => latent_lab::sps_music::Lab::load(path).map(drop),
-        "sps-vision" => latent_lab::sps_vision::Lab::load(path).map(drop),
-        "vae-relevance" => latent_lab::relevance::Lab::load(path).map(drop),
-        "ievae" => latent_lab::ievae::Lab::load(path).map(drop),
-        "v3-notes" | "v3-digits" => latent_lab::v3::Lab::load(path).map(drop),
-        _ => latent_lab::digits::classifier::DigitClassifier::load(path).map(drop),
-    }
-    .map_err(message)
+/// A tab: its title, the address of the model it shows (0: none), and how to type a path
+/// into its checkpoint field.
+type TabAccess = (
+    &'static str,
+    fn(&Harness<'static, App>) -> usize,
+    fn(&mut Harness<'static, App>, String),
+);
+
+macro_rules! tab_access {
+    ($title:expr, $tab:ty) => {
+        (
+            $title,
+            |h| {
+                common::tab::<$tab>(h)
+                    .models
+                    .a
+                    .as_ref()
+                    .map_or(0, |a| Arc::as_ptr(a) as usize)
+            },
+            |h, path| common::tab_mut::<$tab>(h).models.files.checkpoint.text = path,
+        )
+    };
 }
 
+/// The tab that opens a family's checkpoints.
+fn tab_of(family: &str) -> Option<TabAccess> {
+    use latent_lab::{ievae, relevance, sps_music, sps_vision, v3};
+    Some(match family {
+        "sps-music" => tab_access!("Pitch", sps_music::view::PitchTab),
+        "sps-vision" => tab_access!("3D", sps_vision::view::VisionTab),
+        "vae-relevance" => tab_access!("Relevance", relevance::view::RelevanceTab),
+        "ievae" => tab_access!("Class x Pose", ievae::view::ClassPoseTab),
+        "v3-notes" | "v3-digits" => tab_access!("Codebook", v3::view::CodebookTab),
+        _ => return None,
+    })
+}
+
+/// Every hostile file put in the tab's checkpoint field and opened with its Open button: one
+/// clean line in the status bar each time, and the model on show is still the one from before.
 fn refused_by_the_window(f: &Family) {
     let dir = tempfile::tempdir().unwrap();
-    assert_eq!(open_in_window(f.name, &model(f.file)), Ok(()));
+    let Some((title, shown, type_path)) = tab_of(f.name) else {
+        // no tab: the loader the command line uses is the whole story
+        for (case, bytes) in hostile(f) {
+            let file = dir.path().join(format!("{}-{case}.safetensors", f.name));
+            std::fs::write(&file, &bytes).unwrap();
+            let err = latent_lab::digits::classifier::DigitClassifier::load(&file).err();
+            assert_one_clean_line(&err.unwrap().to_string(), &file, case);
+        }
+        return;
+    };
+    let mut harness = common::window_sized(&model(""), [1500.0, 2400.0]);
+    harness.run_steps(2);
+    harness.get_by_label(title).click();
+    harness.run_steps(3);
     for (case, bytes) in hostile(f) {
         let file = dir.path().join(format!("{}-{case}.safetensors", f.name));
         std::fs::write(&file, &bytes).unwrap();
-        let what = format!("{} {case}: open", f.name);
-        let err = open_in_window(f.name, &file).err();
-        assert!(err.is_some(), "{what}: accepted");
-        assert_one_clean_line(&err.unwrap_or_default(), &file, &what);
+        let what = format!("{} {case}: Open in the window", f.name);
+        let before = shown(&harness);
+        assert_ne!(before, 0, "{what}: a model is on show");
+        type_path(&mut harness, file.display().to_string());
+        harness.run_steps(1);
+        harness.get_by_label("Open").click();
+        harness.run_steps(3);
+        let notices = common::notices(&harness);
+        let last = notices.last().cloned().unwrap_or_default();
+        assert_one_clean_line(&last, &file, &what);
+        let error = harness
+            .state()
+            .shared
+            .notices
+            .last()
+            .is_some_and(|n| n.error);
+        assert!(error, "{what}: told as an error: {last}");
+        assert_eq!(shown(&harness), before, "{what}: the model on show changed");
     }
 }
 

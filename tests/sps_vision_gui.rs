@@ -35,7 +35,7 @@ fn vision_tab<'a>(harness: &'a Harness<'static, App>) -> &'a VisionTab {
         .state()
         .tabs
         .iter()
-        .find_map(|t| t.as_any().and_then(|a| a.downcast_ref::<VisionTab>()))
+        .find_map(|t| t.as_any().downcast_ref::<VisionTab>())
         .expect("the 3D tab")
 }
 
@@ -63,7 +63,8 @@ fn turning_the_rotation_control_by_90_degrees_rotates_the_decoded_ball() {
     harness.run_steps(3);
     let tab = vision_tab(&harness);
     let lab = tab
-        .lab
+        .models
+        .a
         .clone()
         .expect("models/sps_vision.safetensors loads");
     let cal = lab.calibration.clone();

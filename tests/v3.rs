@@ -36,14 +36,14 @@ fn codebook_tab<'a>(harness: &'a Harness<'static, App>) -> &'a CodebookTab {
         .state()
         .tabs
         .iter()
-        .find_map(|t| t.as_any().and_then(|a| a.downcast_ref::<CodebookTab>()))
+        .find_map(|t| t.as_any().downcast_ref::<CodebookTab>())
         .expect("the Codebook tab")
 }
 
 /// What the model's own classifiers read from each decoded atom: the atom it encodes back to
 /// (its content) and the known style nearest its style latent (its style).
 fn read_atoms(tab: &CodebookTab) -> (Vec<usize>, Vec<Option<usize>>) {
-    let lab: &Lab = tab.lab.as_deref().unwrap();
+    let lab: &Lab = tab.models.a.as_deref().unwrap();
     let atoms = tab.atoms.as_ref().expect("decoded atoms");
     let (_, codes, styles) = latent_lab::v3::view::decode_atoms(lab, &atoms.style).unwrap();
     // the tab's fragments are what it shows: they must be the decoding of that style
@@ -88,7 +88,7 @@ fn atoms_in_two_styles(
         harness.run_steps(4);
     }
     let tab = codebook_tab(&harness);
-    let lab = tab.lab.clone().expect("the shipped V3 model loads");
+    let lab = tab.models.a.clone().expect("the shipped V3 model loads");
     let word = lab.domain().style_word();
     let names = lab.summary.style_names.clone();
     let (first, second): (String, String) = (names[1].clone(), names[4].clone());

@@ -25,9 +25,7 @@ fn relevance_tab<'h>(harness: &'h mut Harness<'static, App>) -> &'h mut Relevanc
         .iter_mut()
         .find(|t| t.title() == "Relevance")
         .unwrap();
-    tab.as_any_mut()
-        .and_then(|a| a.downcast_mut::<RelevanceTab>())
-        .unwrap()
+    tab.as_any_mut().downcast_mut::<RelevanceTab>().unwrap()
 }
 
 /// Every tensor of a checkpoint, by name, as raw f32 values.
@@ -69,7 +67,7 @@ fn a_run_from_the_window_equals_the_same_run_on_the_command_line() {
         .type_text(OVERRIDE);
     harness.run_steps(1);
     {
-        let settings = &mut relevance_tab(&mut harness).panel.settings;
+        let settings = &mut relevance_tab(&mut harness).models.panel.settings;
         assert_eq!(settings.overrides, OVERRIDE, "the override was typed");
         settings.steps = STEPS;
         settings.seed = SEED;
@@ -86,13 +84,13 @@ fn a_run_from_the_window_equals_the_same_run_on_the_command_line() {
         std::thread::sleep(Duration::from_millis(20));
     }
     harness.run_steps(2);
-    let lab = relevance_tab(&mut harness).lab.clone().unwrap();
+    let lab = relevance_tab(&mut harness).models.a.clone().unwrap();
     assert_eq!(lab.meta.steps, STEPS, "the run went its whole length");
     assert_eq!(lab.meta.seed, SEED);
 
     // save through the tab's files row
     let from_window = dir.path().join("window.safetensors");
-    relevance_tab(&mut harness).files.checkpoint.text = from_window.display().to_string();
+    relevance_tab(&mut harness).models.files.checkpoint.text = from_window.display().to_string();
     harness.run_steps(1);
     harness.get_by_label("Save").click();
     let start = Instant::now();

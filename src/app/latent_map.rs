@@ -123,10 +123,14 @@ pub fn resample_path(path: &[[f64; 2]], n: usize) -> Vec<[f64; 2]> {
     out
 }
 
-/// `n` latents from `a` to `b` on the straight line, both ends included.
+/// `n` latents from `a` to `b` on the straight line, both ends included (exactly: the last
+/// is `b` itself, not `a + (b - a)` rounded).
 pub fn interpolate(a: &[f32], b: &[f32], n: usize) -> Vec<Vec<f32>> {
     (0..n)
         .map(|i| {
+            if n > 1 && i + 1 == n {
+                return b.to_vec();
+            }
             let t = if n > 1 {
                 i as f32 / (n - 1) as f32
             } else {
@@ -271,37 +275,155 @@ pub enum MapEvent {
     Strip(Vec<Vec<f32>>),
 }
 
+/// What the user did on the map, in map coordinates: the owner decides what a click means
+/// (decode the point, or pick the sample nearest to it).
+#[derive(Clone, Debug, PartialEq)]
+pub enum MapInput {
+    Click([f64; 2]),
+    /// a finished drag: the path from where the button went down to where it came up
+    Path(Vec<[f64; 2]>),
+}
+
 /// Points in a strip decoded from a drawn path.
 pub const STRIP_LEN: usize = 9;
 
+/// Samples drawn in one colour, with the name the legend gives them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Group {
+    pub name: String,
+    pub color: egui::Color32,
+    /// indices into the samples
+    pub members: Vec<usize>,
+}
+
 /// The map's state: the samples, the plane, the picked point and the drawn path.
-#[derive(Default)]
 pub struct LatentMap {
     pub projection: Projection,
     plane: Option<Plane>,
-    /// map coordinates of the samples, grouped by label
-    groups: Vec<(String, Vec<[f64; 2]>)>,
+    /// map coordinates of every sample, in the samples' order
+    coords: Vec<[f64; 2]>,
+    /// the legend's groups, with their members' map coordinates
+    groups: Vec<(Group, Vec<[f64; 2]>)>,
     pub picked: Option<[f64; 2]>,
     drawing: Vec<[f64; 2]>,
     pub path: Vec<[f64; 2]>,
+    /// labelled markers (the two ends of an interpolation)
+    pub marks: Vec<(String, [f64; 2])>,
+    pub axis_names: [String; 2],
+    pub height: f32,
+    /// the plot's bounds when the samples were set, so that markers and paths never rescale it
+    bounds: Option<([f64; 2], [f64; 2])>,
+    reset_view: bool,
+    /// the screen transform of the last frame drawn: tests turn map coordinates into clicks
+    transform: Option<egui_plot::PlotTransform>,
+}
+
+impl Default for LatentMap {
+    fn default() -> Self {
+        Self {
+            projection: Projection::default(),
+            plane: None,
+            coords: Vec::new(),
+            groups: Vec::new(),
+            picked: None,
+            drawing: Vec::new(),
+            path: Vec::new(),
+            marks: Vec::new(),
+            axis_names: ["PC 1".into(), "PC 2".into()],
+            height: 280.0,
+            bounds: None,
+            reset_view: false,
+            transform: None,
+        }
+    }
 }
 
 impl LatentMap {
-    /// New samples: their latents, a label index per sample and the labels' names.
+    /// New samples: their latents, a label index per sample and the labels' names, in the
+    /// colours of [`crate::figures::category_color`].
     pub fn set_samples(&mut self, latents: &[Vec<f32>], labels: &[usize], names: &[String]) {
-        self.plane = Plane::fit(latents, self.projection);
-        self.groups = names.iter().map(|n| (n.clone(), Vec::new())).collect();
-        if let Some(plane) = &self.plane {
-            for (z, &label) in latents.iter().zip(labels) {
-                if let Some(group) = self.groups.get_mut(label) {
-                    group.1.push(plane.project(z));
+        let groups: Vec<Group> = names
+            .iter()
+            .enumerate()
+            .map(|(k, name)| {
+                let (r, g, b) = crate::figures::category_color(k, names.len());
+                Group {
+                    name: name.clone(),
+                    color: egui::Color32::from_rgb(r, g, b),
+                    members: labels
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, l)| **l == k)
+                        .map(|(i, _)| i)
+                        .collect(),
                 }
-            }
+            })
+            .collect();
+        self.set_groups(latents, groups);
+    }
+
+    /// New samples, coloured by `groups` (a sample in no group is still pickable, not drawn).
+    pub fn set_groups(&mut self, latents: &[Vec<f32>], groups: Vec<Group>) {
+        self.plane = Plane::fit(latents, self.projection);
+        self.coords = match &self.plane {
+            Some(plane) => latents.iter().map(|z| plane.project(z)).collect(),
+            None => Vec::new(),
+        };
+        self.groups = groups
+            .into_iter()
+            .map(|g| {
+                let pts = g
+                    .members
+                    .iter()
+                    .filter_map(|&i| self.coords.get(i).copied())
+                    .collect();
+                (g, pts)
+            })
+            .collect();
+        let new_bounds = bounds_of(&self.coords);
+        if new_bounds != self.bounds {
+            self.bounds = new_bounds;
+            self.reset_view = true;
         }
+    }
+
+    /// Only the colours change: the plane, and so every coordinate, stays.
+    pub fn recolour(&mut self, groups: Vec<Group>) {
+        self.groups = groups
+            .into_iter()
+            .map(|g| {
+                let pts = g
+                    .members
+                    .iter()
+                    .filter_map(|&i| self.coords.get(i).copied())
+                    .collect();
+                (g, pts)
+            })
+            .collect();
     }
 
     pub fn plane(&self) -> Option<&Plane> {
         self.plane.as_ref()
+    }
+
+    /// Map coordinates of every sample, in the samples' order.
+    pub fn coords(&self) -> &[[f64; 2]] {
+        &self.coords
+    }
+
+    /// The sample nearest to map coordinates `p`.
+    pub fn nearest(&self, p: [f64; 2]) -> Option<usize> {
+        self.coords
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (i, (c[0] - p[0]).powi(2) + (c[1] - p[1]).powi(2)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(i, _)| i)
+    }
+
+    /// How the last frame drew the map: screen position of map coordinates and back.
+    pub fn transform(&self) -> Option<&egui_plot::PlotTransform> {
+        self.transform.as_ref()
     }
 
     /// The event a click at map coordinates `p` makes (also what the plot does on a click).
@@ -320,49 +442,125 @@ impl LatentMap {
             .then(|| MapEvent::Strip(points.iter().map(|p| plane.latent_at(*p)).collect()))
     }
 
-    /// Draw the map; a click or a finished drag returns what to decode.
-    pub fn ui(&mut self, ui: &mut egui::Ui, id: &str) -> Option<MapEvent> {
-        let response = Plot::new(id)
-            .height(260.0)
+    /// Draw the map; a click or a finished drag comes back in map coordinates.
+    pub fn ui(&mut self, ui: &mut egui::Ui, id: &str) -> Option<MapInput> {
+        let mut plot = Plot::new(id)
+            .height(self.height)
             .allow_drag(false)
             .allow_boxed_zoom(false)
-            .legend(egui_plot::Legend::default())
-            .show(ui, |plot| {
-                for (name, points) in &self.groups {
-                    plot.points(
-                        Points::new(name.clone(), PlotPoints::from(points.clone())).radius(2.5),
-                    );
-                }
-                if self.drawing.len() > 1 {
-                    plot.line(Line::new("drawing", PlotPoints::from(self.drawing.clone())));
-                } else if self.path.len() > 1 {
-                    plot.line(Line::new("path", PlotPoints::from(self.path.clone())));
-                }
-                if let Some(p) = self.picked {
-                    plot.points(Points::new("decoded here", vec![p]).radius(6.0));
-                }
-                plot.pointer_coordinate().map(|c| [c.x, c.y])
-            });
-        let (pointer, r) = (response.inner, response.response);
+            // the wheel scrolls the tab, as over every other plot in the window
+            .allow_scroll(false)
+            .x_axis_label(self.axis_names[0].clone())
+            .y_axis_label(self.axis_names[1].clone())
+            // small and see-through: the legend sits over the map's top-right corner
+            .legend(
+                egui_plot::Legend::default()
+                    .text_style(egui::TextStyle::Small)
+                    .background_alpha(0.5),
+            );
+        if let Some((lo, hi)) = self.bounds {
+            plot = plot
+                .default_x_bounds(lo[0], hi[0])
+                .default_y_bounds(lo[1], hi[1]);
+        }
+        if std::mem::take(&mut self.reset_view) {
+            plot = plot.reset();
+        }
+        let ink = ui.visuals().strong_text_color();
+        let response = plot.show(ui, |plot| {
+            for (group, points) in &self.groups {
+                plot.points(
+                    Points::new(group.name.clone(), PlotPoints::from(points.clone()))
+                        .color(group.color)
+                        .radius(2.5),
+                );
+            }
+            // markers go unnamed, out of the legend, which is the samples' colours alone
+            if self.drawing.len() > 1 {
+                plot.line(Line::new("", PlotPoints::from(self.drawing.clone())).color(ink));
+            } else if self.path.len() > 1 {
+                plot.line(Line::new("", PlotPoints::from(self.path.clone())).color(ink));
+            }
+            for (name, p) in &self.marks {
+                plot.points(
+                    Points::new("", vec![*p])
+                        .radius(6.0)
+                        .filled(false)
+                        .color(ink),
+                );
+                plot.text(
+                    egui_plot::Text::new(
+                        "",
+                        egui_plot::PlotPoint::new(p[0], p[1]),
+                        egui::RichText::new(format!("  {name}")).strong(),
+                    )
+                    .anchor(egui::Align2::LEFT_BOTTOM)
+                    .color(ink),
+                );
+            }
+            if let Some(p) = self.picked {
+                plot.points(
+                    Points::new("", vec![p])
+                        .radius(6.0)
+                        .shape(egui_plot::MarkerShape::Cross)
+                        .color(ink),
+                );
+            }
+        });
+        let (r, transform) = (response.response, response.transform);
+        self.transform = Some(transform);
+        let at = |pos: egui::Pos2| {
+            let v = transform.value_from_position(pos);
+            [v.x, v.y]
+        };
         if r.drag_started() {
             self.drawing.clear();
+            // the drag is recognised only once the pointer has moved: start where it went down
+            if let Some(origin) = ui.input(|i| i.pointer.press_origin()) {
+                self.drawing.push(at(origin));
+            }
         }
         if r.dragged()
-            && let Some(p) = pointer
+            && let Some(pos) = r.interact_pointer_pos()
         {
-            self.drawing.push(p);
+            self.drawing.push(at(pos));
         }
         if r.drag_stopped() {
+            if let Some(pos) = ui.input(|i| i.pointer.interact_pos()) {
+                let end = at(pos);
+                if self.drawing.last() != Some(&end) {
+                    self.drawing.push(end);
+                }
+            }
             let path = std::mem::take(&mut self.drawing);
-            return self.finish_path(path);
+            return (!path.is_empty()).then_some(MapInput::Path(path));
         }
         if r.clicked()
-            && let Some(p) = pointer
+            && let Some(pos) = r.interact_pointer_pos()
         {
-            return self.click(p);
+            return Some(MapInput::Click(at(pos)));
         }
         None
     }
+}
+
+/// The box around `coords` with a margin, or None without samples.
+fn bounds_of(coords: &[[f64; 2]]) -> Option<([f64; 2], [f64; 2])> {
+    let first = coords.first()?;
+    let (mut lo, mut hi) = (*first, *first);
+    for c in coords {
+        for k in 0..2 {
+            lo[k] = lo[k].min(c[k]);
+            hi[k] = hi[k].max(c[k]);
+        }
+    }
+    for k in 0..2 {
+        let span = hi[k] - lo[k];
+        let margin = if span > 0.0 { 0.08 * span } else { 1.0 };
+        lo[k] -= margin;
+        hi[k] += margin;
+    }
+    Some((lo, hi))
 }
 
 #[cfg(test)]

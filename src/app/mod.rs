@@ -2,14 +2,18 @@
 //! file dialogs, persisted state. `logic` does the work, `ui` only draws.
 
 mod background;
+pub mod explore;
 mod files;
 pub mod latent_map;
+mod models;
 mod training;
 
 pub use background::Background;
+pub use explore::{Decoded, Explore, ExplorePanel, MapSamples};
 pub use files::{
     CheckpointAction, FIGURE_FILES, FileAction, FilePaths, FileRequest, FilesPanel, PathField,
 };
+pub use models::{Changed, Evaluate, Heard, HostedLab, Import, MetricTable, Models, ModelsState};
 pub use training::{
     POLL_BUDGET, RunUpdate, SNAPSHOT_EVERY, StartJob, TrainSettings, TrainingPanel, TrainingRun,
     TrainingSpec,
@@ -72,8 +76,24 @@ impl Shared {
 /// Builds a tab; the window's list of them comes from outside app/ (the family registry).
 pub type TabMaker = fn(&mut Shared) -> Box<dyn Tab>;
 
+/// Any tab as `Any`, for tests that read what it shows (e.g. a decoded image). Only tabs
+/// have it, so that `as_any` on a `Box<dyn Tab>` reaches the tab, not the box.
+pub trait AsAny {
+    fn as_any(&self) -> &dyn std::any::Any;
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
+}
+
+impl<T: Tab + 'static> AsAny for T {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+}
+
 /// One model family's panel.
-pub trait Tab {
+pub trait Tab: AsAny {
     fn title(&self) -> &'static str;
     /// Work that is not drawing: drain background results.
     fn logic(&mut self, ctx: &egui::Context, shared: &mut Shared);
@@ -90,13 +110,6 @@ pub trait Tab {
     fn restore(&mut self, state: serde_json::Value);
     /// The tab's training panel, for tests that drive it.
     fn training_panel(&mut self) -> Option<&mut TrainingPanel> {
-        None
-    }
-    /// The tab itself, for tests that read what it shows (e.g. a decoded image).
-    fn as_any(&self) -> Option<&dyn std::any::Any> {
-        None
-    }
-    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
         None
     }
 }

@@ -16,12 +16,15 @@
 
 mod grid;
 mod heatmap;
+mod pair;
 mod plot;
 mod raster;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests;
 mod text;
+
+pub use pair::side_by_side;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod eval;
+pub mod explore;
 pub mod model;
 pub mod train;
 pub mod view;

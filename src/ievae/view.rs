@@ -12,12 +12,14 @@ use serde::{Deserialize, Serialize};
 use super::train::TrainConfig;
 use super::{DEFAULT_FILE, FAMILY, Lab};
 use crate::app::{
-    Background, FIGURE_FILES, FileAction, FilePaths, FilesPanel, Shared, Tab, TrainSettings,
-    TrainingPanel, TrainingSpec,
+    Background, Changed, FIGURE_FILES, FileAction, FilesPanel, Models, ModelsState, Shared, Tab,
+    TrainSettings, TrainingPanel, TrainingSpec,
 };
 use crate::digits::classifier::DigitClassifier;
 use crate::digits::render::{centre_drawing, stamp_segment};
 use crate::digits::{DigitSet, PIXELS, SIDE};
+
+crate::hosted_lab!(Lab);
 
 pub const PRESETS: [&str; 2] = ["fast", "paper"];
 /// Slider range of each equivariant dimension: +-3 prior standard deviations.
@@ -27,27 +29,27 @@ const POSE_RANGE: f32 = 3.0;
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ClassPoseState {
-    pub checkpoint: String,
+    /// checkpoint, training settings, files and B paths
+    #[serde(flatten)]
+    pub models: ModelsState,
     pub class: usize,
     pub pose: Vec<f32>,
-    /// preset, steps, seed, data, threads, `--set` lines
-    pub train: TrainSettings,
     /// labelled training images; 0 = all (supervised)
     pub labels: usize,
-    /// the paths of the files panel
-    pub files: FilePaths,
     pub traversal_dim: usize,
 }
 
 impl Default for ClassPoseState {
     fn default() -> Self {
         Self {
-            checkpoint: String::new(),
             class: 0,
             pose: Vec::new(),
-            train: TrainSettings::new("fast", TrainConfig::default().steps, "digits"),
+            models: ModelsState::new(TrainSettings::new(
+                "fast",
+                TrainConfig::default().steps,
+                "digits",
+            )),
             labels: 0,
-            files: FilePaths::default(),
             traversal_dim: 0,
         }
     }
@@ -68,10 +70,7 @@ enum Command {
     AnalyseDrawing,
     ClearDrawing,
     UseInputPose,
-    Open(PathBuf),
-    Save(PathBuf),
-    ExportTraversal(PathBuf),
-    ExportSwap(PathBuf),
+    Files(FileAction),
 }
 
 /// What the model makes of one input image.
@@ -101,7 +100,8 @@ fn training_spec() -> TrainingSpec {
 
 pub struct ClassPoseTab {
     pub state: ClassPoseState,
-    pub lab: Option<Arc<Lab>>,
+    /// A, the model on show, and B beside it; files and training panels
+    pub models: Models<Lab>,
     /// the independent classifier, when models/ has one: reads what the decoder draws
     pub judge: Option<Arc<DigitClassifier>>,
     picker: DigitSet,
@@ -114,14 +114,13 @@ pub struct ClassPoseTab {
     /// what the independent classifier reads in `decoded`: (class, probability)
     decoded_reading: Option<(u8, f32)>,
     every_class: Vec<Vec<f32>>,
+    /// B's drawing of the same class and pose, and of the pose in every class
+    decoded_b: Option<Vec<f32>>,
+    every_class_b: Vec<Vec<f32>>,
     decoded_for: Option<(usize, Vec<f32>)>,
     /// the usage (mean KL) of each equivariant dimension on the picker digits
     dim_use: Vec<f32>,
     textures: Textures,
-    /// open, save, export
-    pub files: FilesPanel,
-    /// the shared panel: settings, Train/Stop, progress
-    pub panel: TrainingPanel,
     commands: Vec<Command>,
     background: Background<Result<PathBuf, String>>,
 }
@@ -130,6 +129,8 @@ pub struct ClassPoseTab {
 struct Textures {
     decoded: Option<TextureHandle>,
     every_class: Vec<TextureHandle>,
+    decoded_b: Option<TextureHandle>,
+    every_class_b: Vec<TextureHandle>,
     picker: Vec<TextureHandle>,
     input: Option<TextureHandle>,
     reconstruction: Option<TextureHandle>,
@@ -162,11 +163,26 @@ impl ClassPoseTab {
         let judge_path = DigitClassifier::default_path(&shared.models_dir);
         let judge = DigitClassifier::load(&judge_path).ok().map(Arc::new);
         let mut tab = Self {
-            state: ClassPoseState {
-                checkpoint: default_path.display().to_string(),
-                ..Default::default()
-            },
-            lab: None,
+            state: ClassPoseState::default(),
+            models: crate::registry::models(
+                &super::cli::IeVaeFamily,
+                FilesPanel::new(&default_path).with_export(
+                    "figure",
+                    "figure.png or .svg",
+                    "ievae_traversal.png",
+                    FIGURE_FILES,
+                    &["Export traversal", "Export swaps"],
+                ),
+                training_spec(),
+                ClassPoseState::default().models.train,
+            )
+            .with_map("ievae", super::explore::source)
+            .with_ablation(
+                shared
+                    .models_dir
+                    .join("ablations/ievae_digits_100_labels.safetensors"),
+                "100 labels",
+            ),
             judge,
             picker: super::picker_digits(0),
             canvas: [0.0; PIXELS],
@@ -176,41 +192,33 @@ impl ClassPoseTab {
             decoded: None,
             decoded_reading: None,
             every_class: Vec::new(),
+            decoded_b: None,
+            every_class_b: Vec::new(),
             decoded_for: None,
             dim_use: Vec::new(),
             textures: Textures {
                 dirty: true,
                 ..Default::default()
             },
-            files: FilesPanel::new(&default_path).with_export(
-                "figure",
-                "figure.png or .svg",
-                "ievae_traversal.png",
-                FIGURE_FILES,
-                &["Export traversal", "Export swaps"],
-            ),
-            panel: TrainingPanel::new(
-                training_spec(),
-                ClassPoseState::default().train,
-                crate::registry::job_starter(&super::cli::IeVaeFamily),
-            ),
             commands: Vec::new(),
             background: Background::default(),
         };
         if default_path.is_file() {
-            tab.open(&default_path, shared);
+            let opened = tab.models.open(&default_path, shared);
+            tab.changed(opened);
         }
         tab
     }
 
-    fn open(&mut self, path: &std::path::Path, shared: &mut Shared) {
-        match Lab::load(path) {
-            Ok(lab) => {
-                shared.info(format!("opened {}", path.display()));
-                self.state.checkpoint = path.display().to_string();
-                self.set_lab(Arc::new(lab), true);
+    /// A's or B's model changed: reset what was set for the old one.
+    fn changed(&mut self, changed: impl IntoIterator<Item = Changed>) {
+        for c in changed {
+            if let Changed::A { fresh } = c
+                && let Some(lab) = self.models.a.clone()
+            {
+                self.set_lab(lab, fresh);
             }
-            Err(e) => shared.error(e.to_string()),
+            self.decoded_for = None;
         }
     }
 
@@ -222,7 +230,6 @@ impl ClassPoseTab {
         self.state.class = self.state.class.min(lab.classes() - 1);
         self.state.traversal_dim = self.state.traversal_dim.min(e - 1);
         self.dim_use = dims_use(&lab, &self.picker).unwrap_or_else(|_| vec![0.0; e]);
-        self.lab = Some(lab);
         self.decoded_for = None;
         if let Some(a) = self.analysis.take() {
             self.analyse(a.source, a.image);
@@ -247,19 +254,41 @@ impl ClassPoseTab {
         self.commands.push(Command::AnalyseDrawing);
     }
 
+    /// B's drawing of the same class and pose, and of the pose in every class.
+    pub fn decoded_image_b(&self) -> Option<&[f32]> {
+        self.decoded_b.as_deref()
+    }
+
     fn refresh_decoded(&mut self, shared: &mut Shared) {
-        let Some(lab) = &self.lab else { return };
+        let Some(lab) = self.models.a.clone() else {
+            return;
+        };
         let key = (self.state.class, self.state.pose.clone());
         if self.decoded_for.as_ref() == Some(&key) {
             return;
         }
-        let pose = self.state.pose.clone();
-        let mut items: Vec<(u32, &[f32])> = vec![(self.state.class as u32, pose.as_slice())];
-        items.extend((0..lab.classes() as u32).map(|c| (c, pose.as_slice())));
-        match lab.draw(&items) {
-            Ok(mut images) => {
-                self.every_class = images.split_off(1);
-                self.decoded = images.pop();
+        let drawn = draw_class_and_all(&lab, self.state.class, &self.state.pose).and_then(|a| {
+            let b = self
+                .models
+                .b
+                .as_ref()
+                .map(|b| {
+                    // B may have another number of pose dimensions: the shared ones move it
+                    let mut pose = self.state.pose.clone();
+                    pose.resize(b.equivariant_dims(), 0.0);
+                    draw_class_and_all(b, self.state.class.min(b.classes() - 1), &pose)
+                })
+                .transpose()?;
+            Ok((a, b))
+        });
+        match drawn {
+            Ok(((one, all), b)) => {
+                self.decoded = Some(one);
+                self.every_class = all;
+                (self.decoded_b, self.every_class_b) = match b {
+                    Some((one, all)) => (Some(one), all),
+                    None => (None, Vec::new()),
+                };
                 self.decoded_reading = self.decoded.as_deref().and_then(|d| self.judge_reading(d));
                 self.decoded_for = Some(key);
                 self.textures.dirty = true;
@@ -269,7 +298,7 @@ impl ClassPoseTab {
     }
 
     fn analyse(&mut self, source: InputSource, image: Vec<f32>) {
-        let Some(lab) = &self.lab else {
+        let Some(lab) = &self.models.a else {
             self.analysis = Some(Analysis {
                 source,
                 image,
@@ -305,21 +334,6 @@ impl ClassPoseTab {
         })();
         self.analysis = result.ok();
         self.textures.dirty = true;
-    }
-
-    /// Read the training job: a snapshot becomes the model on show.
-    fn drain_training(&mut self, shared: &mut Shared) {
-        let labels = self.state.labels;
-        let update = self.panel.logic(shared, |args| {
-            args.labels = (labels > 0).then_some(labels);
-        });
-        if let Some(lab) = update.model(shared, Lab::from_snapshot) {
-            let fresh = self
-                .lab
-                .as_ref()
-                .is_none_or(|l| l.meta.steps > lab.meta.steps || l.cfg != lab.cfg);
-            self.set_lab(Arc::new(lab), fresh);
-        }
     }
 
     fn drain_background(&mut self, shared: &mut Shared) {
@@ -380,34 +394,24 @@ impl ClassPoseTab {
                         .collect();
                 }
             }
-            Command::Open(p) => self.open(&p, shared),
-            Command::Save(p) => {
-                let Some(lab) = self.lab.clone() else {
-                    return shared.error("no model to save");
+            Command::Files(FileAction::Export { action, path, .. }) => {
+                let Some(lab) = self.models.a.clone() else {
+                    return shared.error(format!("{}: no model to draw", path.display()));
                 };
-                self.background
-                    .run(move || lab.save(&p).map(|_| p).map_err(|e| e.to_string()));
-            }
-            Command::ExportTraversal(p) | Command::ExportSwap(p) if self.lab.is_none() => {
-                shared.error(format!("{}: no model to draw", p.display()));
-            }
-            Command::ExportTraversal(p) => {
-                let Some(lab) = self.lab.clone() else { return };
                 let dim = self.state.traversal_dim;
                 self.background.run(move || {
-                    let fig =
-                        super::cli::traversal_figure(&lab, dim, 9).map_err(|e| format!("{e:#}"))?;
-                    crate::figures::save(&fig, &p).map_err(|e| format!("{e:#}"))?;
-                    Ok(p)
+                    let fig = match action {
+                        0 => super::cli::traversal_figure(&lab, dim, 9),
+                        _ => super::cli::swap_figure(&lab, 8),
+                    };
+                    crate::figures::save(&fig.map_err(|e| format!("{e:#}"))?, &path)
+                        .map_err(|e| format!("{e:#}"))?;
+                    Ok(path)
                 });
             }
-            Command::ExportSwap(p) => {
-                let Some(lab) = self.lab.clone() else { return };
-                self.background.run(move || {
-                    let fig = super::cli::swap_figure(&lab, 8).map_err(|e| format!("{e:#}"))?;
-                    crate::figures::save(&fig, &p).map_err(|e| format!("{e:#}"))?;
-                    Ok(p)
-                });
+            Command::Files(action) => {
+                let changed = self.models.handle(action, shared);
+                self.changed(changed);
             }
         }
     }
@@ -426,6 +430,16 @@ impl ClassPoseTab {
             .iter()
             .enumerate()
             .map(|(c, d)| texture(ctx, &format!("ievae-class-{c}"), d))
+            .collect();
+        t.decoded_b = self
+            .decoded_b
+            .as_ref()
+            .map(|d| texture(ctx, "ievae-decoded-b", d));
+        t.every_class_b = self
+            .every_class_b
+            .iter()
+            .enumerate()
+            .map(|(c, d)| texture(ctx, &format!("ievae-class-b-{c}"), d))
             .collect();
         if t.picker.len() != self.picker.len() {
             t.picker = (0..self.picker.len())
@@ -460,7 +474,7 @@ impl ClassPoseTab {
     }
 
     fn pose_ui(&mut self, ui: &mut egui::Ui) {
-        let Some(lab) = self.lab.clone() else {
+        let Some(lab) = self.models.a.clone() else {
             ui.label("No model loaded: open a checkpoint or train one below.");
             return;
         };
@@ -477,8 +491,23 @@ impl ClassPoseTab {
             }
         });
         ui.horizontal(|ui| {
-            if let Some(t) = &self.textures.decoded {
-                show(ui, t, 196.0);
+            let side = if self.textures.decoded_b.is_some() {
+                120.0
+            } else {
+                196.0
+            };
+            for (name, t) in [
+                ("A", &self.textures.decoded),
+                ("B", &self.textures.decoded_b),
+            ] {
+                if let Some(t) = t {
+                    ui.vertical(|ui| {
+                        if self.textures.decoded_b.is_some() {
+                            ui.label(name);
+                        }
+                        show(ui, t, side);
+                    });
+                }
             }
             ui.vertical(|ui| {
                 ui.label("equivariant code z (pose): the class never changes");
@@ -513,6 +542,14 @@ impl ClassPoseTab {
                 show(ui, t, 52.0);
             }
         });
+        if !self.textures.every_class_b.is_empty() {
+            ui.label("B: the same pose in every class");
+            ui.horizontal(|ui| {
+                for t in &self.textures.every_class_b {
+                    show(ui, t, 52.0);
+                }
+            });
+        }
     }
 
     fn input_ui(&mut self, ui: &mut egui::Ui) {
@@ -653,20 +690,13 @@ impl ClassPoseTab {
                 }),
         )
         .on_hover_text("labelled training images (balanced over classes); 0 = all labelled, otherwise semi-supervised");
-        self.panel.ui(ui);
+        self.models.panel.ui(ui);
     }
 
-    fn files_ui(&mut self, ui: &mut egui::Ui) {
-        let command = match self.files.ui(ui, self.lab.is_some(), |_| true) {
-            Some(FileAction::Open(p)) => Some(Command::Open(p)),
-            Some(FileAction::Save(p)) => Some(Command::Save(p)),
-            Some(FileAction::Export {
-                action: 0, path, ..
-            }) => Some(Command::ExportTraversal(path)),
-            Some(FileAction::Export { path, .. }) => Some(Command::ExportSwap(path)),
-            Some(FileAction::Import(_)) | None => None,
-        };
-        self.commands.extend(command);
+    fn files_ui(&mut self, ui: &mut egui::Ui, sounds: bool) {
+        if let Some(action) = self.models.panels_ui(ui, sounds, |_| true) {
+            self.commands.push(Command::Files(action));
+        }
         let dims = self.state.pose.len().max(1);
         ui.horizontal(|ui| {
             ui.label("traversal dimension");
@@ -677,6 +707,19 @@ impl ClassPoseTab {
             );
         });
     }
+}
+
+/// A lab's drawing of one class in a pose, and of the pose in every class.
+fn draw_class_and_all(
+    lab: &Lab,
+    class: usize,
+    pose: &[f32],
+) -> anyhow::Result<(Vec<f32>, Vec<Vec<f32>>)> {
+    let mut items: Vec<(u32, &[f32])> = vec![(class as u32, pose)];
+    items.extend((0..lab.classes() as u32).map(|c| (c, pose)));
+    let mut images = lab.draw(&items)?;
+    let all = images.split_off(1);
+    Ok((images.pop().unwrap_or_default(), all))
 }
 
 /// Mean KL per equivariant dimension on some digits.
@@ -701,13 +744,13 @@ impl Tab for ClassPoseTab {
         self.upload_textures(ctx);
     }
 
-    fn ui(&mut self, ui: &mut egui::Ui, _shared: &mut Shared) {
+    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
         egui::ScrollArea::vertical().show(ui, |ui| {
             ui.columns(2, |cols| {
                 let (left, right) = cols.split_at_mut(1);
                 let (left, right) = (&mut left[0], &mut right[0]);
                 left.heading("Class and pose");
-                if let Some(lab) = &self.lab {
+                if let Some(lab) = &self.models.a {
                     let m = &lab.meta.metrics;
                     let get = |k: &str| m.get(k).map_or("?".into(), |v| format!("{v:.3}"));
                     left.label(format!(
@@ -727,9 +770,10 @@ impl Tab for ClassPoseTab {
                 right.heading("A digit's class and pose");
                 self.input_ui(right);
                 right.separator();
-                right.heading("Files");
-                self.files_ui(right);
+                self.files_ui(right, false);
             });
+            ui.separator();
+            self.models.map_ui(ui, shared);
         });
     }
 
@@ -737,23 +781,25 @@ impl Tab for ClassPoseTab {
         for command in std::mem::take(&mut self.commands) {
             self.apply(command, shared);
         }
-        self.drain_training(shared);
+        let labels = self.state.labels;
+        let (_, changed) = self.models.logic(shared, |args| {
+            args.labels = (labels > 0).then_some(labels);
+        });
+        self.changed(changed);
         self.refresh_decoded(shared);
     }
 
     fn training_panel(&mut self) -> Option<&mut TrainingPanel> {
-        Some(&mut self.panel)
+        Some(&mut self.models.panel)
     }
 
     fn busy(&self) -> bool {
-        self.panel.is_running() || !self.background.is_empty()
+        self.models.busy() || !self.background.is_empty()
     }
 
     fn persist(&self) -> serde_json::Value {
         let mut s = self.state.clone();
-        s.checkpoint = self.files.checkpoint.text.clone();
-        s.train = self.panel.settings.clone();
-        s.files = self.files.paths();
+        s.models = self.models.persist();
         serde_json::to_value(s).unwrap_or_default()
     }
 
@@ -761,14 +807,13 @@ impl Tab for ClassPoseTab {
         let Ok(s) = serde_json::from_value::<ClassPoseState>(state) else {
             return;
         };
-        self.panel.settings = s.train.clone();
-        self.files.restore(&s.files);
+        self.models.restore(&s.models, true);
         let dims = self
-            .lab
+            .models
+            .a
             .as_ref()
             .map(|l| (l.equivariant_dims(), l.classes()));
-        let checkpoint = self.state.checkpoint.clone();
-        self.state = ClassPoseState { checkpoint, ..s };
+        self.state = s;
         if let Some((e, classes)) = dims {
             if self.state.pose.len() != e {
                 self.state.pose = vec![0.0; e];
@@ -777,13 +822,5 @@ impl Tab for ClassPoseTab {
             self.state.traversal_dim = self.state.traversal_dim.min(e - 1);
         }
         self.decoded_for = None;
-    }
-
-    fn as_any(&self) -> Option<&dyn std::any::Any> {
-        Some(self)
-    }
-
-    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
-        Some(self)
     }
 }

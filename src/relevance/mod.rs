@@ -6,6 +6,7 @@ pub mod cli;
 pub mod data;
 pub mod eval;
 mod event_view;
+pub mod explore;
 mod inspect;
 pub mod model;
 pub mod train;

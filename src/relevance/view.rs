@@ -19,12 +19,14 @@ use super::train::{
 };
 use super::{FAMILY, HistoryPoint, Lab};
 use crate::app::{
-    Background, FIGURE_FILES, FileAction, FilePaths, FileRequest, FilesPanel, PathField,
-    SNAPSHOT_EVERY, Shared, Tab, TrainSettings, TrainingPanel, TrainingSpec,
+    Background, Changed, FIGURE_FILES, FileAction, FileRequest, FilesPanel, Models, ModelsState,
+    PathField, SNAPSHOT_EVERY, Shared, Tab, TrainSettings, TrainingPanel, TrainingSpec,
 };
 use crate::cli::TrainArgs;
 use crate::figures::{self, Figure};
 use crate::worker::{self, JobOptions};
+
+crate::hosted_lab!(Lab);
 
 /// What only this tab adds to `latent-lab train`: latent size, β, the opening schedule.
 fn adjust_args(state: &RelevanceState, args: &mut TrainArgs) {
@@ -57,9 +59,9 @@ const CLOSED_MANIFOLD_NOTE: &str = "A Gaussian latent space has no closed loops.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RelevanceState {
-    pub checkpoint: String,
-    /// preset, steps, seed, data, threads, `--set` lines
-    pub train: TrainSettings,
+    /// checkpoint, training settings, files and B paths
+    #[serde(flatten)]
+    pub models: ModelsState,
     pub latent: usize,
     pub beta: f64,
     pub scatter_x: usize,
@@ -69,8 +71,6 @@ pub struct RelevanceState {
     pub traversal_value: f32,
     /// the held-out event whose latent the traversal starts from
     pub base_event: usize,
-    /// the paths of the files panel
-    pub files: FilePaths,
     /// the betas of a sweep, separated by spaces
     pub sweep_betas: String,
     /// open the latents to the decoder one at a time (the preset's schedule) or all at once
@@ -83,8 +83,11 @@ impl Default for RelevanceState {
     fn default() -> Self {
         let preset = TrainConfig::preset("fast").ok();
         Self {
-            checkpoint: String::new(),
-            train: TrainSettings::new("fast", preset.map_or(8000, |p| p.steps), "ee-mumu"),
+            models: ModelsState::new(TrainSettings::new(
+                "fast",
+                preset.map_or(8000, |p| p.steps),
+                "ee-mumu",
+            )),
             latent: DEFAULT_LATENT,
             beta: DEFAULT_BETA,
             scatter_x: 0,
@@ -93,7 +96,6 @@ impl Default for RelevanceState {
             traversal_dim: 0,
             traversal_value: 0.0,
             base_event: 0,
-            files: FilePaths::default(),
             sweep_betas: "0.001 0.003 0.01 0.03 0.1 0.3 1 3".into(),
             one_at_a_time: true,
             show_mutual_information: false,
@@ -121,8 +123,7 @@ const FIGURE_KINDS: [FigureKind; 5] = [
 
 /// Side effects the widgets ask for; applied in one place after drawing.
 enum Command {
-    Open(PathBuf),
-    Save(PathBuf),
+    Files(FileAction),
     /// several trainings in sequence, one per beta
     Sweep(Vec<f64>),
     Export(FigureKind, PathBuf),
@@ -145,12 +146,9 @@ type SweepView = (Vec<(f64, usize)>, Option<f64>);
 
 pub struct RelevanceTab {
     pub state: RelevanceState,
-    pub lab: Option<Arc<Lab>>,
-    /// open, save, export
-    pub files: FilesPanel,
+    /// A, the model on show, and B beside it; files and training panels
+    pub models: Models<Lab>,
     file_field: PathField,
-    /// the shared panel: settings, Train/Stop, progress
-    pub panel: TrainingPanel,
     /// what the panel's run has reported, for the relevance bars and the sweep
     training: Training,
     inspection: Option<Inspection>,
@@ -172,30 +170,27 @@ impl RelevanceTab {
     pub fn new(shared: &mut Shared) -> Self {
         let default_path = shared.models_dir.join("vae_relevance.safetensors");
         let mut tab = Self {
-            state: RelevanceState {
-                checkpoint: default_path.display().to_string(),
-                ..Default::default()
-            },
-            lab: None,
-            files: FilesPanel::new(&default_path).with_export(
-                "figure",
-                "figure.png or .svg",
-                "relevance.png",
-                FIGURE_FILES,
-                &[
-                    "Export relevance",
-                    "Export KL",
-                    "Export curves",
-                    "Export scatter",
-                    "Export sweep",
-                ],
-            ),
-            file_field: PathField::default(),
-            panel: TrainingPanel::new(
+            state: RelevanceState::default(),
+            models: crate::registry::models(
+                &super::cli::RelevanceFamily,
+                FilesPanel::new(&default_path).with_export(
+                    "figure",
+                    "figure.png or .svg",
+                    "relevance.png",
+                    FIGURE_FILES,
+                    &[
+                        "Export relevance",
+                        "Export KL",
+                        "Export curves",
+                        "Export scatter",
+                        "Export sweep",
+                    ],
+                ),
                 training_spec(),
-                RelevanceState::default().train,
-                crate::registry::job_starter(&super::cli::RelevanceFamily),
-            ),
+                RelevanceState::default().models.train,
+            )
+            .with_map("relevance", super::explore::source),
+            file_field: PathField::default(),
             training: Training::default(),
             inspection: None,
             inspecting: None,
@@ -208,19 +203,41 @@ impl RelevanceTab {
             background: Background::default(),
         };
         if default_path.is_file() {
-            tab.open(&default_path, shared);
+            let opened = tab.models.open(&default_path, shared);
+            tab.changed(opened);
         }
         tab
     }
 
+    /// The model on show (A).
+    pub fn lab(&self) -> Option<&Arc<Lab>> {
+        self.models.a.as_ref()
+    }
+
+    /// A's or B's model changed: reset what was set for the old one.
+    fn changed(&mut self, changed: impl IntoIterator<Item = Changed>) {
+        for c in changed {
+            let Changed::A { fresh } = c else { continue };
+            if self.models.a_file.is_some() {
+                // a model opened from a file shows its own history, not the last run's
+                if !self.models.panel.is_running() {
+                    self.training = Training::default();
+                }
+            }
+            if let Some(lab) = self.models.a.clone() {
+                self.set_lab(lab, fresh);
+            }
+        }
+    }
+
     /// The relevance now on show: live while training, else of the loaded model.
     pub fn current_report(&self) -> Option<RelevanceReport> {
-        if self.panel.is_running()
+        if self.models.panel.is_running()
             && let Some(r) = self.training.report.clone()
         {
             return Some(r);
         }
-        let lab = self.lab.as_ref()?;
+        let lab = self.models.a.as_ref()?;
         match &self.inspection {
             Some(i) if i.key == lab_key(lab) => Some(i.report.clone()),
             _ => self.training.report.clone().or_else(|| lab.saved_report()),
@@ -228,21 +245,7 @@ impl RelevanceTab {
     }
 
     pub fn is_training(&self) -> bool {
-        self.panel.is_running()
-    }
-
-    fn open(&mut self, path: &std::path::Path, shared: &mut Shared) {
-        match Lab::load(path) {
-            Ok(lab) => {
-                shared.info(format!("opened {}", path.display()));
-                self.state.checkpoint = path.display().to_string();
-                if !self.panel.is_running() {
-                    self.training = Training::default();
-                }
-                self.set_lab(Arc::new(lab), true);
-            }
-            Err(e) => shared.error(e.to_string()),
-        }
+        self.models.panel.is_running()
     }
 
     fn set_lab(&mut self, lab: Arc<Lab>, fresh: bool) {
@@ -253,7 +256,6 @@ impl RelevanceTab {
         self.state.scatter_x = self.state.scatter_x.min(l - 1);
         self.state.scatter_y = self.state.scatter_y.min(l - 1);
         self.state.traversal_dim = self.state.traversal_dim.min(l - 1);
-        self.lab = Some(lab);
         self.decoded = None;
         self.traversal_path.clear();
         self.inspect_wanted = true;
@@ -261,10 +263,10 @@ impl RelevanceTab {
 
     /// One training per beta, in sequence, shown in the panel like a single run.
     fn start_sweep(&mut self, betas: Vec<f64>, shared: &mut Shared) {
-        if self.panel.is_running() {
+        if self.models.panel.is_running() {
             return;
         }
-        let mut args = self.panel.args(shared);
+        let mut args = self.models.panel.args(shared);
         adjust_args(&self.state, &mut args);
         let cfg = TrainConfig::preset(&args.preset)
             .map_err(|e| format!("{e:#}"))
@@ -298,12 +300,12 @@ impl RelevanceTab {
             is_sweep: true,
             ..Training::default()
         };
-        self.panel.show_job(job, total);
+        self.models.panel.show_job(job, total);
     }
 
     fn drain_training(&mut self, shared: &mut Shared) {
         let (state, training) = (&self.state, &mut self.training);
-        let update = self.panel.logic(shared, |args| {
+        let (update, changed) = self.models.logic(shared, |args| {
             adjust_args(state, args);
             *training = Training::default();
         });
@@ -324,13 +326,7 @@ impl RelevanceTab {
                 t.beta_now = named().find(|(k, _)| *k == "beta").map(|(_, v)| v);
             }
         }
-        if let Some(lab) = update.model(shared, Lab::from_snapshot) {
-            let fresh = self
-                .lab
-                .as_ref()
-                .is_none_or(|l| l.meta.data != lab.meta.data || l.meta.steps > lab.meta.steps);
-            self.set_lab(Arc::new(lab), fresh);
-        }
+        self.changed(changed);
         if update.ended {
             self.repick_views = true;
         }
@@ -341,7 +337,9 @@ impl RelevanceTab {
         if !self.inspect_wanted || self.inspecting.is_some() {
             return;
         }
-        let Some(lab) = self.lab.clone() else { return };
+        let Some(lab) = self.models.a.clone() else {
+            return;
+        };
         self.inspect_wanted = false;
         let cached = self.dataset.clone();
         let (tx, rx) = channel();
@@ -363,7 +361,8 @@ impl RelevanceTab {
                 let n_obs = inspection.observables.len();
                 self.state.colour_by = self.state.colour_by.min(n_obs.saturating_sub(1));
                 let current = self
-                    .lab
+                    .models
+                    .a
                     .as_ref()
                     .is_some_and(|lab| lab_key(lab) == inspection.key);
                 self.inspection = Some(inspection);
@@ -415,7 +414,7 @@ impl RelevanceTab {
 
     /// The latent of the traversal: the base latent with one dimension moved.
     pub fn traversal_latent(&self) -> Option<Vec<f32>> {
-        let lab = self.lab.as_ref()?;
+        let lab = self.models.a.as_ref()?;
         let mut z = match self.base_latent() {
             Some(z) if z.len() == lab.latent_dims() => z,
             _ => vec![0.0; lab.latent_dims()],
@@ -437,7 +436,9 @@ impl RelevanceTab {
     }
 
     fn refresh_decoded(&mut self, shared: &mut Shared) {
-        let Some(lab) = self.lab.clone() else { return };
+        let Some(lab) = self.models.a.clone() else {
+            return;
+        };
         let Some(z) = self.traversal_latent() else {
             return;
         };
@@ -477,7 +478,7 @@ impl RelevanceTab {
     }
 
     fn figure(&self, kind: FigureKind) -> Result<Figure, String> {
-        let lab = self.lab.as_ref().ok_or("no model")?;
+        let lab = self.models.a.as_ref().ok_or("no model")?;
         match kind {
             FigureKind::Relevance | FigureKind::Kl => {
                 let r = self.current_report().ok_or("no relevance measured yet")?;
@@ -534,8 +535,8 @@ impl RelevanceTab {
     }
 
     fn history(&self) -> Vec<HistoryPoint> {
-        match &self.lab {
-            _ if self.panel.is_running() => self.training.history.clone(),
+        match &self.models.a {
+            _ if self.models.panel.is_running() => self.training.history.clone(),
             Some(lab) => lab.history.clone(),
             None => Vec::new(),
         }
@@ -543,16 +544,14 @@ impl RelevanceTab {
 
     fn apply(&mut self, command: Command, shared: &mut Shared) {
         match command {
-            Command::Open(p) => self.open(&p, shared),
-            Command::Save(p) => {
-                let Some(lab) = self.lab.clone() else {
-                    return shared.error("no model to save");
-                };
-                self.background.run(move || {
-                    lab.save(&p)
-                        .map(|_| format!("saved {}", p.display()))
-                        .map_err(|e| e.to_string())
-                });
+            Command::Files(FileAction::Export { action, path, .. }) => {
+                if let Some(kind) = FIGURE_KINDS.get(action) {
+                    self.apply(Command::Export(*kind, path), shared);
+                }
+            }
+            Command::Files(action) => {
+                let changed = self.models.handle(action, shared);
+                self.changed(changed);
             }
             Command::Sweep(betas) => self.start_sweep(betas, shared),
             Command::Export(kind, p) => match self.figure(kind) {
@@ -581,7 +580,7 @@ impl RelevanceTab {
                 && let Some(p) = self.file_field.path()
             {
                 let lhe = p.extension().is_some_and(|e| e.eq_ignore_ascii_case("lhe"));
-                self.panel.settings.data =
+                self.models.panel.settings.data =
                     format!("{}:{}", if lhe { "lhe" } else { "csv" }, p.display());
             }
         });
@@ -602,7 +601,7 @@ impl RelevanceTab {
                     super::train::UNLOCK_EVERY
                 ));
         });
-        self.panel.settings_ui(ui);
+        self.models.panel.settings_ui(ui);
         ui.horizontal(|ui| {
             ui.label("β sweep");
             ui.add(egui::TextEdit::singleline(&mut self.state.sweep_betas).desired_width(200.0));
@@ -619,7 +618,7 @@ impl RelevanceTab {
                 })
                 .collect::<Option<Vec<f64>>>()
                 .filter(|b| !b.is_empty());
-            let enabled = !self.panel.is_running() && betas.is_some();
+            let enabled = !self.models.panel.is_running() && betas.is_some();
             let button = ui
                 .add_enabled(enabled, egui::Button::new("Sweep β"))
                 .on_hover_text(
@@ -632,7 +631,7 @@ impl RelevanceTab {
                 self.commands.push(Command::Sweep(b));
             }
         });
-        self.panel.progress_ui(ui);
+        self.models.panel.progress_ui(ui);
     }
 
     fn relevance_ui(&self, ui: &mut egui::Ui) {
@@ -641,7 +640,7 @@ impl RelevanceTab {
             return;
         };
         let l = report.relevance.len();
-        let intrinsic = self.lab.as_ref().and_then(|lab| lab.intrinsic_dim);
+        let intrinsic = self.models.a.as_ref().and_then(|lab| lab.intrinsic_dim);
         let text = match intrinsic {
             Some(d) => format!(
                 "relevant dimensions: {} of {l} · intrinsic dimension of the data: {d}",
@@ -663,28 +662,48 @@ impl RelevanceTab {
         }
         let values: Vec<String> = report.relevance.iter().map(|r| format!("{r:.3}")).collect();
         ui.label(format!("relevance per dim: {}", values.join(" ")));
-        let bars: Vec<Bar> = report
-            .relevance
-            .iter()
-            .enumerate()
-            .map(|(i, &r)| {
-                let c = if r >= RELEVANT {
-                    Color32::from_rgb(0, 158, 115)
-                } else {
-                    Color32::GRAY
-                };
-                Bar::new(i as f64, r)
-                    .width(0.7)
-                    .fill(c)
-                    .name(format!("z{i}"))
-            })
-            .collect();
-        let kl_bars: Vec<Bar> = report
-            .kl_per_dim
-            .iter()
-            .enumerate()
-            .map(|(i, &k)| Bar::new(i as f64, k).width(0.7).name(format!("z{i}")))
-            .collect();
+        // B's relevance as its checkpoint recorded it, beside A's bars and under A's curves
+        let b = self
+            .models
+            .b
+            .as_ref()
+            .and_then(|b| Some((b.saved_report()?, b.history.clone())));
+        let (width, shift) = if b.is_some() { (0.4, 0.21) } else { (0.7, 0.0) };
+        let relevance_bars = |r: &RelevanceReport, x0: f64, faded: bool| -> Vec<Bar> {
+            r.relevance
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| {
+                    let c = if v >= RELEVANT {
+                        Color32::from_rgb(0, 158, 115)
+                    } else {
+                        Color32::GRAY
+                    };
+                    let c = if faded { c.gamma_multiply(0.55) } else { c };
+                    Bar::new(i as f64 + x0, v)
+                        .width(width)
+                        .fill(c)
+                        .name(format!("z{i}"))
+                })
+                .collect()
+        };
+        let kl_bars = |r: &RelevanceReport, x0: f64| -> Vec<Bar> {
+            r.kl_per_dim
+                .iter()
+                .enumerate()
+                .map(|(i, &k)| {
+                    Bar::new(i as f64 + x0, k)
+                        .width(width)
+                        .name(format!("z{i}"))
+                })
+                .collect()
+        };
+        if let Some((rb, _)) = &b {
+            ui.label(format!(
+                "A (left bars): {} relevant · B (right bars, faded): {} relevant",
+                report.relevant_dims, rb.relevant_dims
+            ));
+        }
         ui.columns(2, |cols| {
             Plot::new("relevance_bars")
                 .height(150.0)
@@ -695,7 +714,16 @@ impl RelevanceTab {
                 .allow_scroll(false)
                 .allow_drag(false)
                 .show(&mut cols[0], |plot| {
-                    plot.bar_chart(BarChart::new("relevance", bars));
+                    plot.bar_chart(BarChart::new(
+                        "relevance",
+                        relevance_bars(&report, -shift, false),
+                    ));
+                    if let Some((rb, _)) = &b {
+                        plot.bar_chart(BarChart::new(
+                            "B: relevance",
+                            relevance_bars(rb, shift, true),
+                        ));
+                    }
                     plot.hline(HLine::new("R = 0.5", RELEVANT));
                 });
             Plot::new("kl_bars")
@@ -707,12 +735,20 @@ impl RelevanceTab {
                 .allow_drag(false)
                 .show(&mut cols[1], |plot| {
                     plot.bar_chart(
-                        BarChart::new("KL", kl_bars).color(Color32::from_rgb(230, 159, 0)),
+                        BarChart::new("KL", kl_bars(&report, -shift))
+                            .color(Color32::from_rgb(230, 159, 0)),
                     );
+                    if let Some((rb, _)) = &b {
+                        plot.bar_chart(
+                            BarChart::new("B: KL", kl_bars(rb, shift))
+                                .color(Color32::from_rgb(240, 200, 120)),
+                        );
+                    }
                 });
         });
         let history = self.history();
-        if !history.is_empty() {
+        let b_history = b.as_ref().map(|(_, h)| h.as_slice()).unwrap_or_default();
+        if !history.is_empty() || !b_history.is_empty() {
             Plot::new("relevance_curves")
                 .height(160.0)
                 .legend(Legend::default())
@@ -721,12 +757,20 @@ impl RelevanceTab {
                 .x_axis_label("step")
                 .y_axis_label("relevance")
                 .show(ui, |plot| {
+                    let curve = |h: &[HistoryPoint], i: usize| -> PlotPoints {
+                        h.iter()
+                            .filter_map(|p| p.relevance.get(i).map(|r| [p.step as f64, *r]))
+                            .collect()
+                    };
                     for i in 0..l {
-                        let pts: PlotPoints = history
-                            .iter()
-                            .filter_map(|h| h.relevance.get(i).map(|r| [h.step as f64, *r]))
-                            .collect();
-                        plot.line(Line::new(format!("z{i}"), pts));
+                        plot.line(Line::new(format!("z{i}"), curve(&history, i)));
+                    }
+                    let lb = b_history.first().map_or(0, |p| p.relevance.len());
+                    for i in 0..lb {
+                        plot.line(
+                            Line::new(format!("B z{i}"), curve(b_history, i))
+                                .style(egui_plot::LineStyle::dashed_loose()),
+                        );
                     }
                 });
         }
@@ -739,7 +783,7 @@ impl RelevanceTab {
         t.is_sweep.then(|| {
             (
                 t.sweep.clone(),
-                if self.panel.is_running() {
+                if self.models.panel.is_running() {
                     t.beta_now
                 } else {
                     None
@@ -756,7 +800,7 @@ impl RelevanceTab {
             Some(b) => ui.label(format!("β sweep: training β = {b} ({} done)", points.len())),
             None => ui.label(format!("β sweep: {} trainings", points.len())),
         };
-        let intrinsic = self.lab.as_ref().and_then(|lab| lab.intrinsic_dim);
+        let intrinsic = self.models.a.as_ref().and_then(|lab| lab.intrinsic_dim);
         let pts: Vec<[f64; 2]> = points
             .iter()
             .filter(|(b, _)| *b > 0.0)
@@ -778,7 +822,9 @@ impl RelevanceTab {
     }
 
     fn scatter_ui(&mut self, ui: &mut egui::Ui) {
-        let Some(lab) = self.lab.clone() else { return };
+        let Some(lab) = self.models.a.clone() else {
+            return;
+        };
         let Some(insp) = &self.inspection else {
             ui.label(if self.inspecting.is_some() {
                 "encoding held-out events…"
@@ -945,7 +991,9 @@ impl RelevanceTab {
     }
 
     fn traversal_ui(&mut self, ui: &mut egui::Ui) {
-        let Some(lab) = self.lab.clone() else { return };
+        let Some(lab) = self.models.a.clone() else {
+            return;
+        };
         let l = lab.latent_dims();
         let relevance = self
             .current_report()
@@ -1044,16 +1092,10 @@ impl RelevanceTab {
             });
     }
 
-    fn files_ui(&mut self, ui: &mut egui::Ui) {
-        let command = match self.files.ui(ui, self.lab.is_some(), |_| true) {
-            Some(FileAction::Open(p)) => Some(Command::Open(p)),
-            Some(FileAction::Save(p)) => Some(Command::Save(p)),
-            Some(FileAction::Export { action, path, .. }) => FIGURE_KINDS
-                .get(action)
-                .map(|kind| Command::Export(*kind, path)),
-            Some(FileAction::Import(_)) | None => None,
-        };
-        self.commands.extend(command);
+    fn files_ui(&mut self, ui: &mut egui::Ui, sounds: bool) {
+        if let Some(action) = self.models.panels_ui(ui, sounds, |_| true) {
+            self.commands.push(Command::Files(action));
+        }
     }
 }
 
@@ -1069,13 +1111,13 @@ impl Tab for RelevanceTab {
         self.refresh_decoded(shared);
     }
 
-    fn ui(&mut self, ui: &mut egui::Ui, _shared: &mut Shared) {
+    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
         egui::ScrollArea::vertical().show(ui, |ui| {
             ui.columns(2, |cols| {
                 let (left, right) = cols.split_at_mut(1);
                 let (left, right) = (&mut left[0], &mut right[0]);
                 left.heading("Relevance of latent dimensions");
-                if let Some(lab) = &self.lab {
+                if let Some(lab) = &self.models.a {
                     left.label(format!(
                         "{FAMILY} · {} · latent {} · β {} · {} steps · seed {}",
                         lab.meta.data,
@@ -1089,8 +1131,7 @@ impl Tab for RelevanceTab {
                 left.separator();
                 self.relevance_ui(left);
                 left.separator();
-                left.heading("Files");
-                self.files_ui(left);
+                self.files_ui(left, false);
                 right.heading("Latents against observables");
                 self.scatter_ui(right);
                 self.correlation_ui(right);
@@ -1098,6 +1139,8 @@ impl Tab for RelevanceTab {
                 right.heading("Traversal");
                 self.traversal_ui(right);
             });
+            ui.separator();
+            self.models.map_ui(ui, shared);
         });
     }
 
@@ -1111,18 +1154,16 @@ impl Tab for RelevanceTab {
     }
 
     fn training_panel(&mut self) -> Option<&mut TrainingPanel> {
-        Some(&mut self.panel)
+        Some(&mut self.models.panel)
     }
 
     fn busy(&self) -> bool {
-        self.panel.is_running() || self.inspecting.is_some() || !self.background.is_empty()
+        self.models.busy() || self.inspecting.is_some() || !self.background.is_empty()
     }
 
     fn persist(&self) -> serde_json::Value {
         let mut s = self.state.clone();
-        s.train = self.panel.settings.clone();
-        s.checkpoint = self.files.checkpoint.text.clone();
-        s.files = self.files.paths();
+        s.models = self.models.persist();
         serde_json::to_value(s).unwrap_or_default()
     }
 
@@ -1130,27 +1171,18 @@ impl Tab for RelevanceTab {
         let Ok(s) = serde_json::from_value::<RelevanceState>(state) else {
             return;
         };
-        self.files.restore(&s.files);
-        self.panel.settings = s.train.clone();
+        self.models.restore(&s.models, true);
         let l = self
-            .lab
+            .models
+            .a
             .as_ref()
             .map_or(usize::MAX, |lab| lab.latent_dims());
         self.state = RelevanceState {
-            checkpoint: self.state.checkpoint.clone(),
             scatter_x: s.scatter_x.min(l.saturating_sub(1)),
             scatter_y: s.scatter_y.min(l.saturating_sub(1)),
             traversal_dim: s.traversal_dim.min(l.saturating_sub(1)),
             ..s
         };
         self.decoded = None;
-    }
-
-    fn as_any(&self) -> Option<&dyn std::any::Any> {
-        Some(self)
-    }
-
-    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
-        Some(self)
     }
 }

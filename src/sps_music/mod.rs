@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod data;
 pub mod eval;
+pub mod explore;
 pub mod logshift;
 pub mod model;
 pub mod train;

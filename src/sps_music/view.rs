@@ -11,24 +11,24 @@ use super::data::{self, FRAMES_PER_NOTE};
 use super::train::{PRESETS, TrainConfig};
 use super::{FAMILY, Lab};
 use crate::app::{
-    Background, FIGURE_FILES, FileAction, FilePaths, FilesPanel, Shared, Tab, TrainSettings,
-    TrainingPanel, TrainingSpec,
+    Background, Changed, FIGURE_FILES, FileAction, FilesPanel, Models, ModelsState, Shared, Tab,
+    TrainSettings, TrainingPanel, TrainingSpec,
 };
 use crate::audio::dsp::{self, N_BINS, SAMPLE_RATE};
 use crate::audio::engine::VoiceParams;
+
+crate::hosted_lab!(Lab);
 
 /// What the tab remembers across restarts.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PitchState {
-    pub checkpoint: String,
+    /// checkpoint, training settings, files and B paths
+    #[serde(flatten)]
+    pub models: ModelsState,
     pub pitch_latent: f32,
     pub timbre: Vec<f32>,
     pub instrument: usize,
-    /// preset, steps, seed, data, threads, `--set` lines
-    pub train: TrainSettings,
-    /// the paths of the files panel
-    pub files: FilePaths,
     pub volume: f32,
     /// which model the latent above belongs to: a latent is only restored onto the same model
     pub model: String,
@@ -49,16 +49,14 @@ fn fingerprint(lab: &Lab) -> String {
 impl Default for PitchState {
     fn default() -> Self {
         Self {
-            checkpoint: String::new(),
             pitch_latent: 0.0,
             timbre: Vec::new(),
             instrument: 0,
-            train: TrainSettings::new(
+            models: ModelsState::new(TrainSettings::new(
                 "fast",
                 TrainConfig::preset("fast").map(|c| c.steps).unwrap_or(1000),
                 "soundfont",
-            ),
-            files: FilePaths::default(),
+            )),
             volume: 0.5,
             model: String::new(),
         }
@@ -67,12 +65,8 @@ impl Default for PitchState {
 
 /// Side effects the widgets ask for; applied in one place after drawing.
 enum Command {
-    Open(PathBuf),
-    Save(PathBuf),
-    Import(PathBuf),
+    Files(FileAction),
     PlayScale,
-    ExportSweep(PathBuf),
-    ExportPlot(PathBuf),
     SetLive(bool),
 }
 
@@ -92,14 +86,11 @@ fn training_spec() -> TrainingSpec {
 
 pub struct PitchTab {
     pub state: PitchState,
-    pub lab: Option<Arc<Lab>>,
-    /// open, save, import, export
-    pub files: FilesPanel,
-    /// the shared panel: settings, Train/Stop, progress
-    pub panel: TrainingPanel,
+    /// A, the model on show, and B beside it; files and training panels
+    pub models: Models<Lab>,
     commands: Vec<Command>,
-    /// decoded spectrum of the current latent (513 x 5, bin-major) and the latent it is of
-    spectrum: Option<(Vec<f32>, Vec<f32>)>,
+    /// decoded spectra (513 x 5, bin-major) of A's and B's current latents, with the latent
+    spectra: [Option<(Vec<f32>, Vec<f32>)>; 2],
     pub live: bool,
     voice_dirty: bool,
     background: Background<Result<BackgroundDone, String>>,
@@ -114,50 +105,59 @@ impl PitchTab {
     pub fn new(shared: &mut Shared) -> Self {
         let default_path = shared.models_dir.join("sps_music.safetensors");
         let mut tab = Self {
-            state: PitchState {
-                checkpoint: default_path.display().to_string(),
-                ..Default::default()
-            },
-            lab: None,
-            files: FilesPanel::new(&default_path)
-                .with_import("sps_music.pt")
-                .with_export(
-                    "sweep",
-                    "sweep.wav",
-                    "pitch_sweep.wav",
-                    &[("WAV", &["wav"])],
-                    &["Export WAV"],
-                )
-                .with_export(
-                    "plot",
-                    "plot.png or .svg",
-                    "pitch_latent.png",
-                    FIGURE_FILES,
-                    &["Export plot"],
-                ),
-            panel: TrainingPanel::new(
+            state: PitchState::default(),
+            models: crate::registry::models(
+                &super::cli::SpsMusicFamily,
+                FilesPanel::new(&default_path)
+                    .with_import("sps_music.pt")
+                    .with_export(
+                        "sweep",
+                        "sweep.wav",
+                        "pitch_sweep.wav",
+                        &[("WAV", &["wav"])],
+                        &["Export WAV"],
+                    )
+                    .with_export(
+                        "plot",
+                        "plot.png or .svg",
+                        "pitch_latent.png",
+                        FIGURE_FILES,
+                        &["Export plot"],
+                    ),
                 training_spec(),
-                PitchState::default().train,
-                crate::registry::job_starter(&super::cli::SpsMusicFamily),
-            ),
+                PitchState::default().models.train,
+            )
+            .with_map("pitch", super::explore::source)
+            .with_ablation(
+                shared
+                    .models_dir
+                    .join("ablations/sps_music_no_symmetry.safetensors"),
+                "no symmetry",
+            )
+            .with_import(|p| Lab::import_pytorch(p).map_err(|e| e.to_string())),
             commands: Vec::new(),
-            spectrum: None,
+            spectra: [None, None],
             live: false,
             voice_dirty: true,
             background: Background::default(),
         };
-        tab.open(&default_path, shared);
+        let opened = tab.models.open(&default_path, shared);
+        tab.changed(opened);
         tab
     }
 
-    fn open(&mut self, path: &std::path::Path, shared: &mut Shared) {
-        match Lab::load(path) {
-            Ok(lab) => {
-                shared.info(format!("opened {}", path.display()));
-                self.set_lab(Arc::new(lab), true);
-                self.state.checkpoint = path.display().to_string();
+    /// A's or B's model changed: reset what was set for the old one.
+    fn changed(&mut self, changed: impl IntoIterator<Item = Changed>) {
+        for c in changed {
+            match c {
+                Changed::A { fresh } => {
+                    if let Some(lab) = self.models.a.clone() {
+                        self.set_lab(lab, fresh);
+                    }
+                }
+                Changed::B => self.spectra[1] = None,
             }
-            Err(e) => shared.error(e.to_string()),
+            self.voice_dirty = true;
         }
     }
 
@@ -184,30 +184,65 @@ impl PitchTab {
                 .unwrap_or_else(|| vec![0.0; dims - 1]);
         }
         self.state.model = fingerprint(&lab);
-        self.lab = Some(lab);
-        self.spectrum = None;
+        self.spectra = [None, None];
         self.voice_dirty = true;
     }
 
-    /// The current latent: pitch first, then timbre.
+    /// A's current latent: pitch first, then timbre.
     pub fn latent(&self) -> Vec<f32> {
         let mut z = vec![self.state.pitch_latent];
         z.extend_from_slice(&self.state.timbre);
         z
     }
 
+    /// B's latent for what A shows: the same true pitch through each model's calibration,
+    /// and the timbre B learned for the same instrument. None without B, or without a
+    /// calibration in either model to map the pitch through.
+    pub fn latent_b(&self) -> Option<Vec<f32>> {
+        let (a, b) = (self.models.a.as_ref()?, self.models.b.as_ref()?);
+        let pitch = a.pitch_of_latent(self.state.pitch_latent)?;
+        let mut z = vec![b.latent_of_pitch_clamped(pitch)?];
+        let instruments = &b.calibration.instruments;
+        let name = a
+            .calibration
+            .instruments
+            .get(self.state.instrument)
+            .map(|i| i.name.as_str());
+        let timbre = instruments
+            .iter()
+            .find(|i| Some(i.name.as_str()) == name)
+            .or_else(|| instruments.get(self.state.instrument))
+            .map(|i| i.timbre.clone())
+            .unwrap_or_else(|| vec![0.0; b.latent_dims() - 1]);
+        z.extend(timbre);
+        Some(z)
+    }
+
+    /// The decoded spectrum of A (0) or B (1) at its current latent.
+    pub fn spectrum(&self, which: usize) -> Option<&[f32]> {
+        self.spectra[which].as_ref().map(|(_, s)| s.as_slice())
+    }
+
     fn refresh_spectrum(&mut self, shared: &mut Shared) {
-        let Some(lab) = &self.lab else { return };
-        let z = self.latent();
-        if self.spectrum.as_ref().is_some_and(|(zs, _)| *zs == z) {
-            return;
-        }
-        match lab.decode_spectrum(&z) {
-            Ok(spec) => {
-                self.spectrum = Some((z, spec));
-                self.voice_dirty = true;
+        let targets = [
+            self.models.a.clone().map(|l| (l, self.latent())),
+            self.models.b.clone().zip(self.latent_b()),
+        ];
+        for (slot, target) in targets.into_iter().enumerate() {
+            let Some((lab, z)) = target else {
+                self.spectra[slot] = None;
+                continue;
+            };
+            if self.spectra[slot].as_ref().is_some_and(|(zs, _)| *zs == z) {
+                continue;
             }
-            Err(e) => shared.error(format!("decoding failed: {e}")),
+            match lab.decode_spectrum(&z) {
+                Ok(spec) => {
+                    self.spectra[slot] = Some((z, spec));
+                    self.voice_dirty = true;
+                }
+                Err(e) => shared.error(format!("decoding failed: {e}")),
+            }
         }
     }
 
@@ -222,7 +257,11 @@ impl PitchTab {
         }
         self.voice_dirty = false;
         let controller = shared.audio.controller();
-        match (&self.spectrum, self.live) {
+        let heard = match self.models.heard {
+            crate::app::Heard::B if self.spectra[1].is_some() => 1,
+            _ => 0,
+        };
+        match (&self.spectra[heard], self.live) {
             (Some((_, spec)), true) => {
                 controller.set_voice(&Self::voice_params(spec, self.state.volume))
             }
@@ -230,46 +269,27 @@ impl PitchTab {
         }
     }
 
-    /// Read the training job: a snapshot becomes the model on show.
-    fn drain_training(&mut self, shared: &mut Shared) {
-        let update = self.panel.logic(shared, |_| {});
-        if let Some(lab) = update.model(shared, Lab::from_snapshot) {
-            let first = self
-                .lab
-                .as_ref()
-                .is_none_or(|l| l.meta.data != lab.meta.data || l.meta.steps > lab.meta.steps);
-            self.set_lab(Arc::new(lab), first);
-        }
-    }
-
     fn apply(&mut self, command: Command, shared: &mut Shared) {
         match command {
-            Command::Open(p) => self.open(&p, shared),
-            Command::Save(p) => {
-                let Some(lab) = self.lab.clone() else {
-                    return shared.error("no model to save");
-                };
-                self.background.run(move || {
-                    lab.save(&p)
-                        .map(|_| BackgroundDone::Wrote(p))
-                        .map_err(|e| e.to_string())
-                });
+            Command::Files(FileAction::Export { row, path, .. }) => self.export(row, path),
+            Command::Files(action) => {
+                let changed = self.models.handle(action, shared);
+                self.changed(changed);
             }
-            Command::Import(p) => match Lab::import_pytorch(&p) {
-                Ok(lab) => {
-                    shared.info(format!(
-                        "imported {} (official PyTorch weights)",
-                        p.display()
-                    ));
-                    self.set_lab(Arc::new(lab), true);
-                }
-                Err(e) => shared.error(e.to_string()),
-            },
             Command::PlayScale => {
-                let Some(lab) = self.lab.clone() else { return };
-                let timbre = self.state.timbre.clone();
-                let base = lab
-                    .pitch_of_latent(self.state.pitch_latent)
+                let heard_b = self.models.heard == crate::app::Heard::B;
+                let (lab, timbre) = match (heard_b, self.models.b.clone(), self.latent_b()) {
+                    (true, Some(b), Some(z)) => (b, z[1..].to_vec()),
+                    _ => match self.models.a.clone() {
+                        Some(a) => (a, self.state.timbre.clone()),
+                        None => return,
+                    },
+                };
+                let base = self
+                    .models
+                    .a
+                    .as_ref()
+                    .and_then(|a| a.pitch_of_latent(self.state.pitch_latent))
                     .unwrap_or(60.0)
                     .round();
                 let rate = shared.audio.controller().sample_rate();
@@ -291,30 +311,33 @@ impl PitchTab {
                     )))
                 });
             }
-            Command::ExportSweep(p) => {
-                let Some(lab) = self.lab.clone() else { return };
-                let instrument = self.state.instrument;
-                self.background.run(move || {
-                    let audio = lab
-                        .render_notes(&super::cli::pitch_sweep(&lab, 25, instrument), 64)
-                        .map_err(|e| e.to_string())?;
-                    crate::audio::wav::write_mono(&p, &audio, SAMPLE_RATE)
-                        .map_err(|e| e.to_string())?;
-                    Ok(BackgroundDone::Wrote(p))
-                });
-            }
-            Command::ExportPlot(p) => {
-                let Some(lab) = self.lab.clone() else { return };
-                self.background.run(move || {
-                    crate::figures::save(&super::cli::embedding_figure(&lab), &p)
-                        .map_err(|e| format!("{e:#}"))?;
-                    Ok(BackgroundDone::Wrote(p))
-                });
-            }
             Command::SetLive(on) => {
                 self.live = on;
                 self.voice_dirty = true;
             }
+        }
+    }
+
+    fn export(&mut self, row: usize, p: PathBuf) {
+        let Some(lab) = self.models.a.clone() else {
+            return;
+        };
+        if row == 0 {
+            let instrument = self.state.instrument;
+            self.background.run(move || {
+                let audio = lab
+                    .render_notes(&super::cli::pitch_sweep(&lab, 25, instrument), 64)
+                    .map_err(|e| e.to_string())?;
+                crate::audio::wav::write_mono(&p, &audio, SAMPLE_RATE)
+                    .map_err(|e| e.to_string())?;
+                Ok(BackgroundDone::Wrote(p))
+            });
+        } else {
+            self.background.run(move || {
+                crate::figures::save(&super::cli::embedding_figure(&lab), &p)
+                    .map_err(|e| format!("{e:#}"))?;
+                Ok(BackgroundDone::Wrote(p))
+            });
         }
     }
 
@@ -331,7 +354,7 @@ impl PitchTab {
     }
 
     fn controls_ui(&mut self, ui: &mut egui::Ui) {
-        let Some(lab) = self.lab.clone() else {
+        let Some(lab) = self.models.a.clone() else {
             ui.label("No model loaded: open a checkpoint or train one below.");
             return;
         };
@@ -368,6 +391,12 @@ impl PitchTab {
                 "≈ {} ({:.1} Hz) on the fitted line",
                 note_name(p),
                 dsp::midi_to_hz(p)
+            ));
+        }
+        if let Some(zb) = self.latent_b() {
+            ui.label(format!(
+                "B follows the same pitch: its pitch latent {:.3}",
+                zb[0]
             ));
         }
         let instruments = &lab.calibration.instruments;
@@ -415,16 +444,18 @@ impl PitchTab {
     }
 
     fn spectrum_ui(&self, ui: &mut egui::Ui) {
-        let Some((_, spec)) = &self.spectrum else {
+        if self.spectra.iter().all(Option::is_none) {
             return;
-        };
+        }
         let hz = |b: usize| b as f64 * SAMPLE_RATE as f64 / dsp::N_FFT as f64;
-        let line: PlotPoints = (0..N_BINS)
-            .map(|b| {
-                let sustained = (1..4).map(|f| spec[b * FRAMES_PER_NOTE + f]).sum::<f32>() / 3.0;
-                [hz(b), sustained as f64]
-            })
-            .collect();
+        let sustained = |spec: &[f32]| -> PlotPoints {
+            (0..N_BINS)
+                .map(|b| {
+                    let s = (1..4).map(|f| spec[b * FRAMES_PER_NOTE + f]).sum::<f32>() / 3.0;
+                    [hz(b), s as f64]
+                })
+                .collect()
+        };
         Plot::new("decoded_spectrum")
             .height(170.0)
             .x_axis_label("frequency (Hz)")
@@ -432,13 +463,22 @@ impl PitchTab {
             .include_y(0.0)
             .include_y(1.0)
             .allow_scroll(false)
+            .legend(Legend::default())
             .show(ui, |plot| {
-                plot.line(Line::new("decoded spectrum (sustained frames)", line))
+                let names = [
+                    "A: decoded spectrum (sustained frames)",
+                    "B: decoded spectrum",
+                ];
+                for (name, spectrum) in names.into_iter().zip(&self.spectra) {
+                    if let Some((_, spec)) = spectrum {
+                        plot.line(Line::new(name, sustained(spec)));
+                    }
+                }
             });
     }
 
     fn embedding_ui(&self, ui: &mut egui::Ui) {
-        let Some(lab) = &self.lab else { return };
+        let Some(lab) = &self.models.a else { return };
         let cal = &lab.calibration;
         if cal.points.is_empty() {
             ui.label("This model has no calibration yet (train it or run `latent-lab eval`).");
@@ -476,19 +516,31 @@ impl PitchTab {
                     .collect();
                 plot.line(Line::new("fitted line", fit).width(2.0));
                 plot.vline(VLine::new("current latent", self.state.pitch_latent as f64));
+                // B on the same axes: its held-out notes, all instruments in one colour
+                if let Some(b) = &self.models.b {
+                    let pts: PlotPoints = b
+                        .calibration
+                        .points
+                        .iter()
+                        .map(|p| [p.1 as f64, p.0 as f64])
+                        .collect();
+                    plot.points(
+                        Points::new(
+                            format!("B: held-out notes (R² {:.3})", b.calibration.r2_seen),
+                            pts,
+                        )
+                        .radius(3.5)
+                        .color(egui::Color32::from_rgb(255, 140, 0))
+                        .shape(egui_plot::MarkerShape::Cross),
+                    );
+                }
             });
     }
 
-    fn files_ui(&mut self, ui: &mut egui::Ui) {
-        let command = match self.files.ui(ui, self.lab.is_some(), |_| true) {
-            Some(FileAction::Open(p)) => Command::Open(p),
-            Some(FileAction::Save(p)) => Command::Save(p),
-            Some(FileAction::Import(p)) => Command::Import(p),
-            Some(FileAction::Export { row: 0, path, .. }) => Command::ExportSweep(path),
-            Some(FileAction::Export { path, .. }) => Command::ExportPlot(path),
-            None => return,
-        };
-        self.commands.push(command);
+    fn files_ui(&mut self, ui: &mut egui::Ui, sounds: bool) {
+        if let Some(action) = self.models.panels_ui(ui, sounds, |_| true) {
+            self.commands.push(Command::Files(action));
+        }
     }
 }
 
@@ -519,14 +571,14 @@ impl Tab for PitchTab {
         self.update_voice(shared);
     }
 
-    fn ui(&mut self, ui: &mut egui::Ui, _shared: &mut Shared) {
+    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
         egui::ScrollArea::vertical().show(ui, |ui| {
             ui.columns(2, |cols| {
                 let (left, right) = cols.split_at_mut(1);
                 let left = &mut left[0];
                 let right = &mut right[0];
                 left.heading("Pitch latent");
-                if let Some(lab) = &self.lab {
+                if let Some(lab) = &self.models.a {
                     left.label(format!(
                         "{} · preset {} · {} steps",
                         FAMILY, lab.meta.preset, lab.meta.steps
@@ -537,13 +589,14 @@ impl Tab for PitchTab {
                 self.spectrum_ui(left);
                 left.separator();
                 left.heading("Training");
-                self.panel.ui(left);
+                self.models.panel.ui(left);
                 right.heading("Learned pitch axis");
                 self.embedding_ui(right);
                 right.separator();
-                right.heading("Files");
-                self.files_ui(right);
+                self.files_ui(right, true);
             });
+            ui.separator();
+            self.models.map_ui(ui, shared);
         });
     }
 
@@ -551,25 +604,24 @@ impl Tab for PitchTab {
         for command in std::mem::take(&mut self.commands) {
             self.apply(command, shared);
         }
-        self.drain_training(shared);
+        let (_, changed) = self.models.logic(shared, |_| {});
+        self.changed(changed);
         // so the next frame shows, and the voice plays, what the widgets asked for
         self.refresh_spectrum(shared);
         self.update_voice(shared);
     }
 
     fn training_panel(&mut self) -> Option<&mut TrainingPanel> {
-        Some(&mut self.panel)
+        Some(&mut self.models.panel)
     }
 
     fn busy(&self) -> bool {
-        self.panel.is_running() || !self.background.is_empty()
+        self.models.busy() || !self.background.is_empty()
     }
 
     fn persist(&self) -> serde_json::Value {
         let mut s = self.state.clone();
-        s.checkpoint = self.files.checkpoint.text.clone();
-        s.train = self.panel.settings.clone();
-        s.files = self.files.paths();
+        s.models = self.models.persist();
         serde_json::to_value(s).unwrap_or_default()
     }
 
@@ -577,24 +629,20 @@ impl Tab for PitchTab {
         let Ok(s) = serde_json::from_value::<PitchState>(state) else {
             return;
         };
-        self.panel.settings = s.train.clone();
-        self.files.restore(&s.files);
-        let dims_ok = self
-            .lab
-            .as_ref()
-            .is_some_and(|l| l.latent_dims() == s.timbre.len() + 1 && fingerprint(l) == s.model);
+        self.models.restore(&s.models, true);
+        let dims_ok =
+            self.models.a.as_ref().is_some_and(|l| {
+                l.latent_dims() == s.timbre.len() + 1 && fingerprint(l) == s.model
+            });
         let (pitch, timbre, instrument) = (s.pitch_latent, s.timbre.clone(), s.instrument);
-        self.state = PitchState {
-            checkpoint: self.state.checkpoint.clone(),
-            ..s
-        };
+        self.state = PitchState { ..s };
         if dims_ok {
             self.state.pitch_latent = pitch;
             self.state.timbre = timbre;
             self.state.instrument = instrument;
-        } else if let Some(lab) = self.lab.clone() {
+        } else if let Some(lab) = self.models.a.clone() {
             self.set_lab(lab, true);
         }
-        self.spectrum = None;
+        self.spectra = [None, None];
     }
 }

@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod data;
 pub mod eval;
+pub mod explore;
 pub mod model;
 pub mod train;
 pub mod view;

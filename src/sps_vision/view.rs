@@ -4,7 +4,6 @@
 //! train in the background; open/save/import/export.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use egui::{Color32, ColorImage, TextureHandle, TextureOptions};
@@ -16,53 +15,47 @@ use super::eval::{self, rotate_latent};
 use super::train::{PRESETS, TrainConfig};
 use super::{FAMILY, Lab};
 use crate::app::{
-    Background, FIGURE_FILES, FileAction, FilePaths, FilesPanel, Shared, Tab, TrainSettings,
-    TrainingPanel, TrainingSpec,
+    Background, Changed, FIGURE_FILES, FileAction, FilesPanel, Models, ModelsState, Shared, Tab,
+    TrainSettings, TrainingPanel, TrainingSpec,
 };
+
+crate::hosted_lab!(Lab);
 
 /// What the tab remembers across restarts.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct VisionState {
-    pub checkpoint: String,
+    /// checkpoint, training settings, files and B paths
+    #[serde(flatten)]
+    pub models: ModelsState,
     /// the latent the sliders set, before the rotation
     pub latent: [f32; 3],
     /// rotation about the vertical latent axis, degrees
     pub rotation_deg: f32,
     pub throw_seed: u64,
     pub throw_index: usize,
-    /// preset, steps, seed, data, threads, `--set` lines
-    pub train: TrainSettings,
-    /// the paths of the files panel
-    pub files: FilePaths,
 }
 
 impl Default for VisionState {
     fn default() -> Self {
         Self {
-            checkpoint: String::new(),
             latent: [0.0; 3],
             rotation_deg: 0.0,
             throw_seed: 0,
             throw_index: 0,
-            train: TrainSettings::new(
+            models: ModelsState::new(TrainSettings::new(
                 "fast",
                 TrainConfig::preset("fast").map(|c| c.steps).unwrap_or(3000),
                 "ball",
-            ),
-            files: FilePaths::default(),
+            )),
         }
     }
 }
 
 /// Side effects the widgets ask for; applied in one place after drawing.
 enum Command {
-    Open(PathBuf),
-    Save(PathBuf),
-    Import(PathBuf),
+    Files(FileAction),
     NewThrow,
-    ExportTraversal(PathBuf),
-    ExportRollout(PathBuf),
     CentreLatent,
 }
 
@@ -77,11 +70,17 @@ fn training_spec() -> TrainingSpec {
     }
 }
 
+/// The latents of a throw's frames, and of the prior's roll-out from its first frames.
+pub type EncodedAndRolled = (Vec<Vec<f32>>, Vec<Vec<f32>>);
+
 /// A throw, its encoded latents, and the prior's roll-out from its first BASE_LEN frames.
 pub struct ThrowView {
     pub throw: Throw,
     pub encoded: Vec<Vec<f32>>,
     pub rolled: Vec<Vec<f32>>,
+    /// B's encoding and roll-out of the same throw, carried into A's latent coordinates
+    /// through both calibrations (the world position each stands for)
+    pub b_in_a: Option<EncodedAndRolled>,
     true_strip: TextureHandle,
     rolled_strip: TextureHandle,
     true_frames: Vec<TextureHandle>,
@@ -97,17 +96,17 @@ enum BackgroundDone {
 
 pub struct VisionTab {
     pub state: VisionState,
-    pub lab: Option<Arc<Lab>>,
-    /// open, save, import, export
-    pub files: FilesPanel,
-    /// the shared panel: settings, Train/Stop, progress
-    pub panel: TrainingPanel,
+    /// A, the model on show, and B beside it; files and training panels
+    pub models: Models<Lab>,
     commands: Vec<Command>,
     /// the decoded frame of `shown_latent` (CHW in [0, 1]) and the render of its position
     pub decoded: Option<Vec<f32>>,
     pub truth: Option<Vec<f32>>,
+    /// B's decoded frame at [`VisionTab::latent_b`]
+    pub decoded_b: Option<Vec<f32>>,
     shown_latent: Option<[f32; 4]>,
     decoded_tex: Option<TextureHandle>,
+    decoded_b_tex: Option<TextureHandle>,
     truth_tex: Option<TextureHandle>,
     throw_view: Option<ThrowView>,
     throw_dirty: bool,
@@ -137,37 +136,43 @@ impl VisionTab {
     pub fn new(shared: &mut Shared) -> Self {
         let default_path = shared.models_dir.join("sps_vision.safetensors");
         let mut tab = Self {
-            state: VisionState {
-                checkpoint: default_path.display().to_string(),
-                ..Default::default()
-            },
-            lab: None,
-            files: FilesPanel::new(&default_path)
-                .with_import("sps_vision.pt")
-                .with_export(
-                    "traversal",
-                    "traversal.png or .svg",
-                    "traversal.png",
-                    FIGURE_FILES,
-                    &["Export traversal"],
-                )
-                .with_export(
-                    "roll-out",
-                    "rollout.png or .svg",
-                    "rollout.png",
-                    FIGURE_FILES,
-                    &["Export roll-out"],
-                ),
-            panel: TrainingPanel::new(
+            state: VisionState::default(),
+            models: crate::registry::models(
+                &super::cli::SpsVisionFamily,
+                FilesPanel::new(&default_path)
+                    .with_import("sps_vision.pt")
+                    .with_export(
+                        "traversal",
+                        "traversal.png or .svg",
+                        "traversal.png",
+                        FIGURE_FILES,
+                        &["Export traversal"],
+                    )
+                    .with_export(
+                        "roll-out",
+                        "rollout.png or .svg",
+                        "rollout.png",
+                        FIGURE_FILES,
+                        &["Export roll-out"],
+                    ),
                 training_spec(),
-                VisionState::default().train,
-                crate::registry::job_starter(&super::cli::SpsVisionFamily),
-            ),
+                VisionState::default().models.train,
+            )
+            .with_map("vision", super::explore::source)
+            .with_ablation(
+                shared
+                    .models_dir
+                    .join("ablations/sps_vision_no_symmetry.safetensors"),
+                "no symmetry",
+            )
+            .with_import(|p| Lab::import_pytorch(p).map_err(|e| e.to_string())),
             commands: Vec::new(),
             decoded: None,
             truth: None,
+            decoded_b: None,
             shown_latent: None,
             decoded_tex: None,
+            decoded_b_tex: None,
             truth_tex: None,
             throw_view: None,
             throw_dirty: true,
@@ -175,30 +180,24 @@ impl VisionTab {
             camera: Camera::standard(),
         };
         if default_path.is_file() {
-            tab.open(&default_path, shared);
+            let opened = tab.models.open(&default_path, shared);
+            tab.changed(opened);
         }
         tab
     }
 
-    fn open(&mut self, path: &std::path::Path, shared: &mut Shared) {
-        match Lab::load(path) {
-            Ok(lab) => {
-                shared.info(format!("opened {}", path.display()));
-                self.set_lab(Arc::new(lab), true);
-                self.state.checkpoint = path.display().to_string();
+    /// A's or B's model changed: reset what was set for the old one.
+    fn changed(&mut self, changed: impl IntoIterator<Item = Changed>) {
+        for c in changed {
+            if let Changed::A { fresh: true } = c
+                && let Some(lab) = &self.models.a
+            {
+                self.state.latent = Self::start_latent(lab);
+                self.state.rotation_deg = 0.0;
             }
-            Err(e) => shared.error(e.to_string()),
+            self.shown_latent = None;
+            self.throw_dirty = true;
         }
-    }
-
-    fn set_lab(&mut self, lab: Arc<Lab>, reset_latent: bool) {
-        if reset_latent {
-            self.state.latent = Self::start_latent(&lab);
-            self.state.rotation_deg = 0.0;
-        }
-        self.lab = Some(lab);
-        self.shown_latent = None;
-        self.throw_dirty = true;
     }
 
     /// Where the sliders start: the centre of the data, moved half way out along z1, so
@@ -211,7 +210,7 @@ impl VisionTab {
 
     /// The latent shown: the sliders' latent turned by the rotation control.
     pub fn latent(&self) -> Vec<f32> {
-        match &self.lab {
+        match &self.models.a {
             Some(lab) => rotate_latent(
                 &self.state.latent,
                 &lab.calibration.centre,
@@ -221,41 +220,58 @@ impl VisionTab {
         }
     }
 
+    /// B's latent for what A shows: the position A's sliders stand for, carried into B's
+    /// latent through B's calibration, then turned by the same rotation in B's own latent
+    /// space (in the sense that turns the world the same way). A model whose latent
+    /// rotation is a rotation of space shows the ball where A's render does.
+    pub fn latent_b(&self) -> Option<Vec<f32>> {
+        let (a, b) = (self.models.a.as_ref()?, self.models.b.as_ref()?);
+        let (ca, cb) = (&a.calibration, &b.calibration);
+        if !ca.is_fitted() || !cb.is_fitted() {
+            return None;
+        }
+        let zb = latent_of_position(cb, ca.position(&self.state.latent))?;
+        let sense = if ca.same_handedness() == cb.same_handedness() {
+            1.0
+        } else {
+            -1.0
+        };
+        Some(rotate_latent(
+            &zb,
+            &cb.centre,
+            sense * self.state.rotation_deg.to_radians(),
+        ))
+    }
+
     /// Decode the current latent and render the position it maps to, when either changed.
     fn refresh_frames(&mut self, ctx: &egui::Context, shared: &mut Shared) {
-        let Some(lab) = self.lab.clone() else { return };
+        let Some(lab) = self.models.a.clone() else {
+            return;
+        };
         let z = self.latent();
         let key = [z[0], z[1], z[2], lab.meta.steps as f32];
         if self.shown_latent == Some(key) {
             return;
         }
-        match lab.decode_frame(&z) {
-            Ok(frame) => {
-                let image = color_image(&frame);
-                match &mut self.decoded_tex {
-                    Some(t) => t.set(image, TextureOptions::NEAREST),
-                    None => {
-                        self.decoded_tex = Some(ctx.load_texture(
-                            "sps_vision_decoded",
-                            image,
-                            TextureOptions::NEAREST,
-                        ))
-                    }
-                }
+        let b = self.models.b.clone().zip(self.latent_b());
+        let decoded = lab
+            .decode_frame(&z)
+            .and_then(|a| Ok((a, b.map(|(b, zb)| b.decode_frame(&zb)).transpose()?)));
+        match decoded {
+            Ok((frame, frame_b)) => {
+                set_texture(ctx, &mut self.decoded_tex, "sps_vision_decoded", &frame);
                 self.decoded = Some(frame);
+                match &frame_b {
+                    Some(f) => set_texture(ctx, &mut self.decoded_b_tex, "sps_vision_decoded_b", f),
+                    None => self.decoded_b_tex = None,
+                }
+                self.decoded_b = frame_b;
             }
             Err(e) => return shared.error(format!("decoding failed: {e}")),
         }
         if lab.calibration.is_fitted() {
             let truth = data::render_frame(&self.camera, lab.calibration.position(&z));
-            let image = color_image(&truth);
-            match &mut self.truth_tex {
-                Some(t) => t.set(image, TextureOptions::NEAREST),
-                None => {
-                    self.truth_tex =
-                        Some(ctx.load_texture("sps_vision_truth", image, TextureOptions::NEAREST))
-                }
-            }
+            set_texture(ctx, &mut self.truth_tex, "sps_vision_truth", &truth);
             self.truth = Some(truth);
         }
         self.shown_latent = Some(key);
@@ -267,7 +283,9 @@ impl VisionTab {
             return;
         }
         self.throw_dirty = false;
-        let Some(lab) = self.lab.clone() else { return };
+        let Some(lab) = self.models.a.clone() else {
+            return;
+        };
         // the same throw again (a new model arrived) is not rendered again
         let seed = self.state.throw_seed ^ 0x7E57_7E57;
         let name = format!("ball seed {seed} #{}", self.state.throw_index);
@@ -281,6 +299,24 @@ impl VisionTab {
         let (encoded, (rolled, rolled_frames)) = match result {
             Ok(r) => r,
             Err(e) => return shared.error(format!("roll-out failed: {e}")),
+        };
+        let b_in_a = match self.models.b.clone() {
+            Some(b) => match super::model::encode_frames(&b.model, &frames)
+                .and_then(|enc| eval::rollout(&b.model, &throw).map(|r| (enc, r.0)))
+            {
+                Ok((enc, rolled)) => {
+                    let carry = |zs: &[Vec<f32>]| -> Option<Vec<Vec<f32>>> {
+                        zs.iter()
+                            .map(|z| {
+                                latent_of_position(&lab.calibration, b.calibration.position(z))
+                            })
+                            .collect()
+                    };
+                    carry(&enc).zip(carry(&rolled))
+                }
+                Err(e) => return shared.error(format!("B's roll-out failed: {e}")),
+            },
+            None => None,
         };
         // Reuse the textures of the previous throw: a snapshot arrives every two seconds
         // while a model trains, and each re-encodes the throw.
@@ -348,76 +384,45 @@ impl VisionTab {
             throw,
             encoded,
             rolled,
+            b_in_a,
         });
-    }
-
-    /// Read the training job: a snapshot becomes the model on show.
-    fn drain_training(&mut self, shared: &mut Shared) {
-        let update = self.panel.logic(shared, |_| {});
-        if let Some(lab) = update.model(shared, Lab::from_snapshot) {
-            let first = self
-                .lab
-                .as_ref()
-                .is_none_or(|l| l.meta.data != lab.meta.data || l.meta.steps > lab.meta.steps);
-            // keep the sliders where they are unless this is a new run's first model
-            self.set_lab(Arc::new(lab), first);
-        }
     }
 
     fn apply(&mut self, command: Command, shared: &mut Shared) {
         match command {
-            Command::Open(p) => self.open(&p, shared),
-            Command::Save(p) => {
-                let Some(lab) = self.lab.clone() else {
-                    return shared.error("no model to save");
-                };
-                self.background.run(move || {
-                    lab.save(&p)
-                        .map(|_| BackgroundDone::Wrote(p))
-                        .map_err(|e| e.to_string())
-                });
+            Command::Files(FileAction::Export { row, path, .. }) => self.export(row, path),
+            Command::Files(action) => {
+                let changed = self.models.handle(action, shared);
+                self.changed(changed);
             }
-            Command::Import(p) => match Lab::import_pytorch(&p) {
-                Ok(lab) => {
-                    shared.info(format!(
-                        "imported {} (official PyTorch weights, no calibration: train or eval to fit the map to x, y, z)",
-                        p.display()
-                    ));
-                    self.set_lab(Arc::new(lab), true);
-                }
-                Err(e) => shared.error(e.to_string()),
-            },
             Command::NewThrow => {
                 self.state.throw_index = self.state.throw_index.wrapping_add(1);
                 self.throw_dirty = true;
             }
             Command::CentreLatent => {
-                if let Some(lab) = &self.lab {
+                if let Some(lab) = &self.models.a {
                     self.state.latent = Self::start_latent(lab);
                     self.state.rotation_deg = 0.0;
                 }
             }
-            Command::ExportTraversal(p) => {
-                let Some(lab) = self.lab.clone() else { return };
-                self.background.run(move || {
-                    let fig =
-                        super::cli::traversal_figure(&lab, 9).map_err(|e| format!("{e:#}"))?;
-                    crate::figures::save(&fig, &p).map_err(|e| format!("{e:#}"))?;
-                    Ok(BackgroundDone::Wrote(p))
-                });
-            }
-            Command::ExportRollout(p) => {
-                let Some(lab) = self.lab.clone() else { return };
-                let Some(view) = &self.throw_view else { return };
-                let throw = view.throw.clone();
-                self.background.run(move || {
-                    let fig =
-                        super::cli::rollout_figure(&lab, &throw).map_err(|e| format!("{e:#}"))?;
-                    crate::figures::save(&fig, &p).map_err(|e| format!("{e:#}"))?;
-                    Ok(BackgroundDone::Wrote(p))
-                });
-            }
         }
+    }
+
+    fn export(&mut self, row: usize, p: PathBuf) {
+        let Some(lab) = self.models.a.clone() else {
+            return;
+        };
+        let throw = self.throw_view.as_ref().map(|v| v.throw.clone());
+        self.background.run(move || {
+            let fig = match (row, throw) {
+                (0, _) => super::cli::traversal_figure(&lab, 9),
+                (_, Some(throw)) => super::cli::rollout_figure(&lab, &throw),
+                (_, None) => return Err("no throw on show".into()),
+            };
+            crate::figures::save(&fig.map_err(|e| format!("{e:#}"))?, &p)
+                .map_err(|e| format!("{e:#}"))?;
+            Ok(BackgroundDone::Wrote(p))
+        });
     }
 
     fn drain_background(&mut self, shared: &mut Shared) {
@@ -442,7 +447,7 @@ impl VisionTab {
     }
 
     fn latent_ui(&mut self, ui: &mut egui::Ui) {
-        let Some(lab) = self.lab.clone() else {
+        let Some(lab) = self.models.a.clone() else {
             ui.label("No model loaded: open a checkpoint or train one below.");
             return;
         };
@@ -477,18 +482,39 @@ impl VisionTab {
             "latent after rotation: ({:.3}, {:.3}, {:.3})",
             z[0], z[1], z[2]
         ));
+        if let Some(zb) = self.latent_b() {
+            ui.label(format!(
+                "B at the same position, turned the same way: ({:.3}, {:.3}, {:.3})",
+                zb[0], zb[1], zb[2]
+            ));
+        }
     }
 
     fn frames_ui(&self, ui: &mut egui::Ui) {
-        let Some(lab) = &self.lab else { return };
-        let side = ((ui.available_width() - 24.0) / 2.0).clamp(120.0, 300.0);
+        let Some(lab) = &self.models.a else { return };
+        let columns = if self.decoded_b_tex.is_some() {
+            3.0
+        } else {
+            2.0
+        };
+        let side = ((ui.available_width() - 12.0 * columns) / columns).clamp(100.0, 300.0);
         ui.horizontal(|ui| {
             ui.vertical(|ui| {
-                ui.label("decoded frame");
+                ui.label(if columns > 2.0 {
+                    "A: decoded frame"
+                } else {
+                    "decoded frame"
+                });
                 if let Some(t) = &self.decoded_tex {
                     ui.image((t.id(), egui::vec2(side, side)));
                 }
             });
+            if let Some(t) = &self.decoded_b_tex {
+                ui.vertical(|ui| {
+                    ui.label("B: decoded frame");
+                    ui.image((t.id(), egui::vec2(side, side)));
+                });
+            }
             ui.vertical(|ui| {
                 ui.label("render of the position the latent maps to");
                 match &self.truth_tex {
@@ -597,6 +623,20 @@ impl VisionTab {
                                 .radius(5.0)
                                 .color(Color32::RED),
                             );
+                            if let Some((enc_b, rolled_b)) = &view.b_in_a {
+                                plot.line(
+                                    Line::new("B: encoded", PlotPoints::from(pts(enc_b, a, b)))
+                                        .color(Color32::from_rgb(200, 120, 0)),
+                                );
+                                plot.line(
+                                    Line::new(
+                                        "B: prior roll-out",
+                                        PlotPoints::from(pts(&rolled_b[BASE_LEN - 1..], a, b)),
+                                    )
+                                    .color(Color32::from_rgb(200, 120, 0))
+                                    .style(egui_plot::LineStyle::dashed_loose()),
+                                );
+                            }
                         });
                 });
             }
@@ -642,22 +682,53 @@ impl VisionTab {
         });
     }
 
-    fn files_ui(&mut self, ui: &mut egui::Ui) {
+    fn files_ui(&mut self, ui: &mut egui::Ui, sounds: bool) {
         let has_throw = self.throw_view.is_some();
         // the roll-out (row 1) is of the throw on show
-        let command = match self
-            .files
-            .ui(ui, self.lab.is_some(), |row| row != 1 || has_throw)
+        if let Some(action) = self
+            .models
+            .panels_ui(ui, sounds, |row| row != 1 || has_throw)
         {
-            Some(FileAction::Open(p)) => Command::Open(p),
-            Some(FileAction::Save(p)) => Command::Save(p),
-            Some(FileAction::Import(p)) => Command::Import(p),
-            Some(FileAction::Export { row: 0, path, .. }) => Command::ExportTraversal(path),
-            Some(FileAction::Export { path, .. }) => Command::ExportRollout(path),
-            None => return,
-        };
-        self.commands.push(command);
+            self.commands.push(Command::Files(action));
+        }
     }
+}
+
+/// Upload `frame` into `slot`, reusing its texture.
+fn set_texture(ctx: &egui::Context, slot: &mut Option<TextureHandle>, name: &str, frame: &[f32]) {
+    let image = color_image(frame);
+    match slot {
+        Some(t) => t.set(image, TextureOptions::NEAREST),
+        None => *slot = Some(ctx.load_texture(name, image, TextureOptions::NEAREST)),
+    }
+}
+
+/// The latent a calibration maps to world position `p`: its affine map inverted (None when
+/// the map is singular).
+pub fn latent_of_position(cal: &eval::Calibration, p: [f32; 3]) -> Option<Vec<f32>> {
+    let m = &cal.map;
+    let r: Vec<f64> = (0..3).map(|k| p[k] as f64 - cal.offset[k]).collect();
+    let det = |c: [[f64; 3]; 3]| {
+        c[0][0] * (c[1][1] * c[2][2] - c[1][2] * c[2][1])
+            - c[0][1] * (c[1][0] * c[2][2] - c[1][2] * c[2][0])
+            + c[0][2] * (c[1][0] * c[2][1] - c[1][1] * c[2][0])
+    };
+    let d = det(*m);
+    if d.abs() < 1e-12 || !d.is_finite() {
+        return None;
+    }
+    // Cramer's rule: column j replaced by the right-hand side
+    Some(
+        (0..3)
+            .map(|j| {
+                let mut c = *m;
+                for (k, row) in c.iter_mut().enumerate() {
+                    row[j] = r[k];
+                }
+                (det(c) / d) as f32
+            })
+            .collect(),
+    )
 }
 
 impl Tab for VisionTab {
@@ -672,14 +743,14 @@ impl Tab for VisionTab {
         self.tick_animation(ctx);
     }
 
-    fn ui(&mut self, ui: &mut egui::Ui, _shared: &mut Shared) {
+    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
         egui::ScrollArea::vertical().show(ui, |ui| {
             ui.columns(2, |cols| {
                 let (left, right) = cols.split_at_mut(1);
                 let left = &mut left[0];
                 let right = &mut right[0];
                 left.heading("Ball latent");
-                if let Some(lab) = &self.lab {
+                if let Some(lab) = &self.models.a {
                     left.label(format!(
                         "{} · preset {} · {} steps",
                         FAMILY, lab.meta.preset, lab.meta.steps
@@ -690,13 +761,14 @@ impl Tab for VisionTab {
                 self.frames_ui(left);
                 left.separator();
                 left.heading("Training");
-                self.panel.ui(left);
+                self.models.panel.ui(left);
                 right.heading("Trajectory");
                 self.trajectory_ui(right);
                 right.separator();
-                right.heading("Files");
-                self.files_ui(right);
+                self.files_ui(right, false);
             });
+            ui.separator();
+            self.models.map_ui(ui, shared);
         });
     }
 
@@ -705,15 +777,16 @@ impl Tab for VisionTab {
             self.apply(command, shared);
         }
         // the frames are decoded (they need the context) by `logic` before the next frame
-        self.drain_training(shared);
+        let (_, changed) = self.models.logic(shared, |_| {});
+        self.changed(changed);
     }
 
     fn training_panel(&mut self) -> Option<&mut TrainingPanel> {
-        Some(&mut self.panel)
+        Some(&mut self.models.panel)
     }
 
     fn busy(&self) -> bool {
-        self.panel.is_running()
+        self.models.busy()
             || !self.background.is_empty()
             || self
                 .throw_view
@@ -723,9 +796,7 @@ impl Tab for VisionTab {
 
     fn persist(&self) -> serde_json::Value {
         let mut s = self.state.clone();
-        s.checkpoint = self.files.checkpoint.text.clone();
-        s.train = self.panel.settings.clone();
-        s.files = self.files.paths();
+        s.models = self.models.persist();
         serde_json::to_value(s).unwrap_or_default()
     }
 
@@ -733,18 +804,12 @@ impl Tab for VisionTab {
         let Ok(s) = serde_json::from_value::<VisionState>(state) else {
             return;
         };
-        self.panel.settings = s.train.clone();
-        self.files.restore(&s.files);
-        let checkpoint = self.state.checkpoint.clone();
-        self.state = VisionState { checkpoint, ..s };
+        self.models.restore(&s.models, true);
+        self.state = s;
         if !self.state.latent.iter().all(|v| v.is_finite()) {
             self.state.latent = [0.0; 3];
         }
         self.shown_latent = None;
         self.throw_dirty = true;
-    }
-
-    fn as_any(&self) -> Option<&dyn std::any::Any> {
-        Some(self)
     }
 }

@@ -8,6 +8,7 @@ pub mod codebook;
 pub mod config;
 pub mod data;
 pub mod eval;
+pub mod explore;
 pub mod features;
 pub mod model;
 pub mod train;

@@ -16,9 +16,11 @@ use super::eval::nearest;
 use super::train::{PRESETS, TrainConfig};
 use super::{Lab, fragment_audio, fragment_image};
 use crate::app::{
-    Background, FIGURE_FILES, FileAction, FilePaths, FilesPanel, Shared, StartJob, Tab,
-    TrainSettings, TrainingPanel, TrainingSpec,
+    Background, Changed, FIGURE_FILES, FileAction, FilesPanel, Models, ModelsState, Shared,
+    StartJob, Tab, TrainSettings, TrainingPanel, TrainingSpec,
 };
+
+crate::hosted_lab!(Lab);
 use crate::audio::dsp::{self, SAMPLE_RATE, Stft};
 
 /// Griffin-Lim iterations when a click plays a decoded fragment: enough for a clear pitch,
@@ -38,35 +40,31 @@ pub enum StyleChoice {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CodebookState {
+    /// checkpoint, training settings, files and B paths
+    #[serde(flatten)]
+    pub models: ModelsState,
     pub domain: Domain,
-    pub checkpoint: String,
     pub style: StyleChoice,
     pub swap_content: usize,
     pub swap_style: usize,
     pub swap_fragment: usize,
-    /// preset, steps, seed, data, threads, `--set` lines
-    pub train: TrainSettings,
-    /// the paths of the files panel
-    pub files: FilePaths,
 }
 
 impl Default for CodebookState {
     fn default() -> Self {
         Self {
             domain: Domain::Notes,
-            checkpoint: String::new(),
             style: StyleChoice::Known(0),
             swap_content: 0,
             swap_style: 1,
             swap_fragment: 0,
-            train: TrainSettings::new(
+            models: ModelsState::new(TrainSettings::new(
                 "fast",
                 TrainConfig::preset(Domain::Notes, "fast")
                     .map(|c| c.steps)
                     .unwrap_or(1500),
                 data::default_spec(Domain::Notes),
-            ),
-            files: FilePaths::default(),
+            )),
         }
     }
 }
@@ -74,10 +72,10 @@ impl Default for CodebookState {
 /// Side effects the widgets ask for; applied in one place after drawing.
 enum Command {
     SwitchDomain(Domain),
-    Open(PathBuf),
-    Save(PathBuf),
+    Files(FileAction),
     PickStyle(StyleChoice),
     PlayAtom(usize),
+    PlayAtomB(usize),
     PlaySwap,
     PlayFragment { sample: usize, fragment: usize },
     Export(ExportKind, PathBuf),
@@ -145,9 +143,14 @@ fn training_spec(domain: Domain) -> TrainingSpec {
 
 /// The `latent-lab train` job of a domain's family.
 fn starter(domain: Domain) -> StartJob {
+    crate::registry::job_starter(family(domain))
+}
+
+/// The family that trains a domain's model.
+fn family(domain: Domain) -> &'static dyn crate::cli::Family {
     match domain {
-        Domain::Notes => crate::registry::job_starter(&super::cli::NOTES),
-        Domain::Digits => crate::registry::job_starter(&super::cli::DIGITS),
+        Domain::Notes => &super::cli::NOTES,
+        Domain::Digits => &super::cli::DIGITS,
     }
 }
 
@@ -180,18 +183,17 @@ enum BackgroundDone {
 
 pub struct CodebookTab {
     pub state: CodebookState,
-    pub lab: Option<Arc<Lab>>,
-    /// bumps whenever `lab` changes, so cached decodings know they are stale
+    /// A, the model on show, and B beside it; files and training panels
+    pub models: Models<Lab>,
+    /// bumps whenever A or B changes, so cached decodings know they are stale
     lab_version: u64,
-    /// open, save, export
-    pub files: FilesPanel,
     pub samples: Option<Arc<EvalSamples>>,
     samples_loading: Option<Domain>,
     pub atoms: Option<DecodedAtoms>,
     atoms_key: Option<(u64, Vec<f32>)>,
+    /// B's codebook in the same style (by name, or the same sample's)
+    pub atoms_b: Option<DecodedAtoms>,
     swapped: Option<Swapped>,
-    /// the shared panel: settings, Train/Stop, progress
-    pub panel: TrainingPanel,
     commands: Vec<Command>,
     background: Background<BackgroundDone>,
     stft: Stft,
@@ -210,65 +212,75 @@ impl CodebookTab {
     pub fn new(shared: &mut Shared) -> Self {
         let path = default_checkpoint(&shared.models_dir, Domain::Notes);
         let mut tab = Self {
-            state: CodebookState {
-                checkpoint: path.display().to_string(),
-                ..Default::default()
-            },
-            lab: None,
+            state: CodebookState::default(),
+            models: crate::registry::models(
+                family(Domain::Notes),
+                FilesPanel::new(&path)
+                    .with_export(
+                        "codebook grid",
+                        "codebook.png or .svg",
+                        "codebook.png",
+                        FIGURE_FILES,
+                        &["Export grid"],
+                    )
+                    .with_export(
+                        "code-by-label",
+                        "matrix.png or .svg",
+                        "code_by_label.png",
+                        FIGURE_FILES,
+                        &["Export matrix"],
+                    )
+                    .with_export(
+                        "latent scatter",
+                        "latents.png or .svg",
+                        "latents.png",
+                        FIGURE_FILES,
+                        &["Export content", "Export style"],
+                    ),
+                training_spec(Domain::Notes),
+                CodebookState::default().models.train,
+            )
+            .with_map("codebook", super::explore::source),
             lab_version: 0,
-            files: FilesPanel::new(&path)
-                .with_export(
-                    "codebook grid",
-                    "codebook.png or .svg",
-                    "codebook.png",
-                    FIGURE_FILES,
-                    &["Export grid"],
-                )
-                .with_export(
-                    "code-by-label",
-                    "matrix.png or .svg",
-                    "code_by_label.png",
-                    FIGURE_FILES,
-                    &["Export matrix"],
-                )
-                .with_export(
-                    "latent scatter",
-                    "latents.png or .svg",
-                    "latents.png",
-                    FIGURE_FILES,
-                    &["Export content", "Export style"],
-                ),
             samples: None,
             samples_loading: None,
             atoms: None,
             atoms_key: None,
+            atoms_b: None,
             swapped: None,
-            panel: TrainingPanel::new(
-                training_spec(Domain::Notes),
-                CodebookState::default().train,
-                starter(Domain::Notes),
-            ),
             commands: Vec::new(),
             background: Background::default(),
             stft: Stft::new(),
             last_play_ms: None,
         };
         if path.exists() {
-            tab.open(&path, shared);
+            let opened = tab.models.open(&path, shared);
+            tab.changed(opened);
         }
         tab
     }
 
-    fn open(&mut self, path: &Path, shared: &mut Shared) {
-        match Lab::load(path) {
-            Ok(lab) => {
-                shared.info(format!("opened {}", path.display()));
-                self.state.checkpoint = path.display().to_string();
-                self.files.checkpoint.text = self.state.checkpoint.clone();
-                self.set_lab(Arc::new(lab), true);
+    /// A's or B's model changed: reset what was set for the old one.
+    fn changed(&mut self, changed: impl IntoIterator<Item = Changed>) {
+        for c in changed {
+            if let Changed::A { fresh } = c
+                && let Some(lab) = self.models.a.clone()
+            {
+                // a snapshot of the other domain's training is a new model all the same
+                let fresh = fresh || lab.domain() != self.state.domain;
+                self.set_lab(lab, fresh);
             }
-            Err(e) => shared.error(e.to_string()),
+            self.lab_version += 1;
+            self.atoms_key = None;
         }
+    }
+
+    /// B when it shows the same kind of data as A (a codebook of notes beside one of notes).
+    fn b(&self) -> Option<&Arc<Lab>> {
+        self.models
+            .b
+            .as_ref()
+            .filter(|b| b.domain() == self.state.domain)
     }
 
     fn set_lab(&mut self, lab: Arc<Lab>, fresh: bool) {
@@ -285,7 +297,6 @@ impl CodebookTab {
         if self.samples.as_ref().is_some_and(|s| s.domain != domain) {
             self.samples = None;
         }
-        self.lab = Some(lab);
         self.lab_version += 1;
     }
 
@@ -294,12 +305,13 @@ impl CodebookTab {
         let domain = self.state.domain;
         if self.samples.as_ref().is_some_and(|s| s.domain == domain)
             || self.samples_loading == Some(domain)
-            || self.lab.is_none()
+            || self.models.a.is_none()
         {
             return;
         }
         let spec = self
-            .lab
+            .models
+            .a
             .as_ref()
             .map(|l| super::cli::data_spec(l, None))
             .unwrap_or_else(|| data::default_spec(domain).into());
@@ -317,7 +329,12 @@ impl CodebookTab {
 
     /// The style latent the atoms are drawn in.
     pub fn style_latent(&self) -> Option<Vec<f32>> {
-        let lab = self.lab.as_ref()?;
+        self.style_latent_of(self.models.a.as_ref()?)
+    }
+
+    /// The chosen style in `lab`'s own style space: the known style of the same name, or its
+    /// encoding of the same sample.
+    fn style_latent_of(&self, lab: &Lab) -> Option<Vec<f32>> {
         let chosen = match self.state.style {
             StyleChoice::Known(s) => lab.style_latent(s).map(|v| v.to_vec()),
             StyleChoice::Sample(i) => self.sample_style(lab, i),
@@ -349,7 +366,8 @@ impl CodebookTab {
     fn style_name(&self) -> String {
         match self.state.style {
             StyleChoice::Known(s) => self
-                .lab
+                .models
+                .a
                 .as_ref()
                 .and_then(|l| {
                     let name = l.summary.style_names.get(s)?;
@@ -372,7 +390,7 @@ impl CodebookTab {
 
     /// Decode every atom in the current style when the model or the style changed.
     fn refresh_atoms(&mut self, ctx: &egui::Context, shared: &mut Shared) {
-        let Some(lab) = self.lab.clone() else {
+        let Some(lab) = self.models.a.clone() else {
             self.atoms = None;
             return;
         };
@@ -384,28 +402,24 @@ impl CodebookTab {
             return;
         }
         self.atoms_key = Some(key);
-        match decode_atoms(&lab, &style) {
-            Ok((fragments, read_atom, read_style)) => {
-                let textures = fragments
-                    .iter()
-                    .enumerate()
-                    .map(|(a, f)| texture(ctx, &format!("v3-atom-{a}"), lab.domain(), f))
-                    .collect();
-                self.atoms = Some(DecodedAtoms {
-                    style,
-                    fragments,
-                    read_atom,
-                    read_style,
-                    textures,
-                });
-            }
+        let b = self.b().cloned();
+        let b_style = b.as_ref().and_then(|b| self.style_latent_of(b));
+        let decoded = DecodedAtoms::new(ctx, "v3-atom", &lab, style).and_then(|a| {
+            let b = b
+                .zip(b_style)
+                .map(|(b, s)| DecodedAtoms::new(ctx, "v3-atom-b", &b, s))
+                .transpose()?;
+            Ok((a, b))
+        });
+        match decoded {
+            Ok((a, b)) => (self.atoms, self.atoms_b) = (Some(a), b),
             Err(e) => shared.error(format!("decoding the codebook failed: {e:#}")),
         }
     }
 
     /// Decode the content of one sample in the style of another, when the choice changed.
     fn refresh_swap(&mut self, ctx: &egui::Context) {
-        let (Some(lab), Some(samples)) = (self.lab.clone(), self.samples.clone()) else {
+        let (Some(lab), Some(samples)) = (self.models.a.clone(), self.samples.clone()) else {
             self.swapped = None;
             return;
         };
@@ -466,15 +480,6 @@ impl CodebookTab {
         self.last_play_ms = Some(started.elapsed().as_secs_f64() * 1e3);
     }
 
-    /// Read the training job: a snapshot becomes the model on show.
-    fn drain_training(&mut self, shared: &mut Shared) {
-        let update = self.panel.logic(shared, |_| {});
-        if let Some(lab) = update.model(shared, Lab::from_snapshot) {
-            let fresh = self.lab.as_ref().is_none_or(|l| l.domain() != lab.domain());
-            self.set_lab(Arc::new(lab), fresh);
-        }
-    }
-
     fn drain_background(&mut self, shared: &mut Shared) {
         for done in self.background.finished(shared) {
             match done {
@@ -504,20 +509,22 @@ impl CodebookTab {
                 if domain != self.state.domain {
                     self.state.domain = domain;
                     self.state.style = StyleChoice::Known(0);
-                    if !self.panel.is_running() {
-                        self.panel.spec = training_spec(domain);
-                        self.panel.set_start(starter(domain));
-                        self.panel.settings.data = data::default_spec(domain).into();
+                    let panel = &mut self.models.panel;
+                    if !panel.is_running() {
+                        panel.spec = training_spec(domain);
+                        panel.set_start(starter(domain));
+                        panel.settings.data = data::default_spec(domain).into();
                     }
                     let path = default_checkpoint(&shared.models_dir, domain);
-                    self.lab = None;
+                    self.models.a = None;
                     self.atoms = None;
                     self.atoms_key = None;
                     self.swapped = None;
                     self.samples = None;
-                    self.files.checkpoint.text = path.display().to_string();
+                    self.models.files.checkpoint.text = path.display().to_string();
                     if path.exists() {
-                        self.open(&path, shared);
+                        let opened = self.models.open(&path, shared);
+                        self.changed(opened);
                     } else {
                         shared.info(format!(
                             "no {} model at {}: train one below",
@@ -527,15 +534,19 @@ impl CodebookTab {
                     }
                 }
             }
-            Command::Open(p) => self.open(&p, shared),
-            Command::Save(p) => {
-                let Some(lab) = self.lab.clone() else {
-                    return shared.error("no model to save");
+            Command::Files(FileAction::Export { row, action, path }) => {
+                let kind = match row {
+                    0 => ExportKind::Codebook,
+                    1 => ExportKind::Matrix,
+                    _ => ExportKind::Scatter {
+                        content: action == 0,
+                    },
                 };
-                self.background.run(move || match lab.save(&p) {
-                    Ok(()) => BackgroundDone::Wrote(p),
-                    Err(e) => BackgroundDone::Failed(e.to_string()),
-                });
+                self.apply(Command::Export(kind, path), shared);
+            }
+            Command::Files(action) => {
+                let changed = self.models.handle(action, shared);
+                self.changed(changed);
             }
             Command::PickStyle(choice) => {
                 self.state.style = choice;
@@ -544,6 +555,17 @@ impl CodebookTab {
                 let started = Instant::now();
                 if let Some(f) = self
                     .atoms
+                    .as_ref()
+                    .and_then(|d| d.fragments.get(a))
+                    .cloned()
+                {
+                    self.play(&f, started, shared);
+                }
+            }
+            Command::PlayAtomB(a) => {
+                let started = Instant::now();
+                if let Some(f) = self
+                    .atoms_b
                     .as_ref()
                     .and_then(|d| d.fragments.get(a))
                     .cloned()
@@ -571,7 +593,9 @@ impl CodebookTab {
                 }
             }
             Command::Export(kind, p) => {
-                let Some(lab) = self.lab.clone() else { return };
+                let Some(lab) = self.models.a.clone() else {
+                    return;
+                };
                 let style = self.style_latent();
                 let name = self.style_name();
                 self.background.run(move || {
@@ -602,7 +626,7 @@ impl CodebookTab {
                     self.commands.push(Command::SwitchDomain(domain));
                 }
             }
-            if let Some(lab) = &self.lab {
+            if let Some(lab) = &self.models.a {
                 ui.separator();
                 ui.label(format!(
                     "{} · preset {} · {} steps",
@@ -610,7 +634,7 @@ impl CodebookTab {
                 ));
             }
         });
-        let Some(lab) = &self.lab else {
+        let Some(lab) = &self.models.a else {
             ui.label("No V3 model loaded: open a checkpoint or train one below.");
             return;
         };
@@ -642,7 +666,9 @@ impl CodebookTab {
     }
 
     fn style_picker_ui(&mut self, ui: &mut egui::Ui) {
-        let Some(lab) = self.lab.clone() else { return };
+        let Some(lab) = self.models.a.clone() else {
+            return;
+        };
         let names = &lab.summary.style_names;
         let n_train = lab.summary.n_train_styles;
         let mut chosen = self.state.style;
@@ -676,7 +702,7 @@ impl CodebookTab {
     }
 
     fn grid_ui(&mut self, ui: &mut egui::Ui) {
-        let (Some(lab), Some(atoms)) = (self.lab.clone(), self.atoms.as_ref()) else {
+        let (Some(lab), Some(atoms)) = (self.models.a.clone(), self.atoms.as_ref()) else {
             return;
         };
         let domain = lab.domain();
@@ -758,8 +784,57 @@ impl CodebookTab {
         }
     }
 
+    /// B's codebook in the same style, compact: one row of tiles in B's own atom order.
+    fn grid_b_ui(&mut self, ui: &mut egui::Ui) {
+        let (Some(b), Some(atoms)) = (self.b().cloned(), self.atoms_b.as_ref()) else {
+            if self.models.b.is_some() && self.b().is_none() {
+                ui.label("B holds another kind of data than A: open a B of the same kind.");
+            }
+            return;
+        };
+        ui.label(format!(
+            "B's codebook in the same style ({})",
+            self.style_name()
+        ));
+        let order = atom_order(&b);
+        let cols = order.len().clamp(1, 12);
+        let tile_w = ((ui.available_width() - 4.0 * cols as f32) / cols as f32).clamp(20.0, 56.0);
+        let tile_h = match b.domain() {
+            Domain::Notes => tile_w * 2.0,
+            Domain::Digits => tile_w * 1.5,
+        };
+        let mut clicked = None;
+        egui::Grid::new("v3_codebook_grid_b")
+            .spacing([4.0, 4.0])
+            .show(ui, |ui| {
+                for (k, &a) in order.iter().enumerate() {
+                    let Some(tex) = atoms.textures.get(a) else {
+                        continue;
+                    };
+                    let image = egui::Image::new(tex)
+                        .maintain_aspect_ratio(false)
+                        .fit_to_exact_size(egui::vec2(tile_w, tile_h));
+                    if ui
+                        .add(egui::Button::image(image).frame(false))
+                        .on_hover_text(format!("B atom {}", atom_caption(&b, a)))
+                        .clicked()
+                    {
+                        clicked = Some(a);
+                    }
+                    if (k + 1) % cols == 0 {
+                        ui.end_row();
+                    }
+                }
+            });
+        if let Some(a) = clicked
+            && b.domain() == Domain::Notes
+        {
+            self.commands.push(Command::PlayAtomB(a));
+        }
+    }
+
     fn matrix_ui(&self, ui: &mut egui::Ui) {
-        let Some(lab) = &self.lab else { return };
+        let Some(lab) = &self.models.a else { return };
         let s = &lab.summary;
         if s.matrix.is_empty() {
             return;
@@ -821,7 +896,9 @@ impl CodebookTab {
             ui.label(text);
             return;
         };
-        let Some(lab) = self.lab.clone() else { return };
+        let Some(lab) = self.models.a.clone() else {
+            return;
+        };
         let pick = |ui: &mut egui::Ui, label: &str, value: &mut usize| {
             egui::ComboBox::from_label(label)
                 .selected_text(samples.names.get(*value).cloned().unwrap_or_default())
@@ -908,7 +985,7 @@ impl CodebookTab {
     }
 
     fn scatter_ui(&self, ui: &mut egui::Ui) {
-        let Some(lab) = &self.lab else { return };
+        let Some(lab) = &self.models.a else { return };
         let s = &lab.summary;
         if s.content_points.is_empty() {
             return;
@@ -962,23 +1039,29 @@ impl CodebookTab {
         });
     }
 
-    fn files_ui(&mut self, ui: &mut egui::Ui) {
-        let command = match self.files.ui(ui, self.lab.is_some(), |_| true) {
-            Some(FileAction::Open(p)) => Some(Command::Open(p)),
-            Some(FileAction::Save(p)) => Some(Command::Save(p)),
-            Some(FileAction::Export { row, action, path }) => {
-                let kind = match row {
-                    0 => ExportKind::Codebook,
-                    1 => ExportKind::Matrix,
-                    _ => ExportKind::Scatter {
-                        content: action == 0,
-                    },
-                };
-                Some(Command::Export(kind, path))
-            }
-            Some(FileAction::Import(_)) | None => None,
-        };
-        self.commands.extend(command);
+    fn files_ui(&mut self, ui: &mut egui::Ui, sounds: bool) {
+        if let Some(action) = self.models.panels_ui(ui, sounds, |_| true) {
+            self.commands.push(Command::Files(action));
+        }
+    }
+}
+
+impl DecodedAtoms {
+    /// Every atom of `lab` decoded in `style`, with its texture and what `lab` reads back.
+    fn new(ctx: &egui::Context, name: &str, lab: &Lab, style: Vec<f32>) -> anyhow::Result<Self> {
+        let (fragments, read_atom, read_style) = decode_atoms(lab, &style)?;
+        let textures = fragments
+            .iter()
+            .enumerate()
+            .map(|(a, f)| texture(ctx, &format!("{name}-{a}"), lab.domain(), f))
+            .collect();
+        Ok(Self {
+            style,
+            fragments,
+            read_atom,
+            read_style,
+            textures,
+        })
     }
 }
 
@@ -1023,7 +1106,7 @@ impl Tab for CodebookTab {
         self.refresh_swap(ctx);
     }
 
-    fn ui(&mut self, ui: &mut egui::Ui, _shared: &mut Shared) {
+    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
         egui::ScrollArea::vertical().show(ui, |ui| {
             self.header_ui(ui);
             ui.separator();
@@ -1034,6 +1117,7 @@ impl Tab for CodebookTab {
                 left.heading("Codebook");
                 self.style_picker_ui(left);
                 self.grid_ui(left);
+                self.grid_b_ui(left);
                 left.separator();
                 left.heading("Code by label");
                 self.matrix_ui(left);
@@ -1048,11 +1132,12 @@ impl Tab for CodebookTab {
                     "trains {} (the tab's domain)",
                     super::family_name(self.state.domain)
                 ));
-                self.panel.ui(right);
+                self.models.panel.ui(right);
                 right.separator();
-                right.heading("Files");
-                self.files_ui(right);
+                self.files_ui(right, false);
             });
+            ui.separator();
+            self.models.map_ui(ui, shared);
         });
     }
 
@@ -1060,24 +1145,23 @@ impl Tab for CodebookTab {
         for command in std::mem::take(&mut self.commands) {
             self.apply(command, shared);
         }
-        self.drain_training(shared);
+        let (_, changed) = self.models.logic(shared, |_| {});
+        self.changed(changed);
         // decoding needs the context for its textures: `logic` does it before the next frame
         self.ensure_samples();
     }
 
     fn training_panel(&mut self) -> Option<&mut TrainingPanel> {
-        Some(&mut self.panel)
+        Some(&mut self.models.panel)
     }
 
     fn busy(&self) -> bool {
-        self.panel.is_running() || !self.background.is_empty()
+        self.models.busy() || !self.background.is_empty()
     }
 
     fn persist(&self) -> serde_json::Value {
         let mut s = self.state.clone();
-        s.checkpoint = self.files.checkpoint.text.clone();
-        s.train = self.panel.settings.clone();
-        s.files = self.files.paths();
+        s.models = self.models.persist();
         serde_json::to_value(s).unwrap_or_default()
     }
 
@@ -1085,8 +1169,12 @@ impl Tab for CodebookTab {
         let Ok(s) = serde_json::from_value::<CodebookState>(state) else {
             return;
         };
-        self.files.restore(&s.files);
-        let same_model = self.lab.as_ref().is_some_and(|l| l.domain() == s.domain);
+        self.models.restore(&s.models, false);
+        let same_model = self
+            .models
+            .a
+            .as_ref()
+            .is_some_and(|l| l.domain() == s.domain);
         if same_model {
             self.state.style = s.style;
             self.state.swap_content = s.swap_content;
@@ -1094,12 +1182,8 @@ impl Tab for CodebookTab {
             self.state.swap_fragment = s.swap_fragment;
         }
         if s.domain == self.state.domain {
-            self.panel.settings = s.train;
+            self.models.panel.settings = s.models.train;
         }
         self.atoms_key = None;
-    }
-
-    fn as_any(&self) -> Option<&dyn std::any::Any> {
-        Some(self)
     }
 }

@@ -38,3 +38,59 @@ pub fn notices(harness: &Harness<'static, App>) -> Vec<String> {
         .map(|n| n.text.clone())
         .collect()
 }
+
+/// Drag the slider labelled `label` from its middle to `fraction` of its width.
+pub fn drag_slider_to(harness: &mut Harness<'static, App>, label: &str, fraction: f32) {
+    use egui_kittest::kittest::Queryable;
+    let rect = harness
+        .get_by_role_and_label(egui::accesskit::Role::Slider, label)
+        .rect();
+    let from = rect.center();
+    let to = egui::pos2(rect.left() + fraction * rect.width(), rect.center().y);
+    harness.drag_at(from);
+    harness.step();
+    harness.hover_at(to);
+    harness.step();
+    harness.drop_at(to);
+    harness.run_steps(3);
+}
+
+/// Run frames until `done` holds (background work such as opening a model), at most `secs`.
+pub fn run_until(
+    harness: &mut Harness<'static, App>,
+    secs: u64,
+    what: &str,
+    mut done: impl FnMut(&Harness<'static, App>) -> bool,
+) {
+    let start = std::time::Instant::now();
+    while !done(harness) {
+        assert!(
+            start.elapsed().as_secs() < secs,
+            "{what}: not done after {secs} s; notices: {:?}",
+            notices(harness)
+        );
+        harness.step();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    harness.run_steps(2);
+}
+
+/// The window's tab of type `T`.
+pub fn tab<'h, T: 'static>(harness: &'h Harness<'static, App>) -> &'h T {
+    harness
+        .state()
+        .tabs
+        .iter()
+        .find_map(|t| t.as_any().downcast_ref::<T>())
+        .expect("the tab is in the window")
+}
+
+/// The window's tab of type `T`, to change.
+pub fn tab_mut<'h, T: 'static>(harness: &'h mut Harness<'static, App>) -> &'h mut T {
+    harness
+        .state_mut()
+        .tabs
+        .iter_mut()
+        .find_map(|t| t.as_any_mut().downcast_mut::<T>())
+        .expect("the tab is in the window")
+}

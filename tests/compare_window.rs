@@ -1,0 +1,220 @@
+//! Comparing two models in the window: opening B beside A shows both outputs, one control
+//! drives both, the metric table is the command line's `compare`, and a bad file opened as A
+//! or B is refused with a notice while the lab stays as it was.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+mod common;
+
+use std::path::PathBuf;
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use latent_lab::app::App;
+use latent_lab::ievae::view::ClassPoseTab;
+use latent_lab::relevance::view::RelevanceTab;
+use latent_lab::sps_music::view::PitchTab;
+use latent_lab::sps_vision::view::VisionTab;
+use latent_lab::v3::view::{CodebookTab, StyleChoice};
+
+use common::{drag_slider_to, run_until, tab, tab_mut};
+
+fn models_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")
+}
+
+/// The window on the tab titled `title`, tall enough to show its compare panel.
+fn window_on(title: &str) -> Harness<'static, App> {
+    let mut harness = common::window_sized(&models_dir(), [1500.0, 2400.0]);
+    harness.run_steps(2);
+    harness.get_by_label(title).click();
+    harness.run_steps(3);
+    harness
+}
+
+fn differ(a: &[f32], b: &[f32]) -> bool {
+    a.len() != b.len() || a.iter().zip(b).any(|(x, y)| (x - y).abs() > 1e-6)
+}
+
+#[test]
+fn pitch_b_follows_the_same_true_pitch_and_the_slider_moves_both() {
+    let mut harness = window_on("Pitch");
+    assert!(tab::<PitchTab>(&harness).spectrum(1).is_none());
+    harness.get_by_label("B = no symmetry").click();
+    run_until(&mut harness, 60, "opening the ablation as B", |h| {
+        tab::<PitchTab>(h).spectrum(1).is_some()
+    });
+    let t = tab::<PitchTab>(&harness);
+    let (a0, b0) = (
+        t.spectrum(0).unwrap().to_vec(),
+        t.spectrum(1).unwrap().to_vec(),
+    );
+    drag_slider_to(&mut harness, "pitch latent", 0.8);
+    let t = tab::<PitchTab>(&harness);
+    let (a1, b1) = (t.spectrum(0).unwrap(), t.spectrum(1).unwrap());
+    assert!(differ(&a0, a1), "A's decoded spectrum follows the slider");
+    assert!(
+        differ(&b0, b1),
+        "B's decoded spectrum follows the same slider"
+    );
+    // both latents stand for one true pitch, each through its own calibration
+    let (a, b) = (t.models.a.as_ref().unwrap(), t.models.b.as_ref().unwrap());
+    let pitch_a = a.pitch_of_latent(t.state.pitch_latent).unwrap();
+    let zb = t.latent_b().unwrap();
+    let pitch_b = b.pitch_of_latent(zb[0]).unwrap();
+    assert!(
+        (pitch_a - pitch_b).abs() < 0.05,
+        "A at {pitch_a:.2}, B at {pitch_b:.2} (MIDI)"
+    );
+}
+
+#[test]
+fn rotation_turns_both_3d_models() {
+    let mut harness = window_on("3D");
+    harness.get_by_label("B = no symmetry").click();
+    run_until(&mut harness, 60, "opening the ablation as B", |h| {
+        tab::<VisionTab>(h).decoded_b.is_some()
+    });
+    let t = tab::<VisionTab>(&harness);
+    let (a0, b0) = (t.decoded.clone().unwrap(), t.decoded_b.clone().unwrap());
+    let zb0 = t.latent_b().unwrap();
+    drag_slider_to(&mut harness, "rotation about z2 (degrees)", 0.75);
+    let t = tab::<VisionTab>(&harness);
+    assert!(t.state.rotation_deg.abs() > 30.0, "the control turned");
+    assert!(differ(&a0, t.decoded.as_ref().unwrap()), "A's frame turns");
+    assert!(
+        differ(&b0, t.decoded_b.as_ref().unwrap()),
+        "B's frame turns with the same control"
+    );
+    // B turns about its own vertical latent axis: its height stays
+    let zb1 = t.latent_b().unwrap();
+    assert!((zb1[1] - zb0[1]).abs() < 1e-5 && differ(&zb0, &zb1));
+}
+
+#[test]
+fn the_pose_sliders_drive_both_ie_vaes() {
+    let mut harness = window_on("Class x Pose");
+    harness.get_by_label("B = 100 labels").click();
+    run_until(&mut harness, 60, "opening the 100-label model as B", |h| {
+        tab::<ClassPoseTab>(h).decoded_image_b().is_some()
+    });
+    let t = tab::<ClassPoseTab>(&harness);
+    let (a0, b0) = (
+        t.decoded_image().unwrap().to_vec(),
+        t.decoded_image_b().unwrap().to_vec(),
+    );
+    drag_slider_to(&mut harness, "z0", 0.9);
+    let t = tab::<ClassPoseTab>(&harness);
+    assert!(differ(&a0, t.decoded_image().unwrap()));
+    assert!(differ(&b0, t.decoded_image_b().unwrap()));
+}
+
+#[test]
+fn the_style_picker_picks_the_same_style_in_both_codebooks() {
+    let mut harness = window_on("Codebook");
+    let b_path = models_dir().join("v3_notes.safetensors");
+    tab_mut::<CodebookTab>(&mut harness).models.b_field.text = b_path.display().to_string();
+    harness.get_by_label("Open as B").click();
+    run_until(&mut harness, 60, "opening B", |h| {
+        tab::<CodebookTab>(h).atoms_b.is_some()
+    });
+    let t = tab::<CodebookTab>(&harness);
+    assert_eq!(
+        t.atoms.as_ref().unwrap().fragments,
+        t.atoms_b.as_ref().unwrap().fragments,
+        "the same model as B draws the same codebook"
+    );
+    let before = t.atoms_b.as_ref().unwrap().style.clone();
+    tab_mut::<CodebookTab>(&mut harness).state.style = StyleChoice::Known(2);
+    harness.run_steps(3);
+    let t = tab::<CodebookTab>(&harness);
+    let (a, b) = (t.atoms.as_ref().unwrap(), t.atoms_b.as_ref().unwrap());
+    assert!(
+        differ(&before, &b.style),
+        "B's codebook moved to the new style"
+    );
+    assert_eq!(a.style, b.style);
+    assert_eq!(a.fragments, b.fragments);
+}
+
+#[test]
+fn the_metric_table_is_the_command_lines_compare() {
+    let mut harness = window_on("Relevance");
+    let b_path = models_dir().join("vae_relevance.safetensors");
+    tab_mut::<RelevanceTab>(&mut harness).models.b_field.text = b_path.display().to_string();
+    harness.get_by_label("Open as B").click();
+    run_until(&mut harness, 60, "opening B", |h| {
+        tab::<RelevanceTab>(h).models.b.is_some()
+    });
+    harness.get_by_label("Compare metrics").click();
+    run_until(&mut harness, 120, "evaluating A and B", |h| {
+        tab::<RelevanceTab>(h).models.table.is_some()
+    });
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_latent-lab"))
+        .args(["compare", &b_path.display().to_string()])
+        .arg(&b_path)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let cli: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let t = tab::<RelevanceTab>(&harness);
+    let table = t.models.table.as_ref().unwrap();
+    // the same numbers, up to the last bits of sums whose order depends on the threads
+    assert!(close(&table.a, &cli["a"]), "{}\n{}", table.a, cli["a"]);
+    assert!(close(&table.b, &cli["b"]));
+    assert!(close(&table.rows.to_json(&table.a, &table.b), &cli));
+}
+
+fn close(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            (x - y).abs() <= 1e-9 * (1.0 + x.abs().max(y.abs()))
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| close(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| close(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+#[test]
+fn a_bad_file_opened_as_a_or_b_leaves_the_lab_as_it_was() {
+    let mut harness = window_on("Pitch");
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.safetensors");
+    // a header length of 2^62: nothing may be allocated for it
+    let mut bytes = (1u64 << 62).to_le_bytes().to_vec();
+    bytes.extend_from_slice(b"{}");
+    std::fs::write(&bad, &bytes).unwrap();
+    let before = tab::<PitchTab>(&harness).spectrum(0).unwrap().to_vec();
+    tab_mut::<PitchTab>(&mut harness)
+        .models
+        .files
+        .checkpoint
+        .text = bad.display().to_string();
+    harness.get_by_label("Open").click();
+    harness.run_steps(3);
+    let notices = common::notices(&harness);
+    let last = notices.last().unwrap();
+    assert!(last.contains("bad.safetensors"), "{last}");
+    assert!(!last.contains('\n'), "one line: {last}");
+    let t = tab::<PitchTab>(&harness);
+    assert_eq!(t.spectrum(0).unwrap(), before.as_slice(), "A unchanged");
+    tab_mut::<PitchTab>(&mut harness).models.b_field.text = bad.display().to_string();
+    harness.get_by_label("Open as B").click();
+    run_until(&mut harness, 30, "refusing B", |h| {
+        common::notices(h).len() > notices.len()
+    });
+    assert!(tab::<PitchTab>(&harness).models.b.is_none());
+    assert!(
+        common::notices(&harness)
+            .last()
+            .unwrap()
+            .contains("bad.safetensors")
+    );
+}
