@@ -382,6 +382,25 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
 
+    /// The total adds the terms in the order they came; the report puts a term added first
+    /// before the others and divides every part, notes too, by the batch.
+    #[test]
+    fn a_loss_reports_its_parts_per_item() -> anyhow::Result<()> {
+        let t = |v: f32| Tensor::new(v, &candle_core::Device::Cpu);
+        let mut loss = Loss::default();
+        loss.add("kl", t(2.0)?)?;
+        loss.note("moves", 4.0);
+        loss.add_first("recon", t(6.0)?)?;
+        let (total, parts) = loss.per_item(2)?;
+        assert_eq!(total.to_scalar::<f32>()?, 4.0);
+        assert_eq!(
+            parts,
+            [("total", 4.0), ("recon", 3.0), ("kl", 1.0), ("moves", 2.0)]
+        );
+        assert!(Loss::default().per_item(1).is_err());
+        Ok(())
+    }
+
     /// The cursor gives every item once an epoch, reshuffles between epochs, and draws from
     /// the generator exactly as a plain shuffle of `0..len` per epoch does.
     #[test]
