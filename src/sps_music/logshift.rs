@@ -317,7 +317,7 @@ impl LogShift {
         frames: std::ops::Range<usize>,
     ) -> Result<Vec<(String, Tensor)>> {
         let mut out = Vec::new();
-        let w0 = &self.enc[0].weight;
+        let w0 = self.enc[0].weight();
         let (c0, _, kh, kw) = w0.dims4()?;
         let mut v = w0.flatten_all()?.to_vec1::<f32>()?;
         check_sum_frames(&frames)?;
@@ -333,7 +333,7 @@ impl LogShift {
             "encoder.0.weight".into(),
             Tensor::from_vec(v, (c0, 1, kh, kw), w0.device())?,
         ));
-        let w1 = &self.enc[1].weight;
+        let w1 = self.enc[1].weight();
         let (c1, c0, kh1, _) = w1.dims4()?;
         let mut v = w1.flatten_all()?.to_vec1::<f32>()?;
         v[..c0 * kh1].fill(0.0);
@@ -349,7 +349,7 @@ impl LogShift {
             Tensor::from_vec(v, (1, c1, 1, 1), w1.device())?,
         ));
         for (name, layer) in ["encoder.0.bias", "encoder.2.bias"].iter().zip(&self.enc) {
-            let mut b = layer.bias.to_vec1::<f32>()?;
+            let mut b = layer.bias().to_vec1::<f32>()?;
             b[0] = 0.0;
             let n = b.len();
             out.push((name.to_string(), Tensor::from_vec(b, n, w1.device())?));

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::data::{FRAMES_PER_NOTE, NOTE_FEATURES};
 use super::logshift::LogShift;
 use crate::audio::dsp::N_BINS;
+use crate::nn::patches::Act;
 use crate::nn::{HeightConv, HeightConvTranspose, Mlp, Rnn, WeightInit, linear, linear_init};
 
 /// Model sizes. `paper` is the official configuration; smaller ones train faster on a CPU.
@@ -236,36 +237,34 @@ impl Official {
     /// x: (N, 1, 513, 5) spectra -> (mu, logvar), each (N, latent)
     fn encode(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
         let n = x.dim(0)?;
-        // fold the 5 frames into channels: (N, 5, 513)
-        let h = x
-            .reshape((n, N_BINS, FRAMES_PER_NOTE))?
-            .transpose(1, 2)?
-            .contiguous()?;
-        let mut h = h;
+        // one channel: (N, 1, 513, 5) is already channels-last (N, 513, 5, 1)
+        let mut h = Act::new(x.reshape((n, N_BINS, FRAMES_PER_NOTE, 1))?)?;
         for conv in &self.enc {
-            h = conv.forward_1d(&h)?.relu()?;
+            h = conv.forward(&h)?.relu();
         }
-        let flat = h.reshape((n, self.cfg.flat()))?;
+        // flattened as PyTorch flattens (N, C, H, 1): channel-major
+        let flat = h
+            .to_nhwc()?
+            .permute((0, 3, 1, 2))?
+            .reshape((n, self.cfg.flat()))?;
         Ok((self.fc11.forward(&flat)?, self.fc12.forward(&flat)?))
     }
 
     /// z: (N, latent) -> decoder logits (N, 1, 513, 5); the spectrum is their sigmoid
     fn decode_logits(&self, z: &Tensor) -> Result<Tensor> {
         let n = z.dim(0)?;
-        let mut h = self
-            .fc3
-            .forward(z)?
-            .reshape((n, self.cfg.channels[3], ModelConfig::LAST_H))?;
+        // (N, C*H) as PyTorch views it, (N, C, H, 1), seen channels-last
+        let mut h = Act::from_nchw(&self.fc3.forward(z)?.reshape((
+            n,
+            self.cfg.channels[3],
+            ModelConfig::LAST_H,
+            1,
+        ))?)?;
         for (i, conv) in self.dec.iter().enumerate() {
-            h = conv.forward_1d(&h)?;
-            if i + 1 < self.dec.len() {
-                h = h.relu()?;
-            }
+            h = conv.forward(&h, i + 1 < self.dec.len())?;
         }
-        // (N, 5, 513) with channel = frame -> (N, 1, 513, 5)
-        h.transpose(1, 2)?
-            .contiguous()?
-            .reshape((n, 1, N_BINS, FRAMES_PER_NOTE))
+        // (N, 513, 5, 1) -> (N, 1, 513, 5): one channel, the same order
+        h.to_nhwc()?.reshape((n, 1, N_BINS, FRAMES_PER_NOTE))
     }
 }
 

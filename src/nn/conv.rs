@@ -1,0 +1,555 @@
+//! PyTorch's convolution layers, weights stored as PyTorch stores them, computed by the ops
+//! of [`super::patches`] on channels-last activations ([`Act`]).
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::VarBuilder;
+
+use super::WeightInit;
+use super::patches::{Act, ConvOp, PatchGeometry, TransposeOp};
+
+/// PyTorch's nn.Conv2d, weight (out, in, kh, kw).
+pub struct Conv2d {
+    pub(crate) weight: Tensor,
+    bias: Tensor,
+    stride: (usize, usize),
+    pad: (usize, usize),
+}
+
+impl Conv2d {
+    /// A square kernel with the same stride and padding on both axes.
+    pub fn new(
+        c_in: usize,
+        c_out: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        init: WeightInit,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        Self::rect(c_in, c_out, (k, k), (stride, stride), (pad, pad), init, vb)
+    }
+
+    pub fn rect(
+        c_in: usize,
+        c_out: usize,
+        (kh, kw): (usize, usize),
+        stride: (usize, usize),
+        pad: (usize, usize),
+        init: WeightInit,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let (w_init, b_init) = init.hints(c_in * kh * kw);
+        let weight = vb.get_with_hints((c_out, c_in, kh, kw), "weight", w_init)?;
+        let bias = vb.get_with_hints(c_out, "bias", b_init)?;
+        Ok(Self {
+            weight,
+            bias,
+            stride,
+            pad,
+        })
+    }
+
+    /// x (N, H, W, C_in) -> (N, H_out, W_out, C_out): im2col and one GEMM
+    /// ([`ConvOp`]); x's crop and pending ReLU are applied on the way.
+    pub fn forward_nhwc(&self, x: &Act) -> Result<Act> {
+        // (out, in, kh, kw) -> rows (kh, kw, in), the order of a patch's taps
+        let (c_out, c_in, kh, kw) = self.weight.dims4()?;
+        let matrix = self
+            .weight
+            .permute((2, 3, 1, 0))?
+            .reshape((kh * kw * c_in, c_out))?;
+        self.apply(x, matrix, (kh, kw))
+    }
+
+    fn apply(&self, x: &Act, matrix: Tensor, kernel: (usize, usize)) -> Result<Act> {
+        let g = PatchGeometry::conv(x.dims()?, kernel, self.stride, self.pad)?;
+        Act::new(ConvOp::apply(x, g, &matrix, &self.bias)?)
+    }
+
+    /// x: (N, C_in, H, W), any strides -> (N, C_out, H_out, W_out), optionally through a
+    /// ReLU; the result is a channels-last tensor seen as NCHW.
+    pub fn forward_act(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
+        let y = self.forward_nhwc(&Act::from_nchw(x)?)?;
+        if relu { y.relu() } else { y }.to_nchw()
+    }
+}
+
+/// A convolution whose input width equals its kernel's width, applied to that input with the
+/// width folded into the channels, (N, C_in*W, H): a 1-D convolution along the height, as the
+/// SPS music encoder sees a 513x5 note. Weight (out, in, kh, kw), as PyTorch's nn.Conv2d.
+pub struct HeightConv {
+    conv: Conv2d,
+}
+
+impl HeightConv {
+    pub fn new(
+        c_in: usize,
+        c_out: usize,
+        kernel: (usize, usize),
+        stride: usize,
+        pad: usize,
+        init: WeightInit,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let conv = Conv2d::rect(c_in, c_out, kernel, (stride, 1), (pad, 0), init, vb)?;
+        Ok(Self { conv })
+    }
+
+    /// (out, in, kh, kw), as PyTorch stores it
+    pub fn weight(&self) -> &Tensor {
+        &self.conv.weight
+    }
+
+    pub fn bias(&self) -> &Tensor {
+        &self.conv.bias
+    }
+
+    /// x (N, H, W, C_in), W the kernel's width -> (N, H_out, 1, C_out)
+    pub fn forward(&self, x: &Act) -> Result<Act> {
+        self.conv.forward_nhwc(x)
+    }
+
+    /// x: (N, C_in*W, H), channel in*W + w -> (N, C_out, H_out), a channels-last tensor seen
+    /// as (N, C, H).
+    pub fn forward_1d(&self, x: &Tensor) -> Result<Tensor> {
+        // (out, in, kh, kw) -> rows (kh, in, kw): a tap's channels are the folded in*kw + w
+        let (c_out, c_in, kh, kw) = self.conv.weight.dims4()?;
+        let matrix = self
+            .conv
+            .weight
+            .permute((2, 1, 3, 0))?
+            .reshape((kh * c_in * kw, c_out))?;
+        let x = Act::new(x.transpose(1, 2)?.unsqueeze(2)?)?;
+        let y = self.conv.apply(&x, matrix, (kh, 1))?;
+        y.t.squeeze(2)?.transpose(1, 2)
+    }
+}
+
+/// PyTorch's nn.ConvTranspose2d, weight (in, out, kh, kw).
+pub struct ConvTranspose2d {
+    weight: Tensor,
+    bias: Tensor,
+    stride: (usize, usize),
+    pad: (usize, usize),
+}
+
+impl ConvTranspose2d {
+    /// A square kernel with the same stride and padding on both axes.
+    pub fn new(
+        c_in: usize,
+        c_out: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        init: WeightInit,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        // PyTorch takes fan_in from weight.size(1) * k * k for transposed convs; the signal's
+        // true fan-in per output is c_in * (k / stride)^2, which He init uses.
+        let fan_in = match init {
+            WeightInit::PyTorch => c_out * k * k,
+            WeightInit::He => (c_in * (k / stride.max(1)).pow(2)).max(1),
+        };
+        Self::with_fan_in(
+            c_in,
+            c_out,
+            (k, k),
+            (stride, stride),
+            (pad, pad),
+            init,
+            fan_in,
+            vb,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn with_fan_in(
+        c_in: usize,
+        c_out: usize,
+        (kh, kw): (usize, usize),
+        stride: (usize, usize),
+        pad: (usize, usize),
+        init: WeightInit,
+        fan_in: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let (w_init, b_init) = init.hints(fan_in);
+        let weight = vb.get_with_hints((c_in, c_out, kh, kw), "weight", w_init)?;
+        let bias = vb.get_with_hints(c_out, "bias", b_init)?;
+        Ok(Self {
+            weight,
+            bias,
+            stride,
+            pad,
+        })
+    }
+
+    /// x (N, H, W, C_in) -> (N, (H-1)*sh - 2*ph + kh, likewise W, C_out), optionally through a
+    /// ReLU (left pending in the result). One GEMM and one col2im ([`TransposeOp`]), or, for
+    /// an input one pixel wide, one convolution over the input per output phase when that
+    /// moves less memory (the result then holds a few more rows than the image, cropped by
+    /// whoever reads it).
+    pub fn forward_nhwc(&self, x: &Act, relu: bool) -> Result<Act> {
+        let (n, h, w, c_in) = x.dims()?;
+        let (_, c_out, kh, kw) = self.weight.dims4()?;
+        let ((sh, sw), (ph, pw)) = (self.stride, self.pad);
+        let out = PatchGeometry::transposed((n, h, w, c_out), (kh, kw), (sh, sw), (ph, pw))?;
+        let m = kh.div_ceil(sh);
+        // floats written per sample by each way
+        let gathered = if x.relu || x.h != x.t.dim(1)? || x.w != x.t.dim(2)? {
+            h * w * c_in
+        } else {
+            0
+        };
+        let by_scatter = gathered + h * w * kh * kw * c_out + out.ih * out.iw * c_out;
+        let by_phase = (h + m - 1) * (m * c_in + 1 + sh * kw * c_out);
+        if w == 1 && pw == 0 && by_phase < by_scatter {
+            return self.by_phase(x, relu);
+        }
+        // (in, out, kh, kw) -> (in, kh, kw, out): columns in a patch's tap order
+        let matrix = self
+            .weight
+            .permute((0, 2, 3, 1))?
+            .reshape((c_in, kh * kw * c_out))?;
+        let y = Act::new(TransposeOp::apply(x, out, &matrix, &self.bias, relu)?)?;
+        Ok(y)
+    }
+
+    /// An input one pixel wide: output row b*sh + r (before the crop) is the sum over
+    /// q < m = ceil(kh/sh) of input row b - q times tap q*sh + r, so output block b is one
+    /// convolution over input rows b-m+1..=b with weight (m*C_in, sh*kw*C_out). Its result,
+    /// (N, (H+m-1)*sh, kw, C_out), holds the image from row ph.
+    fn by_phase(&self, x: &Act, relu: bool) -> Result<Act> {
+        let (n, h, _, c_in) = x.dims()?;
+        let (_, c_out, kh, kw) = self.weight.dims4()?;
+        let (sh, ph) = (self.stride.0, self.pad.0);
+        let m = kh.div_ceil(sh);
+        // (in, out, kh, kw), kh padded to m*sh -> (in, out, m, sh, kw), taps q = m-1-j
+        let w = self
+            .weight
+            .pad_with_zeros(2, 0, m * sh - kh)?
+            .reshape((c_in, c_out, m, sh, kw))?;
+        let flipped: Vec<Tensor> = (0..m)
+            .rev()
+            .map(|q| w.narrow(2, q, 1))
+            .collect::<Result<_>>()?;
+        let matrix = Tensor::cat(&flipped, 2)?
+            .permute((2, 0, 3, 4, 1))?
+            .reshape((m * c_in, sh * kw * c_out))?;
+        let bias = self
+            .bias
+            .unsqueeze(0)?
+            .repeat((sh * kw, 1))?
+            .flatten_all()?;
+        let g = PatchGeometry::conv((n, h, 1, c_in), (m, 1), (1, 1), (m - 1, 0))?;
+        let y = ConvOp::apply(x, g, &matrix, &bias)?.reshape((n, (h + m - 1) * sh, kw, c_out))?;
+        Ok(Act {
+            t: y,
+            y0: ph,
+            h: (h - 1) * sh + kh - 2 * ph,
+            x0: 0,
+            w: kw,
+            relu,
+        })
+    }
+
+    /// x: (N, C_in, H, W), any strides -> (N, C_out, H_out, W_out), optionally through a
+    /// ReLU; the result is a channels-last tensor seen as NCHW.
+    pub fn forward_act(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
+        self.forward_nhwc(&Act::from_nchw(x)?, relu)?.to_nchw()
+    }
+}
+
+/// A transposed convolution applied along the height of inputs one pixel wide: the kernel's
+/// width becomes the output's. Weight (in, out, kh, kw), as PyTorch's nn.ConvTranspose2d.
+pub struct HeightConvTranspose {
+    conv: ConvTranspose2d,
+}
+
+impl HeightConvTranspose {
+    pub fn new(
+        c_in: usize,
+        c_out: usize,
+        (kh, kw): (usize, usize),
+        stride: usize,
+        pad: usize,
+        init: WeightInit,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        // PyTorch computes fan_in from weight.size(1) * kh * kw for transposed convs; the
+        // signal's true fan-in per output is c_in * kh / stride, which He init uses.
+        let fan_in = match init {
+            WeightInit::PyTorch => c_out * kh * kw,
+            WeightInit::He => (c_in * kh / stride).max(1),
+        };
+        let conv = ConvTranspose2d::with_fan_in(
+            c_in,
+            c_out,
+            (kh, kw),
+            (stride, 1),
+            (pad, 0),
+            init,
+            fan_in,
+            vb,
+        )?;
+        Ok(Self { conv })
+    }
+
+    /// x (N, H, 1, C_in) -> (N, (H-1)*stride - 2*pad + kh, kw, C_out), optionally through a
+    /// ReLU (left pending).
+    pub fn forward(&self, x: &Act, relu: bool) -> Result<Act> {
+        self.conv.forward_nhwc(x, relu)
+    }
+}
+
+macro_rules! module_without_relu {
+    ($($layer:ty),*) => {$(
+        impl Module for $layer {
+            /// x: (N, C_in, H, W) -> (N, C_out, H_out, W_out)
+            fn forward(&self, x: &Tensor) -> Result<Tensor> {
+                self.forward_act(x, false)
+            }
+        }
+    )*};
+}
+module_without_relu!(Conv2d, ConvTranspose2d);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::new_varmap;
+    use candle_core::{Device, Var};
+
+    fn var(map: &candle_nn::VarMap, name: &str) -> Result<Tensor> {
+        let data = map
+            .data()
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("lock".into()))?;
+        Ok(data[name].as_tensor().clone())
+    }
+
+    /// Every `step`-th index of `dim`, from 0.
+    fn every(x: &Tensor, dim: usize, step: usize) -> Result<Tensor> {
+        if step == 1 {
+            return Ok(x.clone());
+        }
+        let idx: Vec<u32> = (0..x.dim(dim)?).step_by(step).map(|i| i as u32).collect();
+        let len = idx.len();
+        x.index_select(&Tensor::from_vec(idx, len, x.device())?, dim)
+    }
+
+    fn flip(x: &Tensor, dim: usize) -> Result<Tensor> {
+        let n = x.dim(dim)?;
+        let idx: Vec<u32> = (0..n as u32).rev().collect();
+        x.index_select(&Tensor::from_vec(idx, n, x.device())?, dim)
+    }
+
+    /// PyTorch's conv2d from candle's own ops (all with backward passes): padding by hand,
+    /// a stride-1 convolution, then every stride-th row and column.
+    fn reference_conv(
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        (sh, sw): (usize, usize),
+        (ph, pw): (usize, usize),
+    ) -> Result<Tensor> {
+        let x = x.pad_with_zeros(2, ph, ph)?.pad_with_zeros(3, pw, pw)?;
+        let y = x.conv2d(w, 0, 1, 1, 1)?;
+        every(&every(&y, 2, sh)?, 3, sw)?.broadcast_add(&b.reshape((1, (), 1, 1))?)
+    }
+
+    /// PyTorch's conv_transpose2d from candle's own ops: zeros between the input's pixels,
+    /// a full convolution with the flipped kernel, then the crop.
+    fn reference_conv_transpose(
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        (sh, sw): (usize, usize),
+        (ph, pw): (usize, usize),
+    ) -> Result<Tensor> {
+        let (n, c, h, wd) = x.dims4()?;
+        let (_, _, kh, kw) = w.dims4()?;
+        let up = x
+            .unsqueeze(3)?
+            .pad_with_zeros(3, 0, sh - 1)?
+            .reshape((n, c, h * sh, wd))?
+            .narrow(2, 0, (h - 1) * sh + 1)?
+            .unsqueeze(4)?
+            .pad_with_zeros(4, 0, sw - 1)?
+            .reshape((n, c, (h - 1) * sh + 1, wd * sw))?
+            .narrow(3, 0, (wd - 1) * sw + 1)?
+            .pad_with_zeros(2, kh - 1, kh - 1)?
+            .pad_with_zeros(3, kw - 1, kw - 1)?;
+        let kernel = flip(&flip(w, 2)?, 3)?.transpose(0, 1)?.contiguous()?;
+        let y = up.conv2d(&kernel, 0, 1, 1, 1)?;
+        let (ho, wo) = ((h - 1) * sh + kh - 2 * ph, (wd - 1) * sw + kw - 2 * pw);
+        y.narrow(2, ph, ho)?
+            .narrow(3, pw, wo)?
+            .broadcast_add(&b.reshape((1, (), 1, 1))?)
+    }
+
+    /// Our layer's output against the reference's: forward to 1e-4, and the gradients of a
+    /// random weighted sum with respect to `inputs` to 1e-3.
+    fn assert_same_layer(
+        ours: &Tensor,
+        theirs: &Tensor,
+        inputs: &[&Tensor],
+        case: &str,
+    ) -> Result<()> {
+        assert_eq!(ours.dims(), theirs.dims(), "{case}");
+        let diff = (ours - theirs)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(diff < 1e-4, "{case}: forward differs by {diff}");
+        let probe = Tensor::randn(0f32, 1.0, ours.dims(), &Device::Cpu)?;
+        let g1 = (ours * &probe)?.sum_all()?.backward()?;
+        let g2 = (theirs * &probe)?.sum_all()?.backward()?;
+        for (i, t) in inputs.iter().enumerate() {
+            let no_grad = || candle_core::Error::Msg(format!("{case}: no gradient for input {i}"));
+            let a = g1.get(t).ok_or_else(no_grad)?;
+            let b = g2.get(t).ok_or_else(no_grad)?;
+            let d = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(d < 1e-3, "{case}: gradient {i} differs by {d}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn conv2d_matches_the_reference_forward_and_backward() -> Result<()> {
+        for (k, s, p, h, w) in [
+            (4, 2, 1, 8, 6),
+            (3, 1, 1, 5, 5),
+            (5, 2, 2, 9, 7),
+            (3, 2, 0, 7, 7),
+        ] {
+            let (map, vb) = new_varmap();
+            let layer = Conv2d::new(3, 4, k, s, p, WeightInit::He, vb.pp("c"))?;
+            let x = Var::randn(0f32, 1.0, (2, 3, h, w), &Device::Cpu)?;
+            let ours = layer.forward(x.as_tensor())?;
+            let (wt, b) = (var(&map, "c.weight")?, var(&map, "c.bias")?);
+            let theirs = reference_conv(x.as_tensor(), &wt, &b, (s, s), (p, p))?;
+            // and candle's own conv2d agrees with the reference
+            let candle = x
+                .as_tensor()
+                .conv2d(&wt, p, s, 1, 1)?
+                .broadcast_add(&b.reshape((1, (), 1, 1))?)?;
+            let d = (&candle - &theirs)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(d < 1e-5, "reference differs from candle by {d}");
+            let case = format!("k{k} s{s} p{p}");
+            assert_same_layer(&ours, &theirs, &[x.as_tensor(), &wt, &b], &case)?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn conv_transpose2d_matches_the_reference_forward_and_backward() -> Result<()> {
+        // (k, s, p, h, w): the last two are one pixel wide without padding, so they take
+        // the per-phase way when it moves less memory
+        for (k, s, p, h, w) in [
+            (4, 2, 1, 5, 4),
+            (3, 1, 1, 5, 4),
+            (5, 2, 2, 5, 4),
+            (3, 3, 0, 5, 4),
+            (4, 2, 0, 6, 1),
+            (5, 3, 0, 4, 1),
+        ] {
+            for c_in in [3, 40] {
+                let (map, vb) = new_varmap();
+                let layer = ConvTranspose2d::new(c_in, 2, k, s, p, WeightInit::He, vb.pp("t"))?;
+                let x = Var::randn(0f32, 1.0, (2, c_in, h, w), &Device::Cpu)?;
+                let ours = layer.forward(x.as_tensor())?;
+                let (wt, b) = (var(&map, "t.weight")?, var(&map, "t.bias")?);
+                let theirs = reference_conv_transpose(x.as_tensor(), &wt, &b, (s, s), (p, p))?;
+                if w > 1 {
+                    let candle = x
+                        .as_tensor()
+                        .conv_transpose2d(&wt, p, 0, s, 1)?
+                        .broadcast_add(&b.reshape((1, (), 1, 1))?)?;
+                    let d = (&candle - &theirs)?.abs()?.max_all()?.to_scalar::<f32>()?;
+                    assert!(d < 1e-5, "reference differs from candle by {d}");
+                }
+                let case = format!("k{k} s{s} p{p} {h}x{w}x{c_in}");
+                assert_same_layer(&ours, &theirs, &[x.as_tensor(), &wt, &b], &case)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The SPS music layers (strides and padding along the height only), chained as the
+    /// model chains them: ReLUs and crops between layers are applied by the next layer's
+    /// gather, and transposed layers take both ways.
+    #[test]
+    fn height_layers_chained_match_the_reference() -> Result<()> {
+        let (map, vb) = new_varmap();
+        let he = WeightInit::He;
+        let enc = [
+            HeightConv::new(1, 6, (5, 5), 2, 1, he, vb.pp("e0"))?,
+            HeightConv::new(6, 7, (8, 1), 4, 2, he, vb.pp("e1"))?,
+        ];
+        let dec = [
+            HeightConvTranspose::new(7, 40, (4, 1), 2, 1, he, vb.pp("d0"))?,
+            HeightConvTranspose::new(40, 30, (8, 1), 4, 2, he, vb.pp("d1"))?,
+            HeightConvTranspose::new(30, 1, (5, 5), 2, 1, he, vb.pp("d2"))?,
+        ];
+        let x = Var::randn(0f32, 1.0, (2, 1, 41, 5), &Device::Cpu)?;
+        let xt = x.as_tensor();
+        // ours, channels-last
+        let mut h = Act::from_nchw(xt)?;
+        for conv in &enc {
+            h = conv.forward(&h)?.relu();
+        }
+        for (i, conv) in dec.iter().enumerate() {
+            h = conv.forward(&h, i + 1 < dec.len())?;
+        }
+        let ours = h.to_nchw()?;
+        // the reference, NCHW
+        let w = |name: &str| var(&map, &format!("{name}.weight"));
+        let b = |name: &str| var(&map, &format!("{name}.bias"));
+        let mut r = xt.clone();
+        for (name, s, p) in [("e0", 2, 1), ("e1", 4, 2)] {
+            r = reference_conv(&r, &w(name)?, &b(name)?, (s, 1), (p, 0))?.relu()?;
+        }
+        for (i, (name, s, p)) in [("d0", 2, 1), ("d1", 4, 2), ("d2", 2, 1)]
+            .into_iter()
+            .enumerate()
+        {
+            r = reference_conv_transpose(&r, &w(name)?, &b(name)?, (s, 1), (p, 0))?;
+            if i < 2 {
+                r = r.relu()?;
+            }
+        }
+        let mut inputs = vec![xt.clone()];
+        for name in ["e0", "e1", "d0", "d1", "d2"] {
+            inputs.push(w(name)?);
+            inputs.push(b(name)?);
+        }
+        let inputs: Vec<&Tensor> = inputs.iter().collect();
+        assert_same_layer(&ours, &r, &inputs, "chain")
+    }
+
+    /// forward_1d (the width folded into the channels) against the reference and candle's conv1d.
+    #[test]
+    fn height_conv_1d_matches_candle_forward_and_backward() -> Result<()> {
+        for ((kh, kw), s, p, c_in) in [((5, 5), 2, 1, 1), ((8, 1), 4, 2, 3), ((3, 2), 1, 1, 2)] {
+            let (map, vb) = new_varmap();
+            let layer = HeightConv::new(c_in, 4, (kh, kw), s, p, WeightInit::He, vb.pp("h"))?;
+            let x = Var::randn(0f32, 1.0, (2, c_in * kw, 19), &Device::Cpu)?;
+            let ours = layer.forward_1d(x.as_tensor())?;
+            let (wt, b) = (var(&map, "h.weight")?, var(&map, "h.bias")?);
+            let w1 = wt.permute((0, 1, 3, 2))?.reshape((4, c_in * kw, kh))?;
+            let theirs = x
+                .as_tensor()
+                .conv1d(&w1, p, s, 1, 1)?
+                .broadcast_add(&b.reshape((1, (), 1))?)?;
+            let case = format!("{kh}x{kw} s{s} p{p}");
+            let x4 = x
+                .as_tensor()
+                .reshape((2, c_in, kw, 19))?
+                .permute((0, 1, 3, 2))?;
+            let reference = reference_conv(&x4, &wt, &b, (s, 1), (p, 0))?.squeeze(3)?;
+            assert_same_layer(&ours, &reference, &[x.as_tensor(), &wt, &b], &case)?;
+            // candle's conv1d computes the same forward; its weight gradient is off for
+            // strides > 1, so only the input's is compared
+            assert_same_layer(&ours, &theirs, &[x.as_tensor()], &case)?;
+        }
+        Ok(())
+    }
+}
