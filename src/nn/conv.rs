@@ -1,16 +1,78 @@
-//! PyTorch's convolution layers, weights stored as PyTorch stores them, computed by the ops
-//! of [`super::patches`] on channels-last activations ([`Act`]).
+//! PyTorch's convolution and dense layers, weights stored as PyTorch stores them, run on
+//! channels-last activations ([`Act`]) by the ops of [`super::patches`], alone or several as
+//! one op ([`run`]).
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::VarBuilder;
+use candle_nn::{Linear, VarBuilder};
 
 use super::WeightInit;
-use super::patches::{Act, ConvOp, PatchGeometry, TransposeOp};
+use super::patches::{Act, Kind, LayerSpec, OutView, PatchGeometry, stack_in_chunks};
+
+/// A layer that can run in a stack of layers ([`run`]).
+pub trait StackLayer {
+    /// What this layer computes on an input image (h, w, c) per sample; `copied` says the
+    /// input is read through a ReLU or a crop (a transposed layer then copies it first).
+    fn spec(&self, input: (usize, usize, usize), copied: bool) -> Result<LayerSpec>;
+}
+
+/// The image (h, w, c) per sample that `spec` makes of an input image.
+fn out_image(spec: &LayerSpec, (h, w, c): (usize, usize, usize)) -> Result<(usize, usize, usize)> {
+    if let Some(v) = spec.view {
+        return Ok((v.h, v.w, v.stored.2));
+    }
+    Ok(match spec.kind {
+        Kind::Conv {
+            kernel,
+            stride,
+            pad,
+        } => {
+            let g = PatchGeometry::conv((1, h, w, c), kernel, stride, pad)?;
+            (g.gh, g.gw, spec.weight.dim(1)?)
+        }
+        Kind::Transpose {
+            kernel,
+            stride,
+            pad,
+        } => {
+            let c_out = spec.bias.dim(0)?;
+            let g = PatchGeometry::transposed((1, h, w, c_out), kernel, stride, pad)?;
+            (g.ih, g.iw, c_out)
+        }
+    })
+}
+
+/// Runs `layers` one after the other on `x` as one op, each with whether its input goes
+/// through a ReLU first. The result has no ReLU pending.
+pub fn run(x: &Act, layers: &[(&dyn StackLayer, bool)]) -> Result<Act> {
+    run_in_chunks(x, layers, None)
+}
+
+/// [`run`] with `chunk` samples at a time through the layers (None: as many as keep the
+/// largest buffer at a few MB).
+pub(crate) fn run_in_chunks(
+    x: &Act,
+    layers: &[(&dyn StackLayer, bool)],
+    chunk: Option<usize>,
+) -> Result<Act> {
+    let (_, mut h, mut w, mut c) = x.dims()?;
+    let mut copied = !x.is_plain()? || !x.t.is_contiguous();
+    let mut specs = Vec::with_capacity(layers.len());
+    for &(layer, relu) in layers {
+        let mut spec = layer.spec((h, w, c), copied || relu)?;
+        spec.relu_in = relu;
+        (h, w, c) = out_image(&spec, (h, w, c))?;
+        copied = spec
+            .view
+            .is_some_and(|v| (v.h, v.w) != (v.stored.0, v.stored.1));
+        specs.push(spec);
+    }
+    stack_in_chunks(x, &specs, chunk)
+}
 
 /// PyTorch's nn.Conv2d, weight (out, in, kh, kw).
 pub struct Conv2d {
     pub(crate) weight: Tensor,
-    bias: Tensor,
+    pub(crate) bias: Tensor,
     stride: (usize, usize),
     pad: (usize, usize),
 }
@@ -49,21 +111,10 @@ impl Conv2d {
         })
     }
 
-    /// x (N, H, W, C_in) -> (N, H_out, W_out, C_out): im2col and one GEMM
-    /// ([`ConvOp`]); x's crop and pending ReLU are applied on the way.
+    /// x (N, H, W, C_in) -> (N, H_out, W_out, C_out): im2col and one GEMM; x's crop and
+    /// pending ReLU are applied on the way.
     pub fn forward_nhwc(&self, x: &Act) -> Result<Act> {
-        // (out, in, kh, kw) -> rows (kh, kw, in), the order of a patch's taps
-        let (c_out, c_in, kh, kw) = self.weight.dims4()?;
-        let matrix = self
-            .weight
-            .permute((2, 3, 1, 0))?
-            .reshape((kh * kw * c_in, c_out))?;
-        self.apply(x, matrix, (kh, kw))
-    }
-
-    fn apply(&self, x: &Act, matrix: Tensor, kernel: (usize, usize)) -> Result<Act> {
-        let g = PatchGeometry::conv(x.dims()?, kernel, self.stride, self.pad)?;
-        Act::new(ConvOp::apply(x, g, &matrix, &self.bias)?)
+        run(x, &[(self, false)])
     }
 
     /// x: (N, C_in, H, W), any strides -> (N, C_out, H_out, W_out), optionally through a
@@ -74,9 +125,30 @@ impl Conv2d {
     }
 }
 
-/// A convolution whose input width equals its kernel's width, applied to that input with the
-/// width folded into the channels, (N, C_in*W, H): a 1-D convolution along the height, as the
-/// SPS music encoder sees a 513x5 note. Weight (out, in, kh, kw), as PyTorch's nn.Conv2d.
+impl StackLayer for Conv2d {
+    fn spec(&self, _input: (usize, usize, usize), _copied: bool) -> Result<LayerSpec> {
+        // (out, in, kh, kw) -> rows (kh, kw, in), the order of a patch's taps
+        let (c_out, c_in, kh, kw) = self.weight.dims4()?;
+        Ok(LayerSpec {
+            kind: Kind::Conv {
+                kernel: (kh, kw),
+                stride: self.stride,
+                pad: self.pad,
+            },
+            weight: self
+                .weight
+                .permute((2, 3, 1, 0))?
+                .reshape((kh * kw * c_in, c_out))?,
+            bias: self.bias.clone(),
+            relu_in: false,
+            view: None,
+        })
+    }
+}
+
+/// A convolution whose input width equals its kernel's width, striding and padding along the
+/// height only, as the SPS music encoder sees a 513x5 note. Weight (out, in, kh, kw), as
+/// PyTorch's nn.Conv2d.
 pub struct HeightConv {
     conv: Conv2d,
 }
@@ -109,19 +181,24 @@ impl HeightConv {
         self.conv.forward_nhwc(x)
     }
 
-    /// x: (N, C_in*W, H), channel in*W + w -> (N, C_out, H_out), a channels-last tensor seen
-    /// as (N, C, H).
+    /// x: (N, C_in*W, H), the width folded into the channels (channel in*W + w) -> (N, C_out,
+    /// H_out), a channels-last tensor seen as (N, C, H).
     pub fn forward_1d(&self, x: &Tensor) -> Result<Tensor> {
-        // (out, in, kh, kw) -> rows (kh, in, kw): a tap's channels are the folded in*kw + w
-        let (c_out, c_in, kh, kw) = self.conv.weight.dims4()?;
-        let matrix = self
-            .conv
-            .weight
-            .permute((2, 1, 3, 0))?
-            .reshape((kh * c_in * kw, c_out))?;
-        let x = Act::new(x.transpose(1, 2)?.unsqueeze(2)?)?;
-        let y = self.conv.apply(&x, matrix, (kh, 1))?;
+        let (n, cw, h) = x.dims3()?;
+        let (_, c_in, _, kw) = self.conv.weight.dims4()?;
+        if cw != c_in * kw {
+            candle_core::bail!("HeightConv: {cw} channels, expected {c_in} x {kw}");
+        }
+        // (N, C_in*W, H) -> (N, C_in, W, H) -> (N, H, W, C_in): the unfolded image
+        let x = Act::new(x.reshape((n, c_in, kw, h))?.permute((0, 3, 2, 1))?)?;
+        let y = self.forward(&x)?;
         y.t.squeeze(2)?.transpose(1, 2)
+    }
+}
+
+impl StackLayer for HeightConv {
+    fn spec(&self, input: (usize, usize, usize), copied: bool) -> Result<LayerSpec> {
+        self.conv.spec(input, copied)
     }
 }
 
@@ -185,43 +262,24 @@ impl ConvTranspose2d {
     }
 
     /// x (N, H, W, C_in) -> (N, (H-1)*sh - 2*ph + kh, likewise W, C_out), optionally through a
-    /// ReLU (left pending in the result). One GEMM and one col2im ([`TransposeOp`]), or, for
-    /// an input one pixel wide, one convolution over the input per output phase when that
-    /// moves less memory (the result then holds a few more rows than the image, cropped by
-    /// whoever reads it).
+    /// ReLU (left pending in the result).
     pub fn forward_nhwc(&self, x: &Act, relu: bool) -> Result<Act> {
-        let (n, h, w, c_in) = x.dims()?;
-        let (_, c_out, kh, kw) = self.weight.dims4()?;
-        let ((sh, sw), (ph, pw)) = (self.stride, self.pad);
-        let out = PatchGeometry::transposed((n, h, w, c_out), (kh, kw), (sh, sw), (ph, pw))?;
-        let m = kh.div_ceil(sh);
-        // floats written per sample by each way
-        let gathered = if x.relu || x.h != x.t.dim(1)? || x.w != x.t.dim(2)? {
-            h * w * c_in
-        } else {
-            0
-        };
-        let by_scatter = gathered + h * w * kh * kw * c_out + out.ih * out.iw * c_out;
-        let by_phase = (h + m - 1) * (m * c_in + 1 + sh * kw * c_out);
-        if w == 1 && pw == 0 && by_phase < by_scatter {
-            return self.by_phase(x, relu);
-        }
-        // (in, out, kh, kw) -> (in, kh, kw, out): columns in a patch's tap order
-        let matrix = self
-            .weight
-            .permute((0, 2, 3, 1))?
-            .reshape((c_in, kh * kw * c_out))?;
-        let y = Act::new(TransposeOp::apply(x, out, &matrix, &self.bias, relu)?)?;
-        Ok(y)
+        let y = run(x, &[(self, false)])?;
+        Ok(if relu { y.relu() } else { y })
+    }
+
+    /// x: (N, C_in, H, W), any strides -> (N, C_out, H_out, W_out), optionally through a
+    /// ReLU; the result is a channels-last tensor seen as NCHW.
+    pub fn forward_act(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
+        self.forward_nhwc(&Act::from_nchw(x)?, relu)?.to_nchw()
     }
 
     /// An input one pixel wide: output row b*sh + r (before the crop) is the sum over
     /// q < m = ceil(kh/sh) of input row b - q times tap q*sh + r, so output block b is one
     /// convolution over input rows b-m+1..=b with weight (m*C_in, sh*kw*C_out). Its result,
-    /// (N, (H+m-1)*sh, kw, C_out), holds the image from row ph.
-    fn by_phase(&self, x: &Act, relu: bool) -> Result<Act> {
-        let (n, h, _, c_in) = x.dims()?;
-        let (_, c_out, kh, kw) = self.weight.dims4()?;
+    /// (H+m-1)*sh rows of kw x C_out, holds the image from row ph.
+    fn by_phase(&self, h: usize) -> Result<LayerSpec> {
+        let (c_in, c_out, kh, kw) = self.weight.dims4()?;
         let (sh, ph) = (self.stride.0, self.pad.0);
         let m = kh.div_ceil(sh);
         // (in, out, kh, kw), kh padded to m*sh -> (in, out, m, sh, kw), taps q = m-1-j
@@ -233,7 +291,7 @@ impl ConvTranspose2d {
             .rev()
             .map(|q| w.narrow(2, q, 1))
             .collect::<Result<_>>()?;
-        let matrix = Tensor::cat(&flipped, 2)?
+        let weight = Tensor::cat(&flipped, 2)?
             .permute((2, 0, 3, 4, 1))?
             .reshape((m * c_in, sh * kw * c_out))?;
         let bias = self
@@ -241,27 +299,62 @@ impl ConvTranspose2d {
             .unsqueeze(0)?
             .repeat((sh * kw, 1))?
             .flatten_all()?;
-        let g = PatchGeometry::conv((n, h, 1, c_in), (m, 1), (1, 1), (m - 1, 0))?;
-        let y = ConvOp::apply(x, g, &matrix, &bias)?.reshape((n, (h + m - 1) * sh, kw, c_out))?;
-        Ok(Act {
-            t: y,
-            y0: ph,
-            h: (h - 1) * sh + kh - 2 * ph,
-            x0: 0,
-            w: kw,
-            relu,
+        Ok(LayerSpec {
+            kind: Kind::Conv {
+                kernel: (m, 1),
+                stride: (1, 1),
+                pad: (m - 1, 0),
+            },
+            weight,
+            bias,
+            relu_in: false,
+            view: Some(OutView {
+                stored: ((h + m - 1) * sh, kw, c_out),
+                y0: ph,
+                h: (h - 1) * sh + kh - 2 * ph,
+                x0: 0,
+                w: kw,
+            }),
         })
-    }
-
-    /// x: (N, C_in, H, W), any strides -> (N, C_out, H_out, W_out), optionally through a
-    /// ReLU; the result is a channels-last tensor seen as NCHW.
-    pub fn forward_act(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
-        self.forward_nhwc(&Act::from_nchw(x)?, relu)?.to_nchw()
     }
 }
 
-/// A transposed convolution applied along the height of inputs one pixel wide: the kernel's
-/// width becomes the output's. Weight (in, out, kh, kw), as PyTorch's nn.ConvTranspose2d.
+impl StackLayer for ConvTranspose2d {
+    /// One GEMM and one col2im, or, for an input one pixel wide, one convolution over the
+    /// input per output phase ([`Self::by_phase`]) when that moves less memory.
+    fn spec(&self, (h, w, c_in): (usize, usize, usize), copied: bool) -> Result<LayerSpec> {
+        let (_, c_out, kh, kw) = self.weight.dims4()?;
+        let ((sh, sw), (ph, pw)) = (self.stride, self.pad);
+        let out = PatchGeometry::transposed((1, h, w, c_out), (kh, kw), (sh, sw), (ph, pw))?;
+        let m = kh.div_ceil(sh);
+        // floats written per sample by each way
+        let by_scatter = if copied { h * w * c_in } else { 0 }
+            + h * w * kh * kw * c_out
+            + out.ih * out.iw * c_out;
+        let by_phase = (h + m - 1) * (m * c_in + 1 + sh * kw * c_out);
+        if w == 1 && pw == 0 && by_phase < by_scatter {
+            return self.by_phase(h);
+        }
+        // (in, out, kh, kw) -> (in, kh, kw, out): columns in a patch's tap order
+        Ok(LayerSpec {
+            kind: Kind::Transpose {
+                kernel: (kh, kw),
+                stride: self.stride,
+                pad: self.pad,
+            },
+            weight: self
+                .weight
+                .permute((0, 2, 3, 1))?
+                .reshape((c_in, kh * kw * c_out))?,
+            bias: self.bias.clone(),
+            relu_in: false,
+            view: None,
+        })
+    }
+}
+
+/// A transposed convolution along the height of inputs one pixel wide: the kernel's width
+/// becomes the output's. Weight (in, out, kh, kw), as PyTorch's nn.ConvTranspose2d.
 pub struct HeightConvTranspose {
     conv: ConvTranspose2d,
 }
@@ -299,6 +392,74 @@ impl HeightConvTranspose {
     /// ReLU (left pending).
     pub fn forward(&self, x: &Act, relu: bool) -> Result<Act> {
         self.conv.forward_nhwc(x, relu)
+    }
+}
+
+impl StackLayer for HeightConvTranspose {
+    fn spec(&self, input: (usize, usize, usize), copied: bool) -> Result<LayerSpec> {
+        self.conv.spec(input, copied)
+    }
+}
+
+/// A dense layer (PyTorch's nn.Linear, weight (out, in)) on inputs one pixel of `in`
+/// channels, in a stack. With `image` (h, w, c), its `out` = c*h*w outputs, in PyTorch's
+/// (c, h, w) order, are stored as the channels-last image the next layer reads.
+pub struct Dense<'a> {
+    pub linear: &'a Linear,
+    pub image: Option<(usize, usize, usize)>,
+}
+
+impl StackLayer for Dense<'_> {
+    fn spec(&self, input: (usize, usize, usize), _copied: bool) -> Result<LayerSpec> {
+        let (out, k) = self.linear.weight().dims2()?;
+        if input != (1, 1, k) {
+            candle_core::bail!("dense layer of {k} inputs on an image {input:?}");
+        }
+        let bias = match self.linear.bias() {
+            Some(b) => b.clone(),
+            None => Tensor::zeros(out, candle_core::DType::F32, self.linear.weight().device())?,
+        };
+        let kind = Kind::Conv {
+            kernel: (1, 1),
+            stride: (1, 1),
+            pad: (0, 0),
+        };
+        Ok(match self.image {
+            None => LayerSpec {
+                kind,
+                weight: self.linear.weight().t()?,
+                bias,
+                relu_in: false,
+                view: None,
+            },
+            Some((h, w, c)) => {
+                if c * h * w != out {
+                    candle_core::bail!("dense layer of {out} outputs seen as {h}x{w}x{c}");
+                }
+                // rows of the weight, and the bias, from (c, h, w) to (h, w, c) order
+                let weight = self
+                    .linear
+                    .weight()
+                    .reshape((c, h * w, k))?
+                    .transpose(0, 1)?
+                    .reshape((out, k))?
+                    .t()?;
+                let bias = bias.reshape((c, h * w))?.t()?.flatten_all()?;
+                LayerSpec {
+                    kind,
+                    weight,
+                    bias,
+                    relu_in: false,
+                    view: Some(OutView {
+                        stored: (h, w, c),
+                        y0: 0,
+                        h,
+                        x0: 0,
+                        w,
+                    }),
+                }
+            }
+        })
     }
 }
 
@@ -489,17 +650,8 @@ mod tests {
             HeightConvTranspose::new(40, 30, (8, 1), 4, 2, he, vb.pp("d1"))?,
             HeightConvTranspose::new(30, 1, (5, 5), 2, 1, he, vb.pp("d2"))?,
         ];
-        let x = Var::randn(0f32, 1.0, (2, 1, 41, 5), &Device::Cpu)?;
+        let x = Var::randn(0f32, 1.0, (3, 1, 41, 5), &Device::Cpu)?;
         let xt = x.as_tensor();
-        // ours, channels-last
-        let mut h = Act::from_nchw(xt)?;
-        for conv in &enc {
-            h = conv.forward(&h)?.relu();
-        }
-        for (i, conv) in dec.iter().enumerate() {
-            h = conv.forward(&h, i + 1 < dec.len())?;
-        }
-        let ours = h.to_nchw()?;
         // the reference, NCHW
         let w = |name: &str| var(&map, &format!("{name}.weight"));
         let b = |name: &str| var(&map, &format!("{name}.bias"));
@@ -522,7 +674,70 @@ mod tests {
             inputs.push(b(name)?);
         }
         let inputs: Vec<&Tensor> = inputs.iter().collect();
-        assert_same_layer(&ours, &r, &inputs, "chain")
+        // ours: layer by layer, channels-last
+        let mut h = Act::from_nchw(xt)?;
+        for conv in &enc {
+            h = conv.forward(&h)?.relu();
+        }
+        for (i, conv) in dec.iter().enumerate() {
+            h = conv.forward(&h, i + 1 < dec.len())?;
+        }
+        assert_same_layer(&h.to_nchw()?, &r, &inputs, "layer by layer")?;
+        // and as one op, all samples at once or one or two at a time
+        let mut layers: Vec<(&dyn StackLayer, bool)> = vec![(&enc[0], false), (&enc[1], true)];
+        for conv in &dec {
+            layers.push((conv, true));
+        }
+        for chunk in [None, Some(1), Some(2)] {
+            let y = run_in_chunks(&Act::from_nchw(xt)?, &layers, chunk)?;
+            assert_same_layer(&y.to_nchw()?, &r, &inputs, &format!("stack {chunk:?}"))?;
+        }
+        // without keeping activations (no gradient needed), the forward is the same
+        let detached = run(&Act::from_nchw(&xt.detach())?, &layers)?;
+        let d = (detached.to_nchw()? - &r)?
+            .abs()?
+            .max_all()?
+            .to_scalar::<f32>()?;
+        assert!(d < 1e-4, "{d}");
+        Ok(())
+    }
+
+    /// An MLP whose output is seen as an image, then a transposed conv, as one op, against
+    /// candle's Linear layers and the reference.
+    #[test]
+    fn dense_layers_in_a_stack_match_linear_layers() -> Result<()> {
+        let (map, vb) = new_varmap();
+        let mlp = crate::nn::Mlp::new(&[3, 8, 24], WeightInit::He, vb.pp("fc"))?;
+        let dec = HeightConvTranspose::new(6, 2, (4, 1), 2, 1, WeightInit::He, vb.pp("d"))?;
+        let z = Var::randn(0f32, 1.0, (5, 3), &Device::Cpu)?;
+        let fc = mlp.layers();
+        let dense = [
+            Dense {
+                linear: &fc[0],
+                image: None,
+            },
+            Dense {
+                linear: &fc[1],
+                image: Some((4, 1, 6)),
+            },
+        ];
+        let layers: Vec<(&dyn StackLayer, bool)> =
+            vec![(&dense[0], false), (&dense[1], true), (&dec, true)];
+        for chunk in [None, Some(2)] {
+            let x = Act::new(z.as_tensor().reshape((5, 1, 1, 3))?)?;
+            let ours = run_in_chunks(&x, &layers, chunk)?.to_nchw()?;
+            let h = mlp.forward(z.as_tensor())?.reshape((5, 6, 4, 1))?.relu()?;
+            let (w, b) = (var(&map, "d.weight")?, var(&map, "d.bias")?);
+            let theirs = reference_conv_transpose(&h, &w, &b, (2, 1), (1, 0))?;
+            let mut inputs = vec![z.as_tensor().clone(), w, b];
+            for name in ["fc.0", "fc.2"] {
+                inputs.push(var(&map, &format!("{name}.weight"))?);
+                inputs.push(var(&map, &format!("{name}.bias"))?);
+            }
+            let inputs: Vec<&Tensor> = inputs.iter().collect();
+            assert_same_layer(&ours, &theirs, &inputs, &format!("{chunk:?}"))?;
+        }
+        Ok(())
     }
 
     /// forward_1d (the width folded into the channels) against the reference and candle's conv1d.

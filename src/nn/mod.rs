@@ -4,9 +4,9 @@ pub mod checkpoint;
 pub mod conv;
 pub mod patches;
 
-pub use conv::{Conv2d, ConvTranspose2d, HeightConv, HeightConvTranspose};
+pub use conv::{Conv2d, ConvTranspose2d, Dense, HeightConv, HeightConvTranspose, StackLayer};
 
-use candle_core::{D, DType, Device, Module, Result, Tensor};
+use candle_core::{CpuStorage, CustomOp2, D, DType, Device, Layout, Module, Result, Tensor};
 use candle_nn::{Init, Linear, VarBuilder, VarMap};
 
 /// How weights start. PyTorch's default draws from U(+-1/sqrt(fan_in)), which shrinks the
@@ -141,6 +141,13 @@ impl Mlp {
     }
 }
 
+impl Mlp {
+    /// The linear layers, a ReLU between each two.
+    pub fn layers(&self) -> &[Linear] {
+        &self.layers
+    }
+}
+
 impl Module for Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut h = x.clone();
@@ -154,9 +161,99 @@ impl Module for Mlp {
     }
 }
 
-/// Binary cross-entropy summed over all elements, from logits (stable for any logit).
+/// Binary cross-entropy summed over all elements, from logits (stable for any logit): one
+/// pass forward, one backward ([`BceSum`]).
 pub fn bce_with_logits_sum(logits: &Tensor, target: &Tensor) -> Result<Tensor> {
-    bce_with_logits(logits, target)?.sum_all()
+    if logits.dims() != target.dims() {
+        candle_core::bail!(
+            "bce: logits {:?} and target {:?} differ in shape",
+            logits.dims(),
+            target.dims()
+        );
+    }
+    logits
+        .contiguous()?
+        .apply_op2(&target.contiguous()?, BceSum)
+}
+
+/// sum(max(l, 0) - l t + log(1 + exp(-|l|))) over contiguous logits l and targets t; its
+/// gradient is sigmoid(l) - t for l and -l for t.
+struct BceSum;
+
+/// A contiguous f32 tensor's data.
+fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
+    match (storage, layout.contiguous_offsets()) {
+        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
+        _ => candle_core::bail!("expected contiguous f32 data"),
+    }
+}
+
+const BCE_CHUNK: usize = 1 << 14;
+
+impl CustomOp2 for BceSum {
+    fn name(&self) -> &'static str {
+        "bce-with-logits-sum"
+    }
+
+    fn cpu_fwd(
+        &self,
+        l: &CpuStorage,
+        l_l: &Layout,
+        t: &CpuStorage,
+        t_l: &Layout,
+    ) -> Result<(CpuStorage, candle_core::Shape)> {
+        use rayon::prelude::*;
+        let (l, t) = (contiguous_f32(l, l_l)?, contiguous_f32(t, t_l)?);
+        let sum: f64 = l
+            .par_chunks(BCE_CHUNK)
+            .zip(t.par_chunks(BCE_CHUNK))
+            .map(|(l, t)| {
+                l.iter()
+                    .zip(t)
+                    .map(|(&l, &t)| l.max(0.0) - l * t + (-l.abs()).exp().ln_1p())
+                    .sum::<f32>() as f64
+            })
+            .sum();
+        Ok((
+            CpuStorage::F32(vec![sum as f32]),
+            candle_core::Shape::from(()),
+        ))
+    }
+
+    fn bwd(
+        &self,
+        l: &Tensor,
+        t: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        use rayon::prelude::*;
+        let g = grad.to_scalar::<f32>()?;
+        let dl = {
+            let (ls, ll) = l.storage_and_layout();
+            let (ts, tl) = t.storage_and_layout();
+            let (candle_core::Storage::Cpu(ls), candle_core::Storage::Cpu(ts)) = (&*ls, &*ts)
+            else {
+                candle_core::bail!("bce: only the CPU is supported")
+            };
+            let (lv, tv) = (contiguous_f32(ls, ll)?, contiguous_f32(ts, tl)?);
+            let mut dl = vec![0f32; lv.len()];
+            dl.par_chunks_mut(BCE_CHUNK)
+                .zip(lv.par_chunks(BCE_CHUNK).zip(tv.par_chunks(BCE_CHUNK)))
+                .for_each(|(d, (l, t))| {
+                    for ((d, &l), &t) in d.iter_mut().zip(l).zip(t) {
+                        *d = g * (1.0 / (1.0 + (-l).exp()) - t);
+                    }
+                });
+            dl
+        };
+        let dt = if t.track_op() {
+            Some((l * f64::from(-g))?)
+        } else {
+            None
+        };
+        Ok((Some(Tensor::from_vec(dl, l.dims(), l.device())?), dt))
+    }
 }
 
 /// Binary cross-entropy with logits, element by element.
@@ -378,6 +475,35 @@ mod tests {
         assert!(a.0.iter().any(|v| v.abs() > 0.5 * bound));
         assert!(a.1.iter().all(|v| v.abs() <= 1.0 / 5f32.sqrt()));
         assert_eq!(a.2, vec![0.0; 4]);
+        Ok(())
+    }
+
+    /// The fused BCE against the same formula from candle's ops: the sum, and the gradients
+    /// for logits and targets, on a view that is not contiguous and on a narrowed one.
+    #[test]
+    fn the_fused_bce_matches_candle_ops_forward_and_backward() -> Result<()> {
+        let l = candle_core::Var::randn(0f32, 3.0, (6, 5, 7), &Device::Cpu)?;
+        let t = candle_core::Var::rand(0f32, 1.0, (6, 7, 5), &Device::Cpu)?;
+        let (lt, tt) = (l.as_tensor(), t.as_tensor().transpose(1, 2)?);
+        for (a, b) in [
+            (lt.clone(), tt.clone()),
+            (lt.narrow(0, 2, 3)?, tt.narrow(0, 1, 3)?),
+        ] {
+            let ours = bce_with_logits_sum(&a, &b)?;
+            let theirs = bce_with_logits(&a, &b)?.sum_all()?;
+            let (x, y) = (ours.to_scalar::<f32>()?, theirs.to_scalar::<f32>()?);
+            assert!((x - y).abs() < 1e-4 * y.abs(), "{x} vs {y}");
+            let g1 = (ours * 1.7)?.backward()?;
+            let g2 = (theirs * 1.7)?.backward()?;
+            for v in [lt, t.as_tensor()] {
+                let no = || candle_core::Error::Msg("no gradient".into());
+                let d = (g1.get(v).ok_or_else(no)? - g2.get(v).ok_or_else(no)?)?
+                    .abs()?
+                    .max_all()?
+                    .to_scalar::<f32>()?;
+                assert!(d < 1e-5, "gradient differs by {d}");
+            }
+        }
         Ok(())
     }
 }

@@ -1,17 +1,22 @@
-//! Convolutions and transposed convolutions on the CPU as candle custom ops with backward
-//! passes: each layer is one pass over memory to gather patches (im2col) or scatter them
-//! (col2im) and one GEMM forward, two GEMMs backward. Activations between layers stay
-//! channels-last (N, H, W, C) so that a patch's taps are contiguous runs of channels; a ReLU
-//! and a crop between two layers are applied by the next layer's gather ([`Act`]), so no
-//! layer boundary costs a pass of its own.
+//! Convolutions, transposed convolutions and dense layers on the CPU as one candle custom op
+//! per stack of layers ([`stack`]), with its backward pass. Each layer is one pass over memory
+//! to gather patches (im2col) or scatter them (col2im) and one GEMM forward, two backward.
+//! Activations between layers stay channels-last (N, H, W, C), so that a patch's taps are
+//! contiguous runs of channels; a ReLU and a crop between two layers are applied by the next
+//! layer's gather. The stack runs a chunk of samples at a time through every layer, so its
+//! buffers stay small enough for the allocator to reuse (no fresh pages to fault in) and for
+//! the caches to hold, and the activations between its layers never pass through candle's
+//! autograd, which would allocate, zero and add a gradient buffer for each.
 //!
 //! A patch grid relates gh x gw positions, each kh x kw taps of c channels, to an image
 //! (ih x iw x c): tap (a, b) of patch (i, j) is pixel (i*sh + a - ph, j*sw + b - pw); taps in
 //! the padding read zero (gather) or are dropped (scatter). Gathering is a convolution's input
 //! side, scattering a transposed convolution's output side, and each is the other's gradient.
 
+use std::sync::Mutex;
+
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 /// Sizes of a patch grid over an image (module docs).
@@ -103,11 +108,13 @@ impl PatchGeometry {
             .checked_sub(self.ph)
             .filter(|&y| y < self.ih)
     }
+    /// the taps b_lo..b_hi of patch column `j` that fall in the image (x = j*sw + b - pw)
     #[inline]
-    fn x(&self, j: usize, b: usize) -> Option<usize> {
-        (j * self.sw + b)
-            .checked_sub(self.pw)
-            .filter(|&x| x < self.iw)
+    fn taps_x(&self, j: usize) -> (usize, usize) {
+        let left = j * self.sw;
+        let lo = self.pw.saturating_sub(left);
+        let hi = (self.iw + self.pw).saturating_sub(left).min(self.kw);
+        (lo, hi)
     }
 }
 
@@ -155,7 +162,8 @@ impl Act {
         Ok((n, self.h, self.w, c))
     }
 
-    fn is_plain(&self) -> Result<bool> {
+    /// Whether the image is all of `t`, without a ReLU to apply.
+    pub fn is_plain(&self) -> Result<bool> {
         let (_, hs, ws, _) = self.t.dims4()?;
         Ok(!self.relu && self.y0 == 0 && self.x0 == 0 && self.h == hs && self.w == ws)
     }
@@ -168,29 +176,24 @@ impl Act {
         }
         let (n, h, w, c) = self.dims()?;
         let g = PatchGeometry::conv((n, h, w, c), (1, 1), (1, 1), (0, 0))?;
-        self.t
-            .apply_op1(GatherOp(self.window(g)))?
-            .reshape((n, h, w, c))
+        let window = Window {
+            g,
+            y0: self.y0,
+            x0: self.x0,
+            relu: self.relu,
+            ones: false,
+        };
+        self.t.apply_op1(GatherOp(window))?.reshape((n, h, w, c))
     }
 
     /// The image as a (N, C, H, W) tensor (a channels-last view).
     pub fn to_nchw(&self) -> Result<Tensor> {
         self.to_nhwc()?.permute((0, 3, 1, 2))
     }
-
-    fn window(&self, g: PatchGeometry) -> Window {
-        Window {
-            g,
-            y0: self.y0,
-            x0: self.x0,
-            relu: self.relu,
-            ones: false,
-        }
-    }
 }
 
-/// A patch grid over the window of an [`Act`], and whether a column of ones follows each
-/// patch (a bias row in the GEMM).
+/// A patch grid over a window of an image, whether the window's pixels go through a ReLU as
+/// they are read, and whether a column of ones follows each patch (a bias row in the GEMM).
 #[derive(Clone, Copy, Debug)]
 struct Window {
     g: PatchGeometry,
@@ -206,31 +209,79 @@ impl Window {
     }
 }
 
-/// The f32 data of a CPU storage.
-fn f32s<'a>(storage: &'a CpuStorage, op: &str) -> Result<&'a [f32]> {
+/// (N, H, W, C) f32 data: element (n, y, x, c) at off + n*st[0] + y*st[1] + x*st[2] + c*st[3].
+#[derive(Clone, Copy)]
+struct View<'a> {
+    data: &'a [f32],
+    off: usize,
+    st: [usize; 4],
+    dims: [usize; 4],
+}
+
+impl<'a> View<'a> {
+    fn new(data: &'a [f32], layout: &Layout) -> Result<Self> {
+        match (layout.dims(), layout.stride()) {
+            (&[n, h, w, c], &[s0, s1, s2, s3]) => Ok(Self {
+                data,
+                off: layout.start_offset(),
+                st: [s0, s1, s2, s3],
+                dims: [n, h, w, c],
+            }),
+            (d, _) => candle_core::bail!("patches: expected a 4-D input, got {d:?}"),
+        }
+    }
+
+    fn contiguous(data: &'a [f32], dims: [usize; 4]) -> Self {
+        Self {
+            data,
+            off: 0,
+            st: [dims[1] * dims[2] * dims[3], dims[2] * dims[3], dims[3], 1],
+            dims,
+        }
+    }
+
+    /// samples n0..n0+count
+    fn samples(mut self, n0: usize, count: usize) -> Self {
+        self.off += n0 * self.st[0];
+        self.dims[0] = count;
+        self
+    }
+
+    fn is_contiguous(&self) -> bool {
+        let [_, h, w, c] = self.dims;
+        self.st[3] == 1 && self.st[2] == c && self.st[1] == w * c && self.st[0] == h * w * c
+    }
+
+    /// whether a row of pixels is one run of memory
+    fn rows_contiguous(&self) -> bool {
+        self.st[3] == 1 && self.st[2] == self.dims[3]
+    }
+}
+
+fn f32s(storage: &CpuStorage) -> Result<&[f32]> {
     match storage {
         CpuStorage::F32(v) => Ok(v),
-        _ => candle_core::bail!("{op}: only f32 is supported"),
+        _ => candle_core::bail!("patches: only f32 is supported"),
     }
 }
 
 fn into_f32s(storage: CpuStorage) -> Result<Vec<f32>> {
     match storage {
         CpuStorage::F32(v) => Ok(v),
-        _ => candle_core::bail!("expected f32 storage"),
+        _ => candle_core::bail!("patches: expected f32 storage"),
     }
 }
 
-/// A tensor's f32 data as (data, layout), for the backward passes.
-fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32], &Layout) -> Result<R>) -> Result<R> {
+/// A tensor's CPU storage and layout, for the backward passes.
+fn with_cpu<R>(t: &Tensor, f: impl FnOnce(&CpuStorage, &Layout) -> Result<R>) -> Result<R> {
     let (storage, layout) = t.storage_and_layout();
     match &*storage {
-        candle_core::Storage::Cpu(s) => f(f32s(s, "patches")?, layout),
+        candle_core::Storage::Cpu(s) => f(s, layout),
         _ => candle_core::bail!("patches: only the CPU is supported"),
     }
 }
 
-/// C = A B for row-major or transposed 2-D operands given by layouts (candle's GEMM).
+/// C = A B for 2-D operands given by layouts, row-major or transposed (candle's GEMM).
 fn gemm(
     a: &CpuStorage,
     a_l: &Layout,
@@ -241,102 +292,107 @@ fn gemm(
     into_f32s(a.matmul(b, (1, m, n, k), a_l, b_l)?)
 }
 
-/// A row-major (rows, cols) matrix's layout, or its transpose's.
+/// A row-major (rows, cols) matrix at `offset`.
 fn mat(rows: usize, cols: usize, offset: usize) -> Layout {
     Layout::contiguous_with_offset((rows, cols), offset)
 }
-fn mat_t(rows: usize, cols: usize) -> Layout {
-    // the (cols, rows) transpose of a row-major (rows, cols) matrix
-    Layout::new(Shape::from((cols, rows)), vec![1, cols], 0)
+
+/// The (cols, rows) transpose of a row-major (rows, cols) matrix at `offset`.
+fn mat_t(rows: usize, cols: usize, offset: usize) -> Layout {
+    Layout::new(Shape::from((cols, rows)), vec![1, cols], offset)
 }
 
-/// The 4 strides and offset of an (N, HS, WS, C) input, checked.
-fn strides4<'a>(layout: &'a Layout, op: &str) -> Result<(&'a [usize], usize)> {
-    if layout.dims().len() != 4 {
-        candle_core::bail!("{op}: expected a 4-D input, got {:?}", layout.dims());
-    }
-    Ok((layout.stride(), layout.start_offset()))
-}
-
-/// im2col: the patches of `w` (rows (n, i, j), columns (a, b, c) then an optional 1) from the
-/// image in `src` laid out by `layout` (N, HS, WS, C).
-fn gather(w: &Window, src: &[f32], layout: &Layout) -> Result<Vec<f32>> {
+/// im2col: the patches of `w` (rows (n, i, j), columns (a, b, c) then an optional 1) from
+/// the image `src`, of which the window is at (y0, x0).
+fn gather(w: &Window, src: View) -> Result<Vec<f32>> {
     let g = w.g;
-    let (st, off) = strides4(layout, "gather")?;
-    let (hs, ws) = (layout.dims()[1], layout.dims()[2]);
-    if layout.dims()[0] != g.n || layout.dims()[3] != g.c || w.y0 + g.ih > hs || w.x0 + g.iw > ws {
-        candle_core::bail!("gather: input {:?} does not hold {w:?}", layout.dims());
+    let [n, hs, ws, c] = src.dims;
+    if n != g.n || c != g.c || w.y0 + g.ih > hs || w.x0 + g.iw > ws {
+        candle_core::bail!("gather: input {:?} does not hold {w:?}", src.dims);
     }
     let row = w.row_len();
-    let rows_per_chunk = (16384 / row.max(1)).clamp(1, g.gh * g.gw);
+    let per_sample = g.gh * g.gw;
+    let rows_per_chunk = (16384 / row.max(1)).clamp(1, per_sample.max(1));
     let mut out = vec![0f32; g.rows() * row];
-    let c = g.c;
+    let st = src.st;
+    let runs = src.rows_contiguous();
     out.par_chunks_mut(rows_per_chunk * row)
         .enumerate()
         .for_each(|(chunk, dst)| {
             for (r, dst) in dst.chunks_mut(row).enumerate() {
                 let index = chunk * rows_per_chunk + r;
-                let (n, ij) = (index / (g.gh * g.gw), index % (g.gh * g.gw));
+                let (n, ij) = (index / per_sample, index % per_sample);
                 let (i, j) = (ij / g.gw, ij % g.gw);
-                let base = off + n * st[0];
+                if w.ones {
+                    dst[row - 1] = 1.0;
+                }
+                let (b_lo, b_hi) = g.taps_x(j);
+                if b_lo >= b_hi {
+                    continue;
+                }
+                let x = j * g.sw + b_lo - g.pw + w.x0;
+                let base = src.off + n * st[0] + x * st[2];
                 for a in 0..g.kh {
                     let Some(y) = g.y(i, a) else { continue };
-                    for b in 0..g.kw {
-                        let Some(x) = g.x(j, b) else { continue };
-                        let p = base + (y + w.y0) * st[1] + (x + w.x0) * st[2];
-                        let d = &mut dst[(a * g.kw + b) * c..][..c];
-                        if st[3] == 1 {
-                            let s = &src[p..p + c];
-                            if w.relu {
-                                for (d, &s) in d.iter_mut().zip(s) {
-                                    *d = s.max(0.0);
-                                }
-                            } else {
-                                d.copy_from_slice(s);
-                            }
+                    let p = base + (y + w.y0) * st[1];
+                    let d = &mut dst[(a * g.kw + b_lo) * c..(a * g.kw + b_hi) * c];
+                    if runs {
+                        // the taps of a patch row are one run of memory
+                        let s = &src.data[p..p + d.len()];
+                        if w.relu {
+                            d.iter_mut().zip(s).for_each(|(d, &s)| *d = s.max(0.0));
                         } else {
+                            d.copy_from_slice(s);
+                        }
+                    } else {
+                        for (b, d) in d.chunks_mut(c).enumerate() {
+                            let p = p + b * st[2];
                             for (ch, d) in d.iter_mut().enumerate() {
-                                let s = src[p + ch * st[3]];
+                                let s = src.data[p + ch * st[3]];
                                 *d = if w.relu { s.max(0.0) } else { s };
                             }
                         }
                     }
-                }
-                if w.ones {
-                    dst[row - 1] = 1.0;
                 }
             }
         });
     Ok(out)
 }
 
-/// col2im: adds the patches `cols` (rows (n, i, j), row length `row`, taps (a, b, c) first)
-/// into `out`, an (N, HS, WS, C) contiguous image of which the window at (y0, x0) is `g`'s
-/// image; `after` then runs on each image n while it is in cache.
+/// col2im: the patches `cols` (rows (n, i, j), row length `row`, taps (a, b, c) first) added
+/// onto `base` (one pixel's C values, repeated; zeros if None) into `out`, an (N, HS, WS, C)
+/// contiguous image of which the window at (y0, x0) is `g`'s image; `after` then runs on
+/// each image n while it is in cache. `out` is written before it is read, so fresh pages are
+/// never first mapped to the shared zero page and then copied on the write.
 fn scatter_into(
     g: &PatchGeometry,
     cols: &[f32],
     row: usize,
     (y0, x0, hs, ws): (usize, usize, usize, usize),
+    base: Option<&[f32]>,
     out: &mut [f32],
     after: &(dyn Fn(usize, &mut [f32]) + Sync),
 ) {
     let c = g.c;
     let per = hs * ws * c;
     out.par_chunks_mut(per).enumerate().for_each(|(n, img)| {
+        match base {
+            Some(px) => img.chunks_mut(c).for_each(|d| d.copy_from_slice(px)),
+            None => img.fill(0.0),
+        }
         for i in 0..g.gh {
             for j in 0..g.gw {
                 let src = &cols[((n * g.gh + i) * g.gw + j) * row..][..row];
+                let (b_lo, b_hi) = g.taps_x(j);
+                if b_lo >= b_hi {
+                    continue;
+                }
+                let x = j * g.sw + b_lo - g.pw + x0;
                 for a in 0..g.kh {
                     let Some(y) = g.y(i, a) else { continue };
-                    for b in 0..g.kw {
-                        let Some(x) = g.x(j, b) else { continue };
-                        let d = &mut img[((y + y0) * ws + x + x0) * c..][..c];
-                        let s = &src[(a * g.kw + b) * c..][..c];
-                        for (d, &s) in d.iter_mut().zip(s) {
-                            *d += s;
-                        }
-                    }
+                    let s = &src[(a * g.kw + b_lo) * c..(a * g.kw + b_hi) * c];
+                    let d = &mut img[((y + y0) * ws + x) * c..][..s.len()];
+                    d.iter_mut().zip(s).for_each(|(d, &s)| *d += s);
                 }
             }
         }
@@ -345,39 +401,50 @@ fn scatter_into(
 }
 
 /// The gradient of a gather: its patches' gradient `dp` (row length `w.row_len()`) added
-/// back into an image shaped like the input (`layout`), zero outside the window and where
-/// the ReLU was off (input `src` <= 0).
-fn gather_grad(w: &Window, dp: &[f32], src: &[f32], layout: &Layout) -> Result<Vec<f32>> {
-    let (st, off) = strides4(layout, "gather backward")?;
-    let (n, hs, ws, c) = (
-        layout.dims()[0],
-        layout.dims()[1],
-        layout.dims()[2],
-        layout.dims()[3],
-    );
+/// back into a contiguous image shaped like the input `src`, zero outside the window and
+/// where the ReLU was off (`src` <= 0).
+fn gather_grad(w: &Window, dp: &[f32], src: View) -> Vec<f32> {
+    let [n, hs, ws, c] = src.dims;
     let mut out = vec![0f32; n * hs * ws * c];
     let g = w.g;
+    let st = src.st;
+    let runs = src.rows_contiguous();
     let mask = |n: usize, img: &mut [f32]| {
         if !w.relu {
             return;
         }
         for y in w.y0..w.y0 + g.ih {
-            for x in w.x0..w.x0 + g.iw {
-                let p = off + n * st[0] + y * st[1] + x * st[2];
-                let d = &mut img[(y * ws + x) * c..][..c];
-                for (ch, d) in d.iter_mut().enumerate() {
-                    if src[p + ch * st[3]] <= 0.0 {
-                        *d = 0.0;
+            let p = src.off + n * st[0] + y * st[1] + w.x0 * st[2];
+            let d = &mut img[(y * ws + w.x0) * c..][..g.iw * c];
+            if runs {
+                let s = &src.data[p..p + d.len()];
+                d.iter_mut()
+                    .zip(s)
+                    .for_each(|(d, &s)| *d = if s > 0.0 { *d } else { 0.0 });
+            } else {
+                for (x, d) in d.chunks_mut(c).enumerate() {
+                    for (ch, d) in d.iter_mut().enumerate() {
+                        if src.data[p + x * st[2] + ch * st[3]] <= 0.0 {
+                            *d = 0.0;
+                        }
                     }
                 }
             }
         }
     };
-    scatter_into(&g, dp, w.row_len(), (w.y0, w.x0, hs, ws), &mut out, &mask);
-    Ok(out)
+    scatter_into(
+        &g,
+        dp,
+        w.row_len(),
+        (w.y0, w.x0, hs, ws),
+        None,
+        &mut out,
+        &mask,
+    );
+    out
 }
 
-/// im2col of an [`Act`]'s window as an op: (N, HS, WS, C) -> patches (rows, row length).
+/// im2col of a window as an op: (N, HS, WS, C) -> patches (rows, row length).
 struct GatherOp(Window);
 
 impl CustomOp1 for GatherOp {
@@ -386,7 +453,7 @@ impl CustomOp1 for GatherOp {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let out = gather(&self.0, f32s(storage, self.name())?, layout)?;
+        let out = gather(&self.0, View::new(f32s(storage)?, layout)?)?;
         Ok((
             CpuStorage::F32(out),
             Shape::from((self.0.g.rows(), self.0.row_len())),
@@ -395,311 +462,654 @@ impl CustomOp1 for GatherOp {
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
         let grad = grad_res.contiguous()?;
-        let dx = with_f32(&grad, |dp, dl| {
-            let dp = &dp[dl.start_offset()..];
-            with_f32(arg, |src, l| gather_grad(&self.0, dp, src, l))
+        let dx = with_cpu(&grad, |dp, dl| {
+            let dp = &f32s(dp)?[dl.start_offset()..];
+            with_cpu(arg, |src, l| {
+                Ok(gather_grad(&self.0, dp, View::new(f32s(src)?, l)?))
+            })
         })?;
         Ok(Some(Tensor::from_vec(dx, arg.dims(), arg.device())?))
     }
 }
 
-/// A convolution: patches of x's window (and a column of ones) times the weight matrix
-/// (patch_len, C_out) over the bias row: (x (N, HS, WS, C), weight, bias) -> (N, GH, GW, C_out).
-pub struct ConvOp {
-    window: Window,
+/// What one layer of a [`stack`] computes.
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    /// im2col and a GEMM with weight (kh*kw*C_in, C_out), rows in (a, b, c) order
+    Conv {
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        pad: (usize, usize),
+    },
+    /// a GEMM with weight (C_in, kh*kw*C_out), columns in (a, b, c) order, then col2im
+    Transpose {
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        pad: (usize, usize),
+    },
 }
 
-impl ConvOp {
-    /// The convolution of `x`'s window with grid `g`: weight (kh*kw*C, C_out) with rows in
-    /// (a, b, c) order, bias (C_out) -> (N, GH, GW, C_out), contiguous.
-    pub fn apply(x: &Act, g: PatchGeometry, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
-        let mut window = x.window(g);
-        window.ones = true;
-        x.t.apply_op3(weight, bias, Self { window })
-    }
-
-    /// The weight matrix with the bias as its last row, (patch_len + 1, C_out), contiguous.
-    fn augmented(&self, w: &[f32], w_l: &Layout, b: &[f32], b_l: &Layout) -> Result<Vec<f32>> {
-        let k = self.window.g.patch_len();
-        let (rows, cols) = match w_l.dims() {
-            &[r, c] => (r, c),
-            d => candle_core::bail!("conv: weight {d:?} is not a matrix"),
-        };
-        if rows != k || b_l.dims() != [cols] {
-            candle_core::bail!(
-                "conv: weight {:?} and bias {:?} do not fit patches of {k}",
-                w_l.dims(),
-                b_l.dims()
-            );
-        }
-        let (ws, wo) = (w_l.stride(), w_l.start_offset());
-        let (bs, bo) = (b_l.stride()[0], b_l.start_offset());
-        let mut out = Vec::with_capacity((k + 1) * cols);
-        for r in 0..k {
-            out.extend((0..cols).map(|c| w[wo + r * ws[0] + c * ws[1]]));
-        }
-        out.extend((0..cols).map(|c| b[bo + c * bs]));
-        Ok(out)
-    }
+/// How a layer's output is stored per sample, (hs, ws, c), and which rows and columns of it
+/// are the image the next layer reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutView {
+    pub stored: (usize, usize, usize),
+    pub y0: usize,
+    pub h: usize,
+    pub x0: usize,
+    pub w: usize,
 }
 
-impl CustomOp3 for ConvOp {
-    fn name(&self) -> &'static str {
-        "patch-conv"
-    }
-
-    fn cpu_fwd(
-        &self,
-        x: &CpuStorage,
-        x_l: &Layout,
-        w: &CpuStorage,
-        w_l: &Layout,
-        b: &CpuStorage,
-        b_l: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let g = self.window.g;
-        let k1 = self.window.row_len();
-        let wa = self.augmented(f32s(w, "conv")?, w_l, f32s(b, "conv")?, b_l)?;
-        let c_out = wa.len() / k1;
-        let patches = CpuStorage::F32(gather(&self.window, f32s(x, "conv")?, x_l)?);
-        let y = gemm(
-            &patches,
-            &mat(g.rows(), k1, 0),
-            &CpuStorage::F32(wa),
-            &mat(k1, c_out, 0),
-            (g.rows(), c_out, k1),
-        )?;
-        Ok((CpuStorage::F32(y), Shape::from((g.n, g.gh, g.gw, c_out))))
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        b: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let g = self.window.g;
-        let (m, k1) = (g.rows(), self.window.row_len());
-        let t0 = std::time::Instant::now();
-        let grad = grad.contiguous()?;
-        let wa = with_f32(w, |w, w_l| {
-            with_f32(b, |b, b_l| self.augmented(w, w_l, b, b_l))
-        })?;
-        let c_out = wa.len() / k1;
-        let wa = CpuStorage::F32(wa);
-        let patches = CpuStorage::F32(with_f32(x, |x, l| gather(&self.window, x, l))?);
-        let (storage, dl) = grad.storage_and_layout();
-        let candle_core::Storage::Cpu(dy) = &*storage else {
-            candle_core::bail!("conv: only the CPU is supported")
-        };
-        let dy_l = mat(m, c_out, dl.start_offset());
-        // dW = P^T dY, its last row the bias's gradient
-        let mut dwa = gemm(&patches, &mat_t(m, k1), dy, &dy_l, (k1, c_out, m))?;
-        drop(patches);
-        let db = dwa.split_off((k1 - 1) * c_out);
-        let dx = if x.track_op() {
-            let dp = gemm(dy, &dy_l, &wa, &mat_t(k1, c_out), (m, k1, c_out))?;
-            let dx = with_f32(x, |src, l| gather_grad(&self.window, &dp, src, l))?;
-            Some(Tensor::from_vec(dx, x.dims(), x.device())?)
-        } else {
-            None
-        };
-        prof(&format!("conv bwd m{m} k{k1} n{c_out}"), t0);
-        Ok((
-            dx,
-            Some(Tensor::from_vec(dwa, w.dims(), w.device())?),
-            Some(Tensor::from_vec(db, b.dims(), b.device())?),
-        ))
-    }
+/// One layer of a [`stack`]: what it computes, its weight and bias, whether its input goes
+/// through a ReLU first, and (when not as computed) how its output is stored.
+#[derive(Clone, Debug)]
+pub struct LayerSpec {
+    pub kind: Kind,
+    pub weight: Tensor,
+    pub bias: Tensor,
+    pub relu_in: bool,
+    pub view: Option<OutView>,
 }
 
-/// A transposed convolution: x's window (N*H*W rows of C_in) times the weight matrix
-/// (C_in, kh*kw*C_out), columns in (a, b, c) order, scattered (col2im) onto the bias, then an
-/// optional ReLU: (x (N, HS, WS, C_in), weight, bias) -> (N, OH, OW, C_out), contiguous.
-pub struct TransposeOp {
-    /// x's window as a 1x1 grid
-    input: Window,
-    /// the grid of x's pixels over the output image
-    out: PatchGeometry,
+/// A layer of a stack with its sizes per sample resolved.
+#[derive(Clone, Copy, Debug)]
+struct Layer {
+    transpose: bool,
+    /// Conv: the patch grid over the input window; Transpose: the grid of input pixels over
+    /// the output image. For one sample (n = 1).
+    g: PatchGeometry,
+    /// the stored input per sample and the window read from it
+    input: [usize; 3],
+    y0: usize,
+    x0: usize,
     relu: bool,
+    c_in: usize,
+    c_out: usize,
+    /// floats of the weight matrix's rows (Conv: patch length; Transpose: kh*kw*C_out)
+    k: usize,
+    /// weight, then bias, at this offset of the parameters
+    offset: usize,
+    out: [usize; 3],
 }
 
-impl TransposeOp {
-    pub fn apply(
-        x: &Act,
-        out: PatchGeometry,
-        weight: &Tensor,
-        bias: &Tensor,
-        relu: bool,
-    ) -> Result<Tensor> {
-        let (n, h, w, c) = x.dims()?;
-        let input = x.window(PatchGeometry::conv((n, h, w, c), (1, 1), (1, 1), (0, 0))?);
-        x.t.apply_op3(weight, bias, Self { input, out, relu })
+impl Layer {
+    fn in_len(&self) -> usize {
+        self.input.iter().product()
     }
-
-    fn is_plain(&self, l: &Layout) -> bool {
-        let w = &self.input;
-        !w.relu && l.is_contiguous() && l.dims()[1] == w.g.ih && l.dims()[2] == w.g.iw
+    fn out_len(&self) -> usize {
+        self.out.iter().product()
     }
-
-    /// x's window as a (rows, C_in) matrix: x itself when it is one, else gathered.
-    fn input_matrix(&self, x: &CpuStorage, l: &Layout) -> Result<(Option<CpuStorage>, Layout)> {
-        let (m, c) = (self.input.g.rows(), self.input.g.c);
-        Ok(if self.is_plain(l) {
-            (None, mat(m, c, l.start_offset()))
+    fn params(&self) -> usize {
+        if self.transpose {
+            self.c_in * self.k + self.c_out
         } else {
-            let cols = gather(&self.input, f32s(x, "conv-transpose")?, l)?;
-            (Some(CpuStorage::F32(cols)), mat(m, c, 0))
+            (self.k + 1) * self.c_out
+        }
+    }
+    /// floats of the largest buffer per sample
+    fn largest(&self) -> usize {
+        let rows = self.g.gh * self.g.gw;
+        if self.transpose {
+            (rows * self.c_in).max(rows * self.k).max(self.out_len())
+        } else {
+            (rows * (self.k + 1)).max(rows * self.c_out)
+        }
+    }
+    /// the patch grid for `n` samples
+    fn window(&self, n: usize) -> Window {
+        if self.transpose {
+            let g = PatchGeometry {
+                n,
+                c: self.c_in,
+                ih: self.g.gh,
+                iw: self.g.gw,
+                gh: self.g.gh,
+                gw: self.g.gw,
+                kh: 1,
+                kw: 1,
+                sh: 1,
+                sw: 1,
+                ph: 0,
+                pw: 0,
+            };
+            Window {
+                g,
+                y0: self.y0,
+                x0: self.x0,
+                relu: self.relu,
+                ones: false,
+            }
+        } else {
+            Window {
+                g: PatchGeometry { n, ..self.g },
+                y0: self.y0,
+                x0: self.x0,
+                relu: self.relu,
+                ones: true,
+            }
+        }
+    }
+    /// a transposed layer reads its input as a matrix without a gather
+    fn reads_plain(&self, src: &View) -> bool {
+        let [_, hs, ws, _] = src.dims;
+        !self.relu && src.is_contiguous() && self.g.gh == hs && self.g.gw == ws
+    }
+}
+
+/// The input of a layer for a chunk of samples: its view and the storage that holds it.
+struct Source<'a> {
+    view: View<'a>,
+    storage: &'a CpuStorage,
+}
+
+impl Source<'_> {
+    /// the input as a (rows, C) matrix, when it is one
+    fn matrix(&self, rows: usize, c: usize) -> (&CpuStorage, Layout) {
+        (self.storage, mat(rows, c, self.view.off))
+    }
+}
+
+/// A stack of layers as one op: (x (N, HS, WS, C), parameters (every layer's weight then
+/// bias, flat)) -> the last layer's output (N, hs, ws, c), contiguous.
+struct Stack {
+    layers: Vec<Layer>,
+    n: usize,
+    /// samples per chunk
+    chunk: usize,
+    /// keep the activations between layers for the backward pass
+    keep: bool,
+    /// per chunk, the output of every layer but the last
+    cache: Mutex<Vec<Option<Vec<CpuStorage>>>>,
+}
+
+/// floats in the largest buffer of a chunk
+const CHUNK_FLOATS: usize = 1 << 21;
+
+impl Stack {
+    fn chunks(&self) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        (0..self.n.div_ceil(self.chunk))
+            .map(|i| (i, i * self.chunk, self.chunk.min(self.n - i * self.chunk)))
+    }
+
+    /// Layer `l` forward for `cn` samples of `src`; its output written into `out` if given
+    /// (the last layer), else returned.
+    fn layer_forward(
+        &self,
+        l: usize,
+        src: &Source,
+        cn: usize,
+        params: &CpuStorage,
+        p_off: usize,
+        out: Option<&mut [f32]>,
+    ) -> Result<Option<CpuStorage>> {
+        let layer = &self.layers[l];
+        let w_off = p_off + layer.offset;
+        if layer.transpose {
+            let win = layer.window(cn);
+            let rows = win.g.rows();
+            let cols = if layer.reads_plain(&src.view) {
+                let (a, a_l) = src.matrix(rows, layer.c_in);
+                gemm(
+                    a,
+                    &a_l,
+                    params,
+                    &mat(layer.c_in, layer.k, w_off),
+                    (rows, layer.k, layer.c_in),
+                )?
+            } else {
+                let xm = CpuStorage::F32(gather(&win, src.view)?);
+                gemm(
+                    &xm,
+                    &mat(rows, layer.c_in, 0),
+                    params,
+                    &mat(layer.c_in, layer.k, w_off),
+                    (rows, layer.k, layer.c_in),
+                )?
+            };
+            let b_off = w_off + layer.c_in * layer.k;
+            let bias = &f32s(params)?[b_off..b_off + layer.c_out];
+            let g = PatchGeometry { n: cn, ..layer.g };
+            let mut own = Vec::new();
+            let y = match out {
+                Some(out) => out,
+                None => {
+                    own = vec![0f32; cn * layer.out_len()];
+                    &mut own[..]
+                }
+            };
+            scatter_into(
+                &g,
+                &cols,
+                layer.k,
+                (0, 0, g.ih, g.iw),
+                Some(bias),
+                y,
+                &|_, _| {},
+            );
+            Ok((!own.is_empty()).then_some(CpuStorage::F32(own)))
+        } else {
+            let win = layer.window(cn);
+            let k1 = win.row_len();
+            let patches = CpuStorage::F32(gather(&win, src.view)?);
+            let y = gemm(
+                &patches,
+                &mat(win.g.rows(), k1, 0),
+                params,
+                &mat(k1, layer.c_out, w_off),
+                (win.g.rows(), layer.c_out, k1),
+            )?;
+            Ok(match out {
+                Some(out) => {
+                    out.copy_from_slice(&y);
+                    None
+                }
+                None => Some(CpuStorage::F32(y)),
+            })
+        }
+    }
+
+    /// Every layer forward for samples n0..n0+cn: the outputs of all but the last, the last's
+    /// written into `out`.
+    fn chunk_forward(
+        &self,
+        x: &Source,
+        (n0, cn): (usize, usize),
+        params: &CpuStorage,
+        p_off: usize,
+        out: &mut [f32],
+    ) -> Result<Vec<CpuStorage>> {
+        let mut acts: Vec<CpuStorage> = Vec::with_capacity(self.layers.len());
+        let last = self.layers.len() - 1;
+        for l in 0..self.layers.len() {
+            let y = {
+                let src = self.source(l, x, n0, cn, &acts)?;
+                let out = if l == last { Some(&mut *out) } else { None };
+                self.layer_forward(l, &src, cn, params, p_off, out)?
+            };
+            if let Some(y) = y {
+                acts.push(y);
+            }
+        }
+        Ok(acts)
+    }
+
+    /// The input of layer `l` for samples n0..n0+cn.
+    fn source<'a>(
+        &self,
+        l: usize,
+        x: &Source<'a>,
+        n0: usize,
+        cn: usize,
+        acts: &'a [CpuStorage],
+    ) -> Result<Source<'a>> {
+        Ok(if l == 0 {
+            Source {
+                view: x.view.samples(n0, cn),
+                storage: x.storage,
+            }
+        } else {
+            let [h, w, c] = self.layers[l].input;
+            Source {
+                view: View::contiguous(f32s(&acts[l - 1])?, [cn, h, w, c]),
+                storage: &acts[l - 1],
+            }
         })
     }
+
+    /// Layer `l` backward for `cn` samples: adds its weight's and bias's gradients into
+    /// `dparams` and returns its input's gradient (contiguous, the stored input's shape) if
+    /// `need_dx`. `dy` (at `dy_off`) is its output's gradient.
+    #[allow(clippy::too_many_arguments)]
+    fn layer_backward(
+        &self,
+        l: usize,
+        src: &Source,
+        cn: usize,
+        (dy, dy_off): (&CpuStorage, usize),
+        params: &CpuStorage,
+        p_off: usize,
+        dparams: &mut [f32],
+        need_dx: bool,
+    ) -> Result<Option<Vec<f32>>> {
+        let layer = &self.layers[l];
+        let w_off = p_off + layer.offset;
+        let dparams = &mut dparams[layer.offset..layer.offset + layer.params()];
+        let add = |into: &mut [f32], from: &[f32]| {
+            into.iter_mut().zip(from).for_each(|(a, b)| *a += b);
+        };
+        let win = layer.window(cn);
+        let rows = win.g.rows();
+        if layer.transpose {
+            let g = PatchGeometry { n: cn, ..layer.g };
+            let [oh, ow, c_out] = layer.out;
+            let dy_view = View::contiguous(&f32s(dy)?[dy_off..], [cn, oh, ow, c_out]);
+            let whole = Window {
+                g,
+                y0: 0,
+                x0: 0,
+                relu: false,
+                ones: false,
+            };
+            let dcols = CpuStorage::F32(gather(&whole, dy_view)?);
+            // the bias's gradient: dy summed over pixels
+            let (dw, db) = dparams.split_at_mut(layer.c_in * layer.k);
+            for px in dy_view.data[..cn * layer.out_len()].chunks(c_out) {
+                add(db, px);
+            }
+            let plain = layer.reads_plain(&src.view);
+            let gathered = if plain {
+                None
+            } else {
+                Some(CpuStorage::F32(gather(&win, src.view)?))
+            };
+            let (xm, xm_l) = match &gathered {
+                Some(g) => (g, mat(rows, layer.c_in, 0)),
+                None => src.matrix(rows, layer.c_in),
+            };
+            let xm_t = xm_l.transpose(0, 1)?;
+            let d = gemm(
+                xm,
+                &xm_t,
+                &dcols,
+                &mat(rows, layer.k, 0),
+                (layer.c_in, layer.k, rows),
+            )?;
+            add(dw, &d);
+            drop(gathered);
+            if !need_dx {
+                return Ok(None);
+            }
+            let dxm = gemm(
+                &dcols,
+                &mat(rows, layer.k, 0),
+                params,
+                &mat_t(layer.c_in, layer.k, w_off),
+                (rows, layer.c_in, layer.k),
+            )?;
+            Ok(Some(if plain {
+                dxm
+            } else {
+                gather_grad(&win, &dxm, src.view)
+            }))
+        } else {
+            let k1 = win.row_len();
+            let patches = CpuStorage::F32(gather(&win, src.view)?);
+            let dy_l = mat(rows, layer.c_out, dy_off);
+            // the weight's gradient, the bias's in its last row
+            let d = gemm(
+                &patches,
+                &mat_t(rows, k1, 0),
+                dy,
+                &dy_l,
+                (k1, layer.c_out, rows),
+            )?;
+            add(dparams, &d);
+            drop(patches);
+            if !need_dx {
+                return Ok(None);
+            }
+            let dp = gemm(
+                dy,
+                &dy_l,
+                params,
+                &mat_t(k1, layer.c_out, w_off),
+                (rows, k1, layer.c_out),
+            )?;
+            Ok(Some(gather_grad(&win, &dp, src.view)))
+        }
+    }
 }
 
-impl CustomOp3 for TransposeOp {
+impl CustomOp2 for Stack {
     fn name(&self) -> &'static str {
-        "patch-conv-transpose"
+        "patch-stack"
     }
 
     fn cpu_fwd(
         &self,
         x: &CpuStorage,
         x_l: &Layout,
-        w: &CpuStorage,
-        w_l: &Layout,
-        b: &CpuStorage,
-        b_l: &Layout,
+        p: &CpuStorage,
+        p_l: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let o = self.out;
-        let (m, c_in, k) = (self.input.g.rows(), self.input.g.c, o.patch_len());
-        if w_l.dims() != [c_in, k] || b_l.dims() != [o.c] {
-            candle_core::bail!(
-                "conv-transpose: weight {:?} and bias {:?} do not fit {c_in} -> {k}",
-                w_l.dims(),
-                b_l.dims()
-            );
-        }
-        let (xm, xm_l) = self.input_matrix(x, x_l)?;
-        let cols = gemm(xm.as_ref().unwrap_or(x), &xm_l, w, w_l, (m, k, c_in))?;
-        drop(xm);
-        let (b, bs, bo) = (f32s(b, self.name())?, b_l.stride()[0], b_l.start_offset());
-        let bias: Vec<f32> = (0..o.c).map(|c| b[bo + c * bs]).collect();
-        let mut y = Vec::with_capacity(o.n * o.ih * o.iw * o.c);
-        for _ in 0..o.n * o.ih * o.iw {
-            y.extend_from_slice(&bias);
-        }
-        let relu = |_: usize, img: &mut [f32]| {
-            if self.relu {
-                img.iter_mut().for_each(|v| *v = v.max(0.0));
-            }
+        let (p_off, _) = p_l
+            .contiguous_offsets()
+            .ok_or_else(|| candle_core::Error::Msg("stack: parameters not contiguous".into()))?;
+        let x = Source {
+            view: View::new(f32s(x)?, x_l)?,
+            storage: x,
         };
-        scatter_into(&o, &cols, k, (0, 0, o.ih, o.iw), &mut y, &relu);
-        Ok((CpuStorage::F32(y), Shape::from((o.n, o.ih, o.iw, o.c))))
+        let last = self.layers[self.layers.len() - 1];
+        let per = last.out_len();
+        let mut out = vec![0f32; self.n * per];
+        let mut cache = Vec::new();
+        for (_, n0, cn) in self.chunks() {
+            let acts =
+                self.chunk_forward(&x, (n0, cn), p, p_off, &mut out[n0 * per..][..cn * per])?;
+            cache.push(self.keep.then_some(acts));
+        }
+        if self.keep {
+            *self
+                .cache
+                .lock()
+                .map_err(|_| candle_core::Error::Msg("stack: cache poisoned".into()))? = cache;
+        }
+        let [h, w, c] = last.out;
+        Ok((CpuStorage::F32(out), Shape::from((self.n, h, w, c))))
     }
 
     fn bwd(
         &self,
         x: &Tensor,
-        w: &Tensor,
-        _b: &Tensor,
-        res: &Tensor,
+        params: &Tensor,
+        _res: &Tensor,
         grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let o = self.out;
-        let (m, c_in, k) = (self.input.g.rows(), self.input.g.c, o.patch_len());
-        let t0 = std::time::Instant::now();
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
-        // the output's gradient, through the ReLU
-        let dy: Vec<f32> = with_f32(&grad, |g, gl| {
-            let g = &g[gl.start_offset()..][..gl.shape().elem_count()];
-            if !self.relu {
-                return Ok(g.to_vec());
-            }
-            with_f32(res, |y, yl| {
-                let y = &y[yl.start_offset()..][..yl.shape().elem_count()];
-                let mut out = vec![0f32; g.len()];
-                out.par_chunks_mut(1 << 14)
-                    .zip(g.par_chunks(1 << 14).zip(y.par_chunks(1 << 14)))
-                    .for_each(|(d, (g, y))| {
-                        for ((d, &g), &y) in d.iter_mut().zip(g).zip(y) {
-                            *d = if y > 0.0 { g } else { 0.0 };
+        let mut cache = std::mem::take(
+            &mut *self
+                .cache
+                .lock()
+                .map_err(|_| candle_core::Error::Msg("stack: cache poisoned".into()))?,
+        );
+        let x_tracks = x.track_op();
+        let in_len = self.layers[0].in_len();
+        let mut dx = if x_tracks {
+            vec![0f32; self.n * in_len]
+        } else {
+            Vec::new()
+        };
+        let mut dparams = vec![0f32; params.elem_count()];
+        let per = self.layers[self.layers.len() - 1].out_len();
+        with_cpu(x, |xs, x_l| {
+            with_cpu(params, |ps, p_l| {
+                with_cpu(&grad, |gs, g_l| {
+                    let p_off = p_l.start_offset();
+                    let x = Source {
+                        view: View::new(f32s(xs)?, x_l)?,
+                        storage: xs,
+                    };
+                    for (i, n0, cn) in self.chunks() {
+                        let acts = match cache.get_mut(i).and_then(Option::take) {
+                            Some(acts) => acts,
+                            None => {
+                                let mut scratch = vec![0f32; cn * per];
+                                self.chunk_forward(&x, (n0, cn), ps, p_off, &mut scratch)?
+                            }
+                        };
+                        let mut dy: Option<CpuStorage> = None;
+                        for l in (0..self.layers.len()).rev() {
+                            let src = self.source(l, &x, n0, cn, &acts)?;
+                            let d = match &dy {
+                                Some(d) => (d, 0),
+                                None => (gs, g_l.start_offset() + n0 * per),
+                            };
+                            let need_dx = l > 0 || x_tracks;
+                            let dx_l = self.layer_backward(
+                                l,
+                                &src,
+                                cn,
+                                d,
+                                ps,
+                                p_off,
+                                &mut dparams,
+                                need_dx,
+                            )?;
+                            dy = dx_l.map(CpuStorage::F32);
                         }
-                    });
-                Ok(out)
+                        if let Some(d) = dy {
+                            dx[n0 * in_len..][..cn * in_len].copy_from_slice(f32s(&d)?);
+                        }
+                    }
+                    Ok(())
+                })
             })
         })?;
-        let db = dy
-            .par_chunks(o.ih * o.iw * o.c)
-            .map(|img| {
-                let mut s = vec![0f32; o.c];
-                for px in img.chunks(o.c) {
-                    s.iter_mut().zip(px).for_each(|(s, &v)| *s += v);
-                }
-                s
-            })
-            .reduce(
-                || vec![0f32; o.c],
-                |mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                    a
-                },
-            );
-        let whole = Window {
-            g: o,
-            y0: 0,
-            x0: 0,
-            relu: false,
-            ones: false,
-        };
-        let dy_l = Layout::contiguous((o.n, o.ih, o.iw, o.c));
-        let dcols = CpuStorage::F32(gather(&whole, &dy, &dy_l)?);
-        drop(dy);
-        let (storage, xl) = x.storage_and_layout();
-        let candle_core::Storage::Cpu(xs) = &*storage else {
-            candle_core::bail!("conv-transpose: only the CPU is supported")
-        };
-        let (xm, xm_l) = self.input_matrix(xs, xl)?;
-        let xm_t = xm_l.transpose(0, 1)?;
-        let dw = gemm(
-            xm.as_ref().unwrap_or(xs),
-            &xm_t,
-            &dcols,
-            &mat(m, k, 0),
-            (c_in, k, m),
-        )?;
-        drop(xm);
-        let dx = if x.track_op() {
-            let (ws, wl) = w.storage_and_layout();
-            let candle_core::Storage::Cpu(ws) = &*ws else {
-                candle_core::bail!("conv-transpose: only the CPU is supported")
-            };
-            let dxm = gemm(
-                &dcols,
-                &mat(m, k, 0),
-                ws,
-                &wl.transpose(0, 1)?,
-                (m, c_in, k),
-            )?;
-            let dx = if self.is_plain(xl) {
-                dxm
-            } else {
-                gather_grad(&self.input, &dxm, f32s(xs, self.name())?, xl)?
-            };
+        let dx = if x_tracks {
             Some(Tensor::from_vec(dx, x.dims(), x.device())?)
         } else {
             None
         };
-        prof(&format!("tconv bwd m{m} k{k} cin{c_in}"), t0);
         Ok((
             dx,
-            Some(Tensor::from_vec(dw, w.dims(), w.device())?),
-            Some(Tensor::from_vec(db, o.c, w.device())?),
+            Some(Tensor::from_vec(dparams, params.dims(), params.device())?),
         ))
     }
 }
 
-fn prof(what: &str, t0: std::time::Instant) {
-    if std::env::var_os("LL_PROF").is_some() {
-        eprintln!("    {what}: {:.1} ms", t0.elapsed().as_secs_f64() * 1e3);
+/// Runs `layers` on `x` as one op ([`Stack`]); the result holds the last layer's output
+/// (its window as the layer's view says), with no ReLU pending.
+pub fn stack(x: &Act, layers: &[LayerSpec]) -> Result<Act> {
+    stack_in_chunks(x, layers, None)
+}
+
+/// [`stack`] with `chunk` samples at a time (the default sizes chunks by their buffers).
+pub(crate) fn stack_in_chunks(x: &Act, layers: &[LayerSpec], chunk: Option<usize>) -> Result<Act> {
+    let (n, hs, ws, _) = x.t.dims4()?;
+    let (mut h, mut w, mut c) = (x.h, x.w, x.dims()?.3);
+    let (mut stored, mut y0, mut x0) = ([hs, ws, c], x.y0, x.x0);
+    let mut resolved = Vec::with_capacity(layers.len());
+    let mut params = Vec::with_capacity(2 * layers.len());
+    let mut offset = 0;
+    for (i, spec) in layers.iter().enumerate() {
+        let relu = spec.relu_in || (i == 0 && x.relu);
+        let (layer, out_image) = match spec.kind {
+            Kind::Conv {
+                kernel,
+                stride,
+                pad,
+            } => {
+                let g = PatchGeometry::conv((1, h, w, c), kernel, stride, pad)?;
+                let k = g.patch_len();
+                let (kw_rows, c_out) = spec.weight.dims2()?;
+                if kw_rows != k {
+                    candle_core::bail!(
+                        "stack layer {i}: weight {:?} for patches of {k}",
+                        spec.weight.dims()
+                    );
+                }
+                let out = [g.gh, g.gw, c_out];
+                (
+                    Layer {
+                        transpose: false,
+                        g,
+                        input: stored,
+                        y0,
+                        x0,
+                        relu,
+                        c_in: c,
+                        c_out,
+                        k,
+                        offset,
+                        out,
+                    },
+                    out,
+                )
+            }
+            Kind::Transpose {
+                kernel,
+                stride,
+                pad,
+            } => {
+                let (c_in, k) = spec.weight.dims2()?;
+                let c_out = spec.bias.dims1()?;
+                if c_in != c || k != kernel.0 * kernel.1 * c_out {
+                    candle_core::bail!(
+                        "stack layer {i}: weight {:?} for {c} -> {c_out}",
+                        spec.weight.dims()
+                    );
+                }
+                let g = PatchGeometry::transposed((1, h, w, c_out), kernel, stride, pad)?;
+                let out = [g.ih, g.iw, c_out];
+                (
+                    Layer {
+                        transpose: true,
+                        g,
+                        input: stored,
+                        y0,
+                        x0,
+                        relu,
+                        c_in: c,
+                        c_out,
+                        k,
+                        offset,
+                        out,
+                    },
+                    out,
+                )
+            }
+        };
+        let mut layer = layer;
+        // how the output is stored and read
+        match spec.view {
+            Some(v) => {
+                let s = [v.stored.0, v.stored.1, v.stored.2];
+                if s.iter().product::<usize>() != layer.out_len()
+                    || v.y0 + v.h > s[0]
+                    || v.x0 + v.w > s[1]
+                    || (layer.transpose && s != out_image)
+                {
+                    candle_core::bail!("stack layer {i}: view {v:?} of an output {out_image:?}");
+                }
+                layer.out = s;
+                stored = s;
+                (y0, h, x0, w, c) = (v.y0, v.h, v.x0, v.w, s[2]);
+            }
+            None => {
+                stored = out_image;
+                (y0, h, x0, w, c) = (0, out_image[0], 0, out_image[1], out_image[2]);
+            }
+        }
+        offset += layer.params();
+        params.push(spec.weight.flatten_all()?);
+        params.push(spec.bias.flatten_all()?);
+        resolved.push(layer);
     }
+    if resolved.is_empty() {
+        return Ok(x.clone());
+    }
+    let params = Tensor::cat(&params, 0)?;
+    let largest = resolved
+        .iter()
+        .map(Layer::largest)
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let chunk = chunk.unwrap_or(CHUNK_FLOATS / largest).clamp(1, n.max(1));
+    let op = Stack {
+        keep: x.t.track_op() || params.track_op(),
+        layers: resolved,
+        n,
+        chunk,
+        cache: Mutex::new(Vec::new()),
+    };
+    let t = x.t.apply_op2(&params, op)?;
+    Ok(Act {
+        t,
+        y0,
+        h,
+        x0,
+        w,
+        relu: false,
+    })
 }

@@ -10,7 +10,10 @@ use super::data::{FRAMES_PER_NOTE, NOTE_FEATURES};
 use super::logshift::LogShift;
 use crate::audio::dsp::N_BINS;
 use crate::nn::patches::Act;
-use crate::nn::{HeightConv, HeightConvTranspose, Mlp, Rnn, WeightInit, linear, linear_init};
+use crate::nn::{
+    Dense, HeightConv, HeightConvTranspose, Mlp, Rnn, StackLayer, WeightInit, conv, linear,
+    linear_init,
+};
 
 /// Model sizes. `paper` is the official configuration; smaller ones train faster on a CPU.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -238,33 +241,48 @@ impl Official {
     fn encode(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
         let n = x.dim(0)?;
         // one channel: (N, 1, 513, 5) is already channels-last (N, 513, 5, 1)
-        let mut h = Act::new(x.reshape((n, N_BINS, FRAMES_PER_NOTE, 1))?)?;
-        for conv in &self.enc {
-            h = conv.forward(&h)?.relu();
-        }
+        let x = Act::new(x.reshape((n, N_BINS, FRAMES_PER_NOTE, 1))?)?;
+        let layers: Vec<(&dyn StackLayer, bool)> = self
+            .enc
+            .iter()
+            .enumerate()
+            .map(|(i, conv)| (conv as &dyn StackLayer, i > 0))
+            .collect();
         // flattened as PyTorch flattens (N, C, H, 1): channel-major
-        let flat = h
+        let flat = conv::run(&x, &layers)?
+            .relu()
             .to_nhwc()?
             .permute((0, 3, 1, 2))?
             .reshape((n, self.cfg.flat()))?;
         Ok((self.fc11.forward(&flat)?, self.fc12.forward(&flat)?))
     }
 
-    /// z: (N, latent) -> decoder logits (N, 1, 513, 5); the spectrum is their sigmoid
+    /// z: (N, latent) -> decoder logits (N, 1, 513, 5); the spectrum is their sigmoid. The
+    /// MLP and the transposed convs run as one op.
     fn decode_logits(&self, z: &Tensor) -> Result<Tensor> {
-        let n = z.dim(0)?;
-        // (N, C*H) as PyTorch views it, (N, C, H, 1), seen channels-last
-        let mut h = Act::from_nchw(&self.fc3.forward(z)?.reshape((
-            n,
-            self.cfg.channels[3],
-            ModelConfig::LAST_H,
-            1,
-        ))?)?;
+        let (n, latent) = z.dims2()?;
+        let fc = self.fc3.layers();
+        // the MLP's output, (C, H) as PyTorch views it, stored channels-last
+        let image = (ModelConfig::LAST_H, 1, self.cfg.channels[3]);
+        let dense: Vec<Dense> = fc
+            .iter()
+            .enumerate()
+            .map(|(i, linear)| Dense {
+                linear,
+                image: (i + 1 == fc.len()).then_some(image),
+            })
+            .collect();
+        let mut layers: Vec<(&dyn StackLayer, bool)> = dense
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d as &dyn StackLayer, i > 0))
+            .collect();
         for (i, conv) in self.dec.iter().enumerate() {
-            h = conv.forward(&h, i + 1 < self.dec.len())?;
+            layers.push((conv, i > 0));
         }
+        let y = conv::run(&Act::new(z.reshape((n, 1, 1, latent))?)?, &layers)?;
         // (N, 513, 5, 1) -> (N, 1, 513, 5): one channel, the same order
-        h.to_nhwc()?.reshape((n, 1, N_BINS, FRAMES_PER_NOTE))
+        y.to_nhwc()?.reshape((n, 1, N_BINS, FRAMES_PER_NOTE))
     }
 }
 
