@@ -6,7 +6,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
 use super::WeightInit;
-use super::patches::{Act, Kind, LayerSpec, OutView, PatchGeometry, stack_in_chunks};
+use super::patches::{Act, Kind, LayerSpec, Mode, OutView, PatchGeometry, stack_with};
 
 /// A layer that can run in a stack of layers ([`run`]).
 pub trait StackLayer {
@@ -19,6 +19,9 @@ pub trait StackLayer {
 fn out_image(spec: &LayerSpec, (h, w, c): (usize, usize, usize)) -> Result<(usize, usize, usize)> {
     if let Some(v) = spec.view {
         return Ok((v.h, v.w, v.stored.2));
+    }
+    if let Some(image) = spec.chw {
+        return Ok(image);
     }
     Ok(match spec.kind {
         Kind::Conv {
@@ -44,16 +47,11 @@ fn out_image(spec: &LayerSpec, (h, w, c): (usize, usize, usize)) -> Result<(usiz
 /// Runs `layers` one after the other on `x` as one op, each with whether its input goes
 /// through a ReLU first. The result has no ReLU pending.
 pub fn run(x: &Act, layers: &[(&dyn StackLayer, bool)]) -> Result<Act> {
-    run_in_chunks(x, layers, None)
+    run_with(x, layers, Mode::Auto)
 }
 
-/// [`run`] with `chunk` samples at a time through the layers (None: as many as keep the
-/// largest buffer at a few MB).
-pub(crate) fn run_in_chunks(
-    x: &Act,
-    layers: &[(&dyn StackLayer, bool)],
-    chunk: Option<usize>,
-) -> Result<Act> {
+/// [`run`] as `mode` says.
+pub(crate) fn run_with(x: &Act, layers: &[(&dyn StackLayer, bool)], mode: Mode) -> Result<Act> {
     let (_, mut h, mut w, mut c) = x.dims()?;
     let mut copied = !x.is_plain()? || !x.t.is_contiguous();
     let mut specs = Vec::with_capacity(layers.len());
@@ -66,7 +64,7 @@ pub(crate) fn run_in_chunks(
             .is_some_and(|v| (v.h, v.w) != (v.stored.0, v.stored.1));
         specs.push(spec);
     }
-    stack_in_chunks(x, &specs, chunk)
+    stack_with(x, &specs, mode)
 }
 
 /// PyTorch's nn.Conv2d, weight (out, in, kh, kw).
@@ -142,6 +140,7 @@ impl StackLayer for Conv2d {
             bias: self.bias.clone(),
             relu_in: false,
             view: None,
+            chw: None,
         })
     }
 }
@@ -315,13 +314,14 @@ impl ConvTranspose2d {
                 x0: 0,
                 w: kw,
             }),
+            chw: None,
         })
     }
 }
 
 impl StackLayer for ConvTranspose2d {
     /// One GEMM and one col2im, or, for an input one pixel wide, one convolution over the
-    /// input per output phase ([`Self::by_phase`]) when that moves less memory.
+    /// input per output phase ([`ConvTranspose2d::by_phase`]) when that moves less memory.
     fn spec(&self, (h, w, c_in): (usize, usize, usize), copied: bool) -> Result<LayerSpec> {
         let (_, c_out, kh, kw) = self.weight.dims4()?;
         let ((sh, sw), (ph, pw)) = (self.stride, self.pad);
@@ -335,20 +335,18 @@ impl StackLayer for ConvTranspose2d {
         if w == 1 && pw == 0 && by_phase < by_scatter {
             return self.by_phase(h);
         }
-        // (in, out, kh, kw) -> (in, kh, kw, out): columns in a patch's tap order
+        // (in, out, kh, kw) as it is stored: columns in (out, kh, kw) order
         Ok(LayerSpec {
             kind: Kind::Transpose {
                 kernel: (kh, kw),
                 stride: self.stride,
                 pad: self.pad,
             },
-            weight: self
-                .weight
-                .permute((0, 2, 3, 1))?
-                .reshape((c_in, kh * kw * c_out))?,
+            weight: self.weight.reshape((c_in, c_out * kh * kw))?,
             bias: self.bias.clone(),
             relu_in: false,
             view: None,
+            chw: None,
         })
     }
 }
@@ -403,62 +401,45 @@ impl StackLayer for HeightConvTranspose {
 
 /// A dense layer (PyTorch's nn.Linear, weight (out, in)) on inputs one pixel of `in`
 /// channels, in a stack. With `image` (h, w, c), its `out` = c*h*w outputs, in PyTorch's
-/// (c, h, w) order, are stored as the channels-last image the next layer reads.
+/// (c, h, w) order, are seen as the channels-last image the next layer reads.
 pub struct Dense<'a> {
     pub linear: &'a Linear,
     pub image: Option<(usize, usize, usize)>,
 }
 
+impl<'a> Dense<'a> {
+    pub fn new(linear: &'a Linear, image: Option<(usize, usize, usize)>) -> Self {
+        Self { linear, image }
+    }
+}
+
 impl StackLayer for Dense<'_> {
     fn spec(&self, input: (usize, usize, usize), _copied: bool) -> Result<LayerSpec> {
-        let (out, k) = self.linear.weight().dims2()?;
+        let w = self.linear.weight();
+        let (out, k) = w.dims2()?;
         if input != (1, 1, k) {
             candle_core::bail!("dense layer of {k} inputs on an image {input:?}");
         }
         let bias = match self.linear.bias() {
             Some(b) => b.clone(),
-            None => Tensor::zeros(out, candle_core::DType::F32, self.linear.weight().device())?,
+            None => Tensor::zeros(out, candle_core::DType::F32, w.device())?,
         };
-        let kind = Kind::Conv {
-            kernel: (1, 1),
-            stride: (1, 1),
-            pad: (0, 0),
-        };
-        Ok(match self.image {
-            None => LayerSpec {
-                kind,
-                weight: self.linear.weight().t()?,
-                bias,
-                relu_in: false,
-                view: None,
+        if let Some((h, wd, c)) = self.image
+            && c * h * wd != out
+        {
+            candle_core::bail!("dense layer of {out} outputs seen as {h}x{wd}x{c}");
+        }
+        Ok(LayerSpec {
+            kind: Kind::Conv {
+                kernel: (1, 1),
+                stride: (1, 1),
+                pad: (0, 0),
             },
-            Some((h, w, c)) => {
-                if c * h * w != out {
-                    candle_core::bail!("dense layer of {out} outputs seen as {h}x{w}x{c}");
-                }
-                // rows of the weight, and the bias, from (c, h, w) to (h, w, c) order
-                let weight = self
-                    .linear
-                    .weight()
-                    .reshape((c, h * w, k))?
-                    .transpose(0, 1)?
-                    .reshape((out, k))?
-                    .t()?;
-                let bias = bias.reshape((c, h * w))?.t()?.flatten_all()?;
-                LayerSpec {
-                    kind,
-                    weight,
-                    bias,
-                    relu_in: false,
-                    view: Some(OutView {
-                        stored: (h, w, c),
-                        y0: 0,
-                        h,
-                        x0: 0,
-                        w,
-                    }),
-                }
-            }
+            weight: w.t()?,
+            bias,
+            relu_in: false,
+            view: None,
+            chw: self.image,
         })
     }
 }
@@ -480,6 +461,9 @@ mod tests {
     use super::*;
     use crate::nn::new_varmap;
     use candle_core::{Device, Var};
+
+    /// every way a stack runs: one op per layer, one op for all, in chunks of 1 and 2
+    const MODES: [Mode; 4] = [Mode::Auto, Mode::PerLayer, Mode::Packed(1), Mode::Packed(2)];
 
     fn var(map: &candle_nn::VarMap, name: &str) -> Result<Tensor> {
         let data = map
@@ -596,6 +580,11 @@ mod tests {
             assert!(d < 1e-5, "reference differs from candle by {d}");
             let case = format!("k{k} s{s} p{p}");
             assert_same_layer(&ours, &theirs, &[x.as_tensor(), &wt, &b], &case)?;
+            for mode in MODES {
+                let ours = run_with(&Act::from_nchw(x.as_tensor())?, &[(&layer, false)], mode)?;
+                let case = format!("{case} {mode:?}");
+                assert_same_layer(&ours.to_nchw()?, &theirs, &[x.as_tensor(), &wt, &b], &case)?;
+            }
         }
         Ok(())
     }
@@ -629,6 +618,12 @@ mod tests {
                 }
                 let case = format!("k{k} s{s} p{p} {h}x{w}x{c_in}");
                 assert_same_layer(&ours, &theirs, &[x.as_tensor(), &wt, &b], &case)?;
+                for mode in MODES {
+                    let x4 = Act::from_nchw(x.as_tensor())?;
+                    let ours = run_with(&x4, &[(&layer, false)], mode)?.to_nchw()?;
+                    let case = format!("{case} {mode:?}");
+                    assert_same_layer(&ours, &theirs, &[x.as_tensor(), &wt, &b], &case)?;
+                }
             }
         }
         Ok(())
@@ -688,9 +683,9 @@ mod tests {
         for conv in &dec {
             layers.push((conv, true));
         }
-        for chunk in [None, Some(1), Some(2)] {
-            let y = run_in_chunks(&Act::from_nchw(xt)?, &layers, chunk)?;
-            assert_same_layer(&y.to_nchw()?, &r, &inputs, &format!("stack {chunk:?}"))?;
+        for mode in MODES {
+            let y = run_with(&Act::from_nchw(xt)?, &layers, mode)?;
+            assert_same_layer(&y.to_nchw()?, &r, &inputs, &format!("stack {mode:?}"))?;
         }
         // without keeping activations (no gradient needed), the forward is the same
         let detached = run(&Act::from_nchw(&xt.detach())?, &layers)?;
@@ -712,20 +707,14 @@ mod tests {
         let z = Var::randn(0f32, 1.0, (5, 3), &Device::Cpu)?;
         let fc = mlp.layers();
         let dense = [
-            Dense {
-                linear: &fc[0],
-                image: None,
-            },
-            Dense {
-                linear: &fc[1],
-                image: Some((4, 1, 6)),
-            },
+            Dense::new(&fc[0], None),
+            Dense::new(&fc[1], Some((4, 1, 6))),
         ];
         let layers: Vec<(&dyn StackLayer, bool)> =
             vec![(&dense[0], false), (&dense[1], true), (&dec, true)];
-        for chunk in [None, Some(2)] {
+        for mode in MODES {
             let x = Act::new(z.as_tensor().reshape((5, 1, 1, 3))?)?;
-            let ours = run_in_chunks(&x, &layers, chunk)?.to_nchw()?;
+            let ours = run_with(&x, &layers, mode)?.to_nchw()?;
             let h = mlp.forward(z.as_tensor())?.reshape((5, 6, 4, 1))?.relu()?;
             let (w, b) = (var(&map, "d.weight")?, var(&map, "d.bias")?);
             let theirs = reference_conv_transpose(&h, &w, &b, (2, 1), (1, 0))?;
@@ -735,7 +724,7 @@ mod tests {
                 inputs.push(var(&map, &format!("{name}.bias"))?);
             }
             let inputs: Vec<&Tensor> = inputs.iter().collect();
-            assert_same_layer(&ours, &theirs, &inputs, &format!("{chunk:?}"))?;
+            assert_same_layer(&ours, &theirs, &inputs, &format!("{mode:?}"))?;
         }
         Ok(())
     }

@@ -146,6 +146,21 @@ impl Mlp {
     pub fn layers(&self) -> &[Linear] {
         &self.layers
     }
+
+    /// The layers for a stack ([`conv::run`]), each but the first reading its input through a
+    /// ReLU; the last one's output seen as the channels-last image `image` (its outputs in
+    /// PyTorch's (c, h, w) order), if given.
+    pub fn stack_layers(&self, image: Option<(usize, usize, usize)>) -> Vec<Dense<'_>> {
+        let last = self.layers.len().saturating_sub(1);
+        self.layers
+            .iter()
+            .enumerate()
+            .map(|(i, linear)| Dense {
+                linear,
+                image: if i == last { image } else { None },
+            })
+            .collect()
+    }
 }
 
 impl Module for Mlp {

@@ -16,7 +16,7 @@
 use std::sync::Mutex;
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 /// Sizes of a patch grid over an image (module docs).
@@ -181,7 +181,7 @@ impl Act {
             y0: self.y0,
             x0: self.x0,
             relu: self.relu,
-            ones: false,
+            cmajor: false,
         };
         self.t.apply_op1(GatherOp(window))?.reshape((n, h, w, c))
     }
@@ -192,20 +192,28 @@ impl Act {
     }
 }
 
-/// A patch grid over a window of an image, whether the window's pixels go through a ReLU as
-/// they are read, and whether a column of ones follows each patch (a bias row in the GEMM).
+/// A patch grid over a window of an image, and whether the window's pixels go through a ReLU
+/// as they are read. A patch's row holds its taps (a, b) and channels c in (a, b, c) order,
+/// or in (c, a, b) order when `cmajor` (the order of PyTorch's transposed-conv weights).
 #[derive(Clone, Copy, Debug)]
 struct Window {
     g: PatchGeometry,
     y0: usize,
     x0: usize,
     relu: bool,
-    ones: bool,
+    cmajor: bool,
 }
 
 impl Window {
-    fn row_len(&self) -> usize {
-        self.g.patch_len() + usize::from(self.ones)
+    /// where channel 0 of tap (a, b) sits in a patch's row, and the step between channels
+    #[inline]
+    fn tap(&self, a: usize, b: usize) -> (usize, usize) {
+        let g = &self.g;
+        if self.cmajor {
+            (a * g.kw + b, g.kh * g.kw)
+        } else {
+            ((a * g.kw + b) * g.c, 1)
+        }
     }
 }
 
@@ -302,80 +310,93 @@ fn mat_t(rows: usize, cols: usize, offset: usize) -> Layout {
     Layout::new(Shape::from((cols, rows)), vec![1, cols], offset)
 }
 
-/// im2col: the patches of `w` (rows (n, i, j), columns (a, b, c) then an optional 1) from
-/// the image `src`, of which the window is at (y0, x0).
+/// Below this many floats a pass runs on the calling thread: handing work to the pool's
+/// threads and waiting for them costs more, and a decode of one sample would wait on threads
+/// that other work keeps busy.
+const PARALLEL_FLOATS: usize = 1 << 16;
+
+/// `f(i, chunk)` on each `len`-float chunk of `out`, on the pool's threads if `out` is large.
+fn for_each_chunk(out: &mut [f32], len: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    let len = len.max(1);
+    if out.len() < PARALLEL_FLOATS {
+        out.chunks_mut(len).enumerate().for_each(|(i, c)| f(i, c));
+    } else {
+        out.par_chunks_mut(len)
+            .enumerate()
+            .for_each(|(i, c)| f(i, c));
+    }
+}
+
+/// im2col: the patches of `w` (rows (n, i, j)) from the image `src`, of which the window is
+/// at (y0, x0).
 fn gather(w: &Window, src: View) -> Result<Vec<f32>> {
     let g = w.g;
     let [n, hs, ws, c] = src.dims;
     if n != g.n || c != g.c || w.y0 + g.ih > hs || w.x0 + g.iw > ws {
         candle_core::bail!("gather: input {:?} does not hold {w:?}", src.dims);
     }
-    let row = w.row_len();
+    let row = g.patch_len();
     let per_sample = g.gh * g.gw;
     let rows_per_chunk = (16384 / row.max(1)).clamp(1, per_sample.max(1));
     let mut out = vec![0f32; g.rows() * row];
     let st = src.st;
-    let runs = src.rows_contiguous();
-    out.par_chunks_mut(rows_per_chunk * row)
-        .enumerate()
-        .for_each(|(chunk, dst)| {
-            for (r, dst) in dst.chunks_mut(row).enumerate() {
-                let index = chunk * rows_per_chunk + r;
-                let (n, ij) = (index / per_sample, index % per_sample);
-                let (i, j) = (ij / g.gw, ij % g.gw);
-                if w.ones {
-                    dst[row - 1] = 1.0;
-                }
-                let (b_lo, b_hi) = g.taps_x(j);
-                if b_lo >= b_hi {
+    let runs = !w.cmajor && src.rows_contiguous();
+    for_each_chunk(&mut out, rows_per_chunk * row, |chunk, dst| {
+        for (r, dst) in dst.chunks_mut(row).enumerate() {
+            let index = chunk * rows_per_chunk + r;
+            let (n, ij) = (index / per_sample, index % per_sample);
+            let (i, j) = (ij / g.gw, ij % g.gw);
+            let (b_lo, b_hi) = g.taps_x(j);
+            if b_lo >= b_hi {
+                continue;
+            }
+            let x = j * g.sw + b_lo - g.pw + w.x0;
+            let base = src.off + n * st[0] + x * st[2];
+            for a in 0..g.kh {
+                let Some(y) = g.y(i, a) else { continue };
+                let p = base + (y + w.y0) * st[1];
+                if runs {
+                    // the taps of a patch row are one run of memory on both sides
+                    let d = &mut dst[(a * g.kw + b_lo) * c..(a * g.kw + b_hi) * c];
+                    let s = &src.data[p..p + d.len()];
+                    if w.relu {
+                        d.iter_mut().zip(s).for_each(|(d, &s)| *d = s.max(0.0));
+                    } else {
+                        d.copy_from_slice(s);
+                    }
                     continue;
                 }
-                let x = j * g.sw + b_lo - g.pw + w.x0;
-                let base = src.off + n * st[0] + x * st[2];
-                for a in 0..g.kh {
-                    let Some(y) = g.y(i, a) else { continue };
-                    let p = base + (y + w.y0) * st[1];
-                    let d = &mut dst[(a * g.kw + b_lo) * c..(a * g.kw + b_hi) * c];
-                    if runs {
-                        // the taps of a patch row are one run of memory
-                        let s = &src.data[p..p + d.len()];
-                        if w.relu {
-                            d.iter_mut().zip(s).for_each(|(d, &s)| *d = s.max(0.0));
-                        } else {
-                            d.copy_from_slice(s);
-                        }
-                    } else {
-                        for (b, d) in d.chunks_mut(c).enumerate() {
-                            let p = p + b * st[2];
-                            for (ch, d) in d.iter_mut().enumerate() {
-                                let s = src.data[p + ch * st[3]];
-                                *d = if w.relu { s.max(0.0) } else { s };
-                            }
-                        }
+                for b in b_lo..b_hi {
+                    let (t, cs) = w.tap(a, b);
+                    let p = p + (b - b_lo) * st[2];
+                    for ch in 0..c {
+                        let s = src.data[p + ch * st[3]];
+                        dst[t + ch * cs] = if w.relu { s.max(0.0) } else { s };
                     }
                 }
             }
-        });
+        }
+    });
     Ok(out)
 }
 
-/// col2im: the patches `cols` (rows (n, i, j), row length `row`, taps (a, b, c) first) added
-/// onto `base` (one pixel's C values, repeated; zeros if None) into `out`, an (N, HS, WS, C)
-/// contiguous image of which the window at (y0, x0) is `g`'s image; `after` then runs on
-/// each image n while it is in cache. `out` is written before it is read, so fresh pages are
-/// never first mapped to the shared zero page and then copied on the write.
+/// col2im: the patches `cols` of `w` (rows (n, i, j)) added onto `base` (one pixel's C
+/// values, repeated; zeros if None) into `out`, an (N, HS, WS, C) contiguous image of which
+/// `w`'s window is a part; `after` then runs on each image n while it is in cache. `out` is
+/// written before it is read, so fresh pages are never first mapped to the shared zero page
+/// and then copied on the write.
 fn scatter_into(
-    g: &PatchGeometry,
+    w: &Window,
     cols: &[f32],
-    row: usize,
-    (y0, x0, hs, ws): (usize, usize, usize, usize),
+    (hs, ws): (usize, usize),
     base: Option<&[f32]>,
     out: &mut [f32],
     after: &(dyn Fn(usize, &mut [f32]) + Sync),
 ) {
+    let g = w.g;
     let c = g.c;
-    let per = hs * ws * c;
-    out.par_chunks_mut(per).enumerate().for_each(|(n, img)| {
+    let row = g.patch_len();
+    for_each_chunk(out, hs * ws * c, |n, img| {
         match base {
             Some(px) => img.chunks_mut(c).for_each(|d| d.copy_from_slice(px)),
             None => img.fill(0.0),
@@ -387,12 +408,21 @@ fn scatter_into(
                 if b_lo >= b_hi {
                     continue;
                 }
-                let x = j * g.sw + b_lo - g.pw + x0;
+                let x = j * g.sw + b_lo - g.pw + w.x0;
                 for a in 0..g.kh {
                     let Some(y) = g.y(i, a) else { continue };
-                    let s = &src[(a * g.kw + b_lo) * c..(a * g.kw + b_hi) * c];
-                    let d = &mut img[((y + y0) * ws + x) * c..][..s.len()];
-                    d.iter_mut().zip(s).for_each(|(d, &s)| *d += s);
+                    let d = &mut img[((y + w.y0) * ws + x) * c..][..(b_hi - b_lo) * c];
+                    if !w.cmajor {
+                        let s = &src[(a * g.kw + b_lo) * c..(a * g.kw + b_hi) * c];
+                        d.iter_mut().zip(s).for_each(|(d, &s)| *d += s);
+                        continue;
+                    }
+                    for (b, d) in (b_lo..b_hi).zip(d.chunks_mut(c)) {
+                        let (t, cs) = w.tap(a, b);
+                        for (ch, d) in d.iter_mut().enumerate() {
+                            *d += src[t + ch * cs];
+                        }
+                    }
                 }
             }
         }
@@ -400,9 +430,9 @@ fn scatter_into(
     });
 }
 
-/// The gradient of a gather: its patches' gradient `dp` (row length `w.row_len()`) added
-/// back into a contiguous image shaped like the input `src`, zero outside the window and
-/// where the ReLU was off (`src` <= 0).
+/// The gradient of a gather: its patches' gradient `dp` added back into a contiguous image
+/// shaped like the input `src`, zero outside the window and where the ReLU was off
+/// (`src` <= 0).
 fn gather_grad(w: &Window, dp: &[f32], src: View) -> Vec<f32> {
     let [n, hs, ws, c] = src.dims;
     let mut out = vec![0f32; n * hs * ws * c];
@@ -432,19 +462,11 @@ fn gather_grad(w: &Window, dp: &[f32], src: View) -> Vec<f32> {
             }
         }
     };
-    scatter_into(
-        &g,
-        dp,
-        w.row_len(),
-        (w.y0, w.x0, hs, ws),
-        None,
-        &mut out,
-        &mask,
-    );
+    scatter_into(w, dp, (hs, ws), None, &mut out, &mask);
     out
 }
 
-/// im2col of a window as an op: (N, HS, WS, C) -> patches (rows, row length).
+/// im2col of a window as an op: (N, HS, WS, C) -> patches (rows, patch length).
 struct GatherOp(Window);
 
 impl CustomOp1 for GatherOp {
@@ -456,7 +478,7 @@ impl CustomOp1 for GatherOp {
         let out = gather(&self.0, View::new(f32s(storage)?, layout)?)?;
         Ok((
             CpuStorage::F32(out),
-            Shape::from((self.0.g.rows(), self.0.row_len())),
+            Shape::from((self.0.g.rows(), self.0.g.patch_len())),
         ))
     }
 
@@ -472,6 +494,24 @@ impl CustomOp1 for GatherOp {
     }
 }
 
+/// Adds `bias` to every row of `y` (rows of bias.len()).
+fn add_rows(y: &mut [f32], bias: &[f32]) {
+    let c = bias.len().max(1);
+    for_each_chunk(y, c * (4096 / c).max(1), |_, rows| {
+        for r in rows.chunks_mut(c) {
+            r.iter_mut().zip(bias).for_each(|(y, b)| *y += b);
+        }
+    });
+}
+
+/// Adds the column sums of `rows` (rows of `into.len()`) into `into`.
+fn add_column_sums(into: &mut [f32], rows: &[f32]) {
+    let c = into.len().max(1);
+    for r in rows.chunks(c) {
+        into.iter_mut().zip(r).for_each(|(s, &v)| *s += v);
+    }
+}
+
 /// What one layer of a [`stack`] computes.
 #[derive(Clone, Copy, Debug)]
 pub enum Kind {
@@ -481,7 +521,8 @@ pub enum Kind {
         stride: (usize, usize),
         pad: (usize, usize),
     },
-    /// a GEMM with weight (C_in, kh*kw*C_out), columns in (a, b, c) order, then col2im
+    /// a GEMM with weight (C_in, C_out*kh*kw), columns in (c, a, b) order (PyTorch's
+    /// transposed-conv weight as it is stored), then col2im
     Transpose {
         kernel: (usize, usize),
         stride: (usize, usize),
@@ -500,8 +541,10 @@ pub struct OutView {
     pub w: usize,
 }
 
-/// One layer of a [`stack`]: what it computes, its weight and bias, whether its input goes
-/// through a ReLU first, and (when not as computed) how its output is stored.
+/// One layer of a [`stack`]: what it computes, its weight (any 2-D layout with one unit
+/// stride) and bias, whether its input goes through a ReLU first, and how its output is
+/// seen: as computed, through `view`, or (`chw`, a dense layer's) as the image (h, w, c)
+/// whose pixels its outputs list in PyTorch's (c, h, w) order.
 #[derive(Clone, Debug)]
 pub struct LayerSpec {
     pub kind: Kind,
@@ -509,6 +552,7 @@ pub struct LayerSpec {
     pub bias: Tensor,
     pub relu_in: bool,
     pub view: Option<OutView>,
+    pub chw: Option<(usize, usize, usize)>,
 }
 
 /// A layer of a stack with its sizes per sample resolved.
@@ -525,9 +569,9 @@ struct Layer {
     relu: bool,
     c_in: usize,
     c_out: usize,
-    /// floats of the weight matrix's rows (Conv: patch length; Transpose: kh*kw*C_out)
+    /// Conv: the patch length (rows of the weight); Transpose: C_out*kh*kw (its columns)
     k: usize,
-    /// weight, then bias, at this offset of the parameters
+    /// weight (row-major), then bias, at this offset of packed parameters
     offset: usize,
     out: [usize; 3],
 }
@@ -539,12 +583,17 @@ impl Layer {
     fn out_len(&self) -> usize {
         self.out.iter().product()
     }
-    fn params(&self) -> usize {
+    /// the weight matrix's (rows, columns)
+    fn weight_dims(&self) -> (usize, usize) {
         if self.transpose {
-            self.c_in * self.k + self.c_out
+            (self.c_in, self.k)
         } else {
-            (self.k + 1) * self.c_out
+            (self.k, self.c_out)
         }
+    }
+    fn params(&self) -> usize {
+        let (r, c) = self.weight_dims();
+        r * c + self.c_out
     }
     /// floats of the largest buffer per sample
     fn largest(&self) -> usize {
@@ -552,13 +601,14 @@ impl Layer {
         if self.transpose {
             (rows * self.c_in).max(rows * self.k).max(self.out_len())
         } else {
-            (rows * (self.k + 1)).max(rows * self.c_out)
+            (rows * self.k).max(rows * self.c_out)
         }
     }
-    /// the patch grid for `n` samples
+    /// what the layer gathers from its input, for `n` samples: its patches (Conv) or the
+    /// window's pixels (Transpose)
     fn window(&self, n: usize) -> Window {
-        if self.transpose {
-            let g = PatchGeometry {
+        let g = if self.transpose {
+            PatchGeometry {
                 n,
                 c: self.c_in,
                 ih: self.g.gh,
@@ -571,22 +621,26 @@ impl Layer {
                 sw: 1,
                 ph: 0,
                 pw: 0,
-            };
-            Window {
-                g,
-                y0: self.y0,
-                x0: self.x0,
-                relu: self.relu,
-                ones: false,
             }
         } else {
-            Window {
-                g: PatchGeometry { n, ..self.g },
-                y0: self.y0,
-                x0: self.x0,
-                relu: self.relu,
-                ones: true,
-            }
+            PatchGeometry { n, ..self.g }
+        };
+        Window {
+            g,
+            y0: self.y0,
+            x0: self.x0,
+            relu: self.relu,
+            cmajor: false,
+        }
+    }
+    /// a transposed layer's taps over its output image, for `n` samples
+    fn taps(&self, n: usize) -> Window {
+        Window {
+            g: PatchGeometry { n, ..self.g },
+            y0: 0,
+            x0: 0,
+            relu: false,
+            cmajor: true,
         }
     }
     /// a transposed layer reads its input as a matrix without a gather
@@ -609,8 +663,16 @@ impl Source<'_> {
     }
 }
 
-/// A stack of layers as one op: (x (N, HS, WS, C), parameters (every layer's weight then
-/// bias, flat)) -> the last layer's output (N, hs, ws, c), contiguous.
+/// A layer's parameters: its weight matrix (storage and layout) and its bias.
+struct Param<'a> {
+    w: &'a CpuStorage,
+    w_l: Layout,
+    b: &'a [f32],
+}
+
+/// A stack of layers as one op: x (N, HS, WS, C) -> the last layer's output (N, hs, ws, c),
+/// contiguous. With two arguments, (x, every layer's weight then bias packed flat); with
+/// three, one layer's (x, weight, bias).
 struct Stack {
     layers: Vec<Layer>,
     n: usize,
@@ -623,7 +685,12 @@ struct Stack {
 }
 
 /// floats in the largest buffer of a chunk
-const CHUNK_FLOATS: usize = 1 << 21;
+const CHUNK_FLOATS: usize = 1 << 22;
+
+/// Below this many floats in a layer's largest buffer, all samples together, a stack runs as
+/// one op per layer: its weights then need no packing, which at one sample (a decode) would
+/// cost more than the layers.
+const PACK_FLOATS: usize = 1 << 18;
 
 impl Stack {
     fn chunks(&self) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
@@ -638,37 +705,21 @@ impl Stack {
         l: usize,
         src: &Source,
         cn: usize,
-        params: &CpuStorage,
-        p_off: usize,
+        p: &Param,
         out: Option<&mut [f32]>,
     ) -> Result<Option<CpuStorage>> {
         let layer = &self.layers[l];
-        let w_off = p_off + layer.offset;
+        let win = layer.window(cn);
+        let rows = win.g.rows();
         if layer.transpose {
-            let win = layer.window(cn);
-            let rows = win.g.rows();
-            let cols = if layer.reads_plain(&src.view) {
-                let (a, a_l) = src.matrix(rows, layer.c_in);
-                gemm(
-                    a,
-                    &a_l,
-                    params,
-                    &mat(layer.c_in, layer.k, w_off),
-                    (rows, layer.k, layer.c_in),
-                )?
+            let gathered;
+            let (xm, xm_l) = if layer.reads_plain(&src.view) {
+                src.matrix(rows, layer.c_in)
             } else {
-                let xm = CpuStorage::F32(gather(&win, src.view)?);
-                gemm(
-                    &xm,
-                    &mat(rows, layer.c_in, 0),
-                    params,
-                    &mat(layer.c_in, layer.k, w_off),
-                    (rows, layer.k, layer.c_in),
-                )?
+                gathered = CpuStorage::F32(gather(&win, src.view)?);
+                (&gathered, mat(rows, layer.c_in, 0))
             };
-            let b_off = w_off + layer.c_in * layer.k;
-            let bias = &f32s(params)?[b_off..b_off + layer.c_out];
-            let g = PatchGeometry { n: cn, ..layer.g };
+            let cols = gemm(xm, &xm_l, p.w, &p.w_l, (rows, layer.k, layer.c_in))?;
             let mut own = Vec::new();
             let y = match out {
                 Some(out) => out,
@@ -677,34 +728,37 @@ impl Stack {
                     &mut own[..]
                 }
             };
+            let taps = layer.taps(cn);
             scatter_into(
-                &g,
+                &taps,
                 &cols,
-                layer.k,
-                (0, 0, g.ih, g.iw),
-                Some(bias),
+                (taps.g.ih, taps.g.iw),
+                Some(p.b),
                 y,
                 &|_, _| {},
             );
             Ok((!own.is_empty()).then_some(CpuStorage::F32(own)))
         } else {
-            let win = layer.window(cn);
-            let k1 = win.row_len();
             let patches = CpuStorage::F32(gather(&win, src.view)?);
-            let y = gemm(
+            let mut y = gemm(
                 &patches,
-                &mat(win.g.rows(), k1, 0),
-                params,
-                &mat(k1, layer.c_out, w_off),
-                (win.g.rows(), layer.c_out, k1),
+                &mat(rows, layer.k, 0),
+                p.w,
+                &p.w_l,
+                (rows, layer.c_out, layer.k),
             )?;
-            Ok(match out {
+            drop(patches);
+            match out {
                 Some(out) => {
                     out.copy_from_slice(&y);
-                    None
+                    add_rows(out, p.b);
+                    Ok(None)
                 }
-                None => Some(CpuStorage::F32(y)),
-            })
+                None => {
+                    add_rows(&mut y, p.b);
+                    Ok(Some(CpuStorage::F32(y)))
+                }
+            }
         }
     }
 
@@ -714,8 +768,7 @@ impl Stack {
         &self,
         x: &Source,
         (n0, cn): (usize, usize),
-        params: &CpuStorage,
-        p_off: usize,
+        params: &[Param],
         out: &mut [f32],
     ) -> Result<Vec<CpuStorage>> {
         let mut acts: Vec<CpuStorage> = Vec::with_capacity(self.layers.len());
@@ -724,7 +777,7 @@ impl Stack {
             let y = {
                 let src = self.source(l, x, n0, cn, &acts)?;
                 let out = if l == last { Some(&mut *out) } else { None };
-                self.layer_forward(l, &src, cn, params, p_off, out)?
+                self.layer_forward(l, &src, cn, &params[l], out)?
             };
             if let Some(y) = y {
                 acts.push(y);
@@ -756,9 +809,9 @@ impl Stack {
         })
     }
 
-    /// Layer `l` backward for `cn` samples: adds its weight's and bias's gradients into
-    /// `dparams` and returns its input's gradient (contiguous, the stored input's shape) if
-    /// `need_dx`. `dy` (at `dy_off`) is its output's gradient.
+    /// Layer `l` backward for `cn` samples: adds its weight's and bias's gradients into `dw`
+    /// (row-major) and `db`, and returns its input's gradient (contiguous, the stored input's
+    /// shape) if `need_dx`. `dy` (at `dy_off`) is its output's gradient.
     #[allow(clippy::too_many_arguments)]
     fn layer_backward(
         &self,
@@ -766,45 +819,29 @@ impl Stack {
         src: &Source,
         cn: usize,
         (dy, dy_off): (&CpuStorage, usize),
-        params: &CpuStorage,
-        p_off: usize,
-        dparams: &mut [f32],
+        p: &Param,
+        (dw, db): (&mut [f32], &mut [f32]),
         need_dx: bool,
     ) -> Result<Option<Vec<f32>>> {
         let layer = &self.layers[l];
-        let w_off = p_off + layer.offset;
-        let dparams = &mut dparams[layer.offset..layer.offset + layer.params()];
         let add = |into: &mut [f32], from: &[f32]| {
             into.iter_mut().zip(from).for_each(|(a, b)| *a += b);
         };
         let win = layer.window(cn);
         let rows = win.g.rows();
+        let dy_data = &f32s(dy)?[dy_off..dy_off + cn * layer.out_len()];
+        add_column_sums(db, dy_data);
         if layer.transpose {
-            let g = PatchGeometry { n: cn, ..layer.g };
             let [oh, ow, c_out] = layer.out;
-            let dy_view = View::contiguous(&f32s(dy)?[dy_off..], [cn, oh, ow, c_out]);
-            let whole = Window {
-                g,
-                y0: 0,
-                x0: 0,
-                relu: false,
-                ones: false,
-            };
-            let dcols = CpuStorage::F32(gather(&whole, dy_view)?);
-            // the bias's gradient: dy summed over pixels
-            let (dw, db) = dparams.split_at_mut(layer.c_in * layer.k);
-            for px in dy_view.data[..cn * layer.out_len()].chunks(c_out) {
-                add(db, px);
-            }
+            let dy_view = View::contiguous(dy_data, [cn, oh, ow, c_out]);
+            let dcols = CpuStorage::F32(gather(&layer.taps(cn), dy_view)?);
             let plain = layer.reads_plain(&src.view);
-            let gathered = if plain {
-                None
+            let gathered;
+            let (xm, xm_l) = if plain {
+                src.matrix(rows, layer.c_in)
             } else {
-                Some(CpuStorage::F32(gather(&win, src.view)?))
-            };
-            let (xm, xm_l) = match &gathered {
-                Some(g) => (g, mat(rows, layer.c_in, 0)),
-                None => src.matrix(rows, layer.c_in),
+                gathered = CpuStorage::F32(gather(&win, src.view)?);
+                (&gathered, mat(rows, layer.c_in, 0))
             };
             let xm_t = xm_l.transpose(0, 1)?;
             let d = gemm(
@@ -815,15 +852,15 @@ impl Stack {
                 (layer.c_in, layer.k, rows),
             )?;
             add(dw, &d);
-            drop(gathered);
             if !need_dx {
                 return Ok(None);
             }
+            let w_t = p.w_l.transpose(0, 1)?;
             let dxm = gemm(
                 &dcols,
                 &mat(rows, layer.k, 0),
-                params,
-                &mat_t(layer.c_in, layer.k, w_off),
+                p.w,
+                &w_t,
                 (rows, layer.c_in, layer.k),
             )?;
             Ok(Some(if plain {
@@ -832,49 +869,32 @@ impl Stack {
                 gather_grad(&win, &dxm, src.view)
             }))
         } else {
-            let k1 = win.row_len();
             let patches = CpuStorage::F32(gather(&win, src.view)?);
             let dy_l = mat(rows, layer.c_out, dy_off);
-            // the weight's gradient, the bias's in its last row
             let d = gemm(
                 &patches,
-                &mat_t(rows, k1, 0),
+                &mat_t(rows, layer.k, 0),
                 dy,
                 &dy_l,
-                (k1, layer.c_out, rows),
+                (layer.k, layer.c_out, rows),
             )?;
-            add(dparams, &d);
+            add(dw, &d);
             drop(patches);
             if !need_dx {
                 return Ok(None);
             }
-            let dp = gemm(
-                dy,
-                &dy_l,
-                params,
-                &mat_t(k1, layer.c_out, w_off),
-                (rows, k1, layer.c_out),
-            )?;
+            let w_t = p.w_l.transpose(0, 1)?;
+            let dp = gemm(dy, &dy_l, p.w, &w_t, (rows, layer.k, layer.c_out))?;
             Ok(Some(gather_grad(&win, &dp, src.view)))
         }
     }
-}
 
-impl CustomOp2 for Stack {
-    fn name(&self) -> &'static str {
-        "patch-stack"
-    }
-
-    fn cpu_fwd(
+    fn forward(
         &self,
         x: &CpuStorage,
         x_l: &Layout,
-        p: &CpuStorage,
-        p_l: &Layout,
+        params: &[Param],
     ) -> Result<(CpuStorage, Shape)> {
-        let (p_off, _) = p_l
-            .contiguous_offsets()
-            .ok_or_else(|| candle_core::Error::Msg("stack: parameters not contiguous".into()))?;
         let x = Source {
             view: View::new(f32s(x)?, x_l)?,
             storage: x,
@@ -885,7 +905,7 @@ impl CustomOp2 for Stack {
         let mut cache = Vec::new();
         for (_, n0, cn) in self.chunks() {
             let acts =
-                self.chunk_forward(&x, (n0, cn), p, p_off, &mut out[n0 * per..][..cn * per])?;
+                self.chunk_forward(&x, (n0, cn), params, &mut out[n0 * per..][..cn * per])?;
             cache.push(self.keep.then_some(acts));
         }
         if self.keep {
@@ -898,13 +918,14 @@ impl CustomOp2 for Stack {
         Ok((CpuStorage::F32(out), Shape::from((self.n, h, w, c))))
     }
 
-    fn bwd(
+    /// x's gradient if it needs one, and the parameters' (each layer's weight, row-major,
+    /// then bias, packed).
+    fn backward(
         &self,
         x: &Tensor,
-        params: &Tensor,
-        _res: &Tensor,
+        params: &[Param],
         grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    ) -> Result<(Option<Tensor>, Vec<f32>)> {
         let grad = grad.contiguous()?;
         let mut cache = std::mem::take(
             &mut *self
@@ -919,50 +940,43 @@ impl CustomOp2 for Stack {
         } else {
             Vec::new()
         };
-        let mut dparams = vec![0f32; params.elem_count()];
+        let mut dparams = vec![0f32; self.layers.iter().map(Layer::params).sum()];
         let per = self.layers[self.layers.len() - 1].out_len();
         with_cpu(x, |xs, x_l| {
-            with_cpu(params, |ps, p_l| {
-                with_cpu(&grad, |gs, g_l| {
-                    let p_off = p_l.start_offset();
-                    let x = Source {
-                        view: View::new(f32s(xs)?, x_l)?,
-                        storage: xs,
+            with_cpu(&grad, |gs, g_l| {
+                let x = Source {
+                    view: View::new(f32s(xs)?, x_l)?,
+                    storage: xs,
+                };
+                for (i, n0, cn) in self.chunks() {
+                    let acts = match cache.get_mut(i).and_then(Option::take) {
+                        Some(acts) => acts,
+                        None => {
+                            let mut scratch = vec![0f32; cn * per];
+                            self.chunk_forward(&x, (n0, cn), params, &mut scratch)?
+                        }
                     };
-                    for (i, n0, cn) in self.chunks() {
-                        let acts = match cache.get_mut(i).and_then(Option::take) {
-                            Some(acts) => acts,
-                            None => {
-                                let mut scratch = vec![0f32; cn * per];
-                                self.chunk_forward(&x, (n0, cn), ps, p_off, &mut scratch)?
-                            }
+                    let mut dy: Option<CpuStorage> = None;
+                    for l in (0..self.layers.len()).rev() {
+                        let layer = &self.layers[l];
+                        let src = self.source(l, &x, n0, cn, &acts)?;
+                        let d = match &dy {
+                            Some(d) => (d, 0),
+                            None => (gs, g_l.start_offset() + n0 * per),
                         };
-                        let mut dy: Option<CpuStorage> = None;
-                        for l in (0..self.layers.len()).rev() {
-                            let src = self.source(l, &x, n0, cn, &acts)?;
-                            let d = match &dy {
-                                Some(d) => (d, 0),
-                                None => (gs, g_l.start_offset() + n0 * per),
-                            };
-                            let need_dx = l > 0 || x_tracks;
-                            let dx_l = self.layer_backward(
-                                l,
-                                &src,
-                                cn,
-                                d,
-                                ps,
-                                p_off,
-                                &mut dparams,
-                                need_dx,
-                            )?;
-                            dy = dx_l.map(CpuStorage::F32);
-                        }
-                        if let Some(d) = dy {
-                            dx[n0 * in_len..][..cn * in_len].copy_from_slice(f32s(&d)?);
-                        }
+                        let (r, c) = layer.weight_dims();
+                        let (dw, db) = dparams[layer.offset..layer.offset + layer.params()]
+                            .split_at_mut(r * c);
+                        let need_dx = l > 0 || x_tracks;
+                        let dx_l =
+                            self.layer_backward(l, &src, cn, d, &params[l], (dw, db), need_dx)?;
+                        dy = dx_l.map(CpuStorage::F32);
                     }
-                    Ok(())
-                })
+                    if let Some(d) = dy {
+                        dx[n0 * in_len..][..cn * in_len].copy_from_slice(f32s(&d)?);
+                    }
+                }
+                Ok(())
             })
         })?;
         let dx = if x_tracks {
@@ -970,6 +984,85 @@ impl CustomOp2 for Stack {
         } else {
             None
         };
+        Ok((dx, dparams))
+    }
+
+    /// The packed parameters: one storage, each layer's weight (row-major) then bias at its
+    /// offset.
+    fn packed<'a>(&self, p: &'a CpuStorage, p_l: &Layout) -> Result<Vec<Param<'a>>> {
+        let (p_off, _) = p_l
+            .contiguous_offsets()
+            .ok_or_else(|| candle_core::Error::Msg("stack: parameters not contiguous".into()))?;
+        let data = f32s(p)?;
+        Ok(self
+            .layers
+            .iter()
+            .map(|l| {
+                let (r, c) = l.weight_dims();
+                let at = p_off + l.offset;
+                Param {
+                    w: p,
+                    w_l: mat(r, c, at),
+                    b: &data[at + r * c..at + r * c + l.c_out],
+                }
+            })
+            .collect())
+    }
+
+    /// One layer's own weight and bias.
+    fn single<'a>(
+        &self,
+        w: &'a CpuStorage,
+        w_l: &Layout,
+        b: &'a CpuStorage,
+        b_l: &Layout,
+    ) -> Result<Param<'a>> {
+        let layer = &self.layers[0];
+        let (r, c) = layer.weight_dims();
+        let s = w_l.stride();
+        if w_l.dims() != [r, c] || (s[0] != 1 && s[1] != 1) {
+            candle_core::bail!("stack: weight {:?} {s:?} for ({r}, {c})", w_l.dims());
+        }
+        let Some((b0, b1)) = b_l.contiguous_offsets() else {
+            candle_core::bail!("stack: bias not contiguous");
+        };
+        if b1 - b0 != layer.c_out {
+            candle_core::bail!("stack: bias {:?} for {} outputs", b_l.dims(), layer.c_out);
+        }
+        Ok(Param {
+            w,
+            w_l: w_l.clone(),
+            b: &f32s(b)?[b0..b1],
+        })
+    }
+}
+
+/// Layers to train or not: every layer's weight then bias, packed in one tensor.
+impl CustomOp2 for Stack {
+    fn name(&self) -> &'static str {
+        "patch-stack"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        x_l: &Layout,
+        p: &CpuStorage,
+        p_l: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.forward(x, x_l, &self.packed(p, p_l)?)
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        params: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dx, dparams) = with_cpu(params, |p, p_l| {
+            self.backward(x, &self.packed(p, p_l)?, grad)
+        })?;
         Ok((
             dx,
             Some(Tensor::from_vec(dparams, params.dims(), params.device())?),
@@ -977,54 +1070,92 @@ impl CustomOp2 for Stack {
     }
 }
 
-/// Runs `layers` on `x` as one op ([`Stack`]); the result holds the last layer's output
-/// (its window as the layer's view says), with no ReLU pending.
-pub fn stack(x: &Act, layers: &[LayerSpec]) -> Result<Act> {
-    stack_in_chunks(x, layers, None)
+/// One layer: (x, weight, bias), the weight read in its own layout.
+impl CustomOp3 for Stack {
+    fn name(&self) -> &'static str {
+        "patch-layer"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        x_l: &Layout,
+        w: &CpuStorage,
+        w_l: &Layout,
+        b: &CpuStorage,
+        b_l: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.forward(x, x_l, &[self.single(w, w_l, b, b_l)?])
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, mut dparams) = with_cpu(w, |ws, w_l| {
+            with_cpu(b, |bs, b_l| {
+                self.backward(x, &[self.single(ws, w_l, bs, b_l)?], grad)
+            })
+        })?;
+        let db = dparams.split_off(w.elem_count());
+        Ok((
+            dx,
+            Some(Tensor::from_vec(dparams, w.dims(), w.device())?),
+            Some(Tensor::from_vec(db, b.dims(), b.device())?),
+        ))
+    }
 }
 
-/// [`stack`] with `chunk` samples at a time (the default sizes chunks by their buffers).
-pub(crate) fn stack_in_chunks(x: &Act, layers: &[LayerSpec], chunk: Option<usize>) -> Result<Act> {
+/// How [`stack_with`] runs the layers (tests try every way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) enum Mode {
+    /// as one op in chunks of a size for the buffers, or one op per layer for a small batch
+    Auto,
+    /// as one op, `n` samples at a time
+    Packed(usize),
+    /// one op per layer
+    PerLayer,
+}
+
+/// Runs `layers` on `x` ([`Stack`]); the result holds the last layer's output (its window as
+/// the layer's view says), with no ReLU pending.
+pub fn stack(x: &Act, layers: &[LayerSpec]) -> Result<Act> {
+    stack_with(x, layers, Mode::Auto)
+}
+
+/// [`stack`], run as `mode` says.
+pub(crate) fn stack_with(x: &Act, layers: &[LayerSpec], mode: Mode) -> Result<Act> {
+    if layers.is_empty() {
+        return Ok(x.clone());
+    }
     let (n, hs, ws, _) = x.t.dims4()?;
     let (mut h, mut w, mut c) = (x.h, x.w, x.dims()?.3);
     let (mut stored, mut y0, mut x0) = ([hs, ws, c], x.y0, x.x0);
     let mut resolved = Vec::with_capacity(layers.len());
-    let mut params = Vec::with_capacity(2 * layers.len());
     let mut offset = 0;
     for (i, spec) in layers.iter().enumerate() {
         let relu = spec.relu_in || (i == 0 && x.relu);
-        let (layer, out_image) = match spec.kind {
+        let (transpose, g, c_out, k) = match spec.kind {
             Kind::Conv {
                 kernel,
                 stride,
                 pad,
             } => {
                 let g = PatchGeometry::conv((1, h, w, c), kernel, stride, pad)?;
-                let k = g.patch_len();
-                let (kw_rows, c_out) = spec.weight.dims2()?;
-                if kw_rows != k {
+                let (k, c_out) = spec.weight.dims2()?;
+                if k != g.patch_len() {
                     candle_core::bail!(
-                        "stack layer {i}: weight {:?} for patches of {k}",
-                        spec.weight.dims()
+                        "stack layer {i}: weight {:?} for patches of {}",
+                        spec.weight.dims(),
+                        g.patch_len()
                     );
                 }
-                let out = [g.gh, g.gw, c_out];
-                (
-                    Layer {
-                        transpose: false,
-                        g,
-                        input: stored,
-                        y0,
-                        x0,
-                        relu,
-                        c_in: c,
-                        c_out,
-                        k,
-                        offset,
-                        out,
-                    },
-                    out,
-                )
+                (false, g, c_out, k)
             }
             Kind::Transpose {
                 kernel,
@@ -1040,70 +1171,143 @@ pub(crate) fn stack_in_chunks(x: &Act, layers: &[LayerSpec], chunk: Option<usize
                     );
                 }
                 let g = PatchGeometry::transposed((1, h, w, c_out), kernel, stride, pad)?;
-                let out = [g.ih, g.iw, c_out];
-                (
-                    Layer {
-                        transpose: true,
-                        g,
-                        input: stored,
-                        y0,
-                        x0,
-                        relu,
-                        c_in: c,
-                        c_out,
-                        k,
-                        offset,
-                        out,
-                    },
-                    out,
-                )
+                (true, g, c_out, k)
             }
         };
-        let mut layer = layer;
+        let out_image = if transpose {
+            [g.ih, g.iw, c_out]
+        } else {
+            [g.gh, g.gw, c_out]
+        };
+        let mut layer = Layer {
+            transpose,
+            g,
+            input: stored,
+            y0,
+            x0,
+            relu,
+            c_in: c,
+            c_out,
+            k,
+            offset,
+            out: out_image,
+        };
         // how the output is stored and read
-        match spec.view {
-            Some(v) => {
+        let s = match (spec.view, spec.chw) {
+            (Some(v), None) => {
                 let s = [v.stored.0, v.stored.1, v.stored.2];
                 if s.iter().product::<usize>() != layer.out_len()
                     || v.y0 + v.h > s[0]
                     || v.x0 + v.w > s[1]
-                    || (layer.transpose && s != out_image)
+                    || (transpose && s != out_image)
                 {
                     candle_core::bail!("stack layer {i}: view {v:?} of an output {out_image:?}");
                 }
-                layer.out = s;
-                stored = s;
-                (y0, h, x0, w, c) = (v.y0, v.h, v.x0, v.w, s[2]);
+                (y0, h, x0, w) = (v.y0, v.h, v.x0, v.w);
+                s
             }
-            None => {
-                stored = out_image;
-                (y0, h, x0, w, c) = (0, out_image[0], 0, out_image[1], out_image[2]);
+            (None, Some((ih, iw, ic))) => {
+                if transpose || out_image != [1, 1, ih * iw * ic] {
+                    candle_core::bail!(
+                        "stack layer {i}: output {out_image:?} seen as {ih}x{iw}x{ic}"
+                    );
+                }
+                (y0, h, x0, w) = (0, ih, 0, iw);
+                [ih, iw, ic]
             }
-        }
+            (None, None) => {
+                (y0, h, x0, w) = (0, out_image[0], 0, out_image[1]);
+                out_image
+            }
+            (Some(_), Some(_)) => candle_core::bail!("stack layer {i}: a view and an image"),
+        };
+        c = s[2];
+        stored = s;
+        layer.out = s;
         offset += layer.params();
-        params.push(spec.weight.flatten_all()?);
-        params.push(spec.bias.flatten_all()?);
         resolved.push(layer);
     }
-    if resolved.is_empty() {
-        return Ok(x.clone());
-    }
-    let params = Tensor::cat(&params, 0)?;
     let largest = resolved
         .iter()
         .map(Layer::largest)
         .max()
         .unwrap_or(1)
         .max(1);
-    let chunk = chunk.unwrap_or(CHUNK_FLOATS / largest).clamp(1, n.max(1));
+    let keep = x.t.track_op()
+        || layers
+            .iter()
+            .any(|s| s.weight.track_op() || s.bias.track_op());
+    let per_layer = match mode {
+        Mode::Auto => n * largest <= PACK_FLOATS,
+        Mode::Packed(_) => false,
+        Mode::PerLayer => true,
+    };
+    if per_layer {
+        let mut act = x.clone();
+        for (i, (spec, mut layer)) in layers.iter().zip(resolved).enumerate() {
+            // this layer reads the tensor as it is (a dense layer's may be a strided view)
+            let (_, ths, tws, tc) = act.t.dims4()?;
+            layer.input = [ths, tws, tc];
+            layer.offset = 0;
+            if spec.chw.is_some() {
+                // the weight as it is: outputs in (c, h, w) order, seen as an image below
+                layer.out = [1, 1, layer.c_out];
+            }
+            layer.relu = spec.relu_in || (i == 0 && x.relu);
+            let op = Stack {
+                layers: vec![layer],
+                n,
+                chunk: n.max(1),
+                keep,
+                cache: Mutex::new(Vec::new()),
+            };
+            let t = act.t.apply_op3(&spec.weight, &spec.bias, op)?;
+            act = match (spec.view, spec.chw) {
+                (Some(v), _) => Act {
+                    t,
+                    y0: v.y0,
+                    h: v.h,
+                    x0: v.x0,
+                    w: v.w,
+                    relu: false,
+                },
+                (None, Some((ih, iw, ic))) => {
+                    Act::new(t.reshape((n, ic, ih, iw))?.permute((0, 2, 3, 1))?)?
+                }
+                (None, None) => Act::new(t)?,
+            };
+        }
+        return Ok(act);
+    }
+    let chunk = match mode {
+        Mode::Packed(chunk) => chunk,
+        _ => CHUNK_FLOATS / largest,
+    }
+    .clamp(1, n.max(1));
+    let mut params = Vec::with_capacity(2 * layers.len());
+    for spec in layers {
+        let (weight, bias) = match spec.chw {
+            // outputs from (c, h, w) to (h, w, c) order: the weight's columns and the bias
+            Some((ih, iw, ic)) => (
+                spec.weight
+                    .reshape((spec.weight.dim(0)?, ic, ih * iw))?
+                    .transpose(1, 2)?
+                    .flatten_all()?,
+                spec.bias.reshape((ic, ih * iw))?.t()?.flatten_all()?,
+            ),
+            None => (spec.weight.flatten_all()?, spec.bias.flatten_all()?),
+        };
+        params.push(weight);
+        params.push(bias);
+    }
     let op = Stack {
-        keep: x.t.track_op() || params.track_op(),
+        keep,
         layers: resolved,
         n,
         chunk,
         cache: Mutex::new(Vec::new()),
     };
-    let t = x.t.apply_op2(&params, op)?;
+    let t = x.t.apply_op2(&Tensor::cat(&params, 0)?, op)?;
     Ok(Act {
         t,
         y0,

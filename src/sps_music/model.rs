@@ -11,8 +11,7 @@ use super::logshift::LogShift;
 use crate::audio::dsp::N_BINS;
 use crate::nn::patches::Act;
 use crate::nn::{
-    Dense, HeightConv, HeightConvTranspose, Mlp, Rnn, StackLayer, WeightInit, conv, linear,
-    linear_init,
+    HeightConv, HeightConvTranspose, Mlp, Rnn, StackLayer, WeightInit, conv, linear, linear_init,
 };
 
 /// Model sizes. `paper` is the official configuration; smaller ones train faster on a CPU.
@@ -261,17 +260,9 @@ impl Official {
     /// MLP and the transposed convs run as one op.
     fn decode_logits(&self, z: &Tensor) -> Result<Tensor> {
         let (n, latent) = z.dims2()?;
-        let fc = self.fc3.layers();
         // the MLP's output, (C, H) as PyTorch views it, stored channels-last
         let image = (ModelConfig::LAST_H, 1, self.cfg.channels[3]);
-        let dense: Vec<Dense> = fc
-            .iter()
-            .enumerate()
-            .map(|(i, linear)| Dense {
-                linear,
-                image: (i + 1 == fc.len()).then_some(image),
-            })
-            .collect();
+        let dense = self.fc3.stack_layers(Some(image));
         let mut layers: Vec<(&dyn StackLayer, bool)> = dense
             .iter()
             .enumerate()
