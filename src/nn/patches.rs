@@ -773,11 +773,11 @@ impl Stack {
     ) -> Result<Vec<CpuStorage>> {
         let mut acts: Vec<CpuStorage> = Vec::with_capacity(self.layers.len());
         let last = self.layers.len() - 1;
-        for l in 0..self.layers.len() {
+        for (l, p) in params.iter().enumerate() {
             let y = {
                 let src = self.source(l, x, n0, cn, &acts)?;
                 let out = if l == last { Some(&mut *out) } else { None };
-                self.layer_forward(l, &src, cn, &params[l], out)?
+                self.layer_forward(l, &src, cn, p, out)?
             };
             if let Some(y) = y {
                 acts.push(y);
