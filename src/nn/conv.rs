@@ -732,10 +732,18 @@ mod tests {
     /// forward_1d (the width folded into the channels) against the reference and candle's conv1d.
     #[test]
     fn height_conv_1d_matches_candle_forward_and_backward() -> Result<()> {
-        for ((kh, kw), s, p, c_in) in [((5, 5), 2, 1, 1), ((8, 1), 4, 2, 3), ((3, 2), 1, 1, 2)] {
+        for ((kh, kw), s, p, c_in, n, len) in [
+            ((5, 5), 2, 1, 1, 2, 19),
+            ((8, 1), 4, 2, 3, 2, 19),
+            ((3, 2), 1, 1, 2, 2, 19),
+            // the log-shift encoder's, on enough samples to run as one packed op
+            ((5, 35), 1, 2, 1, 40, 190),
+            ((5, 1), 1, 2, 16, 40, 190),
+            ((1, 1), 1, 0, 32, 40, 190),
+        ] {
             let (map, vb) = new_varmap();
             let layer = HeightConv::new(c_in, 4, (kh, kw), s, p, WeightInit::He, vb.pp("h"))?;
-            let x = Var::randn(0f32, 1.0, (2, c_in * kw, 19), &Device::Cpu)?;
+            let x = Var::randn(0f32, 1.0, (n, c_in * kw, len), &Device::Cpu)?;
             let ours = layer.forward_1d(x.as_tensor())?;
             let (wt, b) = (var(&map, "h.weight")?, var(&map, "h.bias")?);
             let w1 = wt.permute((0, 1, 3, 2))?.reshape((4, c_in * kw, kh))?;
@@ -746,10 +754,15 @@ mod tests {
             let case = format!("{kh}x{kw} s{s} p{p}");
             let x4 = x
                 .as_tensor()
-                .reshape((2, c_in, kw, 19))?
+                .reshape((n, c_in, kw, len))?
                 .permute((0, 1, 3, 2))?;
             let reference = reference_conv(&x4, &wt, &b, (s, 1), (p, 0))?.squeeze(3)?;
-            assert_same_layer(&ours, &reference, &[x.as_tensor(), &wt, &b], &case)?;
+            assert_same_layer(
+                &ours,
+                &reference,
+                &[x.as_tensor(), &wt, &b],
+                &format!("{case} vs reference"),
+            )?;
             // candle's conv1d computes the same forward; its weight gradient is off for
             // strides > 1, so only the input's is compared
             assert_same_layer(&ours, &theirs, &[x.as_tensor()], &case)?;
