@@ -5,8 +5,8 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
-use super::WeightInit;
-use super::patches::{Act, Kind, LayerSpec, Mode, OutView, PatchGeometry, stack_with};
+use super::patches::{Act, Kind, LayerSpec, Mode, OutView, PatchGeometry, Taps, stack_with};
+use super::{Mlp, WeightInit};
 
 /// A layer that can run in a stack of layers ([`run`]).
 pub trait StackLayer {
@@ -16,38 +16,47 @@ pub trait StackLayer {
 }
 
 /// The image (h, w, c) per sample that `spec` makes of an input image.
-fn out_image(spec: &LayerSpec, (h, w, c): (usize, usize, usize)) -> Result<(usize, usize, usize)> {
+fn out_image(spec: &LayerSpec, input: (usize, usize, usize)) -> Result<(usize, usize, usize)> {
     if let Some(v) = spec.view {
         return Ok((v.h, v.w, v.stored.2));
     }
     if let Some(image) = spec.chw {
         return Ok(image);
     }
-    Ok(match spec.kind {
-        Kind::Conv {
-            kernel,
-            stride,
-            pad,
-        } => {
-            let g = PatchGeometry::conv((1, h, w, c), kernel, stride, pad)?;
-            (g.gh, g.gw, spec.weight.dim(1)?)
-        }
-        Kind::Transpose {
-            kernel,
-            stride,
-            pad,
-        } => {
-            let c_out = spec.bias.dim(0)?;
-            let g = PatchGeometry::transposed((1, h, w, c_out), kernel, stride, pad)?;
-            (g.ih, g.iw, c_out)
-        }
-    })
+    spec.kind.image(input, spec.bias.dim(0)?)
 }
 
 /// Runs `layers` one after the other on `x` as one op, each with whether its input goes
 /// through a ReLU first. The result has no ReLU pending.
 pub fn run(x: &Act, layers: &[(&dyn StackLayer, bool)]) -> Result<Act> {
     run_with(x, layers, Mode::Auto)
+}
+
+/// `layers` with a ReLU between each two (none before the first).
+pub fn relu_between<'a>(
+    layers: impl IntoIterator<Item = &'a dyn StackLayer>,
+) -> Vec<(&'a dyn StackLayer, bool)> {
+    layers
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| (l, i > 0))
+        .collect()
+}
+
+/// A decoder as one op: z (N, L) through `mlp`, whose output is seen as the channels-last
+/// `image` (its outputs in PyTorch's (c, h, w) order), then through `convs`; a ReLU between
+/// each two layers of the MLP and each two convs.
+pub fn mlp_then_convs(
+    mlp: &Mlp,
+    image: (usize, usize, usize),
+    convs: &[&dyn StackLayer],
+    z: &Tensor,
+) -> Result<Act> {
+    let (n, latent) = z.dims2()?;
+    let dense = mlp.stack_layers(Some(image));
+    let mut layers = relu_between(dense.iter().map(|d| d as &dyn StackLayer));
+    layers.extend(relu_between(convs.iter().copied()));
+    run(&Act::new(z.reshape((n, 1, 1, latent))?)?, &layers)
 }
 
 /// [`run`] as `mode` says.
@@ -67,46 +76,129 @@ pub(crate) fn run_with(x: &Act, layers: &[(&dyn StackLayer, bool)], mode: Mode) 
     stack_with(x, &specs, mode)
 }
 
-/// PyTorch's nn.Conv2d, weight (out, in, kh, kw).
-pub struct Conv2d {
-    pub(crate) weight: Tensor,
-    pub(crate) bias: Tensor,
+/// A convolution's weight and bias, as PyTorch stores them, with its strides and padding
+/// ((along the height, along the width) each): what [`Conv2d`] and [`ConvTranspose2d`] hold.
+struct Kernel {
+    weight: Tensor,
+    bias: Tensor,
     stride: (usize, usize),
     pad: (usize, usize),
 }
 
-impl Conv2d {
-    /// A square kernel with the same stride and padding on both axes.
-    pub fn new(
-        c_in: usize,
-        c_out: usize,
-        k: usize,
-        stride: usize,
-        pad: usize,
-        init: WeightInit,
+impl Kernel {
+    /// A weight (out, in, kh, kw), or (in, out, kh, kw) if `transposed`, started for `fan_in`
+    /// inputs, and a bias of c_out.
+    fn new(
+        (c_in, c_out): (usize, usize),
+        ((kh, kw), stride, pad): Shape2,
+        transposed: bool,
+        (init, fan_in): (WeightInit, usize),
         vb: VarBuilder,
     ) -> Result<Self> {
-        Self::rect(c_in, c_out, (k, k), (stride, stride), (pad, pad), init, vb)
+        let (w_init, b_init) = init.hints(fan_in);
+        let shape = if transposed {
+            (c_in, c_out, kh, kw)
+        } else {
+            (c_out, c_in, kh, kw)
+        };
+        Ok(Self {
+            weight: vb.get_with_hints(shape, "weight", w_init)?,
+            bias: vb.get_with_hints(c_out, "bias", b_init)?,
+            stride,
+            pad,
+        })
     }
 
+    fn taps(&self, kernel: (usize, usize)) -> Taps {
+        Taps {
+            kernel,
+            stride: self.stride,
+            pad: self.pad,
+        }
+    }
+}
+
+/// PyTorch's nn.Conv2d, weight (out, in, kh, kw).
+pub struct Conv2d {
+    k: Kernel,
+}
+
+/// PyTorch's nn.ConvTranspose2d, weight (in, out, kh, kw).
+pub struct ConvTranspose2d {
+    k: Kernel,
+}
+
+/// For each layer type, whether its weight is stored (in, out, ...): a square kernel with the
+/// same stride and padding on both axes, its fan-in for the initialisation by the given rule
+/// (c_in, c_out, k, stride, init); any kernel, strides and padding with a fan-in; and
+/// `Module`, without a ReLU.
+macro_rules! square_layers {
+    ($($layer:ident, transposed $transposed:literal: $fan_in:expr;)*) => {$(
+        impl $layer {
+            /// A square kernel with the same stride and padding on both axes.
+            pub fn new(
+                c_in: usize,
+                c_out: usize,
+                k: usize,
+                stride: usize,
+                pad: usize,
+                init: WeightInit,
+                vb: VarBuilder,
+            ) -> Result<Self> {
+                let fan_in: fn(usize, usize, usize, usize, WeightInit) -> usize = $fan_in;
+                let fan_in = fan_in(c_in, c_out, k, stride, init);
+                let square = ((k, k), (stride, stride), (pad, pad));
+                Self::with_fan_in(c_in, c_out, square, init, fan_in, vb)
+            }
+
+            fn with_fan_in(
+                c_in: usize,
+                c_out: usize,
+                shape: Shape2,
+                init: WeightInit,
+                fan_in: usize,
+                vb: VarBuilder,
+            ) -> Result<Self> {
+                let k = Kernel::new((c_in, c_out), shape, $transposed, (init, fan_in), vb)?;
+                Ok(Self { k })
+            }
+        }
+
+        impl Module for $layer {
+            /// x: (N, C_in, H, W) -> (N, C_out, H_out, W_out)
+            fn forward(&self, x: &Tensor) -> Result<Tensor> {
+                self.forward_act(x, false)
+            }
+        }
+    )*};
+}
+
+/// (kernel, stride, padding), each (along the height, along the width)
+type Shape2 = ((usize, usize), (usize, usize), (usize, usize));
+
+square_layers! {
+    Conv2d, transposed false: |c_in, _, k, _, _| c_in * k * k;
+    // PyTorch takes fan_in from weight.size(1) * k * k for transposed convs; the signal's true
+    // fan-in per output is c_in * (k / stride)^2, which He init uses.
+    ConvTranspose2d, transposed true: |c_in, c_out, k, stride, init| match init {
+        WeightInit::PyTorch => c_out * k * k,
+        WeightInit::He => (c_in * (k / stride.max(1)).pow(2)).max(1),
+    };
+}
+
+impl Conv2d {
+    /// A kernel (kh, kw) with strides and padding along each axis.
     pub fn rect(
         c_in: usize,
         c_out: usize,
-        (kh, kw): (usize, usize),
+        kernel: (usize, usize),
         stride: (usize, usize),
         pad: (usize, usize),
         init: WeightInit,
         vb: VarBuilder,
     ) -> Result<Self> {
-        let (w_init, b_init) = init.hints(c_in * kh * kw);
-        let weight = vb.get_with_hints((c_out, c_in, kh, kw), "weight", w_init)?;
-        let bias = vb.get_with_hints(c_out, "bias", b_init)?;
-        Ok(Self {
-            weight,
-            bias,
-            stride,
-            pad,
-        })
+        let fan_in = c_in * kernel.0 * kernel.1;
+        Self::with_fan_in(c_in, c_out, (kernel, stride, pad), init, fan_in, vb)
     }
 
     /// x (N, H, W, C_in) -> (N, H_out, W_out, C_out): im2col and one GEMM; x's crop and
@@ -126,18 +218,15 @@ impl Conv2d {
 impl StackLayer for Conv2d {
     fn spec(&self, _input: (usize, usize, usize), _copied: bool) -> Result<LayerSpec> {
         // (out, in, kh, kw) -> rows (kh, kw, in), the order of a patch's taps
-        let (c_out, c_in, kh, kw) = self.weight.dims4()?;
+        let (c_out, c_in, kh, kw) = self.k.weight.dims4()?;
         Ok(LayerSpec {
-            kind: Kind::Conv {
-                kernel: (kh, kw),
-                stride: self.stride,
-                pad: self.pad,
-            },
+            kind: Kind::Conv(self.k.taps((kh, kw))),
             weight: self
+                .k
                 .weight
                 .permute((2, 3, 1, 0))?
                 .reshape((kh * kw * c_in, c_out))?,
-            bias: self.bias.clone(),
+            bias: self.k.bias.clone(),
             relu_in: false,
             view: None,
             chw: None,
@@ -168,11 +257,11 @@ impl HeightConv {
 
     /// (out, in, kh, kw), as PyTorch stores it
     pub fn weight(&self) -> &Tensor {
-        &self.conv.weight
+        &self.conv.k.weight
     }
 
     pub fn bias(&self) -> &Tensor {
-        &self.conv.bias
+        &self.conv.k.bias
     }
 
     /// x (N, H, W, C_in), W the kernel's width -> (N, H_out, 1, C_out)
@@ -184,7 +273,7 @@ impl HeightConv {
     /// H_out), a channels-last tensor seen as (N, C, H).
     pub fn forward_1d(&self, x: &Tensor) -> Result<Tensor> {
         let (n, cw, h) = x.dims3()?;
-        let (_, c_in, _, kw) = self.conv.weight.dims4()?;
+        let (_, c_in, _, kw) = self.weight().dims4()?;
         if cw != c_in * kw {
             candle_core::bail!("HeightConv: {cw} channels, expected {c_in} x {kw}");
         }
@@ -201,65 +290,7 @@ impl StackLayer for HeightConv {
     }
 }
 
-/// PyTorch's nn.ConvTranspose2d, weight (in, out, kh, kw).
-pub struct ConvTranspose2d {
-    weight: Tensor,
-    bias: Tensor,
-    stride: (usize, usize),
-    pad: (usize, usize),
-}
-
 impl ConvTranspose2d {
-    /// A square kernel with the same stride and padding on both axes.
-    pub fn new(
-        c_in: usize,
-        c_out: usize,
-        k: usize,
-        stride: usize,
-        pad: usize,
-        init: WeightInit,
-        vb: VarBuilder,
-    ) -> Result<Self> {
-        // PyTorch takes fan_in from weight.size(1) * k * k for transposed convs; the signal's
-        // true fan-in per output is c_in * (k / stride)^2, which He init uses.
-        let fan_in = match init {
-            WeightInit::PyTorch => c_out * k * k,
-            WeightInit::He => (c_in * (k / stride.max(1)).pow(2)).max(1),
-        };
-        Self::with_fan_in(
-            c_in,
-            c_out,
-            (k, k),
-            (stride, stride),
-            (pad, pad),
-            init,
-            fan_in,
-            vb,
-        )
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn with_fan_in(
-        c_in: usize,
-        c_out: usize,
-        (kh, kw): (usize, usize),
-        stride: (usize, usize),
-        pad: (usize, usize),
-        init: WeightInit,
-        fan_in: usize,
-        vb: VarBuilder,
-    ) -> Result<Self> {
-        let (w_init, b_init) = init.hints(fan_in);
-        let weight = vb.get_with_hints((c_in, c_out, kh, kw), "weight", w_init)?;
-        let bias = vb.get_with_hints(c_out, "bias", b_init)?;
-        Ok(Self {
-            weight,
-            bias,
-            stride,
-            pad,
-        })
-    }
-
     /// x (N, H, W, C_in) -> (N, (H-1)*sh - 2*ph + kh, likewise W, C_out), optionally through a
     /// ReLU (left pending in the result).
     pub fn forward_nhwc(&self, x: &Act, relu: bool) -> Result<Act> {
@@ -278,11 +309,12 @@ impl ConvTranspose2d {
     /// convolution over input rows b-m+1..=b with weight (m*C_in, sh*kw*C_out). Its result,
     /// (H+m-1)*sh rows of kw x C_out, holds the image from row ph.
     fn by_phase(&self, h: usize) -> Result<LayerSpec> {
-        let (c_in, c_out, kh, kw) = self.weight.dims4()?;
-        let (sh, ph) = (self.stride.0, self.pad.0);
+        let (c_in, c_out, kh, kw) = self.k.weight.dims4()?;
+        let (sh, ph) = (self.k.stride.0, self.k.pad.0);
         let m = kh.div_ceil(sh);
         // (in, out, kh, kw), kh padded to m*sh -> (in, out, m, sh, kw), taps q = m-1-j
         let w = self
+            .k
             .weight
             .pad_with_zeros(2, 0, m * sh - kh)?
             .reshape((c_in, c_out, m, sh, kw))?;
@@ -294,16 +326,17 @@ impl ConvTranspose2d {
             .permute((2, 0, 3, 4, 1))?
             .reshape((m * c_in, sh * kw * c_out))?;
         let bias = self
+            .k
             .bias
             .unsqueeze(0)?
             .repeat((sh * kw, 1))?
             .flatten_all()?;
         Ok(LayerSpec {
-            kind: Kind::Conv {
+            kind: Kind::Conv(Taps {
                 kernel: (m, 1),
                 stride: (1, 1),
                 pad: (m - 1, 0),
-            },
+            }),
             weight,
             bias,
             relu_in: false,
@@ -323,27 +356,23 @@ impl StackLayer for ConvTranspose2d {
     /// One GEMM and one col2im, or, for an input one pixel wide, one convolution over the
     /// input per output phase ([`ConvTranspose2d::by_phase`]) when that moves less memory.
     fn spec(&self, (h, w, c_in): (usize, usize, usize), copied: bool) -> Result<LayerSpec> {
-        let (_, c_out, kh, kw) = self.weight.dims4()?;
-        let ((sh, sw), (ph, pw)) = (self.stride, self.pad);
-        let out = PatchGeometry::transposed((1, h, w, c_out), (kh, kw), (sh, sw), (ph, pw))?;
-        let m = kh.div_ceil(sh);
+        let (_, c_out, kh, kw) = self.k.weight.dims4()?;
+        let taps = self.k.taps((kh, kw));
+        let out = PatchGeometry::transposed((1, h, w, c_out), taps)?;
+        let m = kh.div_ceil(taps.stride.0);
         // floats written per sample by each way
         let by_scatter = if copied { h * w * c_in } else { 0 }
             + h * w * kh * kw * c_out
             + out.ih * out.iw * c_out;
-        let by_phase = (h + m - 1) * (m * c_in + 1 + sh * kw * c_out);
-        if w == 1 && pw == 0 && by_phase < by_scatter {
+        let by_phase = (h + m - 1) * (m * c_in + taps.stride.0 * kw * c_out);
+        if w == 1 && taps.pad.1 == 0 && by_phase < by_scatter {
             return self.by_phase(h);
         }
         // (in, out, kh, kw) as it is stored: columns in (out, kh, kw) order
         Ok(LayerSpec {
-            kind: Kind::Transpose {
-                kernel: (kh, kw),
-                stride: self.stride,
-                pad: self.pad,
-            },
-            weight: self.weight.reshape((c_in, c_out * kh * kw))?,
-            bias: self.bias.clone(),
+            kind: Kind::Transpose(taps),
+            weight: self.k.weight.reshape((c_in, c_out * kh * kw))?,
+            bias: self.k.bias.clone(),
             relu_in: false,
             view: None,
             chw: None,
@@ -373,16 +402,8 @@ impl HeightConvTranspose {
             WeightInit::PyTorch => c_out * kh * kw,
             WeightInit::He => (c_in * kh / stride).max(1),
         };
-        let conv = ConvTranspose2d::with_fan_in(
-            c_in,
-            c_out,
-            (kh, kw),
-            (stride, 1),
-            (pad, 0),
-            init,
-            fan_in,
-            vb,
-        )?;
+        let shape = ((kh, kw), (stride, 1), (pad, 0));
+        let conv = ConvTranspose2d::with_fan_in(c_in, c_out, shape, init, fan_in, vb)?;
         Ok(Self { conv })
     }
 
@@ -430,11 +451,7 @@ impl StackLayer for Dense<'_> {
             candle_core::bail!("dense layer of {out} outputs seen as {h}x{wd}x{c}");
         }
         Ok(LayerSpec {
-            kind: Kind::Conv {
-                kernel: (1, 1),
-                stride: (1, 1),
-                pad: (0, 0),
-            },
+            kind: Kind::Conv(Taps::ONE),
             weight: w.t()?,
             bias,
             relu_in: false,
@@ -443,18 +460,6 @@ impl StackLayer for Dense<'_> {
         })
     }
 }
-
-macro_rules! module_without_relu {
-    ($($layer:ty),*) => {$(
-        impl Module for $layer {
-            /// x: (N, C_in, H, W) -> (N, C_out, H_out, W_out)
-            fn forward(&self, x: &Tensor) -> Result<Tensor> {
-                self.forward_act(x, false)
-            }
-        }
-    )*};
-}
-module_without_relu!(Conv2d, ConvTranspose2d);
 
 #[cfg(test)]
 mod tests {
@@ -568,7 +573,6 @@ mod tests {
             let (map, vb) = new_varmap();
             let layer = Conv2d::new(3, 4, k, s, p, WeightInit::He, vb.pp("c"))?;
             let x = Var::randn(0f32, 1.0, (2, 3, h, w), &Device::Cpu)?;
-            let ours = layer.forward(x.as_tensor())?;
             let (wt, b) = (var(&map, "c.weight")?, var(&map, "c.bias")?);
             let theirs = reference_conv(x.as_tensor(), &wt, &b, (s, s), (p, p))?;
             // and candle's own conv2d agrees with the reference
@@ -576,15 +580,31 @@ mod tests {
                 .as_tensor()
                 .conv2d(&wt, p, s, 1, 1)?
                 .broadcast_add(&b.reshape((1, (), 1, 1))?)?;
-            let d = (&candle - &theirs)?.abs()?.max_all()?.to_scalar::<f32>()?;
-            assert!(d < 1e-5, "reference differs from candle by {d}");
             let case = format!("k{k} s{s} p{p}");
-            assert_same_layer(&ours, &theirs, &[x.as_tensor(), &wt, &b], &case)?;
-            for mode in MODES {
-                let ours = run_with(&Act::from_nchw(x.as_tensor())?, &[(&layer, false)], mode)?;
-                let case = format!("{case} {mode:?}");
-                assert_same_layer(&ours.to_nchw()?, &theirs, &[x.as_tensor(), &wt, &b], &case)?;
-            }
+            assert_square_layer(&layer, &x, &theirs, Some(candle), [&wt, &b], &case)?;
+        }
+        Ok(())
+    }
+
+    /// A layer against the reference `theirs` (and candle's own op's result, where given):
+    /// forward and gradients, through `Module` and as a stack run every way.
+    fn assert_square_layer(
+        layer: &(impl Module + StackLayer),
+        x: &Var,
+        theirs: &Tensor,
+        candle: Option<Tensor>,
+        [w, b]: [&Tensor; 2],
+        case: &str,
+    ) -> Result<()> {
+        if let Some(candle) = candle {
+            let d = (&candle - theirs)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(d < 1e-5, "{case}: reference differs from candle by {d}");
+        }
+        let inputs = [x.as_tensor(), w, b];
+        assert_same_layer(&layer.forward(x.as_tensor())?, theirs, &inputs, case)?;
+        for mode in MODES {
+            let y = run_with(&Act::from_nchw(x.as_tensor())?, &[(layer, false)], mode)?;
+            assert_same_layer(&y.to_nchw()?, theirs, &inputs, &format!("{case} {mode:?}"))?;
         }
         Ok(())
     }
@@ -605,25 +625,18 @@ mod tests {
                 let (map, vb) = new_varmap();
                 let layer = ConvTranspose2d::new(c_in, 2, k, s, p, WeightInit::He, vb.pp("t"))?;
                 let x = Var::randn(0f32, 1.0, (2, c_in, h, w), &Device::Cpu)?;
-                let ours = layer.forward(x.as_tensor())?;
                 let (wt, b) = (var(&map, "t.weight")?, var(&map, "t.bias")?);
                 let theirs = reference_conv_transpose(x.as_tensor(), &wt, &b, (s, s), (p, p))?;
-                if w > 1 {
-                    let candle = x
-                        .as_tensor()
-                        .conv_transpose2d(&wt, p, 0, s, 1)?
-                        .broadcast_add(&b.reshape((1, (), 1, 1))?)?;
-                    let d = (&candle - &theirs)?.abs()?.max_all()?.to_scalar::<f32>()?;
-                    assert!(d < 1e-5, "reference differs from candle by {d}");
-                }
+                // candle's own, where it has one (not for inputs one pixel wide)
+                let candle = (w > 1)
+                    .then(|| {
+                        x.as_tensor()
+                            .conv_transpose2d(&wt, p, 0, s, 1)?
+                            .broadcast_add(&b.reshape((1, (), 1, 1))?)
+                    })
+                    .transpose()?;
                 let case = format!("k{k} s{s} p{p} {h}x{w}x{c_in}");
-                assert_same_layer(&ours, &theirs, &[x.as_tensor(), &wt, &b], &case)?;
-                for mode in MODES {
-                    let x4 = Act::from_nchw(x.as_tensor())?;
-                    let ours = run_with(&x4, &[(&layer, false)], mode)?.to_nchw()?;
-                    let case = format!("{case} {mode:?}");
-                    assert_same_layer(&ours, &theirs, &[x.as_tensor(), &wt, &b], &case)?;
-                }
+                assert_square_layer(&layer, &x, &theirs, candle, [&wt, &b], &case)?;
             }
         }
         Ok(())
@@ -763,9 +776,11 @@ mod tests {
                 &[x.as_tensor(), &wt, &b],
                 &format!("{case} vs reference"),
             )?;
-            // candle's conv1d computes the same forward; its weight gradient is off for
-            // strides > 1, so only the input's is compared
-            assert_same_layer(&ours, &theirs, &[x.as_tensor()], &case)?;
+            // candle's conv1d computes the same forward; its gradients are wrong for strides
+            // above 1 (the weight's) and for a 1x1 kernel on more than a few samples (the
+            // input's), so the reference above judges those
+            let d = (&ours - &theirs)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(d < 1e-4, "{case}: candle's forward differs by {d}");
         }
         Ok(())
     }

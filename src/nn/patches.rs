@@ -36,54 +36,56 @@ pub struct PatchGeometry {
     pub pw: usize,
 }
 
+/// A kernel's size, stride and padding, each (along the height, along the width).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Taps {
+    pub kernel: (usize, usize),
+    pub stride: (usize, usize),
+    pub pad: (usize, usize),
+}
+
+impl Taps {
+    /// one pixel: a dense layer's, or a copy's
+    pub const ONE: Taps = Taps {
+        kernel: (1, 1),
+        stride: (1, 1),
+        pad: (0, 0),
+    };
+}
+
 impl PatchGeometry {
     /// The grid of a convolution's patches over an (n, ih, iw, c) image.
-    pub fn conv(
-        (n, ih, iw, c): (usize, usize, usize, usize),
-        (kh, kw): (usize, usize),
-        (sh, sw): (usize, usize),
-        (ph, pw): (usize, usize),
-    ) -> Result<Self> {
+    pub fn conv((n, ih, iw, c): (usize, usize, usize, usize), t: Taps) -> Result<Self> {
+        let ((kh, kw), (sh, sw), (ph, pw)) = (t.kernel, t.stride, t.pad);
         if ih + 2 * ph < kh || iw + 2 * pw < kw || sh == 0 || sw == 0 {
             candle_core::bail!(
                 "a {kh}x{kw} kernel (stride {sh}x{sw}, padding {ph}x{pw}) does not fit a {ih}x{iw} image"
             );
         }
-        Ok(Self {
-            n,
-            c,
-            ih,
-            iw,
-            gh: (ih + 2 * ph - kh) / sh + 1,
-            gw: (iw + 2 * pw - kw) / sw + 1,
-            kh,
-            kw,
-            sh,
-            sw,
-            ph,
-            pw,
-        })
+        let grid = ((ih + 2 * ph - kh) / sh + 1, (iw + 2 * pw - kw) / sw + 1);
+        Ok(Self::of(n, c, (ih, iw), grid, t))
     }
 
     /// The image a transposed convolution writes from a grid of (n, gh, gw) patches: its
     /// height (gh-1)*sh + kh - 2*ph, its width likewise.
-    pub fn transposed(
-        (n, gh, gw, c): (usize, usize, usize, usize),
-        (kh, kw): (usize, usize),
-        (sh, sw): (usize, usize),
-        (ph, pw): (usize, usize),
-    ) -> Result<Self> {
+    pub fn transposed((n, gh, gw, c): (usize, usize, usize, usize), t: Taps) -> Result<Self> {
+        let ((kh, kw), (sh, sw), (ph, pw)) = (t.kernel, t.stride, t.pad);
         let (h, w) = ((gh - 1) * sh + kh, (gw - 1) * sw + kw);
         if h <= 2 * ph || w <= 2 * pw || gh == 0 || gw == 0 {
             candle_core::bail!(
                 "a transposed {kh}x{kw} kernel with padding {ph}x{pw} leaves no image"
             );
         }
-        Ok(Self {
+        Ok(Self::of(n, c, (h - 2 * ph, w - 2 * pw), (gh, gw), t))
+    }
+
+    fn of(n: usize, c: usize, (ih, iw): (usize, usize), (gh, gw): (usize, usize), t: Taps) -> Self {
+        let ((kh, kw), (sh, sw), (ph, pw)) = (t.kernel, t.stride, t.pad);
+        Self {
             n,
             c,
-            ih: h - 2 * ph,
-            iw: w - 2 * pw,
+            ih,
+            iw,
             gh,
             gw,
             kh,
@@ -92,7 +94,7 @@ impl PatchGeometry {
             sw,
             ph,
             pw,
-        })
+        }
     }
 
     pub fn rows(&self) -> usize {
@@ -175,7 +177,7 @@ impl Act {
             return Ok(self.t.clone());
         }
         let (n, h, w, c) = self.dims()?;
-        let g = PatchGeometry::conv((n, h, w, c), (1, 1), (1, 1), (0, 0))?;
+        let g = PatchGeometry::conv((n, h, w, c), Taps::ONE)?;
         let window = Window {
             g,
             y0: self.y0,
@@ -516,18 +518,34 @@ fn add_column_sums(into: &mut [f32], rows: &[f32]) {
 #[derive(Clone, Copy, Debug)]
 pub enum Kind {
     /// im2col and a GEMM with weight (kh*kw*C_in, C_out), rows in (a, b, c) order
-    Conv {
-        kernel: (usize, usize),
-        stride: (usize, usize),
-        pad: (usize, usize),
-    },
+    Conv(Taps),
     /// a GEMM with weight (C_in, C_out*kh*kw), columns in (c, a, b) order (PyTorch's
     /// transposed-conv weight as it is stored), then col2im
-    Transpose {
-        kernel: (usize, usize),
-        stride: (usize, usize),
-        pad: (usize, usize),
-    },
+    Transpose(Taps),
+}
+
+impl Kind {
+    /// The patch grid of this layer for one sample of an image (h, w, c) making `c_out`
+    /// channels: over the input (Conv) or over the output (Transpose).
+    fn grid(&self, (h, w, c): (usize, usize, usize), c_out: usize) -> Result<PatchGeometry> {
+        match *self {
+            Kind::Conv(t) => PatchGeometry::conv((1, h, w, c), t),
+            Kind::Transpose(t) => PatchGeometry::transposed((1, h, w, c_out), t),
+        }
+    }
+
+    /// The image (h, w, c_out) this layer makes of an input image (h, w, c).
+    pub fn image(
+        &self,
+        input: (usize, usize, usize),
+        c_out: usize,
+    ) -> Result<(usize, usize, usize)> {
+        let g = self.grid(input, c_out)?;
+        Ok(match self {
+            Kind::Conv(_) => (g.gh, g.gw, c_out),
+            Kind::Transpose(_) => (g.ih, g.iw, c_out),
+        })
+    }
 }
 
 /// How a layer's output is stored per sample, (hs, ws, c), and which rows and columns of it
@@ -1140,40 +1158,26 @@ pub(crate) fn stack_with(x: &Act, layers: &[LayerSpec], mode: Mode) -> Result<Ac
     let mut offset = 0;
     for (i, spec) in layers.iter().enumerate() {
         let relu = spec.relu_in || (i == 0 && x.relu);
-        let (transpose, g, c_out, k) = match spec.kind {
-            Kind::Conv {
-                kernel,
-                stride,
-                pad,
-            } => {
-                let g = PatchGeometry::conv((1, h, w, c), kernel, stride, pad)?;
-                let (k, c_out) = spec.weight.dims2()?;
-                if k != g.patch_len() {
-                    candle_core::bail!(
-                        "stack layer {i}: weight {:?} for patches of {}",
-                        spec.weight.dims(),
-                        g.patch_len()
-                    );
-                }
-                (false, g, c_out, k)
-            }
-            Kind::Transpose {
-                kernel,
-                stride,
-                pad,
-            } => {
-                let (c_in, k) = spec.weight.dims2()?;
-                let c_out = spec.bias.dims1()?;
-                if c_in != c || k != kernel.0 * kernel.1 * c_out {
-                    candle_core::bail!(
-                        "stack layer {i}: weight {:?} for {c} -> {c_out}",
-                        spec.weight.dims()
-                    );
-                }
-                let g = PatchGeometry::transposed((1, h, w, c_out), kernel, stride, pad)?;
-                (true, g, c_out, k)
-            }
+        let transpose = matches!(spec.kind, Kind::Transpose(_));
+        let (c_out, k) = match spec.weight.dims2()? {
+            (_, k) if transpose => (spec.bias.dims1()?, k),
+            (k, c_out) => (c_out, k),
         };
+        let g = spec.kind.grid((h, w, c), c_out)?;
+        let want = if transpose {
+            (c, g.patch_len())
+        } else {
+            (g.patch_len(), c_out)
+        };
+        if spec.weight.dims2()? != want || spec.bias.dims1()? != c_out {
+            candle_core::bail!(
+                "stack layer {i}: weight {:?} and bias {:?} for ({}, {})",
+                spec.weight.dims(),
+                spec.bias.dims(),
+                want.0,
+                want.1
+            );
+        }
         let out_image = if transpose {
             [g.ih, g.iw, c_out]
         } else {

@@ -171,26 +171,7 @@ impl SpsMusic {
         }
     }
 
-    pub fn decode(&self, z: &Tensor) -> Result<Tensor> {
-        candle_nn::ops::sigmoid(&self.decode_logits(z)?)
-    }
-
-    /// One prior step on the pitch dim: x (B, 1), h (B, hidden) -> (prediction (B, 1), h')
-    pub fn prior_step(&self, x: &Tensor, h: &Tensor) -> Result<(Tensor, Tensor)> {
-        let h = self.rnn.step(x, h)?;
-        Ok((self.fc2.forward(&h)?, h))
-    }
-
-    /// The prior along latents z (B, S, L): [`crate::nn::Rnn::predict_with_symmetry`] with
-    /// this model's head `fc2`.
-    pub fn predict_with_symmetry(
-        &self,
-        z: &Tensor,
-        own: &[bool],
-        symm: &dyn Fn(&Tensor) -> Result<Tensor>,
-    ) -> Result<Tensor> {
-        self.rnn.predict_with_symmetry(&self.fc2, z, own, symm)
-    }
+    crate::nn::sps_prior_methods!(fc2, "the pitch dim");
 
     /// Encode notes given as flat features (N * NOTE_FEATURES, bin-major) -> mu (N, latent)
     pub fn encode_features(&self, features: &[f32], n: usize) -> Result<Tensor> {
@@ -241,12 +222,7 @@ impl Official {
         let n = x.dim(0)?;
         // one channel: (N, 1, 513, 5) is already channels-last (N, 513, 5, 1)
         let x = Act::new(x.reshape((n, N_BINS, FRAMES_PER_NOTE, 1))?)?;
-        let layers: Vec<(&dyn StackLayer, bool)> = self
-            .enc
-            .iter()
-            .enumerate()
-            .map(|(i, conv)| (conv as &dyn StackLayer, i > 0))
-            .collect();
+        let layers = conv::relu_between(self.enc.iter().map(|c| c as &dyn StackLayer));
         // flattened as PyTorch flattens (N, C, H, 1): channel-major
         let flat = conv::run(&x, &layers)?
             .relu()
@@ -259,19 +235,11 @@ impl Official {
     /// z: (N, latent) -> decoder logits (N, 1, 513, 5); the spectrum is their sigmoid. The
     /// MLP and the transposed convs run as one op.
     fn decode_logits(&self, z: &Tensor) -> Result<Tensor> {
-        let (n, latent) = z.dims2()?;
-        // the MLP's output, (C, H) as PyTorch views it, stored channels-last
+        let n = z.dim(0)?;
+        // the MLP's output, (C, H) as PyTorch views it, seen channels-last
         let image = (ModelConfig::LAST_H, 1, self.cfg.channels[3]);
-        let dense = self.fc3.stack_layers(Some(image));
-        let mut layers: Vec<(&dyn StackLayer, bool)> = dense
-            .iter()
-            .enumerate()
-            .map(|(i, d)| (d as &dyn StackLayer, i > 0))
-            .collect();
-        for (i, conv) in self.dec.iter().enumerate() {
-            layers.push((conv, i > 0));
-        }
-        let y = conv::run(&Act::new(z.reshape((n, 1, 1, latent))?)?, &layers)?;
+        let convs = self.dec.each_ref().map(|c| c as &dyn StackLayer);
+        let y = conv::mlp_then_convs(&self.fc3, image, &convs, z)?;
         // (N, 513, 5, 1) -> (N, 1, 513, 5): one channel, the same order
         y.to_nhwc()?.reshape((n, 1, N_BINS, FRAMES_PER_NOTE))
     }

@@ -144,7 +144,7 @@ impl KeypointEncoder {
         let n = x.dim(0)?;
         let [c0, c1, c2] = &self.convs;
         let side = Self::SIDE;
-        let layers: [(&dyn StackLayer, bool); 3] = [(c0, false), (c1, true), (c2, true)];
+        let layers = conv::relu_between([c0 as &dyn StackLayer, c1, c2]);
         let maps = conv::run(&Act::from_nchw(x)?, &layers)?
             .to_nchw()?
             .contiguous()?
@@ -227,11 +227,7 @@ impl SpsVision {
         let n = x.dim(0)?;
         let features = match &self.enc {
             Encoder::Official(convs) => {
-                let layers: Vec<(&dyn StackLayer, bool)> = convs
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| (c as &dyn StackLayer, i > 0))
-                    .collect();
+                let layers = conv::relu_between(convs.iter().map(|c| c as &dyn StackLayer));
                 // flattened as PyTorch flattens (N, C, H, W)
                 conv::run(&Act::from_nchw(x)?, &layers)?
                     .relu()
@@ -252,44 +248,16 @@ impl SpsVision {
 
     /// z: (N, latent) -> decoder logits (N, 3, 32, 32); the frame is their sigmoid
     pub fn decode_logits(&self, z: &Tensor) -> Result<Tensor> {
-        let (n, latent) = z.dims2()?;
         let l = ModelConfig::LAST;
-        // the MLP's output, (C, H, W) as PyTorch views it, stored channels-last
+        // the MLP's output, (C, H, W) as PyTorch views it, seen channels-last
         let image = (l, l, self.cfg.channels[2]);
-        let dense = self.fc3.stack_layers(Some(image));
-        let mut layers: Vec<(&dyn StackLayer, bool)> = dense
-            .iter()
-            .enumerate()
-            .map(|(i, d)| (d as &dyn StackLayer, i > 0))
-            .collect();
-        for (i, conv) in self.dec.iter().enumerate() {
-            layers.push((conv, i > 0));
-        }
-        let y = conv::run(&Act::new(z.reshape((n, 1, 1, latent))?)?, &layers)?;
+        let convs = self.dec.each_ref().map(|c| c as &dyn StackLayer);
+        let y = conv::mlp_then_convs(&self.fc3, image, &convs, z)?;
         // channels-last: make it plain NCHW once, at the end
         y.to_nchw()?.contiguous()
     }
 
-    pub fn decode(&self, z: &Tensor) -> Result<Tensor> {
-        candle_nn::ops::sigmoid(&self.decode_logits(z)?)
-    }
-
-    /// One prior step: x (B, latent), h (B, hidden) -> (prediction (B, latent), h')
-    pub fn prior_step(&self, x: &Tensor, h: &Tensor) -> Result<(Tensor, Tensor)> {
-        let h = self.rnn.step(x, h)?;
-        Ok((self.fc2.forward(&h)?, h))
-    }
-
-    /// The prior along latents z (B, S, L): [`crate::nn::Rnn::predict_with_symmetry`] with
-    /// this model's head `fc2`.
-    pub fn predict_with_symmetry(
-        &self,
-        z: &Tensor,
-        own: &[bool],
-        symm: &dyn Fn(&Tensor) -> Result<Tensor>,
-    ) -> Result<Tensor> {
-        self.rnn.predict_with_symmetry(&self.fc2, z, own, symm)
-    }
+    crate::nn::sps_prior_methods!(fc2, "the whole latent");
 
     /// Roll the prior forward: given latents z (B, given, latent), predict `total - given`
     /// more steps, each fed back in. Returns (B, total, latent): the given ones, then predictions.
