@@ -710,6 +710,29 @@ mod tests {
         Ok(())
     }
 
+    /// A ReLU applied by a gather passes the gradient where its input is exactly 0, as
+    /// candle's ReLU does, so that fusing it changes no training.
+    #[test]
+    fn a_fused_relu_passes_the_gradient_at_zero_as_candles_does() -> Result<()> {
+        let x = Var::from_vec(
+            vec![-1f32, 0.0, 2.0, 0.0, -3.0, 4.0],
+            (1, 2, 3, 1),
+            &Device::Cpu,
+        )?;
+        let ours = Act::new(x.as_tensor().clone())?.relu().to_nhwc()?;
+        let theirs = x.as_tensor().relu()?;
+        assert_same_layer(&ours, &theirs, &[x.as_tensor()], "relu")?;
+        let g = ours.sum_all()?.backward()?;
+        let g = g
+            .get(x.as_tensor())
+            .ok_or_else(|| candle_core::Error::Msg("no gradient".into()))?;
+        assert_eq!(
+            g.flatten_all()?.to_vec1::<f32>()?,
+            [0.0, 1.0, 1.0, 1.0, 0.0, 1.0]
+        );
+        Ok(())
+    }
+
     /// An MLP whose output is seen as an image, then a transposed conv, as one op, against
     /// candle's Linear layers and the reference.
     #[test]

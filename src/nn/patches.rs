@@ -434,7 +434,8 @@ fn scatter_into(
 
 /// The gradient of a gather: its patches' gradient `dp` added back into a contiguous image
 /// shaped like the input `src`, zero outside the window and where the ReLU was off
-/// (`src` <= 0).
+/// (`src` < 0: candle's ReLU passes the gradient at 0, and so does this one, so that a fused
+/// ReLU trains as the unfused one did).
 fn gather_grad(w: &Window, dp: &[f32], src: View) -> Vec<f32> {
     let [n, hs, ws, c] = src.dims;
     let mut out = vec![0f32; n * hs * ws * c];
@@ -452,11 +453,11 @@ fn gather_grad(w: &Window, dp: &[f32], src: View) -> Vec<f32> {
                 let s = &src.data[p..p + d.len()];
                 d.iter_mut()
                     .zip(s)
-                    .for_each(|(d, &s)| *d = if s > 0.0 { *d } else { 0.0 });
+                    .for_each(|(d, &s)| *d = if s >= 0.0 { *d } else { 0.0 });
             } else {
                 for (x, d) in d.chunks_mut(c).enumerate() {
                     for (ch, d) in d.iter_mut().enumerate() {
-                        if src.data[p + x * st[2] + ch * st[3]] <= 0.0 {
+                        if src.data[p + x * st[2] + ch * st[3]] < 0.0 {
                             *d = 0.0;
                         }
                     }
