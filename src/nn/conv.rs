@@ -710,6 +710,58 @@ mod tests {
         Ok(())
     }
 
+    /// The gradients against finite differences, for a layer of the log-shift encoder's
+    /// shape (where candle's conv1d gets the weight's gradient wrong).
+    #[test]
+    fn gradients_match_finite_differences() -> Result<()> {
+        let (map, vb) = new_varmap();
+        let layer = HeightConv::new(2, 3, (5, 4), 1, 2, WeightInit::He, vb.pp("h"))?;
+        let w = var(&map, "h.weight")?;
+        let x = Var::randn(0f32, 1.0, (3, 8, 17), &Device::Cpu)?;
+        let probe = Tensor::randn(0f32, 1.0, (3, 3, 17), &Device::Cpu)?;
+        let loss =
+            |y: Tensor| -> Result<f64> { Ok((y * &probe)?.sum_all()?.to_scalar::<f32>()? as f64) };
+        let g = (layer.forward_1d(x.as_tensor())? * &probe)?
+            .sum_all()?
+            .backward()?;
+        let no = || candle_core::Error::Msg("no gradient".into());
+        for (t, grad) in [
+            (&w, g.get(&w).ok_or_else(no)?),
+            (x.as_tensor(), g.get(&x).ok_or_else(no)?),
+        ] {
+            let base = t.flatten_all()?.to_vec1::<f32>()?;
+            let grad = grad.flatten_all()?.to_vec1::<f32>()?;
+            for i in (0..base.len()).step_by(base.len() / 7) {
+                let at = |d: f32| -> Result<f64> {
+                    let mut v = base.clone();
+                    v[i] += d;
+                    let moved = Tensor::from_vec(v, t.dims(), &Device::Cpu)?;
+                    if t.dims() == w.dims() {
+                        // the same layer with the weight moved
+                        let (m2, vb2) = new_varmap();
+                        let l2 = HeightConv::new(2, 3, (5, 4), 1, 2, WeightInit::He, vb2.pp("h"))?;
+                        let data = m2.data().lock().map_err(|_| no())?;
+                        data["h.weight"].set(&moved)?;
+                        data["h.bias"].set(&var(&map, "h.bias")?)?;
+                        drop(data);
+                        loss(l2.forward_1d(x.as_tensor())?)
+                    } else {
+                        loss(layer.forward_1d(&moved)?)
+                    }
+                };
+                let numeric = (at(1e-2)? - at(-1e-2)?) / 2e-2;
+                let d = (numeric - grad[i] as f64).abs();
+                assert!(
+                    d < 2e-2 * (1.0 + numeric.abs()),
+                    "{:?}[{i}]: {numeric} vs {}",
+                    t.dims(),
+                    grad[i]
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// A ReLU applied by a gather passes the gradient where its input is exactly 0, as
     /// candle's ReLU does, so that fusing it changes no training.
     #[test]
