@@ -17,6 +17,7 @@ use latent_lab::sps_vision::view::VisionTab;
 use latent_lab::v3::view::{CodebookTab, StyleChoice};
 
 use common::{drag_slider_to, run_until, tab, tab_mut};
+use latent_lab::app::Tab;
 
 fn models_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")
@@ -29,6 +30,14 @@ fn window_on(title: &str) -> Harness<'static, App> {
     harness.get_by_label(title).click();
     harness.run_steps(3);
     harness
+}
+
+/// Equal up to float rounding (one event encoded alone or in a batch).
+fn same(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| (x - y).abs() <= 1e-5 * (1.0 + x.abs()))
 }
 
 fn differ(a: &[f32], b: &[f32]) -> bool {
@@ -134,6 +143,60 @@ fn the_style_picker_picks_the_same_style_in_both_codebooks() {
     );
     assert_eq!(a.style, b.style);
     assert_eq!(a.fragments, b.fragments);
+}
+
+#[test]
+fn the_traversal_draws_both_relevance_models_events() {
+    let mut harness = window_on("Relevance");
+    run_until(&mut harness, 120, "encoding the held-out events", |h| {
+        !tab::<RelevanceTab>(h).busy()
+    });
+    // the same model as B: it encodes the same event and moves the same latent
+    let b_path = models_dir().join("vae_relevance.safetensors");
+    tab_mut::<RelevanceTab>(&mut harness).models.b_field.text = b_path.display().to_string();
+    harness.get_by_label("Open as B").click();
+    run_until(&mut harness, 60, "opening B", |h| {
+        tab::<RelevanceTab>(h).decoded_b.is_some()
+    });
+    let t = tab::<RelevanceTab>(&harness);
+    let (a0, b0) = (t.decoded.clone().unwrap().1, t.decoded_b.clone().unwrap().1);
+    assert!(
+        same(&a0, &b0),
+        "the same model decodes the same event: {a0:?} {b0:?}"
+    );
+    drag_slider_to(&mut harness, "traversal", 0.9);
+    let t = tab::<RelevanceTab>(&harness);
+    let (a1, b1) = (
+        &t.decoded.as_ref().unwrap().1,
+        &t.decoded_b.as_ref().unwrap().1,
+    );
+    assert!(differ(&a0, a1), "A's event follows the traversal");
+    assert!(
+        same(a1, b1),
+        "B's event follows the same control: {a1:?} {b1:?}"
+    );
+}
+
+#[test]
+fn b_s_encoding_of_the_test_throw_is_drawn_over_a_s() {
+    let mut harness = window_on("3D");
+    harness.get_by_label("B = no symmetry").click();
+    run_until(
+        &mut harness,
+        120,
+        "rolling out the throw with A and B",
+        |h| {
+            let t = tab::<VisionTab>(h);
+            t.models.b.is_some()
+                && !t.busy()
+                && t.throw_view.as_ref().is_some_and(|v| v.b_in_a.is_some())
+        },
+    );
+    let t = tab::<VisionTab>(&harness);
+    let view = t.throw_view.as_ref().unwrap();
+    let (encoded, rolled) = view.b_in_a.as_ref().unwrap();
+    assert_eq!(encoded.len(), view.encoded.len());
+    assert_eq!(rolled.len(), view.rolled.len());
 }
 
 #[test]

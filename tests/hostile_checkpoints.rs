@@ -374,6 +374,7 @@ fn refused_by_the_window(f: &Family) {
     harness.run_steps(2);
     harness.get_by_label(title).click();
     harness.run_steps(3);
+    common::settle(&mut harness, 120);
     for (case, bytes) in hostile(f) {
         let file = dir.path().join(format!("{}-{case}.safetensors", f.name));
         std::fs::write(&file, &bytes).unwrap();

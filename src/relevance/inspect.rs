@@ -14,6 +14,8 @@ const INSPECT_EVENTS: usize = 3000;
 pub(super) struct Inspection {
     /// (data, steps) of the model it was computed for
     pub(super) key: (String, u64),
+    /// the held-out rows of the data set, in the order of `latents`
+    pub(super) rows: Vec<usize>,
     pub(super) latents: Vec<Vec<f32>>,
     pub(super) observables: Vec<(String, Vec<f32>)>,
     /// [latent][observable]
@@ -82,6 +84,7 @@ pub(super) fn inspect(lab: &Lab, cached: Option<(DatasetKey, Arc<Dataset>)>) -> 
         .collect();
     let inspection = Inspection {
         key: lab_key(lab),
+        rows,
         latents,
         observables,
         correlations,

@@ -347,12 +347,26 @@ pub fn bin_of(edges: &[f32], v: f32) -> usize {
 
 /// The two most relevant dimensions (by relevance), most relevant first.
 pub fn top_two(relevance: &[f64]) -> (usize, usize) {
-    let mut idx: Vec<usize> = (0..relevance.len()).collect();
-    idx.sort_by(|&a, &b| relevance[b].total_cmp(&relevance[a]));
+    let idx = relevance_order(relevance);
     (
         idx.first().copied().unwrap_or(0),
         idx.get(1).copied().unwrap_or(0),
     )
+}
+
+/// The latent dimensions, most relevant first.
+pub fn relevance_order(relevance: &[f64]) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..relevance.len()).collect();
+    idx.sort_by(|&a, &b| relevance[b].total_cmp(&relevance[a]));
+    idx
+}
+
+/// Where dimension `d` stands in the order of relevance (0: the most relevant).
+pub fn relevance_rank(relevance: &[f64], d: usize) -> usize {
+    relevance_order(relevance)
+        .iter()
+        .position(|&i| i == d)
+        .unwrap_or(0)
 }
 
 /// Relevant dimensions against beta (log scale) from a sweep, with the intrinsic dimension.

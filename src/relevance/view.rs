@@ -17,7 +17,7 @@ use super::inspect::{DatasetKey, InspectResult, Inspection, inspect, lab_key};
 use super::train::{
     DEFAULT_BETA, DEFAULT_LATENT, PRESETS, SweepTrainer, TrainConfig, sweep_results,
 };
-use super::{FAMILY, HistoryPoint, Lab};
+use super::{FAMILY, HistoryPoint, Lab, relevance_order, relevance_rank};
 use crate::app::{
     Background, Changed, FIGURE_FILES, FileAction, FileRequest, FilesPanel, Models, ModelsState,
     PathField, SNAPSHOT_EVERY, Shared, Tab, TrainSettings, TrainingPanel, TrainingSpec,
@@ -159,9 +159,15 @@ pub struct RelevanceTab {
     /// choose the scatter axes and the traversal afresh when the next inspection arrives
     repick_views: bool,
     /// the latent and what it decodes to (raw features)
-    decoded: Option<(Vec<f32>, Vec<f32>)>,
+    pub decoded: Option<(Vec<f32>, Vec<f32>)>,
     /// decoded features along the traversal (for 2-D pictures of non-muon data)
     traversal_path: Vec<Vec<f32>>,
+    /// B's latent of the same held-out event, kept per (event, B's model)
+    base_b: Option<((usize, (String, u64)), Vec<f32>)>,
+    /// B's traversal latent and what it decodes to
+    pub decoded_b: Option<(Vec<f32>, Vec<f32>)>,
+    /// the latent dimension B's traversal moves
+    moved_b: usize,
     commands: Vec<Command>,
     background: Background<Result<String, String>>,
 }
@@ -199,6 +205,9 @@ impl RelevanceTab {
             repick_views: true,
             decoded: None,
             traversal_path: Vec::new(),
+            base_b: None,
+            decoded_b: None,
+            moved_b: 0,
             commands: Vec::new(),
             background: Background::default(),
         };
@@ -217,7 +226,11 @@ impl RelevanceTab {
     /// A's or B's model changed: reset what was set for the old one.
     fn changed(&mut self, changed: impl IntoIterator<Item = Changed>) {
         for c in changed {
-            let Changed::A { fresh } = c else { continue };
+            self.decoded_b = None;
+            let Changed::A { fresh } = c else {
+                self.base_b = None;
+                continue;
+            };
             if self.models.a_file.is_some() {
                 // a model opened from a file shows its own history, not the last run's
                 if !self.models.panel.is_running() {
@@ -424,6 +437,51 @@ impl RelevanceTab {
         Some(z)
     }
 
+    /// B's traversal latent: B's encoding of the same held-out event, with B's latent of the
+    /// same relevance rank as A's moved by the same amount. Latent axes of two models do not
+    /// correspond; their ranks by relevance do. Returns B's moved dimension and the latent.
+    fn traversal_latent_b(&mut self) -> Option<(usize, Vec<f32>)> {
+        let b = self.models.b.clone()?;
+        let a_base = self.base_latent();
+        let d = self.state.traversal_dim;
+        let shift = self.state.traversal_value
+            - a_base
+                .as_ref()
+                .and_then(|z| z.get(d))
+                .copied()
+                .unwrap_or(0.0);
+        let rank = self
+            .current_report()
+            .map_or(0, |r| relevance_rank(&r.relevance, d));
+        let order = b
+            .saved_report()
+            .map(|r| relevance_order(&r.relevance))
+            .unwrap_or_else(|| (0..b.latent_dims()).collect());
+        let db = order.get(rank).copied().unwrap_or(0);
+        let key = (self.state.base_event, lab_key(&b));
+        if self.base_b.as_ref().is_none_or(|(k, _)| *k != key) {
+            self.base_b = Some((
+                key,
+                self.held_out_latent_of(&b)
+                    .unwrap_or_else(|| vec![0.0; b.latent_dims()]),
+            ));
+        }
+        let mut z = self.base_b.as_ref()?.1.clone();
+        z[db] += shift;
+        Some((db, z))
+    }
+
+    /// B's posterior mean of A's held-out base event, where B reads the same features.
+    fn held_out_latent_of(&self, b: &Lab) -> Option<Vec<f32>> {
+        let (_, data) = self.dataset.as_ref()?;
+        let insp = self.inspection.as_ref()?;
+        let row = *insp
+            .rows
+            .get(self.state.base_event.min(insp.rows.len().saturating_sub(1)))?;
+        b.check_data(data).ok()?;
+        b.encode(data.row(row)).ok()?.into_iter().next()
+    }
+
     fn traversal_range(&self) -> (f32, f32) {
         let d = self.state.traversal_dim;
         let (lo, hi) = self
@@ -435,7 +493,26 @@ impl RelevanceTab {
         (lo - margin, hi + margin)
     }
 
+    fn refresh_decoded_b(&mut self, shared: &mut Shared) {
+        let Some((moved, z)) = self.traversal_latent_b() else {
+            self.decoded_b = None;
+            return;
+        };
+        self.moved_b = moved;
+        let Some(b) = self.models.b.clone() else {
+            return;
+        };
+        if self.decoded_b.as_ref().is_some_and(|(zs, _)| *zs == z) {
+            return;
+        }
+        match b.decode(&z) {
+            Ok(x) => self.decoded_b = Some((z, x)),
+            Err(e) => shared.error(format!("decoding with B failed: {e}")),
+        }
+    }
+
     fn refresh_decoded(&mut self, shared: &mut Shared) {
+        self.refresh_decoded_b(shared);
         let Some(lab) = self.models.a.clone() else {
             return;
         };
@@ -1037,15 +1114,34 @@ impl RelevanceTab {
                 .min_decimals(2),
         );
         let Some((_, x)) = &self.decoded else { return };
+        let (Some(b), Some((_, xb))) = (self.models.b.clone(), &self.decoded_b) else {
+            return self.event_ui(ui, &lab, x, 0);
+        };
+        ui.columns(2, |cols| {
+            cols[0].strong("A");
+            self.event_ui(&mut cols[0], &lab, x, 0);
+            cols[1]
+                .strong(format!("B: its z{} moved by as much", self.moved_b))
+                .on_hover_text(
+                    "B encodes the same held-out event; the latent it moves is the one that stands \
+                     where A's does in the order of relevance",
+                );
+            self.event_ui(&mut cols[1], &b, xb, 1);
+        });
+    }
+
+    /// A decoded event of model `which` (0: A, 1: B): a muon pair's momenta, or the features
+    /// of other data.
+    fn event_ui(&self, ui: &mut egui::Ui, lab: &Lab, x: &[f32], which: usize) {
         if lab.is_muon_pair() {
             draw_muon_event(ui, x);
         } else {
-            self.feature_picture_ui(ui, &lab, x);
+            self.feature_picture_ui(ui, lab, x, which);
         }
     }
 
     /// Non-muon data: the decoded features, and the traversal drawn in the first two features.
-    fn feature_picture_ui(&self, ui: &mut egui::Ui, lab: &Lab, x: &[f32]) {
+    fn feature_picture_ui(&self, ui: &mut egui::Ui, lab: &Lab, x: &[f32], which: usize) {
         let values: Vec<String> = lab
             .columns
             .iter()
@@ -1066,12 +1162,16 @@ impl RelevanceTab {
                     .collect()
             })
             .into();
-        let path: PlotPoints = self
-            .traversal_path
-            .iter()
-            .map(|r| [r[0] as f64, r[1] as f64])
-            .collect();
-        Plot::new("traversal_features")
+        // the traversal's whole path is A's; B shows where its own traversal stands
+        let path: PlotPoints = if which == 0 {
+            &self.traversal_path[..]
+        } else {
+            &[]
+        }
+        .iter()
+        .map(|r| [r[0] as f64, r[1] as f64])
+        .collect();
+        Plot::new(("traversal_features", which))
             .height(220.0)
             .data_aspect(1.0)
             .legend(Legend::default())

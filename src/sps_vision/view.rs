@@ -94,6 +94,44 @@ enum BackgroundDone {
     Wrote(PathBuf),
 }
 
+/// A test throw as A encodes it and rolls it out, with B's latents in A's coordinates.
+struct ComputedThrow {
+    throw: Throw,
+    encoded: Vec<Vec<f32>>,
+    rolled: Vec<Vec<f32>>,
+    rolled_frames: Vec<Vec<f32>>,
+    b_in_a: Option<EncodedAndRolled>,
+}
+
+/// Encode `throw` with A (and B) and roll each prior out from its first frames.
+fn roll_out_throw(lab: &Lab, b: Option<&Lab>, throw: Throw) -> Result<ComputedThrow, String> {
+    let frames: Vec<&[f32]> = (0..SEQ_LEN).map(|i| throw.frame(i)).collect();
+    let (encoded, (rolled, rolled_frames)) = super::model::encode_frames(&lab.model, &frames)
+        .and_then(|enc| eval::rollout(&lab.model, &throw).map(|r| (enc, r)))
+        .map_err(|e| format!("roll-out failed: {e}"))?;
+    let b_in_a = match b {
+        Some(b) => {
+            let (enc, rolled) = super::model::encode_frames(&b.model, &frames)
+                .and_then(|enc| eval::rollout(&b.model, &throw).map(|r| (enc, r.0)))
+                .map_err(|e| format!("B's roll-out failed: {e}"))?;
+            let carry = |zs: &[Vec<f32>]| -> Option<Vec<Vec<f32>>> {
+                zs.iter()
+                    .map(|z| latent_of_position(&lab.calibration, b.calibration.position(z)))
+                    .collect()
+            };
+            carry(&enc).zip(carry(&rolled))
+        }
+        None => None,
+    };
+    Ok(ComputedThrow {
+        throw,
+        encoded,
+        rolled,
+        rolled_frames,
+        b_in_a,
+    })
+}
+
 pub struct VisionTab {
     pub state: VisionState,
     /// A, the model on show, and B beside it; files and training panels
@@ -108,8 +146,10 @@ pub struct VisionTab {
     decoded_tex: Option<TextureHandle>,
     decoded_b_tex: Option<TextureHandle>,
     truth_tex: Option<TextureHandle>,
-    throw_view: Option<ThrowView>,
+    pub throw_view: Option<ThrowView>,
     throw_dirty: bool,
+    /// the test throw, encoded and rolled out off the UI thread
+    throw_job: Background<Result<ComputedThrow, String>>,
     background: Background<Result<BackgroundDone, String>>,
     camera: Camera,
 }
@@ -176,6 +216,7 @@ impl VisionTab {
             truth_tex: None,
             throw_view: None,
             throw_dirty: true,
+            throw_job: Background::default(),
             background: Background::default(),
             camera: Camera::standard(),
         };
@@ -277,49 +318,43 @@ impl VisionTab {
         self.shown_latent = Some(key);
     }
 
-    /// Encode the chosen test throw and roll the prior forward from its first frames.
-    fn refresh_throw(&mut self, ctx: &egui::Context, shared: &mut Shared) {
-        if !self.throw_dirty {
+    /// Encode the chosen test throw and roll the prior forward from its first frames, off the
+    /// UI thread: a snapshot arrives every two seconds while a model trains, and A and B each
+    /// encode and roll out the throw again.
+    fn refresh_throw(&mut self) {
+        if !self.throw_dirty || !self.throw_job.is_empty() {
             return;
         }
         self.throw_dirty = false;
         let Some(lab) = self.models.a.clone() else {
             return;
         };
+        let b = self.models.b.clone();
         // the same throw again (a new model arrived) is not rendered again
         let seed = self.state.throw_seed ^ 0x7E57_7E57;
-        let name = format!("ball seed {seed} #{}", self.state.throw_index);
-        let throw = match &self.throw_view {
-            Some(v) if v.throw.name == name => v.throw.clone(),
-            _ => data::generate_throw(&self.camera, seed, self.state.throw_index),
+        let index = self.state.throw_index;
+        let name = format!("ball seed {seed} #{index}");
+        let cached = match &self.throw_view {
+            Some(v) if v.throw.name == name => Some(v.throw.clone()),
+            _ => None,
         };
+        let camera = self.camera;
+        self.throw_job.run(move || {
+            let throw = cached.unwrap_or_else(|| data::generate_throw(&camera, seed, index));
+            roll_out_throw(&lab, b.as_deref(), throw)
+        });
+    }
+
+    /// Show a throw computed in the background, reusing the textures of the previous one.
+    fn show_throw(&mut self, ctx: &egui::Context, computed: ComputedThrow) {
+        let ComputedThrow {
+            throw,
+            encoded,
+            rolled,
+            rolled_frames,
+            b_in_a,
+        } = computed;
         let frames: Vec<&[f32]> = (0..SEQ_LEN).map(|i| throw.frame(i)).collect();
-        let result = super::model::encode_frames(&lab.model, &frames)
-            .and_then(|enc| eval::rollout(&lab.model, &throw).map(|r| (enc, r)));
-        let (encoded, (rolled, rolled_frames)) = match result {
-            Ok(r) => r,
-            Err(e) => return shared.error(format!("roll-out failed: {e}")),
-        };
-        let b_in_a = match self.models.b.clone() {
-            Some(b) => match super::model::encode_frames(&b.model, &frames)
-                .and_then(|enc| eval::rollout(&b.model, &throw).map(|r| (enc, r.0)))
-            {
-                Ok((enc, rolled)) => {
-                    let carry = |zs: &[Vec<f32>]| -> Option<Vec<Vec<f32>>> {
-                        zs.iter()
-                            .map(|z| {
-                                latent_of_position(&lab.calibration, b.calibration.position(z))
-                            })
-                            .collect()
-                    };
-                    carry(&enc).zip(carry(&rolled))
-                }
-                Err(e) => return shared.error(format!("B's roll-out failed: {e}")),
-            },
-            None => None,
-        };
-        // Reuse the textures of the previous throw: a snapshot arrives every two seconds
-        // while a model trains, and each re-encodes the throw.
         let previous = self.throw_view.take();
         let (mut old_strips, mut old_true, mut old_rolled, playing, frame) = match previous {
             Some(p) => (
@@ -425,7 +460,13 @@ impl VisionTab {
         });
     }
 
-    fn drain_background(&mut self, shared: &mut Shared) {
+    fn drain_background(&mut self, ctx: &egui::Context, shared: &mut Shared) {
+        for done in self.throw_job.finished(shared) {
+            match done {
+                Ok(t) => self.show_throw(ctx, t),
+                Err(e) => shared.error(e),
+            }
+        }
         for done in self.background.finished(shared) {
             match done {
                 Ok(BackgroundDone::Wrote(p)) => shared.info(format!("wrote {}", p.display())),
@@ -578,6 +619,12 @@ impl VisionTab {
             }
         });
         let Some(view) = &mut self.throw_view else {
+            if !self.throw_job.is_empty() {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label("encoding and rolling out the test throw…");
+                });
+            }
             return;
         };
         let pts = |zs: &[Vec<f32>], a: usize, b: usize| -> Vec<[f64; 2]> {
@@ -737,9 +784,9 @@ impl Tab for VisionTab {
     }
 
     fn logic(&mut self, ctx: &egui::Context, shared: &mut Shared) {
-        self.drain_background(shared);
+        self.drain_background(ctx, shared);
         self.refresh_frames(ctx, shared);
-        self.refresh_throw(ctx, shared);
+        self.refresh_throw();
         self.tick_animation(ctx);
     }
 
@@ -788,6 +835,7 @@ impl Tab for VisionTab {
     fn busy(&self) -> bool {
         self.models.busy()
             || !self.background.is_empty()
+            || !self.throw_job.is_empty()
             || self
                 .throw_view
                 .as_ref()

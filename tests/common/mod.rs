@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use egui_kittest::Harness;
-use latent_lab::app::{App, AppOptions};
+use latent_lab::app::{App, AppOptions, Tab};
 
 /// The whole app with the registry's tabs, no sound card, one training thread.
 pub fn window(models: &Path) -> Harness<'static, App> {
@@ -73,6 +73,14 @@ pub fn run_until(
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     harness.run_steps(2);
+}
+
+/// Run frames until no tab has background work (a model loading, a throw rolling out), so
+/// the layout a test clicks on no longer moves; at most `secs`.
+pub fn settle(harness: &mut Harness<'static, App>, secs: u64) {
+    run_until(harness, secs, "background work", |h| {
+        !h.state().tabs.iter().any(|t| t.busy())
+    });
 }
 
 /// The window's tab of type `T`.
