@@ -19,8 +19,9 @@ use super::train::{
 };
 use super::{FAMILY, HistoryPoint, Lab};
 use crate::app::{
-    Background, Changed, FIGURE_FILES, FileAction, FileRequest, FilesPanel, Models, ModelsState,
-    PathField, SNAPSHOT_EVERY, Shared, Tab, TrainSettings, TrainingPanel, TrainingSpec,
+    Background, Changed, FIGURE_FILES, FileAction, FileRequest, FilesPanel, LabTab, Models,
+    ModelsState, PathField, SNAPSHOT_EVERY, Shared, TrainSettings, TrainingSpec, hold_models,
+    tab_state,
 };
 use crate::cli::TrainArgs;
 use crate::figures::{self, Figure};
@@ -78,6 +79,8 @@ pub struct RelevanceState {
     /// the latent-observable table shows mutual information instead of Pearson r
     pub show_mutual_information: bool,
 }
+
+tab_state!(RelevanceState);
 
 impl Default for RelevanceState {
     fn default() -> Self {
@@ -189,7 +192,7 @@ impl RelevanceTab {
                 training_spec(),
                 RelevanceState::default().models.train,
             )
-            .with_map("relevance", super::explore::source),
+            .with_map("relevance", super::explore::Source::of),
             file_field: PathField::default(),
             training: Training::default(),
             inspection: None,
@@ -1099,10 +1102,11 @@ impl RelevanceTab {
     }
 }
 
-impl Tab for RelevanceTab {
-    fn title(&self) -> &'static str {
-        "Relevance"
-    }
+impl LabTab for RelevanceTab {
+    type Lab = Lab;
+    type State = RelevanceState;
+    const TITLE: &'static str = "Relevance";
+    hold_models!();
 
     fn logic(&mut self, _ctx: &egui::Context, shared: &mut Shared) {
         self.drain_inspection(shared);
@@ -1111,37 +1115,29 @@ impl Tab for RelevanceTab {
         self.refresh_decoded(shared);
     }
 
-    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
-        egui::ScrollArea::vertical().show(ui, |ui| {
-            ui.columns(2, |cols| {
-                let (left, right) = cols.split_at_mut(1);
-                let (left, right) = (&mut left[0], &mut right[0]);
-                left.heading("Relevance of latent dimensions");
-                if let Some(lab) = &self.models.a {
-                    left.label(format!(
-                        "{FAMILY} · {} · latent {} · β {} · {} steps · seed {}",
-                        lab.meta.data,
-                        lab.latent_dims(),
-                        lab.cfg.beta,
-                        lab.meta.steps,
-                        lab.meta.seed
-                    ));
-                }
-                self.train_ui(left);
-                left.separator();
-                self.relevance_ui(left);
-                left.separator();
-                self.files_ui(left, false);
-                right.heading("Latents against observables");
-                self.scatter_ui(right);
-                self.correlation_ui(right);
-                right.separator();
-                right.heading("Traversal");
-                self.traversal_ui(right);
-            });
-            ui.separator();
-            self.models.map_ui(ui, shared);
-        });
+    fn columns_ui(&mut self, left: &mut egui::Ui, right: &mut egui::Ui) {
+        left.heading("Relevance of latent dimensions");
+        if let Some(lab) = &self.models.a {
+            left.label(format!(
+                "{FAMILY} · {} · latent {} · β {} · {} steps · seed {}",
+                lab.meta.data,
+                lab.latent_dims(),
+                lab.cfg.beta,
+                lab.meta.steps,
+                lab.meta.seed
+            ));
+        }
+        self.train_ui(left);
+        left.separator();
+        self.relevance_ui(left);
+        left.separator();
+        self.files_ui(left, false);
+        right.heading("Latents against observables");
+        self.scatter_ui(right);
+        self.correlation_ui(right);
+        right.separator();
+        right.heading("Traversal");
+        self.traversal_ui(right);
     }
 
     fn apply_commands(&mut self, shared: &mut Shared) {
@@ -1153,25 +1149,11 @@ impl Tab for RelevanceTab {
         self.refresh_decoded(shared);
     }
 
-    fn training_panel(&mut self) -> Option<&mut TrainingPanel> {
-        Some(&mut self.models.panel)
+    fn working(&self) -> bool {
+        self.inspecting.is_some() || !self.background.is_empty()
     }
 
-    fn busy(&self) -> bool {
-        self.models.busy() || self.inspecting.is_some() || !self.background.is_empty()
-    }
-
-    fn persist(&self) -> serde_json::Value {
-        let mut s = self.state.clone();
-        s.models = self.models.persist();
-        serde_json::to_value(s).unwrap_or_default()
-    }
-
-    fn restore(&mut self, state: serde_json::Value) {
-        let Ok(s) = serde_json::from_value::<RelevanceState>(state) else {
-            return;
-        };
-        self.models.restore(&s.models, true);
+    fn restore(&mut self, s: RelevanceState) {
         let l = self
             .models
             .a

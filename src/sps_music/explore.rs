@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::app::explore::{
-    ColourValues, Colouring, Decoded, Explore, InputCache, MapSamples, Output, Sound,
+    ColourValues, Colouring, Decoded, Explore, InputCache, LabSource, MapSamples, Output, Sound,
 };
 use crate::audio::dsp::{self, N_BINS, Stft};
 use crate::cli::CliError;
@@ -81,18 +81,12 @@ fn render(spec: &str) -> anyhow::Result<HeldOut> {
     Ok(HeldOut { names, notes })
 }
 
-pub struct Source {
-    lab: Arc<Lab>,
-}
-
 /// The explorer's view of a Pitch model.
-pub fn source(lab: Arc<Lab>) -> Arc<dyn Explore> {
-    Arc::new(Source { lab })
-}
+pub type Source = LabSource<Lab>;
 
 /// The explorer's view of a checkpoint, for `latent-lab export`.
 pub fn open(path: &Path) -> Result<Arc<dyn Explore>, CliError> {
-    Ok(source(Arc::new(Lab::load(path)?)))
+    Source::open(path)
 }
 
 impl Explore for Source {
