@@ -247,6 +247,13 @@ impl RelevanceTab {
         }
     }
 
+    /// Each dimension's relevance in [`RelevanceTab::current_report`] (none without one).
+    fn current_relevance(&self) -> Vec<f64> {
+        self.current_report()
+            .map(|r| r.relevance)
+            .unwrap_or_default()
+    }
+
     pub fn is_training(&self) -> bool {
         self.models.panel.is_running()
     }
@@ -837,29 +844,14 @@ impl RelevanceTab {
             return;
         };
         let l = lab.latent_dims();
-        let relevance = self
-            .current_report()
-            .map(|r| r.relevance)
-            .unwrap_or_default();
+        let relevance = self.current_relevance();
         let dim_label = |i: usize| match relevance.get(i) {
             Some(r) => format!("z{i} (R {r:.2})"),
             None => format!("z{i}"),
         };
         ui.horizontal(|ui| {
-            egui::ComboBox::from_label("x")
-                .selected_text(dim_label(self.state.scatter_x))
-                .show_ui(ui, |ui| {
-                    for i in 0..l {
-                        ui.selectable_value(&mut self.state.scatter_x, i, dim_label(i));
-                    }
-                });
-            egui::ComboBox::from_label("y")
-                .selected_text(dim_label(self.state.scatter_y))
-                .show_ui(ui, |ui| {
-                    for i in 0..l {
-                        ui.selectable_value(&mut self.state.scatter_y, i, dim_label(i));
-                    }
-                });
+            dim_picker(ui, "x", &mut self.state.scatter_x, l, dim_label);
+            dim_picker(ui, "y", &mut self.state.scatter_y, l, dim_label);
             let current = insp
                 .observables
                 .get(self.state.colour_by)
@@ -917,10 +909,7 @@ impl RelevanceTab {
 
     fn correlation_ui(&mut self, ui: &mut egui::Ui) {
         let Some(insp) = &self.inspection else { return };
-        let relevance = self
-            .current_report()
-            .map(|r| r.relevance)
-            .unwrap_or_default();
+        let relevance = self.current_relevance();
         ui.horizontal(|ui| {
             ui.selectable_value(&mut self.state.show_mutual_information, false, "Pearson r");
             ui.selectable_value(
@@ -998,10 +987,7 @@ impl RelevanceTab {
             return;
         };
         let l = lab.latent_dims();
-        let relevance = self
-            .current_report()
-            .map(|r| r.relevance)
-            .unwrap_or_default();
+        let relevance = self.current_relevance();
         let (lo, hi) = self.traversal_range();
         ui.horizontal(|ui| {
             let label = |i: usize| match relevance.get(i) {
@@ -1010,13 +996,13 @@ impl RelevanceTab {
                 None => format!("z{i}"),
             };
             let before = self.state.traversal_dim;
-            egui::ComboBox::from_label("latent to move")
-                .selected_text(label(self.state.traversal_dim))
-                .show_ui(ui, |ui| {
-                    for i in 0..l {
-                        ui.selectable_value(&mut self.state.traversal_dim, i, label(i));
-                    }
-                });
+            dim_picker(
+                ui,
+                "latent to move",
+                &mut self.state.traversal_dim,
+                l,
+                label,
+            );
             let n = self
                 .inspection
                 .as_ref()
@@ -1100,6 +1086,23 @@ impl RelevanceTab {
             self.commands.push(Command::Files(action));
         }
     }
+}
+
+/// A combo box choosing one of `dims` latent dimensions, each shown as `name(i)`.
+fn dim_picker(
+    ui: &mut egui::Ui,
+    label: &str,
+    dim: &mut usize,
+    dims: usize,
+    name: impl Fn(usize) -> String,
+) {
+    egui::ComboBox::from_label(label)
+        .selected_text(name(*dim))
+        .show_ui(ui, |ui| {
+            for i in 0..dims {
+                ui.selectable_value(dim, i, name(i));
+            }
+        });
 }
 
 impl LabTab for RelevanceTab {
