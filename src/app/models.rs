@@ -19,33 +19,13 @@ use crate::compare::Comparison;
 use crate::nn::checkpoint::Metadata;
 use crate::worker::Snapshot;
 
-/// What a family's lab offers the shared slots (see [`hosted_lab!`](crate::hosted_lab)).
+/// What a family's lab offers the shared slots; [`checkpointed_lab!`](crate::checkpointed_lab)
+/// implements it for every family's lab.
 pub trait HostedLab: Send + Sync + Sized + 'static {
     fn open(path: &Path) -> Result<Self, String>;
     fn save_to(&self, path: &Path) -> Result<(), String>;
     fn from_snapshot(snapshot: &Snapshot) -> Result<Self, String>;
     fn meta(&self) -> &Metadata;
-}
-
-/// `HostedLab` for a lab made with `checkpointed_lab!` that has a `meta` field.
-#[macro_export]
-macro_rules! hosted_lab {
-    ($lab:ty) => {
-        impl $crate::app::HostedLab for $lab {
-            fn open(path: &std::path::Path) -> Result<Self, String> {
-                Self::load(path).map_err(|e| e.to_string())
-            }
-            fn save_to(&self, path: &std::path::Path) -> Result<(), String> {
-                self.save(path).map_err(|e| e.to_string())
-            }
-            fn from_snapshot(s: &$crate::worker::Snapshot) -> Result<Self, String> {
-                <$lab>::from_snapshot(s).map_err(|e| format!("{e:#}"))
-            }
-            fn meta(&self) -> &$crate::nn::checkpoint::Metadata {
-                &self.meta
-            }
-        }
-    };
 }
 
 /// A family's `latent-lab eval` of a checkpoint file, as JSON (or the message to show).

@@ -19,8 +19,6 @@ use crate::digits::classifier::DigitClassifier;
 use crate::digits::render::{centre_drawing, stamp_segment};
 use crate::digits::{DigitSet, PIXELS, SIDE};
 
-crate::hosted_lab!(Lab);
-
 pub const PRESETS: [&str; 2] = ["fast", "paper"];
 /// Slider range of each equivariant dimension: +-3 prior standard deviations.
 const POSE_RANGE: f32 = 3.0;

@@ -27,8 +27,6 @@ use crate::cli::TrainArgs;
 use crate::figures::{self, Figure};
 use crate::worker::{self, JobOptions};
 
-crate::hosted_lab!(Lab);
-
 /// What only this tab adds to `latent-lab train`: latent size, β, the opening schedule.
 fn adjust_args(state: &RelevanceState, args: &mut TrainArgs) {
     args.latent = Some(state.latent.clamp(1, 64));

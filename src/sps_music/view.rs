@@ -17,8 +17,6 @@ use crate::app::{
 use crate::audio::dsp::{self, N_BINS, SAMPLE_RATE};
 use crate::audio::engine::VoiceParams;
 
-crate::hosted_lab!(Lab);
-
 /// What the tab remembers across restarts.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]

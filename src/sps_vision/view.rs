@@ -19,8 +19,6 @@ use crate::app::{
     TrainSettings, TrainingSpec, hold_models, tab_state,
 };
 
-crate::hosted_lab!(Lab);
-
 /// What the tab remembers across restarts.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]

@@ -19,8 +19,6 @@ use crate::app::{
     Background, Changed, FIGURE_FILES, FileAction, FilesPanel, LabTab, Models, ModelsState, Shared,
     StartJob, TrainSettings, TrainingSpec, hold_models, tab_state,
 };
-
-crate::hosted_lab!(Lab);
 use crate::audio::dsp::{self, SAMPLE_RATE, Stft};
 
 /// Griffin-Lim iterations when a click plays a decoded fragment: enough for a clear pitch,
