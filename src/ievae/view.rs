@@ -345,6 +345,17 @@ impl ClassPoseTab {
         }
     }
 
+    /// The analysis of a drawing that is gone (cleared, or blank) goes with it.
+    fn forget_drawing_analysis(&mut self) {
+        if self
+            .analysis
+            .as_ref()
+            .is_some_and(|a| a.source == InputSource::Drawn)
+        {
+            self.analysis = None;
+        }
+    }
+
     fn apply(&mut self, command: Command, shared: &mut Shared) {
         match command {
             Command::SetClass(c) => self.state.class = c,
@@ -363,25 +374,13 @@ impl ClassPoseTab {
                 }
                 None => {
                     self.blank_drawing = true;
-                    if self
-                        .analysis
-                        .as_ref()
-                        .is_some_and(|a| a.source == InputSource::Drawn)
-                    {
-                        self.analysis = None;
-                    }
+                    self.forget_drawing_analysis();
                 }
             },
             Command::ClearDrawing => {
                 self.canvas = [0.0; PIXELS];
                 self.blank_drawing = false;
-                if self
-                    .analysis
-                    .as_ref()
-                    .is_some_and(|a| a.source == InputSource::Drawn)
-                {
-                    self.analysis = None;
-                }
+                self.forget_drawing_analysis();
             }
             Command::UseInputPose => {
                 if let Some(a) = &self.analysis
@@ -421,26 +420,18 @@ impl ClassPoseTab {
             return;
         }
         let t = &mut self.textures;
-        t.decoded = self
-            .decoded
-            .as_ref()
-            .map(|d| texture(ctx, "ievae-decoded", d));
-        t.every_class = self
-            .every_class
-            .iter()
-            .enumerate()
-            .map(|(c, d)| texture(ctx, &format!("ievae-class-{c}"), d))
-            .collect();
-        t.decoded_b = self
-            .decoded_b
-            .as_ref()
-            .map(|d| texture(ctx, "ievae-decoded-b", d));
-        t.every_class_b = self
-            .every_class_b
-            .iter()
-            .enumerate()
-            .map(|(c, d)| texture(ctx, &format!("ievae-class-b-{c}"), d))
-            .collect();
+        let one = |d: &Option<Vec<f32>>, name| d.as_ref().map(|d| texture(ctx, name, d));
+        let per_class = |images: &[Vec<f32>], prefix: &str| {
+            images
+                .iter()
+                .enumerate()
+                .map(|(c, d)| texture(ctx, &format!("{prefix}{c}"), d))
+                .collect()
+        };
+        t.decoded = one(&self.decoded, "ievae-decoded");
+        t.every_class = per_class(&self.every_class, "ievae-class-");
+        t.decoded_b = one(&self.decoded_b, "ievae-decoded-b");
+        t.every_class_b = per_class(&self.every_class_b, "ievae-class-b-");
         if t.picker.len() != self.picker.len() {
             t.picker = (0..self.picker.len())
                 .map(|i| texture(ctx, &format!("ievae-pick-{i}"), self.picker.image(i)))

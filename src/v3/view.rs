@@ -472,6 +472,15 @@ impl CodebookTab {
         });
     }
 
+    /// Play atom `a` of A's decoded atoms, or of B's.
+    fn play_atom(&mut self, of_b: bool, a: usize, shared: &mut Shared) {
+        let started = Instant::now();
+        let atoms = if of_b { &self.atoms_b } else { &self.atoms };
+        if let Some(f) = atoms.as_ref().and_then(|d| d.fragments.get(a)).cloned() {
+            self.play(&f, started, shared);
+        }
+    }
+
     fn play(&mut self, fragment: &[f32], started: Instant, shared: &mut Shared) {
         let audio = fragment_audio(&mut self.stft, fragment, SWAP_GL_ITERS);
         let controller = shared.audio.controller();
@@ -551,28 +560,8 @@ impl CodebookTab {
             Command::PickStyle(choice) => {
                 self.state.style = choice;
             }
-            Command::PlayAtom(a) => {
-                let started = Instant::now();
-                if let Some(f) = self
-                    .atoms
-                    .as_ref()
-                    .and_then(|d| d.fragments.get(a))
-                    .cloned()
-                {
-                    self.play(&f, started, shared);
-                }
-            }
-            Command::PlayAtomB(a) => {
-                let started = Instant::now();
-                if let Some(f) = self
-                    .atoms_b
-                    .as_ref()
-                    .and_then(|d| d.fragments.get(a))
-                    .cloned()
-                {
-                    self.play(&f, started, shared);
-                }
-            }
+            Command::PlayAtom(a) => self.play_atom(false, a, shared),
+            Command::PlayAtomB(a) => self.play_atom(true, a, shared),
             Command::PlaySwap => {
                 let started = Instant::now();
                 if let Some(f) = self.swapped.as_ref().map(|s| s.fragment.clone()) {
