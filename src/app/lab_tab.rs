@@ -39,7 +39,7 @@ pub trait LabTab: 'static {
     /// [`LabTab::state`] for fields named `models` and `state`.
     fn models(&self) -> &Models<Self::Lab>;
     fn models_mut(&mut self) -> &mut Models<Self::Lab>;
-    /// What the tab remembers, its models' part as it was when restored.
+    /// What the tab remembers (its models' part is filled in when it is persisted).
     fn state(&self) -> &Self::State;
 
     /// See [`Tab::logic`].

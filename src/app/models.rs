@@ -394,17 +394,8 @@ impl<L: HostedLab> Models<L> {
         }
     }
 
-    /// The files panel; `can_export(row)`: what else an export row needs beyond a model A.
-    pub fn files_ui(
-        &mut self,
-        ui: &mut egui::Ui,
-        can_export: impl Fn(usize) -> bool,
-    ) -> Option<FileAction> {
-        self.files.ui(ui, self.a.is_some(), can_export)
-    }
-
     /// The compare panel and the files panel, under their headings; returns what the files
-    /// panel asked for (see [`Models::files_ui`]).
+    /// panel asked for. `can_export(row)`: what else an export row needs beyond a model A.
     pub fn panels_ui(
         &mut self,
         ui: &mut egui::Ui,
@@ -415,7 +406,7 @@ impl<L: HostedLab> Models<L> {
         self.compare_ui(ui, sounds);
         ui.separator();
         ui.heading("Files");
-        self.files_ui(ui, can_export)
+        self.files.ui(ui, self.a.is_some(), can_export)
     }
 
     /// The "compare" panel: the B checkpoint, the one-click shipped ablation, the A/B switch

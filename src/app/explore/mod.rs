@@ -286,7 +286,7 @@ pub fn slerp_path(a: &[f32], b: &[f32], n: usize) -> Vec<Vec<f32>> {
 }
 
 /// `n` latents from `a` to `b`, both ends exactly, the ones between made by `between(t)` at
-/// `t` evenly spaced in (0, 1): the frame of every prior path.
+/// `t` evenly spaced in (0, 1).
 pub fn path_between(
     a: &[f32],
     b: &[f32],
