@@ -244,6 +244,15 @@ impl<L: HostedLab> Models<L> {
         self.table = None;
     }
 
+    /// A in one line: its family, preset and training steps.
+    pub fn summary(&self) -> Option<String> {
+        let meta = self.a.as_ref()?.meta();
+        Some(format!(
+            "{} · preset {} · {} steps",
+            meta.family, meta.preset, meta.steps
+        ))
+    }
+
     /// Both models, A first, for drawing one output per model.
     pub fn both(&self) -> impl Iterator<Item = (&'static str, &Arc<L>)> {
         [("A", self.a.as_ref()), ("B", self.b.as_ref())]

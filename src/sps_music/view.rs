@@ -7,9 +7,9 @@ use std::sync::Arc;
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points, VLine};
 use serde::{Deserialize, Serialize};
 
+use super::Lab;
 use super::data::{self, FRAMES_PER_NOTE};
 use super::train::{PRESETS, TrainConfig};
-use super::{FAMILY, Lab};
 use crate::app::{
     Background, Changed, FIGURE_FILES, FileAction, FilesPanel, LabTab, Models, ModelsState, Shared,
     TrainSettings, TrainingSpec, hold_models, tab_state,
@@ -574,11 +574,8 @@ impl LabTab for PitchTab {
 
     fn columns_ui(&mut self, left: &mut egui::Ui, right: &mut egui::Ui) {
         left.heading("Pitch latent");
-        if let Some(lab) = &self.models.a {
-            left.label(format!(
-                "{} · preset {} · {} steps",
-                FAMILY, lab.meta.preset, lab.meta.steps
-            ));
+        if let Some(summary) = self.models.summary() {
+            left.label(summary);
         }
         self.controls_ui(left);
         left.separator();

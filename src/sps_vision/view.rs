@@ -10,10 +10,10 @@ use egui::{Color32, ColorImage, TextureHandle, TextureOptions};
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 use serde::{Deserialize, Serialize};
 
+use super::Lab;
 use super::data::{self, BASE_LEN, Camera, DT, SEQ_LEN, SIZE, Throw};
 use super::eval::{self, rotate_latent};
 use super::train::{PRESETS, TrainConfig};
-use super::{FAMILY, Lab};
 use crate::app::{
     Background, Changed, FIGURE_FILES, FileAction, FilesPanel, LabTab, Models, ModelsState, Shared,
     TrainSettings, TrainingSpec, hold_models, tab_state,
@@ -746,11 +746,8 @@ impl LabTab for VisionTab {
 
     fn columns_ui(&mut self, left: &mut egui::Ui, right: &mut egui::Ui) {
         left.heading("Ball latent");
-        if let Some(lab) = &self.models.a {
-            left.label(format!(
-                "{} · preset {} · {} steps",
-                FAMILY, lab.meta.preset, lab.meta.steps
-            ));
+        if let Some(summary) = self.models.summary() {
+            left.label(summary);
         }
         self.latent_ui(left);
         left.separator();

@@ -616,12 +616,9 @@ impl CodebookTab {
                     self.commands.push(Command::SwitchDomain(domain));
                 }
             }
-            if let Some(lab) = &self.models.a {
+            if let Some(summary) = self.models.summary() {
                 ui.separator();
-                ui.label(format!(
-                    "{} · preset {} · {} steps",
-                    lab.meta.family, lab.meta.preset, lab.meta.steps
-                ));
+                ui.label(summary);
             }
         });
         let Some(lab) = &self.models.a else {
