@@ -369,17 +369,7 @@ impl LatentMap {
             Some(plane) => latents.iter().map(|z| plane.project(z)).collect(),
             None => Vec::new(),
         };
-        self.groups = groups
-            .into_iter()
-            .map(|g| {
-                let pts = g
-                    .members
-                    .iter()
-                    .filter_map(|&i| self.coords.get(i).copied())
-                    .collect();
-                (g, pts)
-            })
-            .collect();
+        self.recolour(groups);
         let new_bounds = bounds_of(&self.coords);
         if new_bounds != self.bounds {
             self.bounds = new_bounds;

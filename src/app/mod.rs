@@ -4,6 +4,7 @@
 mod background;
 pub mod explore;
 mod files;
+mod lab_tab;
 pub mod latent_map;
 mod models;
 mod training;
@@ -13,6 +14,8 @@ pub use explore::{Decoded, Explore, ExplorePanel, MapSamples};
 pub use files::{
     CheckpointAction, FIGURE_FILES, FileAction, FilePaths, FileRequest, FilesPanel, PathField,
 };
+pub use lab_tab::{LabTab, TabState};
+pub(crate) use lab_tab::{hold_models, tab_state};
 pub use models::{Changed, Evaluate, Heard, HostedLab, Import, MetricTable, Models, ModelsState};
 pub use training::{
     POLL_BUDGET, RunUpdate, SNAPSHOT_EVERY, StartJob, TrainSettings, TrainingPanel, TrainingRun,

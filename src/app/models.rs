@@ -19,33 +19,13 @@ use crate::compare::Comparison;
 use crate::nn::checkpoint::Metadata;
 use crate::worker::Snapshot;
 
-/// What a family's lab offers the shared slots (see [`hosted_lab!`](crate::hosted_lab)).
+/// What a family's lab offers the shared slots; [`checkpointed_lab!`](crate::checkpointed_lab)
+/// implements it for every family's lab.
 pub trait HostedLab: Send + Sync + Sized + 'static {
     fn open(path: &Path) -> Result<Self, String>;
     fn save_to(&self, path: &Path) -> Result<(), String>;
     fn from_snapshot(snapshot: &Snapshot) -> Result<Self, String>;
     fn meta(&self) -> &Metadata;
-}
-
-/// `HostedLab` for a lab made with `checkpointed_lab!` that has a `meta` field.
-#[macro_export]
-macro_rules! hosted_lab {
-    ($lab:ty) => {
-        impl $crate::app::HostedLab for $lab {
-            fn open(path: &std::path::Path) -> Result<Self, String> {
-                Self::load(path).map_err(|e| e.to_string())
-            }
-            fn save_to(&self, path: &std::path::Path) -> Result<(), String> {
-                self.save(path).map_err(|e| e.to_string())
-            }
-            fn from_snapshot(s: &$crate::worker::Snapshot) -> Result<Self, String> {
-                <$lab>::from_snapshot(s).map_err(|e| format!("{e:#}"))
-            }
-            fn meta(&self) -> &$crate::nn::checkpoint::Metadata {
-                &self.meta
-            }
-        }
-    };
 }
 
 /// A family's `latent-lab eval` of a checkpoint file, as JSON (or the message to show).
@@ -264,6 +244,15 @@ impl<L: HostedLab> Models<L> {
         self.table = None;
     }
 
+    /// A in one line: its family, preset and training steps.
+    pub fn summary(&self) -> Option<String> {
+        let meta = self.a.as_ref()?.meta();
+        Some(format!(
+            "{} · preset {} · {} steps",
+            meta.family, meta.preset, meta.steps
+        ))
+    }
+
     /// Both models, A first, for drawing one output per model.
     pub fn both(&self) -> impl Iterator<Item = (&'static str, &Arc<L>)> {
         [("A", self.a.as_ref()), ("B", self.b.as_ref())]
@@ -414,17 +403,8 @@ impl<L: HostedLab> Models<L> {
         }
     }
 
-    /// The files panel; `can_export(row)`: what else an export row needs beyond a model A.
-    pub fn files_ui(
-        &mut self,
-        ui: &mut egui::Ui,
-        can_export: impl Fn(usize) -> bool,
-    ) -> Option<FileAction> {
-        self.files.ui(ui, self.a.is_some(), can_export)
-    }
-
     /// The compare panel and the files panel, under their headings; returns what the files
-    /// panel asked for (see [`Models::files_ui`]).
+    /// panel asked for. `can_export(row)`: what else an export row needs beyond a model A.
     pub fn panels_ui(
         &mut self,
         ui: &mut egui::Ui,
@@ -435,7 +415,7 @@ impl<L: HostedLab> Models<L> {
         self.compare_ui(ui, sounds);
         ui.separator();
         ui.heading("Files");
-        self.files_ui(ui, can_export)
+        self.files.ui(ui, self.a.is_some(), can_export)
     }
 
     /// The "compare" panel: the B checkpoint, the one-click shipped ablation, the A/B switch

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use candle_core::{D, Device, Tensor};
 
 use crate::app::explore::{
-    ColourValues, Colouring, Decoded, Explore, InputCache, MapSamples, Output, slerp_path,
+    ColourValues, Colouring, Decoded, Explore, InputCache, LabSource, MapSamples, Output,
+    slerp_path,
 };
 use crate::cli::CliError;
 use crate::digits::{self, DigitSet, PIXELS, SIDE};
@@ -35,18 +36,12 @@ fn held_out(lab: &Lab) -> anyhow::Result<DigitSet> {
     Ok(set.head(DIGITS))
 }
 
-pub struct Source {
-    lab: Arc<Lab>,
-}
-
 /// The explorer's view of a Class x Pose model.
-pub fn source(lab: Arc<Lab>) -> Arc<dyn Explore> {
-    Arc::new(Source { lab })
-}
+pub type Source = LabSource<Lab>;
 
 /// The explorer's view of a checkpoint, for `latent-lab export`.
 pub fn open(path: &Path) -> Result<Arc<dyn Explore>, CliError> {
-    Ok(source(Arc::new(Lab::load(path)?)))
+    Source::open(path)
 }
 
 impl Explore for Source {

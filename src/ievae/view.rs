@@ -12,14 +12,12 @@ use serde::{Deserialize, Serialize};
 use super::train::TrainConfig;
 use super::{DEFAULT_FILE, FAMILY, Lab};
 use crate::app::{
-    Background, Changed, FIGURE_FILES, FileAction, FilesPanel, Models, ModelsState, Shared, Tab,
-    TrainSettings, TrainingPanel, TrainingSpec,
+    Background, Changed, FIGURE_FILES, FileAction, FilesPanel, LabTab, Models, ModelsState, Shared,
+    TrainSettings, TrainingSpec, hold_models, tab_state,
 };
 use crate::digits::classifier::DigitClassifier;
 use crate::digits::render::{centre_drawing, stamp_segment};
 use crate::digits::{DigitSet, PIXELS, SIDE};
-
-crate::hosted_lab!(Lab);
 
 pub const PRESETS: [&str; 2] = ["fast", "paper"];
 /// Slider range of each equivariant dimension: +-3 prior standard deviations.
@@ -38,6 +36,8 @@ pub struct ClassPoseState {
     pub labels: usize,
     pub traversal_dim: usize,
 }
+
+tab_state!(ClassPoseState);
 
 impl Default for ClassPoseState {
     fn default() -> Self {
@@ -176,7 +176,7 @@ impl ClassPoseTab {
                 training_spec(),
                 ClassPoseState::default().models.train,
             )
-            .with_map("ievae", super::explore::source)
+            .with_map("ievae", super::explore::Source::of)
             .with_ablation(
                 shared
                     .models_dir
@@ -345,6 +345,17 @@ impl ClassPoseTab {
         }
     }
 
+    /// The analysis of a drawing that is gone (cleared, or blank) goes with it.
+    fn forget_drawing_analysis(&mut self) {
+        if self
+            .analysis
+            .as_ref()
+            .is_some_and(|a| a.source == InputSource::Drawn)
+        {
+            self.analysis = None;
+        }
+    }
+
     fn apply(&mut self, command: Command, shared: &mut Shared) {
         match command {
             Command::SetClass(c) => self.state.class = c,
@@ -363,25 +374,13 @@ impl ClassPoseTab {
                 }
                 None => {
                     self.blank_drawing = true;
-                    if self
-                        .analysis
-                        .as_ref()
-                        .is_some_and(|a| a.source == InputSource::Drawn)
-                    {
-                        self.analysis = None;
-                    }
+                    self.forget_drawing_analysis();
                 }
             },
             Command::ClearDrawing => {
                 self.canvas = [0.0; PIXELS];
                 self.blank_drawing = false;
-                if self
-                    .analysis
-                    .as_ref()
-                    .is_some_and(|a| a.source == InputSource::Drawn)
-                {
-                    self.analysis = None;
-                }
+                self.forget_drawing_analysis();
             }
             Command::UseInputPose => {
                 if let Some(a) = &self.analysis
@@ -421,26 +420,18 @@ impl ClassPoseTab {
             return;
         }
         let t = &mut self.textures;
-        t.decoded = self
-            .decoded
-            .as_ref()
-            .map(|d| texture(ctx, "ievae-decoded", d));
-        t.every_class = self
-            .every_class
-            .iter()
-            .enumerate()
-            .map(|(c, d)| texture(ctx, &format!("ievae-class-{c}"), d))
-            .collect();
-        t.decoded_b = self
-            .decoded_b
-            .as_ref()
-            .map(|d| texture(ctx, "ievae-decoded-b", d));
-        t.every_class_b = self
-            .every_class_b
-            .iter()
-            .enumerate()
-            .map(|(c, d)| texture(ctx, &format!("ievae-class-b-{c}"), d))
-            .collect();
+        let one = |d: &Option<Vec<f32>>, name| d.as_ref().map(|d| texture(ctx, name, d));
+        let per_class = |images: &[Vec<f32>], prefix: &str| {
+            images
+                .iter()
+                .enumerate()
+                .map(|(c, d)| texture(ctx, &format!("{prefix}{c}"), d))
+                .collect()
+        };
+        t.decoded = one(&self.decoded, "ievae-decoded");
+        t.every_class = per_class(&self.every_class, "ievae-class-");
+        t.decoded_b = one(&self.decoded_b, "ievae-decoded-b");
+        t.every_class_b = per_class(&self.every_class_b, "ievae-class-b-");
         if t.picker.len() != self.picker.len() {
             t.picker = (0..self.picker.len())
                 .map(|i| texture(ctx, &format!("ievae-pick-{i}"), self.picker.image(i)))
@@ -733,10 +724,11 @@ fn dims_use(lab: &Lab, digits: &DigitSet) -> anyhow::Result<Vec<f32>> {
     Ok(crate::nn::kl_per_dim(&mu, &logvar)?.to_vec1::<f32>()?)
 }
 
-impl Tab for ClassPoseTab {
-    fn title(&self) -> &'static str {
-        "Class x Pose"
-    }
+impl LabTab for ClassPoseTab {
+    type Lab = Lab;
+    type State = ClassPoseState;
+    const TITLE: &'static str = "Class x Pose";
+    hold_models!();
 
     fn logic(&mut self, ctx: &egui::Context, shared: &mut Shared) {
         self.drain_background(shared);
@@ -744,37 +736,29 @@ impl Tab for ClassPoseTab {
         self.upload_textures(ctx);
     }
 
-    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
-        egui::ScrollArea::vertical().show(ui, |ui| {
-            ui.columns(2, |cols| {
-                let (left, right) = cols.split_at_mut(1);
-                let (left, right) = (&mut left[0], &mut right[0]);
-                left.heading("Class and pose");
-                if let Some(lab) = &self.models.a {
-                    let m = &lab.meta.metrics;
-                    let get = |k: &str| m.get(k).map_or("?".into(), |v| format!("{v:.3}"));
-                    left.label(format!(
-                        "{FAMILY} · preset {} · {} steps · {} labels · accuracy {} · swap accuracy {} · class-from-pose probe {}",
-                        lab.meta.preset,
-                        lab.meta.steps,
-                        lab.labels_used,
-                        get("accuracy"),
-                        get("swap_accuracy"),
-                        get("class_from_pose_probe"),
-                    ));
-                }
-                self.pose_ui(left);
-                left.separator();
-                left.heading("Training");
-                self.training_ui(left);
-                right.heading("A digit's class and pose");
-                self.input_ui(right);
-                right.separator();
-                self.files_ui(right, false);
-            });
-            ui.separator();
-            self.models.map_ui(ui, shared);
-        });
+    fn columns_ui(&mut self, left: &mut egui::Ui, right: &mut egui::Ui) {
+        left.heading("Class and pose");
+        if let Some(lab) = &self.models.a {
+            let m = &lab.meta.metrics;
+            let get = |k: &str| m.get(k).map_or("?".into(), |v| format!("{v:.3}"));
+            left.label(format!(
+                "{FAMILY} · preset {} · {} steps · {} labels · accuracy {} · swap accuracy {} · class-from-pose probe {}",
+                lab.meta.preset,
+                lab.meta.steps,
+                lab.labels_used,
+                get("accuracy"),
+                get("swap_accuracy"),
+                get("class_from_pose_probe"),
+            ));
+        }
+        self.pose_ui(left);
+        left.separator();
+        left.heading("Training");
+        self.training_ui(left);
+        right.heading("A digit's class and pose");
+        self.input_ui(right);
+        right.separator();
+        self.files_ui(right, false);
     }
 
     fn apply_commands(&mut self, shared: &mut Shared) {
@@ -789,25 +773,11 @@ impl Tab for ClassPoseTab {
         self.refresh_decoded(shared);
     }
 
-    fn training_panel(&mut self) -> Option<&mut TrainingPanel> {
-        Some(&mut self.models.panel)
+    fn working(&self) -> bool {
+        !self.background.is_empty()
     }
 
-    fn busy(&self) -> bool {
-        self.models.busy() || !self.background.is_empty()
-    }
-
-    fn persist(&self) -> serde_json::Value {
-        let mut s = self.state.clone();
-        s.models = self.models.persist();
-        serde_json::to_value(s).unwrap_or_default()
-    }
-
-    fn restore(&mut self, state: serde_json::Value) {
-        let Ok(s) = serde_json::from_value::<ClassPoseState>(state) else {
-            return;
-        };
-        self.models.restore(&s.models, true);
+    fn restore(&mut self, s: ClassPoseState) {
         let dims = self
             .models
             .a

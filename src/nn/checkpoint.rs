@@ -515,10 +515,11 @@ fn imported_metadata(family: &str, config: serde_json::Value, path: &Path) -> Me
     }
 }
 
-/// A lab's [`LabFile`] (its family and its configuration's type) and the methods the window
+/// A lab's [`LabFile`] (its family and its configuration's type), the methods the window
 /// and the command line call on it (`Lab::load`, `Lab::from_snapshot`, `lab.save`) without
-/// bringing [`Checkpointed`] into scope. The lab keeps the metadata it was opened with in a
-/// field `meta` and its variables in a field `varmap`: a save writes both as they are.
+/// bringing [`Checkpointed`] into scope, and what a tab's models ask of it
+/// ([`crate::app::HostedLab`]). The lab keeps the metadata it was opened with in a field
+/// `meta` and its variables in a field `varmap`: a save writes both as they are.
 #[macro_export]
 macro_rules! checkpointed_lab {
     ($lab:ty, $family:expr, $config:ty) => {
@@ -551,6 +552,21 @@ macro_rules! checkpointed_lab {
                 path: &std::path::Path,
             ) -> Result<(), $crate::nn::checkpoint::CheckpointError> {
                 $crate::nn::checkpoint::save_varmap(path, &self.varmap, &self.meta)
+            }
+        }
+
+        impl $crate::app::HostedLab for $lab {
+            fn open(path: &std::path::Path) -> Result<Self, String> {
+                Self::load(path).map_err(|e| e.to_string())
+            }
+            fn save_to(&self, path: &std::path::Path) -> Result<(), String> {
+                self.save(path).map_err(|e| e.to_string())
+            }
+            fn from_snapshot(s: &$crate::worker::Snapshot) -> Result<Self, String> {
+                <$lab>::from_snapshot(s).map_err(|e| format!("{e:#}"))
+            }
+            fn meta(&self) -> &$crate::nn::checkpoint::Metadata {
+                &self.meta
             }
         }
     };

@@ -570,41 +570,42 @@ mod tests {
             (5, 2, 2, 9, 7),
             (3, 2, 0, 7, 7),
         ] {
-            let (map, vb) = new_varmap();
-            let layer = Conv2d::new(3, 4, k, s, p, WeightInit::He, vb.pp("c"))?;
-            let x = Var::randn(0f32, 1.0, (2, 3, h, w), &Device::Cpu)?;
-            let (wt, b) = (var(&map, "c.weight")?, var(&map, "c.bias")?);
-            let theirs = reference_conv(x.as_tensor(), &wt, &b, (s, s), (p, p))?;
-            // and candle's own conv2d agrees with the reference
-            let candle = x
-                .as_tensor()
-                .conv2d(&wt, p, s, 1, 1)?
-                .broadcast_add(&b.reshape((1, (), 1, 1))?)?;
-            let case = format!("k{k} s{s} p{p}");
-            assert_square_layer(&layer, &x, &theirs, Some(candle), [&wt, &b], &case)?;
+            assert_square_layer(
+                |vb| Conv2d::new(3, 4, k, s, p, WeightInit::He, vb),
+                (2, 3, h, w),
+                |x, wt, b| reference_conv(x, wt, b, (s, s), (p, p)),
+                Some(|x: &Tensor, wt: &Tensor| x.conv2d(wt, p, s, 1, 1)),
+                &format!("k{k} s{s} p{p}"),
+            )?;
         }
         Ok(())
     }
 
-    /// A layer against the reference `theirs` (and candle's own op's result, where given):
-    /// forward and gradients, through `Module` and as a stack run every way.
-    fn assert_square_layer(
-        layer: &(impl Module + StackLayer),
-        x: &Var,
-        theirs: &Tensor,
-        candle: Option<Tensor>,
-        [w, b]: [&Tensor; 2],
+    /// A layer `make` builds, on a random input of `shape`, against `reference(x, w, b)` (and
+    /// that against candle's own op `candle(x, w)`, where given): forward and gradients,
+    /// through `Module` and as a stack run every way.
+    fn assert_square_layer<L: Module + StackLayer>(
+        make: impl FnOnce(VarBuilder) -> Result<L>,
+        shape: (usize, usize, usize, usize),
+        reference: impl FnOnce(&Tensor, &Tensor, &Tensor) -> Result<Tensor>,
+        candle: Option<impl FnOnce(&Tensor, &Tensor) -> Result<Tensor>>,
         case: &str,
     ) -> Result<()> {
+        let (map, vb) = new_varmap();
+        let layer = make(vb.pp("l"))?;
+        let x = Var::randn(0f32, 1.0, shape, &Device::Cpu)?;
+        let (w, b) = (var(&map, "l.weight")?, var(&map, "l.bias")?);
+        let theirs = reference(x.as_tensor(), &w, &b)?;
         if let Some(candle) = candle {
-            let d = (&candle - theirs)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            let candle = candle(x.as_tensor(), &w)?.broadcast_add(&b.reshape((1, (), 1, 1))?)?;
+            let d = (&candle - &theirs)?.abs()?.max_all()?.to_scalar::<f32>()?;
             assert!(d < 1e-5, "{case}: reference differs from candle by {d}");
         }
-        let inputs = [x.as_tensor(), w, b];
-        assert_same_layer(&layer.forward(x.as_tensor())?, theirs, &inputs, case)?;
+        let inputs = [x.as_tensor(), &w, &b];
+        assert_same_layer(&layer.forward(x.as_tensor())?, &theirs, &inputs, case)?;
         for mode in MODES {
-            let y = run_with(&Act::from_nchw(x.as_tensor())?, &[(layer, false)], mode)?;
-            assert_same_layer(&y.to_nchw()?, theirs, &inputs, &format!("{case} {mode:?}"))?;
+            let y = run_with(&Act::from_nchw(x.as_tensor())?, &[(&layer, false)], mode)?;
+            assert_same_layer(&y.to_nchw()?, &theirs, &inputs, &format!("{case} {mode:?}"))?;
         }
         Ok(())
     }
@@ -622,21 +623,14 @@ mod tests {
             (5, 3, 0, 4, 1),
         ] {
             for c_in in [3, 40] {
-                let (map, vb) = new_varmap();
-                let layer = ConvTranspose2d::new(c_in, 2, k, s, p, WeightInit::He, vb.pp("t"))?;
-                let x = Var::randn(0f32, 1.0, (2, c_in, h, w), &Device::Cpu)?;
-                let (wt, b) = (var(&map, "t.weight")?, var(&map, "t.bias")?);
-                let theirs = reference_conv_transpose(x.as_tensor(), &wt, &b, (s, s), (p, p))?;
-                // candle's own, where it has one (not for inputs one pixel wide)
-                let candle = (w > 1)
-                    .then(|| {
-                        x.as_tensor()
-                            .conv_transpose2d(&wt, p, 0, s, 1)?
-                            .broadcast_add(&b.reshape((1, (), 1, 1))?)
-                    })
-                    .transpose()?;
-                let case = format!("k{k} s{s} p{p} {h}x{w}x{c_in}");
-                assert_square_layer(&layer, &x, &theirs, candle, [&wt, &b], &case)?;
+                assert_square_layer(
+                    |vb| ConvTranspose2d::new(c_in, 2, k, s, p, WeightInit::He, vb),
+                    (2, c_in, h, w),
+                    |x, wt, b| reference_conv_transpose(x, wt, b, (s, s), (p, p)),
+                    // candle's own, where it has one (not for inputs one pixel wide)
+                    (w > 1).then_some(|x: &Tensor, wt: &Tensor| x.conv_transpose2d(wt, p, 0, s, 1)),
+                    &format!("k{k} s{s} p{p} {h}x{w}x{c_in}"),
+                )?;
             }
         }
         Ok(())

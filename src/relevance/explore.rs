@@ -7,7 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::app::explore::{
-    ColourValues, Colouring, Decoded, Explore, InputCache, MapSamples, Output, slerp_path,
+    ColourValues, Colouring, Decoded, Explore, InputCache, LabSource, MapSamples, Output,
+    slerp_path,
 };
 use crate::cli::CliError;
 
@@ -35,18 +36,12 @@ fn held_out(lab: &Lab) -> anyhow::Result<HeldOut> {
     })
 }
 
-pub struct Source {
-    lab: Arc<Lab>,
-}
-
 /// The explorer's view of a Relevance model.
-pub fn source(lab: Arc<Lab>) -> Arc<dyn Explore> {
-    Arc::new(Source { lab })
-}
+pub type Source = LabSource<Lab>;
 
 /// The explorer's view of a checkpoint, for `latent-lab export`.
 pub fn open(path: &Path) -> Result<Arc<dyn Explore>, CliError> {
-    Ok(source(Arc::new(Lab::load(path)?)))
+    Source::open(path)
 }
 
 impl Explore for Source {

@@ -19,14 +19,13 @@ use super::train::{
 };
 use super::{FAMILY, HistoryPoint, Lab, relevance_order, relevance_rank};
 use crate::app::{
-    Background, Changed, FIGURE_FILES, FileAction, FileRequest, FilesPanel, Models, ModelsState,
-    PathField, SNAPSHOT_EVERY, Shared, Tab, TrainSettings, TrainingPanel, TrainingSpec,
+    Background, Changed, FIGURE_FILES, FileAction, FileRequest, FilesPanel, LabTab, Models,
+    ModelsState, PathField, SNAPSHOT_EVERY, Shared, TrainSettings, TrainingSpec, hold_models,
+    tab_state,
 };
 use crate::cli::TrainArgs;
 use crate::figures::{self, Figure};
 use crate::worker::{self, JobOptions};
-
-crate::hosted_lab!(Lab);
 
 /// What only this tab adds to `latent-lab train`: latent size, β, the opening schedule.
 fn adjust_args(state: &RelevanceState, args: &mut TrainArgs) {
@@ -78,6 +77,8 @@ pub struct RelevanceState {
     /// the latent-observable table shows mutual information instead of Pearson r
     pub show_mutual_information: bool,
 }
+
+tab_state!(RelevanceState);
 
 impl Default for RelevanceState {
     fn default() -> Self {
@@ -195,7 +196,7 @@ impl RelevanceTab {
                 training_spec(),
                 RelevanceState::default().models.train,
             )
-            .with_map("relevance", super::explore::source),
+            .with_map("relevance", super::explore::Source::of),
             file_field: PathField::default(),
             training: Training::default(),
             inspection: None,
@@ -255,6 +256,13 @@ impl RelevanceTab {
             Some(i) if i.key == lab_key(lab) => Some(i.report.clone()),
             _ => self.training.report.clone().or_else(|| lab.saved_report()),
         }
+    }
+
+    /// Each dimension's relevance in [`RelevanceTab::current_report`] (none without one).
+    fn current_relevance(&self) -> Vec<f64> {
+        self.current_report()
+            .map(|r| r.relevance)
+            .unwrap_or_default()
     }
 
     pub fn is_training(&self) -> bool {
@@ -911,29 +919,14 @@ impl RelevanceTab {
             return;
         };
         let l = lab.latent_dims();
-        let relevance = self
-            .current_report()
-            .map(|r| r.relevance)
-            .unwrap_or_default();
+        let relevance = self.current_relevance();
         let dim_label = |i: usize| match relevance.get(i) {
             Some(r) => format!("z{i} (R {r:.2})"),
             None => format!("z{i}"),
         };
         ui.horizontal(|ui| {
-            egui::ComboBox::from_label("x")
-                .selected_text(dim_label(self.state.scatter_x))
-                .show_ui(ui, |ui| {
-                    for i in 0..l {
-                        ui.selectable_value(&mut self.state.scatter_x, i, dim_label(i));
-                    }
-                });
-            egui::ComboBox::from_label("y")
-                .selected_text(dim_label(self.state.scatter_y))
-                .show_ui(ui, |ui| {
-                    for i in 0..l {
-                        ui.selectable_value(&mut self.state.scatter_y, i, dim_label(i));
-                    }
-                });
+            dim_picker(ui, "x", &mut self.state.scatter_x, l, dim_label);
+            dim_picker(ui, "y", &mut self.state.scatter_y, l, dim_label);
             let current = insp
                 .observables
                 .get(self.state.colour_by)
@@ -991,10 +984,7 @@ impl RelevanceTab {
 
     fn correlation_ui(&mut self, ui: &mut egui::Ui) {
         let Some(insp) = &self.inspection else { return };
-        let relevance = self
-            .current_report()
-            .map(|r| r.relevance)
-            .unwrap_or_default();
+        let relevance = self.current_relevance();
         ui.horizontal(|ui| {
             ui.selectable_value(&mut self.state.show_mutual_information, false, "Pearson r");
             ui.selectable_value(
@@ -1072,10 +1062,7 @@ impl RelevanceTab {
             return;
         };
         let l = lab.latent_dims();
-        let relevance = self
-            .current_report()
-            .map(|r| r.relevance)
-            .unwrap_or_default();
+        let relevance = self.current_relevance();
         let (lo, hi) = self.traversal_range();
         ui.horizontal(|ui| {
             let label = |i: usize| match relevance.get(i) {
@@ -1084,13 +1071,13 @@ impl RelevanceTab {
                 None => format!("z{i}"),
             };
             let before = self.state.traversal_dim;
-            egui::ComboBox::from_label("latent to move")
-                .selected_text(label(self.state.traversal_dim))
-                .show_ui(ui, |ui| {
-                    for i in 0..l {
-                        ui.selectable_value(&mut self.state.traversal_dim, i, label(i));
-                    }
-                });
+            dim_picker(
+                ui,
+                "latent to move",
+                &mut self.state.traversal_dim,
+                l,
+                label,
+            );
             let n = self
                 .inspection
                 .as_ref()
@@ -1199,10 +1186,28 @@ impl RelevanceTab {
     }
 }
 
-impl Tab for RelevanceTab {
-    fn title(&self) -> &'static str {
-        "Relevance"
-    }
+/// A combo box choosing one of `dims` latent dimensions, each shown as `name(i)`.
+fn dim_picker(
+    ui: &mut egui::Ui,
+    label: &str,
+    dim: &mut usize,
+    dims: usize,
+    name: impl Fn(usize) -> String,
+) {
+    egui::ComboBox::from_label(label)
+        .selected_text(name(*dim))
+        .show_ui(ui, |ui| {
+            for i in 0..dims {
+                ui.selectable_value(dim, i, name(i));
+            }
+        });
+}
+
+impl LabTab for RelevanceTab {
+    type Lab = Lab;
+    type State = RelevanceState;
+    const TITLE: &'static str = "Relevance";
+    hold_models!();
 
     fn logic(&mut self, _ctx: &egui::Context, shared: &mut Shared) {
         self.drain_inspection(shared);
@@ -1211,37 +1216,29 @@ impl Tab for RelevanceTab {
         self.refresh_decoded(shared);
     }
 
-    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
-        egui::ScrollArea::vertical().show(ui, |ui| {
-            ui.columns(2, |cols| {
-                let (left, right) = cols.split_at_mut(1);
-                let (left, right) = (&mut left[0], &mut right[0]);
-                left.heading("Relevance of latent dimensions");
-                if let Some(lab) = &self.models.a {
-                    left.label(format!(
-                        "{FAMILY} · {} · latent {} · β {} · {} steps · seed {}",
-                        lab.meta.data,
-                        lab.latent_dims(),
-                        lab.cfg.beta,
-                        lab.meta.steps,
-                        lab.meta.seed
-                    ));
-                }
-                self.train_ui(left);
-                left.separator();
-                self.relevance_ui(left);
-                left.separator();
-                self.files_ui(left, false);
-                right.heading("Latents against observables");
-                self.scatter_ui(right);
-                self.correlation_ui(right);
-                right.separator();
-                right.heading("Traversal");
-                self.traversal_ui(right);
-            });
-            ui.separator();
-            self.models.map_ui(ui, shared);
-        });
+    fn columns_ui(&mut self, left: &mut egui::Ui, right: &mut egui::Ui) {
+        left.heading("Relevance of latent dimensions");
+        if let Some(lab) = &self.models.a {
+            left.label(format!(
+                "{FAMILY} · {} · latent {} · β {} · {} steps · seed {}",
+                lab.meta.data,
+                lab.latent_dims(),
+                lab.cfg.beta,
+                lab.meta.steps,
+                lab.meta.seed
+            ));
+        }
+        self.train_ui(left);
+        left.separator();
+        self.relevance_ui(left);
+        left.separator();
+        self.files_ui(left, false);
+        right.heading("Latents against observables");
+        self.scatter_ui(right);
+        self.correlation_ui(right);
+        right.separator();
+        right.heading("Traversal");
+        self.traversal_ui(right);
     }
 
     fn apply_commands(&mut self, shared: &mut Shared) {
@@ -1253,25 +1250,11 @@ impl Tab for RelevanceTab {
         self.refresh_decoded(shared);
     }
 
-    fn training_panel(&mut self) -> Option<&mut TrainingPanel> {
-        Some(&mut self.models.panel)
+    fn working(&self) -> bool {
+        self.inspecting.is_some() || !self.background.is_empty()
     }
 
-    fn busy(&self) -> bool {
-        self.models.busy() || self.inspecting.is_some() || !self.background.is_empty()
-    }
-
-    fn persist(&self) -> serde_json::Value {
-        let mut s = self.state.clone();
-        s.models = self.models.persist();
-        serde_json::to_value(s).unwrap_or_default()
-    }
-
-    fn restore(&mut self, state: serde_json::Value) {
-        let Ok(s) = serde_json::from_value::<RelevanceState>(state) else {
-            return;
-        };
-        self.models.restore(&s.models, true);
+    fn restore(&mut self, s: RelevanceState) {
         let l = self
             .models
             .a

@@ -8,7 +8,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::app::explore::{
-    ColourValues, Colouring, Decoded, Explore, InputCache, MapSamples, Output, Sound,
+    ColourValues, Colouring, Decoded, Explore, InputCache, LabSource, MapSamples, Output, Sound,
+    path_between,
 };
 use crate::audio::dsp::{self, N_BINS, Stft};
 use crate::cli::CliError;
@@ -81,18 +82,12 @@ fn render(spec: &str) -> anyhow::Result<HeldOut> {
     Ok(HeldOut { names, notes })
 }
 
-pub struct Source {
-    lab: Arc<Lab>,
-}
-
 /// The explorer's view of a Pitch model.
-pub fn source(lab: Arc<Lab>) -> Arc<dyn Explore> {
-    Arc::new(Source { lab })
-}
+pub type Source = LabSource<Lab>;
 
 /// The explorer's view of a checkpoint, for `latent-lab export`.
 pub fn open(path: &Path) -> Result<Arc<dyn Explore>, CliError> {
-    Ok(source(Arc::new(Lab::load(path)?)))
+    Source::open(path)
 }
 
 impl Explore for Source {
@@ -194,24 +189,20 @@ impl Explore for Source {
 }
 
 fn symmetry_path(a: &[f32], b: &[f32], n: usize) -> Vec<Vec<f32>> {
-    (0..n)
-        .map(|i| {
-            if i + 1 == n {
-                return b.to_vec();
+    path_between(a, b, n, |t| {
+        // the first half of the way moves the pitch, the second the timbre
+        let t = 2.0 * t as f32;
+        let mut z = a.to_vec();
+        if t <= 1.0 {
+            z[0] = a[0] + t * (b[0] - a[0]);
+        } else {
+            z[0] = b[0];
+            for k in 1..z.len() {
+                z[k] = a[k] + (t - 1.0) * (b[k] - a[k]);
             }
-            let t = 2.0 * i as f32 / (n - 1).max(1) as f32;
-            let mut z = a.to_vec();
-            if t <= 1.0 {
-                z[0] = a[0] + t * (b[0] - a[0]);
-            } else {
-                z[0] = b[0];
-                for k in 1..z.len() {
-                    z[k] = a[k] + (t - 1.0) * (b[k] - a[k]);
-                }
-            }
-            z
-        })
-        .collect()
+        }
+        z
+    })
 }
 
 #[cfg(test)]

@@ -460,10 +460,7 @@ impl CoreTrainer for SpsTrainer {
             ("r2_within_instrument".to_string(), m.r2_within_instrument),
         ];
         self.calibration = m;
-        for (k, v) in &values {
-            self.core.metrics.insert(k.clone(), *v);
-        }
-        Ok(values)
+        Ok(self.core.add_metrics(values))
     }
 
     /// Every metric of DESIGN.md, synthesis included, recorded in the checkpoint's metadata.
@@ -476,10 +473,10 @@ impl CoreTrainer for SpsTrainer {
             values = self.quick_metrics()?;
         }
         let (r2, detected) = eval::synthesis_r2(&self.model, &self.calibration, 16)?;
-        for (k, v) in [("r2_synthesis", r2), ("synthesis_detected", detected)] {
-            self.core.metrics.insert(k.into(), v);
-            values.push((k.into(), v));
-        }
+        values.extend(self.core.add_metrics(vec![
+            ("r2_synthesis".into(), r2),
+            ("synthesis_detected".into(), detected),
+        ]));
         Ok(values)
     }
 }

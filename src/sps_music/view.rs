@@ -7,17 +7,15 @@ use std::sync::Arc;
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points, VLine};
 use serde::{Deserialize, Serialize};
 
+use super::Lab;
 use super::data::{self, FRAMES_PER_NOTE};
 use super::train::{PRESETS, TrainConfig};
-use super::{FAMILY, Lab};
 use crate::app::{
-    Background, Changed, FIGURE_FILES, FileAction, FilesPanel, Models, ModelsState, Shared, Tab,
-    TrainSettings, TrainingPanel, TrainingSpec,
+    Background, Changed, FIGURE_FILES, FileAction, FilesPanel, LabTab, Models, ModelsState, Shared,
+    TrainSettings, TrainingSpec, hold_models, tab_state,
 };
 use crate::audio::dsp::{self, N_BINS, SAMPLE_RATE};
 use crate::audio::engine::VoiceParams;
-
-crate::hosted_lab!(Lab);
 
 /// What the tab remembers across restarts.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -33,6 +31,8 @@ pub struct PitchState {
     /// which model the latent above belongs to: a latent is only restored onto the same model
     pub model: String,
 }
+
+tab_state!(PitchState);
 
 /// Tells models apart well enough to know whether a remembered latent still means anything.
 fn fingerprint(lab: &Lab) -> String {
@@ -127,7 +127,7 @@ impl PitchTab {
                 training_spec(),
                 PitchState::default().models.train,
             )
-            .with_map("pitch", super::explore::source)
+            .with_map("pitch", super::explore::Source::of)
             .with_ablation(
                 shared
                     .models_dir
@@ -560,10 +560,11 @@ pub fn note_name(midi: f32) -> String {
     }
 }
 
-impl Tab for PitchTab {
-    fn title(&self) -> &'static str {
-        "Pitch"
-    }
+impl LabTab for PitchTab {
+    type Lab = Lab;
+    type State = PitchState;
+    const TITLE: &'static str = "Pitch";
+    hold_models!();
 
     fn logic(&mut self, _ctx: &egui::Context, shared: &mut Shared) {
         self.drain_background(shared);
@@ -571,33 +572,21 @@ impl Tab for PitchTab {
         self.update_voice(shared);
     }
 
-    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
-        egui::ScrollArea::vertical().show(ui, |ui| {
-            ui.columns(2, |cols| {
-                let (left, right) = cols.split_at_mut(1);
-                let left = &mut left[0];
-                let right = &mut right[0];
-                left.heading("Pitch latent");
-                if let Some(lab) = &self.models.a {
-                    left.label(format!(
-                        "{} · preset {} · {} steps",
-                        FAMILY, lab.meta.preset, lab.meta.steps
-                    ));
-                }
-                self.controls_ui(left);
-                left.separator();
-                self.spectrum_ui(left);
-                left.separator();
-                left.heading("Training");
-                self.models.panel.ui(left);
-                right.heading("Learned pitch axis");
-                self.embedding_ui(right);
-                right.separator();
-                self.files_ui(right, true);
-            });
-            ui.separator();
-            self.models.map_ui(ui, shared);
-        });
+    fn columns_ui(&mut self, left: &mut egui::Ui, right: &mut egui::Ui) {
+        left.heading("Pitch latent");
+        if let Some(summary) = self.models.summary() {
+            left.label(summary);
+        }
+        self.controls_ui(left);
+        left.separator();
+        self.spectrum_ui(left);
+        left.separator();
+        left.heading("Training");
+        self.models.panel.ui(left);
+        right.heading("Learned pitch axis");
+        self.embedding_ui(right);
+        right.separator();
+        self.files_ui(right, true);
     }
 
     fn apply_commands(&mut self, shared: &mut Shared) {
@@ -611,25 +600,11 @@ impl Tab for PitchTab {
         self.update_voice(shared);
     }
 
-    fn training_panel(&mut self) -> Option<&mut TrainingPanel> {
-        Some(&mut self.models.panel)
+    fn working(&self) -> bool {
+        !self.background.is_empty()
     }
 
-    fn busy(&self) -> bool {
-        self.models.busy() || !self.background.is_empty()
-    }
-
-    fn persist(&self) -> serde_json::Value {
-        let mut s = self.state.clone();
-        s.models = self.models.persist();
-        serde_json::to_value(s).unwrap_or_default()
-    }
-
-    fn restore(&mut self, state: serde_json::Value) {
-        let Ok(s) = serde_json::from_value::<PitchState>(state) else {
-            return;
-        };
-        self.models.restore(&s.models, true);
+    fn restore(&mut self, s: PitchState) {
         let dims_ok =
             self.models.a.as_ref().is_some_and(|l| {
                 l.latent_dims() == s.timbre.len() + 1 && fingerprint(l) == s.model

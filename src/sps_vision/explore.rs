@@ -9,7 +9,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::app::explore::{
-    ColourValues, Colouring, Decoded, Explore, InputCache, MapSamples, Output,
+    ColourValues, Colouring, Decoded, Explore, InputCache, LabSource, MapSamples, Output,
+    path_between,
 };
 use crate::cli::CliError;
 
@@ -36,18 +37,12 @@ fn held_out(spec: &str, seed: u64) -> anyhow::Result<Vec<Throw>> {
     Ok(throws)
 }
 
-pub struct Source {
-    lab: Arc<Lab>,
-}
-
 /// The explorer's view of a 3D model.
-pub fn source(lab: Arc<Lab>) -> Arc<dyn Explore> {
-    Arc::new(Source { lab })
-}
+pub type Source = LabSource<Lab>;
 
 /// The explorer's view of a checkpoint, for `latent-lab export`.
 pub fn open(path: &Path) -> Result<Arc<dyn Explore>, CliError> {
-    Ok(source(Arc::new(Lab::load(path)?)))
+    Source::open(path)
 }
 
 impl Explore for Source {
@@ -157,22 +152,14 @@ fn turning_path(a: &[f32], b: &[f32], centre: &[f32; 3], n: usize) -> Vec<Vec<f3
     } else if turn < -std::f32::consts::PI {
         turn += std::f32::consts::TAU;
     }
-    (0..n)
-        .map(|i| {
-            if i == 0 {
-                return a.to_vec();
-            }
-            if i + 1 == n {
-                return b.to_vec();
-            }
-            let t = i as f32 / (n - 1) as f32;
-            let mut z: Vec<f32> = a.iter().zip(b).map(|(x, y)| x + t * (y - x)).collect();
-            let (r, angle) = (ra + t * (rb - ra), ta + t * turn);
-            z[0] = centre[0] + r * angle.cos();
-            z[2] = centre[2] + r * angle.sin();
-            z
-        })
-        .collect()
+    path_between(a, b, n, |t| {
+        let t = t as f32;
+        let mut z: Vec<f32> = a.iter().zip(b).map(|(x, y)| x + t * (y - x)).collect();
+        let (r, angle) = (ra + t * (rb - ra), ta + t * turn);
+        z[0] = centre[0] + r * angle.cos();
+        z[2] = centre[2] + r * angle.sin();
+        z
+    })
 }
 
 #[cfg(test)]

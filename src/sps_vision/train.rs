@@ -364,10 +364,7 @@ impl CoreTrainer for VisionTrainer {
             ("r2_min".to_string(), cal.r2_min()),
         ];
         self.calibration = cal;
-        for (k, v) in &values {
-            self.core.metrics.insert(k.clone(), *v);
-        }
-        Ok(values)
+        Ok(self.core.add_metrics(values))
     }
 
     /// Every metric of DESIGN.md, recorded in the checkpoint's metadata.
@@ -386,10 +383,7 @@ impl CoreTrainer for VisionTrainer {
             values.push(("equivariance_mse".into(), mse));
             values.push(("equivariance_centroid_px".into(), px));
         }
-        for (k, v) in &values {
-            self.core.metrics.insert(k.clone(), *v);
-        }
-        Ok(values)
+        Ok(self.core.add_metrics(values))
     }
 
     fn metadata(&self) -> Metadata {

@@ -10,16 +10,14 @@ use egui::{Color32, ColorImage, TextureHandle, TextureOptions};
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 use serde::{Deserialize, Serialize};
 
+use super::Lab;
 use super::data::{self, BASE_LEN, Camera, DT, SEQ_LEN, SIZE, Throw};
 use super::eval::{self, rotate_latent};
 use super::train::{PRESETS, TrainConfig};
-use super::{FAMILY, Lab};
 use crate::app::{
-    Background, Changed, FIGURE_FILES, FileAction, FilesPanel, Models, ModelsState, Shared, Tab,
-    TrainSettings, TrainingPanel, TrainingSpec,
+    Background, Changed, FIGURE_FILES, FileAction, FilesPanel, LabTab, Models, ModelsState, Shared,
+    TrainSettings, TrainingSpec, hold_models, tab_state,
 };
-
-crate::hosted_lab!(Lab);
 
 /// What the tab remembers across restarts.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -35,6 +33,8 @@ pub struct VisionState {
     pub throw_seed: u64,
     pub throw_index: usize,
 }
+
+tab_state!(VisionState);
 
 impl Default for VisionState {
     fn default() -> Self {
@@ -198,7 +198,7 @@ impl VisionTab {
                 training_spec(),
                 VisionState::default().models.train,
             )
-            .with_map("vision", super::explore::source)
+            .with_map("vision", super::explore::Source::of)
             .with_ablation(
                 shared
                     .models_dir
@@ -778,10 +778,11 @@ pub fn latent_of_position(cal: &eval::Calibration, p: [f32; 3]) -> Option<Vec<f3
     )
 }
 
-impl Tab for VisionTab {
-    fn title(&self) -> &'static str {
-        "3D"
-    }
+impl LabTab for VisionTab {
+    type Lab = Lab;
+    type State = VisionState;
+    const TITLE: &'static str = "3D";
+    hold_models!();
 
     fn logic(&mut self, ctx: &egui::Context, shared: &mut Shared) {
         self.drain_background(ctx, shared);
@@ -790,33 +791,21 @@ impl Tab for VisionTab {
         self.tick_animation(ctx);
     }
 
-    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
-        egui::ScrollArea::vertical().show(ui, |ui| {
-            ui.columns(2, |cols| {
-                let (left, right) = cols.split_at_mut(1);
-                let left = &mut left[0];
-                let right = &mut right[0];
-                left.heading("Ball latent");
-                if let Some(lab) = &self.models.a {
-                    left.label(format!(
-                        "{} · preset {} · {} steps",
-                        FAMILY, lab.meta.preset, lab.meta.steps
-                    ));
-                }
-                self.latent_ui(left);
-                left.separator();
-                self.frames_ui(left);
-                left.separator();
-                left.heading("Training");
-                self.models.panel.ui(left);
-                right.heading("Trajectory");
-                self.trajectory_ui(right);
-                right.separator();
-                self.files_ui(right, false);
-            });
-            ui.separator();
-            self.models.map_ui(ui, shared);
-        });
+    fn columns_ui(&mut self, left: &mut egui::Ui, right: &mut egui::Ui) {
+        left.heading("Ball latent");
+        if let Some(summary) = self.models.summary() {
+            left.label(summary);
+        }
+        self.latent_ui(left);
+        left.separator();
+        self.frames_ui(left);
+        left.separator();
+        left.heading("Training");
+        self.models.panel.ui(left);
+        right.heading("Trajectory");
+        self.trajectory_ui(right);
+        right.separator();
+        self.files_ui(right, false);
     }
 
     fn apply_commands(&mut self, shared: &mut Shared) {
@@ -828,13 +817,8 @@ impl Tab for VisionTab {
         self.changed(changed);
     }
 
-    fn training_panel(&mut self) -> Option<&mut TrainingPanel> {
-        Some(&mut self.models.panel)
-    }
-
-    fn busy(&self) -> bool {
-        self.models.busy()
-            || !self.background.is_empty()
+    fn working(&self) -> bool {
+        !self.background.is_empty()
             || !self.throw_job.is_empty()
             || self
                 .throw_view
@@ -842,17 +826,7 @@ impl Tab for VisionTab {
                 .is_some_and(|v| v.playing.is_some())
     }
 
-    fn persist(&self) -> serde_json::Value {
-        let mut s = self.state.clone();
-        s.models = self.models.persist();
-        serde_json::to_value(s).unwrap_or_default()
-    }
-
-    fn restore(&mut self, state: serde_json::Value) {
-        let Ok(s) = serde_json::from_value::<VisionState>(state) else {
-            return;
-        };
-        self.models.restore(&s.models, true);
+    fn restore(&mut self, s: VisionState) {
         self.state = s;
         if !self.state.latent.iter().all(|v| v.is_finite()) {
             self.state.latent = [0.0; 3];

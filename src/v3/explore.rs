@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use crate::app::explore::{
-    ColourValues, Colouring, Decoded, Explore, InputCache, MapSamples, Output, Sound,
+    ColourValues, Colouring, Decoded, Explore, InputCache, LabSource, MapSamples, Output, Sound,
 };
 use crate::audio::dsp::{self, Stft};
 use crate::audio::soundfont::NoteRenderer;
@@ -134,18 +134,12 @@ fn digits(spec: &str) -> anyhow::Result<HeldOut> {
     Ok(held)
 }
 
-pub struct Source {
-    lab: Arc<Lab>,
-}
-
 /// The explorer's view of a Codebook model.
-pub fn source(lab: Arc<Lab>) -> Arc<dyn Explore> {
-    Arc::new(Source { lab })
-}
+pub type Source = LabSource<Lab>;
 
 /// The explorer's view of a checkpoint, for `latent-lab export`.
 pub fn open(path: &Path) -> Result<Arc<dyn Explore>, CliError> {
-    Ok(source(Arc::new(Lab::load(path)?)))
+    Source::open(path)
 }
 
 impl Source {

@@ -16,11 +16,9 @@ use super::eval::nearest;
 use super::train::{PRESETS, TrainConfig};
 use super::{Lab, fragment_audio, fragment_image};
 use crate::app::{
-    Background, Changed, FIGURE_FILES, FileAction, FilesPanel, Models, ModelsState, Shared,
-    StartJob, Tab, TrainSettings, TrainingPanel, TrainingSpec,
+    Background, Changed, FIGURE_FILES, FileAction, FilesPanel, LabTab, Models, ModelsState, Shared,
+    StartJob, TrainSettings, TrainingSpec, hold_models, tab_state,
 };
-
-crate::hosted_lab!(Lab);
 use crate::audio::dsp::{self, SAMPLE_RATE, Stft};
 
 /// Griffin-Lim iterations when a click plays a decoded fragment: enough for a clear pitch,
@@ -49,6 +47,8 @@ pub struct CodebookState {
     pub swap_style: usize,
     pub swap_fragment: usize,
 }
+
+tab_state!(CodebookState);
 
 impl Default for CodebookState {
     fn default() -> Self {
@@ -240,7 +240,7 @@ impl CodebookTab {
                 training_spec(Domain::Notes),
                 CodebookState::default().models.train,
             )
-            .with_map("codebook", super::explore::source),
+            .with_map("codebook", super::explore::Source::of),
             lab_version: 0,
             samples: None,
             samples_loading: None,
@@ -472,6 +472,15 @@ impl CodebookTab {
         });
     }
 
+    /// Play atom `a` of A's decoded atoms, or of B's.
+    fn play_atom(&mut self, of_b: bool, a: usize, shared: &mut Shared) {
+        let started = Instant::now();
+        let atoms = if of_b { &self.atoms_b } else { &self.atoms };
+        if let Some(f) = atoms.as_ref().and_then(|d| d.fragments.get(a)).cloned() {
+            self.play(&f, started, shared);
+        }
+    }
+
     fn play(&mut self, fragment: &[f32], started: Instant, shared: &mut Shared) {
         let audio = fragment_audio(&mut self.stft, fragment, SWAP_GL_ITERS);
         let controller = shared.audio.controller();
@@ -551,28 +560,8 @@ impl CodebookTab {
             Command::PickStyle(choice) => {
                 self.state.style = choice;
             }
-            Command::PlayAtom(a) => {
-                let started = Instant::now();
-                if let Some(f) = self
-                    .atoms
-                    .as_ref()
-                    .and_then(|d| d.fragments.get(a))
-                    .cloned()
-                {
-                    self.play(&f, started, shared);
-                }
-            }
-            Command::PlayAtomB(a) => {
-                let started = Instant::now();
-                if let Some(f) = self
-                    .atoms_b
-                    .as_ref()
-                    .and_then(|d| d.fragments.get(a))
-                    .cloned()
-                {
-                    self.play(&f, started, shared);
-                }
-            }
+            Command::PlayAtom(a) => self.play_atom(false, a, shared),
+            Command::PlayAtomB(a) => self.play_atom(true, a, shared),
             Command::PlaySwap => {
                 let started = Instant::now();
                 if let Some(f) = self.swapped.as_ref().map(|s| s.fragment.clone()) {
@@ -615,7 +604,8 @@ impl CodebookTab {
         }
     }
 
-    fn header_ui(&mut self, ui: &mut egui::Ui) {
+    /// The data picker and A's held-out metrics.
+    fn summary_ui(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
             ui.label("data");
             for (domain, label) in [(Domain::Notes, "notes"), (Domain::Digits, "digits")] {
@@ -626,12 +616,9 @@ impl CodebookTab {
                     self.commands.push(Command::SwitchDomain(domain));
                 }
             }
-            if let Some(lab) = &self.models.a {
+            if let Some(summary) = self.models.summary() {
                 ui.separator();
-                ui.label(format!(
-                    "{} · preset {} · {} steps",
-                    lab.meta.family, lab.meta.preset, lab.meta.steps
-                ));
+                ui.label(summary);
             }
         });
         let Some(lab) = &self.models.a else {
@@ -1094,10 +1081,13 @@ fn texture(
     ctx.load_texture(name, image, egui::TextureOptions::NEAREST)
 }
 
-impl Tab for CodebookTab {
-    fn title(&self) -> &'static str {
-        "Codebook"
-    }
+impl LabTab for CodebookTab {
+    type Lab = Lab;
+    type State = CodebookState;
+    const TITLE: &'static str = "Codebook";
+    // the settings are of one domain's training: `restore` takes them for that domain only
+    const RESTORES_SETTINGS: bool = false;
+    hold_models!();
 
     fn logic(&mut self, ctx: &egui::Context, shared: &mut Shared) {
         self.drain_background(shared);
@@ -1106,39 +1096,33 @@ impl Tab for CodebookTab {
         self.refresh_swap(ctx);
     }
 
-    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
-        egui::ScrollArea::vertical().show(ui, |ui| {
-            self.header_ui(ui);
-            ui.separator();
-            ui.columns(2, |cols| {
-                let (left, right) = cols.split_at_mut(1);
-                let left = &mut left[0];
-                let right = &mut right[0];
-                left.heading("Codebook");
-                self.style_picker_ui(left);
-                self.grid_ui(left);
-                self.grid_b_ui(left);
-                left.separator();
-                left.heading("Code by label");
-                self.matrix_ui(left);
-                right.heading("Swap content and style");
-                self.swap_ui(right);
-                right.separator();
-                right.heading("Latents");
-                self.scatter_ui(right);
-                right.separator();
-                right.heading("Training");
-                right.label(format!(
-                    "trains {} (the tab's domain)",
-                    super::family_name(self.state.domain)
-                ));
-                self.models.panel.ui(right);
-                right.separator();
-                self.files_ui(right, false);
-            });
-            ui.separator();
-            self.models.map_ui(ui, shared);
-        });
+    fn header_ui(&mut self, ui: &mut egui::Ui) {
+        self.summary_ui(ui);
+        ui.separator();
+    }
+
+    fn columns_ui(&mut self, left: &mut egui::Ui, right: &mut egui::Ui) {
+        left.heading("Codebook");
+        self.style_picker_ui(left);
+        self.grid_ui(left);
+        self.grid_b_ui(left);
+        left.separator();
+        left.heading("Code by label");
+        self.matrix_ui(left);
+        right.heading("Swap content and style");
+        self.swap_ui(right);
+        right.separator();
+        right.heading("Latents");
+        self.scatter_ui(right);
+        right.separator();
+        right.heading("Training");
+        right.label(format!(
+            "trains {} (the tab's domain)",
+            super::family_name(self.state.domain)
+        ));
+        self.models.panel.ui(right);
+        right.separator();
+        self.files_ui(right, false);
     }
 
     fn apply_commands(&mut self, shared: &mut Shared) {
@@ -1151,25 +1135,11 @@ impl Tab for CodebookTab {
         self.ensure_samples();
     }
 
-    fn training_panel(&mut self) -> Option<&mut TrainingPanel> {
-        Some(&mut self.models.panel)
+    fn working(&self) -> bool {
+        !self.background.is_empty()
     }
 
-    fn busy(&self) -> bool {
-        self.models.busy() || !self.background.is_empty()
-    }
-
-    fn persist(&self) -> serde_json::Value {
-        let mut s = self.state.clone();
-        s.models = self.models.persist();
-        serde_json::to_value(s).unwrap_or_default()
-    }
-
-    fn restore(&mut self, state: serde_json::Value) {
-        let Ok(s) = serde_json::from_value::<CodebookState>(state) else {
-            return;
-        };
-        self.models.restore(&s.models, false);
+    fn restore(&mut self, s: CodebookState) {
         let same_model = self
             .models
             .a

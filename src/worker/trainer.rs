@@ -131,6 +131,12 @@ impl TrainerCore {
         values
     }
 
+    /// Add `values` to the metrics (replacing those of the same name), returned as they came.
+    pub fn add_metrics(&mut self, values: Vec<(String, f64)>) -> Vec<(String, f64)> {
+        self.metrics.extend(values.iter().cloned());
+        values
+    }
+
     /// The metadata of the weights as they are now.
     pub fn metadata(
         &self,

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use egui_kittest::Harness;
-use latent_lab::app::{App, AppOptions, Tab};
+use latent_lab::app::{App, AppOptions};
 
 /// The whole app with the registry's tabs, no sound card, one training thread.
 pub fn window(models: &Path) -> Harness<'static, App> {

@@ -146,6 +146,15 @@ impl Directions {
             None => String::new(),
         }
     }
+
+    /// Each traversal's strip under its caption, as the panel and the figure lay them out.
+    pub(super) fn captioned_strips(&self) -> Vec<(String, &Strip)> {
+        self.traversals
+            .iter()
+            .enumerate()
+            .map(|(k, (_, s))| (self.caption(k), s))
+            .collect()
+    }
 }
 
 /// The samples' covariance, for how far a traversal goes.

@@ -189,12 +189,7 @@ pub fn directions_figure(title: &str, dirs: &Directions) -> anyhow::Result<Figur
             values,
         });
     }
-    let rows: Vec<(String, &Strip)> = dirs
-        .traversals
-        .iter()
-        .enumerate()
-        .map(|(k, (_, s))| (dirs.caption(k), s))
-        .collect();
+    let rows = dirs.captioned_strips();
     strips_figure(&full, &rows, &traversal_headers())
 }
 

@@ -20,8 +20,10 @@ use super::latent_map::{
     self, Direction, Group, LatentMap, MapEvent, MapInput, Plane, Projection, STRIP_LEN,
 };
 use super::{Background, FileRequest, PathField, Shared};
+use crate::cli::CliError;
 use crate::error::BadArgument;
 use crate::figures::{self, Figure, Series};
+use crate::nn::checkpoint::Checkpointed;
 
 mod compute;
 mod export;
@@ -179,6 +181,30 @@ pub trait Explore: Send + Sync {
 
 // ------------------------------------------------------------------ helpers for sources
 
+/// A family's lab on the map, shared with the tab that shows it: each family implements
+/// [`Explore`] for its own `LabSource<Lab>`.
+pub struct LabSource<L> {
+    pub lab: Arc<L>,
+}
+
+impl<L> LabSource<L>
+where
+    Self: Explore + 'static,
+{
+    /// The explorer's view of a lab.
+    pub fn of(lab: Arc<L>) -> Arc<dyn Explore> {
+        Arc::new(Self { lab })
+    }
+
+    /// The explorer's view of a checkpoint, for `latent-lab export`.
+    pub fn open(path: &Path) -> Result<Arc<dyn Explore>, CliError>
+    where
+        L: Checkpointed,
+    {
+        Ok(Self::of(Arc::new(L::load_file(path)?)))
+    }
+}
+
 /// The held-out inputs a family made last, by key (its data spec): a training run hands the
 /// panel a new model every few seconds, and its samples are encoded again, but rendering
 /// the inputs (a SoundFont's notes) is done once.
@@ -237,33 +263,45 @@ pub fn slerp_path(a: &[f32], b: &[f32], n: usize) -> Vec<Vec<f32>> {
         1.0
     };
     let omega = cos.clamp(-1.0, 1.0).acos();
+    path_between(a, b, n, |t| {
+        if !(1e-4..=std::f64::consts::PI - 1e-4).contains(&omega) {
+            // (anti)parallel ends: no unique great circle, the straight line will do
+            return a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| x + t as f32 * (y - x))
+                .collect();
+        }
+        let (wa, wb) = (
+            ((1.0 - t) * omega).sin() / omega.sin(),
+            (t * omega).sin() / omega.sin(),
+        );
+        // the unit directions slerped, then scaled to the interpolated norm
+        let r = (1.0 - t) * na + t * nb;
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (r * (wa * *x as f64 / na + wb * *y as f64 / nb)) as f32)
+            .collect()
+    })
+}
+
+/// `n` latents from `a` to `b`, both ends exactly, the ones between made by `between(t)` at
+/// `t` evenly spaced in (0, 1).
+pub fn path_between(
+    a: &[f32],
+    b: &[f32],
+    n: usize,
+    between: impl Fn(f64) -> Vec<f32>,
+) -> Vec<Vec<f32>> {
     (0..n)
         .map(|i| {
             if i == 0 {
-                return a.to_vec();
+                a.to_vec()
+            } else if i + 1 == n {
+                b.to_vec()
+            } else {
+                between(i as f64 / (n - 1) as f64)
             }
-            if i + 1 == n {
-                return b.to_vec();
-            }
-            let t = i as f64 / (n - 1) as f64;
-            if !(1e-4..=std::f64::consts::PI - 1e-4).contains(&omega) {
-                // (anti)parallel ends: no unique great circle, the straight line will do
-                return a
-                    .iter()
-                    .zip(b)
-                    .map(|(x, y)| x + t as f32 * (y - x))
-                    .collect();
-            }
-            let (wa, wb) = (
-                ((1.0 - t) * omega).sin() / omega.sin(),
-                (t * omega).sin() / omega.sin(),
-            );
-            // the unit directions slerped, then scaled to the interpolated norm
-            let r = (1.0 - t) * na + t * nb;
-            a.iter()
-                .zip(b)
-                .map(|(x, y)| (r * (wa * *x as f64 / na + wb * *y as f64 / nb)) as f32)
-                .collect()
         })
         .collect()
 }

@@ -771,12 +771,7 @@ impl ExplorePanel {
             traversal_headers().join(" ")
         ));
         let playable = self.source.as_ref().is_some_and(|s| s.has_sound());
-        let rows: Vec<(String, &Strip)> = dirs
-            .traversals
-            .iter()
-            .enumerate()
-            .map(|(k, (_, s))| (dirs.caption(k), s))
-            .collect();
+        let rows = dirs.captioned_strips();
         let textures = self.textures.directions.clone();
         if let Some(k) = self.strip_rows_ui(ui, "dirs", &rows, &textures, playable) {
             self.play(rows[k].1.latents.clone());

@@ -1,0 +1,125 @@
+//! What every lab's tab does alike. Its [`Models`] hold the training panel, background work
+//! of their own and half of what the tab remembers; the tab draws two columns of its own
+//! above A's latent map. A tab implements [`LabTab`] and gets [`Tab`] from it.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{HostedLab, Models, ModelsState, Shared, Tab, TrainingPanel};
+
+/// What a lab's tab remembers across restarts: its own settings with its models' state
+/// ([`Models::persist`]) flattened in.
+pub trait TabState: Clone + Serialize + DeserializeOwned {
+    fn models(&mut self) -> &mut ModelsState;
+}
+
+/// The state's `models` field as [`TabState::models`].
+macro_rules! tab_state {
+    ($state:ty) => {
+        impl $crate::app::TabState for $state {
+            fn models(&mut self) -> &mut $crate::app::ModelsState {
+                &mut self.models
+            }
+        }
+    };
+}
+pub(crate) use tab_state;
+
+/// A tab of one family's lab, A and B in a [`Models`]. [`Tab`] comes with it: the layout, the
+/// training panel, whether anything runs, persisting and restoring go through the models.
+pub trait LabTab: 'static {
+    type Lab: HostedLab;
+    type State: TabState;
+    const TITLE: &'static str;
+    /// Whether [`Tab::restore`] brings the remembered training settings back (a tab that
+    /// shows several kinds of model decides in [`LabTab::restore`]).
+    const RESTORES_SETTINGS: bool = true;
+
+    /// The tab's models, and the same mutably: [`hold_models`] writes both with
+    /// [`LabTab::state`] for fields named `models` and `state`.
+    fn models(&self) -> &Models<Self::Lab>;
+    fn models_mut(&mut self) -> &mut Models<Self::Lab>;
+    /// What the tab remembers (its models' part is filled in when it is persisted).
+    fn state(&self) -> &Self::State;
+
+    /// See [`Tab::logic`].
+    fn logic(&mut self, ctx: &egui::Context, shared: &mut Shared);
+    /// Above the two columns; nothing unless the tab has something to show there.
+    fn header_ui(&mut self, _ui: &mut egui::Ui) {}
+    /// The tab's own two columns.
+    fn columns_ui(&mut self, left: &mut egui::Ui, right: &mut egui::Ui);
+    /// See [`Tab::apply_commands`].
+    fn apply_commands(&mut self, shared: &mut Shared);
+    /// Background work of the tab's own is running (the models' is counted already).
+    fn working(&self) -> bool {
+        false
+    }
+    /// Take up the state of an earlier session; the models have taken theirs already.
+    fn restore(&mut self, state: Self::State);
+}
+
+/// [`LabTab::models`], [`LabTab::models_mut`] and [`LabTab::state`] for a tab whose models and
+/// remembered state are its fields `models` and `state`.
+macro_rules! hold_models {
+    () => {
+        fn models(&self) -> &$crate::app::Models<Self::Lab> {
+            &self.models
+        }
+        fn models_mut(&mut self) -> &mut $crate::app::Models<Self::Lab> {
+            &mut self.models
+        }
+        fn state(&self) -> &Self::State {
+            &self.state
+        }
+    };
+}
+pub(crate) use hold_models;
+
+impl<T: LabTab> Tab for T {
+    fn title(&self) -> &'static str {
+        T::TITLE
+    }
+
+    fn logic(&mut self, ctx: &egui::Context, shared: &mut Shared) {
+        LabTab::logic(self, ctx, shared);
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            self.header_ui(ui);
+            ui.columns(2, |cols| {
+                if let [left, right] = cols {
+                    self.columns_ui(left, right);
+                }
+            });
+            ui.separator();
+            self.models_mut().map_ui(ui, shared);
+        });
+    }
+
+    fn apply_commands(&mut self, shared: &mut Shared) {
+        LabTab::apply_commands(self, shared);
+    }
+
+    fn busy(&self) -> bool {
+        self.models().busy() || self.working()
+    }
+
+    fn persist(&self) -> serde_json::Value {
+        let mut s = self.state().clone();
+        *s.models() = self.models().persist();
+        serde_json::to_value(s).unwrap_or_default()
+    }
+
+    fn restore(&mut self, state: serde_json::Value) {
+        let Ok(mut s) = serde_json::from_value::<T::State>(state) else {
+            return;
+        };
+        self.models_mut().restore(s.models(), T::RESTORES_SETTINGS);
+        LabTab::restore(self, s);
+    }
+
+    fn training_panel(&mut self) -> Option<&mut TrainingPanel> {
+        Some(&mut self.models_mut().panel)
+    }
+}
