@@ -38,6 +38,8 @@ pub struct TrainArgs {
     /// how often the job sends its weights; None: the family's own period (the terminal only
     /// saves the last weights, the window shows them as they learn)
     pub snapshot_every: Option<Duration>,
+    /// the job's threads at the lowest priority (the window's runs)
+    pub background: bool,
 }
 
 impl TrainArgs {
@@ -164,6 +166,7 @@ impl TrainArgs {
             threads: self.threads_or_all(),
             eval_every,
             snapshot_every: self.snapshot_every.unwrap_or(Duration::from_secs(30)),
+            background: self.background,
         }
     }
 }

@@ -32,7 +32,7 @@ pub struct Shared {
     pub audio: Playback,
     pub notices: Vec<Notice>,
     pub models_dir: PathBuf,
-    /// threads a training job may use; the rest stay with the UI and audio
+    /// threads a training job started in the window may use (at the lowest priority)
     pub train_threads: usize,
 }
 
@@ -133,7 +133,9 @@ impl Default for AppOptions {
         Self {
             models_dir: find_models_dir(),
             open_audio: true,
-            train_threads: (cores - 1).max(1),
+            // every core: the training threads run at the lowest priority, so the frame and
+            // the sound still come first
+            train_threads: cores,
         }
     }
 }

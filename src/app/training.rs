@@ -312,6 +312,7 @@ impl TrainingPanel {
             threads: Some(threads),
             set: self.settings.set_items(),
             snapshot_every: Some(SNAPSHOT_EVERY),
+            background: true,
             ..TrainArgs::default()
         }
     }

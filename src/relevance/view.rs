@@ -311,6 +311,7 @@ impl RelevanceTab {
                 threads: args.threads.unwrap_or(1),
                 eval_every: 100,
                 snapshot_every: SNAPSHOT_EVERY,
+                background: true,
             },
         );
         shared.info(format!(

@@ -91,10 +91,13 @@ pub struct Progress {
 
 #[derive(Clone, Debug)]
 pub struct JobOptions {
-    /// threads for the job's own pool (the UI and audio keep the rest)
+    /// threads for the job's own pool
     pub threads: usize,
     pub eval_every: u64,
     pub snapshot_every: Duration,
+    /// run the job's threads at the lowest scheduling priority: in the window they may use
+    /// every core, and the drawing and the sound still come first
+    pub background: bool,
 }
 
 impl Default for JobOptions {
@@ -103,6 +106,7 @@ impl Default for JobOptions {
             threads: 1,
             eval_every: 250,
             snapshot_every: Duration::from_millis(1500),
+            background: false,
         }
     }
 }
@@ -200,9 +204,18 @@ where
     let thread = std::thread::Builder::new()
         .name("latent-lab-train".into())
         .spawn(move || {
+            let background = options.background;
+            if background {
+                lower_priority();
+            }
             let pool = match rayon::ThreadPoolBuilder::new()
                 .num_threads(options.threads.max(1))
                 .thread_name(|i| format!("latent-lab-train-{i}"))
+                .start_handler(move |_| {
+                    if background {
+                        lower_priority();
+                    }
+                })
                 .build()
             {
                 Ok(p) => p,
@@ -220,6 +233,12 @@ where
         thread,
         started: Instant::now(),
     }
+}
+
+/// Give the calling thread the lowest priority of the normal scheduler (nice 19 on Linux). A
+/// system that refuses leaves it as it was: training is then only less polite, not wrong.
+pub fn lower_priority() {
+    let _ = thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min);
 }
 
 fn run<F>(make: F, options: &JobOptions, cancel: &AtomicBool, tx: &Sender<Event>)
@@ -315,4 +334,32 @@ where
         cancelled,
         elapsed: start.elapsed(),
     });
+}
+
+#[cfg(test)]
+mod tests {
+    /// The nice value of the calling thread, from /proc (Linux).
+    fn own_nice() -> Option<i64> {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+        // the fields after the command name, which is in parentheses and may hold spaces
+        let rest = &stat[stat.rfind(')')? + 2..];
+        rest.split(' ').nth(16)?.parse().ok()
+    }
+
+    #[test]
+    fn a_background_thread_yields_to_the_others() {
+        let Some(before) = own_nice() else { return };
+        let after = std::thread::spawn(|| {
+            super::lower_priority();
+            own_nice()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(after, Some(19), "from nice {before}");
+        assert_eq!(
+            own_nice(),
+            Some(before),
+            "only the calling thread is lowered"
+        );
+    }
 }
