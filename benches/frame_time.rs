@@ -18,7 +18,8 @@ fn main() {
     let options = AppOptions {
         models_dir: models,
         open_audio: false,
-        train_threads: 1,
+        // the window's own: every core, the training threads at the lowest priority
+        ..AppOptions::default()
     };
     let mut harness: Harness<'static, App> = Harness::builder()
         .with_size([1400.0, 1600.0])
