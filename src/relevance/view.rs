@@ -105,7 +105,7 @@ impl Default for RelevanceState {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum FigureKind {
+pub enum FigureKind {
     Relevance,
     Kl,
     Curves,
@@ -123,7 +123,7 @@ const FIGURE_KINDS: [FigureKind; 5] = [
 ];
 
 /// Side effects the widgets ask for; applied in one place after drawing.
-enum Command {
+pub enum Command {
     Files(FileAction),
     /// several trainings in sequence, one per beta
     Sweep(Vec<f64>),
@@ -176,7 +176,7 @@ pub struct RelevanceTab {
 impl RelevanceTab {
     pub fn new(shared: &mut Shared) -> Self {
         let default_path = shared.models_dir.join("vae_relevance.safetensors");
-        let mut tab = Self {
+        Self {
             state: RelevanceState::default(),
             models: crate::registry::models(
                 &super::cli::RelevanceFamily,
@@ -196,7 +196,7 @@ impl RelevanceTab {
                 training_spec(),
                 RelevanceState::default().models.train,
             )
-            .with_map("relevance", super::explore::Source::of),
+            .with_map("relevance", crate::app::explore::LabSource::of),
             file_field: PathField::default(),
             training: Training::default(),
             inspection: None,
@@ -211,37 +211,13 @@ impl RelevanceTab {
             moved_b: 0,
             commands: Vec::new(),
             background: Background::default(),
-        };
-        if default_path.is_file() {
-            let opened = tab.models.open(&default_path, shared);
-            tab.changed(opened);
         }
-        tab
+        .with_shipped(&default_path, shared)
     }
 
     /// The model on show (A).
     pub fn lab(&self) -> Option<&Arc<Lab>> {
         self.models.a.as_ref()
-    }
-
-    /// A's or B's model changed: reset what was set for the old one.
-    fn changed(&mut self, changed: impl IntoIterator<Item = Changed>) {
-        for c in changed {
-            self.decoded_b = None;
-            let Changed::A { fresh } = c else {
-                self.base_b = None;
-                continue;
-            };
-            if self.models.a_file.is_some() {
-                // a model opened from a file shows its own history, not the last run's
-                if !self.models.panel.is_running() {
-                    self.training = Training::default();
-                }
-            }
-            if let Some(lab) = self.models.a.clone() {
-                self.set_lab(lab, fresh);
-            }
-        }
     }
 
     /// The relevance now on show: live while training, else of the loaded model.
@@ -322,35 +298,6 @@ impl RelevanceTab {
             ..Training::default()
         };
         self.models.panel.show_job(job, total);
-    }
-
-    fn drain_training(&mut self, shared: &mut Shared) {
-        let (state, training) = (&self.state, &mut self.training);
-        let (update, changed) = self.models.logic(shared, |args| {
-            adjust_args(state, args);
-            *training = Training::default();
-        });
-        let t = &mut self.training;
-        for &(step, ref values) in &update.metrics {
-            let named = || values.iter().map(|(k, v)| (k.as_str(), *v));
-            if let Some(r) = eval::report_from_metrics(named()) {
-                if t.history.last().is_none_or(|h| h.step != step) {
-                    t.history.push(HistoryPoint {
-                        step,
-                        relevance: r.relevance.clone(),
-                    });
-                }
-                t.report = Some(r);
-            }
-            if t.is_sweep {
-                t.sweep = sweep_results(named());
-                t.beta_now = named().find(|(k, _)| *k == "beta").map(|(_, v)| v);
-            }
-        }
-        self.changed(changed);
-        if update.ended {
-            self.repick_views = true;
-        }
     }
 
     /// Encode held-out events off the UI thread whenever the model changed.
@@ -624,29 +571,6 @@ impl RelevanceTab {
             _ if self.models.panel.is_running() => self.training.history.clone(),
             Some(lab) => lab.history.clone(),
             None => Vec::new(),
-        }
-    }
-
-    fn apply(&mut self, command: Command, shared: &mut Shared) {
-        match command {
-            Command::Files(FileAction::Export { action, path, .. }) => {
-                if let Some(kind) = FIGURE_KINDS.get(action) {
-                    self.apply(Command::Export(*kind, path), shared);
-                }
-            }
-            Command::Files(action) => {
-                let changed = self.models.handle(action, shared);
-                self.changed(changed);
-            }
-            Command::Sweep(betas) => self.start_sweep(betas, shared),
-            Command::Export(kind, p) => match self.figure(kind) {
-                Ok(fig) => self.background.run(move || {
-                    figures::save(&fig, &p)
-                        .map(|_| format!("wrote {}", p.display()))
-                        .map_err(|e| format!("{e:#}"))
-                }),
-                Err(e) => shared.error(format!("cannot export: {e}")),
-            },
         }
     }
 
@@ -1204,10 +1128,50 @@ fn dim_picker(
 }
 
 impl LabTab for RelevanceTab {
-    type Lab = Lab;
-    type State = RelevanceState;
     const TITLE: &'static str = "Relevance";
-    hold_models!();
+    hold_models!(Lab, RelevanceState, Command);
+
+    fn apply(&mut self, command: Command, shared: &mut Shared) {
+        match command {
+            Command::Files(FileAction::Export { action, path, .. }) => {
+                if let Some(kind) = FIGURE_KINDS.get(action) {
+                    self.apply(Command::Export(*kind, path), shared);
+                }
+            }
+            Command::Files(action) => {
+                let changed = self.models.handle(action, shared);
+                self.changed(changed);
+            }
+            Command::Sweep(betas) => self.start_sweep(betas, shared),
+            Command::Export(kind, p) => match self.figure(kind) {
+                Ok(fig) => self.background.run(move || {
+                    figures::save(&fig, &p)
+                        .map(|_| format!("wrote {}", p.display()))
+                        .map_err(|e| format!("{e:#}"))
+                }),
+                Err(e) => shared.error(format!("cannot export: {e}")),
+            },
+        }
+    }
+
+    fn changed(&mut self, changed: impl IntoIterator<Item = Changed>) {
+        for c in changed {
+            self.decoded_b = None;
+            let Changed::A { fresh } = c else {
+                self.base_b = None;
+                continue;
+            };
+            if self.models.a_file.is_some() {
+                // a model opened from a file shows its own history, not the last run's
+                if !self.models.panel.is_running() {
+                    self.training = Training::default();
+                }
+            }
+            if let Some(lab) = self.models.a.clone() {
+                self.set_lab(lab, fresh);
+            }
+        }
+    }
 
     fn logic(&mut self, _ctx: &egui::Context, shared: &mut Shared) {
         self.drain_inspection(shared);
@@ -1241,11 +1205,37 @@ impl LabTab for RelevanceTab {
         self.traversal_ui(right);
     }
 
-    fn apply_commands(&mut self, shared: &mut Shared) {
-        for command in std::mem::take(&mut self.commands) {
-            self.apply(command, shared);
+    /// The run's metrics feed the relevance bars and the sweep.
+    fn models_logic(&mut self, shared: &mut Shared) {
+        let (state, training) = (&self.state, &mut self.training);
+        let (update, changed) = self.models.logic(shared, |args| {
+            adjust_args(state, args);
+            *training = Training::default();
+        });
+        let t = &mut self.training;
+        for &(step, ref values) in &update.metrics {
+            let named = || values.iter().map(|(k, v)| (k.as_str(), *v));
+            if let Some(r) = eval::report_from_metrics(named()) {
+                if t.history.last().is_none_or(|h| h.step != step) {
+                    t.history.push(HistoryPoint {
+                        step,
+                        relevance: r.relevance.clone(),
+                    });
+                }
+                t.report = Some(r);
+            }
+            if t.is_sweep {
+                t.sweep = sweep_results(named());
+                t.beta_now = named().find(|(k, _)| *k == "beta").map(|(_, v)| v);
+            }
         }
-        self.drain_training(shared);
+        self.changed(changed);
+        if update.ended {
+            self.repick_views = true;
+        }
+    }
+
+    fn commands_applied(&mut self, shared: &mut Shared) {
         self.start_inspection();
         self.refresh_decoded(shared);
     }

@@ -64,7 +64,7 @@ impl Default for PitchState {
 }
 
 /// Side effects the widgets ask for; applied in one place after drawing.
-enum Command {
+pub enum Command {
     Files(FileAction),
     PlayScale,
     SetLive(bool),
@@ -127,7 +127,7 @@ impl PitchTab {
                 training_spec(),
                 PitchState::default().models.train,
             )
-            .with_map("pitch", super::explore::Source::of)
+            .with_map("pitch", crate::app::explore::LabSource::of)
             .with_ablation(
                 shared
                     .models_dir
@@ -144,21 +144,6 @@ impl PitchTab {
         let opened = tab.models.open(&default_path, shared);
         tab.changed(opened);
         tab
-    }
-
-    /// A's or B's model changed: reset what was set for the old one.
-    fn changed(&mut self, changed: impl IntoIterator<Item = Changed>) {
-        for c in changed {
-            match c {
-                Changed::A { fresh } => {
-                    if let Some(lab) = self.models.a.clone() {
-                        self.set_lab(lab, fresh);
-                    }
-                }
-                Changed::B => self.spectra[1] = None,
-            }
-            self.voice_dirty = true;
-        }
     }
 
     fn set_lab(&mut self, lab: Arc<Lab>, reset_latent: bool) {
@@ -266,55 +251,6 @@ impl PitchTab {
                 controller.set_voice(&Self::voice_params(spec, self.state.volume))
             }
             _ => controller.silence(),
-        }
-    }
-
-    fn apply(&mut self, command: Command, shared: &mut Shared) {
-        match command {
-            Command::Files(FileAction::Export { row, path, .. }) => self.export(row, path),
-            Command::Files(action) => {
-                let changed = self.models.handle(action, shared);
-                self.changed(changed);
-            }
-            Command::PlayScale => {
-                let heard_b = self.models.heard == crate::app::Heard::B;
-                let (lab, timbre) = match (heard_b, self.models.b.clone(), self.latent_b()) {
-                    (true, Some(b), Some(z)) => (b, z[1..].to_vec()),
-                    _ => match self.models.a.clone() {
-                        Some(a) => (a, self.state.timbre.clone()),
-                        None => return,
-                    },
-                };
-                let base = self
-                    .models
-                    .a
-                    .as_ref()
-                    .and_then(|a| a.pitch_of_latent(self.state.pitch_latent))
-                    .unwrap_or(60.0)
-                    .round();
-                let rate = shared.audio.controller().sample_rate();
-                self.background.run(move || {
-                    let latents: Vec<Vec<f32>> = data::SCALE
-                        .iter()
-                        .map(|s| {
-                            let mut z =
-                                vec![lab.latent_of_pitch_clamped(base + *s as f32).unwrap_or(0.0)];
-                            z.extend_from_slice(&timbre);
-                            z
-                        })
-                        .collect();
-                    let audio = lab.render_notes(&latents, 32).map_err(|e| e.to_string())?;
-                    Ok(BackgroundDone::Clip(dsp::resample_linear(
-                        &audio,
-                        SAMPLE_RATE,
-                        rate,
-                    )))
-                });
-            }
-            Command::SetLive(on) => {
-                self.live = on;
-                self.voice_dirty = true;
-            }
         }
     }
 
@@ -561,10 +497,71 @@ pub fn note_name(midi: f32) -> String {
 }
 
 impl LabTab for PitchTab {
-    type Lab = Lab;
-    type State = PitchState;
     const TITLE: &'static str = "Pitch";
-    hold_models!();
+    hold_models!(Lab, PitchState, Command);
+
+    fn apply(&mut self, command: Command, shared: &mut Shared) {
+        match command {
+            Command::Files(FileAction::Export { row, path, .. }) => self.export(row, path),
+            Command::Files(action) => {
+                let changed = self.models.handle(action, shared);
+                self.changed(changed);
+            }
+            Command::PlayScale => {
+                let heard_b = self.models.heard == crate::app::Heard::B;
+                let (lab, timbre) = match (heard_b, self.models.b.clone(), self.latent_b()) {
+                    (true, Some(b), Some(z)) => (b, z[1..].to_vec()),
+                    _ => match self.models.a.clone() {
+                        Some(a) => (a, self.state.timbre.clone()),
+                        None => return,
+                    },
+                };
+                let base = self
+                    .models
+                    .a
+                    .as_ref()
+                    .and_then(|a| a.pitch_of_latent(self.state.pitch_latent))
+                    .unwrap_or(60.0)
+                    .round();
+                let rate = shared.audio.controller().sample_rate();
+                self.background.run(move || {
+                    let latents: Vec<Vec<f32>> = data::SCALE
+                        .iter()
+                        .map(|s| {
+                            let mut z =
+                                vec![lab.latent_of_pitch_clamped(base + *s as f32).unwrap_or(0.0)];
+                            z.extend_from_slice(&timbre);
+                            z
+                        })
+                        .collect();
+                    let audio = lab.render_notes(&latents, 32).map_err(|e| e.to_string())?;
+                    Ok(BackgroundDone::Clip(dsp::resample_linear(
+                        &audio,
+                        SAMPLE_RATE,
+                        rate,
+                    )))
+                });
+            }
+            Command::SetLive(on) => {
+                self.live = on;
+                self.voice_dirty = true;
+            }
+        }
+    }
+
+    fn changed(&mut self, changed: impl IntoIterator<Item = Changed>) {
+        for c in changed {
+            match c {
+                Changed::A { fresh } => {
+                    if let Some(lab) = self.models.a.clone() {
+                        self.set_lab(lab, fresh);
+                    }
+                }
+                Changed::B => self.spectra[1] = None,
+            }
+            self.voice_dirty = true;
+        }
+    }
 
     fn logic(&mut self, _ctx: &egui::Context, shared: &mut Shared) {
         self.drain_background(shared);
@@ -589,12 +586,7 @@ impl LabTab for PitchTab {
         self.files_ui(right, true);
     }
 
-    fn apply_commands(&mut self, shared: &mut Shared) {
-        for command in std::mem::take(&mut self.commands) {
-            self.apply(command, shared);
-        }
-        let (_, changed) = self.models.logic(shared, |_| {});
-        self.changed(changed);
+    fn commands_applied(&mut self, shared: &mut Shared) {
         // so the next frame shows, and the voice plays, what the widgets asked for
         self.refresh_spectrum(shared);
         self.update_voice(shared);

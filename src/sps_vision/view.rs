@@ -53,7 +53,7 @@ impl Default for VisionState {
 }
 
 /// Side effects the widgets ask for; applied in one place after drawing.
-enum Command {
+pub enum Command {
     Files(FileAction),
     NewThrow,
     CentreLatent,
@@ -154,6 +154,41 @@ pub struct VisionTab {
     camera: Camera,
 }
 
+/// The textures of the throw shown before, given out again in order (so a new throw of the
+/// same length makes no new ones), new ones made when they run out.
+struct TexturePool<'a> {
+    ctx: &'a egui::Context,
+    old: std::vec::IntoIter<TextureHandle>,
+}
+
+impl<'a> TexturePool<'a> {
+    fn new(ctx: &'a egui::Context, old: Vec<TextureHandle>) -> Self {
+        Self {
+            ctx,
+            old: old.into_iter(),
+        }
+    }
+
+    fn texture(&mut self, name: String, image: ColorImage) -> TextureHandle {
+        match self.old.next() {
+            Some(mut t) => {
+                t.set(image, TextureOptions::NEAREST);
+                t
+            }
+            None => self.ctx.load_texture(name, image, TextureOptions::NEAREST),
+        }
+    }
+
+    /// One texture a frame, named `{name}_{i}`.
+    fn frames(mut self, name: &str, frames: &[&[f32]]) -> Vec<TextureHandle> {
+        frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| self.texture(format!("{name}_{i}"), color_image(f)))
+            .collect()
+    }
+}
+
 fn color_image(frame: &[f32]) -> ColorImage {
     ColorImage::from_rgb([SIZE, SIZE], &data::frame_to_rgb(frame))
 }
@@ -175,7 +210,7 @@ fn strip_image(frames: &[&[f32]]) -> ColorImage {
 impl VisionTab {
     pub fn new(shared: &mut Shared) -> Self {
         let default_path = shared.models_dir.join("sps_vision.safetensors");
-        let mut tab = Self {
+        Self {
             state: VisionState::default(),
             models: crate::registry::models(
                 &super::cli::SpsVisionFamily,
@@ -198,7 +233,7 @@ impl VisionTab {
                 training_spec(),
                 VisionState::default().models.train,
             )
-            .with_map("vision", super::explore::Source::of)
+            .with_map("vision", crate::app::explore::LabSource::of)
             .with_ablation(
                 shared
                     .models_dir
@@ -219,26 +254,8 @@ impl VisionTab {
             throw_job: Background::default(),
             background: Background::default(),
             camera: Camera::standard(),
-        };
-        if default_path.is_file() {
-            let opened = tab.models.open(&default_path, shared);
-            tab.changed(opened);
         }
-        tab
-    }
-
-    /// A's or B's model changed: reset what was set for the old one.
-    fn changed(&mut self, changed: impl IntoIterator<Item = Changed>) {
-        for c in changed {
-            if let Changed::A { fresh: true } = c
-                && let Some(lab) = &self.models.a
-            {
-                self.state.latent = Self::start_latent(lab);
-                self.state.rotation_deg = 0.0;
-            }
-            self.shown_latent = None;
-            self.throw_dirty = true;
-        }
+        .with_shipped(&default_path, shared)
     }
 
     /// Where the sliders start: the centre of the data, moved half way out along z1, so
@@ -356,9 +373,9 @@ impl VisionTab {
         } = computed;
         let frames: Vec<&[f32]> = (0..SEQ_LEN).map(|i| throw.frame(i)).collect();
         let previous = self.throw_view.take();
-        let (mut old_strips, mut old_true, mut old_rolled, playing, frame) = match previous {
+        let (old_strips, old_true, old_rolled, playing, frame) = match previous {
             Some(p) => (
-                vec![p.rolled_strip, p.true_strip],
+                vec![p.true_strip, p.rolled_strip],
                 p.true_frames,
                 p.rolled_frames,
                 p.playing,
@@ -366,49 +383,14 @@ impl VisionTab {
             ),
             None => (Vec::new(), Vec::new(), Vec::new(), None, 0),
         };
-        old_true.reverse();
-        old_rolled.reverse();
-        let tex = |pool: &mut Vec<TextureHandle>, name: String, image: ColorImage| match pool.pop()
-        {
-            Some(mut t) => {
-                t.set(image, TextureOptions::NEAREST);
-                t
-            }
-            None => ctx.load_texture(name, image, TextureOptions::NEAREST),
-        };
         let rolled_refs: Vec<&[f32]> = rolled_frames.iter().map(|f| f.as_slice()).collect();
-        let true_strip = tex(
-            &mut old_strips,
-            "sps_vision_true_strip".into(),
-            strip_image(&frames),
-        );
-        let rolled_strip = tex(
-            &mut old_strips,
-            "sps_vision_rolled_strip".into(),
-            strip_image(&rolled_refs),
-        );
-        let true_frames = frames
-            .iter()
-            .enumerate()
-            .map(|(i, f)| {
-                tex(
-                    &mut old_true,
-                    format!("sps_vision_true_{i}"),
-                    color_image(f),
-                )
-            })
-            .collect();
-        let rolled_textures = rolled_frames
-            .iter()
-            .enumerate()
-            .map(|(i, f)| {
-                tex(
-                    &mut old_rolled,
-                    format!("sps_vision_rolled_{i}"),
-                    color_image(f),
-                )
-            })
-            .collect();
+        let mut strips = TexturePool::new(ctx, old_strips);
+        let true_strip = strips.texture("sps_vision_true_strip".into(), strip_image(&frames));
+        let rolled_strip =
+            strips.texture("sps_vision_rolled_strip".into(), strip_image(&rolled_refs));
+        let true_frames = TexturePool::new(ctx, old_true).frames("sps_vision_true", &frames);
+        let rolled_textures =
+            TexturePool::new(ctx, old_rolled).frames("sps_vision_rolled", &rolled_refs);
         self.throw_view = Some(ThrowView {
             true_strip,
             rolled_strip,
@@ -421,26 +403,6 @@ impl VisionTab {
             rolled,
             b_in_a,
         });
-    }
-
-    fn apply(&mut self, command: Command, shared: &mut Shared) {
-        match command {
-            Command::Files(FileAction::Export { row, path, .. }) => self.export(row, path),
-            Command::Files(action) => {
-                let changed = self.models.handle(action, shared);
-                self.changed(changed);
-            }
-            Command::NewThrow => {
-                self.state.throw_index = self.state.throw_index.wrapping_add(1);
-                self.throw_dirty = true;
-            }
-            Command::CentreLatent => {
-                if let Some(lab) = &self.models.a {
-                    self.state.latent = Self::start_latent(lab);
-                    self.state.rotation_deg = 0.0;
-                }
-            }
-        }
     }
 
     fn export(&mut self, row: usize, p: PathBuf) {
@@ -779,10 +741,41 @@ pub fn latent_of_position(cal: &eval::Calibration, p: [f32; 3]) -> Option<Vec<f3
 }
 
 impl LabTab for VisionTab {
-    type Lab = Lab;
-    type State = VisionState;
     const TITLE: &'static str = "3D";
-    hold_models!();
+    hold_models!(Lab, VisionState, Command);
+
+    fn apply(&mut self, command: Command, shared: &mut Shared) {
+        match command {
+            Command::Files(FileAction::Export { row, path, .. }) => self.export(row, path),
+            Command::Files(action) => {
+                let changed = self.models.handle(action, shared);
+                self.changed(changed);
+            }
+            Command::NewThrow => {
+                self.state.throw_index = self.state.throw_index.wrapping_add(1);
+                self.throw_dirty = true;
+            }
+            Command::CentreLatent => {
+                if let Some(lab) = &self.models.a {
+                    self.state.latent = Self::start_latent(lab);
+                    self.state.rotation_deg = 0.0;
+                }
+            }
+        }
+    }
+
+    fn changed(&mut self, changed: impl IntoIterator<Item = Changed>) {
+        for c in changed {
+            if let Changed::A { fresh: true } = c
+                && let Some(lab) = &self.models.a
+            {
+                self.state.latent = Self::start_latent(lab);
+                self.state.rotation_deg = 0.0;
+            }
+            self.shown_latent = None;
+            self.throw_dirty = true;
+        }
+    }
 
     fn logic(&mut self, ctx: &egui::Context, shared: &mut Shared) {
         self.drain_background(ctx, shared);
@@ -806,15 +799,6 @@ impl LabTab for VisionTab {
         self.trajectory_ui(right);
         right.separator();
         self.files_ui(right, false);
-    }
-
-    fn apply_commands(&mut self, shared: &mut Shared) {
-        for command in std::mem::take(&mut self.commands) {
-            self.apply(command, shared);
-        }
-        // the frames are decoded (they need the context) by `logic` before the next frame
-        let (_, changed) = self.models.logic(shared, |_| {});
-        self.changed(changed);
     }
 
     fn working(&self) -> bool {

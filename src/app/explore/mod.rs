@@ -19,7 +19,7 @@ use egui::{Color32, ColorImage, TextureHandle, TextureOptions};
 use super::latent_map::{
     self, Direction, Group, LatentMap, MapEvent, MapInput, Plane, Projection, STRIP_LEN,
 };
-use super::{Background, FileRequest, PathField, Shared};
+use super::{Background, FileRequest, HostedLab, PathField, Shared};
 use crate::cli::CliError;
 use crate::error::BadArgument;
 use crate::figures::{self, Figure, Series};
@@ -143,10 +143,14 @@ pub struct Sound {
     pub rate: u32,
 }
 
-/// A lab as the explorer sees it. Every method may be called from a background thread.
-pub trait Explore: Send + Sync {
-    /// What the figures' titles call the model ("sps-music (fast)").
+/// What the figures' titles call a model ("sps-music (fast)"); a family's lab on the map
+/// ([`LabSource`]) is called by its family and preset.
+pub trait Titled {
     fn title(&self) -> String;
+}
+
+/// A lab as the explorer sees it. Every method may be called from a background thread.
+pub trait Explore: Titled + Send + Sync {
     /// Length of a latent.
     fn dims(&self) -> usize;
     /// Names of the latent's dimensions, for the axis pickers.
@@ -185,6 +189,13 @@ pub trait Explore: Send + Sync {
 /// [`Explore`] for its own `LabSource<Lab>`.
 pub struct LabSource<L> {
     pub lab: Arc<L>,
+}
+
+impl<L: HostedLab> Titled for LabSource<L> {
+    fn title(&self) -> String {
+        let meta = self.lab.meta();
+        format!("{} ({})", meta.family, meta.preset)
+    }
 }
 
 impl<L> LabSource<L>

@@ -4,10 +4,13 @@ use super::*;
 /// A decoder you can check by hand: a 2x2 grey image of (z0, z1, z0 + z1, 0.5).
 struct Toy;
 
-impl Explore for Toy {
+impl Titled for Toy {
     fn title(&self) -> String {
         "toy".into()
     }
+}
+
+impl Explore for Toy {
     fn dims(&self) -> usize {
         3
     }
