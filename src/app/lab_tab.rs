@@ -2,12 +2,12 @@
 //! of their own and half of what the tab remembers; the tab draws two columns of its own
 //! above A's latent map. A tab implements [`LabTab`] and gets [`Tab`] from it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Changed, HostedLab, Models, ModelsState, Shared, Tab, TrainingPanel};
+use super::{Changed, FileAction, HostedLab, Models, ModelsState, Shared, Tab, TrainingPanel};
 
 /// What a lab's tab remembers across restarts: its own settings with its models' state
 /// ([`Models::persist`]) flattened in.
@@ -58,6 +58,19 @@ pub trait LabTab: 'static {
     fn apply(&mut self, command: Self::Command, shared: &mut Shared);
     /// A's or B's model changed: reset what was set for the old one.
     fn changed(&mut self, changed: impl IntoIterator<Item = Changed>);
+    /// Write what export row `row` makes (its button `action`) to `path`.
+    fn export(&mut self, row: usize, action: usize, path: PathBuf, shared: &mut Shared);
+    /// A files-panel action: an export is the tab's ([`LabTab::export`]), the rest its
+    /// models'.
+    fn files(&mut self, action: FileAction, shared: &mut Shared) {
+        match action {
+            FileAction::Export { row, action, path } => self.export(row, action, path, shared),
+            action => {
+                let changed = self.models_mut().handle(action, shared);
+                self.changed(changed);
+            }
+        }
+    }
     /// The models' own logic ([`Models::logic`]), after the commands, with what changed
     /// passed to [`LabTab::changed`]; a tab that adjusts the training arguments, or reads the
     /// run's metrics, does it here.

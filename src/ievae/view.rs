@@ -690,26 +690,24 @@ impl LabTab for ClassPoseTab {
                         .collect();
                 }
             }
-            Command::Files(FileAction::Export { action, path, .. }) => {
-                let Some(lab) = self.models.a.clone() else {
-                    return shared.error(format!("{}: no model to draw", path.display()));
-                };
-                let dim = self.state.traversal_dim;
-                self.background.run(move || {
-                    let fig = match action {
-                        0 => super::cli::traversal_figure(&lab, dim, 9),
-                        _ => super::cli::swap_figure(&lab, 8),
-                    };
-                    crate::figures::save(&fig.map_err(|e| format!("{e:#}"))?, &path)
-                        .map_err(|e| format!("{e:#}"))?;
-                    Ok(path)
-                });
-            }
-            Command::Files(action) => {
-                let changed = self.models.handle(action, shared);
-                self.changed(changed);
-            }
+            Command::Files(action) => self.files(action, shared),
         }
+    }
+
+    fn export(&mut self, _row: usize, action: usize, path: PathBuf, shared: &mut Shared) {
+        let Some(lab) = self.models.a.clone() else {
+            return shared.error(format!("{}: no model to draw", path.display()));
+        };
+        let dim = self.state.traversal_dim;
+        self.background.run(move || {
+            let fig = match action {
+                0 => super::cli::traversal_figure(&lab, dim, 9),
+                _ => super::cli::swap_figure(&lab, 8),
+            };
+            crate::figures::save(&fig.map_err(|e| format!("{e:#}"))?, &path)
+                .map_err(|e| format!("{e:#}"))?;
+            Ok(path)
+        });
     }
 
     fn changed(&mut self, changed: impl IntoIterator<Item = Changed>) {

@@ -1133,15 +1133,7 @@ impl LabTab for RelevanceTab {
 
     fn apply(&mut self, command: Command, shared: &mut Shared) {
         match command {
-            Command::Files(FileAction::Export { action, path, .. }) => {
-                if let Some(kind) = FIGURE_KINDS.get(action) {
-                    self.apply(Command::Export(*kind, path), shared);
-                }
-            }
-            Command::Files(action) => {
-                let changed = self.models.handle(action, shared);
-                self.changed(changed);
-            }
+            Command::Files(action) => self.files(action, shared),
             Command::Sweep(betas) => self.start_sweep(betas, shared),
             Command::Export(kind, p) => match self.figure(kind) {
                 Ok(fig) => self.background.run(move || {
@@ -1151,6 +1143,12 @@ impl LabTab for RelevanceTab {
                 }),
                 Err(e) => shared.error(format!("cannot export: {e}")),
             },
+        }
+    }
+
+    fn export(&mut self, _row: usize, action: usize, path: PathBuf, shared: &mut Shared) {
+        if let Some(kind) = FIGURE_KINDS.get(action) {
+            self.apply(Command::Export(*kind, path), shared);
         }
     }
 

@@ -254,29 +254,6 @@ impl PitchTab {
         }
     }
 
-    fn export(&mut self, row: usize, p: PathBuf) {
-        let Some(lab) = self.models.a.clone() else {
-            return;
-        };
-        if row == 0 {
-            let instrument = self.state.instrument;
-            self.background.run(move || {
-                let audio = lab
-                    .render_notes(&super::cli::pitch_sweep(&lab, 25, instrument), 64)
-                    .map_err(|e| e.to_string())?;
-                crate::audio::wav::write_mono(&p, &audio, SAMPLE_RATE)
-                    .map_err(|e| e.to_string())?;
-                Ok(BackgroundDone::Wrote(p))
-            });
-        } else {
-            self.background.run(move || {
-                crate::figures::save(&super::cli::embedding_figure(&lab), &p)
-                    .map_err(|e| format!("{e:#}"))?;
-                Ok(BackgroundDone::Wrote(p))
-            });
-        }
-    }
-
     fn drain_background(&mut self, shared: &mut Shared) {
         for done in self.background.finished(shared) {
             match done {
@@ -502,11 +479,7 @@ impl LabTab for PitchTab {
 
     fn apply(&mut self, command: Command, shared: &mut Shared) {
         match command {
-            Command::Files(FileAction::Export { row, path, .. }) => self.export(row, path),
-            Command::Files(action) => {
-                let changed = self.models.handle(action, shared);
-                self.changed(changed);
-            }
+            Command::Files(action) => self.files(action, shared),
             Command::PlayScale => {
                 let heard_b = self.models.heard == crate::app::Heard::B;
                 let (lab, timbre) = match (heard_b, self.models.b.clone(), self.latent_b()) {
@@ -546,6 +519,29 @@ impl LabTab for PitchTab {
                 self.live = on;
                 self.voice_dirty = true;
             }
+        }
+    }
+
+    fn export(&mut self, row: usize, _action: usize, p: PathBuf, _shared: &mut Shared) {
+        let Some(lab) = self.models.a.clone() else {
+            return;
+        };
+        if row == 0 {
+            let instrument = self.state.instrument;
+            self.background.run(move || {
+                let audio = lab
+                    .render_notes(&super::cli::pitch_sweep(&lab, 25, instrument), 64)
+                    .map_err(|e| e.to_string())?;
+                crate::audio::wav::write_mono(&p, &audio, SAMPLE_RATE)
+                    .map_err(|e| e.to_string())?;
+                Ok(BackgroundDone::Wrote(p))
+            });
+        } else {
+            self.background.run(move || {
+                crate::figures::save(&super::cli::embedding_figure(&lab), &p)
+                    .map_err(|e| format!("{e:#}"))?;
+                Ok(BackgroundDone::Wrote(p))
+            });
         }
     }
 

@@ -405,23 +405,6 @@ impl VisionTab {
         });
     }
 
-    fn export(&mut self, row: usize, p: PathBuf) {
-        let Some(lab) = self.models.a.clone() else {
-            return;
-        };
-        let throw = self.throw_view.as_ref().map(|v| v.throw.clone());
-        self.background.run(move || {
-            let fig = match (row, throw) {
-                (0, _) => super::cli::traversal_figure(&lab, 9),
-                (_, Some(throw)) => super::cli::rollout_figure(&lab, &throw),
-                (_, None) => return Err("no throw on show".into()),
-            };
-            crate::figures::save(&fig.map_err(|e| format!("{e:#}"))?, &p)
-                .map_err(|e| format!("{e:#}"))?;
-            Ok(BackgroundDone::Wrote(p))
-        });
-    }
-
     fn drain_background(&mut self, ctx: &egui::Context, shared: &mut Shared) {
         for done in self.throw_job.finished(shared) {
             match done {
@@ -746,11 +729,7 @@ impl LabTab for VisionTab {
 
     fn apply(&mut self, command: Command, shared: &mut Shared) {
         match command {
-            Command::Files(FileAction::Export { row, path, .. }) => self.export(row, path),
-            Command::Files(action) => {
-                let changed = self.models.handle(action, shared);
-                self.changed(changed);
-            }
+            Command::Files(action) => self.files(action, shared),
             Command::NewThrow => {
                 self.state.throw_index = self.state.throw_index.wrapping_add(1);
                 self.throw_dirty = true;
@@ -762,6 +741,23 @@ impl LabTab for VisionTab {
                 }
             }
         }
+    }
+
+    fn export(&mut self, row: usize, _action: usize, p: PathBuf, _shared: &mut Shared) {
+        let Some(lab) = self.models.a.clone() else {
+            return;
+        };
+        let throw = self.throw_view.as_ref().map(|v| v.throw.clone());
+        self.background.run(move || {
+            let fig = match (row, throw) {
+                (0, _) => super::cli::traversal_figure(&lab, 9),
+                (_, Some(throw)) => super::cli::rollout_figure(&lab, &throw),
+                (_, None) => return Err("no throw on show".into()),
+            };
+            crate::figures::save(&fig.map_err(|e| format!("{e:#}"))?, &p)
+                .map_err(|e| format!("{e:#}"))?;
+            Ok(BackgroundDone::Wrote(p))
+        });
     }
 
     fn changed(&mut self, changed: impl IntoIterator<Item = Changed>) {

@@ -1007,20 +1007,7 @@ impl LabTab for CodebookTab {
                     }
                 }
             }
-            Command::Files(FileAction::Export { row, action, path }) => {
-                let kind = match row {
-                    0 => ExportKind::Codebook,
-                    1 => ExportKind::Matrix,
-                    _ => ExportKind::Scatter {
-                        content: action == 0,
-                    },
-                };
-                self.apply(Command::Export(kind, path), shared);
-            }
-            Command::Files(action) => {
-                let changed = self.models.handle(action, shared);
-                self.changed(changed);
-            }
+            Command::Files(action) => self.files(action, shared),
             Command::PickStyle(choice) => {
                 self.state.style = choice;
             }
@@ -1066,6 +1053,17 @@ impl LabTab for CodebookTab {
                 });
             }
         }
+    }
+
+    fn export(&mut self, row: usize, action: usize, path: PathBuf, shared: &mut Shared) {
+        let kind = match row {
+            0 => ExportKind::Codebook,
+            1 => ExportKind::Matrix,
+            _ => ExportKind::Scatter {
+                content: action == 0,
+            },
+        };
+        self.apply(Command::Export(kind, path), shared);
     }
 
     fn changed(&mut self, changed: impl IntoIterator<Item = Changed>) {
