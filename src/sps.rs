@@ -39,6 +39,9 @@ pub trait Config: Serialize + DeserializeOwned {
 
     /// The model of this configuration, its variables taken from `vb`.
     fn model(&self, vb: VarBuilder) -> candle_core::Result<Self::Model>;
+
+    /// The preset's name, sequences per batch and loss schedule.
+    fn run(&self) -> (&str, usize, &LossSchedule);
 }
 
 /// The metadata `config` of an SPS checkpoint: the training configuration and the calibration.
@@ -186,6 +189,35 @@ pub fn reconstruction_terms(
         loss.add("symmetry_bce", (sum * symmetric)?)?;
     }
     Ok(())
+}
+
+/// `latent-lab bench` of an SPS family with the configuration of `preset`: `decode` (`n`
+/// decodes through `decode`, [`bench_decode`]) and `train-step` (the trainer `trainer` makes of
+/// the configuration, on data of two batches; sequences of `seq_len`); any other benchmark is
+/// `other`'s.
+pub fn bench<C: Config + Clone, T: crate::worker::Trainer>(
+    (family, what, preset): (&str, &str, &str),
+    config: fn(&str) -> anyhow::Result<C>,
+    (n, decode): (
+        usize,
+        fn(&C::Model, &[f32]) -> candle_core::Result<Vec<f32>>,
+    ),
+    (trainer, seq_len): (impl FnOnce(C) -> anyhow::Result<T>, usize),
+    other: impl FnOnce(&str) -> Result<serde_json::Value, crate::cli::CliError>,
+) -> Result<serde_json::Value, crate::cli::CliError> {
+    let cfg = config(preset).map_err(crate::cli::bad)?;
+    let (preset, batch, loss) = cfg.run();
+    match what {
+        "decode" => bench_decode((family, preset), &cfg, n, decode),
+        "train-step" => {
+            let mut trainer = trainer(cfg.clone())?;
+            let details = serde_json::json!({
+                "batch": batch, "k": loss.k, "sequence_length": seq_len,
+            });
+            crate::cli::bench_train_step(family, preset, &mut trainer, (2, 8), details)
+        }
+        other_what => other(other_what),
+    }
 }
 
 /// `latent-lab bench FAMILY --what decode` of an SPS family: `n` decodes of one latent by an
