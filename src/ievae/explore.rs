@@ -76,8 +76,7 @@ impl Explore for LabSource<Lab> {
         })
     }
 
-    fn decode(&self, z: &[f32]) -> anyhow::Result<Decoded> {
-        anyhow::ensure!(z.len() == self.dims(), "a pose of {} values", z.len());
+    fn decode_latent(&self, z: &[f32]) -> anyhow::Result<Decoded> {
         let images = self.lab.in_every_class(z)?;
         Ok(Decoded {
             output: Output::Images {

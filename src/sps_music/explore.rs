@@ -132,8 +132,7 @@ impl Explore for LabSource<Lab> {
         })
     }
 
-    fn decode(&self, z: &[f32]) -> anyhow::Result<Decoded> {
-        anyhow::ensure!(z.len() == self.dims(), "a latent of {} values", z.len());
+    fn decode_latent(&self, z: &[f32]) -> anyhow::Result<Decoded> {
         Ok(Decoded {
             values: self.lab.decode_spectrum(z)?,
             output: Output::Spectrogram {

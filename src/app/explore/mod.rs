@@ -159,8 +159,14 @@ pub trait Explore: Titled + Send + Sync {
     }
     /// The held-out samples, encoded (a few hundred: this runs on every new model).
     fn samples(&self) -> anyhow::Result<MapSamples>;
-    /// Decode one latent, exactly as `latent-lab decode` does a one-row `.npy`.
-    fn decode(&self, z: &[f32]) -> anyhow::Result<Decoded>;
+    /// Decode one latent of [`Explore::dims`] values ([`Explore::decode`] checks the length).
+    fn decode_latent(&self, z: &[f32]) -> anyhow::Result<Decoded>;
+    /// Decode one latent, exactly as `latent-lab decode` does a one-row `.npy`; one of the
+    /// wrong length is an error.
+    fn decode(&self, z: &[f32]) -> anyhow::Result<Decoded> {
+        ensure!(z.len() == self.dims(), "a latent of {} values", z.len());
+        self.decode_latent(z)
+    }
     /// Whether [`Explore::sound`] gives audio.
     fn has_sound(&self) -> bool {
         false

@@ -39,7 +39,7 @@ impl Explore for Toy {
             latents,
         })
     }
-    fn decode(&self, z: &[f32]) -> anyhow::Result<Decoded> {
+    fn decode_latent(&self, z: &[f32]) -> anyhow::Result<Decoded> {
         Ok(Decoded {
             values: vec![z[0], z[1], z[0] + z[1], 0.5],
             output: Output::Images {
