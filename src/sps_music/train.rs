@@ -15,9 +15,7 @@ use crate::nn::checkpoint::Metadata;
 use crate::nn::{WeightInit, bce_with_logits_rows, kl_sum, mse_sum, new_varmap};
 use crate::sps::LossSchedule;
 use crate::worker::trainer::{constant_lr, unknown_preset};
-use crate::worker::{
-    CoreTrainer, Loss, OptimiserSettings, StepStats, Trainer, TrainerCore, ensure_steps,
-};
+use crate::worker::{CoreTrainer, Loss, StepStats, Trainer, TrainerCore, ensure_steps};
 
 /// Everything that defines a training run besides the data.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -285,8 +283,7 @@ impl SpsTrainer {
             }
         }
         init_output_bias(&varmap, &model.output_bias_name(), &data)?;
-        let adam = OptimiserSettings::adam(cfg.lr);
-        let core = TrainerCore::new(varmap, rng, seed, cfg.steps, adam)?;
+        let core = TrainerCore::adam(varmap, rng, seed, cfg.steps, cfg.lr)?;
         Ok(Self {
             core: core.with_epochs(data.train.len()),
             cfg,

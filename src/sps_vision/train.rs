@@ -18,9 +18,7 @@ use crate::nn::checkpoint::Metadata;
 use crate::nn::{WeightInit, kl_sum, mse_sum};
 use crate::sps::LossSchedule;
 use crate::worker::trainer::{constant_lr, unknown_preset};
-use crate::worker::{
-    CoreTrainer, Loss, OptimiserSettings, StepStats, Trainer, TrainerCore, ensure_steps,
-};
+use crate::worker::{CoreTrainer, Loss, StepStats, Trainer, TrainerCore, ensure_steps};
 
 /// Everything that defines a training run besides the data.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -174,8 +172,7 @@ impl VisionTrainer {
         let model = SpsVision::new(&cfg.model, vb)?;
         init_output_bias(&varmap, &data)?;
         let rng = StdRng::seed_from_u64(seed);
-        let adam = OptimiserSettings::adam(cfg.lr);
-        let core = TrainerCore::new(varmap, rng, seed, cfg.steps, adam)?;
+        let core = TrainerCore::adam(varmap, rng, seed, cfg.steps, cfg.lr)?;
         Ok(Self {
             core: core.with_epochs(data.train.len()),
             cfg,
