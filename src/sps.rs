@@ -158,6 +158,21 @@ impl LossSchedule {
     }
 }
 
+/// The next mini-batch of `b` training sequences of `s` frames each (`frames(i)`: sequence
+/// `i`'s, flat), as one tensor of `b * s` frames of shape `(c, h, w)`.
+pub fn next_batch<'a>(
+    core: &mut crate::worker::TrainerCore,
+    (b, s): (usize, usize),
+    frames: impl Fn(usize) -> &'a [f32],
+    (c, h, w): (usize, usize, usize),
+) -> candle_core::Result<Tensor> {
+    let mut flat = Vec::with_capacity(b * s * c * h * w);
+    for i in core.batch(b) {
+        flat.extend_from_slice(frames(i));
+    }
+    Tensor::from_vec(flat, (b * s, c, h, w), &Device::Cpu)
+}
+
 /// The reconstruction terms of a step, from one decoder pass (`logits`) over every latent the
 /// loss needs, in this order: the latents of the frames `x`; then, when `prior` gives their
 /// weight, the prior's predictions of the next frames `x_next`; then `copies` groups of

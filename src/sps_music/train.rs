@@ -6,7 +6,7 @@ use candle_nn::VarMap;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::data::{Dataset, NOTE_FEATURES, SEQ_LEN, seeded_rng};
+use super::data::{Dataset, SEQ_LEN, seeded_rng};
 use super::eval;
 use super::model::{Arch, ModelConfig, SpsMusic};
 use super::{FAMILY, Lab};
@@ -303,12 +303,9 @@ impl SpsTrainer {
     fn loss(&mut self) -> anyhow::Result<(Tensor, Vec<(&'static str, f64)>)> {
         let cfg = self.cfg.clone();
         let (b, s, l) = (cfg.batch, SEQ_LEN, cfg.model.latent);
-        let batch = self.core.batch(b);
-        let mut flat = Vec::with_capacity(b * s * NOTE_FEATURES);
-        for &i in &batch {
-            flat.extend_from_slice(&self.data.train[i].features);
-        }
-        let x = Tensor::from_vec(flat, (b * s, 1, N_BINS, 5), &Device::Cpu)?;
+        let train = &self.data.train;
+        let frames = |i: usize| train[i].features.as_slice();
+        let x = crate::sps::next_batch(&mut self.core, (b, s), frames, (1, N_BINS, 5))?;
         let (mu, logvar, salience) = self.model.encode_with_salience(&x)?;
         let octave = match (&salience, self.model.log_shift()) {
             (Some(salience), Some(body))

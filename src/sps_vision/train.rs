@@ -193,13 +193,10 @@ impl VisionTrainer {
     fn loss(&mut self) -> anyhow::Result<(Tensor, Vec<(&'static str, f64)>)> {
         let cfg = self.cfg.clone();
         let (b, s, l) = (cfg.batch, SEQ_LEN, cfg.model.latent);
-        let batch = self.core.batch(b);
-        let mut flat = Vec::with_capacity(b * s * FRAME_LEN);
-        for &i in &batch {
-            flat.extend_from_slice(&self.data.train[i].frames);
-        }
+        let train = &self.data.train;
+        let frames = |i: usize| train[i].frames.as_slice();
+        let x = crate::sps::next_batch(&mut self.core, (b, s), frames, (CHANNELS, SIZE, SIZE))?;
         let dev = Device::Cpu;
-        let x = Tensor::from_vec(flat, (b * s, CHANNELS, SIZE, SIZE), &dev)?;
         let (mu, logvar) = self.model.encode(&x)?;
         let z = cfg.loss.latent(&mu, &logvar)?.reshape((b, s, l))?;
         let x_next = x
