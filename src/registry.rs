@@ -82,18 +82,24 @@ pub fn job_starter(family: &'static dyn Family) -> StartJob {
 }
 
 /// A tab's models of `family`: its files panel, its training panel (starting the family's
-/// `latent-lab train` job) and the metric table (its `latent-lab eval`).
+/// `latent-lab train` job), the metric table (its `latent-lab eval`) and A on the latent map
+/// (the map's id `map`).
 pub fn models<L: HostedLab>(
     family: &'static dyn Family,
+    map: &str,
     files: FilesPanel,
     spec: TrainingSpec,
     settings: TrainSettings,
-) -> Models<L> {
+) -> Models<L>
+where
+    LabSource<L>: Explore,
+{
     Models::new(
         files,
         TrainingPanel::new(spec, settings, job_starter(family)),
     )
     .with_evaluate(evaluator())
+    .with_map(map, LabSource::of)
 }
 
 /// `latent-lab eval` of a file (by the family its metadata names, on that family's default

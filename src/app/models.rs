@@ -151,8 +151,10 @@ impl<L: HostedLab> Models<L> {
         }
     }
 
-    /// Offer the shipped `path` as B in one click, under `label`; also the B path's default.
-    pub fn with_ablation(mut self, path: PathBuf, label: &'static str) -> Self {
+    /// Offer the shipped ablation `file` (in `models_dir`'s `ablations/`) as B in one click,
+    /// under `label`; also the B path's default.
+    pub fn with_ablation(mut self, models_dir: &Path, file: &str, label: &'static str) -> Self {
+        let path = models_dir.join("ablations").join(file);
         self.b_field.text = path.display().to_string();
         self.ablation = Some((path, label));
         self

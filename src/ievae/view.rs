@@ -166,6 +166,7 @@ impl ClassPoseTab {
             state: ClassPoseState::default(),
             models: crate::registry::models(
                 &super::cli::IeVaeFamily,
+                "ievae",
                 FilesPanel::new(&default_path).with_export(
                     "figure",
                     "figure.png or .svg",
@@ -176,11 +177,9 @@ impl ClassPoseTab {
                 training_spec(),
                 ClassPoseState::default().models.train,
             )
-            .with_map("ievae", crate::app::explore::LabSource::of)
             .with_ablation(
-                shared
-                    .models_dir
-                    .join("ablations/ievae_digits_100_labels.safetensors"),
+                &shared.models_dir,
+                "ievae_digits_100_labels.safetensors",
                 "100 labels",
             ),
             judge,

@@ -180,6 +180,7 @@ impl RelevanceTab {
             state: RelevanceState::default(),
             models: crate::registry::models(
                 &super::cli::RelevanceFamily,
+                "relevance",
                 FilesPanel::new(&default_path).with_export(
                     "figure",
                     "figure.png or .svg",
@@ -195,8 +196,7 @@ impl RelevanceTab {
                 ),
                 training_spec(),
                 RelevanceState::default().models.train,
-            )
-            .with_map("relevance", crate::app::explore::LabSource::of),
+            ),
             file_field: PathField::default(),
             training: Training::default(),
             inspection: None,

@@ -108,6 +108,7 @@ impl PitchTab {
             state: PitchState::default(),
             models: crate::registry::models(
                 &super::cli::SpsMusicFamily,
+                "pitch",
                 FilesPanel::new(&default_path)
                     .with_import("sps_music.pt")
                     .with_export(
@@ -127,11 +128,9 @@ impl PitchTab {
                 training_spec(),
                 PitchState::default().models.train,
             )
-            .with_map("pitch", crate::app::explore::LabSource::of)
             .with_ablation(
-                shared
-                    .models_dir
-                    .join("ablations/sps_music_no_symmetry.safetensors"),
+                &shared.models_dir,
+                "sps_music_no_symmetry.safetensors",
                 "no symmetry",
             )
             .with_import(|p| Lab::import_pytorch(p).map_err(|e| e.to_string())),

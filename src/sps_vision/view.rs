@@ -214,6 +214,7 @@ impl VisionTab {
             state: VisionState::default(),
             models: crate::registry::models(
                 &super::cli::SpsVisionFamily,
+                "vision",
                 FilesPanel::new(&default_path)
                     .with_import("sps_vision.pt")
                     .with_export(
@@ -233,11 +234,9 @@ impl VisionTab {
                 training_spec(),
                 VisionState::default().models.train,
             )
-            .with_map("vision", crate::app::explore::LabSource::of)
             .with_ablation(
-                shared
-                    .models_dir
-                    .join("ablations/sps_vision_no_symmetry.safetensors"),
+                &shared.models_dir,
+                "sps_vision_no_symmetry.safetensors",
                 "no symmetry",
             )
             .with_import(|p| Lab::import_pytorch(p).map_err(|e| e.to_string())),

@@ -215,6 +215,7 @@ impl CodebookTab {
             state: CodebookState::default(),
             models: crate::registry::models(
                 family(Domain::Notes),
+                "codebook",
                 FilesPanel::new(&path)
                     .with_export(
                         "codebook grid",
@@ -239,8 +240,7 @@ impl CodebookTab {
                     ),
                 training_spec(Domain::Notes),
                 CodebookState::default().models.train,
-            )
-            .with_map("codebook", crate::app::explore::LabSource::of),
+            ),
             lab_version: 0,
             samples: None,
             samples_loading: None,
