@@ -206,6 +206,9 @@ pub fn reconstruction_terms(
     Ok(())
 }
 
+/// One latent decoded by a model of `C`, as the decode benchmark times it.
+pub type Decode<C> = fn(&<C as Config>::Model, &[f32]) -> candle_core::Result<Vec<f32>>;
+
 /// `latent-lab bench` of an SPS family with the configuration of `preset`: `decode` (`n`
 /// decodes through `decode`, [`bench_decode`]) and `train-step` (the trainer `trainer` makes of
 /// the configuration, on data of two batches; sequences of `seq_len`); any other benchmark is
@@ -213,10 +216,7 @@ pub fn reconstruction_terms(
 pub fn bench<C: Config + Clone, T: crate::worker::Trainer>(
     (family, what, preset): (&str, &str, &str),
     config: fn(&str) -> anyhow::Result<C>,
-    (n, decode): (
-        usize,
-        fn(&C::Model, &[f32]) -> candle_core::Result<Vec<f32>>,
-    ),
+    (n, decode): (usize, Decode<C>),
     (trainer, seq_len): (impl FnOnce(C) -> anyhow::Result<T>, usize),
     other: impl FnOnce(&str) -> Result<serde_json::Value, crate::cli::CliError>,
 ) -> Result<serde_json::Value, crate::cli::CliError> {
@@ -242,7 +242,7 @@ pub fn bench_decode<C: Config>(
     (family, preset): (&str, &str),
     cfg: &C,
     n: usize,
-    decode: fn(&C::Model, &[f32]) -> candle_core::Result<Vec<f32>>,
+    decode: Decode<C>,
 ) -> Result<serde_json::Value, crate::cli::CliError> {
     let (_varmap, vb) = crate::nn::new_varmap();
     let model = cfg.model(vb)?;

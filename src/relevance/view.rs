@@ -145,6 +145,9 @@ struct Training {
 /// (beta, relevant dims) of the finished trainings of a sweep, and the beta being trained now.
 type SweepView = (Vec<(f64, usize)>, Option<f64>);
 
+/// A held-out event and the model ([`lab_key`]) a latent of it was encoded by.
+type EventKey = (usize, (String, u64));
+
 pub struct RelevanceTab {
     pub state: RelevanceState,
     /// A, the model on show, and B beside it; files and training panels
@@ -164,7 +167,7 @@ pub struct RelevanceTab {
     /// decoded features along the traversal (for 2-D pictures of non-muon data)
     traversal_path: Vec<Vec<f32>>,
     /// B's latent of the same held-out event, kept per (event, B's model)
-    base_b: Option<((usize, (String, u64)), Vec<f32>)>,
+    base_b: Option<(EventKey, Vec<f32>)>,
     /// B's traversal latent and what it decodes to
     pub decoded_b: Option<(Vec<f32>, Vec<f32>)>,
     /// the latent dimension B's traversal moves
