@@ -83,13 +83,8 @@ impl Explore for LabSource<Lab> {
         self.lab.latent_dims()
     }
 
-    fn dim_names(&self) -> Vec<String> {
-        (0..self.dims())
-            .map(|i| match i {
-                0 => "z1 (pitch)".to_string(),
-                i => format!("z{} (timbre)", i + 1),
-            })
-            .collect()
+    fn dim_role(&self, i: usize) -> Option<&'static str> {
+        Some(if i == 0 { "pitch" } else { "timbre" })
     }
 
     fn samples(&self) -> anyhow::Result<MapSamples> {

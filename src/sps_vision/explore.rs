@@ -38,13 +38,8 @@ impl Explore for LabSource<Lab> {
         self.lab.cfg.model.latent
     }
 
-    fn dim_names(&self) -> Vec<String> {
-        (0..self.dims())
-            .map(|i| match i {
-                1 => "z2 (vertical)".to_string(),
-                i => format!("z{}", i + 1),
-            })
-            .collect()
+    fn dim_role(&self, i: usize) -> Option<&'static str> {
+        (i == 1).then_some("vertical")
     }
 
     fn samples(&self) -> anyhow::Result<MapSamples> {

@@ -153,9 +153,19 @@ pub trait Titled {
 pub trait Explore: Titled + Send + Sync {
     /// Length of a latent.
     fn dims(&self) -> usize;
-    /// Names of the latent's dimensions, for the axis pickers.
+    /// Names of the latent's dimensions, for the axis pickers: `z1`, `z2`, ..., each with what
+    /// it stands for ([`Explore::dim_role`]) where the model says.
     fn dim_names(&self) -> Vec<String> {
-        (0..self.dims()).map(|i| format!("z{}", i + 1)).collect()
+        (0..self.dims())
+            .map(|i| match self.dim_role(i) {
+                Some(role) => format!("z{} ({role})", i + 1),
+                None => format!("z{}", i + 1),
+            })
+            .collect()
+    }
+    /// What dimension `i` of the latent stands for ("pitch"), where the model says.
+    fn dim_role(&self, _i: usize) -> Option<&'static str> {
+        None
     }
     /// The held-out samples, encoded (a few hundred: this runs on every new model).
     fn samples(&self) -> anyhow::Result<MapSamples>;
