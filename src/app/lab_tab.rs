@@ -152,6 +152,9 @@ impl<T: LabTab> Tab for T {
         for command in std::mem::take(self.commands()) {
             self.apply(command, shared);
         }
+        for action in std::mem::take(&mut self.models_mut().file_actions) {
+            self.files(action, shared);
+        }
         self.models_logic(shared);
         self.commands_applied(shared);
     }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::train::TrainConfig;
 use super::{DEFAULT_FILE, FAMILY, Lab};
 use crate::app::{
-    Background, Changed, FIGURE_FILES, FileAction, FilesPanel, LabTab, Models, ModelsState, Shared,
+    Background, Changed, FIGURE_FILES, FilesPanel, LabTab, Models, ModelsState, Shared,
     TrainSettings, TrainingSpec, hold_models, tab_state,
 };
 use crate::digits::classifier::DigitClassifier;
@@ -70,7 +70,6 @@ pub enum Command {
     AnalyseDrawing,
     ClearDrawing,
     UseInputPose,
-    Files(FileAction),
 }
 
 /// What the model makes of one input image.
@@ -609,9 +608,7 @@ impl ClassPoseTab {
     }
 
     fn files_ui(&mut self, ui: &mut egui::Ui, sounds: bool) {
-        if let Some(action) = self.models.panels_ui(ui, sounds, |_| true) {
-            self.commands.push(Command::Files(action));
-        }
+        self.models.panels_ui(ui, sounds, |_| true);
         let dims = self.state.pose.len().max(1);
         ui.horizontal(|ui| {
             ui.label("traversal dimension");
@@ -652,7 +649,7 @@ impl LabTab for ClassPoseTab {
     const TITLE: &'static str = "Class x Pose";
     hold_models!(Lab, ClassPoseState, Command);
 
-    fn apply(&mut self, command: Command, shared: &mut Shared) {
+    fn apply(&mut self, command: Command, _shared: &mut Shared) {
         match command {
             Command::SetClass(c) => self.state.class = c,
             Command::ResetPose => self.state.pose.iter_mut().for_each(|v| *v = 0.0),
@@ -689,7 +686,6 @@ impl LabTab for ClassPoseTab {
                         .collect();
                 }
             }
-            Command::Files(action) => self.files(action, shared),
         }
     }
 

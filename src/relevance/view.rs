@@ -19,9 +19,8 @@ use super::train::{
 };
 use super::{FAMILY, HistoryPoint, Lab, relevance_order, relevance_rank};
 use crate::app::{
-    Background, Changed, FIGURE_FILES, FileAction, FileRequest, FilesPanel, LabTab, Models,
-    ModelsState, PathField, SNAPSHOT_EVERY, Shared, TrainSettings, TrainingSpec, hold_models,
-    tab_state,
+    Background, Changed, FIGURE_FILES, FileRequest, FilesPanel, LabTab, Models, ModelsState,
+    PathField, SNAPSHOT_EVERY, Shared, TrainSettings, TrainingSpec, hold_models, tab_state,
 };
 use crate::cli::TrainArgs;
 use crate::figures::{self, Figure};
@@ -124,7 +123,6 @@ const FIGURE_KINDS: [FigureKind; 5] = [
 
 /// Side effects the widgets ask for; applied in one place after drawing.
 pub enum Command {
-    Files(FileAction),
     /// several trainings in sequence, one per beta
     Sweep(Vec<f64>),
     Export(FigureKind, PathBuf),
@@ -1105,12 +1103,6 @@ impl RelevanceTab {
                 );
             });
     }
-
-    fn files_ui(&mut self, ui: &mut egui::Ui, sounds: bool) {
-        if let Some(action) = self.models.panels_ui(ui, sounds, |_| true) {
-            self.commands.push(Command::Files(action));
-        }
-    }
 }
 
 /// A combo box choosing one of `dims` latent dimensions, each shown as `name(i)`.
@@ -1136,7 +1128,6 @@ impl LabTab for RelevanceTab {
 
     fn apply(&mut self, command: Command, shared: &mut Shared) {
         match command {
-            Command::Files(action) => self.files(action, shared),
             Command::Sweep(betas) => self.start_sweep(betas, shared),
             Command::Export(kind, p) => match self.figure(kind) {
                 Ok(fig) => self.background.run(move || {
@@ -1197,7 +1188,7 @@ impl LabTab for RelevanceTab {
         left.separator();
         self.relevance_ui(left);
         left.separator();
-        self.files_ui(left, false);
+        self.models.panels_ui(left, false, |_| true);
         right.heading("Latents against observables");
         self.scatter_ui(right);
         self.correlation_ui(right);

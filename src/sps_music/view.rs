@@ -11,7 +11,7 @@ use super::Lab;
 use super::data::{self, FRAMES_PER_NOTE};
 use super::train::{PRESETS, TrainConfig};
 use crate::app::{
-    Background, Changed, FIGURE_FILES, FileAction, FilesPanel, LabTab, Models, ModelsState, Shared,
+    Background, Changed, FIGURE_FILES, FilesPanel, LabTab, Models, ModelsState, Shared,
     TrainSettings, TrainingSpec, hold_models, tab_state,
 };
 use crate::audio::dsp::{self, N_BINS, SAMPLE_RATE};
@@ -65,7 +65,6 @@ impl Default for PitchState {
 
 /// Side effects the widgets ask for; applied in one place after drawing.
 pub enum Command {
-    Files(FileAction),
     PlayScale,
     SetLive(bool),
 }
@@ -448,12 +447,6 @@ impl PitchTab {
                 }
             });
     }
-
-    fn files_ui(&mut self, ui: &mut egui::Ui, sounds: bool) {
-        if let Some(action) = self.models.panels_ui(ui, sounds, |_| true) {
-            self.commands.push(Command::Files(action));
-        }
-    }
 }
 
 /// `C4`, `F#5`, ... for a (fractional) MIDI pitch, with the cents when off the semitone.
@@ -478,7 +471,6 @@ impl LabTab for PitchTab {
 
     fn apply(&mut self, command: Command, shared: &mut Shared) {
         match command {
-            Command::Files(action) => self.files(action, shared),
             Command::PlayScale => {
                 let heard_b = self.models.heard == crate::app::Heard::B;
                 let (lab, timbre) = match (heard_b, self.models.b.clone(), self.latent_b()) {
@@ -578,7 +570,7 @@ impl LabTab for PitchTab {
         right.heading("Learned pitch axis");
         self.embedding_ui(right);
         right.separator();
-        self.files_ui(right, true);
+        self.models.panels_ui(right, true, |_| true);
     }
 
     fn commands_applied(&mut self, shared: &mut Shared) {

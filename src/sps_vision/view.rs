@@ -15,7 +15,7 @@ use super::data::{self, BASE_LEN, Camera, DT, SEQ_LEN, SIZE, Throw};
 use super::eval::{self, rotate_latent};
 use super::train::{PRESETS, TrainConfig};
 use crate::app::{
-    Background, Changed, FIGURE_FILES, FileAction, FilesPanel, LabTab, Models, ModelsState, Shared,
+    Background, Changed, FIGURE_FILES, FilesPanel, LabTab, Models, ModelsState, Shared,
     TrainSettings, TrainingSpec, hold_models, tab_state,
 };
 
@@ -54,7 +54,6 @@ impl Default for VisionState {
 
 /// Side effects the widgets ask for; applied in one place after drawing.
 pub enum Command {
-    Files(FileAction),
     NewThrow,
     CentreLatent,
 }
@@ -676,12 +675,8 @@ impl VisionTab {
     fn files_ui(&mut self, ui: &mut egui::Ui, sounds: bool) {
         let has_throw = self.throw_view.is_some();
         // the roll-out (row 1) is of the throw on show
-        if let Some(action) = self
-            .models
-            .panels_ui(ui, sounds, |row| row != 1 || has_throw)
-        {
-            self.commands.push(Command::Files(action));
-        }
+        self.models
+            .panels_ui(ui, sounds, |row| row != 1 || has_throw);
     }
 }
 
@@ -726,9 +721,8 @@ impl LabTab for VisionTab {
     const TITLE: &'static str = "3D";
     hold_models!(Lab, VisionState, Command);
 
-    fn apply(&mut self, command: Command, shared: &mut Shared) {
+    fn apply(&mut self, command: Command, _shared: &mut Shared) {
         match command {
-            Command::Files(action) => self.files(action, shared),
             Command::NewThrow => {
                 self.state.throw_index = self.state.throw_index.wrapping_add(1);
                 self.throw_dirty = true;

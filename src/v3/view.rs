@@ -16,8 +16,8 @@ use super::eval::nearest;
 use super::train::{PRESETS, TrainConfig};
 use super::{Lab, fragment_audio, fragment_image};
 use crate::app::{
-    Background, Changed, FIGURE_FILES, FileAction, FilesPanel, LabTab, Models, ModelsState, Shared,
-    StartJob, TrainSettings, TrainingSpec, hold_models, tab_state,
+    Background, Changed, FIGURE_FILES, FilesPanel, LabTab, Models, ModelsState, Shared, StartJob,
+    TrainSettings, TrainingSpec, hold_models, tab_state,
 };
 use crate::audio::dsp::{self, SAMPLE_RATE, Stft};
 
@@ -72,7 +72,6 @@ impl Default for CodebookState {
 /// Side effects the widgets ask for; applied in one place after drawing.
 pub enum Command {
     SwitchDomain(Domain),
-    Files(FileAction),
     PickStyle(StyleChoice),
     PlayAtom(usize),
     PlayAtomB(usize),
@@ -914,12 +913,6 @@ impl CodebookTab {
             }
         });
     }
-
-    fn files_ui(&mut self, ui: &mut egui::Ui, sounds: bool) {
-        if let Some(action) = self.models.panels_ui(ui, sounds, |_| true) {
-            self.commands.push(Command::Files(action));
-        }
-    }
 }
 
 impl DecodedAtoms {
@@ -1007,7 +1000,6 @@ impl LabTab for CodebookTab {
                     }
                 }
             }
-            Command::Files(action) => self.files(action, shared),
             Command::PickStyle(choice) => {
                 self.state.style = choice;
             }
@@ -1113,7 +1105,7 @@ impl LabTab for CodebookTab {
         ));
         self.models.panel.ui(right);
         right.separator();
-        self.files_ui(right, false);
+        self.models.panels_ui(right, false, |_| true);
     }
 
     fn commands_applied(&mut self, _shared: &mut Shared) {
