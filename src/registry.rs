@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::app::explore::LabSource;
 use crate::app::{
     Evaluate, Explore, FilesPanel, HostedLab, Models, StartJob, TabMaker, TrainSettings,
     TrainingPanel, TrainingSpec,
@@ -28,32 +29,32 @@ pub static REGISTRY: &[Entry] = &[
     Entry {
         family: &crate::sps_music::cli::SpsMusicFamily,
         tab: Some(|shared| Box::new(crate::sps_music::view::PitchTab::new(shared))),
-        explore: Some(crate::sps_music::explore::open),
+        explore: Some(LabSource::<crate::sps_music::Lab>::open),
     },
     Entry {
         family: &crate::relevance::cli::RelevanceFamily,
         tab: Some(|shared| Box::new(crate::relevance::view::RelevanceTab::new(shared))),
-        explore: Some(crate::relevance::explore::open),
+        explore: Some(LabSource::<crate::relevance::Lab>::open),
     },
     Entry {
         family: &crate::ievae::cli::IeVaeFamily,
         tab: Some(|shared| Box::new(crate::ievae::view::ClassPoseTab::new(shared))),
-        explore: Some(crate::ievae::explore::open),
+        explore: Some(LabSource::<crate::ievae::Lab>::open),
     },
     Entry {
         family: &crate::v3::cli::NOTES,
         tab: Some(|shared| Box::new(crate::v3::view::CodebookTab::new(shared))),
-        explore: Some(crate::v3::explore::open),
+        explore: Some(LabSource::<crate::v3::Lab>::open),
     },
     Entry {
         family: &crate::v3::cli::DIGITS,
         tab: None,
-        explore: Some(crate::v3::explore::open),
+        explore: Some(LabSource::<crate::v3::Lab>::open),
     },
     Entry {
         family: &crate::sps_vision::cli::SpsVisionFamily,
         tab: Some(|shared| Box::new(crate::sps_vision::view::VisionTab::new(shared))),
-        explore: Some(crate::sps_vision::explore::open),
+        explore: Some(LabSource::<crate::sps_vision::Lab>::open),
     },
     Entry {
         family: &crate::digits::cli::DigitClassifierFamily,
@@ -81,18 +82,24 @@ pub fn job_starter(family: &'static dyn Family) -> StartJob {
 }
 
 /// A tab's models of `family`: its files panel, its training panel (starting the family's
-/// `latent-lab train` job) and the metric table (its `latent-lab eval`).
+/// `latent-lab train` job), the metric table (its `latent-lab eval`) and A on the latent map
+/// (the map's id `map`).
 pub fn models<L: HostedLab>(
     family: &'static dyn Family,
+    map: &str,
     files: FilesPanel,
     spec: TrainingSpec,
     settings: TrainSettings,
-) -> Models<L> {
+) -> Models<L>
+where
+    LabSource<L>: Explore,
+{
     Models::new(
         files,
         TrainingPanel::new(spec, settings, job_starter(family)),
     )
     .with_evaluate(evaluator())
+    .with_map(map, LabSource::of)
 }
 
 /// `latent-lab eval` of a file (by the family its metadata names, on that family's default

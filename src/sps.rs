@@ -39,6 +39,9 @@ pub trait Config: Serialize + DeserializeOwned {
 
     /// The model of this configuration, its variables taken from `vb`.
     fn model(&self, vb: VarBuilder) -> candle_core::Result<Self::Model>;
+
+    /// The preset's name, sequences per batch and loss schedule.
+    fn run(&self) -> (&str, usize, &LossSchedule);
 }
 
 /// The metadata `config` of an SPS checkpoint: the training configuration and the calibration.
@@ -155,6 +158,21 @@ impl LossSchedule {
     }
 }
 
+/// The next mini-batch of `b` training sequences of `s` frames each (`frames(i)`: sequence
+/// `i`'s, flat), as one tensor of `b * s` frames of shape `(c, h, w)`.
+pub fn next_batch<'a>(
+    core: &mut crate::worker::TrainerCore,
+    (b, s): (usize, usize),
+    frames: impl Fn(usize) -> &'a [f32],
+    (c, h, w): (usize, usize, usize),
+) -> candle_core::Result<Tensor> {
+    let mut flat = Vec::with_capacity(b * s * c * h * w);
+    for i in core.batch(b) {
+        flat.extend_from_slice(frames(i));
+    }
+    Tensor::from_vec(flat, (b * s, c, h, w), &Device::Cpu)
+}
+
 /// The reconstruction terms of a step, from one decoder pass (`logits`) over every latent the
 /// loss needs, in this order: the latents of the frames `x`; then, when `prior` gives their
 /// weight, the prior's predictions of the next frames `x_next`; then `copies` groups of
@@ -188,6 +206,35 @@ pub fn reconstruction_terms(
     Ok(())
 }
 
+/// One latent decoded by a model of `C`, as the decode benchmark times it.
+pub type Decode<C> = fn(&<C as Config>::Model, &[f32]) -> candle_core::Result<Vec<f32>>;
+
+/// `latent-lab bench` of an SPS family with the configuration of `preset`: `decode` (`n`
+/// decodes through `decode`, [`bench_decode`]) and `train-step` (the trainer `trainer` makes of
+/// the configuration, on data of two batches; sequences of `seq_len`); any other benchmark is
+/// `other`'s.
+pub fn bench<C: Config + Clone, T: crate::worker::Trainer>(
+    (family, what, preset): (&str, &str, &str),
+    config: fn(&str) -> anyhow::Result<C>,
+    (n, decode): (usize, Decode<C>),
+    (trainer, seq_len): (impl FnOnce(C) -> anyhow::Result<T>, usize),
+    other: impl FnOnce(&str) -> Result<serde_json::Value, crate::cli::CliError>,
+) -> Result<serde_json::Value, crate::cli::CliError> {
+    let cfg = config(preset).map_err(crate::cli::bad)?;
+    let (preset, batch, loss) = cfg.run();
+    match what {
+        "decode" => bench_decode((family, preset), &cfg, n, decode),
+        "train-step" => {
+            let mut trainer = trainer(cfg.clone())?;
+            let details = serde_json::json!({
+                "batch": batch, "k": loss.k, "sequence_length": seq_len,
+            });
+            crate::cli::bench_train_step(family, preset, &mut trainer, (2, 8), details)
+        }
+        other_what => other(other_what),
+    }
+}
+
 /// `latent-lab bench FAMILY --what decode` of an SPS family: `n` decodes of one latent by an
 /// untrained model of `cfg` (preset `preset`) through `decode`, whose cost does not depend on
 /// the weights.
@@ -195,7 +242,7 @@ pub fn bench_decode<C: Config>(
     (family, preset): (&str, &str),
     cfg: &C,
     n: usize,
-    decode: fn(&C::Model, &[f32]) -> candle_core::Result<Vec<f32>>,
+    decode: Decode<C>,
 ) -> Result<serde_json::Value, crate::cli::CliError> {
     let (_varmap, vb) = crate::nn::new_varmap();
     let model = cfg.model(vb)?;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use latent_lab::app::explore::ClickMode;
+use latent_lab::app::explore::{ClickMode, LabSource};
 use latent_lab::app::latent_map::Projection;
 use latent_lab::app::{Explore, ExplorePanel, Shared};
 use latent_lab::audio::engine::Playback;
@@ -288,7 +288,7 @@ fn path_strip_ends_decode_the_path_ends(file: &Path, harness: &mut Harness<'stat
 #[test]
 fn vision_map_click_path_and_interpolation() {
     let file = model("sps_vision.safetensors");
-    let source = latent_lab::sps_vision::explore::open(&file).unwrap();
+    let source = LabSource::<latent_lab::sps_vision::Lab>::open(&file).unwrap();
     let mut harness = click_decodes_exactly(&file, source.clone());
     path_strip_ends_decode_the_path_ends(&file, &mut harness);
 
@@ -370,7 +370,7 @@ fn vision_map_click_path_and_interpolation() {
 #[test]
 fn music_map_click_path_and_play() {
     let file = model("sps_music.safetensors");
-    let source = latent_lab::sps_music::explore::open(&file).unwrap();
+    let source = LabSource::<latent_lab::sps_music::Lab>::open(&file).unwrap();
     let mut harness = click_decodes_exactly(&file, source);
     path_strip_ends_decode_the_path_ends(&file, &mut harness);
     // Play renders the decoded note off the UI thread and queues it on the audio engine
@@ -448,13 +448,19 @@ fn every_other_lab_decodes_its_clicked_point_exactly() {
     for (name, open) in [
         (
             "v3_digits.safetensors",
-            latent_lab::v3::explore::open as latent_lab::registry::OpenExplore,
+            LabSource::<latent_lab::v3::Lab>::open as latent_lab::registry::OpenExplore,
         ),
-        ("v3_notes.safetensors", latent_lab::v3::explore::open),
-        ("ievae_digits.safetensors", latent_lab::ievae::explore::open),
+        (
+            "v3_notes.safetensors",
+            LabSource::<latent_lab::v3::Lab>::open,
+        ),
+        (
+            "ievae_digits.safetensors",
+            LabSource::<latent_lab::ievae::Lab>::open,
+        ),
         (
             "vae_relevance.safetensors",
-            latent_lab::relevance::explore::open,
+            LabSource::<latent_lab::relevance::Lab>::open,
         ),
     ] {
         let file = model(name);
@@ -474,7 +480,7 @@ fn every_other_lab_decodes_its_clicked_point_exactly() {
 #[test]
 fn frames_stay_cheap_with_everything_on_show() {
     let file = model("sps_vision.safetensors");
-    let source = latent_lab::sps_vision::explore::open(&file).unwrap();
+    let source = LabSource::<latent_lab::sps_vision::Lab>::open(&file).unwrap();
     let mut harness = click_decodes_exactly(&file, source);
     path_strip_ends_decode_the_path_ends(&file, &mut harness);
     harness.state_mut().panel.pick_pair(0, 100);

@@ -125,6 +125,8 @@ pub struct Models<L> {
     /// the latent map of A, and what makes A its source
     map: Option<LatentMapSection<L>>,
     requests: Vec<Request>,
+    /// what the files panel asked for, taken up by the tab ([`super::LabTab::files`])
+    pub file_actions: Vec<FileAction>,
     background: Background<Result<Done<L>, String>>,
 }
 
@@ -147,12 +149,15 @@ impl<L: HostedLab> Models<L> {
             import: None,
             map: None,
             requests: Vec::new(),
+            file_actions: Vec::new(),
             background: Background::default(),
         }
     }
 
-    /// Offer the shipped `path` as B in one click, under `label`; also the B path's default.
-    pub fn with_ablation(mut self, path: PathBuf, label: &'static str) -> Self {
+    /// Offer the shipped ablation `file` (in `models_dir`'s `ablations/`) as B in one click,
+    /// under `label`; also the B path's default.
+    pub fn with_ablation(mut self, models_dir: &Path, file: &str, label: &'static str) -> Self {
+        let path = models_dir.join("ablations").join(file);
         self.b_field.text = path.display().to_string();
         self.ablation = Some((path, label));
         self
@@ -403,19 +408,22 @@ impl<L: HostedLab> Models<L> {
         }
     }
 
-    /// The compare panel and the files panel, under their headings; returns what the files
-    /// panel asked for. `can_export(row)`: what else an export row needs beyond a model A.
+    /// The compare panel and the files panel, under their headings; what the files panel asks
+    /// for waits in `file_actions`. `can_export(row)`: what else an export row needs beyond a
+    /// model A.
     pub fn panels_ui(
         &mut self,
         ui: &mut egui::Ui,
         sounds: bool,
         can_export: impl Fn(usize) -> bool,
-    ) -> Option<FileAction> {
+    ) {
         ui.heading("Compare");
         self.compare_ui(ui, sounds);
         ui.separator();
         ui.heading("Files");
-        self.files.ui(ui, self.a.is_some(), can_export)
+        if let Some(action) = self.files.ui(ui, self.a.is_some(), can_export) {
+            self.file_actions.push(action);
+        }
     }
 
     /// The "compare" panel: the B checkpoint, the one-click shipped ablation, the A/B switch

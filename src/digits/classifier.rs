@@ -15,7 +15,7 @@ use super::{DigitSet, TEST_WRITER_BASE};
 use crate::nn::checkpoint::{self, CheckpointError, Checkpointed, Metadata, Opened};
 use crate::nn::{Mlp, WeightInit};
 use crate::worker::trainer::unknown_preset;
-use crate::worker::{CoreTrainer, OptimiserSettings, StepStats, Trainer, TrainerCore};
+use crate::worker::{CoreTrainer, StepStats, Trainer, TrainerCore};
 
 pub const FAMILY: &str = "digit-classifier";
 /// Where the window and the evals look for it.
@@ -199,8 +199,7 @@ impl ClassifierTrainer {
         let mlp = Mlp::new(&cfg.sizes(), WeightInit::He, vb.pp("mlp"))?;
         let test = super::generate(TEST_WRITER_BASE, cfg.test_writers, 2, seed);
         let rng = StdRng::seed_from_u64(seed ^ 0xC1A5);
-        let adam = OptimiserSettings::adam(cfg.lr);
-        let core = TrainerCore::new(varmap, rng, seed, cfg.steps, adam)?;
+        let core = TrainerCore::adam(varmap, rng, seed, cfg.steps, cfg.lr)?;
         Ok(Self {
             cfg,
             core,

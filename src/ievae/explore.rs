@@ -3,16 +3,12 @@
 //! pose decodes to itself drawn in every class, as `latent-lab decode` draws a row of N x E
 //! poses. The prior of the pose is a standard normal: its path runs on the great circle.
 
-use std::path::Path;
-use std::sync::Arc;
-
 use candle_core::{D, Device, Tensor};
 
 use crate::app::explore::{
     ColourValues, Colouring, Decoded, Explore, InputCache, LabSource, MapSamples, Output,
     slerp_path,
 };
-use crate::cli::CliError;
 use crate::digits::{self, DigitSet, PIXELS, SIDE};
 
 use super::Lab;
@@ -36,19 +32,7 @@ fn held_out(lab: &Lab) -> anyhow::Result<DigitSet> {
     Ok(set.head(DIGITS))
 }
 
-/// The explorer's view of a Class x Pose model.
-pub type Source = LabSource<Lab>;
-
-/// The explorer's view of a checkpoint, for `latent-lab export`.
-pub fn open(path: &Path) -> Result<Arc<dyn Explore>, CliError> {
-    Source::open(path)
-}
-
-impl Explore for Source {
-    fn title(&self) -> String {
-        format!("{} ({})", super::FAMILY, self.lab.meta.preset)
-    }
-
+impl Explore for LabSource<Lab> {
     fn dims(&self) -> usize {
         self.lab.equivariant_dims()
     }
@@ -92,8 +76,7 @@ impl Explore for Source {
         })
     }
 
-    fn decode(&self, z: &[f32]) -> anyhow::Result<Decoded> {
-        anyhow::ensure!(z.len() == self.dims(), "a pose of {} values", z.len());
+    fn decode_latent(&self, z: &[f32]) -> anyhow::Result<Decoded> {
         let images = self.lab.in_every_class(z)?;
         Ok(Decoded {
             output: Output::Images {

@@ -17,7 +17,7 @@ use crate::digits::{DigitSet, PIXELS, Recipe, Split};
 use crate::nn::checkpoint::Metadata;
 use crate::nn::{bce_with_logits_sum, kl_sum, new_seeded_varmap};
 use crate::worker::trainer::unknown_preset;
-use crate::worker::{CoreTrainer, OptimiserSettings, StepStats, TrainerCore};
+use crate::worker::{CoreTrainer, StepStats, TrainerCore};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -193,8 +193,7 @@ impl IeVaeTrainer {
         let (varmap, vb) = new_seeded_varmap(seed);
         let model = IeVae::new(&cfg.model, vb)?;
         let rng = StdRng::seed_from_u64(seed);
-        let adam = OptimiserSettings::adam(cfg.lr);
-        let core = TrainerCore::new(varmap, rng, seed, cfg.steps, adam)?;
+        let core = TrainerCore::adam(varmap, rng, seed, cfg.steps, cfg.lr)?;
         Ok(Self {
             cfg,
             core,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::train::TrainConfig;
 use super::{DEFAULT_FILE, FAMILY, Lab};
 use crate::app::{
-    Background, Changed, FIGURE_FILES, FileAction, FilesPanel, LabTab, Models, ModelsState, Shared,
+    Background, Changed, FIGURE_FILES, FilesPanel, LabTab, Models, ModelsState, Shared,
     TrainSettings, TrainingSpec, hold_models, tab_state,
 };
 use crate::digits::classifier::DigitClassifier;
@@ -63,14 +63,13 @@ pub enum InputSource {
 }
 
 /// Side effects the widgets ask for; applied in one place after drawing.
-enum Command {
+pub enum Command {
     SetClass(usize),
     ResetPose,
     Pick(usize),
     AnalyseDrawing,
     ClearDrawing,
     UseInputPose,
-    Files(FileAction),
 }
 
 /// What the model makes of one input image.
@@ -162,10 +161,11 @@ impl ClassPoseTab {
         let default_path = shared.models_dir.join(DEFAULT_FILE);
         let judge_path = DigitClassifier::default_path(&shared.models_dir);
         let judge = DigitClassifier::load(&judge_path).ok().map(Arc::new);
-        let mut tab = Self {
+        Self {
             state: ClassPoseState::default(),
             models: crate::registry::models(
                 &super::cli::IeVaeFamily,
+                "ievae",
                 FilesPanel::new(&default_path).with_export(
                     "figure",
                     "figure.png or .svg",
@@ -176,11 +176,9 @@ impl ClassPoseTab {
                 training_spec(),
                 ClassPoseState::default().models.train,
             )
-            .with_map("ievae", super::explore::Source::of)
             .with_ablation(
-                shared
-                    .models_dir
-                    .join("ablations/ievae_digits_100_labels.safetensors"),
+                &shared.models_dir,
+                "ievae_digits_100_labels.safetensors",
                 "100 labels",
             ),
             judge,
@@ -202,24 +200,8 @@ impl ClassPoseTab {
             },
             commands: Vec::new(),
             background: Background::default(),
-        };
-        if default_path.is_file() {
-            let opened = tab.models.open(&default_path, shared);
-            tab.changed(opened);
         }
-        tab
-    }
-
-    /// A's or B's model changed: reset what was set for the old one.
-    fn changed(&mut self, changed: impl IntoIterator<Item = Changed>) {
-        for c in changed {
-            if let Changed::A { fresh } = c
-                && let Some(lab) = self.models.a.clone()
-            {
-                self.set_lab(lab, fresh);
-            }
-            self.decoded_for = None;
-        }
+        .with_shipped(&default_path, shared)
     }
 
     fn set_lab(&mut self, lab: Arc<Lab>, reset_pose: bool) {
@@ -353,65 +335,6 @@ impl ClassPoseTab {
             .is_some_and(|a| a.source == InputSource::Drawn)
         {
             self.analysis = None;
-        }
-    }
-
-    fn apply(&mut self, command: Command, shared: &mut Shared) {
-        match command {
-            Command::SetClass(c) => self.state.class = c,
-            Command::ResetPose => self.state.pose.iter_mut().for_each(|v| *v = 0.0),
-            Command::Pick(i) => {
-                if i < self.picker.len() {
-                    let image = self.picker.image(i).to_vec();
-                    self.blank_drawing = false;
-                    self.analyse(InputSource::Picked(i), image);
-                }
-            }
-            Command::AnalyseDrawing => match centre_drawing(&self.canvas) {
-                Some(image) => {
-                    self.blank_drawing = false;
-                    self.analyse(InputSource::Drawn, image.to_vec());
-                }
-                None => {
-                    self.blank_drawing = true;
-                    self.forget_drawing_analysis();
-                }
-            },
-            Command::ClearDrawing => {
-                self.canvas = [0.0; PIXELS];
-                self.blank_drawing = false;
-                self.forget_drawing_analysis();
-            }
-            Command::UseInputPose => {
-                if let Some(a) = &self.analysis
-                    && a.pose.len() == self.state.pose.len()
-                {
-                    self.state.pose = a
-                        .pose
-                        .iter()
-                        .map(|v| v.clamp(-POSE_RANGE, POSE_RANGE))
-                        .collect();
-                }
-            }
-            Command::Files(FileAction::Export { action, path, .. }) => {
-                let Some(lab) = self.models.a.clone() else {
-                    return shared.error(format!("{}: no model to draw", path.display()));
-                };
-                let dim = self.state.traversal_dim;
-                self.background.run(move || {
-                    let fig = match action {
-                        0 => super::cli::traversal_figure(&lab, dim, 9),
-                        _ => super::cli::swap_figure(&lab, 8),
-                    };
-                    crate::figures::save(&fig.map_err(|e| format!("{e:#}"))?, &path)
-                        .map_err(|e| format!("{e:#}"))?;
-                    Ok(path)
-                });
-            }
-            Command::Files(action) => {
-                let changed = self.models.handle(action, shared);
-                self.changed(changed);
-            }
         }
     }
 
@@ -685,9 +608,7 @@ impl ClassPoseTab {
     }
 
     fn files_ui(&mut self, ui: &mut egui::Ui, sounds: bool) {
-        if let Some(action) = self.models.panels_ui(ui, sounds, |_| true) {
-            self.commands.push(Command::Files(action));
-        }
+        self.models.panels_ui(ui, sounds, |_| true);
         let dims = self.state.pose.len().max(1);
         ui.horizontal(|ui| {
             ui.label("traversal dimension");
@@ -725,10 +646,75 @@ fn dims_use(lab: &Lab, digits: &DigitSet) -> anyhow::Result<Vec<f32>> {
 }
 
 impl LabTab for ClassPoseTab {
-    type Lab = Lab;
-    type State = ClassPoseState;
     const TITLE: &'static str = "Class x Pose";
-    hold_models!();
+    hold_models!(Lab, ClassPoseState, Command);
+
+    fn apply(&mut self, command: Command, _shared: &mut Shared) {
+        match command {
+            Command::SetClass(c) => self.state.class = c,
+            Command::ResetPose => self.state.pose.iter_mut().for_each(|v| *v = 0.0),
+            Command::Pick(i) => {
+                if i < self.picker.len() {
+                    let image = self.picker.image(i).to_vec();
+                    self.blank_drawing = false;
+                    self.analyse(InputSource::Picked(i), image);
+                }
+            }
+            Command::AnalyseDrawing => match centre_drawing(&self.canvas) {
+                Some(image) => {
+                    self.blank_drawing = false;
+                    self.analyse(InputSource::Drawn, image.to_vec());
+                }
+                None => {
+                    self.blank_drawing = true;
+                    self.forget_drawing_analysis();
+                }
+            },
+            Command::ClearDrawing => {
+                self.canvas = [0.0; PIXELS];
+                self.blank_drawing = false;
+                self.forget_drawing_analysis();
+            }
+            Command::UseInputPose => {
+                if let Some(a) = &self.analysis
+                    && a.pose.len() == self.state.pose.len()
+                {
+                    self.state.pose = a
+                        .pose
+                        .iter()
+                        .map(|v| v.clamp(-POSE_RANGE, POSE_RANGE))
+                        .collect();
+                }
+            }
+        }
+    }
+
+    fn export(&mut self, _row: usize, action: usize, path: PathBuf, shared: &mut Shared) {
+        let Some(lab) = self.models.a.clone() else {
+            return shared.error(format!("{}: no model to draw", path.display()));
+        };
+        let dim = self.state.traversal_dim;
+        self.background.run(move || {
+            let fig = match action {
+                0 => super::cli::traversal_figure(&lab, dim, 9),
+                _ => super::cli::swap_figure(&lab, 8),
+            };
+            crate::figures::save(&fig.map_err(|e| format!("{e:#}"))?, &path)
+                .map_err(|e| format!("{e:#}"))?;
+            Ok(path)
+        });
+    }
+
+    fn changed(&mut self, changed: impl IntoIterator<Item = Changed>) {
+        for c in changed {
+            if let Changed::A { fresh } = c
+                && let Some(lab) = self.models.a.clone()
+            {
+                self.set_lab(lab, fresh);
+            }
+            self.decoded_for = None;
+        }
+    }
 
     fn logic(&mut self, ctx: &egui::Context, shared: &mut Shared) {
         self.drain_background(shared);
@@ -761,15 +747,15 @@ impl LabTab for ClassPoseTab {
         self.files_ui(right, false);
     }
 
-    fn apply_commands(&mut self, shared: &mut Shared) {
-        for command in std::mem::take(&mut self.commands) {
-            self.apply(command, shared);
-        }
+    fn models_logic(&mut self, shared: &mut Shared) {
         let labels = self.state.labels;
         let (_, changed) = self.models.logic(shared, |args| {
             args.labels = (labels > 0).then_some(labels);
         });
         self.changed(changed);
+    }
+
+    fn commands_applied(&mut self, shared: &mut Shared) {
         self.refresh_decoded(shared);
     }
 

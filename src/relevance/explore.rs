@@ -3,14 +3,10 @@
 //! angle, ...); a latent decodes to an event's features, drawn as momentum arrows for a muon
 //! pair. The prior is a standard normal: its path runs on the great circle.
 
-use std::path::Path;
-use std::sync::Arc;
-
 use crate::app::explore::{
     ColourValues, Colouring, Decoded, Explore, InputCache, LabSource, MapSamples, Output,
     slerp_path,
 };
-use crate::cli::CliError;
 
 use super::Lab;
 
@@ -36,19 +32,7 @@ fn held_out(lab: &Lab) -> anyhow::Result<HeldOut> {
     })
 }
 
-/// The explorer's view of a Relevance model.
-pub type Source = LabSource<Lab>;
-
-/// The explorer's view of a checkpoint, for `latent-lab export`.
-pub fn open(path: &Path) -> Result<Arc<dyn Explore>, CliError> {
-    Source::open(path)
-}
-
-impl Explore for Source {
-    fn title(&self) -> String {
-        format!("{} ({})", super::FAMILY, self.lab.meta.preset)
-    }
-
+impl Explore for LabSource<Lab> {
     fn dims(&self) -> usize {
         self.lab.latent_dims()
     }
@@ -87,8 +71,7 @@ impl Explore for Source {
         })
     }
 
-    fn decode(&self, z: &[f32]) -> anyhow::Result<Decoded> {
-        anyhow::ensure!(z.len() == self.dims(), "a latent of {} values", z.len());
+    fn decode_latent(&self, z: &[f32]) -> anyhow::Result<Decoded> {
         Ok(Decoded {
             values: self.lab.decode(z)?,
             output: Output::Vector {

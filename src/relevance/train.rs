@@ -14,7 +14,7 @@ use super::{FAMILY, HistoryPoint, Lab};
 use crate::nn::checkpoint::Metadata;
 use crate::nn::{WeightInit, kl_sum, new_varmap};
 use crate::worker::trainer::unknown_preset;
-use crate::worker::{CoreTrainer, OptimiserSettings, Snapshot, StepStats, Trainer, TrainerCore};
+use crate::worker::{CoreTrainer, Snapshot, StepStats, Trainer, TrainerCore};
 
 /// Everything that defines a training run besides the data.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -201,9 +201,8 @@ impl RelevanceTrainer {
         let mut rng = StdRng::seed_from_u64(seed);
         let init = cfg.model.init;
         crate::nn::seeded_init(&varmap, |_| Some(init), &mut rng)?;
-        let adam = OptimiserSettings::adam(cfg.lr);
         let core =
-            TrainerCore::new(varmap, rng, seed, cfg.steps, adam)?.with_epochs(train_rows.len());
+            TrainerCore::adam(varmap, rng, seed, cfg.steps, cfg.lr)?.with_epochs(train_rows.len());
         let eval_rows: Vec<usize> = held_out
             .iter()
             .copied()

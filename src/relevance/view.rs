@@ -19,9 +19,8 @@ use super::train::{
 };
 use super::{FAMILY, HistoryPoint, Lab, relevance_order, relevance_rank};
 use crate::app::{
-    Background, Changed, FIGURE_FILES, FileAction, FileRequest, FilesPanel, LabTab, Models,
-    ModelsState, PathField, SNAPSHOT_EVERY, Shared, TrainSettings, TrainingSpec, hold_models,
-    tab_state,
+    Background, Changed, FIGURE_FILES, FileRequest, FilesPanel, LabTab, Models, ModelsState,
+    PathField, SNAPSHOT_EVERY, Shared, TrainSettings, TrainingSpec, hold_models, tab_state,
 };
 use crate::cli::TrainArgs;
 use crate::figures::{self, Figure};
@@ -105,7 +104,7 @@ impl Default for RelevanceState {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum FigureKind {
+pub enum FigureKind {
     Relevance,
     Kl,
     Curves,
@@ -123,8 +122,7 @@ const FIGURE_KINDS: [FigureKind; 5] = [
 ];
 
 /// Side effects the widgets ask for; applied in one place after drawing.
-enum Command {
-    Files(FileAction),
+pub enum Command {
     /// several trainings in sequence, one per beta
     Sweep(Vec<f64>),
     Export(FigureKind, PathBuf),
@@ -145,6 +143,9 @@ struct Training {
 /// (beta, relevant dims) of the finished trainings of a sweep, and the beta being trained now.
 type SweepView = (Vec<(f64, usize)>, Option<f64>);
 
+/// A held-out event and the model ([`lab_key`]) a latent of it was encoded by.
+type EventKey = (usize, (String, u64));
+
 pub struct RelevanceTab {
     pub state: RelevanceState,
     /// A, the model on show, and B beside it; files and training panels
@@ -164,7 +165,7 @@ pub struct RelevanceTab {
     /// decoded features along the traversal (for 2-D pictures of non-muon data)
     traversal_path: Vec<Vec<f32>>,
     /// B's latent of the same held-out event, kept per (event, B's model)
-    base_b: Option<((usize, (String, u64)), Vec<f32>)>,
+    base_b: Option<(EventKey, Vec<f32>)>,
     /// B's traversal latent and what it decodes to
     pub decoded_b: Option<(Vec<f32>, Vec<f32>)>,
     /// the latent dimension B's traversal moves
@@ -176,10 +177,11 @@ pub struct RelevanceTab {
 impl RelevanceTab {
     pub fn new(shared: &mut Shared) -> Self {
         let default_path = shared.models_dir.join("vae_relevance.safetensors");
-        let mut tab = Self {
+        Self {
             state: RelevanceState::default(),
             models: crate::registry::models(
                 &super::cli::RelevanceFamily,
+                "relevance",
                 FilesPanel::new(&default_path).with_export(
                     "figure",
                     "figure.png or .svg",
@@ -195,8 +197,7 @@ impl RelevanceTab {
                 ),
                 training_spec(),
                 RelevanceState::default().models.train,
-            )
-            .with_map("relevance", super::explore::Source::of),
+            ),
             file_field: PathField::default(),
             training: Training::default(),
             inspection: None,
@@ -211,37 +212,13 @@ impl RelevanceTab {
             moved_b: 0,
             commands: Vec::new(),
             background: Background::default(),
-        };
-        if default_path.is_file() {
-            let opened = tab.models.open(&default_path, shared);
-            tab.changed(opened);
         }
-        tab
+        .with_shipped(&default_path, shared)
     }
 
     /// The model on show (A).
     pub fn lab(&self) -> Option<&Arc<Lab>> {
         self.models.a.as_ref()
-    }
-
-    /// A's or B's model changed: reset what was set for the old one.
-    fn changed(&mut self, changed: impl IntoIterator<Item = Changed>) {
-        for c in changed {
-            self.decoded_b = None;
-            let Changed::A { fresh } = c else {
-                self.base_b = None;
-                continue;
-            };
-            if self.models.a_file.is_some() {
-                // a model opened from a file shows its own history, not the last run's
-                if !self.models.panel.is_running() {
-                    self.training = Training::default();
-                }
-            }
-            if let Some(lab) = self.models.a.clone() {
-                self.set_lab(lab, fresh);
-            }
-        }
     }
 
     /// The relevance now on show: live while training, else of the loaded model.
@@ -323,35 +300,6 @@ impl RelevanceTab {
             ..Training::default()
         };
         self.models.panel.show_job(job, total);
-    }
-
-    fn drain_training(&mut self, shared: &mut Shared) {
-        let (state, training) = (&self.state, &mut self.training);
-        let (update, changed) = self.models.logic(shared, |args| {
-            adjust_args(state, args);
-            *training = Training::default();
-        });
-        let t = &mut self.training;
-        for &(step, ref values) in &update.metrics {
-            let named = || values.iter().map(|(k, v)| (k.as_str(), *v));
-            if let Some(r) = eval::report_from_metrics(named()) {
-                if t.history.last().is_none_or(|h| h.step != step) {
-                    t.history.push(HistoryPoint {
-                        step,
-                        relevance: r.relevance.clone(),
-                    });
-                }
-                t.report = Some(r);
-            }
-            if t.is_sweep {
-                t.sweep = sweep_results(named());
-                t.beta_now = named().find(|(k, _)| *k == "beta").map(|(_, v)| v);
-            }
-        }
-        self.changed(changed);
-        if update.ended {
-            self.repick_views = true;
-        }
     }
 
     /// Encode held-out events off the UI thread whenever the model changed.
@@ -625,29 +573,6 @@ impl RelevanceTab {
             _ if self.models.panel.is_running() => self.training.history.clone(),
             Some(lab) => lab.history.clone(),
             None => Vec::new(),
-        }
-    }
-
-    fn apply(&mut self, command: Command, shared: &mut Shared) {
-        match command {
-            Command::Files(FileAction::Export { action, path, .. }) => {
-                if let Some(kind) = FIGURE_KINDS.get(action) {
-                    self.apply(Command::Export(*kind, path), shared);
-                }
-            }
-            Command::Files(action) => {
-                let changed = self.models.handle(action, shared);
-                self.changed(changed);
-            }
-            Command::Sweep(betas) => self.start_sweep(betas, shared),
-            Command::Export(kind, p) => match self.figure(kind) {
-                Ok(fig) => self.background.run(move || {
-                    figures::save(&fig, &p)
-                        .map(|_| format!("wrote {}", p.display()))
-                        .map_err(|e| format!("{e:#}"))
-                }),
-                Err(e) => shared.error(format!("cannot export: {e}")),
-            },
         }
     }
 
@@ -1179,12 +1104,6 @@ impl RelevanceTab {
                 );
             });
     }
-
-    fn files_ui(&mut self, ui: &mut egui::Ui, sounds: bool) {
-        if let Some(action) = self.models.panels_ui(ui, sounds, |_| true) {
-            self.commands.push(Command::Files(action));
-        }
-    }
 }
 
 /// A combo box choosing one of `dims` latent dimensions, each shown as `name(i)`.
@@ -1205,10 +1124,47 @@ fn dim_picker(
 }
 
 impl LabTab for RelevanceTab {
-    type Lab = Lab;
-    type State = RelevanceState;
     const TITLE: &'static str = "Relevance";
-    hold_models!();
+    hold_models!(Lab, RelevanceState, Command);
+
+    fn apply(&mut self, command: Command, shared: &mut Shared) {
+        match command {
+            Command::Sweep(betas) => self.start_sweep(betas, shared),
+            Command::Export(kind, p) => match self.figure(kind) {
+                Ok(fig) => self.background.run(move || {
+                    figures::save(&fig, &p)
+                        .map(|_| format!("wrote {}", p.display()))
+                        .map_err(|e| format!("{e:#}"))
+                }),
+                Err(e) => shared.error(format!("cannot export: {e}")),
+            },
+        }
+    }
+
+    fn export(&mut self, _row: usize, action: usize, path: PathBuf, shared: &mut Shared) {
+        if let Some(kind) = FIGURE_KINDS.get(action) {
+            self.apply(Command::Export(*kind, path), shared);
+        }
+    }
+
+    fn changed(&mut self, changed: impl IntoIterator<Item = Changed>) {
+        for c in changed {
+            self.decoded_b = None;
+            let Changed::A { fresh } = c else {
+                self.base_b = None;
+                continue;
+            };
+            if self.models.a_file.is_some() {
+                // a model opened from a file shows its own history, not the last run's
+                if !self.models.panel.is_running() {
+                    self.training = Training::default();
+                }
+            }
+            if let Some(lab) = self.models.a.clone() {
+                self.set_lab(lab, fresh);
+            }
+        }
+    }
 
     fn logic(&mut self, _ctx: &egui::Context, shared: &mut Shared) {
         self.drain_inspection(shared);
@@ -1233,7 +1189,7 @@ impl LabTab for RelevanceTab {
         left.separator();
         self.relevance_ui(left);
         left.separator();
-        self.files_ui(left, false);
+        self.models.panels_ui(left, false, |_| true);
         right.heading("Latents against observables");
         self.scatter_ui(right);
         self.correlation_ui(right);
@@ -1242,11 +1198,37 @@ impl LabTab for RelevanceTab {
         self.traversal_ui(right);
     }
 
-    fn apply_commands(&mut self, shared: &mut Shared) {
-        for command in std::mem::take(&mut self.commands) {
-            self.apply(command, shared);
+    /// The run's metrics feed the relevance bars and the sweep.
+    fn models_logic(&mut self, shared: &mut Shared) {
+        let (state, training) = (&self.state, &mut self.training);
+        let (update, changed) = self.models.logic(shared, |args| {
+            adjust_args(state, args);
+            *training = Training::default();
+        });
+        let t = &mut self.training;
+        for &(step, ref values) in &update.metrics {
+            let named = || values.iter().map(|(k, v)| (k.as_str(), *v));
+            if let Some(r) = eval::report_from_metrics(named()) {
+                if t.history.last().is_none_or(|h| h.step != step) {
+                    t.history.push(HistoryPoint {
+                        step,
+                        relevance: r.relevance.clone(),
+                    });
+                }
+                t.report = Some(r);
+            }
+            if t.is_sweep {
+                t.sweep = sweep_results(named());
+                t.beta_now = named().find(|(k, _)| *k == "beta").map(|(_, v)| v);
+            }
         }
-        self.drain_training(shared);
+        self.changed(changed);
+        if update.ended {
+            self.repick_views = true;
+        }
+    }
+
+    fn commands_applied(&mut self, shared: &mut Shared) {
         self.start_inspection();
         self.refresh_decoded(shared);
     }

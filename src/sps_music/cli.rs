@@ -140,28 +140,26 @@ impl Family for SpsMusicFamily {
     }
 
     fn bench(&self, what: &str, preset: &str) -> Result<serde_json::Value, CliError> {
-        let cfg = TrainConfig::preset(preset).map_err(bad)?;
-        Ok(match what {
-            "decode" => {
-                crate::sps::bench_decode((FAMILY, &cfg.preset), &cfg, 1000, super::decode_spectrum)?
-            }
-            "train-step" => {
-                let data = data::Dataset::synthetic(cfg.batch * 2, 3);
-                let mut trainer = super::train::SpsTrainer::new(cfg.clone(), data, 0)?;
-                let details = serde_json::json!({
-                    "batch": cfg.batch, "k": cfg.loss.k, "sequence_length": data::SEQ_LEN,
-                });
-                cli::bench_train_step(FAMILY, &cfg.preset, &mut trainer, (2, 8), details)?
-            }
-            "latency" => super::voice::latency_bench_json(preset)?,
-            other => {
-                return Err(cli::unknown_bench(
+        crate::sps::bench(
+            (FAMILY, what, preset),
+            TrainConfig::preset,
+            (1000, super::decode_spectrum),
+            (
+                |cfg: TrainConfig| {
+                    let data = data::Dataset::synthetic(cfg.batch * 2, 3);
+                    super::train::SpsTrainer::new(cfg, data, 0)
+                },
+                data::SEQ_LEN,
+            ),
+            |other| match other {
+                "latency" => Ok(super::voice::latency_bench_json(preset)?),
+                other => Err(cli::unknown_bench(
                     FAMILY,
                     other,
                     "train-step, decode, latency",
-                ));
-            }
-        })
+                )),
+            },
+        )
     }
 
     fn encode(&self, file: &Path, input: &Path, out: &Path) -> CliResult {

@@ -4,17 +4,13 @@
 //! path between two notes follows the symmetry: pitch is a translation of z1, so the note
 //! moves to the other's pitch first, in its own timbre, and then changes timbre.
 
-use std::path::Path;
-use std::sync::Arc;
-
 use crate::app::explore::{
     ColourValues, Colouring, Decoded, Explore, InputCache, LabSource, MapSamples, Output, Sound,
     path_between,
 };
 use crate::audio::dsp::{self, N_BINS, Stft};
-use crate::cli::CliError;
 
-use super::{FAMILY, Lab, data};
+use super::{Lab, data};
 
 /// Held-out start pitches drawn from each training instrument (every other one of them).
 const SEEN_STARTS: [i32; 3] = [50, 58, 66];
@@ -82,30 +78,13 @@ fn render(spec: &str) -> anyhow::Result<HeldOut> {
     Ok(HeldOut { names, notes })
 }
 
-/// The explorer's view of a Pitch model.
-pub type Source = LabSource<Lab>;
-
-/// The explorer's view of a checkpoint, for `latent-lab export`.
-pub fn open(path: &Path) -> Result<Arc<dyn Explore>, CliError> {
-    Source::open(path)
-}
-
-impl Explore for Source {
-    fn title(&self) -> String {
-        format!("{FAMILY} ({})", self.lab.meta.preset)
-    }
-
+impl Explore for LabSource<Lab> {
     fn dims(&self) -> usize {
         self.lab.latent_dims()
     }
 
-    fn dim_names(&self) -> Vec<String> {
-        (0..self.dims())
-            .map(|i| match i {
-                0 => "z1 (pitch)".to_string(),
-                i => format!("z{} (timbre)", i + 1),
-            })
-            .collect()
+    fn dim_role(&self, i: usize) -> Option<&'static str> {
+        Some(if i == 0 { "pitch" } else { "timbre" })
     }
 
     fn samples(&self) -> anyhow::Result<MapSamples> {
@@ -148,8 +127,7 @@ impl Explore for Source {
         })
     }
 
-    fn decode(&self, z: &[f32]) -> anyhow::Result<Decoded> {
-        anyhow::ensure!(z.len() == self.dims(), "a latent of {} values", z.len());
+    fn decode_latent(&self, z: &[f32]) -> anyhow::Result<Decoded> {
         Ok(Decoded {
             values: self.lab.decode_spectrum(z)?,
             output: Output::Spectrogram {

@@ -52,6 +52,10 @@ impl crate::sps::Config for TrainConfig {
     fn model(&self, vb: VarBuilder) -> candle_core::Result<SpsMusic> {
         SpsMusic::new(&self.model, vb)
     }
+
+    fn run(&self) -> (&str, usize, &crate::sps::LossSchedule) {
+        (&self.preset, self.batch, &self.loss)
+    }
 }
 
 impl Lab {

@@ -6,7 +6,7 @@ use candle_nn::VarMap;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::data::{Dataset, NOTE_FEATURES, SEQ_LEN, seeded_rng};
+use super::data::{Dataset, SEQ_LEN, seeded_rng};
 use super::eval;
 use super::model::{Arch, ModelConfig, SpsMusic};
 use super::{FAMILY, Lab};
@@ -15,9 +15,7 @@ use crate::nn::checkpoint::Metadata;
 use crate::nn::{WeightInit, bce_with_logits_rows, kl_sum, mse_sum, new_varmap};
 use crate::sps::LossSchedule;
 use crate::worker::trainer::{constant_lr, unknown_preset};
-use crate::worker::{
-    CoreTrainer, Loss, OptimiserSettings, StepStats, Trainer, TrainerCore, ensure_steps,
-};
+use crate::worker::{CoreTrainer, Loss, StepStats, Trainer, TrainerCore, ensure_steps};
 
 /// Everything that defines a training run besides the data.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -285,8 +283,7 @@ impl SpsTrainer {
             }
         }
         init_output_bias(&varmap, &model.output_bias_name(), &data)?;
-        let adam = OptimiserSettings::adam(cfg.lr);
-        let core = TrainerCore::new(varmap, rng, seed, cfg.steps, adam)?;
+        let core = TrainerCore::adam(varmap, rng, seed, cfg.steps, cfg.lr)?;
         Ok(Self {
             core: core.with_epochs(data.train.len()),
             cfg,
@@ -306,12 +303,9 @@ impl SpsTrainer {
     fn loss(&mut self) -> anyhow::Result<(Tensor, Vec<(&'static str, f64)>)> {
         let cfg = self.cfg.clone();
         let (b, s, l) = (cfg.batch, SEQ_LEN, cfg.model.latent);
-        let batch = self.core.batch(b);
-        let mut flat = Vec::with_capacity(b * s * NOTE_FEATURES);
-        for &i in &batch {
-            flat.extend_from_slice(&self.data.train[i].features);
-        }
-        let x = Tensor::from_vec(flat, (b * s, 1, N_BINS, 5), &Device::Cpu)?;
+        let train = &self.data.train;
+        let frames = |i: usize| train[i].features.as_slice();
+        let x = crate::sps::next_batch(&mut self.core, (b, s), frames, (1, N_BINS, 5))?;
         let (mu, logvar, salience) = self.model.encode_with_salience(&x)?;
         let octave = match (&salience, self.model.log_shift()) {
             (Some(salience), Some(body))

@@ -11,7 +11,7 @@ use super::Lab;
 use super::data::{self, FRAMES_PER_NOTE};
 use super::train::{PRESETS, TrainConfig};
 use crate::app::{
-    Background, Changed, FIGURE_FILES, FileAction, FilesPanel, LabTab, Models, ModelsState, Shared,
+    Background, Changed, FIGURE_FILES, FilesPanel, LabTab, Models, ModelsState, Shared,
     TrainSettings, TrainingSpec, hold_models, tab_state,
 };
 use crate::audio::dsp::{self, N_BINS, SAMPLE_RATE};
@@ -64,8 +64,7 @@ impl Default for PitchState {
 }
 
 /// Side effects the widgets ask for; applied in one place after drawing.
-enum Command {
-    Files(FileAction),
+pub enum Command {
     PlayScale,
     SetLive(bool),
 }
@@ -108,6 +107,7 @@ impl PitchTab {
             state: PitchState::default(),
             models: crate::registry::models(
                 &super::cli::SpsMusicFamily,
+                "pitch",
                 FilesPanel::new(&default_path)
                     .with_import("sps_music.pt")
                     .with_export(
@@ -127,11 +127,9 @@ impl PitchTab {
                 training_spec(),
                 PitchState::default().models.train,
             )
-            .with_map("pitch", super::explore::Source::of)
             .with_ablation(
-                shared
-                    .models_dir
-                    .join("ablations/sps_music_no_symmetry.safetensors"),
+                &shared.models_dir,
+                "sps_music_no_symmetry.safetensors",
                 "no symmetry",
             )
             .with_import(|p| Lab::import_pytorch(p).map_err(|e| e.to_string())),
@@ -144,21 +142,6 @@ impl PitchTab {
         let opened = tab.models.open(&default_path, shared);
         tab.changed(opened);
         tab
-    }
-
-    /// A's or B's model changed: reset what was set for the old one.
-    fn changed(&mut self, changed: impl IntoIterator<Item = Changed>) {
-        for c in changed {
-            match c {
-                Changed::A { fresh } => {
-                    if let Some(lab) = self.models.a.clone() {
-                        self.set_lab(lab, fresh);
-                    }
-                }
-                Changed::B => self.spectra[1] = None,
-            }
-            self.voice_dirty = true;
-        }
     }
 
     fn set_lab(&mut self, lab: Arc<Lab>, reset_latent: bool) {
@@ -266,78 +249,6 @@ impl PitchTab {
                 controller.set_voice(&Self::voice_params(spec, self.state.volume))
             }
             _ => controller.silence(),
-        }
-    }
-
-    fn apply(&mut self, command: Command, shared: &mut Shared) {
-        match command {
-            Command::Files(FileAction::Export { row, path, .. }) => self.export(row, path),
-            Command::Files(action) => {
-                let changed = self.models.handle(action, shared);
-                self.changed(changed);
-            }
-            Command::PlayScale => {
-                let heard_b = self.models.heard == crate::app::Heard::B;
-                let (lab, timbre) = match (heard_b, self.models.b.clone(), self.latent_b()) {
-                    (true, Some(b), Some(z)) => (b, z[1..].to_vec()),
-                    _ => match self.models.a.clone() {
-                        Some(a) => (a, self.state.timbre.clone()),
-                        None => return,
-                    },
-                };
-                let base = self
-                    .models
-                    .a
-                    .as_ref()
-                    .and_then(|a| a.pitch_of_latent(self.state.pitch_latent))
-                    .unwrap_or(60.0)
-                    .round();
-                let rate = shared.audio.controller().sample_rate();
-                self.background.run(move || {
-                    let latents: Vec<Vec<f32>> = data::SCALE
-                        .iter()
-                        .map(|s| {
-                            let mut z =
-                                vec![lab.latent_of_pitch_clamped(base + *s as f32).unwrap_or(0.0)];
-                            z.extend_from_slice(&timbre);
-                            z
-                        })
-                        .collect();
-                    let audio = lab.render_notes(&latents, 32).map_err(|e| e.to_string())?;
-                    Ok(BackgroundDone::Clip(dsp::resample_linear(
-                        &audio,
-                        SAMPLE_RATE,
-                        rate,
-                    )))
-                });
-            }
-            Command::SetLive(on) => {
-                self.live = on;
-                self.voice_dirty = true;
-            }
-        }
-    }
-
-    fn export(&mut self, row: usize, p: PathBuf) {
-        let Some(lab) = self.models.a.clone() else {
-            return;
-        };
-        if row == 0 {
-            let instrument = self.state.instrument;
-            self.background.run(move || {
-                let audio = lab
-                    .render_notes(&super::cli::pitch_sweep(&lab, 25, instrument), 64)
-                    .map_err(|e| e.to_string())?;
-                crate::audio::wav::write_mono(&p, &audio, SAMPLE_RATE)
-                    .map_err(|e| e.to_string())?;
-                Ok(BackgroundDone::Wrote(p))
-            });
-        } else {
-            self.background.run(move || {
-                crate::figures::save(&super::cli::embedding_figure(&lab), &p)
-                    .map_err(|e| format!("{e:#}"))?;
-                Ok(BackgroundDone::Wrote(p))
-            });
         }
     }
 
@@ -536,12 +447,6 @@ impl PitchTab {
                 }
             });
     }
-
-    fn files_ui(&mut self, ui: &mut egui::Ui, sounds: bool) {
-        if let Some(action) = self.models.panels_ui(ui, sounds, |_| true) {
-            self.commands.push(Command::Files(action));
-        }
-    }
 }
 
 /// `C4`, `F#5`, ... for a (fractional) MIDI pitch, with the cents when off the semitone.
@@ -561,10 +466,89 @@ pub fn note_name(midi: f32) -> String {
 }
 
 impl LabTab for PitchTab {
-    type Lab = Lab;
-    type State = PitchState;
     const TITLE: &'static str = "Pitch";
-    hold_models!();
+    hold_models!(Lab, PitchState, Command);
+
+    fn apply(&mut self, command: Command, shared: &mut Shared) {
+        match command {
+            Command::PlayScale => {
+                let heard_b = self.models.heard == crate::app::Heard::B;
+                let (lab, timbre) = match (heard_b, self.models.b.clone(), self.latent_b()) {
+                    (true, Some(b), Some(z)) => (b, z[1..].to_vec()),
+                    _ => match self.models.a.clone() {
+                        Some(a) => (a, self.state.timbre.clone()),
+                        None => return,
+                    },
+                };
+                let base = self
+                    .models
+                    .a
+                    .as_ref()
+                    .and_then(|a| a.pitch_of_latent(self.state.pitch_latent))
+                    .unwrap_or(60.0)
+                    .round();
+                let rate = shared.audio.controller().sample_rate();
+                self.background.run(move || {
+                    let latents: Vec<Vec<f32>> = data::SCALE
+                        .iter()
+                        .map(|s| {
+                            let mut z =
+                                vec![lab.latent_of_pitch_clamped(base + *s as f32).unwrap_or(0.0)];
+                            z.extend_from_slice(&timbre);
+                            z
+                        })
+                        .collect();
+                    let audio = lab.render_notes(&latents, 32).map_err(|e| e.to_string())?;
+                    Ok(BackgroundDone::Clip(dsp::resample_linear(
+                        &audio,
+                        SAMPLE_RATE,
+                        rate,
+                    )))
+                });
+            }
+            Command::SetLive(on) => {
+                self.live = on;
+                self.voice_dirty = true;
+            }
+        }
+    }
+
+    fn export(&mut self, row: usize, _action: usize, p: PathBuf, _shared: &mut Shared) {
+        let Some(lab) = self.models.a.clone() else {
+            return;
+        };
+        if row == 0 {
+            let instrument = self.state.instrument;
+            self.background.run(move || {
+                let audio = lab
+                    .render_notes(&super::cli::pitch_sweep(&lab, 25, instrument), 64)
+                    .map_err(|e| e.to_string())?;
+                crate::audio::wav::write_mono(&p, &audio, SAMPLE_RATE)
+                    .map_err(|e| e.to_string())?;
+                Ok(BackgroundDone::Wrote(p))
+            });
+        } else {
+            self.background.run(move || {
+                crate::figures::save(&super::cli::embedding_figure(&lab), &p)
+                    .map_err(|e| format!("{e:#}"))?;
+                Ok(BackgroundDone::Wrote(p))
+            });
+        }
+    }
+
+    fn changed(&mut self, changed: impl IntoIterator<Item = Changed>) {
+        for c in changed {
+            match c {
+                Changed::A { fresh } => {
+                    if let Some(lab) = self.models.a.clone() {
+                        self.set_lab(lab, fresh);
+                    }
+                }
+                Changed::B => self.spectra[1] = None,
+            }
+            self.voice_dirty = true;
+        }
+    }
 
     fn logic(&mut self, _ctx: &egui::Context, shared: &mut Shared) {
         self.drain_background(shared);
@@ -586,15 +570,10 @@ impl LabTab for PitchTab {
         right.heading("Learned pitch axis");
         self.embedding_ui(right);
         right.separator();
-        self.files_ui(right, true);
+        self.models.panels_ui(right, true, |_| true);
     }
 
-    fn apply_commands(&mut self, shared: &mut Shared) {
-        for command in std::mem::take(&mut self.commands) {
-            self.apply(command, shared);
-        }
-        let (_, changed) = self.models.logic(shared, |_| {});
-        self.changed(changed);
+    fn commands_applied(&mut self, shared: &mut Shared) {
         // so the next frame shows, and the voice plays, what the widgets asked for
         self.refresh_spectrum(shared);
         self.update_voice(shared);

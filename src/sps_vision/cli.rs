@@ -149,22 +149,19 @@ impl Family for SpsVisionFamily {
     }
 
     fn bench(&self, what: &str, preset: &str) -> Result<serde_json::Value, CliError> {
-        let cfg = TrainConfig::preset(preset).map_err(bad)?;
-        Ok(match what {
-            "decode" => {
-                crate::sps::bench_decode((FAMILY, &cfg.preset), &cfg, 2000, super::decode_frame)?
-            }
-            "train-step" => {
-                let data = data::Dataset::generate(0, cfg.batch * 2, 2);
-                let mut trainer = super::train::VisionTrainer::new(cfg.clone(), data, 0)?;
-                // past the ramp, so every loss term is computed
-                let details = serde_json::json!({
-                    "batch": cfg.batch, "k": cfg.loss.k, "sequence_length": SEQ_LEN,
-                });
-                cli::bench_train_step(FAMILY, &cfg.preset, &mut trainer, (2, 8), details)?
-            }
-            other => return Err(cli::unknown_bench(FAMILY, other, "train-step, decode")),
-        })
+        crate::sps::bench(
+            (FAMILY, what, preset),
+            TrainConfig::preset,
+            (2000, super::decode_frame),
+            (
+                |cfg: TrainConfig| {
+                    let data = data::Dataset::generate(0, cfg.batch * 2, 2);
+                    super::train::VisionTrainer::new(cfg, data, 0)
+                },
+                SEQ_LEN,
+            ),
+            |other| Err(cli::unknown_bench(FAMILY, other, "train-step, decode")),
+        )
     }
 
     fn encode(&self, file: &Path, input: &Path, out: &Path) -> CliResult {

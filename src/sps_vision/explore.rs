@@ -5,17 +5,13 @@
 //! linearly, so two balls at one height and distance from the axis are joined by a pure
 //! rotation of space.
 
-use std::path::Path;
-use std::sync::Arc;
-
 use crate::app::explore::{
     ColourValues, Colouring, Decoded, Explore, InputCache, LabSource, MapSamples, Output,
     path_between,
 };
-use crate::cli::CliError;
 
+use super::Lab;
 use super::data::{self, CHANNELS, SEQ_LEN, SIZE, Throw};
-use super::{FAMILY, Lab};
 
 /// Held-out throws encoded for the map: 320 frames.
 const THROWS: usize = 16;
@@ -37,30 +33,13 @@ fn held_out(spec: &str, seed: u64) -> anyhow::Result<Vec<Throw>> {
     Ok(throws)
 }
 
-/// The explorer's view of a 3D model.
-pub type Source = LabSource<Lab>;
-
-/// The explorer's view of a checkpoint, for `latent-lab export`.
-pub fn open(path: &Path) -> Result<Arc<dyn Explore>, CliError> {
-    Source::open(path)
-}
-
-impl Explore for Source {
-    fn title(&self) -> String {
-        format!("{FAMILY} ({})", self.lab.meta.preset)
-    }
-
+impl Explore for LabSource<Lab> {
     fn dims(&self) -> usize {
         self.lab.cfg.model.latent
     }
 
-    fn dim_names(&self) -> Vec<String> {
-        (0..self.dims())
-            .map(|i| match i {
-                1 => "z2 (vertical)".to_string(),
-                i => format!("z{}", i + 1),
-            })
-            .collect()
+    fn dim_role(&self, i: usize) -> Option<&'static str> {
+        (i == 1).then_some("vertical")
     }
 
     fn samples(&self) -> anyhow::Result<MapSamples> {
@@ -115,8 +94,7 @@ impl Explore for Source {
         })
     }
 
-    fn decode(&self, z: &[f32]) -> anyhow::Result<Decoded> {
-        anyhow::ensure!(z.len() == self.dims(), "a latent of {} values", z.len());
+    fn decode_latent(&self, z: &[f32]) -> anyhow::Result<Decoded> {
         Ok(Decoded {
             values: self.lab.decode_frame(z)?,
             output: Output::Images {

@@ -66,6 +66,10 @@ impl crate::sps::Config for TrainConfig {
     fn model(&self, vb: VarBuilder) -> candle_core::Result<SpsVision> {
         SpsVision::new(&self.model, vb)
     }
+
+    fn run(&self) -> (&str, usize, &crate::sps::LossSchedule) {
+        (&self.preset, self.batch, &self.loss)
+    }
 }
 
 impl Lab {

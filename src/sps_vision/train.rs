@@ -18,9 +18,7 @@ use crate::nn::checkpoint::Metadata;
 use crate::nn::{WeightInit, kl_sum, mse_sum};
 use crate::sps::LossSchedule;
 use crate::worker::trainer::{constant_lr, unknown_preset};
-use crate::worker::{
-    CoreTrainer, Loss, OptimiserSettings, StepStats, Trainer, TrainerCore, ensure_steps,
-};
+use crate::worker::{CoreTrainer, Loss, StepStats, Trainer, TrainerCore, ensure_steps};
 
 /// Everything that defines a training run besides the data.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -174,8 +172,7 @@ impl VisionTrainer {
         let model = SpsVision::new(&cfg.model, vb)?;
         init_output_bias(&varmap, &data)?;
         let rng = StdRng::seed_from_u64(seed);
-        let adam = OptimiserSettings::adam(cfg.lr);
-        let core = TrainerCore::new(varmap, rng, seed, cfg.steps, adam)?;
+        let core = TrainerCore::adam(varmap, rng, seed, cfg.steps, cfg.lr)?;
         Ok(Self {
             core: core.with_epochs(data.train.len()),
             cfg,
@@ -196,13 +193,10 @@ impl VisionTrainer {
     fn loss(&mut self) -> anyhow::Result<(Tensor, Vec<(&'static str, f64)>)> {
         let cfg = self.cfg.clone();
         let (b, s, l) = (cfg.batch, SEQ_LEN, cfg.model.latent);
-        let batch = self.core.batch(b);
-        let mut flat = Vec::with_capacity(b * s * FRAME_LEN);
-        for &i in &batch {
-            flat.extend_from_slice(&self.data.train[i].frames);
-        }
+        let train = &self.data.train;
+        let frames = |i: usize| train[i].frames.as_slice();
+        let x = crate::sps::next_batch(&mut self.core, (b, s), frames, (CHANNELS, SIZE, SIZE))?;
         let dev = Device::Cpu;
-        let x = Tensor::from_vec(flat, (b * s, CHANNELS, SIZE, SIZE), &dev)?;
         let (mu, logvar) = self.model.encode(&x)?;
         let z = cfg.loss.latent(&mu, &logvar)?.reshape((b, s, l))?;
         let x_next = x

@@ -15,7 +15,7 @@ use super::data::{self, BASE_LEN, Camera, DT, SEQ_LEN, SIZE, Throw};
 use super::eval::{self, rotate_latent};
 use super::train::{PRESETS, TrainConfig};
 use crate::app::{
-    Background, Changed, FIGURE_FILES, FileAction, FilesPanel, LabTab, Models, ModelsState, Shared,
+    Background, Changed, FIGURE_FILES, FilesPanel, LabTab, Models, ModelsState, Shared,
     TrainSettings, TrainingSpec, hold_models, tab_state,
 };
 
@@ -53,8 +53,7 @@ impl Default for VisionState {
 }
 
 /// Side effects the widgets ask for; applied in one place after drawing.
-enum Command {
-    Files(FileAction),
+pub enum Command {
     NewThrow,
     CentreLatent,
 }
@@ -154,6 +153,41 @@ pub struct VisionTab {
     camera: Camera,
 }
 
+/// The textures of the throw shown before, given out again in order (so a new throw of the
+/// same length makes no new ones), new ones made when they run out.
+struct TexturePool<'a> {
+    ctx: &'a egui::Context,
+    old: std::vec::IntoIter<TextureHandle>,
+}
+
+impl<'a> TexturePool<'a> {
+    fn new(ctx: &'a egui::Context, old: Vec<TextureHandle>) -> Self {
+        Self {
+            ctx,
+            old: old.into_iter(),
+        }
+    }
+
+    fn texture(&mut self, name: String, image: ColorImage) -> TextureHandle {
+        match self.old.next() {
+            Some(mut t) => {
+                t.set(image, TextureOptions::NEAREST);
+                t
+            }
+            None => self.ctx.load_texture(name, image, TextureOptions::NEAREST),
+        }
+    }
+
+    /// One texture a frame, named `{name}_{i}`.
+    fn frames(mut self, name: &str, frames: &[&[f32]]) -> Vec<TextureHandle> {
+        frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| self.texture(format!("{name}_{i}"), color_image(f)))
+            .collect()
+    }
+}
+
 fn color_image(frame: &[f32]) -> ColorImage {
     ColorImage::from_rgb([SIZE, SIZE], &data::frame_to_rgb(frame))
 }
@@ -175,10 +209,11 @@ fn strip_image(frames: &[&[f32]]) -> ColorImage {
 impl VisionTab {
     pub fn new(shared: &mut Shared) -> Self {
         let default_path = shared.models_dir.join("sps_vision.safetensors");
-        let mut tab = Self {
+        Self {
             state: VisionState::default(),
             models: crate::registry::models(
                 &super::cli::SpsVisionFamily,
+                "vision",
                 FilesPanel::new(&default_path)
                     .with_import("sps_vision.pt")
                     .with_export(
@@ -198,11 +233,9 @@ impl VisionTab {
                 training_spec(),
                 VisionState::default().models.train,
             )
-            .with_map("vision", super::explore::Source::of)
             .with_ablation(
-                shared
-                    .models_dir
-                    .join("ablations/sps_vision_no_symmetry.safetensors"),
+                &shared.models_dir,
+                "sps_vision_no_symmetry.safetensors",
                 "no symmetry",
             )
             .with_import(|p| Lab::import_pytorch(p).map_err(|e| e.to_string())),
@@ -219,26 +252,8 @@ impl VisionTab {
             throw_job: Background::default(),
             background: Background::default(),
             camera: Camera::standard(),
-        };
-        if default_path.is_file() {
-            let opened = tab.models.open(&default_path, shared);
-            tab.changed(opened);
         }
-        tab
-    }
-
-    /// A's or B's model changed: reset what was set for the old one.
-    fn changed(&mut self, changed: impl IntoIterator<Item = Changed>) {
-        for c in changed {
-            if let Changed::A { fresh: true } = c
-                && let Some(lab) = &self.models.a
-            {
-                self.state.latent = Self::start_latent(lab);
-                self.state.rotation_deg = 0.0;
-            }
-            self.shown_latent = None;
-            self.throw_dirty = true;
-        }
+        .with_shipped(&default_path, shared)
     }
 
     /// Where the sliders start: the centre of the data, moved half way out along z1, so
@@ -356,9 +371,9 @@ impl VisionTab {
         } = computed;
         let frames: Vec<&[f32]> = (0..SEQ_LEN).map(|i| throw.frame(i)).collect();
         let previous = self.throw_view.take();
-        let (mut old_strips, mut old_true, mut old_rolled, playing, frame) = match previous {
+        let (old_strips, old_true, old_rolled, playing, frame) = match previous {
             Some(p) => (
-                vec![p.rolled_strip, p.true_strip],
+                vec![p.true_strip, p.rolled_strip],
                 p.true_frames,
                 p.rolled_frames,
                 p.playing,
@@ -366,49 +381,14 @@ impl VisionTab {
             ),
             None => (Vec::new(), Vec::new(), Vec::new(), None, 0),
         };
-        old_true.reverse();
-        old_rolled.reverse();
-        let tex = |pool: &mut Vec<TextureHandle>, name: String, image: ColorImage| match pool.pop()
-        {
-            Some(mut t) => {
-                t.set(image, TextureOptions::NEAREST);
-                t
-            }
-            None => ctx.load_texture(name, image, TextureOptions::NEAREST),
-        };
         let rolled_refs: Vec<&[f32]> = rolled_frames.iter().map(|f| f.as_slice()).collect();
-        let true_strip = tex(
-            &mut old_strips,
-            "sps_vision_true_strip".into(),
-            strip_image(&frames),
-        );
-        let rolled_strip = tex(
-            &mut old_strips,
-            "sps_vision_rolled_strip".into(),
-            strip_image(&rolled_refs),
-        );
-        let true_frames = frames
-            .iter()
-            .enumerate()
-            .map(|(i, f)| {
-                tex(
-                    &mut old_true,
-                    format!("sps_vision_true_{i}"),
-                    color_image(f),
-                )
-            })
-            .collect();
-        let rolled_textures = rolled_frames
-            .iter()
-            .enumerate()
-            .map(|(i, f)| {
-                tex(
-                    &mut old_rolled,
-                    format!("sps_vision_rolled_{i}"),
-                    color_image(f),
-                )
-            })
-            .collect();
+        let mut strips = TexturePool::new(ctx, old_strips);
+        let true_strip = strips.texture("sps_vision_true_strip".into(), strip_image(&frames));
+        let rolled_strip =
+            strips.texture("sps_vision_rolled_strip".into(), strip_image(&rolled_refs));
+        let true_frames = TexturePool::new(ctx, old_true).frames("sps_vision_true", &frames);
+        let rolled_textures =
+            TexturePool::new(ctx, old_rolled).frames("sps_vision_rolled", &rolled_refs);
         self.throw_view = Some(ThrowView {
             true_strip,
             rolled_strip,
@@ -420,43 +400,6 @@ impl VisionTab {
             encoded,
             rolled,
             b_in_a,
-        });
-    }
-
-    fn apply(&mut self, command: Command, shared: &mut Shared) {
-        match command {
-            Command::Files(FileAction::Export { row, path, .. }) => self.export(row, path),
-            Command::Files(action) => {
-                let changed = self.models.handle(action, shared);
-                self.changed(changed);
-            }
-            Command::NewThrow => {
-                self.state.throw_index = self.state.throw_index.wrapping_add(1);
-                self.throw_dirty = true;
-            }
-            Command::CentreLatent => {
-                if let Some(lab) = &self.models.a {
-                    self.state.latent = Self::start_latent(lab);
-                    self.state.rotation_deg = 0.0;
-                }
-            }
-        }
-    }
-
-    fn export(&mut self, row: usize, p: PathBuf) {
-        let Some(lab) = self.models.a.clone() else {
-            return;
-        };
-        let throw = self.throw_view.as_ref().map(|v| v.throw.clone());
-        self.background.run(move || {
-            let fig = match (row, throw) {
-                (0, _) => super::cli::traversal_figure(&lab, 9),
-                (_, Some(throw)) => super::cli::rollout_figure(&lab, &throw),
-                (_, None) => return Err("no throw on show".into()),
-            };
-            crate::figures::save(&fig.map_err(|e| format!("{e:#}"))?, &p)
-                .map_err(|e| format!("{e:#}"))?;
-            Ok(BackgroundDone::Wrote(p))
         });
     }
 
@@ -732,12 +675,8 @@ impl VisionTab {
     fn files_ui(&mut self, ui: &mut egui::Ui, sounds: bool) {
         let has_throw = self.throw_view.is_some();
         // the roll-out (row 1) is of the throw on show
-        if let Some(action) = self
-            .models
-            .panels_ui(ui, sounds, |row| row != 1 || has_throw)
-        {
-            self.commands.push(Command::Files(action));
-        }
+        self.models
+            .panels_ui(ui, sounds, |row| row != 1 || has_throw);
     }
 }
 
@@ -779,10 +718,53 @@ pub fn latent_of_position(cal: &eval::Calibration, p: [f32; 3]) -> Option<Vec<f3
 }
 
 impl LabTab for VisionTab {
-    type Lab = Lab;
-    type State = VisionState;
     const TITLE: &'static str = "3D";
-    hold_models!();
+    hold_models!(Lab, VisionState, Command);
+
+    fn apply(&mut self, command: Command, _shared: &mut Shared) {
+        match command {
+            Command::NewThrow => {
+                self.state.throw_index = self.state.throw_index.wrapping_add(1);
+                self.throw_dirty = true;
+            }
+            Command::CentreLatent => {
+                if let Some(lab) = &self.models.a {
+                    self.state.latent = Self::start_latent(lab);
+                    self.state.rotation_deg = 0.0;
+                }
+            }
+        }
+    }
+
+    fn export(&mut self, row: usize, _action: usize, p: PathBuf, _shared: &mut Shared) {
+        let Some(lab) = self.models.a.clone() else {
+            return;
+        };
+        let throw = self.throw_view.as_ref().map(|v| v.throw.clone());
+        self.background.run(move || {
+            let fig = match (row, throw) {
+                (0, _) => super::cli::traversal_figure(&lab, 9),
+                (_, Some(throw)) => super::cli::rollout_figure(&lab, &throw),
+                (_, None) => return Err("no throw on show".into()),
+            };
+            crate::figures::save(&fig.map_err(|e| format!("{e:#}"))?, &p)
+                .map_err(|e| format!("{e:#}"))?;
+            Ok(BackgroundDone::Wrote(p))
+        });
+    }
+
+    fn changed(&mut self, changed: impl IntoIterator<Item = Changed>) {
+        for c in changed {
+            if let Changed::A { fresh: true } = c
+                && let Some(lab) = &self.models.a
+            {
+                self.state.latent = Self::start_latent(lab);
+                self.state.rotation_deg = 0.0;
+            }
+            self.shown_latent = None;
+            self.throw_dirty = true;
+        }
+    }
 
     fn logic(&mut self, ctx: &egui::Context, shared: &mut Shared) {
         self.drain_background(ctx, shared);
@@ -806,15 +788,6 @@ impl LabTab for VisionTab {
         self.trajectory_ui(right);
         right.separator();
         self.files_ui(right, false);
-    }
-
-    fn apply_commands(&mut self, shared: &mut Shared) {
-        for command in std::mem::take(&mut self.commands) {
-            self.apply(command, shared);
-        }
-        // the frames are decoded (they need the context) by `logic` before the next frame
-        let (_, changed) = self.models.logic(shared, |_| {});
-        self.changed(changed);
     }
 
     fn working(&self) -> bool {

@@ -5,9 +5,6 @@
 //! its fragment: a 512x32 spectrogram that sounds through Griffin-Lim, or a 3x48x32 digit.
 //! V3 has no prior over its latents, so interpolation is linear only.
 
-use std::path::Path;
-use std::sync::Arc;
-
 use anyhow::Context as _;
 
 use crate::app::explore::{
@@ -15,7 +12,6 @@ use crate::app::explore::{
 };
 use crate::audio::dsp::{self, Stft};
 use crate::audio::soundfont::NoteRenderer;
-use crate::cli::CliError;
 
 use super::data::{self, Domain};
 use super::{Lab, THUMB_BINS};
@@ -134,25 +130,13 @@ fn digits(spec: &str) -> anyhow::Result<HeldOut> {
     Ok(held)
 }
 
-/// The explorer's view of a Codebook model.
-pub type Source = LabSource<Lab>;
-
-/// The explorer's view of a checkpoint, for `latent-lab export`.
-pub fn open(path: &Path) -> Result<Arc<dyn Explore>, CliError> {
-    Source::open(path)
-}
-
-impl Source {
+impl LabSource<Lab> {
     fn split(&self) -> (usize, usize) {
         (self.lab.cfg.model.content_dim, self.lab.cfg.model.style_dim)
     }
 }
 
-impl Explore for Source {
-    fn title(&self) -> String {
-        format!("{} ({})", self.lab.meta.family, self.lab.meta.preset)
-    }
-
+impl Explore for LabSource<Lab> {
     fn dims(&self) -> usize {
         let (c, s) = self.split();
         c + s
@@ -231,9 +215,8 @@ impl Explore for Source {
         })
     }
 
-    fn decode(&self, z: &[f32]) -> anyhow::Result<Decoded> {
-        let (c, s) = self.split();
-        anyhow::ensure!(z.len() == c + s, "a latent of {} values", z.len());
+    fn decode_latent(&self, z: &[f32]) -> anyhow::Result<Decoded> {
+        let (c, _) = self.split();
         let values = self
             .lab
             .model

@@ -16,8 +16,8 @@ use super::eval::nearest;
 use super::train::{PRESETS, TrainConfig};
 use super::{Lab, fragment_audio, fragment_image};
 use crate::app::{
-    Background, Changed, FIGURE_FILES, FileAction, FilesPanel, LabTab, Models, ModelsState, Shared,
-    StartJob, TrainSettings, TrainingSpec, hold_models, tab_state,
+    Background, Changed, FIGURE_FILES, FilesPanel, LabTab, Models, ModelsState, Shared, StartJob,
+    TrainSettings, TrainingSpec, hold_models, tab_state,
 };
 use crate::audio::dsp::{self, SAMPLE_RATE, Stft};
 
@@ -70,9 +70,8 @@ impl Default for CodebookState {
 }
 
 /// Side effects the widgets ask for; applied in one place after drawing.
-enum Command {
+pub enum Command {
     SwitchDomain(Domain),
-    Files(FileAction),
     PickStyle(StyleChoice),
     PlayAtom(usize),
     PlayAtomB(usize),
@@ -82,7 +81,7 @@ enum Command {
 }
 
 #[derive(Clone, Copy)]
-enum ExportKind {
+pub enum ExportKind {
     Codebook,
     Matrix,
     Scatter { content: bool },
@@ -211,10 +210,11 @@ pub fn default_checkpoint(models_dir: &Path, domain: Domain) -> PathBuf {
 impl CodebookTab {
     pub fn new(shared: &mut Shared) -> Self {
         let path = default_checkpoint(&shared.models_dir, Domain::Notes);
-        let mut tab = Self {
+        Self {
             state: CodebookState::default(),
             models: crate::registry::models(
                 family(Domain::Notes),
+                "codebook",
                 FilesPanel::new(&path)
                     .with_export(
                         "codebook grid",
@@ -239,8 +239,7 @@ impl CodebookTab {
                     ),
                 training_spec(Domain::Notes),
                 CodebookState::default().models.train,
-            )
-            .with_map("codebook", super::explore::Source::of),
+            ),
             lab_version: 0,
             samples: None,
             samples_loading: None,
@@ -252,27 +251,8 @@ impl CodebookTab {
             background: Background::default(),
             stft: Stft::new(),
             last_play_ms: None,
-        };
-        if path.exists() {
-            let opened = tab.models.open(&path, shared);
-            tab.changed(opened);
         }
-        tab
-    }
-
-    /// A's or B's model changed: reset what was set for the old one.
-    fn changed(&mut self, changed: impl IntoIterator<Item = Changed>) {
-        for c in changed {
-            if let Changed::A { fresh } = c
-                && let Some(lab) = self.models.a.clone()
-            {
-                // a snapshot of the other domain's training is a new model all the same
-                let fresh = fresh || lab.domain() != self.state.domain;
-                self.set_lab(lab, fresh);
-            }
-            self.lab_version += 1;
-            self.atoms_key = None;
-        }
+        .with_shipped(&path, shared)
     }
 
     /// B when it shows the same kind of data as A (a codebook of notes beside one of notes).
@@ -508,98 +488,6 @@ impl CodebookTab {
                 }
                 BackgroundDone::Wrote(p) => shared.info(format!("wrote {}", p.display())),
                 BackgroundDone::Failed(e) => shared.error(e),
-            }
-        }
-    }
-
-    fn apply(&mut self, command: Command, shared: &mut Shared) {
-        match command {
-            Command::SwitchDomain(domain) => {
-                if domain != self.state.domain {
-                    self.state.domain = domain;
-                    self.state.style = StyleChoice::Known(0);
-                    let panel = &mut self.models.panel;
-                    if !panel.is_running() {
-                        panel.spec = training_spec(domain);
-                        panel.set_start(starter(domain));
-                        panel.settings.data = data::default_spec(domain).into();
-                    }
-                    let path = default_checkpoint(&shared.models_dir, domain);
-                    self.models.a = None;
-                    self.atoms = None;
-                    self.atoms_key = None;
-                    self.swapped = None;
-                    self.samples = None;
-                    self.models.files.checkpoint.text = path.display().to_string();
-                    if path.exists() {
-                        let opened = self.models.open(&path, shared);
-                        self.changed(opened);
-                    } else {
-                        shared.info(format!(
-                            "no {} model at {}: train one below",
-                            super::family_name(domain),
-                            path.display()
-                        ));
-                    }
-                }
-            }
-            Command::Files(FileAction::Export { row, action, path }) => {
-                let kind = match row {
-                    0 => ExportKind::Codebook,
-                    1 => ExportKind::Matrix,
-                    _ => ExportKind::Scatter {
-                        content: action == 0,
-                    },
-                };
-                self.apply(Command::Export(kind, path), shared);
-            }
-            Command::Files(action) => {
-                let changed = self.models.handle(action, shared);
-                self.changed(changed);
-            }
-            Command::PickStyle(choice) => {
-                self.state.style = choice;
-            }
-            Command::PlayAtom(a) => self.play_atom(false, a, shared),
-            Command::PlayAtomB(a) => self.play_atom(true, a, shared),
-            Command::PlaySwap => {
-                let started = Instant::now();
-                if let Some(f) = self.swapped.as_ref().map(|s| s.fragment.clone()) {
-                    self.play(&f, started, shared);
-                }
-            }
-            Command::PlayFragment { sample, fragment } => {
-                let started = Instant::now();
-                let len = self.state.domain.fragment_len();
-                if let Some(f) = self
-                    .samples
-                    .as_ref()
-                    .and_then(|s| s.samples.get(sample))
-                    .filter(|s| fragment < s.len())
-                    .map(|s| s.fragment(fragment, len).to_vec())
-                {
-                    self.play(&f, started, shared);
-                }
-            }
-            Command::Export(kind, p) => {
-                let Some(lab) = self.models.a.clone() else {
-                    return;
-                };
-                let style = self.style_latent();
-                let name = self.style_name();
-                self.background.run(move || {
-                    let figure = match kind {
-                        ExportKind::Codebook => {
-                            codebook_figure(&lab, style.as_deref().map(|s| (name.as_str(), s)))
-                        }
-                        ExportKind::Matrix => Ok(matrix_figure(&lab)),
-                        ExportKind::Scatter { content } => Ok(latent_figure(&lab, content)),
-                    };
-                    match figure.and_then(|f| crate::figures::save(&f, &p)) {
-                        Ok(()) => BackgroundDone::Wrote(p),
-                        Err(e) => BackgroundDone::Failed(format!("{}: {e:#}", p.display())),
-                    }
-                });
             }
         }
     }
@@ -1025,12 +913,6 @@ impl CodebookTab {
             }
         });
     }
-
-    fn files_ui(&mut self, ui: &mut egui::Ui, sounds: bool) {
-        if let Some(action) = self.models.panels_ui(ui, sounds, |_| true) {
-            self.commands.push(Command::Files(action));
-        }
-    }
 }
 
 impl DecodedAtoms {
@@ -1082,12 +964,113 @@ fn texture(
 }
 
 impl LabTab for CodebookTab {
-    type Lab = Lab;
-    type State = CodebookState;
     const TITLE: &'static str = "Codebook";
     // the settings are of one domain's training: `restore` takes them for that domain only
     const RESTORES_SETTINGS: bool = false;
-    hold_models!();
+    hold_models!(Lab, CodebookState, Command);
+
+    fn apply(&mut self, command: Command, shared: &mut Shared) {
+        match command {
+            Command::SwitchDomain(domain) => {
+                if domain != self.state.domain {
+                    self.state.domain = domain;
+                    self.state.style = StyleChoice::Known(0);
+                    let panel = &mut self.models.panel;
+                    if !panel.is_running() {
+                        panel.spec = training_spec(domain);
+                        panel.set_start(starter(domain));
+                        panel.settings.data = data::default_spec(domain).into();
+                    }
+                    let path = default_checkpoint(&shared.models_dir, domain);
+                    self.models.a = None;
+                    self.atoms = None;
+                    self.atoms_key = None;
+                    self.swapped = None;
+                    self.samples = None;
+                    self.models.files.checkpoint.text = path.display().to_string();
+                    if path.exists() {
+                        let opened = self.models.open(&path, shared);
+                        self.changed(opened);
+                    } else {
+                        shared.info(format!(
+                            "no {} model at {}: train one below",
+                            super::family_name(domain),
+                            path.display()
+                        ));
+                    }
+                }
+            }
+            Command::PickStyle(choice) => {
+                self.state.style = choice;
+            }
+            Command::PlayAtom(a) => self.play_atom(false, a, shared),
+            Command::PlayAtomB(a) => self.play_atom(true, a, shared),
+            Command::PlaySwap => {
+                let started = Instant::now();
+                if let Some(f) = self.swapped.as_ref().map(|s| s.fragment.clone()) {
+                    self.play(&f, started, shared);
+                }
+            }
+            Command::PlayFragment { sample, fragment } => {
+                let started = Instant::now();
+                let len = self.state.domain.fragment_len();
+                if let Some(f) = self
+                    .samples
+                    .as_ref()
+                    .and_then(|s| s.samples.get(sample))
+                    .filter(|s| fragment < s.len())
+                    .map(|s| s.fragment(fragment, len).to_vec())
+                {
+                    self.play(&f, started, shared);
+                }
+            }
+            Command::Export(kind, p) => {
+                let Some(lab) = self.models.a.clone() else {
+                    return;
+                };
+                let style = self.style_latent();
+                let name = self.style_name();
+                self.background.run(move || {
+                    let figure = match kind {
+                        ExportKind::Codebook => {
+                            codebook_figure(&lab, style.as_deref().map(|s| (name.as_str(), s)))
+                        }
+                        ExportKind::Matrix => Ok(matrix_figure(&lab)),
+                        ExportKind::Scatter { content } => Ok(latent_figure(&lab, content)),
+                    };
+                    match figure.and_then(|f| crate::figures::save(&f, &p)) {
+                        Ok(()) => BackgroundDone::Wrote(p),
+                        Err(e) => BackgroundDone::Failed(format!("{}: {e:#}", p.display())),
+                    }
+                });
+            }
+        }
+    }
+
+    fn export(&mut self, row: usize, action: usize, path: PathBuf, shared: &mut Shared) {
+        let kind = match row {
+            0 => ExportKind::Codebook,
+            1 => ExportKind::Matrix,
+            _ => ExportKind::Scatter {
+                content: action == 0,
+            },
+        };
+        self.apply(Command::Export(kind, path), shared);
+    }
+
+    fn changed(&mut self, changed: impl IntoIterator<Item = Changed>) {
+        for c in changed {
+            if let Changed::A { fresh } = c
+                && let Some(lab) = self.models.a.clone()
+            {
+                // a snapshot of the other domain's training is a new model all the same
+                let fresh = fresh || lab.domain() != self.state.domain;
+                self.set_lab(lab, fresh);
+            }
+            self.lab_version += 1;
+            self.atoms_key = None;
+        }
+    }
 
     fn logic(&mut self, ctx: &egui::Context, shared: &mut Shared) {
         self.drain_background(shared);
@@ -1122,15 +1105,10 @@ impl LabTab for CodebookTab {
         ));
         self.models.panel.ui(right);
         right.separator();
-        self.files_ui(right, false);
+        self.models.panels_ui(right, false, |_| true);
     }
 
-    fn apply_commands(&mut self, shared: &mut Shared) {
-        for command in std::mem::take(&mut self.commands) {
-            self.apply(command, shared);
-        }
-        let (_, changed) = self.models.logic(shared, |_| {});
-        self.changed(changed);
+    fn commands_applied(&mut self, _shared: &mut Shared) {
         // decoding needs the context for its textures: `logic` does it before the next frame
         self.ensure_samples();
     }

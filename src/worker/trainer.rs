@@ -94,6 +94,17 @@ impl TrainerCore {
         })
     }
 
+    /// A core (see [`TrainerCore::new`]) whose optimiser is Adam at learning rate `lr`.
+    pub fn adam(
+        varmap: VarMap,
+        rng: StdRng,
+        seed: u64,
+        steps: u64,
+        lr: f64,
+    ) -> anyhow::Result<Self> {
+        Self::new(varmap, rng, seed, steps, OptimiserSettings::adam(lr))
+    }
+
     /// The core of a run that draws mini-batches of its `items` training items epoch after
     /// epoch ([`TrainerCore::batch`]); the first epoch is shuffled now, from the run's generator.
     pub fn with_epochs(mut self, items: usize) -> Self {

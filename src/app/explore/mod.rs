@@ -19,7 +19,7 @@ use egui::{Color32, ColorImage, TextureHandle, TextureOptions};
 use super::latent_map::{
     self, Direction, Group, LatentMap, MapEvent, MapInput, Plane, Projection, STRIP_LEN,
 };
-use super::{Background, FileRequest, PathField, Shared};
+use super::{Background, FileRequest, HostedLab, PathField, Shared};
 use crate::cli::CliError;
 use crate::error::BadArgument;
 use crate::figures::{self, Figure, Series};
@@ -143,20 +143,40 @@ pub struct Sound {
     pub rate: u32,
 }
 
-/// A lab as the explorer sees it. Every method may be called from a background thread.
-pub trait Explore: Send + Sync {
-    /// What the figures' titles call the model ("sps-music (fast)").
+/// What the figures' titles call a model ("sps-music (fast)"); a family's lab on the map
+/// ([`LabSource`]) is called by its family and preset.
+pub trait Titled {
     fn title(&self) -> String;
+}
+
+/// A lab as the explorer sees it. Every method may be called from a background thread.
+pub trait Explore: Titled + Send + Sync {
     /// Length of a latent.
     fn dims(&self) -> usize;
-    /// Names of the latent's dimensions, for the axis pickers.
+    /// Names of the latent's dimensions, for the axis pickers: `z1`, `z2`, ..., each with what
+    /// it stands for ([`Explore::dim_role`]) where the model says.
     fn dim_names(&self) -> Vec<String> {
-        (0..self.dims()).map(|i| format!("z{}", i + 1)).collect()
+        (0..self.dims())
+            .map(|i| match self.dim_role(i) {
+                Some(role) => format!("z{} ({role})", i + 1),
+                None => format!("z{}", i + 1),
+            })
+            .collect()
+    }
+    /// What dimension `i` of the latent stands for ("pitch"), where the model says.
+    fn dim_role(&self, _i: usize) -> Option<&'static str> {
+        None
     }
     /// The held-out samples, encoded (a few hundred: this runs on every new model).
     fn samples(&self) -> anyhow::Result<MapSamples>;
-    /// Decode one latent, exactly as `latent-lab decode` does a one-row `.npy`.
-    fn decode(&self, z: &[f32]) -> anyhow::Result<Decoded>;
+    /// Decode one latent of [`Explore::dims`] values ([`Explore::decode`] checks the length).
+    fn decode_latent(&self, z: &[f32]) -> anyhow::Result<Decoded>;
+    /// Decode one latent, exactly as `latent-lab decode` does a one-row `.npy`; one of the
+    /// wrong length is an error.
+    fn decode(&self, z: &[f32]) -> anyhow::Result<Decoded> {
+        ensure!(z.len() == self.dims(), "a latent of {} values", z.len());
+        self.decode_latent(z)
+    }
     /// Whether [`Explore::sound`] gives audio.
     fn has_sound(&self) -> bool {
         false
@@ -185,6 +205,13 @@ pub trait Explore: Send + Sync {
 /// [`Explore`] for its own `LabSource<Lab>`.
 pub struct LabSource<L> {
     pub lab: Arc<L>,
+}
+
+impl<L: HostedLab> Titled for LabSource<L> {
+    fn title(&self) -> String {
+        let meta = self.lab.meta();
+        format!("{} ({})", meta.family, meta.preset)
+    }
 }
 
 impl<L> LabSource<L>

@@ -4,10 +4,13 @@ use super::*;
 /// A decoder you can check by hand: a 2x2 grey image of (z0, z1, z0 + z1, 0.5).
 struct Toy;
 
-impl Explore for Toy {
+impl Titled for Toy {
     fn title(&self) -> String {
         "toy".into()
     }
+}
+
+impl Explore for Toy {
     fn dims(&self) -> usize {
         3
     }
@@ -36,7 +39,7 @@ impl Explore for Toy {
             latents,
         })
     }
-    fn decode(&self, z: &[f32]) -> anyhow::Result<Decoded> {
+    fn decode_latent(&self, z: &[f32]) -> anyhow::Result<Decoded> {
         Ok(Decoded {
             values: vec![z[0], z[1], z[0] + z[1], 0.5],
             output: Output::Images {
