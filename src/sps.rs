@@ -251,3 +251,32 @@ pub fn bench_decode<C: Config>(
         decode(&model, &z).map(|_| ()).map_err(Into::into)
     })
 }
+
+/// The methods the SPS models share, for a model with `decode_logits`, an [`crate::nn::Rnn`]
+/// `rnn` and its head `$head`: `decode` (the sigmoid of the logits), `prior_step` and
+/// `predict_with_symmetry`. `$dims` names what the prior reads and predicts.
+macro_rules! prior_methods {
+    ($head:ident, $dims:literal) => {
+        pub fn decode(&self, z: &Tensor) -> Result<Tensor> {
+            candle_nn::ops::sigmoid(&self.decode_logits(z)?)
+        }
+
+        #[doc = concat!("One prior step on ", $dims, ": x (B, L), h (B, hidden) -> (prediction (B, L), h')")]
+        pub fn prior_step(&self, x: &Tensor, h: &Tensor) -> Result<(Tensor, Tensor)> {
+            let h = self.rnn.step(x, h)?;
+            Ok((candle_core::Module::forward(&self.$head, &h)?, h))
+        }
+
+        /// The prior along latents z (B, S, L): [`crate::nn::Rnn::predict_with_symmetry`]
+        /// with this model's head.
+        pub fn predict_with_symmetry(
+            &self,
+            z: &Tensor,
+            own: &[bool],
+            symm: &dyn Fn(&Tensor) -> Result<Tensor>,
+        ) -> Result<Tensor> {
+            self.rnn.predict_with_symmetry(&self.$head, z, own, symm)
+        }
+    };
+}
+pub(crate) use prior_methods;

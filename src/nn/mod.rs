@@ -37,6 +37,20 @@ impl WeightInit {
     }
 }
 
+/// A layer's `weight` of `shape` and its `bias` of `out` values, started for this fan-in.
+fn weight_and_bias(
+    vb: &VarBuilder,
+    shape: impl Into<candle_core::Shape>,
+    out: usize,
+    init: WeightInit,
+    fan_in: usize,
+) -> Result<(Tensor, Tensor)> {
+    let (w_init, b_init) = init.hints(fan_in);
+    let weight = vb.get_with_hints(shape, "weight", w_init)?;
+    let bias = vb.get_with_hints(out, "bias", b_init)?;
+    Ok((weight, bias))
+}
+
 /// A dense layer with PyTorch's default initialisation (uniform in +-1/sqrt(fan_in) for weight and bias).
 pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
     linear_init(in_dim, out_dim, WeightInit::PyTorch, vb)
@@ -48,9 +62,7 @@ pub fn linear_init(
     init: WeightInit,
     vb: VarBuilder,
 ) -> Result<Linear> {
-    let (w_init, b_init) = init.hints(in_dim);
-    let weight = vb.get_with_hints((out_dim, in_dim), "weight", w_init)?;
-    let bias = vb.get_with_hints(out_dim, "bias", b_init)?;
+    let (weight, bias) = weight_and_bias(&vb, (out_dim, in_dim), out_dim, init, in_dim)?;
     Ok(Linear::new(weight, Some(bias)))
 }
 
@@ -74,9 +86,8 @@ impl HeightConv {
         init: WeightInit,
         vb: VarBuilder,
     ) -> Result<Self> {
-        let (w_init, b_init) = init.hints(c_in * kh * kw);
-        let weight = vb.get_with_hints((c_out, c_in, kh, kw), "weight", w_init)?;
-        let bias = vb.get_with_hints(c_out, "bias", b_init)?;
+        let (weight, bias) =
+            weight_and_bias(&vb, (c_out, c_in, kh, kw), c_out, init, c_in * kh * kw)?;
         Ok(Self {
             weight,
             bias,
@@ -130,9 +141,7 @@ impl HeightConvTranspose {
             WeightInit::PyTorch => c_out * kh * kw,
             WeightInit::He => (c_in * kh / stride).max(1),
         };
-        let (w_init, b_init) = init.hints(fan_in);
-        let weight = vb.get_with_hints((c_in, c_out, kh, kw), "weight", w_init)?;
-        let bias = vb.get_with_hints(c_out, "bias", b_init)?;
+        let (weight, bias) = weight_and_bias(&vb, (c_in, c_out, kh, kw), c_out, init, fan_in)?;
         Ok(Self {
             weight,
             bias,
@@ -210,9 +219,7 @@ impl Conv2d {
         init: WeightInit,
         vb: VarBuilder,
     ) -> Result<Self> {
-        let (w_init, b_init) = init.hints(c_in * k * k);
-        let weight = vb.get_with_hints((c_out, c_in, k, k), "weight", w_init)?;
-        let bias = vb.get_with_hints(c_out, "bias", b_init)?;
+        let (weight, bias) = weight_and_bias(&vb, (c_out, c_in, k, k), c_out, init, c_in * k * k)?;
         Ok(Self {
             weight,
             bias,
@@ -253,12 +260,17 @@ impl Conv2d {
     }
 }
 
-impl Module for Conv2d {
-    /// x: (N, C_in, H, W) -> (N, C_out, H_out, W_out)
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_act(x, false)
-    }
+/// `Module` for layers whose `forward_act(x, relu)` also applies an optional ReLU.
+macro_rules! module_without_relu {
+    ($($layer:ty),*) => {$(
+        impl Module for $layer {
+            fn forward(&self, x: &Tensor) -> Result<Tensor> {
+                self.forward_act(x, false)
+            }
+        }
+    )*};
 }
+module_without_relu!(Conv2d, ConvTranspose2d);
 
 /// PyTorch's nn.ConvTranspose2d (square kernel, same stride and padding on both axes), weight
 /// stored as PyTorch stores it (in, out, kh, kw). Computed as one matrix product followed by
@@ -289,9 +301,7 @@ impl ConvTranspose2d {
             WeightInit::PyTorch => c_out * k * k,
             WeightInit::He => (c_in * (k / stride.max(1)).pow(2)).max(1),
         };
-        let (w_init, b_init) = init.hints(fan_in);
-        let weight = vb.get_with_hints((c_in, c_out, k, k), "weight", w_init)?;
-        let bias = vb.get_with_hints(c_out, "bias", b_init)?;
+        let (weight, bias) = weight_and_bias(&vb, (c_in, c_out, k, k), c_out, init, fan_in)?;
         Ok(Self {
             weight,
             bias,
@@ -332,12 +342,6 @@ impl ConvTranspose2d {
             .broadcast_add(&self.bias)?;
         let y = if relu { y.relu()? } else { y };
         y.permute((0, 3, 1, 2))
-    }
-}
-
-impl Module for ConvTranspose2d {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_act(x, false)
     }
 }
 
@@ -678,13 +682,7 @@ mod tests {
             let layer = Conv2d::new(3, 4, k, s, p, WeightInit::He, vb.pp("c"))?;
             let x = candle_core::Var::randn(0f32, 1.0, (2, 3, h, w), &Device::Cpu)?;
             let ours = layer.forward(x.as_tensor())?;
-            let data = varmap
-                .data()
-                .lock()
-                .map_err(|_| candle_core::Error::Msg("lock".into()))?;
-            let weight = data["c.weight"].clone();
-            let bias = data["c.bias"].as_tensor().clone();
-            drop(data);
+            let (weight, bias) = weight_and_bias_of(&varmap, "c")?;
             let theirs = x
                 .as_tensor()
                 .conv2d(weight.as_tensor(), p, s, 1, 1)?
@@ -697,6 +695,17 @@ mod tests {
             )?;
         }
         Ok(())
+    }
+
+    /// The weight variable and the bias of the layer named `prefix`.
+    fn weight_and_bias_of(varmap: &VarMap, prefix: &str) -> Result<(candle_core::Var, Tensor)> {
+        let data = varmap
+            .data()
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("lock".into()))?;
+        let weight = data[&format!("{prefix}.weight")].clone();
+        let bias = data[&format!("{prefix}.bias")].as_tensor().clone();
+        Ok((weight, bias))
     }
 
     /// Our layer's output against candle's: forward to 1e-4, and the gradients of a random
@@ -732,13 +741,7 @@ mod tests {
             let layer = ConvTranspose2d::new(3, 2, k, s, p, WeightInit::He, vb.pp("t"))?;
             let x = candle_core::Var::randn(0f32, 1.0, (2, 3, 5, 4), &Device::Cpu)?;
             let ours = layer.forward(x.as_tensor())?;
-            let data = varmap
-                .data()
-                .lock()
-                .map_err(|_| candle_core::Error::Msg("lock".into()))?;
-            let weight = data["t.weight"].clone();
-            let bias = data["t.bias"].as_tensor().clone();
-            drop(data);
+            let (weight, bias) = weight_and_bias_of(&varmap, "t")?;
             let theirs = x
                 .as_tensor()
                 .conv_transpose2d(weight.as_tensor(), p, 0, s, 1)?

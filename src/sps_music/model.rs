@@ -168,26 +168,7 @@ impl SpsMusic {
         }
     }
 
-    pub fn decode(&self, z: &Tensor) -> Result<Tensor> {
-        candle_nn::ops::sigmoid(&self.decode_logits(z)?)
-    }
-
-    /// One prior step on the pitch dim: x (B, 1), h (B, hidden) -> (prediction (B, 1), h')
-    pub fn prior_step(&self, x: &Tensor, h: &Tensor) -> Result<(Tensor, Tensor)> {
-        let h = self.rnn.step(x, h)?;
-        Ok((self.fc2.forward(&h)?, h))
-    }
-
-    /// The prior along latents z (B, S, L): [`crate::nn::Rnn::predict_with_symmetry`] with
-    /// this model's head `fc2`.
-    pub fn predict_with_symmetry(
-        &self,
-        z: &Tensor,
-        own: &[bool],
-        symm: &dyn Fn(&Tensor) -> Result<Tensor>,
-    ) -> Result<Tensor> {
-        self.rnn.predict_with_symmetry(&self.fc2, z, own, symm)
-    }
+    crate::sps::prior_methods!(fc2, "the pitch dim");
 
     /// Encode notes given as flat features (N * NOTE_FEATURES, bin-major) -> mu (N, latent)
     pub fn encode_features(&self, features: &[f32], n: usize) -> Result<Tensor> {

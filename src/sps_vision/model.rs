@@ -257,26 +257,7 @@ impl SpsVision {
         h.contiguous()
     }
 
-    pub fn decode(&self, z: &Tensor) -> Result<Tensor> {
-        candle_nn::ops::sigmoid(&self.decode_logits(z)?)
-    }
-
-    /// One prior step: x (B, latent), h (B, hidden) -> (prediction (B, latent), h')
-    pub fn prior_step(&self, x: &Tensor, h: &Tensor) -> Result<(Tensor, Tensor)> {
-        let h = self.rnn.step(x, h)?;
-        Ok((self.fc2.forward(&h)?, h))
-    }
-
-    /// The prior along latents z (B, S, L): [`crate::nn::Rnn::predict_with_symmetry`] with
-    /// this model's head `fc2`.
-    pub fn predict_with_symmetry(
-        &self,
-        z: &Tensor,
-        own: &[bool],
-        symm: &dyn Fn(&Tensor) -> Result<Tensor>,
-    ) -> Result<Tensor> {
-        self.rnn.predict_with_symmetry(&self.fc2, z, own, symm)
-    }
+    crate::sps::prior_methods!(fc2, "the whole latent");
 
     /// Roll the prior forward: given latents z (B, given, latent), predict `total - given`
     /// more steps, each fed back in. Returns (B, total, latent): the given ones, then predictions.
