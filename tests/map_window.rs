@@ -44,6 +44,8 @@ fn map_in_tab(title: &str, panel: Panel) {
     harness.run_steps(2);
     harness.get_by_label(title).click();
     harness.run_steps(3);
+    // the tab's own background work (the 3D test throw) moves the layout when it arrives
+    common::settle(&mut harness, 120);
     assert!(
         panel(&mut harness).source().is_none(),
         "{title}: a closed map encodes nothing"
@@ -107,6 +109,7 @@ fn the_map_follows_the_model_on_show() {
     harness.run_steps(2);
     harness.get_by_label(title).click();
     harness.run_steps(3);
+    common::settle(&mut harness, 120);
     harness.get_by_label("Latent map").click();
     let start = std::time::Instant::now();
     while panel(&mut harness).samples().is_none() {

@@ -32,6 +32,7 @@ fn train_stop_save(title: &str, checkpoint: &str) {
     harness.run_steps(2);
     harness.get_by_label(title).click();
     harness.run_steps(2);
+    common::settle(&mut harness, 120);
     let active = harness.state().active;
     assert_eq!(harness.state().tabs[active].title(), title);
     let panel = |app: &mut App| {
