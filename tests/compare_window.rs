@@ -148,16 +148,21 @@ fn the_style_picker_picks_the_same_style_in_both_codebooks() {
 #[test]
 fn the_traversal_draws_both_relevance_models_events() {
     let mut harness = window_on("Relevance");
-    run_until(&mut harness, 120, "encoding the held-out events", |h| {
-        !tab::<RelevanceTab>(h).busy()
-    });
-    // the same model as B: it encodes the same event and moves the same latent
+    // the same model as B, opened before A's held-out events are encoded: once they are, it
+    // encodes the same event and moves the same latent
     let b_path = models_dir().join("vae_relevance.safetensors");
     tab_mut::<RelevanceTab>(&mut harness).models.b_field.text = b_path.display().to_string();
     harness.get_by_label("Open as B").click();
-    run_until(&mut harness, 60, "opening B", |h| {
-        tab::<RelevanceTab>(h).decoded_b.is_some()
-    });
+    run_until(
+        &mut harness,
+        120,
+        "opening B, encoding the held-out events",
+        |h| {
+            let t = tab::<RelevanceTab>(h);
+            !t.busy() && t.decoded_b.is_some()
+        },
+    );
+    harness.run_steps(2);
     let t = tab::<RelevanceTab>(&harness);
     let (a0, b0) = (t.decoded.clone().unwrap().1, t.decoded_b.clone().unwrap().1);
     assert!(

@@ -143,7 +143,7 @@ struct Training {
 /// (beta, relevant dims) of the finished trainings of a sweep, and the beta being trained now.
 type SweepView = (Vec<(f64, usize)>, Option<f64>);
 
-/// A held-out event and the model ([`lab_key`]) a latent of it was encoded by.
+/// A held-out event of the inspection of A's model ([`lab_key`]).
 type EventKey = (usize, (String, u64));
 
 pub struct RelevanceTab {
@@ -164,7 +164,7 @@ pub struct RelevanceTab {
     pub decoded: Option<(Vec<f32>, Vec<f32>)>,
     /// decoded features along the traversal (for 2-D pictures of non-muon data)
     traversal_path: Vec<Vec<f32>>,
-    /// B's latent of the same held-out event, kept per (event, B's model)
+    /// B's latent of the same held-out event, kept per event until either model changes
     base_b: Option<(EventKey, Vec<f32>)>,
     /// B's traversal latent and what it decodes to
     pub decoded_b: Option<(Vec<f32>, Vec<f32>)>,
@@ -407,36 +407,38 @@ impl RelevanceTab {
                 .and_then(|z| z.get(d))
                 .copied()
                 .unwrap_or(0.0);
-        let rank = self
-            .current_report()
-            .map_or(0, |r| relevance_rank(&r.relevance, d));
+        let rank = relevance_rank(&self.current_relevance(), d);
         let order = b
             .saved_report()
             .map(|r| relevance_order(&r.relevance))
             .unwrap_or_else(|| (0..b.latent_dims()).collect());
         let db = order.get(rank).copied().unwrap_or(0);
-        let key = (self.state.base_event, lab_key(&b));
-        if self.base_b.as_ref().is_none_or(|(k, _)| *k != key) {
-            self.base_b = Some((
-                key,
-                self.held_out_latent_of(&b)
-                    .unwrap_or_else(|| vec![0.0; b.latent_dims()]),
-            ));
-        }
-        let mut z = self.base_b.as_ref()?.1.clone();
-        z[db] += shift;
+        // before A's held-out events are encoded, or where B reads other features: the prior's mean
+        let mut z = self
+            .held_out_latent_of(&b)
+            .unwrap_or_else(|| vec![0.0; b.latent_dims()]);
+        *z.get_mut(db)? += shift;
         Some((db, z))
     }
 
-    /// B's posterior mean of A's held-out base event, where B reads the same features.
-    fn held_out_latent_of(&self, b: &Lab) -> Option<Vec<f32>> {
-        let (_, data) = self.dataset.as_ref()?;
+    /// B's posterior mean of A's held-out base event, where B reads the same features; kept
+    /// until the event, B or A's held-out events change.
+    fn held_out_latent_of(&mut self, b: &Lab) -> Option<Vec<f32>> {
         let insp = self.inspection.as_ref()?;
+        let key = (self.state.base_event, insp.key.clone());
+        if let Some((k, z)) = &self.base_b
+            && *k == key
+        {
+            return Some(z.clone());
+        }
+        let (_, data) = self.dataset.as_ref()?;
         let row = *insp
             .rows
             .get(self.state.base_event.min(insp.rows.len().saturating_sub(1)))?;
         b.check_data(data).ok()?;
-        b.encode(data.row(row)).ok()?.into_iter().next()
+        let z = b.encode(data.row(row)).ok()?.into_iter().next()?;
+        self.base_b = Some((key, z.clone()));
+        Some(z)
     }
 
     fn traversal_range(&self) -> (f32, f32) {
@@ -1150,10 +1152,8 @@ impl LabTab for RelevanceTab {
     fn changed(&mut self, changed: impl IntoIterator<Item = Changed>) {
         for c in changed {
             self.decoded_b = None;
-            let Changed::A { fresh } = c else {
-                self.base_b = None;
-                continue;
-            };
+            self.base_b = None;
+            let Changed::A { fresh } = c else { continue };
             if self.models.a_file.is_some() {
                 // a model opened from a file shows its own history, not the last run's
                 if !self.models.panel.is_running() {

@@ -105,14 +105,16 @@ struct ComputedThrow {
 /// Encode `throw` with A (and B) and roll each prior out from its first frames.
 fn roll_out_throw(lab: &Lab, b: Option<&Lab>, throw: Throw) -> Result<ComputedThrow, String> {
     let frames: Vec<&[f32]> = (0..SEQ_LEN).map(|i| throw.frame(i)).collect();
-    let (encoded, (rolled, rolled_frames)) = super::model::encode_frames(&lab.model, &frames)
-        .and_then(|enc| eval::rollout(&lab.model, &throw).map(|r| (enc, r)))
-        .map_err(|e| format!("roll-out failed: {e}"))?;
+    let encode_and_roll = |model| {
+        super::model::encode_frames(model, &frames)
+            .and_then(|enc| eval::rollout(model, &throw).map(|r| (enc, r)))
+    };
+    let (encoded, (rolled, rolled_frames)) =
+        encode_and_roll(&lab.model).map_err(|e| format!("roll-out failed: {e}"))?;
     let b_in_a = match b {
         Some(b) => {
-            let (enc, rolled) = super::model::encode_frames(&b.model, &frames)
-                .and_then(|enc| eval::rollout(&b.model, &throw).map(|r| (enc, r.0)))
-                .map_err(|e| format!("B's roll-out failed: {e}"))?;
+            let (enc, (rolled, _)) =
+                encode_and_roll(&b.model).map_err(|e| format!("B's roll-out failed: {e}"))?;
             let carry = |zs: &[Vec<f32>]| -> Option<Vec<Vec<f32>>> {
                 zs.iter()
                     .map(|z| latent_of_position(&lab.calibration, b.calibration.position(z)))
