@@ -18,8 +18,7 @@ fn main() {
     let options = AppOptions {
         models_dir: models,
         open_audio: false,
-        // the window's own: every core, the training threads at the lowest priority
-        ..AppOptions::default()
+        train_threads: 1,
     };
     let mut harness: Harness<'static, App> = Harness::builder()
         .with_size([1400.0, 1600.0])

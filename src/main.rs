@@ -148,7 +148,6 @@ impl From<TrainFlags> for cli::TrainArgs {
             labels: flags.labels,
             set: flags.set,
             snapshot_every: None,
-            background: false,
         }
     }
 }

@@ -20,7 +20,8 @@ use candle_nn::VarBuilder;
 
 use super::data::FRAMES_PER_NOTE;
 use crate::audio::dsp::{N_BINS, N_FFT, SAMPLE_RATE, midi_to_hz};
-use crate::nn::{HeightConv, Mlp, linear_init};
+use crate::nn::patches::Act;
+use crate::nn::{HeightConv, Mlp, conv, linear_init};
 
 /// log-frequency bins per octave (two per semitone)
 pub const BPO: usize = 24;
@@ -64,6 +65,22 @@ fn harmonic_stack(x: &Tensor) -> Result<Tensor> {
         .map(|&o| padded.narrow(2, (left as i64 + o) as usize, l))
         .collect::<Result<Vec<_>>>()?;
     Tensor::cat(&copies, 1)
+}
+
+/// Frames on the log axis (N, C, L) -> the harmonic stack channels-last, (N, L,
+/// HARMONICS * C, 1), channel h*C + c (as `harmonic_stack` orders them): the image the
+/// encoder's first conv reads, its kernel as wide as the stack.
+fn harmonic_stack_hwc(x: &Tensor) -> Result<Tensor> {
+    let offsets = harmonic_offsets();
+    let left = (-offsets.iter().copied().min().unwrap_or(0)).max(0) as usize;
+    let right = offsets.iter().copied().max().unwrap_or(0).max(0) as usize;
+    let (n, c, l) = x.dims3()?;
+    let padded = x.transpose(1, 2)?.pad_with_zeros(1, left, right)?;
+    let copies = offsets
+        .iter()
+        .map(|&o| padded.narrow(1, (left as i64 + o) as usize, l))
+        .collect::<Result<Vec<_>>>()?;
+    Tensor::cat(&copies, 2)?.reshape((n, l, HARMONICS.len() * c, 1))
 }
 
 fn bin_hz(k: f32) -> f32 {
@@ -317,7 +334,7 @@ impl LogShift {
         frames: std::ops::Range<usize>,
     ) -> Result<Vec<(String, Tensor)>> {
         let mut out = Vec::new();
-        let w0 = &self.enc[0].weight;
+        let w0 = self.enc[0].weight();
         let (c0, _, kh, kw) = w0.dims4()?;
         let mut v = w0.flatten_all()?.to_vec1::<f32>()?;
         check_sum_frames(&frames)?;
@@ -333,7 +350,7 @@ impl LogShift {
             "encoder.0.weight".into(),
             Tensor::from_vec(v, (c0, 1, kh, kw), w0.device())?,
         ));
-        let w1 = &self.enc[1].weight;
+        let w1 = self.enc[1].weight();
         let (c1, c0, kh1, _) = w1.dims4()?;
         let mut v = w1.flatten_all()?.to_vec1::<f32>()?;
         v[..c0 * kh1].fill(0.0);
@@ -349,7 +366,7 @@ impl LogShift {
             Tensor::from_vec(v, (1, c1, 1, 1), w1.device())?,
         ));
         for (name, layer) in ["encoder.0.bias", "encoder.2.bias"].iter().zip(&self.enc) {
-            let mut b = layer.bias.to_vec1::<f32>()?;
+            let mut b = layer.bias().to_vec1::<f32>()?;
             b[0] = 0.0;
             let n = b.len();
             out.push((name.to_string(), Tensor::from_vec(b, n, w1.device())?));
@@ -436,9 +453,16 @@ impl LogShift {
 
     /// The encoder after the front end: h (N, 5, LOG_BINS) -> (mu, logvar, salience)
     pub fn encode_log(&self, h: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
-        let h = self.enc[0].forward_1d(&harmonic_stack(h)?)?.relu()?;
-        let features = self.enc[1].forward_1d(&h)?.relu()?;
-        let salience = self.enc[2].forward_1d(&features)?.squeeze(1)?;
+        let n = h.dim(0)?;
+        // channels-last along the log axis, the ReLUs applied as the next conv reads
+        let stack = Act::new(harmonic_stack_hwc(h)?)?;
+        let [e0, e1, e2] = &self.enc;
+        let features = conv::run(&stack, &[(e0, false), (e1, true)])?.relu();
+        let salience = conv::run(&features, &[(e2, false)])?
+            .to_nhwc()?
+            .reshape((n, LOG_BINS))?;
+        // (N, LOG_BINS, 1, C) -> (N, C, LOG_BINS)
+        let features = features.to_nhwc()?.squeeze(2)?.transpose(1, 2)?;
         let position = candle_nn::ops::softmax(&(&salience * self.sharpness)?, D::Minus1)?
             .matmul(&self.positions)?;
         let pitch = position.affine(1.0 / BPS as f64, -((MIDI_CENTRE - MIDI_LO) as f64))?;

@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 use super::data::{FRAMES_PER_NOTE, NOTE_FEATURES};
 use super::logshift::LogShift;
 use crate::audio::dsp::N_BINS;
-use crate::nn::{HeightConv, HeightConvTranspose, Mlp, Rnn, WeightInit, linear, linear_init};
+use crate::nn::patches::Act;
+use crate::nn::{
+    HeightConv, HeightConvTranspose, Mlp, Rnn, StackLayer, WeightInit, conv, linear, linear_init,
+};
 
 /// Model sizes. `paper` is the official configuration; smaller ones train faster on a CPU.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -217,36 +220,28 @@ impl Official {
     /// x: (N, 1, 513, 5) spectra -> (mu, logvar), each (N, latent)
     fn encode(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
         let n = x.dim(0)?;
-        // fold the 5 frames into channels: (N, 5, 513)
-        let h = x
-            .reshape((n, N_BINS, FRAMES_PER_NOTE))?
-            .transpose(1, 2)?
-            .contiguous()?;
-        let mut h = h;
-        for conv in &self.enc {
-            h = conv.forward_1d(&h)?.relu()?;
-        }
-        let flat = h.reshape((n, self.cfg.flat()))?;
+        // one channel: (N, 1, 513, 5) is already channels-last (N, 513, 5, 1)
+        let x = Act::new(x.reshape((n, N_BINS, FRAMES_PER_NOTE, 1))?)?;
+        let layers = conv::relu_between(self.enc.iter().map(|c| c as &dyn StackLayer));
+        // flattened as PyTorch flattens (N, C, H, 1): channel-major
+        let flat = conv::run(&x, &layers)?
+            .relu()
+            .to_nhwc()?
+            .permute((0, 3, 1, 2))?
+            .reshape((n, self.cfg.flat()))?;
         Ok((self.fc11.forward(&flat)?, self.fc12.forward(&flat)?))
     }
 
-    /// z: (N, latent) -> decoder logits (N, 1, 513, 5); the spectrum is their sigmoid
+    /// z: (N, latent) -> decoder logits (N, 1, 513, 5); the spectrum is their sigmoid. The
+    /// MLP and the transposed convs run as one op.
     fn decode_logits(&self, z: &Tensor) -> Result<Tensor> {
         let n = z.dim(0)?;
-        let mut h = self
-            .fc3
-            .forward(z)?
-            .reshape((n, self.cfg.channels[3], ModelConfig::LAST_H))?;
-        for (i, conv) in self.dec.iter().enumerate() {
-            h = conv.forward_1d(&h)?;
-            if i + 1 < self.dec.len() {
-                h = h.relu()?;
-            }
-        }
-        // (N, 5, 513) with channel = frame -> (N, 1, 513, 5)
-        h.transpose(1, 2)?
-            .contiguous()?
-            .reshape((n, 1, N_BINS, FRAMES_PER_NOTE))
+        // the MLP's output, (C, H) as PyTorch views it, seen channels-last
+        let image = (ModelConfig::LAST_H, 1, self.cfg.channels[3]);
+        let convs = self.dec.each_ref().map(|c| c as &dyn StackLayer);
+        let y = conv::mlp_then_convs(&self.fc3, image, &convs, z)?;
+        // (N, 513, 5, 1) -> (N, 1, 513, 5): one channel, the same order
+        y.to_nhwc()?.reshape((n, 1, N_BINS, FRAMES_PER_NOTE))
     }
 }
 

@@ -7,7 +7,10 @@ use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 use super::data::{CHANNELS, FRAME_LEN, SIZE};
-use crate::nn::{Conv2d, ConvTranspose2d, Mlp, Rnn, WeightInit, linear, linear_init};
+use crate::nn::patches::Act;
+use crate::nn::{
+    Conv2d, ConvTranspose2d, Mlp, Rnn, StackLayer, WeightInit, conv, linear, linear_init,
+};
 
 /// Model sizes. `paper` is the official configuration; smaller ones train faster on a CPU.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -140,12 +143,12 @@ impl KeypointEncoder {
     pub fn keypoints(&self, x: &Tensor) -> Result<Tensor> {
         let n = x.dim(0)?;
         let [c0, c1, c2] = &self.convs;
-        let h = c1.forward_act(&c0.forward_act(x, true)?, true)?;
         let side = Self::SIDE;
-        let maps =
-            c2.forward_act(&h, false)?
-                .contiguous()?
-                .reshape((n, self.keypoints, side * side))?;
+        let layers = conv::relu_between([c0 as &dyn StackLayer, c1, c2]);
+        let maps = conv::run(&Act::from_nchw(x)?, &layers)?
+            .to_nchw()?
+            .contiguous()?
+            .reshape((n, self.keypoints, side * side))?;
         let position = spatial_soft_argmax(&maps, side)?;
         let presence = maps.mean_keepdim(2)?;
         Tensor::cat(&[position, presence], 2)?.reshape((n, 3 * self.keypoints))
@@ -224,11 +227,12 @@ impl SpsVision {
         let n = x.dim(0)?;
         let features = match &self.enc {
             Encoder::Official(convs) => {
-                let mut h = x.clone();
-                for conv in convs {
-                    h = conv.forward_act(&h, true)?;
-                }
-                h.reshape((n, self.cfg.flat()))?
+                let layers = conv::relu_between(convs.iter().map(|c| c as &dyn StackLayer));
+                // flattened as PyTorch flattens (N, C, H, W)
+                conv::run(&Act::from_nchw(x)?, &layers)?
+                    .relu()
+                    .to_nchw()?
+                    .reshape((n, self.cfg.flat()))?
             }
             Encoder::Keypoints(k) => {
                 let h = k.forward(x)?;
@@ -244,17 +248,13 @@ impl SpsVision {
 
     /// z: (N, latent) -> decoder logits (N, 3, 32, 32); the frame is their sigmoid
     pub fn decode_logits(&self, z: &Tensor) -> Result<Tensor> {
-        let n = z.dim(0)?;
         let l = ModelConfig::LAST;
-        let mut h = self
-            .fc3
-            .forward(z)?
-            .reshape((n, self.cfg.channels[2], l, l))?;
-        for (i, conv) in self.dec.iter().enumerate() {
-            h = conv.forward_act(&h, i + 1 < self.dec.len())?;
-        }
-        // channels-last storage seen as NCHW: make it plain NCHW once, at the end
-        h.contiguous()
+        // the MLP's output, (C, H, W) as PyTorch views it, seen channels-last
+        let image = (l, l, self.cfg.channels[2]);
+        let convs = self.dec.each_ref().map(|c| c as &dyn StackLayer);
+        let y = conv::mlp_then_convs(&self.fc3, image, &convs, z)?;
+        // channels-last: make it plain NCHW once, at the end
+        y.to_nchw()?.contiguous()
     }
 
     crate::sps::prior_methods!(fc2, "the whole latent");
