@@ -148,6 +148,7 @@ impl From<TrainFlags> for cli::TrainArgs {
             labels: flags.labels,
             set: flags.set,
             snapshot_every: None,
+            background: false,
         }
     }
 }
