@@ -15,6 +15,7 @@ use crate::nn::checkpoint::Metadata;
 use crate::nn::{WeightInit, bce_with_logits_rows, kl_sum, mse_sum, new_varmap};
 use crate::sps::LossSchedule;
 use crate::worker::trainer::{constant_lr, unknown_preset};
+use crate::worker::trainer::OptimiserSettings;
 use crate::worker::{CoreTrainer, Loss, StepStats, Trainer, TrainerCore, ensure_steps};
 
 /// Everything that defines a training run besides the data.
@@ -27,6 +28,9 @@ pub struct TrainConfig {
     /// translations of the pitch latent are drawn from U(-t_range, t_range)
     pub t_range: f32,
     pub lr: f64,
+    /// the encoder's convolutions learn at this share of `lr`
+    #[serde(default = "constant_lr")]
+    pub encoder_lr: f64,
     /// the learning rate falls along a cosine to `lr * lr_final` at the last step (1 = constant)
     #[serde(default = "constant_lr")]
     pub lr_final: f64,
@@ -124,6 +128,9 @@ impl TrainConfig {
             batch: 8,
             t_range: 4.0,
             lr: 1e-3,
+            // the encoder starts as a subharmonic summation; at the full rate its exact
+            // gradient pulls it off pitch within 250 steps (models/README.md)
+            encoder_lr: 0.1,
             // a cosine to 5%: with a constant rate, runs that had found pitch by step 500
             // lost it again (models/README.md)
             lr_final: 0.05,
@@ -283,7 +290,11 @@ impl SpsTrainer {
             }
         }
         init_output_bias(&varmap, &model.output_bias_name(), &data)?;
-        let core = TrainerCore::adam(varmap, rng, seed, cfg.steps, cfg.lr)?;
+        let settings = OptimiserSettings {
+            slow: Some(("encoder.", cfg.encoder_lr)),
+            ..OptimiserSettings::adam(cfg.lr)
+        };
+        let core = TrainerCore::new(varmap, rng, seed, cfg.steps, settings)?;
         Ok(Self {
             core: core.with_epochs(data.train.len()),
             cfg,

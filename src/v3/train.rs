@@ -313,9 +313,9 @@ impl V3Trainer {
         // the codebook follows its EMA, never the optimiser (weight decay would shrink it); so
         // do running statistics
         let settings = OptimiserSettings {
-            lr: cfg.lr,
             weight_decay: cfg.weight_decay,
             frozen: &[CODEBOOK_PREFIX, STATS_PREFIX],
+            ..OptimiserSettings::adam(cfg.lr)
         };
         let core = TrainerCore::new(varmap, rng, seed, cfg.steps, settings)?;
         Ok(Self {

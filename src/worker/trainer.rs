@@ -16,11 +16,14 @@ use crate::nn::checkpoint::Metadata;
 
 /// The optimiser a family trains with: AdamW over every variable but those whose names start
 /// with one of `frozen` (updated by other rules, such as a codebook's moving averages).
+/// Variables whose names start with `slow.0` learn at `slow.1` times the rate (Adam's step
+/// does not depend on the gradient's scale, so a slower part needs its own rate).
 #[derive(Clone, Copy, Debug)]
 pub struct OptimiserSettings {
     pub lr: f64,
     pub weight_decay: f64,
     pub frozen: &'static [&'static str],
+    pub slow: Option<(&'static str, f64)>,
 }
 
 impl OptimiserSettings {
@@ -30,32 +33,45 @@ impl OptimiserSettings {
             lr,
             weight_decay: 0.0,
             frozen: &[],
+            slow: None,
         }
     }
 
-    fn build(&self, varmap: &VarMap) -> anyhow::Result<AdamW> {
+    /// One optimiser per rate: the variables at the full rate, then the slow ones, if any.
+    fn build(&self, varmap: &VarMap) -> anyhow::Result<Vec<(AdamW, f64)>> {
         let data = varmap
             .data()
             .lock()
             .map_err(|_| anyhow::anyhow!("variable map poisoned"))?;
-        let vars: Vec<candle_core::Var> = data
-            .iter()
-            .filter(|(name, _)| !self.frozen.iter().any(|p| name.starts_with(p)))
-            .map(|(_, v)| v.clone())
-            .collect();
-        let params = ParamsAdamW {
-            lr: self.lr,
-            weight_decay: self.weight_decay,
-            ..Default::default()
-        };
-        Ok(AdamW::new(vars, params)?)
+        let is_slow = |name: &str| self.slow.is_some_and(|(p, _)| name.starts_with(p));
+        let mut groups = vec![(Vec::new(), 1.0)];
+        if let Some((_, factor)) = self.slow {
+            groups.push((Vec::new(), factor));
+        }
+        for (name, var) in data.iter() {
+            if !self.frozen.iter().any(|p| name.starts_with(p)) {
+                groups[usize::from(is_slow(name))].0.push(var.clone());
+            }
+        }
+        groups
+            .into_iter()
+            .map(|(vars, factor)| {
+                let params = ParamsAdamW {
+                    lr: self.lr * factor,
+                    weight_decay: self.weight_decay,
+                    ..Default::default()
+                };
+                Ok((AdamW::new(vars, params)?, factor))
+            })
+            .collect()
     }
 }
 
 /// The state a training run carries besides its model and data.
 pub struct TrainerCore {
     pub varmap: VarMap,
-    opt: AdamW,
+    /// each optimiser with its share of the learning rate
+    opt: Vec<(AdamW, f64)>,
     settings: OptimiserSettings,
     /// the run's one generator: every draw of the run (data order, noise, symmetries) comes
     /// from it, in the order the family's step makes them, so the seed fixes the run
@@ -125,10 +141,13 @@ impl TrainerCore {
         lr: Option<f64>,
         losses: Vec<(&'static str, f64)>,
     ) -> anyhow::Result<StepStats> {
-        if let Some(lr) = lr {
-            self.opt.set_learning_rate(lr);
+        let grads = total.backward()?;
+        for (opt, factor) in &mut self.opt {
+            if let Some(lr) = lr {
+                opt.set_learning_rate(lr * *factor);
+            }
+            opt.step(&grads)?;
         }
-        self.opt.backward_step(total)?;
         self.step += 1;
         Ok(StepStats {
             step: self.step,
