@@ -157,53 +157,6 @@ fn show(ui: &mut egui::Ui, t: &TextureHandle, side: f32) -> egui::Response {
 }
 
 impl ClassPoseTab {
-    pub fn new(shared: &mut Shared) -> Self {
-        let default_path = shared.models_dir.join(DEFAULT_FILE);
-        let judge_path = DigitClassifier::default_path(&shared.models_dir);
-        let judge = DigitClassifier::load(&judge_path).ok().map(Arc::new);
-        Self {
-            state: ClassPoseState::default(),
-            models: crate::registry::models(
-                &super::cli::IeVaeFamily,
-                "ievae",
-                FilesPanel::new(&default_path).with_export(
-                    "figure",
-                    "figure.png or .svg",
-                    "ievae_traversal.png",
-                    FIGURE_FILES,
-                    &["Export traversal", "Export swaps"],
-                ),
-                training_spec(),
-                ClassPoseState::default().models.train,
-            )
-            .with_ablation(
-                &shared.models_dir,
-                "ievae_digits_100_labels.safetensors",
-                "100 labels",
-            ),
-            judge,
-            picker: super::picker_digits(0),
-            canvas: [0.0; PIXELS],
-            canvas_last: None,
-            analysis: None,
-            blank_drawing: false,
-            decoded: None,
-            decoded_reading: None,
-            every_class: Vec::new(),
-            decoded_b: None,
-            every_class_b: Vec::new(),
-            decoded_for: None,
-            dim_use: Vec::new(),
-            textures: Textures {
-                dirty: true,
-                ..Default::default()
-            },
-            commands: Vec::new(),
-            background: Background::default(),
-        }
-        .with_shipped(&default_path, shared)
-    }
-
     fn set_lab(&mut self, lab: Arc<Lab>, reset_pose: bool) {
         let e = lab.equivariant_dims();
         if reset_pose || self.state.pose.len() != e {
@@ -648,6 +601,53 @@ fn dims_use(lab: &Lab, digits: &DigitSet) -> anyhow::Result<Vec<f32>> {
 impl LabTab for ClassPoseTab {
     const TITLE: &'static str = "Class x Pose";
     hold_models!(Lab, ClassPoseState, Command);
+
+    fn new(shared: &mut Shared) -> Self {
+        let default_path = shared.models_dir.join(DEFAULT_FILE);
+        let judge_path = DigitClassifier::default_path(&shared.models_dir);
+        let judge = DigitClassifier::load(&judge_path).ok().map(Arc::new);
+        Self {
+            state: ClassPoseState::default(),
+            models: crate::registry::models(
+                &super::cli::IeVaeFamily,
+                "ievae",
+                FilesPanel::new(&default_path).with_export(
+                    "figure",
+                    "figure.png or .svg",
+                    "ievae_traversal.png",
+                    FIGURE_FILES,
+                    &["Export traversal", "Export swaps"],
+                ),
+                training_spec(),
+                ClassPoseState::default().models.train,
+            )
+            .with_ablation(
+                &shared.models_dir,
+                "ievae_digits_100_labels.safetensors",
+                "100 labels",
+            ),
+            judge,
+            picker: super::picker_digits(0),
+            canvas: [0.0; PIXELS],
+            canvas_last: None,
+            analysis: None,
+            blank_drawing: false,
+            decoded: None,
+            decoded_reading: None,
+            every_class: Vec::new(),
+            decoded_b: None,
+            every_class_b: Vec::new(),
+            decoded_for: None,
+            dim_use: Vec::new(),
+            textures: Textures {
+                dirty: true,
+                ..Default::default()
+            },
+            commands: Vec::new(),
+            background: Background::default(),
+        }
+        .with_shipped(&default_path, shared)
+    }
 
     fn apply(&mut self, command: Command, _shared: &mut Shared) {
         match command {
