@@ -39,6 +39,19 @@ pub struct ClassPoseState {
 
 tab_state!(ClassPoseState);
 
+impl ClassPoseState {
+    /// The pose, class and traversal dimension brought within what `lab` has; the pose at
+    /// the origin when `reset_pose` or when its length does not fit.
+    fn fit(&mut self, lab: &Lab, reset_pose: bool) {
+        let e = lab.equivariant_dims();
+        if reset_pose || self.pose.len() != e {
+            self.pose = vec![0.0; e];
+        }
+        self.class = self.class.min(lab.classes() - 1);
+        self.traversal_dim = self.traversal_dim.min(e - 1);
+    }
+}
+
 impl Default for ClassPoseState {
     fn default() -> Self {
         Self {
@@ -158,12 +171,8 @@ fn show(ui: &mut egui::Ui, t: &TextureHandle, side: f32) -> egui::Response {
 
 impl ClassPoseTab {
     fn set_lab(&mut self, lab: Arc<Lab>, reset_pose: bool) {
+        self.state.fit(&lab, reset_pose);
         let e = lab.equivariant_dims();
-        if reset_pose || self.state.pose.len() != e {
-            self.state.pose = vec![0.0; e];
-        }
-        self.state.class = self.state.class.min(lab.classes() - 1);
-        self.state.traversal_dim = self.state.traversal_dim.min(e - 1);
         self.dim_use = dims_use(&lab, &self.picker).unwrap_or_else(|_| vec![0.0; e]);
         self.decoded_for = None;
         if let Some(a) = self.analysis.take() {
@@ -764,18 +773,9 @@ impl LabTab for ClassPoseTab {
     }
 
     fn restore(&mut self, s: ClassPoseState) {
-        let dims = self
-            .models
-            .a
-            .as_ref()
-            .map(|l| (l.equivariant_dims(), l.classes()));
         self.state = s;
-        if let Some((e, classes)) = dims {
-            if self.state.pose.len() != e {
-                self.state.pose = vec![0.0; e];
-            }
-            self.state.class = self.state.class.min(classes - 1);
-            self.state.traversal_dim = self.state.traversal_dim.min(e - 1);
+        if let Some(lab) = &self.models.a {
+            self.state.fit(lab, false);
         }
         self.decoded_for = None;
     }
