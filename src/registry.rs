@@ -7,10 +7,12 @@ use std::sync::Arc;
 
 use crate::app::explore::LabSource;
 use crate::app::{
-    Evaluate, Explore, FilesPanel, HostedLab, Models, StartJob, TabMaker, TrainSettings,
-    TrainingPanel, TrainingSpec,
+    Evaluate, Explore, FilesPanel, HostedLab, LabTab, Models, Shared, StartJob, Tab, TabMaker,
+    TrainSettings, TrainingPanel, TrainingSpec,
 };
 use crate::cli::{CliError, Family};
+use crate::nn::checkpoint::Checkpointed;
+use crate::{digits, ievae, relevance, sps_music, sps_vision, v3};
 
 /// Opens a checkpoint as the latent map's source, for `latent-lab export --figure
 /// latent-map|interpolation|directions`.
@@ -26,42 +28,41 @@ pub struct Entry {
 
 /// Every family, in tab order (a tab that shows several families is listed at its first).
 pub static REGISTRY: &[Entry] = &[
+    Entry::with_tab::<sps_music::view::PitchTab>(&sps_music::cli::SpsMusicFamily),
+    Entry::with_tab::<relevance::view::RelevanceTab>(&relevance::cli::RelevanceFamily),
+    Entry::with_tab::<ievae::view::ClassPoseTab>(&ievae::cli::IeVaeFamily),
+    Entry::with_tab::<v3::view::CodebookTab>(&v3::cli::NOTES),
     Entry {
-        family: &crate::sps_music::cli::SpsMusicFamily,
-        tab: Some(|shared| Box::new(crate::sps_music::view::PitchTab::new(shared))),
-        explore: Some(LabSource::<crate::sps_music::Lab>::open),
-    },
-    Entry {
-        family: &crate::relevance::cli::RelevanceFamily,
-        tab: Some(|shared| Box::new(crate::relevance::view::RelevanceTab::new(shared))),
-        explore: Some(LabSource::<crate::relevance::Lab>::open),
-    },
-    Entry {
-        family: &crate::ievae::cli::IeVaeFamily,
-        tab: Some(|shared| Box::new(crate::ievae::view::ClassPoseTab::new(shared))),
-        explore: Some(LabSource::<crate::ievae::Lab>::open),
-    },
-    Entry {
-        family: &crate::v3::cli::NOTES,
-        tab: Some(|shared| Box::new(crate::v3::view::CodebookTab::new(shared))),
-        explore: Some(LabSource::<crate::v3::Lab>::open),
-    },
-    Entry {
-        family: &crate::v3::cli::DIGITS,
+        family: &v3::cli::DIGITS,
         tab: None,
-        explore: Some(LabSource::<crate::v3::Lab>::open),
+        explore: Some(LabSource::<v3::Lab>::open),
     },
+    Entry::with_tab::<sps_vision::view::VisionTab>(&sps_vision::cli::SpsVisionFamily),
     Entry {
-        family: &crate::sps_vision::cli::SpsVisionFamily,
-        tab: Some(|shared| Box::new(crate::sps_vision::view::VisionTab::new(shared))),
-        explore: Some(LabSource::<crate::sps_vision::Lab>::open),
-    },
-    Entry {
-        family: &crate::digits::cli::DigitClassifierFamily,
+        family: &digits::cli::DigitClassifierFamily,
         tab: None,
         explore: None,
     },
 ];
+
+impl Entry {
+    /// A family with a tab `T` of its own, whose latent map shows the tab's labs.
+    const fn with_tab<T: LabTab>(family: &'static dyn Family) -> Self
+    where
+        T::Lab: Checkpointed,
+        LabSource<T::Lab>: Explore,
+    {
+        Self {
+            family,
+            tab: Some(open_tab::<T>),
+            explore: Some(LabSource::<T::Lab>::open),
+        }
+    }
+}
+
+fn open_tab<T: LabTab>(shared: &mut Shared) -> Box<dyn Tab> {
+    Box::new(T::new(shared))
+}
 
 /// The constructors of the window's tabs, in order.
 pub fn tabs() -> Vec<TabMaker> {

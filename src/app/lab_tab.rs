@@ -39,6 +39,10 @@ pub trait LabTab: 'static {
     /// shows several kinds of model decides in [`LabTab::restore`]).
     const RESTORES_SETTINGS: bool = true;
 
+    /// The tab as the window opens it, with the model shipped in the models folder as A
+    /// where there is one ([`LabTab::with_shipped`]).
+    fn new(shared: &mut Shared) -> Self;
+
     /// The tab's models, and the same mutably: [`hold_models`] writes both with
     /// [`LabTab::state`] and [`LabTab::commands`] for fields of those names.
     fn models(&self) -> &Models<Self::Lab>;

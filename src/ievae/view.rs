@@ -39,6 +39,19 @@ pub struct ClassPoseState {
 
 tab_state!(ClassPoseState);
 
+impl ClassPoseState {
+    /// The pose, class and traversal dimension brought within what `lab` has; the pose at
+    /// the origin when `reset_pose` or when its length does not fit.
+    fn fit(&mut self, lab: &Lab, reset_pose: bool) {
+        let e = lab.equivariant_dims();
+        if reset_pose || self.pose.len() != e {
+            self.pose = vec![0.0; e];
+        }
+        self.class = self.class.min(lab.classes() - 1);
+        self.traversal_dim = self.traversal_dim.min(e - 1);
+    }
+}
+
 impl Default for ClassPoseState {
     fn default() -> Self {
         Self {
@@ -157,60 +170,9 @@ fn show(ui: &mut egui::Ui, t: &TextureHandle, side: f32) -> egui::Response {
 }
 
 impl ClassPoseTab {
-    pub fn new(shared: &mut Shared) -> Self {
-        let default_path = shared.models_dir.join(DEFAULT_FILE);
-        let judge_path = DigitClassifier::default_path(&shared.models_dir);
-        let judge = DigitClassifier::load(&judge_path).ok().map(Arc::new);
-        Self {
-            state: ClassPoseState::default(),
-            models: crate::registry::models(
-                &super::cli::IeVaeFamily,
-                "ievae",
-                FilesPanel::new(&default_path).with_export(
-                    "figure",
-                    "figure.png or .svg",
-                    "ievae_traversal.png",
-                    FIGURE_FILES,
-                    &["Export traversal", "Export swaps"],
-                ),
-                training_spec(),
-                ClassPoseState::default().models.train,
-            )
-            .with_ablation(
-                &shared.models_dir,
-                "ievae_digits_100_labels.safetensors",
-                "100 labels",
-            ),
-            judge,
-            picker: super::picker_digits(0),
-            canvas: [0.0; PIXELS],
-            canvas_last: None,
-            analysis: None,
-            blank_drawing: false,
-            decoded: None,
-            decoded_reading: None,
-            every_class: Vec::new(),
-            decoded_b: None,
-            every_class_b: Vec::new(),
-            decoded_for: None,
-            dim_use: Vec::new(),
-            textures: Textures {
-                dirty: true,
-                ..Default::default()
-            },
-            commands: Vec::new(),
-            background: Background::default(),
-        }
-        .with_shipped(&default_path, shared)
-    }
-
     fn set_lab(&mut self, lab: Arc<Lab>, reset_pose: bool) {
+        self.state.fit(&lab, reset_pose);
         let e = lab.equivariant_dims();
-        if reset_pose || self.state.pose.len() != e {
-            self.state.pose = vec![0.0; e];
-        }
-        self.state.class = self.state.class.min(lab.classes() - 1);
-        self.state.traversal_dim = self.state.traversal_dim.min(e - 1);
         self.dim_use = dims_use(&lab, &self.picker).unwrap_or_else(|_| vec![0.0; e]);
         self.decoded_for = None;
         if let Some(a) = self.analysis.take() {
@@ -649,6 +611,53 @@ impl LabTab for ClassPoseTab {
     const TITLE: &'static str = "Class x Pose";
     hold_models!(Lab, ClassPoseState, Command);
 
+    fn new(shared: &mut Shared) -> Self {
+        let default_path = shared.models_dir.join(DEFAULT_FILE);
+        let judge_path = DigitClassifier::default_path(&shared.models_dir);
+        let judge = DigitClassifier::load(&judge_path).ok().map(Arc::new);
+        Self {
+            state: ClassPoseState::default(),
+            models: crate::registry::models(
+                &super::cli::IeVaeFamily,
+                "ievae",
+                FilesPanel::new(&default_path).with_export(
+                    "figure",
+                    "figure.png or .svg",
+                    "ievae_traversal.png",
+                    FIGURE_FILES,
+                    &["Export traversal", "Export swaps"],
+                ),
+                training_spec(),
+                ClassPoseState::default().models.train,
+            )
+            .with_ablation(
+                &shared.models_dir,
+                "ievae_digits_100_labels.safetensors",
+                "100 labels",
+            ),
+            judge,
+            picker: super::picker_digits(0),
+            canvas: [0.0; PIXELS],
+            canvas_last: None,
+            analysis: None,
+            blank_drawing: false,
+            decoded: None,
+            decoded_reading: None,
+            every_class: Vec::new(),
+            decoded_b: None,
+            every_class_b: Vec::new(),
+            decoded_for: None,
+            dim_use: Vec::new(),
+            textures: Textures {
+                dirty: true,
+                ..Default::default()
+            },
+            commands: Vec::new(),
+            background: Background::default(),
+        }
+        .with_shipped(&default_path, shared)
+    }
+
     fn apply(&mut self, command: Command, _shared: &mut Shared) {
         match command {
             Command::SetClass(c) => self.state.class = c,
@@ -764,18 +773,9 @@ impl LabTab for ClassPoseTab {
     }
 
     fn restore(&mut self, s: ClassPoseState) {
-        let dims = self
-            .models
-            .a
-            .as_ref()
-            .map(|l| (l.equivariant_dims(), l.classes()));
         self.state = s;
-        if let Some((e, classes)) = dims {
-            if self.state.pose.len() != e {
-                self.state.pose = vec![0.0; e];
-            }
-            self.state.class = self.state.class.min(classes - 1);
-            self.state.traversal_dim = self.state.traversal_dim.min(e - 1);
+        if let Some(lab) = &self.models.a {
+            self.state.fit(lab, false);
         }
         self.decoded_for = None;
     }

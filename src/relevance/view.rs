@@ -175,47 +175,6 @@ pub struct RelevanceTab {
 }
 
 impl RelevanceTab {
-    pub fn new(shared: &mut Shared) -> Self {
-        let default_path = shared.models_dir.join("vae_relevance.safetensors");
-        Self {
-            state: RelevanceState::default(),
-            models: crate::registry::models(
-                &super::cli::RelevanceFamily,
-                "relevance",
-                FilesPanel::new(&default_path).with_export(
-                    "figure",
-                    "figure.png or .svg",
-                    "relevance.png",
-                    FIGURE_FILES,
-                    &[
-                        "Export relevance",
-                        "Export KL",
-                        "Export curves",
-                        "Export scatter",
-                        "Export sweep",
-                    ],
-                ),
-                training_spec(),
-                RelevanceState::default().models.train,
-            ),
-            file_field: PathField::default(),
-            training: Training::default(),
-            inspection: None,
-            inspecting: None,
-            inspect_wanted: false,
-            dataset: None,
-            repick_views: true,
-            decoded: None,
-            traversal_path: Vec::new(),
-            base_b: None,
-            decoded_b: None,
-            moved_b: 0,
-            commands: Vec::new(),
-            background: Background::default(),
-        }
-        .with_shipped(&default_path, shared)
-    }
-
     /// The model on show (A).
     pub fn lab(&self) -> Option<&Arc<Lab>> {
         self.models.a.as_ref()
@@ -1128,6 +1087,47 @@ fn dim_picker(
 impl LabTab for RelevanceTab {
     const TITLE: &'static str = "Relevance";
     hold_models!(Lab, RelevanceState, Command);
+
+    fn new(shared: &mut Shared) -> Self {
+        let default_path = shared.models_dir.join("vae_relevance.safetensors");
+        Self {
+            state: RelevanceState::default(),
+            models: crate::registry::models(
+                &super::cli::RelevanceFamily,
+                "relevance",
+                FilesPanel::new(&default_path).with_export(
+                    "figure",
+                    "figure.png or .svg",
+                    "relevance.png",
+                    FIGURE_FILES,
+                    &[
+                        "Export relevance",
+                        "Export KL",
+                        "Export curves",
+                        "Export scatter",
+                        "Export sweep",
+                    ],
+                ),
+                training_spec(),
+                RelevanceState::default().models.train,
+            ),
+            file_field: PathField::default(),
+            training: Training::default(),
+            inspection: None,
+            inspecting: None,
+            inspect_wanted: false,
+            dataset: None,
+            repick_views: true,
+            decoded: None,
+            traversal_path: Vec::new(),
+            base_b: None,
+            decoded_b: None,
+            moved_b: 0,
+            commands: Vec::new(),
+            background: Background::default(),
+        }
+        .with_shipped(&default_path, shared)
+    }
 
     fn apply(&mut self, command: Command, shared: &mut Shared) {
         match command {

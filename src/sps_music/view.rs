@@ -101,49 +101,6 @@ enum BackgroundDone {
 }
 
 impl PitchTab {
-    pub fn new(shared: &mut Shared) -> Self {
-        let default_path = shared.models_dir.join("sps_music.safetensors");
-        let mut tab = Self {
-            state: PitchState::default(),
-            models: crate::registry::models(
-                &super::cli::SpsMusicFamily,
-                "pitch",
-                FilesPanel::new(&default_path)
-                    .with_import("sps_music.pt")
-                    .with_export(
-                        "sweep",
-                        "sweep.wav",
-                        "pitch_sweep.wav",
-                        &[("WAV", &["wav"])],
-                        &["Export WAV"],
-                    )
-                    .with_export(
-                        "plot",
-                        "plot.png or .svg",
-                        "pitch_latent.png",
-                        FIGURE_FILES,
-                        &["Export plot"],
-                    ),
-                training_spec(),
-                PitchState::default().models.train,
-            )
-            .with_ablation(
-                &shared.models_dir,
-                "sps_music_no_symmetry.safetensors",
-                "no symmetry",
-            )
-            .with_import(|p| Lab::import_pytorch(p).map_err(|e| e.to_string())),
-            commands: Vec::new(),
-            spectra: [None, None],
-            live: false,
-            voice_dirty: true,
-            background: Background::default(),
-        };
-        let opened = tab.models.open(&default_path, shared);
-        tab.changed(opened);
-        tab
-    }
-
     fn set_lab(&mut self, lab: Arc<Lab>, reset_latent: bool) {
         let dims = lab.latent_dims();
         if reset_latent || self.state.timbre.len() != dims - 1 {
@@ -468,6 +425,49 @@ pub fn note_name(midi: f32) -> String {
 impl LabTab for PitchTab {
     const TITLE: &'static str = "Pitch";
     hold_models!(Lab, PitchState, Command);
+
+    fn new(shared: &mut Shared) -> Self {
+        let default_path = shared.models_dir.join("sps_music.safetensors");
+        let mut tab = Self {
+            state: PitchState::default(),
+            models: crate::registry::models(
+                &super::cli::SpsMusicFamily,
+                "pitch",
+                FilesPanel::new(&default_path)
+                    .with_import("sps_music.pt")
+                    .with_export(
+                        "sweep",
+                        "sweep.wav",
+                        "pitch_sweep.wav",
+                        &[("WAV", &["wav"])],
+                        &["Export WAV"],
+                    )
+                    .with_export(
+                        "plot",
+                        "plot.png or .svg",
+                        "pitch_latent.png",
+                        FIGURE_FILES,
+                        &["Export plot"],
+                    ),
+                training_spec(),
+                PitchState::default().models.train,
+            )
+            .with_ablation(
+                &shared.models_dir,
+                "sps_music_no_symmetry.safetensors",
+                "no symmetry",
+            )
+            .with_import(|p| Lab::import_pytorch(p).map_err(|e| e.to_string())),
+            commands: Vec::new(),
+            spectra: [None, None],
+            live: false,
+            voice_dirty: true,
+            background: Background::default(),
+        };
+        let opened = tab.models.open(&default_path, shared);
+        tab.changed(opened);
+        tab
+    }
 
     fn apply(&mut self, command: Command, shared: &mut Shared) {
         match command {

@@ -209,55 +209,6 @@ fn strip_image(frames: &[&[f32]]) -> ColorImage {
 }
 
 impl VisionTab {
-    pub fn new(shared: &mut Shared) -> Self {
-        let default_path = shared.models_dir.join("sps_vision.safetensors");
-        Self {
-            state: VisionState::default(),
-            models: crate::registry::models(
-                &super::cli::SpsVisionFamily,
-                "vision",
-                FilesPanel::new(&default_path)
-                    .with_import("sps_vision.pt")
-                    .with_export(
-                        "traversal",
-                        "traversal.png or .svg",
-                        "traversal.png",
-                        FIGURE_FILES,
-                        &["Export traversal"],
-                    )
-                    .with_export(
-                        "roll-out",
-                        "rollout.png or .svg",
-                        "rollout.png",
-                        FIGURE_FILES,
-                        &["Export roll-out"],
-                    ),
-                training_spec(),
-                VisionState::default().models.train,
-            )
-            .with_ablation(
-                &shared.models_dir,
-                "sps_vision_no_symmetry.safetensors",
-                "no symmetry",
-            )
-            .with_import(|p| Lab::import_pytorch(p).map_err(|e| e.to_string())),
-            commands: Vec::new(),
-            decoded: None,
-            truth: None,
-            decoded_b: None,
-            shown_latent: None,
-            decoded_tex: None,
-            decoded_b_tex: None,
-            truth_tex: None,
-            throw_view: None,
-            throw_dirty: true,
-            throw_job: Background::default(),
-            background: Background::default(),
-            camera: Camera::standard(),
-        }
-        .with_shipped(&default_path, shared)
-    }
-
     /// Where the sliders start: the centre of the data, moved half way out along z1, so
     /// the rotation control has something to swing around.
     fn start_latent(lab: &Lab) -> [f32; 3] {
@@ -722,6 +673,55 @@ pub fn latent_of_position(cal: &eval::Calibration, p: [f32; 3]) -> Option<Vec<f3
 impl LabTab for VisionTab {
     const TITLE: &'static str = "3D";
     hold_models!(Lab, VisionState, Command);
+
+    fn new(shared: &mut Shared) -> Self {
+        let default_path = shared.models_dir.join("sps_vision.safetensors");
+        Self {
+            state: VisionState::default(),
+            models: crate::registry::models(
+                &super::cli::SpsVisionFamily,
+                "vision",
+                FilesPanel::new(&default_path)
+                    .with_import("sps_vision.pt")
+                    .with_export(
+                        "traversal",
+                        "traversal.png or .svg",
+                        "traversal.png",
+                        FIGURE_FILES,
+                        &["Export traversal"],
+                    )
+                    .with_export(
+                        "roll-out",
+                        "rollout.png or .svg",
+                        "rollout.png",
+                        FIGURE_FILES,
+                        &["Export roll-out"],
+                    ),
+                training_spec(),
+                VisionState::default().models.train,
+            )
+            .with_ablation(
+                &shared.models_dir,
+                "sps_vision_no_symmetry.safetensors",
+                "no symmetry",
+            )
+            .with_import(|p| Lab::import_pytorch(p).map_err(|e| e.to_string())),
+            commands: Vec::new(),
+            decoded: None,
+            truth: None,
+            decoded_b: None,
+            shown_latent: None,
+            decoded_tex: None,
+            decoded_b_tex: None,
+            truth_tex: None,
+            throw_view: None,
+            throw_dirty: true,
+            throw_job: Background::default(),
+            background: Background::default(),
+            camera: Camera::standard(),
+        }
+        .with_shipped(&default_path, shared)
+    }
 
     fn apply(&mut self, command: Command, _shared: &mut Shared) {
         match command {

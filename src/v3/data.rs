@@ -333,8 +333,9 @@ pub fn load(domain: Domain, spec: &str, progress: &dyn Fn(String)) -> anyhow::Re
     }
 }
 
-/// Ink colours of the training rows, and colours never seen in training.
-pub const TRAIN_INKS: [([f32; 3], &str); 8] = [
+/// Ink colours, one per digit style (a style's number indexes them): the first
+/// `TRAIN_INKS` ink the training rows, the rest are never seen in training.
+pub const INKS: [([f32; 3], &str); 16] = [
     ([0.80, 0.10, 0.10], "red"),
     ([0.10, 0.55, 0.15], "green"),
     ([0.10, 0.20, 0.85], "blue"),
@@ -343,8 +344,7 @@ pub const TRAIN_INKS: [([f32; 3], &str); 8] = [
     ([0.05, 0.60, 0.60], "teal"),
     ([0.45, 0.28, 0.10], "brown"),
     ([0.10, 0.10, 0.10], "black"),
-];
-pub const HELD_OUT_INKS: [([f32; 3], &str); 8] = [
+    // held out
     ([0.90, 0.20, 0.60], "pink"),
     ([0.50, 0.55, 0.10], "olive"),
     ([0.10, 0.10, 0.45], "navy"),
@@ -354,6 +354,8 @@ pub const HELD_OUT_INKS: [([f32; 3], &str); 8] = [
     ([0.50, 0.05, 0.15], "maroon"),
     ([0.45, 0.80, 0.20], "lime"),
 ];
+pub const TRAIN_INKS: usize = 8;
+pub const HELD_OUT_INKS: usize = INKS.len() - TRAIN_INKS;
 
 /// Rows per ink colour: training rows, held-out rows of training colours, rows of held-out colours.
 pub const DIGIT_TRAIN_ROWS_PER_INK: usize = 40;
@@ -364,9 +366,8 @@ pub const DIGIT_OOD_ROWS_PER_INK: usize = 3;
 /// is shuffled per writer), test rows by writers absent from training.
 pub fn digit_recipe() -> crate::digits::Recipe {
     crate::digits::Recipe {
-        train_writers: TRAIN_INKS.len() * DIGIT_TRAIN_ROWS_PER_INK,
-        test_writers: TRAIN_INKS.len() * DIGIT_TEST_ROWS_PER_INK
-            + HELD_OUT_INKS.len() * DIGIT_OOD_ROWS_PER_INK,
+        train_writers: TRAIN_INKS * DIGIT_TRAIN_ROWS_PER_INK,
+        test_writers: TRAIN_INKS * DIGIT_TEST_ROWS_PER_INK + HELD_OUT_INKS * DIGIT_OOD_ROWS_PER_INK,
         per_digit: 1,
         seed: 7,
     }
@@ -518,10 +519,10 @@ fn rows_of(set: &crate::digits::DigitSet, seed: u64) -> Vec<Vec<usize>> {
 pub fn digit_rows(split: &crate::digits::Split, spec: &str) -> Dataset {
     let train_rows = rows_of(&split.train, 1);
     let test_rows = rows_of(&split.test, 2);
-    let sample = |set: &crate::digits::DigitSet, row: &[usize], style: usize, colour: [f32; 3]| {
+    let sample = |set: &crate::digits::DigitSet, row: &[usize], style: usize| {
         let mut fragments = Vec::with_capacity(10 * 3 * DIGIT_H * DIGIT_W);
         for &i in row {
-            fragments.extend(digit_fragment(set.image(i), colour));
+            fragments.extend(digit_fragment(set.image(i), INKS[style].0));
         }
         Sample {
             style,
@@ -529,37 +530,27 @@ pub fn digit_rows(split: &crate::digits::Split, spec: &str) -> Dataset {
             fragments,
         }
     };
-    let n_train = TRAIN_INKS.len();
     let train = train_rows
         .iter()
         .enumerate()
-        .map(|(k, row)| sample(&split.train, row, k % n_train, TRAIN_INKS[k % n_train].0))
+        .map(|(k, row)| sample(&split.train, row, k % TRAIN_INKS))
         .collect();
-    let n_test = (n_train * DIGIT_TEST_ROWS_PER_INK).min(test_rows.len() / 2);
+    let n_test = (TRAIN_INKS * DIGIT_TEST_ROWS_PER_INK).min(test_rows.len() / 2);
     let (mut test, mut ood) = (Vec::new(), Vec::new());
     for (k, row) in test_rows.iter().enumerate() {
         if k < n_test {
-            test.push(sample(
-                &split.test,
-                row,
-                k % n_train,
-                TRAIN_INKS[k % n_train].0,
-            ));
+            test.push(sample(&split.test, row, k % TRAIN_INKS));
         } else {
-            let h = (k - n_test) % HELD_OUT_INKS.len();
-            ood.push(sample(&split.test, row, n_train + h, HELD_OUT_INKS[h].0));
+            let h = (k - n_test) % HELD_OUT_INKS;
+            ood.push(sample(&split.test, row, TRAIN_INKS + h));
         }
     }
     Dataset {
         domain: Domain::Digits,
         source: spec.to_string(),
         content_names: (0..10).map(|d| d.to_string()).collect(),
-        style_names: TRAIN_INKS
-            .iter()
-            .chain(HELD_OUT_INKS.iter())
-            .map(|c| c.1.to_string())
-            .collect(),
-        n_train_styles: n_train,
+        style_names: INKS.iter().map(|c| c.1.to_string()).collect(),
+        n_train_styles: TRAIN_INKS,
         train,
         test,
         ood,

@@ -91,20 +91,21 @@ fn digits(spec: &str) -> anyhow::Result<HeldOut> {
         ),
         other => other.load()?.test.head(DIGIT_ROWS * 10),
     };
-    let n_train = data::TRAIN_INKS.len();
     let mut held = HeldOut {
         fragments: Vec::new(),
         contents: Vec::new(),
         styles: Vec::new(),
         content_names: (0..10).map(|d| d.to_string()).collect(),
-        style_names: data::TRAIN_INKS
+        style_names: data::INKS
             .iter()
-            .map(|c| c.1.to_string())
-            .chain(
-                data::HELD_OUT_INKS
-                    .iter()
-                    .map(|c| format!("{} (held out)", c.1)),
-            )
+            .enumerate()
+            .map(|(style, (_, name))| {
+                if style < data::TRAIN_INKS {
+                    name.to_string()
+                } else {
+                    format!("{name} (held out)")
+                }
+            })
             .collect(),
     };
     let rows = set.len().div_ceil(10);
@@ -112,17 +113,12 @@ fn digits(spec: &str) -> anyhow::Result<HeldOut> {
     for i in 0..set.len() {
         let row = i / 10;
         let style = if row < first_held_out {
-            row % n_train
+            row % data::TRAIN_INKS
         } else {
-            n_train + (row - first_held_out) % data::HELD_OUT_INKS.len()
-        };
-        let colour = if style < n_train {
-            data::TRAIN_INKS[style].0
-        } else {
-            data::HELD_OUT_INKS[style - n_train].0
+            data::TRAIN_INKS + (row - first_held_out) % data::HELD_OUT_INKS
         };
         held.fragments
-            .push(data::digit_fragment(set.image(i), colour));
+            .push(data::digit_fragment(set.image(i), data::INKS[style].0));
         held.contents.push(set.labels[i] as usize);
         held.styles.push(style);
     }

@@ -165,7 +165,7 @@ mod tests {
     /// The colour view reads the ink's colour whatever the digit, its size or stroke.
     #[test]
     fn ink_colour_is_the_colour_of_the_ink() {
-        use crate::v3::data::{DIGIT_H, DIGIT_W, HELD_OUT_INKS, TRAIN_INKS, digit_fragment};
+        use crate::v3::data::{DIGIT_H, DIGIT_W, INKS, digit_fragment};
         use rand::Rng;
         let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(3);
         let split = crate::digits::generated_split(&crate::digits::Recipe {
@@ -174,7 +174,7 @@ mod tests {
             per_digit: 1,
             seed: 1,
         });
-        for (colour, name) in TRAIN_INKS.iter().chain(&HELD_OUT_INKS) {
+        for (colour, name) in &INKS {
             let i = rng.random_range(0..split.train.len());
             let frag = digit_fragment(split.train.image(i), *colour);
             let ink: Vec<f32> = frag.iter().map(|v| 1.0 - v).collect();

@@ -208,53 +208,6 @@ pub fn default_checkpoint(models_dir: &Path, domain: Domain) -> PathBuf {
 }
 
 impl CodebookTab {
-    pub fn new(shared: &mut Shared) -> Self {
-        let path = default_checkpoint(&shared.models_dir, Domain::Notes);
-        Self {
-            state: CodebookState::default(),
-            models: crate::registry::models(
-                family(Domain::Notes),
-                "codebook",
-                FilesPanel::new(&path)
-                    .with_export(
-                        "codebook grid",
-                        "codebook.png or .svg",
-                        "codebook.png",
-                        FIGURE_FILES,
-                        &["Export grid"],
-                    )
-                    .with_export(
-                        "code-by-label",
-                        "matrix.png or .svg",
-                        "code_by_label.png",
-                        FIGURE_FILES,
-                        &["Export matrix"],
-                    )
-                    .with_export(
-                        "latent scatter",
-                        "latents.png or .svg",
-                        "latents.png",
-                        FIGURE_FILES,
-                        &["Export content", "Export style"],
-                    ),
-                training_spec(Domain::Notes),
-                CodebookState::default().models.train,
-            ),
-            lab_version: 0,
-            samples: None,
-            samples_loading: None,
-            atoms: None,
-            atoms_key: None,
-            atoms_b: None,
-            swapped: None,
-            commands: Vec::new(),
-            background: Background::default(),
-            stft: Stft::new(),
-            last_play_ms: None,
-        }
-        .with_shipped(&path, shared)
-    }
-
     /// B when it shows the same kind of data as A (a codebook of notes beside one of notes).
     fn b(&self) -> Option<&Arc<Lab>> {
         self.models
@@ -968,6 +921,53 @@ impl LabTab for CodebookTab {
     // the settings are of one domain's training: `restore` takes them for that domain only
     const RESTORES_SETTINGS: bool = false;
     hold_models!(Lab, CodebookState, Command);
+
+    fn new(shared: &mut Shared) -> Self {
+        let path = default_checkpoint(&shared.models_dir, Domain::Notes);
+        Self {
+            state: CodebookState::default(),
+            models: crate::registry::models(
+                family(Domain::Notes),
+                "codebook",
+                FilesPanel::new(&path)
+                    .with_export(
+                        "codebook grid",
+                        "codebook.png or .svg",
+                        "codebook.png",
+                        FIGURE_FILES,
+                        &["Export grid"],
+                    )
+                    .with_export(
+                        "code-by-label",
+                        "matrix.png or .svg",
+                        "code_by_label.png",
+                        FIGURE_FILES,
+                        &["Export matrix"],
+                    )
+                    .with_export(
+                        "latent scatter",
+                        "latents.png or .svg",
+                        "latents.png",
+                        FIGURE_FILES,
+                        &["Export content", "Export style"],
+                    ),
+                training_spec(Domain::Notes),
+                CodebookState::default().models.train,
+            ),
+            lab_version: 0,
+            samples: None,
+            samples_loading: None,
+            atoms: None,
+            atoms_key: None,
+            atoms_b: None,
+            swapped: None,
+            commands: Vec::new(),
+            background: Background::default(),
+            stft: Stft::new(),
+            last_play_ms: None,
+        }
+        .with_shipped(&path, shared)
+    }
 
     fn apply(&mut self, command: Command, shared: &mut Shared) {
         match command {
