@@ -14,8 +14,7 @@ use crate::audio::dsp::N_BINS;
 use crate::nn::checkpoint::Metadata;
 use crate::nn::{WeightInit, bce_with_logits_rows, kl_sum, mse_sum, new_varmap};
 use crate::sps::LossSchedule;
-use crate::worker::trainer::{constant_lr, unknown_preset};
-use crate::worker::trainer::OptimiserSettings;
+use crate::worker::trainer::{OptimiserSettings, constant_lr, unknown_preset};
 use crate::worker::{CoreTrainer, Loss, StepStats, Trainer, TrainerCore, ensure_steps};
 
 /// Everything that defines a training run besides the data.
