@@ -19,7 +19,7 @@ pub use crate::error::{Error as CliError, bad};
 pub type CliResult = Result<(), CliError>;
 
 /// What `latent-lab train` passes to a family. Options a family does not take are refused by
-/// it ([`TrainArgs::refuse_sizes`]).
+/// it ([`TrainArgs::config_without_sizes`]).
 #[derive(Clone, Debug, Default)]
 pub struct TrainArgs {
     pub preset: String,
@@ -48,16 +48,6 @@ impl TrainArgs {
             preset: preset.into(),
             ..Self::default()
         }
-    }
-
-    /// For families without `--latent`/`--beta`.
-    pub fn refuse_sizes(&self, family: &str) -> CliResult {
-        if self.latent.is_some() || self.beta.is_some() {
-            return Err(bad(anyhow!(
-                "--latent and --beta apply to vae-relevance and ievae, not to {family}"
-            )));
-        }
-        Ok(())
     }
 
     /// The preset's configuration with every `--set KEY=VALUE` applied. KEY names a field of
@@ -106,22 +96,41 @@ impl TrainArgs {
         serde_json::from_value(value).map_err(|e| bad(anyhow!("--set: {e}")))
     }
 
-    /// A family's training configuration: its preset (`preset`, which the family made from
-    /// `--preset`), every `--set` applied, and `--steps` in place of the preset's steps (the
-    /// field `steps` gives).
+    /// A family's training configuration: the preset `--preset` names (made by `preset`),
+    /// every `--set` applied, and `--steps` in place of the preset's steps (the field `steps`
+    /// gives).
     pub fn config<T>(
         &self,
-        preset: anyhow::Result<T>,
+        preset: impl FnOnce(&str) -> anyhow::Result<T>,
         steps: impl FnOnce(&mut T) -> &mut u64,
     ) -> Result<T, CliError>
     where
         T: serde::Serialize + serde::de::DeserializeOwned,
     {
-        let mut cfg = self.configure(preset.map_err(bad)?)?;
+        let mut cfg = self.configure(preset(&self.preset).map_err(bad)?)?;
         if let Some(s) = self.steps {
             *steps(&mut cfg) = s;
         }
         Ok(cfg)
+    }
+
+    /// [`TrainArgs::config`] for a family without `--latent`/`--beta` (named `family`), which
+    /// refuses them first.
+    pub fn config_without_sizes<T>(
+        &self,
+        family: &str,
+        preset: impl FnOnce(&str) -> anyhow::Result<T>,
+        steps: impl FnOnce(&mut T) -> &mut u64,
+    ) -> Result<T, CliError>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        if self.latent.is_some() || self.beta.is_some() {
+            return Err(bad(anyhow!(
+                "--latent and --beta apply to vae-relevance and ievae, not to {family}"
+            )));
+        }
+        self.config(preset, steps)
     }
 
     /// `--latent`, refused outside `allowed` (what the family calls the dimensions: `what`).

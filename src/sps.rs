@@ -42,6 +42,9 @@ pub trait Config: Serialize + DeserializeOwned {
 
     /// The preset's name, sequences per batch and loss schedule.
     fn run(&self) -> (&str, usize, &LossSchedule);
+
+    /// The `paper` preset: the official code's sizes, which its state_dicts hold.
+    fn paper() -> anyhow::Result<Self>;
 }
 
 /// The metadata `config` of an SPS checkpoint: the training configuration and the calibration.
@@ -74,10 +77,11 @@ where
     K: Serialize + Default,
     Self: Checkpointed,
 {
-    /// A state_dict of the paper's official PyTorch code, holding the model of `cfg`, not yet
-    /// calibrated.
-    pub fn import_uncalibrated(path: &Path, cfg: &C) -> Result<Self, CheckpointError> {
-        Self::import_official(path, config_json(cfg, &K::default()))
+    /// A state_dict saved by the paper's official PyTorch code (its sizes, the `paper` preset),
+    /// not yet calibrated.
+    pub fn import_pytorch(path: &Path) -> Result<Self, CheckpointError> {
+        let paper = C::paper().map_err(|e| CheckpointError::other(path, e))?;
+        Self::import_official(path, config_json(&paper, &K::default()))
     }
 }
 
@@ -119,15 +123,29 @@ pub struct LossSchedule {
     pub ramp_steps: u64,
 }
 
+/// serde's default for a setting that older checkpoints did not record and had on
+pub fn yes() -> bool {
+    true
+}
+
 impl LossSchedule {
     /// The latent the decoder and the prior read: a draw from the posterior N(mu,
-    /// exp(logvar)) (`sample_latent`), or its mean.
-    pub fn latent(&self, mu: &Tensor, logvar: &Tensor) -> candle_core::Result<Tensor> {
+    /// exp(logvar)) (`sample_latent`), its noise from the run's generator so that the seed
+    /// fixes it too, or its mean.
+    pub fn latent(
+        &self,
+        mu: &Tensor,
+        logvar: &Tensor,
+        rng: &mut StdRng,
+    ) -> candle_core::Result<Tensor> {
         if !self.sample_latent {
             return Ok(mu.clone());
         }
+        let eps: Vec<f32> = (0..mu.elem_count())
+            .map(|_| rng.sample(rand_distr::StandardNormal))
+            .collect();
+        let eps = Tensor::from_vec(eps, mu.shape(), mu.device())?;
         // the official reparameterisation, factor 0.5 outside the exp as in the paper's code
-        let eps = mu.randn_like(0.0, 1.0)?;
         mu + (eps * logvar.exp()?)? * 0.5
     }
 
@@ -280,3 +298,50 @@ macro_rules! prior_methods {
     };
 }
 pub(crate) use prior_methods;
+
+/// Asserts that a family's `no-symmetry` preset differs from its `fast` preset only in K (and
+/// its name), and its `beta-vae` preset only in K, the prior, the β-VAE's sampled latent and
+/// β, and the settings `beta_vae_also` names: the ablations take parts away and change
+/// nothing else.
+#[cfg(test)]
+pub fn assert_ablations_differ_only_in<T: Serialize>(
+    preset: impl Fn(&str) -> anyhow::Result<T>,
+    beta_vae_also: &[&str],
+) {
+    /// The dotted paths of the settings in which `a` and `b` differ, sorted.
+    fn walk(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+        match (a, b) {
+            (serde_json::Value::Object(x), serde_json::Value::Object(y)) => {
+                let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+                for k in keys {
+                    let null = serde_json::Value::Null;
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    walk(
+                        &p,
+                        x.get(k).unwrap_or(&null),
+                        y.get(k).unwrap_or(&null),
+                        out,
+                    );
+                }
+            }
+            _ if a != b => out.push(path.to_string()),
+            _ => {}
+        }
+    }
+    let json = |name: &str| serde_json::to_value(preset(name).expect(name)).expect("serialisable");
+    let differ = |name: &str| {
+        let mut out = Vec::new();
+        walk("", &json("fast"), &json(name), &mut out);
+        out.sort();
+        out
+    };
+    assert_eq!(differ("no-symmetry"), ["k", "preset"]);
+    let mut beta: Vec<&str> = ["k", "kl_weight", "preset", "prior", "sample_latent"].to_vec();
+    beta.extend_from_slice(beta_vae_also);
+    beta.sort();
+    assert_eq!(differ("beta-vae"), beta);
+}

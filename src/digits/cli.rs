@@ -41,8 +41,7 @@ impl Family for DigitClassifierFamily {
     }
 
     fn train(&self, args: &TrainArgs) -> Result<worker::JobHandle, CliError> {
-        args.refuse_sizes(FAMILY)?;
-        let cfg = args.config(ClassifierConfig::preset(&args.preset), |c| &mut c.steps)?;
+        let cfg = args.config_without_sizes(FAMILY, ClassifierConfig::preset, |c| &mut c.steps)?;
         if let Some(d) = args.data.as_deref()
             && d != "digits"
         {

@@ -119,7 +119,7 @@ impl Family for IeVaeFamily {
     }
 
     fn train(&self, args: &TrainArgs) -> Result<worker::JobHandle, CliError> {
-        let mut cfg = args.config(TrainConfig::preset(&args.preset), |c| &mut c.steps)?;
+        let mut cfg = args.config(TrainConfig::preset, |c| &mut c.steps)?;
         cfg.preset = args.preset.clone();
         if let Some(l) = args.latent_within(1..=64, "equivariant dimensions")? {
             cfg.model.equivariant = l;

@@ -31,7 +31,7 @@ impl Family for RelevanceFamily {
     }
 
     fn train(&self, args: &TrainArgs) -> Result<worker::JobHandle, CliError> {
-        let mut cfg = args.config(TrainConfig::preset(&args.preset), |c| &mut c.steps)?;
+        let mut cfg = args.config(TrainConfig::preset, |c| &mut c.steps)?;
         if let Some(l) = args.latent_within(1..=256, "latent dimensions")? {
             cfg.model.latent = l;
         }

@@ -23,8 +23,7 @@ impl Family for SpsMusicFamily {
     }
 
     fn train(&self, args: &TrainArgs) -> Result<worker::JobHandle, CliError> {
-        args.refuse_sizes(FAMILY)?;
-        let cfg = args.config(TrainConfig::preset(&args.preset), |c| &mut c.steps)?;
+        let cfg = args.config_without_sizes(FAMILY, TrainConfig::preset, |c| &mut c.steps)?;
         let spec = args.data.clone().unwrap_or_else(|| "soundfont".into());
         let mut source = data::open_source(&spec).map_err(bad)?;
         let seed = args.seed;

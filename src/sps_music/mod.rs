@@ -10,13 +10,12 @@ pub mod train;
 pub mod voice;
 
 use std::ops::RangeInclusive;
-use std::path::Path;
 
 use candle_core::{Device, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::audio::dsp::{self, N_BINS, Stft};
-use crate::nn::checkpoint::{self, CheckpointError};
+use crate::nn::checkpoint;
 use data::{FRAMES_PER_NOTE, NOTE_FEATURES};
 use eval::Calibration;
 use model::SpsMusic;
@@ -56,15 +55,16 @@ impl crate::sps::Config for TrainConfig {
     fn run(&self) -> (&str, usize, &crate::sps::LossSchedule) {
         (&self.preset, self.batch, &self.loss)
     }
+
+    fn paper() -> anyhow::Result<Self> {
+        Ok(TrainConfig {
+            steps: 0,
+            ..TrainConfig::preset("paper")?
+        })
+    }
 }
 
 impl Lab {
-    /// Read a state_dict saved by the official PyTorch code (paper sizes).
-    pub fn import_pytorch(path: &Path) -> Result<Self, CheckpointError> {
-        let paper = TrainConfig::preset("paper").map_err(|e| CheckpointError::other(path, e))?;
-        Self::import_uncalibrated(path, &TrainConfig { steps: 0, ..paper })
-    }
-
     pub fn latent_dims(&self) -> usize {
         self.cfg.model.latent
     }

@@ -57,8 +57,7 @@ impl Family for SpsVisionFamily {
     }
 
     fn train(&self, args: &TrainArgs) -> Result<worker::JobHandle, CliError> {
-        args.refuse_sizes(FAMILY)?;
-        let cfg = args.config(TrainConfig::preset(&args.preset), |c| &mut c.steps)?;
+        let cfg = args.config_without_sizes(FAMILY, TrainConfig::preset, |c| &mut c.steps)?;
         let spec = args.data.clone().unwrap_or_else(|| "ball".into());
         let seed = args.seed;
         // a folder is read (and refused) before the job starts, so a bad one exits with 2

@@ -10,12 +10,11 @@ pub mod train;
 pub mod view;
 
 use std::ops::RangeInclusive;
-use std::path::Path;
 
 use candle_core::{Device, Tensor};
 use candle_nn::VarBuilder;
 
-use crate::nn::checkpoint::{self, CheckpointError};
+use crate::nn::checkpoint;
 use data::FRAME_LEN;
 use eval::Calibration;
 use model::SpsVision;
@@ -70,16 +69,16 @@ impl crate::sps::Config for TrainConfig {
     fn run(&self) -> (&str, usize, &crate::sps::LossSchedule) {
         (&self.preset, self.batch, &self.loss)
     }
+
+    fn paper() -> anyhow::Result<Self> {
+        Ok(TrainConfig {
+            steps: 0,
+            ..TrainConfig::preset("paper")?
+        })
+    }
 }
 
 impl Lab {
-    /// Read a state_dict saved by the official PyTorch code (the paper's sizes).
-    pub fn import_pytorch(path: &Path) -> Result<Self, CheckpointError> {
-        let mut cfg = TrainConfig::preset("paper").map_err(|e| CheckpointError::other(path, e))?;
-        cfg.steps = 0;
-        Self::import_uncalibrated(path, &cfg)
-    }
-
     /// Decode one latent to a frame (CHW, values in [0, 1]).
     pub fn decode_frame(&self, z: &[f32]) -> candle_core::Result<Vec<f32>> {
         decode_frame(&self.model, z)

@@ -36,6 +36,9 @@ pub struct TrainConfig {
     pub lr_hold: f64,
     #[serde(flatten)]
     pub loss: LossSchedule,
+    /// train the RNN prior (off for the plain beta-VAE)
+    #[serde(default = "crate::sps::yes")]
+    pub prior: bool,
     /// translations of (z1, z3) are drawn from U(-t_range, t_range)
     pub t_range: f64,
     /// decode the symmetric predictions too and add their reconstruction loss
@@ -52,7 +55,7 @@ pub struct TrainConfig {
     pub steps: u64,
 }
 
-pub const PRESETS: [&str; 3] = ["fast", "paper", "no-symmetry"];
+pub const PRESETS: [&str; 4] = ["fast", "paper", "no-symmetry", "beta-vae"];
 
 impl TrainConfig {
     pub fn preset(name: &str) -> anyhow::Result<Self> {
@@ -88,6 +91,7 @@ impl TrainConfig {
                 warmup_steps: 0,
                 ramp_steps: 200,
             },
+            prior: true,
             t_range: 1.0,
             symmetry_decode: false,
             self_consistency: false,
@@ -128,6 +132,18 @@ impl TrainConfig {
                 loss: LossSchedule { k: 0, ..fast.loss },
                 ..fast
             },
+            // a plain beta-VAE of the same body: no symmetry, no prior, a sampled latent
+            "beta-vae" => Self {
+                preset: "beta-vae".into(),
+                loss: LossSchedule {
+                    k: 0,
+                    sample_latent: true,
+                    kl_weight: 4.0,
+                    ..fast.loss
+                },
+                prior: false,
+                ..fast
+            },
             other => return Err(unknown_preset(FAMILY, other, &PRESETS)),
         })
     }
@@ -166,8 +182,8 @@ impl VisionTrainer {
             data.source
         );
         anyhow::ensure!(!data.test.is_empty(), "{}: no held-out throws", data.source);
-        // The seed fixes the weights' start, data order, symmetries and scheduled sampling;
-        // only the reparameterisation noise (`paper`) comes from candle's unseeded generator.
+        // The seed fixes the whole run: the weights' start, data order, symmetries, scheduled
+        // sampling and the reparameterisation noise.
         let (varmap, vb) = crate::nn::new_seeded_varmap(seed);
         let model = SpsVision::new(&cfg.model, vb)?;
         init_output_bias(&varmap, &data)?;
@@ -198,7 +214,10 @@ impl VisionTrainer {
         let x = crate::sps::next_batch(&mut self.core, (b, s), frames, (CHANNELS, SIZE, SIZE))?;
         let dev = Device::Cpu;
         let (mu, logvar) = self.model.encode(&x)?;
-        let z = cfg.loss.latent(&mu, &logvar)?.reshape((b, s, l))?;
+        let z = cfg
+            .loss
+            .latent(&mu, &logvar, &mut self.core.rng)?
+            .reshape((b, s, l))?;
         let x_next = x
             .reshape((b, s, CHANNELS, SIZE, SIZE))?
             .narrow(1, 1, s - 1)?
@@ -231,7 +250,7 @@ impl VisionTrainer {
         loss.add("kl", kl_sum(&mu, &logvar)?.affine(cfg.loss.kl_weight, 0.0)?)?;
 
         let w = cfg.sequence_weight(self.core.step);
-        let sequence = w > 0.0;
+        let sequence = cfg.prior && w > 0.0;
         let k = if sequence { cfg.loss.k } else { 0 };
         let mut plain = None;
         if sequence {
@@ -421,6 +440,12 @@ fn init_output_bias(varmap: &VarMap, data: &Dataset) -> anyhow::Result<()> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// The ablations are the SPS preset with parts taken away, and nothing else changed.
+    #[test]
+    fn the_ablations_differ_from_fast_only_in_symmetry_and_prior() {
+        crate::sps::assert_ablations_differ_only_in(TrainConfig::preset, &[]);
+    }
 
     #[test]
     fn a_step_with_every_term_reports_each_loss_part_and_moves_the_weights() {

@@ -47,8 +47,11 @@ impl Family for V3Family {
     }
 
     fn train(&self, args: &TrainArgs) -> Result<worker::JobHandle, CliError> {
-        args.refuse_sizes(self.name())?;
-        let cfg = args.config(TrainConfig::preset(self.0, &args.preset), |c| &mut c.steps)?;
+        let cfg = args.config_without_sizes(
+            self.name(),
+            |p| TrainConfig::preset(self.0, p),
+            |c| &mut c.steps,
+        )?;
         let domain = self.0;
         let spec = args
             .data
