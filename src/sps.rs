@@ -129,6 +129,18 @@ pub fn yes() -> bool {
 }
 
 impl LossSchedule {
+    /// The loss of an ablation of the SPS preset whose loss this is: `no-symmetry` has no
+    /// symmetry terms (K = 0); `beta-vae` (`beta_vae`) also draws its latent and weighs the KL
+    /// by 4, and its preset turns the prior off.
+    pub fn ablated(&self, beta_vae: bool) -> Self {
+        Self {
+            k: 0,
+            sample_latent: beta_vae || self.sample_latent,
+            kl_weight: if beta_vae { 4.0 } else { self.kl_weight },
+            ..self.clone()
+        }
+    }
+
     /// The latent the decoder and the prior read: a draw from the posterior N(mu,
     /// exp(logvar)) (`sample_latent`), its noise from the run's generator so that the seed
     /// fixes it too, or its mean.

@@ -178,23 +178,17 @@ impl TrainConfig {
                 octave_weight: 0.0,
                 ..fast
             },
-            "no-symmetry" => Self {
-                preset: "no-symmetry".into(),
-                loss: LossSchedule { k: 0, ..fast.loss },
-                ..fast
-            },
-            "beta-vae" => Self {
-                preset: "beta-vae".into(),
-                loss: LossSchedule {
-                    k: 0,
-                    sample_latent: true,
-                    kl_weight: 4.0,
-                    ..fast.loss
-                },
-                prior: false,
-                share_timbre: false,
-                ..fast
-            },
+            // with no prior there is no sequence to share a timbre across
+            name @ ("no-symmetry" | "beta-vae") => {
+                let beta_vae = name == "beta-vae";
+                Self {
+                    preset: name.into(),
+                    loss: fast.loss.ablated(beta_vae),
+                    prior: !beta_vae,
+                    share_timbre: !beta_vae,
+                    ..fast
+                }
+            }
             other => return Err(unknown_preset(FAMILY, other, &PRESETS)),
         })
     }

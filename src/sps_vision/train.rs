@@ -127,21 +127,10 @@ impl TrainConfig {
                 steps: 30000,
                 ..fast
             },
-            "no-symmetry" => Self {
-                preset: "no-symmetry".into(),
-                loss: LossSchedule { k: 0, ..fast.loss },
-                ..fast
-            },
-            // a plain beta-VAE of the same body: no symmetry, no prior, a sampled latent
-            "beta-vae" => Self {
-                preset: "beta-vae".into(),
-                loss: LossSchedule {
-                    k: 0,
-                    sample_latent: true,
-                    kl_weight: 4.0,
-                    ..fast.loss
-                },
-                prior: false,
+            name @ ("no-symmetry" | "beta-vae") => Self {
+                preset: name.into(),
+                loss: fast.loss.ablated(name == "beta-vae"),
+                prior: name != "beta-vae",
                 ..fast
             },
             other => return Err(unknown_preset(FAMILY, other, &PRESETS)),
