@@ -19,9 +19,9 @@ fn eval(model: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("eval --json prints one JSON object")
 }
 
-/// The shipped checkpoint (seed 3 of the `fast` preset). Not every seed of the preset meets
-/// r2_embedding: seeds 0-5 gave 0.995 / 0.986 / 0.980 / 0.9997 / 0.287 / 0.977
-/// (models/README.md), so a retrained model must be evaluated before it replaces this one.
+/// The shipped checkpoint (seed 0 of the `fast` preset). models/README.md gives the spread
+/// of the same command over seeds 0-5: a retrained model must be evaluated before it
+/// replaces this one.
 #[test]
 fn shipped_sps_music_meets_the_bars() {
     let m = eval("sps_music.safetensors");
