@@ -101,8 +101,8 @@ enum Command {
 /// The settings of `train`, as the library's [`cli::TrainArgs`] takes them.
 #[derive(clap::Args)]
 struct TrainFlags {
-    /// the family's preset: fast or paper (the paper's sizes); sps-music also no-symmetry and
-    /// beta-vae, sps-vision no-symmetry, v3-* mlp, vae-relevance long and all-open
+    /// the family's preset: fast or paper (the paper's sizes); sps-music and sps-vision also
+    /// no-symmetry and beta-vae, v3-* mlp, vae-relevance long and all-open
     #[arg(long, default_value = "fast")]
     preset: String,
     /// data source: a generator name (soundfont, circle, sphere, ee-mumu, pp-mumu, digits) or

@@ -97,6 +97,9 @@ pub fn save_imported<C, M, K>(
     Ok(())
 }
 
+/// The presets of both SPS families: the default, the official sizes, and the two ablations.
+pub const PRESETS: [&str; 4] = ["fast", "paper", "no-symmetry", "beta-vae"];
+
 /// How the terms of an SPS loss are weighed and brought in: the fields of `config.train` the
 /// two families share.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -281,6 +284,28 @@ pub fn bench_decode<C: Config>(
         decode(&model, &z).map(|_| ()).map_err(Into::into)
     })
 }
+
+/// The [`Config`] methods of a training configuration with the fields `model`, `preset`,
+/// `batch`, `loss` and `steps`, whose model `$model` is made by `$model::new(&cfg.model, vb)`.
+macro_rules! config_methods {
+    ($model:ty) => {
+        fn model(&self, vb: candle_nn::VarBuilder) -> candle_core::Result<$model> {
+            <$model>::new(&self.model, vb)
+        }
+
+        fn run(&self) -> (&str, usize, &$crate::sps::LossSchedule) {
+            (&self.preset, self.batch, &self.loss)
+        }
+
+        fn paper() -> anyhow::Result<Self> {
+            Ok(Self {
+                steps: 0,
+                ..Self::preset("paper")?
+            })
+        }
+    };
+}
+pub(crate) use config_methods;
 
 /// The methods the SPS models share, for a model with `decode_logits`, an [`crate::nn::Rnn`]
 /// `rnn` and its head `$head`: `decode` (the sigmoid of the logits), `prior_step` and

@@ -12,7 +12,6 @@ pub mod voice;
 use std::ops::RangeInclusive;
 
 use candle_core::{Device, Tensor};
-use candle_nn::VarBuilder;
 
 use crate::audio::dsp::{self, N_BINS, Stft};
 use crate::nn::checkpoint;
@@ -48,20 +47,7 @@ impl crate::sps::Config for TrainConfig {
         sizes.into_iter().chain(mlp).chain(convs).collect()
     }
 
-    fn model(&self, vb: VarBuilder) -> candle_core::Result<SpsMusic> {
-        SpsMusic::new(&self.model, vb)
-    }
-
-    fn run(&self) -> (&str, usize, &crate::sps::LossSchedule) {
-        (&self.preset, self.batch, &self.loss)
-    }
-
-    fn paper() -> anyhow::Result<Self> {
-        Ok(TrainConfig {
-            steps: 0,
-            ..TrainConfig::preset("paper")?
-        })
-    }
+    crate::sps::config_methods!(SpsMusic);
 }
 
 impl Lab {

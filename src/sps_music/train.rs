@@ -104,7 +104,7 @@ fn full_sharpness() -> f64 {
     super::logshift::SHARPNESS
 }
 
-pub const PRESETS: [&str; 4] = ["fast", "paper", "no-symmetry", "beta-vae"];
+pub use crate::sps::PRESETS;
 
 impl TrainConfig {
     pub fn preset(name: &str) -> anyhow::Result<Self> {

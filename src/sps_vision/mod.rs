@@ -12,7 +12,6 @@ pub mod view;
 use std::ops::RangeInclusive;
 
 use candle_core::{Device, Tensor};
-use candle_nn::VarBuilder;
 
 use crate::nn::checkpoint;
 use data::FRAME_LEN;
@@ -62,20 +61,7 @@ impl crate::sps::Config for TrainConfig {
         latent.into_iter().chain(widths).chain(keypoints).collect()
     }
 
-    fn model(&self, vb: VarBuilder) -> candle_core::Result<SpsVision> {
-        SpsVision::new(&self.model, vb)
-    }
-
-    fn run(&self) -> (&str, usize, &crate::sps::LossSchedule) {
-        (&self.preset, self.batch, &self.loss)
-    }
-
-    fn paper() -> anyhow::Result<Self> {
-        Ok(TrainConfig {
-            steps: 0,
-            ..TrainConfig::preset("paper")?
-        })
-    }
+    crate::sps::config_methods!(SpsVision);
 }
 
 impl Lab {

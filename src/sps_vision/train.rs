@@ -55,7 +55,7 @@ pub struct TrainConfig {
     pub steps: u64,
 }
 
-pub const PRESETS: [&str; 4] = ["fast", "paper", "no-symmetry", "beta-vae"];
+pub use crate::sps::PRESETS;
 
 impl TrainConfig {
     pub fn preset(name: &str) -> anyhow::Result<Self> {

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The SPS seed tables in models/README.md: for each of the presets fast, no-symmetry and
+# beta-vae, `latent-lab train FAMILY --preset P --seed S --threads 1` for every seed, then
+# `eval`; prints the median and range over the seeds of each metric. For sps-music the
+# models are also measured on sound no model heard in training: two other General MIDI
+# SoundFonts and TiMidity++'s notes (made by scripts/unheard_notes.sh, run first).
+# Usage: scripts/sps_seed_table.sh sps-music|sps-vision [SEED ...]   (default seeds 0-5)
+#   LATENT_LAB=path/to/latent-lab overrides target/release/latent-lab;
+#   JOBS=N trainings at a time (default 2, one thread each).
+set -euo pipefail
+family=$1
+shift
+seeds=("$@")
+[ ${#seeds[@]} -eq 0 ] && seeds=(0 1 2 3 4 5)
+bin=${LATENT_LAB:-target/release/latent-lab}
+jobs=${JOBS:-2}
+unheard=${UNHEARD:-target/unheard}
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+
+one() {
+  local preset=$1 seed=$2 f="$dir/$1_$2"
+  "$bin" train "$family" --preset "$preset" --seed "$seed" --threads 1 --out "$f.safetensors" \
+    2> "$f.log"
+  {
+    echo '{"default":'
+    "$bin" eval "$f.safetensors" --json
+    if [ "$family" = sps-music ]; then
+      echo ',"TimGM6mb":'
+      "$bin" eval "$f.safetensors" --data soundfont:/usr/share/sounds/sf2/TimGM6mb.sf2 --json
+      echo ',"Csound GM":'
+      "$bin" eval "$f.safetensors" --data soundfont:/usr/share/sounds/sf2/sf_GMbank.sf2 --json
+      echo ',"TiMidity":'
+      "$bin" eval "$f.safetensors" --data "wav-dir:$unheard/timidity" --json
+    fi
+    echo '}'
+  } > "$f.json"
+}
+export -f one
+export family bin dir unheard
+for seed in "${seeds[@]}"; do
+  for preset in fast no-symmetry beta-vae; do echo "$preset $seed"; done
+done | xargs -P "$jobs" -L 1 bash -c 'one "$0" "$1"'
+
+python3 - "$family" "$dir" <<'EOF'
+import glob, json, os, statistics, sys
+
+family, d = sys.argv[1], sys.argv[2]
+if family == "sps-music":
+    cols = [("default", "r2_embedding", "held-out scales"),
+            ("default", "r2_embedding_unseen", "unseen instruments"),
+            ("default", "r2_synthesis", "synthesis"),
+            ("default", "octave_off_share", "octave off"),
+            ("TimGM6mb", "r2_embedding", "TimGM6mb"),
+            ("Csound GM", "r2_embedding", "Csound GM"),
+            ("TiMidity", "r2_embedding", "TiMidity notes")]
+else:
+    cols = [("default", k, k) for k in ("r2_x", "r2_y", "r2_z", "r2_min")]
+    cols.append(("default", "equivariance_centroid_px", "equivariance (px)"))
+print("| preset | " + " | ".join(c[2] for c in cols) + " |")
+print("|---" * (len(cols) + 1) + "|")
+for preset in ("fast", "no-symmetry", "beta-vae"):
+    runs = [json.load(open(f)) for f in sorted(glob.glob(f"{d}/{preset}_*.json"))]
+    cells = []
+    for src, key, _ in cols:
+        vals = [r[src][key] for r in runs if isinstance(r[src].get(key), (int, float))]
+        cells.append(f"{statistics.median(vals):.3f} ({min(vals):.3f}-{max(vals):.3f})"
+                     if vals else "-")
+    print(f"| `{preset}` | " + " | ".join(cells) + " |")
+print(f"\nmedian (min-max) over seeds of `latent-lab train {family} --preset P --seed S --threads 1`")
+EOF
