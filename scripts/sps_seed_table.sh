@@ -56,7 +56,9 @@ if family == "sps-music":
             ("TiMidity", "r2_embedding", "TiMidity notes")]
 else:
     cols = [("default", k, k) for k in ("r2_x", "r2_y", "r2_z", "r2_min")]
+    # the centroid distance is undefined (-) when no decoded frame holds a ball to find
     cols.append(("default", "equivariance_centroid_px", "equivariance (px)"))
+    cols.append(("default", "equivariance_mse", "equivariance (MSE)"))
 print("| preset | " + " | ".join(c[2] for c in cols) + " |")
 print("|---" * (len(cols) + 1) + "|")
 for preset in ("fast", "no-symmetry", "beta-vae"):
@@ -64,7 +66,8 @@ for preset in ("fast", "no-symmetry", "beta-vae"):
     cells = []
     for src, key, _ in cols:
         vals = [r[src][key] for r in runs if isinstance(r[src].get(key), (int, float))]
-        cells.append(f"{statistics.median(vals):.3f} ({min(vals):.3f}-{max(vals):.3f})"
+        f = ".4f" if "mse" in key else ".3f"
+        cells.append(f"{statistics.median(vals):{f}} ({min(vals):{f}}-{max(vals):{f}})"
                      if vals else "-")
     print(f"| `{preset}` | " + " | ".join(cells) + " |")
 print(f"\nmedian (min-max) over seeds of `latent-lab train {family} --preset P --seed S --threads 1`")
