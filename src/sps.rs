@@ -45,6 +45,16 @@ pub trait Config: Serialize + DeserializeOwned {
 
     /// The `paper` preset: the official code's sizes, which its state_dicts hold.
     fn paper() -> anyhow::Result<Self>;
+
+    /// decodes that `latent-lab bench --what decode` times
+    const DECODES: usize;
+
+    /// One latent decoded, flattened.
+    fn decode_one(model: &Self::Model, z: &[f32]) -> candle_core::Result<Vec<f32>>;
+
+    /// A trainer of this configuration on two batches of benchmark data, and the length of
+    /// its sequences.
+    fn bench_trainer(self) -> anyhow::Result<(Box<dyn crate::worker::Trainer>, usize)>;
 }
 
 /// The metadata `config` of an SPS checkpoint: the training configuration and the calibration.
@@ -239,50 +249,35 @@ pub fn reconstruction_terms(
     Ok(())
 }
 
-/// One latent decoded by a model of `C`, as the decode benchmark times it.
-pub type Decode<C> = fn(&<C as Config>::Model, &[f32]) -> candle_core::Result<Vec<f32>>;
-
-/// `latent-lab bench` of an SPS family with the configuration of `preset`: `decode` (`n`
-/// decodes through `decode`, [`bench_decode`]) and `train-step` (the trainer `trainer` makes of
-/// the configuration, on data of two batches; sequences of `seq_len`); any other benchmark is
-/// `other`'s.
-pub fn bench<C: Config + Clone, T: crate::worker::Trainer>(
-    (family, what, preset): (&str, &str, &str),
-    config: fn(&str) -> anyhow::Result<C>,
-    (n, decode): (usize, Decode<C>),
-    (trainer, seq_len): (impl FnOnce(C) -> anyhow::Result<T>, usize),
+/// `latent-lab bench` of an SPS family with the configuration `cfg` (its preset's):
+/// `decode` ([`Config::DECODES`] decodes of one latent by an untrained model, whose cost does
+/// not depend on the weights) and `train-step` ([`Config::bench_trainer`]); any other
+/// benchmark is `other`'s.
+pub fn bench<C: Config + Clone>(
+    (family, what): (&str, &str),
+    cfg: anyhow::Result<C>,
     other: impl FnOnce(&str) -> Result<serde_json::Value, crate::cli::CliError>,
 ) -> Result<serde_json::Value, crate::cli::CliError> {
-    let cfg = config(preset).map_err(crate::cli::bad)?;
+    let cfg = cfg.map_err(crate::cli::bad)?;
     let (preset, batch, loss) = cfg.run();
     match what {
-        "decode" => bench_decode((family, preset), &cfg, n, decode),
+        "decode" => {
+            let (_varmap, vb) = crate::nn::new_varmap();
+            let model = cfg.model(vb)?;
+            let z = [0.3f32, -0.2, 0.1];
+            crate::cli::bench_decode(family, preset, C::DECODES, &mut || {
+                C::decode_one(&model, &z).map(|_| ()).map_err(Into::into)
+            })
+        }
         "train-step" => {
-            let mut trainer = trainer(cfg.clone())?;
+            let (mut trainer, seq_len) = cfg.clone().bench_trainer()?;
             let details = serde_json::json!({
                 "batch": batch, "k": loss.k, "sequence_length": seq_len,
             });
-            crate::cli::bench_train_step(family, preset, &mut trainer, (2, 8), details)
+            crate::cli::bench_train_step(family, preset, trainer.as_mut(), (2, 8), details)
         }
         other_what => other(other_what),
     }
-}
-
-/// `latent-lab bench FAMILY --what decode` of an SPS family: `n` decodes of one latent by an
-/// untrained model of `cfg` (preset `preset`) through `decode`, whose cost does not depend on
-/// the weights.
-pub fn bench_decode<C: Config>(
-    (family, preset): (&str, &str),
-    cfg: &C,
-    n: usize,
-    decode: Decode<C>,
-) -> Result<serde_json::Value, crate::cli::CliError> {
-    let (_varmap, vb) = crate::nn::new_varmap();
-    let model = cfg.model(vb)?;
-    let z = [0.3f32, -0.2, 0.1];
-    crate::cli::bench_decode(family, preset, n, &mut || {
-        decode(&model, &z).map(|_| ()).map_err(Into::into)
-    })
 }
 
 /// The [`Config`] methods of a training configuration with the fields `model`, `preset`,

@@ -233,6 +233,16 @@ impl FilesPanel {
         self
     }
 
+    /// An export row of a figure, written as PNG or SVG by its extension.
+    pub fn with_figure(
+        self,
+        label: &'static str,
+        default: &str,
+        actions: &'static [&'static str],
+    ) -> Self {
+        self.with_export(label, "a .png or .svg file", default, FIGURE_FILES, actions)
+    }
+
     pub fn paths(&self) -> FilePaths {
         FilePaths {
             checkpoint: self.checkpoint.text.clone(),

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::train::TrainConfig;
 use super::{DEFAULT_FILE, FAMILY, Lab};
 use crate::app::{
-    Background, Changed, FIGURE_FILES, FilesPanel, LabTab, Models, ModelsState, Shared,
-    TrainSettings, TrainingSpec, hold_models, tab_state,
+    Background, Changed, FilesPanel, LabTab, Models, ModelsState, Shared, TrainSettings,
+    TrainingSpec, hold_models, tab_state,
 };
 use crate::digits::classifier::DigitClassifier;
 use crate::digits::render::{centre_drawing, stamp_segment};
@@ -620,11 +620,9 @@ impl LabTab for ClassPoseTab {
             models: crate::registry::models(
                 &super::cli::IeVaeFamily,
                 "ievae",
-                FilesPanel::new(&default_path).with_export(
+                FilesPanel::new(&default_path).with_figure(
                     "figure",
-                    "figure.png or .svg",
                     "ievae_traversal.png",
-                    FIGURE_FILES,
                     &["Export traversal", "Export swaps"],
                 ),
                 training_spec(),

@@ -494,15 +494,13 @@ mod tests {
         x.index_select(&Tensor::from_vec(idx, n, x.device())?, dim)
     }
 
+    /// (along the height, along the width)
+    type Pair = (usize, usize);
+
     /// PyTorch's conv2d from candle's own ops (all with backward passes): padding by hand,
     /// a stride-1 convolution, then every stride-th row and column.
-    fn reference_conv(
-        x: &Tensor,
-        w: &Tensor,
-        b: &Tensor,
-        (sh, sw): (usize, usize),
-        (ph, pw): (usize, usize),
-    ) -> Result<Tensor> {
+    fn reference_conv(x: &Tensor, w: &Tensor, b: &Tensor, s: Pair, p: Pair) -> Result<Tensor> {
+        let ((sh, sw), (ph, pw)) = (s, p);
         let x = x.pad_with_zeros(2, ph, ph)?.pad_with_zeros(3, pw, pw)?;
         let y = x.conv2d(w, 0, 1, 1, 1)?;
         every(&every(&y, 2, sh)?, 3, sw)?.broadcast_add(&b.reshape((1, (), 1, 1))?)
@@ -514,9 +512,10 @@ mod tests {
         x: &Tensor,
         w: &Tensor,
         b: &Tensor,
-        (sh, sw): (usize, usize),
-        (ph, pw): (usize, usize),
+        s: Pair,
+        p: Pair,
     ) -> Result<Tensor> {
+        let ((sh, sw), (ph, pw)) = (s, p);
         let (n, c, h, wd) = x.dims4()?;
         let (_, _, kh, kw) = w.dims4()?;
         let up = x
@@ -564,12 +563,13 @@ mod tests {
 
     #[test]
     fn conv2d_matches_the_reference_forward_and_backward() -> Result<()> {
-        for (k, s, p, h, w) in [
+        let cases = [
             (4, 2, 1, 8, 6),
             (3, 1, 1, 5, 5),
             (5, 2, 2, 9, 7),
             (3, 2, 0, 7, 7),
-        ] {
+        ];
+        for (k, s, p, h, w) in cases {
             assert_square_layer(
                 |vb| Conv2d::new(3, 4, k, s, p, WeightInit::He, vb),
                 (2, 3, h, w),
@@ -614,14 +614,8 @@ mod tests {
     fn conv_transpose2d_matches_the_reference_forward_and_backward() -> Result<()> {
         // (k, s, p, h, w): the last two are one pixel wide without padding, so they take
         // the per-phase way when it moves less memory
-        for (k, s, p, h, w) in [
-            (4, 2, 1, 5, 4),
-            (3, 1, 1, 5, 4),
-            (5, 2, 2, 5, 4),
-            (3, 3, 0, 5, 4),
-            (4, 2, 0, 6, 1),
-            (5, 3, 0, 4, 1),
-        ] {
+        let sizes = [(4, 2, 1), (3, 1, 1), (5, 2, 2), (3, 3, 0)].map(|(k, s, p)| (k, s, p, 5, 4));
+        for (k, s, p, h, w) in sizes.into_iter().chain([(4, 2, 0, 6, 1), (5, 3, 0, 4, 1)]) {
             for c_in in [3, 40] {
                 assert_square_layer(
                     |vb| ConvTranspose2d::new(c_in, 2, k, s, p, WeightInit::He, vb),

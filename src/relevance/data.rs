@@ -512,12 +512,9 @@ impl Table {
             return muon_dataset(source, events, None, true);
         }
         let d = self.columns.len();
-        let observables = self
-            .columns
-            .iter()
-            .enumerate()
-            .map(|(j, name)| Observable {
-                name: name.clone(),
+        let observables = (0..d)
+            .map(|j| Observable {
+                name: self.columns[j].clone(),
                 values: self.values.iter().skip(j).step_by(d).copied().collect(),
             })
             .collect();

@@ -19,8 +19,8 @@ use super::train::{
 };
 use super::{FAMILY, HistoryPoint, Lab, relevance_order, relevance_rank};
 use crate::app::{
-    Background, Changed, FIGURE_FILES, FileRequest, FilesPanel, LabTab, Models, ModelsState,
-    PathField, SNAPSHOT_EVERY, Shared, TrainSettings, TrainingSpec, hold_models, tab_state,
+    Background, Changed, FileRequest, FilesPanel, LabTab, Models, ModelsState, PathField,
+    SNAPSHOT_EVERY, Shared, TrainSettings, TrainingSpec, hold_models, tab_state,
 };
 use crate::cli::TrainArgs;
 use crate::figures::{self, Figure};
@@ -1095,11 +1095,9 @@ impl LabTab for RelevanceTab {
             models: crate::registry::models(
                 &super::cli::RelevanceFamily,
                 "relevance",
-                FilesPanel::new(&default_path).with_export(
+                FilesPanel::new(&default_path).with_figure(
                     "figure",
-                    "figure.png or .svg",
                     "relevance.png",
-                    FIGURE_FILES,
                     &[
                         "Export relevance",
                         "Export KL",

@@ -23,8 +23,8 @@ impl Family for SpsMusicFamily {
     }
 
     fn train(&self, args: &TrainArgs) -> Result<worker::JobHandle, CliError> {
-        let cfg = args.config_without_sizes(FAMILY, TrainConfig::preset, |c| &mut c.steps)?;
         let spec = args.data.clone().unwrap_or_else(|| "soundfont".into());
+        let cfg = args.config_without_sizes(FAMILY, TrainConfig::preset, |c| &mut c.steps)?;
         let mut source = data::open_source(&spec).map_err(bad)?;
         let seed = args.seed;
         Ok(worker::spawn(
@@ -139,26 +139,15 @@ impl Family for SpsMusicFamily {
     }
 
     fn bench(&self, what: &str, preset: &str) -> Result<serde_json::Value, CliError> {
-        crate::sps::bench(
-            (FAMILY, what, preset),
-            TrainConfig::preset,
-            (1000, super::decode_spectrum),
-            (
-                |cfg: TrainConfig| {
-                    let data = data::Dataset::synthetic(cfg.batch * 2, 3);
-                    super::train::SpsTrainer::new(cfg, data, 0)
-                },
-                data::SEQ_LEN,
-            ),
-            |other| match other {
-                "latency" => Ok(super::voice::latency_bench_json(preset)?),
-                other => Err(cli::unknown_bench(
-                    FAMILY,
-                    other,
-                    "train-step, decode, latency",
-                )),
-            },
-        )
+        let cfg = TrainConfig::preset(preset);
+        crate::sps::bench((FAMILY, what), cfg, |other| match other {
+            "latency" => Ok(super::voice::latency_bench_json(preset)?),
+            other => Err(cli::unknown_bench(
+                FAMILY,
+                other,
+                "train-step, decode, latency",
+            )),
+        })
     }
 
     fn encode(&self, file: &Path, input: &Path, out: &Path) -> CliResult {
@@ -238,17 +227,8 @@ pub fn embedding_figure(lab: &Lab) -> Figure {
         .iter()
         .enumerate()
         .map(|(i, inst)| Series {
-            name: format!(
-                "{}{}",
-                inst.name,
-                if inst.unseen { " (unseen)" } else { "" }
-            ),
-            points: cal
-                .points
-                .iter()
-                .filter(|p| p.2 as usize == i)
-                .map(|p| (p.1 as f64, p.0 as f64))
-                .collect(),
+            name: inst.label(),
+            points: cal.points_of(i).collect(),
             color: figures::category_color(i, n),
         })
         .filter(|s| !s.points.is_empty())

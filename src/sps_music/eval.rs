@@ -38,6 +38,24 @@ pub struct InstrumentTimbre {
     pub unseen: bool,
 }
 
+impl InstrumentTimbre {
+    /// Its name, marked when no note of it was heard in training.
+    pub fn label(&self) -> String {
+        match self.unseen {
+            true => format!("{} (unseen)", self.name),
+            false => self.name.clone(),
+        }
+    }
+}
+
+impl Calibration {
+    /// (pitch latent, MIDI pitch) of the held-out notes of instrument `i`.
+    pub fn points_of(&self, i: usize) -> impl Iterator<Item = (f64, f64)> + '_ {
+        let notes = self.points.iter().filter(move |p| p.2 as usize == i);
+        notes.map(|p| (p.1 as f64, p.0 as f64))
+    }
+}
+
 fn notes_of(seqs: &[Sequence]) -> (Vec<&[f32]>, Vec<f32>, Vec<u16>) {
     let mut notes = Vec::new();
     let mut pitches = Vec::new();

@@ -48,6 +48,20 @@ impl crate::sps::Config for TrainConfig {
     }
 
     crate::sps::config_methods!(SpsMusic);
+
+    const DECODES: usize = 1000;
+
+    fn decode_one(model: &SpsMusic, z: &[f32]) -> candle_core::Result<Vec<f32>> {
+        decode_spectrum(model, z)
+    }
+
+    fn bench_trainer(self) -> anyhow::Result<(Box<dyn crate::worker::Trainer>, usize)> {
+        let data = data::Dataset::synthetic(self.batch * 2, 3);
+        Ok((
+            Box::new(train::SpsTrainer::new(self, data, 0)?),
+            data::SEQ_LEN,
+        ))
+    }
 }
 
 impl Lab {

@@ -283,13 +283,12 @@ impl SpsTrainer {
             }
         }
         init_output_bias(&varmap, &model.output_bias_name(), &data)?;
-        let settings = OptimiserSettings {
-            slow: Some(("encoder.", cfg.encoder_lr)),
-            ..OptimiserSettings::adam(cfg.lr)
-        };
-        let core = TrainerCore::new(varmap, rng, seed, cfg.steps, settings)?;
+        let mut settings = OptimiserSettings::adam(cfg.lr);
+        settings.slow = Some(("encoder.", cfg.encoder_lr));
+        let core =
+            TrainerCore::new(varmap, rng, seed, cfg.steps, settings)?.with_epochs(data.train.len());
         Ok(Self {
-            core: core.with_epochs(data.train.len()),
+            core,
             cfg,
             model,
             data,

@@ -11,8 +11,8 @@ use super::Lab;
 use super::data::{self, FRAMES_PER_NOTE};
 use super::train::{PRESETS, TrainConfig};
 use crate::app::{
-    Background, Changed, FIGURE_FILES, FilesPanel, LabTab, Models, ModelsState, Shared,
-    TrainSettings, TrainingSpec, hold_models, tab_state,
+    Background, Changed, FilesPanel, LabTab, Models, ModelsState, Shared, TrainSettings,
+    TrainingSpec, hold_models, tab_state,
 };
 use crate::audio::dsp::{self, N_BINS, SAMPLE_RATE};
 use crate::audio::engine::VoiceParams;
@@ -277,13 +277,8 @@ impl PitchTab {
                 .selected_text(current)
                 .show_ui(ui, |ui| {
                     for (i, inst) in instruments.iter().enumerate() {
-                        let label = if inst.unseen {
-                            format!("{} (unseen)", inst.name)
-                        } else {
-                            inst.name.clone()
-                        };
                         if ui
-                            .selectable_value(&mut self.state.instrument, i, label)
+                            .selectable_value(&mut self.state.instrument, i, inst.label())
                             .clicked()
                         {
                             self.state.timbre = inst.timbre.clone();
@@ -365,18 +360,8 @@ impl PitchTab {
             .y_axis_label("pitch (MIDI)")
             .show(ui, |plot| {
                 for (i, inst) in cal.instruments.iter().enumerate() {
-                    let pts: PlotPoints = cal
-                        .points
-                        .iter()
-                        .filter(|p| p.2 as usize == i)
-                        .map(|p| [p.1 as f64, p.0 as f64])
-                        .collect();
-                    let name = if inst.unseen {
-                        format!("{} (unseen)", inst.name)
-                    } else {
-                        inst.name.clone()
-                    };
-                    plot.points(Points::new(name, pts).radius(2.0));
+                    let pts: PlotPoints = cal.points_of(i).map(|(x, y)| [x, y]).collect();
+                    plot.points(Points::new(inst.label(), pts).radius(2.0));
                 }
                 let fit: PlotPoints = [lo, hi]
                     .iter()
@@ -442,13 +427,7 @@ impl LabTab for PitchTab {
                         &[("WAV", &["wav"])],
                         &["Export WAV"],
                     )
-                    .with_export(
-                        "plot",
-                        "plot.png or .svg",
-                        "pitch_latent.png",
-                        FIGURE_FILES,
-                        &["Export plot"],
-                    ),
+                    .with_figure("plot", "pitch_latent.png", &["Export plot"]),
                 training_spec(),
                 PitchState::default().models.train,
             )

@@ -148,19 +148,9 @@ impl Family for SpsVisionFamily {
     }
 
     fn bench(&self, what: &str, preset: &str) -> Result<serde_json::Value, CliError> {
-        crate::sps::bench(
-            (FAMILY, what, preset),
-            TrainConfig::preset,
-            (2000, super::decode_frame),
-            (
-                |cfg: TrainConfig| {
-                    let data = data::Dataset::generate(0, cfg.batch * 2, 2);
-                    super::train::VisionTrainer::new(cfg, data, 0)
-                },
-                SEQ_LEN,
-            ),
-            |other| Err(cli::unknown_bench(FAMILY, other, "train-step, decode")),
-        )
+        crate::sps::bench((FAMILY, what), TrainConfig::preset(preset), |other| {
+            Err(cli::unknown_bench(FAMILY, other, "train-step, decode"))
+        })
     }
 
     fn encode(&self, file: &Path, input: &Path, out: &Path) -> CliResult {

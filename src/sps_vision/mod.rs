@@ -62,6 +62,20 @@ impl crate::sps::Config for TrainConfig {
     }
 
     crate::sps::config_methods!(SpsVision);
+
+    const DECODES: usize = 2000;
+
+    fn decode_one(model: &SpsVision, z: &[f32]) -> candle_core::Result<Vec<f32>> {
+        decode_frame(model, z)
+    }
+
+    fn bench_trainer(self) -> anyhow::Result<(Box<dyn crate::worker::Trainer>, usize)> {
+        let data = data::Dataset::generate(0, self.batch * 2, 2);
+        Ok((
+            Box::new(train::VisionTrainer::new(self, data, 0)?),
+            data::SEQ_LEN,
+        ))
+    }
 }
 
 impl Lab {

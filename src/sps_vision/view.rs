@@ -15,8 +15,8 @@ use super::data::{self, BASE_LEN, Camera, DT, SEQ_LEN, SIZE, Throw};
 use super::eval::{self, rotate_latent};
 use super::train::{PRESETS, TrainConfig};
 use crate::app::{
-    Background, Changed, FIGURE_FILES, FilesPanel, LabTab, Models, ModelsState, Shared,
-    TrainSettings, TrainingSpec, hold_models, tab_state,
+    Background, Changed, FilesPanel, LabTab, Models, ModelsState, Shared, TrainSettings,
+    TrainingSpec, hold_models, tab_state,
 };
 
 /// What the tab remembers across restarts.
@@ -683,20 +683,8 @@ impl LabTab for VisionTab {
                 "vision",
                 FilesPanel::new(&default_path)
                     .with_import("sps_vision.pt")
-                    .with_export(
-                        "traversal",
-                        "traversal.png or .svg",
-                        "traversal.png",
-                        FIGURE_FILES,
-                        &["Export traversal"],
-                    )
-                    .with_export(
-                        "roll-out",
-                        "rollout.png or .svg",
-                        "rollout.png",
-                        FIGURE_FILES,
-                        &["Export roll-out"],
-                    ),
+                    .with_figure("traversal", "traversal.png", &["Export traversal"])
+                    .with_figure("roll-out", "rollout.png", &["Export roll-out"]),
                 training_spec(),
                 VisionState::default().models.train,
             )

@@ -60,15 +60,16 @@ impl Family for V3Family {
         // refuse bad data before starting the job, so the exit code says "bad input"
         let quiet = |_: String| {};
         let dataset = data::load(domain, &spec, &quiet).map_err(bad)?;
+        let sizes = format!(
+            "{} training samples, {} held-out, {} of held-out styles",
+            dataset.train.len(),
+            dataset.test.len(),
+            dataset.ood.len()
+        );
         let seed = args.seed;
         Ok(worker::spawn(
             move |status| {
-                status(format!(
-                    "{} training samples, {} held-out, {} of held-out styles",
-                    dataset.train.len(),
-                    dataset.test.len(),
-                    dataset.ood.len()
-                ));
+                status(sizes);
                 Ok(Box::new(V3Trainer::new(cfg, dataset, seed)?))
             },
             args.job_options(100),

@@ -16,8 +16,8 @@ use super::eval::nearest;
 use super::train::{PRESETS, TrainConfig};
 use super::{Lab, fragment_audio, fragment_image};
 use crate::app::{
-    Background, Changed, FIGURE_FILES, FilesPanel, LabTab, Models, ModelsState, Shared, StartJob,
-    TrainSettings, TrainingSpec, hold_models, tab_state,
+    Background, Changed, FilesPanel, LabTab, Models, ModelsState, Shared, StartJob, TrainSettings,
+    TrainingSpec, hold_models, tab_state,
 };
 use crate::audio::dsp::{self, SAMPLE_RATE, Stft};
 
@@ -930,25 +930,11 @@ impl LabTab for CodebookTab {
                 family(Domain::Notes),
                 "codebook",
                 FilesPanel::new(&path)
-                    .with_export(
-                        "codebook grid",
-                        "codebook.png or .svg",
-                        "codebook.png",
-                        FIGURE_FILES,
-                        &["Export grid"],
-                    )
-                    .with_export(
-                        "code-by-label",
-                        "matrix.png or .svg",
-                        "code_by_label.png",
-                        FIGURE_FILES,
-                        &["Export matrix"],
-                    )
-                    .with_export(
+                    .with_figure("codebook grid", "codebook.png", &["Export grid"])
+                    .with_figure("code-by-label", "code_by_label.png", &["Export matrix"])
+                    .with_figure(
                         "latent scatter",
-                        "latents.png or .svg",
                         "latents.png",
-                        FIGURE_FILES,
                         &["Export content", "Export style"],
                     ),
                 training_spec(Domain::Notes),

@@ -18,12 +18,18 @@ pub enum ClickMode {
 /// late answer to an old request is dropped.
 pub(super) enum Done {
     Samples(u64, Result<(MapSamples, Duration), String>),
-    Point(u64, Vec<f32>, Result<Decoded, String>),
-    PathStrip(u64, Result<Strip, String>),
-    Interpolation(u64, Result<Interpolation, String>),
-    Directions(u64, Result<Directions, String>),
+    /// a decoded output: (request, its kind R_*, the output)
+    Output(u64, usize, Result<Output, String>),
     Sound(Result<Sound, String>),
     Wrote(Result<PathBuf, String>),
+}
+
+/// What the panel decodes on request and shows as images.
+pub(super) enum Output {
+    Point(Vec<f32>, Decoded),
+    PathStrip(Strip),
+    Interpolation(Interpolation),
+    Directions(Directions),
 }
 
 #[derive(Default)]
@@ -32,14 +38,10 @@ pub(super) struct Textures {
     path: Option<TextureHandle>,
     interpolation: Vec<TextureHandle>,
     directions: Vec<TextureHandle>,
-    /// set when a result arrives: the next `ui` makes its texture (it needs the context)
-    dirty: [bool; 4],
+    /// by request kind, set when an output arrives: the next `ui` makes its texture (it
+    /// needs the context)
+    dirty: [bool; 5],
 }
-
-pub(super) const T_POINT: usize = 0;
-pub(super) const T_PATH: usize = 1;
-pub(super) const T_INTERP: usize = 2;
-pub(super) const T_DIRS: usize = 3;
 
 /// The latent map and explorer of one tab. A tab calls [`ExplorePanel::set_source`] when
 /// its model changes, [`ExplorePanel::logic`] every frame and [`ExplorePanel::ui`] to draw.
@@ -72,6 +74,14 @@ pub(super) const R_POINT: usize = 1;
 pub(super) const R_PATH: usize = 2;
 pub(super) const R_INTERP: usize = 3;
 pub(super) const R_DIRS: usize = 4;
+/// what failed, by request kind
+const FAILED: [&str; 5] = [
+    "encoding the samples",
+    "decoding",
+    "decoding the path",
+    "interpolation",
+    "local directions",
+];
 
 impl ExplorePanel {
     /// `id` keeps the panel's widgets apart from another tab's.
@@ -176,33 +186,17 @@ impl ExplorePanel {
                         shared.error(format!("latent map: {e}"));
                     }
                 },
-                Done::Point(r, z, result) if r == self.requests[R_POINT] => match result {
-                    Ok(d) => {
-                        self.point = Some((z, d));
-                        self.textures.dirty[T_POINT] = true;
+                Done::Output(r, kind, result) if r == self.requests[kind] => match result {
+                    Ok(output) => {
+                        self.textures.dirty[kind] = true;
+                        match output {
+                            Output::Point(z, d) => self.point = Some((z, d)),
+                            Output::PathStrip(s) => self.path_strip = Some(s),
+                            Output::Interpolation(i) => self.interpolation = Some(i),
+                            Output::Directions(d) => self.directions = Some(d),
+                        }
                     }
-                    Err(e) => shared.error(format!("decoding failed: {e}")),
-                },
-                Done::PathStrip(r, result) if r == self.requests[R_PATH] => match result {
-                    Ok(s) => {
-                        self.path_strip = Some(s);
-                        self.textures.dirty[T_PATH] = true;
-                    }
-                    Err(e) => shared.error(format!("decoding the path failed: {e}")),
-                },
-                Done::Interpolation(r, result) if r == self.requests[R_INTERP] => match result {
-                    Ok(i) => {
-                        self.interpolation = Some(i);
-                        self.textures.dirty[T_INTERP] = true;
-                    }
-                    Err(e) => shared.error(format!("interpolation failed: {e}")),
-                },
-                Done::Directions(r, result) if r == self.requests[R_DIRS] => match result {
-                    Ok(d) => {
-                        self.directions = Some(d);
-                        self.textures.dirty[T_DIRS] = true;
-                    }
-                    Err(e) => shared.error(format!("local directions failed: {e}")),
+                    Err(e) => shared.error(format!("{} failed: {e}", FAILED[kind])),
                 },
                 Done::Sound(result) => match result {
                     Ok(sound) => {
@@ -331,21 +325,17 @@ impl ExplorePanel {
         let Some(source) = self.source.clone() else {
             return;
         };
-        let r = self.request(R_POINT);
-        let zc = z.clone();
-        let s = source.clone();
-        self.work
-            .run(move || Done::Point(r, zc.clone(), s.decode(&zc).map_err(|e| format!("{e:#}"))));
+        let (s, zc) = (source.clone(), z.clone());
+        self.compute(R_POINT, move || {
+            let decoded = s.decode(&zc)?;
+            Ok(Output::Point(zc, decoded))
+        });
         // the directions at the new point, beside it
         let Some(samples) = self.samples.clone() else {
             return;
         };
-        let r = self.request(R_DIRS);
-        self.work.run(move || {
-            Done::Directions(
-                r,
-                Directions::compute(source.as_ref(), &samples, &z).map_err(|e| format!("{e:#}")),
-            )
+        self.compute(R_DIRS, move || {
+            Directions::compute(source.as_ref(), &samples, &z).map(Output::Directions)
         });
     }
 
@@ -353,12 +343,8 @@ impl ExplorePanel {
         let Some(source) = self.source.clone() else {
             return;
         };
-        let r = self.request(R_PATH);
-        self.work.run(move || {
-            Done::PathStrip(
-                r,
-                Strip::decode(source.as_ref(), latents).map_err(|e| format!("{e:#}")),
-            )
+        self.compute(R_PATH, move || {
+            Strip::decode(source.as_ref(), latents).map(Output::PathStrip)
         });
     }
 
@@ -369,14 +355,20 @@ impl ExplorePanel {
         let (Some(source), Some(samples)) = (self.source.clone(), self.samples.clone()) else {
             return;
         };
-        let r = self.request(R_INTERP);
-        self.work.run(move || {
-            Done::Interpolation(
-                r,
-                Interpolation::compute(source.as_ref(), &samples, a, b)
-                    .map_err(|e| format!("{e:#}")),
-            )
+        self.compute(R_INTERP, move || {
+            Interpolation::compute(source.as_ref(), &samples, a, b).map(Output::Interpolation)
         });
+    }
+
+    /// Run `work` off the UI thread as the answer to a new request of `kind`.
+    fn compute(
+        &mut self,
+        kind: usize,
+        work: impl FnOnce() -> anyhow::Result<Output> + Send + 'static,
+    ) {
+        let r = self.request(kind);
+        self.work
+            .run(move || Done::Output(r, kind, work().map_err(|e| format!("{e:#}"))));
     }
 
     pub(super) fn mark_pair(&mut self) {
@@ -920,19 +912,19 @@ impl ExplorePanel {
             })
         };
         let dirty = std::mem::take(&mut self.textures.dirty);
-        if dirty[T_POINT] {
+        if dirty[R_POINT] {
             self.textures.point = make(
                 format!("{}_point", self.id),
                 self.point.as_ref().and_then(|p| p.1.rgb()),
             );
         }
-        if dirty[T_PATH] {
+        if dirty[R_PATH] {
             self.textures.path = make(
                 format!("{}_path", self.id),
                 self.path_strip.as_ref().and_then(Strip::rgb),
             );
         }
-        if dirty[T_INTERP] {
+        if dirty[R_INTERP] {
             self.textures.interpolation = self
                 .interpolation
                 .iter()
@@ -941,7 +933,7 @@ impl ExplorePanel {
                 .filter_map(|(k, (_, s))| make(format!("{}_interp{k}", self.id), s.rgb()))
                 .collect();
         }
-        if dirty[T_DIRS] {
+        if dirty[R_DIRS] {
             self.textures.directions = self
                 .directions
                 .iter()
