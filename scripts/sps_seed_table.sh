@@ -58,6 +58,7 @@ else:
     cols = [("default", k, k) for k in ("r2_x", "r2_y", "r2_z", "r2_min")]
     # the centroid distance is undefined (-) when no decoded frame holds a ball to find
     cols.append(("default", "equivariance_centroid_px", "equivariance (px)"))
+    cols.append(("default", "equivariance_ball_found", "ball found"))
     cols.append(("default", "equivariance_mse", "equivariance (MSE)"))
 print("| preset | " + " | ".join(c[2] for c in cols) + " |")
 print("|---" * (len(cols) + 1) + "|")

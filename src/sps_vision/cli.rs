@@ -112,15 +112,16 @@ impl Family for SpsVisionFamily {
         out["r2_by_throw_min"] = by_throw.first().copied().unwrap_or(f64::NAN).into();
         if dataset.source.starts_with("ball:") {
             let angles = eval::angle_grid();
-            let (mse, px, per_angle) = eval::equivariance(&lab.model, &cal, &dataset, 64, &angles)?;
-            out["equivariance_mse"] = mse.into();
-            out["equivariance_centroid_px"] = px.into();
+            let e = eval::equivariance(&lab.model, &cal, &dataset, 64, &angles)?;
+            out["equivariance_mse"] = e.mse.into();
+            out["equivariance_centroid_px"] = e.centroid_px.into();
+            out["equivariance_ball_found"] = e.ball_found.into();
             out["equivariance_angles_deg"] = angles
                 .iter()
                 .map(|a| a.to_degrees().round() as f64)
                 .collect::<Vec<_>>()
                 .into();
-            out["equivariance_mse_per_angle"] = per_angle.into();
+            out["equivariance_mse_per_angle"] = e.per_angle.into();
         }
         Ok(out)
     }

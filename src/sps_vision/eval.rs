@@ -193,18 +193,30 @@ pub fn rollout_mse(model: &SpsVision, data: &Dataset, throws: usize) -> Result<f
     Ok(sum / count.max(1) as f64)
 }
 
+/// How well a model's decoder follows the rotation symmetry ([`equivariance`]).
+pub struct Equivariance {
+    /// mean squared pixel error against the turned truth
+    pub mse: f64,
+    /// mean distance in pixels between the decoded ball's centre and the truth's, over the
+    /// frames where both show a ball (NaN when none does)
+    pub centroid_px: f64,
+    /// the share of turned frames with a ball in the truth that show one when decoded
+    pub ball_found: f64,
+    /// mean squared error at each angle
+    pub per_angle: Vec<f64>,
+}
+
 /// Equivariance of the decoder under the rotation symmetry, on held-out frames: for each
 /// angle, decode the frame's latent turned about the vertical latent axis and compare with a
 /// render of the ball's true position turned the same way about the vertical axis through
-/// the calibration's centre. Returns (mean squared pixel error, mean centroid distance in
-/// pixels, per-angle mean squared error).
+/// the calibration's centre.
 pub fn equivariance(
     model: &SpsVision,
     cal: &Calibration,
     data: &Dataset,
     frames: usize,
     angles: &[f32],
-) -> Result<(f64, f64, Vec<f64>)> {
+) -> Result<Equivariance> {
     let cam = Camera::standard();
     let (all_frames, all_pos) = frames_of(&data.test);
     let step = (all_frames.len() / frames.max(1)).max(1);
@@ -213,7 +225,7 @@ pub fn equivariance(
     let z = encode_frames(model, &chosen)?;
     let centre = cal.world_centre();
     let same = cal.same_handedness();
-    let (mut total, mut dist_sum, mut dist_n) = (0f64, 0f64, 0usize);
+    let (mut total, mut dist_sum, mut dist_n, mut balls) = (0f64, 0f64, 0usize, 0usize);
     let mut per_angle = Vec::with_capacity(angles.len());
     for &a in angles {
         let turned: Vec<Vec<f32>> = z
@@ -230,10 +242,11 @@ pub fn equivariance(
                 .map(|(p, t)| ((p - t) as f64).powi(2))
                 .sum::<f64>()
                 / FRAME_LEN as f64;
-            if let (Some(a), Some(b)) = (
-                data::ball_centroid(&decoded[k]),
-                data::ball_centroid(&truth),
-            ) {
+            let Some(b) = data::ball_centroid(&truth) else {
+                continue;
+            };
+            balls += 1;
+            if let Some(a) = data::ball_centroid(&decoded[k]) {
                 dist_sum += (((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)) as f64).sqrt();
                 dist_n += 1;
             }
@@ -242,15 +255,16 @@ pub fn equivariance(
         total += err;
         per_angle.push(err);
     }
-    Ok((
-        total / angles.len().max(1) as f64,
-        if dist_n > 0 {
+    Ok(Equivariance {
+        mse: total / angles.len().max(1) as f64,
+        centroid_px: if dist_n > 0 {
             dist_sum / dist_n as f64
         } else {
             f64::NAN
         },
+        ball_found: dist_n as f64 / balls.max(1) as f64,
         per_angle,
-    ))
+    })
 }
 
 /// The angle grid of the equivariance metric: every 30 degrees.

@@ -375,15 +375,11 @@ impl CoreTrainer for VisionTrainer {
         let rollout = eval::rollout_mse(&self.model, &self.data, 64)?;
         values.push(("rollout_mse".into(), rollout));
         if self.data.source.starts_with("ball:") {
-            let (mse, px, _) = eval::equivariance(
-                &self.model,
-                &self.calibration,
-                &self.data,
-                64,
-                &eval::angle_grid(),
-            )?;
-            values.push(("equivariance_mse".into(), mse));
-            values.push(("equivariance_centroid_px".into(), px));
+            let (model, cal, angles) = (&self.model, &self.calibration, eval::angle_grid());
+            let e = eval::equivariance(model, cal, &self.data, 64, &angles)?;
+            values.push(("equivariance_mse".into(), e.mse));
+            values.push(("equivariance_centroid_px".into(), e.centroid_px));
+            values.push(("equivariance_ball_found".into(), e.ball_found));
         }
         Ok(self.core.add_metrics(values))
     }
