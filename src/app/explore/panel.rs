@@ -76,7 +76,7 @@ pub(super) const R_INTERP: usize = 3;
 pub(super) const R_DIRS: usize = 4;
 /// what failed, by request kind
 const FAILED: [&str; 5] = [
-    "encoding the samples",
+    "encoding the latent map's samples",
     "decoding",
     "decoding the path",
     "interpolation",
@@ -183,7 +183,7 @@ impl ExplorePanel {
                     }
                     Err(e) => {
                         self.status = format!("no map: {e}");
-                        shared.error(format!("latent map: {e}"));
+                        shared.error(format!("{} failed: {e}", FAILED[R_SAMPLES]));
                     }
                 },
                 Done::Output(r, kind, result) if r == self.requests[kind] => match result {
