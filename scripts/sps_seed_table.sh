@@ -6,7 +6,8 @@
 # SoundFonts and TiMidity++'s notes (made by scripts/unheard_notes.sh, run first).
 # Usage: scripts/sps_seed_table.sh sps-music|sps-vision [SEED ...]   (default seeds 0-5)
 #   LATENT_LAB=path/to/latent-lab overrides target/release/latent-lab;
-#   JOBS=N trainings at a time (default 2, one thread each).
+#   JOBS=N trainings at a time (default 2, one thread each);
+#   OUT=DIR keeps every checkpoint, training log and evaluation there.
 set -euo pipefail
 family=$1
 shift
@@ -15,8 +16,13 @@ seeds=("$@")
 bin=${LATENT_LAB:-target/release/latent-lab}
 jobs=${JOBS:-2}
 unheard=${UNHEARD:-target/unheard}
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+if [ -n "${OUT:-}" ]; then
+  dir=$OUT
+  mkdir -p "$dir"
+else
+  dir=$(mktemp -d)
+  trap 'rm -rf "$dir"' EXIT
+fi
 
 one() {
   local preset=$1 seed=$2 f="$dir/$1_$2"
