@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The pitch lab's generic body, with and without the symmetry: the official convolutions and
 # MLP at a quarter of their width (no log-frequency shift, no harmonic start, no octave
-# judge), trained from the same seed with K = 4 symmetric copies and with K = 0. Prints how
+# judge), trained from the same seed with K = 4 symmetric copies and with K = 0 (the presets
+# `generic` and `generic-no-symmetry`). Prints how
 # r2_embedding and r2_embedding_unseen grow with training steps and wall time (every
 # `every`-th in-training evaluation), then the final `eval` of each model.
 # Usage: scripts/generic_pitch_curve.sh [STEPS] [SEED] [EVERY]   (default 16000 0 8)
@@ -14,22 +15,20 @@ every=${3:-8}
 bin=${LATENT_LAB:-target/release/latent-lab}
 dir=${OUT:-$(mktemp -d)}
 mkdir -p "$dir"
-generic=(--preset paper --set encoder_lr=1 --set batch=8 --set k=4
-  --set model.channels='[16,16,32,32]' --set model.mlp='[16,64,128,256]'
-  --set model.rnn_hidden=64 --steps "$steps" --seed "$seed" --threads 1)
+common=(--steps "$steps" --seed "$seed" --threads 1)
 
 run() {
   local name=$1
   shift
   local start
   start=$(date +%s)
-  "$bin" train sps-music "${generic[@]}" "$@" --out "$dir/$name.safetensors" 2>&1 |
+  "$bin" train sps-music "${common[@]}" "$@" --out "$dir/$name.safetensors" 2>&1 |
     while IFS= read -r line; do printf '%s %s\n' "$(($(date +%s) - start))" "$line"; done \
       > "$dir/$name.log"
   "$bin" eval "$dir/$name.safetensors" --json > "$dir/$name.json"
 }
-run sps &
-run no_symmetry --set k=0 &
+run sps --preset generic &
+run no_symmetry --preset generic-no-symmetry &
 wait
 
 python3 - "$dir" "$every" <<'EOF'

@@ -331,13 +331,15 @@ macro_rules! prior_methods {
 }
 pub(crate) use prior_methods;
 
-/// Asserts that a family's `no-symmetry` preset differs from its `fast` preset only in K (and
-/// its name), and its `beta-vae` preset only in K, the prior, the β-VAE's sampled latent and
-/// β, and the settings `beta_vae_also` names: the ablations take parts away and change
-/// nothing else.
+/// Asserts that a family's `no-symmetry` preset differs from its SPS preset `base` only in K
+/// (and its name), and its `beta-vae` preset only in K, the prior, the β-VAE's sampled latent
+/// and β, and the settings `beta_vae_also` names: the ablations take parts away and change
+/// nothing else. The ablations of `fast` are named alone, those of another preset after it
+/// (`generic-no-symmetry`).
 #[cfg(test)]
 pub fn assert_ablations_differ_only_in<T: Serialize>(
     preset: impl Fn(&str) -> anyhow::Result<T>,
+    base: &str,
     beta_vae_also: &[&str],
 ) {
     /// The dotted paths of the settings in which `a` and `b` differ, sorted.
@@ -367,13 +369,18 @@ pub fn assert_ablations_differ_only_in<T: Serialize>(
     let json = |name: &str| serde_json::to_value(preset(name).expect(name)).expect("serialisable");
     let differ = |name: &str| {
         let mut out = Vec::new();
-        walk("", &json("fast"), &json(name), &mut out);
+        walk("", &json(base), &json(name), &mut out);
         out.sort();
         out
     };
-    assert_eq!(differ("no-symmetry"), ["k", "preset"]);
+    // the default's ablations are named alone, another preset's after it
+    let ablation = |what: &str| match base {
+        "fast" => what.to_string(),
+        _ => format!("{base}-{what}"),
+    };
+    assert_eq!(differ(&ablation("no-symmetry")), ["k", "preset"]);
     let mut beta: Vec<&str> = ["k", "kl_weight", "preset", "prior", "sample_latent"].to_vec();
     beta.extend_from_slice(beta_vae_also);
     beta.sort();
-    assert_eq!(differ("beta-vae"), beta);
+    assert_eq!(differ(&ablation("beta-vae")), beta);
 }

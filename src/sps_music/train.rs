@@ -104,7 +104,16 @@ fn full_sharpness() -> f64 {
     super::logshift::SHARPNESS
 }
 
-pub use crate::sps::PRESETS;
+/// The pitch lab's presets: the SPS family's four, then the generic body and its ablations.
+pub const PRESETS: [&str; 7] = [
+    "fast",
+    "paper",
+    "no-symmetry",
+    "beta-vae",
+    "generic",
+    "generic-no-symmetry",
+    "generic-beta-vae",
+];
 
 impl TrainConfig {
     pub fn preset(name: &str) -> anyhow::Result<Self> {
@@ -160,37 +169,58 @@ impl TrainConfig {
             octave_prior: 10.0,
             steps: 1000,
         };
+        let paper = Self {
+            preset: "paper".into(),
+            model: ModelConfig::paper(),
+            batch: 32,
+            loss: LossSchedule {
+                k: 4,
+                sample_alpha: 2000.0,
+                ..fast.loss
+            },
+            steps: 30000,
+            lr_final: 1.0,
+            // settings of the log-shift body, which the official one does not have
+            harmonic_sum_init: None,
+            octave_weight: 0.0,
+            ..fast.clone()
+        };
         Ok(match name {
             "fast" | "default" => fast,
-            "paper" => Self {
-                preset: "paper".into(),
-                model: ModelConfig::paper(),
-                batch: 32,
-                loss: LossSchedule {
-                    k: 4,
-                    sample_alpha: 2000.0,
-                    ..fast.loss
+            "paper" => paper,
+            // the official body at a quarter of its width, at the full rate, on a small batch:
+            // nothing in it is built for pitch, so what makes the latent linear in pitch is the
+            // symmetry (models/README.md, the generic body)
+            "generic" => Self {
+                preset: "generic".into(),
+                model: ModelConfig {
+                    channels: [16, 16, 32, 32],
+                    mlp: [16, 64, 128, 256],
+                    rnn_hidden: 64,
+                    ..paper.model
                 },
-                steps: 30000,
-                lr_final: 1.0,
-                // settings of the log-shift body, which the official one does not have
-                harmonic_sum_init: None,
-                octave_weight: 0.0,
-                ..fast
+                batch: 8,
+                encoder_lr: 1.0,
+                steps: 16000,
+                ..paper
             },
-            // with no prior there is no sequence to share a timbre across
-            name @ ("no-symmetry" | "beta-vae") => {
-                let beta_vae = name == "beta-vae";
-                Self {
-                    preset: name.into(),
-                    loss: fast.loss.ablated(beta_vae),
-                    prior: !beta_vae,
-                    share_timbre: !beta_vae,
-                    ..fast
-                }
-            }
+            "no-symmetry" | "beta-vae" => fast.ablated(name),
+            "generic-no-symmetry" | "generic-beta-vae" => Self::preset("generic")?.ablated(name),
             other => return Err(unknown_preset(FAMILY, other, &PRESETS)),
         })
+    }
+
+    /// The ablation `name` of this SPS preset: `...no-symmetry` without the symmetry terms,
+    /// `...beta-vae` also without the prior (and so without the timbre a sequence shares).
+    fn ablated(self, name: &str) -> Self {
+        let beta_vae = name.ends_with("beta-vae");
+        Self {
+            preset: name.into(),
+            loss: self.loss.ablated(beta_vae),
+            prior: !beta_vae,
+            share_timbre: self.share_timbre && !beta_vae,
+            ..self
+        }
     }
 
     /// weight of the prior and symmetry terms at `step`
@@ -728,11 +758,46 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    /// The ablations are the SPS preset with parts taken away, and nothing else changed.
+    /// The ablations are the SPS preset with parts taken away, and nothing else changed, for
+    /// the default body and the generic one.
     #[test]
-    fn the_ablations_differ_from_fast_only_in_symmetry_and_prior() {
-        // the beta-VAE also loses the timbre a sequence shares: with no prior there is no sequence
-        crate::sps::assert_ablations_differ_only_in(TrainConfig::preset, &["share_timbre"]);
+    fn the_ablations_differ_from_their_sps_preset_only_in_symmetry_and_prior() {
+        for base in ["fast", "generic"] {
+            // the beta-VAE also loses the timbre a sequence shares: with no prior there is no
+            // sequence
+            crate::sps::assert_ablations_differ_only_in(
+                TrainConfig::preset,
+                base,
+                &["share_timbre"],
+            );
+        }
+    }
+
+    /// The shipped generic pair was trained with the `generic` preset and its ablation: their
+    /// recorded configurations are those presets' (under the name they were trained with).
+    #[test]
+    fn the_shipped_generic_pair_is_the_generic_presets() {
+        let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/generic");
+        for (file, preset) in [
+            ("sps_music_generic", "generic"),
+            ("sps_music_generic_no_symmetry", "generic-no-symmetry"),
+        ] {
+            let loaded =
+                crate::nn::checkpoint::load(&models.join(format!("{file}.safetensors"))).unwrap();
+            let mut recorded = loaded.meta.config["train"].clone();
+            let mut expected = serde_json::to_value(TrainConfig::preset(preset).unwrap()).unwrap();
+            recorded["preset"] = serde_json::Value::Null;
+            expected["preset"] = serde_json::Value::Null;
+            assert_eq!(recorded, expected, "{file}");
+        }
+    }
+
+    /// Every preset the window offers builds.
+    #[test]
+    fn every_preset_builds() {
+        for name in PRESETS {
+            assert_eq!(TrainConfig::preset(name).unwrap().preset, name);
+        }
     }
 
     use crate::sps_music::data::open_source;

@@ -429,7 +429,7 @@ mod tests {
     /// The ablations are the SPS preset with parts taken away, and nothing else changed.
     #[test]
     fn the_ablations_differ_from_fast_only_in_symmetry_and_prior() {
-        crate::sps::assert_ablations_differ_only_in(TrainConfig::preset, &[]);
+        crate::sps::assert_ablations_differ_only_in(TrainConfig::preset, "fast", &[]);
     }
 
     #[test]
