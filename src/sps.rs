@@ -107,7 +107,8 @@ pub fn save_imported<C, M, K>(
     Ok(())
 }
 
-/// The presets of both SPS families: the default, the official sizes, and the two ablations.
+/// The presets every SPS family has: the default, the official sizes, and the two ablations
+/// (the pitch lab adds its generic body's after them).
 pub const PRESETS: [&str; 4] = ["fast", "paper", "no-symmetry", "beta-vae"];
 
 /// How the terms of an SPS loss are weighed and brought in: the fields of `config.train` the

@@ -128,3 +128,31 @@ fn codebook_tab_trains_stops_and_saves_through_the_panel() {
 fn vision_tab_trains_stops_and_saves_through_the_panel() {
     train_stop_save("3D", "sps_vision.safetensors");
 }
+
+/// Choosing a preset sets the steps to that preset's own, as `latent-lab train` would run it;
+/// the steps can still be changed after.
+#[test]
+fn choosing_a_preset_sets_its_own_steps() {
+    let models = tempfile::tempdir().unwrap();
+    let mut harness = common::window_sized(models.path(), [1400.0, 2000.0]);
+    harness.run_steps(2);
+    harness.get_by_label("Pitch").click();
+    harness.run_steps(2);
+    let active = harness.state().active;
+    let steps = |app: &mut App| app.tabs[active].training_panel().unwrap().settings.steps;
+    let choose = |harness: &mut Harness<'static, App>, to: &str| {
+        harness.get_by_label("preset").click();
+        harness.run_steps(2);
+        harness.get_by_label(to).click();
+        harness.run_steps(2);
+    };
+    choose(&mut harness, "generic");
+    let generic = latent_lab::sps_music::train::TrainConfig::preset("generic").unwrap();
+    assert_eq!(steps(harness.state_mut()), generic.steps);
+    assert_ne!(
+        generic.steps, 1000,
+        "the test needs presets of different lengths"
+    );
+    choose(&mut harness, "fast");
+    assert_eq!(steps(harness.state_mut()), 1000);
+}

@@ -87,6 +87,23 @@ pub struct TrainingSpec {
     pub metrics: &'static [(&'static str, &'static str)],
     /// the family trains on one thread unless told otherwise (small models)
     pub single_threaded: bool,
+    /// the steps each of `presets` trains for, in the same order (see
+    /// [`TrainingSpec::with_preset_steps`]); choosing a preset sets the steps to its own
+    pub preset_steps: Vec<u64>,
+}
+
+impl TrainingSpec {
+    /// The spec with each preset's own step count, read from the family's preset (`steps`
+    /// of its name), so that choosing a preset trains it for as long as `latent-lab train`
+    /// would.
+    pub fn with_preset_steps(mut self, steps: impl Fn(&str) -> anyhow::Result<u64>) -> Self {
+        self.preset_steps = self
+            .presets
+            .iter()
+            .map(|p| steps(p).unwrap_or_else(|e| panic!("preset {p}: {e}")))
+            .collect();
+        self
+    }
 }
 
 /// A started (or finished) training job and what it has reported.
@@ -374,8 +391,14 @@ impl TrainingPanel {
             egui::ComboBox::from_label("preset")
                 .selected_text(self.settings.preset.clone())
                 .show_ui(ui, |ui| {
-                    for p in self.spec.presets {
-                        ui.selectable_value(&mut self.settings.preset, p.to_string(), *p);
+                    for (i, p) in self.spec.presets.iter().enumerate() {
+                        let chosen =
+                            ui.selectable_value(&mut self.settings.preset, p.to_string(), *p);
+                        if chosen.changed()
+                            && let Some(&steps) = self.spec.preset_steps.get(i)
+                        {
+                            self.settings.steps = steps;
+                        }
                     }
                 });
             ui.add(

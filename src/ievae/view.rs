@@ -107,7 +107,9 @@ fn training_spec() -> TrainingSpec {
             ("swap_accuracy", "swap accuracy"),
         ],
         single_threaded: true,
+        ..TrainingSpec::default()
     }
+    .with_preset_steps(|p| Ok(TrainConfig::preset(p)?.steps))
 }
 
 pub struct ClassPoseTab {

@@ -43,7 +43,9 @@ fn training_spec() -> TrainingSpec {
         data_hint: "a generator, csv:PATH or lhe:PATH",
         metrics: &[],
         single_threaded: true,
+        ..TrainingSpec::default()
     }
+    .with_preset_steps(|p| Ok(TrainConfig::preset(p)?.steps))
 }
 
 const COLOUR_BINS: usize = 5;

@@ -792,9 +792,10 @@ mod tests {
         }
     }
 
-    /// Every preset the window offers builds.
+    /// Every preset the window offers builds, the SPS family's first.
     #[test]
     fn every_preset_builds() {
+        assert_eq!(PRESETS[..crate::sps::PRESETS.len()], crate::sps::PRESETS);
         for name in PRESETS {
             assert_eq!(TrainConfig::preset(name).unwrap().preset, name);
         }

@@ -80,7 +80,9 @@ fn training_spec() -> TrainingSpec {
             ("r2_embedding_unseen", "unseen instruments"),
         ],
         single_threaded: false,
+        ..TrainingSpec::default()
     }
+    .with_preset_steps(|p| Ok(TrainConfig::preset(p)?.steps))
 }
 
 pub struct PitchTab {

@@ -66,7 +66,9 @@ fn training_spec() -> TrainingSpec {
         data_hint: "ball, ball:SEED, ball-dir:DIR",
         metrics: &[("r2_x", "R² x"), ("r2_y", "R² y"), ("r2_z", "R² z")],
         single_threaded: false,
+        ..TrainingSpec::default()
     }
+    .with_preset_steps(|p| Ok(TrainConfig::preset(p)?.steps))
 }
 
 /// The latents of a throw's frames, and of the prior's roll-out from its first frames.

@@ -137,7 +137,9 @@ fn training_spec(domain: Domain) -> TrainingSpec {
             ("content_knn_auc", "content kNN AUC"),
         ],
         single_threaded: false,
+        ..TrainingSpec::default()
     }
+    .with_preset_steps(|p| Ok(TrainConfig::preset(domain, p)?.steps))
 }
 
 /// The `latent-lab train` job of a domain's family.
