@@ -182,3 +182,47 @@ fn the_shipped_model_reproduces_its_recorded_metrics() {
     // all three axes are learned, if not yet to the bar of 0.95 (see models/README.md)
     assert!(cal.r2.iter().all(|&r| r > 0.9), "{:?}", cal.r2);
 }
+
+/// The keypoints the 3D tab overlays are where the encoder looks: on held-out frames of the
+/// shipped model, one keypoint follows the ball to within a pixel or two, and it is the same
+/// keypoint from frame to frame.
+#[test]
+fn the_shipped_encoder_keeps_a_keypoint_on_the_ball() {
+    use latent_lab::sps_vision::model::keypoints_of;
+    let lab = shipped();
+    let set = Dataset::generate(lab.meta.seed ^ 1, 0, 8);
+    let mut distances = Vec::new();
+    let mut nearest_counts = Vec::new();
+    for throw in &set.test {
+        for i in 0..SEQ_LEN {
+            let frame = throw.frame(i);
+            let Some(ball) = data::ball_centroid(frame) else {
+                continue;
+            };
+            let kps = keypoints_of(&lab.model, frame).unwrap().unwrap();
+            let (k, d) = kps
+                .iter()
+                .map(|&(u, v)| ((u - ball.0).powi(2) + (v - ball.1).powi(2)).sqrt())
+                .enumerate()
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .unwrap();
+            if nearest_counts.len() < kps.len() {
+                nearest_counts.resize(kps.len(), 0usize);
+            }
+            nearest_counts[k] += 1;
+            distances.push(d);
+        }
+    }
+    distances.sort_by(f32::total_cmp);
+    let median = distances[distances.len() / 2];
+    let most = *nearest_counts.iter().max().unwrap();
+    eprintln!(
+        "median distance {median:.2} px, nearest keypoint counts {nearest_counts:?}, frames {}",
+        distances.len()
+    );
+    assert!(median < 2.0, "median distance {median} px");
+    assert!(
+        most * 5 >= distances.len() * 4,
+        "the nearest keypoint changes: {nearest_counts:?}"
+    );
+}

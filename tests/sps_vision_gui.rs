@@ -120,3 +120,40 @@ fn turning_the_rotation_control_by_90_degrees_rotates_the_decoded_ball() {
         "turned by {angle} degrees: decoded ball at {after:?}, a {angle}-degree rotation of its position renders at {expected:?}"
     );
 }
+
+/// The nearest of the render's keypoints to its ball, in pixels.
+fn keypoint_to_ball(tab: &VisionTab) -> f32 {
+    let ball = data::ball_centroid(tab.truth.as_ref().unwrap()).expect("a ball is rendered");
+    let keypoints = tab.keypoints[1]
+        .as_ref()
+        .expect("the encoder has keypoints");
+    keypoints
+        .iter()
+        .map(|&k| distance(k, ball))
+        .fold(f32::INFINITY, f32::min)
+}
+
+#[test]
+fn the_keypoint_overlay_follows_the_ball_as_the_latent_turns() {
+    let mut harness = harness();
+    harness.run_steps(2);
+    harness.get_by_label("3D").click();
+    harness.run_steps(3);
+    assert!(!vision_tab(&harness).state.show_keypoints);
+    harness.get_by_label("show the encoder's keypoints").click();
+    harness.run_steps(3);
+    let tab = vision_tab(&harness);
+    assert!(tab.state.show_keypoints);
+    assert_eq!(tab.keypoints[0].as_ref().map(Vec::len), Some(8));
+    let before = data::ball_centroid(tab.truth.as_ref().unwrap()).unwrap();
+    let near = keypoint_to_ball(tab);
+    assert!(near < 2.5, "no keypoint on the rendered ball: {near} px");
+
+    harness.get_by_label("+90°").click();
+    harness.run_steps(3);
+    let tab = vision_tab(&harness);
+    let after = data::ball_centroid(tab.truth.as_ref().unwrap()).unwrap();
+    assert!(distance(before, after) > 5.0, "the ball did not move");
+    let near = keypoint_to_ball(tab);
+    assert!(near < 2.5, "no keypoint on the turned ball: {near} px");
+}

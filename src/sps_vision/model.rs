@@ -154,7 +154,8 @@ impl KeypointEncoder {
         Tensor::cat(&[position, presence], 2)?.reshape((n, 3 * self.keypoints))
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// x -> the hidden layer's features, (N, hidden)
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.hidden.forward(&self.keypoints(x)?)?.relu()
     }
 }
@@ -246,6 +247,14 @@ impl SpsVision {
         Ok((self.fc11.forward(&features)?, self.fc12.forward(&features)?))
     }
 
+    /// The keypoint encoder, when the model has one (to show where its keypoints sit).
+    pub fn keypoint_encoder(&self) -> Option<&KeypointEncoder> {
+        match &self.enc {
+            Encoder::Keypoints(k) => Some(k),
+            Encoder::Official(_) => None,
+        }
+    }
+
     /// z: (N, latent) -> decoder logits (N, 3, 32, 32); the frame is their sigmoid
     pub fn decode_logits(&self, z: &Tensor) -> Result<Tensor> {
         let l = ModelConfig::LAST;
@@ -294,6 +303,27 @@ pub fn encode_frames(model: &SpsVision, frames: &[&[f32]]) -> Result<Vec<Vec<f32
         out.extend(model.encode(&x)?.0.to_vec2::<f32>()?);
     }
     Ok(out)
+}
+
+/// Where each of the encoder's keypoints sits on a frame (FRAME_LEN floats, CHW): the
+/// expected (column, row) of its soft-argmax in pixels, measured as
+/// [`super::data::ball_centroid`] measures the ball (pixel i spans [i, i+1)). None for an
+/// encoder without keypoints.
+pub fn keypoints_of(model: &SpsVision, frame: &[f32]) -> Result<Option<Vec<(f32, f32)>>> {
+    let Some(encoder) = model.keypoint_encoder() else {
+        return Ok(None);
+    };
+    let x = Tensor::from_slice(frame, (1, CHANNELS, SIZE, SIZE), &Device::Cpu)?;
+    let features = encoder.keypoints(&x)?.flatten_all()?.to_vec1::<f32>()?;
+    // a map pixel j covers frame pixels [2j, 2j + 2): u = (2j + 1) / side - 1 is column
+    // 2j + 1 = (u + 1) * SIZE / 2
+    let px = |u: f32| (u + 1.0) * SIZE as f32 / 2.0;
+    Ok(Some(
+        features
+            .chunks_exact(3)
+            .map(|k| (px(k[0]), px(k[1])))
+            .collect(),
+    ))
 }
 
 /// Decode latents to frames (FRAME_LEN floats each, CHW in [0, 1]).

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::Lab;
 use super::data::{self, BASE_LEN, Camera, DT, SEQ_LEN, SIZE, Throw};
 use super::eval::{self, rotate_latent};
+use super::model::keypoints_of;
 use super::train::{PRESETS, TrainConfig};
 use crate::app::{
     Background, Changed, FilesPanel, LabTab, Models, ModelsState, Shared, TrainSettings,
@@ -32,6 +33,8 @@ pub struct VisionState {
     pub rotation_deg: f32,
     pub throw_seed: u64,
     pub throw_index: usize,
+    /// draw where the encoder's keypoints sit on the decoded frame and on the render
+    pub show_keypoints: bool,
 }
 
 tab_state!(VisionState);
@@ -43,6 +46,7 @@ impl Default for VisionState {
             rotation_deg: 0.0,
             throw_seed: 0,
             throw_index: 0,
+            show_keypoints: false,
             models: ModelsState::new(TrainSettings::new(
                 "fast",
                 TrainConfig::preset("fast").map(|c| c.steps).unwrap_or(3000),
@@ -149,6 +153,9 @@ pub struct VisionTab {
     decoded_tex: Option<TextureHandle>,
     decoded_b_tex: Option<TextureHandle>,
     truth_tex: Option<TextureHandle>,
+    /// where A's encoder puts its keypoints on the decoded frame and on the render, in
+    /// pixels (None for an encoder without keypoints)
+    pub keypoints: [Option<Vec<(f32, f32)>>; 2],
     pub throw_view: Option<ThrowView>,
     throw_dirty: bool,
     /// the test throw, encoded and rolled out off the UI thread
@@ -285,6 +292,9 @@ impl VisionTab {
             set_texture(ctx, &mut self.truth_tex, "sps_vision_truth", &truth);
             self.truth = Some(truth);
         }
+        // one pass of the encoder's convolutions a frame: cheap beside the decode
+        self.keypoints = [self.decoded.as_deref(), self.truth.as_deref()]
+            .map(|f| f.and_then(|f| keypoints_of(&lab.model, f).ok().flatten()));
         self.shown_latent = Some(key);
     }
 
@@ -429,14 +439,34 @@ impl VisionTab {
         }
     }
 
-    fn frames_ui(&self, ui: &mut egui::Ui) {
-        let Some(lab) = &self.models.a else { return };
+    fn frames_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(lab) = self.models.a.clone() else {
+            return;
+        };
+        if self.keypoints[0].is_some() {
+            ui.checkbox(
+                &mut self.state.show_keypoints,
+                "show the encoder's keypoints",
+            )
+            .on_hover_text(
+                "Where each of the encoder's keypoint maps finds its feature on the frame \
+                     (numbered): the latent is read from these positions and how strongly each \
+                     map responds.",
+            );
+        }
         let columns = if self.decoded_b_tex.is_some() {
             3.0
         } else {
             2.0
         };
         let side = ((ui.available_width() - 12.0 * columns) / columns).clamp(100.0, 300.0);
+        // frame `which` of `keypoints`, with them drawn over it when asked
+        let show = |ui: &mut egui::Ui, t: &TextureHandle, which: usize| {
+            let rect = ui.image((t.id(), egui::vec2(side, side))).rect;
+            if let (true, Some(k)) = (self.state.show_keypoints, &self.keypoints[which]) {
+                paint_keypoints(ui, rect, k);
+            }
+        };
         ui.horizontal(|ui| {
             ui.vertical(|ui| {
                 ui.label(if columns > 2.0 {
@@ -445,7 +475,7 @@ impl VisionTab {
                     "decoded frame"
                 });
                 if let Some(t) = &self.decoded_tex {
-                    ui.image((t.id(), egui::vec2(side, side)));
+                    show(ui, t, 0);
                 }
             });
             if let Some(t) = &self.decoded_b_tex {
@@ -458,7 +488,7 @@ impl VisionTab {
                 ui.label("render of the position the latent maps to");
                 match &self.truth_tex {
                     Some(t) if lab.calibration.is_fitted() => {
-                        ui.image((t.id(), egui::vec2(side, side)));
+                        show(ui, t, 1);
                     }
                     _ => {
                         ui.label("(no fitted map: train the model or run `latent-lab eval`)");
@@ -635,6 +665,26 @@ impl VisionTab {
     }
 }
 
+/// Ring and number each keypoint (in frame pixels) over a frame drawn in `rect`.
+fn paint_keypoints(ui: &egui::Ui, rect: egui::Rect, keypoints: &[(f32, f32)]) {
+    let painter = ui.painter_at(rect);
+    let scale = rect.width() / SIZE as f32;
+    for (i, &(u, v)) in keypoints.iter().enumerate() {
+        let (r, g, b) = crate::figures::PALETTE[i % crate::figures::PALETTE.len()];
+        let colour = Color32::from_rgb(r, g, b);
+        let centre = rect.min + egui::vec2(u, v) * scale;
+        let radius = (0.7 * scale).max(4.0);
+        painter.circle_stroke(centre, radius, egui::Stroke::new(2.0, colour));
+        painter.text(
+            centre + egui::vec2(radius, -radius),
+            egui::Align2::LEFT_BOTTOM,
+            i.to_string(),
+            egui::FontId::proportional(12.0),
+            colour,
+        );
+    }
+}
+
 /// Upload `frame` into `slot`, reusing its texture.
 fn set_texture(ctx: &egui::Context, slot: &mut Option<TextureHandle>, name: &str, frame: &[f32]) {
     let image = color_image(frame);
@@ -704,6 +754,7 @@ impl LabTab for VisionTab {
             decoded_tex: None,
             decoded_b_tex: None,
             truth_tex: None,
+            keypoints: [None, None],
             throw_view: None,
             throw_dirty: true,
             throw_job: Background::default(),
