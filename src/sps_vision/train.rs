@@ -124,7 +124,6 @@ impl TrainConfig {
                     symmetry_weight: 2.0,
                     warmup_steps: 0,
                     ramp_steps: 0,
-                    ..fast.loss
                 },
                 symmetry_decode: true,
                 self_consistency: true,
