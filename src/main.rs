@@ -153,7 +153,22 @@ impl From<TrainFlags> for cli::TrainArgs {
     }
 }
 
+/// candle asks how many threads to use at every matrix product and, when RAYON_NUM_THREADS is
+/// unset, counts the physical cores by reading /proc/cpuinfo each time: about a thousand
+/// reads per training step of the 3D lab, a tenth of its time. Its own answer, set once,
+/// gives the same products without the reads.
+#[allow(unsafe_code)] // std::env::set_var, sound before any thread starts
+fn pin_candle_threads() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let threads = candle_core::utils::get_num_threads();
+        // SAFETY: the first thing main does, while no other thread exists to read the
+        // environment
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
+    }
+}
+
 fn main() -> ExitCode {
+    pin_candle_threads();
     let args = Args::parse();
     let result = match args.command {
         None => latent_lab::app::run_window(latent_lab::registry::tabs()).map_err(Error::Failed),
