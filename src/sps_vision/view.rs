@@ -154,7 +154,7 @@ pub struct VisionTab {
     decoded_b_tex: Option<TextureHandle>,
     truth_tex: Option<TextureHandle>,
     /// where A's encoder puts its keypoints on the decoded frame and on the render, in
-    /// pixels (None for an encoder without keypoints)
+    /// pixels (None while they are not shown, or for an encoder without keypoints)
     pub keypoints: [Option<Vec<(f32, f32)>>; 2],
     pub throw_view: Option<ThrowView>,
     throw_dirty: bool,
@@ -292,9 +292,11 @@ impl VisionTab {
             set_texture(ctx, &mut self.truth_tex, "sps_vision_truth", &truth);
             self.truth = Some(truth);
         }
-        // one pass of the encoder's convolutions a frame: cheap beside the decode
-        self.keypoints = [self.decoded.as_deref(), self.truth.as_deref()]
-            .map(|f| f.and_then(|f| keypoints_of(&lab.model, f).ok().flatten()));
+        // one pass of the encoder's convolutions a frame, only while they are shown
+        self.keypoints = [self.decoded.as_deref(), self.truth.as_deref()].map(|f| {
+            f.filter(|_| self.state.show_keypoints)
+                .and_then(|f| keypoints_of(&lab.model, f).ok().flatten())
+        });
         self.shown_latent = Some(key);
     }
 
@@ -443,16 +445,22 @@ impl VisionTab {
         let Some(lab) = self.models.a.clone() else {
             return;
         };
-        if self.keypoints[0].is_some() {
-            ui.checkbox(
-                &mut self.state.show_keypoints,
-                "show the encoder's keypoints",
-            )
-            .on_hover_text(
-                "Where each of the encoder's keypoint maps finds its feature on the frame \
+        if lab.model.keypoint_encoder().is_some() {
+            let toggled = ui
+                .checkbox(
+                    &mut self.state.show_keypoints,
+                    "show the encoder's keypoints",
+                )
+                .on_hover_text(
+                    "Where each of the encoder's keypoint maps finds its feature on the frame \
                      (numbered): the latent is read from these positions and how strongly each \
                      map responds.",
-            );
+                )
+                .changed();
+            if toggled {
+                // the keypoints are found with the frames: on the next frame
+                self.shown_latent = None;
+            }
         }
         let columns = if self.decoded_b_tex.is_some() {
             3.0
