@@ -191,8 +191,8 @@ fn the_shipped_encoder_keeps_a_keypoint_on_the_ball() {
     use latent_lab::sps_vision::model::keypoints_of;
     let lab = shipped();
     let set = Dataset::generate(lab.meta.seed ^ 1, 0, 8);
-    let mut distances = Vec::new();
-    let mut nearest_counts = Vec::new();
+    // per frame with a ball: which keypoint is nearest it, and how far
+    let mut nearest: Vec<(usize, f32)> = Vec::new();
     for throw in &set.test {
         for i in 0..SEQ_LEN {
             let frame = throw.frame(i);
@@ -200,19 +200,18 @@ fn the_shipped_encoder_keeps_a_keypoint_on_the_ball() {
                 continue;
             };
             let kps = keypoints_of(&lab.model, frame).unwrap().unwrap();
-            let (k, d) = kps
-                .iter()
-                .map(|&(u, v)| ((u - ball.0).powi(2) + (v - ball.1).powi(2)).sqrt())
-                .enumerate()
-                .min_by(|a, b| a.1.total_cmp(&b.1))
-                .unwrap();
-            if nearest_counts.len() < kps.len() {
-                nearest_counts.resize(kps.len(), 0usize);
-            }
-            nearest_counts[k] += 1;
-            distances.push(d);
+            nearest.push(
+                kps.iter()
+                    .map(|&(u, v)| ((u - ball.0).powi(2) + (v - ball.1).powi(2)).sqrt())
+                    .enumerate()
+                    .min_by(|a, b| a.1.total_cmp(&b.1))
+                    .unwrap(),
+            );
         }
     }
+    let mut distances: Vec<f32> = nearest.iter().map(|n| n.1).collect();
+    let mut nearest_counts = vec![0usize; nearest.iter().map(|n| n.0 + 1).max().unwrap()];
+    nearest.iter().for_each(|n| nearest_counts[n.0] += 1);
     distances.sort_by(f32::total_cmp);
     let median = distances[distances.len() / 2];
     let most = *nearest_counts.iter().max().unwrap();

@@ -293,10 +293,17 @@ impl VisionTab {
             self.truth = Some(truth);
         }
         // one pass of the encoder's convolutions a frame, only while they are shown
-        self.keypoints = [self.decoded.as_deref(), self.truth.as_deref()].map(|f| {
-            f.filter(|_| self.state.show_keypoints)
-                .and_then(|f| keypoints_of(&lab.model, f).ok().flatten())
-        });
+        let shown = [self.decoded.as_deref(), self.truth.as_deref()];
+        match shown.map(|f| match f.filter(|_| self.state.show_keypoints) {
+            Some(f) => keypoints_of(&lab.model, f),
+            None => Ok(None),
+        }) {
+            [Ok(a), Ok(b)] => self.keypoints = [a, b],
+            [Err(e), _] | [_, Err(e)] => {
+                self.keypoints = [None, None];
+                shared.error(format!("finding the keypoints failed: {e}"));
+            }
+        }
         self.shown_latent = Some(key);
     }
 
