@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The SPS seed tables in models/README.md: for each of the presets fast, no-symmetry and
-# beta-vae, `latent-lab train FAMILY --preset P --seed S --threads 1` for every seed, then
+# beta-vae (with BODY=generic: generic, generic-no-symmetry and generic-beta-vae),
+# `latent-lab train FAMILY --preset P --seed S --threads 1` for every seed, then
 # `eval`; prints the median and range over the seeds of each metric. For sps-music the
 # models are also measured on sound no model heard in training: two other General MIDI
 # SoundFonts and TiMidity++'s notes (made by scripts/unheard_notes.sh, run first).
@@ -15,6 +16,10 @@ seeds=("$@")
 [ ${#seeds[@]} -eq 0 ] && seeds=(0 1 2 3 4 5)
 bin=${LATENT_LAB:-target/release/latent-lab}
 jobs=${JOBS:-2}
+case ${BODY:-fast} in
+  fast) presets=(fast no-symmetry beta-vae) ;;
+  *) presets=("$BODY" "$BODY-no-symmetry" "$BODY-beta-vae") ;;
+esac
 unheard=${UNHEARD:-target/unheard}
 if [ -n "${OUT:-}" ]; then
   dir=$OUT
@@ -45,13 +50,13 @@ one() {
 export -f one
 export family bin dir unheard
 for seed in "${seeds[@]}"; do
-  for preset in fast no-symmetry beta-vae; do echo "$preset $seed"; done
+  for preset in "${presets[@]}"; do echo "$preset $seed"; done
 done | xargs -P "$jobs" -L 1 bash -c 'one "$0" "$1"'
 
-python3 - "$family" "$dir" <<'EOF'
+python3 - "$family" "$dir" "${presets[@]}" <<'EOF'
 import glob, json, os, statistics, sys
 
-family, d = sys.argv[1], sys.argv[2]
+family, d, presets = sys.argv[1], sys.argv[2], sys.argv[3:]
 if family == "sps-music":
     cols = [("default", "r2_embedding", "held-out scales"),
             ("default", "r2_embedding_unseen", "unseen instruments"),
@@ -68,8 +73,8 @@ else:
     cols.append(("default", "equivariance_mse", "equivariance (MSE)"))
 print("| preset | " + " | ".join(c[2] for c in cols) + " |")
 print("|---" * (len(cols) + 1) + "|")
-for preset in ("fast", "no-symmetry", "beta-vae"):
-    runs = [json.load(open(f)) for f in sorted(glob.glob(f"{d}/{preset}_*.json"))]
+for preset in presets:
+    runs = [json.load(open(f)) for f in sorted(glob.glob(f"{d}/{preset}_[0-9]*.json"))]
     cells = []
     for src, key, _ in cols:
         vals = [r[src][key] for r in runs if isinstance(r[src].get(key), (int, float))]
@@ -77,5 +82,11 @@ for preset in ("fast", "no-symmetry", "beta-vae"):
         cells.append(f"{statistics.median(vals):{f}} ({min(vals):{f}}-{max(vals):{f}})"
                      if vals else "-")
     print(f"| `{preset}` | " + " | ".join(cells) + " |")
+for preset in presets:
+    by_seed = sorted(glob.glob(f"{d}/{preset}_[0-9]*.json"),
+                     key=lambda f: int(f.rsplit("_", 1)[1].split(".")[0]))
+    key = "r2_embedding" if family == "sps-music" else "r2_min"
+    print(f"{key} by seed, `{preset}`: " +
+          " / ".join(f"{json.load(open(f))['default'][key]:.3f}" for f in by_seed))
 print(f"\nmedian (min-max) over seeds of `latent-lab train {family} --preset P --seed S --threads 1`")
 EOF

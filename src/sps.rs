@@ -107,9 +107,17 @@ pub fn save_imported<C, M, K>(
     Ok(())
 }
 
-/// The presets every SPS family has: the default, the official sizes, and the two ablations
-/// (the pitch lab adds its generic body's after them).
-pub const PRESETS: [&str; 4] = ["fast", "paper", "no-symmetry", "beta-vae"];
+/// The presets every SPS family has: the default, the official sizes, the default's two
+/// ablations, then a generic body (nothing in it built for the factor) and its ablations.
+pub const PRESETS: [&str; 7] = [
+    "fast",
+    "paper",
+    "no-symmetry",
+    "beta-vae",
+    "generic",
+    "generic-no-symmetry",
+    "generic-beta-vae",
+];
 
 /// How the terms of an SPS loss are weighed and brought in: the fields of `config.train` the
 /// two families share.
@@ -331,6 +339,26 @@ macro_rules! prior_methods {
     };
 }
 pub(crate) use prior_methods;
+
+/// Asserts that each shipped checkpoint `models/generic/FILE.safetensors` of `files` (FILE,
+/// preset) recorded the configuration of its preset: the shipped generic bodies are what
+/// their presets train (under whatever name they were trained with).
+#[cfg(test)]
+pub fn assert_shipped_generic_models_are_their_presets<T: Serialize>(
+    preset: impl Fn(&str) -> anyhow::Result<T>,
+    files: &[(&str, &str)],
+) {
+    let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/generic");
+    for &(file, name) in files {
+        let loaded =
+            crate::nn::checkpoint::load(&models.join(format!("{file}.safetensors"))).expect(file);
+        let mut recorded = loaded.meta.config["train"].clone();
+        let mut expected = serde_json::to_value(preset(name).expect(name)).expect(name);
+        recorded["preset"] = serde_json::Value::Null;
+        expected["preset"] = serde_json::Value::Null;
+        assert_eq!(recorded, expected, "{file}");
+    }
+}
 
 /// Asserts that a family's `no-symmetry` preset differs from its SPS preset `base` only in K
 /// (and its name), and its `beta-vae` preset only in K, the prior, the β-VAE's sampled latent

@@ -77,6 +77,21 @@ fn the_generic_pitch_body_shows_the_symmetry_s_effect() {
     assert!(checked_difference(&j, "octave_off_share") > 0.1, "{j}");
 }
 
+/// With generic layers (the official convolutions flattened into the latent, no keypoints
+/// and no projection), the symmetry terms are what put height on a line of the latent: the
+/// same command without them reads x and z but not height.
+#[test]
+fn the_generic_3d_body_shows_the_symmetry_s_effect() {
+    let j = compare_json(
+        "generic/sps_vision_generic.safetensors",
+        "generic/sps_vision_generic_no_symmetry.safetensors",
+    );
+    assert_eq!(j["a"]["preset"], "generic");
+    assert_eq!(j["b"]["preset"], "generic-no-symmetry");
+    assert!(checked_difference(&j, "r2_min") < -0.5, "{j}");
+    assert!(checked_difference(&j, "r2_y") < -0.5, "{j}");
+}
+
 #[test]
 fn ievae_with_all_labels_against_100_labels() {
     let j = compare_json(
