@@ -340,20 +340,33 @@ macro_rules! prior_methods {
 }
 pub(crate) use prior_methods;
 
-/// Asserts that each shipped checkpoint `models/generic/FILE.safetensors` of `files` (FILE,
-/// preset) recorded the configuration of its preset: the shipped generic bodies are what
-/// their presets train (under whatever name they were trained with).
+/// Asserts what every SPS family's presets promise: each of [`PRESETS`] builds under its own
+/// name; the ablations of `fast` and of `generic` differ from them only as
+/// [`assert_ablations_differ_only_in`] allows; and the shipped generic pair
+/// `models/generic/{stem}_generic[_no_symmetry].safetensors` recorded the settings of
+/// `generic` and `generic-no-symmetry` (under whatever name they were trained with).
 #[cfg(test)]
-pub fn assert_shipped_generic_models_are_their_presets<T: Serialize>(
+pub fn assert_presets_keep_their_promises<T: Serialize>(
     preset: impl Fn(&str) -> anyhow::Result<T>,
-    files: &[(&str, &str)],
+    stem: &str,
+    beta_vae_also: &[&str],
 ) {
+    let json = |name: &str| serde_json::to_value(preset(name).expect(name)).expect(name);
+    for name in PRESETS {
+        assert_eq!(json(name)["preset"], name);
+    }
+    for base in ["fast", "generic"] {
+        assert_ablations_differ_only_in(&preset, base, beta_vae_also);
+    }
     let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/generic");
-    for &(file, name) in files {
+    for (file, name) in [
+        (format!("{stem}_generic"), "generic"),
+        (format!("{stem}_generic_no_symmetry"), "generic-no-symmetry"),
+    ] {
         let loaded =
-            crate::nn::checkpoint::load(&models.join(format!("{file}.safetensors"))).expect(file);
+            crate::nn::checkpoint::load(&models.join(format!("{file}.safetensors"))).expect(&file);
         let mut recorded = loaded.meta.config["train"].clone();
-        let mut expected = serde_json::to_value(preset(name).expect(name)).expect(name);
+        let mut expected = json(name);
         recorded["preset"] = serde_json::Value::Null;
         expected["preset"] = serde_json::Value::Null;
         assert_eq!(recorded, expected, "{file}");
@@ -367,7 +380,7 @@ pub fn assert_shipped_generic_models_are_their_presets<T: Serialize>(
 /// (`generic-no-symmetry`).
 #[cfg(test)]
 pub fn assert_ablations_differ_only_in<T: Serialize>(
-    preset: impl Fn(&str) -> anyhow::Result<T>,
+    preset: &impl Fn(&str) -> anyhow::Result<T>,
     base: &str,
     beta_vae_also: &[&str],
 ) {

@@ -454,33 +454,12 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    /// The ablations are the SPS preset with parts taken away, and nothing else changed, for
-    /// the default body and the generic one.
+    /// Every preset builds; the ablations are the SPS preset with parts taken away, and
+    /// nothing else changed, for the default body and the generic one; the shipped generic
+    /// pair is what those presets train.
     #[test]
-    fn the_ablations_differ_from_their_sps_preset_only_in_symmetry_and_prior() {
-        for base in ["fast", "generic"] {
-            crate::sps::assert_ablations_differ_only_in(TrainConfig::preset, base, &[]);
-        }
-    }
-
-    /// The shipped generic pair was trained with the `generic` preset and its ablation.
-    #[test]
-    fn the_shipped_generic_pair_is_the_generic_presets() {
-        crate::sps::assert_shipped_generic_models_are_their_presets(
-            TrainConfig::preset,
-            &[
-                ("sps_vision_generic", "generic"),
-                ("sps_vision_generic_no_symmetry", "generic-no-symmetry"),
-            ],
-        );
-    }
-
-    /// Every preset the window offers builds.
-    #[test]
-    fn every_preset_builds() {
-        for name in PRESETS {
-            assert_eq!(TrainConfig::preset(name).unwrap().preset, name);
-        }
+    fn the_presets_keep_their_promises() {
+        crate::sps::assert_presets_keep_their_promises(TrainConfig::preset, "sps_vision", &[]);
     }
 
     #[test]
