@@ -1,7 +1,8 @@
 //! Where the 3D lab's model keeps the ball's height while it trains: every 50 steps, how
 //! linearly height can be read (R² of a least-squares affine fit on 800 held-out frames)
-//! from the encoder's keypoint features, from its hidden layer and from the 3-D latent, with
-//! a cubic fit of the latent beside it, and the spread of each latent axis.
+//! from the encoder's keypoint features and its hidden layer (when the encoder has keypoints)
+//! and from the 3-D latent, with a cubic fit of the latent beside it, and the spread of each
+//! latent axis.
 //!
 //! ```text
 //! cargo run --release --example sps_vision_probe -- [SEED] [STEPS] [--preset P] [KEY=VALUE ...]
@@ -94,9 +95,15 @@ fn main() -> Result<()> {
     for step in 0..=steps {
         if step % 50 == 0 {
             let model = trainer.model();
-            let encoder = model
-                .keypoint_encoder()
-                .context("the preset's encoder has no keypoints")?;
+            // a generic encoder has no keypoints: its rows show only the latent
+            let encoder_fits = match model.keypoint_encoder() {
+                Some(encoder) => format!(
+                    "{:.3}  {:.3}",
+                    fit(&rows(&encoder.keypoints(&x)?)?, &height),
+                    fit(&rows(&encoder.forward(&x)?)?, &height)
+                ),
+                None => "-  -".into(),
+            };
             let latent = rows(&model.encode(&x)?.0)?;
             let spread: Vec<f64> = (0..3)
                 .map(|d| {
@@ -107,9 +114,7 @@ fn main() -> Result<()> {
                 .collect();
             let poly: Vec<Vec<f64>> = latent.iter().map(|z| cubic(z)).collect();
             println!(
-                "{step:4}  {:.3}  {:.3}  {:.3}  {:.3} | {:.3} {:.3} {:.3}",
-                fit(&rows(&encoder.keypoints(&x)?)?, &height),
-                fit(&rows(&encoder.forward(&x)?)?, &height),
+                "{step:4}  {encoder_fits}  {:.3}  {:.3} | {:.3} {:.3} {:.3}",
                 fit(&latent, &height),
                 fit(&poly, &height),
                 spread[0],

@@ -78,18 +78,22 @@ fn the_generic_pitch_body_shows_the_symmetry_s_effect() {
 }
 
 /// With generic layers (the official convolutions flattened into the latent, no keypoints
-/// and no projection), the symmetry terms are what put height on a line of the latent: the
-/// same command without them reads x and z but not height.
+/// and no projection), what the symmetry terms change from every seed tried is how the latent
+/// turns: a turn of the latent about its vertical axis moves the decoded ball further from
+/// where a turn of space puts it without them. (How well the latent reads x, y and z
+/// depends on the seed more than on the terms at this length: models/README.md.)
 #[test]
-fn the_generic_3d_body_shows_the_symmetry_s_effect() {
+fn the_generic_3d_body_turns_as_space_turns_only_with_the_symmetry() {
     let j = compare_json(
         "generic/sps_vision_generic.safetensors",
         "generic/sps_vision_generic_no_symmetry.safetensors",
     );
     assert_eq!(j["a"]["preset"], "generic");
     assert_eq!(j["b"]["preset"], "generic-no-symmetry");
-    assert!(checked_difference(&j, "r2_min") < -0.5, "{j}");
-    assert!(checked_difference(&j, "r2_y") < -0.5, "{j}");
+    assert!(
+        checked_difference(&j, "equivariance_centroid_px") > 2.0,
+        "{j}"
+    );
 }
 
 #[test]
