@@ -99,6 +99,43 @@ fn rotation_turns_both_3d_models() {
     assert!((zb1[1] - zb0[1]).abs() < 1e-5 && differ(&zb0, &zb1));
 }
 
+/// One click puts the generic body beside its ablation: A the SPS model, B the same command
+/// without the symmetry terms, both driven by the same rotation control.
+#[test]
+fn one_click_opens_the_generic_3d_pair_as_a_and_b() {
+    let mut harness = window_on("3D");
+    assert_eq!(
+        tab::<VisionTab>(&harness)
+            .models
+            .a
+            .as_ref()
+            .unwrap()
+            .meta
+            .preset,
+        "fast"
+    );
+    harness
+        .get_by_label("A, B = generic layers, with and without symmetry")
+        .click();
+    run_until(&mut harness, 60, "opening the generic pair", |h| {
+        let t = tab::<VisionTab>(h);
+        t.decoded_b.is_some() && t.models.a.as_ref().unwrap().meta.preset == "generic"
+    });
+    let t = tab::<VisionTab>(&harness);
+    assert_eq!(
+        t.models.b.as_ref().unwrap().meta.preset,
+        "generic-no-symmetry"
+    );
+    let (a0, b0) = (t.decoded.clone().unwrap(), t.decoded_b.clone().unwrap());
+    drag_slider_to(&mut harness, "rotation about z2 (degrees)", 0.75);
+    let t = tab::<VisionTab>(&harness);
+    assert!(differ(&a0, t.decoded.as_ref().unwrap()), "A's frame turns");
+    assert!(
+        differ(&b0, t.decoded_b.as_ref().unwrap()),
+        "B's frame turns"
+    );
+}
+
 #[test]
 fn the_pose_sliders_drive_both_ie_vaes() {
     let mut harness = window_on("Class x Pose");

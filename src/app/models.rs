@@ -120,6 +120,8 @@ pub struct Models<L> {
     loading_b: bool,
     /// the shipped model a one-click comparison opens as B, and what to call it
     ablation: Option<(PathBuf, &'static str)>,
+    /// a shipped pair one click opens as A and B, and what to call it
+    pair: Option<(PathBuf, PathBuf, &'static str)>,
     evaluate: Option<Evaluate>,
     import: Option<Import<L>>,
     /// the latent map of A, and what makes A its source
@@ -145,6 +147,7 @@ impl<L: HostedLab> Models<L> {
             comparing: false,
             loading_b: false,
             ablation: None,
+            pair: None,
             evaluate: None,
             import: None,
             map: None,
@@ -160,6 +163,15 @@ impl<L: HostedLab> Models<L> {
         let path = models_dir.join("ablations").join(file);
         self.b_field.text = path.display().to_string();
         self.ablation = Some((path, label));
+        self
+    }
+
+    /// Offer the shipped pair `a` and `b` (in `models_dir`'s `generic/`) as A and B in one
+    /// click, under `label`: a body and its ablation that the lab's default model has no
+    /// twin of.
+    pub fn with_pair(mut self, models_dir: &Path, [a, b]: [&str; 2], label: &'static str) -> Self {
+        let dir = models_dir.join("generic");
+        self.pair = Some((dir.join(a), dir.join(b), label));
         self
     }
 
@@ -426,7 +438,7 @@ impl<L: HostedLab> Models<L> {
         }
     }
 
-    /// The "compare" panel: the B checkpoint, the one-click shipped ablation, the A/B switch
+    /// The "compare" panel: the B checkpoint, the one-click shipped ablation and pair, the A/B switch
     /// for what is heard (when `sounds`), and the metric table.
     pub fn compare_ui(&mut self, ui: &mut egui::Ui, sounds: bool) {
         if let Some((i, p)) = self.b_field.row(
@@ -449,6 +461,23 @@ impl<L: HostedLab> Models<L> {
             {
                 self.b_field.text = path.display().to_string();
                 self.requests.push(Request::OpenB(path.clone()));
+            }
+            if let Some((a, b, label)) = &self.pair
+                && ui
+                    .add_enabled(
+                        !self.loading_b,
+                        egui::Button::new(format!("A, B = {label}")),
+                    )
+                    .on_hover_text(format!(
+                        "open the shipped {} as A and {} as B",
+                        a.display(),
+                        b.display()
+                    ))
+                    .clicked()
+            {
+                self.file_actions.push(FileAction::Open(a.clone()));
+                self.b_field.text = b.display().to_string();
+                self.requests.push(Request::OpenB(b.clone()));
             }
             if self.b.is_some() && ui.button("Close B").clicked() {
                 self.requests.push(Request::CloseB);

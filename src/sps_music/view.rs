@@ -438,6 +438,14 @@ impl LabTab for PitchTab {
                 "sps_music_no_symmetry.safetensors",
                 "no symmetry",
             )
+            .with_pair(
+                &shared.models_dir,
+                [
+                    "sps_music_generic.safetensors",
+                    "sps_music_generic_no_symmetry.safetensors",
+                ],
+                "generic layers, with and without symmetry",
+            )
             .with_import(|p| Lab::import_pytorch(p).map_err(|e| e.to_string())),
             commands: Vec::new(),
             spectra: [None, None],

@@ -760,6 +760,14 @@ impl LabTab for VisionTab {
                 "sps_vision_no_symmetry.safetensors",
                 "no symmetry",
             )
+            .with_pair(
+                &shared.models_dir,
+                [
+                    "sps_vision_generic.safetensors",
+                    "sps_vision_generic_no_symmetry.safetensors",
+                ],
+                "generic layers, with and without symmetry",
+            )
             .with_import(|p| Lab::import_pytorch(p).map_err(|e| e.to_string())),
             commands: Vec::new(),
             decoded: None,
