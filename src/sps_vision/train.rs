@@ -141,9 +141,10 @@ impl TrainConfig {
                     ..fast.model
                 },
                 // four turned and shifted copies of each throw rather than one: from seed 0
-                // height reads at 0.63 after 1200 steps, against 0.28 (models/README.md)
+                // height read at 0.63 after 1200 steps, against 0.28 (one seed, and which
+                // seeds find height is a draw: the seed table in models/README.md)
                 loss: LossSchedule { k: 4, ..fast.loss },
-                // about 7 minutes on one thread
+                // about 4 minutes on one free core
                 steps: 2400,
                 ..fast
             },
