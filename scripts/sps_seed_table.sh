@@ -60,6 +60,7 @@ family, d, presets = sys.argv[1], sys.argv[2], sys.argv[3:]
 if family == "sps-music":
     cols = [("default", "r2_embedding", "held-out scales"),
             ("default", "r2_embedding_unseen", "unseen instruments"),
+            ("default", "r2_within_instrument", "within-instrument"),
             ("default", "r2_synthesis", "synthesis"),
             ("default", "octave_off_share", "octave off"),
             ("TimGM6mb", "r2_embedding", "TimGM6mb"),
