@@ -828,6 +828,31 @@ mod tests {
         assert_eq!(recon(&a[29]), recon(&b[29]), "same seed, same run");
     }
 
+    /// The generic (official) body's starting weights come from the seed too: the same seed
+    /// repeats its run, another seed starts elsewhere.
+    #[test]
+    fn a_seed_repeats_a_run_of_the_generic_body() {
+        let generic = TrainConfig::preset("generic").unwrap();
+        let cfg = TrainConfig {
+            batch: 2,
+            loss: LossSchedule {
+                k: 1,
+                ..generic.loss
+            },
+            steps: 3,
+            ..generic
+        };
+        let run = |seed| {
+            let mut t = SpsTrainer::new(cfg.clone(), Dataset::synthetic(8, 0), seed).unwrap();
+            (0..cfg.steps)
+                .map(|_| recon(&t.step().unwrap().losses))
+                .collect::<Vec<_>>()
+        };
+        let a = run(5);
+        assert_eq!(a, run(5), "same seed, same run");
+        assert_ne!(a, run(6), "another seed, another run");
+    }
+
     /// The sharpness schedule: held at the start until `sharpness_from`, then geometric to
     /// the model's own over `sharpness_steps`, which the trained model keeps.
     #[test]
