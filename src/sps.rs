@@ -370,7 +370,10 @@ pub fn assert_presets_keep_their_promises<T: Serialize>(
         let mut expected = json(name);
         // a shipped model may have trained longer than its preset's budget
         let steps = |v: &serde_json::Value| v["steps"].as_u64().expect("steps");
-        assert!(steps(&recorded) >= steps(&expected), "{file}: fewer steps than the preset");
+        assert!(
+            steps(&recorded) >= steps(&expected),
+            "{file}: fewer steps than the preset"
+        );
         for key in ["preset", "steps"] {
             recorded[key] = serde_json::Value::Null;
             expected[key] = serde_json::Value::Null;
