@@ -3,8 +3,9 @@
 # beta-vae (with BODY=generic: generic, generic-no-symmetry and generic-beta-vae),
 # `latent-lab train FAMILY --preset P --seed S --threads 1` for every seed, then
 # `eval`; prints the median and range over the seeds of each metric. For sps-music the
-# models are also measured on sound no model heard in training: two other General MIDI
-# SoundFonts and TiMidity++'s notes (made by scripts/unheard_notes.sh, run first).
+# models are also measured on sound no model heard in training: three other General MIDI
+# SoundFonts, TiMidity++'s notes and FluidSynth's notes of MuseScore General (made by
+# scripts/unheard_notes.sh, run first).
 # Usage: scripts/sps_seed_table.sh sps-music|sps-vision [SEED ...]   (default seeds 0-5)
 #   LATENT_LAB=path/to/latent-lab overrides target/release/latent-lab;
 #   JOBS=N trainings at a time (default 2, one thread each);
@@ -41,8 +42,12 @@ one() {
       "$bin" eval "$f.safetensors" --data soundfont:/usr/share/sounds/sf2/TimGM6mb.sf2 --json
       echo ',"Csound GM":'
       "$bin" eval "$f.safetensors" --data soundfont:/usr/share/sounds/sf2/sf_GMbank.sf2 --json
+      echo ',"OPL3 FM":'
+      "$bin" eval "$f.safetensors" --data soundfont:/usr/share/sounds/sf2/OPL-3_FM_128M.sf2 --json
       echo ',"TiMidity":'
       "$bin" eval "$f.safetensors" --data "wav-dir:$unheard/timidity" --json
+      echo ',"MuseScore":'
+      "$bin" eval "$f.safetensors" --data "wav-dir:$unheard/musescore" --json
     fi
     echo '}'
   } > "$f.json"
@@ -65,7 +70,9 @@ if family == "sps-music":
             ("default", "octave_off_share", "octave off"),
             ("TimGM6mb", "r2_embedding", "TimGM6mb"),
             ("Csound GM", "r2_embedding", "Csound GM"),
-            ("TiMidity", "r2_embedding", "TiMidity notes")]
+            ("OPL3 FM", "r2_embedding", "OPL3 FM"),
+            ("TiMidity", "r2_embedding", "TiMidity notes"),
+            ("MuseScore", "r2_embedding", "MuseScore (FluidSynth)")]
 else:
     cols = [("default", k, k) for k in ("r2_x", "r2_y", "r2_z", "r2_min")]
     # the centroid distance is undefined (-) when no decoded frame holds a ball to find

@@ -254,6 +254,9 @@ impl TrainingRun {
         if let Some(s) = progress.status {
             self.status = s;
         }
+        for w in progress.warnings.drain(..) {
+            shared.info(w);
+        }
         for s in &progress.steps {
             self.step = s.step;
             if s.step % 5 == 0 || self.losses.len() < DENSE_LOSS_POINTS {

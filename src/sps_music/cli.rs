@@ -54,8 +54,8 @@ impl Family for SpsMusicFamily {
             None => "soundfont".into(),
         };
         let mut source = data::open_source(&spec).map_err(bad)?;
-        let quiet = |_: String| {};
-        let dataset = data::Dataset::render(source.as_mut(), &quiet).map_err(bad)?;
+        let dataset =
+            data::Dataset::render(source.as_mut(), &worker::quiet_but_warnings).map_err(bad)?;
         let cal = super::eval::embedding_metrics(&lab.model, &dataset)?;
         let (r2_synthesis, detected) = super::eval::synthesis_r2(&lab.model, &cal, 16)?;
         let (r2_by_instrument, octave_off_share) =

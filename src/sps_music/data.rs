@@ -55,6 +55,10 @@ pub trait NoteSource: Send {
     /// raw samples of one note (NOTE_SAMPLES long) of instrument `index` into the
     /// concatenation of training and unseen instruments, at MIDI `pitch`
     fn render_note(&mut self, index: usize, pitch: i32) -> anyhow::Result<Vec<f32>>;
+    /// why the notes may not sound as the source's authors meant, if there is a reason
+    fn warning(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Notes rendered with rustysynth from a General MIDI SoundFont at velocity 100.
@@ -103,6 +107,10 @@ impl NoteSource for SoundFontSource {
             hold: NOTE_SAMPLES,
             total: NOTE_SAMPLES,
         }))
+    }
+
+    fn warning(&self) -> Option<String> {
+        self.renderer.warning().map(str::to_owned)
     }
 }
 
@@ -412,6 +420,9 @@ impl Dataset {
         let (train_names, unseen_names) = source.instruments();
         let n_train = train_names.len();
         let instruments: Vec<String> = train_names.into_iter().chain(unseen_names).collect();
+        if let Some(w) = source.warning() {
+            progress(format!("{}{w}", crate::worker::WARNING));
+        }
         let mut stft = Stft::new();
         let (mut train, mut test_seen, mut test_unseen) = (Vec::new(), Vec::new(), Vec::new());
         for (index, name) in instruments.iter().enumerate() {

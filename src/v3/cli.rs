@@ -58,8 +58,7 @@ impl Family for V3Family {
             .clone()
             .unwrap_or_else(|| data::default_spec(domain).into());
         // refuse bad data before starting the job, so the exit code says "bad input"
-        let quiet = |_: String| {};
-        let dataset = data::load(domain, &spec, &quiet).map_err(bad)?;
+        let dataset = data::load(domain, &spec, &worker::quiet_but_warnings).map_err(bad)?;
         let sizes = format!(
             "{} training samples, {} held-out, {} of held-out styles",
             dataset.train.len(),
@@ -83,8 +82,7 @@ impl Family for V3Family {
     ) -> Result<serde_json::Value, CliError> {
         let lab = load(file, self.0)?;
         let spec = data_spec(&lab, data_spec_arg);
-        let quiet = |_: String| {};
-        let dataset = data::load(self.0, &spec, &quiet).map_err(bad)?;
+        let dataset = data::load(self.0, &spec, &worker::quiet_but_warnings).map_err(bad)?;
         let summary = super::eval::evaluate(&lab.model, &dataset)?;
         let mut out = serde_json::json!({
             "family": self.name(),

@@ -249,6 +249,9 @@ pub fn render_take(
 /// training instrument and `OOD_RENDERINGS` of each held-out one.
 pub fn render_notes(path: &Path, progress: &dyn Fn(String)) -> anyhow::Result<Dataset> {
     let mut renderer = NoteRenderer::open(path)?;
+    if let Some(w) = renderer.warning() {
+        progress(format!("{}{w}", crate::worker::WARNING));
+    }
     let mut stft = Stft::new();
     let programs: Vec<(i32, &str)> = TRAIN_PROGRAMS
         .iter()

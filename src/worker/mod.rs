@@ -11,6 +11,19 @@ use candle_core::Tensor;
 use crate::nn::checkpoint::Metadata;
 
 pub mod trainer;
+
+/// Status lines that start with this are warnings about the data (shown as they come in the
+/// window; a command that otherwise keeps the data's progress quiet prints them on stderr:
+/// [`quiet_but_warnings`]).
+pub const WARNING: &str = "warning: ";
+
+/// A progress sink for work whose progress is not shown: it drops every line but warnings,
+/// which go to stderr.
+pub fn quiet_but_warnings(line: String) {
+    if line.starts_with(WARNING) {
+        eprintln!("{line}");
+    }
+}
 pub use trainer::{CoreTrainer, EpochCursor, Loss, OptimiserSettings, TrainerCore, ensure_steps};
 
 /// The weights and description of a model at one moment, enough to save it or to rebuild it
@@ -81,6 +94,8 @@ pub enum Event {
 #[derive(Default)]
 pub struct Progress {
     pub status: Option<String>,
+    /// every warning about the data among the events ([`WARNING`]), in order
+    pub warnings: Vec<String>,
     pub steps: Vec<StepStats>,
     pub metrics: Vec<(u64, Vec<(String, f64)>)>,
     /// the newest weights among the events, if any
@@ -154,6 +169,7 @@ impl JobHandle {
         let mut p = Progress::default();
         for event in self.drain(budget) {
             match event {
+                Event::Status(s) if s.starts_with(WARNING) => p.warnings.push(s),
                 Event::Status(s) => p.status = Some(s),
                 Event::Step(s) => p.steps.push(s),
                 Event::Metrics { step, values } => p.metrics.push((step, values)),
@@ -338,6 +354,35 @@ where
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn warnings_are_kept_apart_from_the_status_line() {
+        let job = super::spawn(
+            |status| {
+                status(format!("{}the data may sound odd", super::WARNING));
+                status("rendering".into());
+                status(format!("{}and again", super::WARNING));
+                status("rendered".into());
+                anyhow::bail!("no trainer here")
+            },
+            super::JobOptions::default(),
+        );
+        let (mut warnings, mut status) = (Vec::new(), None);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let p = job.poll(std::time::Duration::from_millis(50));
+            warnings.extend(p.warnings);
+            status = p.status.or(status);
+            if p.ended.is_some() || std::time::Instant::now() > deadline {
+                break;
+            }
+        }
+        assert_eq!(
+            warnings,
+            ["warning: the data may sound odd", "warning: and again"]
+        );
+        assert_eq!(status.as_deref(), Some("rendered"));
+    }
+
     /// The nice value of the calling thread, from /proc (Linux).
     fn own_nice() -> Option<i64> {
         let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
