@@ -347,7 +347,7 @@ pub(crate) use prior_methods;
 /// `generic` and `generic-no-symmetry` (under whatever name they were trained with, and for
 /// at least as many steps).
 #[cfg(test)]
-pub fn assert_presets_keep_their_promises<T: Serialize>(
+pub fn assert_presets_keep_their_promises<T: Serialize + serde::de::DeserializeOwned>(
     preset: impl Fn(&str) -> anyhow::Result<T>,
     stem: &str,
     beta_vae_also: &[&str],
@@ -366,7 +366,10 @@ pub fn assert_presets_keep_their_promises<T: Serialize>(
     ] {
         let loaded =
             crate::nn::checkpoint::load(&models.join(format!("{file}.safetensors"))).expect(&file);
-        let mut recorded = loaded.meta.config["train"].clone();
+        // read back through the settings' type, so that a setting added since takes its
+        // default, as it does when the model is loaded
+        let recorded: T = serde_json::from_value(loaded.meta.config["train"].clone()).expect(&file);
+        let mut recorded = serde_json::to_value(recorded).expect(&file);
         let mut expected = json(name);
         // a shipped model may have trained longer than its preset's budget
         let steps = |v: &serde_json::Value| v["steps"].as_u64().expect("steps");

@@ -6,7 +6,7 @@ use candle_nn::VarMap;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::data::{Dataset, SEQ_LEN, seeded_rng};
+use super::data::{Dataset, NOTE_FEATURES, SEQ_LEN, Sequence, seeded_rng};
 use super::eval;
 use super::model::{Arch, ModelConfig, SpsMusic};
 use super::{FAMILY, Lab};
@@ -41,6 +41,13 @@ pub struct TrainConfig {
     pub share_timbre: bool,
     /// notes given to the prior before it predicts
     pub base_len: usize,
+    /// the share of training scales handed to another instrument part-way: from a note drawn
+    /// at random, the scale goes on (same start, same steps) with the notes of another
+    /// training instrument, and each part shares its own timbre (`share_timbre`). The prior
+    /// must then carry the pitch latent across the change of timbre, which asks every
+    /// instrument's pitch axis to sit at the same offset; nothing says what pitch is
+    #[serde(default)]
+    pub hand_over: f64,
     /// log-shift body: the soft-argmax's sharpness until step `sharpness_from`, which then
     /// moves geometrically to the model's own (`Arch::LogShift::sharpness`) over
     /// `sharpness_steps`. A soft start lets every position of the salience curve feel the loss
@@ -147,6 +154,7 @@ impl TrainConfig {
             prior: true,
             share_timbre: true,
             base_len: 3,
+            hand_over: 0.0,
             // 20 until step 500, then to the model's 40 by step 800
             sharpness_start: super::logshift::SHARPNESS,
             sharpness_steps: 300,
@@ -256,6 +264,9 @@ pub struct SpsTrainer {
     core: TrainerCore,
     model: SpsMusic,
     data: Dataset,
+    /// for each training scale, the training scales of other instruments with its start
+    /// (`hand_over`)
+    partners: Vec<Vec<usize>>,
     pub calibration: eval::Calibration,
 }
 
@@ -314,11 +325,27 @@ impl SpsTrainer {
         settings.slow = Some(("encoder.", cfg.encoder_lr));
         let core =
             TrainerCore::new(varmap, rng, seed, cfg.steps, settings)?.with_epochs(data.train.len());
+        let partners = data
+            .train
+            .iter()
+            .map(|a| {
+                let same_start = |(_, b): &(usize, &Sequence)| {
+                    b.start_pitch == a.start_pitch && b.instrument != a.instrument
+                };
+                data.train
+                    .iter()
+                    .enumerate()
+                    .filter(same_start)
+                    .map(|(j, _)| j)
+                    .collect()
+            })
+            .collect();
         Ok(Self {
             core,
             cfg,
             model,
             data,
+            partners,
             calibration: Default::default(),
         })
     }
@@ -333,9 +360,14 @@ impl SpsTrainer {
     fn loss(&mut self) -> anyhow::Result<(Tensor, Vec<(&'static str, f64)>)> {
         let cfg = self.cfg.clone();
         let (b, s, l) = (cfg.batch, SEQ_LEN, cfg.model.latent);
-        let train = &self.data.train;
-        let frames = |i: usize| train[i].features.as_slice();
-        let x = crate::sps::next_batch(&mut self.core, (b, s), frames, (1, N_BINS, 5))?;
+        let (x, hand_at) = if cfg.hand_over > 0.0 {
+            self.handed_over_batch()?
+        } else {
+            let train = &self.data.train;
+            let frames = |i: usize| train[i].features.as_slice();
+            let x = crate::sps::next_batch(&mut self.core, (b, s), frames, (1, N_BINS, 5))?;
+            (x, vec![s; b])
+        };
         let (mu, logvar, salience) = self.model.encode_with_salience(&x)?;
         let octave = match (&salience, self.model.log_shift()) {
             (Some(salience), Some(body))
@@ -361,7 +393,20 @@ impl SpsTrainer {
             .reshape((b, s, l))?;
         let z_pitch = z.narrow(2, 0, 1)?;
         let z_timbre = z.narrow(2, 1, l - 1)?;
-        let z_timbre = if cfg.share_timbre {
+        let z_timbre = if cfg.share_timbre && cfg.hand_over > 0.0 {
+            // each part of a scale decodes with the timbre of one of its own notes
+            let mut rows = Vec::with_capacity(b * s);
+            for (j, &k) in hand_at.iter().enumerate() {
+                let first = (j * s + self.core.rng.random_range(0..k.min(10))) as u32;
+                let second = (j * s + k + self.core.rng.random_range(0..(s - k).max(1))) as u32;
+                rows.extend((0..s).map(|i| if i < k { first } else { second }));
+            }
+            let rows = Tensor::from_vec(rows, b * s, &Device::Cpu)?;
+            z_timbre
+                .reshape((b * s, l - 1))?
+                .index_select(&rows, 0)?
+                .reshape((b, s, l - 1))?
+        } else if cfg.share_timbre {
             let r = self.core.rng.random_range(0..s.min(10));
             z_timbre.narrow(1, r, 1)?.repeat((1, s, 1))?
         } else {
@@ -371,7 +416,13 @@ impl SpsTrainer {
         let x_next = x_seq
             .narrow(1, 1, s - 1)?
             .reshape((b * (s - 1), 1, N_BINS, 5))?;
-        let timbre_next = z_timbre.narrow(1, 0, s - 1)?;
+        // a predicted note is drawn with the timbre of the note it predicts when a scale
+        // may change instrument; otherwise (the official loss) with the one before it
+        let timbre_next = if cfg.hand_over > 0.0 {
+            z_timbre.narrow(1, 1, s - 1)?
+        } else {
+            z_timbre.narrow(1, 0, s - 1)?
+        };
 
         let mut decode_inputs = vec![Tensor::cat(&[&z_pitch, &z_timbre], 2)?.reshape((b * s, l))?];
         let mut loss = Loss::default();
@@ -420,6 +471,33 @@ impl SpsTrainer {
         let symmetric = (k, w / k.max(1) as f64);
         crate::sps::reconstruction_terms(&mut loss, &logits, (&x, &x_next), prior, symmetric)?;
         Ok(loss.per_item(b)?)
+    }
+
+    /// A batch in which each scale is, with chance `hand_over`, handed to another instrument
+    /// from a note drawn in 1..SEQ_LEN; returns it with the note of each scale's hand-over
+    /// (SEQ_LEN where it has none).
+    fn handed_over_batch(&mut self) -> anyhow::Result<(Tensor, Vec<usize>)> {
+        let (b, s) = (self.cfg.batch, SEQ_LEN);
+        let mut flat = Vec::with_capacity(b * s * NOTE_FEATURES);
+        let mut hand_at = Vec::with_capacity(b);
+        for i in self.core.batch(b) {
+            let first = &self.data.train[i].features;
+            let partners = &self.partners[i];
+            let rng = &mut self.core.rng;
+            let k = if !partners.is_empty() && rng.random_bool(self.cfg.hand_over.min(1.0)) {
+                rng.random_range(1..s)
+            } else {
+                s
+            };
+            flat.extend_from_slice(&first[..k * NOTE_FEATURES]);
+            if k < s {
+                let j = partners[rng.random_range(0..partners.len())];
+                flat.extend_from_slice(&self.data.train[j].features[k * NOTE_FEATURES..]);
+            }
+            hand_at.push(k);
+        }
+        let x = Tensor::from_vec(flat, (b * s, 1, N_BINS, 5), &Device::Cpu)?;
+        Ok((x, hand_at))
     }
 
     /// The octave check of `octave_weight`: decode every note from its pitch latent and an
@@ -855,6 +933,55 @@ mod tests {
 
     /// The sharpness schedule: held at the start until `sharpness_from`, then geometric to
     /// the model's own over `sharpness_steps`, which the trained model keeps.
+    #[test]
+    fn a_handed_over_scale_goes_on_with_another_instrument_from_its_start() {
+        let mut data = Dataset::synthetic(8, 0);
+        for (i, q) in data.train.iter_mut().enumerate() {
+            q.instrument = i % 2;
+            q.start_pitch = 48 + (i / 2) as i32;
+        }
+        data.instruments = vec!["a".into(), "b".into()];
+        data.n_train_instruments = 2;
+        let generic = TrainConfig::preset("generic").unwrap();
+        let cfg = TrainConfig {
+            batch: 8,
+            hand_over: 1.0,
+            loss: LossSchedule {
+                k: 1,
+                ..generic.loss
+            },
+            steps: 2,
+            ..generic
+        };
+        let mut t = SpsTrainer::new(cfg, data.clone(), 0).unwrap();
+        let (x, hand_at) = t.handed_over_batch().unwrap();
+        let rows = x.flatten_from(1).unwrap().to_vec2::<f32>().unwrap();
+        let s = SEQ_LEN;
+        let owner = |note: usize, row: &[f32]| {
+            data.train
+                .iter()
+                .find(|q| q.note(note) == row)
+                .expect("every note comes from a training scale")
+        };
+        for (j, &k) in hand_at.iter().enumerate() {
+            assert!(
+                (1..s).contains(&k),
+                "every scale is handed over, not at its first note"
+            );
+            let first = owner(0, &rows[j * s]);
+            let second = owner(k, &rows[j * s + k]);
+            assert_ne!(first.instrument, second.instrument);
+            assert_eq!(first.start_pitch, second.start_pitch);
+            for i in 0..s {
+                let from = if i < k { first } else { second };
+                assert_eq!(rows[j * s + i], from.note(i), "scale {j}, note {i}");
+            }
+        }
+        for _ in 0..2 {
+            assert!(t.step().unwrap().total().is_finite());
+        }
+    }
+
     #[test]
     fn the_sharpness_moves_from_its_start_to_the_models_own() {
         let mut cfg = TrainConfig::preset("fast").unwrap();
