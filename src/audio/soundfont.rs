@@ -42,7 +42,7 @@ const MODULATOR_WARNING_ABOVE: usize = 16;
 /// amount, driven by the note's velocity or key number (the program sends no controllers),
 /// aimed at anything but the pan, reverb and chorus sends (its notes are mono and dry).
 /// 0 for bytes that are not a SoundFont's RIFF layout.
-pub fn unapplied_modulators(bytes: &[u8]) -> usize {
+fn unapplied_modulators(bytes: &[u8]) -> usize {
     const VELOCITY: u16 = 2;
     const KEY: u16 = 3;
     const CONTROLLER_FLAG: u16 = 0x80;
@@ -86,7 +86,7 @@ fn riff_chunks(mut bytes: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
 
 /// A line for the user when the SoundFont at `path` relies on modulators that the program's
 /// synthesiser does not apply, so that its instruments will sound unlike in other players.
-pub fn modulator_warning(path: &Path, bytes: &[u8]) -> Option<String> {
+fn modulator_warning(path: &Path, bytes: &[u8]) -> Option<String> {
     let n = unapplied_modulators(bytes);
     (n > MODULATOR_WARNING_ABOVE).then(|| {
         format!(

@@ -325,9 +325,11 @@ impl SpsTrainer {
         settings.slow = Some(("encoder.", cfg.encoder_lr));
         let core =
             TrainerCore::new(varmap, rng, seed, cfg.steps, settings)?.with_epochs(data.train.len());
+        // only a run that hands scales over needs them
         let partners = data
             .train
             .iter()
+            .filter(|_| cfg.hand_over > 0.0)
             .map(|a| {
                 let same_start = |(_, b): &(usize, &Sequence)| {
                     b.start_pitch == a.start_pitch && b.instrument != a.instrument
