@@ -18,6 +18,7 @@ use candle_core::{Device, Tensor};
 use latent_lab::cli::TrainArgs;
 use latent_lab::metrics::{affine_fit, r_squared};
 use latent_lab::sps_vision::data::{CHANNELS, Dataset, SEQ_LEN, SIZE, TEST_THROWS, TRAIN_THROWS};
+use latent_lab::sps_vision::eval::monomials;
 use latent_lab::sps_vision::train::{TrainConfig, VisionTrainer};
 use latent_lab::worker::CoreTrainer;
 
@@ -29,20 +30,6 @@ fn fit(x: &[Vec<f64>], y: &[f64]) -> f64 {
         .map(|r| r.iter().zip(&w).map(|(a, c)| a * c).sum::<f64>() + b)
         .collect();
     r_squared(&pred, y)
-}
-
-/// Every monomial of a 3-D point up to degree 3.
-fn cubic(z: &[f64]) -> Vec<f64> {
-    let mut f = z.to_vec();
-    for i in 0..3 {
-        for j in i..3 {
-            f.push(z[i] * z[j]);
-            for k in j..3 {
-                f.push(z[i] * z[j] * z[k]);
-            }
-        }
-    }
-    f
 }
 
 fn rows(t: &Tensor) -> Result<Vec<Vec<f64>>> {
@@ -112,7 +99,7 @@ fn main() -> Result<()> {
                     (c.iter().map(|a| (a - m).powi(2)).sum::<f64>() / c.len() as f64).sqrt()
                 })
                 .collect();
-            let poly: Vec<Vec<f64>> = latent.iter().map(|z| cubic(z)).collect();
+            let poly: Vec<Vec<f64>> = latent.iter().map(|z| monomials(z)).collect();
             println!(
                 "{step:4}  {encoder_fits}  {:.3}  {:.3} | {:.3} {:.3} {:.3}",
                 fit(&latent, &height),

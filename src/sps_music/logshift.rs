@@ -93,7 +93,7 @@ fn log_hz(j: f32) -> f32 {
 
 /// (N_BINS, LOG_BINS): each log bin averages the linear bins under a triangle as wide as
 /// its own spacing or one linear bin, whichever is wider.
-fn lin_to_log() -> Vec<f32> {
+pub(super) fn lin_to_log() -> Vec<f32> {
     let mut m = vec![0f32; N_BINS * LOG_BINS];
     let df = bin_hz(1.0);
     for j in 0..LOG_BINS {
@@ -136,7 +136,7 @@ fn position_of_latent(z: &Tensor) -> Result<Tensor> {
 }
 
 /// Notes (N, 1, 513, 5) -> frames on the log-frequency axis (N, 5, LOG_BINS).
-fn front_end(x: &Tensor, to_log: &Tensor) -> Result<Tensor> {
+pub(super) fn front_end(x: &Tensor, to_log: &Tensor) -> Result<Tensor> {
     let n = x.dim(0)?;
     x.reshape((n, N_BINS, FRAMES_PER_NOTE))?
         .transpose(1, 2)?
@@ -545,6 +545,7 @@ mod tests {
             latent: 3,
             init: WeightInit::He,
             arch: super::super::model::Arch::Official,
+            log_input: false,
         };
         let cfg = super::super::model::ModelConfig {
             arch: super::super::model::Arch::LogShift {

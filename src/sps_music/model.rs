@@ -7,7 +7,7 @@ use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 use super::data::{FRAMES_PER_NOTE, NOTE_FEATURES};
-use super::logshift::LogShift;
+use super::logshift::{LOG_BINS, LogShift, front_end, lin_to_log};
 use crate::audio::dsp::N_BINS;
 use crate::nn::patches::Act;
 use crate::nn::{
@@ -30,6 +30,13 @@ pub struct ModelConfig {
     /// the official body, or the log-frequency shift body of the `fast` preset
     #[serde(default)]
     pub arch: Arch,
+    /// The official body's encoder reads the spectrum pooled onto the log-frequency axis
+    /// (two bins a semitone, as the log-shift body's front end) instead of the 513 linear
+    /// bins, so that a change of pitch moves a note's partials together, by the same number
+    /// of bins at any pitch. The decoder still draws the linear spectrum. The log-shift body
+    /// always reads the log axis.
+    #[serde(default)]
+    pub log_input: bool,
 }
 
 /// checkpoints saved before `below` was a setting had a template reaching 140 bins down
@@ -73,13 +80,41 @@ impl ModelConfig {
             latent: 3,
             init: WeightInit::PyTorch,
             arch: Arch::Official,
+            log_input: false,
         }
     }
-    /// height of the encoder's last feature map (513 -> 256 -> 64 -> 32 -> 16)
-    pub const LAST_H: usize = 16;
+    /// height of the encoder's last feature map (513 -> 256 -> 64 -> 32 -> 16), where the
+    /// decoder's MLP ends too
+    pub const LAST_H: usize = official_height(N_BINS);
+    /// the same on the log-frequency axis (190 -> 94 -> 23 -> 11 -> 5)
+    pub const LOG_LAST_H: usize = official_height(LOG_BINS);
+    /// features of the decoder's MLP output
     pub fn flat(&self) -> usize {
         self.channels[3] * Self::LAST_H
     }
+    /// features the official encoder flattens into the latent
+    pub fn encoder_flat(&self) -> usize {
+        let h = if self.log_input {
+            Self::LOG_LAST_H
+        } else {
+            Self::LAST_H
+        };
+        self.channels[3] * h
+    }
+}
+
+/// Height after the official encoder's four convolutions (kernel, stride, padding along
+/// frequency: (5, 2, 1), (8, 4, 2), (4, 2, 1), (4, 2, 1)) of an input `h` bins high.
+const fn official_height(h: usize) -> usize {
+    let layers = [(5, 2, 1), (8, 4, 2), (4, 2, 1), (4, 2, 1)];
+    let mut h = h;
+    let mut i = 0;
+    while i < layers.len() {
+        let (k, s, p) = layers[i];
+        h = (h + 2 * p - k) / s + 1;
+        i += 1;
+    }
+    h
 }
 
 pub struct SpsMusic {
@@ -102,6 +137,8 @@ struct Official {
     fc12: candle_nn::Linear,
     fc3: Mlp,
     dec: [HeightConvTranspose; 4],
+    /// (N_BINS, LOG_BINS) pooling onto the log-frequency axis (`ModelConfig::log_input`)
+    to_log: Option<Tensor>,
 }
 
 impl SpsMusic {
@@ -206,14 +243,18 @@ impl Official {
         Ok(Self {
             cfg: cfg.clone(),
             enc,
-            fc11: linear_init(cfg.flat(), cfg.latent, i, vb.pp("fc11"))?,
-            fc12: linear_init(cfg.flat(), cfg.latent, i, vb.pp("fc12"))?,
+            fc11: linear_init(cfg.encoder_flat(), cfg.latent, i, vb.pp("fc11"))?,
+            fc12: linear_init(cfg.encoder_flat(), cfg.latent, i, vb.pp("fc12"))?,
             fc3: Mlp::new(
                 &[cfg.latent, m[0], m[1], m[2], m[3], cfg.flat()],
                 i,
                 vb.pp("fc3"),
             )?,
             dec,
+            to_log: cfg
+                .log_input
+                .then(|| Tensor::from_vec(lin_to_log(), (N_BINS, LOG_BINS), vb.device()))
+                .transpose()?,
         })
     }
 
@@ -221,14 +262,21 @@ impl Official {
     fn encode(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
         let n = x.dim(0)?;
         // one channel: (N, 1, 513, 5) is already channels-last (N, 513, 5, 1)
-        let x = Act::new(x.reshape((n, N_BINS, FRAMES_PER_NOTE, 1))?)?;
+        let x = match &self.to_log {
+            None => x.reshape((n, N_BINS, FRAMES_PER_NOTE, 1))?,
+            Some(to_log) => front_end(x, to_log)?
+                .transpose(1, 2)?
+                .contiguous()?
+                .reshape((n, LOG_BINS, FRAMES_PER_NOTE, 1))?,
+        };
+        let x = Act::new(x)?;
         let layers = conv::relu_between(self.enc.iter().map(|c| c as &dyn StackLayer));
         // flattened as PyTorch flattens (N, C, H, 1): channel-major
         let flat = conv::run(&x, &layers)?
             .relu()
             .to_nhwc()?
             .permute((0, 3, 1, 2))?
-            .reshape((n, self.cfg.flat()))?;
+            .reshape((n, self.cfg.encoder_flat()))?;
         Ok((self.fc11.forward(&flat)?, self.fc12.forward(&flat)?))
     }
 
@@ -259,4 +307,66 @@ pub fn encode_all(model: &SpsMusic, notes: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
 /// The argmax over dim 1 of a (N, K) tensor, as indices.
 pub fn argmax_rows(t: &Tensor) -> Result<Vec<u32>> {
     t.argmax(D::Minus1)?.to_vec1::<u32>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audio::dsp::{N_FFT, SAMPLE_RATE};
+    use candle_core::Device;
+
+    /// A note's five frames with partials 1..=4 of `f0`, each split between its two nearest
+    /// linear bins.
+    fn note(f0: f32) -> Vec<f32> {
+        let mut x = vec![0f32; N_BINS * FRAMES_PER_NOTE];
+        for h in 1..=4 {
+            let k = h as f32 * f0 * N_FFT as f32 / SAMPLE_RATE as f32;
+            let (lo, frac) = (k.floor() as usize, k.fract());
+            for t in 0..FRAMES_PER_NOTE {
+                x[lo * FRAMES_PER_NOTE + t] += 1.0 - frac;
+                x[(lo + 1) * FRAMES_PER_NOTE + t] += frac;
+            }
+        }
+        x
+    }
+
+    /// With `log_input`, a note an octave up reaches the encoder's convolutions as the same
+    /// picture moved by an octave's bins; and the encoder flattens the shorter axis.
+    #[test]
+    fn the_log_input_moves_a_note_by_the_same_bins_at_any_pitch() {
+        assert_eq!((ModelConfig::LAST_H, ModelConfig::LOG_LAST_H), (16, 5));
+        let to_log = Tensor::from_vec(lin_to_log(), (N_BINS, LOG_BINS), &Device::Cpu).unwrap();
+        let centroid = |f0: f32| {
+            let x = Tensor::from_vec(note(f0), (1, 1, N_BINS, FRAMES_PER_NOTE), &Device::Cpu);
+            let frame = front_end(&x.unwrap(), &to_log)
+                .unwrap()
+                .get(0)
+                .unwrap()
+                .get(2);
+            let v = frame.unwrap().to_vec1::<f32>().unwrap();
+            let mass: f32 = v.iter().sum();
+            v.iter().enumerate().map(|(i, m)| i as f32 * m).sum::<f32>() / mass
+        };
+        for f0 in [220.0, 311.1, 523.3] {
+            let moved = centroid(2.0 * f0) - centroid(f0);
+            assert!((moved - 24.0).abs() < 1.0, "{f0} Hz: {moved} bins");
+        }
+        let cfg = ModelConfig {
+            channels: [4, 4, 8, 8],
+            mlp: [4, 8, 8, 8],
+            rnn_hidden: 4,
+            log_input: true,
+            ..ModelConfig::paper()
+        };
+        assert_eq!(cfg.encoder_flat(), 8 * 5);
+        let (_vm, vb) = crate::nn::new_varmap();
+        let model = SpsMusic::new(&cfg, vb).unwrap();
+        let notes = [note(220.0), note(440.0)].concat();
+        let mu = model.encode_features(&notes, 2).unwrap();
+        assert_eq!(mu.dims(), [2, 3]);
+        assert_eq!(
+            model.decode_logits(&mu).unwrap().dims(),
+            [2, 1, N_BINS, FRAMES_PER_NOTE]
+        );
+    }
 }

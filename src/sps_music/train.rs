@@ -130,6 +130,7 @@ impl TrainConfig {
                     // reads as one of them rather than between them (models/README.md)
                     sharpness: 40.0,
                 },
+                log_input: false,
             },
             batch: 8,
             t_range: 4.0,

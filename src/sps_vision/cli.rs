@@ -110,6 +110,10 @@ impl Family for SpsVisionFamily {
         by_throw.sort_by(f64::total_cmp);
         out["r2_by_throw_median"] = cli::percentile(&by_throw, 0.5).into();
         out["r2_by_throw_min"] = by_throw.first().copied().unwrap_or(f64::NAN).into();
+        let cubic = eval::cubic_r2(&lab.model, &dataset, 128)?;
+        for (k, axis) in ["x", "y", "z"].iter().enumerate() {
+            out[format!("r2_cubic_{axis}")] = cubic[k].into();
+        }
         if dataset.source.starts_with("ball:") {
             let angles = eval::angle_grid();
             let e = eval::equivariance(&lab.model, &cal, &dataset, 64, &angles)?;

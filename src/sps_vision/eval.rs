@@ -88,44 +88,98 @@ fn frames_of(throws: &[Throw]) -> (Vec<&[f32]>, Vec<[f32; 3]>) {
     (frames, positions)
 }
 
+/// The latents and true positions of (up to `fit_throws`) training throws and of the
+/// held-out throws.
+type Split = (
+    (Vec<Vec<f64>>, Vec<[f32; 3]>),
+    (Vec<Vec<f64>>, Vec<[f32; 3]>),
+);
+
+fn latents_and_positions(model: &SpsVision, data: &Dataset, fit_throws: usize) -> Result<Split> {
+    let n_fit = data.train.len().min(fit_throws);
+    let mut out = Vec::with_capacity(2);
+    for throws in [&data.train[..n_fit], &data.test[..]] {
+        let (frames, positions) = frames_of(throws);
+        let z = encode_frames(model, &frames)?
+            .into_iter()
+            .map(|r| r.into_iter().map(f64::from).collect())
+            .collect();
+        out.push((z, positions));
+    }
+    let test = out.pop().unwrap_or_default();
+    let train = out.pop().unwrap_or_default();
+    Ok((train, test))
+}
+
+/// For each coordinate, the least-squares affine fit of it on the rows of `x_train` and its
+/// R^2 on the held-out rows: (weights, offset, R^2).
+fn fit_coordinates(
+    (x_train, train_pos): (&[Vec<f64>], &[[f32; 3]]),
+    (x_test, test_pos): (&[Vec<f64>], &[[f32; 3]]),
+) -> [(Vec<f64>, f64, f64); 3] {
+    std::array::from_fn(|k| {
+        let y: Vec<f64> = train_pos.iter().map(|p| p[k] as f64).collect();
+        let (w, b) = affine_fit(x_train, &y);
+        let truth: Vec<f64> = test_pos.iter().map(|p| p[k] as f64).collect();
+        let pred: Vec<f64> = x_test
+            .iter()
+            .map(|r| b + r.iter().zip(&w).map(|(a, c)| a * c).sum::<f64>())
+            .collect();
+        let r2 = r_squared(&pred, &truth);
+        (w, b, r2)
+    })
+}
+
 /// Fit the linear map from latents to positions on (up to `fit_throws`) training throws and
 /// score it (R^2 per coordinate) on the held-out throws.
 pub fn calibrate(model: &SpsVision, data: &Dataset, fit_throws: usize) -> Result<Calibration> {
-    let n_fit = data.train.len().min(fit_throws);
-    let (train_frames, train_pos) = frames_of(&data.train[..n_fit]);
-    let (test_frames, test_pos) = frames_of(&data.test);
-    let z_train = encode_frames(model, &train_frames)?;
-    let z_test = encode_frames(model, &test_frames)?;
-    let as64 = |z: &[Vec<f32>]| -> Vec<Vec<f64>> {
-        z.iter()
-            .map(|r| r.iter().map(|&v| v as f64).collect())
-            .collect()
-    };
-    let (x_train, x_test) = (as64(&z_train), as64(&z_test));
+    let ((z_train, train_pos), (z_test, test_pos)) =
+        latents_and_positions(model, data, fit_throws)?;
     let mut cal = Calibration::default();
-    for k in 0..3 {
-        let y: Vec<f64> = train_pos.iter().map(|p| p[k] as f64).collect();
-        let (w, b) = affine_fit(&x_train, &y);
+    let fits = fit_coordinates((&z_train, &train_pos), (&z_test, &test_pos));
+    for (k, (w, b, r2)) in fits.into_iter().enumerate() {
         for j in 0..3 {
             cal.map[k][j] = w.get(j).copied().unwrap_or(0.0);
         }
         cal.offset[k] = b;
-        let truth: Vec<f64> = test_pos.iter().map(|p| p[k] as f64).collect();
-        let pred: Vec<f64> = x_test
-            .iter()
-            .map(|r| b + r.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>())
-            .collect();
-        cal.r2[k] = r_squared(&pred, &truth);
+        cal.r2[k] = r2;
     }
     for j in 0..3 {
-        let col = z_train.iter().map(|r| r[j]);
-        let n = z_train.len().max(1) as f32;
-        cal.centre[j] = z_train.iter().map(|r| r[j]).sum::<f32>() / n;
-        cal.range[j] = col.fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), v| {
+        // the latents are f32 values: summed as f32, as the window's centre always was
+        let col = || z_train.iter().map(|r| r[j] as f32);
+        cal.centre[j] = col().sum::<f32>() / z_train.len().max(1) as f32;
+        cal.range[j] = col().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), v| {
             (lo.min(v), hi.max(v))
         });
     }
     Ok(cal)
+}
+
+/// R^2 per coordinate of a cubic fit of the latent (every monomial of z1, z2, z3 up to degree
+/// 3), fitted and scored as [`calibrate`]'s linear map is. Far above the linear R^2, it says
+/// the latent holds the position but bent; near it, that what the linear map misses is not in
+/// the latent at all.
+pub fn cubic_r2(model: &SpsVision, data: &Dataset, fit_throws: usize) -> Result<[f64; 3]> {
+    let ((z_train, train_pos), (z_test, test_pos)) =
+        latents_and_positions(model, data, fit_throws)?;
+    let cubic = |z: &[Vec<f64>]| -> Vec<Vec<f64>> { z.iter().map(|r| monomials(r)).collect() };
+    let fits = fit_coordinates((&cubic(&z_train), &train_pos), (&cubic(&z_test), &test_pos));
+    Ok(fits.map(|(_, _, r2)| r2))
+}
+
+/// Every monomial of a point's coordinates up to degree 3.
+pub fn monomials(z: &[f64]) -> Vec<f64> {
+    let d = z.len();
+    let mut f = z.to_vec();
+    for i in 0..d {
+        for j in i..d {
+            f.push(z[i] * z[j]);
+            for k in j..d {
+                f.push(z[i] * z[j] * z[k]);
+            }
+        }
+    }
+    f
 }
 
 /// For each held-out throw, the R^2 of the path `cal` reads from the throw's latents against
@@ -284,5 +338,36 @@ mod tests {
         let read = truth.map(|[x, y, z]| [x, y, z + 0.1]);
         let r2 = path_r2(&read, &truth);
         assert!(r2 > 0.99 && r2 < 1.0, "{r2}");
+    }
+
+    /// A latent that holds the position bent (height as the cube of z2): the linear fit
+    /// misses it, the cubic one reads it; a latent without height reads it with neither.
+    #[test]
+    fn a_bent_latent_is_told_from_a_latent_that_lacks_the_coordinate() {
+        // three coordinates that do not follow each other (low-discrepancy fractions)
+        let frac = |i: usize, a: f64| (i as f64 * a).fract() * 2.0 - 1.0;
+        let points: Vec<[f32; 3]> = (0..400)
+            .map(|i| {
+                [
+                    frac(i, 0.618_034) as f32,
+                    frac(i, 0.754_878) as f32,
+                    frac(i, 0.569_840) as f32,
+                ]
+            })
+            .collect();
+        let bent: Vec<Vec<f64>> = points
+            .iter()
+            .map(|p| vec![p[0] as f64, (p[1] as f64).cbrt(), p[2] as f64])
+            .collect();
+        let flat: Vec<Vec<f64>> = points
+            .iter()
+            .map(|p| vec![p[0] as f64, 0.0, p[2] as f64])
+            .collect();
+        let cubic = |z: &[Vec<f64>]| -> Vec<Vec<f64>> { z.iter().map(|r| monomials(r)).collect() };
+        assert_eq!(monomials(&[1.0, 2.0, 3.0]).len(), 19);
+        let r2 = |x: &[Vec<f64>]| fit_coordinates((x, &points), (x, &points))[1].2;
+        let (linear, curved) = (r2(&bent), r2(&cubic(&bent)));
+        assert!(linear < 0.95 && curved > 0.999, "{linear} {curved}");
+        assert!(r2(&cubic(&flat)) < 0.5, "{}", r2(&cubic(&flat)));
     }
 }
