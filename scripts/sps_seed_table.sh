@@ -75,6 +75,8 @@ if family == "sps-music":
             ("MuseScore", "r2_embedding", "MuseScore (FluidSynth)")]
 else:
     cols = [("default", k, k) for k in ("r2_x", "r2_y", "r2_z", "r2_min")]
+    # how much of height a bent latent holds (eval's cubic fit)
+    cols.append(("default", "r2_cubic_y", "height, cubic fit"))
     # the centroid distance is undefined (-) when no decoded frame holds a ball to find
     cols.append(("default", "equivariance_centroid_px", "equivariance (px)"))
     cols.append(("default", "equivariance_ball_found", "ball found"))
