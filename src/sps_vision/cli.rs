@@ -93,7 +93,9 @@ impl Family for SpsVisionFamily {
         let lab = load(file)?;
         let spec = data_spec_of(&lab, data_spec);
         let dataset = data::open_source(&spec, lab.meta.seed).map_err(bad)?;
-        let cal = eval::calibrate(&lab.model, &dataset, 128)?;
+        // the frames encoded once, for the linear map and the cubic fit
+        let encoded = eval::Encoded::new(&lab.model, &dataset, 128)?;
+        let cal = encoded.calibration();
         let rollout = eval::rollout_mse(&lab.model, &dataset, 64)?;
         let mut out = serde_json::json!({
             "family": FAMILY,
@@ -110,7 +112,7 @@ impl Family for SpsVisionFamily {
         by_throw.sort_by(f64::total_cmp);
         out["r2_by_throw_median"] = cli::percentile(&by_throw, 0.5).into();
         out["r2_by_throw_min"] = by_throw.first().copied().unwrap_or(f64::NAN).into();
-        let cubic = eval::cubic_r2(&lab.model, &dataset, 128)?;
+        let cubic = encoded.cubic_r2();
         for (k, axis) in ["x", "y", "z"].iter().enumerate() {
             out[format!("r2_cubic_{axis}")] = cubic[k].into();
         }

@@ -88,83 +88,95 @@ fn frames_of(throws: &[Throw]) -> (Vec<&[f32]>, Vec<[f32; 3]>) {
     (frames, positions)
 }
 
-/// The latents and true positions of (up to `fit_throws`) training throws and of the
-/// held-out throws.
-type Split = (
-    (Vec<Vec<f64>>, Vec<[f32; 3]>),
-    (Vec<Vec<f64>>, Vec<[f32; 3]>),
-);
+/// Latents (as f64) and true positions of some frames.
+struct Frames {
+    z: Vec<Vec<f64>>,
+    positions: Vec<[f32; 3]>,
+}
 
-fn latents_and_positions(model: &SpsVision, data: &Dataset, fit_throws: usize) -> Result<Split> {
-    let n_fit = data.train.len().min(fit_throws);
-    let mut out = Vec::with_capacity(2);
-    for throws in [&data.train[..n_fit], &data.test[..]] {
+impl Frames {
+    fn encode(model: &SpsVision, throws: &[Throw]) -> Result<Self> {
         let (frames, positions) = frames_of(throws);
         let z = encode_frames(model, &frames)?
             .into_iter()
             .map(|r| r.into_iter().map(f64::from).collect())
             .collect();
-        out.push((z, positions));
+        Ok(Self { z, positions })
     }
-    let test = out.pop().unwrap_or_default();
-    let train = out.pop().unwrap_or_default();
-    Ok((train, test))
+
+    /// The rows a fit reads: the latents, or a function of each.
+    fn rows(&self, features: fn(&[f64]) -> Vec<f64>) -> Vec<Vec<f64>> {
+        self.z.iter().map(|r| features(r)).collect()
+    }
 }
 
-/// For each coordinate, the least-squares affine fit of it on the rows of `x_train` and its
-/// R^2 on the held-out rows: (weights, offset, R^2).
-fn fit_coordinates(
-    (x_train, train_pos): (&[Vec<f64>], &[[f32; 3]]),
-    (x_test, test_pos): (&[Vec<f64>], &[[f32; 3]]),
-) -> [(Vec<f64>, f64, f64); 3] {
-    std::array::from_fn(|k| {
-        let y: Vec<f64> = train_pos.iter().map(|p| p[k] as f64).collect();
-        let (w, b) = affine_fit(x_train, &y);
-        let truth: Vec<f64> = test_pos.iter().map(|p| p[k] as f64).collect();
-        let pred: Vec<f64> = x_test
-            .iter()
-            .map(|r| b + r.iter().zip(&w).map(|(a, c)| a * c).sum::<f64>())
-            .collect();
-        let r2 = r_squared(&pred, &truth);
-        (w, b, r2)
-    })
+/// The frames of (up to `fit_throws`) training throws, which the maps are fitted on, and of
+/// the held-out throws, which score them.
+pub struct Encoded {
+    train: Frames,
+    test: Frames,
+}
+
+impl Encoded {
+    pub fn new(model: &SpsVision, data: &Dataset, fit_throws: usize) -> Result<Self> {
+        let n_fit = data.train.len().min(fit_throws);
+        Ok(Self {
+            train: Frames::encode(model, &data.train[..n_fit])?,
+            test: Frames::encode(model, &data.test)?,
+        })
+    }
+
+    /// For each coordinate, the least-squares affine fit of it on `features` of the training
+    /// latents and its R^2 on the held-out ones: (weights, offset, R^2).
+    fn fit(&self, features: fn(&[f64]) -> Vec<f64>) -> [(Vec<f64>, f64, f64); 3] {
+        let (x_train, x_test) = (self.train.rows(features), self.test.rows(features));
+        std::array::from_fn(|k| {
+            let y: Vec<f64> = self.train.positions.iter().map(|p| p[k] as f64).collect();
+            let (w, b) = affine_fit(&x_train, &y);
+            let truth: Vec<f64> = self.test.positions.iter().map(|p| p[k] as f64).collect();
+            let pred: Vec<f64> = x_test
+                .iter()
+                .map(|r| b + r.iter().zip(&w).map(|(a, c)| a * c).sum::<f64>())
+                .collect();
+            let r2 = r_squared(&pred, &truth);
+            (w, b, r2)
+        })
+    }
+
+    /// The linear map from latents to positions and its R^2 per coordinate.
+    pub fn calibration(&self) -> Calibration {
+        let mut cal = Calibration::default();
+        for (k, (w, b, r2)) in self.fit(<[f64]>::to_vec).into_iter().enumerate() {
+            for j in 0..3 {
+                cal.map[k][j] = w.get(j).copied().unwrap_or(0.0);
+            }
+            cal.offset[k] = b;
+            cal.r2[k] = r2;
+        }
+        let z_train = &self.train.z;
+        for j in 0..3 {
+            // the latents are f32 values: summed as f32, as the window's centre always was
+            let col = || z_train.iter().map(|r| r[j] as f32);
+            cal.centre[j] = col().sum::<f32>() / z_train.len().max(1) as f32;
+            cal.range[j] = col().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), v| {
+                (lo.min(v), hi.max(v))
+            });
+        }
+        cal
+    }
+
+    /// R^2 per coordinate of a cubic fit of the latent ([`monomials`]), fitted and scored as
+    /// the linear map is. Far above the linear R^2, it says the latent holds the position but
+    /// bent; near it, that what the linear map misses is not in the latent at all.
+    pub fn cubic_r2(&self) -> [f64; 3] {
+        self.fit(monomials).map(|(_, _, r2)| r2)
+    }
 }
 
 /// Fit the linear map from latents to positions on (up to `fit_throws`) training throws and
 /// score it (R^2 per coordinate) on the held-out throws.
 pub fn calibrate(model: &SpsVision, data: &Dataset, fit_throws: usize) -> Result<Calibration> {
-    let ((z_train, train_pos), (z_test, test_pos)) =
-        latents_and_positions(model, data, fit_throws)?;
-    let mut cal = Calibration::default();
-    let fits = fit_coordinates((&z_train, &train_pos), (&z_test, &test_pos));
-    for (k, (w, b, r2)) in fits.into_iter().enumerate() {
-        for j in 0..3 {
-            cal.map[k][j] = w.get(j).copied().unwrap_or(0.0);
-        }
-        cal.offset[k] = b;
-        cal.r2[k] = r2;
-    }
-    for j in 0..3 {
-        // the latents are f32 values: summed as f32, as the window's centre always was
-        let col = || z_train.iter().map(|r| r[j] as f32);
-        cal.centre[j] = col().sum::<f32>() / z_train.len().max(1) as f32;
-        cal.range[j] = col().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), v| {
-            (lo.min(v), hi.max(v))
-        });
-    }
-    Ok(cal)
-}
-
-/// R^2 per coordinate of a cubic fit of the latent (every monomial of z1, z2, z3 up to degree
-/// 3), fitted and scored as [`calibrate`]'s linear map is. Far above the linear R^2, it says
-/// the latent holds the position but bent; near it, that what the linear map misses is not in
-/// the latent at all.
-pub fn cubic_r2(model: &SpsVision, data: &Dataset, fit_throws: usize) -> Result<[f64; 3]> {
-    let ((z_train, train_pos), (z_test, test_pos)) =
-        latents_and_positions(model, data, fit_throws)?;
-    let cubic = |z: &[Vec<f64>]| -> Vec<Vec<f64>> { z.iter().map(|r| monomials(r)).collect() };
-    let fits = fit_coordinates((&cubic(&z_train), &train_pos), (&cubic(&z_test), &test_pos));
-    Ok(fits.map(|(_, _, r2)| r2))
+    Ok(Encoded::new(model, data, fit_throws)?.calibration())
 }
 
 /// Every monomial of a point's coordinates up to degree 3.
@@ -355,19 +367,22 @@ mod tests {
                 ]
             })
             .collect();
-        let bent: Vec<Vec<f64>> = points
-            .iter()
-            .map(|p| vec![p[0] as f64, (p[1] as f64).cbrt(), p[2] as f64])
-            .collect();
-        let flat: Vec<Vec<f64>> = points
-            .iter()
-            .map(|p| vec![p[0] as f64, 0.0, p[2] as f64])
-            .collect();
-        let cubic = |z: &[Vec<f64>]| -> Vec<Vec<f64>> { z.iter().map(|r| monomials(r)).collect() };
+        // the latents, fitted and scored on the same frames
+        let encoded = |latent: fn(&[f32; 3]) -> Vec<f64>| {
+            let frames = || Frames {
+                z: points.iter().map(latent).collect(),
+                positions: points.clone(),
+            };
+            Encoded {
+                train: frames(),
+                test: frames(),
+            }
+        };
+        let bent = encoded(|p| vec![p[0] as f64, (p[1] as f64).cbrt(), p[2] as f64]);
+        let flat = encoded(|p| vec![p[0] as f64, 0.0, p[2] as f64]);
         assert_eq!(monomials(&[1.0, 2.0, 3.0]).len(), 19);
-        let r2 = |x: &[Vec<f64>]| fit_coordinates((x, &points), (x, &points))[1].2;
-        let (linear, curved) = (r2(&bent), r2(&cubic(&bent)));
+        let (linear, curved) = (bent.calibration().r2[1], bent.cubic_r2()[1]);
         assert!(linear < 0.95 && curved > 0.999, "{linear} {curved}");
-        assert!(r2(&cubic(&flat)) < 0.5, "{}", r2(&cubic(&flat)));
+        assert!(flat.cubic_r2()[1] < 0.5, "{}", flat.cubic_r2()[1]);
     }
 }
