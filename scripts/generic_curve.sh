@@ -3,8 +3,9 @@
 # symmetry: the presets `generic` and `generic-no-symmetry` trained from the same seed, side
 # by side on one thread each. Prints how the lab's R² grow with training steps and wall time
 # (every `every`-th in-training evaluation), then the final `eval` of each model.
-# Usage: scripts/generic_curve.sh sps-music|sps-vision [STEPS] [SEED] [EVERY]
-#   (default steps: the preset's; seed 0; every 8th evaluation)
+# Usage: scripts/generic_curve.sh sps-music|sps-vision [STEPS] [SEED] [EVERY] [TRAIN ARGS...]
+#   (default steps: the preset's; seed 0; every 8th evaluation; the TRAIN ARGS, such as
+#   `--set model.log_input=true`, go to both trainings)
 #   LATENT_LAB=path/to/latent-lab overrides target/release/latent-lab; OUT=DIR keeps the
 #   checkpoints and logs there; TWIN=0 trains the SPS model alone.
 set -euo pipefail
@@ -12,10 +13,11 @@ family=$1
 steps=${2:-}
 seed=${3:-0}
 every=${4:-8}
+shift $(($# < 4 ? $# : 4))
 bin=${LATENT_LAB:-target/release/latent-lab}
 dir=${OUT:-$(mktemp -d)}
 mkdir -p "$dir"
-common=(--seed "$seed" --threads 1)
+common=(--seed "$seed" --threads 1 "$@")
 [ -n "$steps" ] && common+=(--steps "$steps")
 
 run() {

@@ -9,7 +9,9 @@
 # Usage: scripts/sps_seed_table.sh sps-music|sps-vision [SEED ...]   (default seeds 0-5)
 #   LATENT_LAB=path/to/latent-lab overrides target/release/latent-lab;
 #   JOBS=N trainings at a time (default 2, one thread each);
-#   OUT=DIR keeps every checkpoint, training log and evaluation there.
+#   OUT=DIR keeps every checkpoint, training log and evaluation there; a checkpoint
+#   already in DIR is evaluated without training again (to resume a table);
+#   SET="KEY=VALUE ..." adds these settings to every training (`--set KEY=VALUE`).
 set -euo pipefail
 family=$1
 shift
@@ -31,9 +33,11 @@ else
 fi
 
 one() {
-  local preset=$1 seed=$2 f="$dir/$1_$2"
-  "$bin" train "$family" --preset "$preset" --seed "$seed" --threads 1 --out "$f.safetensors" \
-    2> "$f.log"
+  local preset=$1 seed=$2 f="$dir/$1_$2" set=()
+  for kv in ${SET:-}; do set+=(--set "$kv"); done
+  [ -e "$f.safetensors" ] ||
+    "$bin" train "$family" --preset "$preset" --seed "$seed" --threads 1 "${set[@]}" \
+      --out "$f.safetensors" 2> "$f.log"
   {
     echo '{"default":'
     "$bin" eval "$f.safetensors" --json
@@ -98,5 +102,6 @@ for preset in presets:
     key = "r2_embedding" if family == "sps-music" else "r2_min"
     print(f"{key} by seed, `{preset}`: " +
           " / ".join(f"{json.load(open(f))['default'][key]:.3f}" for f in by_seed))
-print(f"\nmedian (min-max) over seeds of `latent-lab train {family} --preset P --seed S --threads 1`")
+sets = "".join(f" --set {kv}" for kv in os.environ.get("SET", "").split())
+print(f"\nmedian (min-max) over seeds of `latent-lab train {family} --preset P --seed S --threads 1{sets}`")
 EOF
