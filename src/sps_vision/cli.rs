@@ -117,6 +117,10 @@ impl Family for SpsVisionFamily {
             out[format!("r2_cubic_{axis}")] = cubic[k].into();
         }
         if dataset.source.starts_with("ball:") {
+            if let Some(k) = eval::keypoint_tracking(&lab.model, &dataset, 40)? {
+                out["keypoint_ball_r2"] = k.ball.into();
+                out["keypoint_shadow_r2"] = k.shadow.into();
+            }
             let angles = eval::angle_grid();
             let e = eval::equivariance(&lab.model, &cal, &dataset, 64, &angles)?;
             out["equivariance_mse"] = e.mse.into();

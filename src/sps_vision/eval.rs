@@ -179,6 +179,78 @@ pub fn calibrate(model: &SpsVision, data: &Dataset, fit_throws: usize) -> Result
     Ok(Encoded::new(model, data, fit_throws)?.calibration())
 }
 
+/// How well the encoder's keypoints follow the ball and its shadow on the held-out frames
+/// of (up to `throws`) throws of the renderer's camera: for each, the best keypoint's
+/// [`follows`] score. The ball's image alone fixes only two of its three coordinates; the
+/// shadow, right below it, is what tells a ball further back from one higher up. None for
+/// an encoder without keypoints.
+pub fn keypoint_tracking(
+    model: &SpsVision,
+    data: &Dataset,
+    throws: usize,
+) -> Result<Option<KeypointTracking>> {
+    let Some(encoder) = model.keypoint_encoder() else {
+        return Ok(None);
+    };
+    let cam = Camera::standard();
+    let (mut frames, mut ball, mut shadow) = (Vec::new(), Vec::new(), Vec::new());
+    for t in data.test.iter().take(throws) {
+        for (i, &p) in t.positions.iter().enumerate() {
+            if let (Some(b), Some(s)) = (cam.project(p), cam.project([p[0], 0.0, p[2]])) {
+                frames.push(t.frame(i));
+                ball.push(b);
+                shadow.push(s);
+            }
+        }
+    }
+    let mut features: Vec<Vec<f32>> = Vec::with_capacity(frames.len());
+    for chunk in frames.chunks(256) {
+        let flat: Vec<f32> = chunk.iter().flat_map(|f| f.iter().copied()).collect();
+        let x = Tensor::from_vec(flat, (chunk.len(), FRAME_LEN), &Device::Cpu)?.reshape((
+            chunk.len(),
+            data::CHANNELS,
+            data::SIZE,
+            data::SIZE,
+        ))?;
+        features.extend(encoder.keypoints(&x)?.to_vec2::<f32>()?);
+    }
+    Ok(Some(KeypointTracking {
+        ball: follows(&features, &ball),
+        shadow: follows(&features, &shadow),
+    }))
+}
+
+/// [`keypoint_tracking`]'s scores, each in (-inf, 1]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct KeypointTracking {
+    pub ball: f64,
+    pub shadow: f64,
+}
+
+/// How closely the best of the keypoints follows `target` (image points, one per row of
+/// `features`, whose keypoints are (u, v, presence) triples): for each keypoint, the R^2 of
+/// the least-squares affine map from its (u, v) to the target's column and to its row, the
+/// lower of the two; then the best keypoint's. Fitted and scored on the same points: an
+/// affine map of two inputs has no room to fit noise on thousands of frames.
+pub fn follows(features: &[Vec<f32>], target: &[(f32, f32)]) -> f64 {
+    let keypoints = features.first().map_or(0, |r| r.len() / 3);
+    (0..keypoints)
+        .map(|j| {
+            let uv: Vec<Vec<f64>> = features
+                .iter()
+                .map(|r| vec![r[3 * j] as f64, r[3 * j + 1] as f64])
+                .collect();
+            let r2 = |coord: fn(&(f32, f32)) -> f32| {
+                let y: Vec<f64> = target.iter().map(|p| coord(p) as f64).collect();
+                let (w, b) = affine_fit(&uv, &y);
+                let pred: Vec<f64> = uv.iter().map(|r| b + r[0] * w[0] + r[1] * w[1]).collect();
+                r_squared(&pred, &y)
+            };
+            r2(|p| p.0).min(r2(|p| p.1))
+        })
+        .fold(f64::NEG_INFINITY, f64::max)
+}
+
 /// Every monomial of a point's coordinates up to degree 3.
 pub fn monomials(z: &[f64]) -> Vec<f64> {
     let d = z.len();
@@ -341,6 +413,24 @@ pub fn angle_grid() -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The score is the best keypoint's, and a keypoint that follows only one coordinate of
+    /// the target does not count as following it.
+    #[test]
+    fn a_keypoint_follows_a_target_when_both_its_coordinates_do() {
+        let target: Vec<(f32, f32)> = (0..200)
+            .map(|i| ((i as f32 * 0.37).sin(), (i as f32 * 0.11).cos()))
+            .collect();
+        // keypoint 0: the target's column only; keypoint 1: the target, mirrored and shifted
+        let row = |&(u, v): &(f32, f32), i: usize| {
+            let noise = ((i * 7919) % 13) as f32 / 13.0;
+            vec![u, noise, 0.0, 0.5 - 0.8 * u, 0.2 + 0.3 * v, 0.0]
+        };
+        let features: Vec<Vec<f32>> = target.iter().enumerate().map(|(i, p)| row(p, i)).collect();
+        assert!((follows(&features, &target) - 1.0).abs() < 1e-6);
+        let first_only: Vec<Vec<f32>> = features.iter().map(|r| r[..3].to_vec()).collect();
+        assert!(follows(&first_only, &target) < 0.2);
+    }
 
     #[test]
     fn a_path_is_judged_on_its_coordinates_together() {
