@@ -16,21 +16,11 @@
 use anyhow::{Context, Result, bail};
 use candle_core::{Device, Tensor};
 use latent_lab::cli::TrainArgs;
-use latent_lab::metrics::{affine_fit, r_squared};
+use latent_lab::metrics::affine_r2 as fit;
 use latent_lab::sps_vision::data::{CHANNELS, Dataset, SEQ_LEN, SIZE, TEST_THROWS, TRAIN_THROWS};
 use latent_lab::sps_vision::eval::monomials;
 use latent_lab::sps_vision::train::{TrainConfig, VisionTrainer};
 use latent_lab::worker::CoreTrainer;
-
-/// R² of y's least-squares affine fit on the rows of x.
-fn fit(x: &[Vec<f64>], y: &[f64]) -> f64 {
-    let (w, b) = affine_fit(x, y);
-    let pred: Vec<f64> = x
-        .iter()
-        .map(|r| r.iter().zip(&w).map(|(a, c)| a * c).sum::<f64>() + b)
-        .collect();
-    r_squared(&pred, y)
-}
 
 fn rows(t: &Tensor) -> Result<Vec<Vec<f64>>> {
     Ok(t.to_vec2::<f32>()?

@@ -286,6 +286,16 @@ pub fn top_eigenvectors(a: &[f64], d: usize, k: usize, iters: usize) -> Vec<Vec<
     found
 }
 
+/// R^2 of y's least-squares affine fit on the rows of x, scored on the same rows.
+pub fn affine_r2(x: &[Vec<f64>], y: &[f64]) -> f64 {
+    let (w, b) = affine_fit(x, y);
+    let pred: Vec<f64> = x
+        .iter()
+        .map(|r| b + r.iter().zip(&w).map(|(a, c)| a * c).sum::<f64>())
+        .collect();
+    r_squared(&pred, y)
+}
+
 /// y = w . x + b fitted by least squares over rows of several inputs (a tiny ridge keeps
 /// it solvable when an input does not vary). Returns (w, b).
 pub fn affine_fit(x: &[Vec<f64>], y: &[f64]) -> (Vec<f64>, f64) {

@@ -6,8 +6,8 @@ use candle_core::{Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::data::{self, BASE_LEN, Camera, Dataset, FRAME_LEN, SEQ_LEN, Throw};
-use super::model::{SpsVision, decode_latents, encode_frames};
-use crate::metrics::{affine_fit, r_squared};
+use super::model::{SpsVision, decode_latents, encode_frames, map_frames};
+use crate::metrics::{affine_fit, affine_r2, r_squared};
 
 /// What the window needs to show a model without its data: the linear map from latents to
 /// the ball's position, where the latents of the data lie, and how good the map is.
@@ -203,17 +203,7 @@ pub fn keypoint_tracking(
             }
         }
     }
-    let mut features: Vec<Vec<f32>> = Vec::with_capacity(frames.len());
-    for chunk in frames.chunks(256) {
-        let flat: Vec<f32> = chunk.iter().flat_map(|f| f.iter().copied()).collect();
-        let x = Tensor::from_vec(flat, (chunk.len(), FRAME_LEN), &Device::Cpu)?.reshape((
-            chunk.len(),
-            data::CHANNELS,
-            data::SIZE,
-            data::SIZE,
-        ))?;
-        features.extend(encoder.keypoints(&x)?.to_vec2::<f32>()?);
-    }
+    let features = map_frames(&frames, |x| encoder.keypoints(x))?;
     Ok(Some(KeypointTracking {
         ball: follows(&features, &ball),
         shadow: follows(&features, &shadow),
@@ -242,9 +232,7 @@ pub fn follows(features: &[Vec<f32>], target: &[(f32, f32)]) -> f64 {
                 .collect();
             let r2 = |coord: fn(&(f32, f32)) -> f32| {
                 let y: Vec<f64> = target.iter().map(|p| coord(p) as f64).collect();
-                let (w, b) = affine_fit(&uv, &y);
-                let pred: Vec<f64> = uv.iter().map(|r| b + r[0] * w[0] + r[1] * w[1]).collect();
-                r_squared(&pred, &y)
+                affine_r2(&uv, &y)
             };
             r2(|p| p.0).min(r2(|p| p.1))
         })

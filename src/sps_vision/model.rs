@@ -296,11 +296,20 @@ impl SpsVision {
 
 /// Latent means of frames (each FRAME_LEN floats, CHW), in batches so memory stays bounded.
 pub fn encode_frames(model: &SpsVision, frames: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
+    map_frames(frames, |x| Ok(model.encode(x)?.0))
+}
+
+/// One row of `f`'s output per frame (FRAME_LEN floats each, CHW), `f` given the frames as
+/// (N, 3, 32, 32) in batches so memory stays bounded.
+pub fn map_frames(
+    frames: &[&[f32]],
+    f: impl Fn(&Tensor) -> Result<Tensor>,
+) -> Result<Vec<Vec<f32>>> {
     let mut out = Vec::with_capacity(frames.len());
     for chunk in frames.chunks(256) {
         let flat: Vec<f32> = chunk.iter().flat_map(|f| f.iter().copied()).collect();
         let x = Tensor::from_vec(flat, (chunk.len(), CHANNELS, SIZE, SIZE), &Device::Cpu)?;
-        out.extend(model.encode(&x)?.0.to_vec2::<f32>()?);
+        out.extend(f(&x)?.to_vec2::<f32>()?);
     }
     Ok(out)
 }
