@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# An SPS lab's generic body (nothing in it built for the factor), with and without the
-# symmetry: the presets `generic` and `generic-no-symmetry` trained from the same seed, side
-# by side on one thread each. Prints how the lab's R² grow with training steps and wall time
+# An SPS lab's body with and without the symmetry: the presets `generic` and
+# `generic-no-symmetry` (with BODY=fast: `fast` and `no-symmetry`) trained from the same
+# seed, side by side on one thread each. Prints how the lab's R² grow with training steps and wall time
 # (every `every`-th in-training evaluation), then the final `eval` of each model.
-# Usage: scripts/generic_curve.sh sps-music|sps-vision [STEPS] [SEED] [EVERY] [TRAIN ARGS...]
+# Usage: scripts/sps_curve.sh sps-music|sps-vision [STEPS] [SEED] [EVERY] [TRAIN ARGS...]
 #   (default steps: the preset's; seed 0; every 8th evaluation; the TRAIN ARGS, such as
 #   `--set model.log_input=true`, go to both trainings)
 #   LATENT_LAB=path/to/latent-lab overrides target/release/latent-lab; OUT=DIR keeps the
@@ -30,8 +30,13 @@ run() {
       > "$dir/$name.log"
   "$bin" eval "$dir/$name.safetensors" --json > "$dir/$name.json"
 }
-run sps --preset generic &
-[ "${TWIN:-1}" = 0 ] || run no_symmetry --preset generic-no-symmetry &
+body=${BODY:-generic}
+case $body in
+  fast) presets=(fast no-symmetry) ;;
+  *) presets=("$body" "$body-no-symmetry") ;;
+esac
+run sps --preset "${presets[0]}" &
+[ "${TWIN:-1}" = 0 ] || run no_symmetry --preset "${presets[1]}" &
 wait
 
 python3 - "$family" "$dir" "$every" <<'EOF'
