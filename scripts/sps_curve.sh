@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # An SPS lab's body with and without the symmetry: the presets `generic` and
 # `generic-no-symmetry` (with BODY=fast: `fast` and `no-symmetry`) trained from the same
-# seed, side by side on one thread each. Prints how the lab's R² grow with training steps and wall time
-# (every `every`-th in-training evaluation), then the final `eval` of each model.
+# seed, side by side on one thread each. Prints how the lab's R² grow with training steps
+# and wall time (every `every`-th in-training evaluation), then the final `eval` of each
+# model.
 # Usage: scripts/sps_curve.sh sps-music|sps-vision [STEPS] [SEED] [EVERY] [TRAIN ARGS...]
 #   (default steps: the preset's; seed 0; every 8th evaluation; the TRAIN ARGS, such as
 #   `--set model.log_input=true`, go to both trainings)
