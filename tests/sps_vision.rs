@@ -225,3 +225,60 @@ fn the_shipped_encoder_keeps_a_keypoint_on_the_ball() {
         "the nearest keypoint changes: {nearest_counts:?}"
     );
 }
+
+/// The reading figure plots every held-out frame's position as the latent reads it against
+/// the truth, and its points score each axis as `eval` does; the command line writes it.
+#[test]
+fn the_reading_figure_shows_every_held_out_frame_as_eval_scores_it() {
+    use latent_lab::figures::Figure;
+    use latent_lab::metrics::r_squared;
+    let lab = shipped();
+    let Figure::Scatter { series, fit, .. } =
+        latent_lab::sps_vision::cli::reading_figure(&lab).unwrap()
+    else {
+        panic!("the reading is a scatter plot");
+    };
+    assert_eq!(series.len(), 3);
+    let mut weakest = f64::INFINITY;
+    for (s, name) in series.iter().zip(["r2_x", "r2_y", "r2_z"]) {
+        assert_eq!(s.points.len(), data::TEST_THROWS * SEQ_LEN, "{}", s.name);
+        let (truth, read): (Vec<f64>, Vec<f64>) = s.points.iter().copied().unzip();
+        let r2 = r_squared(&read, &truth);
+        let recorded = lab.meta.metrics[name];
+        assert!(
+            (r2 - recorded).abs() < 1e-3,
+            "{name}: {r2} against {recorded}"
+        );
+        weakest = weakest.min(r2);
+    }
+    let (slope, intercept, r2) = fit.unwrap();
+    assert_eq!(
+        (slope, intercept),
+        (1.0, 0.0),
+        "the line of a perfect reading"
+    );
+    assert!((r2 - weakest).abs() < 1e-9);
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("reading.png");
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/sps_vision.safetensors");
+    let status = bin()
+        .args([
+            "export",
+            model.to_str().unwrap(),
+            "--figure",
+            "reading",
+            "--out",
+        ])
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let png = image::open(&out).unwrap();
+    assert!(
+        png.width() > 400 && png.height() > 300,
+        "{}x{}",
+        png.width(),
+        png.height()
+    );
+}

@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::anyhow;
 
 use crate::cli::{self, CliError, CliResult, Family, TrainArgs, bad};
-use crate::figures::{self, Figure};
+use crate::figures::{self, Figure, Series};
 use crate::worker;
 
 use super::data::{self, BASE_LEN, CHANNELS, FRAME_LEN, SEQ_LEN, SIZE, Throw};
@@ -146,8 +146,9 @@ impl Family for SpsVisionFamily {
                 let throw = example_throw(&spec, lab.meta.seed).map_err(bad)?;
                 rollout_figure(&lab, &throw)?
             }
+            ("reading", "png" | "svg") => reading_figure(&lab)?,
             _ => {
-                let figures = "sps-vision: traversal .png/.svg, rollout .png/.svg";
+                let figures = "sps-vision: traversal, rollout, reading (.png/.svg)";
                 return Err(cli::cannot_export(out, figure, &ext, figures));
             }
         };
@@ -244,6 +245,47 @@ pub fn traversal_figure(lab: &Lab, steps: usize) -> anyhow::Result<Figure> {
         cols: steps,
         tiles: frames.iter().map(|f| data::frame_to_rgb(f)).collect(),
         captions,
+    })
+}
+
+/// What the latent says about where the ball is, against where it is: each held-out frame's
+/// position read through the checkpoint's affine map (the one the 3D tab shows positions
+/// with), one colour per axis, beside the line of a perfect reading. A latent that holds an
+/// axis bent draws an arc across that line, which R^2 alone does not show.
+pub fn reading_figure(lab: &Lab) -> anyhow::Result<Figure> {
+    let spec = data_spec_of(lab, None);
+    let held_out = match spec.strip_prefix("ball:").map(str::parse::<u64>) {
+        // only the held-out throws are needed: spare rendering the training set
+        Some(Ok(seed)) => data::Dataset::generate(seed, 0, data::TEST_THROWS).test,
+        _ => data::open_source(&spec, lab.meta.seed)?.test,
+    };
+    let (frames, truth) = eval::frames_of(&held_out);
+    let read: Vec<[f32; 3]> = super::model::encode_frames(&lab.model, &frames)?
+        .iter()
+        .map(|z| lab.calibration.position(z))
+        .collect();
+    let axis = |v: &[[f32; 3]], k: usize| v.iter().map(|p| f64::from(p[k])).collect::<Vec<_>>();
+    let r2: [f64; 3] =
+        std::array::from_fn(|k| crate::metrics::r_squared(&axis(&read, k), &axis(&truth, k)));
+    let series = ["x", "y (height)", "z"]
+        .iter()
+        .enumerate()
+        .map(|(k, name)| {
+            let points = axis(&truth, k).into_iter().zip(axis(&read, k)).collect();
+            let color = figures::category_color(k, 3);
+            Series::new(format!("{name}: R² {:.3}", r2[k]), points, color)
+        })
+        .collect();
+    Ok(Figure::Scatter {
+        title: format!(
+            "SPS vision: position read from the latent, held-out frames ({} preset)",
+            lab.meta.preset
+        ),
+        x_label: "true position".into(),
+        y_label: "read from the latent (affine map)".into(),
+        series,
+        // the perfect reading, with the weakest axis's R^2 about it
+        fit: Some((1.0, 0.0, r2.into_iter().fold(f64::INFINITY, f64::min))),
     })
 }
 

@@ -76,7 +76,7 @@ pub fn rotate_world(p: [f32; 3], centre: [f32; 3], angle: f32, same_handedness: 
     [centre[0] + c * a - s * b, p[1], centre[2] + s * a + c * b]
 }
 
-fn frames_of(throws: &[Throw]) -> (Vec<&[f32]>, Vec<[f32; 3]>) {
+pub fn frames_of(throws: &[Throw]) -> (Vec<&[f32]>, Vec<[f32; 3]>) {
     let mut frames = Vec::new();
     let mut positions = Vec::new();
     for t in throws {

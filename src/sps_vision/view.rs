@@ -751,7 +751,8 @@ impl LabTab for VisionTab {
                 FilesPanel::new(&default_path)
                     .with_import("sps_vision.pt")
                     .with_figure("traversal", "traversal.png", &["Export traversal"])
-                    .with_figure("roll-out", "rollout.png", &["Export roll-out"]),
+                    .with_figure("roll-out", "rollout.png", &["Export roll-out"])
+                    .with_figure("position read", "reading.png", &["Export reading"]),
                 training_spec(),
                 VisionState::default().models.train,
             )
@@ -810,6 +811,7 @@ impl LabTab for VisionTab {
         self.background.run(move || {
             let fig = match (row, throw) {
                 (0, _) => super::cli::traversal_figure(&lab, 9),
+                (2, _) => super::cli::reading_figure(&lab),
                 (_, Some(throw)) => super::cli::rollout_figure(&lab, &throw),
                 (_, None) => return Err("no throw on show".into()),
             };
