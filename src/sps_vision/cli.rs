@@ -248,17 +248,23 @@ pub fn traversal_figure(lab: &Lab, steps: usize) -> anyhow::Result<Figure> {
     })
 }
 
+/// The held-out throws of the data a checkpoint was trained on (of the default set when it
+/// cannot be made again).
+pub fn held_out_throws(lab: &Lab) -> anyhow::Result<Vec<Throw>> {
+    let spec = data_spec_of(lab, None);
+    Ok(match spec.strip_prefix("ball:").map(str::parse::<u64>) {
+        // only the held-out throws are needed: spare rendering the training set
+        Some(Ok(seed)) => data::Dataset::generate(seed, 0, data::TEST_THROWS).test,
+        _ => data::open_source(&spec, lab.meta.seed)?.test,
+    })
+}
+
 /// What the latent says about where the ball is, against where it is: each held-out frame's
 /// position read through the checkpoint's affine map (the one the 3D tab shows positions
 /// with), one colour per axis, beside the line of a perfect reading. A latent that holds an
 /// axis bent draws an arc across that line, which R^2 alone does not show.
 pub fn reading_figure(lab: &Lab) -> anyhow::Result<Figure> {
-    let spec = data_spec_of(lab, None);
-    let held_out = match spec.strip_prefix("ball:").map(str::parse::<u64>) {
-        // only the held-out throws are needed: spare rendering the training set
-        Some(Ok(seed)) => data::Dataset::generate(seed, 0, data::TEST_THROWS).test,
-        _ => data::open_source(&spec, lab.meta.seed)?.test,
-    };
+    let held_out = held_out_throws(lab)?;
     let (frames, truth) = eval::frames_of(&held_out);
     let read: Vec<[f32; 3]> = super::model::encode_frames(&lab.model, &frames)?
         .iter()

@@ -1,0 +1,45 @@
+//! How a 3D checkpoint's latent bends height: on its data set's held-out frames, the R² of a
+//! least-squares affine reading of the ball's height y from the latent, beside the best
+//! reading of 1 / (c - y) over c (a latent that spreads the top of the throws and crowds the
+//! heights near the floor reads that better than y itself).
+//!
+//! ```text
+//! cargo run --release --example sps_vision_bend -- CHECKPOINT...
+//! ```
+
+use anyhow::{Context, Result};
+use latent_lab::metrics::affine_r2;
+use latent_lab::sps_vision::{Lab, cli::held_out_throws, eval, model::encode_frames};
+
+fn main() -> Result<()> {
+    let files: Vec<String> = std::env::args().skip(1).collect();
+    anyhow::ensure!(!files.is_empty(), "usage: sps_vision_bend CHECKPOINT...");
+    println!("checkpoint  R² of y  best R² of 1/(c - y)  at c");
+    for file in files {
+        let lab = Lab::load(std::path::Path::new(&file)).with_context(|| file.clone())?;
+        let held_out = held_out_throws(&lab)?;
+        let (frames, truth) = eval::frames_of(&held_out);
+        let latent: Vec<Vec<f64>> = encode_frames(&lab.model, &frames)?
+            .into_iter()
+            .map(|z| z.into_iter().map(f64::from).collect())
+            .collect();
+        let height: Vec<f64> = truth.iter().map(|p| f64::from(p[1])).collect();
+        let top = height.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        // c from just above the highest frame to far above it, where 1/(c - y) is nearly y
+        let (r2, c) = (1..=400)
+            .map(|i| top + 0.05 * f64::from(i))
+            .map(|c| {
+                let inverse: Vec<f64> = height.iter().map(|y| 1.0 / (c - y)).collect();
+                (affine_r2(&latent, &inverse), c)
+            })
+            .fold(
+                (f64::NEG_INFINITY, 0.0),
+                |a, b| if b.0 > a.0 { b } else { a },
+            );
+        println!(
+            "{file}  {:.3}  {r2:.3}  {c:.2}",
+            affine_r2(&latent, &height)
+        );
+    }
+    Ok(())
+}
