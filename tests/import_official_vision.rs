@@ -65,3 +65,31 @@ fn imported_vision_model_saves_and_loads_back() {
     let z = npy("z");
     assert!(max_abs_diff(&back.model.decode(&z).unwrap(), &npy("decoded")) < 1e-4);
 }
+
+/// An imported checkpoint carries no map from latents to positions: its reading figure fits
+/// one as `eval` does, rather than reading every frame at the origin.
+#[test]
+fn the_reading_figure_of_an_imported_model_fits_its_own_map() {
+    use latent_lab::figures::Figure;
+    use latent_lab::metrics::r_squared;
+    use latent_lab::sps_vision::{cli, data, eval};
+    let lab = Lab::import_pytorch(&fixture("sps_vision_official_seed0.pt")).unwrap();
+    assert!(!lab.calibration.is_fitted());
+    let Figure::Scatter { series, .. } = cli::reading_figure(&lab).unwrap() else {
+        panic!("the reading is a scatter plot");
+    };
+    let set = data::open_source(&cli::data_spec_of(&lab, None), lab.meta.seed).unwrap();
+    let cal = eval::calibrate(&lab.model, &set, 128).unwrap();
+    for (k, s) in series.iter().enumerate() {
+        let (truth, read): (Vec<f64>, Vec<f64>) = s.points.iter().copied().unzip();
+        let spread = read.iter().map(|r| (r - read[0]).abs()).fold(0.0, f64::max);
+        assert!(spread > 1e-3, "{}: every frame read at one place", s.name);
+        let r2 = r_squared(&read, &truth);
+        assert!(
+            (r2 - cal.r2[k]).abs() < 1e-6,
+            "{}: {r2} against {}",
+            s.name,
+            cal.r2[k]
+        );
+    }
+}

@@ -261,14 +261,20 @@ pub fn held_out_throws(lab: &Lab) -> anyhow::Result<Vec<Throw>> {
 
 /// What the latent says about where the ball is, against where it is: each held-out frame's
 /// position read through the checkpoint's affine map (the one the 3D tab shows positions
-/// with), one colour per axis, beside the line of a perfect reading. A latent that holds an
+/// with; fitted here, as `eval` fits it, for an imported checkpoint), one colour per axis, beside the line of a perfect reading. A latent that holds an
 /// axis bent draws an arc across that line, which R^2 alone does not show.
 pub fn reading_figure(lab: &Lab) -> anyhow::Result<Figure> {
-    let held_out = held_out_throws(lab)?;
+    // an imported checkpoint has no map yet: fit one as `eval` does
+    let (cal, held_out) = if lab.calibration.is_fitted() {
+        (lab.calibration.clone(), held_out_throws(lab)?)
+    } else {
+        let data = data::open_source(&data_spec_of(lab, None), lab.meta.seed)?;
+        (eval::calibrate(&lab.model, &data, 128)?, data.test)
+    };
     let (frames, truth) = eval::frames_of(&held_out);
     let read: Vec<[f32; 3]> = super::model::encode_frames(&lab.model, &frames)?
         .iter()
-        .map(|z| lab.calibration.position(z))
+        .map(|z| cal.position(z))
         .collect();
     let axis = |v: &[[f32; 3]], k: usize| v.iter().map(|p| f64::from(p[k])).collect::<Vec<_>>();
     let r2: [f64; 3] =
