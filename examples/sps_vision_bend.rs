@@ -1,7 +1,8 @@
 //! How a 3D checkpoint's latent bends height: on its data set's held-out frames, the R² of a
 //! least-squares affine reading of the ball's height y from the latent, beside the best
 //! reading of 1 / (c - y) over c (a latent that spreads the top of the throws and crowds the
-//! heights near the floor reads that better than y itself).
+//! heights near the floor reads that better than y itself), and the R² of y read from the
+//! keypoint encoder's hidden layer, the features the latent is made of.
 //!
 //! ```text
 //! cargo run --release --example sps_vision_bend -- CHECKPOINT...
@@ -9,12 +10,13 @@
 
 use anyhow::{Context, Result};
 use latent_lab::metrics::affine_r2;
-use latent_lab::sps_vision::{Lab, cli::held_out_throws, eval, model::encode_frames};
+use latent_lab::sps_vision::model::{encode_frames, map_frames};
+use latent_lab::sps_vision::{Lab, cli::held_out_throws, eval};
 
 fn main() -> Result<()> {
     let files: Vec<String> = std::env::args().skip(1).collect();
     anyhow::ensure!(!files.is_empty(), "usage: sps_vision_bend CHECKPOINT...");
-    println!("checkpoint  R² of y  best R² of 1/(c - y)  at c");
+    println!("checkpoint  R² of y  best R² of 1/(c - y)  at c  R² of y from the hidden layer");
     for file in files {
         let lab = Lab::load(std::path::Path::new(&file)).with_context(|| file.clone())?;
         let held_out = held_out_throws(&lab)?;
@@ -36,8 +38,19 @@ fn main() -> Result<()> {
                 (f64::NEG_INFINITY, 0.0),
                 |a, b| if b.0 > a.0 { b } else { a },
             );
+        let hidden = match lab.model.keypoint_encoder() {
+            Some(encoder) => {
+                let rows = map_frames(&frames, |x| encoder.forward(x))?;
+                let rows: Vec<Vec<f64>> = rows
+                    .into_iter()
+                    .map(|r| r.into_iter().map(f64::from).collect())
+                    .collect();
+                format!("{:.3}", affine_r2(&rows, &height))
+            }
+            None => "-".into(),
+        };
         println!(
-            "{file}  {:.3}  {r2:.3}  {c:.2}",
+            "{file}  {:.3}  {r2:.3}  {c:.2}  {hidden}",
             affine_r2(&latent, &height)
         );
     }
