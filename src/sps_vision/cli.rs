@@ -289,11 +289,8 @@ pub fn reading_figure(lab: &Lab) -> anyhow::Result<Figure> {
         })
         .collect();
     Ok(Figure::Scatter {
-        title: format!(
-            "SPS vision: position read from the latent, held-out frames ({} preset)",
-            lab.meta.preset
-        ),
-        x_label: "true position".into(),
+        title: format!("Position read from the latent ({} preset)", lab.meta.preset),
+        x_label: "true position (held-out frames)".into(),
         y_label: "read from the latent (affine map)".into(),
         series,
         // the perfect reading, with the weakest axis's R^2 about it
