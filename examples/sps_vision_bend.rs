@@ -13,6 +13,12 @@ use latent_lab::metrics::affine_r2;
 use latent_lab::sps_vision::model::{encode_frames, map_frames};
 use latent_lab::sps_vision::{Lab, cli::held_out_throws, eval};
 
+fn widen(rows: Vec<Vec<f32>>) -> Vec<Vec<f64>> {
+    rows.into_iter()
+        .map(|r| r.into_iter().map(f64::from).collect())
+        .collect()
+}
+
 fn main() -> Result<()> {
     let files: Vec<String> = std::env::args().skip(1).collect();
     anyhow::ensure!(!files.is_empty(), "usage: sps_vision_bend CHECKPOINT...");
@@ -21,10 +27,7 @@ fn main() -> Result<()> {
         let lab = Lab::load(std::path::Path::new(&file)).with_context(|| file.clone())?;
         let held_out = held_out_throws(&lab)?;
         let (frames, truth) = eval::frames_of(&held_out);
-        let latent: Vec<Vec<f64>> = encode_frames(&lab.model, &frames)?
-            .into_iter()
-            .map(|z| z.into_iter().map(f64::from).collect())
-            .collect();
+        let latent = widen(encode_frames(&lab.model, &frames)?);
         let height: Vec<f64> = truth.iter().map(|p| f64::from(p[1])).collect();
         let top = height.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         // c from just above the highest frame to far above it, where 1/(c - y) is nearly y
@@ -40,11 +43,7 @@ fn main() -> Result<()> {
             );
         let hidden = match lab.model.keypoint_encoder() {
             Some(encoder) => {
-                let rows = map_frames(&frames, |x| encoder.forward(x))?;
-                let rows: Vec<Vec<f64>> = rows
-                    .into_iter()
-                    .map(|r| r.into_iter().map(f64::from).collect())
-                    .collect();
+                let rows = widen(map_frames(&frames, |x| encoder.forward(x))?);
                 format!("{:.3}", affine_r2(&rows, &height))
             }
             None => "-".into(),

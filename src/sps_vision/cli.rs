@@ -28,27 +28,27 @@ pub fn data_spec_of(lab: &Lab, data_spec: Option<&str>) -> String {
     }
 }
 
-/// The first held-out throw of a data spec, without rendering the whole set when generated.
-pub fn example_throw(spec: &str, seed: u64) -> anyhow::Result<Throw> {
-    let seed = match spec {
+/// The first `count` held-out throws of a data spec (`seed` for plain `ball`), rendering
+/// only those when the data is generated.
+pub fn held_out(spec: &str, seed: u64, count: usize) -> anyhow::Result<Vec<Throw>> {
+    let generated = match spec {
         "ball" => Some(seed),
-        s => match s.strip_prefix("ball:") {
-            Some(n) => n.parse::<u64>().ok(),
-            None => None,
-        },
+        s => s.strip_prefix("ball:").and_then(|n| n.parse::<u64>().ok()),
     };
-    match seed {
-        Some(seed) => Ok(data::Dataset::generate(seed, 0, 1)
-            .test
-            .into_iter()
-            .next()
-            .ok_or_else(|| anyhow!("no throw generated"))?),
-        None => data::open_source(spec, 0)?
-            .test
-            .into_iter()
-            .next()
-            .ok_or_else(|| anyhow!("{spec}: no held-out throw")),
-    }
+    let mut throws = match generated {
+        Some(seed) => data::Dataset::generate(seed, 0, count).test,
+        None => data::open_source(spec, seed)?.test,
+    };
+    throws.truncate(count);
+    Ok(throws)
+}
+
+/// The first held-out throw of a data spec.
+pub fn example_throw(spec: &str, seed: u64) -> anyhow::Result<Throw> {
+    held_out(spec, seed, 1)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow!("{spec}: no held-out throw"))
 }
 
 impl Family for SpsVisionFamily {
@@ -251,18 +251,14 @@ pub fn traversal_figure(lab: &Lab, steps: usize) -> anyhow::Result<Figure> {
 /// The held-out throws of the data a checkpoint was trained on (of the default set when it
 /// cannot be made again).
 pub fn held_out_throws(lab: &Lab) -> anyhow::Result<Vec<Throw>> {
-    let spec = data_spec_of(lab, None);
-    Ok(match spec.strip_prefix("ball:").map(str::parse::<u64>) {
-        // only the held-out throws are needed: spare rendering the training set
-        Some(Ok(seed)) => data::Dataset::generate(seed, 0, data::TEST_THROWS).test,
-        _ => data::open_source(&spec, lab.meta.seed)?.test,
-    })
+    held_out(&data_spec_of(lab, None), lab.meta.seed, data::TEST_THROWS)
 }
 
 /// What the latent says about where the ball is, against where it is: each held-out frame's
 /// position read through the checkpoint's affine map (the one the 3D tab shows positions
-/// with; fitted here, as `eval` fits it, for an imported checkpoint), one colour per axis, beside the line of a perfect reading. A latent that holds an
-/// axis bent draws an arc across that line, which R^2 alone does not show.
+/// with; fitted here, as `eval` fits it, for an imported checkpoint), one colour per axis,
+/// beside the line of a perfect reading. A latent that holds an axis bent draws an arc
+/// across that line, which R^2 alone does not show.
 pub fn reading_figure(lab: &Lab) -> anyhow::Result<Figure> {
     // an imported checkpoint has no map yet: fit one as `eval` does
     let (cal, held_out) = if lab.calibration.is_fitted() {
