@@ -83,17 +83,52 @@ pub fn category_color(i: usize, n: usize) -> (u8, u8, u8) {
     }
 }
 
+/// A straight line y = slope * x + intercept drawn over a scatter plot, and its legend entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    pub slope: f64,
+    pub intercept: f64,
+    pub label: String,
+}
+
+impl Line {
+    /// A line fitted to the points; the legend gives its equation and R^2.
+    pub fn fit(slope: f64, intercept: f64, r2: f64) -> Self {
+        let sign = if intercept < 0.0 { "−" } else { "+" };
+        let label = format!(
+            "fit: y = {}x {sign} {},  R² = {}",
+            text::fmt_sig3(slope),
+            text::fmt_sig3(intercept.abs()),
+            plot::fmt_r2(r2)
+        );
+        Self {
+            slope,
+            intercept,
+            label,
+        }
+    }
+
+    /// A line to read the points against that was not fitted to them, such as y = x for a
+    /// perfect reading.
+    pub fn reference(slope: f64, intercept: f64, label: impl Into<String>) -> Self {
+        Self {
+            slope,
+            intercept,
+            label: label.into(),
+        }
+    }
+}
+
 /// A figure to export with [`save`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Figure {
-    /// points plus an optional fitted line y = a*x + b over the x range, with the R^2 written in the legend/caption
+    /// points plus an optional straight line over the x range, named in the legend
     Scatter {
         title: String,
         x_label: String,
         y_label: String,
         series: Vec<Series>,
-        /// slope, intercept, r2
-        fit: Option<(f64, f64, f64)>,
+        fit: Option<Line>,
     },
     /// Line plot; non-finite points (and non-positive y when `log_y`) break the line.
     Lines {
@@ -333,7 +368,16 @@ where
             series,
             fit,
         } => {
-            draw_xy(root, title, x_label, y_label, series, *fit, false, true)?;
+            draw_xy(
+                root,
+                title,
+                x_label,
+                y_label,
+                series,
+                fit.as_ref(),
+                false,
+                true,
+            )?;
             Ok(Vec::new())
         }
         Figure::Lines {

@@ -7,10 +7,10 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
 
 use super::text::{
-    AXIS_DESC_SIZE, GRID, LEGEND_SIZE, TEXT, TICK_SIZE, TITLE_SIZE, fit_text, fmt_number, fmt_sig3,
-    font, linear_tick_format, rgb, style, text_size,
+    AXIS_DESC_SIZE, GRID, LEGEND_SIZE, TEXT, TICK_SIZE, TITLE_SIZE, fit_text, fmt_number, font,
+    linear_tick_format, rgb, style, text_size,
 };
-use super::{Draw, Series, WIDTH};
+use super::{Draw, Line, Series, WIDTH};
 
 pub(super) fn finite_range(vals: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     vals.filter(|v| v.is_finite())
@@ -160,7 +160,7 @@ pub(super) fn draw_xy<DB>(
     x_label: &str,
     y_label: &str,
     series: &[Series],
-    fit: Option<(f64, f64, f64)>,
+    fit: Option<&Line>,
     log_y: bool,
     scatter: bool,
 ) -> Result<()>
@@ -219,7 +219,7 @@ where
             }
         }
     }
-    let fit_line = fit.and_then(|(a, b, _)| clip_fit_line(a, b, (x0, x1), (y0, y1)));
+    let fit_line = fit.and_then(|l| clip_fit_line(l.slope, l.intercept, (x0, x1), (y0, y1)));
     if let Some([p, q]) = fit_line {
         for k in 0..=32 {
             let t = f64::from(k) / 32.0;
@@ -323,14 +323,8 @@ where
             }
         }
     }
-    if let Some((a, b, r2)) = fit {
-        let sign = if b < 0.0 { "−" } else { "+" };
-        let label = format!(
-            "fit: y = {}x {sign} {},  R² = {}",
-            fmt_sig3(a),
-            fmt_sig3(b.abs()),
-            fmt_r2(r2)
-        );
+    if let Some(Line { label, .. }) = fit {
+        let label = label.as_str();
         let fit_style = RGBColor(30, 30, 30).stroke_width(3);
         let legend = move |(x, y): (i32, i32)| {
             EmptyElement::at((x, y))
@@ -345,7 +339,7 @@ where
                     .legend(legend);
             }
             None => {
-                // The line misses the plotted range: still report the fit in the legend.
+                // The line misses the plotted range: still name it in the legend.
                 chart
                     .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())?
                     .label(label)

@@ -46,7 +46,7 @@ fn scatter() -> Figure {
         x_label: "true angle (rad)".into(),
         y_label: "latent z₁".into(),
         series: vec![Series::new("test set", pts, BLUE_S)],
-        fit: Some((0.8, 0.3, 0.973)),
+        fit: Some(Line::fit(0.8, 0.3, 0.973)),
     }
 }
 
@@ -403,7 +403,7 @@ fn degenerate_inputs_still_render() {
         x_label: "x".into(),
         y_label: "y".into(),
         series: vec![Series::new("same", vec![(1.0, 0.0); 5], BLUE_S)],
-        fit: Some((1e9, -4.0, f64::NAN)),
+        fit: Some(Line::fit(1e9, -4.0, f64::NAN)),
     };
     let tiny = Figure::Heatmap {
         title: String::new(),

@@ -6,7 +6,7 @@ use anyhow::anyhow;
 
 use crate::audio::{dsp, wav};
 use crate::cli::{self, CliError, CliResult, Family, TrainArgs, bad};
-use crate::figures::{self, Figure, Series};
+use crate::figures::{self, Figure, Line, Series};
 use crate::worker;
 
 use super::{FAMILY, Lab, data, train::TrainConfig};
@@ -238,6 +238,6 @@ pub fn embedding_figure(lab: &Lab) -> Figure {
         x_label: "pitch latent z1".into(),
         y_label: "pitch (MIDI semitones)".into(),
         series,
-        fit: (cal.slope != 0.0).then_some((cal.slope, cal.intercept, cal.r2_seen)),
+        fit: (cal.slope != 0.0).then(|| Line::fit(cal.slope, cal.intercept, cal.r2_seen)),
     }
 }

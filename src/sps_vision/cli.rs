@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::anyhow;
 
 use crate::cli::{self, CliError, CliResult, Family, TrainArgs, bad};
-use crate::figures::{self, Figure, Series};
+use crate::figures::{self, Figure, Line, Series};
 use crate::worker;
 
 use super::data::{self, BASE_LEN, CHANNELS, FRAME_LEN, SEQ_LEN, SIZE, Throw};
@@ -289,8 +289,7 @@ pub fn reading_figure(lab: &Lab) -> anyhow::Result<Figure> {
         x_label: "true position (held-out frames)".into(),
         y_label: "read from the latent (affine map)".into(),
         series,
-        // the perfect reading, with the weakest axis's R^2 about it
-        fit: Some((1.0, 0.0, r2.into_iter().fold(f64::INFINITY, f64::min))),
+        fit: Some(Line::reference(1.0, 0.0, "a perfect reading: read = true")),
     })
 }
 
