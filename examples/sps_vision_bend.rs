@@ -2,7 +2,10 @@
 //! least-squares affine reading of the ball's height y from the latent, beside the best
 //! reading of 1 / (c - y) over c (a latent that spreads the top of the throws and crowds the
 //! heights near the floor reads that better than y itself), and the R² of y read from the
-//! keypoint encoder's hidden layer, the features the latent is made of.
+//! keypoint encoder's hidden layer, the features the latent is made of. Last, the R² of the
+//! row of the frame on which the data set's camera draws the ball's centre: a latent that
+//! reads that row better than height holds where the ball is in the picture (height and
+//! depth mixed, as the camera looks down at the floor) more than how high it is.
 //!
 //! ```text
 //! cargo run --release --example sps_vision_bend -- CHECKPOINT...
@@ -10,6 +13,7 @@
 
 use anyhow::{Context, Result};
 use latent_lab::metrics::affine_r2;
+use latent_lab::sps_vision::data::Camera;
 use latent_lab::sps_vision::model::{encode_frames, map_frames};
 use latent_lab::sps_vision::{Lab, cli::held_out_throws, eval};
 
@@ -22,7 +26,10 @@ fn widen(rows: Vec<Vec<f32>>) -> Vec<Vec<f64>> {
 fn main() -> Result<()> {
     let files: Vec<String> = std::env::args().skip(1).collect();
     anyhow::ensure!(!files.is_empty(), "usage: sps_vision_bend CHECKPOINT...");
-    println!("checkpoint  R² of y  best R² of 1/(c - y)  at c  R² of y from the hidden layer");
+    println!(
+        "checkpoint  R² of y  best R² of 1/(c - y)  at c  R² of y from the hidden layer  R² of the image row"
+    );
+    let camera = Camera::standard();
     for file in files {
         let lab = Lab::load(std::path::Path::new(&file)).with_context(|| file.clone())?;
         let held_out = held_out_throws(&lab)?;
@@ -48,9 +55,14 @@ fn main() -> Result<()> {
             }
             None => "-".into(),
         };
+        let row: Vec<f64> = truth
+            .iter()
+            .map(|p| camera.project(*p).map_or(f64::NAN, |(_, v)| f64::from(v)))
+            .collect();
         println!(
-            "{file}  {:.3}  {r2:.3}  {c:.2}  {hidden}",
-            affine_r2(&latent, &height)
+            "{file}  {:.3}  {r2:.3}  {c:.2}  {hidden}  {:.3}",
+            affine_r2(&latent, &height),
+            affine_r2(&latent, &row)
         );
     }
     Ok(())
