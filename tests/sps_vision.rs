@@ -233,7 +233,7 @@ fn the_reading_figure_shows_every_held_out_frame_as_eval_scores_it() {
     use latent_lab::figures::Figure;
     use latent_lab::metrics::r_squared;
     let lab = shipped();
-    let Figure::Scatter { series, fit, .. } =
+    let Figure::Scatter { series, line, .. } =
         latent_lab::sps_vision::cli::reading_figure(&lab).unwrap()
     else {
         panic!("the reading is a scatter plot");
@@ -249,7 +249,7 @@ fn the_reading_figure_shows_every_held_out_frame_as_eval_scores_it() {
             "{name}: {r2} against {recorded}"
         );
     }
-    let line = fit.unwrap();
+    let line = line.unwrap();
     assert_eq!(
         (line.slope, line.intercept),
         (1.0, 0.0),

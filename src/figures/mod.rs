@@ -128,7 +128,7 @@ pub enum Figure {
         x_label: String,
         y_label: String,
         series: Vec<Series>,
-        fit: Option<Line>,
+        line: Option<Line>,
     },
     /// Line plot; non-finite points (and non-positive y when `log_y`) break the line.
     Lines {
@@ -366,7 +366,7 @@ where
             x_label,
             y_label,
             series,
-            fit,
+            line,
         } => {
             draw_xy(
                 root,
@@ -374,7 +374,7 @@ where
                 x_label,
                 y_label,
                 series,
-                fit.as_ref(),
+                line.as_ref(),
                 false,
                 true,
             )?;

@@ -160,7 +160,7 @@ pub(super) fn draw_xy<DB>(
     x_label: &str,
     y_label: &str,
     series: &[Series],
-    fit: Option<&Line>,
+    line: Option<&Line>,
     log_y: bool,
     scatter: bool,
 ) -> Result<()>
@@ -219,7 +219,7 @@ where
             }
         }
     }
-    let fit_line = fit.and_then(|l| clip_fit_line(l.slope, l.intercept, (x0, x1), (y0, y1)));
+    let fit_line = line.and_then(|l| clip_fit_line(l.slope, l.intercept, (x0, x1), (y0, y1)));
     if let Some([p, q]) = fit_line {
         for k in 0..=32 {
             let t = f64::from(k) / 32.0;
@@ -323,7 +323,7 @@ where
             }
         }
     }
-    if let Some(Line { label, .. }) = fit {
+    if let Some(Line { label, .. }) = line {
         let label = label.as_str();
         let fit_style = RGBColor(30, 30, 30).stroke_width(3);
         let legend = move |(x, y): (i32, i32)| {
@@ -347,7 +347,7 @@ where
             }
         }
     }
-    if series.iter().any(|s| !s.name.is_empty()) || fit.is_some() {
+    if series.iter().any(|s| !s.name.is_empty()) || line.is_some() {
         chart
             .configure_series_labels()
             .position(corner)

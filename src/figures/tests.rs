@@ -46,7 +46,7 @@ fn scatter() -> Figure {
         x_label: "true angle (rad)".into(),
         y_label: "latent z₁".into(),
         series: vec![Series::new("test set", pts, BLUE_S)],
-        fit: Some(Line::fit(0.8, 0.3, 0.973)),
+        line: Some(Line::fit(0.8, 0.3, 0.973)),
     }
 }
 
@@ -403,7 +403,7 @@ fn degenerate_inputs_still_render() {
         x_label: "x".into(),
         y_label: "y".into(),
         series: vec![Series::new("same", vec![(1.0, 0.0); 5], BLUE_S)],
-        fit: Some(Line::fit(1e9, -4.0, f64::NAN)),
+        line: Some(Line::fit(1e9, -4.0, f64::NAN)),
     };
     let tiny = Figure::Heatmap {
         title: String::new(),
@@ -476,7 +476,7 @@ fn failed_render_keeps_existing_file() {
             x_label: "x".into(),
             y_label: "y".into(),
             series: vec![Series::new("nothing", vec![(f64::NAN, 1.0)], BLUE_S)],
-            fit: None,
+            line: None,
         };
         let err = save(&empty, &p).unwrap_err();
         assert!(format!("{err:#}").contains("no finite points"), "{err:#}");

@@ -320,7 +320,7 @@ pub fn scatter_figure(
         x_label: format!("z{} (posterior mean; {})", dims.0, describe(lab)),
         y_label: format!("z{} (posterior mean)", dims.1),
         series,
-        fit: None,
+        line: None,
     }
 }
 

@@ -238,6 +238,6 @@ pub fn embedding_figure(lab: &Lab) -> Figure {
         x_label: "pitch latent z1".into(),
         y_label: "pitch (MIDI semitones)".into(),
         series,
-        fit: (cal.slope != 0.0).then(|| Line::fit(cal.slope, cal.intercept, cal.r2_seen)),
+        line: (cal.slope != 0.0).then(|| Line::fit(cal.slope, cal.intercept, cal.r2_seen)),
     }
 }

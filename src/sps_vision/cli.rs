@@ -289,7 +289,7 @@ pub fn reading_figure(lab: &Lab) -> anyhow::Result<Figure> {
         x_label: "true position (held-out frames)".into(),
         y_label: "read from the latent (affine map)".into(),
         series,
-        fit: Some(Line::reference(1.0, 0.0, "a perfect reading: read = true")),
+        line: Some(Line::reference(1.0, 0.0, "a perfect reading: read = true")),
     })
 }
 

@@ -415,6 +415,6 @@ pub fn latent_figure(lab: &Lab, content: bool) -> Figure {
         x_label: "PC 1".into(),
         y_label: "PC 2".into(),
         series,
-        fit: None,
+        line: None,
     }
 }

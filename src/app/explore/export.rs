@@ -54,7 +54,7 @@ pub fn map_figure(
         x_label,
         y_label,
         series,
-        fit: None,
+        line: None,
     })
 }
 
