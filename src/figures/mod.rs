@@ -99,7 +99,7 @@ impl Line {
             "fit: y = {}x {sign} {},  R² = {}",
             text::fmt_sig3(slope),
             text::fmt_sig3(intercept.abs()),
-            plot::fmt_r2(r2)
+            text::fmt_r2(r2)
         );
         Self {
             slope,

@@ -59,7 +59,7 @@ pub(super) fn legend_corner(points: &[(f64, f64)]) -> SeriesLabelPosition {
 }
 
 /// The part of y = a*x + b with x in [x0, x1] that lies within y in [y0, y1].
-pub(super) fn clip_fit_line(
+pub(super) fn clip_line(
     a: f64,
     b: f64,
     (x0, x1): (f64, f64),
@@ -219,8 +219,8 @@ where
             }
         }
     }
-    let fit_line = line.and_then(|l| clip_fit_line(l.slope, l.intercept, (x0, x1), (y0, y1)));
-    if let Some([p, q]) = fit_line {
+    let ends = line.and_then(|l| clip_line(l.slope, l.intercept, (x0, x1), (y0, y1)));
+    if let Some([p, q]) = ends {
         for k in 0..=32 {
             let t = f64::from(k) / 32.0;
             occupied.push(norm((p.0 + (q.0 - p.0) * t, p.1 + (q.1 - p.1) * t)));
@@ -325,16 +325,16 @@ where
     }
     if let Some(Line { label, .. }) = line {
         let label = label.as_str();
-        let fit_style = RGBColor(30, 30, 30).stroke_width(3);
+        let line_style = RGBColor(30, 30, 30).stroke_width(3);
         let legend = move |(x, y): (i32, i32)| {
             EmptyElement::at((x, y))
-                + PathElement::new(vec![(0, 0), (11, 0)], fit_style)
-                + PathElement::new(vec![(17, 0), (28, 0)], fit_style)
+                + PathElement::new(vec![(0, 0), (11, 0)], line_style)
+                + PathElement::new(vec![(17, 0), (28, 0)], line_style)
         };
-        match fit_line {
+        match ends {
             Some(line) => {
                 chart
-                    .draw_series(DashedLineSeries::new(line, 14, 8, fit_style))?
+                    .draw_series(DashedLineSeries::new(line, 14, 8, line_style))?
                     .label(label)
                     .legend(legend);
             }
@@ -359,12 +359,4 @@ where
             .draw()?;
     }
     Ok(())
-}
-
-pub(super) fn fmt_r2(r2: f64) -> String {
-    if r2.is_finite() {
-        format!("{r2:.3}")
-    } else {
-        "n/a".into()
-    }
 }

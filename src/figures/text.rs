@@ -148,6 +148,15 @@ pub(super) fn fmt_number(v: f64) -> String {
     }
 }
 
+/// An R^2 to 3 decimals, "n/a" when there is none.
+pub(super) fn fmt_r2(r2: f64) -> String {
+    if r2.is_finite() {
+        format!("{r2:.3}")
+    } else {
+        "n/a".into()
+    }
+}
+
 /// 3 significant digits, for fitted coefficients.
 pub(super) fn fmt_sig3(v: f64) -> String {
     if !v.is_finite() {
