@@ -27,8 +27,7 @@ fn models_dir() -> PathBuf {
 fn window_on(title: &str) -> Harness<'static, App> {
     let mut harness = common::window_sized(&models_dir(), [1500.0, 2400.0]);
     harness.run_steps(2);
-    harness.get_by_label(title).click();
-    harness.run_steps(3);
+    common::open_tab(&mut harness, title);
     harness
 }
 

@@ -372,9 +372,7 @@ fn refused_by_the_window(f: &Family) {
     };
     let mut harness = common::window_sized(&model(""), [1500.0, 2400.0]);
     harness.run_steps(2);
-    harness.get_by_label(title).click();
-    harness.run_steps(3);
-    common::settle(&mut harness, 120);
+    common::open_tab(&mut harness, title);
     for (case, bytes) in hostile(f) {
         let file = dir.path().join(format!("{}-{case}.safetensors", f.name));
         std::fs::write(&file, &bytes).unwrap();

@@ -42,10 +42,7 @@ fn tabs() -> Vec<(&'static str, Panel)> {
 fn map_in_tab(title: &str, panel: Panel) {
     let mut harness = common::window_sized(&models_dir(), [1500.0, 3200.0]);
     harness.run_steps(2);
-    harness.get_by_label(title).click();
-    harness.run_steps(3);
-    // the tab's own background work (the 3D test throw) moves the layout when it arrives
-    common::settle(&mut harness, 120);
+    common::open_tab(&mut harness, title);
     assert!(
         panel(&mut harness).source().is_none(),
         "{title}: a closed map encodes nothing"
@@ -107,9 +104,7 @@ fn the_map_follows_the_model_on_show() {
     let (title, panel) = tabs()[1];
     let mut harness = common::window_sized(&models_dir(), [1500.0, 3200.0]);
     harness.run_steps(2);
-    harness.get_by_label(title).click();
-    harness.run_steps(3);
-    common::settle(&mut harness, 120);
+    common::open_tab(&mut harness, title);
     harness.get_by_label("Latent map").click();
     let start = std::time::Instant::now();
     while panel(&mut harness).samples().is_none() {

@@ -2,10 +2,12 @@
 //! control swings the decoded ball around the scene as a rotation of space would.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
+mod common;
+
 use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use latent_lab::app::{App, AppOptions};
+use latent_lab::app::App;
 use latent_lab::sps_vision::data::{self, Camera};
 use latent_lab::sps_vision::eval::rotate_world;
 use latent_lab::sps_vision::view::VisionTab;
@@ -15,28 +17,11 @@ fn models_dir() -> std::path::PathBuf {
 }
 
 fn harness() -> Harness<'static, App> {
-    Harness::builder()
-        .with_size([1400.0, 1100.0])
-        .build_eframe(|cc| {
-            App::new(
-                cc,
-                AppOptions {
-                    models_dir: models_dir(),
-                    open_audio: false,
-                    train_threads: 1,
-                },
-                &latent_lab::registry::tabs(),
-            )
-        })
+    common::window_sized(&models_dir(), [1400.0, 1100.0])
 }
 
-fn vision_tab<'a>(harness: &'a Harness<'static, App>) -> &'a VisionTab {
-    harness
-        .state()
-        .tabs
-        .iter()
-        .find_map(|t| t.as_any().downcast_ref::<VisionTab>())
-        .expect("the 3D tab")
+fn vision_tab<'h>(harness: &'h Harness<'static, App>) -> &'h VisionTab {
+    common::tab(harness)
 }
 
 fn drag_slider_to(harness: &mut Harness<'static, App>, label: &str, fraction: f32) {
@@ -59,8 +44,7 @@ fn distance(a: (f32, f32), b: (f32, f32)) -> f32 {
 fn turning_the_rotation_control_by_90_degrees_rotates_the_decoded_ball() {
     let mut harness = harness();
     harness.run_steps(2);
-    harness.get_by_label("3D").click();
-    harness.run_steps(3);
+    common::open_tab(&mut harness, "3D");
     let tab = vision_tab(&harness);
     let lab = tab
         .models
@@ -137,8 +121,7 @@ fn keypoint_to_ball(tab: &VisionTab) -> f32 {
 fn the_keypoint_overlay_follows_the_ball_as_the_latent_turns() {
     let mut harness = harness();
     harness.run_steps(2);
-    harness.get_by_label("3D").click();
-    harness.run_steps(3);
+    common::open_tab(&mut harness, "3D");
     assert!(!vision_tab(&harness).state.show_keypoints);
     harness.get_by_label("show the encoder's keypoints").click();
     harness.run_steps(3);

@@ -32,9 +32,7 @@ fn train_stop_save(title: &str, checkpoint: &str) {
     let models = tempfile::tempdir().unwrap();
     let mut harness = common::window_sized(models.path(), [1400.0, 2000.0]);
     harness.run_steps(2);
-    harness.get_by_label(title).click();
-    harness.run_steps(2);
-    common::settle(&mut harness, 120);
+    common::open_tab(&mut harness, title);
     let active = harness.state().active;
     assert_eq!(harness.state().tabs[active].title(), title);
     let panel = |app: &mut App| {
@@ -136,8 +134,7 @@ fn choosing_a_preset_sets_its_own_steps() {
     let models = tempfile::tempdir().unwrap();
     let mut harness = common::window_sized(models.path(), [1400.0, 2000.0]);
     harness.run_steps(2);
-    harness.get_by_label("Pitch").click();
-    harness.run_steps(2);
+    common::open_tab(&mut harness, "Pitch");
     let active = harness.state().active;
     let steps = |app: &mut App| app.tabs[active].training_panel().unwrap().settings.steps;
     let choose = |harness: &mut Harness<'static, App>, to: &str| {

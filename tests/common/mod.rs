@@ -28,6 +28,16 @@ pub fn window_sized(models: &Path, size: [f32; 2]) -> Harness<'static, App> {
     })
 }
 
+/// Switch to the tab titled `title` and run frames until no tab has background work: a click
+/// lands where its widget was drawn in the last frame, and work that finishes in between
+/// (the 3D tab's test throw, rolled out when the tab opens) moves the layout under it.
+pub fn open_tab(harness: &mut Harness<'static, App>, title: &str) {
+    use egui_kittest::kittest::Queryable;
+    harness.get_by_label(title).click();
+    harness.run_steps(3);
+    settle(harness, 120);
+}
+
 /// The texts of the status bar's notices, for failure messages.
 pub fn notices(harness: &Harness<'static, App>) -> Vec<String> {
     harness
