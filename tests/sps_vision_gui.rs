@@ -56,6 +56,12 @@ fn turning_the_rotation_control_by_90_degrees_rotates_the_decoded_ball() {
         cal.is_fitted(),
         "the shipped model has its latent-to-position map"
     );
+    // the tab says how far the latent's turning plane leans, as `eval` does
+    let tilt = format!("leans {:.0}° from the floor", cal.tilts_deg().turn_plane);
+    assert!(
+        harness.query_by_label_contains(&tilt).is_some(),
+        "no \"{tilt}\" in the tab"
+    );
     let camera = Camera::standard();
 
     // before turning: the decoded ball sits where its position renders

@@ -112,6 +112,9 @@ impl Family for SpsVisionFamily {
         by_throw.sort_by(f64::total_cmp);
         out["r2_by_throw_median"] = cli::percentile(&by_throw, 0.5).into();
         out["r2_by_throw_min"] = by_throw.first().copied().unwrap_or(f64::NAN).into();
+        let tilts = cal.tilts_deg();
+        out["turn_plane_tilt_deg"] = tilts.turn_plane.into();
+        out["height_axis_tilt_deg"] = tilts.height_axis.into();
         let cubic = encoded.cubic_r2();
         for (k, axis) in ["x", "y", "z"].iter().enumerate() {
             out[format!("r2_cubic_{axis}")] = cubic[k].into();

@@ -58,6 +58,37 @@ impl Calibration {
     pub fn world_centre(&self) -> [f32; 3] {
         self.position(&self.centre)
     }
+
+    /// How far the latent's axes lean from the ones the symmetries stand for, in degrees, as
+    /// the map reads them: the plane in which turning (z1, z3) moves the ball, against the
+    /// floor, and the line along which z2 moves it, against the vertical. Both are 0 when
+    /// the rotation control turns the ball about the vertical, as the symmetry asks; R² is
+    /// blind to them (any affine mix of x, y and z reads as well).
+    pub fn tilts_deg(&self) -> Tilts {
+        let column = |j: usize| [self.map[0][j], self.map[1][j], self.map[2][j]];
+        let (a, b) = (column(0), column(2));
+        let normal = [
+            a[1] * b[2] - a[2] * b[1],
+            a[2] * b[0] - a[0] * b[2],
+            a[0] * b[1] - a[1] * b[0],
+        ];
+        // the angle of a line (either sense) from the vertical
+        let from_vertical = |v: [f64; 3]| {
+            let norm = v.iter().map(|c| c * c).sum::<f64>().sqrt();
+            (v[1].abs() / norm).clamp(0.0, 1.0).acos().to_degrees()
+        };
+        Tilts {
+            turn_plane: from_vertical(normal),
+            height_axis: from_vertical(column(1)),
+        }
+    }
+}
+
+/// See [`Calibration::tilts_deg`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Tilts {
+    pub turn_plane: f64,
+    pub height_axis: f64,
 }
 
 /// Turn latent z by `angle` about the vertical latent axis (z2) through `centre`.
@@ -401,6 +432,32 @@ pub fn angle_grid() -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A latent whose (z1, z3) plane is the floor and whose z2 is height leans 0 degrees,
+    /// whatever the scale, sense and turn within the floor; tipping the plane about the x
+    /// axis by 30 degrees is read as 30.
+    #[test]
+    fn the_tilts_read_how_far_the_latent_axes_lean() {
+        let mut cal = Calibration::default();
+        let (s, c) = 0.4f64.sin_cos();
+        // x = 2 (c z1 - s z3), y = -0.5 z2, z = 2 (s z1 + c z3)
+        cal.map = [
+            [2.0 * c, 0.0, -2.0 * s],
+            [0.0, -0.5, 0.0],
+            [2.0 * s, 0.0, 2.0 * c],
+        ];
+        let t = cal.tilts_deg();
+        assert!(
+            t.turn_plane.abs() < 1e-6 && t.height_axis.abs() < 1e-6,
+            "{t:?}"
+        );
+        let (s, c) = 30f64.to_radians().sin_cos();
+        // the same latent, then the world turned by 30 degrees about x: (y, z) -> (c y - s z, s y + c z)
+        cal.map = [[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]];
+        let t = cal.tilts_deg();
+        assert!((t.turn_plane - 30.0).abs() < 1e-6, "{t:?}");
+        assert!((t.height_axis - 30.0).abs() < 1e-6, "{t:?}");
+    }
 
     /// The score is the best keypoint's, and a keypoint that follows only one coordinate of
     /// the target does not count as following it.

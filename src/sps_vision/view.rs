@@ -518,6 +518,17 @@ impl VisionTab {
                 "position (x, y, z) = ({:.2}, {:.2}, {:.2}) · map R² x {:.3}, y {:.3}, z {:.3}",
                 p[0], p[1], p[2], cal.r2[0], cal.r2[1], cal.r2[2]
             ));
+            let tilts = cal.tilts_deg();
+            ui.label(format!(
+                "as the map reads the latent, the plane it turns in leans {:.0}° from the floor \
+                 and z2 {:.0}° from the vertical",
+                tilts.turn_plane, tilts.height_axis
+            ))
+            .on_hover_text(
+                "0° and 0° when the latent has the symmetry's shape: turning (z1, z3) then turns \
+                 the ball about the vertical and z2 moves it straight up. A tilted plane lifts \
+                 and lowers the ball as it turns, whatever the map's R².",
+            );
             if let (Some(d), Some(t)) = (&self.decoded, &self.truth) {
                 match (data::ball_centroid(d), data::ball_centroid(t)) {
                     (Some(a), Some(b)) => ui.label(format!(
