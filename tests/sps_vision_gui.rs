@@ -4,7 +4,6 @@
 
 mod common;
 
-use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use latent_lab::app::App;
@@ -22,18 +21,6 @@ fn harness() -> Harness<'static, App> {
 
 fn vision_tab<'h>(harness: &'h Harness<'static, App>) -> &'h VisionTab {
     common::tab(harness)
-}
-
-fn drag_slider_to(harness: &mut Harness<'static, App>, label: &str, fraction: f32) {
-    let rect = harness.get_by_role_and_label(Role::Slider, label).rect();
-    let from = rect.center();
-    let to = egui::pos2(rect.left() + fraction * rect.width(), rect.center().y);
-    harness.drag_at(from);
-    harness.step();
-    harness.hover_at(to);
-    harness.step();
-    harness.drop_at(to);
-    harness.run_steps(3);
 }
 
 fn distance(a: (f32, f32), b: (f32, f32)) -> f32 {
@@ -75,7 +62,7 @@ fn turning_the_rotation_control_by_90_degrees_rotates_the_decoded_ball() {
     );
 
     // the slider, dragged a quarter of its width to the right of 0 degrees
-    drag_slider_to(&mut harness, "rotation about z2 (degrees)", 0.75);
+    common::drag_slider_to(&mut harness, "rotation about z2 (degrees)", 0.75);
     let angle = vision_tab(&harness).state.rotation_deg;
     assert!(
         (angle - 90.0).abs() < 3.0,
