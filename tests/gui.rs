@@ -2,10 +2,12 @@
 //! what they would hear.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
+mod common;
+
 use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use latent_lab::app::{App, AppOptions};
+use latent_lab::app::App;
 use latent_lab::audio::dsp;
 
 fn models_dir() -> std::path::PathBuf {
@@ -13,19 +15,7 @@ fn models_dir() -> std::path::PathBuf {
 }
 
 fn harness() -> Harness<'static, App> {
-    Harness::builder()
-        .with_size([1400.0, 1000.0])
-        .build_eframe(|cc| {
-            App::new(
-                cc,
-                AppOptions {
-                    models_dir: models_dir(),
-                    open_audio: false,
-                    train_threads: 1,
-                },
-                &latent_lab::registry::tabs(),
-            )
-        })
+    common::window_sized(&models_dir(), [1400.0, 1000.0])
 }
 
 /// The pitch (MIDI) of what the offline audio engine plays now.
@@ -39,17 +29,7 @@ fn heard_pitch(harness: &mut Harness<'static, App>) -> f32 {
     dsp::hz_to_midi(f)
 }
 
-fn drag_slider_to(harness: &mut Harness<'static, App>, label: &str, fraction: f32) {
-    let rect = harness.get_by_role_and_label(Role::Slider, label).rect();
-    let from = rect.center();
-    let to = egui::pos2(rect.left() + fraction * rect.width(), rect.center().y);
-    harness.drag_at(from);
-    harness.step();
-    harness.hover_at(to);
-    harness.step();
-    harness.drop_at(to);
-    harness.run_steps(3);
-}
+use common::drag_slider_to;
 
 /// The window on the Pitch tab, its note playing.
 fn playing() -> Harness<'static, App> {
@@ -145,18 +125,12 @@ mod class_pose {
     fn open_tab() -> Harness<'static, App> {
         let mut harness = harness();
         harness.run_steps(2);
-        harness.get_by_label("Class x Pose").click();
-        harness.run_steps(3);
+        common::open_tab(&mut harness, "Class x Pose");
         harness
     }
 
-    fn tab<'a>(harness: &'a Harness<'static, App>) -> &'a ClassPoseTab {
-        harness
-            .state()
-            .tabs
-            .iter()
-            .find_map(|t| t.as_any().downcast_ref::<ClassPoseTab>())
-            .unwrap()
+    fn tab<'h>(harness: &'h Harness<'static, App>) -> &'h ClassPoseTab {
+        common::tab(harness)
     }
 
     /// With a pose fixed (set on the sliders), each class button yields a digit that the
