@@ -10,6 +10,8 @@ use egui_kittest::kittest::Queryable;
 use latent_lab::app::App;
 use latent_lab::audio::dsp;
 
+use common::drag_slider_to;
+
 fn models_dir() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")
 }
@@ -28,8 +30,6 @@ fn heard_pitch(harness: &mut Harness<'static, App>) -> f32 {
     let f = dsp::yin(&samples, rate, 40.0, 2000.0, 0.2).expect("a pitched note is playing");
     dsp::hz_to_midi(f)
 }
-
-use common::drag_slider_to;
 
 /// The window on the Pitch tab, its note playing.
 fn playing() -> Harness<'static, App> {
