@@ -112,6 +112,30 @@ fn the_generic_3d_body_turns_as_space_turns_only_with_the_symmetry() {
     );
 }
 
+/// With the turned predictions decoded (the official loss), the symmetry puts the plane the
+/// latent turns in on the floor and z2 on the vertical; without the symmetry terms, trained
+/// as long, both lean, and a turn of the latent lands the decoded ball twice as far from
+/// where a turn of space puts it. (That the two record their commands' settings is a unit
+/// test in src/sps_vision/train.rs.)
+#[test]
+fn decoded_turns_put_the_latent_s_axes_on_the_world_s_only_with_the_symmetry() {
+    let j = compare_json(
+        "decoded_turns/sps_vision.safetensors",
+        "decoded_turns/sps_vision_no_symmetry.safetensors",
+    );
+    assert_eq!(j["a"]["preset"], "fast");
+    assert_eq!(j["b"]["preset"], "no-symmetry");
+    let (a, b) = (&j["a"], &j["b"]);
+    let f = |m: &serde_json::Value, k: &str| m[k].as_f64().unwrap();
+    assert!(f(a, "turn_plane_tilt_deg") < 5.0, "{j}");
+    assert!(f(a, "height_axis_tilt_deg") < 5.0, "{j}");
+    assert!(checked_difference(&j, "turn_plane_tilt_deg") > 30.0, "{j}");
+    assert!(
+        f(b, "equivariance_centroid_px") > 2.0 * f(a, "equivariance_centroid_px"),
+        "{j}"
+    );
+}
+
 #[test]
 fn ievae_with_all_labels_against_100_labels() {
     let j = compare_json(

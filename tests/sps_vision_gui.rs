@@ -9,7 +9,7 @@ use egui_kittest::kittest::Queryable;
 use latent_lab::app::App;
 use latent_lab::sps_vision::data::{self, Camera};
 use latent_lab::sps_vision::eval::rotate_world;
-use latent_lab::sps_vision::view::VisionTab;
+use latent_lab::sps_vision::view::{PlotAxes, VisionTab};
 
 fn models_dir() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")
@@ -132,4 +132,54 @@ fn the_keypoint_overlay_follows_the_ball_as_the_latent_turns() {
     assert!(distance(before, after) > 5.0, "the ball did not move");
     let near = keypoint_to_ball(tab);
     assert!(near < 2.5, "no keypoint on the turned ball: {near} px");
+}
+
+/// The trajectory plots draw the world by default, the throw's true path beside the model's
+/// reading of it, and the ring the rotation control turns the ball through; one click draws
+/// them in A's latent instead.
+#[test]
+fn the_trajectory_plots_draw_the_world_and_the_ring_the_rotation_control_turns_through() {
+    let mut harness = harness();
+    harness.run_steps(2);
+    common::open_tab(&mut harness, "3D");
+    common::run_until(&mut harness, 60, "the test throw is encoded", |h| {
+        vision_tab(h).throw_view.is_some()
+    });
+    let tab = vision_tab(&harness);
+    assert_eq!(tab.state.plot_axes, PlotAxes::World);
+    assert!(harness.query_by_label("from the side (x, y)").is_some());
+    let cal = tab.models.a.as_ref().unwrap().calibration.clone();
+    let rings = tab.turn_rings();
+    assert_eq!(rings.len(), 1, "A's ring only, with no B open");
+    let (_, ring, now) = &rings[0];
+    // the ring starts at the sliders' latent, and the diamond is the ball A's frames show
+    assert_eq!(ring[0], cal.position(&tab.state.latent));
+    assert_eq!(*now, cal.position(&tab.latent()));
+    // a leaning turning plane lifts and lowers the ball as it turns: the ring's span in
+    // height is its span across the floor times the plane's slope
+    let span = |k: usize| {
+        let v: Vec<f32> = ring.iter().map(|p| p[k]).collect();
+        v.iter().cloned().fold(f32::MIN, f32::max) - v.iter().cloned().fold(f32::MAX, f32::min)
+    };
+    let tilt = cal.tilts_deg().turn_plane;
+    eprintln!(
+        "ring spans x {:.2}, y {:.2}, z {:.2}; plane leans {tilt:.0}°",
+        span(0),
+        span(1),
+        span(2)
+    );
+    assert!(
+        tilt < 10.0 || span(1) > 0.2 * span(0).max(span(2)),
+        "a plane leaning {tilt:.0}° with a level ring"
+    );
+
+    harness.get_by_label("A's latent").click();
+    harness.run_steps(3);
+    assert_eq!(vision_tab(&harness).state.plot_axes, PlotAxes::Latent);
+    assert!(
+        harness
+            .query_by_label("A's latent from the side (z1, z2)")
+            .is_some()
+    );
+    assert!(harness.query_by_label("from the side (x, y)").is_none());
 }

@@ -120,8 +120,8 @@ pub struct Models<L> {
     loading_b: bool,
     /// the shipped model a one-click comparison opens as B, and what to call it
     ablation: Option<(PathBuf, &'static str)>,
-    /// a shipped pair one click opens as A and B, and what to call it
-    pair: Option<(PathBuf, PathBuf, &'static str)>,
+    /// the shipped pairs one click opens as A and B, and what to call each
+    pairs: Vec<(PathBuf, PathBuf, &'static str)>,
     evaluate: Option<Evaluate>,
     import: Option<Import<L>>,
     /// the latent map of A, and what makes A its source
@@ -147,7 +147,7 @@ impl<L: HostedLab> Models<L> {
             comparing: false,
             loading_b: false,
             ablation: None,
-            pair: None,
+            pairs: Vec::new(),
             evaluate: None,
             import: None,
             map: None,
@@ -166,12 +166,18 @@ impl<L: HostedLab> Models<L> {
         self
     }
 
-    /// Offer the shipped pair `a` and `b` (in `models_dir`'s `generic/`) as A and B in one
-    /// click, under `label`: a body and its ablation that the lab's default model has no
+    /// Offer the shipped pair `a` and `b` (in `models_dir`'s `folder`) as A and B in one
+    /// click, under `label`: a model and its ablation that the lab's default model has no
     /// twin of.
-    pub fn with_pair(mut self, models_dir: &Path, [a, b]: [&str; 2], label: &'static str) -> Self {
-        let dir = models_dir.join("generic");
-        self.pair = Some((dir.join(a), dir.join(b), label));
+    pub fn with_pair(
+        mut self,
+        models_dir: &Path,
+        folder: &str,
+        [a, b]: [&str; 2],
+        label: &'static str,
+    ) -> Self {
+        let dir = models_dir.join(folder);
+        self.pairs.push((dir.join(a), dir.join(b), label));
         self
     }
 
@@ -452,7 +458,7 @@ impl<L: HostedLab> Models<L> {
         {
             self.requests.push(Request::OpenB(p));
         }
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             if let Some((path, label)) = &self.ablation
                 && ui
                     .add_enabled(!self.loading_b, egui::Button::new(format!("B = {label}")))
@@ -462,8 +468,8 @@ impl<L: HostedLab> Models<L> {
                 self.b_field.text = path.display().to_string();
                 self.requests.push(Request::OpenB(path.clone()));
             }
-            if let Some((a, b, label)) = &self.pair
-                && ui
+            for (a, b, label) in &self.pairs {
+                if ui
                     .add_enabled(
                         !self.loading_b,
                         egui::Button::new(format!("A, B = {label}")),
@@ -474,10 +480,11 @@ impl<L: HostedLab> Models<L> {
                         b.display()
                     ))
                     .clicked()
-            {
-                self.file_actions.push(FileAction::Open(a.clone()));
-                self.b_field.text = b.display().to_string();
-                self.requests.push(Request::OpenB(b.clone()));
+                {
+                    self.file_actions.push(FileAction::Open(a.clone()));
+                    self.b_field.text = b.display().to_string();
+                    self.requests.push(Request::OpenB(b.clone()));
+                }
             }
             if self.b.is_some() && ui.button("Close B").clicked() {
                 self.requests.push(Request::CloseB);

@@ -440,6 +440,7 @@ impl LabTab for PitchTab {
             )
             .with_pair(
                 &shared.models_dir,
+                "generic",
                 [
                     "sps_music_generic.safetensors",
                     "sps_music_generic_no_symmetry.safetensors",

@@ -98,6 +98,20 @@ pub fn rotate_latent(z: &[f32], centre: &[f32; 3], angle: f32) -> Vec<f32> {
     vec![centre[0] + c * a - s * b, z[1], centre[2] + s * a + c * b]
 }
 
+/// Where the rotation control takes the ball as it turns latent `z` once around (about z2
+/// through the calibration's centre, in the sense `sense` = ±1), read through the fitted
+/// map: `points` + 1 world positions, the first and the last at `z`. A latent shaped as the
+/// symmetry asks traces a level circle; one whose turning plane leans traces a tilted ellipse
+/// that lifts and lowers the ball.
+pub fn turn_ring(cal: &Calibration, z: &[f32], sense: f32, points: usize) -> Vec<[f32; 3]> {
+    (0..=points)
+        .map(|i| {
+            let angle = sense * std::f32::consts::TAU * i as f32 / points as f32;
+            cal.position(&rotate_latent(z, &cal.centre, angle))
+        })
+        .collect()
+}
+
 /// Turn a world position by `angle` about the vertical axis through `centre`, in the same
 /// sense as [`rotate_latent`] turns (z1, z3) when `same_handedness`, else the opposite.
 pub fn rotate_world(p: [f32; 3], centre: [f32; 3], angle: f32, same_handedness: bool) -> [f32; 3] {
@@ -457,6 +471,43 @@ mod tests {
         let t = cal.tilts_deg();
         assert!((t.turn_plane - 30.0).abs() < 1e-6, "{t:?}");
         assert!((t.height_axis - 30.0).abs() < 1e-6, "{t:?}");
+    }
+
+    /// Turned once around, a latent whose (z1, z3) is the floor keeps the ball at one height
+    /// on a circle about the centre; the same latent in a world tipped 30 degrees about x
+    /// lifts and lowers it by the radius times sin 30 on either side.
+    #[test]
+    fn the_turn_ring_is_level_for_a_level_latent_and_tilted_for_a_tipped_one() {
+        let mut cal = Calibration {
+            map: [[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 2.0]],
+            offset: [0.5, 1.0, -0.5],
+            centre: [0.1, 0.0, 0.2],
+            ..Default::default()
+        };
+        // 0.5 from the centre along z1: radius 1 in the world
+        let z = [0.6, 0.3, 0.2];
+        let ring = turn_ring(&cal, &z, 1.0, 72);
+        assert_eq!(ring.len(), 73);
+        assert_eq!(ring[0], cal.position(&z));
+        let world_centre = cal.world_centre();
+        for p in &ring {
+            assert!((p[1] - 1.3).abs() < 1e-5, "{p:?}");
+            let r = ((p[0] - world_centre[0]).powi(2) + (p[2] - world_centre[2]).powi(2)).sqrt();
+            assert!((r - 1.0).abs() < 1e-5, "{p:?}");
+        }
+        let quarter = turn_ring(&cal, &z, 1.0, 4)[1];
+        let mirrored = turn_ring(&cal, &z, -1.0, 4)[1];
+        assert!(
+            (quarter[2] - mirrored[2]).abs() > 1.9,
+            "{quarter:?} {mirrored:?}"
+        );
+
+        let (s, c) = 30f64.to_radians().sin_cos();
+        cal.map = [[2.0, 0.0, 0.0], [0.0, c, -2.0 * s], [0.0, s, 2.0 * c]];
+        let heights: Vec<f32> = turn_ring(&cal, &z, 1.0, 72).iter().map(|p| p[1]).collect();
+        let span = heights.iter().cloned().fold(f32::MIN, f32::max)
+            - heights.iter().cloned().fold(f32::MAX, f32::min);
+        assert!((span - 2.0 * 0.5).abs() < 1e-3, "{span}");
     }
 
     /// The score is the best keypoint's, and a keypoint that follows only one coordinate of

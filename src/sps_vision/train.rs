@@ -463,6 +463,28 @@ mod tests {
         crate::sps::assert_presets_keep_their_promises(TrainConfig::preset, "sps_vision", &[]);
     }
 
+    /// The shipped decoded-turns pair is `fast` with the turned predictions decoded and
+    /// `no-symmetry`, both trained 2400 steps: the commands models/README.md gives.
+    #[test]
+    fn the_decoded_turns_pair_records_the_commands_that_made_it() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/decoded_turns");
+        let recorded = |file: &str| -> TrainConfig {
+            let loaded = crate::nn::checkpoint::load(&dir.join(file)).unwrap();
+            serde_json::from_value(loaded.meta.config["train"].clone()).unwrap()
+        };
+        let sps = TrainConfig {
+            symmetry_decode: true,
+            steps: 2400,
+            ..TrainConfig::preset("fast").unwrap()
+        };
+        assert_eq!(recorded("sps_vision.safetensors"), sps);
+        let ablation = TrainConfig {
+            steps: 2400,
+            ..TrainConfig::preset("no-symmetry").unwrap()
+        };
+        assert_eq!(recorded("sps_vision_no_symmetry.safetensors"), ablation);
+    }
+
     #[test]
     fn a_step_with_every_term_reports_each_loss_part_and_moves_the_weights() {
         let mut cfg = TrainConfig::preset("fast").unwrap();

@@ -35,6 +35,18 @@ pub struct VisionState {
     pub throw_index: usize,
     /// draw where the encoder's keypoints sit on the decoded frame and on the render
     pub show_keypoints: bool,
+    /// the coordinates the trajectory plots draw in
+    pub plot_axes: PlotAxes,
+}
+
+/// The coordinates of the trajectory plots.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PlotAxes {
+    /// the world, each latent read through its model's fitted map
+    #[default]
+    World,
+    /// A's latent, world positions carried into it through A's map inverted
+    Latent,
 }
 
 tab_state!(VisionState);
@@ -47,6 +59,7 @@ impl Default for VisionState {
             throw_seed: 0,
             throw_index: 0,
             show_keypoints: false,
+            plot_axes: PlotAxes::World,
             models: ModelsState::new(TrainSettings::new(
                 "fast",
                 TrainConfig::preset("fast").map(|c| c.steps).unwrap_or(3000),
@@ -217,6 +230,11 @@ fn strip_image(frames: &[&[f32]]) -> ColorImage {
     ColorImage::from_rgb([w, SIZE], &rgb)
 }
 
+/// B's lines in the trajectory plots
+const B_COLOUR: Color32 = Color32::from_rgb(200, 120, 0);
+/// A's turn ring in the trajectory plots
+const RING_COLOUR: Color32 = Color32::from_rgb(160, 110, 240);
+
 impl VisionTab {
     /// Where the sliders start: the centre of the data, moved half way out along z1, so
     /// the rotation control has something to swing around.
@@ -243,6 +261,17 @@ impl VisionTab {
     /// space (in the sense that turns the world the same way). A model whose latent
     /// rotation is a rotation of space shows the ball where A's render does.
     pub fn latent_b(&self) -> Option<Vec<f32>> {
+        let (b, zb, sense) = self.b_unturned()?;
+        Some(rotate_latent(
+            &zb,
+            &b.calibration.centre,
+            sense * self.state.rotation_deg.to_radians(),
+        ))
+    }
+
+    /// B, its latent at the position of A's sliders before the rotation, and the sense (±1)
+    /// in which B's latent turns to turn the world as A's does.
+    fn b_unturned(&self) -> Option<(&Lab, Vec<f32>, f32)> {
         let (a, b) = (self.models.a.as_ref()?, self.models.b.as_ref()?);
         let (ca, cb) = (&a.calibration, &b.calibration);
         if !ca.is_fitted() || !cb.is_fitted() {
@@ -254,11 +283,30 @@ impl VisionTab {
         } else {
             -1.0
         };
-        Some(rotate_latent(
-            &zb,
-            &cb.centre,
-            sense * self.state.rotation_deg.to_radians(),
-        ))
+        Some((b, zb, sense))
+    }
+
+    /// Where the rotation control takes the ball as it turns A's latent once around, and B's
+    /// beside it ([`eval::turn_ring`]), in world positions, each with where the ball stands at
+    /// the current rotation. Empty while A has no fitted map.
+    pub fn turn_rings(&self) -> Vec<(&'static str, Vec<[f32; 3]>, [f32; 3])> {
+        let Some(a) = self.models.a.as_ref().filter(|a| a.calibration.is_fitted()) else {
+            return Vec::new();
+        };
+        let cal = &a.calibration;
+        let mut rings = vec![(
+            "A: turn",
+            eval::turn_ring(cal, &self.state.latent, 1.0, 72),
+            cal.position(&self.latent()),
+        )];
+        if let (Some((b, zb, sense)), Some(now)) = (self.b_unturned(), self.latent_b()) {
+            rings.push((
+                "B: turn",
+                eval::turn_ring(&b.calibration, &zb, sense, 72),
+                b.calibration.position(&now),
+            ));
+        }
+        rings
     }
 
     /// Decode the current latent and render the position it maps to, when either changed.
@@ -572,6 +620,13 @@ impl VisionTab {
                 self.commands.push(Command::NewThrow);
             }
         });
+        let cal = self
+            .models
+            .a
+            .as_ref()
+            .map(|a| a.calibration.clone())
+            .filter(|c| c.is_fitted());
+        let rings = self.turn_rings();
         let Some(view) = &mut self.throw_view else {
             if !self.throw_job.is_empty() {
                 ui.horizontal(|ui| {
@@ -581,67 +636,169 @@ impl VisionTab {
             }
             return;
         };
-        let pts = |zs: &[Vec<f32>], a: usize, b: usize| -> Vec<[f64; 2]> {
-            zs.iter().map(|z| [z[a] as f64, z[b] as f64]).collect()
+        ui.horizontal(|ui| {
+            ui.label("draw in");
+            ui.add_enabled_ui(cal.is_some(), |ui| {
+                ui.selectable_value(&mut self.state.plot_axes, PlotAxes::World, "the world")
+                    .on_hover_text(
+                        "x, y, z: each model's latents read through its fitted map, beside the \
+                         throw's true path",
+                    )
+                    .on_disabled_hover_text("A has no fitted map yet");
+            });
+            ui.selectable_value(&mut self.state.plot_axes, PlotAxes::Latent, "A's latent")
+                .on_hover_text(
+                    "z1, z2, z3 as A's encoder and prior give them; the true path and B are \
+                     carried into them through the fitted maps",
+                );
+        });
+        let axes = if cal.is_some() {
+            self.state.plot_axes
+        } else {
+            PlotAxes::Latent
         };
-        let enc = &view.encoded;
-        let rolled = &view.rolled[BASE_LEN - 1..];
+        // a latent of A, and a world position, as the plots draw them
+        let of_latent = |z: &[f32]| match (axes, &cal) {
+            (PlotAxes::World, Some(c)) => Some(c.position(z)),
+            _ => Some([z[0], z[1], z[2]]),
+        };
+        let of_world = |p: [f32; 3]| match axes {
+            PlotAxes::World => Some(p),
+            PlotAxes::Latent => cal
+                .as_ref()
+                .and_then(|c| latent_of_position(c, p))
+                .map(|z| [z[0], z[1], z[2]]),
+        };
+        let pts = |points: Vec<Option<[f32; 3]>>, a: usize, b: usize| -> Vec<[f64; 2]> {
+            points
+                .into_iter()
+                .flatten()
+                .map(|p| [p[a] as f64, p[b] as f64])
+                .collect()
+        };
+        let latents = |zs: &[Vec<f32>]| zs.iter().map(|z| of_latent(z)).collect::<Vec<_>>();
+        let enc = latents(&view.encoded);
+        let rolled = latents(&view.rolled[BASE_LEN - 1..]);
         let frame = view.frame.min(SEQ_LEN - 1);
+        let now = latents(&view.rolled[frame..=frame]);
+        let truth: Vec<_> = view.throw.positions.iter().map(|&p| of_world(p)).collect();
+        let b_lines = view
+            .b_in_a
+            .as_ref()
+            .map(|(e, r)| (latents(e), latents(&r[BASE_LEN - 1..])));
+        let rings: Vec<_> = rings
+            .into_iter()
+            .map(|(name, ring, at)| {
+                let ring: Vec<_> = ring.into_iter().map(of_world).collect();
+                (name, ring, of_world(at))
+            })
+            .collect();
+        let plots = match axes {
+            PlotAxes::World => [
+                ("from above (x, z)", 0, 2, "x", "z (towards the camera)"),
+                ("from the side (x, y)", 0, 1, "x", "y (height)"),
+            ],
+            PlotAxes::Latent => [
+                ("A's latent from above (z1, z3)", 0, 2, "z1", "z3"),
+                (
+                    "A's latent from the side (z1, z2)",
+                    0,
+                    1,
+                    "z1",
+                    "z2 (vertical)",
+                ),
+            ],
+        };
         let w = ((ui.available_width() - 12.0) / 2.0).max(120.0);
         ui.horizontal(|ui| {
-            for (title, a, b, ylab) in [
-                ("top view (z1, z3)", 0, 2, "z3"),
-                ("side view (z1, z2)", 0, 1, "z2"),
-            ] {
+            for (title, a, b, xlab, ylab) in plots {
                 ui.vertical(|ui| {
                     ui.label(title);
                     Plot::new(format!("sps_vision_{title}"))
                         .width(w)
-                        .height(200.0)
+                        .height(220.0)
                         .data_aspect(1.0)
-                        .legend(Legend::default())
-                        .x_axis_label("z1")
+                        .legend(
+                            Legend::default()
+                                .text_style(egui::TextStyle::Small)
+                                .background_alpha(0.5)
+                                .follow_insertion_order(true),
+                        )
+                        .x_axis_label(xlab)
                         .y_axis_label(ylab)
                         .allow_scroll(false)
                         .show(ui, |plot| {
-                            plot.line(Line::new("encoded", PlotPoints::from(pts(enc, a, b))));
                             plot.line(
-                                Line::new("prior roll-out", PlotPoints::from(pts(rolled, a, b)))
-                                    .style(egui_plot::LineStyle::dashed_loose()),
+                                Line::new("true path", PlotPoints::from(pts(truth.clone(), a, b)))
+                                    .color(Color32::from_gray(150))
+                                    .width(2.5),
+                            );
+                            plot.line(Line::new(
+                                "encoded",
+                                PlotPoints::from(pts(enc.clone(), a, b)),
+                            ));
+                            plot.line(
+                                Line::new(
+                                    "prior roll-out",
+                                    PlotPoints::from(pts(rolled.clone(), a, b)),
+                                )
+                                .style(egui_plot::LineStyle::dashed_loose()),
                             );
                             plot.points(
                                 Points::new(
                                     "given frames",
-                                    PlotPoints::from(pts(&enc[..BASE_LEN], a, b)),
+                                    PlotPoints::from(pts(enc[..BASE_LEN].to_vec(), a, b)),
                                 )
                                 .radius(3.0),
                             );
                             plot.points(
-                                Points::new(
-                                    "now",
-                                    PlotPoints::from(pts(&view.rolled[frame..=frame], a, b)),
-                                )
-                                .radius(5.0)
-                                .color(Color32::RED),
+                                Points::new("now", PlotPoints::from(pts(now.clone(), a, b)))
+                                    .radius(5.0)
+                                    .color(Color32::RED),
                             );
-                            if let Some((enc_b, rolled_b)) = &view.b_in_a {
+                            if let Some((enc_b, rolled_b)) = &b_lines {
                                 plot.line(
-                                    Line::new("B: encoded", PlotPoints::from(pts(enc_b, a, b)))
-                                        .color(Color32::from_rgb(200, 120, 0)),
+                                    Line::new(
+                                        "B: encoded",
+                                        PlotPoints::from(pts(enc_b.clone(), a, b)),
+                                    )
+                                    .color(B_COLOUR),
                                 );
                                 plot.line(
                                     Line::new(
                                         "B: prior roll-out",
-                                        PlotPoints::from(pts(&rolled_b[BASE_LEN - 1..], a, b)),
+                                        PlotPoints::from(pts(rolled_b.clone(), a, b)),
                                     )
-                                    .color(Color32::from_rgb(200, 120, 0))
+                                    .color(B_COLOUR)
                                     .style(egui_plot::LineStyle::dashed_loose()),
+                                );
+                            }
+                            for ((name, ring, at), colour) in
+                                rings.iter().zip([RING_COLOUR, B_COLOUR])
+                            {
+                                plot.line(
+                                    Line::new(*name, PlotPoints::from(pts(ring.clone(), a, b)))
+                                        .color(colour)
+                                        .style(egui_plot::LineStyle::dotted_dense()),
+                                );
+                                plot.points(
+                                    Points::new(*name, PlotPoints::from(pts(vec![*at], a, b)))
+                                        .shape(egui_plot::MarkerShape::Diamond)
+                                        .radius(5.0)
+                                        .color(colour),
                                 );
                             }
                         });
                 });
             }
         });
+        if !rings.is_empty() {
+            ui.label(
+                "dotted: where the rotation control takes the ball as it turns the sliders' \
+                 latent once around (the diamond: where it stands now); level from the side when \
+                 the latent turns about the vertical",
+            );
+        }
         ui.label(format!(
             "true frames (top) and the prior's roll-out from the first {BASE_LEN} (bottom)"
         ));
@@ -774,11 +931,21 @@ impl LabTab for VisionTab {
             )
             .with_pair(
                 &shared.models_dir,
+                "generic",
                 [
                     "sps_vision_generic.safetensors",
                     "sps_vision_generic_no_symmetry.safetensors",
                 ],
                 "generic layers, with and without symmetry",
+            )
+            .with_pair(
+                &shared.models_dir,
+                "decoded_turns",
+                [
+                    "sps_vision.safetensors",
+                    "sps_vision_no_symmetry.safetensors",
+                ],
+                "turns decoded, with and without symmetry",
             )
             .with_import(|p| Lab::import_pytorch(p).map_err(|e| e.to_string())),
             commands: Vec::new(),
