@@ -794,9 +794,9 @@ impl VisionTab {
         });
         if !rings.is_empty() {
             ui.label(
-                "dotted: where the rotation control takes the ball as it turns the sliders' \
-                 latent once around (the diamond: where it stands now); level from the side when \
-                 the latent turns about the vertical",
+                "dotted: where the rotation control takes the ball in one full turn, the \
+                 diamond where it is now; level from the side when the latent turns about the \
+                 vertical",
             );
         }
         ui.label(format!(
