@@ -280,3 +280,62 @@ fn the_reading_figure_shows_every_held_out_frame_as_eval_scores_it() {
         png.height()
     );
 }
+
+/// The turn figure draws, from the side, where one turn of the latent about z2 takes the
+/// ball: level rings for the model trained with the turned predictions decoded, leaning
+/// ones for the same training without the symmetry terms, stacked by height in both; the
+/// command line writes it, both side by side with `--compare`.
+#[test]
+fn the_turn_figure_lies_level_only_for_the_latent_the_symmetry_shaped() {
+    use latent_lab::figures::Figure;
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/decoded_turns");
+    // (height span / horizontal span, mean height) of each ring
+    let rings = |file: &str| -> Vec<(f64, f64)> {
+        let lab = latent_lab::sps_vision::Lab::load(&dir.join(file)).unwrap();
+        let Figure::Lines { series, .. } = latent_lab::sps_vision::cli::turn_figure(&lab).unwrap()
+        else {
+            panic!("the turn is a line plot");
+        };
+        assert_eq!(series.len(), 3);
+        series
+            .iter()
+            .map(|s| {
+                let span = |v: Vec<f64>| {
+                    v.iter().cloned().fold(f64::MIN, f64::max)
+                        - v.iter().cloned().fold(f64::MAX, f64::min)
+                };
+                let (x, y): (Vec<f64>, Vec<f64>) = s.points.iter().copied().unzip();
+                let mean = y.iter().sum::<f64>() / y.len() as f64;
+                (span(y) / span(x), mean)
+            })
+            .collect()
+    };
+    let level = rings("sps_vision.safetensors");
+    let leaning = rings("sps_vision_no_symmetry.safetensors");
+    eprintln!("turns decoded {level:?}; no symmetry {leaning:?}");
+    for ((flat, _), (tilted, _)) in level.iter().zip(&leaning) {
+        assert!(*flat < 0.15 && *tilted > 0.5, "{level:?} {leaning:?}");
+    }
+    for r in [&level, &leaning] {
+        let heights: Vec<f64> = r.iter().map(|(_, h)| *h).collect();
+        let apart = (heights[0] - heights[1])
+            .abs()
+            .min((heights[1] - heights[2]).abs());
+        assert!(apart > 0.3, "rings not stacked: {heights:?}");
+    }
+
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("turn.png");
+    let status = bin()
+        .args(["export"])
+        .arg(dir.join("sps_vision.safetensors"))
+        .args(["--figure", "turn", "--out"])
+        .arg(&out)
+        .arg("--compare")
+        .arg(dir.join("sps_vision_no_symmetry.safetensors"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let png = image::open(&out).unwrap();
+    assert!(png.width() > 800, "{}x{}", png.width(), png.height());
+}

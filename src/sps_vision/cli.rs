@@ -150,8 +150,9 @@ impl Family for SpsVisionFamily {
                 rollout_figure(&lab, &throw)?
             }
             ("reading", "png" | "svg") => reading_figure(&lab)?,
+            ("turn", "png" | "svg") => turn_figure(&lab)?,
             _ => {
-                let figures = "sps-vision: traversal, rollout, reading (.png/.svg)";
+                let figures = "sps-vision: traversal, rollout, reading, turn (.png/.svg)";
                 return Err(cli::cannot_export(out, figure, &ext, figures));
             }
         };
@@ -263,13 +264,7 @@ pub fn held_out_throws(lab: &Lab) -> anyhow::Result<Vec<Throw>> {
 /// beside the line of a perfect reading. A latent that holds an axis bent draws an arc
 /// across that line, which R^2 alone does not show.
 pub fn reading_figure(lab: &Lab) -> anyhow::Result<Figure> {
-    // an imported checkpoint has no map yet: fit one as `eval` does
-    let (cal, held_out) = if lab.calibration.is_fitted() {
-        (lab.calibration.clone(), held_out_throws(lab)?)
-    } else {
-        let data = data::open_source(&data_spec_of(lab, None), lab.meta.seed)?;
-        (eval::calibrate(&lab.model, &data, 128)?, data.test)
-    };
+    let (cal, held_out) = fitted_map(lab)?;
     let (frames, truth) = eval::frames_of(&held_out);
     let read: Vec<[f32; 3]> = super::model::encode_frames(&lab.model, &frames)?
         .iter()
@@ -293,6 +288,66 @@ pub fn reading_figure(lab: &Lab) -> anyhow::Result<Figure> {
         y_label: "read from the latent (affine map)".into(),
         series,
         line: Some(Line::reference(1.0, 0.0, "a perfect reading: read = true")),
+    })
+}
+
+/// The lab's map from latent to position and the held-out throws it is judged on; an
+/// imported checkpoint has no map yet, so one is fitted as `eval` does.
+fn fitted_map(lab: &Lab) -> anyhow::Result<(eval::Calibration, Vec<Throw>)> {
+    if lab.calibration.is_fitted() {
+        Ok((lab.calibration.clone(), held_out_throws(lab)?))
+    } else {
+        let data = data::open_source(&data_spec_of(lab, None), lab.meta.seed)?;
+        Ok((eval::calibrate(&lab.model, &data, 128)?, data.test))
+    }
+}
+
+/// Where the rotation control takes the ball, seen from the side through the fitted map:
+/// the latent turned once around z2 ([`eval::turn_ring`]) from a point a quarter of z1's
+/// range out from the centre, at three heights of z2 (a quarter, half and three quarters up
+/// its range over the training frames). A latent shaped as the symmetry asks draws three
+/// level lines, one above the other; one whose turning plane leans draws tilted ellipses.
+pub fn turn_figure(lab: &Lab) -> anyhow::Result<Figure> {
+    let (cal, _) = fitted_map(lab)?;
+    let (z1, z2) = (cal.range[0], cal.range[1]);
+    let radius = 0.25 * (z1.1 - z1.0);
+    let series = [0.25f32, 0.5, 0.75]
+        .iter()
+        .enumerate()
+        .map(|(i, up)| {
+            let z = [
+                cal.centre[0] + radius,
+                z2.0 + up * (z2.1 - z2.0),
+                cal.centre[2],
+            ];
+            let ring = eval::turn_ring(&cal, &z, 1.0, 72);
+            let (lo, hi) = ring.iter().fold((f32::MAX, f32::MIN), |(lo, hi), p| {
+                (lo.min(p[1]), hi.max(p[1]))
+            });
+            let points = ring
+                .iter()
+                .map(|p| (f64::from(p[0]), f64::from(p[1])))
+                .collect();
+            Series::new(
+                format!(
+                    "z2 at {:.0}% of its range: height {lo:.2} to {hi:.2}",
+                    up * 100.0
+                ),
+                points,
+                figures::category_color(i, 3),
+            )
+        })
+        .collect();
+    Ok(Figure::Lines {
+        title: format!(
+            "One turn about z2, from the side ({}; plane leans {:.0}°)",
+            lab.meta.preset,
+            cal.tilts_deg().turn_plane
+        ),
+        x_label: "x (the fitted map)".into(),
+        y_label: "y, height (the fitted map)".into(),
+        series,
+        log_y: false,
     })
 }
 

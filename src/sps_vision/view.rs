@@ -920,7 +920,8 @@ impl LabTab for VisionTab {
                     .with_import("sps_vision.pt")
                     .with_figure("traversal", "traversal.png", &["Export traversal"])
                     .with_figure("roll-out", "rollout.png", &["Export roll-out"])
-                    .with_figure("position read", "reading.png", &["Export reading"]),
+                    .with_figure("position read", "reading.png", &["Export reading"])
+                    .with_figure("turn", "turn.png", &["Export turn"]),
                 training_spec(),
                 VisionState::default().models.train,
             )
@@ -990,6 +991,7 @@ impl LabTab for VisionTab {
             let fig = match (row, throw) {
                 (0, _) => super::cli::traversal_figure(&lab, 9),
                 (2, _) => super::cli::reading_figure(&lab),
+                (3, _) => super::cli::turn_figure(&lab),
                 (_, Some(throw)) => super::cli::rollout_figure(&lab, &throw),
                 (_, None) => return Err("no throw on show".into()),
             };
