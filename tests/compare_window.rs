@@ -135,6 +135,40 @@ fn one_click_opens_the_generic_3d_pair_as_a_and_b() {
     );
 }
 
+/// One click puts the model trained with its turned predictions decoded beside the same
+/// training without the symmetry terms; the rings the rotation control turns their balls
+/// through lie level for A and lean for B, and A's ring starts where B's does (the sliders'
+/// position carried into B).
+#[test]
+fn one_click_opens_the_decoded_turns_pair_whose_rings_lie_level_and_lean() {
+    let mut harness = window_on("3D");
+    harness
+        .get_by_label("A, B = turns decoded, with and without symmetry")
+        .click();
+    run_until(&mut harness, 60, "opening the decoded-turns pair", |h| {
+        let t = tab::<VisionTab>(h);
+        t.decoded_b.is_some() && t.models.a.as_ref().unwrap().meta.steps == 2400
+    });
+    let t = tab::<VisionTab>(&harness);
+    assert_eq!(t.models.b.as_ref().unwrap().meta.preset, "no-symmetry");
+    let rings = t.turn_rings();
+    assert_eq!(rings.len(), 2, "A's ring and B's");
+    // height span over width of each ring, seen from the side
+    let slope = |ring: &[[f32; 3]]| {
+        let span = |k: usize| {
+            let v = ring.iter().map(|p| p[k]);
+            v.clone().fold(f32::MIN, f32::max) - v.fold(f32::MAX, f32::min)
+        };
+        span(1) / span(0).max(span(2))
+    };
+    let (a, b) = (slope(&rings[0].1), slope(&rings[1].1));
+    assert!(a < 0.15 && b > 0.5, "A {a}, B {b}");
+    let gap: f32 = (0..3)
+        .map(|k| (rings[0].1[0][k] - rings[1].1[0][k]).abs())
+        .sum();
+    assert!(gap < 1e-3, "the rings start apart: {gap}");
+}
+
 #[test]
 fn the_pose_sliders_drive_both_ie_vaes() {
     let mut harness = window_on("Class x Pose");
