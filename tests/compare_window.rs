@@ -161,10 +161,10 @@ fn one_click_opens_the_decoded_turns_pair_whose_rings_lie_level_and_lean() {
         };
         span(1) / span(0).max(span(2))
     };
-    let (a, b) = (slope(&rings[0].1), slope(&rings[1].1));
+    let (a, b) = (slope(&rings[0].points), slope(&rings[1].points));
     assert!(a < 0.15 && b > 0.5, "A {a}, B {b}");
     let gap: f32 = (0..3)
-        .map(|k| (rings[0].1[0][k] - rings[1].1[0][k]).abs())
+        .map(|k| (rings[0].points[0][k] - rings[1].points[0][k]).abs())
         .sum();
     assert!(gap < 1e-3, "the rings start apart: {gap}");
 }

@@ -151,7 +151,7 @@ fn the_trajectory_plots_draw_the_world_and_the_ring_the_rotation_control_turns_t
     let cal = tab.models.a.as_ref().unwrap().calibration.clone();
     let rings = tab.turn_rings();
     assert_eq!(rings.len(), 1, "A's ring only, with no B open");
-    let (_, ring, now) = &rings[0];
+    let (ring, now) = (&rings[0].points, &rings[0].now);
     // the ring starts at the sliders' latent, and the diamond is the ball A's frames show
     assert_eq!(ring[0], cal.position(&tab.state.latent));
     assert_eq!(*now, cal.position(&tab.latent()));

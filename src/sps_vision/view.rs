@@ -230,6 +230,14 @@ fn strip_image(frames: &[&[f32]]) -> ColorImage {
     ColorImage::from_rgb([w, SIZE], &rgb)
 }
 
+/// Where the rotation control takes a model's ball in one full turn, in world positions
+/// ([`eval::turn_ring`]), and where it stands at the current rotation.
+pub struct TurnRing {
+    pub name: &'static str,
+    pub points: Vec<[f32; 3]>,
+    pub now: [f32; 3],
+}
+
 /// B's lines in the trajectory plots
 const B_COLOUR: Color32 = Color32::from_rgb(200, 120, 0);
 /// A's turn ring in the trajectory plots
@@ -286,25 +294,24 @@ impl VisionTab {
         Some((b, zb, sense))
     }
 
-    /// Where the rotation control takes the ball as it turns A's latent once around, and B's
-    /// beside it ([`eval::turn_ring`]), in world positions, each with where the ball stands at
-    /// the current rotation. Empty while A has no fitted map.
-    pub fn turn_rings(&self) -> Vec<(&'static str, Vec<[f32; 3]>, [f32; 3])> {
+    /// The ring of A's latent turned once around, and of B's beside it. Empty while A has no
+    /// fitted map.
+    pub fn turn_rings(&self) -> Vec<TurnRing> {
         let Some(a) = self.models.a.as_ref().filter(|a| a.calibration.is_fitted()) else {
             return Vec::new();
         };
         let cal = &a.calibration;
-        let mut rings = vec![(
-            "A: turn",
-            eval::turn_ring(cal, &self.state.latent, 1.0, 72),
-            cal.position(&self.latent()),
-        )];
+        let mut rings = vec![TurnRing {
+            name: "A: turn",
+            points: eval::turn_ring(cal, &self.state.latent, 1.0, 72),
+            now: cal.position(&self.latent()),
+        }];
         if let (Some((b, zb, sense)), Some(now)) = (self.b_unturned(), self.latent_b()) {
-            rings.push((
-                "B: turn",
-                eval::turn_ring(&b.calibration, &zb, sense, 72),
-                b.calibration.position(&now),
-            ));
+            rings.push(TurnRing {
+                name: "B: turn",
+                points: eval::turn_ring(&b.calibration, &zb, sense, 72),
+                now: b.calibration.position(&now),
+            });
         }
         rings
     }
@@ -688,9 +695,9 @@ impl VisionTab {
             .map(|(e, r)| (latents(e), latents(&r[BASE_LEN - 1..])));
         let rings: Vec<_> = rings
             .into_iter()
-            .map(|(name, ring, at)| {
-                let ring: Vec<_> = ring.into_iter().map(of_world).collect();
-                (name, ring, of_world(at))
+            .map(|r| {
+                let points: Vec<_> = r.points.into_iter().map(of_world).collect();
+                (r.name, points, of_world(r.now))
             })
             .collect();
         let plots = match axes {
