@@ -800,11 +800,18 @@ impl VisionTab {
             }
         });
         if !rings.is_empty() {
-            ui.label(
-                "dotted: where the rotation control takes the ball in one full turn, the \
-                 diamond where it is now; level from the side when the latent turns about the \
-                 vertical",
-            );
+            ui.label(match axes {
+                PlotAxes::World => {
+                    "dotted: where the rotation control takes the ball in one full turn, the \
+                     diamond where it is now; level from the side when the latent turns about \
+                     the vertical"
+                }
+                PlotAxes::Latent => {
+                    "dotted: the sliders' latent turned once around z2, the diamond where it is \
+                     now; a level circle in the latent's own axes, whatever the world makes of \
+                     it (draw in the world to see)"
+                }
+            });
         }
         ui.label(format!(
             "true frames (top) and the prior's roll-out from the first {BASE_LEN} (bottom)"
