@@ -676,9 +676,9 @@ impl VisionTab {
                 .and_then(|c| latent_of_position(c, p))
                 .map(|z| [z[0], z[1], z[2]]),
         };
-        let pts = |points: Vec<Option<[f32; 3]>>, a: usize, b: usize| -> Vec<[f64; 2]> {
+        let pts = |points: &[Option<[f32; 3]>], a: usize, b: usize| -> Vec<[f64; 2]> {
             points
-                .into_iter()
+                .iter()
                 .flatten()
                 .map(|p| [p[a] as f64, p[b] as f64])
                 .collect()
@@ -736,45 +736,36 @@ impl VisionTab {
                         .allow_scroll(false)
                         .show(ui, |plot| {
                             plot.line(
-                                Line::new("true path", PlotPoints::from(pts(truth.clone(), a, b)))
+                                Line::new("true path", PlotPoints::from(pts(&truth, a, b)))
                                     .color(Color32::from_gray(150))
                                     .width(2.5),
                             );
-                            plot.line(Line::new(
-                                "encoded",
-                                PlotPoints::from(pts(enc.clone(), a, b)),
-                            ));
+                            plot.line(Line::new("encoded", PlotPoints::from(pts(&enc, a, b))));
                             plot.line(
-                                Line::new(
-                                    "prior roll-out",
-                                    PlotPoints::from(pts(rolled.clone(), a, b)),
-                                )
-                                .style(egui_plot::LineStyle::dashed_loose()),
+                                Line::new("prior roll-out", PlotPoints::from(pts(&rolled, a, b)))
+                                    .style(egui_plot::LineStyle::dashed_loose()),
                             );
                             plot.points(
                                 Points::new(
                                     "given frames",
-                                    PlotPoints::from(pts(enc[..BASE_LEN].to_vec(), a, b)),
+                                    PlotPoints::from(pts(&enc[..BASE_LEN], a, b)),
                                 )
                                 .radius(3.0),
                             );
                             plot.points(
-                                Points::new("now", PlotPoints::from(pts(now.clone(), a, b)))
+                                Points::new("now", PlotPoints::from(pts(&now, a, b)))
                                     .radius(5.0)
                                     .color(Color32::RED),
                             );
                             if let Some((enc_b, rolled_b)) = &b_lines {
                                 plot.line(
-                                    Line::new(
-                                        "B: encoded",
-                                        PlotPoints::from(pts(enc_b.clone(), a, b)),
-                                    )
-                                    .color(B_COLOUR),
+                                    Line::new("B: encoded", PlotPoints::from(pts(enc_b, a, b)))
+                                        .color(B_COLOUR),
                                 );
                                 plot.line(
                                     Line::new(
                                         "B: prior roll-out",
-                                        PlotPoints::from(pts(rolled_b.clone(), a, b)),
+                                        PlotPoints::from(pts(rolled_b, a, b)),
                                     )
                                     .color(B_COLOUR)
                                     .style(egui_plot::LineStyle::dashed_loose()),
@@ -784,15 +775,18 @@ impl VisionTab {
                                 rings.iter().zip([RING_COLOUR, B_COLOUR])
                             {
                                 plot.line(
-                                    Line::new(*name, PlotPoints::from(pts(ring.clone(), a, b)))
+                                    Line::new(*name, PlotPoints::from(pts(ring, a, b)))
                                         .color(colour)
                                         .style(egui_plot::LineStyle::dotted_dense()),
                                 );
                                 plot.points(
-                                    Points::new(*name, PlotPoints::from(pts(vec![*at], a, b)))
-                                        .shape(egui_plot::MarkerShape::Diamond)
-                                        .radius(5.0)
-                                        .color(colour),
+                                    Points::new(
+                                        *name,
+                                        PlotPoints::from(pts(std::slice::from_ref(at), a, b)),
+                                    )
+                                    .shape(egui_plot::MarkerShape::Diamond)
+                                    .radius(5.0)
+                                    .color(colour),
                                 );
                             }
                         });
