@@ -377,21 +377,16 @@ fn export_pair(fam: &dyn Family, files: [&Path; 2], figure: &str, out: &Path) ->
         export_one(fam, file, figure, part)?;
     }
     if ext == "wav" {
-        let (a, rate) = crate::audio::wav::read_mono(&parts[0])?;
-        let (b, rate_b) = crate::audio::wav::read_mono(&parts[1])?;
-        let mut both = a;
-        both.extend(std::iter::repeat_n(0.0, rate as usize / 2));
-        both.extend(crate::audio::dsp::resample_linear(&b, rate_b, rate));
+        let clips = [
+            crate::audio::wav::read_mono(&parts[0])?,
+            crate::audio::wav::read_mono(&parts[1])?,
+        ];
+        let (both, rate) = crate::audio::wav::one_after_another(&clips);
         crate::audio::wav::write_mono(out, &both, rate)?;
     } else {
-        let name = |p: &Path| {
-            p.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        };
         let labels = [
-            format!("A: {}", name(files[0])),
-            format!("B: {}", name(files[1])),
+            crate::figures::label('A', Some(files[0])),
+            crate::figures::label('B', Some(files[1])),
         ];
         crate::figures::side_by_side(&parts[0], &parts[1], [&labels[0], &labels[1]], out)
             .map_err(bad)?;

@@ -169,6 +169,70 @@ fn one_click_opens_the_decoded_turns_pair_whose_rings_lie_level_and_lean() {
     assert!(gap < 1e-3, "the rings start apart: {gap}");
 }
 
+/// Point the tab's export rows at `paths` (one per row; an empty one keeps its row's path).
+fn export_to(
+    models: &mut latent_lab::app::Models<impl latent_lab::app::HostedLab>,
+    paths: &[&std::path::Path],
+) {
+    models.files.restore(&latent_lab::app::FilePaths {
+        checkpoint: String::new(),
+        import: String::new(),
+        exports: paths.iter().map(|p| p.display().to_string()).collect(),
+    });
+}
+
+#[test]
+fn with_b_open_the_tabs_export_draws_both_models_side_by_side() {
+    let mut harness = window_on("3D");
+    harness
+        .get_by_label("A, B = turns decoded, with and without symmetry")
+        .click();
+    run_until(&mut harness, 60, "opening the decoded-turns pair", |h| {
+        let t = tab::<VisionTab>(h);
+        t.decoded_b.is_some() && t.models.a.as_ref().unwrap().meta.steps == 2400
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("turn.png");
+    let keep = std::path::Path::new("");
+    export_to(
+        &mut tab_mut::<VisionTab>(&mut harness).models,
+        &[keep, keep, keep, &out],
+    );
+    harness.get_by_label("Export turn").click();
+    run_until(&mut harness, 60, "exporting the turn figure", |_| {
+        out.exists()
+    });
+    // A's figure alone, as the command line draws it
+    let single = dir.path().join("a.png");
+    let t = tab::<VisionTab>(&harness);
+    let figure = latent_lab::sps_vision::cli::turn_figure(t.models.a.as_ref().unwrap()).unwrap();
+    latent_lab::figures::save(&figure, &single).unwrap();
+    let (both, one) = (image::open(&out).unwrap(), image::open(&single).unwrap());
+    assert_eq!(both.width(), 2 * one.width(), "A and B side by side");
+    assert!(both.height() > one.height(), "under a band naming them");
+
+    // the pitch tab's sweep: A's notes, half a second of silence, B's
+    let mut harness = window_on("Pitch");
+    harness.get_by_label("B = no symmetry").click();
+    run_until(&mut harness, 60, "opening the ablation as B", |h| {
+        tab::<PitchTab>(h).spectrum(1).is_some()
+    });
+    let wav = dir.path().join("sweep.wav");
+    export_to(&mut tab_mut::<PitchTab>(&mut harness).models, &[&wav]);
+    harness.get_by_label("Export WAV").click();
+    run_until(&mut harness, 120, "exporting the sweep", |_| wav.exists());
+    let (audio, rate) = latent_lab::audio::wav::read_mono(&wav).unwrap();
+    assert_eq!(rate, 16_000);
+    // 25 notes of 2560 samples from each model
+    assert_eq!(audio.len(), 2 * 25 * 2560 + 8000);
+    let loud = |part: &[f32]| part.iter().any(|s| s.abs() > 0.01);
+    assert!(loud(&audio[..25 * 2560]) && loud(&audio[25 * 2560 + 8000..]));
+    assert!(
+        !loud(&audio[25 * 2560..25 * 2560 + 8000]),
+        "a pause between them"
+    );
+}
+
 #[test]
 fn the_pose_sliders_drive_both_ie_vaes() {
     let mut harness = window_on("Class x Pose");
@@ -213,6 +277,19 @@ fn the_style_picker_picks_the_same_style_in_both_codebooks() {
     );
     assert_eq!(a.style, b.style);
     assert_eq!(a.fragments, b.fragments);
+
+    // exported with B open: the same model's grid twice, side by side, under the names
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("grid.png");
+    export_to(&mut tab_mut::<CodebookTab>(&mut harness).models, &[&out]);
+    harness.get_by_label("Export grid").click();
+    run_until(&mut harness, 60, "exporting the grid", |_| out.exists());
+    let grid = image::open(&out).unwrap().to_rgb8();
+    let half = grid.width() / 2;
+    // below the band of labels
+    let same_halves = (80..grid.height())
+        .all(|y| (0..half).all(|x| grid.get_pixel(x, y) == grid.get_pixel(x + half, y)));
+    assert!(same_halves, "A's grid and B's, drawn in the same style");
 }
 
 #[test]

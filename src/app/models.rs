@@ -192,6 +192,20 @@ impl<L: HostedLab> Models<L> {
         self
     }
 
+    /// What a figure export draws: A, then B beside it when one is open, each under the
+    /// label `export --compare` gives it. Empty without A.
+    pub fn drawn(&self) -> Vec<(Arc<L>, String)> {
+        let label = |which, file: &Option<PathBuf>| crate::figures::label(which, file.as_deref());
+        let Some(a) = &self.a else {
+            return Vec::new();
+        };
+        let mut drawn = vec![(a.clone(), label('A', &self.a_file))];
+        if let Some(b) = &self.b {
+            drawn.push((b.clone(), label('B', &self.b_file)));
+        }
+        drawn
+    }
+
     /// Offer A's latent map (see [`Models::map_ui`]); `source` makes a lab explorable.
     pub fn with_map(mut self, id: &str, source: fn(Arc<L>) -> Arc<dyn Explore>) -> Self {
         self.map = Some(LatentMapSection {

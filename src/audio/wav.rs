@@ -181,6 +181,20 @@ fn mix<S, I: Iterator<Item = hound::Result<S>>>(
     Ok(())
 }
 
+/// Clips one after another, half a second of silence between them, at the first clip's
+/// rate (how two models' sounds are exported together: A, then B).
+pub fn one_after_another(clips: &[(Vec<f32>, u32)]) -> (Vec<f32>, u32) {
+    let rate = clips.first().map_or(16_000, |c| c.1);
+    let mut joined = Vec::new();
+    for (i, (clip, clip_rate)) in clips.iter().enumerate() {
+        if i > 0 {
+            joined.extend(std::iter::repeat_n(0.0, rate as usize / 2));
+        }
+        joined.extend(crate::audio::dsp::resample_linear(clip, *clip_rate, rate));
+    }
+    (joined, rate)
+}
+
 /// Write 16-bit PCM mono atomically: write `<path>.tmp`, fsync, rename over `path`.
 /// A failure leaves any existing file at `path` untouched. Samples are clamped to [-1, 1]; NaN becomes 0.
 pub fn write_mono(path: &Path, samples: &[f32], sample_rate: u32) -> Result<(), WavError> {

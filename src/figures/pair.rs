@@ -26,6 +26,44 @@ pub fn side_by_side(a: &Path, b: &Path, labels: [&str; 2], out: &Path) -> Result
     std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display()))
 }
 
+/// The label of a figure of model `which` ('A' or 'B') read from `file` (the file's name),
+/// or trained in the window (no file).
+pub fn label(which: char, file: Option<&Path>) -> String {
+    let name = file
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "trained in this window".into());
+    format!("{which}: {name}")
+}
+
+/// `figure` of each model, under its label, into `out`: one is saved as it is, two side by
+/// side (what the window exports while a model is open as B, as `export --compare` does).
+pub fn save_each<M>(
+    models: &[(M, String)],
+    out: &Path,
+    figure: impl Fn(&M) -> Result<super::Figure>,
+) -> Result<()> {
+    let figures = models
+        .iter()
+        .map(|(model, label)| Ok((figure(model)?, label.clone())))
+        .collect::<Result<Vec<_>>>()?;
+    match figures.as_slice() {
+        [] => bail!("{}: no model to draw", out.display()),
+        [(one, _)] => super::save(one, out),
+        [(a, label_a), (b, label_b), ..] => {
+            let ext = out.extension().and_then(|e| e.to_str()).unwrap_or("png");
+            let dir = tempfile::tempdir().context("a folder for the two figures")?;
+            let parts = [
+                dir.path().join(format!("a.{ext}")),
+                dir.path().join(format!("b.{ext}")),
+            ];
+            super::save(a, &parts[0])?;
+            super::save(b, &parts[1])?;
+            side_by_side(&parts[0], &parts[1], [label_a, label_b], out)
+        }
+    }
+}
+
 fn png_pair(a: &Path, b: &Path, labels: [&str; 2]) -> Result<Vec<u8>> {
     let read = |p: &Path| -> Result<image::RgbImage> {
         Ok(image::open(p)

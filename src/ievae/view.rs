@@ -699,17 +699,17 @@ impl LabTab for ClassPoseTab {
     }
 
     fn export(&mut self, _row: usize, action: usize, path: PathBuf, shared: &mut Shared) {
-        let Some(lab) = self.models.a.clone() else {
+        let drawn = self.models.drawn();
+        if drawn.is_empty() {
             return shared.error(format!("{}: no model to draw", path.display()));
-        };
+        }
         let dim = self.state.traversal_dim;
         self.background.run(move || {
-            let fig = match action {
-                0 => super::cli::traversal_figure(&lab, dim, 9),
-                _ => super::cli::swap_figure(&lab, 8),
-            };
-            crate::figures::save(&fig.map_err(|e| format!("{e:#}"))?, &path)
-                .map_err(|e| format!("{e:#}"))?;
+            crate::figures::save_each(&drawn, &path, |lab| match action {
+                0 => super::cli::traversal_figure(lab, dim, 9),
+                _ => super::cli::swap_figure(lab, 8),
+            })
+            .map_err(|e| format!("{e:#}"))?;
             Ok(path)
         });
     }

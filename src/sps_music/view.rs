@@ -504,22 +504,29 @@ impl LabTab for PitchTab {
     }
 
     fn export(&mut self, row: usize, _action: usize, p: PathBuf, _shared: &mut Shared) {
-        let Some(lab) = self.models.a.clone() else {
+        // A's, and B's after it when one is open, as `export --compare` writes them
+        let drawn = self.models.drawn();
+        if drawn.is_empty() {
             return;
-        };
+        }
         if row == 0 {
             let instrument = self.state.instrument;
             self.background.run(move || {
-                let audio = lab
-                    .render_notes(&super::cli::pitch_sweep(&lab, 25, instrument), 64)
+                let clips = drawn
+                    .iter()
+                    .map(|(lab, _)| {
+                        let sweep = super::cli::pitch_sweep(lab, 25, instrument);
+                        Ok((lab.render_notes(&sweep, 64)?, SAMPLE_RATE))
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()
                     .map_err(|e| e.to_string())?;
-                crate::audio::wav::write_mono(&p, &audio, SAMPLE_RATE)
-                    .map_err(|e| e.to_string())?;
+                let (audio, rate) = crate::audio::wav::one_after_another(&clips);
+                crate::audio::wav::write_mono(&p, &audio, rate).map_err(|e| e.to_string())?;
                 Ok(BackgroundDone::Wrote(p))
             });
         } else {
             self.background.run(move || {
-                crate::figures::save(&super::cli::embedding_figure(&lab), &p)
+                crate::figures::save_each(&drawn, &p, |lab| Ok(super::cli::embedding_figure(lab)))
                     .map_err(|e| format!("{e:#}"))?;
                 Ok(BackgroundDone::Wrote(p))
             });

@@ -991,20 +991,20 @@ impl LabTab for VisionTab {
     }
 
     fn export(&mut self, row: usize, _action: usize, p: PathBuf, _shared: &mut Shared) {
-        let Some(lab) = self.models.a.clone() else {
+        let drawn = self.models.drawn();
+        if drawn.is_empty() {
             return;
-        };
+        }
         let throw = self.throw_view.as_ref().map(|v| v.throw.clone());
         self.background.run(move || {
-            let fig = match (row, throw) {
-                (0, _) => super::cli::traversal_figure(&lab, 9),
-                (2, _) => super::cli::reading_figure(&lab),
-                (3, _) => super::cli::turn_figure(&lab),
-                (_, Some(throw)) => super::cli::rollout_figure(&lab, &throw),
-                (_, None) => return Err("no throw on show".into()),
-            };
-            crate::figures::save(&fig.map_err(|e| format!("{e:#}"))?, &p)
-                .map_err(|e| format!("{e:#}"))?;
+            crate::figures::save_each(&drawn, &p, |lab| match (row, &throw) {
+                (0, _) => super::cli::traversal_figure(lab, 9),
+                (2, _) => super::cli::reading_figure(lab),
+                (3, _) => super::cli::turn_figure(lab),
+                (_, Some(throw)) => super::cli::rollout_figure(lab, throw),
+                (_, None) => Err(anyhow::anyhow!("no throw on show")),
+            })
+            .map_err(|e| format!("{e:#}"))?;
             Ok(BackgroundDone::Wrote(p))
         });
     }

@@ -1013,20 +1013,30 @@ impl LabTab for CodebookTab {
                 }
             }
             Command::Export(kind, p) => {
-                let Some(lab) = self.models.a.clone() else {
+                // A's, and B's beside it when one is open, each in its own take on the
+                // chosen style
+                let drawn: Vec<_> = self
+                    .models
+                    .drawn()
+                    .into_iter()
+                    .map(|(lab, label)| {
+                        let style = self.style_latent_of(&lab);
+                        ((lab, style), label)
+                    })
+                    .collect();
+                if drawn.is_empty() {
                     return;
-                };
-                let style = self.style_latent();
+                }
                 let name = self.style_name();
                 self.background.run(move || {
-                    let figure = match kind {
+                    let saved = crate::figures::save_each(&drawn, &p, |(lab, style)| match kind {
                         ExportKind::Codebook => {
-                            codebook_figure(&lab, style.as_deref().map(|s| (name.as_str(), s)))
+                            codebook_figure(lab, style.as_deref().map(|s| (name.as_str(), s)))
                         }
-                        ExportKind::Matrix => Ok(matrix_figure(&lab)),
-                        ExportKind::Scatter { content } => Ok(latent_figure(&lab, content)),
-                    };
-                    match figure.and_then(|f| crate::figures::save(&f, &p)) {
+                        ExportKind::Matrix => Ok(matrix_figure(lab)),
+                        ExportKind::Scatter { content } => Ok(latent_figure(lab, content)),
+                    });
+                    match saved {
                         Ok(()) => BackgroundDone::Wrote(p),
                         Err(e) => BackgroundDone::Failed(format!("{}: {e:#}", p.display())),
                     }
