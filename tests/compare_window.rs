@@ -135,12 +135,8 @@ fn one_click_opens_the_generic_3d_pair_as_a_and_b() {
     );
 }
 
-/// One click puts the model trained with its turned predictions decoded beside the same
-/// training without the symmetry terms; the rings the rotation control turns their balls
-/// through lie level for A and lean for B, and A's ring starts where B's does (the sliders'
-/// position carried into B).
-#[test]
-fn one_click_opens_the_decoded_turns_pair_whose_rings_lie_level_and_lean() {
+/// The 3D tab with the decoded-turns pair opened in one click.
+fn decoded_turns_pair() -> Harness<'static, App> {
     let mut harness = window_on("3D");
     harness
         .get_by_label("A, B = turns decoded, with and without symmetry")
@@ -149,6 +145,16 @@ fn one_click_opens_the_decoded_turns_pair_whose_rings_lie_level_and_lean() {
         let t = tab::<VisionTab>(h);
         t.decoded_b.is_some() && t.models.a.as_ref().unwrap().meta.steps == 2400
     });
+    harness
+}
+
+/// One click puts the model trained with its turned predictions decoded beside the same
+/// training without the symmetry terms; the rings the rotation control turns their balls
+/// through lie level for A and lean for B, and A's ring starts where B's does (the sliders'
+/// position carried into B).
+#[test]
+fn one_click_opens_the_decoded_turns_pair_whose_rings_lie_level_and_lean() {
+    let mut harness = decoded_turns_pair();
     let t = tab::<VisionTab>(&harness);
     assert_eq!(t.models.b.as_ref().unwrap().meta.preset, "no-symmetry");
     let rings = t.turn_rings();
@@ -183,14 +189,7 @@ fn export_to(
 
 #[test]
 fn with_b_open_the_tabs_export_draws_both_models_side_by_side() {
-    let mut harness = window_on("3D");
-    harness
-        .get_by_label("A, B = turns decoded, with and without symmetry")
-        .click();
-    run_until(&mut harness, 60, "opening the decoded-turns pair", |h| {
-        let t = tab::<VisionTab>(h);
-        t.decoded_b.is_some() && t.models.a.as_ref().unwrap().meta.steps == 2400
-    });
+    let mut harness = decoded_turns_pair();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("turn.png");
     let keep = std::path::Path::new("");
