@@ -154,7 +154,7 @@ fn decoded_turns_pair() -> Harness<'static, App> {
 /// position carried into B).
 #[test]
 fn one_click_opens_the_decoded_turns_pair_whose_rings_lie_level_and_lean() {
-    let mut harness = decoded_turns_pair();
+    let harness = decoded_turns_pair();
     let t = tab::<VisionTab>(&harness);
     assert_eq!(t.models.b.as_ref().unwrap().meta.preset, "no-symmetry");
     let rings = t.turn_rings();
