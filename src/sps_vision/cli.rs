@@ -264,7 +264,11 @@ pub fn held_out_throws(lab: &Lab) -> anyhow::Result<Vec<Throw>> {
 /// beside the line of a perfect reading. A latent that holds an axis bent draws an arc
 /// across that line, which R^2 alone does not show.
 pub fn reading_figure(lab: &Lab) -> anyhow::Result<Figure> {
-    let (cal, held_out) = fitted_map(lab)?;
+    let (cal, opened) = fitted_map(lab)?;
+    let held_out = match opened {
+        Some(data) => data.test,
+        None => held_out_throws(lab)?,
+    };
     let (frames, truth) = eval::frames_of(&held_out);
     let read: Vec<[f32; 3]> = super::model::encode_frames(&lab.model, &frames)?
         .iter()
@@ -291,14 +295,14 @@ pub fn reading_figure(lab: &Lab) -> anyhow::Result<Figure> {
     })
 }
 
-/// The lab's map from latent to position and the held-out throws it is judged on; an
-/// imported checkpoint has no map yet, so one is fitted as `eval` does.
-fn fitted_map(lab: &Lab) -> anyhow::Result<(eval::Calibration, Vec<Throw>)> {
+/// The lab's map from latent to position. An imported checkpoint has no map yet, so one is
+/// fitted as `eval` does, on its data set, which is handed back for whoever needs its throws.
+fn fitted_map(lab: &Lab) -> anyhow::Result<(eval::Calibration, Option<data::Dataset>)> {
     if lab.calibration.is_fitted() {
-        Ok((lab.calibration.clone(), held_out_throws(lab)?))
+        Ok((lab.calibration.clone(), None))
     } else {
         let data = data::open_source(&data_spec_of(lab, None), lab.meta.seed)?;
-        Ok((eval::calibrate(&lab.model, &data, 128)?, data.test))
+        Ok((eval::calibrate(&lab.model, &data, 128)?, Some(data)))
     }
 }
 
