@@ -384,10 +384,7 @@ fn export_pair(fam: &dyn Family, files: [&Path; 2], figure: &str, out: &Path) ->
         let (both, rate) = crate::audio::wav::one_after_another(&clips);
         crate::audio::wav::write_mono(out, &both, rate)?;
     } else {
-        let labels = [
-            crate::figures::label('A', Some(files[0])),
-            crate::figures::label('B', Some(files[1])),
-        ];
+        let labels = crate::figures::labels(&[Some(files[0]), Some(files[1])]);
         crate::figures::side_by_side(&parts[0], &parts[1], [&labels[0], &labels[1]], out)
             .map_err(bad)?;
     }

@@ -195,15 +195,20 @@ impl<L: HostedLab> Models<L> {
     /// What a figure export draws: A, then B beside it when one is open, each under the
     /// label `export --compare` gives it. Empty without A.
     pub fn drawn(&self) -> Vec<(Arc<L>, String)> {
-        let label = |which, file: &Option<PathBuf>| crate::figures::label(which, file.as_deref());
         let Some(a) = &self.a else {
             return Vec::new();
         };
-        let mut drawn = vec![(a.clone(), label('A', &self.a_file))];
+        let mut drawn = vec![(a.clone(), self.a_file.as_deref())];
         if let Some(b) = &self.b {
-            drawn.push((b.clone(), label('B', &self.b_file)));
+            drawn.push((b.clone(), self.b_file.as_deref()));
         }
+        let files: Vec<_> = drawn.iter().map(|(_, file)| *file).collect();
+        let labels = crate::figures::labels(&files);
         drawn
+            .into_iter()
+            .zip(labels)
+            .map(|((model, _), label)| (model, label))
+            .collect()
     }
 
     /// Offer A's latent map (see [`Models::map_ui`]); `source` makes a lab explorable.

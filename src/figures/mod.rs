@@ -24,7 +24,7 @@ mod raster;
 mod tests;
 mod text;
 
-pub use pair::{label, save_each, side_by_side};
+pub use pair::{labels, save_each, side_by_side};
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -26,14 +26,29 @@ pub fn side_by_side(a: &Path, b: &Path, labels: [&str; 2], out: &Path) -> Result
     std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display()))
 }
 
-/// The label of a figure of model `which` ('A' or 'B') read from `file` (the file's name),
-/// or trained in the window (no file).
-pub fn label(which: char, file: Option<&Path>) -> String {
-    let name = file
-        .and_then(|p| p.file_name())
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "trained in this window".into());
-    format!("{which}: {name}")
+/// The labels of the figures of models A and B, read from their files (the file's name, with
+/// its folder when both files share a name, as `models/sps_vision.safetensors` and
+/// `models/decoded_turns/sps_vision.safetensors` do), or trained in the window (no file).
+pub fn labels(files: &[Option<&Path>]) -> Vec<String> {
+    let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+    let names: Vec<Option<String>> = files.iter().map(|f| f.and_then(name)).collect();
+    files
+        .iter()
+        .zip(&names)
+        .zip(['A', 'B'])
+        .map(|((file, own), which)| {
+            let shared = own.is_some() && names.iter().filter(|n| *n == own).count() > 1;
+            let shown = match (file, own) {
+                (Some(file), Some(own)) if shared => {
+                    let folder = file.parent().and_then(name).unwrap_or_else(|| ".".into());
+                    format!("{folder}/{own}")
+                }
+                (_, Some(own)) => own.clone(),
+                _ => "trained in this window".into(),
+            };
+            format!("{which}: {shown}")
+        })
+        .collect()
 }
 
 /// `figure` of each model, under its label, into `out`: one is saved as it is, two side by
@@ -161,4 +176,36 @@ fn svg_pair(a: &Path, b: &Path, labels: [&str; 2]) -> Result<String> {
     }
     svg.push_str("</svg>\n");
     Ok(svg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::labels;
+    use std::path::Path;
+
+    #[test]
+    fn labels_name_the_folder_only_when_the_files_share_a_name() {
+        let default = Path::new("models/sps_vision.safetensors");
+        let turns = Path::new("models/decoded_turns/sps_vision.safetensors");
+        let ablation = Path::new("models/decoded_turns/sps_vision_no_symmetry.safetensors");
+        assert_eq!(
+            labels(&[Some(default), Some(turns)]),
+            [
+                "A: models/sps_vision.safetensors",
+                "B: decoded_turns/sps_vision.safetensors"
+            ]
+        );
+        assert_eq!(
+            labels(&[Some(turns), Some(ablation)]),
+            [
+                "A: sps_vision.safetensors",
+                "B: sps_vision_no_symmetry.safetensors"
+            ]
+        );
+        assert_eq!(
+            labels(&[None, Some(default)]),
+            ["A: trained in this window", "B: sps_vision.safetensors"]
+        );
+        assert_eq!(labels(&[Some(default)]), ["A: sps_vision.safetensors"]);
+    }
 }

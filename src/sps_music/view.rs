@@ -354,10 +354,21 @@ impl PitchTab {
             cal.slope, cal.intercept, cal.r2_seen, cal.r2_unseen
         ));
         let (lo, hi) = lab.latent_range();
+        // the points run along the fitted line: with pitch rising along z1 the top left
+        // corner is free, with pitch falling along it the top right. Fourteen entries in
+        // small type stay above the line's lower end.
+        let free = if cal.slope >= 0.0 {
+            egui_plot::Corner::LeftTop
+        } else {
+            egui_plot::Corner::RightTop
+        };
         Plot::new("pitch_embedding")
             .height(380.0)
-            // the points rise from bottom left to top right: the top left corner is free
-            .legend(Legend::default().position(egui_plot::Corner::LeftTop))
+            .legend(
+                Legend::default()
+                    .position(free)
+                    .text_style(egui::TextStyle::Small),
+            )
             .x_axis_label("pitch latent z₁")
             .y_axis_label("pitch (MIDI)")
             .show(ui, |plot| {
