@@ -13,10 +13,11 @@
 //! each), at the preset's learning rate. The data is that of `latent-lab train sps-music
 //! --data SPEC` (default `soundfont`). Run it with RAYON_NUM_THREADS=1 to keep to one core.
 
-use anyhow::{Context, Result, bail};
+mod common;
+
+use anyhow::Result;
 use candle_core::{Device, Tensor};
 use candle_nn::Optimizer;
-use latent_lab::cli::TrainArgs;
 use latent_lab::metrics::affine_r2;
 use latent_lab::sps_music::data::{Dataset, SEQ_LEN, Sequence, open_source};
 use latent_lab::sps_music::model::{SpsMusic, encode_all};
@@ -41,32 +42,16 @@ fn line_r2(model: &SpsMusic, scales: &[Sequence]) -> Result<f64> {
 }
 
 fn main() -> Result<()> {
-    let mut args = TrainArgs::preset("generic");
-    let mut data_spec = "soundfont".to_string();
-    let mut numbers = Vec::new();
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        if a == "--preset" {
-            args.preset = it.next().context("--preset needs a name")?;
-        } else if a == "--data" {
-            data_spec = it.next().context("--data needs a source")?;
-        } else if a.contains('=') {
-            args.set.push(a);
-        } else {
-            numbers.push(a.parse::<u64>().with_context(|| format!("`{a}`"))?);
-        }
-    }
-    let (seed, steps) = match numbers[..] {
-        [] => (0, 2000),
-        [seed] => (seed, 2000),
-        [seed, steps] => (seed, steps),
-        _ => bail!(
-            "usage: sps_music_ceiling [SEED] [STEPS] [--preset P] [--data SPEC] [KEY=VALUE ...]"
-        ),
-    };
-    args.seed = seed;
-    let cfg = args.configure(TrainConfig::preset(&args.preset)?)?;
-    let mut source = open_source(&data_spec)?;
+    let args = common::ExampleArgs::parse(
+        "sps_music_ceiling [SEED] [STEPS] [--preset P] [--data SPEC] [KEY=VALUE ...]",
+        "generic",
+        2000,
+    )?;
+    let (seed, steps) = (args.seed, args.steps);
+    let cfg = args
+        .train
+        .configure(TrainConfig::preset(&args.train.preset)?)?;
+    let mut source = open_source(args.data.as_deref().unwrap_or("soundfont"))?;
     let data = Dataset::render(source.as_mut(), &|_| {})?;
     let (varmap, vb) = latent_lab::nn::new_seeded_varmap(seed);
     let model = SpsMusic::new(&cfg.model, vb)?;

@@ -13,10 +13,11 @@
 //! of each), at the preset's learning rate. Run it with RAYON_NUM_THREADS=1 to keep to one
 //! core.
 
-use anyhow::{Context, Result, bail};
+mod common;
+
+use anyhow::Result;
 use candle_core::{Device, Tensor};
 use candle_nn::Optimizer;
-use latent_lab::cli::TrainArgs;
 use latent_lab::metrics::affine_r2;
 use latent_lab::sps_vision::data::{
     CHANNELS, Dataset, SEQ_LEN, SIZE, TEST_THROWS, TRAIN_THROWS, Throw,
@@ -38,26 +39,15 @@ fn batch(throws: &[&Throw]) -> Result<(Tensor, Vec<[f32; 3]>)> {
 }
 
 fn main() -> Result<()> {
-    let mut args = TrainArgs::preset("fast");
-    let mut numbers = Vec::new();
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        if a == "--preset" {
-            args.preset = it.next().context("--preset needs a name")?;
-        } else if a.contains('=') {
-            args.set.push(a);
-        } else {
-            numbers.push(a.parse::<u64>().with_context(|| format!("`{a}`"))?);
-        }
-    }
-    let (seed, steps) = match numbers[..] {
-        [] => (0, 1200),
-        [seed] => (seed, 1200),
-        [seed, steps] => (seed, steps),
-        _ => bail!("usage: sps_vision_ceiling [SEED] [STEPS] [--preset P] [KEY=VALUE ...]"),
-    };
-    args.seed = seed;
-    let cfg = args.configure(TrainConfig::preset(&args.preset)?)?;
+    let args = common::ExampleArgs::parse(
+        "sps_vision_ceiling [SEED] [STEPS] [--preset P] [KEY=VALUE ...]",
+        "fast",
+        1200,
+    )?;
+    let (seed, steps) = (args.seed, args.steps);
+    let cfg = args
+        .train
+        .configure(TrainConfig::preset(&args.train.preset)?)?;
     let data = Dataset::generate(seed, TRAIN_THROWS, TEST_THROWS);
     let (varmap, vb) = latent_lab::nn::new_seeded_varmap(seed);
     let model = SpsVision::new(&cfg.model, vb)?;

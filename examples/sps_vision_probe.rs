@@ -13,9 +13,10 @@
 //! preset's own schedule, as if training ran to the preset's steps. Run it with
 //! RAYON_NUM_THREADS=1 to keep to one core.
 
-use anyhow::{Context, Result, bail};
+mod common;
+
+use anyhow::Result;
 use candle_core::{Device, Tensor};
-use latent_lab::cli::TrainArgs;
 use latent_lab::metrics::affine_r2 as fit;
 use latent_lab::sps_vision::data::{CHANNELS, Dataset, SEQ_LEN, SIZE, TEST_THROWS, TRAIN_THROWS};
 use latent_lab::sps_vision::eval::monomials;
@@ -30,26 +31,15 @@ fn rows(t: &Tensor) -> Result<Vec<Vec<f64>>> {
 }
 
 fn main() -> Result<()> {
-    let mut args = TrainArgs::preset("fast");
-    let mut numbers = Vec::new();
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        if a == "--preset" {
-            args.preset = it.next().context("--preset needs a name")?;
-        } else if a.contains('=') {
-            args.set.push(a);
-        } else {
-            numbers.push(a.parse::<u64>().with_context(|| format!("`{a}`"))?);
-        }
-    }
-    let (seed, steps) = match numbers[..] {
-        [] => (0, 600),
-        [seed] => (seed, 600),
-        [seed, steps] => (seed, steps),
-        _ => bail!("usage: sps_vision_probe [SEED] [STEPS] [--preset P] [KEY=VALUE ...]"),
-    };
-    args.seed = seed;
-    let cfg = args.configure(TrainConfig::preset(&args.preset)?)?;
+    let args = common::ExampleArgs::parse(
+        "sps_vision_probe [SEED] [STEPS] [--preset P] [KEY=VALUE ...]",
+        "fast",
+        600,
+    )?;
+    let (seed, steps) = (args.seed, args.steps);
+    let cfg = args
+        .train
+        .configure(TrainConfig::preset(&args.train.preset)?)?;
     let data = Dataset::generate(seed, TRAIN_THROWS, TEST_THROWS);
     let held_out = &data.test[..40];
     let frames: Vec<f32> = held_out

@@ -1,0 +1,54 @@
+//! The command line the SPS examples share: `[SEED] [STEPS] [--preset P] [--data SPEC]
+//! [KEY=VALUE ...]`, the preset and its `KEY=VALUE` overrides as `latent-lab train` reads
+//! them (`--preset P --set KEY=VALUE`).
+
+use anyhow::{Context, Result, bail};
+use latent_lab::cli::TrainArgs;
+
+pub struct ExampleArgs {
+    /// the preset, its overrides and the seed
+    pub train: TrainArgs,
+    pub seed: u64,
+    pub steps: u64,
+    /// `--data SPEC`, where the example reads data from a source (each example compiles
+    /// this module on its own, and those that make their data never read it)
+    #[allow(dead_code)]
+    pub data: Option<String>,
+}
+
+impl ExampleArgs {
+    /// This process's arguments; `usage` names the example and what it takes, `preset` and
+    /// `steps` are the defaults.
+    pub fn parse(usage: &str, preset: &str, steps: u64) -> Result<Self> {
+        let mut train = TrainArgs::preset(preset);
+        let mut data = None;
+        let mut numbers = Vec::new();
+        let mut it = std::env::args().skip(1);
+        while let Some(a) = it.next() {
+            match a.as_str() {
+                "--preset" => train.preset = it.next().context("--preset needs a name")?,
+                "--data" if usage.contains("--data") => {
+                    data = Some(it.next().context("--data needs a source")?)
+                }
+                _ if a.contains('=') => train.set.push(a),
+                _ => numbers.push(
+                    a.parse::<u64>()
+                        .with_context(|| format!("`{a}`: usage: {usage}"))?,
+                ),
+            }
+        }
+        let (seed, steps) = match numbers[..] {
+            [] => (0, steps),
+            [seed] => (seed, steps),
+            [seed, steps] => (seed, steps),
+            _ => bail!("usage: {usage}"),
+        };
+        train.seed = seed;
+        Ok(Self {
+            train,
+            seed,
+            steps,
+            data,
+        })
+    }
+}
