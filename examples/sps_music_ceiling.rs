@@ -48,9 +48,7 @@ fn main() -> Result<()> {
         2000,
     )?;
     let (seed, steps) = (args.seed, args.steps);
-    let cfg = args
-        .train
-        .configure(TrainConfig::preset(&args.train.preset)?)?;
+    let cfg = args.config(TrainConfig::preset)?;
     let mut source = open_source(args.data.as_deref().unwrap_or("soundfont"))?;
     let data = Dataset::render(source.as_mut(), &|_| {})?;
     let (varmap, vb) = latent_lab::nn::new_seeded_varmap(seed);

@@ -45,9 +45,7 @@ fn main() -> Result<()> {
         1200,
     )?;
     let (seed, steps) = (args.seed, args.steps);
-    let cfg = args
-        .train
-        .configure(TrainConfig::preset(&args.train.preset)?)?;
+    let cfg = args.config(TrainConfig::preset)?;
     let data = Dataset::generate(seed, TRAIN_THROWS, TEST_THROWS);
     let (varmap, vb) = latent_lab::nn::new_seeded_varmap(seed);
     let model = SpsVision::new(&cfg.model, vb)?;

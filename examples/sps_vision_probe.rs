@@ -37,9 +37,7 @@ fn main() -> Result<()> {
         600,
     )?;
     let (seed, steps) = (args.seed, args.steps);
-    let cfg = args
-        .train
-        .configure(TrainConfig::preset(&args.train.preset)?)?;
+    let cfg = args.config(TrainConfig::preset)?;
     let data = Dataset::generate(seed, TRAIN_THROWS, TEST_THROWS);
     let held_out = &data.test[..40];
     let frames: Vec<f32> = held_out

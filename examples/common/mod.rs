@@ -51,4 +51,12 @@ impl ExampleArgs {
             data,
         })
     }
+
+    /// The preset's configuration with the overrides applied.
+    pub fn config<T>(&self, preset: fn(&str) -> anyhow::Result<T>) -> Result<T>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        Ok(self.train.configure(preset(&self.train.preset)?)?)
+    }
 }
