@@ -1,6 +1,7 @@
-//! What the pitch lab's encoder can read when it is told: the preset's encoder, from the same
-//! seeded start, trained by least squares to put each note's pitch (standardised) on its
-//! pitch latent instead of by the SPS loss. Every 500 steps it prints the R² of one line from
+//! What the pitch lab's encoder can read when it is told: the preset's encoder (by default
+//! the `generic` preset's official layers, from the start `latent-lab train` draws for them;
+//! the log-shift body's harmonic start is not applied here), trained by least squares to put
+//! each note's pitch (standardised) on its pitch latent instead of by the SPS loss. Every 500 steps it prints the R² of one line from
 //! the pitch latent to pitch through every held-out scale of the training instruments, and
 //! through every scale of the instruments never seen in training: `r2_embedding` and
 //! `r2_embedding_unseen` as `latent-lab eval` measures them on a trained latent.
@@ -53,12 +54,7 @@ fn main() -> Result<()> {
     let data = Dataset::render(source.as_mut(), &|_| {})?;
     let (varmap, vb) = latent_lab::nn::new_seeded_varmap(seed);
     let model = SpsMusic::new(&cfg.model, vb)?;
-    let params = candle_nn::ParamsAdamW {
-        lr: cfg.lr,
-        weight_decay: 0.0,
-        ..Default::default()
-    };
-    let mut opt = candle_nn::AdamW::new(varmap.all_vars(), params)?;
+    let mut opt = common::adam(&varmap, cfg.lr)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
 
     let pitches: Vec<f32> = data
@@ -66,9 +62,7 @@ fn main() -> Result<()> {
         .iter()
         .flat_map(|s| s.pitches.iter().map(|&p| p as f32))
         .collect();
-    let n = pitches.len() as f32;
-    let mean = pitches.iter().sum::<f32>() / n;
-    let sd = (pitches.iter().map(|p| (p - mean).powi(2)).sum::<f32>() / n).sqrt();
+    let (mean, sd) = common::mean_sd(&pitches);
 
     println!("step  loss  R² held-out scales  unseen instruments");
     for step in 0..=steps {

@@ -49,12 +49,7 @@ fn main() -> Result<()> {
     let data = Dataset::generate(seed, TRAIN_THROWS, TEST_THROWS);
     let (varmap, vb) = latent_lab::nn::new_seeded_varmap(seed);
     let model = SpsVision::new(&cfg.model, vb)?;
-    let params = candle_nn::ParamsAdamW {
-        lr: cfg.lr,
-        weight_decay: 0.0,
-        ..Default::default()
-    };
-    let mut opt = candle_nn::AdamW::new(varmap.all_vars(), params)?;
+    let mut opt = common::adam(&varmap, cfg.lr)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
 
     let train: Vec<[f32; 3]> = data
@@ -62,11 +57,9 @@ fn main() -> Result<()> {
         .iter()
         .flat_map(|t| t.positions.clone())
         .collect();
-    let n = train.len() as f32;
-    let mean: [f32; 3] = std::array::from_fn(|a| train.iter().map(|p| p[a]).sum::<f32>() / n);
-    let sd: [f32; 3] = std::array::from_fn(|a| {
-        (train.iter().map(|p| (p[a] - mean[a]).powi(2)).sum::<f32>() / n).sqrt()
-    });
+    let (mean, sd): (Vec<f32>, Vec<f32>) = (0..3)
+        .map(|a| common::mean_sd(&train.iter().map(|p| p[a]).collect::<Vec<_>>()))
+        .unzip();
     let held_out: Vec<&Throw> = data.test.iter().take(64).collect();
     let (x_test, truth) = batch(&held_out)?;
 

@@ -1,8 +1,13 @@
 //! The command line the SPS examples share: `[SEED] [STEPS] [--preset P] [--data SPEC]
 //! [KEY=VALUE ...]`, the preset and its `KEY=VALUE` overrides as `latent-lab train` reads
-//! them (`--preset P --set KEY=VALUE`).
+//! them (`--preset P --set KEY=VALUE`), and what the examples that fit a factor by least
+//! squares share.
+
+// Each example compiles this module on its own and uses only part of it.
+#![allow(dead_code)]
 
 use anyhow::{Context, Result, bail};
+use candle_nn::VarMap;
 use latent_lab::cli::TrainArgs;
 
 pub struct ExampleArgs {
@@ -10,9 +15,7 @@ pub struct ExampleArgs {
     pub train: TrainArgs,
     pub seed: u64,
     pub steps: u64,
-    /// `--data SPEC`, where the example reads data from a source (each example compiles
-    /// this module on its own, and those that make their data never read it)
-    #[allow(dead_code)]
+    /// `--data SPEC`, where the example reads data from a source
     pub data: Option<String>,
 }
 
@@ -59,4 +62,25 @@ impl ExampleArgs {
     {
         Ok(self.train.configure(preset(&self.train.preset)?)?)
     }
+}
+
+/// Adam at the rate `lr` over every variable of `varmap`, without weight decay.
+pub fn adam(varmap: &VarMap, lr: f64) -> Result<candle_nn::AdamW> {
+    let params = candle_nn::ParamsAdamW {
+        lr,
+        weight_decay: 0.0,
+        ..Default::default()
+    };
+    Ok(<candle_nn::AdamW as candle_nn::Optimizer>::new(
+        varmap.all_vars(),
+        params,
+    )?)
+}
+
+/// Mean and standard deviation of `values`, to standardise a target with.
+pub fn mean_sd(values: &[f32]) -> (f32, f32) {
+    let n = values.len() as f32;
+    let mean = values.iter().sum::<f32>() / n;
+    let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / n).sqrt();
+    (mean, sd)
 }
