@@ -37,6 +37,7 @@ fn host(source: Arc<dyn Explore>) -> Harness<'static, Host> {
         notices: Vec::new(),
         models_dir: model(""),
         train_threads: 1,
+        speaking: None,
     };
     Harness::builder()
         .with_size([1200.0, 1600.0])

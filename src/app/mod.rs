@@ -34,28 +34,53 @@ pub struct Shared {
     pub models_dir: PathBuf,
     /// threads a training job started in the window may use (at the lowest priority)
     pub train_threads: usize,
+    /// the tab the shell is running, which the notices it posts are tagged with
+    pub speaking: Option<&'static str>,
 }
 
 #[derive(Clone, Debug)]
 pub struct Notice {
     pub text: String,
     pub error: bool,
+    /// shown whichever tab is open (errors, a training's end); other notices only on the
+    /// tab that posted them
+    pub loud: bool,
+    /// the tab that posted it
+    pub tab: Option<&'static str>,
     pub at: Instant,
+}
+
+impl Notice {
+    /// The status bar's text for it while `active` is open: a notice from another tab
+    /// says which.
+    pub fn line(&self, active: Option<&str>) -> Option<String> {
+        match self.tab {
+            Some(tab) if Some(tab) != active => self.loud.then(|| format!("{tab}: {}", self.text)),
+            _ => Some(self.text.clone()),
+        }
+    }
 }
 
 impl Shared {
     pub fn info(&mut self, text: impl Into<String>) {
+        self.post(text.into(), false, false);
+    }
+
+    fn post(&mut self, text: String, error: bool, loud: bool) {
         self.notices.push(Notice {
-            text: text.into(),
-            error: false,
+            text,
+            error,
+            loud: loud || error,
+            tab: self.speaking,
             at: Instant::now(),
         });
     }
+
     /// Tell the user how a training job ended; returns the tab's status line for it.
     pub fn announce_end(&mut self, ended: Option<Result<String, String>>) -> Option<String> {
         match ended? {
             Ok(summary) => {
-                self.info(format!("training {summary}"));
+                self.post(format!("training {summary}"), false, true);
                 Some(summary)
             }
             Err(e) => {
@@ -68,11 +93,7 @@ impl Shared {
     pub fn error(&mut self, text: impl Into<String>) {
         let text = text.into();
         eprintln!("error: {text}");
-        self.notices.push(Notice {
-            text,
-            error: true,
-            at: Instant::now(),
-        });
+        self.post(text, true, true);
     }
 }
 
@@ -190,8 +211,19 @@ impl App {
             notices: Vec::new(),
             models_dir: options.models_dir,
             train_threads: options.train_threads,
+            speaking: None,
         };
-        let tabs: Vec<Box<dyn Tab>> = tabs.iter().map(|make| make(&mut shared)).collect();
+        let tabs: Vec<Box<dyn Tab>> = tabs
+            .iter()
+            .map(|make| {
+                let posted = shared.notices.len();
+                let tab = make(&mut shared);
+                for n in &mut shared.notices[posted..] {
+                    n.tab = Some(tab.title());
+                }
+                tab
+            })
+            .collect();
         Self {
             tabs,
             active: 0,
@@ -235,13 +267,20 @@ impl App {
             self.shared
                 .notices
                 .retain(|n| n.at.elapsed() < Duration::from_secs(if n.error { 30 } else { 8 }));
-            if let Some(n) = self.shared.notices.last() {
+            let active = self.tabs.get(self.active).map(|t| t.title());
+            let shown = self
+                .shared
+                .notices
+                .iter()
+                .rev()
+                .find_map(|n| Some((n, n.line(active)?)));
+            if let Some((n, line)) = shown {
                 let color = if n.error {
                     ui.visuals().error_fg_color
                 } else {
                     ui.visuals().text_color()
                 };
-                ui.colored_label(color, &n.text);
+                ui.colored_label(color, line);
             }
         });
     }
@@ -259,8 +298,10 @@ impl eframe::App for App {
         }
         self.last_frame = Some(now);
         for tab in &mut self.tabs {
+            self.shared.speaking = Some(tab.title());
             tab.logic(ctx, &mut self.shared);
         }
+        self.shared.speaking = None;
         if self.tabs.iter().any(|t| t.busy()) {
             ctx.request_repaint_after(Duration::from_millis(30));
         }
@@ -287,12 +328,15 @@ impl eframe::App for App {
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
         egui::CentralPanel::default().show(ui, |ui| {
             if let Some(tab) = self.tabs.get_mut(self.active) {
+                self.shared.speaking = Some(tab.title());
                 tab.ui(ui, &mut self.shared);
             }
         });
         for tab in &mut self.tabs {
+            self.shared.speaking = Some(tab.title());
             tab.apply_commands(&mut self.shared);
         }
+        self.shared.speaking = None;
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
@@ -325,4 +369,44 @@ pub fn run_window(tabs: Vec<TabMaker>) -> anyhow::Result<()> {
         Box::new(move |cc| Ok(Box::new(App::new(cc, AppOptions::default(), &tabs)))),
     )
     .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tab's everyday notices stay on that tab; errors and a training's end reach every
+    /// tab, saying where they come from.
+    #[test]
+    fn notices_from_another_tab_show_only_when_loud_and_name_it() {
+        let mut shared = Shared {
+            audio: Playback::offline("no sound card"),
+            notices: Vec::new(),
+            models_dir: PathBuf::new(),
+            train_threads: 1,
+            speaking: Some("3D"),
+        };
+        shared.info("opened sps_vision.safetensors");
+        shared.announce_end(Some(Ok("done".into())));
+        shared.error("bad file");
+        let lines = |active| -> Vec<Option<String>> {
+            shared.notices.iter().map(|n| n.line(active)).collect()
+        };
+        assert_eq!(
+            lines(Some("Pitch")),
+            [
+                None,
+                Some("3D: training done".into()),
+                Some("3D: bad file".into())
+            ]
+        );
+        assert_eq!(
+            lines(Some("3D")),
+            [
+                Some("opened sps_vision.safetensors".into()),
+                Some("training done".into()),
+                Some("bad file".into())
+            ]
+        );
+    }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use egui_plot::{Legend, Plot, PlotPoints, Points};
+use egui_plot::{Plot, PlotPoints, Points};
 use serde::{Deserialize, Serialize};
 
 use super::cli::{atom_caption, atom_order, codebook_figure, latent_figure, matrix_figure};
@@ -835,35 +835,69 @@ impl CodebookTab {
                     } else {
                         format!("style latents (PCA) by {}", lab.domain().style_word())
                     });
-                    // room on the right for the legend, which is drawn over the plot
-                    let (lo, hi) = points.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| {
-                        (lo.min(p.x as f64), hi.max(p.x as f64))
+                    // The legend is a column beside the plot, never over its points: the
+                    // names are long (instruments) and the clusters reach every edge.
+                    let small = egui::TextStyle::Small.resolve(ui.style());
+                    let legend_width = names
+                        .iter()
+                        .map(|n| {
+                            ui.fonts_mut(|f| {
+                                f.layout_no_wrap(n.clone(), small.clone(), egui::Color32::WHITE)
+                                    .size()
+                                    .x
+                            })
+                        })
+                        .fold(0.0f32, f32::max)
+                        + 24.0;
+                    let colour = |i: usize| {
+                        let (r, g, b) = crate::figures::category_color(i, names.len());
+                        egui::Color32::from_rgb(r, g, b)
+                    };
+                    ui.horizontal_top(|ui| {
+                        Plot::new(id)
+                            .height(300.0)
+                            .width((half - legend_width).max(120.0))
+                            .show_axes([false, false])
+                            .allow_scroll(false)
+                            .show(ui, |plot| {
+                                for (i, name) in names.iter().enumerate() {
+                                    let pts: PlotPoints = points
+                                        .iter()
+                                        .filter(|p| {
+                                            (if content { p.content } else { p.style }) as usize
+                                                == i
+                                        })
+                                        .map(|p| [p.x as f64, p.y as f64])
+                                        .collect();
+                                    plot.points(
+                                        Points::new(name.clone(), pts).radius(2.5).color(colour(i)),
+                                    );
+                                }
+                            });
+                        egui::ScrollArea::vertical()
+                            .id_salt((id, "legend"))
+                            .max_height(300.0)
+                            .show(ui, |ui| {
+                                ui.vertical(|ui| {
+                                    ui.spacing_mut().item_spacing.y = 1.0;
+                                    ui.spacing_mut().interact_size.y = 14.0;
+                                    for (i, name) in names.iter().enumerate() {
+                                        ui.horizontal(|ui| {
+                                            let (dot, _) = ui.allocate_exact_size(
+                                                egui::vec2(10.0, 10.0),
+                                                egui::Sense::hover(),
+                                            );
+                                            ui.painter().circle_filled(
+                                                dot.center(),
+                                                4.0,
+                                                colour(i),
+                                            );
+                                            ui.label(egui::RichText::new(name).small());
+                                        });
+                                    }
+                                });
+                            });
                     });
-                    let right = if hi > lo { hi + 0.9 * (hi - lo) } else { 1.0 };
-                    Plot::new(id)
-                        .height(300.0)
-                        .width(half)
-                        .include_x(right)
-                        .legend(Legend::default().text_style(egui::TextStyle::Small))
-                        .show_axes([false, false])
-                        .allow_scroll(false)
-                        .show(ui, |plot| {
-                            for (i, name) in names.iter().enumerate() {
-                                let pts: PlotPoints = points
-                                    .iter()
-                                    .filter(|p| {
-                                        (if content { p.content } else { p.style }) as usize == i
-                                    })
-                                    .map(|p| [p.x as f64, p.y as f64])
-                                    .collect();
-                                let (r, g, b) = crate::figures::category_color(i, names.len());
-                                plot.points(
-                                    Points::new(name.clone(), pts)
-                                        .radius(2.5)
-                                        .color(egui::Color32::from_rgb(r, g, b)),
-                                );
-                            }
-                        });
                 });
             }
         });
