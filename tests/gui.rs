@@ -219,3 +219,33 @@ mod class_pose {
         assert!(tab(&harness).analysis().is_none());
     }
 }
+
+/// Every tab opens its model at start; only the open tab's notice reaches the status bar,
+/// while an error from a hidden tab does, saying which tab it comes from.
+#[test]
+fn the_status_bar_speaks_for_the_open_tab_and_for_errors_from_any() {
+    let mut harness = harness();
+    harness.run_steps(2);
+    let hidden = harness
+        .state()
+        .shared
+        .notices
+        .iter()
+        .rfind(|n| n.tab == Some("3D") && !n.loud)
+        .map(|n| n.text.clone())
+        .expect("the 3D tab says which model it opened");
+    assert!(
+        harness.query_by_label_contains(&hidden).is_none(),
+        "the Pitch tab's status bar shows the 3D tab's {hidden:?}"
+    );
+    let shared = &mut harness.state_mut().shared;
+    shared.speaking = Some("3D");
+    shared.error("cannot read throw.png");
+    shared.speaking = None;
+    harness.run_steps(2);
+    assert!(
+        harness
+            .query_by_label("3D: cannot read throw.png")
+            .is_some()
+    );
+}
