@@ -23,7 +23,7 @@ pub(super) fn draw_muon_event(ui: &mut egui::Ui, x: &[f32]) {
         "mu-: E {:.1}, p = ({:.1}, {:.1}, {:.1}) GeV    mu+: E {:.1}, p = ({:.1}, {:.1}, {:.1}) GeV",
         a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]
     ));
-    let size = Vec2::new(150.0, 150.0);
+    let size = Vec2::new(180.0, 165.0);
     ui.horizontal(|ui| {
         let transverse = [(a[1], a[2]), (b[1], b[2])];
         draw_plane(ui, size, "transverse plane", ("px", "py"), &transverse);
@@ -45,7 +45,17 @@ fn draw_plane(
     let rect = response.rect;
     let visuals = ui.visuals();
     painter.rect_filled(rect, 4.0, visuals.extreme_bg_color);
-    let c = rect.center();
+    // The arrows live between the title's band at the top and the scale's at the bottom, with
+    // room past their tips for the muons' names, so that no text lands on an arrow.
+    const TITLE_BAND: f32 = 20.0;
+    const SCALE_BAND: f32 = 18.0;
+    const NAME_ROOM: f32 = 16.0;
+    let c = Pos2::new(
+        rect.center().x,
+        (rect.top() + TITLE_BAND + rect.bottom() - SCALE_BAND) / 2.0,
+    );
+    let radius =
+        (rect.width() / 2.0).min((rect.height() - TITLE_BAND - SCALE_BAND) / 2.0) - NAME_ROOM;
     let axis = Stroke::new(1.0, visuals.weak_text_color());
     painter.line_segment(
         [
@@ -56,8 +66,8 @@ fn draw_plane(
     );
     painter.line_segment(
         [
-            Pos2::new(c.x, rect.top() + 6.0),
-            Pos2::new(c.x, rect.bottom() - 6.0),
+            Pos2::new(c.x, rect.top() + TITLE_BAND),
+            Pos2::new(c.x, rect.bottom() - SCALE_BAND),
         ],
         axis,
     );
@@ -69,31 +79,52 @@ fn draw_plane(
         font.clone(),
         visuals.text_color(),
     );
-    painter.text(
-        Pos2::new(rect.right() - 6.0, c.y - 4.0),
-        egui::Align2::RIGHT_BOTTOM,
-        axes.0,
-        font.clone(),
-        visuals.weak_text_color(),
-    );
-    painter.text(
-        Pos2::new(c.x + 4.0, rect.top() + 18.0),
-        egui::Align2::LEFT_TOP,
-        axes.1,
-        font.clone(),
-        visuals.weak_text_color(),
-    );
+    // Each axis is named at its positive end, on the side no arrow points to there.
+    let toward = |right: bool, up: bool| {
+        arrows
+            .iter()
+            .any(|&(x, y)| (x > 0.0) == right && (y > 0.0) == up)
+    };
+    let (pos, align) = if toward(true, true) {
+        (
+            Pos2::new(rect.right() - 6.0, c.y + 4.0),
+            egui::Align2::RIGHT_TOP,
+        )
+    } else {
+        (
+            Pos2::new(rect.right() - 6.0, c.y - 4.0),
+            egui::Align2::RIGHT_BOTTOM,
+        )
+    };
+    painter.text(pos, align, axes.0, font.clone(), visuals.weak_text_color());
+    let (pos, align) = if toward(true, true) {
+        (
+            Pos2::new(c.x - 4.0, rect.top() + TITLE_BAND),
+            egui::Align2::RIGHT_TOP,
+        )
+    } else {
+        (
+            Pos2::new(c.x + 4.0, rect.top() + TITLE_BAND),
+            egui::Align2::LEFT_TOP,
+        )
+    };
+    painter.text(pos, align, axes.1, font.clone(), visuals.weak_text_color());
     let longest = arrows.iter().map(|(x, y)| x.hypot(*y)).fold(0.0, f64::max);
     let scale = if longest > 0.0 && longest.is_finite() {
-        0.45 * size.x as f64 / longest
+        radius as f64 / longest
     } else {
         0.0
     };
     for ((x, y), (colour, name)) in arrows.iter().zip([(MU_MINUS, "μ−"), (MU_PLUS, "μ+")]) {
         let v = Vec2::new((x * scale) as f32, -(y * scale) as f32);
         painter.arrow(c, v, Stroke::new(2.5, colour));
+        let past_tip = if v.length() > 0.0 {
+            v + v.normalized() * (NAME_ROOM * 0.6)
+        } else {
+            Vec2::new(0.0, -NAME_ROOM * 0.6)
+        };
         painter.text(
-            c + v * 1.05,
+            c + past_tip,
             egui::Align2::CENTER_CENTER,
             name,
             font.clone(),
