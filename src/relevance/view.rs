@@ -723,9 +723,16 @@ impl RelevanceTab {
         let history = self.history();
         let b_history = b.as_ref().map(|(_, h)| h.as_slice()).unwrap_or_default();
         if !history.is_empty() || !b_history.is_empty() {
+            // room past the last step for the legend, which would cover the curves' ends
+            let last = history
+                .iter()
+                .chain(b_history)
+                .map(|p| p.step as f64)
+                .fold(0.0, f64::max);
             Plot::new("relevance_curves")
                 .height(160.0)
                 .legend(Legend::default())
+                .include_x(last * 1.12)
                 .include_y(0.0)
                 .include_y(1.0)
                 .x_axis_label("step")
