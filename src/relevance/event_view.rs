@@ -79,13 +79,10 @@ fn draw_plane(
         font.clone(),
         visuals.text_color(),
     );
-    // Each axis is named at its positive end, on the side no arrow points to there.
-    let toward = |right: bool, up: bool| {
-        arrows
-            .iter()
-            .any(|&(x, y)| (x > 0.0) == right && (y > 0.0) == up)
-    };
-    let (pos, align) = if toward(true, true) {
+    // Each axis is named at its positive end, moved aside when an arrow points up and right
+    // (where both names sit otherwise).
+    let upper_right = arrows.iter().any(|&(x, y)| x > 0.0 && y > 0.0);
+    let (pos, align) = if upper_right {
         (
             Pos2::new(rect.right() - 6.0, c.y + 4.0),
             egui::Align2::RIGHT_TOP,
@@ -97,7 +94,7 @@ fn draw_plane(
         )
     };
     painter.text(pos, align, axes.0, font.clone(), visuals.weak_text_color());
-    let (pos, align) = if toward(true, true) {
+    let (pos, align) = if upper_right {
         (
             Pos2::new(c.x - 4.0, rect.top() + TITLE_BAND),
             egui::Align2::RIGHT_TOP,
