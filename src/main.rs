@@ -106,7 +106,7 @@ struct TrainFlags {
     #[arg(long, default_value = "fast")]
     preset: String,
     /// data source: a generator name (soundfont, circle, sphere, ee-mumu, pp-mumu, digits) or
-    /// soundfont:PATH.sf2, wav-dir:DIR, csv:PATH, lhe:PATH, idx:DIR, idx:IMAGES,LABELS
+    /// soundfont:PATH.sf2 (or .sf3), wav-dir:DIR, csv:PATH, lhe:PATH, idx:DIR, idx:IMAGES,LABELS
     #[arg(long)]
     data: Option<String>,
     /// training steps (default: the preset's)

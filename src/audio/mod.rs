@@ -3,5 +3,6 @@
 pub mod dsp;
 pub mod engine;
 pub mod latency;
+pub mod sf3;
 pub mod soundfont;
 pub mod wav;

@@ -21,6 +21,11 @@ pub fn load_soundfont(path: &Path) -> anyhow::Result<Arc<rustysynth::SoundFont>>
 /// ([`modulator_warning`]), from one read of the file.
 fn load(path: &Path) -> anyhow::Result<(Arc<rustysynth::SoundFont>, Option<String>)> {
     let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+    let bytes = match super::sf3::to_sf2(&bytes) {
+        Ok(Some(sf2)) => sf2,
+        Ok(None) => bytes,
+        Err(e) => bail!("{}: not a valid SF3 SoundFont ({e:#})", path.display()),
+    };
     let parsed = std::panic::catch_unwind(|| rustysynth::SoundFont::new(&mut bytes.as_slice()));
     let sf = match parsed {
         Ok(Ok(sf)) if !sf.get_presets().is_empty() => Arc::new(sf),
@@ -73,13 +78,15 @@ fn unapplied_modulators(bytes: &[u8]) -> usize {
 
 /// (chunk id, chunk body) of the RIFF chunks laid end to end in `bytes`, stopping at the
 /// first one that runs past the end.
-fn riff_chunks(mut bytes: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+pub(crate) fn riff_chunks(mut bytes: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
     std::iter::from_fn(move || {
         let id = bytes.get(..4)?;
         let size = u32::from_le_bytes(bytes.get(4..8)?.try_into().ok()?) as usize;
         let body = bytes.get(8..8usize.checked_add(size)?)?;
-        // chunks are padded to an even length
-        bytes = bytes.get((8 + size + (size & 1)).min(bytes.len())..)?;
+        // RIFF pads a chunk to an even length with a zero byte; SF3 writers leave the pad
+        // out, and a chunk id never starts with a zero byte
+        let pad = usize::from(size % 2 == 1 && bytes.get(8 + size) == Some(&0));
+        bytes = bytes.get((8 + size + pad).min(bytes.len())..)?;
         Some((id, body))
     })
 }

@@ -483,7 +483,7 @@ pub fn open_source(spec: &str) -> anyhow::Result<Box<dyn NoteSource>> {
         return Ok(Box::new(WavFolderSource::open(Path::new(p))?));
     }
     bail!(
-        "{spec}: unknown data source for sps-music (use soundfont, soundfont:PATH.sf2 or wav-dir:DIR)"
+        "{spec}: unknown data source for sps-music (use soundfont, soundfont:PATH.sf2 (or .sf3) or wav-dir:DIR)"
     )
 }
 

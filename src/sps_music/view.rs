@@ -74,7 +74,7 @@ fn training_spec() -> TrainingSpec {
     TrainingSpec {
         presets: &PRESETS,
         data_choices: vec!["soundfont".into()],
-        data_hint: "soundfont, soundfont:PATH.sf2, wav-dir:DIR",
+        data_hint: "soundfont, soundfont:PATH.sf2 or .sf3, wav-dir:DIR",
         metrics: &[
             ("r2_embedding", "R² held-out"),
             ("r2_embedding_unseen", "unseen instruments"),

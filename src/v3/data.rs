@@ -322,7 +322,7 @@ pub fn load(domain: Domain, spec: &str, progress: &dyn Fn(String)) -> anyhow::Re
                 p.into()
             } else {
                 bail!(
-                    "{spec}: unknown data source for v3-notes (use soundfont or soundfont:PATH.sf2)"
+                    "{spec}: unknown data source for v3-notes (use soundfont or soundfont:PATH.sf2 (or .sf3))"
                 )
             };
             render_notes(&path, progress).with_context(|| format!("V3 notes from {spec}"))

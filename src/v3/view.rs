@@ -129,7 +129,7 @@ fn training_spec(domain: Domain) -> TrainingSpec {
         presets: &PRESETS,
         data_choices: vec![data::default_spec(domain).into()],
         data_hint: match domain {
-            Domain::Notes => "soundfont, soundfont:PATH.sf2",
+            Domain::Notes => "soundfont, soundfont:PATH.sf2 or .sf3",
             Domain::Digits => "digits, idx:IMAGES,LABELS, csv:PATH",
         },
         metrics: &[

@@ -1,0 +1,439 @@
+//! SF3 SoundFonts (MuseScore's format, Debian's `default-GM.sf3`): a SoundFont 2 whose samples
+//! are each stored as an Ogg Vorbis stream. The synthesiser reads SoundFont 2 only, so an SF3
+//! file is rewritten as one in memory: every compressed sample decoded to 16-bit PCM and the
+//! sample headers pointed at it.
+//!
+//! What differs from SoundFont 2 (as FluidSynth reads it): a sample whose type carries
+//! [`OGG_VORBIS`] has its start and end as byte offsets of its stream in the `smpl` chunk
+//! (end exclusive), and its loop points in samples from the start of its own decoded audio.
+
+use anyhow::{Context, bail};
+use rayon::prelude::*;
+
+use super::soundfont::riff_chunks;
+
+/// The sample-type flag of a compressed sample.
+pub const OGG_VORBIS: u16 = 0x10;
+/// The sample-type flag of a ROM sample, which holds no data in the file.
+const ROM: u16 = 0x8000;
+/// bytes of one sample header record (`shdr`)
+const SHDR_LEN: usize = 46;
+/// zero samples after each sample, as SoundFont 2 asks
+const GUARD: usize = 46;
+
+/// One sample header: the fields the rewrite reads or moves.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Header {
+    start: u32,
+    end: u32,
+    loop_start: u32,
+    loop_end: u32,
+    kind: u16,
+}
+
+impl Header {
+    fn read(r: &[u8]) -> Self {
+        let word = |i: usize| u32::from_le_bytes([r[i], r[i + 1], r[i + 2], r[i + 3]]);
+        Self {
+            start: word(20),
+            end: word(24),
+            loop_start: word(28),
+            loop_end: word(32),
+            kind: u16::from_le_bytes([r[44], r[45]]),
+        }
+    }
+
+    fn write(&self, r: &mut [u8]) {
+        r[20..24].copy_from_slice(&self.start.to_le_bytes());
+        r[24..28].copy_from_slice(&self.end.to_le_bytes());
+        r[28..32].copy_from_slice(&self.loop_start.to_le_bytes());
+        r[32..36].copy_from_slice(&self.loop_end.to_le_bytes());
+        r[44..46].copy_from_slice(&self.kind.to_le_bytes());
+    }
+}
+
+/// The SoundFont 2 equivalent of `bytes` when they are a SoundFont with compressed samples;
+/// None when they hold none (a plain SoundFont 2, or bytes that are not a SoundFont, which
+/// the parser then judges).
+pub fn to_sf2(bytes: &[u8]) -> anyhow::Result<Option<Vec<u8>>> {
+    let Some(body) = riff_body(bytes) else {
+        return Ok(None);
+    };
+    let lists: Vec<(&[u8], &[u8])> = riff_chunks(body).filter(|(id, _)| *id == b"LIST").collect();
+    let list = |name: &[u8]| {
+        lists
+            .iter()
+            .find(|(_, b)| b.get(..4) == Some(name))
+            .map(|(_, b)| &b[4..])
+    };
+    let (Some(info), Some(sdta), Some(pdta)) = (list(b"INFO"), list(b"sdta"), list(b"pdta")) else {
+        return Ok(None);
+    };
+    let Some(shdr) = sub(pdta, b"shdr") else {
+        return Ok(None);
+    };
+    // the last record is the terminal "EOS"
+    let records = shdr.len() / SHDR_LEN;
+    let headers: Vec<Header> = (0..records.saturating_sub(1))
+        .map(|i| Header::read(&shdr[i * SHDR_LEN..(i + 1) * SHDR_LEN]))
+        .collect();
+    if !headers.iter().any(|h| h.kind & OGG_VORBIS != 0) {
+        return Ok(None);
+    }
+    let smpl = sub(sdta, b"smpl").context("an SF3 SoundFont without sample data")?;
+
+    let audio: Vec<Vec<i16>> = headers
+        .par_iter()
+        .enumerate()
+        .map(|(i, h)| sample_audio(smpl, h).with_context(|| format!("sample {i}")))
+        .collect::<anyhow::Result<_>>()?;
+
+    // the new headers first, so that the decoded samples go straight into the file
+    let mut new_shdr = shdr.to_vec();
+    let mut at = 0u64;
+    for (i, (h, samples)) in headers.iter().zip(&audio).enumerate() {
+        let start = u32::try_from(at).context("sample data over 4 G samples")?;
+        let len = samples.len() as u32;
+        let (loop_start, loop_end) = if h.kind & OGG_VORBIS != 0 {
+            (h.loop_start, h.loop_end)
+        } else {
+            (
+                h.loop_start.saturating_sub(h.start),
+                h.loop_end.saturating_sub(h.start),
+            )
+        };
+        let moved = Header {
+            start,
+            end: start + len,
+            loop_start: start + loop_start.min(len),
+            loop_end: start + loop_end.min(len),
+            kind: h.kind & !OGG_VORBIS,
+        };
+        moved.write(&mut new_shdr[i * SHDR_LEN..(i + 1) * SHDR_LEN]);
+        at += u64::from(len) + GUARD as u64;
+    }
+    let smpl_len = u32::try_from(2 * at).context("sample data over 4 GB")?;
+
+    let mut info_list = b"INFO".to_vec();
+    for (id, body) in riff_chunks(info) {
+        // version 2.1: the samples are plain 16-bit PCM now
+        let mut body = if id == b"ifil" {
+            vec![2, 0, 1, 0]
+        } else {
+            body.to_vec()
+        };
+        // the synthesiser's parser skips no pad bytes: an odd string gets one more NUL
+        if body.len() % 2 == 1 {
+            body.push(0);
+        }
+        push_chunk(&mut info_list, id, &body);
+    }
+    let mut pdta_list = b"pdta".to_vec();
+    for (id, body) in riff_chunks(pdta) {
+        let body = if id == b"shdr" { &new_shdr } else { body };
+        push_chunk(&mut pdta_list, id, body);
+    }
+    // LIST sdta: its name, then the smpl chunk's header and body
+    let sdta_len = 4 + 8 + smpl_len as usize;
+    let riff_len = 4 + (8 + info_list.len()) + (8 + sdta_len) + (8 + pdta_list.len());
+    let mut file = Vec::with_capacity(8 + riff_len);
+    file.extend_from_slice(b"RIFF");
+    file.extend_from_slice(
+        &u32::try_from(riff_len)
+            .context("a SoundFont over 4 GB")?
+            .to_le_bytes(),
+    );
+    file.extend_from_slice(b"sfbk");
+    push_chunk(&mut file, b"LIST", &info_list);
+    file.extend_from_slice(b"LIST");
+    file.extend_from_slice(&(sdta_len as u32).to_le_bytes());
+    file.extend_from_slice(b"sdtasmpl");
+    file.extend_from_slice(&smpl_len.to_le_bytes());
+    for samples in audio {
+        file.extend(samples.iter().flat_map(|s| s.to_le_bytes()));
+        file.extend(std::iter::repeat_n(0u8, 2 * GUARD));
+    }
+    push_chunk(&mut file, b"LIST", &pdta_list);
+    Ok(Some(file))
+}
+
+/// The body of the sub-chunk `id` of a LIST's chunks.
+fn sub<'a>(list: &'a [u8], id: &[u8]) -> Option<&'a [u8]> {
+    riff_chunks(list)
+        .find(|(i, _)| *i == id)
+        .map(|(_, body)| body)
+}
+
+/// The body of a `RIFF sfbk` file, after its form type.
+fn riff_body(bytes: &[u8]) -> Option<&[u8]> {
+    let (id, body) = riff_chunks(bytes).next()?;
+    (id == b"RIFF" && body.get(..4) == Some(b"sfbk".as_slice())).then(|| &body[4..])
+}
+
+/// The 16-bit samples of one sample header: its Ogg Vorbis stream decoded (the first channel,
+/// should a stream have more), or its PCM copied.
+fn sample_audio(smpl: &[u8], h: &Header) -> anyhow::Result<Vec<i16>> {
+    if h.kind & ROM != 0 {
+        return Ok(Vec::new());
+    }
+    if h.kind & OGG_VORBIS == 0 {
+        let (start, end) = (h.start as usize * 2, h.end as usize * 2);
+        let Some(bytes) = smpl.get(start..end.max(start)) else {
+            bail!("its data ({start}..{end}) lies past the sample chunk");
+        };
+        return Ok(bytes
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]))
+            .collect());
+    }
+    let (start, end) = (h.start as usize, h.end as usize);
+    let stream = smpl
+        .get(start..end)
+        .with_context(|| format!("its Ogg stream ({start}..{end}) lies past the sample chunk"))?;
+    decode_vorbis(stream)
+}
+
+/// An Ogg Vorbis stream's first channel as 16-bit samples. The decoder is kept from
+/// panicking the program on hostile bytes.
+fn decode_vorbis(stream: &[u8]) -> anyhow::Result<Vec<i16>> {
+    let decoded = std::panic::catch_unwind(|| -> anyhow::Result<Vec<i16>> {
+        let mut reader = lewton::inside_ogg::OggStreamReader::new(std::io::Cursor::new(stream))
+            .map_err(|e| anyhow::anyhow!("not an Ogg Vorbis stream ({e})"))?;
+        let channels = usize::from(reader.ident_hdr.audio_channels.max(1));
+        let mut out = Vec::new();
+        while let Some(packet) = reader
+            .read_dec_packet_itl()
+            .map_err(|e| anyhow::anyhow!("a corrupt Ogg Vorbis stream ({e})"))?
+        {
+            out.extend(packet.iter().step_by(channels));
+        }
+        Ok(out)
+    });
+    match decoded {
+        Ok(result) => result,
+        Err(_) => bail!("a corrupt Ogg Vorbis stream"),
+    }
+}
+
+/// Append a RIFF chunk (id, little-endian size, body, a pad byte after an odd body).
+pub(crate) fn push_chunk(out: &mut Vec<u8>, id: &[u8], body: &[u8]) {
+    out.extend_from_slice(id);
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(body);
+    if body.len() % 2 == 1 {
+        out.push(0);
+    }
+}
+
+/// Whether `bytes` declare SoundFont version 3 (an SF3 file) in their `ifil` chunk.
+pub fn is_sf3(bytes: &[u8]) -> bool {
+    let Some(body) = riff_body(bytes) else {
+        return false;
+    };
+    riff_chunks(body)
+        .filter(|(id, b)| *id == b"LIST" && b.get(..4) == Some(b"INFO".as_slice()))
+        .flat_map(|(_, b)| riff_chunks(&b[4..]))
+        .any(|(id, b)| id == b"ifil" && b.get(..2) == Some([3u8, 0].as_slice()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// 0.25 s of 440 Hz (and its octave, quieter) at 22050 Hz, mono, Ogg Vorbis
+    const A4_OGG: &[u8] = include_bytes!("../../tests/fixtures/a4_440hz.ogg");
+    const RATE: u32 = 22050;
+
+    fn chunk(id: &[u8], body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        push_chunk(&mut out, id, body);
+        out
+    }
+
+    fn shdr_record(name: &str, h: Header, rate: u32, key: u8) -> Vec<u8> {
+        let mut r = vec![0u8; SHDR_LEN];
+        r[..name.len()].copy_from_slice(name.as_bytes());
+        h.write(&mut r);
+        r[36..40].copy_from_slice(&rate.to_le_bytes());
+        r[40] = key;
+        r
+    }
+
+    /// A whole SoundFont: one preset (program 0) of one instrument that loops one sample at
+    /// its own pitch (MIDI `key`) over every key.
+    fn soundfont(version: u16, smpl: &[u8], sample: Header, key: u8) -> Vec<u8> {
+        let words = |w: &[u16]| -> Vec<u8> { w.iter().flat_map(|v| v.to_le_bytes()).collect() };
+        let name = |s: &str| {
+            let mut n = [0u8; 20];
+            n[..s.len()].copy_from_slice(s.as_bytes());
+            n.to_vec()
+        };
+        let phdr = [
+            [name("Tone"), words(&[0, 0, 0]), vec![0; 12]].concat(),
+            [name("EOP"), words(&[0, 0, 1]), vec![0; 12]].concat(),
+        ]
+        .concat();
+        let bags = words(&[0, 0, 1, 0]);
+        // instrument (41) = 0; then sample modes (54) = loop, sample id (53) = 0
+        let pgen = words(&[41, 0, 0, 0]);
+        let inst = [
+            [name("Tone"), words(&[0])].concat(),
+            [name("EOI"), words(&[1])].concat(),
+        ]
+        .concat();
+        let igen = words(&[54, 1, 53, 0, 0, 0]);
+        let ibag = words(&[0, 0, 2, 0]);
+        let shdr = [
+            shdr_record("tone", sample, RATE, key),
+            shdr_record(
+                "EOS",
+                Header {
+                    start: 0,
+                    end: 0,
+                    loop_start: 0,
+                    loop_end: 0,
+                    kind: 0,
+                },
+                0,
+                0,
+            ),
+        ]
+        .concat();
+        let pdta = [
+            b"pdta".to_vec(),
+            chunk(b"phdr", &phdr),
+            chunk(b"pbag", &bags),
+            chunk(b"pmod", &[0; 10]),
+            chunk(b"pgen", &pgen),
+            chunk(b"inst", &inst),
+            chunk(b"ibag", &ibag),
+            chunk(b"imod", &[0; 10]),
+            chunk(b"igen", &igen),
+            chunk(b"shdr", &shdr),
+        ]
+        .concat();
+        let info = [
+            b"INFO".to_vec(),
+            chunk(b"ifil", &words(&[version, 1])),
+            chunk(b"INAM", b"t\0"),
+        ]
+        .concat();
+        // as SF3 writers lay it out: an odd-length chunk without the pad byte RIFF asks for
+        let unpadded =
+            |id: &[u8], body: &[u8]| [id, &(body.len() as u32).to_le_bytes(), body].concat();
+        let sdta = unpadded(
+            b"LIST",
+            &[b"sdta".as_slice(), &unpadded(b"smpl", smpl)].concat(),
+        );
+        let body = [
+            b"sfbk".to_vec(),
+            chunk(b"LIST", &info),
+            sdta,
+            chunk(b"LIST", &pdta),
+        ]
+        .concat();
+        chunk(b"RIFF", &body)
+    }
+
+    /// Fundamental of a mono signal by the first strong peak of its normalised
+    /// autocorrelation, between lags.
+    fn frequency(x: &[f32], rate: f32) -> f32 {
+        let n = x.len();
+        let r = |lag: usize| -> f32 { (0..n - lag).map(|i| x[i] * x[i + lag]).sum::<f32>() };
+        let r0 = r(0).max(1e-12);
+        let lags: Vec<f32> = (8..400).map(|l| r(l) / r0).collect();
+        let best = (1..lags.len() - 1)
+            .find(|&i| lags[i] > 0.5 && lags[i] >= lags[i - 1] && lags[i] >= lags[i + 1])
+            .unwrap();
+        // a parabola through the peak and its neighbours places it between lags
+        let (a, b, c) = (lags[best - 1], lags[best], lags[best + 1]);
+        let offset = 0.5 * (a - c) / (a - 2.0 * b + c);
+        rate / (best as f32 + 8.0 + offset)
+    }
+
+    fn render(bytes: &[u8], key: i32) -> Vec<f32> {
+        let sf = std::sync::Arc::new(rustysynth::SoundFont::new(&mut &bytes[..]).unwrap());
+        let mut settings = rustysynth::SynthesizerSettings::new(16000);
+        settings.enable_reverb_and_chorus = false;
+        let mut synth = rustysynth::Synthesizer::new(&sf, &settings).unwrap();
+        synth.note_on(0, key, 100);
+        let (mut l, mut r) = (vec![0f32; 8000], vec![0f32; 8000]);
+        synth.render(&mut l, &mut r);
+        l.iter().zip(&r).map(|(a, b)| a + b).collect()
+    }
+
+    #[test]
+    fn an_sf3_plays_its_decoded_samples_at_their_pitch() {
+        // the loop: 1000 samples from 2000, counted in the decoded audio
+        let sample = Header {
+            start: 0,
+            end: A4_OGG.len() as u32,
+            loop_start: 2000,
+            loop_end: 3000,
+            kind: 1 | OGG_VORBIS,
+        };
+        // one byte past the stream: the sample chunk's length is odd
+        let smpl = [A4_OGG, &[7]].concat();
+        let sf3 = soundfont(3, &smpl, sample, 69);
+        assert!(is_sf3(&sf3));
+        let sf2 = to_sf2(&sf3).unwrap().expect("compressed samples to decode");
+        assert!(!is_sf3(&sf2));
+        // nothing left to decode: a plain SoundFont 2 passes through
+        assert!(to_sf2(&sf2).unwrap().is_none());
+
+        let body = riff_body(&sf2).unwrap();
+        let lists: Vec<_> = riff_chunks(body).map(|(_, b)| b).collect();
+        let shdr = riff_chunks(&lists[2][4..])
+            .find(|(id, _)| *id == b"shdr")
+            .unwrap()
+            .1;
+        let smpl = riff_chunks(&lists[1][4..])
+            .find(|(id, _)| *id == b"smpl")
+            .unwrap()
+            .1;
+        let h = Header::read(shdr);
+        let decoded = decode_vorbis(A4_OGG).unwrap();
+        assert_eq!((h.start, h.end), (0, decoded.len() as u32));
+        assert_eq!((h.loop_start, h.loop_end, h.kind), (2000, 3000, 1));
+        assert_eq!(smpl.len(), 2 * (decoded.len() + GUARD));
+        assert!(
+            decoded.len() > 5000,
+            "0.25 s at 22050 Hz: {}",
+            decoded.len()
+        );
+
+        // the note at the sample's own key sounds at 440 Hz, an octave up at 880 Hz
+        let f = frequency(&render(&sf2, 69)[1000..5000], 16000.0);
+        assert!((f - 440.0).abs() < 4.0, "{f} Hz");
+        let f = frequency(&render(&sf2, 81)[1000..5000], 16000.0);
+        assert!((f - 880.0).abs() < 8.0, "{f} Hz");
+    }
+
+    #[test]
+    fn broken_streams_are_errors_not_panics() {
+        let mut cut = A4_OGG.to_vec();
+        cut.truncate(200);
+        for (stream, len) in [(&b"not ogg at all"[..], 14), (&cut[..], 200)] {
+            let sample = Header {
+                start: 0,
+                end: len,
+                loop_start: 0,
+                loop_end: 0,
+                kind: 1 | OGG_VORBIS,
+            };
+            assert!(to_sf2(&soundfont(3, stream, sample, 69)).is_err());
+        }
+        // a stream past the end of the sample chunk
+        let sample = Header {
+            start: 0,
+            end: 1 << 20,
+            loop_start: 0,
+            loop_end: 0,
+            kind: 1 | OGG_VORBIS,
+        };
+        let e = to_sf2(&soundfont(3, A4_OGG, sample, 69)).unwrap_err();
+        assert!(format!("{e:#}").contains("past the sample chunk"), "{e:#}");
+        assert!(to_sf2(b"RIFF").unwrap().is_none());
+    }
+}
