@@ -100,7 +100,7 @@ impl TrainConfig {
                 batch: 64,
                 unlabelled_batch: 32,
                 recipe: Recipe {
-                    train_writers: 60,
+                    train_writers: 120,
                     test_writers: 20,
                     per_digit: 3,
                     seed: 0,
