@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use super::soundfont::riff_chunks;
 
 /// The sample-type flag of a compressed sample.
-pub const OGG_VORBIS: u16 = 0x10;
+const OGG_VORBIS: u16 = 0x10;
 /// The sample-type flag of a ROM sample, which holds no data in the file.
 const ROM: u16 = 0x8000;
 /// bytes of one sample header record (`shdr`)
@@ -225,17 +225,6 @@ pub(crate) fn push_chunk(out: &mut Vec<u8>, id: &[u8], body: &[u8]) {
     }
 }
 
-/// Whether `bytes` declare SoundFont version 3 (an SF3 file) in their `ifil` chunk.
-pub fn is_sf3(bytes: &[u8]) -> bool {
-    let Some(body) = riff_body(bytes) else {
-        return false;
-    };
-    riff_chunks(body)
-        .filter(|(id, b)| *id == b"LIST" && b.get(..4) == Some(b"INFO".as_slice()))
-        .flat_map(|(_, b)| riff_chunks(&b[4..]))
-        .any(|(id, b)| id == b"ifil" && b.get(..2) == Some([3u8, 0].as_slice()))
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -244,6 +233,17 @@ mod tests {
     /// 0.25 s of 440 Hz (and its octave, quieter) at 22050 Hz, mono, Ogg Vorbis
     const A4_OGG: &[u8] = include_bytes!("../../tests/fixtures/a4_440hz.ogg");
     const RATE: u32 = 22050;
+
+    /// Whether `bytes` declare SoundFont version 3 (an SF3 file) in their `ifil` chunk.
+    fn is_sf3(bytes: &[u8]) -> bool {
+        let Some(body) = riff_body(bytes) else {
+            return false;
+        };
+        riff_chunks(body)
+            .filter(|(id, b)| *id == b"LIST" && b.get(..4) == Some(b"INFO".as_slice()))
+            .flat_map(|(_, b)| riff_chunks(&b[4..]))
+            .any(|(id, b)| id == b"ifil" && b.get(..2) == Some([3u8, 0].as_slice()))
+    }
 
     fn chunk(id: &[u8], body: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
