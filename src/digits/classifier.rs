@@ -278,9 +278,7 @@ impl CoreTrainer for ClassifierTrainer {
 /// Push a writer's traits further than the generator's population spreads them, about as far
 /// as MNIST's writers go (models/README.md, real handwriting).
 fn widen(w: &mut Writer, rng: &mut impl Rng) {
-    let mut normal = |sd: f32| -> f32 {
-        rand_distr::Normal::new(0.0, sd).map_or(0.0, |d| rand_distr::Distribution::sample(&d, rng))
-    };
+    let mut normal = |sd: f32| render::gaussian(rng, sd);
     w.slant = (w.slant + normal(0.2)).clamp(-0.5, 0.9);
     w.width = (w.width * normal(0.15).exp()).clamp(0.35, 1.3);
     w.thickness = (w.thickness * normal(0.25).exp()).clamp(1.0, 5.0);

@@ -124,7 +124,7 @@ pub fn render(digit: u8, writer: &Writer, rng: &mut impl Rng) -> [f32; PIXELS] {
     let digit = digit % 10;
     let options = allographs(digit);
     let glyph = options[writer.allograph[digit as usize] as usize % options.len()];
-    let mut wobble = |sd: f32| -> f32 { Normal::new(0.0, sd).map_or(0.0, |d| d.sample(rng)) };
+    let mut wobble = |sd: f32| gaussian(rng, sd);
     let slant = writer.slant + wobble(0.04);
     let size = writer.size * (1.0 + wobble(0.035));
     let width = writer.width * (1.0 + wobble(0.04));
@@ -170,6 +170,11 @@ pub fn render(digit: u8, writer: &Writer, rng: &mut impl Rng) -> [f32; PIXELS] {
     // MNIST's centring can bring ink to a pixel from the edge
     fit_in_frame(&mut paths, thickness / 2.0, 1.0);
     ink(&paths, thickness / 2.0)
+}
+
+/// A draw from N(0, sd^2) (0 for a spread that is not a finite non-negative number).
+pub(super) fn gaussian(rng: &mut impl Rng, sd: f32) -> f32 {
+    Normal::new(0.0, sd).map_or(0.0, |d| d.sample(rng))
 }
 
 /// The strokes stamped with a round pen of `radius` pixels.
