@@ -4,9 +4,9 @@
 #     plays as their authors meant: TimGM6mb, the Csound GM bank and the OPL3 FM bank;
 #   - two folders of WAV notes from other synthesisers, one sub-folder per instrument, one
 #     file per MIDI pitch (`60.wav`): TiMidity++ playing the freepats patches (`timidity`),
-#     and FluidSynth playing MuseScore General (`musescore`). MuseScore General shapes its
-#     sounds with SoundFont modulators (velocity and key to filter cutoff and volume), which
-#     the program's synthesiser does not apply, so it is heard here through FluidSynth.
+#     and FluidSynth playing MuseScore General (`musescore`): another synthesiser's filters,
+#     envelopes and interpolation. (MuseScore General itself also works as
+#     `--data soundfont:PATH`: the program's synthesiser applies its modulators.)
 # Installs timidity, freepats, fluidsynth and the SoundFonts when missing (Debian/Ubuntu).
 # Usage: scripts/unheard_notes.sh [OUT_DIR]   (default: target/unheard)
 # Then, for example:

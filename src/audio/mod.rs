@@ -3,6 +3,7 @@
 pub mod dsp;
 pub mod engine;
 pub mod latency;
+pub mod modulators;
 pub mod sf3;
 pub mod soundfont;
 pub mod wav;

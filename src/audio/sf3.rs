@@ -158,14 +158,14 @@ pub fn to_sf2(bytes: &[u8]) -> anyhow::Result<Option<Vec<u8>>> {
 }
 
 /// The body of the sub-chunk `id` of a LIST's chunks.
-fn sub<'a>(list: &'a [u8], id: &[u8]) -> Option<&'a [u8]> {
+pub(crate) fn sub<'a>(list: &'a [u8], id: &[u8]) -> Option<&'a [u8]> {
     riff_chunks(list)
         .find(|(i, _)| *i == id)
         .map(|(_, body)| body)
 }
 
 /// The body of a `RIFF sfbk` file, after its form type.
-fn riff_body(bytes: &[u8]) -> Option<&[u8]> {
+pub(crate) fn riff_body(bytes: &[u8]) -> Option<&[u8]> {
     let (id, body) = riff_chunks(bytes).next()?;
     (id == b"RIFF" && body.get(..4) == Some(b"sfbk".as_slice())).then(|| &body[4..])
 }
