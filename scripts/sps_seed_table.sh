@@ -3,9 +3,10 @@
 # beta-vae (with BODY=generic: generic, generic-no-symmetry and generic-beta-vae),
 # `latent-lab train FAMILY --preset P --seed S --threads 1` for every seed, then
 # `eval`; prints the median and range over the seeds of each metric. For sps-music the
-# models are also measured on sound no model heard in training: three other General MIDI
-# SoundFonts, TiMidity++'s notes and FluidSynth's notes of MuseScore General (made by
-# scripts/unheard_notes.sh, run first).
+# models are also measured on sound no model heard in training: four other General MIDI
+# SoundFonts (TimGM6mb, the Csound bank, the OPL3 FM bank and MuseScore General), TiMidity++'s
+# notes and FluidSynth's notes of MuseScore General (made by scripts/unheard_notes.sh, run
+# first).
 # Usage: scripts/sps_seed_table.sh sps-music|sps-vision [SEED ...]   (default seeds 0-5)
 #   LATENT_LAB=path/to/latent-lab overrides target/release/latent-lab;
 #   JOBS=N trainings at a time (default 2, one thread each);
@@ -24,6 +25,8 @@ case ${BODY:-fast} in
   *) presets=("$BODY" "$BODY-no-symmetry" "$BODY-beta-vae") ;;
 esac
 unheard=${UNHEARD:-target/unheard}
+musescore=/usr/share/sounds/sf2/MuseScore_General_Full.sf2
+[ -f "$musescore" ] || musescore=/usr/share/sounds/sf3/MuseScore_General_Lite.sf3
 if [ -n "${OUT:-}" ]; then
   dir=$OUT
   mkdir -p "$dir"
@@ -48,6 +51,8 @@ one() {
       "$bin" eval "$f.safetensors" --data soundfont:/usr/share/sounds/sf2/sf_GMbank.sf2 --json
       echo ',"OPL3 FM":'
       "$bin" eval "$f.safetensors" --data soundfont:/usr/share/sounds/sf2/OPL-3_FM_128M.sf2 --json
+      echo ',"MuseScore General":'
+      "$bin" eval "$f.safetensors" --data "soundfont:$musescore" --json
       echo ',"TiMidity":'
       "$bin" eval "$f.safetensors" --data "wav-dir:$unheard/timidity" --json
       echo ',"MuseScore":'
@@ -57,7 +62,7 @@ one() {
   } > "$f.json"
 }
 export -f one
-export family bin dir unheard
+export family bin dir unheard musescore
 for seed in "${seeds[@]}"; do
   for preset in "${presets[@]}"; do echo "$preset $seed"; done
 done | xargs -P "$jobs" -L 1 bash -c 'one "$0" "$1"'
@@ -75,6 +80,7 @@ if family == "sps-music":
             ("TimGM6mb", "r2_embedding", "TimGM6mb"),
             ("Csound GM", "r2_embedding", "Csound GM"),
             ("OPL3 FM", "r2_embedding", "OPL3 FM"),
+            ("MuseScore General", "r2_embedding", "MuseScore General"),
             ("TiMidity", "r2_embedding", "TiMidity notes"),
             ("MuseScore", "r2_embedding", "MuseScore (FluidSynth)")]
 else:
