@@ -233,7 +233,9 @@ struct Entry {
 /// A SoundFont 2 file, read so that any one note can be cut from it.
 pub struct Font {
     info: Vec<u8>,
-    smpl: Vec<u8>,
+    /// the whole file, kept for its sample data (at `smpl`)
+    file: Vec<u8>,
+    smpl: std::ops::Range<usize>,
     presets: Vec<Entry>,
     instruments: Vec<Entry>,
     samples: Vec<Vec<u8>>,
@@ -241,8 +243,8 @@ pub struct Font {
 
 impl Font {
     /// Read SoundFont 2 bytes (the parser has accepted them whole already).
-    pub fn parse(bytes: &[u8]) -> anyhow::Result<Self> {
-        let body = riff_body(bytes).context("not a RIFF sfbk file")?;
+    pub fn parse(file: Vec<u8>) -> anyhow::Result<Self> {
+        let body = riff_body(&file).context("not a RIFF sfbk file")?;
         let list = |name: &[u8]| {
             riff_chunks(body)
                 .find(|(id, b)| *id == b"LIST" && b.get(..4) == Some(name))
@@ -282,12 +284,15 @@ impl Font {
             .chunks_exact(SHDR_LEN)
             .map(<[u8]>::to_vec)
             .collect::<Vec<_>>();
+        let smpl = sub(sdta, b"smpl").unwrap_or_default();
+        let at = smpl.as_ptr() as usize - file.as_ptr() as usize;
         Ok(Self {
             info: info.to_vec(),
-            smpl: sub(sdta, b"smpl").unwrap_or_default().to_vec(),
+            smpl: at..at + smpl.len(),
+            samples: samples[..samples.len().saturating_sub(1)].to_vec(),
             presets,
             instruments,
-            samples: samples[..samples.len().saturating_sub(1)].to_vec(),
+            file,
         })
     }
 
@@ -400,6 +405,11 @@ impl Font {
         Some(self.write(&preset.header, preset_zones, instruments, &sample_ids))
     }
 
+    /// The 16-bit sample data.
+    fn smpl(&self) -> &[u8] {
+        &self.file[self.smpl.clone()]
+    }
+
     /// Samples in a sample's data (0 for a header that points outside the file).
     fn sample_len(&self, id: usize) -> i32 {
         let (start, end) = self.sample_span(id);
@@ -409,7 +419,7 @@ impl Font {
     fn sample_span(&self, id: usize) -> (usize, usize) {
         let r = &self.samples[id];
         let word = |i: usize| u32::from_le_bytes([r[i], r[i + 1], r[i + 2], r[i + 3]]) as usize;
-        let total = self.smpl.len() / 2;
+        let total = self.smpl().len() / 2;
         let end = word(24).min(total);
         (word(20).min(end), end)
     }
@@ -429,8 +439,8 @@ impl Font {
             let (start, end) = self.sample_span(id);
             let at = (smpl.len() / 2) as u32;
             // the guard points that follow the sample too, as the oscillator may read them
-            let copy_end = (end + GUARD).min(self.smpl.len() / 2);
-            smpl.extend_from_slice(&self.smpl[2 * start..2 * copy_end]);
+            let copy_end = (end + GUARD).min(self.smpl().len() / 2);
+            smpl.extend_from_slice(&self.smpl()[2 * start..2 * copy_end]);
             smpl.resize(2 * (at as usize + (end - start) + GUARD), 0);
             let mut r = self.samples[id].clone();
             let moved = |i: usize, r: &mut Vec<u8>| {
@@ -914,7 +924,7 @@ mod tests {
     #[test]
     fn without_modulators_a_cut_down_note_sounds_as_the_whole_file() {
         let whole = plain();
-        let font = Font::parse(&whole).unwrap();
+        let font = Font::parse(whole.clone()).unwrap();
         // from velocity 64 up the standard modulators the synthesiser lacks add nothing
         for (program, key, velocity) in [
             (0, 50, 100),
@@ -953,7 +963,7 @@ mod tests {
                 &[(0, vec![zone(&[], pmods), zone(&[(41, 0)], &[])])],
                 &[vec![zone(&[], imods), zone(&low_filter, local)]],
             );
-            Font::parse(&bytes).unwrap()
+            Font::parse(bytes).unwrap()
         };
         let velocity_to_filter = m(0x0002, 8, 2400, 0);
         let f = font(&[velocity_to_filter], &[], &[]);
@@ -1016,7 +1026,7 @@ mod tests {
             &[(0, vec![zone(&[(41, 0)], &[])])],
             &[vec![zone(&gens, &[m(0x0002, 8, 7000, 0)])]],
         );
-        let font = Font::parse(&opened).unwrap();
+        let font = Font::parse(opened.clone()).unwrap();
         let rms = |x: &[f32]| (x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32).sqrt();
         let whole = rms(&play(&opened, 0, 69, 127)[500..2500]);
         let cut = rms(&play(&font.note(0, 69, 127).unwrap(), 0, 69, 127)[500..2500]);
@@ -1071,7 +1081,7 @@ mod tests {
             )]],
         );
         // the modulation wheel's vibrato is the synthesiser's own
-        let font = Font::parse(&bytes).unwrap();
+        let font = Font::parse(bytes).unwrap();
         assert_eq!(font.unapplied(), 3);
         assert!(font.warning(std::path::Path::new("x.sf2")).is_none());
         let many = vec![wheel; 17];
@@ -1079,7 +1089,7 @@ mod tests {
             &[(0, vec![zone(&[(41, 0)], &many)])],
             &[vec![zone(&[(54, 1), (53, 0)], &[])]],
         );
-        let w = Font::parse(&bytes)
+        let w = Font::parse(bytes)
             .unwrap()
             .warning(std::path::Path::new("x.sf2"));
         assert!(w.unwrap().starts_with("x.sf2: 17 of its modulators"));
@@ -1087,12 +1097,12 @@ mod tests {
 
     #[test]
     fn bad_bytes_are_errors() {
-        assert!(Font::parse(b"").is_err());
-        assert!(Font::parse(b"RIFF\x04\0\0\0sfbk").is_err());
+        assert!(Font::parse(Vec::new()).is_err());
+        assert!(Font::parse(b"RIFF\x04\0\0\0sfbk".to_vec()).is_err());
         let mut bytes = plain();
         // the first preset's bag index past the bags
         let at = bytes.windows(4).position(|w| w == b"phdr").unwrap() + 8 + 24;
         bytes[at..at + 2].copy_from_slice(&900u16.to_le_bytes());
-        assert!(Font::parse(&bytes).is_err());
+        assert!(Font::parse(bytes).is_err());
     }
 }

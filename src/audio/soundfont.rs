@@ -95,7 +95,7 @@ impl NoteRenderer {
         let bytes = read(path)?;
         // the whole file must parse, so that a bad one is refused when it is opened
         parse(path, &bytes)?;
-        let font = Font::parse(&bytes)
+        let font = Font::parse(bytes)
             .with_context(|| format!("{}: not a valid SoundFont", path.display()))?;
         let mut settings = rustysynth::SynthesizerSettings::new(SAMPLE_RATE as i32);
         settings.enable_reverb_and_chorus = false;
