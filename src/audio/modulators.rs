@@ -336,7 +336,8 @@ impl Font {
     }
 
     /// A SoundFont 2 file that holds only what sounds for one note, with the modulators'
-    /// effect on that note written into its generators; None when nothing sounds for it.
+    /// effect on that note written into its generators; None when nothing sounds for it (or
+    /// when what sounds would not fit in one file).
     pub fn note(&self, program: i32, key: i32, velocity: i32) -> Option<Vec<u8>> {
         let preset = self.preset_for(program)?;
         let mut preset_zones = Vec::new();
@@ -399,7 +400,11 @@ impl Font {
             preset_zones.push(with_terminal(gens, gen_id::INSTRUMENT, instruments.len()));
             instruments.push((inst.header[..20].to_vec(), inst_zones));
         }
-        if preset_zones.is_empty() {
+        // a file counts its zones and generators in 16 bits (a zone has one generator or more)
+        let gens = |zones: &mut dyn Iterator<Item = &Gens>| zones.map(Vec::len).sum::<usize>();
+        let fits = gens(&mut preset_zones.iter()) < usize::from(u16::MAX)
+            && gens(&mut instruments.iter().flat_map(|i| &i.1)) < usize::from(u16::MAX);
+        if preset_zones.is_empty() || !fits {
             return None;
         }
         Some(self.write(&preset.header, preset_zones, instruments, &sample_ids))
