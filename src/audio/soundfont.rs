@@ -12,12 +12,6 @@ use super::modulators::Font;
 /// Where Debian's fluid-soundfont-gm puts the SoundFont the papers used.
 pub const DEFAULT_SOUNDFONT: &str = "/usr/share/sounds/sf2/FluidR3_GM.sf2";
 
-/// Parse a SoundFont, turning any failure (including a panic inside the parser on hostile
-/// bytes) into an error that names the file.
-pub fn load_soundfont(path: &Path) -> anyhow::Result<Arc<rustysynth::SoundFont>> {
-    parse(path, &read(path)?)
-}
-
 /// A SoundFont file's bytes as SoundFont 2 (an SF3 file's samples decoded).
 fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
     let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
@@ -28,10 +22,12 @@ fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
     }
 }
 
-fn parse(path: &Path, bytes: &[u8]) -> anyhow::Result<Arc<rustysynth::SoundFont>> {
+/// Whether the synthesiser accepts a whole SoundFont, any failure (including a panic inside
+/// its parser on hostile bytes) an error that names the file.
+fn validate(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let parsed = std::panic::catch_unwind(|| rustysynth::SoundFont::new(&mut &bytes[..]));
     match parsed {
-        Ok(Ok(sf)) if !sf.get_presets().is_empty() => Ok(Arc::new(sf)),
+        Ok(Ok(sf)) if !sf.get_presets().is_empty() => Ok(()),
         Ok(Ok(_)) => bail!("{}: the SoundFont has no presets", path.display()),
         Ok(Err(e)) => bail!("{}: not a valid SoundFont ({e})", path.display()),
         Err(_) => bail!("{}: not a valid SoundFont (corrupt data)", path.display()),
@@ -94,7 +90,7 @@ impl NoteRenderer {
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         let bytes = read(path)?;
         // the whole file must parse, so that a bad one is refused when it is opened
-        parse(path, &bytes)?;
+        validate(path, &bytes)?;
         let font = Font::parse(bytes)
             .with_context(|| format!("{}: not a valid SoundFont", path.display()))?;
         let mut settings = rustysynth::SynthesizerSettings::new(SAMPLE_RATE as i32);

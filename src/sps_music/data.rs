@@ -22,7 +22,7 @@ pub const SEQ_LEN: usize = 15;
 /// semitones above the start of a sequence: a major scale up and down
 pub const SCALE: [i32; SEQ_LEN] = [0, 2, 4, 5, 7, 9, 11, 12, 11, 9, 7, 5, 4, 2, 0];
 pub const START_PITCHES: std::ops::RangeInclusive<i32> = 48..=72;
-pub use crate::audio::soundfont::{DEFAULT_SOUNDFONT, load_soundfont};
+pub use crate::audio::soundfont::DEFAULT_SOUNDFONT;
 
 /// General MIDI programs used for training, and ones never seen in training.
 pub const TRAIN_PROGRAMS: [(i32, &str); 8] = [
