@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs what latent-lab needs on Debian/Ubuntu, and only what is missing:
 # pkg-config and ALSA headers (cpal), the FluidR3 General MIDI SoundFont (training data),
-# and the OpenGL/X11 runtime libraries the window uses. Safe to run again.
+# MuseScore General's small SF3 (a SoundFont the tests play to the pitch model, which never
+# heard it), and the OpenGL/X11 runtime libraries the window uses. Safe to run again.
 set -euo pipefail
 
 need=()
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 pkg-config --exists alsa 2>/dev/null || need+=(libasound2-dev)
 [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || need+=(fluid-soundfont-gm)
+[ -f /usr/share/sounds/sf3/MuseScore_General_Lite.sf3 ] || need+=(musescore-general-soundfont-small)
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
 if [ "${1:-}" != "--headless" ]; then
   for lib in libEGL.so.1 libGL.so.1 libxkbcommon-x11.so.0 libXcursor.so.1 libXi.so.6; do
