@@ -636,19 +636,16 @@ fn instrument_default(id: u16) -> i32 {
     }
 }
 
-/// Keep a start offset moved by modulators within the sample.
-fn keep_start_in_sample(gens: &mut [(u16, i32)], len: i32) {
-    let get = |gens: &[(u16, i32)], id| gens.iter().find(|g| g.0 == id).map_or(0, |g| g.1);
-    let total = 32768 * get(gens, gen_id::START_COARSE_OFFSET) + get(gens, gen_id::START_OFFSET);
-    let kept = total.clamp(0, len.max(0));
+/// Keep a start offset moved by modulators within the sample (before its last point: a
+/// voice needs at least one to play).
+fn keep_start_in_sample(gens: &mut Vec<(u16, i32)>, len: i32) {
+    let offsets = [gen_id::START_COARSE_OFFSET, gen_id::START_OFFSET];
+    let get = |id| gens.iter().find(|g| g.0 == id).map_or(0, |g| g.1);
+    let total = 32768 * get(offsets[0]) + get(offsets[1]);
+    let kept = total.clamp(0, (len - 1).max(0));
     if kept != total {
-        for g in gens.iter_mut() {
-            match g.0 {
-                gen_id::START_COARSE_OFFSET => g.1 = kept / 32768,
-                gen_id::START_OFFSET => g.1 = kept % 32768,
-                _ => {}
-            }
-        }
+        gens.retain(|g| !offsets.contains(&g.0));
+        gens.extend([(offsets[0], kept / 32768), (offsets[1], kept % 32768)]);
     }
 }
 
@@ -1019,6 +1016,9 @@ mod tests {
         // a start offset moved below the sample's start stays at it
         let f = font(&[m(0x0003, gen_id::START_OFFSET, -3000, 0)], &[], &[]);
         assert_eq!(instrument_values(&f.note(0, 90, 100).unwrap(), 0).2, 0);
+        // and one moved past its end (a 4000-point sample) stays before it, coarse or fine
+        let f = font(&[m(0x0003, gen_id::START_COARSE_OFFSET, 2, 0)], &[], &[]);
+        assert_eq!(instrument_values(&f.note(0, 90, 100).unwrap(), 0).2, 3999);
         // no zone at the key: nothing to play
         assert!(f.note(0, 20, 100).is_none());
     }
