@@ -228,6 +228,27 @@ fn bad_training_data_is_refused() {
     );
 }
 
+/// A valid SoundFont without General MIDI instruments (its presets in a drum bank and a
+/// variation bank only) is refused by every lab that plays General MIDI programs, rather than
+/// having one of its presets stand in for every instrument.
+#[test]
+fn a_soundfont_without_general_midi_instruments_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("model.safetensors");
+    let font = fixture("no_general_midi.sf2");
+    let data = format!("soundfont:{}", font.to_str().unwrap());
+    let out_s = out.to_str().unwrap().to_string();
+    for family in ["sps-music", "v3-notes"] {
+        let args = [
+            "train", family, "--data", &data, "--steps", "1", "--out", &out_s,
+        ];
+        expect_refusal(&args, &font, &out);
+        let refused = bin().args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains("not a General MIDI SoundFont"), "{stderr}");
+    }
+}
+
 /// MNIST IDX and CSV digit files: wrong magic number, wrong sizes, truncated, ragged rows,
 /// non-numbers. Each is refused with one line naming the file (and the line for CSV).
 #[test]

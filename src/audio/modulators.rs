@@ -230,6 +230,21 @@ struct Entry {
     zones: Vec<Zone>,
 }
 
+impl Entry {
+    /// a preset's (bank, number), from its header
+    fn id(&self) -> (i32, i32) {
+        let word = |i: usize| i32::from(u16::from_le_bytes([self.header[i], self.header[i + 1]]));
+        (word(22), word(20))
+    }
+
+    /// the name in its header, up to the first NUL
+    fn name(&self) -> String {
+        let name = &self.header[..20];
+        let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+        String::from_utf8_lossy(&name[..end]).trim().to_string()
+    }
+}
+
 /// A SoundFont 2 file, read so that any one note can be cut from it.
 pub struct Font {
     info: Vec<u8>,
@@ -325,14 +340,49 @@ impl Font {
     /// The preset the synthesiser picks for `program` on a fresh channel: bank 0's, or the
     /// one with the lowest bank and number.
     fn preset_for(&self, program: i32) -> Option<&Entry> {
-        let id = |e: &Entry| {
-            let word = |i: usize| i32::from(u16::from_le_bytes([e.header[i], e.header[i + 1]]));
-            (word(22), word(20))
-        };
         self.presets
             .iter()
-            .find(|e| id(e) == (0, program))
-            .or_else(|| self.presets.iter().min_by_key(|e| id(e)))
+            .find(|e| e.id() == (0, program))
+            .or_else(|| self.presets.iter().min_by_key(|e| e.id()))
+    }
+
+    /// Whether the SoundFont can play the General MIDI `programs` (number, name) it is asked
+    /// for: an error when none of its presets is in bank 0, where General MIDI keeps its
+    /// melodic instruments (a SoundFont of sound effects, drum kits or another bank's
+    /// variations would otherwise stand in for every instrument); a warning naming the
+    /// programs it lacks, and the preset that plays them instead, when it lacks some.
+    pub fn general_midi(&self, programs: &[(i32, &str)]) -> anyhow::Result<Option<String>> {
+        if programs.is_empty() {
+            return Ok(None);
+        }
+        let Some(stand_in) = self.preset_for(0) else {
+            anyhow::bail!("it has no presets");
+        };
+        if !self.presets.iter().any(|e| e.id().0 == 0) {
+            let mut banks: Vec<i32> = self.presets.iter().map(|e| e.id().0).collect();
+            banks.sort_unstable();
+            banks.dedup();
+            let banks: Vec<String> = banks.iter().map(i32::to_string).collect();
+            anyhow::bail!(
+                "not a General MIDI SoundFont: none of its {} presets is in bank 0, where General MIDI keeps its instruments (its banks: {}); it may be the drum, sound-effect or variation part of a larger set",
+                self.presets.len(),
+                banks.join(", ")
+            );
+        }
+        let missing: Vec<String> = programs
+            .iter()
+            .filter(|(program, _)| !self.presets.iter().any(|e| e.id() == (0, *program)))
+            .map(|(program, name)| format!("{name} (0:{program})"))
+            .collect();
+        Ok((!missing.is_empty()).then(|| {
+            let (bank, number) = stand_in.id();
+            format!(
+                "no preset for {}: the built-in synthesiser plays {} with its preset {bank}:{number} '{}' instead",
+                missing.join(", "),
+                if missing.len() == 1 { "it" } else { "them" },
+                stand_in.name()
+            )
+        }))
     }
 
     /// A SoundFont 2 file that holds only what sounds for one note, with the modulators'
@@ -921,6 +971,57 @@ mod tests {
             ],
             &[split, layer],
         )
+    }
+
+    /// Moves preset `index` of a built file to `bank`.
+    fn set_bank(file: &mut [u8], index: usize, bank: u16) {
+        let phdr = file.windows(4).position(|w| w == b"phdr").unwrap() + 8;
+        let at = phdr + index * PHDR_LEN + 22;
+        file[at..at + 2].copy_from_slice(&bank.to_le_bytes());
+    }
+
+    /// `tests/fixtures/no_general_midi.sf2` is [`plain`] with its two presets moved to banks
+    /// 128 and 1 (`tests/bad_input.rs` has the program refuse it)
+    #[test]
+    fn the_fixture_without_general_midi_is_the_plain_soundfont_moved_out_of_bank_0() {
+        let mut moved = plain();
+        set_bank(&mut moved, 0, 128);
+        set_bank(&mut moved, 1, 1);
+        let fixture = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/no_general_midi.sf2"
+        );
+        assert!(std::fs::read(fixture).unwrap() == moved);
+    }
+
+    #[test]
+    fn a_soundfont_is_asked_for_the_general_midi_programs_it_plays() {
+        let whole = plain();
+        let font = Font::parse(whole.clone()).unwrap();
+        assert_eq!(font.general_midi(&[]).unwrap(), None);
+        assert_eq!(font.general_midi(&[(0, "Piano"), (5, "EP")]).unwrap(), None);
+        let lacking = font
+            .general_midi(&[(0, "Piano"), (19, "Church Organ"), (56, "Trumpet")])
+            .unwrap()
+            .unwrap();
+        assert!(
+            lacking.contains("no preset for Church Organ (0:19), Trumpet (0:56)")
+                && lacking.contains("plays them with its preset 0:0 'preset'"),
+            "{lacking}"
+        );
+        // a drum kit and a variation, nothing in bank 0: refused, whatever is asked for
+        let mut other = whole;
+        set_bank(&mut other, 0, 128);
+        set_bank(&mut other, 1, 8);
+        let font = Font::parse(other).unwrap();
+        let refused = font.general_midi(&[(0, "Piano")]).unwrap_err().to_string();
+        assert!(
+            refused.contains("not a General MIDI SoundFont")
+                && refused.contains("none of its 2 presets is in bank 0")
+                && refused.contains("its banks: 8, 128"),
+            "{refused}"
+        );
+        assert_eq!(font.general_midi(&[]).unwrap(), None);
     }
 
     #[test]

@@ -88,16 +88,29 @@ pub struct NoteRenderer {
 
 impl NoteRenderer {
     pub fn open(path: &Path) -> anyhow::Result<Self> {
+        Self::open_for(path, &[])
+    }
+
+    /// Open a SoundFont that is to play the General MIDI `programs` (number, name): refused
+    /// when it has no General MIDI instruments at all, and warned about
+    /// ([`Self::warning`]) when it lacks some of these ([`Font::general_midi`]).
+    pub fn open_for(path: &Path, programs: &[(i32, &str)]) -> anyhow::Result<Self> {
         let bytes = read(path)?;
         // the whole file must parse, so that a bad one is refused when it is opened
         validate(path, &bytes)?;
         let font = Font::parse(bytes)
             .with_context(|| format!("{}: not a valid SoundFont", path.display()))?;
+        let lacking = font
+            .general_midi(programs)
+            .with_context(|| format!("{}", path.display()))?
+            .map(|w| format!("{}: {w}", path.display()));
+        let warning = [lacking, font.warning(path)].into_iter().flatten();
+        let warning = warning.collect::<Vec<_>>().join("; ");
         let mut settings = rustysynth::SynthesizerSettings::new(SAMPLE_RATE as i32);
         settings.enable_reverb_and_chorus = false;
         Ok(Self {
             path: path.to_owned(),
-            warning: font.warning(path),
+            warning: (!warning.is_empty()).then_some(warning),
             font,
             settings,
         })

@@ -245,19 +245,23 @@ pub fn render_take(
     features
 }
 
+/// The training programs, then the held-out ones.
+pub fn all_programs() -> Vec<(i32, &'static str)> {
+    TRAIN_PROGRAMS
+        .into_iter()
+        .chain(HELD_OUT_PROGRAMS)
+        .collect()
+}
+
 /// Render V3 notes from a SoundFont: `TRAIN_RENDERINGS` + `TEST_RENDERINGS` takes of each
 /// training instrument and `OOD_RENDERINGS` of each held-out one.
 pub fn render_notes(path: &Path, progress: &dyn Fn(String)) -> anyhow::Result<Dataset> {
-    let mut renderer = NoteRenderer::open(path)?;
+    let programs = all_programs();
+    let mut renderer = NoteRenderer::open_for(path, &programs)?;
     if let Some(w) = renderer.warning() {
         progress(format!("{}{w}", crate::worker::WARNING));
     }
     let mut stft = Stft::new();
-    let programs: Vec<(i32, &str)> = TRAIN_PROGRAMS
-        .iter()
-        .chain(HELD_OUT_PROGRAMS.iter())
-        .copied()
-        .collect();
     let (mut train, mut test, mut ood) = (Vec::new(), Vec::new(), Vec::new());
     for (style, (program, name)) in programs.iter().enumerate() {
         progress(format!(
