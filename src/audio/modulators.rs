@@ -355,7 +355,8 @@ impl Font {
         if programs.is_empty() {
             return Ok(None);
         }
-        let Some(stand_in) = self.preset_for(0) else {
+        // what the synthesiser plays for a program it lacks (`preset_for`)
+        let Some(stand_in) = self.presets.iter().min_by_key(|e| e.id()) else {
             anyhow::bail!("it has no presets");
         };
         if !self.presets.iter().any(|e| e.id().0 == 0) {
