@@ -153,3 +153,44 @@ fn choosing_a_preset_sets_its_own_steps() {
     choose(&mut harness, "fast");
     assert_eq!(steps(harness.state_mut()), 1000);
 }
+
+/// A SoundFont without General MIDI instruments, given as the Pitch tab's data, ends the run
+/// before its first step, and the window says why.
+#[test]
+fn the_pitch_tab_refuses_a_soundfont_without_general_midi_instruments() {
+    let models = tempfile::tempdir().unwrap();
+    let mut harness = common::window_sized(models.path(), [1400.0, 2000.0]);
+    harness.run_steps(2);
+    common::open_tab(&mut harness, "Pitch");
+    let active = harness.state().active;
+    let font = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/no_general_midi.sf2"
+    );
+    harness.state_mut().tabs[active]
+        .training_panel()
+        .unwrap()
+        .settings
+        .data = format!("soundfont:{font}");
+    harness.get_by_label("Train").click();
+    let ended = |app: &mut App| {
+        let active = app.active;
+        let panel = app.tabs[active].training_panel().unwrap();
+        panel.run.as_ref().and_then(|r| r.ended.clone())
+    };
+    wait_for(&mut harness, "the refusal", |app| ended(app).is_some());
+    harness.run_steps(2);
+    let refused = ended(harness.state_mut()).unwrap().unwrap_err();
+    assert!(
+        refused.contains("no_general_midi.sf2") && refused.contains("not a General MIDI SoundFont"),
+        "{refused}"
+    );
+    assert!(
+        harness
+            .query_all_by_label_contains("not a General MIDI SoundFont")
+            .next()
+            .is_some(),
+        "the window shows why; notices {:?}",
+        common::notices(&harness)
+    );
+}
