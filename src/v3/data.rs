@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -298,7 +298,7 @@ pub fn render_notes(path: &Path, progress: &dyn Fn(String)) -> anyhow::Result<Da
         .count();
     if silent > 0 {
         bail!(
-            "{}: {silent} takes rendered silent (the SoundFont lacks some General MIDI programs)",
+            "{}: {silent} takes rendered silent (the presets that play them sound nothing at their keys)",
             path.display()
         );
     }
@@ -329,7 +329,8 @@ pub fn load(domain: Domain, spec: &str, progress: &dyn Fn(String)) -> anyhow::Re
                     "{spec}: unknown data source for v3-notes (use soundfont or soundfont:PATH.sf2 (or .sf3))"
                 )
             };
-            render_notes(&path, progress).with_context(|| format!("V3 notes from {spec}"))
+            // every error of the renderer names the file
+            render_notes(&path, progress)
         }
         Domain::Digits => {
             progress(format!("preparing digits from {spec}"));
