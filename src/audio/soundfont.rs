@@ -87,14 +87,10 @@ pub struct NoteRenderer {
 }
 
 impl NoteRenderer {
-    pub fn open(path: &Path) -> anyhow::Result<Self> {
-        Self::open_for(path, &[])
-    }
-
     /// Open a SoundFont that is to play the General MIDI `programs` (number, name): refused
     /// when it has no General MIDI instruments at all, and warned about
     /// ([`Self::warning`]) when it lacks some of these ([`Font::general_midi`]).
-    pub fn open_for(path: &Path, programs: &[(i32, &str)]) -> anyhow::Result<Self> {
+    pub fn open(path: &Path, programs: &[(i32, &str)]) -> anyhow::Result<Self> {
         let bytes = read(path)?;
         // the whole file must parse, so that a bad one is refused when it is opened
         validate(path, &bytes)?;

@@ -71,7 +71,7 @@ pub struct SoundFontSource {
 impl SoundFontSource {
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         let wanted: Vec<(i32, &str)> = TRAIN_PROGRAMS.into_iter().chain(UNSEEN_PROGRAMS).collect();
-        let renderer = NoteRenderer::open_for(path, &wanted)?;
+        let renderer = NoteRenderer::open(path, &wanted)?;
         let programs: Vec<(i32, String)> =
             wanted.iter().map(|(p, n)| (*p, n.to_string())).collect();
         Ok(Self {

@@ -257,7 +257,7 @@ pub fn all_programs() -> Vec<(i32, &'static str)> {
 /// training instrument and `OOD_RENDERINGS` of each held-out one.
 pub fn render_notes(path: &Path, progress: &dyn Fn(String)) -> anyhow::Result<Dataset> {
     let programs = all_programs();
-    let mut renderer = NoteRenderer::open_for(path, &programs)?;
+    let mut renderer = NoteRenderer::open(path, &programs)?;
     if let Some(w) = renderer.warning() {
         progress(format!("{}{w}", crate::worker::WARNING));
     }

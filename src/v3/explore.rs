@@ -45,7 +45,7 @@ fn notes(spec: &str) -> anyhow::Result<HeldOut> {
     } else {
         anyhow::bail!("{spec}: unknown data source for v3-notes")
     };
-    let mut renderer = NoteRenderer::open_for(&path, &data::all_programs())?;
+    let mut renderer = NoteRenderer::open(&path, &data::all_programs())?;
     let mut stft = Stft::new();
     let mut held = HeldOut {
         fragments: Vec::new(),
