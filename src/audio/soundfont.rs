@@ -12,20 +12,35 @@ use super::modulators::Font;
 /// Where Debian's fluid-soundfont-gm puts the SoundFont the papers used.
 pub const DEFAULT_SOUNDFONT: &str = "/usr/share/sounds/sf2/FluidR3_GM.sf2";
 
-/// A SoundFont file's bytes as SoundFont 2 (an SF3 file's samples decoded).
-fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
+/// A SoundFont file's bytes as SoundFont 2 (an SF3 file's samples decoded), once the whole
+/// file has parsed: a bad file is refused when it is opened, not at its first note.
+///
+/// The synthesiser's parser copies every sample, so it never runs beside a second copy of
+/// the file: a plain SoundFont 2 is parsed from the file itself, and its bytes read after.
+fn read_valid(path: &Path) -> anyhow::Result<Vec<u8>> {
     let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
     match super::sf3::to_sf2(&bytes) {
-        Ok(Some(sf2)) => Ok(sf2),
-        Ok(None) => Ok(bytes),
+        Ok(Some(sf2)) => {
+            drop(bytes);
+            validate(path, &mut sf2.as_slice())?;
+            Ok(sf2)
+        }
+        Ok(None) => {
+            drop(bytes);
+            let file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
+            validate(path, &mut std::io::BufReader::new(file))?;
+            std::fs::read(path).with_context(|| format!("{}", path.display()))
+        }
         Err(e) => bail!("{}: not a valid SF3 SoundFont ({e:#})", path.display()),
     }
 }
 
 /// Whether the synthesiser accepts a whole SoundFont, any failure (including a panic inside
 /// its parser on hostile bytes) an error that names the file.
-fn validate(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let parsed = std::panic::catch_unwind(|| rustysynth::SoundFont::new(&mut &bytes[..]));
+fn validate(path: &Path, reader: &mut impl std::io::Read) -> anyhow::Result<()> {
+    let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rustysynth::SoundFont::new(reader)
+    }));
     match parsed {
         Ok(Ok(sf)) if !sf.get_presets().is_empty() => Ok(()),
         Ok(Ok(_)) => bail!("{}: the SoundFont has no presets", path.display()),
@@ -91,9 +106,7 @@ impl NoteRenderer {
     /// when it has no General MIDI instruments at all, and warned about
     /// ([`Self::warning`]) when it lacks some of these ([`Font::general_midi`]).
     pub fn open(path: &Path, programs: &[(i32, &str)]) -> anyhow::Result<Self> {
-        let bytes = read(path)?;
-        // the whole file must parse, so that a bad one is refused when it is opened
-        validate(path, &bytes)?;
+        let bytes = read_valid(path)?;
         let font = Font::parse(bytes)
             .with_context(|| format!("{}: not a valid SoundFont", path.display()))?;
         let lacking = font
