@@ -82,38 +82,6 @@ pub fn to_sf2(bytes: &[u8]) -> anyhow::Result<Option<Vec<u8>>> {
     }
     let smpl = sub(sdta, b"smpl").context("an SF3 SoundFont without sample data")?;
 
-    let audio: Vec<Vec<i16>> = headers
-        .par_iter()
-        .enumerate()
-        .map(|(i, h)| sample_audio(smpl, h).with_context(|| format!("sample {i}")))
-        .collect::<anyhow::Result<_>>()?;
-
-    // the new headers first, so that the decoded samples go straight into the file
-    let mut new_shdr = shdr.to_vec();
-    let mut at = 0u64;
-    for (i, (h, samples)) in headers.iter().zip(&audio).enumerate() {
-        let start = u32::try_from(at).context("sample data over 4 G samples")?;
-        let len = samples.len() as u32;
-        let (loop_start, loop_end) = if h.kind & OGG_VORBIS != 0 {
-            (h.loop_start, h.loop_end)
-        } else {
-            (
-                h.loop_start.saturating_sub(h.start),
-                h.loop_end.saturating_sub(h.start),
-            )
-        };
-        let moved = Header {
-            start,
-            end: start + len,
-            loop_start: start + loop_start.min(len),
-            loop_end: start + loop_end.min(len),
-            kind: h.kind & !OGG_VORBIS,
-        };
-        moved.write(&mut new_shdr[i * SHDR_LEN..(i + 1) * SHDR_LEN]);
-        at += u64::from(len) + GUARD as u64;
-    }
-    let smpl_len = u32::try_from(2 * at).context("sample data over 4 GB")?;
-
     let mut info_list = b"INFO".to_vec();
     for (id, body) in riff_chunks(info) {
         // version 2.1: the samples are plain 16-bit PCM now
@@ -128,32 +96,66 @@ pub fn to_sf2(bytes: &[u8]) -> anyhow::Result<Option<Vec<u8>>> {
         }
         push_chunk(&mut info_list, id, &body);
     }
+    // RIFF sfbk, LIST INFO, then LIST sdta with its smpl chunk; the sizes not yet known are
+    // written when the samples are in
+    let mut file = b"RIFF\0\0\0\0sfbk".to_vec();
+    push_chunk(&mut file, b"LIST", &info_list);
+    let sdta_at = file.len();
+    file.extend_from_slice(b"LIST\0\0\0\0sdtasmpl\0\0\0\0");
+    let smpl_at = file.len();
+
+    // decoded a batch at a time, in parallel, straight into the file: a file's worth of
+    // decoded samples never waits beside the file
+    let mut new_shdr = shdr.to_vec();
+    let batch = 8 * rayon::current_num_threads();
+    for (b, part) in headers.chunks(batch).enumerate() {
+        let audio: Vec<Vec<i16>> = part
+            .par_iter()
+            .enumerate()
+            .map(|(j, h)| {
+                sample_audio(smpl, h).with_context(|| format!("sample {}", b * batch + j))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        for (j, (h, samples)) in part.iter().zip(audio).enumerate() {
+            let i = b * batch + j;
+            let start = u32::try_from((file.len() - smpl_at) / 2)
+                .context("sample data over 4 G samples")?;
+            let len = samples.len() as u32;
+            let (loop_start, loop_end) = if h.kind & OGG_VORBIS != 0 {
+                (h.loop_start, h.loop_end)
+            } else {
+                (
+                    h.loop_start.saturating_sub(h.start),
+                    h.loop_end.saturating_sub(h.start),
+                )
+            };
+            let moved = Header {
+                start,
+                end: start + len,
+                loop_start: start + loop_start.min(len),
+                loop_end: start + loop_end.min(len),
+                kind: h.kind & !OGG_VORBIS,
+            };
+            moved.write(&mut new_shdr[i * SHDR_LEN..(i + 1) * SHDR_LEN]);
+            file.extend(samples.iter().flat_map(|s| s.to_le_bytes()));
+            file.extend(std::iter::repeat_n(0u8, 2 * GUARD));
+        }
+    }
+    let size = |n: usize, what: &str| u32::try_from(n).with_context(|| format!("{what} over 4 GB"));
+    let smpl_len = size(file.len() - smpl_at, "sample data")?;
+    file[smpl_at - 4..smpl_at].copy_from_slice(&smpl_len.to_le_bytes());
+    // LIST sdta holds its name and the smpl chunk's header and body
+    let sdta_len = size(4 + 8 + smpl_len as usize, "sample data")?;
+    file[sdta_at + 4..sdta_at + 8].copy_from_slice(&sdta_len.to_le_bytes());
+
     let mut pdta_list = b"pdta".to_vec();
     for (id, body) in riff_chunks(pdta) {
         let body = if id == b"shdr" { &new_shdr } else { body };
         push_chunk(&mut pdta_list, id, body);
     }
-    // LIST sdta: its name, then the smpl chunk's header and body
-    let sdta_len = 4 + 8 + smpl_len as usize;
-    let riff_len = 4 + (8 + info_list.len()) + (8 + sdta_len) + (8 + pdta_list.len());
-    let mut file = Vec::with_capacity(8 + riff_len);
-    file.extend_from_slice(b"RIFF");
-    file.extend_from_slice(
-        &u32::try_from(riff_len)
-            .context("a SoundFont over 4 GB")?
-            .to_le_bytes(),
-    );
-    file.extend_from_slice(b"sfbk");
-    push_chunk(&mut file, b"LIST", &info_list);
-    file.extend_from_slice(b"LIST");
-    file.extend_from_slice(&(sdta_len as u32).to_le_bytes());
-    file.extend_from_slice(b"sdtasmpl");
-    file.extend_from_slice(&smpl_len.to_le_bytes());
-    for samples in audio {
-        file.extend(samples.iter().flat_map(|s| s.to_le_bytes()));
-        file.extend(std::iter::repeat_n(0u8, 2 * GUARD));
-    }
     push_chunk(&mut file, b"LIST", &pdta_list);
+    let riff_len = size(file.len() - 8, "a SoundFont")?;
+    file[4..8].copy_from_slice(&riff_len.to_le_bytes());
     Ok(Some(file))
 }
 
@@ -263,6 +265,11 @@ mod tests {
     /// A whole SoundFont: one preset (program 0) of one instrument that loops one sample at
     /// its own pitch (MIDI `key`) over every key.
     fn soundfont(version: u16, smpl: &[u8], sample: Header, key: u8) -> Vec<u8> {
+        soundfont_of(version, smpl, &[sample], key)
+    }
+
+    /// [`soundfont`] whose sample list holds `samples`, the instrument playing the first.
+    fn soundfont_of(version: u16, smpl: &[u8], samples: &[Header], key: u8) -> Vec<u8> {
         let words = |w: &[u16]| -> Vec<u8> { w.iter().flat_map(|v| v.to_le_bytes()).collect() };
         let name = |s: &str| {
             let mut n = [0u8; 20];
@@ -284,8 +291,9 @@ mod tests {
         .concat();
         let igen = words(&[54, 1, 53, 0, 0, 0]);
         let ibag = words(&[0, 0, 2, 0]);
+        let records = samples.iter().map(|&h| shdr_record("tone", h, RATE, key));
         let shdr = [
-            shdr_record("tone", sample, RATE, key),
+            records.collect::<Vec<_>>().concat(),
             shdr_record(
                 "EOS",
                 Header {
@@ -408,6 +416,62 @@ mod tests {
         assert!((f - 440.0).abs() < 4.0, "{f} Hz");
         let f = frequency(&render(&sf2, 81)[1000..5000], 16000.0);
         assert!((f - 880.0).abs() < 8.0, "{f} Hz");
+    }
+
+    /// Samples are decoded a batch at a time: over several batches, each sample header still
+    /// points at its own decoded audio, in order, and the file's sizes add up.
+    #[test]
+    fn many_samples_land_each_at_its_own_place() {
+        let n = 2 * 8 * rayon::current_num_threads() + 3;
+        // every sample the same stream, each with its own loop to tell them apart
+        let samples: Vec<Header> = (0..n as u32)
+            .map(|i| Header {
+                start: 0,
+                end: A4_OGG.len() as u32,
+                loop_start: 100 + i,
+                loop_end: 2000 + i,
+                kind: 1 | OGG_VORBIS,
+            })
+            .collect();
+        let sf2 = to_sf2(&soundfont_of(3, A4_OGG, &samples, 69))
+            .unwrap()
+            .unwrap();
+        let decoded = decode_vorbis(A4_OGG).unwrap();
+        let len = decoded.len() as u32;
+
+        let body = riff_body(&sf2).unwrap();
+        assert_eq!(body.len() + 12, sf2.len(), "RIFF size");
+        let lists: Vec<_> = riff_chunks(body).map(|(_, b)| b).collect();
+        assert_eq!(lists.len(), 3, "INFO, sdta, pdta");
+        let smpl = sub(&lists[1][4..], b"smpl").unwrap();
+        let shdr = sub(&lists[2][4..], b"shdr").unwrap();
+        assert_eq!(shdr.len(), (n + 1) * SHDR_LEN);
+        assert_eq!(smpl.len(), 2 * n * (decoded.len() + GUARD));
+        for i in 0..n {
+            let h = Header::read(&shdr[i * SHDR_LEN..(i + 1) * SHDR_LEN]);
+            let start = i as u32 * (len + GUARD as u32);
+            let at = i as u32;
+            assert_eq!(
+                h,
+                Header {
+                    start,
+                    end: start + len,
+                    loop_start: start + 100 + at,
+                    loop_end: start + 2000 + at,
+                    kind: 1,
+                },
+                "sample {i}"
+            );
+            let audio = &smpl[2 * start as usize..2 * (start + len) as usize];
+            let audio: Vec<i16> = audio
+                .chunks_exact(2)
+                .map(|b| i16::from_le_bytes([b[0], b[1]]))
+                .collect();
+            assert_eq!(audio, decoded, "sample {i}'s audio");
+        }
+        // and the synthesiser reads the whole file
+        let f = frequency(&render(&sf2, 69)[1000..5000], 16000.0);
+        assert!((f - 440.0).abs() < 4.0, "{f} Hz");
     }
 
     #[test]
