@@ -21,6 +21,12 @@ const SHDR_LEN: usize = 46;
 /// zero samples after each sample, as SoundFont 2 asks
 const GUARD: usize = 46;
 
+/// Samples decoded at once (in parallel) before they are written out: enough to keep every
+/// thread busy, few enough that the decoded audio never waits in memory beside the file.
+fn decode_batch() -> usize {
+    8 * rayon::current_num_threads()
+}
+
 /// One sample header: the fields the rewrite reads or moves.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Header {
@@ -104,10 +110,9 @@ pub fn to_sf2(bytes: &[u8]) -> anyhow::Result<Option<Vec<u8>>> {
     file.extend_from_slice(b"LIST\0\0\0\0sdtasmpl\0\0\0\0");
     let smpl_at = file.len();
 
-    // decoded a batch at a time, in parallel, straight into the file: a file's worth of
-    // decoded samples never waits beside the file
+    // decoded a batch at a time straight into the file
     let mut new_shdr = shdr.to_vec();
-    let batch = 8 * rayon::current_num_threads();
+    let batch = decode_batch();
     for (b, part) in headers.chunks(batch).enumerate() {
         let audio: Vec<Vec<i16>> = part
             .par_iter()
@@ -422,7 +427,7 @@ mod tests {
     /// points at its own decoded audio, in order, and the file's sizes add up.
     #[test]
     fn many_samples_land_each_at_its_own_place() {
-        let n = 2 * 8 * rayon::current_num_threads() + 3;
+        let n = 2 * decode_batch() + 3;
         // every sample the same stream, each with its own loop to tell them apart
         let samples: Vec<Header> = (0..n as u32)
             .map(|i| Header {
@@ -449,15 +454,15 @@ mod tests {
         assert_eq!(smpl.len(), 2 * n * (decoded.len() + GUARD));
         for i in 0..n {
             let h = Header::read(&shdr[i * SHDR_LEN..(i + 1) * SHDR_LEN]);
-            let start = i as u32 * (len + GUARD as u32);
-            let at = i as u32;
+            let k = i as u32;
+            let start = k * (len + GUARD as u32);
             assert_eq!(
                 h,
                 Header {
                     start,
                     end: start + len,
-                    loop_start: start + 100 + at,
-                    loop_end: start + 2000 + at,
+                    loop_start: start + 100 + k,
+                    loop_end: start + 2000 + k,
                     kind: 1,
                 },
                 "sample {i}"

@@ -18,7 +18,8 @@ pub const DEFAULT_SOUNDFONT: &str = "/usr/share/sounds/sf2/FluidR3_GM.sf2";
 /// The synthesiser's parser copies every sample, so it never runs beside a second copy of
 /// the file: a plain SoundFont 2 is parsed from the file itself, and its bytes read after.
 fn read_valid(path: &Path) -> anyhow::Result<Vec<u8>> {
-    let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+    let named = || path.display().to_string();
+    let bytes = std::fs::read(path).with_context(named)?;
     match super::sf3::to_sf2(&bytes) {
         Ok(Some(sf2)) => {
             drop(bytes);
@@ -27,9 +28,9 @@ fn read_valid(path: &Path) -> anyhow::Result<Vec<u8>> {
         }
         Ok(None) => {
             drop(bytes);
-            let file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
+            let file = std::fs::File::open(path).with_context(named)?;
             validate(path, &mut std::io::BufReader::new(file))?;
-            std::fs::read(path).with_context(|| format!("{}", path.display()))
+            std::fs::read(path).with_context(named)
         }
         Err(e) => bail!("{}: not a valid SF3 SoundFont ({e:#})", path.display()),
     }
