@@ -433,6 +433,7 @@ pub fn run_job(job: worker::JobHandle, out: &Path) -> CliResult {
     });
     let mut last = None;
     let mut failure = None;
+    let mut finished = false;
     let mut last_line = Instant::now();
     job.wait(|event| match event {
         Event::Status(s) => match &bar {
@@ -479,6 +480,7 @@ pub fn run_job(job: worker::JobHandle, out: &Path) -> CliResult {
             cancelled,
             elapsed,
         } => {
+            finished = true;
             let msg = format!(
                 "{} after {steps} steps in {:.1} s",
                 if *cancelled { "stopped" } else { "finished" },
@@ -491,17 +493,46 @@ pub fn run_job(job: worker::JobHandle, out: &Path) -> CliResult {
         }
         Event::Failed(e) => failure = Some(e.clone()),
     });
-    if let Some(snapshot) = &last {
-        checkpoint::save(out, &snapshot.tensors, &snapshot.meta)?;
-        eprintln!("saved {}", out.display());
-    }
-    match failure {
-        Some(e) if last.is_none() => Err(bad(anyhow!(e))),
-        Some(e) => Err(CliError::Failed(anyhow!(
-            "{e} (the last good weights were saved)"
+    let failure = failure.or_else(|| (!finished).then(|| "training ended without a result".into()));
+    let Some(e) = failure else {
+        if let Some(snapshot) = &last {
+            checkpoint::save(out, &snapshot.tensors, &snapshot.meta)?;
+            eprintln!("saved {}", out.display());
+        }
+        return Ok(());
+    };
+    match &last {
+        // the job failed before its first snapshot: the data or the settings were refused
+        None => Err(bad(anyhow!(e))),
+        Some(s) if s.meta.steps == 0 => Err(CliError::Failed(anyhow!(
+            "{e}; no step succeeded, so nothing was saved"
         ))),
-        None => Ok(()),
+        Some(s) => {
+            // the weights of a failed run never replace a file that was there
+            let target = if out.exists() {
+                failed_run_path(out, s.meta.steps)
+            } else {
+                out.to_owned()
+            };
+            checkpoint::save(&target, &s.tensors, &s.meta)?;
+            Err(CliError::Failed(anyhow!(
+                "{e} (the last good weights, of step {}, were saved to {})",
+                s.meta.steps,
+                target.display()
+            )))
+        }
     }
+}
+
+/// Where a failed run keeps its last good weights when `out` already exists: beside it, named
+/// by the step they are from (`model.safetensors` -> `model.step120.safetensors`).
+fn failed_run_path(out: &Path, step: u64) -> PathBuf {
+    let stem = out.file_stem().unwrap_or_default().to_string_lossy();
+    let ext = out
+        .extension()
+        .map(|e| e.to_string_lossy())
+        .unwrap_or_default();
+    out.with_file_name(format!("{stem}.step{step}.{ext}"))
 }
 
 pub fn print_metrics(metrics: &serde_json::Value, json: bool) {

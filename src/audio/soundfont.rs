@@ -39,16 +39,31 @@ fn read_valid(path: &Path) -> anyhow::Result<Vec<u8>> {
 /// Whether the synthesiser accepts a whole SoundFont, any failure (including a panic inside
 /// its parser on hostile bytes) an error that names the file.
 fn validate(path: &Path, reader: &mut impl std::io::Read) -> anyhow::Result<()> {
-    let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        rustysynth::SoundFont::new(reader)
-    }));
-    match parsed {
-        Ok(Ok(sf)) if !sf.get_presets().is_empty() => Ok(()),
+    let parsed = crate::error::quietly(|| rustysynth::SoundFont::new(reader));
+    let sf = match parsed {
+        Ok(Ok(sf)) if !sf.get_presets().is_empty() => sf,
         Ok(Ok(_)) => bail!("{}: the SoundFont has no presets", path.display()),
         Ok(Err(e)) => bail!("{}: not a valid SoundFont ({e})", path.display()),
         Err(_) => bail!("{}: not a valid SoundFont (corrupt data)", path.display()),
+    };
+    // The parser takes a sample's rate on trust, and the synthesiser steps through the
+    // sample by it: a rate of 0 plays nothing and one of billions reads past the end
+    if let Some(bad) =
+        (sf.get_sample_headers().iter()).find(|h| !SAMPLE_RATES.contains(&h.get_sample_rate()))
+    {
+        bail!(
+            "{}: not a valid SoundFont (sample \"{}\" has a sample rate of {} Hz)",
+            path.display(),
+            bad.get_name(),
+            bad.get_sample_rate()
+        );
     }
+    Ok(())
 }
+
+/// The sample rates a SoundFont's samples may have (the format's own range reaches down to
+/// 400 Hz; studio rates reach 384 kHz).
+const SAMPLE_RATES: std::ops::RangeInclusive<i32> = 400..=384_000;
 
 /// (chunk id, chunk body) of the RIFF chunks laid end to end in `bytes`, stopping at the
 /// first one that runs past the end.
@@ -136,8 +151,20 @@ impl NoteRenderer {
     }
 
     /// Mono samples of one note (the mean of the two channels), `spec.total` long; silence
-    /// where the SoundFont has nothing for it.
-    pub fn render(&mut self, spec: &NoteSpec) -> Vec<f32> {
+    /// where the SoundFont has nothing for it. The synthesiser trusts the file's numbers, so
+    /// a note it cannot play (a panic inside it) is an error that names the file.
+    pub fn render(&mut self, spec: &NoteSpec) -> anyhow::Result<Vec<f32>> {
+        crate::error::quietly(|| self.render_unguarded(spec)).map_err(|panic| {
+            anyhow::anyhow!(
+                "{}: the synthesiser cannot play program {} key {} ({panic})",
+                self.path.display(),
+                spec.program,
+                spec.pitch
+            )
+        })
+    }
+
+    fn render_unguarded(&mut self, spec: &NoteSpec) -> Vec<f32> {
         let velocity = spec.velocity.clamp(1, 127);
         let mut left = vec![0f32; spec.total];
         let mut right = vec![0f32; spec.total];

@@ -97,14 +97,14 @@ impl NoteSource for SoundFontSource {
 
     fn render_note(&mut self, index: usize, pitch: i32) -> anyhow::Result<Vec<f32>> {
         let program = self.programs.get(index).context("no such instrument")?.0;
-        Ok(self.renderer.render(&NoteSpec {
+        self.renderer.render(&NoteSpec {
             program,
             pitch,
             velocity: 100,
             detune_cents: 0.0,
             hold: NOTE_SAMPLES,
             total: NOTE_SAMPLES,
-        }))
+        })
     }
 
     fn warning(&self) -> Option<String> {

@@ -206,7 +206,7 @@ pub fn render_take(
     stft: &mut Stft,
     program: i32,
     seed: u64,
-) -> Vec<f32> {
+) -> anyhow::Result<Vec<f32>> {
     let mut rng = StdRng::seed_from_u64(seed);
     let (velocity, detune, onset) = take_variation(&mut rng);
     let mut notes: Vec<Vec<f32>> = Vec::with_capacity(12);
@@ -220,7 +220,7 @@ pub fn render_take(
             total: NOTE_SAMPLES - onset,
         };
         let mut audio = vec![0f32; onset];
-        audio.extend(renderer.render(&spec));
+        audio.extend(renderer.render(&spec)?);
         notes.push(audio);
     }
     let peak = notes
@@ -242,7 +242,7 @@ pub fn render_take(
             }
         }
     }
-    features
+    Ok(features)
 }
 
 /// The training programs, then the held-out ones.
@@ -280,7 +280,7 @@ pub fn render_notes(path: &Path, progress: &dyn Fn(String)) -> anyhow::Result<Da
             let sample = Sample {
                 style,
                 contents: (0..12).collect(),
-                fragments: render_take(&mut renderer, &mut stft, *program, seed),
+                fragments: render_take(&mut renderer, &mut stft, *program, seed)?,
             };
             if held_out {
                 ood.push(sample);

@@ -67,7 +67,7 @@ fn notes(spec: &str) -> anyhow::Result<HeldOut> {
         );
     for (style, ((program, name), take, note)) in programs.enumerate() {
         let seed = 1000 * (*program as u64 + 1) + take as u64;
-        let features = data::render_take(&mut renderer, &mut stft, *program, seed);
+        let features = data::render_take(&mut renderer, &mut stft, *program, seed)?;
         for (content, fragment) in features.chunks_exact(len).enumerate() {
             held.fragments.push(fragment.to_vec());
             held.contents.push(content);

@@ -240,7 +240,15 @@ where
                     return;
                 }
             };
-            pool.install(|| run(make, &options, &cancel_job, &tx));
+            // A panic (a bug, or third-party code meeting hostile data) must end the job
+            // as a failure the caller hears of, never as a silent stop
+            if let Err(panic) = crate::error::quietly(|| {
+                pool.install(|| run(make, &options, &cancel_job, &tx));
+            }) {
+                let _ = tx.send(Event::Failed(format!(
+                    "training stopped on an internal error: {panic}"
+                )));
+            }
         })
         .ok();
     JobHandle {
@@ -381,6 +389,34 @@ mod tests {
             ["warning: the data may sound odd", "warning: and again"]
         );
         assert_eq!(status.as_deref(), Some("rendered"));
+    }
+
+    /// A panic while the job runs (here in its set-up, on a pool thread as data rendering
+    /// would) ends it with a failure that says so, never with silence.
+    #[test]
+    fn a_panic_in_the_job_is_a_failure() {
+        let job = super::spawn(
+            |_| {
+                use rayon::prelude::*;
+                let n: Vec<u32> = (0..4u32)
+                    .into_par_iter()
+                    .map(|i| if i == 2 { panic!("hostile bytes") } else { i })
+                    .collect();
+                anyhow::bail!("not reached: {n:?}")
+            },
+            super::JobOptions {
+                threads: 2,
+                ..super::JobOptions::default()
+            },
+        );
+        let mut ended = None;
+        job.wait(|e| {
+            if let super::Event::Failed(m) = e {
+                ended = Some(m.clone());
+            }
+        });
+        let ended = ended.expect("a Failed event");
+        assert!(ended.contains("hostile bytes"), "{ended}");
     }
 
     /// The nice value of the calling thread, from /proc (Linux).
