@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 use candle_core::Tensor;
 
-use crate::nn::checkpoint;
+use crate::nn::checkpoint::{self, SizeLimits};
 use crate::worker::{self, Event};
 
 /// The error of every command: exit code 2 for input the program refuses, 1 for work that
@@ -105,11 +105,22 @@ impl TrainArgs {
         steps: impl FnOnce(&mut T) -> &mut u64,
     ) -> Result<T, CliError>
     where
-        T: serde::Serialize + serde::de::DeserializeOwned,
+        T: serde::Serialize + serde::de::DeserializeOwned + SizeLimits,
     {
         let mut cfg = self.configure(preset(&self.preset).map_err(bad)?)?;
         if let Some(s) = self.steps {
             *steps(&mut cfg) = s;
+        }
+        // the limits a checkpoint is loaded under: a model outside them is refused before
+        // it is built, not after it has trained (or failed to allocate)
+        for (name, value, allowed) in cfg.size_limits() {
+            if !allowed.contains(&value) {
+                return Err(bad(anyhow!(
+                    "--set: {name} = {value}, must be {}..={}",
+                    allowed.start(),
+                    allowed.end()
+                )));
+            }
         }
         Ok(cfg)
     }
@@ -123,7 +134,7 @@ impl TrainArgs {
         steps: impl FnOnce(&mut T) -> &mut u64,
     ) -> Result<T, CliError>
     where
-        T: serde::Serialize + serde::de::DeserializeOwned,
+        T: serde::Serialize + serde::de::DeserializeOwned + SizeLimits,
     {
         if self.latent.is_some() || self.beta.is_some() {
             return Err(bad(anyhow!(
@@ -571,6 +582,12 @@ pub fn extension(out: &Path) -> String {
 
 /// A `.npy` array of any float type as f32, refused with the file's name when unreadable.
 pub fn read_npy(path: &Path) -> Result<Tensor, CliError> {
+    npy_holds_its_shape(path).map_err(|e| {
+        bad(anyhow!(
+            "{}: not a readable .npy array ({e})",
+            path.display()
+        ))
+    })?;
     let x = Tensor::read_npy(path).map_err(|e| {
         bad(anyhow!(
             "{}: not a readable .npy array ({e})",
@@ -590,6 +607,75 @@ pub fn read_npy(path: &Path) -> Result<Tensor, CliError> {
         )));
     }
     Ok(x)
+}
+
+/// Whether a `.npy` file holds as many bytes as its header's shape and type call for. The
+/// reader allocates what the header claims before it reads: a few bytes claiming 10^12 rows
+/// must be refused first, and a shape whose size overflows must not wrap to an empty array.
+/// Headers it cannot make sense of are left to the reader to refuse.
+fn npy_holds_its_shape(path: &Path) -> anyhow::Result<()> {
+    use std::io::Read;
+    let len = crate::error::regular_file_len(path)?;
+    let mut file = std::fs::File::open(path)?;
+    let mut prefix = [0u8; 12];
+    if file.read_exact(&mut prefix).is_err() || &prefix[..6] != b"\x93NUMPY" {
+        return Ok(());
+    }
+    let (start, header_len) = match prefix[6] {
+        1 => (10, u16::from_le_bytes([prefix[8], prefix[9]]) as u64),
+        _ => (
+            12,
+            u32::from_le_bytes([prefix[8], prefix[9], prefix[10], prefix[11]]) as u64,
+        ),
+    };
+    if header_len > 1 << 20 || start + header_len > len {
+        anyhow::bail!("its header runs past the end of the file");
+    }
+    let mut header = vec![0u8; header_len as usize];
+    let mut file = std::fs::File::open(path)?;
+    let mut skip = vec![0u8; start as usize];
+    file.read_exact(&mut skip)?;
+    file.read_exact(&mut header)?;
+    let header = String::from_utf8_lossy(&header);
+    let field = |key: &str| -> Option<String> {
+        let rest = &header[header.find(key)? + key.len()..];
+        let rest = rest.trim_start().strip_prefix(':')?.trim_start();
+        Some(match rest.strip_prefix('(') {
+            Some(tuple) => tuple[..tuple.find(')')?].to_string(),
+            None => rest
+                .trim_start_matches(['\'', '"'])
+                .split(['\'', '"'])
+                .next()?
+                .to_string(),
+        })
+    };
+    let (Some(shape), Some(descr)) = (field("'shape'"), field("'descr'")) else {
+        return Ok(());
+    };
+    let Ok(item) = descr
+        .trim_start_matches(['<', '>', '|', '='])
+        .get(1..)
+        .unwrap_or("")
+        .parse::<u64>()
+    else {
+        return Ok(());
+    };
+    let mut values: u64 = 1;
+    for dim in shape.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let dim: u64 = dim
+            .parse()
+            .map_err(|_| anyhow!("shape ({shape}) is not a shape"))?;
+        values = values
+            .checked_mul(dim)
+            .ok_or_else(|| anyhow!("shape ({shape}) is too large"))?;
+    }
+    let data = len - start - header_len;
+    match values.checked_mul(item) {
+        Some(bytes) if bytes <= data => Ok(()),
+        _ => anyhow::bail!(
+            "its header promises shape ({shape}) of {descr}, but the file holds {data} bytes of data"
+        ),
+    }
 }
 
 /// A `.npy` batch that must have the shape `(N, item...)`: `what` says what an item is.

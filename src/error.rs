@@ -150,3 +150,24 @@ pub fn quietly<T>(f: impl FnOnce() -> T) -> Result<T, String> {
         first_line(&text)
     })
 }
+
+/// The length of the regular file at `path`, the one kind of file the program reads: a
+/// device, pipe or socket reports a length of 0 however much it yields, so no size limit
+/// could hold for one (`/dev/zero` would be read until memory runs out).
+pub fn regular_file_len(path: &std::path::Path) -> std::io::Result<u64> {
+    use std::io::{Error, ErrorKind};
+    let meta = std::fs::metadata(path)?;
+    if meta.is_dir() {
+        return Err(Error::new(
+            ErrorKind::IsADirectory,
+            "is a folder, not a file",
+        ));
+    }
+    if !meta.is_file() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "is not a regular file (a device, pipe or socket)",
+        ));
+    }
+    Ok(meta.len())
+}

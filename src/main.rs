@@ -115,8 +115,8 @@ struct TrainFlags {
     /// seed of the initial weights, the data and every random draw of training
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// training threads (default: every core; vae-relevance: 1)
-    #[arg(long)]
+    /// training threads, 1 to 256 (default: every core; vae-relevance: 1)
+    #[arg(long, value_parser = thread_count)]
     threads: Option<usize>,
     /// vae-relevance: latent dimensions (default 8); ievae: equivariant dimensions (default 8)
     #[arg(long)]
@@ -197,5 +197,15 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+/// `--threads`: each thread is a real one with its own stack, so a count far beyond any
+/// machine's cores only spends time starting them.
+fn thread_count(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n @ 1..=256) => Ok(n),
+        Ok(n) => Err(format!("{n} threads: give 1 to 256")),
+        Err(e) => Err(e.to_string()),
     }
 }

@@ -3,7 +3,6 @@
 //! parts of the paper's training step that do not depend on the data: the latent's draw,
 //! scheduled sampling, the ramp of the sequence terms and the reconstruction terms.
 
-use std::ops::RangeInclusive;
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
@@ -31,11 +30,8 @@ pub struct Lab<C, M, K> {
 }
 
 /// What an SPS family's training configuration tells its lab.
-pub trait Config: Serialize + DeserializeOwned {
+pub trait Config: Serialize + DeserializeOwned + crate::nn::checkpoint::SizeLimits {
     type Model;
-
-    /// Every size the model allocates by, named as in `config.train`, with its allowed range.
-    fn limits(&self) -> Vec<(String, usize, RangeInclusive<usize>)>;
 
     /// The model of this configuration, its variables taken from `vb`.
     fn model(&self, vb: VarBuilder) -> candle_core::Result<Self::Model>;
@@ -69,7 +65,7 @@ where
     Self: LabFile<Config = C>,
 {
     fn build(file: Opened<C>) -> Result<Self, CheckpointError> {
-        file.limits("train.", file.cfg.limits())?;
+        file.limits("train.", file.cfg.size_limits())?;
         let (model, varmap) = file.build_model(|cfg, vb| cfg.model(vb))?;
         Ok(Self {
             calibration: file.entry_or_default("calibration"),

@@ -19,6 +19,7 @@ pub const DEFAULT_SOUNDFONT: &str = "/usr/share/sounds/sf2/FluidR3_GM.sf2";
 /// the file: a plain SoundFont 2 is parsed from the file itself, and its bytes read after.
 fn read_valid(path: &Path) -> anyhow::Result<Vec<u8>> {
     let named = || path.display().to_string();
+    crate::error::regular_file_len(path).with_context(named)?;
     let bytes = std::fs::read(path).with_context(named)?;
     match super::sf3::to_sf2(&bytes) {
         Ok(Some(sf2)) => {

@@ -11,6 +11,9 @@ pub const MAX_SAMPLES: u64 = 1 << 28;
 /// Headers beyond these are corrupt rather than exotic.
 const MAX_CHANNELS: u16 = 256;
 const MAX_SAMPLE_RATE: u32 = 1_536_000;
+/// Below this no sound worth reading fits (and resampling such a file to the features' rate
+/// would multiply its length many thousand times).
+const MIN_SAMPLE_RATE: u32 = 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WavError {
@@ -37,8 +40,8 @@ pub fn read_mono(path: &Path) -> Result<(Vec<f32>, u32), WavError> {
         path: name.clone(),
         source,
     };
+    let available = crate::error::regular_file_len(path).map_err(read_err)?;
     let file = File::open(path).map_err(read_err)?;
-    let available = file.metadata().map_err(read_err)?.len();
     decode(BufReader::new(file), available, &name)
 }
 
@@ -107,7 +110,7 @@ fn decode_from<R: Read>(src: R, available: u64, name: &str) -> Result<(Vec<f32>,
     if channels == 0 || channels > MAX_CHANNELS {
         return Err(unsupported(format!("{channels} channels")));
     }
-    if sample_rate == 0 || sample_rate > MAX_SAMPLE_RATE {
+    if !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&sample_rate) {
         return Err(unsupported(format!("sample rate {sample_rate} Hz")));
     }
     match (sample_format, bits) {

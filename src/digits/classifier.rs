@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::render::{self, PIXELS, SIDE, Writer};
 use super::{DigitSet, TEST_WRITER_BASE};
-use crate::nn::checkpoint::{self, CheckpointError, Checkpointed, Metadata, Opened};
+use crate::nn::checkpoint::{self, CheckpointError, Checkpointed, Metadata, Opened, SizeLimits};
 use crate::nn::{Mlp, WeightInit};
 use crate::worker::trainer::unknown_preset;
 use crate::worker::{CoreTrainer, StepStats, Trainer, TrainerCore};
@@ -86,12 +86,17 @@ pub struct DigitClassifier {
 
 crate::checkpointed_lab!(DigitClassifier, FAMILY, ClassifierConfig);
 
+impl SizeLimits for ClassifierConfig {
+    fn size_limits(&self) -> Vec<(String, usize, std::ops::RangeInclusive<usize>)> {
+        let layers = [("hidden (layers)".into(), self.hidden.len(), 0..=8)];
+        let widths = checkpoint::indexed("hidden", &self.hidden, 1..=8192);
+        layers.into_iter().chain(widths).collect()
+    }
+}
+
 impl Checkpointed for DigitClassifier {
     fn build(file: Opened<ClassifierConfig>) -> Result<Self, CheckpointError> {
-        let hidden = &file.cfg.hidden;
-        let layers = [("hidden (layers)".into(), hidden.len(), 0..=8)];
-        let widths = checkpoint::indexed("hidden", hidden, 1..=8192);
-        file.limits("train.", layers.into_iter().chain(widths))?;
+        file.limits("train.", file.cfg.size_limits())?;
         let (mlp, varmap) =
             file.build_model(|cfg, vb| Mlp::new(&cfg.sizes(), WeightInit::He, vb.pp("mlp")))?;
         Ok(Self {

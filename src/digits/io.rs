@@ -55,14 +55,15 @@ fn read_file(path: &Path) -> Result<Vec<u8>, DigitsError> {
         path: path.to_owned(),
         source,
     };
-    let meta = std::fs::metadata(path).map_err(io)?;
-    if meta.is_dir() {
-        return Err(DigitsError::idx(path, "is a folder, not a file"));
-    }
-    if meta.len() > MAX_FILE_BYTES {
+    let len = match crate::error::regular_file_len(path) {
+        Ok(len) => len,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(io(e)),
+        Err(e) => return Err(DigitsError::idx(path, e.to_string())),
+    };
+    if len > MAX_FILE_BYTES {
         return Err(DigitsError::idx(
             path,
-            format!("{} bytes is too large for a digit file", meta.len()),
+            format!("{len} bytes is too large for a digit file"),
         ));
     }
     std::fs::read(path).map_err(io)

@@ -14,7 +14,7 @@ use candle_core::{D, Device, Tensor};
 use candle_nn::VarMap;
 
 use crate::digits::{self, DigitSet, PIXELS, Recipe, Source, Split};
-use crate::nn::checkpoint::{CheckpointError, Checkpointed, Metadata, Opened};
+use crate::nn::checkpoint::{CheckpointError, Checkpointed, Metadata, Opened, SizeLimits};
 use model::IeVae;
 use train::TrainConfig;
 
@@ -34,16 +34,22 @@ pub struct Lab {
 
 crate::checkpointed_lab!(Lab, FAMILY, TrainConfig);
 
+impl SizeLimits for TrainConfig {
+    fn size_limits(&self) -> Vec<(String, usize, std::ops::RangeInclusive<usize>)> {
+        let m = &self.model;
+        vec![
+            ("model.input".into(), m.input, PIXELS..=PIXELS),
+            ("model.classes".into(), m.classes, 2..=1024),
+            ("model.equivariant".into(), m.equivariant, 1..=256),
+            ("model.invariant".into(), m.invariant, 1..=1024),
+        ]
+    }
+}
+
 impl Checkpointed for Lab {
     fn build(file: Opened<TrainConfig>) -> Result<Self, CheckpointError> {
         let m = &file.cfg.model;
-        let sizes = [
-            ("input".into(), m.input, PIXELS..=PIXELS),
-            ("classes".into(), m.classes, 2..=1024),
-            ("equivariant".into(), m.equivariant, 1..=256),
-            ("invariant".into(), m.invariant, 1..=1024),
-        ];
-        file.limits("train.model.", sizes)?;
+        file.limits("train.", file.cfg.size_limits())?;
         m.check().map_err(|e| file.refuse(e))?;
         let (model, varmap) = file.build_model(|cfg, vb| IeVae::new(&cfg.model, vb))?;
         let labels_used = file.meta.config.get("labels_used").and_then(|v| v.as_u64());

@@ -81,6 +81,25 @@ impl CheckpointError {
     }
 }
 
+/// The stack of the thread that reads a PyTorch pickle (reserved, not used, until needed):
+/// deep enough for the nesting [`MAX_PICKLE_BYTES`] can hold.
+const PICKLE_STACK_BYTES: usize = 1 << 30;
+/// The largest pickle of a PyTorch archive read: a state_dict's names and shapes take a few
+/// kB, and every byte more can nest the parser one level deeper.
+const MAX_PICKLE_BYTES: u64 = 1 << 20;
+
+/// The size of a PyTorch archive's `data.pkl`, None when the file is not a zip archive
+/// holding one (the reader then says what is wrong).
+fn pickle_size(path: &Path) -> Option<u64> {
+    let file = std::io::BufReader::new(std::fs::File::open(path).ok()?);
+    let mut archive = zip::ZipArchive::new(file).ok()?;
+    let name = (archive.file_names())
+        .filter_map(Result::ok)
+        .find(|n| n.ends_with("data.pkl"))?
+        .into_owned();
+    archive.by_name(&name).ok().map(|entry| entry.size())
+}
+
 /// The largest checkpoint we agree to read; the shipped ones are a few MB.
 const MAX_CHECKPOINT_BYTES: u64 = 2 << 30;
 
@@ -156,7 +175,7 @@ pub fn load(path: &Path) -> Result<Loaded, CheckpointError> {
         path: path.to_owned(),
         source,
     };
-    let len = std::fs::metadata(path).map_err(io)?.len();
+    let len = crate::error::regular_file_len(path).map_err(io)?;
     if len > MAX_CHECKPOINT_BYTES {
         return Err(CheckpointError::other(
             path,
@@ -200,6 +219,14 @@ pub fn load_bytes(bytes: &[u8], path: &Path) -> Result<Loaded, CheckpointError> 
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
+        // training never saves such weights (it stops on a non-finite loss), so they are
+        // damage, and a model built from them draws and reads nothing but NaN
+        if data.iter().any(|v| !v.is_finite()) {
+            return Err(CheckpointError::other(
+                path,
+                format!("damaged: tensor `{name}` holds NaN or infinite values"),
+            ));
+        }
         let t = Tensor::from_vec(data, view.shape(), &Device::Cpu)
             .map_err(|e| format(e.to_string()))?;
         tensors.insert(name, t);
@@ -304,6 +331,13 @@ pub fn limit(
             allowed.end()
         ),
     ))
+}
+
+/// Every size a family's training configuration allocates by, with its allowed range, named
+/// as under `config.train` (`model.hidden`): the loader refuses a checkpoint outside them, and
+/// `train` refuses `--set` values outside them before anything is built.
+pub trait SizeLimits {
+    fn size_limits(&self) -> Vec<(String, usize, std::ops::RangeInclusive<usize>)>;
 }
 
 /// [`limit`] for several sizes, each named `prefix` + its name.
@@ -805,22 +839,57 @@ pub fn read_pytorch_state_dict(path: &Path) -> Result<HashMap<String, Tensor>, C
     let not_state_dict = |reason: String| {
         CheckpointError::other(path, format!("not a PyTorch state_dict ({reason})"))
     };
-    std::fs::metadata(path).map_err(|source| CheckpointError::Io {
+    let len = crate::error::regular_file_len(path).map_err(|source| CheckpointError::Io {
         path: path.to_owned(),
         source,
     })?;
-    // The pickle reader is third-party code fed with untrusted bytes: contain any panic.
-    let read = quietly(|| -> candle_core::Result<Vec<(String, Tensor)>> {
-        let pth = candle_core::pickle::PthTensors::new(path, None)?;
-        let mut names: Vec<String> = pth.tensor_infos().keys().cloned().collect();
-        names.sort();
-        let mut out = Vec::new();
-        for name in names {
-            if let Some(t) = pth.get(&name)? {
-                out.push((name, t.to_dtype(DType::F32)?));
-            }
+    if len > MAX_CHECKPOINT_BYTES {
+        return Err(CheckpointError::other(
+            path,
+            format!("{len} bytes is too large for a checkpoint"),
+        ));
+    }
+    if let Some(size) = pickle_size(path)
+        && size > MAX_PICKLE_BYTES
+    {
+        return Err(not_state_dict(format!(
+            "its pickle is {size} bytes; a state_dict's is a few kB"
+        )));
+    }
+    // The pickle reader is third-party code fed with untrusted bytes: contain any panic, and
+    // give its recursion (a pickle can nest lists as deep as it has bytes) a stack to match
+    let read = std::thread::scope(|scope| {
+        let reader = std::thread::Builder::new()
+            .stack_size(PICKLE_STACK_BYTES)
+            .spawn_scoped(scope, || {
+                quietly(|| -> candle_core::Result<Vec<(String, Tensor)>> {
+                    let pth = candle_core::pickle::PthTensors::new(path, None)?;
+                    let mut names: Vec<String> = pth.tensor_infos().keys().cloned().collect();
+                    names.sort();
+                    let mut out = Vec::new();
+                    for name in names {
+                        // the reader allocates what the pickle claims before reading: a claim
+                        // larger than the whole file is refused first
+                        let info = &pth.tensor_infos()[&name];
+                        let bytes = (info.layout.dims().iter())
+                            .try_fold(info.dtype.size_in_bytes(), |n, &d| n.checked_mul(d));
+                        if bytes.is_none_or(|b| b as u64 > len) {
+                            candle_core::bail!(
+                                "tensor `{name}` claims shape {:?}, more than the file holds",
+                                info.layout.dims()
+                            );
+                        }
+                        if let Some(t) = pth.get(&name)? {
+                            out.push((name, t.to_dtype(DType::F32)?));
+                        }
+                    }
+                    Ok(out)
+                })
+            });
+        match reader {
+            Ok(handle) => handle.join().unwrap_or_else(|_| Err("a panic".into())),
+            Err(e) => Err(e.to_string()),
         }
-        Ok(out)
     });
     let tensors = match read {
         Ok(Ok(t)) => t,

@@ -65,9 +65,10 @@ impl Family for RelevanceFamily {
         let data = events(&lab, data_spec)?;
         let report = lab.relevance_on(&data).map_err(CliError::Failed)?;
         if report.relevance.iter().any(|r| !r.is_finite()) {
-            return Err(CliError::Failed(anyhow!(
-                "{}: the relevance is not finite (the weights hold NaN or inf)",
-                file.display()
+            return Err(crate::cli::bad(anyhow!(
+                "{}: the relevance is not finite on {}: its events lie too far outside the spread of those the model was trained on",
+                file.display(),
+                data.source
             )));
         }
         let mut metrics = serde_json::json!({

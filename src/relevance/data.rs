@@ -211,19 +211,30 @@ impl Dataset {
 
     /// Generate, or read, the events that `spec` names. `events` and `seed` apply to generators.
     pub fn load(spec: &str, events: usize, seed: u64) -> Result<Self, DataError> {
-        match Source::parse(spec)? {
-            Source::Generated(g) => Ok(generate(g, events, seed)),
+        let (path, data) = match Source::parse(spec)? {
+            Source::Generated(g) => return Ok(generate(g, events, seed)),
             Source::Csv(path) => {
                 let text = read_text(&path)?;
                 let table = parse_csv(&text, &path.display().to_string())?;
-                Ok(table.into_dataset(spec.trim()))
+                (path, table.into_dataset(spec.trim()))
             }
             Source::Lhe(path, ids) => {
                 let text = read_text(&path)?;
                 let events = parse_lhe(&text, &path.display().to_string(), ids)?;
-                Ok(muon_dataset(spec.trim(), events, None, true))
+                (path, muon_dataset(spec.trim(), events, None, true))
             }
+        };
+        // every HELD_OUT_EVERY-th event is held out: with fewer, nothing is left to measure on
+        if data.len() < HELD_OUT_EVERY {
+            return Err(whole(
+                &path.display().to_string(),
+                format!(
+                    "{} events are too few (at least {HELD_OUT_EVERY}: every {HELD_OUT_EVERY}th is held out for measuring)",
+                    data.len()
+                ),
+            ));
         }
+        Ok(data)
     }
 }
 
@@ -234,17 +245,11 @@ pub fn is_muon_columns(columns: &[String]) -> bool {
 /// Read a whole file as text, refusing directories and files too large to be event tables.
 fn read_text(path: &Path) -> Result<String, DataError> {
     let name = path.display().to_string();
-    let meta = std::fs::metadata(path).map_err(|e| whole(&name, e.to_string()))?;
-    if meta.is_dir() {
-        return Err(whole(&name, "is a folder, not a file"));
-    }
-    if meta.len() > MAX_FILE_BYTES {
+    let len = crate::error::regular_file_len(path).map_err(|e| whole(&name, e.to_string()))?;
+    if len > MAX_FILE_BYTES {
         return Err(whole(
             &name,
-            format!(
-                "{} bytes is too large (at most {MAX_FILE_BYTES})",
-                meta.len()
-            ),
+            format!("{len} bytes is too large (at most {MAX_FILE_BYTES})"),
         ));
     }
     let bytes = std::fs::read(path).map_err(|e| whole(&name, e.to_string()))?;
@@ -728,7 +733,8 @@ pub fn parse_lhe(text: &str, name: &str, ids: [i32; 2]) -> Result<Vec<[f64; 8]>,
                         format!("`{}` is not a number (PUP{})", shown(f), j + 1),
                     )
                 })?;
-                if !v.is_finite() {
+                // the features are f32, as CSV columns are
+                if !v.is_finite() || !(v as f32).is_finite() {
                     return Err(at(
                         name,
                         pl,

@@ -16,7 +16,7 @@ use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
-use crate::nn::checkpoint::{CheckpointError, Checkpointed, Metadata, Opened};
+use crate::nn::checkpoint::{CheckpointError, Checkpointed, Metadata, Opened, SizeLimits};
 use data::{DataError, Dataset};
 use eval::RelevanceReport;
 use model::RelevanceVae;
@@ -66,17 +66,24 @@ pub type Latents = Vec<Vec<f32>>;
 
 crate::checkpointed_lab!(Lab, FAMILY, TrainConfig);
 
+impl SizeLimits for TrainConfig {
+    fn size_limits(&self) -> Vec<(String, usize, std::ops::RangeInclusive<usize>)> {
+        // the input's width is the data's, known once the data is read
+        let m = &self.model;
+        vec![
+            ("model.latent".into(), m.latent, 1..=256),
+            ("model.hidden".into(), m.hidden, 1..=4096),
+        ]
+    }
+}
+
 impl Checkpointed for Lab {
     fn build(file: Opened<TrainConfig>) -> Result<Self, CheckpointError> {
         let standardizer: Standardizer = file.entry("standardizer")?;
         let columns: Vec<String> = file.entry("columns")?;
         let m = &file.cfg.model;
-        let sizes = [
-            ("input".into(), m.input, 1..=1024),
-            ("latent".into(), m.latent, 1..=256),
-            ("hidden".into(), m.hidden, 1..=4096),
-        ];
-        file.limits("train.model.", sizes)?;
+        let input = ("model.input".into(), m.input, 1..=1024);
+        file.limits("train.", file.cfg.size_limits().into_iter().chain([input]))?;
         let input = m.input;
         if standardizer.dim() != input || standardizer.std.len() != input || columns.len() != input
         {

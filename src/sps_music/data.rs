@@ -16,6 +16,8 @@ pub const NOTE_SAMPLES: usize = 2048;
 pub const FADE: usize = 512;
 /// a note plus one hop of silence
 pub const NOTE_TOTAL: usize = 2560;
+/// The longest recording a folder of notes may hold, at the features' rate: an hour
+const MAX_RECORDING_SAMPLES: u64 = 3600 * SAMPLE_RATE as u64;
 pub const FRAMES_PER_NOTE: usize = 5;
 pub const NOTE_FEATURES: usize = N_BINS * FRAMES_PER_NOTE;
 pub const SEQ_LEN: usize = 15;
@@ -170,6 +172,15 @@ impl WavFolderSource {
             let mut notes = Vec::new();
             for f in files {
                 let (samples, rate) = wav::read_mono(&f)?;
+                let resampled = samples.len() as u64 * u64::from(SAMPLE_RATE) / u64::from(rate);
+                if resampled > MAX_RECORDING_SAMPLES {
+                    bail!(
+                        "{}: {} s of sound is longer than a recording of notes may be ({} s)",
+                        f.display(),
+                        resampled / u64::from(SAMPLE_RATE),
+                        MAX_RECORDING_SAMPLES / u64::from(SAMPLE_RATE)
+                    );
+                }
                 let samples = if rate == SAMPLE_RATE {
                     samples
                 } else {

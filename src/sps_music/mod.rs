@@ -27,10 +27,8 @@ pub type Lab = crate::sps::Lab<TrainConfig, SpsMusic, Calibration>;
 
 crate::checkpointed_lab!(Lab, FAMILY, TrainConfig);
 
-impl crate::sps::Config for TrainConfig {
-    type Model = SpsMusic;
-
-    fn limits(&self) -> Vec<(String, usize, RangeInclusive<usize>)> {
+impl crate::nn::checkpoint::SizeLimits for TrainConfig {
+    fn size_limits(&self) -> Vec<(String, usize, RangeInclusive<usize>)> {
         let m = &self.model;
         let (channels, kernel) = match m.arch {
             model::Arch::Official => (4, 1),
@@ -46,6 +44,10 @@ impl crate::sps::Config for TrainConfig {
         let convs = checkpoint::indexed("model.channels", &m.channels[..channels], 1..=1024);
         sizes.into_iter().chain(mlp).chain(convs).collect()
     }
+}
+
+impl crate::sps::Config for TrainConfig {
+    type Model = SpsMusic;
 
     crate::sps::config_methods!(SpsMusic);
 

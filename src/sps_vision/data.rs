@@ -366,9 +366,8 @@ const MAX_FRAME_BYTES: u64 = 4 << 20;
 
 /// One 32x32 frame file as CHW floats in [0, 1].
 pub fn read_frame(path: &Path) -> anyhow::Result<Vec<f32>> {
-    let len = std::fs::metadata(path)
-        .with_context(|| format!("{}: cannot read", path.display()))?
-        .len();
+    let len = crate::error::regular_file_len(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
     if len > MAX_FRAME_BYTES {
         bail!(
             "{}: {len} bytes is too large for a 32x32 frame",

@@ -26,10 +26,8 @@ pub type Lab = crate::sps::Lab<TrainConfig, SpsVision, Calibration>;
 
 crate::checkpointed_lab!(Lab, FAMILY, TrainConfig);
 
-impl crate::sps::Config for TrainConfig {
-    type Model = SpsVision;
-
-    fn limits(&self) -> Vec<(String, usize, RangeInclusive<usize>)> {
+impl crate::nn::checkpoint::SizeLimits for TrainConfig {
+    fn size_limits(&self) -> Vec<(String, usize, RangeInclusive<usize>)> {
         let m = &self.model;
         let keypoints = match m.encoder {
             model::EncoderKind::Keypoints {
@@ -60,6 +58,10 @@ impl crate::sps::Config for TrainConfig {
             .chain(checkpoint::indexed("model.mlp", &m.mlp, 1..=4096));
         latent.into_iter().chain(widths).chain(keypoints).collect()
     }
+}
+
+impl crate::sps::Config for TrainConfig {
+    type Model = SpsVision;
 
     crate::sps::config_methods!(SpsVision);
 

@@ -16,7 +16,7 @@ pub mod view;
 
 use candle_nn::VarMap;
 
-use crate::nn::checkpoint::{CheckpointError, Checkpointed, Metadata, Opened};
+use crate::nn::checkpoint::{CheckpointError, Checkpointed, Metadata, Opened, SizeLimits};
 use data::Domain;
 use eval::Summary;
 use model::V3Model;
@@ -56,6 +56,27 @@ pub struct Lab {
 
 crate::checkpointed_lab!(Lab, FAMILY_NOTES, TrainConfig);
 
+impl SizeLimits for TrainConfig {
+    fn size_limits(&self) -> Vec<(String, usize, std::ops::RangeInclusive<usize>)> {
+        let m = &self.model;
+        vec![
+            ("model.hidden".into(), m.hidden, 1..=4096),
+            ("model.content_dim".into(), m.content_dim, 1..=1024),
+            ("model.style_dim".into(), m.style_dim, 1..=1024),
+            ("model.atoms".into(), m.atoms, 2..=1024),
+            ("model.pool".into(), m.pool, 1..=64),
+            ("model.rank".into(), m.rank, 0..=1024),
+            ("model.cepstrum".into(), m.cepstrum, 0..=1024),
+            ("model.conv".into(), m.conv, 0..=256),
+            (
+                "model.style_discriminant".into(),
+                m.style_discriminant,
+                0..=1024,
+            ),
+        ]
+    }
+}
+
 impl Checkpointed for Lab {
     fn accepts(family: &str) -> bool {
         domain_of(family).is_some()
@@ -70,18 +91,7 @@ impl Checkpointed for Lab {
             )));
         }
         refuse_settings_it_cannot_build(&file)?;
-        let sizes = [
-            ("hidden".into(), m.hidden, 1..=4096),
-            ("content_dim".into(), m.content_dim, 1..=1024),
-            ("style_dim".into(), m.style_dim, 1..=1024),
-            ("atoms".into(), m.atoms, 2..=1024),
-            ("pool".into(), m.pool, 1..=64),
-            ("rank".into(), m.rank, 0..=1024),
-            ("cepstrum".into(), m.cepstrum, 0..=1024),
-            ("conv".into(), m.conv, 0..=256),
-            ("style_discriminant".into(), m.style_discriminant, 0..=1024),
-        ];
-        file.limits("train.model.", sizes)?;
+        file.limits("train.", file.cfg.size_limits())?;
         let (model, varmap) = file.build_model(|cfg, vb| V3Model::new(&cfg.model, vb))?;
         Ok(Self {
             summary: file.entry_or_default("summary"),
