@@ -412,3 +412,139 @@ fn ievae_refuses_bad_training_data() {
     assert!(String::from_utf8_lossy(&r.stderr).contains("--labels 5"));
     assert_eq!(std::fs::read(&out).unwrap(), b"precious");
 }
+
+/// Files of the right name and the wrong nature: a device for every kind of input, a `.npy`
+/// whose header claims more than it holds, weights that are NaN, a SoundFont whose sample
+/// claims an impossible rate, too few events to hold any out; and settings no model can be
+/// built with. Each is refused by name with exit code 2, before anything is allocated for it.
+#[test]
+fn hostile_files_and_settings_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let out = dir.path().join("out.npy");
+    let model = |name: &str| {
+        s(&PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("models")
+            .join(name))
+    };
+
+    // a device reports a length of 0 and never ends: refused before it is read
+    let zero = Path::new("/dev/zero");
+    if zero.exists() {
+        expect_refusal(&["eval", "/dev/zero"], zero, &out);
+        for data in ["csv:/dev/zero", "lhe:/dev/zero"] {
+            let args = ["eval", &model("vae_relevance.safetensors"), "--data", data];
+            expect_refusal(&args, zero, &out);
+        }
+        let args = [
+            "eval",
+            &model("sps_music.safetensors"),
+            "--data",
+            "soundfont:/dev/zero",
+        ];
+        expect_refusal(&args, zero, &out);
+    }
+
+    // a .npy header promising 10^12 rows of 3 floats, and no data
+    let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000, 3), }";
+    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+    let padded = format!("{header:<117}\n");
+    npy.extend_from_slice(&(padded.len() as u16).to_le_bytes());
+    npy.extend_from_slice(padded.as_bytes());
+    let huge = dir.path().join("huge.npy");
+    std::fs::write(&huge, &npy).unwrap();
+    let args = [
+        "decode",
+        &model("sps_vision.safetensors"),
+        "--latents",
+        &s(&huge),
+        "--out",
+        &s(&out),
+    ];
+    expect_refusal(&args, &huge, &out);
+
+    // a checkpoint whose last weight is NaN
+    let nan = dir.path().join("nan.safetensors");
+    let mut bytes = std::fs::read(model("vae_relevance.safetensors")).unwrap();
+    let n = bytes.len();
+    bytes[n - 4..].copy_from_slice(&f32::NAN.to_le_bytes());
+    std::fs::write(&nan, &bytes).unwrap();
+    expect_refusal(&["eval", &s(&nan)], &nan, &out);
+
+    // a SoundFont whose first sample claims a rate of 4294967295 Hz
+    let font = std::fs::read(fixture("no_general_midi.sf2")).unwrap();
+    let shdr = font.windows(4).position(|w| w == b"shdr").unwrap();
+    let mut bad_rate = font.clone();
+    bad_rate[shdr + 8 + 36..shdr + 8 + 40].copy_from_slice(&[0xff; 4]);
+    let sf2 = dir.path().join("bad_rate.sf2");
+    std::fs::write(&sf2, &bad_rate).unwrap();
+    let data = format!("soundfont:{}", s(&sf2));
+    let args = ["eval", &model("sps_music.safetensors"), "--data", &data];
+    expect_refusal(&args, &sf2, &out);
+    let refused = bin().args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("sample rate of -1 Hz"), "{stderr}");
+
+    // two events: every fifth is held out, so nothing would be measured
+    let csv = dir.path().join("two.csv");
+    std::fs::write(&csv, "a,b\n1,2\n3,4\n").unwrap();
+    let data = format!("csv:{}", s(&csv));
+    expect_refusal(
+        &["eval", &model("vae_relevance.safetensors"), "--data", &data],
+        &csv,
+        &out,
+    );
+
+    // sizes a checkpoint would be refused for, and more threads than any machine has
+    let ckpt = dir.path().join("m.safetensors");
+    for args in [
+        vec!["--set", "model.hidden=100000000"],
+        vec!["--set", "model.hidden=0"],
+        vec!["--threads", "100000"],
+    ] {
+        let mut all = vec![
+            "train",
+            "vae-relevance",
+            "--steps",
+            "1",
+            "--out",
+            ckpt.to_str().unwrap(),
+        ];
+        all.extend(args.iter().copied());
+        let result = bin().args(&all).output().unwrap();
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert_eq!(result.status.code(), Some(2), "{all:?}: {stderr}");
+        assert!(!ckpt.exists(), "{all:?} built a model");
+    }
+}
+
+/// A training that fails never replaces the file its `--out` names: diverging at its first
+/// step, it leaves the previous checkpoint as it was and saves nothing.
+#[test]
+fn a_failed_training_leaves_the_previous_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("previous.safetensors");
+    std::fs::write(&out, b"the model trained yesterday").unwrap();
+    let result = bin()
+        .args([
+            "train",
+            "vae-relevance",
+            "--steps",
+            "3",
+            "--set",
+            "lr=1e30",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("diverged"), "{stderr}");
+    assert_eq!(std::fs::read(&out).unwrap(), b"the model trained yesterday");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "{stderr}"
+    );
+}

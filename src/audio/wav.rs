@@ -396,6 +396,17 @@ mod tests {
             vec![-1.0, 0.0, 0.5]
         );
 
+        // a header at 1 Hz: resampled to the features' rate it would grow 16000 times
+        let slow = bytes_of(
+            WavSpec {
+                sample_rate: 1,
+                ..spec(1, 16, SampleFormat::Int)
+            },
+            |w| w.write_sample(0i16).unwrap(),
+        );
+        let err = read_mono_from_bytes(&slow, "slow").unwrap_err().to_string();
+        assert!(err.contains("sample rate 1 Hz"), "{err}");
+
         let i32s = bytes_of(spec(1, 32, SampleFormat::Int), |w| {
             w.write_sample(i32::MIN).unwrap()
         });

@@ -909,7 +909,6 @@ fn first_line(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::quietly;
 
     fn meta() -> Metadata {
         Metadata {

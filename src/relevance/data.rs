@@ -1000,6 +1000,12 @@ mod tests {
         );
         let bad_num = LHE.replace("10 20 30 38.7", "10 zz 30 38.7");
         assert_eq!(err(&bad_num), "z.lhe:9: `zz` is not a number (PUP2)");
+        // finite as f64, infinite as the f32 feature it becomes
+        let beyond_f32 = LHE.replace("10 20 30 38.7", "10 1e39 30 38.7");
+        assert_eq!(
+            err(&beyond_f32),
+            "z.lhe:9: `1e39` is not a finite number (PUP2)"
+        );
         let short = LHE.replace(" 13 1 1 2 0 0 10 20 30 38.7 0.10566 0 9", " 13 1 1 2");
         assert!(err(&short).starts_with("z.lhe:9: a particle line needs 13 fields"));
         let too_few = LHE.replacen(" 4 1 1.0", " 6 1 1.0", 1);
