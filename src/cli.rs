@@ -125,6 +125,14 @@ impl TrainArgs {
         Ok(cfg)
     }
 
+    /// `--labels` is the IE-VAE's alone: anywhere else it would be ignored without a word.
+    pub fn refuse_labels(&self, family: &str) -> Result<(), CliError> {
+        match self.labels {
+            Some(_) => Err(bad(anyhow!("--labels applies to ievae, not to {family}"))),
+            None => Ok(()),
+        }
+    }
+
     /// [`TrainArgs::config`] for a family without `--latent`/`--beta` (named `family`), which
     /// refuses them first.
     pub fn config_without_sizes<T>(
@@ -141,6 +149,7 @@ impl TrainArgs {
                 "--latent and --beta apply to vae-relevance and ievae, not to {family}"
             )));
         }
+        self.refuse_labels(family)?;
         self.config(preset, steps)
     }
 
@@ -559,6 +568,12 @@ pub fn print_metrics(metrics: &serde_json::Value, json: bool) {
 /// The refusal of `decode` to an output of extension `ext`; `formats` names the ones the
 /// family writes (".npy or .png").
 pub fn cannot_decode_to(out: &Path, ext: &str, formats: &str) -> CliError {
+    if ext.is_empty() {
+        return bad(anyhow!(
+            "{}: the name has no extension to say what to write (use {formats})",
+            out.display()
+        ));
+    }
     bad(anyhow!(
         "{}: cannot decode to .{ext} (use {formats})",
         out.display()

@@ -39,11 +39,16 @@ impl Error {
     /// candle appends a backtrace to some messages, which is no help to a user.
     pub fn message(&self) -> String {
         let (Error::BadInput(e) | Error::Failed(e)) = self;
-        e.chain()
-            .map(|cause| first_line(&cause.to_string()))
-            .filter(|line| !line.is_empty())
-            .collect::<Vec<_>>()
-            .join(": ")
+        let mut parts: Vec<String> = Vec::new();
+        for cause in e.chain() {
+            let line = first_line(&cause.to_string());
+            // an error that writes its source into its own message is followed in the chain
+            // by that source: say it once
+            if !line.is_empty() && !parts.iter().any(|p| p.contains(&line)) {
+                parts.push(line);
+            }
+        }
+        parts.join(": ")
     }
 }
 
@@ -156,6 +161,12 @@ pub fn quietly<T>(f: impl FnOnce() -> T) -> Result<T, String> {
 /// could hold for one (`/dev/zero` would be read until memory runs out).
 pub fn regular_file_len(path: &std::path::Path) -> std::io::Result<u64> {
     use std::io::{Error, ErrorKind};
+    if path.as_os_str().is_empty() {
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            "an empty path names no file",
+        ));
+    }
     let meta = std::fs::metadata(path)?;
     if meta.is_dir() {
         return Err(Error::new(

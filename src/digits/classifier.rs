@@ -88,7 +88,10 @@ crate::checkpointed_lab!(DigitClassifier, FAMILY, ClassifierConfig);
 
 impl SizeLimits for ClassifierConfig {
     fn size_limits(&self) -> Vec<(String, usize, std::ops::RangeInclusive<usize>)> {
-        let layers = [("hidden (layers)".into(), self.hidden.len(), 0..=8)];
+        let layers = [
+            ("batch".into(), self.batch, 1..=1 << 20),
+            ("hidden (layers)".into(), self.hidden.len(), 0..=8),
+        ];
         let widths = checkpoint::indexed("hidden", &self.hidden, 1..=8192);
         layers.into_iter().chain(widths).collect()
     }

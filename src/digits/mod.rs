@@ -193,6 +193,11 @@ impl Source {
             rest.split_once(',')
                 .map(|(a, b)| (PathBuf::from(a), PathBuf::from(b)))
         };
+        if rest.split(',').any(str::is_empty) && !rest.is_empty() {
+            return Err(DigitsError::Spec(format!(
+                "--data {spec}: a file name is missing on one side of the comma"
+            )));
+        }
         match kind {
             "digits" if rest.is_empty() => Ok(Self::Generated(recipe)),
             "digits" => match rest.parse::<usize>() {

@@ -31,6 +31,7 @@ impl Family for RelevanceFamily {
     }
 
     fn train(&self, args: &TrainArgs) -> Result<worker::JobHandle, CliError> {
+        args.refuse_labels(FAMILY)?;
         let mut cfg = args.config(TrainConfig::preset, |c| &mut c.steps)?;
         if let Some(l) = args.latent_within(1..=256, "latent dimensions")? {
             cfg.model.latent = l;
