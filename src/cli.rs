@@ -705,6 +705,9 @@ pub fn read_batch(path: &Path, item: &[usize], what: &str) -> Result<Tensor, Cli
             dims.join(", ")
         )));
     }
+    if x.dims()[0] == 0 {
+        return Err(bad(anyhow!("{}: holds no {what}", path.display())));
+    }
     Ok(x)
 }
 

@@ -70,10 +70,14 @@ impl Family for DigitClassifierFamily {
         let (source, test) = test_digits(data, clf.meta.seed)?;
         let accuracy = clf.accuracy(&test)?;
         let m = clf.confusion(&test)?;
-        let per_class: Vec<f64> = m
+        let per_class: Vec<Option<f64>> = m
             .iter()
             .enumerate()
-            .map(|(d, row)| row[d] as f64 / row.iter().sum::<usize>().max(1) as f64)
+            // a class the test set lacks has no accuracy (null), not one of 0
+            .map(|(d, row)| {
+                let n = row.iter().sum::<usize>();
+                (n > 0).then(|| row[d] as f64 / n as f64)
+            })
             .collect();
         Ok(serde_json::json!({
             "family": FAMILY,
