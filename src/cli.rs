@@ -122,6 +122,13 @@ impl TrainArgs {
                 )));
             }
         }
+        // every family's optimiser steps by `lr`: at 0 or below it learns nothing or ascends
+        let lr = serde_json::to_value(&cfg)
+            .ok()
+            .and_then(|v| v.get("lr")?.as_f64());
+        if let Some(lr) = lr.filter(|lr| !(*lr > 0.0)) {
+            return Err(bad(anyhow!("--set: lr = {lr}, must be above 0")));
+        }
         Ok(cfg)
     }
 
@@ -364,6 +371,12 @@ pub fn export(file: &Path, figure: &str, out: &Path, compare: Option<&Path>) -> 
         None => family_of(file)?,
     };
     check_writable(out)?;
+    if extension(out).is_empty() {
+        return Err(bad(anyhow!(
+            "{}: the name has no extension to say what to write (.png, .svg, or .wav for sound)",
+            out.display()
+        )));
+    }
     match compare {
         None => export_one(fam, file, figure, out)?,
         Some(b) => export_pair(fam, [file, b], figure, out)?,
@@ -693,6 +706,10 @@ fn npy_holds_its_shape(path: &Path) -> anyhow::Result<()> {
     }
 }
 
+/// The most rows `encode` and `decode` take from one file: each decoded row is a frame, a
+/// spectrogram or an image, and the results are held together before they are written.
+pub const MAX_ROWS: usize = 100_000;
+
 /// A `.npy` batch that must have the shape `(N, item...)`: `what` says what an item is.
 pub fn read_batch(path: &Path, item: &[usize], what: &str) -> Result<Tensor, CliError> {
     let x = read_npy(path)?;
@@ -707,6 +724,13 @@ pub fn read_batch(path: &Path, item: &[usize], what: &str) -> Result<Tensor, Cli
     }
     if x.dims()[0] == 0 {
         return Err(bad(anyhow!("{}: holds no {what}", path.display())));
+    }
+    if x.dims()[0] > MAX_ROWS {
+        return Err(bad(anyhow!(
+            "{}: {} {what}; give at most {MAX_ROWS} at a time",
+            path.display(),
+            x.dims()[0]
+        )));
     }
     Ok(x)
 }

@@ -200,19 +200,25 @@ fn sample_audio(smpl: &[u8], h: &Header) -> anyhow::Result<Vec<i16>> {
     decode_vorbis(stream)
 }
 
-/// An Ogg Vorbis stream's first channel as 16-bit samples. The decoder is kept from
+/// An Ogg Vorbis stream's (mono) samples as 16-bit samples. The decoder is kept from
 /// panicking the program on hostile bytes.
 fn decode_vorbis(stream: &[u8]) -> anyhow::Result<Vec<i16>> {
     let decoded = std::panic::catch_unwind(|| -> anyhow::Result<Vec<i16>> {
         let mut reader = lewton::inside_ogg::OggStreamReader::new(std::io::Cursor::new(stream))
             .map_err(|e| anyhow::anyhow!("not an Ogg Vorbis stream ({e})"))?;
-        let channels = usize::from(reader.ident_hdr.audio_channels.max(1));
+        // SF3 keeps every sample as one mono stream (a stereo pair is two linked samples):
+        // a header claiming more channels is damage, and decoding 255 of them takes minutes
+        let channels = reader.ident_hdr.audio_channels;
+        anyhow::ensure!(
+            channels == 1,
+            "an Ogg Vorbis stream of {channels} channels, where SF3 samples are mono"
+        );
         let mut out = Vec::new();
         while let Some(packet) = reader
             .read_dec_packet_itl()
             .map_err(|e| anyhow::anyhow!("a corrupt Ogg Vorbis stream ({e})"))?
         {
-            out.extend(packet.iter().step_by(channels));
+            out.extend_from_slice(&packet);
         }
         Ok(out)
     });

@@ -88,8 +88,15 @@ crate::checkpointed_lab!(DigitClassifier, FAMILY, ClassifierConfig);
 
 impl SizeLimits for ClassifierConfig {
     fn size_limits(&self) -> Vec<(String, usize, std::ops::RangeInclusive<usize>)> {
+        let writers = usize::try_from(self.writers).unwrap_or(usize::MAX);
         let layers = [
             ("batch".into(), self.batch, 1..=1 << 20),
+            ("writers".into(), writers, 1..=1_000_000_000),
+            (
+                "test_writers".into(),
+                self.test_writers,
+                1..=crate::digits::MAX_WRITERS,
+            ),
             ("hidden (layers)".into(), self.hidden.len(), 0..=8),
         ];
         let widths = checkpoint::indexed("hidden", &self.hidden, 1..=8192);

@@ -126,6 +126,34 @@ impl Default for Recipe {
     }
 }
 
+/// The most writers a generated data set holds: each writes every digit `per_digit` times,
+/// about 0.3 MB of images a writer at the default 10
+pub const MAX_WRITERS: usize = 5000;
+
+impl Recipe {
+    /// The recipe's sizes with their limits (named as under `recipe`), for
+    /// [`crate::nn::checkpoint::SizeLimits`].
+    pub fn size_limits(&self) -> Vec<(String, usize, std::ops::RangeInclusive<usize>)> {
+        vec![
+            (
+                "recipe.train_writers".into(),
+                self.train_writers,
+                1..=MAX_WRITERS,
+            ),
+            (
+                "recipe.test_writers".into(),
+                self.test_writers,
+                1..=MAX_WRITERS,
+            ),
+            ("recipe.per_digit".into(), self.per_digit, 1..=100),
+        ]
+    }
+}
+
+/// The fewest training digits, and held-out digits, a data set may have: fewer than ten
+/// cannot hold every class
+const MIN_DIGITS: usize = 10;
+
 /// Test writers are numbered from here, so no seed makes them coincide with training writers.
 pub const TEST_WRITER_BASE: u64 = 1 << 40;
 
@@ -201,12 +229,12 @@ impl Source {
         match kind {
             "digits" if rest.is_empty() => Ok(Self::Generated(recipe)),
             "digits" => match rest.parse::<usize>() {
-                Ok(n) if (1..=100_000).contains(&n) => Ok(Self::Generated(Recipe {
+                Ok(n) if (1..=MAX_WRITERS).contains(&n) => Ok(Self::Generated(Recipe {
                     train_writers: n,
                     ..recipe
                 })),
                 _ => Err(DigitsError::Spec(format!(
-                    "--data {spec}: give the number of training writers, 1 to 100000 (e.g. digits:600)"
+                    "--data {spec}: give the number of training writers, 1 to {MAX_WRITERS} (e.g. digits:600)"
                 ))),
             },
             "idx" if rest.is_empty() => Err(DigitsError::Spec(
@@ -231,6 +259,29 @@ impl Source {
 
     /// Read or generate the digits.
     pub fn load(&self) -> Result<Split, DigitsError> {
+        let split = self.load_unchecked()?;
+        if split.train.len() < MIN_DIGITS || split.test.len() < MIN_DIGITS {
+            return Err(DigitsError::Spec(format!(
+                "{}: {} training and {} held-out digits; at least {MIN_DIGITS} of each are needed",
+                self.name(),
+                split.train.len(),
+                split.test.len()
+            )));
+        }
+        Ok(split)
+    }
+
+    /// The file (or folder) the digits come from, for messages.
+    fn name(&self) -> String {
+        match self {
+            Self::Generated(_) => "digits".into(),
+            Self::IdxPair { images, .. } => images.display().to_string(),
+            Self::IdxDir(dir) => dir.display().to_string(),
+            Self::Csv(path) | Self::CsvPair { train: path, .. } => path.display().to_string(),
+        }
+    }
+
+    fn load_unchecked(&self) -> Result<Split, DigitsError> {
         let pair = |(images, labels): (Vec<f32>, Vec<u8>)| DigitSet {
             images,
             labels,

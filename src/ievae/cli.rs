@@ -311,6 +311,17 @@ impl Family for IeVaeFamily {
             )));
         }
         let rows = z.to_vec2::<f32>()?;
+        // pose-only rows are drawn once in every class
+        let images = rows.len() * if cols == e { lab.classes() } else { 1 };
+        // the decoder's activations take about 20 kB a digit while they are drawn together
+        let most = cli::MAX_ROWS / 5;
+        if images == 0 || images > most {
+            return Err(bad(anyhow!(
+                "{}: {} rows would draw {images} digits; give 1 to {most} at a time",
+                latents.display(),
+                rows.len(),
+            )));
+        }
         let mut items: Vec<(u32, Vec<f32>)> = Vec::new();
         for (i, row) in rows.iter().enumerate() {
             if cols == e + 1 {

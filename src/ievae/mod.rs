@@ -44,6 +44,9 @@ impl SizeLimits for TrainConfig {
             ("model.equivariant".into(), m.equivariant, 1..=256),
             ("model.invariant".into(), m.invariant, 1..=1024),
         ]
+        .into_iter()
+        .chain(self.recipe.size_limits())
+        .collect()
     }
 }
 

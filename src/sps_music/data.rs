@@ -489,6 +489,9 @@ pub fn open_source(spec: &str) -> anyhow::Result<Box<dyn NoteSource>> {
         return Ok(Box::new(SoundFontSource::open(Path::new(p))?));
     }
     if let Some(p) = spec.strip_prefix("wav-dir:") {
+        if p.is_empty() {
+            bail!("--data wav-dir: give a folder of notes (wav-dir:DIR)");
+        }
         return Ok(Box::new(WavFolderSource::open(Path::new(p))?));
     }
     bail!(

@@ -336,7 +336,17 @@ pub fn load(domain: Domain, spec: &str, progress: &dyn Fn(String)) -> anyhow::Re
             progress(format!("preparing digits from {spec}"));
             let source = crate::digits::Source::parse(spec, digit_recipe())?;
             let split = source.load()?;
-            Ok(digit_rows(&split, spec))
+            let rows = digit_rows(&split, spec);
+            // a row holds each digit once: data short of a digit, in training or held out,
+            // makes no rows there and leaves nothing to learn from or to measure on
+            if rows.train.is_empty() || rows.test.is_empty() {
+                bail!(
+                    "{spec}: the digits make {} training and {} held-out rows of 0-9; a row needs one of each digit, in both parts",
+                    rows.train.len(),
+                    rows.test.len()
+                );
+            }
+            Ok(rows)
         }
     }
 }
