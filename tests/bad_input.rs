@@ -463,6 +463,39 @@ fn hostile_files_and_settings_are_refused() {
     ];
     expect_refusal(&args, &huge, &out);
 
+    // an empty batch of latents, and more digits than a data set may hold writers for
+    let empty = dir.path().join("empty.npy");
+    let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 9), }";
+    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+    let padded = format!("{header:<117}\n");
+    npy.extend_from_slice(&(padded.len() as u16).to_le_bytes());
+    npy.extend_from_slice(padded.as_bytes());
+    std::fs::write(&empty, &npy).unwrap();
+    let args = [
+        "decode",
+        &model("ievae_digits.safetensors"),
+        "--latents",
+        &s(&empty),
+        "--out",
+        &s(&out),
+    ];
+    expect_refusal(&args, &empty, &out);
+    let many = bin()
+        .args([
+            "eval",
+            &model("digit_classifier.safetensors"),
+            "--data",
+            "digits:100000",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        many.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&many.stderr)
+    );
+
     // a checkpoint whose last weight is NaN
     let nan = dir.path().join("nan.safetensors");
     let mut bytes = std::fs::read(model("vae_relevance.safetensors")).unwrap();
@@ -500,7 +533,10 @@ fn hostile_files_and_settings_are_refused() {
     for args in [
         vec!["--set", "model.hidden=100000000"],
         vec!["--set", "model.hidden=0"],
+        vec!["--set", "batch=0"],
+        vec!["--set", "lr=-1"],
         vec!["--threads", "100000"],
+        vec!["--labels", "10"],
     ] {
         let mut all = vec![
             "train",
