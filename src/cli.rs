@@ -126,7 +126,7 @@ impl TrainArgs {
         let lr = serde_json::to_value(&cfg)
             .ok()
             .and_then(|v| v.get("lr")?.as_f64());
-        if let Some(lr) = lr.filter(|lr| !(*lr > 0.0)) {
+        if let Some(lr) = lr.filter(|lr| *lr <= 0.0) {
             return Err(bad(anyhow!("--set: lr = {lr}, must be above 0")));
         }
         Ok(cfg)
