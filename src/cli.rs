@@ -308,6 +308,20 @@ pub fn check_writable(out: &Path) -> CliResult {
             out.display()
         )));
     }
+    // results are written beside the target and renamed over it: that would replace a link
+    // (not the file it points to), a pipe or a device with a plain file
+    if let Ok(meta) = std::fs::symlink_metadata(out)
+        && !meta.is_file()
+    {
+        return Err(bad(anyhow!(
+            "{}: is a link, pipe or device, not a file (give the file's own path)",
+            out.display()
+        )));
+    }
+    // found now, not after the work: most file systems take names of up to 255 bytes
+    if out.file_name().is_some_and(|n| n.len() > 255) {
+        return Err(bad(anyhow!("{}: the file name is too long", out.display())));
+    }
     let probe = dir.join(format!(".latent-lab-probe-{}", std::process::id()));
     std::fs::write(&probe, b"")
         .map_err(|e| bad(anyhow!("{}: cannot write there ({e})", out.display())))?;
@@ -743,6 +757,20 @@ pub fn read_matrix(path: &Path, cols: usize, what: &str) -> Result<(usize, Vec<f
 
 /// Write a tensor as `.npy`, atomically.
 pub fn write_npy(t: &Tensor, out: &Path) -> CliResult {
+    // a model meeting inputs far outside what it was trained on can overflow: say so rather
+    // than hand back an array of NaN
+    let finite = t
+        .flatten_all()?
+        .to_dtype(candle_core::DType::F32)?
+        .to_vec1::<f32>()?
+        .iter()
+        .all(|v| v.is_finite());
+    if !finite {
+        return Err(bad(anyhow!(
+            "{}: not written: the results are not finite numbers (the inputs lie far outside the range the model was trained on)",
+            out.display()
+        )));
+    }
     let tmp = out.with_extension("npy.tmp");
     t.write_npy(&tmp)
         .map_err(|e| bad(anyhow!("{}: {e}", out.display())))?;

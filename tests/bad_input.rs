@@ -413,6 +413,17 @@ fn ievae_refuses_bad_training_data() {
     assert_eq!(std::fs::read(&out).unwrap(), b"precious");
 }
 
+/// A little-endian f32 `.npy` file of `shape` (as Python writes it) holding `data`.
+fn npy(shape: &str, data: &[f32]) -> Vec<u8> {
+    let header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+    let padded = format!("{header:<117}\n");
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(padded.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(padded.as_bytes());
+    bytes.extend(data.iter().flat_map(|v| v.to_le_bytes()));
+    bytes
+}
+
 /// Files of the right name and the wrong nature: a device for every kind of input, a `.npy`
 /// whose header claims more than it holds, weights that are NaN, a SoundFont whose sample
 /// claims an impossible rate, too few events to hold any out; and settings no model can be
@@ -446,13 +457,8 @@ fn hostile_files_and_settings_are_refused() {
     }
 
     // a .npy header promising 10^12 rows of 3 floats, and no data
-    let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000, 3), }";
-    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
-    let padded = format!("{header:<117}\n");
-    npy.extend_from_slice(&(padded.len() as u16).to_le_bytes());
-    npy.extend_from_slice(padded.as_bytes());
     let huge = dir.path().join("huge.npy");
-    std::fs::write(&huge, &npy).unwrap();
+    std::fs::write(&huge, npy("(1000000000000, 3)", &[])).unwrap();
     let args = [
         "decode",
         &model("sps_vision.safetensors"),
@@ -465,12 +471,7 @@ fn hostile_files_and_settings_are_refused() {
 
     // an empty batch of latents, and more digits than a data set may hold writers for
     let empty = dir.path().join("empty.npy");
-    let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 9), }";
-    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
-    let padded = format!("{header:<117}\n");
-    npy.extend_from_slice(&(padded.len() as u16).to_le_bytes());
-    npy.extend_from_slice(padded.as_bytes());
-    std::fs::write(&empty, &npy).unwrap();
+    std::fs::write(&empty, npy("(0, 9)", &[])).unwrap();
     let args = [
         "decode",
         &model("ievae_digits.safetensors"),
@@ -495,6 +496,51 @@ fn hostile_files_and_settings_are_refused() {
         "{}",
         String::from_utf8_lossy(&many.stderr)
     );
+
+    // latents so far out that the decoder overflows: refused rather than written as NaN
+    let far = dir.path().join("far.npy");
+    std::fs::write(&far, npy("(1, 32)", &[1e20; 32])).unwrap();
+    let args = [
+        "decode",
+        &model("v3_notes.safetensors"),
+        "--latents",
+        &s(&far),
+        "--out",
+        &s(&out),
+    ];
+    expect_refusal(&args, &out, &out);
+
+    // an output that is a link: writing would replace the link, not the file it points to
+    let target = dir.path().join("target.npy");
+    let link = dir.path().join("link.npy");
+    std::fs::write(&target, b"kept").unwrap();
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let ok = dir.path().join("ok.npy");
+    std::fs::write(&ok, npy("(1, 3)", &[0.0; 3])).unwrap();
+    let refused = bin()
+        .args([
+            "decode",
+            &model("sps_vision.safetensors"),
+            "--latents",
+            &s(&ok),
+            "--out",
+            &s(&link),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), b"kept");
 
     // a checkpoint whose last weight is NaN
     let nan = dir.path().join("nan.safetensors");
