@@ -637,18 +637,22 @@ pub fn read_npy(path: &Path) -> Result<Tensor, CliError> {
         ))
     })?;
     let x = x.to_dtype(candle_core::DType::F32)?;
-    let finite = x
-        .flatten_all()?
-        .to_vec1::<f32>()?
-        .iter()
-        .all(|f| f.is_finite());
-    if !finite {
+    if !all_finite(&x)? {
         return Err(bad(anyhow!(
             "{}: holds NaN or infinite values",
             path.display()
         )));
     }
     Ok(x)
+}
+
+/// Whether every value of `t` is a finite number.
+fn all_finite(t: &Tensor) -> candle_core::Result<bool> {
+    let values = t
+        .flatten_all()?
+        .to_dtype(candle_core::DType::F32)?
+        .to_vec1::<f32>()?;
+    Ok(values.iter().all(|v| v.is_finite()))
 }
 
 /// Whether a `.npy` file holds as many bytes as its header's shape and type call for. The
@@ -759,13 +763,7 @@ pub fn read_matrix(path: &Path, cols: usize, what: &str) -> Result<(usize, Vec<f
 pub fn write_npy(t: &Tensor, out: &Path) -> CliResult {
     // a model meeting inputs far outside what it was trained on can overflow: say so rather
     // than hand back an array of NaN
-    let finite = t
-        .flatten_all()?
-        .to_dtype(candle_core::DType::F32)?
-        .to_vec1::<f32>()?
-        .iter()
-        .all(|v| v.is_finite());
-    if !finite {
+    if !all_finite(t)? {
         return Err(bad(anyhow!(
             "{}: not written: the results are not finite numbers (the inputs lie far outside the range the model was trained on)",
             out.display()

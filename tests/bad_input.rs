@@ -413,6 +413,19 @@ fn ievae_refuses_bad_training_data() {
     assert_eq!(std::fs::read(&out).unwrap(), b"precious");
 }
 
+/// The arguments of `decode` of `model` from `latents` into `out`.
+fn decode(model: &str, latents: &Path, out: &Path) -> [String; 6] {
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    [
+        "decode".into(),
+        model.into(),
+        "--latents".into(),
+        s(latents),
+        "--out".into(),
+        s(out),
+    ]
+}
+
 /// A little-endian f32 `.npy` file of `shape` (as Python writes it) holding `data`.
 fn npy(shape: &str, data: &[f32]) -> Vec<u8> {
     let header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
@@ -459,28 +472,14 @@ fn hostile_files_and_settings_are_refused() {
     // a .npy header promising 10^12 rows of 3 floats, and no data
     let huge = dir.path().join("huge.npy");
     std::fs::write(&huge, npy("(1000000000000, 3)", &[])).unwrap();
-    let args = [
-        "decode",
-        &model("sps_vision.safetensors"),
-        "--latents",
-        &s(&huge),
-        "--out",
-        &s(&out),
-    ];
-    expect_refusal(&args, &huge, &out);
+    let args = decode(&model("sps_vision.safetensors"), &huge, &out);
+    expect_refusal(&args.each_ref().map(String::as_str), &huge, &out);
 
     // an empty batch of latents, and more digits than a data set may hold writers for
     let empty = dir.path().join("empty.npy");
     std::fs::write(&empty, npy("(0, 9)", &[])).unwrap();
-    let args = [
-        "decode",
-        &model("ievae_digits.safetensors"),
-        "--latents",
-        &s(&empty),
-        "--out",
-        &s(&out),
-    ];
-    expect_refusal(&args, &empty, &out);
+    let args = decode(&model("ievae_digits.safetensors"), &empty, &out);
+    expect_refusal(&args.each_ref().map(String::as_str), &empty, &out);
     let many = bin()
         .args([
             "eval",
@@ -500,15 +499,8 @@ fn hostile_files_and_settings_are_refused() {
     // latents so far out that the decoder overflows: refused rather than written as NaN
     let far = dir.path().join("far.npy");
     std::fs::write(&far, npy("(1, 32)", &[1e20; 32])).unwrap();
-    let args = [
-        "decode",
-        &model("v3_notes.safetensors"),
-        "--latents",
-        &s(&far),
-        "--out",
-        &s(&out),
-    ];
-    expect_refusal(&args, &out, &out);
+    let args = decode(&model("v3_notes.safetensors"), &far, &out);
+    expect_refusal(&args.each_ref().map(String::as_str), &out, &out);
 
     // an output that is a link: writing would replace the link, not the file it points to
     let target = dir.path().join("target.npy");
@@ -518,14 +510,7 @@ fn hostile_files_and_settings_are_refused() {
     let ok = dir.path().join("ok.npy");
     std::fs::write(&ok, npy("(1, 3)", &[0.0; 3])).unwrap();
     let refused = bin()
-        .args([
-            "decode",
-            &model("sps_vision.safetensors"),
-            "--latents",
-            &s(&ok),
-            "--out",
-            &s(&link),
-        ])
+        .args(decode(&model("sps_vision.safetensors"), &ok, &link))
         .output()
         .unwrap();
     assert_eq!(
