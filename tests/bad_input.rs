@@ -413,6 +413,13 @@ fn ievae_refuses_bad_training_data() {
     assert_eq!(std::fs::read(&out).unwrap(), b"precious");
 }
 
+/// Run, expect exit code 2.
+fn exits_with_2(args: &[&str]) {
+    let result = bin().args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(2), "{args:?}: {stderr}");
+}
+
 /// The arguments of `decode` of `model` from `latents` into `out`.
 fn decode(model: &str, latents: &Path, out: &Path) -> [String; 6] {
     let s = |p: &Path| p.to_str().unwrap().to_string();
@@ -480,21 +487,8 @@ fn hostile_files_and_settings_are_refused() {
     std::fs::write(&empty, npy("(0, 9)", &[])).unwrap();
     let args = decode(&model("ievae_digits.safetensors"), &empty, &out);
     expect_refusal(&args.each_ref().map(String::as_str), &empty, &out);
-    let many = bin()
-        .args([
-            "eval",
-            &model("digit_classifier.safetensors"),
-            "--data",
-            "digits:100000",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        many.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&many.stderr)
-    );
+    let classifier = model("digit_classifier.safetensors");
+    exits_with_2(&["eval", &classifier, "--data", "digits:100000"]);
 
     // latents so far out that the decoder overflows: refused rather than written as NaN
     let far = dir.path().join("far.npy");
@@ -509,16 +503,8 @@ fn hostile_files_and_settings_are_refused() {
     std::os::unix::fs::symlink(&target, &link).unwrap();
     let ok = dir.path().join("ok.npy");
     std::fs::write(&ok, npy("(1, 3)", &[0.0; 3])).unwrap();
-    let refused = bin()
-        .args(decode(&model("sps_vision.safetensors"), &ok, &link))
-        .output()
-        .unwrap();
-    assert_eq!(
-        refused.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&refused.stderr)
-    );
+    let args = decode(&model("sps_vision.safetensors"), &ok, &link);
+    exits_with_2(&args.each_ref().map(String::as_str));
     assert!(
         std::fs::symlink_metadata(&link)
             .unwrap()
