@@ -759,6 +759,25 @@ pub fn read_matrix(path: &Path, cols: usize, what: &str) -> Result<(usize, Vec<f
     Ok((x.dims()[0], x.flatten_all()?.to_vec1::<f32>()?))
 }
 
+/// [`read_matrix`] of values that must lie in [0, 1] (images of ink on paper).
+pub fn read_unit_matrix(
+    path: &Path,
+    cols: usize,
+    what: &str,
+) -> Result<(usize, Vec<f32>), CliError> {
+    let (n, x) = read_matrix(path, cols, what)?;
+    let (lo, hi) = x
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    if lo < 0.0 || hi > 1.0 {
+        return Err(bad(anyhow!(
+            "{}: values from {lo} to {hi}, expected {what}",
+            path.display()
+        )));
+    }
+    Ok((n, x))
+}
+
 /// Write a tensor as `.npy`, atomically.
 pub fn write_npy(t: &Tensor, out: &Path) -> CliResult {
     // a model meeting inputs far outside what it was trained on can overflow: say so rather

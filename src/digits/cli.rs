@@ -157,7 +157,7 @@ impl Family for DigitClassifierFamily {
 
     fn encode(&self, file: &Path, input: &Path, out: &Path) -> CliResult {
         let clf = load(file)?;
-        let (n, x) = cli::read_matrix(input, PIXELS, "28x28 digit images, ink in [0, 1]")?;
+        let (n, x) = cli::read_unit_matrix(input, PIXELS, "28x28 digit images, ink in [0, 1]")?;
         let p = clf.probabilities(&x)?;
         let flat: Vec<f32> = p.into_iter().flatten().collect();
         cli::write_npy(&Tensor::from_vec(flat, (n, 10), &Device::Cpu)?, out)

@@ -288,7 +288,7 @@ impl Family for IeVaeFamily {
 
     fn encode(&self, file: &Path, input: &Path, out: &Path) -> CliResult {
         let lab = load(file)?;
-        let (n, x) = cli::read_matrix(input, PIXELS, "28x28 digit images, ink in [0, 1]")?;
+        let (n, x) = cli::read_unit_matrix(input, PIXELS, "28x28 digit images, ink in [0, 1]")?;
         let (mu, _) = lab
             .model
             .encode(&Tensor::from_vec(x, (n, PIXELS), &Device::Cpu)?)?;
