@@ -660,7 +660,7 @@ fn all_finite(t: &Tensor) -> candle_core::Result<bool> {
 /// must be refused first, and a shape whose size overflows must not wrap to an empty array.
 /// Headers it cannot make sense of are left to the reader to refuse.
 fn npy_holds_its_shape(path: &Path) -> anyhow::Result<()> {
-    use std::io::Read;
+    use std::io::{Read, Seek, SeekFrom};
     let len = crate::error::regular_file_len(path)?;
     let mut file = std::fs::File::open(path)?;
     let mut prefix = [0u8; 12];
@@ -678,9 +678,7 @@ fn npy_holds_its_shape(path: &Path) -> anyhow::Result<()> {
         anyhow::bail!("its header runs past the end of the file");
     }
     let mut header = vec![0u8; header_len as usize];
-    let mut file = std::fs::File::open(path)?;
-    let mut skip = vec![0u8; start as usize];
-    file.read_exact(&mut skip)?;
+    file.seek(SeekFrom::Start(start))?;
     file.read_exact(&mut header)?;
     let header = String::from_utf8_lossy(&header);
     let field = |key: &str| -> Option<String> {

@@ -90,7 +90,7 @@ impl SizeLimits for ClassifierConfig {
     fn size_limits(&self) -> Vec<(String, usize, std::ops::RangeInclusive<usize>)> {
         let writers = usize::try_from(self.writers).unwrap_or(usize::MAX);
         let layers = [
-            ("batch".into(), self.batch, 1..=1 << 20),
+            ("batch".into(), self.batch, Self::BATCH),
             ("writers".into(), writers, 1..=1_000_000_000),
             (
                 "test_writers".into(),

@@ -38,7 +38,7 @@ impl SizeLimits for TrainConfig {
     fn size_limits(&self) -> Vec<(String, usize, std::ops::RangeInclusive<usize>)> {
         let m = &self.model;
         vec![
-            ("batch".into(), self.batch, 1..=1 << 20),
+            ("batch".into(), self.batch, Self::BATCH),
             ("model.input".into(), m.input, PIXELS..=PIXELS),
             ("model.classes".into(), m.classes, 2..=1024),
             ("model.equivariant".into(), m.equivariant, 1..=256),

@@ -171,19 +171,28 @@ pub struct Loaded {
 
 /// Read a checkpoint. Any file is acceptable input: a wrong, truncated or hostile one gives an error.
 pub fn load(path: &Path) -> Result<Loaded, CheckpointError> {
-    let io = |source| CheckpointError::Io {
+    checkpoint_len(path)?;
+    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
         path: path.to_owned(),
         source,
-    };
-    let len = crate::error::regular_file_len(path).map_err(io)?;
+    })?;
+    load_bytes(&bytes, path)
+}
+
+/// The length of a checkpoint file (ours or PyTorch's), refused when it is not a regular file
+/// or too large to be one.
+fn checkpoint_len(path: &Path) -> Result<u64, CheckpointError> {
+    let len = crate::error::regular_file_len(path).map_err(|source| CheckpointError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
     if len > MAX_CHECKPOINT_BYTES {
         return Err(CheckpointError::other(
             path,
             format!("{len} bytes is too large for a checkpoint"),
         ));
     }
-    let bytes = std::fs::read(path).map_err(io)?;
-    load_bytes(&bytes, path)
+    Ok(len)
 }
 
 /// The parsing half of [`load`], on bytes already in memory (used by the fuzz target).
@@ -337,6 +346,9 @@ pub fn limit(
 /// as under `config.train` (`model.hidden`): the loader refuses a checkpoint outside them, and
 /// `train` refuses `--set` values outside them before anything is built.
 pub trait SizeLimits {
+    /// The batch sizes every family accepts.
+    const BATCH: std::ops::RangeInclusive<usize> = 1..=1 << 20;
+
     fn size_limits(&self) -> Vec<(String, usize, std::ops::RangeInclusive<usize>)>;
 }
 
@@ -839,16 +851,7 @@ pub fn read_pytorch_state_dict(path: &Path) -> Result<HashMap<String, Tensor>, C
     let not_state_dict = |reason: String| {
         CheckpointError::other(path, format!("not a PyTorch state_dict ({reason})"))
     };
-    let len = crate::error::regular_file_len(path).map_err(|source| CheckpointError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    if len > MAX_CHECKPOINT_BYTES {
-        return Err(CheckpointError::other(
-            path,
-            format!("{len} bytes is too large for a checkpoint"),
-        ));
-    }
+    let len = checkpoint_len(path)?;
     if let Some(size) = pickle_size(path)
         && size > MAX_PICKLE_BYTES
     {

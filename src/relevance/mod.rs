@@ -71,7 +71,7 @@ impl SizeLimits for TrainConfig {
         // the input's width is the data's, known once the data is read
         let m = &self.model;
         vec![
-            ("batch".into(), self.batch, 1..=1 << 20),
+            ("batch".into(), self.batch, Self::BATCH),
             ("model.latent".into(), m.latent, 1..=256),
             ("model.hidden".into(), m.hidden, 1..=4096),
         ]
