@@ -658,21 +658,24 @@ fn all_finite(t: &Tensor) -> candle_core::Result<bool> {
 /// Whether a `.npy` file holds as many bytes as its header's shape and type call for. The
 /// reader allocates what the header claims before it reads: a few bytes claiming 10^12 rows
 /// must be refused first, and a shape whose size overflows must not wrap to an empty array.
-/// Headers it cannot make sense of are left to the reader to refuse.
+/// The header is read as candle's reader reads it ([`npy_header`]), so that no spelling of
+/// it (a key without quotes, a type without its size, a key given twice) gets past this
+/// check and not past the reader.
 fn npy_holds_its_shape(path: &Path) -> anyhow::Result<()> {
     use std::io::{Read, Seek, SeekFrom};
     let len = crate::error::regular_file_len(path)?;
     let mut file = std::fs::File::open(path)?;
     let mut prefix = [0u8; 12];
     if file.read_exact(&mut prefix).is_err() || &prefix[..6] != b"\x93NUMPY" {
-        return Ok(());
+        anyhow::bail!("it does not start as a .npy file does");
     }
     let (start, header_len) = match prefix[6] {
         1 => (10, u16::from_le_bytes([prefix[8], prefix[9]]) as u64),
-        _ => (
+        2 => (
             12,
             u32::from_le_bytes([prefix[8], prefix[9], prefix[10], prefix[11]]) as u64,
         ),
+        v => anyhow::bail!("version {v} of the format is not read (1 and 2 are)"),
     };
     if header_len > 1 << 20 || start + header_len > len {
         anyhow::bail!("its header runs past the end of the file");
@@ -680,46 +683,73 @@ fn npy_holds_its_shape(path: &Path) -> anyhow::Result<()> {
     let mut header = vec![0u8; header_len as usize];
     file.seek(SeekFrom::Start(start))?;
     file.read_exact(&mut header)?;
-    let header = String::from_utf8_lossy(&header);
-    let field = |key: &str| -> Option<String> {
-        let rest = &header[header.find(key)? + key.len()..];
-        let rest = rest.trim_start().strip_prefix(':')?.trim_start();
-        Some(match rest.strip_prefix('(') {
-            Some(tuple) => tuple[..tuple.find(')')?].to_string(),
-            None => rest
-                .trim_start_matches(['\'', '"'])
-                .split(['\'', '"'])
-                .next()?
-                .to_string(),
-        })
-    };
-    let (Some(shape), Some(descr)) = (field("'shape'"), field("'descr'")) else {
-        return Ok(());
-    };
-    let Ok(item) = descr
-        .trim_start_matches(['<', '>', '|', '='])
-        .get(1..)
-        .unwrap_or("")
-        .parse::<u64>()
-    else {
-        return Ok(());
-    };
-    let mut values: u64 = 1;
-    for dim in shape.split(',').map(str::trim).filter(|d| !d.is_empty()) {
-        let dim: u64 = dim
-            .parse()
-            .map_err(|_| anyhow!("shape ({shape}) is not a shape"))?;
-        values = values
-            .checked_mul(dim)
-            .ok_or_else(|| anyhow!("shape ({shape}) is too large"))?;
-    }
+    let (shape, item) = npy_header(&String::from_utf8_lossy(&header))?;
+    let values = (shape.iter()).try_fold(1u64, |n, &d| n.checked_mul(d));
     let data = len - start - header_len;
-    match values.checked_mul(item) {
+    match values.and_then(|n| n.checked_mul(item)) {
         Some(bytes) if bytes <= data => Ok(()),
         _ => anyhow::bail!(
-            "its header promises shape ({shape}) of {descr}, but the file holds {data} bytes of data"
+            "its header promises shape {shape:?} of {item}-byte values, but the file holds {data} bytes of data"
         ),
     }
+}
+
+/// The shape and the size in bytes of one value that a `.npy` header declares, read as
+/// candle's reader reads it: the dictionary split at top-level commas, each entry at its one
+/// colon, quotes and spaces trimmed, the last of a repeated key kept.
+fn npy_header(header: &str) -> anyhow::Result<(Vec<u64>, u64)> {
+    let header = header.trim_matches(|c: char| matches!(c, '{' | '}' | ',') || c.is_whitespace());
+    let mut fields = std::collections::HashMap::new();
+    let (mut depth, mut from) = (0i64, 0);
+    let ends = header.char_indices().filter(|&(_, c)| {
+        depth += match c {
+            '(' => 1,
+            ')' => -1,
+            _ => 0,
+        };
+        c == ',' && depth == 0
+    });
+    let ends: Vec<usize> = ends.map(|(i, _)| i).chain([header.len()]).collect();
+    for end in ends {
+        let entry = header[from..end].trim();
+        from = (end + 1).min(header.len());
+        if entry.is_empty() {
+            continue;
+        }
+        let &[key, value] = entry.split(':').collect::<Vec<_>>().as_slice() else {
+            anyhow::bail!("its header is not a dictionary");
+        };
+        let unquote = |s: &str| {
+            s.trim_matches(|c: char| c == '\'' || c.is_whitespace())
+                .to_string()
+        };
+        fields.insert(unquote(key), unquote(value));
+    }
+    let field = |key: &str| {
+        fields
+            .get(key)
+            .ok_or_else(|| anyhow!("its header has no `{key}`"))
+    };
+    if fields.get("fortran_order").is_some_and(|f| f == "True") {
+        anyhow::bail!("it is in Fortran order; save it in C order with numpy.ascontiguousarray");
+    }
+    let descr = field("descr")?;
+    if descr.starts_with('>') {
+        anyhow::bail!("its values are big-endian ({descr}); save them as little-endian");
+    }
+    let item = match descr.trim_matches(['=', '<', '|']) {
+        "B" | "u1" | "?" | "b1" => 1,
+        "e" | "f2" | "h" | "i2" => 2,
+        "f" | "f4" | "i" | "i4" | "I" | "u4" => 4,
+        "d" | "f8" | "q" | "i8" => 8,
+        _ => anyhow::bail!("values of type {descr} are not read"),
+    };
+    let shape = field("shape")?.trim_matches(['(', ')', ',']);
+    let shape = (shape.split(',').map(str::trim).filter(|d| !d.is_empty()))
+        .map(|d| d.parse::<u64>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| anyhow!("shape ({shape}) is not a shape"))?;
+    Ok((shape, item))
 }
 
 /// The most rows `encode` and `decode` take from one file: each decoded row is a frame, a
@@ -948,5 +978,76 @@ mod tests {
         assert!(bare.contains("KEY=VALUE"), "{bare}");
         let deep = message(with(&["lr.x=1"]).err().unwrap());
         assert!(deep.contains("single value"), "{deep}");
+    }
+
+    /// A version 1 `.npy` file of `header` (the dictionary, padded as numpy pads it) and
+    /// `data` bytes.
+    fn npy_file(header: &str, data: &[u8]) -> Vec<u8> {
+        let mut h = header.to_string();
+        while !(10 + h.len() + 1).is_multiple_of(64) {
+            h.push(' ');
+        }
+        h.push('\n');
+        let len = (h.len() as u16).to_le_bytes();
+        [b"\x93NUMPY\x01\x00".as_slice(), &len, h.as_bytes(), data].concat()
+    }
+
+    #[test]
+    fn npy_headers_are_read_as_the_reader_reads_them() {
+        let h = |s: &str| npy_header(s).map_err(|e| e.to_string());
+        let plain = "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }";
+        assert_eq!(h(plain), Ok((vec![3, 4], 4)));
+        assert_eq!(h("{'descr': '<f8', 'shape': (128,), }"), Ok((vec![128], 8)));
+        assert_eq!(h("{'descr': '|u1', 'shape': (), }"), Ok((vec![], 1)));
+        // spellings the reader takes, each of which must be counted as it counts them
+        assert_eq!(h("{'descr': '<f', 'shape': (7, 2)}"), Ok((vec![7, 2], 4)));
+        assert_eq!(h("{descr: '<f4', shape: (9,)}"), Ok((vec![9], 4)));
+        let twice = "{'descr': '<f4', 'shape': (1,), 'shape': (10, 10), }";
+        assert_eq!(h(twice), Ok((vec![10, 10], 4)));
+        assert!(
+            h("{'descr': '>f4', 'shape': (1,)}")
+                .unwrap_err()
+                .contains(">f4")
+        );
+        assert!(h("{'descr': '<f4'}").unwrap_err().contains("shape"));
+        assert!(h("{'descr': '<f4', 'shape': (x,)}").is_err());
+        assert!(h("{'descr': '<f4': 'shape': (1,)}").is_err());
+    }
+
+    /// Header bytes changed at random: each file is read or refused, and none makes the
+    /// reader allocate what its header claims (which would abort the test).
+    #[test]
+    fn mutated_npy_files_are_read_or_refused() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.npy");
+        let data: Vec<u8> = (0..12).flat_map(|i| (i as f32).to_le_bytes()).collect();
+        let good = npy_file(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }",
+            &data,
+        );
+        std::fs::write(&path, &good).unwrap();
+        assert_eq!(read_npy(&path).unwrap().dims(), [3, 4]);
+        let digits = b"0123456789";
+        let mut read = 0;
+        for _ in 0..3000 {
+            let mut b = good.clone();
+            for _ in 0..rng.random_range(1..4) {
+                let at = rng.random_range(0..64);
+                b[at] = match rng.random_range(0..3) {
+                    0 => rng.random(),
+                    1 => digits[rng.random_range(0..10)],
+                    _ => b"(),:' "[rng.random_range(0..6)],
+                };
+            }
+            std::fs::write(&path, &b).unwrap();
+            if let Ok(x) = read_npy(&path) {
+                // at least a byte a value
+                assert!(x.elem_count() <= data.len(), "{:?}", x.dims());
+                read += 1;
+            }
+        }
+        assert!(read > 0);
     }
 }

@@ -436,6 +436,11 @@ fn decode(model: &str, latents: &Path, out: &Path) -> [String; 6] {
 /// A little-endian f32 `.npy` file of `shape` (as Python writes it) holding `data`.
 fn npy(shape: &str, data: &[f32]) -> Vec<u8> {
     let header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+    npy_of(&header, data)
+}
+
+/// A `.npy` file of the header dictionary `header` and `data`.
+fn npy_of(header: &str, data: &[f32]) -> Vec<u8> {
     let padded = format!("{header:<117}\n");
     let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
     bytes.extend_from_slice(&(padded.len() as u16).to_le_bytes());
@@ -481,6 +486,15 @@ fn hostile_files_and_settings_are_refused() {
     std::fs::write(&huge, npy("(1000000000000, 3)", &[])).unwrap();
     let args = decode(&model("sps_vision.safetensors"), &huge, &out);
     expect_refusal(&args.each_ref().map(String::as_str), &huge, &out);
+    // the same, spelt as the reader also takes it: no quotes, a type without its size
+    let bare = dir.path().join("bare.npy");
+    std::fs::write(
+        &bare,
+        npy_of("{descr: '<f', shape: (1000000000000, 3)}", &[]),
+    )
+    .unwrap();
+    let args = decode(&model("sps_vision.safetensors"), &bare, &out);
+    expect_refusal(&args.each_ref().map(String::as_str), &bare, &out);
 
     // an empty batch of latents, and more digits than a data set may hold writers for
     let empty = dir.path().join("empty.npy");
@@ -593,7 +607,10 @@ fn a_failed_training_leaves_the_previous_checkpoint() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert_eq!(result.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("diverged"), "{stderr}");
+    assert!(
+        stderr.contains("diverged") && stderr.contains("learning rate"),
+        "{stderr}"
+    );
     assert_eq!(std::fs::read(&out).unwrap(), b"the model trained yesterday");
     assert_eq!(
         std::fs::read_dir(dir.path()).unwrap().count(),

@@ -749,7 +749,7 @@ fn terminal_record(name: &[u8], len: usize) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
@@ -921,7 +921,7 @@ mod tests {
 
     /// Two presets (programs 0 and 5) over two instruments, in layers and key splits: a
     /// SoundFont without modulators.
-    fn plain() -> Vec<u8> {
+    pub(in crate::audio) fn plain() -> Vec<u8> {
         let split = vec![
             zone(
                 &[

@@ -239,7 +239,7 @@ pub(crate) fn push_chunk(out: &mut Vec<u8>, id: &[u8], body: &[u8]) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
@@ -357,6 +357,18 @@ mod tests {
 
     /// Fundamental of a mono signal by the first strong peak of its normalised
     /// autocorrelation, between lags.
+    /// An SF3 whose one sample is [`A4_OGG`], looped, played by program 0 over every key.
+    pub(in crate::audio) fn a4() -> Vec<u8> {
+        let sample = Header {
+            start: 0,
+            end: A4_OGG.len() as u32,
+            loop_start: 2000,
+            loop_end: 3000,
+            kind: 1 | OGG_VORBIS,
+        };
+        soundfont(3, A4_OGG, sample, 69)
+    }
+
     fn frequency(x: &[f32], rate: f32) -> f32 {
         let n = x.len();
         let r = |lag: usize| -> f32 { (0..n - lag).map(|i| x[i] * x[i + lag]).sum::<f32>() };

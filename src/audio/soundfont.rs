@@ -155,14 +155,22 @@ impl NoteRenderer {
     /// where the SoundFont has nothing for it. The synthesiser trusts the file's numbers, so
     /// a note it cannot play (a panic inside it) is an error that names the file.
     pub fn render(&mut self, spec: &NoteSpec) -> anyhow::Result<Vec<f32>> {
-        crate::error::quietly(|| self.render_unguarded(spec)).map_err(|panic| {
+        let samples = crate::error::quietly(|| self.render_unguarded(spec));
+        let cannot = |why: &str| {
             anyhow::anyhow!(
-                "{}: the synthesiser cannot play program {} key {} ({panic})",
+                "{}: the synthesiser cannot play program {} key {} ({why})",
                 self.path.display(),
                 spec.program,
                 spec.pitch
             )
-        })
+        };
+        let samples = samples.map_err(|panic| cannot(&panic))?;
+        // generators far outside their ranges (an LFO that swings the volume by 1600 dB)
+        // overflow the synthesiser's arithmetic
+        if !samples.iter().all(|v| v.is_finite()) {
+            return Err(cannot("its sound overflows to infinity"));
+        }
+        Ok(samples)
     }
 
     fn render_unguarded(&mut self, spec: &NoteSpec) -> Vec<f32> {
@@ -195,5 +203,118 @@ impl NoteRenderer {
             .zip(&right)
             .map(|(l, r)| 0.5 * (l + r))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// Small SoundFonts with bytes changed where a file's tables are (preset, instrument and
+    /// sample records, and the sizes of the chunks that hold them): each is refused when it
+    /// is opened, or opens and plays its notes, or names the note it cannot play. None
+    /// panics, and what plays is as long as asked and finite.
+    #[test]
+    fn mutated_soundfonts_are_refused_or_played() {
+        let fixtures = [
+            super::super::modulators::tests::plain(),
+            super::super::sf3::tests::a4(),
+        ];
+        let programs = [(0, "zero"), (5, "five")];
+        for f in &fixtures {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("whole.sf2");
+            std::fs::write(&path, f).unwrap();
+            NoteRenderer::open(&path, &programs).unwrap();
+        }
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mutated.sf2");
+        let (mut opened, mut played, mut refused_notes) = (0, 0, 0);
+        let trials = 3000;
+        for k in 0..trials {
+            let mut b = fixtures[k % fixtures.len()].clone();
+            // the tables sit in the last list; the header and sample data are hit less often
+            let tables = b.windows(4).rposition(|w| w == b"pdta").unwrap() - 8;
+            for _ in 0..rng.random_range(1..4) {
+                let at = if rng.random_bool(0.8) {
+                    rng.random_range(tables..b.len())
+                } else {
+                    rng.random_range(0..b.len())
+                };
+                match rng.random_range(0..3) {
+                    0 => b[at] = rng.random(),
+                    1 => b[at] ^= 1 << rng.random_range(0..8),
+                    _ => {
+                        let edge = [0u16, 1, 0x7fff, 0x8000, 0xffff][rng.random_range(0..5)];
+                        let end = (at + 2).min(b.len());
+                        b[at..end].copy_from_slice(&edge.to_le_bytes()[..end - at]);
+                    }
+                }
+            }
+            if rng.random_bool(0.05) {
+                b.truncate(rng.random_range(0..=b.len()));
+            }
+            std::fs::write(&path, &b).unwrap();
+            let Ok(mut renderer) = NoteRenderer::open(&path, &programs) else {
+                continue;
+            };
+            opened += 1;
+            for (program, pitch) in [(0, 60), (5, 69), (0, 127), (5, 0)] {
+                let spec = NoteSpec {
+                    program,
+                    pitch,
+                    velocity: 100,
+                    detune_cents: 0.0,
+                    hold: 800,
+                    total: 1600,
+                };
+                match renderer.render(&spec) {
+                    Ok(x) => {
+                        assert_eq!(x.len(), 1600);
+                        assert!(x.iter().all(|v| v.is_finite()), "mutation {k}");
+                        played += 1;
+                    }
+                    Err(e) => {
+                        assert!(e.to_string().contains("cannot play program"), "{e}");
+                        refused_notes += 1;
+                    }
+                }
+            }
+        }
+        eprintln!("{opened} of {trials} opened, {played} notes played, {refused_notes} refused");
+        // most single changes leave a file that still opens: the loop does reach the synthesiser
+        assert!(opened > trials / 4, "{opened} of {trials} opened");
+        assert!(played > opened, "{played} notes from {opened} files");
+    }
+
+    /// A generator far outside its range that the synthesiser takes as it is: the note is
+    /// refused by name instead of playing as infinity.
+    #[test]
+    fn a_note_that_overflows_is_refused() {
+        let mut bytes = super::super::modulators::tests::plain();
+        // the first instrument generator (a key range) becomes an LFO on the volume of
+        // 16128 cB
+        let igen = bytes.windows(4).position(|w| w == b"igen").unwrap() + 8;
+        bytes[igen] = 13;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("loud.sf2");
+        std::fs::write(&path, &bytes).unwrap();
+        let mut renderer = NoteRenderer::open(&path, &[(0, "zero")]).unwrap();
+        let spec = NoteSpec {
+            program: 0,
+            pitch: 60,
+            velocity: 100,
+            detune_cents: 0.0,
+            hold: 8000,
+            total: 16000,
+        };
+        let e = renderer.render(&spec).unwrap_err().to_string();
+        assert!(
+            e.contains("loud.sf2") && e.contains("key 60") && e.contains("infinity"),
+            "{e}"
+        );
     }
 }

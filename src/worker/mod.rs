@@ -314,12 +314,18 @@ where
                 return;
             }
         };
-        if stats.losses.iter().any(|(_, v)| !v.is_finite()) {
+        let broken: Vec<&str> = (stats.losses.iter())
+            .filter(|(_, v)| !v.is_finite())
+            .map(|(name, _)| *name)
+            .collect();
+        if !broken.is_empty() {
             let _ = trainer.restore(&last_good);
             let _ = tx.send(Event::Snapshot(last_good.clone()));
             let _ = tx.send(Event::Failed(format!(
-                "training diverged at step {} (a loss became NaN or infinite); kept the weights of step {}",
-                stats.step, last_good.meta.steps
+                "training diverged at step {} (the {} loss became NaN or infinite); kept the weights of step {}; a lower learning rate may keep it stable",
+                stats.step,
+                broken.join(", "),
+                last_good.meta.steps
             )));
             return;
         }
