@@ -203,7 +203,7 @@ fn sample_audio(smpl: &[u8], h: &Header) -> anyhow::Result<Vec<i16>> {
 /// An Ogg Vorbis stream's (mono) samples as 16-bit samples. The decoder is kept from
 /// panicking the program on hostile bytes.
 fn decode_vorbis(stream: &[u8]) -> anyhow::Result<Vec<i16>> {
-    let decoded = std::panic::catch_unwind(|| -> anyhow::Result<Vec<i16>> {
+    let decoded = crate::error::quietly(|| -> anyhow::Result<Vec<i16>> {
         let mut reader = lewton::inside_ogg::OggStreamReader::new(std::io::Cursor::new(stream))
             .map_err(|e| anyhow::anyhow!("not an Ogg Vorbis stream ({e})"))?;
         // SF3 keeps every sample as one mono stream (a stereo pair is two linked samples):
@@ -224,7 +224,7 @@ fn decode_vorbis(stream: &[u8]) -> anyhow::Result<Vec<i16>> {
     });
     match decoded {
         Ok(result) => result,
-        Err(_) => bail!("a corrupt Ogg Vorbis stream"),
+        Err(panic) => bail!("a corrupt Ogg Vorbis stream ({panic})"),
     }
 }
 
@@ -522,5 +522,52 @@ pub(super) mod tests {
         let e = to_sf2(&soundfont(3, A4_OGG, sample, 69)).unwrap_err();
         assert!(format!("{e:#}").contains("past the sample chunk"), "{e:#}");
         assert!(to_sf2(b"RIFF").unwrap().is_none());
+    }
+
+    /// The CRC of an Ogg page (polynomial 0x04c11db7, unreflected, from 0), whose own CRC
+    /// field counts as zeros.
+    fn ogg_crc(page: &[u8]) -> u32 {
+        let mut crc = 0u32;
+        for (i, &byte) in page.iter().enumerate() {
+            let byte = if (22..26).contains(&i) { 0 } else { byte };
+            crc ^= (byte as u32) << 24;
+            for _ in 0..8 {
+                crc = if crc & 0x8000_0000 != 0 {
+                    (crc << 1) ^ 0x04c1_1db7
+                } else {
+                    crc << 1
+                };
+            }
+        }
+        crc
+    }
+
+    /// A stream whose header declares more than one channel is refused before it is decoded
+    /// (255 of them took over a minute).
+    #[test]
+    fn a_stream_of_many_channels_is_refused() {
+        let first_page = |stream: &[u8]| {
+            let segments = stream[26] as usize;
+            let body: usize = stream[27..27 + segments].iter().map(|&s| s as usize).sum();
+            27 + segments + body
+        };
+        let page = first_page(A4_OGG);
+        assert_eq!(ogg_crc(&A4_OGG[..page]).to_le_bytes(), A4_OGG[22..26]);
+        // the identification header opens the first page's packet: type, "vorbis", version,
+        // then the channel count
+        let channels = 27 + A4_OGG[26] as usize + 11;
+        assert_eq!(&A4_OGG[channels - 10..channels - 4], b"vorbis");
+        assert_eq!(A4_OGG[channels], 1);
+        for count in [2u8, 255] {
+            let mut stream = A4_OGG.to_vec();
+            stream[channels] = count;
+            let crc = ogg_crc(&stream[..page]);
+            stream[22..26].copy_from_slice(&crc.to_le_bytes());
+            let e = decode_vorbis(&stream).unwrap_err();
+            assert!(
+                format!("{e:#}").contains(&format!("{count} channels")),
+                "{e:#}"
+            );
+        }
     }
 }
