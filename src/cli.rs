@@ -787,23 +787,31 @@ pub fn read_matrix(path: &Path, cols: usize, what: &str) -> Result<(usize, Vec<f
     Ok((x.dims()[0], x.flatten_all()?.to_vec1::<f32>()?))
 }
 
-/// [`read_matrix`] of values that must lie in [0, 1] (images of ink on paper).
-pub fn read_unit_matrix(
-    path: &Path,
-    cols: usize,
-    what: &str,
-) -> Result<(usize, Vec<f32>), CliError> {
-    let (n, x) = read_matrix(path, cols, what)?;
-    let (lo, hi) = x
-        .iter()
-        .fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+/// [`read_batch`] of values that must lie in [0, 1], as every encoder's inputs do (images of
+/// ink or colour, spectra on the features' scale): 8-bit pixels or raw magnitudes would be
+/// encoded to latents that mean nothing.
+pub fn read_unit_batch(path: &Path, item: &[usize], what: &str) -> Result<Tensor, CliError> {
+    let x = read_batch(path, item, what)?;
+    let values = x.flatten_all()?.to_vec1::<f32>()?;
+    let (lo, hi) =
+        (values.iter()).fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
     if lo < 0.0 || hi > 1.0 {
         return Err(bad(anyhow!(
             "{}: values from {lo} to {hi}, expected {what}",
             path.display()
         )));
     }
-    Ok((n, x))
+    Ok(x)
+}
+
+/// [`read_unit_batch`] of an `(N, cols)` array: N and the values, row-major.
+pub fn read_unit_matrix(
+    path: &Path,
+    cols: usize,
+    what: &str,
+) -> Result<(usize, Vec<f32>), CliError> {
+    let x = read_unit_batch(path, &[cols], what)?;
+    Ok((x.dims()[0], x.flatten_all()?.to_vec1::<f32>()?))
 }
 
 /// Write a tensor as `.npy`, atomically.

@@ -496,6 +496,13 @@ fn hostile_files_and_settings_are_refused() {
     let args = decode(&model("sps_vision.safetensors"), &bare, &out);
     expect_refusal(&args.each_ref().map(String::as_str), &bare, &out);
 
+    // 8-bit pixels where the encoder takes RGB in [0, 1]
+    let pixels = dir.path().join("pixels.npy");
+    std::fs::write(&pixels, npy("(1, 3, 32, 32)", &[255.0; 3 * 32 * 32])).unwrap();
+    let vision = model("sps_vision.safetensors");
+    let args = ["encode", &vision, "--input", &s(&pixels), "--out", &s(&out)];
+    expect_refusal(&args, &pixels, &out);
+
     // an empty batch of latents, and more digits than a data set may hold writers for
     let empty = dir.path().join("empty.npy");
     std::fs::write(&empty, npy("(0, 9)", &[])).unwrap();

@@ -153,7 +153,7 @@ impl Family for SpsMusicFamily {
     fn encode(&self, file: &Path, input: &Path, out: &Path) -> CliResult {
         let lab = load(file)?;
         let note = [1, dsp::N_BINS, data::FRAMES_PER_NOTE];
-        let x = cli::read_batch(input, &note, "note spectra")?;
+        let x = cli::read_unit_batch(input, &note, "note spectra, features in [0, 1]")?;
         let (mu, _) = lab.model.encode(&x)?;
         cli::write_npy(&mu, out)
     }

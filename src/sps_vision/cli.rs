@@ -171,7 +171,7 @@ impl Family for SpsVisionFamily {
 
     fn encode(&self, file: &Path, input: &Path, out: &Path) -> CliResult {
         let lab = load(file)?;
-        let x = cli::read_batch(input, &[CHANNELS, SIZE, SIZE], "frames")?;
+        let x = cli::read_unit_batch(input, &[CHANNELS, SIZE, SIZE], "frames, RGB in [0, 1]")?;
         let (mu, _) = lab.model.encode(&x)?;
         cli::write_npy(&mu, out)
     }

@@ -194,7 +194,11 @@ impl Family for V3Family {
 
     fn encode(&self, file: &Path, input: &Path, out: &Path) -> CliResult {
         let lab = load(file, self.0)?;
-        let x = cli::read_batch(input, &self.0.fragment_shape(), "fragments")?;
+        let x = cli::read_unit_batch(
+            input,
+            &self.0.fragment_shape(),
+            "fragments, values in [0, 1]",
+        )?;
         let x = x.reshape((x.dim(0)?, self.0.fragment_len()))?;
         let (content, style) = lab.model.encode(&x)?;
         cli::write_npy(&candle_core::Tensor::cat(&[&content, &style], 1)?, out)
