@@ -10,6 +10,9 @@ fuzz_target!(|data: &[u8]| {
         assert!(!table.columns.is_empty(), "a table without columns");
         assert!(table.rows() > 0, "a table without rows");
         assert_eq!(table.values.len() % table.columns.len(), 0, "ragged table");
-        assert!(table.values.iter().all(|v| v.is_finite()), "NaN or inf accepted");
+        assert!(
+            table.values.iter().all(|v| v.is_finite()),
+            "NaN or inf accepted"
+        );
     }
 });

@@ -4,14 +4,17 @@
 
 use std::path::Path;
 
-use libfuzzer_sys::fuzz_target;
 use latent_lab::digits::io::{parse_idx_images, parse_idx_labels};
+use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let path = Path::new("fuzz.idx");
     if let Ok(images) = parse_idx_images(data, path) {
         assert!(images.count > 0 && images.rows > 0 && images.cols > 0);
-        assert_eq!(images.pixels.len(), images.count * images.rows * images.cols);
+        assert_eq!(
+            images.pixels.len(),
+            images.count * images.rows * images.cols
+        );
         assert_eq!(images.pixels.len() + 16, data.len());
     }
     if let Ok(labels) = parse_idx_labels(data, path) {

@@ -15,7 +15,12 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(x) = read_npy(file.path()) {
         // at least one byte a value
-        assert!(x.elem_count() <= data.len(), "{:?} from {} bytes", x.dims(), data.len());
+        assert!(
+            x.elem_count() <= data.len(),
+            "{:?} from {} bytes",
+            x.dims(),
+            data.len()
+        );
         let values = x.flatten_all().and_then(|v| v.to_vec1::<f32>()).unwrap();
         assert!(values.iter().all(|v| v.is_finite()));
     }

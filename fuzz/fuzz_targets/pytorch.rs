@@ -15,6 +15,10 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(tensors) = read_pytorch_state_dict(file.path()) {
         let values: usize = tensors.values().map(|t| t.elem_count()).sum();
-        assert!(values <= data.len(), "{values} values from {} bytes", data.len());
+        assert!(
+            values <= data.len(),
+            "{values} values from {} bytes",
+            data.len()
+        );
     }
 });

@@ -10,7 +10,8 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let programs = [(0, "Acoustic Grand Piano"), (40, "Violin")];
-    let Ok(mut renderer) = NoteRenderer::from_bytes(data.to_vec(), Path::new("fuzz.sf2"), &programs)
+    let Ok(mut renderer) =
+        NoteRenderer::from_bytes(data.to_vec(), Path::new("fuzz.sf2"), &programs)
     else {
         return;
     };
@@ -25,7 +26,10 @@ fuzz_target!(|data: &[u8]| {
         };
         if let Ok(samples) = renderer.render(&spec) {
             assert_eq!(samples.len(), 800);
-            assert!(samples.iter().all(|s| s.is_finite()), "a sample that is not finite");
+            assert!(
+                samples.iter().all(|s| s.is_finite()),
+                "a sample that is not finite"
+            );
         }
     }
 });
