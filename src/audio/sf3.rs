@@ -355,20 +355,25 @@ pub(super) mod tests {
         chunk(b"RIFF", &body)
     }
 
-    /// Fundamental of a mono signal by the first strong peak of its normalised
-    /// autocorrelation, between lags.
-    /// An SF3 whose one sample is [`A4_OGG`], looped, played by program 0 over every key.
-    pub(in crate::audio) fn a4() -> Vec<u8> {
-        let sample = Header {
+    /// The header of [`A4_OGG`] as one sample: its loop 1000 samples from 2000, counted in
+    /// the decoded audio.
+    fn looped_a4() -> Header {
+        Header {
             start: 0,
             end: A4_OGG.len() as u32,
             loop_start: 2000,
             loop_end: 3000,
             kind: 1 | OGG_VORBIS,
-        };
-        soundfont(3, A4_OGG, sample, 69)
+        }
     }
 
+    /// An SF3 whose one sample is [`A4_OGG`], looped, played by program 0 over every key.
+    pub(in crate::audio) fn a4() -> Vec<u8> {
+        soundfont(3, A4_OGG, looped_a4(), 69)
+    }
+
+    /// Fundamental of a mono signal by the first strong peak of its normalised
+    /// autocorrelation, between lags.
     fn frequency(x: &[f32], rate: f32) -> f32 {
         let n = x.len();
         let r = |lag: usize| -> f32 { (0..n - lag).map(|i| x[i] * x[i + lag]).sum::<f32>() };
@@ -396,14 +401,7 @@ pub(super) mod tests {
 
     #[test]
     fn an_sf3_plays_its_decoded_samples_at_their_pitch() {
-        // the loop: 1000 samples from 2000, counted in the decoded audio
-        let sample = Header {
-            start: 0,
-            end: A4_OGG.len() as u32,
-            loop_start: 2000,
-            loop_end: 3000,
-            kind: 1 | OGG_VORBIS,
-        };
+        let sample = looped_a4();
         // one byte past the stream: the sample chunk's length is odd
         let smpl = [A4_OGG, &[7]].concat();
         let sf3 = soundfont(3, &smpl, sample, 69);
