@@ -192,7 +192,7 @@ impl WavFolderSource {
                     .unwrap_or_default();
                 match pitch_from_name(&stem) {
                     Some(pitch) => {
-                        if let Some(note) = cut_note(&samples, 0) {
+                        if let Some(note) = cut_note(&samples, 0, samples.len()) {
                             notes.push((pitch as f32, note));
                         }
                     }
@@ -310,10 +310,19 @@ pub fn pitch_from_name(stem: &str) -> Option<i32> {
 }
 
 /// The first NOTE_SAMPLES samples from `start`, or None when the recording is too quiet.
-fn cut_note(samples: &[f32], start: usize) -> Option<Vec<f32>> {
-    let end = (start + NOTE_SAMPLES).min(samples.len());
+/// How much of a recording a note keeps: a note played higher than it was recorded is read
+/// faster ([`WavFolderSource`]'s `render_note`), so filling a note two octaves up takes four
+/// times its length.
+const RECORDED_SAMPLES: usize = 4 * NOTE_SAMPLES;
+
+/// The note recorded in `samples[start..end]`, at most [`RECORDED_SAMPLES`] of it and at
+/// least `NOTE_SAMPLES` (silence after a shorter one); `None` when it is silent.
+fn cut_note(samples: &[f32], start: usize, end: usize) -> Option<Vec<f32>> {
+    let end = end.min(start + RECORDED_SAMPLES).min(samples.len());
     let mut note = samples.get(start..end)?.to_vec();
-    note.resize(NOTE_SAMPLES, 0.0);
+    if note.len() < NOTE_SAMPLES {
+        note.resize(NOTE_SAMPLES, 0.0);
+    }
     let peak = note.iter().fold(0f32, |m, s| m.max(s.abs()));
     (peak > 1e-3).then_some(note)
 }
@@ -331,23 +340,28 @@ pub fn segment_and_label(samples: &[f32]) -> Vec<(f32, Vec<f32>)> {
         return Vec::new();
     }
     let on = peak * 0.1;
-    let mut notes = Vec::new();
+    let mut onsets = Vec::new();
     let mut i = 0;
     while i < energy.len() {
         // an onset: energy crosses the threshold after a quiet hop, or jumps by 2x
         let rising =
             energy[i] > on && (i == 0 || energy[i - 1] <= on || energy[i] > 2.0 * energy[i - 1]);
         if rising {
-            let start = i * HOP;
-            if let Some(note) = cut_note(samples, start) {
-                let steady = &note[256..NOTE_SAMPLES - FADE];
-                if let Some(f) = dsp::yin(steady, SAMPLE_RATE as f32, 40.0, 2000.0, 0.15) {
-                    notes.push((dsp::hz_to_midi(f).round(), note));
-                }
-            }
+            onsets.push(i * HOP);
             i += NOTE_SAMPLES / HOP;
         } else {
             i += 1;
+        }
+    }
+    // each note runs until the next one starts
+    let ends = onsets.iter().skip(1).copied().chain([samples.len()]);
+    let mut notes = Vec::new();
+    for (start, end) in onsets.iter().copied().zip(ends) {
+        if let Some(note) = cut_note(samples, start, end) {
+            let steady = &note[256..NOTE_SAMPLES - FADE];
+            if let Some(f) = dsp::yin(steady, SAMPLE_RATE as f32, 40.0, 2000.0, 0.15) {
+                notes.push((dsp::hz_to_midi(f).round(), note));
+            }
         }
     }
     notes
@@ -550,5 +564,78 @@ mod tests {
         assert_eq!(pitch_from_name("72"), Some(72));
         assert_eq!(pitch_from_name("take3"), None);
         assert_eq!(pitch_from_name("A-1"), Some(9));
+    }
+
+    /// A second of a decaying sawtooth at MIDI `pitch` (rich in partials, as an instrument is).
+    fn saw(pitch: f32) -> Vec<f32> {
+        let f = 440.0 * 2f32.powf((pitch - 69.0) / 12.0);
+        (0..SAMPLE_RATE as usize)
+            .map(|i| {
+                let t = i as f32 / SAMPLE_RATE as f32;
+                let phase = (f * t).fract();
+                0.5 * (2.0 * phase - 1.0) * (-1.5 * t).exp()
+            })
+            .collect()
+    }
+
+    /// The pitch YIN reads from a note's steady part, in MIDI.
+    fn heard(note: &[f32]) -> f32 {
+        let f = dsp::yin(
+            &note[256..NOTE_SAMPLES - FADE],
+            SAMPLE_RATE as f32,
+            40.0,
+            2000.0,
+            0.15,
+        );
+        dsp::hz_to_midi(f.unwrap())
+    }
+
+    /// From a folder with one recording an octave, every note of the range is played whole
+    /// at its pitch, an octave above a recording as well as below it.
+    #[test]
+    fn sparse_recordings_fill_every_note_of_the_range() {
+        let dir = tempfile::tempdir().unwrap();
+        for pitch in [48, 60, 72] {
+            let path = dir.path().join(format!("{pitch}.wav"));
+            crate::audio::wav::write_mono(&path, &saw(pitch as f32), SAMPLE_RATE).unwrap();
+        }
+        let mut source = WavFolderSource::open(dir.path()).unwrap();
+        for pitch in [50, 59, 66, 78, 84] {
+            let note = source.render_note(0, pitch).unwrap();
+            assert_eq!(note.len(), NOTE_SAMPLES);
+            let tail = &note[NOTE_SAMPLES * 3 / 4..];
+            let rms = (tail.iter().map(|s| s * s).sum::<f32>() / tail.len() as f32).sqrt();
+            assert!(
+                rms > 0.05,
+                "key {pitch}: the note's last quarter is silent ({rms})"
+            );
+            let got = heard(&note);
+            assert!(
+                (got - pitch as f32).abs() < 0.3,
+                "key {pitch} heard at {got}"
+            );
+        }
+    }
+
+    /// Notes cut from one recording at their onsets each end where the next begins.
+    #[test]
+    fn a_recording_of_several_notes_is_cut_at_each_onset() {
+        let mut take = Vec::new();
+        for pitch in [57.0, 64.0, 69.0] {
+            // each note 6000 samples long after 1024 of silence
+            take.extend_from_slice(&[0.0; 1024]);
+            take.extend_from_slice(&saw(pitch)[..6000]);
+        }
+        let notes = segment_and_label(&take);
+        let pitches: Vec<f32> = notes.iter().map(|n| n.0).collect();
+        assert_eq!(pitches, [57.0, 64.0, 69.0]);
+        // onsets are found to within one hop (256 samples)
+        for (note, length) in notes.iter().zip([7024, 7024, 6000]) {
+            assert!(
+                note.1.len().abs_diff(length) <= 256,
+                "{} samples",
+                note.1.len()
+            );
+        }
     }
 }
