@@ -192,7 +192,11 @@ impl WavFolderSource {
                     .unwrap_or_default();
                 match pitch_from_name(&stem) {
                     Some(pitch) => {
-                        if let Some(note) = cut_note(&samples, 0, samples.len()) {
+                        // from its first onset: a take often opens with silence
+                        let start = onsets(&samples).first().copied();
+                        if let Some(note) =
+                            start.and_then(|at| cut_note(&samples, at, samples.len()))
+                        {
                             notes.push((pitch as f32, note));
                         }
                     }
@@ -327,9 +331,10 @@ fn cut_note(samples: &[f32], start: usize, end: usize) -> Option<Vec<f32>> {
     (peak > 1e-3).then_some(note)
 }
 
-/// Cut a recording of several notes at energy onsets and label each by YIN, rounded to the
-/// nearest semitone; notes without a confident pitch are skipped.
-pub fn segment_and_label(samples: &[f32]) -> Vec<(f32, Vec<f32>)> {
+/// Where notes start in a recording, in samples (to within a hop of 256): where the energy
+/// of a hop crosses a tenth of the recording's loudest after a quieter hop, or doubles.
+/// None in a recording that is silent throughout.
+fn onsets(samples: &[f32]) -> Vec<usize> {
     const HOP: usize = 256;
     let energy: Vec<f32> = samples
         .chunks(HOP)
@@ -343,7 +348,6 @@ pub fn segment_and_label(samples: &[f32]) -> Vec<(f32, Vec<f32>)> {
     let mut onsets = Vec::new();
     let mut i = 0;
     while i < energy.len() {
-        // an onset: energy crosses the threshold after a quiet hop, or jumps by 2x
         let rising =
             energy[i] > on && (i == 0 || energy[i - 1] <= on || energy[i] > 2.0 * energy[i - 1]);
         if rising {
@@ -353,6 +357,13 @@ pub fn segment_and_label(samples: &[f32]) -> Vec<(f32, Vec<f32>)> {
             i += 1;
         }
     }
+    onsets
+}
+
+/// Cut a recording of several notes at energy onsets and label each by YIN, rounded to the
+/// nearest semitone; notes without a confident pitch are skipped.
+pub fn segment_and_label(samples: &[f32]) -> Vec<(f32, Vec<f32>)> {
+    let onsets = onsets(samples);
     // each note runs until the next one starts
     let ends = onsets.iter().skip(1).copied().chain([samples.len()]);
     let mut notes = Vec::new();
@@ -590,14 +601,16 @@ mod tests {
         dsp::hz_to_midi(f.unwrap())
     }
 
-    /// From a folder with one recording an octave, every note of the range is played whole
-    /// at its pitch, an octave above a recording as well as below it.
+    /// From a folder with one recording an octave, each opening with silence, every note of
+    /// the range is played whole at its pitch, an octave above a recording as well as below.
     #[test]
     fn sparse_recordings_fill_every_note_of_the_range() {
         let dir = tempfile::tempdir().unwrap();
         for pitch in [48, 60, 72] {
             let path = dir.path().join(format!("{pitch}.wav"));
-            crate::audio::wav::write_mono(&path, &saw(pitch as f32), SAMPLE_RATE).unwrap();
+            // each take opens with a third of a second of silence
+            let take = [vec![0.0; 5000], saw(pitch as f32)].concat();
+            crate::audio::wav::write_mono(&path, &take, SAMPLE_RATE).unwrap();
         }
         let mut source = WavFolderSource::open(dir.path()).unwrap();
         for pitch in [50, 59, 66, 78, 84] {
