@@ -192,8 +192,8 @@ impl WavFolderSource {
                     .unwrap_or_default();
                 match pitch_from_name(&stem) {
                     Some(pitch) => {
-                        // from its first onset: a take often opens with silence
-                        let start = onsets(&samples).first().copied();
+                        // a take often opens with silence
+                        let start = sound_start(&samples);
                         if let Some(note) =
                             start.and_then(|at| cut_note(&samples, at, samples.len()))
                         {
@@ -204,7 +204,10 @@ impl WavFolderSource {
                 }
             }
             if !notes.is_empty() {
-                notes.sort_by(|a, b| a.0.total_cmp(&b.0));
+                // of several takes of one pitch, the longest: a whole note rather than a
+                // stretch of one
+                notes.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.len().cmp(&a.1.len())));
+                notes.dedup_by(|later, first| later.0 == first.0);
                 bank.push((name, notes));
             }
         }
@@ -331,16 +334,38 @@ fn cut_note(samples: &[f32], start: usize, end: usize) -> Option<Vec<f32>> {
     (peak > 1e-3).then_some(note)
 }
 
-/// Where notes start in a recording, in samples (to within a hop of 256): where the energy
-/// of a hop crosses a tenth of the recording's loudest after a quieter hop, or doubles.
-/// None in a recording that is silent throughout.
-fn onsets(samples: &[f32]) -> Vec<usize> {
-    const HOP: usize = 256;
+/// The hops in which [`onsets`] and [`sound_start`] look for sound.
+const HOP: usize = 256;
+
+/// The RMS of each hop of `samples`, and the largest.
+fn hop_energy(samples: &[f32]) -> (Vec<f32>, f32) {
     let energy: Vec<f32> = samples
         .chunks(HOP)
         .map(|c| (c.iter().map(|s| s * s).sum::<f32>() / c.len().max(1) as f32).sqrt())
         .collect();
     let peak = energy.iter().copied().fold(0f32, f32::max);
+    (energy, peak)
+}
+
+/// Where the sound of a one-note take begins: the first hop louder than -40 dB from its
+/// loudest, so that silence before the note is skipped and its attack, which the training
+/// notes have, is kept. None for a silent take.
+fn sound_start(samples: &[f32]) -> Option<usize> {
+    let (energy, peak) = hop_energy(samples);
+    if peak <= 1e-4 {
+        return None;
+    }
+    energy
+        .iter()
+        .position(|&e| e > 0.01 * peak)
+        .map(|i| i * HOP)
+}
+
+/// Where notes start in a recording, in samples (to within a hop of 256): where the energy
+/// of a hop crosses a tenth of the recording's loudest after a quieter hop, or doubles.
+/// None in a recording that is silent throughout.
+fn onsets(samples: &[f32]) -> Vec<usize> {
+    let (energy, peak) = hop_energy(samples);
     if peak <= 1e-4 {
         return Vec::new();
     }
@@ -360,22 +385,111 @@ fn onsets(samples: &[f32]) -> Vec<usize> {
     onsets
 }
 
-/// Cut a recording of several notes at energy onsets and label each by YIN, rounded to the
-/// nearest semitone; notes without a confident pitch are skipped.
+/// Cut a recording of several notes into notes labelled by YIN, rounded to the nearest
+/// semitone: at energy onsets, and within the sound between two onsets wherever the pitch
+/// moves (a legato change of note has no onset). Stretches without a confident pitch, or
+/// shorter than a note, are skipped.
 pub fn segment_and_label(samples: &[f32]) -> Vec<(f32, Vec<f32>)> {
     let onsets = onsets(samples);
-    // each note runs until the next one starts
+    // the sound of each onset runs until the next one starts
     let ends = onsets.iter().skip(1).copied().chain([samples.len()]);
     let mut notes = Vec::new();
     for (start, end) in onsets.iter().copied().zip(ends) {
-        if let Some(note) = cut_note(samples, start, end) {
-            let steady = &note[256..NOTE_SAMPLES - FADE];
-            if let Some(f) = dsp::yin(steady, SAMPLE_RATE as f32, 40.0, 2000.0, 0.15) {
-                notes.push((dsp::hz_to_midi(f).round(), note));
+        let sound = &samples[start..end];
+        let (_, peak) = hop_energy(sound);
+        for (pitch, from, to) in pitch_runs(sound) {
+            // a note played legato is about as loud as the one before it; a stretch of a
+            // note's fading release, where YIN may hear another octave, is not
+            let part = &sound[from..to];
+            let rms = (part.iter().map(|s| s * s).sum::<f32>() / part.len() as f32).sqrt();
+            if to - from >= NOTE_SAMPLES
+                && rms >= 0.2 * peak
+                && let Some(note) = cut_note(samples, start + from, start + to)
+            {
+                notes.push((pitch.round(), note));
             }
         }
     }
     notes
+}
+
+/// Stretches of `sound` over which YIN (windows of 1024 samples, every 512) reads one pitch,
+/// to within 0.6 semitone of the stretch's mean: (mean MIDI pitch, from, to) in samples.
+fn pitch_runs(sound: &[f32]) -> Vec<(f32, usize, usize)> {
+    const WINDOW: usize = 1024;
+    const STEP: usize = 512;
+    /// The stretch being read: where it began, and its readings, those an octave from its
+    /// first reading apart. YIN's octave errors come and go within a note, so an octave's
+    /// leap is not taken for a new note; the more frequent of the two readings names it.
+    struct Open {
+        from: usize,
+        base: (f32, f32),
+        octave: (f32, f32),
+        shift: f32,
+    }
+    impl Open {
+        fn pitch(&self) -> f32 {
+            if self.octave.1 > self.base.1 {
+                self.octave.0 / self.octave.1
+            } else {
+                self.base.0 / self.base.1
+            }
+        }
+    }
+    let mut runs = Vec::new();
+    let mut open: Option<Open> = None;
+    let mut at = 0;
+    while at + WINDOW <= sound.len() {
+        let window = &sound[at..at + WINDOW];
+        let reading = dsp::yin(window, SAMPLE_RATE as f32, 40.0, 2000.0, 0.15).map(dsp::hz_to_midi);
+        let held = match (reading, open.as_mut()) {
+            (Some(m), Some(o)) => {
+                let mean = o.base.0 / o.base.1;
+                if (m - mean).abs() < 0.6 {
+                    o.base = (o.base.0 + m, o.base.1 + 1.0);
+                    true
+                } else if ((m - mean).abs() - 12.0).abs() < 0.6
+                    && (o.octave.1 == 0.0 || (m - mean).signum() * 12.0 == o.shift)
+                {
+                    o.shift = (m - mean).signum() * 12.0;
+                    o.octave = (o.octave.0 + m, o.octave.1 + 1.0);
+                    true
+                } else {
+                    false
+                }
+            }
+            _ => false,
+        };
+        if !held {
+            // the change lies within this window, past the part it shares with the last
+            if let Some(o) = open.take() {
+                runs.push((o.pitch(), o.from, at + STEP));
+            }
+            open = reading.map(|m| Open {
+                from: if at == 0 { 0 } else { at + STEP },
+                base: (m, 1.0),
+                octave: (0.0, 0.0),
+                shift: 0.0,
+            });
+        }
+        at += STEP;
+    }
+    if let Some(o) = open {
+        runs.push((o.pitch(), o.from, sound.len()));
+    }
+    // a slow glide or vibrato can split one note into stretches of the same semitone
+    let mut merged: Vec<(f32, usize, usize)> = Vec::new();
+    for run in runs {
+        match merged.last_mut() {
+            Some(last) if last.2 == run.1 && last.0.round() == run.0.round() => {
+                let (a, b) = ((last.2 - last.1) as f32, (run.2 - run.1) as f32);
+                last.0 = (last.0 * a + run.0 * b) / (a + b);
+                last.2 = run.2;
+            }
+            _ => merged.push(run),
+        }
+    }
+    merged
 }
 
 /// One 15-note scale: its instrument, first pitch, the pitch of every note, and the
@@ -627,6 +741,30 @@ mod tests {
                 (got - pitch as f32).abs() < 0.3,
                 "key {pitch} heard at {got}"
             );
+        }
+    }
+
+    /// Notes played legato, one straight after the other at the same loudness, are told
+    /// apart by their pitch.
+    #[test]
+    fn a_legato_recording_is_cut_where_the_pitch_moves() {
+        let mut take = Vec::new();
+        for pitch in [60.0, 62.0, 64.0, 65.0] {
+            let f = 440.0 * 2f32.powf((pitch - 69.0) / 12.0);
+            take.extend(
+                (0..6000).map(|i| 0.3 * (f * i as f32 / SAMPLE_RATE as f32).fract() - 0.15),
+            );
+        }
+        let notes = segment_and_label(&take);
+        let pitches: Vec<f32> = notes.iter().map(|n| n.0).collect();
+        assert_eq!(pitches, [60.0, 62.0, 64.0, 65.0]);
+        for note in &notes {
+            assert!(
+                note.1.len().abs_diff(6000) <= 1024,
+                "{} samples",
+                note.1.len()
+            );
+            assert!((heard(&note.1) - note.0).abs() < 0.3);
         }
     }
 
