@@ -7,6 +7,8 @@
 #     and FluidSynth playing MuseScore General (`musescore`): another synthesiser's filters,
 #     envelopes and interpolation. (MuseScore General itself also works as
 #     `--data soundfont:PATH`: the program's synthesiser applies its modulators.)
+#   - the same notes as one unnamed recording per instrument (`timidity_takes`,
+#     `musescore_takes`), for the program to cut at onsets and label by YIN.
 # Installs timidity, freepats, fluidsynth and the SoundFonts when missing (Debian/Ubuntu).
 # Usage: scripts/unheard_notes.sh [OUT_DIR]   (default: target/unheard)
 # Then, for example:
@@ -93,9 +95,16 @@ with tempfile.TemporaryDirectory() as tmp:
             subprocess.run(command(mid, wav), check=True, capture_output=True)
             audio = read_mono(wav)
             os.makedirs(os.path.join(root, synth, name), exist_ok=True)
+            take = []
             for i, pitch in enumerate(range(FIRST, LAST + 1)):
                 start = int(RATE * SLOT * i)
                 note = audio[start:start + int(RATE * (HOLD + RELEASE))]
                 write_mono(os.path.join(root, synth, name, f"{pitch}.wav"), note)
+                take += note
+            # the same notes as one recording without names: the program has to find where
+            # each note starts and which it is
+            os.makedirs(os.path.join(root, f"{synth}_takes", name), exist_ok=True)
+            write_mono(os.path.join(root, f"{synth}_takes", name, "take.wav"), take)
         print(f"{root}/{synth}: {len(programs)} instruments, MIDI pitches {FIRST}-{LAST}")
+        print(f"{root}/{synth}_takes: the same notes, one unnamed take per instrument")
 PY
