@@ -768,6 +768,24 @@ mod tests {
         }
     }
 
+    /// A stretch of a note where YIN hears the octave below (an organ's lower rank comes
+    /// and goes) does not split it: one note, named by what most of it reads.
+    #[test]
+    fn an_octave_that_comes_and_goes_is_one_note() {
+        let f = 440.0;
+        let tone = |i: usize, low: f32| {
+            let t = i as f32 / SAMPLE_RATE as f32;
+            let tau = std::f32::consts::TAU;
+            0.3 * (tau * f * t).sin() + low * (tau * f / 2.0 * t).sin()
+        };
+        let take: Vec<f32> = (0..12000)
+            .map(|i| tone(i, if (4000..7000).contains(&i) { 0.4 } else { 0.0 }))
+            .collect();
+        let notes = segment_and_label(&take);
+        let pitches: Vec<f32> = notes.iter().map(|n| n.0).collect();
+        assert_eq!(pitches, [69.0]);
+    }
+
     /// Notes cut from one recording at their onsets each end where the next begins.
     #[test]
     fn a_recording_of_several_notes_is_cut_at_each_onset() {
