@@ -316,7 +316,6 @@ pub fn pitch_from_name(stem: &str) -> Option<i32> {
     (0..128).contains(&midi).then_some(midi)
 }
 
-/// The first NOTE_SAMPLES samples from `start`, or None when the recording is too quiet.
 /// How much of a recording a note keeps: a note played higher than it was recorded is read
 /// faster ([`WavFolderSource`]'s `render_note`), so filling a note two octaves up takes four
 /// times its length.
@@ -418,9 +417,10 @@ pub fn segment_and_label(samples: &[f32]) -> Vec<(f32, Vec<f32>)> {
 fn pitch_runs(sound: &[f32]) -> Vec<(f32, usize, usize)> {
     const WINDOW: usize = 1024;
     const STEP: usize = 512;
-    /// The stretch being read: where it began, and its readings, those an octave from its
-    /// first reading apart. YIN's octave errors come and go within a note, so an octave's
-    /// leap is not taken for a new note; the more frequent of the two readings names it.
+    /// The stretch being read: where it began, the (sum, count) of its readings near its
+    /// first one and of those an octave away, and which octave that is (+12 or -12). YIN's
+    /// octave errors come and go within a note, so an octave's leap is not taken for a new
+    /// note; the more frequent of the two readings names it.
     struct Open {
         from: usize,
         base: (f32, f32),
