@@ -699,23 +699,22 @@ fn npy_holds_its_shape(path: &Path) -> anyhow::Result<()> {
 /// colon, quotes and spaces trimmed, the last of a repeated key kept.
 fn npy_header(header: &str) -> anyhow::Result<(Vec<u64>, u64)> {
     let header = header.trim_matches(|c: char| matches!(c, '{' | '}' | ',') || c.is_whitespace());
-    let mut fields = std::collections::HashMap::new();
+    let mut entries = Vec::new();
     let (mut depth, mut from) = (0i64, 0);
-    let ends = header.char_indices().filter(|&(_, c)| {
-        depth += match c {
-            '(' => 1,
-            ')' => -1,
-            _ => 0,
-        };
-        c == ',' && depth == 0
-    });
-    let ends: Vec<usize> = ends.map(|(i, _)| i).chain([header.len()]).collect();
-    for end in ends {
-        let entry = header[from..end].trim();
-        from = (end + 1).min(header.len());
-        if entry.is_empty() {
-            continue;
+    for (i, c) in header.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                entries.push(&header[from..i]);
+                from = i + 1;
+            }
+            _ => {}
         }
+    }
+    entries.push(&header[from..]);
+    let mut fields = std::collections::HashMap::new();
+    for entry in entries.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
         let &[key, value] = entry.split(':').collect::<Vec<_>>().as_slice() else {
             anyhow::bail!("its header is not a dictionary");
         };
@@ -792,15 +791,7 @@ pub fn read_matrix(path: &Path, cols: usize, what: &str) -> Result<(usize, Vec<f
 /// encoded to latents that mean nothing.
 pub fn read_unit_batch(path: &Path, item: &[usize], what: &str) -> Result<Tensor, CliError> {
     let x = read_batch(path, item, what)?;
-    let values = x.flatten_all()?.to_vec1::<f32>()?;
-    let (lo, hi) =
-        (values.iter()).fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-    if lo < 0.0 || hi > 1.0 {
-        return Err(bad(anyhow!(
-            "{}: values from {lo} to {hi}, expected {what}",
-            path.display()
-        )));
-    }
+    unit_values(&x, path, what)?;
     Ok(x)
 }
 
@@ -810,8 +801,23 @@ pub fn read_unit_matrix(
     cols: usize,
     what: &str,
 ) -> Result<(usize, Vec<f32>), CliError> {
-    let x = read_unit_batch(path, &[cols], what)?;
-    Ok((x.dims()[0], x.flatten_all()?.to_vec1::<f32>()?))
+    let x = read_batch(path, &[cols], what)?;
+    let values = unit_values(&x, path, what)?;
+    Ok((x.dims()[0], values))
+}
+
+/// The values of `x`, row-major, refused unless every one lies in [0, 1].
+fn unit_values(x: &Tensor, path: &Path, what: &str) -> Result<Vec<f32>, CliError> {
+    let values = x.flatten_all()?.to_vec1::<f32>()?;
+    let (lo, hi) =
+        (values.iter()).fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    if lo < 0.0 || hi > 1.0 {
+        return Err(bad(anyhow!(
+            "{}: values from {lo} to {hi}, expected {what}",
+            path.display()
+        )));
+    }
+    Ok(values)
 }
 
 /// Write a tensor as `.npy`, atomically.

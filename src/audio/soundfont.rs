@@ -173,7 +173,8 @@ impl NoteRenderer {
 
     /// Mono samples of one note (the mean of the two channels), `spec.total` long; silence
     /// where the SoundFont has nothing for it. The synthesiser trusts the file's numbers, so
-    /// a note it cannot play (a panic inside it) is an error that names the file.
+    /// a note it cannot play (a panic inside it, or sound that overflows to infinity) is an
+    /// error that names the file.
     pub fn render(&mut self, spec: &NoteSpec) -> anyhow::Result<Vec<f32>> {
         let samples = crate::error::quietly(|| self.render_unguarded(spec));
         let cannot = |why: &str| {
