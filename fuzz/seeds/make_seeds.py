@@ -5,10 +5,17 @@ Run from anywhere: python3 fuzz/seeds/make_seeds.py
 Only the standard library is used; the files are tiny and deterministic.
 """
 
+import collections
+import io
 import json
 import math
+import pickle
+import shutil
 import struct
+import sys
+import types
 import wave
+import zipfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -103,9 +110,87 @@ def write_idx(out: Path) -> None:
     (out / "label_12.idx1").write_bytes(struct.pack(">II", 0x801, 2) + bytes([1, 12]))
 
 
+def npy(descr, shape, raw, keys=("descr", "fortran_order", "shape"), quote=True):
+    """An .npy file, version 1.0: magic, header length, the header dict padded to 64, data."""
+    q = "'" if quote else ""
+    values = {"descr": f"'{descr}'", "fortran_order": "False", "shape": repr(tuple(shape))}
+    header = "{" + ", ".join(f"{q}{k}{q}: {values[k]}" for k in keys) + ", }"
+    header += " " * (-(len(header) + 11) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + raw
+
+
+def write_npy(out):
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "f32_2x3.npy").write_bytes(npy("<f4", (2, 3), f32([0, 0.5, 1, 0.25, 0.75, 1])))
+    (out / "f64_4.npy").write_bytes(npy("<f8", (4,), struct.pack("<4d", 0, 0.1, 0.2, 1)))
+    (out / "f16_2.npy").write_bytes(npy("<f2", (2,), struct.pack("<2e", 0.5, 1)))
+    # what numpy never writes but the reader accepts: unquoted keys, another key order
+    (out / "unquoted_keys.npy").write_bytes(
+        npy("<f4", (1, 2), f32([1, 2]), keys=("shape", "descr", "fortran_order"), quote=False))
+
+
+def write_pytorch(out):
+    """Two small float tensors as torch.save writes a state_dict (a zip holding data.pkl, one
+    file per storage and version), pickled without torch by stand-ins with torch's names."""
+    out.mkdir(parents=True, exist_ok=True)
+    utils = types.ModuleType("torch._utils")
+    torch = types.ModuleType("torch")
+
+    def _rebuild_tensor_v2(*args):
+        raise NotImplementedError
+
+    _rebuild_tensor_v2.__module__ = "torch._utils"
+    _rebuild_tensor_v2.__qualname__ = "_rebuild_tensor_v2"
+    utils._rebuild_tensor_v2 = _rebuild_tensor_v2
+    FloatStorage = type("FloatStorage", (), {"__module__": "torch"})
+    torch.FloatStorage = FloatStorage
+    torch._utils = utils
+    sys.modules.update({"torch": torch, "torch._utils": utils})
+
+    class Storage:
+        def __init__(self, key, n):
+            self.key, self.n = key, n
+
+    class Tensor:
+        def __init__(self, storage, shape):
+            self.storage, self.shape = storage, shape
+
+        def __reduce__(self):
+            stride = tuple(math.prod(self.shape[i + 1:]) for i in range(len(self.shape)))
+            return (_rebuild_tensor_v2,
+                    (self.storage, 0, self.shape, stride, False, collections.OrderedDict()))
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            if isinstance(obj, Storage):
+                return ("storage", FloatStorage, obj.key, "cpu", obj.n)
+            return None
+
+    state = collections.OrderedDict(
+        [("fc.weight", Tensor(Storage("0", 6), (2, 3))), ("fc.bias", Tensor(Storage("1", 2), (2,)))])
+    pkl = io.BytesIO()
+    Pickler(pkl, protocol=2).dump(state)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("archive/data.pkl", pkl.getvalue())
+        z.writestr("archive/data/0", f32([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]))
+        z.writestr("archive/data/1", f32([1, -1]))
+        z.writestr("archive/version", "3\n")
+    (out / "two_tensors.pt").write_bytes(buf.getvalue())
+
+
+def write_soundfont(out):
+    """The test fixture SoundFont: one preset, one sample, no General MIDI names."""
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copy(HERE.parent.parent / "tests" / "fixtures" / "no_general_midi.sf2", out)
+
+
 if __name__ == "__main__":
     write_checkpoints(HERE / "checkpoint")
     write_wavs(HERE / "wav")
     write_idx(HERE / "idx")
+    write_npy(HERE / "npy")
+    write_pytorch(HERE / "pytorch")
+    write_soundfont(HERE / "soundfont")
     for p in sorted(HERE.glob("*/*")):
         print(f"{p.relative_to(HERE)}  {p.stat().st_size} bytes")
