@@ -299,7 +299,8 @@ impl Font {
             .chunks_exact(SHDR_LEN)
             .map(<[u8]>::to_vec)
             .collect::<Vec<_>>();
-        let smpl = sub(sdta, b"smpl").unwrap_or_default();
+        // the synthesiser reads a sample chunk that overruns its list; the copies cannot
+        let smpl = sub(sdta, b"smpl").context("no sample data within its sdta list")?;
         let at = smpl.as_ptr() as usize - file.as_ptr() as usize;
         Ok(Self {
             info: info.to_vec(),
@@ -1123,6 +1124,28 @@ pub(super) mod tests {
         assert_eq!(instrument_values(&f.note(0, 90, 100).unwrap(), 0).2, 3999);
         // no zone at the key: nothing to play
         assert!(f.note(0, 20, 100).is_none());
+    }
+
+    /// A file whose sample data claims more than its list holds is refused by name: the
+    /// synthesiser reads past the list, and the copies that carry each note's modulators
+    /// cannot take their samples from it.
+    #[test]
+    fn sample_data_that_overruns_its_list_is_refused() {
+        let mut file = plain();
+        let at = file.windows(4).position(|w| w == b"smpl").unwrap();
+        let size = u32::from_le_bytes(file[at + 4..at + 8].try_into().unwrap());
+        file[at + 4..at + 8].copy_from_slice(&(size + 21).to_le_bytes());
+        let err = Font::parse(file.clone()).err().expect("refused");
+        assert!(format!("{err:#}").contains("no sample data"), "{err:#}");
+        let programs = [(0, "Acoustic Grand Piano")];
+        let path = std::path::Path::new("overrun.sf2");
+        let err = crate::audio::soundfont::NoteRenderer::from_bytes(file, path, &programs)
+            .err()
+            .expect("refused");
+        assert!(
+            format!("{err:#}").contains("overrun.sf2: not a valid SoundFont"),
+            "{err:#}"
+        );
     }
 
     #[test]
