@@ -526,9 +526,19 @@ pub fn render_scale(
         audio.extend(std::iter::repeat_n(0.0, NOTE_TOTAL - NOTE_SAMPLES));
     }
     let peak = audio.iter().fold(0f32, |m, s| m.max(s.abs()));
-    if peak > 0.0 {
-        audio.iter_mut().for_each(|s| *s *= 0.5 / peak);
+    // a scale that plays nothing would train and score as one of notes (every R² 0): it is a
+    // source that lacks the instrument or its samples, which the user must hear of
+    if peak < 1e-5 {
+        let (train, unseen) = source.instruments();
+        let name = train.iter().chain(&unseen).nth(instrument).cloned();
+        bail!(
+            "{}: {} plays no sound from MIDI {start} to {}",
+            source.describe(),
+            name.unwrap_or_else(|| format!("instrument {instrument}")),
+            start + SCALE[SEQ_LEN - 1]
+        );
     }
+    audio.iter_mut().for_each(|s| *s *= 0.5 / peak);
     Ok(audio)
 }
 
@@ -679,6 +689,40 @@ impl Dataset {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A source whose second instrument plays nothing (a SoundFont without its samples) is
+    /// refused with the instrument's name, not rendered into scales of silence.
+    #[test]
+    fn an_instrument_that_plays_no_sound_is_named() {
+        struct HalfMute;
+        impl NoteSource for HalfMute {
+            fn describe(&self) -> String {
+                "half-mute".into()
+            }
+            fn instruments(&self) -> (Vec<String>, Vec<String>) {
+                (vec!["Sine".into(), "Mute".into()], Vec::new())
+            }
+            fn render_note(&mut self, index: usize, pitch: i32) -> anyhow::Result<Vec<f32>> {
+                let f = dsp::midi_to_hz(pitch as f32) / SAMPLE_RATE as f32;
+                let gain = if index == 0 { 0.3 } else { 0.0 };
+                Ok((0..NOTE_SAMPLES)
+                    .map(|i| gain * (std::f32::consts::TAU * f * i as f32).sin())
+                    .collect())
+            }
+        }
+        assert!(render_scale(&mut HalfMute, 0, 60).is_ok());
+        let err = Dataset::render(&mut HalfMute, &|_| ())
+            .err()
+            .expect("refused");
+        assert_eq!(
+            format!("{err:#}"),
+            format!(
+                "half-mute: Mute plays no sound from MIDI {} to {}",
+                START_PITCHES.start(),
+                START_PITCHES.start() + SCALE[SEQ_LEN - 1]
+            )
+        );
+    }
 
     #[test]
     fn note_names_parse() {
