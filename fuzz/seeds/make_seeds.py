@@ -185,6 +185,23 @@ def write_soundfont(out):
     shutil.copy(HERE.parent.parent / "tests" / "fixtures" / "no_general_midi.sf2", out)
 
 
+def write_take(out):
+    """Scores for the `take` target, four bytes a note: pitch (MIDI 24 + byte % 84), length
+    ((byte + 1) * 128 samples at 16 kHz), loudness (/255) and kind (low two bits: sine, saw,
+    square, noise; 0x4: a sub-octave beside it; 0x10 in bits 4-5: a gap of silence before it)."""
+    out.mkdir(parents=True, exist_ok=True)
+
+    def score(notes):
+        return bytes(b for note in notes for b in note)
+
+    major = [0, 2, 4, 5, 7, 9, 11, 12]
+    (out / "scale_with_gaps.bin").write_bytes(score((36 + k, 31, 200, 0x11) for k in major))
+    (out / "legato_sines.bin").write_bytes(score((36 + k, 31, 160, 0x00) for k in major))
+    (out / "organ_sub_octave.bin").write_bytes(score((48 + k, 47, 220, 0x15) for k in major[:4]))
+    (out / "octave_leaps_and_noise.bin").write_bytes(
+        score([(45, 31, 200, 0x10), (57, 15, 200, 0x00), (45, 31, 200, 0x00), (45, 15, 90, 0x13)]))
+
+
 if __name__ == "__main__":
     write_checkpoints(HERE / "checkpoint")
     write_wavs(HERE / "wav")
@@ -192,5 +209,6 @@ if __name__ == "__main__":
     write_npy(HERE / "npy")
     write_pytorch(HERE / "pytorch")
     write_soundfont(HERE / "soundfont")
+    write_take(HERE / "take")
     for p in sorted(HERE.glob("*/*")):
         print(f"{p.relative_to(HERE)}  {p.stat().st_size} bytes")
