@@ -172,10 +172,14 @@ def write_pytorch(out):
     Pickler(pkl, protocol=2).dump(state)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
-        z.writestr("archive/data.pkl", pkl.getvalue())
-        z.writestr("archive/data/0", f32([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]))
-        z.writestr("archive/data/1", f32([1, -1]))
-        z.writestr("archive/version", "3\n")
+        for name, data in [
+            ("archive/data.pkl", pkl.getvalue()),
+            ("archive/data/0", f32([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])),
+            ("archive/data/1", f32([1, -1])),
+            ("archive/version", b"3\n"),
+        ]:
+            # a fixed date, so that the file is the same on every run
+            z.writestr(zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0)), data)
     (out / "two_tensors.pt").write_bytes(buf.getvalue())
 
 
