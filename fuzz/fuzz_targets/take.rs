@@ -62,6 +62,9 @@ fuzz_target!(|data: &[u8]| {
             "a note of {} samples",
             note.len()
         );
-        assert!(note.iter().all(|s| s.is_finite()), "a sample that is not finite");
+        assert!(
+            note.iter().all(|s| s.is_finite()),
+            "a sample that is not finite"
+        );
     }
 });
