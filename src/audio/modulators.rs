@@ -299,7 +299,8 @@ impl Font {
             .chunks_exact(SHDR_LEN)
             .map(<[u8]>::to_vec)
             .collect::<Vec<_>>();
-        // the synthesiser reads a sample chunk that overruns its list; the copies cannot
+        // the synthesiser plays a file whose sample chunk runs past its list, but the copies
+        // cut down to one note take their samples from within the list, so there are none
         let smpl = sub(sdta, b"smpl").context("no sample data within its sdta list")?;
         let at = smpl.as_ptr() as usize - file.as_ptr() as usize;
         Ok(Self {

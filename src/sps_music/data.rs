@@ -526,8 +526,8 @@ pub fn render_scale(
         audio.extend(std::iter::repeat_n(0.0, NOTE_TOTAL - NOTE_SAMPLES));
     }
     let peak = audio.iter().fold(0f32, |m, s| m.max(s.abs()));
-    // a scale that plays nothing would train and score as one of notes (every R² 0): it is a
-    // source that lacks the instrument or its samples, which the user must hear of
+    // a silent scale would be trained on and scored as if it held notes (every R² 0); it
+    // means the source lacks the instrument or its samples, which the user must be told
     if peak < 1e-5 {
         let (train, unseen) = source.instruments();
         let name = train.iter().chain(&unseen).nth(instrument).cloned();
