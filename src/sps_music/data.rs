@@ -703,11 +703,9 @@ mod tests {
                 (vec!["Sine".into(), "Mute".into()], Vec::new())
             }
             fn render_note(&mut self, index: usize, pitch: i32) -> anyhow::Result<Vec<f32>> {
-                let f = dsp::midi_to_hz(pitch as f32) / SAMPLE_RATE as f32;
-                let gain = if index == 0 { 0.3 } else { 0.0 };
-                Ok((0..NOTE_SAMPLES)
-                    .map(|i| gain * (std::f32::consts::TAU * f * i as f32).sin())
-                    .collect())
+                let gain = if index == 0 { 1.0 } else { 0.0 };
+                let note = &saw(pitch as f32)[..NOTE_SAMPLES];
+                Ok(note.iter().map(|s| gain * s).collect())
             }
         }
         assert!(render_scale(&mut HalfMute, 0, 60).is_ok());
