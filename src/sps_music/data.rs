@@ -389,6 +389,14 @@ fn onsets(samples: &[f32]) -> Vec<usize> {
 /// moves (a legato change of note has no onset). Stretches without a confident pitch, or
 /// shorter than a note, are skipped.
 pub fn segment_and_label(samples: &[f32]) -> Vec<(f32, Vec<f32>)> {
+    segment_and_label_at(samples)
+        .into_iter()
+        .map(|(pitch, _, note)| (pitch, note))
+        .collect()
+}
+
+/// [`segment_and_label`], with where each note starts in `samples`.
+pub fn segment_and_label_at(samples: &[f32]) -> Vec<(f32, usize, Vec<f32>)> {
     let onsets = onsets(samples);
     // the sound of each onset runs until the next one starts
     let ends = onsets.iter().skip(1).copied().chain([samples.len()]);
@@ -405,7 +413,7 @@ pub fn segment_and_label(samples: &[f32]) -> Vec<(f32, Vec<f32>)> {
                 && rms >= 0.2 * peak
                 && let Some(note) = cut_note(samples, start + from, start + to)
             {
-                notes.push((pitch.round(), note));
+                notes.push((pitch.round(), start + from, note));
             }
         }
     }
