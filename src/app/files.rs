@@ -12,6 +12,19 @@ pub enum FileRequest {
     Folder,
 }
 
+/// What a text field holds, as a path or data source: without the spaces around it, nor one
+/// pair of quotes around the whole, which a path copied from a shell command often keeps
+/// (`'/data/My Font.sf2'`) and no real path begins and ends with.
+pub fn typed(text: &str) -> &str {
+    let t = text.trim();
+    for q in ['\'', '"'] {
+        if let Some(inner) = t.strip_prefix(q).and_then(|r| r.strip_suffix(q)) {
+            return inner.trim();
+        }
+    }
+    t
+}
+
 /// A typed path plus a "Browse" button whose dialog runs off the UI thread.
 #[derive(Default)]
 pub struct PathField {
@@ -28,7 +41,7 @@ impl PathField {
     }
 
     pub fn path(&self) -> Option<PathBuf> {
-        let t = self.text.trim();
+        let t = typed(&self.text);
         (!t.is_empty()).then(|| PathBuf::from(t))
     }
 
@@ -315,5 +328,28 @@ impl FilesPanel {
             }
         }
         action
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_typed_path_loses_its_spaces_and_the_quotes_around_it() {
+        assert_eq!(typed("  /data/a.sf2 "), "/data/a.sf2");
+        assert_eq!(typed("'/data/My Font.sf2'"), "/data/My Font.sf2");
+        assert_eq!(typed(" \"soundfont:/x.sf2\"\n"), "soundfont:/x.sf2");
+        // quotes that do not pair up around the whole are part of the name
+        assert_eq!(typed("'/data/a.sf2"), "'/data/a.sf2");
+        assert_eq!(typed("'a\""), "'a\"");
+        assert_eq!(typed("it's.wav"), "it's.wav");
+        assert_eq!(typed("'"), "'");
+        assert_eq!(typed("''"), "");
+        assert_eq!(
+            PathField::new(" '/m/x.safetensors' ").path(),
+            Some(PathBuf::from("/m/x.safetensors"))
+        );
+        assert_eq!(PathField::new(" '' ").path(), None);
     }
 }

@@ -323,7 +323,7 @@ impl TrainingPanel {
             0 => shared.train_threads.max(1),
             n => n,
         };
-        let data = self.settings.data.trim();
+        let data = super::files::typed(&self.settings.data);
         TrainArgs {
             preset: self.settings.preset.clone(),
             data: (!data.is_empty()).then(|| data.to_string()),
