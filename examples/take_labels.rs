@@ -16,6 +16,11 @@ use latent_lab::audio::dsp::{SAMPLE_RATE, resample_linear};
 use latent_lab::audio::wav::read_mono;
 use latent_lab::sps_music::data::segment_and_label_at;
 
+/// Where a cut note's truth is read, in samples from its start: an onset is found to within
+/// a hop (256 samples), up to a hop before the note's own start, so four hops in lies within
+/// the note itself.
+const PAST_ONSET: usize = 1024;
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     anyhow::ensure!(
@@ -39,12 +44,11 @@ fn main() -> Result<()> {
         } else {
             resample_linear(&samples, rate, SAMPLE_RATE)
         };
-        // (label, truth, length) of every cut note; an onset is found to within a hop, up to
-        // a hop before the note's own start
+        // (label, truth, length) of every cut note
         let mut notes: Vec<(i32, i32, usize)> = segment_and_label_at(&samples)
             .into_iter()
             .map(|(label, start, note)| {
-                let truth = first + ((start + 1024) / note_len) as i32;
+                let truth = first + ((start + PAST_ONSET) / note_len) as i32;
                 (label as i32, truth, note.len())
             })
             .collect();
