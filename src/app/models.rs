@@ -260,7 +260,7 @@ impl<L: HostedLab> Models<L> {
             self.b_field.text = s.compare_with.clone();
         }
         if settings {
-            self.panel.settings = s.train.clone();
+            self.panel.restore(s.train.clone());
         }
     }
 

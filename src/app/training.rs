@@ -32,6 +32,9 @@ pub type StartJob = Arc<dyn Fn(&TrainArgs) -> Result<JobHandle, String> + Send +
 pub struct TrainSettings {
     pub preset: String,
     pub steps: u64,
+    /// the steps were set by hand rather than by choosing the preset: a restored window
+    /// keeps them, where a preset's own count follows the preset when its default changes
+    pub steps_by_hand: bool,
     pub seed: u64,
     pub data: String,
     /// 0: the family's own choice, capped at the window's share of the cores
@@ -45,6 +48,7 @@ impl Default for TrainSettings {
         Self {
             preset: "fast".into(),
             steps: 1000,
+            steps_by_hand: false,
             seed: 0,
             data: String::new(),
             threads: 0,
@@ -306,6 +310,23 @@ impl TrainingPanel {
         self.run.as_ref().is_some_and(TrainingRun::is_running)
     }
 
+    /// The settings of an earlier session; steps that came with their preset become the
+    /// preset's steps now.
+    pub fn restore(&mut self, settings: TrainSettings) {
+        self.settings = settings;
+        if !self.settings.steps_by_hand
+            && let Some(steps) = self.preset_steps(&self.settings.preset)
+        {
+            self.settings.steps = steps;
+        }
+    }
+
+    /// How long `preset` trains by default, if the menu offers it.
+    fn preset_steps(&self, preset: &str) -> Option<u64> {
+        let i = self.spec.presets.iter().position(|p| *p == preset)?;
+        self.spec.preset_steps.get(i).copied()
+    }
+
     /// Train another family from now on (a tab that shows several).
     pub fn set_start(&mut self, start: StartJob) {
         self.start = start;
@@ -401,14 +422,18 @@ impl TrainingPanel {
                             && let Some(&steps) = self.spec.preset_steps.get(i)
                         {
                             self.settings.steps = steps;
+                            self.settings.steps_by_hand = false;
                         }
                     }
                 });
-            ui.add(
+            let steps = ui.add(
                 egui::DragValue::new(&mut self.settings.steps)
                     .range(1..=10_000_000)
                     .prefix("steps "),
             );
+            if steps.changed() {
+                self.settings.steps_by_hand = true;
+            }
             ui.add(egui::DragValue::new(&mut self.settings.seed).prefix("seed "));
             let auto = if self.spec.single_threaded {
                 "threads: 1"
@@ -526,5 +551,47 @@ impl TrainingPanel {
     pub fn ui(&mut self, ui: &mut egui::Ui) {
         self.settings_ui(ui);
         self.progress_ui(ui);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn panel() -> TrainingPanel {
+        let spec = TrainingSpec {
+            presets: &["fast", "long"],
+            preset_steps: vec![1800, 6000],
+            ..TrainingSpec::default()
+        };
+        let start: StartJob = Arc::new(|_| Err("no training here".into()));
+        TrainingPanel::new(spec, TrainSettings::default(), start)
+    }
+
+    /// A window restored after its preset's default length changed trains the preset's new
+    /// length, unless the steps were set by hand.
+    #[test]
+    fn restored_steps_follow_their_preset_unless_set_by_hand() {
+        let saved = |preset: &str, steps, steps_by_hand| TrainSettings {
+            preset: preset.into(),
+            steps,
+            steps_by_hand,
+            seed: 7,
+            ..TrainSettings::default()
+        };
+        let mut p = panel();
+        p.restore(saved("long", 2400, false));
+        assert_eq!((p.settings.steps, p.settings.seed), (6000, 7));
+        p.restore(saved("long", 2400, true));
+        assert_eq!(p.settings.steps, 2400);
+        // a preset the menu no longer offers keeps what was saved
+        p.restore(saved("gone", 2400, false));
+        assert_eq!(p.settings.steps, 2400);
+        // settings saved before the flag existed read as steps that came with the preset
+        let old: TrainSettings =
+            serde_json::from_str(r#"{"preset": "fast", "steps": 1200}"#).unwrap();
+        p.restore(old);
+        assert_eq!(p.settings.steps, 1800);
     }
 }

@@ -1162,7 +1162,7 @@ impl LabTab for CodebookTab {
             self.state.swap_fragment = s.swap_fragment;
         }
         if s.domain == self.state.domain {
-            self.models.panel.settings = s.models.train;
+            self.models.panel.restore(s.models.train);
         }
         self.atoms_key = None;
     }
