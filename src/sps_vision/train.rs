@@ -74,8 +74,8 @@ impl TrainConfig {
                     projective: true,
                 },
             },
-            // 16 throws a batch over 1800 steps rather than 8 over 1200: the bar from 5 of
-            // seeds 0-11 rather than 1 (models/README.md, Seeds (3D))
+            // 16 throws a batch over 1800 steps meet the bar from 5 of seeds 0-11, where 8
+            // over 1200 meet it from 1 (models/README.md, Seeds (3D))
             batch: 16,
             lr: 2e-3,
             // held for the first quarter, then a cosine to 5%: with a constant rate x and z
