@@ -592,6 +592,36 @@ fn hostile_files_and_settings_are_refused() {
     }
 }
 
+/// A batch no machine has the memory for is refused by every family before its data is read
+/// or its model built, naming the bound, rather than aborting when the first step allocates.
+#[test]
+fn every_family_refuses_a_batch_beyond_its_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("m.safetensors");
+    for family in [
+        "sps-music",
+        "sps-vision",
+        "v3-notes",
+        "v3-digits",
+        "ievae",
+        "vae-relevance",
+    ] {
+        let result = bin()
+            .args(["train", family, "--steps", "1", "--set", "batch=100000000"])
+            .arg("--out")
+            .arg(&ckpt)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert_eq!(result.status.code(), Some(2), "{family}: {stderr}");
+        assert!(
+            stderr.starts_with("error: --set: batch = 100000000, must be 1..="),
+            "{family}: {stderr}"
+        );
+        assert!(!ckpt.exists(), "{family} built a model");
+    }
+}
+
 /// A training that fails never replaces the file its `--out` names: diverging at its first
 /// step, it leaves the previous checkpoint as it was and saves nothing.
 #[test]
