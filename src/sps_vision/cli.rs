@@ -119,6 +119,7 @@ impl Family for SpsVisionFamily {
         for (k, axis) in ["x", "y", "z"].iter().enumerate() {
             out[format!("r2_cubic_{axis}")] = cubic[k].into();
         }
+        out["latent_sd"] = encoded.latent_sd().into();
         if dataset.source.starts_with("ball:") {
             if let Some(k) = eval::keypoint_tracking(&lab.model, &dataset, 40)? {
                 out["keypoint_ball_r2"] = k.ball.into();

@@ -216,6 +216,20 @@ impl Encoded {
     pub fn cubic_r2(&self) -> [f64; 3] {
         self.fit(monomials).map(|(_, _, r2)| r2)
     }
+
+    /// The standard deviation of each latent dim over the held-out frames: the scale that the
+    /// translation term's shifts (`t_range`) act on, since no KL term fixes it.
+    pub fn latent_sd(&self) -> Vec<f64> {
+        let z = &self.test.z;
+        let n = z.len().max(1) as f64;
+        let dims = z.first().map_or(0, Vec::len);
+        (0..dims)
+            .map(|j| {
+                let mean = z.iter().map(|r| r[j]).sum::<f64>() / n;
+                (z.iter().map(|r| (r[j] - mean).powi(2)).sum::<f64>() / n).sqrt()
+            })
+            .collect()
+    }
 }
 
 /// Fit the linear map from latents to positions on (up to `fit_throws`) training throws and
@@ -446,6 +460,22 @@ pub fn angle_grid() -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The spread is of the held-out latents alone, per dim, whatever their mean.
+    #[test]
+    fn the_latent_spread_is_the_held_out_frames_standard_deviation() {
+        let frames = |z: Vec<Vec<f64>>| Frames {
+            positions: vec![[0.0; 3]; z.len()],
+            z,
+        };
+        let encoded = Encoded {
+            train: frames(vec![vec![100.0, -100.0]; 3]),
+            test: frames(vec![vec![1.0, 5.0], vec![3.0, 5.0], vec![5.0, 5.0]]),
+        };
+        let sd = encoded.latent_sd();
+        assert!((sd[0] - (8.0f64 / 3.0).sqrt()).abs() < 1e-12, "{sd:?}");
+        assert_eq!(sd[1], 0.0, "{sd:?}");
+    }
 
     /// A latent whose (z1, z3) plane is the floor and whose z2 is height leans 0 degrees,
     /// whatever the scale, sense and turn within the floor; tipping the plane about the x
