@@ -605,6 +605,7 @@ fn every_family_refuses_a_batch_beyond_its_memory() {
         "v3-digits",
         "ievae",
         "vae-relevance",
+        "digit-classifier",
     ] {
         let result = bin()
             .args(["train", family, "--steps", "1", "--set", "batch=100000000"])
