@@ -54,19 +54,16 @@ impl crate::nn::checkpoint::SizeLimits for TrainConfig {
             ],
             model::EncoderKind::Official => Vec::new(),
         };
-        // the symmetries act on three dims: (z1, z3) translate, z2 is the rotation's axis
-        let latent = [("model.latent".into(), m.latent, 3..=64)];
+        let sizes = [
+            ("batch".into(), self.batch, Self::BATCH),
+            // the symmetries act on three dims: (z1, z3) translate, z2 is the rotation's axis
+            ("model.latent".into(), m.latent, 3..=64),
+        ];
         let widths = [("model.rnn_hidden".into(), m.rnn_hidden, 1..=4096)]
             .into_iter()
             .chain(checkpoint::indexed("model.channels", &m.channels, 1..=4096))
             .chain(checkpoint::indexed("model.mlp", &m.mlp, 1..=4096));
-        let batch = [("batch".into(), self.batch, Self::BATCH)];
-        batch
-            .into_iter()
-            .chain(latent)
-            .chain(widths)
-            .chain(keypoints)
-            .collect()
+        sizes.into_iter().chain(widths).chain(keypoints).collect()
     }
 }
 

@@ -146,9 +146,8 @@ impl TrainConfig {
                 // height read at 0.63 after 1200 steps, against 0.28 (one seed, and which
                 // seeds find height is a draw: the seed table in models/README.md)
                 loss: LossSchedule { k: 4, ..fast.loss },
-                // the batch and rate its shipped pair and seed table were trained with
+                // the batch its shipped pair and seed table were trained with
                 batch: 8,
-                lr: 2e-3,
                 // about 4 minutes on one free core
                 steps: 2400,
                 ..fast
@@ -469,8 +468,8 @@ mod tests {
     }
 
     /// The shipped decoded-turns pair is `fast` with the turned predictions decoded and
-    /// `no-symmetry`, both trained 2400 steps at 8 throws a batch and a rate of 2e-3: the
-    /// commands models/README.md gives.
+    /// `no-symmetry`, both trained 2400 steps at 8 throws a batch: the commands
+    /// models/README.md gives.
     #[test]
     fn the_decoded_turns_pair_records_the_commands_that_made_it() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/decoded_turns");
@@ -481,14 +480,12 @@ mod tests {
         let sps = TrainConfig {
             symmetry_decode: true,
             batch: 8,
-            lr: 2e-3,
             steps: 2400,
             ..TrainConfig::preset("fast").unwrap()
         };
         assert_eq!(recorded("sps_vision.safetensors"), sps);
         let ablation = TrainConfig {
             batch: 8,
-            lr: 2e-3,
             steps: 2400,
             ..TrainConfig::preset("no-symmetry").unwrap()
         };
