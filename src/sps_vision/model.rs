@@ -52,6 +52,11 @@ pub enum EncoderKind {
         /// curving the latent. Height's ratio has another denominator than the floor's
         #[serde(default)]
         projective: bool,
+        /// the divisor is affine in the hidden layer, 1 + `keypoint.depth`(hidden) (kept
+        /// above [`MIN_DIVISOR`]), rather than its exponential: a ratio of affine maps, as
+        /// the inverse of a projection is
+        #[serde(default)]
+        affine_depth: bool,
     },
 }
 
@@ -84,11 +89,16 @@ impl ModelConfig {
 pub struct KeypointEncoder {
     convs: [Conv2d; 3],
     hidden: candle_nn::Linear,
-    /// log of each latent's perspective divisor (EncoderKind::Keypoints::projective),
-    /// started at 0
+    /// each latent's perspective divisor (EncoderKind::Keypoints::projective) as its log,
+    /// or less 1 (`affine_depth`); started at 0
     depth: Option<candle_nn::Linear>,
+    affine_depth: bool,
     keypoints: usize,
 }
+
+/// The smallest divisor of the affine projective head: a ball at the horizon is far, not at
+/// infinity.
+pub const MIN_DIVISOR: f64 = 0.05;
 
 /// The spatial soft-argmax: logits (N, K, side*side), row-major maps -> (N, K, 2), the
 /// expected (u, v) of each map's softmax, in [-1, 1] from the left / top edge's pixel centre
@@ -111,7 +121,7 @@ impl KeypointEncoder {
         channels: usize,
         keypoints: usize,
         hidden: usize,
-        projective: bool,
+        (projective, affine_depth): (bool, bool),
         latent: usize,
         init: WeightInit,
         vb: VarBuilder,
@@ -135,6 +145,7 @@ impl KeypointEncoder {
                     ))
                 })
                 .transpose()?,
+            affine_depth,
             keypoints,
         })
     }
@@ -194,11 +205,12 @@ impl SpsVision {
                 keypoints,
                 hidden,
                 projective,
+                affine_depth,
             } => Encoder::Keypoints(KeypointEncoder::new(
                 channels,
                 keypoints,
                 hidden,
-                projective,
+                (projective, affine_depth),
                 cfg.latent,
                 i,
                 vb.clone(),
@@ -238,8 +250,13 @@ impl SpsVision {
             Encoder::Keypoints(k) => {
                 let h = k.forward(x)?;
                 if let Some(depth) = &k.depth {
-                    let w = depth.forward(&h)?.neg()?.exp()?;
-                    return Ok(((self.fc11.forward(&h)? * w)?, self.fc12.forward(&h)?));
+                    let d = depth.forward(&h)?;
+                    let mu = if k.affine_depth {
+                        (self.fc11.forward(&h)? / (d + 1.0)?.maximum(MIN_DIVISOR)?)?
+                    } else {
+                        (self.fc11.forward(&h)? * d.neg()?.exp()?)?
+                    };
+                    return Ok((mu, self.fc12.forward(&h)?));
                 }
                 h
             }
@@ -383,6 +400,7 @@ mod tests {
             keypoints: 3,
             hidden: 8,
             projective: false,
+            affine_depth: false,
         };
         let (varmap, vb) = crate::nn::new_varmap();
         let model = SpsVision::new(&cfg, vb).unwrap();
@@ -399,16 +417,17 @@ mod tests {
         );
     }
 
-    /// The projective head starts as the plain one (divisors exp(0) = 1) and divides each
-    /// latent, offset included, by its own learned divisor.
+    /// The projective head starts as the plain one (divisors exp(0) = 1, or 1 + 0 when affine)
+    /// and divides each latent, offset included, by its own learned divisor.
     #[test]
     fn the_projective_head_divides_the_latent_by_a_learned_depth() {
         let mut cfg = ModelConfig::paper();
-        let kind = |projective| EncoderKind::Keypoints {
+        let kind = |projective, affine_depth| EncoderKind::Keypoints {
             channels: 4,
             keypoints: 3,
             hidden: 8,
             projective,
+            affine_depth,
         };
         let x = Tensor::rand(0f32, 1.0, (2, CHANNELS, SIZE, SIZE), &Device::Cpu).unwrap();
         let mu_of = |cfg: &ModelConfig, seed| {
@@ -420,23 +439,41 @@ mod tests {
                 model,
             )
         };
-        cfg.encoder = kind(false);
+        cfg.encoder = kind(false, false);
         let (plain, _, _) = mu_of(&cfg, 3);
-        cfg.encoder = kind(true);
-        let (projective, varmap, model) = mu_of(&cfg, 3);
-        assert_eq!(plain, projective);
-        let depth_bias = varmap.data().lock().unwrap()["keypoint.depth.bias"].clone();
         let divisors = [2f32, 1.0, 4.0];
+        // the bias that gives `divisors`, as each form reads it
+        for affine in [false, true] {
+            let bias_of = |d: f32| if affine { d - 1.0 } else { d.ln() };
+            cfg.encoder = kind(true, affine);
+            let (projective, varmap, model) = mu_of(&cfg, 3);
+            assert_eq!(plain, projective);
+            let depth_bias = varmap.data().lock().unwrap()["keypoint.depth.bias"].clone();
+            depth_bias
+                .set(&Tensor::new(&divisors.map(bias_of), &Device::Cpu).unwrap())
+                .unwrap();
+            let divided = model.encode(&x).unwrap().0.to_vec2::<f32>().unwrap();
+            for (a, b) in plain.iter().zip(&divided) {
+                for k in 0..3 {
+                    assert!(
+                        (a[k] / divisors[k] - b[k]).abs() < 1e-5,
+                        "affine {affine}: {a:?} / {divisors:?} vs {b:?}"
+                    );
+                }
+            }
+        }
+        // the affine divisor stays above MIN_DIVISOR however far its bias falls
+        cfg.encoder = kind(true, true);
+        let (_, varmap, model) = mu_of(&cfg, 3);
+        let depth_bias = varmap.data().lock().unwrap()["keypoint.depth.bias"].clone();
         depth_bias
-            .set(&Tensor::new(&divisors.map(f32::ln), &Device::Cpu).unwrap())
+            .set(&Tensor::new(&[-5f32, -5.0, -5.0], &Device::Cpu).unwrap())
             .unwrap();
-        let divided = model.encode(&x).unwrap().0.to_vec2::<f32>().unwrap();
-        for (a, b) in plain.iter().zip(&divided) {
+        let floored = model.encode(&x).unwrap().0.to_vec2::<f32>().unwrap();
+        for (a, b) in plain.iter().zip(&floored) {
             for k in 0..3 {
-                assert!(
-                    (a[k] / divisors[k] - b[k]).abs() < 1e-5,
-                    "{a:?} / {divisors:?} vs {b:?}"
-                );
+                let expected = a[k] / MIN_DIVISOR as f32;
+                assert!((expected - b[k]).abs() < 1e-4 * expected.abs().max(1.0));
             }
         }
     }

@@ -72,6 +72,7 @@ impl TrainConfig {
                     keypoints: 8,
                     hidden: 64,
                     projective: true,
+                    affine_depth: false,
                 },
             },
             // 16 throws a batch over 1800 steps meet the bar from 5 of seeds 0-11, where 8
