@@ -58,6 +58,17 @@ impl Family for SpsVisionFamily {
 
     fn train(&self, args: &TrainArgs) -> Result<worker::JobHandle, CliError> {
         let cfg = args.config_without_sizes(FAMILY, TrainConfig::preset, |c| &mut c.steps)?;
+        // the form of a divisor that is not there would be ignored without a word
+        if let super::model::EncoderKind::Keypoints {
+            projective: false,
+            affine_depth: true,
+            ..
+        } = cfg.model.encoder
+        {
+            return Err(bad(anyhow!(
+                "--set: model.encoder.keypoints.affine_depth shapes the projective head's divisor; set model.encoder.keypoints.projective=true too"
+            )));
+        }
         let spec = args.data.clone().unwrap_or_else(|| "ball".into());
         let seed = args.seed;
         // a folder is read (and refused) before the job starts, so a bad one exits with 2
