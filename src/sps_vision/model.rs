@@ -250,11 +250,11 @@ impl SpsVision {
             Encoder::Keypoints(k) => {
                 let h = k.forward(x)?;
                 if let Some(depth) = &k.depth {
-                    let d = depth.forward(&h)?;
+                    let (n, d) = (self.fc11.forward(&h)?, depth.forward(&h)?);
                     let mu = if k.affine_depth {
-                        (self.fc11.forward(&h)? / (d + 1.0)?.maximum(MIN_DIVISOR)?)?
+                        (n / (d + 1.0)?.maximum(MIN_DIVISOR)?)?
                     } else {
-                        (self.fc11.forward(&h)? * d.neg()?.exp()?)?
+                        (n * d.neg()?.exp()?)?
                     };
                     return Ok((mu, self.fc12.forward(&h)?));
                 }
