@@ -7,12 +7,18 @@
 //! reads that row better than height holds where the ball is in the picture (height and
 //! depth mixed, as the camera looks down at the floor) more than how high it is.
 //!
+//! Then the floor: the R² of the affine readings of x and of z (depth, towards the camera),
+//! and the share of each one's miss (the variance of what the reading leaves) that follows
+//! x·z and z² respectively. A camera above the floor draws the near half of the floor larger
+//! than the far half (x·z) and its rows further apart (z²); a latent that holds the floor as
+//! the picture shows it misses by those terms.
+//!
 //! ```text
 //! cargo run --release --example sps_vision_bend -- CHECKPOINT...
 //! ```
 
 use anyhow::{Context, Result};
-use latent_lab::metrics::affine_r2;
+use latent_lab::metrics::{affine_fit, affine_r2, linear_fit};
 use latent_lab::sps_vision::data::Camera;
 use latent_lab::sps_vision::model::{encode_frames, map_frames};
 use latent_lab::sps_vision::{Lab, cli::held_out_throws, eval};
@@ -27,7 +33,7 @@ fn main() -> Result<()> {
     let files: Vec<String> = std::env::args().skip(1).collect();
     anyhow::ensure!(!files.is_empty(), "usage: sps_vision_bend CHECKPOINT...");
     println!(
-        "checkpoint  R² of y  best R² of 1/(c - y)  at c  R² of y from the hidden layer  R² of the image row"
+        "checkpoint  R² of y  best R² of 1/(c - y)  at c  R² of y from the hidden layer  R² of the image row  R² of x  its miss on x·z  R² of z  its miss on z²"
     );
     let camera = Camera::standard();
     for file in files {
@@ -59,8 +65,23 @@ fn main() -> Result<()> {
             .iter()
             .map(|p| camera.project(*p).map_or(f64::NAN, |(_, v)| f64::from(v)))
             .collect();
+        // the floor's axis `axis` read from the latent, and the share of its miss that
+        // follows `term`
+        let floor = |axis: usize, term: &dyn Fn(&[f32; 3]) -> f32| {
+            let truth_axis: Vec<f64> = truth.iter().map(|p| f64::from(p[axis])).collect();
+            let (w, b) = affine_fit(&latent, &truth_axis);
+            let miss: Vec<f64> = latent
+                .iter()
+                .zip(&truth_axis)
+                .map(|(z, t)| t - b - z.iter().zip(&w).map(|(a, c)| a * c).sum::<f64>())
+                .collect();
+            let term: Vec<f64> = truth.iter().map(|p| f64::from(term(p))).collect();
+            (affine_r2(&latent, &truth_axis), linear_fit(&term, &miss).r2)
+        };
+        let (x, x_miss) = floor(0, &|p| p[0] * p[2]);
+        let (z, z_miss) = floor(2, &|p| p[2] * p[2]);
         println!(
-            "{file}  {:.3}  {r2:.3}  {c:.2}  {hidden}  {:.3}",
+            "{file}  {:.3}  {r2:.3}  {c:.2}  {hidden}  {:.3}  {x:.3}  {x_miss:.2}  {z:.3}  {z_miss:.2}",
             affine_r2(&latent, &height),
             affine_r2(&latent, &row)
         );
