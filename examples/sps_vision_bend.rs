@@ -18,7 +18,7 @@
 //! ```
 
 use anyhow::{Context, Result};
-use latent_lab::metrics::{affine_fit, affine_r2, linear_fit};
+use latent_lab::metrics::{affine_fit, affine_r2, linear_fit, r_squared};
 use latent_lab::sps_vision::data::Camera;
 use latent_lab::sps_vision::model::{encode_frames, map_frames};
 use latent_lab::sps_vision::{Lab, cli::held_out_throws, eval};
@@ -70,13 +70,13 @@ fn main() -> Result<()> {
         let floor = |axis: usize, term: &dyn Fn(&[f32; 3]) -> f32| {
             let truth_axis: Vec<f64> = truth.iter().map(|p| f64::from(p[axis])).collect();
             let (w, b) = affine_fit(&latent, &truth_axis);
-            let miss: Vec<f64> = latent
+            let read: Vec<f64> = latent
                 .iter()
-                .zip(&truth_axis)
-                .map(|(z, t)| t - b - z.iter().zip(&w).map(|(a, c)| a * c).sum::<f64>())
+                .map(|z| b + z.iter().zip(&w).map(|(a, c)| a * c).sum::<f64>())
                 .collect();
+            let miss: Vec<f64> = truth_axis.iter().zip(&read).map(|(t, r)| t - r).collect();
             let term: Vec<f64> = truth.iter().map(|p| f64::from(term(p))).collect();
-            (affine_r2(&latent, &truth_axis), linear_fit(&term, &miss).r2)
+            (r_squared(&read, &truth_axis), linear_fit(&term, &miss).r2)
         };
         let (x, x_miss) = floor(0, &|p| p[0] * p[2]);
         let (z, z_miss) = floor(2, &|p| p[2] * p[2]);
