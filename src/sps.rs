@@ -103,6 +103,17 @@ pub fn save_imported<C, M, K>(
     Ok(())
 }
 
+/// An ablation preset of [`PRESETS`]: the SPS preset it takes parts away from, and whether
+/// it is the β-VAE (no prior either) rather than `no-symmetry`. `None` for the others.
+pub fn ablation(name: &str) -> Option<(&'static str, bool)> {
+    let base = match name {
+        "no-symmetry" | "beta-vae" => "fast",
+        "generic-no-symmetry" | "generic-beta-vae" => "generic",
+        _ => return None,
+    };
+    Some((base, name.ends_with("beta-vae")))
+}
+
 /// The presets every SPS family has: the default, the official sizes, the default's two
 /// ablations, then a generic body (nothing in it built for the factor) and its ablations.
 pub const PRESETS: [&str; 7] = [

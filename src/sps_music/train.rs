@@ -205,16 +205,16 @@ impl TrainConfig {
                 steps: 6000,
                 ..paper
             },
-            "no-symmetry" | "beta-vae" => fast.ablated(name),
-            "generic-no-symmetry" | "generic-beta-vae" => Self::preset("generic")?.ablated(name),
-            other => return Err(unknown_preset(FAMILY, other, &PRESETS)),
+            other => match crate::sps::ablation(other) {
+                Some((base, beta_vae)) => Self::preset(base)?.ablated(other, beta_vae),
+                None => return Err(unknown_preset(FAMILY, other, &PRESETS)),
+            },
         })
     }
 
-    /// The ablation `name` of this SPS preset: `...no-symmetry` without the symmetry terms,
-    /// `...beta-vae` also without the prior (and so without the timbre a sequence shares).
-    fn ablated(self, name: &str) -> Self {
-        let beta_vae = name.ends_with("beta-vae");
+    /// This SPS preset's ablation `name`: without the symmetry terms, and with `beta_vae`
+    /// without the prior too (and so without the timbre a sequence shares).
+    fn ablated(self, name: &str, beta_vae: bool) -> Self {
         Self {
             preset: name.into(),
             loss: self.loss.ablated(beta_vae),
