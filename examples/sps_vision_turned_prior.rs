@@ -12,8 +12,8 @@
 //!   total variance; then the same for a tilt about z1, which is no symmetry of the data. In
 //!   brackets, what a prior blind to the turn would add to the unturned error: the change
 //!   the turn makes to gravity (|g - R⁻¹g|²), against the same variance. A prior whose
-//!   turned error stays below its blind bracket has learnt to tell turned throws apart; one
-//!   far above it has not learnt the turn at all.
+//!   turned error stays well below the unturned error plus that bracket has learnt to tell
+//!   turned throws apart; one at or above it has not.
 //!
 //! ```text
 //! cargo run --release --example sps_vision_turned_prior -- CHECKPOINT...
